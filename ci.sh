@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The one test command (README): installs what the tests need into .tools/,
+# then runs format, lint, every test, docs, and builds against the earliest and
+# latest Kubernetes versions k8s-openapi supports. `.ci/run` calls exactly this.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+step() { printf '\n==> %s\n' "$*" >&2; }
+
+step "install test tools (helm, kubernetes-validate) into .tools/"
+./scripts/install-tools.sh
+export PATH="$PWD/.tools/bin:$PATH"
+
+step "cargo fmt --check"
+cargo fmt --all --check
+
+step "cargo clippy -D warnings"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "library crates against k8s-openapi earliest (1.33) and latest (1.37)"
+for version in 1.33 1.37; do
+  K8S_OPENAPI_ENABLED_VERSION=$version cargo check --locked --lib \
+    -p c8s-sidecar-core -p c8s-pipeline-model -p c8s-pod-builder -p c8s-kube -p c8s-helm
+done
+
+step "cargo doc -D warnings"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
+
+step "tests"
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --locked --no-fail-fast
+  cargo test --workspace --doc --locked
+else
+  cargo test --workspace --locked --no-fail-fast
+fi

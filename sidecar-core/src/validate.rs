@@ -1,0 +1,478 @@
+//! Validation rules for sidecars (SPEC §1 and the API server's rules in K8S.md).
+//!
+//! Rules produce [`Finding`]s: a problem at a field path. A [`Locator`] turns
+//! them into located [`Error`]s, building source maps only when something is
+//! wrong. Other crates (pipeline-model) reuse these pieces for inline sidecars.
+
+use std::cell::OnceCell;
+use std::collections::BTreeMap;
+
+use crate::error::{Error, Errors, Position, Problem};
+use crate::names;
+use crate::path::FieldPath;
+use crate::types::{PortRef, Protocol, ReadinessProbe, SidecarConfig};
+use crate::yaml::SourceMap;
+
+/// Container names c8s itself creates in every pod.
+pub const RESERVED_NAMES: [&str; 3] = ["main", "artifact-helper", "git-clone"];
+/// Prefix reserved for containers c8s creates (`c8s-inputs-…`).
+pub const RESERVED_PREFIX: &str = "c8s-";
+
+/// One broken rule, before it is located in a file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    /// Which document (index into the [`Locator`]'s documents).
+    pub doc: usize,
+    /// Full path of the offending value.
+    pub path: FieldPath,
+    /// What the value belongs to (`sidecar "postgres"`), if anything.
+    pub subject: Option<String>,
+    /// Path of the subject, so the message can show the field relative to it.
+    pub subject_path: FieldPath,
+    /// The rule.
+    pub problem: Problem,
+    /// For duplicates: the first definition, to fill in `Problem::Duplicate::first`.
+    pub first: Option<(usize, FieldPath)>,
+}
+
+/// The documents findings refer to, with source maps built on first use.
+#[derive(Debug, Default)]
+pub struct Locator<'a> {
+    docs: Vec<(&'a str, &'a str, OnceCell<SourceMap>)>,
+}
+
+impl<'a> Locator<'a> {
+    /// An empty locator.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a document (file name and text) and returns its index.
+    pub fn add(&mut self, file: &'a str, text: &'a str) -> usize {
+        self.docs.push((file, text, OnceCell::new()));
+        self.docs.len() - 1
+    }
+
+    /// Where `path` is written in document `doc`.
+    pub fn position(&self, doc: usize, path: &FieldPath) -> Position {
+        match self.docs.get(doc) {
+            Some((file, text, map)) => map.get_or_init(|| SourceMap::build(file, text)).position(path),
+            None => Position::default(),
+        }
+    }
+
+    /// Turns findings into errors sorted in document order.
+    pub fn locate(&self, findings: Vec<Finding>) -> Errors {
+        let mut errors: Vec<(usize, Error)> = findings
+            .into_iter()
+            .map(|f| {
+                let at = self.position(f.doc, &f.path);
+                let mut problem = f.problem;
+                if let (Problem::Duplicate { first, .. }, Some((doc, path))) = (&mut problem, &f.first) {
+                    *first = self.position(*doc, path);
+                }
+                let field = f
+                    .path
+                    .strip_prefix(&f.subject_path)
+                    .unwrap_or_else(|| f.path.clone());
+                let error = Error::Invalid {
+                    at,
+                    path: f.path,
+                    subject: f.subject,
+                    field,
+                    problem: Box::new(problem),
+                };
+                (f.doc, error)
+            })
+            .collect();
+        errors.sort_by(|(da, a), (db, b)| {
+            let (pa, pb) = (a.position(), b.position());
+            (da, pa.line, pa.column).cmp(&(db, pb.line, pb.column))
+        });
+        Errors::new(errors.into_iter().map(|(_, e)| e).collect())
+    }
+}
+
+/// A sidecar and where it is written: document index and path.
+#[derive(Debug, Clone, Copy)]
+pub struct Placed<'s> {
+    /// The sidecar.
+    pub sidecar: &'s SidecarConfig,
+    /// Its document.
+    pub doc: usize,
+    /// Its path in that document.
+    pub path: &'s FieldPath,
+}
+
+/// Checks the rules of one sidecar on its own.
+pub fn check_sidecar(placed: Placed<'_>, findings: &mut Vec<Finding>) {
+    let Placed { sidecar: s, path, .. } = placed;
+    let mut sink = Sink::new(findings, placed, format!("sidecar {:?}", s.name));
+
+    if s.name.is_empty() {
+        sink.problem(path.key("name"), Problem::Empty);
+    } else if let Err(reason) = names::dns1123_label(&s.name) {
+        sink.problem(
+            path.key("name"),
+            Problem::InvalidName {
+                value: s.name.clone(),
+                reason,
+            },
+        );
+    } else if RESERVED_NAMES.contains(&s.name.as_str()) || s.name.starts_with(RESERVED_PREFIX) {
+        sink.problem(path.key("name"), Problem::ReservedName { name: s.name.clone() });
+    }
+
+    if s.image.is_empty() {
+        sink.problem(path.key("image"), Problem::Empty);
+    } else if let Err(reason) = names::image_reference(&s.image) {
+        sink.problem(
+            path.key("image"),
+            Problem::InvalidImage {
+                value: s.image.clone(),
+                reason,
+            },
+        );
+    }
+
+    if s.working_dir.as_deref() == Some("") {
+        sink.problem(path.key("workingDir"), Problem::Empty);
+    }
+
+    let mut env_names: BTreeMap<&str, usize> = BTreeMap::new();
+    for (i, env) in s.env.iter().enumerate() {
+        let at = path.key("env").index(i);
+        if let Err(reason) = names::env_var_name(&env.name) {
+            sink.problem(
+                at.key("name"),
+                Problem::InvalidEnvName {
+                    value: env.name.clone(),
+                    reason,
+                },
+            );
+        }
+        if env.value.is_some() && env.secret_key_ref.is_some() {
+            sink.problem(at.clone(), Problem::ValueAndSecret);
+        }
+        if let Some(secret) = &env.secret_key_ref {
+            let at = at.key("secretKeyRef");
+            if let Err(reason) = names::dns1123_subdomain(&secret.name) {
+                sink.problem(
+                    at.key("name"),
+                    Problem::InvalidSecretName {
+                        value: secret.name.clone(),
+                        reason,
+                    },
+                );
+            }
+            if let Err(reason) = names::config_key(&secret.key) {
+                sink.problem(
+                    at.key("key"),
+                    Problem::InvalidSecretKey {
+                        value: secret.key.clone(),
+                        reason,
+                    },
+                );
+            }
+        }
+        if let Some(&first) = env_names.get(env.name.as_str()) {
+            sink.duplicate(
+                at.key("name"),
+                "env var",
+                &env.name,
+                path.key("env").index(first).key("name"),
+            );
+        } else {
+            env_names.insert(&env.name, i);
+        }
+    }
+
+    let mut port_names: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut port_numbers: BTreeMap<(i32, Protocol), usize> = BTreeMap::new();
+    for (i, port) in s.ports.iter().enumerate() {
+        let at = path.key("ports").index(i);
+        if !(1..=65535).contains(&port.container_port) {
+            sink.problem(
+                at.key("containerPort"),
+                Problem::PortOutOfRange {
+                    port: i64::from(port.container_port),
+                },
+            );
+        }
+        if let Some(name) = &port.name {
+            if let Err(reason) = names::port_name(name) {
+                sink.problem(
+                    at.key("name"),
+                    Problem::InvalidPortName {
+                        value: name.clone(),
+                        reason,
+                    },
+                );
+            }
+            if let Some(&first) = port_names.get(name.as_str()) {
+                sink.duplicate(
+                    at.key("name"),
+                    "port name",
+                    name,
+                    path.key("ports").index(first).key("name"),
+                );
+            } else {
+                port_names.insert(name, i);
+            }
+        }
+        let key = (port.container_port, port.protocol);
+        if let Some(&first) = port_numbers.get(&key) {
+            let label = format!("{}/{}", port.container_port, port.protocol);
+            sink.duplicate(
+                at.key("containerPort"),
+                "port",
+                &label,
+                path.key("ports").index(first).key("containerPort"),
+            );
+        } else {
+            port_numbers.insert(key, i);
+        }
+    }
+
+    check_resources(s, path, &mut sink);
+
+    if let crate::Readiness::Probe(probe) = &s.readiness {
+        check_probe(s, probe, &path.key("readiness"), &mut sink);
+    }
+
+    match s.run_as_user {
+        Some(0) if !s.run_as_root => sink.problem(path.key("runAsUser"), Problem::RootUser { uid: 0 }),
+        Some(uid) if uid < 0 => sink.problem(path.key("runAsUser"), Problem::NotPositive { value: uid }),
+        _ => {}
+    }
+
+    let mut scratch: BTreeMap<&str, usize> = BTreeMap::new();
+    for (i, dir) in s.scratch.iter().enumerate() {
+        let at = path.key("scratch").index(i);
+        if !is_clean_absolute(dir) {
+            sink.problem(at, Problem::InvalidPath { value: dir.clone() });
+        } else if let Some(&first) = scratch.get(dir.as_str()) {
+            sink.duplicate(at, "scratch path", dir, path.key("scratch").index(first));
+        } else {
+            scratch.insert(dir, i);
+        }
+    }
+}
+
+/// Collects findings about one subject (a sidecar) placed in a document.
+pub struct Sink<'f> {
+    findings: &'f mut Vec<Finding>,
+    doc: usize,
+    subject: String,
+    subject_path: FieldPath,
+}
+
+impl<'f> Sink<'f> {
+    /// A sink for findings about `subject` at `placed`.
+    pub fn new(findings: &'f mut Vec<Finding>, placed: Placed<'_>, subject: String) -> Self {
+        Self {
+            findings,
+            doc: placed.doc,
+            subject,
+            subject_path: placed.path.clone(),
+        }
+    }
+
+    /// Records `problem` at `path`.
+    pub fn problem(&mut self, path: FieldPath, problem: Problem) {
+        self.push(path, problem, None);
+    }
+
+    /// Records that `name` (a `kind`) at `at` repeats the one at `first`.
+    pub fn duplicate(&mut self, at: FieldPath, kind: &'static str, name: &str, first: FieldPath) {
+        let problem = Problem::Duplicate {
+            kind,
+            name: name.to_owned(),
+            first: Position::default(),
+        };
+        self.push(at, problem, Some(first));
+    }
+
+    fn push(&mut self, path: FieldPath, problem: Problem, first: Option<FieldPath>) {
+        self.findings.push(Finding {
+            doc: self.doc,
+            path,
+            subject: Some(self.subject.clone()),
+            subject_path: self.subject_path.clone(),
+            problem,
+            first: first.map(|p| (self.doc, p)),
+        });
+    }
+}
+
+fn check_port(s: &SidecarConfig, sink: &mut Sink<'_>, port: &PortRef, here: FieldPath) {
+    match port {
+        PortRef::Number(n) if !(1..=65535).contains(n) => {
+            sink.problem(here, Problem::PortOutOfRange { port: i64::from(*n) })
+        }
+        PortRef::Name(name) if !s.ports.iter().any(|p| p.name.as_deref() == Some(name)) => {
+            sink.problem(here, Problem::UnknownPortName { name: name.clone() })
+        }
+        _ => {}
+    }
+}
+
+/// Whether `path` is absolute and has no `..` component.
+pub fn is_clean_absolute(path: &str) -> bool {
+    path.starts_with('/') && !path.split('/').any(|c| c == "..")
+}
+
+fn check_resources(s: &SidecarConfig, path: &FieldPath, sink: &mut Sink<'_>) {
+    let at = path.key("resources");
+    for (section, list) in [
+        ("requests", &s.resources.requests),
+        ("limits", &s.resources.limits),
+    ] {
+        for (name, quantity) in list {
+            let here = at.key(section).key(name);
+            if !names::resource_name(name) {
+                sink.problem(here.clone(), Problem::InvalidResourceName { value: name.clone() });
+            }
+            if quantity.is_negative() {
+                sink.problem(
+                    here,
+                    Problem::NegativeQuantity {
+                        resource: name.clone(),
+                        value: quantity.to_string(),
+                    },
+                );
+            }
+        }
+    }
+    for (name, request) in &s.resources.requests {
+        if let Some(limit) = s.resources.limits.get(name)
+            && request.nanos() > limit.nanos()
+        {
+            sink.problem(
+                at.key("requests").key(name),
+                Problem::RequestExceedsLimit {
+                    resource: name.clone(),
+                    request: request.to_string(),
+                    limit: limit.to_string(),
+                },
+            );
+        }
+    }
+}
+
+fn check_probe(s: &SidecarConfig, probe: &ReadinessProbe, at: &FieldPath, sink: &mut Sink<'_>) {
+    let count = probe.handler_count();
+    if count != 1 {
+        sink.problem(at.clone(), Problem::ProbeHandlers { found: count });
+    }
+    if let Some(tcp) = &probe.tcp_socket {
+        check_port(s, sink, &tcp.port, at.key("tcpSocket").key("port"));
+    }
+    if let Some(http) = &probe.http_get {
+        check_port(s, sink, &http.port, at.key("httpGet").key("port"));
+        if !http.path.starts_with('/') {
+            sink.problem(
+                at.key("httpGet").key("path"),
+                Problem::InvalidHttpPath {
+                    value: http.path.clone(),
+                },
+            );
+        }
+    }
+    if let Some(exec) = &probe.exec
+        && exec.command.is_empty()
+    {
+        sink.problem(at.key("exec").key("command"), Problem::EmptyCommand);
+    }
+    for (key, value) in [
+        ("periodSeconds", probe.period_seconds),
+        ("timeoutSeconds", probe.timeout_seconds),
+    ] {
+        if let Some(v) = value
+            && v < 1
+        {
+            sink.problem(at.key(key), Problem::NotPositive { value: i64::from(v) });
+        }
+    }
+}
+
+/// Checks rules between the sidecars of one pod: unique names, and no two
+/// containers on the same port and protocol (they share a network namespace).
+pub fn check_pod_sidecars(sidecars: &[Placed<'_>], findings: &mut Vec<Finding>) {
+    let mut by_name: BTreeMap<&str, Placed<'_>> = BTreeMap::new();
+    let mut by_port: BTreeMap<(i32, Protocol), Placed<'_>> = BTreeMap::new();
+    for placed in sidecars {
+        let s = placed.sidecar;
+        let subject = Some(format!("sidecar {:?}", s.name));
+        if !s.name.is_empty() {
+            if let Some(first) = by_name.get(s.name.as_str()) {
+                findings.push(Finding {
+                    doc: placed.doc,
+                    path: placed.path.key("name"),
+                    subject: subject.clone(),
+                    subject_path: placed.path.clone(),
+                    problem: Problem::Duplicate {
+                        kind: "sidecar",
+                        name: s.name.clone(),
+                        first: Position::default(),
+                    },
+                    first: Some((first.doc, first.path.key("name"))),
+                });
+            } else {
+                by_name.insert(&s.name, *placed);
+            }
+        }
+        let mut seen_here = std::collections::BTreeSet::new();
+        for (i, port) in s.ports.iter().enumerate() {
+            let key = (port.container_port, port.protocol);
+            if !seen_here.insert(key) {
+                continue; // reported by check_sidecar
+            }
+            match by_port.get(&key) {
+                Some(owner) => findings.push(Finding {
+                    doc: placed.doc,
+                    path: placed.path.key("ports").index(i),
+                    subject: subject.clone(),
+                    subject_path: placed.path.clone(),
+                    problem: Problem::PortConflict {
+                        port: port.container_port,
+                        protocol: port.protocol,
+                        owner: format!("sidecar {:?}", owner.sidecar.name),
+                    },
+                    first: None,
+                }),
+                None => {
+                    by_port.insert(key, *placed);
+                }
+            }
+        }
+    }
+}
+
+/// Validates sidecars built in code (no source file): every rule, every problem.
+pub fn validate_sidecars(sidecars: &[SidecarConfig]) -> Result<(), Errors> {
+    let mut locator = Locator::new();
+    let doc = locator.add("<input>", "");
+    let findings = check_list(sidecars, doc, &FieldPath::root());
+    if findings.is_empty() {
+        Ok(())
+    } else {
+        Err(locator.locate(findings))
+    }
+}
+
+/// All findings for one list of sidecars at `base` in document `doc`.
+pub fn check_list(sidecars: &[SidecarConfig], doc: usize, base: &FieldPath) -> Vec<Finding> {
+    let paths: Vec<FieldPath> = (0..sidecars.len()).map(|i| base.index(i)).collect();
+    let placed: Vec<Placed<'_>> = sidecars
+        .iter()
+        .zip(&paths)
+        .map(|(sidecar, path)| Placed { sidecar, doc, path })
+        .collect();
+    let mut findings = Vec::new();
+    for p in &placed {
+        check_sidecar(*p, &mut findings);
+    }
+    check_pod_sidecars(&placed, &mut findings);
+    findings
+}
