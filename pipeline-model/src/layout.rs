@@ -1,0 +1,88 @@
+//! The containers of a step's pod, in start order, with their roles and
+//! resources. pod-builder renders exactly this layout, and resource arithmetic
+//! (the KEP-753 effective request) is computed on it, so the two always agree.
+//!
+//! Order (K8S.md): plain init containers first (`git-clone`, then one
+//! `c8s-input-N` per input), then sidecars (native: restartable init
+//! containers), then `main`, then `artifact-helper` when there are outputs.
+//! Plain init containers go before sidecars so they do not add to the
+//! sidecars' running sum.
+
+use std::collections::BTreeMap;
+
+use c8s_sidecar_core::{Quantity, Resources};
+
+use crate::plan::TaskPlan;
+
+/// What a container is for, which decides where it goes in the pod.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ContainerRole {
+    /// A plain init container: runs to completion before anything after it.
+    Init,
+    /// A sidecar: starts before `main` and runs beside it.
+    Sidecar,
+    /// A regular container (`main`, `artifact-helper`).
+    Regular,
+}
+
+/// One container of the layout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LaidOutContainer {
+    /// The container name.
+    pub name: String,
+    /// Its role.
+    pub role: ContainerRole,
+    /// Its requests and limits.
+    pub resources: Resources,
+}
+
+/// Name of the init container that clones the repository.
+pub const GIT_CLONE: &str = "git-clone";
+/// Name of the main container.
+pub const MAIN: &str = "main";
+/// Name of the container that saves outputs.
+pub const ARTIFACT_HELPER: &str = "artifact-helper";
+
+/// The name of the init container that unpacks input number `index`.
+pub fn input_container_name(index: usize) -> String {
+    format!("c8s-input-{index}")
+}
+
+/// Requests and limits of the containers c8s adds (clone, inputs, artifacts):
+/// 50m/64Mi requested, 500m/256Mi at most.
+pub fn helper_resources() -> Resources {
+    let q = |s: &str| Quantity::parse(s).unwrap_or_else(|_| Quantity::zero());
+    let mut resources = Resources::default();
+    resources.requests = BTreeMap::from([("cpu".to_owned(), q("50m")), ("memory".to_owned(), q("64Mi"))]);
+    resources.limits = BTreeMap::from([("cpu".to_owned(), q("500m")), ("memory".to_owned(), q("256Mi"))]);
+    resources
+}
+
+/// The containers of `plan`'s pod in start order.
+pub fn pod_layout(plan: &TaskPlan) -> Vec<LaidOutContainer> {
+    let helper = |name: String, role| LaidOutContainer {
+        name,
+        role,
+        resources: helper_resources(),
+    };
+    let mut layout = vec![helper(GIT_CLONE.to_owned(), ContainerRole::Init)];
+    for index in 0..plan.inputs.len() {
+        layout.push(helper(input_container_name(index), ContainerRole::Init));
+    }
+    for sidecar in &plan.sidecars {
+        layout.push(LaidOutContainer {
+            name: sidecar.name.clone(),
+            role: ContainerRole::Sidecar,
+            resources: sidecar.resources.clone(),
+        });
+    }
+    layout.push(LaidOutContainer {
+        name: MAIN.to_owned(),
+        role: ContainerRole::Regular,
+        resources: plan.resources.clone(),
+    });
+    if !plan.outputs.is_empty() {
+        layout.push(helper(ARTIFACT_HELPER.to_owned(), ContainerRole::Regular));
+    }
+    layout
+}
