@@ -52,10 +52,10 @@ pub fn input_container_name(index: usize) -> String {
 /// 50m/64Mi requested, 500m/256Mi at most.
 pub fn helper_resources() -> Resources {
     let q = |s: &str| Quantity::parse(s).unwrap_or_else(|_| Quantity::zero());
-    let mut resources = Resources::default();
-    resources.requests = BTreeMap::from([("cpu".to_owned(), q("50m")), ("memory".to_owned(), q("64Mi"))]);
-    resources.limits = BTreeMap::from([("cpu".to_owned(), q("500m")), ("memory".to_owned(), q("256Mi"))]);
-    resources
+    Resources {
+        requests: BTreeMap::from([("cpu".to_owned(), q("50m")), ("memory".to_owned(), q("64Mi"))]),
+        limits: BTreeMap::from([("cpu".to_owned(), q("500m")), ("memory".to_owned(), q("256Mi"))]),
+    }
 }
 
 /// The containers of `plan`'s pod in start order.

@@ -1,11 +1,76 @@
 //! Task plans, pipelines and DAGs: everything between a user's YAML and a pod.
 //!
-//! Being built (issue 3). Today it holds [`TaskPlan`], the one intermediate form
-//! pod-builder consumes. It is pure: no I/O, no clock, no randomness.
+//! Two front-ends lower into one intermediate form, [`TaskPlan`], which
+//! pod-builder renders: `.c8s.yaml` pipelines ([`parse_pipeline`], then
+//! [`Pipeline::expand`] for a branch: matrix combinations, [`Dag`] layers,
+//! skipped steps, one plan per step per combination) and Concourse task configs
+//! ([`parse_task_config`], [`task_plan`], [`visit_task`]).
+//!
+//! ```
+//! use c8s_pipeline_model::{parse_pipeline, MemorySource};
+//!
+//! let text = r#"
+//! name: orders
+//! repository: https://example.com/orders.git
+//! matrix:
+//!   dimensions: { go: ["1.22", "1.23"] }
+//! steps:
+//!   - name: unit
+//!     image: golang:${{ matrix.go }}
+//!     commands: ["go test ./..."]
+//!   - name: publish
+//!     image: alpine:3
+//!     dependsOn: [unit]
+//!     conditional: { branches: [main] }
+//! "#;
+//! let pipeline = parse_pipeline(".c8s.yaml", text, &MemorySource::new()).unwrap();
+//! let run = pipeline.expand(Some("feature/x")).unwrap();
+//! assert_eq!(run.layers, [vec!["unit"], vec!["publish"]]);
+//! assert!(run.skipped.contains_key("publish"));
+//! let images: Vec<&str> = run.plans.iter().map(|p| p.image.as_str()).collect();
+//! assert_eq!(images, ["golang:1.22", "golang:1.23"]);
+//! ```
+//!
+//! The crate is pure: no I/O, no clock, no randomness. Files (sidecar files)
+//! are read through a [`SourceReader`] the caller provides.
 
+mod check;
+pub mod dag;
+mod duration;
+mod expand;
 pub mod layout;
+mod links;
+pub mod masker;
+pub mod matrix;
+mod ordered;
+pub mod pipeline;
 pub mod plan;
+pub mod resources;
+pub mod schedule;
+mod sidecar_files;
+mod substitute;
+pub mod task;
 
 pub use c8s_sidecar_core as sidecar;
+pub use c8s_sidecar_core::{Errors, MemorySource, SourceReader};
+pub use dag::{Dag, DagError};
+pub use duration::{branch_matches, parse_duration};
+pub use expand::{RunPlan, step_plan};
 pub use layout::{ContainerRole, LaidOutContainer, pod_layout};
+pub use masker::{MaskerError, SecretMasker};
+pub use matrix::{Combination, DEFAULT_MAX_COMBINATIONS, Matrix};
+pub use ordered::OrderedMap;
+pub use pipeline::{
+    Conditional, Pipeline, PipelineOptions, SecretEnv, Step, StepInput, parse_pipeline, parse_pipeline_with,
+};
 pub use plan::{PlanIdentity, PlanInput, TaskPlan};
+pub use resources::{
+    EffectiveResources, QuotaError, ResourceList, RunResources, check_quota, effective_resources,
+    plan_effective_resources, run_resources,
+};
+pub use schedule::{CriticalPath, Progress, SkipReason};
+pub use substitute::substitute_sidecar;
+pub use task::{
+    ContainerLimits, ImageResource, ImageSource, TaskCache, TaskConfig, TaskInput, TaskOutput, TaskRun,
+    TaskStep, parse_task_config, task_plan, visit_task,
+};

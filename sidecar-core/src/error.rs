@@ -275,6 +275,87 @@ pub enum Problem {
         /// The UID.
         uid: i64,
     },
+    /// `dependsOn` (or an input) names a step the pipeline does not define.
+    #[error("step {name:?} is not defined")]
+    UnknownStep {
+        /// The name used.
+        name: String,
+    },
+    /// A step lists itself in `dependsOn`.
+    #[error("a step cannot depend on itself")]
+    SelfDependency,
+    /// Steps that depend on each other in a circle.
+    #[error("dependency cycle: {}", path.join(" -> "))]
+    Cycle {
+        /// The cycle, first step repeated at the end: `[a, b, c, a]`.
+        path: Vec<String>,
+    },
+    /// An input from a step this step does not (transitively) depend on.
+    #[error("step {step:?} is not a dependency of this step; add it to dependsOn")]
+    InputNotFromDependency {
+        /// The producing step named by the input.
+        step: String,
+    },
+    /// An input naming an output its step does not declare.
+    #[error("step {step:?} declares no output {output:?}")]
+    UnknownOutput {
+        /// The producing step.
+        step: String,
+        /// The output asked for.
+        output: String,
+    },
+    /// `${{ matrix.X }}`, or an exclude/include key, naming no dimension.
+    #[error("matrix dimension {name:?} is not defined ({known})")]
+    UnknownDimension {
+        /// The name used.
+        name: String,
+        /// The dimensions there are, e.g. `dimensions: go, db` or `the pipeline has no matrix`.
+        known: String,
+    },
+    /// An include entry that leaves out a dimension.
+    #[error("no value for matrix dimension {name:?}")]
+    MissingDimension {
+        /// The dimension left out.
+        name: String,
+    },
+    /// A `${{ ... }}` expression that is not a matrix reference.
+    #[error("{expression:?} is not a valid expression: {reason}")]
+    InvalidExpression {
+        /// The expression as written.
+        expression: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The matrix expands to more combinations than allowed.
+    #[error("the matrix expands to {combinations} combinations; the limit is {limit}")]
+    MatrixTooLarge {
+        /// How many combinations there would be.
+        combinations: u128,
+        /// The configured limit.
+        limit: usize,
+    },
+    /// A duration that does not parse (`90s`, `30m`, `1h30m` do).
+    #[error("{value:?} is not a valid duration: {reason}")]
+    InvalidDuration {
+        /// The value as written.
+        value: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A path that must be relative to the workspace and stay inside it.
+    #[error("{value:?} must be a relative path inside the workspace (no leading /, no `..`)")]
+    InvalidRelativePath {
+        /// The value as written.
+        value: String,
+    },
+    /// A value c8s does not support in this place.
+    #[error("{value:?} is not supported: expected {expected}")]
+    Unsupported {
+        /// The value as written.
+        value: String,
+        /// What is supported.
+        expected: String,
+    },
 }
 
 /// Every problem found in an input, in document order. Displayed one per line.

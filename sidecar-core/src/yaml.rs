@@ -83,7 +83,9 @@ fn syntax_error(file: &str, error: &serde_saphyr::Error) -> Error {
     let text = error.to_string();
     let message = match strip_location_suffix(&text) {
         "invalid i32" | "invalid i64" | "invalid u32" | "invalid u64" => "expected a whole number".to_owned(),
-        other => other.to_owned(),
+        other => other
+            .trim_end_matches(", set DuplicateKeyPolicy in Options if acceptable")
+            .to_owned(),
     };
     Error::Syntax {
         at: Position::new(file, line, column),

@@ -3,6 +3,9 @@
 //!
 //! Exit codes: 0 success, 1 invalid input, 2 usage error.
 
+mod documents;
+mod plan;
+mod render;
 mod snippet;
 
 use std::io::Write;
@@ -23,10 +26,31 @@ struct Cli {
 enum Command {
     /// Check files and report every problem with its file:line:column.
     Validate {
-        /// Sidecar files (YAML lists of sidecars).
+        /// Sidecar files, Concourse task configs or `.c8s.yaml` pipelines.
         #[arg(required = true)]
         files: Vec<String>,
+        /// What the files are; detected from each file's content when absent
+        /// (a list: sidecars; a mapping with `steps`: a pipeline; with `run`,
+        /// `image_resource` or `platform`: a task config).
+        #[arg(long, value_enum)]
+        kind: Option<documents::Kind>,
     },
+    /// Show what a pipeline run will do: matrix combinations, layers, skipped
+    /// steps, the critical path and resources. Sidecar files are read
+    /// relative to the pipeline's directory.
+    Plan {
+        /// The pipeline file.
+        pipeline: String,
+        /// The branch of the run (evaluates `branches` and `conditional`).
+        #[arg(long)]
+        branch: Option<String>,
+        /// Output format.
+        #[arg(short = 'o', long = "output", value_enum, default_value = "text")]
+        output: plan::Format,
+    },
+    /// Render a pipeline (every matrix combination), a task config or a
+    /// sidecar file as Pods or Jobs: YAML for `kubectl apply -f -`.
+    Render(render::RenderArgs),
     /// Print a JSON Schema, for editors.
     Schema {
         /// Which format.
@@ -62,7 +86,13 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Command::Validate { files } => validate(&files),
+        Command::Validate { files, kind } => validate(&files, kind),
+        Command::Plan {
+            pipeline,
+            branch,
+            output,
+        } => plan_command(&pipeline, branch.as_deref(), output),
+        Command::Render(args) => render::run(&args, report_errors, print_stdout),
         Command::Schema {
             kind: SchemaKind::Sidecars,
         } => {
@@ -73,7 +103,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn validate(files: &[String]) -> ExitCode {
+fn validate(files: &[String], kind: Option<documents::Kind>) -> ExitCode {
     let mut failed = false;
     let mut out = String::new();
     let mut err = String::new();
@@ -86,24 +116,50 @@ fn validate(files: &[String]) -> ExitCode {
                     reason: c8s_sidecar_core::load::read_reason(&e),
                 })
             })
-            .and_then(|bytes| c8s_sidecar_core::parse_sidecars_bytes(file, &bytes).map(|_| bytes));
+            .and_then(|bytes| documents::validate(file, &bytes, kind).map(|_| bytes));
         match result {
             Ok(_) => out.push_str(&format!("ok: {file}\n")),
             Err(errors) => {
                 failed = true;
-                let source = std::fs::read(file).ok();
-                for error in errors.iter() {
-                    err.push_str(&format!("error: {error}\n"));
-                    if let Some(bytes) = &source {
-                        err.push_str(&snippet::render(bytes, &error.position()));
-                    }
-                }
+                err.push_str(&report_errors(file, &errors));
             }
         }
     }
     let _ = std::io::stderr().write_all(err.as_bytes());
     let code = print_stdout(&out);
     if failed { ExitCode::from(1) } else { code }
+}
+
+/// Every error of `file` with the offending line under it.
+fn report_errors(file: &str, errors: &Errors) -> String {
+    let mut err = String::new();
+    for error in errors.iter() {
+        err.push_str(&format!("error: {error}\n"));
+        let at = error.position();
+        if let Some(bytes) = documents::source_of(file, &at.file) {
+            err.push_str(&snippet::render(&bytes, &at));
+        }
+    }
+    err
+}
+
+fn plan_command(file: &str, branch: Option<&str>, format: plan::Format) -> ExitCode {
+    let result = FsSource
+        .read(file)
+        .map_err(|e| {
+            Errors::from(c8s_sidecar_core::Error::Read {
+                file: file.to_owned(),
+                reason: c8s_sidecar_core::load::read_reason(&e),
+            })
+        })
+        .and_then(|bytes| plan::plan(file, &bytes, branch));
+    match result {
+        Ok(report) => print_stdout(&plan::render(&report, format)),
+        Err(errors) => {
+            let _ = std::io::stderr().write_all(report_errors(file, &errors).as_bytes());
+            ExitCode::from(1)
+        }
+    }
 }
 
 /// Writes to stdout; a closed pipe (`c8s ... | head`) is not an error.

@@ -1,0 +1,151 @@
+//! `c8s validate` for every kind of file: sidecar lists, Concourse task
+//! configs and pipelines, told apart by their content (or `--kind`).
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use c8s_sidecar_core::{Errors, SourceReader};
+use clap::ValueEnum;
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+
+/// What a file holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Kind {
+    /// A YAML list of sidecars.
+    Sidecars,
+    /// A Concourse task config (with optional inline sidecars).
+    Task,
+    /// A `.c8s.yaml` pipeline.
+    Pipeline,
+}
+
+/// Reads files relative to a directory: a pipeline's `sidecarFiles` are
+/// resolved relative to the pipeline file's own directory, so a pipeline
+/// validates the same from wherever `c8s` is run.
+pub struct DirSource {
+    dir: PathBuf,
+}
+
+impl DirSource {
+    /// Paths relative to the directory holding `file`.
+    pub fn beside(file: &str) -> Self {
+        let dir = Path::new(file)
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        Self { dir }
+    }
+
+    /// The path `path` (as written in the pipeline) refers to.
+    pub fn resolve(&self, path: &str) -> PathBuf {
+        self.dir.join(path)
+    }
+}
+
+impl SourceReader for DirSource {
+    fn read(&self, path: &str) -> std::io::Result<Vec<u8>> {
+        std::fs::read(self.resolve(path))
+    }
+}
+
+/// The top level of a document: a list, or a mapping with these keys.
+enum Shape {
+    List,
+    Mapping(Vec<String>),
+    Other,
+}
+
+impl<'de> de::Deserialize<'de> for Shape {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ShapeVisitor;
+        impl<'de> Visitor<'de> for ShapeVisitor {
+            type Value = Shape;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a YAML document")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Shape, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Shape::List)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Shape, A::Error> {
+                let mut keys = Vec::new();
+                while let Some((key, IgnoredAny)) = map.next_entry::<String, IgnoredAny>()? {
+                    keys.push(key);
+                }
+                Ok(Shape::Mapping(keys))
+            }
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<Shape, E> {
+                Ok(Shape::Other)
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Shape, E> {
+                Ok(Shape::Other)
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Shape, E> {
+                Ok(Shape::Other)
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Shape, E> {
+                Ok(Shape::Other)
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Shape, E> {
+                Ok(Shape::Other)
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Shape, E> {
+                Ok(Shape::Other)
+            }
+        }
+        deserializer.deserialize_any(ShapeVisitor)
+    }
+}
+
+/// What `text` most likely is: a list is sidecars, a mapping with `steps` a
+/// pipeline, a mapping with `run`, `image_resource` or `platform` a task.
+/// `None` for any other mapping. Anything else (empty, not YAML, a scalar) is
+/// read as sidecars, whose parser then says what is wrong.
+pub fn detect_kind(file: &str, text: &str) -> Option<Kind> {
+    match c8s_sidecar_core::yaml::from_str::<Shape>(file, text) {
+        Ok(Shape::Mapping(keys)) if keys.iter().any(|k| k == "steps") => Some(Kind::Pipeline),
+        Ok(Shape::Mapping(keys))
+            if keys
+                .iter()
+                .any(|k| k == "run" || k == "image_resource" || k == "platform") =>
+        {
+            Some(Kind::Task)
+        }
+        Ok(Shape::Mapping(_)) => None,
+        _ => Some(Kind::Sidecars),
+    }
+}
+
+/// Like [`detect_kind`], reading an unrecognised mapping as sidecars.
+pub fn detect(file: &str, text: &str) -> Kind {
+    detect_kind(file, text).unwrap_or(Kind::Sidecars)
+}
+
+/// Parses and validates `bytes` as `kind` (detected when `None`).
+pub fn validate(file: &str, bytes: &[u8], kind: Option<Kind>) -> Result<Kind, Errors> {
+    let text = c8s_sidecar_core::yaml::as_utf8(file, bytes)?;
+    let Some(kind) = kind.or_else(|| detect_kind(file, text)) else {
+        return Err(Errors::from(c8s_sidecar_core::Error::Syntax {
+            at: c8s_sidecar_core::Position::new(file, 1, 1),
+            message: "cannot tell what kind of file this is: expected a list of sidecars, a task config \
+                      (with run, image_resource or platform) or a pipeline (with steps); use --kind"
+                .to_owned(),
+        }));
+    };
+    match kind {
+        Kind::Sidecars => c8s_sidecar_core::parse_sidecars(file, text).map(|_| kind),
+        Kind::Task => c8s_pipeline_model::parse_task_config(file, text).map(|_| kind),
+        Kind::Pipeline => {
+            c8s_pipeline_model::parse_pipeline(file, text, &DirSource::beside(file)).map(|_| kind)
+        }
+    }
+}
+
+/// The bytes an error position refers to, for the snippet under the error:
+/// the file itself, or a sidecar file of `file` (a pipeline).
+pub fn source_of(file: &str, error_file: &str) -> Option<Vec<u8>> {
+    if error_file == file {
+        return std::fs::read(file).ok();
+    }
+    std::fs::read(DirSource::beside(file).resolve(error_file)).ok()
+}

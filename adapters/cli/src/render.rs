@@ -1,0 +1,220 @@
+//! `c8s render`: a pipeline (every matrix combination), a task config, or a
+//! sidecar file, rendered as Pods or Jobs — a multi-document YAML stream or a
+//! JSON `List` that `kubectl apply -f -` accepts. The bytes are exactly those
+//! of `c8s_pod_builder::to_canonical_yaml_stream` / `to_canonical_json_list`.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use c8s_pipeline_model::sidecar::Errors;
+use c8s_pipeline_model::{PlanIdentity, TaskPlan, TaskStep};
+use c8s_pod_builder::{Object, RunContext, SidecarMode, YamlStream};
+use clap::{Args, ValueEnum};
+
+use crate::documents::{self, DirSource, Kind};
+
+/// Options of `c8s render`.
+#[derive(Debug, Args)]
+pub struct RenderArgs {
+    /// A `.c8s.yaml` pipeline, a Concourse task config, or a sidecar file.
+    pub file: String,
+    /// What the file is; detected from its content when absent.
+    #[arg(long, value_enum)]
+    pub kind: Option<Kind>,
+    /// The run's branch (evaluates `branches` and `conditional`; fetched when no commit is given).
+    #[arg(long)]
+    pub branch: Option<String>,
+    /// The commit to check out.
+    #[arg(long, default_value = "")]
+    pub commit: String,
+    /// The build number.
+    #[arg(long, default_value_t = 1)]
+    pub build: u64,
+    /// The run's id.
+    #[arg(long, default_value = "local")]
+    pub run_id: String,
+    /// Namespace of the objects (omitted when empty).
+    #[arg(long, default_value = "")]
+    pub namespace: String,
+    /// Git repository to clone (default: the pipeline's `repository`).
+    #[arg(long)]
+    pub repository: Option<String>,
+    /// Emit batch/v1 Jobs instead of Pods.
+    #[arg(long)]
+    pub job: bool,
+    /// Sidecar mode (default: native from Kubernetes 1.29 on).
+    #[arg(long, value_enum)]
+    pub sidecars: Option<Mode>,
+    /// Target Kubernetes minor version (1.N); below 29 selects legacy sidecars.
+    #[arg(long, default_value_t = c8s_pod_builder::context::DEFAULT_KUBERNETES_MINOR)]
+    pub kubernetes_minor: u32,
+    /// PersistentVolumeClaim for artifacts.
+    #[arg(long, default_value = "c8s-artifacts")]
+    pub artifact_claim: String,
+    /// PersistentVolumeClaim for caches.
+    #[arg(long, default_value = "c8s-cache")]
+    pub cache_claim: String,
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value = "yaml")]
+    pub output: Format,
+}
+
+/// `--sidecars`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Mode {
+    /// Restartable init containers (Kubernetes >= 1.29).
+    Native,
+    /// Plain containers (older clusters).
+    Legacy,
+}
+
+/// `-o`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// A multi-document YAML stream.
+    Yaml,
+    /// A JSON `List`.
+    Json,
+}
+
+/// What a file turned into: the plans, and the repository they clone.
+pub struct LoadedPlans {
+    /// One plan per pod, in a stable order.
+    pub plans: Vec<TaskPlan>,
+    /// The pipeline's repository (empty for task configs and sidecar files).
+    pub repository: String,
+}
+
+/// The main container of a rendered sidecar file: it only proves the sidecars started.
+const SIDECAR_CHECK_IMAGE: &str = "busybox:1.37.0";
+
+/// Parses `bytes` (from `file`) as `kind` and lowers it to plans:
+/// a pipeline expands to every matrix combination (for `branch`); a task
+/// config becomes one plan (pipeline = file stem, step `task`); a sidecar file
+/// becomes one plan whose `main` waits for the sidecars and exits.
+pub fn load_plans(
+    file: &str,
+    bytes: &[u8],
+    kind: Option<Kind>,
+    branch: Option<&str>,
+) -> Result<LoadedPlans, Errors> {
+    let text = c8s_pipeline_model::sidecar::yaml::as_utf8(file, bytes)?;
+    let stem = Path::new(file)
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .map(|s| s.trim_end_matches(".c8s"))
+        .filter(|s| !s.is_empty())
+        .unwrap_or("c8s")
+        .to_owned();
+    let reader = DirSource::beside(file);
+    match kind.unwrap_or_else(|| documents::detect(file, text)) {
+        Kind::Pipeline => {
+            let pipeline = c8s_pipeline_model::parse_pipeline(file, text, &reader)?;
+            let run = pipeline.expand(branch)?;
+            Ok(LoadedPlans {
+                plans: run.plans,
+                repository: pipeline.repository,
+            })
+        }
+        Kind::Task => {
+            let config = c8s_pipeline_model::parse_task_config(file, text)?;
+            let plan = c8s_pipeline_model::visit_task(&stem, &TaskStep::new("task", config), &reader)?;
+            Ok(LoadedPlans {
+                plans: vec![plan],
+                repository: String::new(),
+            })
+        }
+        Kind::Sidecars => {
+            let sidecars = c8s_pipeline_model::sidecar::parse_sidecars(file, text)?;
+            let mut plan = TaskPlan::new(PlanIdentity::new(stem, "sidecars"), SIDECAR_CHECK_IMAGE);
+            plan.command = vec!["sh".into(), "-ec".into(), "echo \"c8s: sidecars are up\"".into()];
+            plan.sidecars = sidecars;
+            Ok(LoadedPlans {
+                plans: vec![plan],
+                repository: String::new(),
+            })
+        }
+    }
+}
+
+/// The run context the flags describe.
+pub fn context(args: &RenderArgs, repository: &str) -> RunContext {
+    let mut ctx = RunContext::new(args.run_id.clone(), args.build)
+        .with_commit(args.commit.clone())
+        .with_branch(args.branch.clone().unwrap_or_default())
+        .with_repository(args.repository.clone().unwrap_or_else(|| repository.to_owned()))
+        .with_namespace(args.namespace.clone())
+        .with_artifact_claim(args.artifact_claim.clone())
+        .with_cache_claim(args.cache_claim.clone())
+        .with_kubernetes_minor(args.kubernetes_minor);
+    if let Some(mode) = args.sidecars {
+        ctx = ctx.with_sidecar_mode(match mode {
+            Mode::Native => SidecarMode::Native,
+            Mode::Legacy => SidecarMode::Legacy,
+        });
+    }
+    ctx
+}
+
+/// Renders every plan (as Pods, or Jobs with `job`) and serialises them
+/// canonically; YAML is written one object at a time.
+pub fn render_plans(
+    plans: &[TaskPlan],
+    ctx: &RunContext,
+    job: bool,
+    format: Format,
+) -> Result<String, c8s_pod_builder::Error> {
+    let render = |plan: &TaskPlan| -> Result<Object, c8s_pod_builder::Error> {
+        if job {
+            c8s_pod_builder::render_job(plan, ctx).map(Object::from)
+        } else {
+            c8s_pod_builder::render_pod(plan, ctx).map(Object::from)
+        }
+    };
+    match format {
+        Format::Yaml => {
+            let mut stream = YamlStream::new();
+            for plan in plans {
+                stream.push(&render(plan)?)?;
+            }
+            Ok(stream.finish())
+        }
+        Format::Json => {
+            let objects = plans.iter().map(render).collect::<Result<Vec<_>, _>>()?;
+            c8s_pod_builder::to_canonical_json_list(&objects)
+        }
+    }
+}
+
+/// Runs `c8s render`: input errors go through `report` (file:line:column and
+/// a snippet), output through `print`. Exit code 1 on any error.
+pub fn run(args: &RenderArgs, report: fn(&str, &Errors) -> String, print: fn(&str) -> ExitCode) -> ExitCode {
+    let file = args.file.as_str();
+    let loaded = std::fs::read(file)
+        .map_err(|e| {
+            Errors::from(c8s_pipeline_model::sidecar::Error::Read {
+                file: file.to_owned(),
+                reason: c8s_pipeline_model::sidecar::load::read_reason(&e),
+            })
+        })
+        .and_then(|bytes| load_plans(file, &bytes, args.kind, args.branch.as_deref()));
+    let loaded = match loaded {
+        Ok(loaded) => loaded,
+        Err(errors) => {
+            eprint!("{}", report(file, &errors));
+            return ExitCode::from(1);
+        }
+    };
+    if loaded.plans.is_empty() {
+        let branch = args.branch.as_deref().unwrap_or("");
+        eprintln!("c8s: {file}: nothing to render: no step runs on branch {branch:?}");
+    }
+    let ctx = context(args, &loaded.repository);
+    match render_plans(&loaded.plans, &ctx, args.job, args.output) {
+        Ok(text) => print(&text),
+        Err(e) => {
+            eprintln!("error: {file}: {e}");
+            ExitCode::from(1)
+        }
+    }
+}

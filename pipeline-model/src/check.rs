@@ -1,0 +1,411 @@
+//! The pipeline rules (SPEC §3), as functions that push [`Finding`]s: a
+//! problem at a field path, located later only if there is one.
+
+use std::collections::BTreeMap;
+
+use c8s_sidecar_core::validate::{self, Finding, Placed};
+use c8s_sidecar_core::{FieldPath, Position, Problem, Resources, names};
+
+use crate::links;
+use crate::matrix::{self, Matrix, known_dimensions};
+use crate::ordered::OrderedMap;
+use crate::pipeline::{Pipeline, PipelineOptions, Step};
+use crate::substitute::substitute_sidecar;
+
+/// Who findings are about (`step "unit"`, or the pipeline itself) and where.
+pub(crate) struct Subject<'f> {
+    pub findings: &'f mut Vec<Finding>,
+    pub doc: usize,
+    pub label: Option<String>,
+    pub path: FieldPath,
+}
+
+impl Subject<'_> {
+    pub fn problem(&mut self, path: FieldPath, problem: Problem) {
+        self.push(path, problem, None);
+    }
+
+    pub fn duplicate(&mut self, at: FieldPath, kind: &'static str, name: &str, first: FieldPath) {
+        let problem = Problem::Duplicate {
+            kind,
+            name: name.to_owned(),
+            first: Position::default(),
+        };
+        self.push(at, problem, Some(first));
+    }
+
+    fn push(&mut self, path: FieldPath, problem: Problem, first: Option<FieldPath>) {
+        self.findings.push(Finding {
+            doc: self.doc,
+            path,
+            subject: self.label.clone(),
+            subject_path: self.path.clone(),
+            problem,
+            first: first.map(|p| (self.doc, p)),
+        });
+    }
+}
+
+/// Every finding about `pipeline` (except its sidecar files, checked where
+/// they are read) in document `doc`.
+pub(crate) fn pipeline(pipeline: &Pipeline, doc: usize, options: &PipelineOptions) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    let root = FieldPath::root();
+    let mut top = Subject {
+        findings: &mut findings,
+        doc,
+        label: None,
+        path: root.clone(),
+    };
+    if let Err(reason) = names::dns1123_label(&pipeline.name) {
+        top.problem(
+            root.key("name"),
+            Problem::InvalidName {
+                value: pipeline.name.clone(),
+                reason,
+            },
+        );
+    }
+    if pipeline.repository.trim().is_empty() {
+        top.problem(root.key("repository"), Problem::Empty);
+    }
+    globs(&mut top, &pipeline.branches, &root.key("branches"));
+    if let Some(timeout) = &pipeline.timeout {
+        duration(&mut top, timeout, root.key("timeout"));
+    }
+    if pipeline.steps.is_empty() {
+        top.problem(root.key("steps"), Problem::Empty);
+    }
+    let combinations = match &pipeline.matrix {
+        Some(m) => check_matrix(&mut top, m, options),
+        None => vec![OrderedMap::new()],
+    };
+    let dimensions: Vec<&str> = pipeline
+        .matrix
+        .as_ref()
+        .map(|m| m.dimensions.keys().collect())
+        .unwrap_or_default();
+
+    let mut first_by_name: BTreeMap<&str, usize> = BTreeMap::new();
+    for (i, step) in pipeline.steps.iter().enumerate() {
+        match first_by_name.get(step.name.as_str()) {
+            Some(&first) => step_subject(&mut findings, doc, i, step).duplicate(
+                root.key("steps").index(i).key("name"),
+                "step",
+                &step.name,
+                root.key("steps").index(first).key("name"),
+            ),
+            None => {
+                first_by_name.insert(&step.name, i);
+            }
+        }
+    }
+    let dag = links::step_graph(pipeline, &first_by_name, doc, &mut findings);
+    for (i, step) in pipeline.steps.iter().enumerate() {
+        let mut subject = step_subject(&mut findings, doc, i, step);
+        check_step(&mut subject, step, &dimensions, &combinations);
+        links::check_links(&mut subject, pipeline, step, &first_by_name, dag.as_ref());
+    }
+    findings
+}
+
+pub(crate) fn step_subject<'f>(
+    findings: &'f mut Vec<Finding>,
+    doc: usize,
+    i: usize,
+    step: &Step,
+) -> Subject<'f> {
+    Subject {
+        findings,
+        doc,
+        label: Some(format!("step {:?}", step.name)),
+        path: FieldPath::root().key("steps").index(i),
+    }
+}
+
+fn globs(subject: &mut Subject<'_>, globs: &[String], at: &FieldPath) {
+    for (i, glob) in globs.iter().enumerate() {
+        if glob.trim().is_empty() {
+            subject.problem(at.index(i), Problem::Empty);
+        }
+    }
+}
+
+fn duration(subject: &mut Subject<'_>, value: &str, at: FieldPath) {
+    if let Err(reason) = crate::parse_duration(value) {
+        subject.problem(
+            at,
+            Problem::InvalidDuration {
+                value: value.to_owned(),
+                reason,
+            },
+        );
+    }
+}
+
+/// Checks the matrix and returns the value sets to check steps with (none
+/// when the matrix is too large to expand).
+fn check_matrix(top: &mut Subject<'_>, m: &Matrix, options: &PipelineOptions) -> Vec<OrderedMap<String>> {
+    let at = FieldPath::root().key("matrix");
+    if m.dimensions.is_empty() {
+        top.problem(at.key("dimensions"), Problem::Empty);
+    }
+    for (name, values) in m.dimensions.iter() {
+        let here = at.key("dimensions").key(name);
+        if name.is_empty()
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        {
+            top.problem(
+                here.clone(),
+                Problem::InvalidName {
+                    value: name.to_owned(),
+                    reason: "a dimension name may contain only letters, digits, '_' and '-'".to_owned(),
+                },
+            );
+        }
+        if values.is_empty() {
+            top.problem(here, Problem::Empty);
+        }
+    }
+    let known = || known_dimensions(m.dimensions.keys());
+    for (section, entries) in [("exclude", &m.exclude), ("include", &m.include)] {
+        for (i, entry) in entries.iter().enumerate() {
+            let here = at.key(section).index(i);
+            for name in entry.keys().filter(|k| !m.dimensions.contains_key(k)) {
+                top.problem(
+                    here.key(name),
+                    Problem::UnknownDimension {
+                        name: name.to_owned(),
+                        known: known(),
+                    },
+                );
+            }
+            if section == "include" {
+                for name in m.dimensions.keys().filter(|k| !entry.contains_key(k)) {
+                    top.problem(
+                        here.clone(),
+                        Problem::MissingDimension {
+                            name: name.to_owned(),
+                        },
+                    );
+                }
+            }
+        }
+    }
+    match m.combinations(options.max_combinations) {
+        Ok(combinations) => combinations.into_iter().map(|c| c.values).collect(),
+        Err(problem) => {
+            top.problem(at, problem);
+            Vec::new()
+        }
+    }
+}
+
+/// The fields of `step` that may use `${{ matrix.X }}`, with their paths.
+fn templated_fields<'s>(step: &'s Step, at: &FieldPath) -> Vec<(FieldPath, &'s str)> {
+    let mut fields = vec![(at.key("image"), step.image.as_str())];
+    for (i, c) in step.commands.iter().enumerate() {
+        fields.push((at.key("commands").index(i), c));
+    }
+    for (k, v) in step.env.iter() {
+        fields.push((at.key("env").key(k), v));
+    }
+    for (j, s) in step.sidecars.iter().enumerate() {
+        let here = at.key("sidecars").index(j);
+        fields.push((here.key("image"), &s.image));
+        for (i, c) in s.command.iter().enumerate() {
+            fields.push((here.key("command").index(i), c));
+        }
+        for (i, a) in s.args.iter().enumerate() {
+            fields.push((here.key("args").index(i), a));
+        }
+        for (i, e) in s.env.iter().enumerate() {
+            if let Some(v) = &e.value {
+                fields.push((here.key("env").index(i).key("value"), v));
+            }
+        }
+    }
+    fields
+}
+
+fn check_step(s: &mut Subject<'_>, step: &Step, dimensions: &[&str], combinations: &[OrderedMap<String>]) {
+    let at = s.path.clone();
+    if let Err(reason) = names::dns1123_label(&step.name) {
+        s.problem(
+            at.key("name"),
+            Problem::InvalidName {
+                value: step.name.clone(),
+                reason,
+            },
+        );
+    }
+    let mut templates_ok = true;
+    for (path, text) in templated_fields(step, &at) {
+        match matrix::referenced_dimensions(text) {
+            Ok(used) => {
+                for name in used.iter().filter(|n| !dimensions.contains(&n.as_str())) {
+                    templates_ok = false;
+                    let known = known_dimensions(dimensions.iter().copied());
+                    s.problem(
+                        path.clone(),
+                        Problem::UnknownDimension {
+                            name: name.clone(),
+                            known,
+                        },
+                    );
+                }
+            }
+            Err(problem) => {
+                templates_ok = false;
+                s.problem(path, problem);
+            }
+        }
+    }
+    if step.image.trim().is_empty() {
+        s.problem(at.key("image"), Problem::Empty);
+    } else if templates_ok {
+        check_substituted(s, step, combinations);
+    }
+    resources(s, &step.resources, &at.key("resources"));
+    if let Some(timeout) = &step.timeout {
+        duration(s, timeout, at.key("timeout"));
+    }
+    relative_paths(s, &step.caches, &at.key("caches"), "cache");
+    relative_paths(s, &step.outputs, &at.key("outputs"), "output");
+    environment(s, step, &at);
+    if let Some(c) = &step.conditional {
+        if c.branches.is_empty() {
+            s.problem(at.key("conditional").key("branches"), Problem::Empty);
+        }
+        globs(s, &c.branches, &at.key("conditional").key("branches"));
+    }
+    match step.run_as_user {
+        Some(0) if !step.run_as_root => s.problem(at.key("runAsUser"), Problem::RootUser { uid: 0 }),
+        Some(uid) if uid < 0 => s.problem(at.key("runAsUser"), Problem::NotPositive { value: uid }),
+        _ => {}
+    }
+}
+
+/// Rules that hold only after `${{ matrix.X }}` substitution, for every
+/// combination: the image reference and the inline sidecars.
+fn check_substituted(s: &mut Subject<'_>, step: &Step, combinations: &[OrderedMap<String>]) {
+    let at = s.path.clone();
+    let paths: Vec<FieldPath> = (0..step.sidecars.len())
+        .map(|j| at.key("sidecars").index(j))
+        .collect();
+    for values in combinations {
+        if let Ok(image) = matrix::substitute(&step.image, values)
+            && let Err(reason) = names::image_reference(&image)
+        {
+            s.problem(at.key("image"), Problem::InvalidImage { value: image, reason });
+        }
+        let sidecars: Vec<_> = step
+            .sidecars
+            .iter()
+            .filter_map(|sc| substitute_sidecar(sc, values).ok())
+            .collect();
+        for (sidecar, path) in sidecars.iter().zip(&paths) {
+            let placed = Placed {
+                sidecar,
+                doc: s.doc,
+                path,
+            };
+            validate::check_sidecar(placed, s.findings);
+        }
+    }
+}
+
+fn resources(s: &mut Subject<'_>, resources: &Resources, at: &FieldPath) {
+    for (section, list) in [("requests", &resources.requests), ("limits", &resources.limits)] {
+        for (name, quantity) in list {
+            let here = at.key(section).key(name);
+            if !names::resource_name(name) {
+                s.problem(here.clone(), Problem::InvalidResourceName { value: name.clone() });
+            }
+            if quantity.is_negative() {
+                s.problem(
+                    here,
+                    Problem::NegativeQuantity {
+                        resource: name.clone(),
+                        value: quantity.to_string(),
+                    },
+                );
+            }
+        }
+    }
+    for (name, request) in &resources.requests {
+        if let Some(limit) = resources.limits.get(name)
+            && request.nanos() > limit.nanos()
+        {
+            s.problem(
+                at.key("requests").key(name),
+                Problem::RequestExceedsLimit {
+                    resource: name.clone(),
+                    request: request.to_string(),
+                    limit: limit.to_string(),
+                },
+            );
+        }
+    }
+}
+
+/// Whether `path` is relative and stays inside the workspace.
+pub(crate) fn is_clean_relative(path: &str) -> bool {
+    !path.is_empty() && !path.starts_with('/') && !path.split('/').any(|c| c == "..")
+}
+
+fn relative_paths(s: &mut Subject<'_>, paths: &[String], at: &FieldPath, kind: &'static str) {
+    let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+    for (i, path) in paths.iter().enumerate() {
+        if !is_clean_relative(path) {
+            s.problem(at.index(i), Problem::InvalidRelativePath { value: path.clone() });
+        } else if let Some(&first) = seen.get(path.as_str()) {
+            s.duplicate(at.index(i), kind, path, at.index(first));
+        } else {
+            seen.insert(path, i);
+        }
+    }
+}
+
+fn environment(s: &mut Subject<'_>, step: &Step, at: &FieldPath) {
+    let mut seen: BTreeMap<&str, FieldPath> = BTreeMap::new();
+    for (name, _) in step.env.iter() {
+        let here = at.key("env").key(name);
+        if let Err(reason) = names::env_var_name(name) {
+            s.problem(
+                here.clone(),
+                Problem::InvalidEnvName {
+                    value: name.to_owned(),
+                    reason,
+                },
+            );
+        }
+        seen.insert(name, here);
+    }
+    for (i, secret) in step.secrets.iter().enumerate() {
+        let here = at.key("secrets").index(i);
+        if let Err(reason) = names::dns1123_subdomain(&secret.secret_ref) {
+            let value = secret.secret_ref.clone();
+            s.problem(
+                here.key("secretRef"),
+                Problem::InvalidSecretName { value, reason },
+            );
+        }
+        if let Err(reason) = names::config_key(&secret.key) {
+            let value = secret.key.clone();
+            s.problem(here.key("key"), Problem::InvalidSecretKey { value, reason });
+        }
+        if let Err(reason) = names::env_var_name(&secret.env_var) {
+            let value = secret.env_var.clone();
+            s.problem(here.key("envVar"), Problem::InvalidEnvName { value, reason });
+        }
+        match seen.get(secret.env_var.as_str()) {
+            Some(first) => s.duplicate(here.key("envVar"), "env var", &secret.env_var, first.clone()),
+            None => {
+                seen.insert(&secret.env_var, here.key("envVar"));
+            }
+        }
+    }
+}

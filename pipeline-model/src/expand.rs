@@ -1,0 +1,187 @@
+//! Expansion: a validated pipeline and a branch become a [`RunPlan`] — the
+//! matrix combinations, the layers, the skipped steps and one [`TaskPlan`]
+//! per step that runs per combination.
+
+use std::collections::BTreeMap;
+
+use c8s_sidecar_core::{EnvVar, Errors, Problem};
+use serde::{Deserialize, Serialize};
+
+use crate::dag::Dag;
+use crate::matrix::Combination;
+use crate::ordered::OrderedMap;
+use crate::pipeline::{Pipeline, PipelineOptions, Step};
+use crate::plan::{PlanIdentity, PlanInput, TaskPlan};
+use crate::schedule::SkipReason;
+use crate::substitute::{substitute_all, substitute_sidecar};
+
+/// Everything one run of a pipeline will do, decided before anything starts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct RunPlan {
+    /// The pipeline's name.
+    pub pipeline: String,
+    /// The branch the run is for; `None`: conditions were not evaluated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub branch: Option<String>,
+    /// The matrix combinations in order (empty without a matrix).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub combinations: Vec<Combination>,
+    /// Step names in topological layers, sorted within a layer (all steps,
+    /// skipped ones included).
+    pub layers: Vec<Vec<String>>,
+    /// The steps that do not run, and why.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub skipped: BTreeMap<String, SkipReason>,
+    /// One plan per running step per combination: combinations in order,
+    /// then steps in layer order.
+    pub plans: Vec<TaskPlan>,
+}
+
+impl Pipeline {
+    /// The step graph, built from `dependsOn`.
+    pub fn dag(&self) -> Result<Dag, crate::DagError> {
+        Dag::new(self.steps.iter().map(|s| (&s.name, &s.depends_on)))
+    }
+
+    /// The steps that do not run on `branch`: every step when the pipeline's
+    /// `branches` do not match, otherwise the steps whose `conditional` does
+    /// not match, and everything that depends on them.
+    pub fn skipped_on(&self, dag: &Dag, branch: &str) -> BTreeMap<String, SkipReason> {
+        let pipeline_runs =
+            self.branches.is_empty() || self.branches.iter().any(|g| crate::branch_matches(g, branch));
+        if !pipeline_runs {
+            return dag
+                .steps()
+                .map(|s| (s.to_owned(), SkipReason::PipelineBranches))
+                .collect();
+        }
+        let roots = self
+            .steps
+            .iter()
+            .filter(|s| !s.runs_on(branch))
+            .map(|s| s.name.as_str());
+        dag.propagate_skips(roots)
+    }
+
+    /// Validates the pipeline, then expands it for a run on `branch` (`None`:
+    /// every step runs) with the default options.
+    ///
+    /// ```
+    /// use c8s_pipeline_model::{Conditional, Pipeline, Step};
+    /// let mut publish = Step::new("publish", "alpine:3").depends_on(["test"]);
+    /// publish.conditional = Some(Conditional::branches(["main"]));
+    /// let pipeline = Pipeline::new(
+    ///     "demo",
+    ///     "https://example.com/demo.git",
+    ///     vec![publish, Step::new("test", "alpine:3").with_commands(["make test"])],
+    /// );
+    /// let run = pipeline.expand(Some("feature/x")).unwrap();
+    /// assert_eq!(run.layers, [vec!["test"], vec!["publish"]]);
+    /// assert!(run.skipped.contains_key("publish"));
+    /// assert_eq!(run.plans.len(), 1);
+    /// assert_eq!(run.plans[0].args, ["make test"]);
+    /// ```
+    pub fn expand(&self, branch: Option<&str>) -> Result<RunPlan, Errors> {
+        self.expand_with(branch, &PipelineOptions::default())
+    }
+
+    /// Like [`Pipeline::expand`], with options.
+    pub fn expand_with(&self, branch: Option<&str>, options: &PipelineOptions) -> Result<RunPlan, Errors> {
+        self.validate(options)?;
+        let invalid = |e: crate::DagError| Errors::from(invalid_input(e.to_string()));
+        let dag = self.dag().map_err(invalid)?;
+        let combinations = match &self.matrix {
+            Some(m) => m
+                .combinations(options.max_combinations)
+                .map_err(|p| Errors::from(invalid_input(p.to_string())))?,
+            None => Vec::new(),
+        };
+        let skipped = branch.map(|b| self.skipped_on(&dag, b)).unwrap_or_default();
+        let layers: Vec<Vec<String>> = dag
+            .layers()
+            .into_iter()
+            .map(|l| l.into_iter().map(str::to_owned).collect())
+            .collect();
+        let by_name: BTreeMap<&str, &Step> = self.steps.iter().map(|s| (s.name.as_str(), s)).collect();
+        let mut plans = Vec::new();
+        let runs: Vec<Option<&Combination>> = if combinations.is_empty() {
+            vec![None]
+        } else {
+            combinations.iter().map(Some).collect()
+        };
+        for combination in runs {
+            for name in layers.iter().flatten() {
+                if skipped.contains_key(name) {
+                    continue;
+                }
+                if let Some(step) = by_name.get(name.as_str()) {
+                    let plan = step_plan(&self.name, step, combination)
+                        .map_err(|p| Errors::from(invalid_input(format!("step {name:?}: {p}"))))?;
+                    plans.push(plan);
+                }
+            }
+        }
+        Ok(RunPlan {
+            pipeline: self.name.clone(),
+            branch: branch.map(str::to_owned),
+            combinations,
+            layers,
+            skipped,
+            plans,
+        })
+    }
+}
+
+fn invalid_input(message: String) -> c8s_sidecar_core::Error {
+    c8s_sidecar_core::Error::Syntax {
+        at: c8s_sidecar_core::Position::file("<input>"),
+        message,
+    }
+}
+
+/// The plan of one step for one combination (`None`: no matrix): matrix
+/// values substituted, commands joined under `sh -ec`, secrets as references.
+pub fn step_plan(
+    pipeline: &str,
+    step: &Step,
+    combination: Option<&Combination>,
+) -> Result<TaskPlan, Problem> {
+    let empty = OrderedMap::new();
+    let values = combination.map_or(&empty, |c| &c.values);
+    let mut identity = PlanIdentity::new(pipeline, &step.name);
+    if let Some(c) = combination {
+        identity.matrix_id = Some(c.id.clone());
+        identity.matrix = c.to_map();
+    }
+    let mut plan = TaskPlan::new(identity, crate::matrix::substitute(&step.image, values)?);
+    if !step.commands.is_empty() {
+        plan.command = vec!["sh".to_owned(), "-ec".to_owned()];
+        plan.args = vec![substitute_all(&step.commands, values)?.join("\n")];
+    }
+    for (name, value) in step.env.iter() {
+        plan.env
+            .push(EnvVar::value(name, crate::matrix::substitute(value, values)?));
+    }
+    for secret in &step.secrets {
+        plan.env
+            .push(EnvVar::secret(&secret.env_var, &secret.secret_ref, &secret.key));
+    }
+    plan.inputs = step
+        .inputs
+        .iter()
+        .map(|i| PlanInput::new(&i.step, &i.output))
+        .collect();
+    plan.outputs = step.outputs.clone();
+    plan.caches = step.caches.clone();
+    for sidecar in &step.sidecars {
+        plan.sidecars.push(substitute_sidecar(sidecar, values)?);
+    }
+    plan.sidecars.extend(step.loaded_sidecars.iter().cloned());
+    plan.resources = step.resources.clone();
+    plan.timeout_seconds = step.timeout_seconds();
+    plan.run_as_user = step.run_as_user;
+    plan.run_as_root = step.run_as_root;
+    Ok(plan)
+}

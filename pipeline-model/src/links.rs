@@ -1,0 +1,99 @@
+//! The rules between steps: `dependsOn` names existing steps, no self-loops
+//! or cycles, and `inputs` come from (transitive) dependencies' declared outputs.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use c8s_sidecar_core::validate::Finding;
+use c8s_sidecar_core::{FieldPath, Problem};
+
+use crate::check::{Subject, step_subject};
+use crate::dag::{Dag, DagError};
+use crate::pipeline::{Pipeline, Step};
+
+/// Builds the DAG from the valid `dependsOn` edges, reporting a cycle at the
+/// `dependsOn` of its first step. `None` when there is a cycle.
+pub(crate) fn step_graph(
+    pipeline: &Pipeline,
+    first_by_name: &BTreeMap<&str, usize>,
+    doc: usize,
+    findings: &mut Vec<Finding>,
+) -> Option<Dag> {
+    let edges = first_by_name.iter().map(|(&name, &i)| {
+        let deps: BTreeSet<&str> = pipeline.steps[i]
+            .depends_on
+            .iter()
+            .map(String::as_str)
+            .filter(|d| *d != name && first_by_name.contains_key(d))
+            .collect();
+        (name, deps)
+    });
+    match Dag::new(edges) {
+        Ok(dag) => Some(dag),
+        Err(DagError::Cycle { path }) => {
+            let first = path.first().and_then(|n| first_by_name.get(n.as_str()).copied());
+            if let Some(i) = first {
+                let step = &pipeline.steps[i];
+                let at = FieldPath::root().key("steps").index(i).key("dependsOn");
+                step_subject(findings, doc, i, step).problem(at, Problem::Cycle { path });
+            }
+            None
+        }
+        Err(_) => None,
+    }
+}
+
+/// `dependsOn` and `inputs`: steps that exist, no self-loops, inputs only
+/// from (transitive) dependencies and only declared outputs.
+pub(crate) fn check_links(
+    s: &mut Subject<'_>,
+    pipeline: &Pipeline,
+    step: &Step,
+    first_by_name: &BTreeMap<&str, usize>,
+    dag: Option<&Dag>,
+) {
+    let at = s.path.clone();
+    let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+    for (j, dep) in step.depends_on.iter().enumerate() {
+        let here = at.key("dependsOn").index(j);
+        if *dep == step.name {
+            s.problem(here, Problem::SelfDependency);
+        } else if !first_by_name.contains_key(dep.as_str()) {
+            s.problem(here, Problem::UnknownStep { name: dep.clone() });
+        } else if let Some(&first) = seen.get(dep.as_str()) {
+            s.duplicate(here, "dependency", dep, at.key("dependsOn").index(first));
+        } else {
+            seen.insert(dep, j);
+        }
+    }
+    for (j, input) in step.inputs.iter().enumerate() {
+        let here = at.key("inputs").index(j);
+        let Some(&producer) = first_by_name.get(input.step.as_str()) else {
+            s.problem(
+                here.key("step"),
+                Problem::UnknownStep {
+                    name: input.step.clone(),
+                },
+            );
+            continue;
+        };
+        let direct = step.depends_on.contains(&input.step) && input.step != step.name;
+        let transitive = || dag.is_some_and(|d| d.ancestors(&step.name).contains(input.step.as_str()));
+        if !direct && (dag.is_some() || input.step == step.name) && !transitive() {
+            s.problem(
+                here.key("step"),
+                Problem::InputNotFromDependency {
+                    step: input.step.clone(),
+                },
+            );
+        }
+        if !pipeline.steps[producer].outputs.contains(&input.output) {
+            s.problem(
+                here.key("output"),
+                Problem::UnknownOutput {
+                    step: input.step.clone(),
+                    output: input.output.clone(),
+                },
+            );
+        }
+    }
+}

@@ -1,0 +1,339 @@
+//! A streaming secret masker for step logs.
+//!
+//! Feed log bytes in chunks of any size; every occurrence of a registered
+//! secret value, and of its base64 forms, comes out as `***` — also when a
+//! value is split across chunks or spans lines. The masker works on bytes,
+//! searches with one Aho-Corasick automaton (leftmost-longest), and holds back
+//! at most `longest pattern − 1` bytes between calls.
+//!
+//! ```
+//! use c8s_pipeline_model::masker::SecretMasker;
+//! let mut masker = SecretMasker::new(["hunter2"]).expect("a small matcher builds");
+//! let mut out = masker.feed(b"password: hun");
+//! out.extend(masker.feed(b"ter2\n"));
+//! out.extend(masker.finish());
+//! assert_eq!(out, b"password: ***\n");
+//! ```
+//!
+//! What is masked, for each value of at least [`MIN_SECRET_LEN`] bytes:
+//! - the value itself, byte for byte;
+//! - its standalone base64 encodings, standard and URL-safe, padded and not;
+//! - for values of at least [`MIN_EMBEDDED_BASE64_LEN`] bytes, the part of its
+//!   encoding that does not depend on its neighbours when the value sits at
+//!   any of the three byte alignments inside a larger base64-encoded blob
+//!   (the one or two characters at each edge that mix in neighbouring bytes
+//!   stay visible). Line-wrapped base64 (MIME, PEM) is not recognised.
+//!
+//! Overlapping occurrences are masked as their union: one `***` for the whole
+//! overlapping run. Occurrences that merely touch each get their own `***`.
+//! The output is exactly the same however the input is chunked.
+//!
+//! One limit: the output never contains a registered value that was in the
+//! input, but a value that itself contains `***` could be re-formed by the
+//! replacement text next to the surrounding bytes.
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use aho_corasick::{AhoCorasick, AhoCorasickKind, BuildError, Input, MatchKind};
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+
+/// What replaces a secret in the output.
+pub const MASK: &[u8] = b"***";
+
+/// Values shorter than this many bytes are not masked: masking every `a` or
+/// `42` in a log would destroy it and reveal, by the gaps, what the value is.
+/// [`SecretMasker::ignored_values`] counts them so a caller can warn.
+pub const MIN_SECRET_LEN: usize = 3;
+
+/// Values of at least this many bytes also have their base64 encodings masked
+/// when embedded at any alignment in a larger base64 blob; the stable part of
+/// such an encoding is then at least 7 characters (42 bits), long enough not
+/// to hit ordinary log text.
+pub const MIN_EMBEDDED_BASE64_LEN: usize = 6;
+
+/// Up to this many pattern bytes the automaton is a DFA (fastest; its table
+/// takes at most about 512 bytes per pattern byte, so 32 MiB here); above it,
+/// aho-corasick picks a smaller automaton. 100 secrets of 40 bytes need ~25 KiB.
+const DFA_PATTERN_BYTES: usize = 64 * 1024;
+
+/// Why a masker could not be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MaskerError {
+    /// The secret values are too many or too long for one automaton.
+    #[error("cannot build the secret masker: the secret values are too many or too long")]
+    TooLarge(#[source] BuildError),
+}
+
+/// A streaming masker of secret values. See the [module docs](self).
+///
+/// Its `Debug` output shows only counts, never a value.
+#[derive(Clone)]
+pub struct SecretMasker {
+    automaton: Option<AhoCorasick>,
+    /// Length of the longest pattern; the hold-back is one less.
+    longest: usize,
+    values: usize,
+    ignored: usize,
+    patterns: usize,
+    /// Held-back bytes, followed by the chunk being processed.
+    buf: Vec<u8>,
+    /// `buf[..masked_until]` is already covered by an emitted `***`.
+    masked_until: usize,
+}
+
+impl SecretMasker {
+    /// A masker for `values` and their base64 forms. Empty values and values
+    /// shorter than [`MIN_SECRET_LEN`] are ignored (and counted); duplicates
+    /// are registered once.
+    pub fn new<I>(values: I) -> Result<Self, MaskerError>
+    where
+        I: IntoIterator,
+        I::Item: AsRef<[u8]>,
+    {
+        let mut unique = BTreeSet::new();
+        let mut ignored = 0;
+        for value in values {
+            let value = value.as_ref();
+            if value.len() < MIN_SECRET_LEN {
+                ignored += usize::from(!value.is_empty());
+            } else {
+                unique.insert(value.to_vec());
+            }
+        }
+        let mut patterns = BTreeSet::new();
+        for value in &unique {
+            patterns.extend(masked_forms(value));
+        }
+        let longest = patterns.iter().map(Vec::len).max().unwrap_or(0);
+        let total: usize = patterns.iter().map(Vec::len).sum();
+        let automaton = if patterns.is_empty() {
+            None
+        } else {
+            let kind = (total <= DFA_PATTERN_BYTES).then_some(AhoCorasickKind::DFA);
+            let built = AhoCorasick::builder()
+                .match_kind(MatchKind::LeftmostLongest)
+                .kind(kind)
+                .build(&patterns)
+                .map_err(MaskerError::TooLarge)?;
+            Some(built)
+        };
+        Ok(Self {
+            automaton,
+            longest,
+            values: unique.len(),
+            ignored,
+            patterns: patterns.len(),
+            buf: Vec::new(),
+            masked_until: 0,
+        })
+    }
+
+    /// How many distinct values are masked.
+    pub fn value_count(&self) -> usize {
+        self.values
+    }
+
+    /// How many non-empty values were too short to mask (see [`MIN_SECRET_LEN`]).
+    pub fn ignored_values(&self) -> usize {
+        self.ignored
+    }
+
+    /// The most bytes held back between calls: the longest pattern's length − 1.
+    /// The longest pattern is the padded base64 form of the longest value,
+    /// about 4/3 of its length.
+    pub fn max_held_back(&self) -> usize {
+        self.longest.saturating_sub(1)
+    }
+
+    /// Masks `chunk`, returning what can be emitted now; a possible start of a
+    /// secret at the end is held back until the next call or [`finish`](Self::finish).
+    pub fn feed(&mut self, chunk: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(chunk.len() + self.buf.len());
+        self.feed_into(chunk, &mut out);
+        out
+    }
+
+    /// Like [`feed`](Self::feed), appending to `out` (reuse it to avoid allocations).
+    pub fn feed_into(&mut self, chunk: &[u8], out: &mut Vec<u8>) {
+        if self.automaton.is_none() {
+            out.extend_from_slice(chunk);
+            return;
+        }
+        self.buf.extend_from_slice(chunk);
+        let decided = self.buf.len().saturating_sub(self.max_held_back());
+        self.emit_decided(decided, out);
+    }
+
+    /// Emits everything still held back, masked.
+    pub fn finish(mut self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.buf.len());
+        self.finish_into(&mut out);
+        out
+    }
+
+    /// Like [`finish`](Self::finish), appending to `out`; the masker is then
+    /// empty and can start a new stream.
+    pub fn finish_into(&mut self, out: &mut Vec<u8>) {
+        let end = self.buf.len();
+        self.emit_decided(end, out);
+    }
+
+    /// Masks and emits `buf[..decided]`, where every match starting before
+    /// `decided` lies wholly inside `buf`, and keeps the rest for later.
+    fn emit_decided(&mut self, decided: usize, out: &mut Vec<u8>) {
+        let Some(automaton) = &self.automaton else {
+            out.append(&mut self.buf);
+            return;
+        };
+        let buf = &self.buf;
+        // buf[..mask_end] is emitted or masked; a match starting before it
+        // overlaps the last `***` and only extends it.
+        let mut mask_end = self.masked_until;
+        let mut pos = 0;
+        while pos < decided {
+            let Some(found) = automaton.find(Input::new(buf).span(pos..buf.len())) else {
+                break;
+            };
+            if found.start() >= decided {
+                break;
+            }
+            if found.start() < mask_end {
+                mask_end = mask_end.max(found.end());
+            } else {
+                out.extend_from_slice(&buf[mask_end..found.start()]);
+                out.extend_from_slice(MASK);
+                mask_end = found.end();
+            }
+            // Restart just after the start, not the end: a secret overlapping
+            // this one must be found too, so the union gets masked.
+            pos = found.start() + 1;
+        }
+        if mask_end < decided {
+            out.extend_from_slice(&buf[mask_end..decided]);
+        }
+        self.masked_until = mask_end.saturating_sub(decided);
+        self.buf.drain(..decided);
+    }
+}
+
+/// The byte strings masked for one value: itself and its base64 forms.
+fn masked_forms(value: &[u8]) -> Vec<Vec<u8>> {
+    let mut forms = vec![value.to_vec()];
+    for (padded, unpadded) in [(STANDARD, STANDARD_NO_PAD), (URL_SAFE, URL_SAFE_NO_PAD)] {
+        forms.push(padded.encode(value).into_bytes());
+        forms.push(unpadded.encode(value).into_bytes());
+        if value.len() < MIN_EMBEDDED_BASE64_LEN {
+            continue;
+        }
+        for offset in 0..3 {
+            // Encode behind `offset` filler bytes; keep the characters whose
+            // six bits all come from the value.
+            let mut shifted = vec![0u8; offset];
+            shifted.extend_from_slice(value);
+            let encoded = unpadded.encode(&shifted).into_bytes();
+            let first = (8 * offset).div_ceil(6);
+            let last = (8 * shifted.len()) / 6;
+            if let Some(core) = encoded.get(first..last) {
+                forms.push(core.to_vec());
+            }
+        }
+    }
+    forms
+}
+
+impl fmt::Debug for SecretMasker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SecretMasker")
+            .field("values", &self.values)
+            .field("ignored_values", &self.ignored)
+            .field("patterns", &self.patterns)
+            .field("longest_pattern", &self.longest)
+            .field("held_back", &self.buf.len())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mask_chunks(values: &[&str], chunks: &[&[u8]]) -> Vec<u8> {
+        let Ok(mut masker) = SecretMasker::new(values) else {
+            panic!("masker builds");
+        };
+        let mut out = Vec::new();
+        for chunk in chunks {
+            masker.feed_into(chunk, &mut out);
+            assert!(masker.buf.len() <= masker.max_held_back());
+        }
+        out.extend(masker.finish());
+        out
+    }
+
+    #[test]
+    fn masks_a_value_split_across_chunks() {
+        assert_eq!(mask_chunks(&["s3cret"], &[b"a s3", b"cr", b"et b"]), b"a *** b");
+    }
+
+    #[test]
+    fn base64_forms_and_embedded_cores() {
+        let value = "correct horse";
+        let standalone = STANDARD.encode(value);
+        let text = format!("token={standalone}\n");
+        assert_eq!(mask_chunks(&[value], &[text.as_bytes()]), b"token=***\n");
+        // Inside a larger blob, at each alignment.
+        for prefix in ["", "x", "xy"] {
+            let blob = STANDARD.encode(format!("{prefix}{value}!!!"));
+            let masked = mask_chunks(&[value], &[blob.as_bytes()]);
+            assert!(masked.windows(3).any(|w| w == MASK), "{prefix:?}: {blob}");
+        }
+    }
+
+    #[test]
+    fn a_core_is_inside_any_blob_holding_the_value() {
+        let value = b"\x00\xffsecret\n\x7f!";
+        for prefix_len in 0..7 {
+            for suffix in [&b""[..], b"x", b"yz", b"\xff\xfe\xfd"] {
+                let mut blob: Vec<u8> = (0..prefix_len).map(|i| i * 37).collect();
+                blob.extend_from_slice(value);
+                blob.extend_from_slice(suffix);
+                for engine in [STANDARD, URL_SAFE] {
+                    let encoded = engine.encode(&blob).into_bytes();
+                    let core_len = (8 * value.len()) / 6 - 2;
+                    let found = masked_forms(value)
+                        .iter()
+                        .any(|f| f.len() >= core_len && encoded.windows(f.len()).any(|w| w == f.as_slice()));
+                    assert!(found, "prefix {prefix_len}, suffix {suffix:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn cores_cover_the_value_bits() {
+        let forms = masked_forms(b"abcdef");
+        // "abcdef" at offset 0 -> YWJjZGVm (8 chars, all stable).
+        assert!(forms.contains(&b"YWJjZGVm".to_vec()));
+        assert!(forms.iter().all(|f| f.len() >= 6));
+    }
+
+    #[test]
+    fn short_and_empty_values_are_ignored_and_debug_hides_values() {
+        let Ok(masker) = SecretMasker::new(["", "ab", "topsecret"]) else {
+            panic!("masker builds");
+        };
+        assert_eq!(masker.ignored_values(), 1);
+        assert_eq!(masker.value_count(), 1);
+        let debug = format!("{masker:?}");
+        assert!(!debug.contains("topsecret"), "{debug}");
+        assert!(debug.contains("values: 1"), "{debug}");
+    }
+
+    #[test]
+    fn no_values_passes_everything_through() {
+        assert_eq!(mask_chunks(&[], &[b"plain ", b"log"]), b"plain log");
+    }
+}

@@ -1,0 +1,433 @@
+//! The `.c8s.yaml` pipeline format (SPEC §3) as Rust types, and
+//! [`parse_pipeline`]: strict parsing, loading of `sidecarFiles`, validation.
+
+use c8s_sidecar_core::validate::Placed;
+use c8s_sidecar_core::{Errors, FieldPath, Resources, SidecarConfig, SourceReader};
+use serde::{Deserialize, Serialize};
+
+use crate::check;
+use crate::matrix::{DEFAULT_MAX_COMBINATIONS, Matrix};
+use crate::ordered::OrderedMap;
+use crate::sidecar_files;
+
+/// A pipeline: steps arranged as a DAG, optionally run once per matrix combination.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct Pipeline {
+    /// The pipeline's name, a DNS-1123 label.
+    pub name: String,
+    /// The git repository each step's workspace is cloned from.
+    pub repository: String,
+    /// Globs a run's branch must match; empty means every branch.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub branches: Vec<String>,
+    /// Whole-run deadline, a Go-style duration (`1h`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
+    /// The build matrix, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub matrix: Option<Matrix>,
+    /// The steps, in the order written.
+    pub steps: Vec<Step>,
+}
+
+/// One step: a container image and the commands to run in it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct Step {
+    /// The step's name, a DNS-1123 label unique in the pipeline.
+    pub name: String,
+    /// The image of the main container; may use `${{ matrix.X }}`.
+    pub image: String,
+    /// Shell commands, run in order under `sh -ec`; may use `${{ matrix.X }}`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub commands: Vec<String>,
+    /// Requests and limits of the main container.
+    #[serde(default, skip_serializing_if = "Resources::is_empty")]
+    pub resources: Resources,
+    /// The step's deadline, a Go-style duration (`30m`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
+    /// Directories (relative to the workspace) kept between runs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub caches: Vec<String>,
+    /// Steps that must succeed before this one starts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub depends_on: Vec<String>,
+    /// Literal environment variables, in order; values may use `${{ matrix.X }}`.
+    #[serde(default, skip_serializing_if = "OrderedMap::is_empty")]
+    pub env: OrderedMap<String>,
+    /// Environment variables whose values come from Secrets.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<SecretEnv>,
+    /// Inline sidecars (same schema as a sidecar file); image, env values,
+    /// command and args may use `${{ matrix.X }}`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sidecars: Vec<SidecarConfig>,
+    /// Sidecar files to load, as written.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sidecar_files: Vec<String>,
+    /// The sidecars loaded from `sidecar_files`, in file order (filled by
+    /// [`parse_pipeline`]; never written by users).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub loaded_sidecars: Vec<SidecarConfig>,
+    /// Directories (relative to the workspace) saved as artifacts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outputs: Vec<String>,
+    /// Artifacts of earlier steps to unpack before this step starts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inputs: Vec<StepInput>,
+    /// Run only when the condition holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conditional: Option<Conditional>,
+    /// The UID the main container runs as.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_as_user: Option<i64>,
+    /// Opt out of the restricted security profile (kaniko, docker-in-docker).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub run_as_root: bool,
+}
+
+/// An environment variable from a Secret key: `{ secretRef, key, envVar }`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[non_exhaustive]
+pub struct SecretEnv {
+    /// The Secret's name.
+    pub secret_ref: String,
+    /// The key in the Secret.
+    pub key: String,
+    /// The environment variable to set.
+    pub env_var: String,
+}
+
+impl SecretEnv {
+    /// `env_var` from `key` of Secret `secret_ref`.
+    pub fn new(secret_ref: impl Into<String>, key: impl Into<String>, env_var: impl Into<String>) -> Self {
+        Self {
+            secret_ref: secret_ref.into(),
+            key: key.into(),
+            env_var: env_var.into(),
+        }
+    }
+}
+
+/// An artifact of an earlier step: `{ step, output }`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[non_exhaustive]
+pub struct StepInput {
+    /// The producing step (a transitive dependency).
+    pub step: String,
+    /// One of its declared outputs.
+    pub output: String,
+}
+
+impl StepInput {
+    /// Output `output` of step `step`.
+    pub fn new(step: impl Into<String>, output: impl Into<String>) -> Self {
+        Self {
+            step: step.into(),
+            output: output.into(),
+        }
+    }
+}
+
+/// When a step runs.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[non_exhaustive]
+pub struct Conditional {
+    /// Branch globs; the step runs only on a matching branch.
+    #[serde(default)]
+    pub branches: Vec<String>,
+}
+
+impl Conditional {
+    /// Run only on branches matching one of `branches`.
+    pub fn branches<S: Into<String>>(branches: impl IntoIterator<Item = S>) -> Self {
+        Self {
+            branches: branches.into_iter().map(Into::into).collect(),
+        }
+    }
+}
+
+impl Pipeline {
+    /// A pipeline with a name, a repository and steps.
+    pub fn new(name: impl Into<String>, repository: impl Into<String>, steps: Vec<Step>) -> Self {
+        Self {
+            name: name.into(),
+            repository: repository.into(),
+            branches: Vec::new(),
+            timeout: None,
+            matrix: None,
+            steps,
+        }
+    }
+
+    /// The step named `name`.
+    pub fn step(&self, name: &str) -> Option<&Step> {
+        self.steps.iter().find(|s| s.name == name)
+    }
+
+    /// Checks a pipeline built in code against every rule (errors have no
+    /// line numbers: there is no file).
+    pub fn validate(&self, options: &PipelineOptions) -> Result<(), Errors> {
+        let mut locator = c8s_sidecar_core::validate::Locator::new();
+        let doc = locator.add("<input>", "");
+        let mut findings = check::pipeline(self, doc, options);
+        for (i, step) in self.steps.iter().enumerate() {
+            let base = FieldPath::root().key("steps").index(i);
+            let loaded: Vec<FieldPath> = (0..step.loaded_sidecars.len())
+                .map(|j| base.key("loadedSidecars").index(j))
+                .collect();
+            let mut placed: Vec<Placed<'_>> = Vec::new();
+            let inline: Vec<FieldPath> = (0..step.sidecars.len())
+                .map(|j| base.key("sidecars").index(j))
+                .collect();
+            for (sidecar, path) in step.sidecars.iter().zip(&inline) {
+                placed.push(Placed { sidecar, doc, path });
+            }
+            for (sidecar, path) in step.loaded_sidecars.iter().zip(&loaded) {
+                let here = Placed { sidecar, doc, path };
+                c8s_sidecar_core::validate::check_sidecar(here, &mut findings);
+                placed.push(here);
+            }
+            c8s_sidecar_core::validate::check_pod_sidecars(&placed, &mut findings);
+        }
+        let findings = sidecar_files::dedup(findings);
+        if findings.is_empty() {
+            Ok(())
+        } else {
+            Err(locator.locate(findings))
+        }
+    }
+}
+
+impl Step {
+    /// A step running `image` with nothing else set.
+    pub fn new(name: impl Into<String>, image: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            image: image.into(),
+            commands: Vec::new(),
+            resources: Resources::default(),
+            timeout: None,
+            caches: Vec::new(),
+            depends_on: Vec::new(),
+            env: OrderedMap::new(),
+            secrets: Vec::new(),
+            sidecars: Vec::new(),
+            sidecar_files: Vec::new(),
+            loaded_sidecars: Vec::new(),
+            outputs: Vec::new(),
+            inputs: Vec::new(),
+            conditional: None,
+            run_as_user: None,
+            run_as_root: false,
+        }
+    }
+
+    /// This step with `commands`.
+    pub fn with_commands<S: Into<String>>(mut self, commands: impl IntoIterator<Item = S>) -> Self {
+        self.commands = commands.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// This step depending on `steps`.
+    pub fn depends_on<S: Into<String>>(mut self, steps: impl IntoIterator<Item = S>) -> Self {
+        self.depends_on = steps.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// The step's timeout in seconds, if it has a valid one.
+    pub fn timeout_seconds(&self) -> Option<u64> {
+        self.timeout
+            .as_deref()
+            .and_then(|t| crate::parse_duration(t).ok())
+    }
+
+    /// Whether the step runs on `branch` (no condition: always).
+    pub fn runs_on(&self, branch: &str) -> bool {
+        self.conditional.as_ref().is_none_or(|c| {
+            c.branches.is_empty() || c.branches.iter().any(|g| crate::branch_matches(g, branch))
+        })
+    }
+}
+
+/// Knobs for validation and expansion.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PipelineOptions {
+    /// The most matrix combinations allowed (default 256).
+    pub max_combinations: usize,
+}
+
+impl Default for PipelineOptions {
+    fn default() -> Self {
+        Self {
+            max_combinations: DEFAULT_MAX_COMBINATIONS,
+        }
+    }
+}
+
+impl PipelineOptions {
+    /// Sets the matrix cap.
+    pub fn with_max_combinations(mut self, max: usize) -> Self {
+        self.max_combinations = max;
+        self
+    }
+}
+
+/// The pipeline file as written: like [`Pipeline`], but strict and without
+/// the fields c8s fills in.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct PipelineDoc {
+    name: String,
+    repository: String,
+    #[serde(default)]
+    branches: Vec<String>,
+    #[serde(default)]
+    timeout: Option<String>,
+    #[serde(default)]
+    matrix: Option<Matrix>,
+    steps: Vec<StepDoc>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct StepDoc {
+    name: String,
+    image: String,
+    #[serde(default)]
+    commands: Vec<String>,
+    #[serde(default)]
+    resources: Resources,
+    #[serde(default)]
+    timeout: Option<String>,
+    #[serde(default)]
+    caches: Vec<String>,
+    #[serde(default)]
+    depends_on: Vec<String>,
+    #[serde(default)]
+    env: OrderedMap<String>,
+    #[serde(default)]
+    secrets: Vec<SecretEnv>,
+    #[serde(default)]
+    sidecars: Vec<SidecarConfig>,
+    #[serde(default)]
+    sidecar_files: Vec<String>,
+    #[serde(default)]
+    outputs: Vec<String>,
+    #[serde(default)]
+    inputs: Vec<StepInput>,
+    #[serde(default)]
+    conditional: Option<Conditional>,
+    #[serde(default)]
+    run_as_user: Option<i64>,
+    #[serde(default)]
+    run_as_root: bool,
+}
+
+impl From<StepDoc> for Step {
+    fn from(d: StepDoc) -> Self {
+        Self {
+            name: d.name,
+            image: d.image,
+            commands: d.commands,
+            resources: d.resources,
+            timeout: d.timeout,
+            caches: d.caches,
+            depends_on: d.depends_on,
+            env: d.env,
+            secrets: d.secrets,
+            sidecars: d.sidecars,
+            sidecar_files: d.sidecar_files,
+            loaded_sidecars: Vec::new(),
+            outputs: d.outputs,
+            inputs: d.inputs,
+            conditional: d.conditional,
+            run_as_user: d.run_as_user,
+            run_as_root: d.run_as_root,
+        }
+    }
+}
+
+/// Parses and validates a `.c8s.yaml` pipeline; `sidecarFiles` are read
+/// through `reader` with the paths as written. Reports every problem.
+///
+/// ```
+/// use c8s_pipeline_model::{parse_pipeline, MemorySource};
+/// let text = "\
+/// name: demo
+/// repository: https://example.com/demo.git
+/// steps:
+///   - name: test
+///     image: alpine:3
+///     dependsOn: [lint]
+///   - name: lint
+///     image: alpine:3
+///     dependsOn: [test]
+/// ";
+/// let errors = parse_pipeline(".c8s.yaml", text, &MemorySource::new()).unwrap_err();
+/// assert_eq!(
+///     errors.to_string(),
+///     ".c8s.yaml:9:5: step \"lint\": dependsOn: dependency cycle: lint -> test -> lint"
+/// );
+/// ```
+pub fn parse_pipeline(file: &str, text: &str, reader: &dyn SourceReader) -> Result<Pipeline, Errors> {
+    parse_pipeline_with(file, text, reader, &PipelineOptions::default())
+}
+
+/// Like [`parse_pipeline`], with options (the matrix cap).
+pub fn parse_pipeline_with(
+    file: &str,
+    text: &str,
+    reader: &dyn SourceReader,
+    options: &PipelineOptions,
+) -> Result<Pipeline, Errors> {
+    let doc: PipelineDoc = c8s_sidecar_core::yaml::from_str(file, text)?;
+    let mut pipeline = Pipeline {
+        name: doc.name,
+        repository: doc.repository,
+        branches: doc.branches,
+        timeout: doc.timeout,
+        matrix: doc.matrix,
+        steps: doc.steps.into_iter().map(Step::from).collect(),
+    };
+    let mut locator = c8s_sidecar_core::validate::Locator::new();
+    let main = locator.add(file, text);
+    let mut findings = check::pipeline(&pipeline, main, options);
+    let mut errors = Vec::new();
+    let files = sidecar_files::read_all(
+        reader,
+        pipeline.steps.iter().flat_map(|s| s.sidecar_files.iter()),
+        main + 1,
+        &mut errors,
+    );
+    for loaded in &files {
+        locator.add(&loaded.path, &loaded.text);
+    }
+    sidecar_files::check_files(&files, &mut findings);
+    for (i, step) in pipeline.steps.iter_mut().enumerate() {
+        let base = FieldPath::root().key("steps").index(i);
+        step.loaded_sidecars = sidecar_files::check_step(
+            main,
+            &base,
+            &step.sidecars,
+            &step.sidecar_files,
+            &files,
+            &mut findings,
+        );
+    }
+    let findings = sidecar_files::dedup(findings);
+    errors.extend(locator.locate(findings));
+    if errors.is_empty() {
+        Ok(pipeline)
+    } else {
+        Err(Errors::new(errors))
+    }
+}

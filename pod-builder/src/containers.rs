@@ -1,0 +1,344 @@
+//! One function per container c8s puts in a pod, plus the pieces they share
+//! (env, resources, probes, security contexts, volume mounts).
+
+use std::collections::BTreeMap;
+
+use c8s_pipeline_model::TaskPlan;
+use c8s_pipeline_model::layout::helper_resources;
+use c8s_sidecar_core::{EnvVar, PortRef, ReadinessProbe, Resources, SidecarConfig};
+use k8s_openapi::api::core::v1 as core;
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+use crate::context::{RunContext, SecurityProfile, SidecarMode};
+use crate::scripts;
+
+/// Name of the workspace emptyDir volume.
+pub const WORKSPACE_VOLUME: &str = "workspace";
+/// Name of the artifact PVC volume.
+pub const ARTIFACTS_VOLUME: &str = "artifacts";
+/// Name of the cache PVC volume.
+pub const CACHE_VOLUME: &str = "cache";
+
+/// Default seconds between readiness checks.
+pub const DEFAULT_PERIOD_SECONDS: i32 = 2;
+/// Default seconds to wait in all for a sidecar to become ready.
+pub const DEFAULT_READY_TIMEOUT_SECONDS: i32 = 120;
+
+/// Who a security context is for.
+#[derive(Debug, Clone, Copy)]
+pub struct RunAs {
+    /// An explicit UID.
+    pub user: Option<i64>,
+    /// The container opted out of non-root.
+    pub root: bool,
+}
+
+/// The container security context for `profile`.
+pub fn security_context(profile: SecurityProfile, run_as: RunAs) -> core::SecurityContext {
+    let mut sc = core::SecurityContext {
+        allow_privilege_escalation: Some(false),
+        ..Default::default()
+    };
+    if run_as.root {
+        // Root opt-out: runtime default capabilities (baseline allows them), UID 0.
+        sc.run_as_user = Some(0);
+        sc.run_as_non_root = Some(false);
+        return sc;
+    }
+    sc.run_as_user = run_as.user;
+    if profile == SecurityProfile::Restricted {
+        sc.run_as_non_root = Some(true);
+        sc.capabilities = Some(core::Capabilities {
+            drop: Some(vec!["ALL".to_owned()]),
+            ..Default::default()
+        });
+    }
+    sc
+}
+
+/// The pod security context for `ctx`.
+pub fn pod_security_context(ctx: &RunContext) -> core::PodSecurityContext {
+    let restricted = ctx.security_profile == SecurityProfile::Restricted;
+    core::PodSecurityContext {
+        fs_group: Some(ctx.fs_group),
+        run_as_non_root: restricted.then_some(true),
+        run_as_user: restricted.then_some(ctx.default_run_as_user),
+        seccomp_profile: Some(core::SeccompProfile {
+            type_: "RuntimeDefault".to_owned(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// Kubernetes env vars: literals as `value`, secrets as `valueFrom.secretKeyRef`.
+pub fn env(vars: &[EnvVar]) -> Option<Vec<core::EnvVar>> {
+    let out: Vec<core::EnvVar> = vars
+        .iter()
+        .map(|var| core::EnvVar {
+            name: var.name.clone(),
+            value: var.value.clone(),
+            value_from: var.secret_key_ref.as_ref().map(|secret| core::EnvVarSource {
+                secret_key_ref: Some(core::SecretKeySelector {
+                    name: secret.name.clone(),
+                    key: secret.key.clone(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+        })
+        .collect();
+    (!out.is_empty()).then_some(out)
+}
+
+fn literal(name: &str, value: &str) -> core::EnvVar {
+    core::EnvVar {
+        name: name.to_owned(),
+        value: Some(value.to_owned()),
+        ..Default::default()
+    }
+}
+
+fn quantities(map: &BTreeMap<String, c8s_sidecar_core::Quantity>) -> Option<BTreeMap<String, Quantity>> {
+    (!map.is_empty()).then(|| {
+        map.iter()
+            .map(|(k, v)| (k.clone(), Quantity(v.as_str().to_owned())))
+            .collect()
+    })
+}
+
+/// Requests and limits as Kubernetes writes them.
+pub fn resources(resources: &Resources) -> Option<core::ResourceRequirements> {
+    (!resources.is_empty()).then(|| core::ResourceRequirements {
+        requests: quantities(&resources.requests),
+        limits: quantities(&resources.limits),
+        ..Default::default()
+    })
+}
+
+/// A readiness check as a Kubernetes probe: checks every `period` seconds and
+/// gives up after `timeout` seconds in all (`failureThreshold = ceil(timeout/period)`).
+pub fn probe(check: &ReadinessProbe) -> core::Probe {
+    let period = check.period_seconds.unwrap_or(DEFAULT_PERIOD_SECONDS).max(1);
+    let total = check
+        .timeout_seconds
+        .unwrap_or(DEFAULT_READY_TIMEOUT_SECONDS)
+        .max(1);
+    let failure_threshold = (total + period - 1) / period;
+    let port = |port: &PortRef| match port {
+        PortRef::Number(n) => IntOrString::Int(*n),
+        PortRef::Name(name) => IntOrString::String(name.clone()),
+    };
+    let mut out = core::Probe {
+        period_seconds: Some(period),
+        timeout_seconds: Some(period.min(5)),
+        failure_threshold: Some(failure_threshold),
+        ..Default::default()
+    };
+    // Each handler as given; validation rejects zero or several.
+    out.tcp_socket = check.tcp_socket.as_ref().map(|tcp| core::TCPSocketAction {
+        port: port(&tcp.port),
+        ..Default::default()
+    });
+    out.http_get = check.http_get.as_ref().map(|http| core::HTTPGetAction {
+        path: Some(http.path.clone()),
+        port: port(&http.port),
+        ..Default::default()
+    });
+    out.exec = check.exec.as_ref().map(|exec| core::ExecAction {
+        command: Some(exec.command.clone()),
+    });
+    out
+}
+
+fn mount(name: &str, path: &str) -> core::VolumeMount {
+    core::VolumeMount {
+        name: name.to_owned(),
+        mount_path: path.to_owned(),
+        ..Default::default()
+    }
+}
+
+/// The mounts `main` gets (and every sidecar shares): workspace and caches.
+pub fn main_mounts(plan: &TaskPlan, cache_prefix: &str) -> Vec<core::VolumeMount> {
+    let mut mounts = vec![mount(WORKSPACE_VOLUME, scripts::WORKSPACE)];
+    for cache in &plan.caches {
+        let cache = cache.trim_end_matches('/');
+        mounts.push(core::VolumeMount {
+            sub_path: Some(format!("{cache_prefix}/{cache}")),
+            ..mount(CACHE_VOLUME, &format!("{}/{cache}", scripts::WORKSPACE))
+        });
+    }
+    mounts
+}
+
+fn helper(name: &str, image: &str, script: &str, profile: SecurityProfile) -> core::Container {
+    thread_local! {
+        // The same for every helper container; parsed once per thread.
+        static HELPER_RESOURCES: Option<core::ResourceRequirements> = resources(&helper_resources());
+    }
+    core::Container {
+        name: name.to_owned(),
+        image: Some(image.to_owned()),
+        image_pull_policy: Some("IfNotPresent".to_owned()),
+        command: Some(vec!["sh".to_owned(), "-ec".to_owned(), script.to_owned()]),
+        resources: HELPER_RESOURCES.with(Clone::clone),
+        security_context: Some(security_context(
+            profile,
+            RunAs {
+                user: None,
+                root: false,
+            },
+        )),
+        ..Default::default()
+    }
+}
+
+/// The `git-clone` init container.
+pub fn git_clone(ctx: &RunContext) -> core::Container {
+    let mut container = helper(
+        c8s_pipeline_model::layout::GIT_CLONE,
+        &ctx.git_image,
+        scripts::GIT_CLONE,
+        ctx.security_profile,
+    );
+    container.env = Some(vec![
+        literal("HOME", "/tmp"),
+        literal("C8S_REPOSITORY", &ctx.repository),
+        literal("C8S_COMMIT", &ctx.commit),
+        literal("C8S_BRANCH", &ctx.branch),
+    ]);
+    container.volume_mounts = Some(vec![mount(WORKSPACE_VOLUME, scripts::WORKSPACE)]);
+    container
+}
+
+/// Input-extraction init container `name`: unpack `artifact` into `path`.
+pub fn extract_input(name: &str, ctx: &RunContext, artifact: &str, path: &str) -> core::Container {
+    let mut container = helper(
+        name,
+        &ctx.helper_image,
+        scripts::EXTRACT_INPUT,
+        ctx.security_profile,
+    );
+    if let Some(command) = container.command.as_mut() {
+        command.extend([name.to_owned(), artifact.to_owned(), path.to_owned()]);
+    }
+    container.volume_mounts = Some(vec![
+        mount(WORKSPACE_VOLUME, scripts::WORKSPACE),
+        core::VolumeMount {
+            read_only: Some(true),
+            ..mount(ARTIFACTS_VOLUME, scripts::ARTIFACTS)
+        },
+    ]);
+    container
+}
+
+/// The `artifact-helper` container: saves `outputs` into artifact directory `dir`.
+pub fn artifact_helper(ctx: &RunContext, dir: &str, outputs: &[String]) -> core::Container {
+    let mut container = helper(
+        c8s_pipeline_model::layout::ARTIFACT_HELPER,
+        &ctx.helper_image,
+        scripts::SAVE_OUTPUTS,
+        ctx.security_profile,
+    );
+    if let Some(command) = container.command.as_mut() {
+        command.push("artifact-helper".to_owned());
+        command.push(dir.to_owned());
+        command.extend(outputs.iter().map(|o| o.trim_end_matches('/').to_owned()));
+    }
+    container.volume_mounts = Some(vec![
+        mount(WORKSPACE_VOLUME, scripts::WORKSPACE),
+        mount(ARTIFACTS_VOLUME, scripts::ARTIFACTS),
+    ]);
+    container
+}
+
+/// The `main` container. With outputs, its command is wrapped so that
+/// `artifact-helper` learns when (and how) it ended.
+pub fn main(plan: &TaskPlan, ctx: &RunContext, mounts: Vec<core::VolumeMount>) -> core::Container {
+    let (command, args) = if plan.outputs.is_empty() {
+        (plan.command.clone(), plan.args.clone())
+    } else {
+        let mut wrapped = vec![
+            "sh".to_owned(),
+            "-c".to_owned(),
+            scripts::MAIN_WRAPPER.to_owned(),
+            "c8s-main".to_owned(),
+        ];
+        wrapped.extend(plan.command.iter().chain(&plan.args).cloned());
+        (wrapped, Vec::new())
+    };
+    let working_dir = match plan.working_dir.as_deref().map(|d| d.trim_end_matches('/')) {
+        None | Some("") | Some(".") => scripts::WORKSPACE.to_owned(),
+        Some(dir) if dir.starts_with('/') => dir.to_owned(),
+        Some(dir) => format!("{}/{dir}", scripts::WORKSPACE),
+    };
+    core::Container {
+        name: c8s_pipeline_model::layout::MAIN.to_owned(),
+        image: Some(plan.image.clone()),
+        command: (!command.is_empty()).then_some(command),
+        args: (!args.is_empty()).then_some(args),
+        working_dir: Some(working_dir),
+        env: env(&plan.env),
+        resources: resources(&plan.resources),
+        security_context: Some(security_context(
+            ctx.security_profile,
+            RunAs {
+                user: plan.run_as_user,
+                root: plan.run_as_root,
+            },
+        )),
+        volume_mounts: Some(mounts),
+        ..Default::default()
+    }
+}
+
+/// A sidecar container, with its scratch emptyDirs mounted (volume names given
+/// by the caller) and its readiness as a startup (native) or readiness (legacy) probe.
+pub fn sidecar(
+    config: &SidecarConfig,
+    ctx: &RunContext,
+    mode: SidecarMode,
+    mut mounts: Vec<core::VolumeMount>,
+    scratch_volumes: &[String],
+) -> core::Container {
+    for (path, volume) in config.scratch.iter().zip(scratch_volumes) {
+        mounts.push(mount(volume, path));
+    }
+    let probe = config.effective_readiness().map(|check| probe(&check));
+    let ports: Vec<core::ContainerPort> = config
+        .ports
+        .iter()
+        .map(|p| core::ContainerPort {
+            container_port: p.container_port,
+            protocol: Some(p.protocol.as_str().to_owned()),
+            name: p.name.clone(),
+            ..Default::default()
+        })
+        .collect();
+    let native = mode == SidecarMode::Native;
+    core::Container {
+        name: config.name.clone(),
+        image: Some(config.image.clone()),
+        image_pull_policy: Some("IfNotPresent".to_owned()),
+        command: (!config.command.is_empty()).then(|| config.command.clone()),
+        args: (!config.args.is_empty()).then(|| config.args.clone()),
+        working_dir: config.working_dir.clone(),
+        env: env(&config.env),
+        ports: (!ports.is_empty()).then_some(ports),
+        resources: resources(&config.resources),
+        restart_policy: native.then(|| "Always".to_owned()),
+        startup_probe: if native { probe.clone() } else { None },
+        readiness_probe: if native { None } else { probe },
+        security_context: Some(security_context(
+            ctx.security_profile,
+            RunAs {
+                user: config.run_as_user,
+                root: config.run_as_root,
+            },
+        )),
+        volume_mounts: Some(mounts),
+        ..Default::default()
+    }
+}

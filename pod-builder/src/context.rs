@@ -1,0 +1,297 @@
+//! `RunContext`: the facts from outside a plan that a rendered pod depends on —
+//! which run and build this is, where the code and the artifacts live, and how
+//! the target cluster wants pods shaped. Pure data: no clock, no randomness, no
+//! environment; the caller fills it in.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::Toleration;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use serde::{Deserialize, Serialize};
+
+/// The Kubernetes minor version assumed when none is given (1.33, where native
+/// sidecars are GA).
+pub const DEFAULT_KUBERNETES_MINOR: u32 = 33;
+
+/// The first Kubernetes minor version with native sidecars on by default.
+pub const NATIVE_SIDECARS_MIN_MINOR: u32 = 29;
+
+/// Image of the `git-clone` init container.
+pub const DEFAULT_GIT_IMAGE: &str = "alpine/git:2.47.2";
+
+/// Image of the input-extraction and `artifact-helper` containers.
+pub const DEFAULT_HELPER_IMAGE: &str = "busybox:1.37.0";
+
+/// How sidecars are placed in the pod.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum SidecarMode {
+    /// Restartable init containers (`restartPolicy: Always`) gated by a
+    /// `startupProbe`; needs Kubernetes >= 1.29.
+    #[default]
+    Native,
+    /// Plain containers next to `main` with a `readinessProbe`; the kube
+    /// adapter deletes the pod once `main` (and `artifact-helper`) finished.
+    Legacy,
+}
+
+/// Which Pod Security Standard c8s shapes its containers for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum SecurityProfile {
+    /// Pod Security "restricted": non-root UID, seccomp RuntimeDefault, all
+    /// capabilities dropped, no privilege escalation. A container that opts out
+    /// with `runAsRoot` lowers its pod to baseline.
+    #[default]
+    Restricted,
+    /// Pod Security "baseline": images run as the user they declare and keep the
+    /// runtime's default capabilities; privilege escalation stays off.
+    Baseline,
+}
+
+impl SecurityProfile {
+    /// The profile's name as Pod Security admission spells it.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            SecurityProfile::Restricted => "restricted",
+            SecurityProfile::Baseline => "baseline",
+        }
+    }
+}
+
+/// Everything about a run that is not in a [`TaskPlan`](crate::model::TaskPlan).
+///
+/// ```
+/// use c8s_pod_builder::{RunContext, SidecarMode};
+/// let ctx = RunContext::new("run-42", 7)
+///     .with_commit("0123456789abcdef0123456789abcdef01234567")
+///     .with_branch("main")
+///     .with_namespace("ci")
+///     .with_kubernetes_minor(28);
+/// assert_eq!(ctx.effective_sidecar_mode().unwrap(), SidecarMode::Legacy);
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct RunContext {
+    /// Pipeline name override; empty uses the plan's `identity.pipeline`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub pipeline: String,
+    /// The run's id (unique per run; becomes a label and part of the name hash).
+    pub run_id: String,
+    /// The build number (`-b<N>` in object names).
+    pub build: u64,
+    /// The commit to check out (a full SHA); empty fetches `branch`.
+    #[serde(default)]
+    pub commit: String,
+    /// The branch the run is for.
+    #[serde(default)]
+    pub branch: String,
+    /// Git URL to clone into the workspace; empty leaves the workspace empty.
+    #[serde(default)]
+    pub repository: String,
+    /// Namespace of the rendered objects; empty leaves it to `kubectl -n`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub namespace: String,
+    /// Owner of the rendered objects, for garbage collection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner_reference: Option<OwnerReference>,
+    /// PersistentVolumeClaim holding artifacts (inputs and outputs).
+    pub artifact_claim: String,
+    /// PersistentVolumeClaim holding caches.
+    pub cache_claim: String,
+    /// Requested sidecar mode; see [`RunContext::effective_sidecar_mode`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sidecar_mode: Option<SidecarMode>,
+    /// Target Kubernetes minor version (1.`N`).
+    pub kubernetes_minor: u32,
+    /// Security profile the containers are shaped for.
+    #[serde(default)]
+    pub security_profile: SecurityProfile,
+    /// UID used for containers that do not ask for one (restricted profile).
+    pub default_run_as_user: i64,
+    /// Pod `fsGroup`, so that volumes are writable by every container.
+    pub fs_group: i64,
+    /// Extra labels on every object (c8s's own keys are reserved).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// Extra annotations on every object.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+    /// Service account of the pods; `None` also turns off token automounting.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account: Option<String>,
+    /// Priority class of the pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority_class: Option<String>,
+    /// Node selector of the pods.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub node_selector: BTreeMap<String, String>,
+    /// Tolerations of the pods, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tolerations: Vec<Toleration>,
+    /// Seconds a finished Job is kept (`ttlSecondsAfterFinished`).
+    pub job_ttl_seconds: i32,
+    /// Image of the `git-clone` init container.
+    pub git_image: String,
+    /// Image of the input-extraction and `artifact-helper` containers.
+    pub helper_image: String,
+}
+
+impl RunContext {
+    /// A context for run `run_id`, build `build`, with every default:
+    /// Kubernetes 1.33, native sidecars, restricted profile, UID/fsGroup 1000,
+    /// claims `c8s-artifacts` and `c8s-cache`, Job TTL 3600 s.
+    pub fn new(run_id: impl Into<String>, build: u64) -> Self {
+        Self {
+            pipeline: String::new(),
+            run_id: run_id.into(),
+            build,
+            commit: String::new(),
+            branch: String::new(),
+            repository: String::new(),
+            namespace: String::new(),
+            owner_reference: None,
+            artifact_claim: "c8s-artifacts".to_owned(),
+            cache_claim: "c8s-cache".to_owned(),
+            sidecar_mode: None,
+            kubernetes_minor: DEFAULT_KUBERNETES_MINOR,
+            security_profile: SecurityProfile::Restricted,
+            default_run_as_user: 1000,
+            fs_group: 1000,
+            labels: BTreeMap::new(),
+            annotations: BTreeMap::new(),
+            service_account: None,
+            priority_class: None,
+            node_selector: BTreeMap::new(),
+            tolerations: Vec::new(),
+            job_ttl_seconds: 3600,
+            git_image: DEFAULT_GIT_IMAGE.to_owned(),
+            helper_image: DEFAULT_HELPER_IMAGE.to_owned(),
+        }
+    }
+
+    /// Overrides the pipeline name taken from the plan.
+    pub fn with_pipeline(mut self, pipeline: impl Into<String>) -> Self {
+        self.pipeline = pipeline.into();
+        self
+    }
+
+    /// Sets the commit to check out.
+    pub fn with_commit(mut self, commit: impl Into<String>) -> Self {
+        self.commit = commit.into();
+        self
+    }
+
+    /// Sets the branch.
+    pub fn with_branch(mut self, branch: impl Into<String>) -> Self {
+        self.branch = branch.into();
+        self
+    }
+
+    /// Sets the repository URL to clone.
+    pub fn with_repository(mut self, repository: impl Into<String>) -> Self {
+        self.repository = repository.into();
+        self
+    }
+
+    /// Sets the namespace.
+    pub fn with_namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.namespace = namespace.into();
+        self
+    }
+
+    /// Sets the owner reference.
+    pub fn with_owner_reference(mut self, owner: OwnerReference) -> Self {
+        self.owner_reference = Some(owner);
+        self
+    }
+
+    /// Sets the artifact PersistentVolumeClaim.
+    pub fn with_artifact_claim(mut self, claim: impl Into<String>) -> Self {
+        self.artifact_claim = claim.into();
+        self
+    }
+
+    /// Sets the cache PersistentVolumeClaim.
+    pub fn with_cache_claim(mut self, claim: impl Into<String>) -> Self {
+        self.cache_claim = claim.into();
+        self
+    }
+
+    /// Forces a sidecar mode (otherwise chosen from the Kubernetes version).
+    pub fn with_sidecar_mode(mut self, mode: SidecarMode) -> Self {
+        self.sidecar_mode = Some(mode);
+        self
+    }
+
+    /// Sets the target Kubernetes minor version (1.`minor`).
+    pub fn with_kubernetes_minor(mut self, minor: u32) -> Self {
+        self.kubernetes_minor = minor;
+        self
+    }
+
+    /// Sets the security profile.
+    pub fn with_security_profile(mut self, profile: SecurityProfile) -> Self {
+        self.security_profile = profile;
+        self
+    }
+
+    /// Adds a label to every object.
+    pub fn with_label(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.labels.insert(key.into(), value.into());
+        self
+    }
+
+    /// Adds an annotation to every object.
+    pub fn with_annotation(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.annotations.insert(key.into(), value.into());
+        self
+    }
+
+    /// Sets the service account.
+    pub fn with_service_account(mut self, name: impl Into<String>) -> Self {
+        self.service_account = Some(name.into());
+        self
+    }
+
+    /// Sets the priority class.
+    pub fn with_priority_class(mut self, name: impl Into<String>) -> Self {
+        self.priority_class = Some(name.into());
+        self
+    }
+
+    /// Adds a node selector entry.
+    pub fn with_node_selector(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.node_selector.insert(key.into(), value.into());
+        self
+    }
+
+    /// Adds a toleration.
+    pub fn with_toleration(mut self, toleration: Toleration) -> Self {
+        self.tolerations.push(toleration);
+        self
+    }
+
+    /// Sets how long a finished Job is kept.
+    pub fn with_job_ttl_seconds(mut self, seconds: i32) -> Self {
+        self.job_ttl_seconds = seconds;
+        self
+    }
+
+    /// The sidecar mode that applies: the requested one, or native from
+    /// Kubernetes 1.29 on and legacy below. Forcing native below 1.29 is an
+    /// error, because an older API server silently drops `restartPolicy` from
+    /// init containers and the "sidecar" would block `main` forever.
+    pub fn effective_sidecar_mode(&self) -> Result<SidecarMode, crate::Error> {
+        let native_ok = self.kubernetes_minor >= NATIVE_SIDECARS_MIN_MINOR;
+        match self.sidecar_mode {
+            Some(SidecarMode::Native) if !native_ok => Err(crate::Error::NativeSidecarsUnsupported {
+                kubernetes_minor: self.kubernetes_minor,
+            }),
+            Some(mode) => Ok(mode),
+            None if native_ok => Ok(SidecarMode::Native),
+            None => Ok(SidecarMode::Legacy),
+        }
+    }
+}

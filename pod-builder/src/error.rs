@@ -1,0 +1,97 @@
+//! The one error type of pod-builder.
+
+use std::fmt;
+
+/// One broken rule in a rendered object, at a field path such as
+/// `spec.initContainers[2].ports[0].name`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    /// Where, as a JSON-style field path in the object.
+    pub path: String,
+    /// What is wrong, for people.
+    pub message: String,
+}
+
+impl Violation {
+    /// A violation at `path`.
+    pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path, self.message)
+    }
+}
+
+fn join(violations: &[Violation]) -> String {
+    violations
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Why a plan could not be rendered or serialised.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Native sidecars were forced for a cluster older than Kubernetes 1.29.
+    #[error(
+        "native sidecars need Kubernetes >= 1.29, but the target is 1.{kubernetes_minor}: \
+         an older API server drops `restartPolicy` from init containers and the pod would hang; \
+         use legacy sidecars"
+    )]
+    NativeSidecarsUnsupported {
+        /// The target minor version.
+        kubernetes_minor: u32,
+    },
+    /// A workspace-relative path (output, input, cache, working dir) is unusable.
+    #[error("step {step:?}: {field} {path:?} {reason}")]
+    InvalidPath {
+        /// The step.
+        step: String,
+        /// Which field (`outputs[0]`, `caches[1]`, `workingDir`, ...).
+        field: String,
+        /// The path as given.
+        path: String,
+        /// Why it is unusable.
+        reason: String,
+    },
+    /// The step declares outputs but no command, so c8s cannot tell when it ends.
+    #[error(
+        "step {step:?}: outputs need an explicit command (c8s wraps it to signal artifact-helper when main ends)"
+    )]
+    OutputsNeedCommand {
+        /// The step.
+        step: String,
+    },
+    /// An extra label from the run context uses a key c8s sets itself.
+    #[error("label {key:?} is reserved for c8s; choose another key")]
+    ReservedLabel {
+        /// The label key.
+        key: String,
+    },
+    /// The rendered object breaks rules the API server enforces; nothing is returned.
+    #[error("{kind} {name:?} would be rejected: {}", join(.violations))]
+    Invalid {
+        /// `Pod` or `Job`.
+        kind: &'static str,
+        /// The object's name.
+        name: String,
+        /// Every broken rule.
+        violations: Vec<Violation>,
+    },
+    /// Serialising to YAML or JSON failed.
+    #[error("cannot serialise to {format}: {reason}")]
+    Serialize {
+        /// `yaml` or `json`.
+        format: &'static str,
+        /// The serializer's message.
+        reason: String,
+    },
+}

@@ -1,0 +1,320 @@
+//! `render_pod` and `render_job`: a plan's containers in `pod_layout` order,
+//! the volumes they need, names, labels, and the Job wrapper. Every object is
+//! validated before it is returned.
+
+use c8s_pipeline_model::{ContainerRole, TaskPlan, pod_layout};
+use k8s_openapi::api::batch::v1 as batch;
+use k8s_openapi::api::core::v1 as core;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+use crate::containers::{self, ARTIFACTS_VOLUME, CACHE_VOLUME, WORKSPACE_VOLUME};
+use crate::context::{RunContext, SidecarMode};
+use crate::names::{self, NameParts};
+use crate::{Error, validate};
+
+/// Label and annotation key prefixes c8s owns.
+const RESERVED_PREFIXES: [&str; 2] = ["c8s.dev/", "app.kubernetes.io/"];
+
+/// Renders `plan` as a Pod (restartPolicy Never), validated.
+///
+/// ```
+/// use c8s_pod_builder::{render_pod, RunContext};
+/// use c8s_pod_builder::model::{PlanIdentity, TaskPlan};
+/// let plan = TaskPlan::new(PlanIdentity::new("shop", "unit"), "golang:1.23");
+/// let pod = render_pod(&plan, &RunContext::new("run-1", 3)).unwrap();
+/// assert!(pod.metadata.name.unwrap().starts_with("shop-unit-b3-"));
+/// ```
+pub fn render_pod(plan: &TaskPlan, ctx: &RunContext) -> Result<core::Pod, Error> {
+    let (metadata, spec) = render_parts(plan, ctx)?;
+    let pod = core::Pod {
+        metadata,
+        spec: Some(spec),
+        ..Default::default()
+    };
+    validate::validate_pod(&pod)?;
+    Ok(pod)
+}
+
+/// Renders `plan` as a `batch/v1` Job: `backoffLimit: 0`, the step timeout as
+/// `activeDeadlineSeconds`, `ttlSecondsAfterFinished`, and a pod failure
+/// policy that ignores node disruptions. Validated.
+pub fn render_job(plan: &TaskPlan, ctx: &RunContext) -> Result<batch::Job, Error> {
+    let (metadata, spec) = render_parts(plan, ctx)?;
+    let template_meta = ObjectMeta {
+        labels: metadata.labels.clone(),
+        annotations: metadata.annotations.clone(),
+        ..Default::default()
+    };
+    let job = batch::Job {
+        spec: Some(batch::JobSpec {
+            backoff_limit: Some(0),
+            active_deadline_seconds: spec.active_deadline_seconds,
+            ttl_seconds_after_finished: Some(ctx.job_ttl_seconds),
+            pod_failure_policy: Some(batch::PodFailurePolicy {
+                rules: vec![batch::PodFailurePolicyRule {
+                    action: "Ignore".to_owned(),
+                    on_pod_conditions: Some(vec![disruption_target()]),
+                    ..Default::default()
+                }],
+            }),
+            template: core::PodTemplateSpec {
+                metadata: Some(template_meta),
+                spec: Some(spec),
+            },
+            ..Default::default()
+        }),
+        metadata,
+        ..Default::default()
+    };
+    validate::validate_job(&job)?;
+    Ok(job)
+}
+
+/// `{type: DisruptionTarget, status: "True"}`; `status` became optional in 1.35.
+fn disruption_target() -> batch::PodFailurePolicyOnPodConditionsPattern {
+    #[allow(unused_mut)]
+    let mut pattern = batch::PodFailurePolicyOnPodConditionsPattern {
+        type_: "DisruptionTarget".to_owned(),
+        ..Default::default()
+    };
+    k8s_openapi::k8s_if_le_1_34! {
+        pattern.status = "True".to_owned();
+    }
+    k8s_openapi::k8s_if_ge_1_35! {
+        pattern.status = Some("True".to_owned());
+    }
+    pattern
+}
+
+/// The pipeline name that applies: the context's override or the plan's.
+fn pipeline_name<'a>(plan: &'a TaskPlan, ctx: &'a RunContext) -> &'a str {
+    if ctx.pipeline.is_empty() {
+        &plan.identity.pipeline
+    } else {
+        &ctx.pipeline
+    }
+}
+
+/// The name `render_pod`/`render_job` give `plan` under `ctx`.
+pub fn object_name(plan: &TaskPlan, ctx: &RunContext) -> String {
+    names::object_name(&NameParts {
+        pipeline: pipeline_name(plan, ctx),
+        step: &plan.identity.step,
+        matrix_id: plan.identity.matrix_id.as_deref(),
+        build: ctx.build,
+        run_id: &ctx.run_id,
+    })
+}
+
+fn render_parts(plan: &TaskPlan, ctx: &RunContext) -> Result<(ObjectMeta, core::PodSpec), Error> {
+    let mode = ctx.effective_sidecar_mode()?;
+    check_paths(plan)?;
+    if !plan.outputs.is_empty() && plan.command.is_empty() {
+        return Err(Error::OutputsNeedCommand {
+            step: plan.identity.step.clone(),
+        });
+    }
+    let name = object_name(plan, ctx);
+    let metadata = metadata(plan, ctx, &name)?;
+    Ok((metadata, pod_spec(plan, ctx, mode)))
+}
+
+fn metadata(plan: &TaskPlan, ctx: &RunContext, name: &str) -> Result<ObjectMeta, Error> {
+    for key in ctx.labels.keys().chain(ctx.annotations.keys()) {
+        if RESERVED_PREFIXES.iter().any(|p| key.starts_with(p)) {
+            return Err(Error::ReservedLabel { key: key.clone() });
+        }
+    }
+    let pipeline = pipeline_name(plan, ctx);
+    let mut labels = ctx.labels.clone();
+    labels.extend([
+        ("app.kubernetes.io/name".to_owned(), "c8s".to_owned()),
+        ("app.kubernetes.io/instance".to_owned(), name.to_owned()),
+        ("app.kubernetes.io/component".to_owned(), "step".to_owned()),
+        ("app.kubernetes.io/managed-by".to_owned(), "c8s".to_owned()),
+        ("c8s.dev/pipeline".to_owned(), names::label_value(pipeline)),
+        ("c8s.dev/run".to_owned(), names::label_value(&ctx.run_id)),
+        ("c8s.dev/step".to_owned(), names::label_value(&plan.identity.step)),
+        ("c8s.dev/build".to_owned(), ctx.build.to_string()),
+    ]);
+    if let Some(id) = &plan.identity.matrix_id {
+        labels.insert("c8s.dev/matrix".to_owned(), names::label_value(id));
+    }
+    // The unshortened facts, for people and tools (label values may be hashed).
+    let mut annotations = ctx.annotations.clone();
+    let facts = [
+        ("c8s.dev/pipeline", pipeline),
+        ("c8s.dev/step", plan.identity.step.as_str()),
+        ("c8s.dev/run-id", ctx.run_id.as_str()),
+        ("c8s.dev/repository", ctx.repository.as_str()),
+        ("c8s.dev/commit", ctx.commit.as_str()),
+        ("c8s.dev/branch", ctx.branch.as_str()),
+    ];
+    for (key, value) in facts {
+        if !value.is_empty() {
+            annotations.insert(key.to_owned(), value.to_owned());
+        }
+    }
+    if !plan.identity.matrix.is_empty() {
+        let matrix: Vec<String> = plan
+            .identity
+            .matrix
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        annotations.insert("c8s.dev/matrix".to_owned(), matrix.join(","));
+    }
+    Ok(ObjectMeta {
+        name: Some(name.to_owned()),
+        namespace: (!ctx.namespace.is_empty()).then(|| ctx.namespace.clone()),
+        labels: Some(labels),
+        annotations: (!annotations.is_empty()).then_some(annotations),
+        owner_references: ctx.owner_reference.clone().map(|o| vec![o]),
+        ..Default::default()
+    })
+}
+
+/// Artifact key of `step`'s outputs in this run: `<pipeline>/<run>/<matrix>/<step>`.
+fn artifact_dir(plan: &TaskPlan, ctx: &RunContext, step: &str) -> String {
+    let matrix = plan.identity.matrix_id.as_deref().unwrap_or("");
+    [pipeline_name(plan, ctx), &ctx.run_id, matrix, step]
+        .map(names::path_segment)
+        .join("/")
+}
+
+fn pod_spec(plan: &TaskPlan, ctx: &RunContext, mode: SidecarMode) -> core::PodSpec {
+    let cache_prefix = names::path_segment(pipeline_name(plan, ctx));
+    let shared_mounts = containers::main_mounts(plan, &cache_prefix);
+    let mut volumes = vec![core::Volume {
+        name: WORKSPACE_VOLUME.to_owned(),
+        empty_dir: Some(Default::default()),
+        ..Default::default()
+    }];
+    let pvc = |name: &str, claim: &str| core::Volume {
+        name: name.to_owned(),
+        persistent_volume_claim: Some(core::PersistentVolumeClaimVolumeSource {
+            claim_name: claim.to_owned(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    if !plan.inputs.is_empty() || !plan.outputs.is_empty() {
+        volumes.push(pvc(ARTIFACTS_VOLUME, &ctx.artifact_claim));
+    }
+    if !plan.caches.is_empty() {
+        volumes.push(pvc(CACHE_VOLUME, &ctx.cache_claim));
+    }
+
+    let mut init = Vec::new();
+    let mut regular = Vec::new();
+    let mut legacy_sidecars = Vec::new();
+    let (mut next_input, mut next_sidecar) = (plan.inputs.iter(), plan.sidecars.iter());
+    for laid_out in pod_layout(plan) {
+        match (laid_out.role, laid_out.name.as_str()) {
+            (ContainerRole::Init, c8s_pipeline_model::layout::GIT_CLONE) => {
+                init.push(containers::git_clone(ctx))
+            }
+            (ContainerRole::Init, name) => {
+                if let Some(input) = next_input.next() {
+                    let artifact = format!(
+                        "{}/{}.tar",
+                        artifact_dir(plan, ctx, &input.step),
+                        input.output.trim_end_matches('/')
+                    );
+                    let path = input.path.trim_end_matches('/');
+                    init.push(containers::extract_input(name, ctx, &artifact, path));
+                }
+            }
+            (ContainerRole::Sidecar, _) => {
+                if let Some(config) = next_sidecar.next() {
+                    let scratch: Vec<String> = (0..config.scratch.len())
+                        .map(|i| names::scratch_volume_name(&config.name, i))
+                        .collect();
+                    for volume in &scratch {
+                        volumes.push(core::Volume {
+                            name: volume.clone(),
+                            empty_dir: Some(Default::default()),
+                            ..Default::default()
+                        });
+                    }
+                    let container = containers::sidecar(config, ctx, mode, shared_mounts.clone(), &scratch);
+                    match mode {
+                        SidecarMode::Native => init.push(container),
+                        SidecarMode::Legacy => legacy_sidecars.push(container),
+                    }
+                }
+            }
+            (ContainerRole::Regular, c8s_pipeline_model::layout::MAIN) => {
+                regular.push(containers::main(plan, ctx, shared_mounts.clone()));
+            }
+            (ContainerRole::Regular, _) => {
+                let dir = artifact_dir(plan, ctx, &plan.identity.step);
+                regular.push(containers::artifact_helper(ctx, &dir, &plan.outputs));
+            }
+        }
+    }
+    // Legacy sidecars are plain containers after main (and artifact-helper).
+    regular.extend(legacy_sidecars);
+
+    let has_account = ctx.service_account.is_some();
+    core::PodSpec {
+        active_deadline_seconds: plan.timeout_seconds.map(|s| i64::try_from(s).unwrap_or(i64::MAX)),
+        automount_service_account_token: (!has_account).then_some(false),
+        containers: regular,
+        enable_service_links: Some(false),
+        init_containers: Some(init),
+        node_selector: (!ctx.node_selector.is_empty()).then(|| ctx.node_selector.clone()),
+        priority_class_name: ctx.priority_class.clone(),
+        restart_policy: Some("Never".to_owned()),
+        security_context: Some(containers::pod_security_context(ctx)),
+        service_account_name: ctx.service_account.clone(),
+        tolerations: (!ctx.tolerations.is_empty()).then(|| ctx.tolerations.clone()),
+        volumes: Some(volumes),
+        ..Default::default()
+    }
+}
+
+/// Checks the workspace-relative paths of `plan`: outputs, inputs, caches
+/// must be relative without `..`; the working dir may also be absolute.
+fn check_paths(plan: &TaskPlan) -> Result<(), Error> {
+    let step = &plan.identity.step;
+    let bad = |field: String, path: &str, reason: &str| Error::InvalidPath {
+        step: step.clone(),
+        field,
+        path: path.to_owned(),
+        reason: reason.to_owned(),
+    };
+    let relative = |field: String, path: &str| -> Result<(), Error> {
+        if path.trim_end_matches('/').is_empty() {
+            return Err(bad(field, path, "must not be empty"));
+        }
+        if path.starts_with('/') {
+            return Err(bad(field, path, "must be relative to the workspace"));
+        }
+        check_components(path).map_err(|reason| bad(field, path, reason))
+    };
+    for (i, output) in plan.outputs.iter().enumerate() {
+        relative(format!("outputs[{i}]"), output)?;
+    }
+    for (i, cache) in plan.caches.iter().enumerate() {
+        relative(format!("caches[{i}]"), cache)?;
+    }
+    for (i, input) in plan.inputs.iter().enumerate() {
+        relative(format!("inputs[{i}].output"), &input.output)?;
+        relative(format!("inputs[{i}].path"), &input.path)?;
+    }
+    if let Some(dir) = &plan.working_dir {
+        check_components(dir).map_err(|reason| bad("workingDir".to_owned(), dir, reason))?;
+    }
+    Ok(())
+}
+
+fn check_components(path: &str) -> Result<(), &'static str> {
+    if path.split('/').any(|part| part == "..") {
+        return Err("must not contain '..'");
+    }
+    if path.chars().any(char::is_control) {
+        return Err("must not contain control characters");
+    }
+    Ok(())
+}
