@@ -29,6 +29,10 @@ pub struct TaskPlan {
     /// (`EnvVar::secret`); secret values never appear in a plan.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub env: Vec<EnvVar>,
+    /// Where the repository is cloned, relative to the workspace; `None`: the
+    /// workspace itself. (A Concourse task's first input, e.g. `source`.)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkout: Option<String>,
     /// Artifacts to extract into the workspace before `main` starts.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub inputs: Vec<PlanInput>,
@@ -119,6 +123,7 @@ impl TaskPlan {
             args: Vec::new(),
             working_dir: None,
             env: Vec::new(),
+            checkout: None,
             inputs: Vec::new(),
             outputs: Vec::new(),
             caches: Vec::new(),

@@ -336,18 +336,24 @@ fn check_task(config: &TaskConfig, doc: usize) -> Vec<Finding> {
 /// Lowers a (validated) task config to a plan. Concourse units become
 /// Kubernetes ones: `cpu` shares / 1024 cores (in millicores, rounded up),
 /// `memory` bytes; a limit of 0 means none. `run.user: root` opts out of the
-/// restricted profile; a numeric user becomes `runAsUser`. An input `x`
-/// becomes output `x` of the step named `x` (Concourse names artifacts in one
-/// namespace), unpacked at its `path`.
+/// restricted profile; a numeric user becomes `runAsUser`. The first input is
+/// the repository checkout (`git-clone` clones into its `path`, e.g. `source`);
+/// every other input `x` becomes output `x` of the step named `x` (Concourse
+/// names artifacts in one namespace), unpacked at its `path`.
 pub fn task_plan(identity: PlanIdentity, config: &TaskConfig) -> TaskPlan {
     let mut plan = TaskPlan::new(identity, config.image());
     plan.command = vec![config.run.path.clone()];
     plan.args = config.run.args.clone();
     plan.working_dir = config.run.dir.clone();
     plan.env = config.params.iter().map(|(k, v)| EnvVar::value(k, v)).collect();
+    plan.checkout = config
+        .inputs
+        .first()
+        .map(|i| i.path.clone().unwrap_or_else(|| i.name.clone()));
     plan.inputs = config
         .inputs
         .iter()
+        .skip(1)
         .map(|i| {
             let mut input = PlanInput::new(&i.name, &i.name);
             input.path = i.path.clone().unwrap_or_else(|| i.name.clone());

@@ -195,8 +195,13 @@ fn helper(name: &str, image: &str, script: &str, profile: SecurityProfile) -> co
     }
 }
 
-/// The `git-clone` init container.
-pub fn git_clone(ctx: &RunContext) -> core::Container {
+/// The `git-clone` init container; it clones into the workspace, or into
+/// `checkout` (relative to the workspace) when given.
+pub fn git_clone(ctx: &RunContext, checkout: Option<&str>) -> core::Container {
+    let dir = match checkout {
+        Some(dir) => format!("{}/{dir}", scripts::WORKSPACE),
+        None => scripts::WORKSPACE.to_owned(),
+    };
     let mut container = helper(
         c8s_pipeline_model::layout::GIT_CLONE,
         &ctx.git_image,
@@ -208,6 +213,7 @@ pub fn git_clone(ctx: &RunContext) -> core::Container {
         literal("C8S_REPOSITORY", &ctx.repository),
         literal("C8S_COMMIT", &ctx.commit),
         literal("C8S_BRANCH", &ctx.branch),
+        literal("C8S_CHECKOUT", &dir),
     ]);
     container.volume_mounts = Some(vec![mount(WORKSPACE_VOLUME, scripts::WORKSPACE)]);
     container

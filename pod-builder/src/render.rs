@@ -212,7 +212,7 @@ fn pod_spec(plan: &TaskPlan, ctx: &RunContext, mode: SidecarMode) -> core::PodSp
     for laid_out in pod_layout(plan) {
         match (laid_out.role, laid_out.name.as_str()) {
             (ContainerRole::Init, c8s_pipeline_model::layout::GIT_CLONE) => {
-                init.push(containers::git_clone(ctx))
+                init.push(containers::git_clone(ctx, plan.checkout.as_deref()))
             }
             (ContainerRole::Init, name) => {
                 if let Some(input) = next_input.next() {
@@ -302,6 +302,9 @@ fn check_paths(plan: &TaskPlan) -> Result<(), Error> {
     for (i, input) in plan.inputs.iter().enumerate() {
         relative(format!("inputs[{i}].output"), &input.output)?;
         relative(format!("inputs[{i}].path"), &input.path)?;
+    }
+    if let Some(dir) = &plan.checkout {
+        relative("checkout".to_owned(), dir)?;
     }
     if let Some(dir) = &plan.working_dir {
         check_components(dir).map_err(|reason| bad("workingDir".to_owned(), dir, reason))?;

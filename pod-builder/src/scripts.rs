@@ -11,11 +11,11 @@ pub const ARTIFACTS: &str = "/artifacts";
 pub const MAIN_EXIT_MARKER: &str = "/workspace/.c8s/main-exit-code";
 
 /// `git-clone`: a shallow fetch of one commit (or the branch) into /workspace.
-/// Env: `C8S_REPOSITORY`, `C8S_COMMIT`, `C8S_BRANCH`.
+/// Env: `C8S_REPOSITORY`, `C8S_COMMIT`, `C8S_BRANCH`, `C8S_CHECKOUT` (the clone's directory).
 pub const GIT_CLONE: &str = r#"if [ -z "$C8S_REPOSITORY" ]; then echo "c8s: no repository, workspace left empty"; exit 0; fi
 git() { command git -c safe.directory='*' "$@"; }
-git init -q /workspace
-cd /workspace
+git init -q "$C8S_CHECKOUT"
+cd "$C8S_CHECKOUT"
 git remote add origin "$C8S_REPOSITORY"
 git fetch -q --depth 1 origin "${C8S_COMMIT:-${C8S_BRANCH:-HEAD}}"
 git checkout -q --detach FETCH_HEAD

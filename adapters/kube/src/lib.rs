@@ -1,6 +1,68 @@
 //! Runs c8s pipelines on a Kubernetes cluster with kube-rs.
 //!
-//! Not built yet (issue 6): submit pods and jobs, watch them, stream masked logs,
-//! run whole pipelines with retries and timeouts, and reap finished pods.
+//! ```no_run
+//! # async fn example(pod: k8s_openapi::api::core::v1::Pod) -> Result<(), c8s_kube::Error> {
+//! use std::time::Duration;
+//! use c8s_kube::{KubeCluster, RunOptions, Step, StepObject, run_pipeline};
+//!
+//! let cluster = KubeCluster::connect(Duration::from_secs(5)).await?;
+//! let steps = vec![Step::new("unit", StepObject::Pod(Box::new(pod)))];
+//! let options = RunOptions::new("orders-b42").parallelism(4).timeout(Duration::from_secs(3600));
+//! let status = run_pipeline(&cluster, steps, options, std::future::pending()).await?;
+//! println!("{}", status.to_json());
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! The scheduling, retry and timeout logic is generic over [`Cluster`]:
+//! [`KubeCluster`] implements it with kube-rs, [`sim::SimCluster`] in memory
+//! with virtual time and injected faults.
+//!
+//! - [`run_pipeline`] starts each [`Step`] as soon as its own dependencies
+//!   succeeded, within [`RunOptions::parallelism`], fails fast or continues,
+//!   and returns a [`RunStatus`] (JSON via serde). Cancellation is any future:
+//!   when it completes, the run's pods are deleted and the run is `Cancelled`.
+//! - Transient faults (HTTP 429/5xx, broken watches, image pull back-off and
+//!   evictions up to a limit) are retried per [`RetryPolicy`] with bounded
+//!   exponential backoff and deterministic jitter; a retried step gets a new
+//!   pod (`-r1`, `-r2`...) only once the old one is gone.
+//! - [`assess`] reads a pod's status: `main`'s exit code decides, native
+//!   sidecar exit codes (137/143) never count, an unschedulable pod is
+//!   "waiting for capacity", and a legacy pod whose sidecars outlive `main` is
+//!   deleted.
+//! - Logs only leave through a [`LogMasker`] into a [`LogSink`];
+//!   `c8s_pipeline_model::SecretMasker` implements [`LogMasker`].
+//! - [`reap`] deletes what finished or crashed runs left behind.
+//! - [`KubeCluster::connect`] fails fast with [`Error::ClusterUnreachable`]
+//!   when no cluster answers.
 
-pub use c8s_pod_builder as pod_builder;
+mod cluster;
+mod error;
+mod kube_cluster;
+mod logs;
+mod observe;
+mod options;
+mod outcome;
+mod pipeline;
+mod reap;
+mod retry;
+pub mod sim;
+mod step;
+
+pub use cluster::{
+    Cluster, ListedObject, LogStream, MANAGED_BY_LABEL, MANAGED_BY_VALUE, MANAGED_SELECTOR, ObjectKind,
+    ObjectRef, ObservationStream, RUN_LABEL, STEP_LABEL, StepObject,
+};
+pub use error::{Error, Result, is_transient_status};
+pub use kube_cluster::KubeCluster;
+pub use logs::{ChunkMasker, LogMasker, LogSink, NoSecrets, stream_masked_logs};
+pub use observe::{
+    Assessment, ContainerObservation, FinishedPod, MAIN_CONTAINER, PodCondition, PodObservation, PodPhase,
+    assess,
+};
+pub use options::{FailureMode, LogOptions, MaskerFactory, ProgressFn, RunOptions, Step};
+pub use outcome::{RunState, RunStatus, StepOutcome, StepState, StepStatus, TerminationReason};
+pub use pipeline::run_pipeline;
+pub use reap::{ReapOptions, ReapReport, RunLiveness, reap};
+pub use retry::RetryPolicy;
+pub use step::attempt_name;

@@ -1,0 +1,179 @@
+//! The small cluster interface the scheduler is generic over.
+//!
+//! [`crate::KubeCluster`] implements it with kube-rs, [`crate::sim::SimCluster`]
+//! in memory with virtual time.
+
+use std::future::Future;
+
+use futures::stream::BoxStream;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::error::Result;
+use crate::observe::PodObservation;
+
+/// The label every c8s object carries (`app.kubernetes.io/managed-by=c8s`).
+pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
+/// The value of [`MANAGED_BY_LABEL`].
+pub const MANAGED_BY_VALUE: &str = "c8s";
+/// The label naming the run an object belongs to.
+pub const RUN_LABEL: &str = "c8s.dev/run";
+/// The label naming the step an object belongs to.
+pub const STEP_LABEL: &str = "c8s.dev/step";
+/// The label selector that finds every object c8s created.
+pub const MANAGED_SELECTOR: &str = "app.kubernetes.io/managed-by=c8s";
+
+/// What a step submits: a Pod, or a Job wrapping one.
+#[derive(Clone, Debug, PartialEq)]
+pub enum StepObject {
+    /// A bare pod (`restartPolicy: Never`).
+    Pod(Box<Pod>),
+    /// A Job with `backoffLimit: 0`; its one pod is what is observed.
+    Job(Box<Job>),
+}
+
+impl StepObject {
+    /// The object's `metadata.name`, if set.
+    pub fn name(&self) -> Option<&str> {
+        match self {
+            StepObject::Pod(pod) => pod.metadata.name.as_deref(),
+            StepObject::Job(job) => job.metadata.name.as_deref(),
+        }
+    }
+
+    /// The object's kind.
+    pub fn kind(&self) -> ObjectKind {
+        match self {
+            StepObject::Pod(_) => ObjectKind::Pod,
+            StepObject::Job(_) => ObjectKind::Job,
+        }
+    }
+
+    /// The object's labels (and, for a Job, its pod template's) with `key=value` set.
+    pub fn set_label(&mut self, key: &str, value: &str) {
+        let set = |meta: &mut k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| {
+            meta.labels
+                .get_or_insert_with(Default::default)
+                .insert(key.to_owned(), value.to_owned());
+        };
+        match self {
+            StepObject::Pod(pod) => set(&mut pod.metadata),
+            StepObject::Job(job) => {
+                set(&mut job.metadata);
+                if let Some(spec) = job.spec.as_mut() {
+                    set(spec.template.metadata.get_or_insert_with(Default::default));
+                }
+            }
+        }
+    }
+
+    /// The value of label `key`, if set.
+    pub fn label(&self, key: &str) -> Option<&str> {
+        let meta = match self {
+            StepObject::Pod(pod) => &pod.metadata,
+            StepObject::Job(job) => &job.metadata,
+        };
+        meta.labels.as_ref()?.get(key).map(String::as_str)
+    }
+
+    /// A copy named `name`.
+    pub fn renamed(&self, name: &str) -> StepObject {
+        let mut copy = self.clone();
+        match &mut copy {
+            StepObject::Pod(pod) => pod.metadata.name = Some(name.to_owned()),
+            StepObject::Job(job) => job.metadata.name = Some(name.to_owned()),
+        }
+        copy
+    }
+}
+
+/// The kinds of object c8s creates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum ObjectKind {
+    /// `v1/Pod`.
+    Pod,
+    /// `batch/v1/Job`.
+    Job,
+}
+
+/// A created object: its kind and name in the cluster's namespace.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ObjectRef {
+    /// Pod or Job.
+    pub kind: ObjectKind,
+    /// `metadata.name`.
+    pub name: String,
+}
+
+impl ObjectRef {
+    /// A reference to the object of `kind` called `name`.
+    pub fn new(kind: ObjectKind, name: impl Into<String>) -> Self {
+        ObjectRef {
+            kind,
+            name: name.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for ObjectRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match self.kind {
+            ObjectKind::Pod => "pod",
+            ObjectKind::Job => "job",
+        };
+        write!(f, "{kind}/{}", self.name)
+    }
+}
+
+/// One object found by [`Cluster::list`], as the reaper needs it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListedObject {
+    /// The object.
+    pub object: ObjectRef,
+    /// Its `c8s.dev/run` label, if any.
+    pub run: Option<String>,
+    /// Its `metadata.creationTimestamp`.
+    pub created_at: Option<Timestamp>,
+    /// Whether it has finished: a pod in phase Succeeded/Failed, a Job with a
+    /// Complete or Failed condition.
+    pub finished: bool,
+    /// Whether a Job owns it (deleting the Job deletes it).
+    pub owned_by_job: bool,
+}
+
+/// A stream of observations of one step's pod. An `Err` item means the watch
+/// broke; the caller subscribes again.
+pub type ObservationStream = BoxStream<'static, Result<PodObservation>>;
+
+/// A stream of raw log chunks. Raw chunks may hold secrets: they only ever go
+/// into a [`crate::LogMasker`].
+pub type LogStream = BoxStream<'static, Result<Vec<u8>>>;
+
+/// The operations the scheduler needs from a cluster. All of them act in the
+/// implementation's one namespace.
+pub trait Cluster: Send + Sync {
+    /// Creates `object`, which must carry a name.
+    fn create(&self, object: &StepObject) -> impl Future<Output = Result<ObjectRef>> + Send;
+
+    /// Observes the pod behind `object` (the Job's pod for a Job): the current
+    /// state first, then every change. The stream yields a
+    /// [`crate::PodPhase::Gone`] observation when the pod no longer exists.
+    fn observe(&self, object: &ObjectRef) -> impl Future<Output = Result<ObservationStream>> + Send;
+
+    /// Streams the log of `container` in the pod behind `object`, following it
+    /// until the container ends.
+    fn logs(&self, object: &ObjectRef, container: &str) -> impl Future<Output = Result<LogStream>> + Send;
+
+    /// Deletes `object` with background propagation and waits until it is gone.
+    /// An object that does not exist counts as deleted.
+    fn delete(&self, object: &ObjectRef) -> impl Future<Output = Result<()>> + Send;
+
+    /// Lists the pods and Jobs matching a label selector such as [`MANAGED_SELECTOR`].
+    fn list(&self, label_selector: &str) -> impl Future<Output = Result<Vec<ListedObject>>> + Send;
+
+    /// The cluster's clock: wall time for a real cluster, virtual time in the
+    /// simulation. Every timestamp c8s records comes from here.
+    fn now(&self) -> Timestamp;
+}

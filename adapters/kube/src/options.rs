@@ -1,0 +1,198 @@
+//! What a caller hands to [`crate::run_pipeline`]: steps and options.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::cluster::StepObject;
+use crate::logs::{LogMasker, LogSink};
+use crate::observe::MAIN_CONTAINER;
+use crate::outcome::StepStatus;
+use crate::retry::RetryPolicy;
+
+/// One step of a pipeline: a name, the steps it depends on, the object to create.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct Step {
+    /// The step's name, unique in the pipeline.
+    pub name: String,
+    /// The steps that must succeed before this one starts.
+    pub depends_on: Vec<String>,
+    /// The Pod or Job to create (it must carry `metadata.name`).
+    pub object: StepObject,
+    /// How long the step may take once it is no longer waiting for capacity.
+    pub timeout: Option<Duration>,
+}
+
+impl Step {
+    /// A step called `name` that creates `object`, with no dependencies and no timeout.
+    pub fn new(name: impl Into<String>, object: StepObject) -> Self {
+        Step {
+            name: name.into(),
+            depends_on: Vec::new(),
+            object,
+            timeout: None,
+        }
+    }
+
+    /// This step, starting after `steps` succeeded.
+    pub fn after<I, S>(mut self, steps: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.depends_on.extend(steps.into_iter().map(Into::into));
+        self
+    }
+
+    /// This step with a timeout.
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+}
+
+/// What happens to the rest of the run when a step fails.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum FailureMode {
+    /// Cancel and delete running steps, cancel the steps not started (the default).
+    #[default]
+    FailFast,
+    /// Keep going; only the dependents of a failed step are skipped.
+    ContinueOnFailure,
+}
+
+/// Makes a fresh masker for a step's container.
+pub type MaskerFactory = Arc<dyn Fn(&str) -> Box<dyn LogMasker> + Send + Sync>;
+
+/// Called with a step's status every time it changes (live progress).
+pub type ProgressFn = Arc<dyn Fn(&StepStatus) + Send + Sync>;
+
+/// Which logs to stream, how to mask them, and where the masked bytes go.
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct LogOptions {
+    /// The containers whose logs are streamed: `main` by default, plus sidecars on request.
+    pub containers: Vec<String>,
+    /// A new masker per step and container, fed every raw chunk.
+    pub masker: MaskerFactory,
+    /// Receives masked bytes only.
+    pub sink: Arc<dyn LogSink>,
+    /// How long to wait for log streams to end after `main` finished.
+    pub grace: Duration,
+}
+
+impl LogOptions {
+    /// Streams `main`'s log, masked by `masker`, into `sink`.
+    pub fn new(masker: MaskerFactory, sink: Arc<dyn LogSink>) -> Self {
+        LogOptions {
+            containers: vec![MAIN_CONTAINER.to_owned()],
+            masker,
+            sink,
+            grace: Duration::from_secs(10),
+        }
+    }
+
+    /// Also streams `container` (a sidecar).
+    pub fn with_container(mut self, container: impl Into<String>) -> Self {
+        self.containers.push(container.into());
+        self
+    }
+}
+
+impl std::fmt::Debug for LogOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogOptions")
+            .field("containers", &self.containers)
+            .field("grace", &self.grace)
+            .finish()
+    }
+}
+
+/// How a run behaves.
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct RunOptions {
+    /// The run's id: the `c8s.dev/run` label set on every object.
+    pub run_id: String,
+    /// At most this many steps at once; 0 means no limit.
+    pub parallelism: usize,
+    /// Fail fast (default) or continue on failure.
+    pub failure_mode: FailureMode,
+    /// The whole run's deadline.
+    pub timeout: Option<Duration>,
+    /// Retries of transient faults.
+    pub retry: RetryPolicy,
+    /// Log streaming; `None` streams no logs.
+    pub logs: Option<LogOptions>,
+    /// Keep finished pods (for debugging); legacy-mode pods are deleted anyway.
+    pub keep_pods: bool,
+    /// Live progress.
+    pub on_progress: Option<ProgressFn>,
+}
+
+impl RunOptions {
+    /// Defaults for run `run_id`: no parallelism limit, fail fast, no timeout,
+    /// default retries, no logs.
+    pub fn new(run_id: impl Into<String>) -> Self {
+        RunOptions {
+            run_id: run_id.into(),
+            parallelism: 0,
+            failure_mode: FailureMode::FailFast,
+            timeout: None,
+            retry: RetryPolicy::default(),
+            logs: None,
+            keep_pods: false,
+            on_progress: None,
+        }
+    }
+
+    /// With a parallelism cap (0 = none).
+    pub fn parallelism(mut self, n: usize) -> Self {
+        self.parallelism = n;
+        self
+    }
+
+    /// With a failure mode.
+    pub fn failure_mode(mut self, mode: FailureMode) -> Self {
+        self.failure_mode = mode;
+        self
+    }
+
+    /// With a whole-run timeout.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// With a retry policy.
+    pub fn retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// With log streaming.
+    pub fn logs(mut self, logs: LogOptions) -> Self {
+        self.logs = Some(logs);
+        self
+    }
+
+    /// With a progress callback.
+    pub fn on_progress(mut self, f: ProgressFn) -> Self {
+        self.on_progress = Some(f);
+        self
+    }
+}
+
+impl std::fmt::Debug for RunOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunOptions")
+            .field("run_id", &self.run_id)
+            .field("parallelism", &self.parallelism)
+            .field("failure_mode", &self.failure_mode)
+            .field("timeout", &self.timeout)
+            .field("retry", &self.retry)
+            .field("logs", &self.logs)
+            .field("keep_pods", &self.keep_pods)
+            .finish()
+    }
+}

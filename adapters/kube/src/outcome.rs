@@ -1,0 +1,170 @@
+//! A step's result and the run status record, serialisable as JSON.
+
+use k8s_openapi::jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+/// Why a step's main container (or its pod) ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TerminationReason {
+    /// Exit code 0.
+    Completed,
+    /// A non-zero exit code, or a pod that failed without one.
+    Error,
+    /// The kernel killed `main` for exceeding its memory limit.
+    #[serde(rename = "OOMKilled")]
+    OomKilled,
+    /// The step's timeout (or the pod's `activeDeadlineSeconds`) ran out.
+    DeadlineExceeded,
+    /// The image could not be pulled (after the retry limit).
+    ImagePullBackOff,
+    /// The pod was evicted or disrupted (after the retry limit).
+    Evicted,
+    /// The pod disappeared before `main` finished.
+    Lost,
+    /// The API server refused the pod (403, 409, 422) or kept failing.
+    Rejected,
+    /// The run was cancelled or failed fast while the step ran.
+    Cancelled,
+}
+
+/// The result of one step: `main`'s exit code and reason, and when it ran.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepOutcome {
+    /// `main`'s exit code, when it terminated.
+    pub exit_code: Option<i32>,
+    /// Why it ended.
+    pub reason: TerminationReason,
+    /// Details for a person (scheduler, kubelet or API server message).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
+    /// When `main` was first seen running (cluster clock).
+    pub started_at: Option<Timestamp>,
+    /// When the result was recorded (cluster clock).
+    pub finished_at: Option<Timestamp>,
+}
+
+impl StepOutcome {
+    /// Whether the step succeeded: `main` exited 0.
+    pub fn succeeded(&self) -> bool {
+        self.reason == TerminationReason::Completed && self.exit_code.unwrap_or(0) == 0
+    }
+}
+
+/// The state of a whole run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RunState {
+    /// Not started.
+    #[default]
+    Pending,
+    /// Steps are running.
+    Running,
+    /// Every step succeeded.
+    Succeeded,
+    /// A step failed, or the run timed out.
+    Failed,
+    /// The run was cancelled.
+    Cancelled,
+}
+
+/// The state of one step.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StepState {
+    /// Waiting for its dependencies or a parallelism slot.
+    #[default]
+    Pending,
+    /// Its pod exists but cannot be scheduled yet ("waiting for capacity").
+    WaitingForCapacity,
+    /// Its pod exists (starting or running).
+    Running,
+    /// `main` exited 0.
+    Succeeded,
+    /// `main` failed, or the step could not run.
+    Failed,
+    /// Not run because a dependency failed or was skipped.
+    Skipped,
+    /// Stopped or never started because the run was cancelled, failed fast or timed out.
+    Cancelled,
+}
+
+impl StepState {
+    /// Whether the state is final.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            StepState::Succeeded | StepState::Failed | StepState::Skipped | StepState::Cancelled
+        )
+    }
+}
+
+/// One step in the run status record.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepStatus {
+    /// The step's name.
+    pub name: String,
+    /// Its state.
+    pub state: StepState,
+    /// How many pods were created for it (1 + retries).
+    pub attempts: u32,
+    /// The last object created for it.
+    pub object: Option<String>,
+    /// While waiting for capacity: the scheduler's reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting_reason: Option<String>,
+    /// When its first pod was created.
+    pub started_at: Option<Timestamp>,
+    /// When it reached a final state.
+    pub finished_at: Option<Timestamp>,
+    /// Its result, once it ran.
+    pub outcome: Option<StepOutcome>,
+    /// Why it was skipped or cancelled, or what went wrong without an outcome.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
+}
+
+impl StepStatus {
+    /// A pending step called `name`.
+    pub fn pending(name: &str) -> Self {
+        StepStatus {
+            name: name.to_owned(),
+            state: StepState::Pending,
+            attempts: 0,
+            object: None,
+            waiting_reason: None,
+            started_at: None,
+            finished_at: None,
+            outcome: None,
+            message: String::new(),
+        }
+    }
+}
+
+/// The run status record: what `c8s run --status-file` writes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunStatus {
+    /// The run's id (the `c8s.dev/run` label value).
+    pub run_id: String,
+    /// The run's state.
+    pub state: RunState,
+    /// When the run started (cluster clock).
+    pub started_at: Option<Timestamp>,
+    /// When it ended.
+    pub finished_at: Option<Timestamp>,
+    /// Why it failed or was cancelled, for a person.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
+    /// Every step, in input order.
+    pub steps: Vec<StepStatus>,
+}
+
+impl RunStatus {
+    /// The status of the step called `name`.
+    pub fn step(&self, name: &str) -> Option<&StepStatus> {
+        self.steps.iter().find(|s| s.name == name)
+    }
+
+    /// The record as pretty JSON.
+    pub fn to_json(&self) -> String {
+        // A struct of strings, numbers and timestamps always serialises.
+        serde_json::to_string_pretty(self).unwrap_or_default()
+    }
+}

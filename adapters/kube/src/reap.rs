@@ -1,0 +1,136 @@
+//! The reaper: deletes the pods and Jobs that finished runs left behind.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use k8s_openapi::jiff::SignedDuration;
+use serde::{Deserialize, Serialize};
+
+use crate::cluster::{Cluster, ListedObject, MANAGED_SELECTOR, ObjectRef};
+use crate::error::Result;
+use crate::retry::RetryPolicy;
+
+/// What the caller knows about a run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RunLiveness {
+    /// The run still goes on: keep its objects.
+    Active,
+    /// The run ended: delete all its objects.
+    Finished,
+}
+
+/// What to reap.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct ReapOptions {
+    /// An object of an unknown run is deleted once it is finished, or once it
+    /// is older than this (orphaned by a crashed `c8s run`).
+    pub older_than: Duration,
+    /// Only list what would be deleted.
+    pub dry_run: bool,
+    /// Runs the caller knows about, by `c8s.dev/run` label value.
+    pub runs: BTreeMap<String, RunLiveness>,
+    /// Retries of transient API errors.
+    pub retry: RetryPolicy,
+}
+
+impl ReapOptions {
+    /// Reap objects of unknown runs older than `older_than`.
+    pub fn new(older_than: Duration) -> Self {
+        ReapOptions {
+            older_than,
+            dry_run: false,
+            runs: BTreeMap::new(),
+            retry: RetryPolicy::default(),
+        }
+    }
+
+    /// Only list what would be deleted.
+    pub fn dry_run(mut self, dry_run: bool) -> Self {
+        self.dry_run = dry_run;
+        self
+    }
+
+    /// Tells the reaper that `run` is active or finished.
+    pub fn run(mut self, run: impl Into<String>, liveness: RunLiveness) -> Self {
+        self.runs.insert(run.into(), liveness);
+        self
+    }
+}
+
+/// What the reaper did (or, in a dry run, would do).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReapReport {
+    /// Deleted (or, in a dry run, to be deleted), with the reason, in name order.
+    pub deleted: Vec<(ObjectRef, String)>,
+    /// Kept, with the reason.
+    pub kept: Vec<(ObjectRef, String)>,
+    /// Deletions that failed, with the error.
+    pub failed: Vec<(ObjectRef, String)>,
+    /// Whether this was a dry run.
+    pub dry_run: bool,
+}
+
+/// Lists every object labelled `app.kubernetes.io/managed-by=c8s` and deletes
+/// (with background propagation) those whose run finished, or whose run is
+/// unknown and that finished or are older than [`ReapOptions::older_than`].
+/// Pods owned by a Job are left to the Job's deletion.
+pub async fn reap<C: Cluster>(cluster: &C, options: &ReapOptions) -> Result<ReapReport> {
+    let mut listed = options
+        .retry
+        .call("reap", || cluster.list(MANAGED_SELECTOR))
+        .await?;
+    listed.sort_by(|a, b| a.object.cmp(&b.object));
+    let now = cluster.now();
+    let mut report = ReapReport {
+        dry_run: options.dry_run,
+        ..Default::default()
+    };
+    for item in listed {
+        match verdict(&item, options, now) {
+            Err(why) => report.kept.push((item.object, why)),
+            Ok(why) if options.dry_run => report.deleted.push((item.object, why)),
+            Ok(why) => {
+                let object = item.object;
+                match options.retry.call(&object.name, || cluster.delete(&object)).await {
+                    Ok(()) => report.deleted.push((object, why)),
+                    Err(e) => report.failed.push((object, e.to_string())),
+                }
+            }
+        }
+    }
+    Ok(report)
+}
+
+/// `Ok(reason to delete)` or `Err(reason to keep)`.
+fn verdict(
+    item: &ListedObject,
+    options: &ReapOptions,
+    now: k8s_openapi::jiff::Timestamp,
+) -> std::result::Result<String, String> {
+    if item.owned_by_job {
+        return Err("owned by a Job".into());
+    }
+    let Some(run) = item.run.as_deref() else {
+        return Err("no c8s.dev/run label".into());
+    };
+    match options.runs.get(run) {
+        Some(RunLiveness::Active) => return Err(format!("run {run} is active")),
+        Some(RunLiveness::Finished) => return Ok(format!("run {run} finished")),
+        None => {}
+    }
+    if item.finished {
+        return Ok(format!("finished, run {run} unknown"));
+    }
+    let ttl = SignedDuration::try_from(options.older_than).unwrap_or(SignedDuration::MAX);
+    match item.created_at {
+        Some(created) if now.duration_since(created) >= ttl => Ok(format!(
+            "run {run} unknown and older than {:?}",
+            options.older_than
+        )),
+        _ => Err(format!(
+            "run {run} unknown, younger than {:?}",
+            options.older_than
+        )),
+    }
+}

@@ -1,0 +1,385 @@
+//! An in-memory cluster with virtual time and injected faults, for tests.
+//!
+//! Time is tokio's clock: run tests with a paused clock
+//! (`#[tokio::test(start_paused = true)]`) on the current-thread runtime and
+//! a whole pipeline of hour-long steps runs in milliseconds, deterministically.
+
+mod script;
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+pub use script::StepScript;
+use script::{Fate, writes_log};
+
+use crate::cluster::{
+    Cluster, ListedObject, LogStream, ObjectKind, ObjectRef, ObservationStream, STEP_LABEL, StepObject,
+};
+use crate::error::{Error, Result};
+use crate::observe::{PodObservation, PodPhase};
+
+/// What the simulation counted: creates, deletes, faults, overlaps.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SimStats {
+    /// Successful creates per step.
+    pub creates: BTreeMap<String, u32>,
+    /// Successful deletes of existing objects.
+    pub deletes: u32,
+    /// The most pods of one step alive at the same time, per step.
+    pub max_live_per_step: BTreeMap<String, u32>,
+    /// API errors injected (create and delete).
+    pub api_errors: u32,
+    /// Watches broken on purpose.
+    pub watch_disconnects: u32,
+    /// Pods that could not pull their image.
+    pub image_pull_failures: u32,
+    /// Pods evicted.
+    pub evictions: u32,
+    /// Pods that were unschedulable for a while.
+    pub unschedulable_pods: u32,
+    /// The most pods alive at the same time.
+    pub max_live_total: u32,
+}
+
+struct SimPod {
+    step: String,
+    kind: ObjectKind,
+    labels: BTreeMap<String, String>,
+    created: Instant,
+    fate: Fate,
+}
+
+#[derive(Default)]
+struct State {
+    scripts: BTreeMap<String, StepScript>,
+    default_script: Option<StepScript>,
+    pods: BTreeMap<String, SimPod>,
+    stats: SimStats,
+}
+
+impl State {
+    fn script(&self, step: &str) -> StepScript {
+        self.scripts
+            .get(step)
+            .or(self.default_script.as_ref())
+            .cloned()
+            .unwrap_or_else(|| StepScript::new(Duration::from_secs(1)))
+    }
+}
+
+/// The simulated cluster. Cheap to clone; clones share state.
+#[derive(Clone)]
+pub struct SimCluster {
+    state: Arc<Mutex<State>>,
+    /// Bumped on every delete, so waiting streams notice.
+    deletions: Arc<watch::Sender<u64>>,
+    origin: Instant,
+    epoch: Timestamp,
+}
+
+impl Default for SimCluster {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::fmt::Debug for SimCluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimCluster")
+            .field("live", &self.live_objects())
+            .finish()
+    }
+}
+
+impl SimCluster {
+    /// An empty cluster whose clock starts at 2026-01-01T00:00:00Z now.
+    pub fn new() -> Self {
+        SimCluster {
+            state: Arc::default(),
+            deletions: Arc::new(watch::channel(0).0),
+            origin: Instant::now(),
+            epoch: Timestamp::from_second(1_767_225_600).unwrap_or(Timestamp::UNIX_EPOCH),
+        }
+    }
+
+    /// Scripts the step called `step` (matched by the `c8s.dev/step` label).
+    pub fn script(&self, step: &str, script: StepScript) {
+        self.lock().scripts.insert(step.to_owned(), script);
+    }
+
+    /// Scripts every step without its own script.
+    pub fn default_script(&self, script: StepScript) {
+        self.lock().default_script = Some(script);
+    }
+
+    /// What happened so far.
+    pub fn stats(&self) -> SimStats {
+        self.lock().stats.clone()
+    }
+
+    /// The names of the objects that exist now.
+    pub fn live_objects(&self) -> Vec<String> {
+        self.lock().pods.keys().cloned().collect()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The observation of pod `name` now, and the instant it next changes.
+    fn snapshot(&self, name: &str) -> (PodObservation, Option<Instant>) {
+        let state = self.lock();
+        let Some(pod) = state.pods.get(name) else {
+            return (PodObservation::gone(name), None);
+        };
+        let script = state.script(&pod.step);
+        let (observation, next) = script.observe(name, pod.fate, pod.created.elapsed());
+        (observation, next.map(|d| pod.created + d))
+    }
+}
+
+fn step_of(object: &StepObject, name: &str) -> String {
+    object.label(STEP_LABEL).unwrap_or(name).to_owned()
+}
+
+fn labels_of(object: &StepObject) -> BTreeMap<String, String> {
+    let meta = match object {
+        StepObject::Pod(pod) => &pod.metadata,
+        StepObject::Job(job) => &job.metadata,
+    };
+    meta.labels.clone().unwrap_or_default()
+}
+
+/// Sleeps until `until` (forever if `None`) or until the next deletion.
+async fn wait_for_change(deletions: &mut watch::Receiver<u64>, until: Option<Instant>) {
+    let sleep = async {
+        match until {
+            Some(at) => tokio::time::sleep_until(at).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        () = sleep => {}
+        _ = deletions.changed() => {}
+    }
+}
+
+impl Cluster for SimCluster {
+    async fn create(&self, object: &StepObject) -> Result<ObjectRef> {
+        let name = object.name().unwrap_or_default().to_owned();
+        let step = step_of(object, &name);
+        let mut state = self.lock();
+        let mut script = state.script(&step);
+        if let Some(code) = script.create_errors.pop_front() {
+            state.scripts.insert(step.clone(), script);
+            state.stats.api_errors += 1;
+            return Err(Error::api("create pod", &name, code, "injected fault"));
+        }
+        if state.pods.contains_key(&name) {
+            return Err(Error::api(
+                "create pod",
+                &name,
+                409,
+                &format!("pods \"{name}\" already exists"),
+            ));
+        }
+        let number = state.stats.creates.get(&step).copied().unwrap_or(0);
+        let fate = script.fate(number);
+        let stats = &mut state.stats;
+        *stats.creates.entry(step.clone()).or_default() += 1;
+        match fate {
+            Fate::PullFails => stats.image_pull_failures += 1,
+            Fate::Evicted => stats.evictions += 1,
+            Fate::Runs => {}
+        }
+        if script.unschedulable_for > Duration::ZERO {
+            stats.unschedulable_pods += 1;
+        }
+        let pod = SimPod {
+            step: step.clone(),
+            kind: object.kind(),
+            labels: labels_of(object),
+            created: Instant::now(),
+            fate,
+        };
+        state.pods.insert(name.clone(), pod);
+        let live = u32::try_from(state.pods.values().filter(|p| p.step == step).count()).unwrap_or(u32::MAX);
+        let max = state.stats.max_live_per_step.entry(step).or_default();
+        *max = (*max).max(live);
+        let total = u32::try_from(state.pods.len()).unwrap_or(u32::MAX);
+        state.stats.max_live_total = state.stats.max_live_total.max(total);
+        Ok(ObjectRef::new(object.kind(), name))
+    }
+
+    async fn observe(&self, object: &ObjectRef) -> Result<ObservationStream> {
+        let breaks = {
+            let mut state = self.lock();
+            let step = state
+                .pods
+                .get(&object.name)
+                .map(|p| p.step.clone())
+                .unwrap_or_default();
+            let mut script = state.script(&step);
+            let breaks = script.watch_disconnects > 0;
+            if breaks {
+                script.watch_disconnects -= 1;
+                state.scripts.insert(step, script);
+                state.stats.watch_disconnects += 1;
+            }
+            breaks
+        };
+        let sim = self.clone();
+        let name = object.name.clone();
+        let deletions = self.deletions.subscribe();
+        let start = (sim, name, deletions, None::<PodObservation>, breaks, false);
+        let stream = futures::stream::unfold(
+            start,
+            |(sim, name, mut deletions, last, breaks, done)| async move {
+                if done {
+                    return None;
+                }
+                if breaks && last.is_some() {
+                    let error = Error::WatchEnded {
+                        object: name.clone(),
+                        detail: "injected disconnect".into(),
+                    };
+                    return Some((Err(error), (sim, name, deletions, last, false, true)));
+                }
+                loop {
+                    let (observation, next) = sim.snapshot(&name);
+                    if last.as_ref() != Some(&observation) {
+                        let gone = observation.phase == PodPhase::Gone;
+                        let item = Ok(observation.clone());
+                        return Some((item, (sim, name, deletions, Some(observation), breaks, gone)));
+                    }
+                    wait_for_change(&mut deletions, next).await;
+                }
+            },
+        );
+        Ok(stream.boxed())
+    }
+
+    async fn logs(&self, object: &ObjectRef, container: &str) -> Result<LogStream> {
+        let (created, script) = {
+            let state = self.lock();
+            let pod = state.pods.get(&object.name).ok_or_else(|| {
+                Error::api(
+                    "read log of pod",
+                    &object.name,
+                    404,
+                    &format!("pods \"{}\" not found", object.name),
+                )
+            })?;
+            (pod.created, state.script(&pod.step))
+        };
+        let chunks: VecDeque<Vec<u8>> = if writes_log(container) {
+            script.log.clone().into()
+        } else {
+            VecDeque::new()
+        };
+        let count = u32::try_from(chunks.len()).unwrap_or(u32::MAX).max(1);
+        let start = created + script.run_start();
+        let spacing = script.duration / count;
+        let sim = self.clone();
+        let name = object.name.clone();
+        let deletions = self.deletions.subscribe();
+        let stream = futures::stream::unfold(
+            (chunks, 0u32, deletions),
+            move |(mut chunks, i, mut deletions)| {
+                let sim = sim.clone();
+                let name = name.clone();
+                async move {
+                    let chunk = chunks.pop_front()?;
+                    let at = start + spacing * i;
+                    while Instant::now() < at {
+                        if !sim.lock().pods.contains_key(&name) {
+                            return None;
+                        }
+                        wait_for_change(&mut deletions, Some(at)).await;
+                    }
+                    sim.lock()
+                        .pods
+                        .contains_key(&name)
+                        .then_some((Ok(chunk), (chunks, i + 1, deletions)))
+                }
+            },
+        );
+        Ok(stream.boxed())
+    }
+
+    async fn delete(&self, object: &ObjectRef) -> Result<()> {
+        {
+            let mut state = self.lock();
+            let step = state.pods.get(&object.name).map(|p| p.step.clone());
+            if let Some(step) = step {
+                let mut script = state.script(&step);
+                if let Some(code) = script.delete_errors.pop_front() {
+                    state.scripts.insert(step, script);
+                    state.stats.api_errors += 1;
+                    return Err(Error::api("delete pod", &object.name, code, "injected fault"));
+                }
+            }
+            if state.pods.remove(&object.name).is_some() {
+                state.stats.deletes += 1;
+            }
+        }
+        self.deletions.send_modify(|generation| *generation += 1);
+        Ok(())
+    }
+
+    async fn list(&self, label_selector: &str) -> Result<Vec<ListedObject>> {
+        let wanted: Vec<(&str, &str)> = label_selector
+            .split(',')
+            .filter_map(|kv| kv.split_once('='))
+            .collect();
+        let names: Vec<String> = {
+            let state = self.lock();
+            let matches = |p: &SimPod| {
+                wanted
+                    .iter()
+                    .all(|(k, v)| p.labels.get(*k).map(String::as_str) == Some(*v))
+            };
+            state
+                .pods
+                .iter()
+                .filter(|(_, p)| matches(p))
+                .map(|(n, _)| n.clone())
+                .collect()
+        };
+        let mut listed = Vec::new();
+        for name in names {
+            let (observation, _) = self.snapshot(&name);
+            let state = self.lock();
+            let Some(pod) = state.pods.get(&name) else {
+                continue;
+            };
+            listed.push(ListedObject {
+                object: ObjectRef::new(pod.kind, &name),
+                run: pod.labels.get(crate::cluster::RUN_LABEL).cloned(),
+                created_at: Some(self.at(pod.created)),
+                finished: matches!(observation.phase, PodPhase::Succeeded | PodPhase::Failed),
+                owned_by_job: false,
+            });
+        }
+        Ok(listed)
+    }
+
+    fn now(&self) -> Timestamp {
+        self.at(Instant::now())
+    }
+}
+
+impl SimCluster {
+    fn at(&self, instant: Instant) -> Timestamp {
+        let elapsed =
+            SignedDuration::try_from(instant.saturating_duration_since(self.origin)).unwrap_or_default();
+        self.epoch.checked_add(elapsed).unwrap_or(self.epoch)
+    }
+}

@@ -1,0 +1,275 @@
+//! What a simulated step does, and the pod status it shows at a virtual instant.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use crate::observe::{ContainerObservation, MAIN_CONTAINER, PodCondition, PodObservation, PodPhase};
+
+/// How long a simulated image pull takes before it fails.
+const PULL_TIME: Duration = Duration::from_secs(1);
+
+/// The behaviour of one simulated step, including the faults to inject.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StepScript {
+    /// How long `main` runs.
+    pub duration: Duration,
+    /// `main`'s exit code.
+    pub exit_code: i32,
+    /// The kubelet's termination reason for `main` (`Completed`, `Error`, `OOMKilled`).
+    pub reason: String,
+    /// Time from scheduling to `main` running (slow pod start).
+    pub start_delay: Duration,
+    /// Time a new pod stays unschedulable.
+    pub unschedulable_for: Duration,
+    /// The first N pods of this step fail to pull their image (`u32::MAX`: always).
+    pub image_pull_failures: u32,
+    /// The next N pods (after the pull failures) are evicted.
+    pub evictions: u32,
+    /// How long an evicted pod runs before its eviction.
+    pub evict_after: Duration,
+    /// Legacy sidecars: a `sidecar` container keeps running after `main` ends.
+    pub legacy_sidecars: bool,
+    /// Watches of this step's pods that break after their first event.
+    pub watch_disconnects: u32,
+    /// HTTP status codes returned by the next create calls, in order.
+    pub create_errors: VecDeque<u16>,
+    /// HTTP status codes returned by the next delete calls, in order.
+    pub delete_errors: VecDeque<u16>,
+    /// Raw log chunks `main` writes, spread over its run time.
+    pub log: Vec<Vec<u8>>,
+}
+
+impl StepScript {
+    /// A step whose `main` runs for `duration` and exits 0, with no faults.
+    pub fn new(duration: Duration) -> Self {
+        StepScript {
+            duration,
+            exit_code: 0,
+            reason: "Completed".into(),
+            start_delay: Duration::ZERO,
+            unschedulable_for: Duration::ZERO,
+            image_pull_failures: 0,
+            evictions: 0,
+            evict_after: Duration::ZERO,
+            legacy_sidecars: false,
+            watch_disconnects: 0,
+            create_errors: VecDeque::new(),
+            delete_errors: VecDeque::new(),
+            log: Vec::new(),
+        }
+    }
+
+    /// `main` exits with `code` (reason `Error` unless 0).
+    pub fn exit_code(mut self, code: i32) -> Self {
+        self.exit_code = code;
+        self.reason = if code == 0 {
+            "Completed".into()
+        } else {
+            "Error".into()
+        };
+        self
+    }
+
+    /// `main` is OOM-killed (exit 137).
+    pub fn oom_killed(mut self) -> Self {
+        self.exit_code = 137;
+        self.reason = "OOMKilled".into();
+        self
+    }
+
+    /// Pods take `delay` from scheduling to `main` running.
+    pub fn start_delay(mut self, delay: Duration) -> Self {
+        self.start_delay = delay;
+        self
+    }
+
+    /// Pods stay unschedulable for `time`.
+    pub fn unschedulable_for(mut self, time: Duration) -> Self {
+        self.unschedulable_for = time;
+        self
+    }
+
+    /// The first `n` pods fail to pull their image.
+    pub fn image_pull_failures(mut self, n: u32) -> Self {
+        self.image_pull_failures = n;
+        self
+    }
+
+    /// The next `n` pods are evicted after running for `after`.
+    pub fn evictions(mut self, n: u32, after: Duration) -> Self {
+        self.evictions = n;
+        self.evict_after = after;
+        self
+    }
+
+    /// A legacy sidecar keeps the pod running after `main` ends.
+    pub fn legacy_sidecars(mut self) -> Self {
+        self.legacy_sidecars = true;
+        self
+    }
+
+    /// The first `n` watches break after their first event.
+    pub fn watch_disconnects(mut self, n: u32) -> Self {
+        self.watch_disconnects = n;
+        self
+    }
+
+    /// The next create calls fail with these HTTP codes, in order.
+    pub fn create_errors(mut self, codes: impl IntoIterator<Item = u16>) -> Self {
+        self.create_errors = codes.into_iter().collect();
+        self
+    }
+
+    /// The next delete calls fail with these HTTP codes, in order.
+    pub fn delete_errors(mut self, codes: impl IntoIterator<Item = u16>) -> Self {
+        self.delete_errors = codes.into_iter().collect();
+        self
+    }
+
+    /// `main` writes these raw chunks while it runs.
+    pub fn log<I, B>(mut self, chunks: I) -> Self
+    where
+        I: IntoIterator<Item = B>,
+        B: Into<Vec<u8>>,
+    {
+        self.log = chunks.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// What pod number `pod` (0-based, per step) does.
+    pub(crate) fn fate(&self, pod: u32) -> Fate {
+        if pod < self.image_pull_failures {
+            Fate::PullFails
+        } else if pod - self.image_pull_failures < self.evictions {
+            Fate::Evicted
+        } else {
+            Fate::Runs
+        }
+    }
+
+    /// When `main` starts running, relative to the pod's creation.
+    pub(crate) fn run_start(&self) -> Duration {
+        self.unschedulable_for + self.start_delay
+    }
+
+    /// The pod's status `t` after its creation, and when it next changes.
+    pub(crate) fn observe(&self, name: &str, fate: Fate, t: Duration) -> (PodObservation, Option<Duration>) {
+        let mut o = PodObservation {
+            pod_name: name.to_owned(),
+            ..Default::default()
+        };
+        let scheduled = self.unschedulable_for;
+        if t < scheduled {
+            o.conditions
+                .push(condition("PodScheduled", "False", "Unschedulable", UNSCHEDULABLE));
+            o.main = waiting("Pending");
+            return (o, Some(scheduled));
+        }
+        o.conditions.push(condition("PodScheduled", "True", "", ""));
+        let start = self.run_start();
+        match fate {
+            Fate::PullFails if t < scheduled + PULL_TIME => {
+                o.main = waiting("ContainerCreating");
+                (o, Some(scheduled + PULL_TIME))
+            }
+            Fate::PullFails => {
+                o.main = waiting("ImagePullBackOff");
+                (o, None)
+            }
+            _ if t < start => {
+                o.main = waiting("ContainerCreating");
+                self.sidecar(&mut o, ContainerObservation::Running);
+                (o, Some(start))
+            }
+            Fate::Evicted if t >= start + self.evict_after => {
+                o.phase = PodPhase::Failed;
+                o.reason = "Evicted".into();
+                o.message = "The node was low on resource: memory.".into();
+                o.conditions.push(condition(
+                    "DisruptionTarget",
+                    "True",
+                    "TerminationByKubelet",
+                    "evicted",
+                ));
+                (o, None)
+            }
+            Fate::Evicted => {
+                o.phase = PodPhase::Running;
+                o.main = ContainerObservation::Running;
+                self.sidecar(&mut o, ContainerObservation::Running);
+                (o, Some(start + self.evict_after))
+            }
+            _ if t < start + self.duration => {
+                o.phase = PodPhase::Running;
+                o.main = ContainerObservation::Running;
+                self.sidecar(&mut o, ContainerObservation::Running);
+                (o, Some(start + self.duration))
+            }
+            _ => {
+                o.main = ContainerObservation::Terminated {
+                    exit_code: self.exit_code,
+                    reason: self.reason.clone(),
+                };
+                if self.legacy_sidecars {
+                    o.phase = PodPhase::Running;
+                    self.sidecar(&mut o, ContainerObservation::Running);
+                } else {
+                    o.phase = if self.exit_code == 0 {
+                        PodPhase::Succeeded
+                    } else {
+                        PodPhase::Failed
+                    };
+                    // Native sidecars get SIGTERM after main: 137/143 must not count.
+                    let sidecar = ContainerObservation::Terminated {
+                        exit_code: 143,
+                        reason: "Error".into(),
+                    };
+                    self.sidecar(&mut o, sidecar);
+                }
+                (o, None)
+            }
+        }
+    }
+
+    fn sidecar(&self, o: &mut PodObservation, state: ContainerObservation) {
+        o.sidecars.push(("sidecar".into(), state));
+    }
+}
+
+/// The scheduler's message while a pod is unschedulable.
+pub(crate) const UNSCHEDULABLE: &str = "0/3 nodes are available: 3 Insufficient cpu.";
+
+/// What one simulated pod does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Fate {
+    Runs,
+    PullFails,
+    Evicted,
+}
+
+fn waiting(reason: &str) -> ContainerObservation {
+    let message = if reason == "ImagePullBackOff" {
+        "Back-off pulling image"
+    } else {
+        ""
+    };
+    ContainerObservation::Waiting {
+        reason: reason.into(),
+        message: message.into(),
+    }
+}
+
+fn condition(type_: &str, status: &str, reason: &str, message: &str) -> PodCondition {
+    PodCondition {
+        type_: type_.into(),
+        status: status.into(),
+        reason: reason.into(),
+        message: message.into(),
+    }
+}
+
+/// The container whose log a simulated step writes.
+pub(crate) fn writes_log(container: &str) -> bool {
+    container == MAIN_CONTAINER
+}

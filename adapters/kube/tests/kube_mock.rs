@@ -1,0 +1,428 @@
+//! The kube-rs cluster against kube's mock service (`tower_test::mock::pair`,
+//! as kube-rs's own `mock_tests.rs`): the exact requests made, and real API
+//! error bodies.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use c8s_kube::{
+    Cluster, Error, KubeCluster, LogOptions, ReapOptions, RunOptions, RunState, Step, TerminationReason,
+    reap, run_pipeline,
+};
+use common::{Collect, pod};
+use http::{Method, Request, Response, StatusCode};
+use kube::client::Body;
+use serde_json::{Value, json};
+use tokio::task::JoinHandle;
+
+type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
+
+/// One request as the API server saw it.
+#[derive(Debug)]
+struct Seen {
+    method: Method,
+    uri: String,
+    body: Value,
+}
+
+fn cluster() -> (KubeCluster, Handle) {
+    let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    (
+        KubeCluster::new(kube::Client::new(service, "default"), "ci"),
+        handle,
+    )
+}
+
+/// Answers requests in order with `(status, body)`; returns what it saw.
+fn serve(mut handle: Handle, answers: Vec<(u16, Vec<u8>)>) -> JoinHandle<Vec<Seen>> {
+    tokio::spawn(async move {
+        let mut seen = Vec::new();
+        for (status, body) in answers {
+            let (request, respond) = handle
+                .next_request()
+                .await
+                .expect("the client made no more requests");
+            let (parts, request_body) = request.into_parts();
+            let bytes = request_body.collect_bytes().await.unwrap();
+            let body_json = if bytes.is_empty() {
+                Value::Null
+            } else {
+                serde_json::from_slice(&bytes).unwrap()
+            };
+            seen.push(Seen {
+                method: parts.method,
+                uri: parts.uri.to_string(),
+                body: body_json,
+            });
+            let response = Response::builder().status(StatusCode::from_u16(status).unwrap());
+            respond.send_response(response.body(Body::from(body)).unwrap());
+        }
+        seen
+    })
+}
+
+fn status_body(code: u16, reason: &str, message: &str) -> Vec<u8> {
+    let status = json!({
+        "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+        "message": message, "reason": reason, "details": {"name": "t-only", "kind": "pods"}, "code": code
+    });
+    serde_json::to_vec(&status).unwrap()
+}
+
+fn pod_json(phase: &str, main: Value, rv: &str) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "t-only", "namespace": "ci", "uid": "u-1", "resourceVersion": rv},
+        "status": {
+            "phase": phase,
+            "conditions": [{"type": "PodScheduled", "status": "True"}],
+            "initContainerStatuses": [{
+                "name": "postgres", "image": "postgres:16", "imageID": "", "ready": false, "restartCount": 0,
+                "state": if phase == "Succeeded" {
+                    json!({"terminated": {"exitCode": 143, "reason": "Error"}})
+                } else {
+                    json!({"running": {}})
+                }
+            }],
+            "containerStatuses": [{
+                "name": "main", "image": "busybox", "imageID": "", "ready": true, "restartCount": 0, "state": main
+            }]
+        }
+    })
+}
+
+fn bytes(value: &Value) -> Vec<u8> {
+    serde_json::to_vec(value).unwrap()
+}
+
+#[tokio::test]
+async fn real_api_error_bodies_are_classified() {
+    let cases = [
+        (409, "AlreadyExists", "pods \"t-only\" already exists", false),
+        (
+            422,
+            "Invalid",
+            "Pod \"t-only\" is invalid: spec.containers: Required value",
+            false,
+        ),
+        (
+            403,
+            "Forbidden",
+            "pods is forbidden: User \"ci\" cannot create resource",
+            false,
+        ),
+        (
+            429,
+            "TooManyRequests",
+            "the server has received too many requests",
+            true,
+        ),
+        (
+            500,
+            "InternalError",
+            "Internal error occurred: etcdserver: request timed out",
+            true,
+        ),
+        (
+            503,
+            "ServiceUnavailable",
+            "the server is currently unable to handle the request",
+            true,
+        ),
+    ];
+    for (code, reason, message, transient) in cases {
+        let (cluster, handle) = cluster();
+        let server = serve(handle, vec![(code, status_body(code, reason, message))]);
+        let error = cluster.create(&pod("t", "only")).await.unwrap_err();
+        match &error {
+            Error::Api {
+                code: c,
+                reason: r,
+                message: m,
+                operation,
+                object,
+            } => {
+                assert_eq!((*c, r.as_str(), m.as_str()), (code, reason, message));
+                assert_eq!((*operation, object.as_str()), ("create pod", "t-only"));
+            }
+            other => panic!("{code}: {other:?}"),
+        }
+        assert_eq!(error.is_transient(), transient, "{code}");
+        let seen = server.await.unwrap();
+        assert_eq!(
+            (&seen[0].method, seen[0].uri.as_str()),
+            (&Method::POST, "/api/v1/namespaces/ci/pods?")
+        );
+        assert_eq!(seen[0].body["metadata"]["name"], "t-only");
+    }
+}
+
+#[tokio::test]
+async fn a_body_that_is_not_a_status_is_still_an_api_error() {
+    let (cluster, handle) = cluster();
+    let server = serve(handle, vec![(502, b"<html>Bad Gateway</html>".to_vec())]);
+    let error = cluster.create(&pod("t", "only")).await.unwrap_err();
+    assert!(matches!(error, Error::Api { code: 502, .. }), "{error:?}");
+    assert!(error.is_transient());
+    server.await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_step_makes_exactly_these_requests() {
+    let (cluster, handle) = cluster();
+    let created = pod_json(
+        "Pending",
+        json!({"waiting": {"reason": "ContainerCreating"}}),
+        "100",
+    );
+    let list = json!({"apiVersion": "v1", "kind": "PodList", "metadata": {"resourceVersion": "100"}, "items": [created]});
+    let running = pod_json(
+        "Running",
+        json!({"running": {"startedAt": "2026-01-01T00:00:01Z"}}),
+        "101",
+    );
+    let done = pod_json(
+        "Succeeded",
+        json!({"terminated": {"exitCode": 0, "reason": "Completed"}}),
+        "102",
+    );
+    let watch = format!(
+        "{}\n{}\n",
+        json!({"type": "MODIFIED", "object": running}),
+        json!({"type": "MODIFIED", "object": done})
+    );
+    let deleted =
+        json!({"kind": "Status", "apiVersion": "v1", "status": "Success", "details": {"name": "t-only"}});
+    let server = serve(
+        handle,
+        vec![
+            (
+                500,
+                status_body(500, "InternalError", "etcdserver: leader changed"),
+            ),
+            (201, bytes(&created)),
+            (200, bytes(&list)),
+            (200, watch.into_bytes()),
+            (200, b"password=s3cret\nok\n".to_vec()),
+            (200, bytes(&deleted)),
+        ],
+    );
+    let sink = Collect::new();
+    let masker: c8s_kube::MaskerFactory = Arc::new(|_: &str| {
+        Box::new(c8s_kube::ChunkMasker(|chunk: &[u8]| {
+            String::from_utf8_lossy(chunk)
+                .replace("s3cret", "***")
+                .into_bytes()
+        })) as Box<dyn c8s_kube::LogMasker>
+    });
+    let options = RunOptions::new("r1").logs(LogOptions::new(masker, sink.clone()));
+    let steps = vec![Step::new("only", pod("t", "only"))];
+    let status = run_pipeline(&cluster, steps, options, std::future::pending())
+        .await
+        .unwrap();
+    assert_eq!(status.state, RunState::Succeeded, "{}", status.to_json());
+    let outcome = status.step("only").unwrap().outcome.clone().unwrap();
+    assert_eq!(
+        (outcome.exit_code, outcome.reason),
+        (Some(0), TerminationReason::Completed)
+    );
+    assert_eq!(sink.text("only"), "password=***\nok\n");
+
+    let seen = server.await.unwrap();
+    let requests: Vec<_> = seen.iter().map(|s| (s.method.as_str(), s.uri.as_str())).collect();
+    assert_eq!(
+        requests,
+        [
+            ("POST", "/api/v1/namespaces/ci/pods?"),
+            ("POST", "/api/v1/namespaces/ci/pods?"),
+            (
+                "GET",
+                "/api/v1/namespaces/ci/pods?&fieldSelector=metadata.name%3Dt-only"
+            ),
+            (
+                "GET",
+                "/api/v1/namespaces/ci/pods?&watch=true&timeoutSeconds=290&fieldSelector=metadata.name%3Dt-only\
+                 &allowWatchBookmarks=true&resourceVersion=100"
+            ),
+            (
+                "GET",
+                "/api/v1/namespaces/ci/pods/t-only/log?&container=main&follow=true"
+            ),
+            ("DELETE", "/api/v1/namespaces/ci/pods/t-only?"),
+        ]
+    );
+    // The pod carries c8s's labels; delete propagates in the background.
+    let labels = &seen[1].body["metadata"]["labels"];
+    assert_eq!(labels["app.kubernetes.io/managed-by"], "c8s");
+    assert_eq!(labels["c8s.dev/run"], "r1");
+    assert_eq!(seen[5].body, json!({"propagationPolicy": "Background"}));
+}
+
+#[tokio::test]
+async fn an_expired_watch_is_reported_as_transient() {
+    let (cluster, handle) = cluster();
+    let list =
+        json!({"apiVersion": "v1", "kind": "PodList", "metadata": {"resourceVersion": "7"}, "items": []});
+    let gone = json!({"type": "ERROR", "object": {
+        "kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 410, "reason": "Expired",
+        "message": "too old resource version: 7 (9)"
+    }});
+    let server = serve(
+        handle,
+        vec![(200, bytes(&list)), (200, format!("{gone}\n").into_bytes())],
+    );
+    let object = c8s_kube::ObjectRef::new(c8s_kube::ObjectKind::Pod, "t-only");
+    let mut stream = cluster.observe(&object).await.unwrap();
+    use futures::StreamExt;
+    let first = stream.next().await.unwrap().unwrap();
+    assert_eq!(first.phase, c8s_kube::PodPhase::Gone);
+    let error = stream.next().await.unwrap().unwrap_err();
+    assert!(error.is_transient(), "{error:?}");
+    assert!(error.to_string().contains("410 Expired"), "{error}");
+    server.await.unwrap();
+}
+
+#[tokio::test]
+async fn the_reaper_lists_pods_and_jobs_and_deletes_in_the_background() {
+    let (cluster, handle) = cluster();
+    let old = "2020-01-01T00:00:00Z";
+    let pods = json!({"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": [
+        {"metadata": {"name": "a-unit", "creationTimestamp": old, "labels": {"c8s.dev/run": "a"}},
+         "status": {"phase": "Succeeded"}},
+        {"metadata": {"name": "b-build-xyz", "creationTimestamp": old, "labels": {"c8s.dev/run": "b"},
+         "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": "b-build", "uid": "j"}]},
+         "status": {"phase": "Running"}}
+    ]});
+    let jobs = json!({"apiVersion": "batch/v1", "kind": "JobList", "metadata": {}, "items": [
+        {"metadata": {"name": "b-build", "creationTimestamp": old, "labels": {"c8s.dev/run": "b"}},
+         "status": {"conditions": [{"type": "Complete", "status": "True"}]}}
+    ]});
+    let ok = bytes(&json!({"kind": "Status", "apiVersion": "v1", "status": "Success"}));
+    let server = serve(
+        handle,
+        vec![
+            (200, bytes(&pods)),
+            (200, bytes(&jobs)),
+            (200, ok.clone()),
+            (404, status_body(404, "NotFound", "gone")),
+        ],
+    );
+    let report = reap(&cluster, &ReapOptions::new(Duration::from_secs(3600)))
+        .await
+        .unwrap();
+    assert_eq!(report.deleted.len(), 2, "{report:?}");
+    assert_eq!(report.kept[0].1, "owned by a Job");
+    let seen = server.await.unwrap();
+    let requests: Vec<_> = seen.iter().map(|s| (s.method.as_str(), s.uri.as_str())).collect();
+    assert_eq!(
+        requests,
+        [
+            (
+                "GET",
+                "/api/v1/namespaces/ci/pods?&labelSelector=app.kubernetes.io%2Fmanaged-by%3Dc8s"
+            ),
+            (
+                "GET",
+                "/apis/batch/v1/namespaces/ci/jobs?&labelSelector=app.kubernetes.io%2Fmanaged-by%3Dc8s"
+            ),
+            ("DELETE", "/api/v1/namespaces/ci/pods/a-unit?"),
+            // Already gone (404): counts as deleted.
+            ("DELETE", "/apis/batch/v1/namespaces/ci/jobs/b-build?"),
+        ]
+    );
+    assert!(
+        seen[2..]
+            .iter()
+            .all(|s| s.body == json!({"propagationPolicy": "Background"}))
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_job_whose_deadline_ran_out_is_deadline_exceeded_not_retried() {
+    let (cluster, handle) = cluster();
+    let job: k8s_openapi::api::batch::v1::Job = serde_json::from_value(json!({
+        "metadata": {"name": "t-build", "labels": {"c8s.dev/step": "build"}},
+        "spec": {"backoffLimit": 0, "activeDeadlineSeconds": 60, "template": {"spec": {"containers": []}}}
+    }))
+    .unwrap();
+    let step = Step::new("build", c8s_kube::StepObject::Job(Box::new(job)));
+    let running = pod_json("Running", json!({"running": {}}), "5");
+    let list = json!({"apiVersion": "v1", "kind": "PodList", "metadata": {"resourceVersion": "5"}, "items": [running]});
+    let watch = format!("{}\n", json!({"type": "DELETED", "object": running}));
+    let failed_job = json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "t-build"},
+        "status": {"conditions": [{"type": "Failed", "status": "True", "reason": "DeadlineExceeded",
+                                   "message": "Job was active longer than specified deadline"}]}});
+    let ok = bytes(&json!({"kind": "Status", "apiVersion": "v1", "status": "Success"}));
+    let server = serve(
+        handle,
+        vec![
+            (201, bytes(&failed_job)),
+            (200, bytes(&list)),
+            (200, watch.into_bytes()),
+            (200, bytes(&failed_job)),
+            (200, ok),
+        ],
+    );
+    let status = run_pipeline(
+        &cluster,
+        vec![step],
+        RunOptions::new("r2"),
+        std::future::pending(),
+    )
+    .await
+    .unwrap();
+    let outcome = status.step("build").unwrap().outcome.clone().unwrap();
+    assert_eq!(
+        outcome.reason,
+        TerminationReason::DeadlineExceeded,
+        "{}",
+        status.to_json()
+    );
+    assert_eq!(outcome.message, "Job was active longer than specified deadline");
+
+    let seen = server.await.unwrap();
+    let requests: Vec<_> = seen.iter().map(|s| (s.method.as_str(), s.uri.as_str())).collect();
+    let selector = "labelSelector=batch.kubernetes.io%2Fjob-name%3Dt-build";
+    assert_eq!(
+        requests,
+        [
+            ("POST", "/apis/batch/v1/namespaces/ci/jobs?"),
+            ("GET", format!("/api/v1/namespaces/ci/pods?&{selector}").as_str()),
+            (
+                "GET",
+                format!(
+                    "/api/v1/namespaces/ci/pods?&watch=true&timeoutSeconds=290&{selector}\
+                     &allowWatchBookmarks=true&resourceVersion=5"
+                )
+                .as_str()
+            ),
+            ("GET", "/apis/batch/v1/namespaces/ci/jobs/t-build"),
+            ("DELETE", "/apis/batch/v1/namespaces/ci/jobs/t-build?"),
+        ]
+    );
+    // The pod template carries the run label too, so the reaper finds the Job's pods.
+    assert_eq!(
+        seen[0].body["spec"]["template"]["metadata"]["labels"]["c8s.dev/run"],
+        "r2"
+    );
+    assert_eq!(seen[4].body, json!({"propagationPolicy": "Background"}));
+}
+
+fn assert_send<T: Send>(_: &T) {}
+
+#[tokio::test]
+async fn run_pipeline_and_reap_futures_are_send() {
+    let (cluster, _handle) = cluster();
+    let run = run_pipeline(
+        &cluster,
+        Vec::new(),
+        RunOptions::new("x"),
+        std::future::pending::<()>(),
+    );
+    assert_send(&run);
+    let options = ReapOptions::new(Duration::from_secs(1));
+    assert_send(&reap(&cluster, &options));
+}
