@@ -1,11 +1,12 @@
-//! `c8s`: validate CI sidecar, task and pipeline files, and (later) render them
-//! as Kubernetes pods.
+//! `c8s`: validate, plan and render CI sidecar, task and pipeline files as
+//! Kubernetes pods, and run them on a cluster.
 //!
 //! Exit codes: 0 success, 1 invalid input, 2 usage error.
 
 mod documents;
 mod plan;
 mod render;
+mod run;
 mod snippet;
 
 use std::io::Write;
@@ -51,6 +52,11 @@ enum Command {
     /// Render a pipeline (every matrix combination), a task config or a
     /// sidecar file as Pods or Jobs: YAML for `kubectl apply -f -`.
     Render(render::RenderArgs),
+    /// Run a pipeline (or task) on the current kube context: each step starts
+    /// as soon as its dependencies succeeded; exits 0 only if the run succeeded.
+    Run(Box<run::RunArgs>),
+    /// Delete pods and jobs left behind by finished or crashed runs.
+    Reap(run::ReapArgs),
     /// Print a JSON Schema, for editors.
     Schema {
         /// Which format.
@@ -93,6 +99,8 @@ fn main() -> ExitCode {
             output,
         } => plan_command(&pipeline, branch.as_deref(), output),
         Command::Render(args) => render::run(&args, report_errors, print_stdout),
+        Command::Run(args) => run::run(&args, report_errors),
+        Command::Reap(args) => run::reap(&args),
         Command::Schema {
             kind: SchemaKind::Sidecars,
         } => {

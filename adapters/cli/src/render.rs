@@ -3,6 +3,7 @@
 //! JSON `List` that `kubectl apply -f -` accepts. The bytes are exactly those
 //! of `c8s_pod_builder::to_canonical_yaml_stream` / `to_canonical_json_list`.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -83,6 +84,10 @@ pub struct LoadedPlans {
     pub plans: Vec<TaskPlan>,
     /// The pipeline's repository (empty for task configs and sidecar files).
     pub repository: String,
+    /// Each step's direct dependencies, by step name (empty outside pipelines).
+    pub depends_on: BTreeMap<String, Vec<String>>,
+    /// The pipeline's whole-run deadline in seconds, if it sets one.
+    pub timeout_seconds: Option<u64>,
 }
 
 /// The main container of a rendered sidecar file: it only proves the sidecars started.
@@ -111,9 +116,19 @@ pub fn load_plans(
         Kind::Pipeline => {
             let pipeline = c8s_pipeline_model::parse_pipeline(file, text, &reader)?;
             let run = pipeline.expand(branch)?;
+            let depends_on = pipeline
+                .steps
+                .iter()
+                .map(|step| (step.name.clone(), step.depends_on.clone()))
+                .collect();
             Ok(LoadedPlans {
                 plans: run.plans,
+                timeout_seconds: pipeline
+                    .timeout
+                    .as_deref()
+                    .and_then(|t| c8s_pipeline_model::parse_duration(t).ok()),
                 repository: pipeline.repository,
+                depends_on,
             })
         }
         Kind::Task => {
@@ -122,6 +137,8 @@ pub fn load_plans(
             Ok(LoadedPlans {
                 plans: vec![plan],
                 repository: String::new(),
+                depends_on: BTreeMap::new(),
+                timeout_seconds: None,
             })
         }
         Kind::Sidecars => {
@@ -132,6 +149,8 @@ pub fn load_plans(
             Ok(LoadedPlans {
                 plans: vec![plan],
                 repository: String::new(),
+                depends_on: BTreeMap::new(),
+                timeout_seconds: None,
             })
         }
     }

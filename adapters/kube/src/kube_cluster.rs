@@ -51,6 +51,17 @@ impl KubeCluster {
         }
     }
 
+    /// The same cluster, creating objects in `namespace` instead.
+    pub fn with_namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.namespace = namespace.into();
+        self
+    }
+
+    /// The client this cluster talks through.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
     /// Connects with the current kube context (`KUBECONFIG`, in-cluster config)
     /// in its default namespace, and checks that the API server answers
     /// within `timeout`. Fails fast with [`Error::ClusterUnreachable`] otherwise.

@@ -1,0 +1,330 @@
+//! `c8s run` and `c8s reap`: the kube adapter on the current kube context.
+//!
+//! `run` renders the file exactly as `c8s render` does, then starts each pod
+//! as soon as its own dependencies (same matrix combination) succeeded. Logs of
+//! failed steps are printed masked: the values of every Secret key the plans
+//! reference are read from the cluster and registered with the masker; when
+//! they cannot be read, logs are withheld rather than printed unmasked.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use c8s_kube::{
+    FailureMode, KubeCluster, LogMasker, LogOptions, LogSink, NoSecrets, ReapOptions, RunOptions, RunState,
+    Step, StepObject, StepState, StepStatus,
+};
+use c8s_pipeline_model::sidecar::{Errors, SecretKeyRef};
+use c8s_pipeline_model::{SecretMasker, TaskPlan};
+use clap::Args;
+use k8s_openapi::api::core::v1::Secret;
+
+use crate::render::{self, RenderArgs};
+
+/// `c8s run` flags: the render flags plus scheduling.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// What to run and how to render it (as for `c8s render`).
+    #[command(flatten)]
+    pub render: RenderArgs,
+    /// At most this many steps at once.
+    #[arg(long, default_value_t = 4)]
+    pub parallelism: usize,
+    /// Keep running independent steps after a failure (dependents are skipped).
+    #[arg(long)]
+    pub continue_on_failure: bool,
+    /// Whole-run deadline (`90s`, `30m`, `1h30m`); default: the pipeline's `timeout`, else 1h.
+    #[arg(long)]
+    pub timeout: Option<String>,
+    /// Write the run status record (JSON) here when the run ends.
+    #[arg(long)]
+    pub status_file: Option<String>,
+    /// How long to wait for the API server before giving up.
+    #[arg(long, default_value = "10s")]
+    pub connect_timeout: String,
+}
+
+/// `c8s reap` flags.
+#[derive(Debug, Args)]
+pub struct ReapArgs {
+    /// Namespace to clean (default: the kube context's).
+    #[arg(long)]
+    pub namespace: Option<String>,
+    /// Delete objects of unknown runs older than this.
+    #[arg(long, default_value = "24h")]
+    pub older_than: String,
+    /// List what would be deleted, delete nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+fn seconds(flag: &str, text: &str) -> Result<Duration, String> {
+    c8s_pipeline_model::parse_duration(text)
+        .map(Duration::from_secs)
+        .map_err(|reason| format!("--{flag} {text:?}: {reason}"))
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))
+}
+
+fn fail(message: &str) -> ExitCode {
+    let _ = writeln!(std::io::stderr(), "error: {message}");
+    ExitCode::from(1)
+}
+
+/// Runs `c8s run`.
+pub fn run(args: &RunArgs, report: fn(&str, &Errors) -> String) -> ExitCode {
+    let file = args.render.file.as_str();
+    let loaded = match std::fs::read(file) {
+        Ok(bytes) => render::load_plans(file, &bytes, args.render.kind, args.render.branch.as_deref()),
+        Err(e) => Err(Errors::from(c8s_pipeline_model::sidecar::Error::Read {
+            file: file.to_owned(),
+            reason: c8s_pipeline_model::sidecar::load::read_reason(&e),
+        })),
+    };
+    let loaded = match loaded {
+        Ok(loaded) => loaded,
+        Err(errors) => {
+            let _ = std::io::stderr().write_all(report(file, &errors).as_bytes());
+            return ExitCode::from(1);
+        }
+    };
+    let ctx = render::context(&args.render, &loaded.repository);
+    let steps = match steps(&loaded.plans, &loaded.depends_on, &ctx, args.render.job) {
+        Ok(steps) => steps,
+        Err(message) => return fail(&message),
+    };
+    let run_timeout = match (&args.timeout, loaded.timeout_seconds) {
+        (Some(flag), _) => seconds("timeout", flag),
+        (None, Some(pipeline)) => Ok(Duration::from_secs(pipeline)),
+        (None, None) => Ok(Duration::from_secs(3600)),
+    };
+    let (timeout, connect_timeout) = match (run_timeout, seconds("connect-timeout", &args.connect_timeout)) {
+        (Ok(t), Ok(c)) => (t, c),
+        (Err(m), _) | (_, Err(m)) => return fail(&m),
+    };
+    let runtime = match runtime() {
+        Ok(rt) => rt,
+        Err(message) => return fail(&message),
+    };
+    runtime.block_on(async {
+        let cluster = match KubeCluster::connect(connect_timeout).await {
+            Ok(cluster) if args.render.namespace.is_empty() => cluster,
+            Ok(cluster) => cluster.with_namespace(args.render.namespace.clone()),
+            Err(e) => return fail(&e.to_string()),
+        };
+        let secrets = referenced_secrets(&loaded.plans);
+        let masker_values = read_secret_values(&cluster, &secrets).await;
+        let logs = Arc::new(CollectedLogs::default());
+        let mut options = RunOptions::new(ctx.run_id.clone())
+            .parallelism(args.parallelism.max(1))
+            .timeout(timeout)
+            .failure_mode(if args.continue_on_failure {
+                FailureMode::ContinueOnFailure
+            } else {
+                FailureMode::FailFast
+            })
+            .on_progress(Arc::new(print_progress));
+        if let Ok(values) = &masker_values {
+            let values = Arc::new(values.clone());
+            let factory = Arc::new(move |_: &str| -> Box<dyn LogMasker> {
+                match SecretMasker::new(values.iter()) {
+                    Ok(masker) => Box::new(masker),
+                    Err(_) => Box::new(NoSecrets),
+                }
+            });
+            options = options.logs(LogOptions::new(factory, logs.clone()));
+        }
+        let cancel = async {
+            let _ = tokio::signal::ctrl_c().await;
+            let _ = writeln!(std::io::stderr(), "c8s: cancelling: deleting the run's pods");
+        };
+        let status = match c8s_kube::run_pipeline(&cluster, steps, options, cancel).await {
+            Ok(status) => status,
+            Err(e) => return fail(&e.to_string()),
+        };
+        if let Some(path) = &args.status_file
+            && let Err(e) = std::fs::write(path, status.to_json())
+        {
+            return fail(&format!("cannot write {path}: {e}"));
+        }
+        for step in status.steps.iter().filter(|s| s.state == StepState::Failed) {
+            let _ = writeln!(std::io::stderr(), "--- logs of failed step {} ---", step.name);
+            match &masker_values {
+                Ok(_) => {
+                    let text = logs.take(&step.name);
+                    let _ = std::io::stderr().write_all(&text);
+                }
+                Err(reason) => {
+                    let _ = writeln!(std::io::stderr(), "(logs withheld: {reason})");
+                }
+            }
+        }
+        let _ = writeln!(std::io::stdout(), "run {}: {:?}", status.run_id, status.state);
+        if status.state == RunState::Succeeded {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        }
+    })
+}
+
+/// One kube step per plan: named after its object, depending on the objects
+/// of its `dependsOn` steps in the same matrix combination.
+fn steps(
+    plans: &[TaskPlan],
+    depends_on: &BTreeMap<String, Vec<String>>,
+    ctx: &c8s_pod_builder::RunContext,
+    job: bool,
+) -> Result<Vec<Step>, String> {
+    let mut names: BTreeMap<(String, Option<String>), String> = BTreeMap::new();
+    let mut objects = Vec::new();
+    for plan in plans {
+        let object = if job {
+            StepObject::Job(Box::new(
+                c8s_pod_builder::render_job(plan, ctx).map_err(|e| e.to_string())?,
+            ))
+        } else {
+            StepObject::Pod(Box::new(
+                c8s_pod_builder::render_pod(plan, ctx).map_err(|e| e.to_string())?,
+            ))
+        };
+        let name = c8s_pod_builder::object_name(plan, ctx);
+        names.insert(
+            (plan.identity.step.clone(), plan.identity.matrix_id.clone()),
+            name.clone(),
+        );
+        objects.push((plan, name, object));
+    }
+    Ok(objects
+        .into_iter()
+        .map(|(plan, name, object)| {
+            // A dependency without a plan was skipped; its dependents were skipped with it.
+            let after: Vec<String> = depends_on
+                .get(&plan.identity.step)
+                .into_iter()
+                .flatten()
+                .filter_map(|dep| {
+                    names
+                        .get(&(dep.clone(), plan.identity.matrix_id.clone()))
+                        .cloned()
+                })
+                .collect();
+            let mut step = Step::new(name, object).after(after);
+            if let Some(seconds) = plan.timeout_seconds {
+                step = step.with_timeout(Duration::from_secs(seconds));
+            }
+            step
+        })
+        .collect())
+}
+
+/// Every Secret key the plans (and their sidecars) reference.
+fn referenced_secrets(plans: &[TaskPlan]) -> Vec<SecretKeyRef> {
+    let mut refs: Vec<SecretKeyRef> = plans
+        .iter()
+        .flat_map(|p| p.env.iter().chain(p.sidecars.iter().flat_map(|s| s.env.iter())))
+        .filter_map(|env| env.secret_key_ref.clone())
+        .collect();
+    refs.sort();
+    refs.dedup();
+    refs
+}
+
+/// The values to mask; an error when any of them cannot be read.
+async fn read_secret_values(cluster: &KubeCluster, refs: &[SecretKeyRef]) -> Result<Vec<Vec<u8>>, String> {
+    let api: kube::Api<Secret> = kube::Api::namespaced(cluster.client().clone(), cluster.namespace());
+    let mut values = Vec::new();
+    for r in refs {
+        let secret = api
+            .get(&r.name)
+            .await
+            .map_err(|e| format!("cannot read Secret {:?} to mask its values: {e}", r.name))?;
+        if let Some(value) = secret.data.as_ref().and_then(|d| d.get(&r.key)) {
+            values.push(value.0.clone());
+        }
+    }
+    Ok(values)
+}
+
+fn print_progress(status: &StepStatus) {
+    let detail = match (&status.waiting_reason, &status.outcome) {
+        (Some(reason), _) => format!(" (waiting for capacity: {reason})"),
+        (None, Some(outcome)) => format!(" ({:?}, exit {:?})", outcome.reason, outcome.exit_code),
+        _ => String::new(),
+    };
+    let _ = writeln!(
+        std::io::stderr(),
+        "{:<60} {:?}{detail}",
+        status.name,
+        status.state
+    );
+}
+
+/// Masked log bytes per step, kept to print those of failed steps.
+#[derive(Default)]
+struct CollectedLogs(Mutex<BTreeMap<String, Vec<u8>>>);
+
+impl CollectedLogs {
+    fn take(&self, step: &str) -> Vec<u8> {
+        self.0
+            .lock()
+            .map(|mut logs| logs.remove(step).unwrap_or_default())
+            .unwrap_or_default()
+    }
+}
+
+impl LogSink for CollectedLogs {
+    fn write(&self, step: &str, _attempt: u32, _container: &str, masked: &[u8]) {
+        if let Ok(mut logs) = self.0.lock() {
+            logs.entry(step.to_owned()).or_default().extend_from_slice(masked);
+        }
+    }
+}
+
+/// Runs `c8s reap`.
+pub fn reap(args: &ReapArgs) -> ExitCode {
+    let older_than = match seconds("older-than", &args.older_than) {
+        Ok(d) => d,
+        Err(m) => return fail(&m),
+    };
+    let runtime = match runtime() {
+        Ok(rt) => rt,
+        Err(message) => return fail(&message),
+    };
+    runtime.block_on(async {
+        let cluster = match KubeCluster::connect(Duration::from_secs(10)).await {
+            Ok(cluster) => match &args.namespace {
+                Some(ns) => cluster.with_namespace(ns.clone()),
+                None => cluster,
+            },
+            Err(e) => return fail(&e.to_string()),
+        };
+        let options = ReapOptions::new(older_than).dry_run(args.dry_run);
+        match c8s_kube::reap(&cluster, &options).await {
+            Ok(report) => {
+                let verb = if report.dry_run { "would delete" } else { "deleted" };
+                let mut out = String::new();
+                for (object, reason) in &report.deleted {
+                    out.push_str(&format!("{verb} {:?} {}: {reason}\n", object.kind, object.name));
+                }
+                for (object, error) in &report.failed {
+                    out.push_str(&format!("failed {:?} {}: {error}\n", object.kind, object.name));
+                }
+                let _ = std::io::stdout().write_all(out.as_bytes());
+                if report.failed.is_empty() {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::from(1)
+                }
+            }
+            Err(e) => fail(&e.to_string()),
+        }
+    })
+}
