@@ -118,7 +118,7 @@ pub(crate) fn step_subject<'f>(
     Subject {
         findings,
         doc,
-        label: Some(format!("step {:?}", step.name)),
+        label: Some(format!("step {}", c8s_sidecar_core::error::quoted(&step.name))),
         path: FieldPath::root().key("steps").index(i),
     }
 }

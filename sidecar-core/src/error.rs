@@ -87,6 +87,17 @@ pub enum Error {
     },
 }
 
+/// `value` in double quotes, as `{:?}` prints it, shortened to about 80
+/// characters so a hostile megabyte-long value cannot flood a message.
+pub fn quoted(value: &str) -> String {
+    const KEEP: usize = 64;
+    if value.len() <= 80 {
+        return format!("{value:?}");
+    }
+    let cut = (0..=KEEP).rev().find(|&i| value.is_char_boundary(i)).unwrap_or(0);
+    format!("{:?}… ({} bytes)", &value[..cut], value.len())
+}
+
 fn subject_prefix(subject: &Option<String>) -> String {
     subject.as_ref().map(|s| format!("{s}: ")).unwrap_or_default()
 }
@@ -125,7 +136,7 @@ pub enum Problem {
     #[error("must not be empty")]
     Empty,
     /// Not a DNS-1123 label (`[a-z0-9]([-a-z0-9]*[a-z0-9])?`, ≤ 63).
-    #[error("{value:?} is not a valid name: {reason}")]
+    #[error("{} is not a valid name: {reason}", quoted(value))]
     InvalidName {
         /// The value as written.
         value: String,
@@ -133,13 +144,16 @@ pub enum Problem {
         reason: String,
     },
     /// The name is reserved for containers c8s creates.
-    #[error("{name:?} is reserved (main, artifact-helper, git-clone and c8s-* are used by c8s)")]
+    #[error(
+        "{} is reserved (main, artifact-helper, git-clone and c8s-* are used by c8s)",
+        quoted(name)
+    )]
     ReservedName {
         /// The name.
         name: String,
     },
     /// A name used twice.
-    #[error("{kind} {name:?} is already defined at {first}")]
+    #[error("{kind} {} is already defined at {first}", quoted(name))]
     Duplicate {
         /// What kind of thing: `sidecar`, `env var`, `port name`, ...
         kind: &'static str,
@@ -149,7 +163,7 @@ pub enum Problem {
         first: Position,
     },
     /// Not a valid image reference.
-    #[error("{value:?} is not a valid image reference: {reason}")]
+    #[error("{} is not a valid image reference: {reason}", quoted(value))]
     InvalidImage {
         /// The value as written.
         value: String,
@@ -173,7 +187,7 @@ pub enum Problem {
         owner: String,
     },
     /// A port name breaks the IANA service name rules.
-    #[error("{value:?} is not a valid port name: {reason}")]
+    #[error("{} is not a valid port name: {reason}", quoted(value))]
     InvalidPortName {
         /// The value as written.
         value: String,
@@ -181,7 +195,7 @@ pub enum Problem {
         reason: String,
     },
     /// An environment variable name Kubernetes rejects.
-    #[error("{value:?} is not a valid environment variable name: {reason}")]
+    #[error("{} is not a valid environment variable name: {reason}", quoted(value))]
     InvalidEnvName {
         /// The value as written.
         value: String,
@@ -192,7 +206,7 @@ pub enum Problem {
     #[error("set either value or secretKeyRef, not both")]
     ValueAndSecret,
     /// A Secret name that is not a DNS-1123 subdomain.
-    #[error("{value:?} is not a valid Secret name: {reason}")]
+    #[error("{} is not a valid Secret name: {reason}", quoted(value))]
     InvalidSecretName {
         /// The value as written.
         value: String,
@@ -200,7 +214,7 @@ pub enum Problem {
         reason: String,
     },
     /// A Secret key outside `[-._a-zA-Z0-9]+`, ≤ 253.
-    #[error("{value:?} is not a valid Secret key: {reason}")]
+    #[error("{} is not a valid Secret key: {reason}", quoted(value))]
     InvalidSecretKey {
         /// The value as written.
         value: String,
@@ -219,7 +233,7 @@ pub enum Problem {
         value: String,
     },
     /// A resource name Kubernetes does not accept.
-    #[error("{value:?} is not a valid resource name")]
+    #[error("{} is not a valid resource name", quoted(value))]
     InvalidResourceName {
         /// The value as written.
         value: String,
@@ -241,13 +255,13 @@ pub enum Problem {
         found: usize,
     },
     /// A readiness check port naming no declared port.
-    #[error("port {name:?} is not declared in ports")]
+    #[error("port {} is not declared in ports", quoted(name))]
     UnknownPortName {
         /// The name used.
         name: String,
     },
     /// An HTTP check path that does not start with `/`.
-    #[error("{value:?} must be an absolute path starting with /")]
+    #[error("{} must be an absolute path starting with /", quoted(value))]
     InvalidHttpPath {
         /// The value as written.
         value: String,
@@ -262,7 +276,7 @@ pub enum Problem {
     #[error("command must have at least one element")]
     EmptyCommand,
     /// A path that must be absolute and clean.
-    #[error("{value:?} must be an absolute path without `..`")]
+    #[error("{} must be an absolute path without `..`", quoted(value))]
     InvalidPath {
         /// The value as written.
         value: String,
@@ -276,7 +290,7 @@ pub enum Problem {
         uid: i64,
     },
     /// `dependsOn` (or an input) names a step the pipeline does not define.
-    #[error("step {name:?} is not defined")]
+    #[error("step {} is not defined", quoted(name))]
     UnknownStep {
         /// The name used.
         name: String,
@@ -305,7 +319,7 @@ pub enum Problem {
         output: String,
     },
     /// `${{ matrix.X }}`, or an exclude/include key, naming no dimension.
-    #[error("matrix dimension {name:?} is not defined ({known})")]
+    #[error("matrix dimension {} is not defined ({known})", quoted(name))]
     UnknownDimension {
         /// The name used.
         name: String,
@@ -313,7 +327,7 @@ pub enum Problem {
         known: String,
     },
     /// An include entry that leaves out a dimension.
-    #[error("no value for matrix dimension {name:?}")]
+    #[error("no value for matrix dimension {}", quoted(name))]
     MissingDimension {
         /// The dimension left out.
         name: String,
@@ -335,7 +349,7 @@ pub enum Problem {
         limit: usize,
     },
     /// A duration that does not parse (`90s`, `30m`, `1h30m` do).
-    #[error("{value:?} is not a valid duration: {reason}")]
+    #[error("{} is not a valid duration: {reason}", quoted(value))]
     InvalidDuration {
         /// The value as written.
         value: String,
@@ -343,13 +357,16 @@ pub enum Problem {
         reason: String,
     },
     /// A path that must be relative to the workspace and stay inside it.
-    #[error("{value:?} must be a relative path inside the workspace (no leading /, no `..`)")]
+    #[error(
+        "{} must be a relative path inside the workspace (no leading /, no `..`)",
+        quoted(value)
+    )]
     InvalidRelativePath {
         /// The value as written.
         value: String,
     },
     /// A value c8s does not support in this place.
-    #[error("{value:?} is not supported: expected {expected}")]
+    #[error("{} is not supported: expected {expected}", quoted(value))]
     Unsupported {
         /// The value as written.
         value: String,

@@ -107,7 +107,11 @@ pub struct Placed<'s> {
 /// Checks the rules of one sidecar on its own.
 pub fn check_sidecar(placed: Placed<'_>, findings: &mut Vec<Finding>) {
     let Placed { sidecar: s, path, .. } = placed;
-    let mut sink = Sink::new(findings, placed, format!("sidecar {:?}", s.name));
+    let mut sink = Sink::new(
+        findings,
+        placed,
+        format!("sidecar {}", crate::error::quoted(&s.name)),
+    );
 
     if s.name.is_empty() {
         sink.problem(path.key("name"), Problem::Empty);
@@ -403,7 +407,7 @@ pub fn check_pod_sidecars(sidecars: &[Placed<'_>], findings: &mut Vec<Finding>) 
     let mut by_port: BTreeMap<(i32, Protocol), Placed<'_>> = BTreeMap::new();
     for placed in sidecars {
         let s = placed.sidecar;
-        let subject = Some(format!("sidecar {:?}", s.name));
+        let subject = Some(format!("sidecar {}", crate::error::quoted(&s.name)));
         if !s.name.is_empty() {
             if let Some(first) = by_name.get(s.name.as_str()) {
                 findings.push(Finding {
@@ -437,7 +441,7 @@ pub fn check_pod_sidecars(sidecars: &[Placed<'_>], findings: &mut Vec<Finding>) 
                     problem: Problem::PortConflict {
                         port: port.container_port,
                         protocol: port.protocol,
-                        owner: format!("sidecar {:?}", owner.sidecar.name),
+                        owner: format!("sidecar {}", crate::error::quoted(&owner.sidecar.name)),
                     },
                     first: None,
                 }),

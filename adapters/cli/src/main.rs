@@ -4,6 +4,7 @@
 //! Exit codes: 0 success, 1 invalid input, 2 usage error.
 
 mod documents;
+mod helm;
 mod plan;
 mod render;
 mod run;
@@ -52,6 +53,9 @@ enum Command {
     /// Render a pipeline (every matrix combination), a task config or a
     /// sidecar file as Pods or Jobs: YAML for `kubectl apply -f -`.
     Render(render::RenderArgs),
+    /// Write Helm charts: sidecar injection, or a pipeline run's pods.
+    #[command(subcommand)]
+    Helm(helm::HelmCommand),
     /// Run a pipeline (or task) on the current kube context: each step starts
     /// as soon as its dependencies succeeded; exits 0 only if the run succeeded.
     Run(Box<run::RunArgs>),
@@ -99,6 +103,7 @@ fn main() -> ExitCode {
             output,
         } => plan_command(&pipeline, branch.as_deref(), output),
         Command::Render(args) => render::run(&args, report_errors, print_stdout),
+        Command::Helm(command) => helm::run(&command, report_errors, print_stdout),
         Command::Run(args) => run::run(&args, report_errors),
         Command::Reap(args) => run::reap(&args),
         Command::Schema {
