@@ -102,6 +102,9 @@ impl<'de> de::Deserialize<'de> for Shape {
 /// `None` for any other mapping. Anything else (empty, not YAML, a scalar) is
 /// read as sidecars, whose parser then says what is wrong.
 pub fn detect_kind(file: &str, text: &str) -> Option<Kind> {
+    if let Some(kind) = detect_block_style(text) {
+        return Some(kind);
+    }
     match c8s_sidecar_core::yaml::from_str::<Shape>(file, text) {
         Ok(Shape::Mapping(keys)) if keys.iter().any(|k| k == "steps") => Some(Kind::Pipeline),
         Ok(Shape::Mapping(keys))
@@ -113,6 +116,46 @@ pub fn detect_kind(file: &str, text: &str) -> Option<Kind> {
         }
         Ok(Shape::Mapping(_)) => None,
         _ => Some(Kind::Sidecars),
+    }
+}
+
+/// A cheap look at block-style YAML, so the file is parsed only once: in
+/// block style, lines starting in column 0 are the top-level keys (or list
+/// items). `None` when unsure (flow style, no telling key); the full parse decides then.
+fn detect_block_style(text: &str) -> Option<Kind> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut significant = text.lines().filter(|l| {
+        !l.trim().is_empty() && !l.starts_with('#') && !l.starts_with("---") && !l.starts_with('%')
+    });
+    let first = significant.next()?;
+    if first.starts_with("- ") || first == "-" {
+        return Some(Kind::Sidecars);
+    }
+    if first.starts_with(|c: char| c.is_whitespace() || c == '{' || c == '[') {
+        return None;
+    }
+    let top_level_key = |line: &str| -> Option<String> {
+        let (key, _) = line.split_once(':')?;
+        let plain = !key.is_empty()
+            && key
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        plain.then(|| key.to_owned())
+    };
+    let keys: Vec<String> = std::iter::once(first)
+        .chain(significant)
+        .filter(|l| !l.starts_with(char::is_whitespace))
+        .filter_map(top_level_key)
+        .collect();
+    if keys.iter().any(|k| k == "steps") {
+        Some(Kind::Pipeline)
+    } else if keys
+        .iter()
+        .any(|k| k == "run" || k == "image_resource" || k == "platform")
+    {
+        Some(Kind::Task)
+    } else {
+        None
     }
 }
 
