@@ -130,7 +130,7 @@ pub fn run(args: &RunArgs, report: fn(&str, &Errors) -> String) -> ExitCode {
             } else {
                 FailureMode::FailFast
             })
-            .on_progress(Arc::new(print_progress));
+            .on_progress(progress_printer(steps.len()));
         if let Ok(values) = &masker_values {
             let values = Arc::new(values.clone());
             let factory = Arc::new(move |_: &str| -> Box<dyn LogMasker> {
@@ -141,6 +141,13 @@ pub fn run(args: &RunArgs, report: fn(&str, &Errors) -> String) -> ExitCode {
             });
             options = options.logs(LogOptions::new(factory, logs.clone()));
         }
+        let _ = writeln!(
+            std::io::stderr(),
+            "c8s: running {} steps in namespace {} (parallelism {})",
+            steps.len(),
+            cluster.namespace(),
+            args.parallelism.max(1)
+        );
         let cancel = async {
             let _ = tokio::signal::ctrl_c().await;
             let _ = writeln!(std::io::stderr(), "c8s: cancelling: deleting the run's pods");
@@ -253,18 +260,45 @@ async fn read_secret_values(cluster: &KubeCluster, refs: &[SecretKeyRef]) -> Res
     Ok(values)
 }
 
-fn print_progress(status: &StepStatus) {
-    let detail = match (&status.waiting_reason, &status.outcome) {
-        (Some(reason), _) => format!(" (waiting for capacity: {reason})"),
-        (None, Some(outcome)) => format!(" ({:?}, exit {:?})", outcome.reason, outcome.exit_code),
-        _ => String::new(),
-    };
-    let _ = writeln!(
-        std::io::stderr(),
-        "{:<60} {:?}{detail}",
-        status.name,
-        status.state
-    );
+/// Live progress on stderr: on a terminal, each change carries a running
+/// `[done/total]` count and a coloured state; otherwise plain lines for logs.
+fn progress_printer(total: usize) -> c8s_kube::ProgressFn {
+    use std::io::IsTerminal;
+    let terminal = std::io::stderr().is_terminal();
+    let done = Arc::new(Mutex::new(std::collections::BTreeSet::<String>::new()));
+    Arc::new(move |status: &StepStatus| {
+        let detail = match (&status.waiting_reason, &status.outcome) {
+            (Some(reason), _) => format!(" (waiting for capacity: {reason})"),
+            (None, Some(outcome)) => format!(" ({:?}, exit {:?})", outcome.reason, outcome.exit_code),
+            _ => String::new(),
+        };
+        let line = if terminal {
+            let finished = done
+                .lock()
+                .map(|mut done| {
+                    if status.state.is_final() {
+                        done.insert(status.name.clone());
+                    }
+                    done.len()
+                })
+                .unwrap_or(0);
+            let colour = match status.state {
+                StepState::Succeeded => "32",
+                StepState::Failed => "31",
+                StepState::Running => "36",
+                StepState::WaitingForCapacity => "33",
+                _ => "2",
+            };
+            let state = format!("{:?}", status.state);
+            format!(
+                "[{finished:>3}/{total}] \x1b[{colour}m{state:<18}\x1b[0m {}{detail}",
+                status.name
+            )
+        } else {
+            format!("{} {:?}{detail}", status.name, status.state)
+        };
+        let _ = writeln!(std::io::stderr(), "{line}");
+    })
 }
 
 /// Masked log bytes per step, kept to print those of failed steps.
