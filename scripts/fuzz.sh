@@ -40,7 +40,7 @@ for target in "${targets[@]}"; do
   echo "fuzz: $target for ${seconds}s" >&2
   log="$root/fuzz/last-$target.log"
   status=0
-  cargo fuzz run --release "$target" "corpus/$target" -- -max_total_time="$seconds" -rss_limit_mb=2048 >"$log" 2>&1 || status=$?
+  cargo fuzz run --release "$target" "corpus/$target" -- -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 >"$log" 2>&1 || status=$?
   grep -E "^(#[0-9]+[[:space:]]+DONE|Done [0-9]+ runs|SUMMARY|thread .* panicked)" "$log" >&2 || true
   if [ "$status" -ne 0 ]; then
     echo "fuzz: $target failed (exit $status); see $log and fuzz/artifacts/$target/" >&2

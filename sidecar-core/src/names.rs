@@ -274,7 +274,8 @@ fn check_path_component(part: &str) -> Result<(), String> {
             i += 1;
         }
         let sep = &part[start..i];
-        let ok = sep == "." || sep == "_" || sep == "__" || sep.bytes().all(|b| b == b'-');
+        // An empty run means a byte that is neither allowed nor a separator (`,`, `!`, ...).
+        let ok = sep == "." || sep == "_" || sep == "__" || (!sep.is_empty() && sep.bytes().all(|b| b == b'-'));
         if !ok {
             return Err(err());
         }
@@ -395,6 +396,10 @@ mod tests {
             "pg:-x",
             "a...b",
             "host:port/app",
+            // Found by the fuzzer: a byte outside the grammar once looped forever.
+            "al,ine:3",
+            "a!b",
+            "ab,",
         ] {
             assert!(image_reference(bad).is_err(), "{bad}");
         }
