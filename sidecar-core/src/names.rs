@@ -275,7 +275,8 @@ fn check_path_component(part: &str) -> Result<(), String> {
         }
         let sep = &part[start..i];
         // An empty run means a byte that is neither allowed nor a separator (`,`, `!`, ...).
-        let ok = sep == "." || sep == "_" || sep == "__" || (!sep.is_empty() && sep.bytes().all(|b| b == b'-'));
+        let ok =
+            sep == "." || sep == "_" || sep == "__" || (!sep.is_empty() && sep.bytes().all(|b| b == b'-'));
         if !ok {
             return Err(err());
         }
