@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use c8s_sidecar_core::validate::{self, Finding, Placed};
-use c8s_sidecar_core::{FieldPath, Position, Problem, Resources, names};
+use c8s_sidecar_core::{FieldPath, Problem, Resources, names};
 
 use crate::links;
 use crate::matrix::{self, Matrix, known_dimensions};
@@ -13,50 +13,14 @@ use crate::pipeline::{Pipeline, PipelineOptions, Step};
 use crate::substitute::substitute_sidecar;
 
 /// Who findings are about (`step "unit"`, or the pipeline itself) and where.
-pub(crate) struct Subject<'f> {
-    pub findings: &'f mut Vec<Finding>,
-    pub doc: usize,
-    pub label: Option<String>,
-    pub path: FieldPath,
-}
-
-impl Subject<'_> {
-    pub fn problem(&mut self, path: FieldPath, problem: Problem) {
-        self.push(path, problem, None);
-    }
-
-    pub fn duplicate(&mut self, at: FieldPath, kind: &'static str, name: &str, first: FieldPath) {
-        let problem = Problem::Duplicate {
-            kind,
-            name: name.to_owned(),
-            first: Position::default(),
-        };
-        self.push(at, problem, Some(first));
-    }
-
-    fn push(&mut self, path: FieldPath, problem: Problem, first: Option<FieldPath>) {
-        self.findings.push(Finding {
-            doc: self.doc,
-            path,
-            subject: self.label.clone(),
-            subject_path: self.path.clone(),
-            problem,
-            first: first.map(|p| (self.doc, p)),
-        });
-    }
-}
+pub(crate) type Subject<'f> = validate::Sink<'f>;
 
 /// Every finding about `pipeline` (except its sidecar files, checked where
 /// they are read) in document `doc`.
 pub(crate) fn pipeline(pipeline: &Pipeline, doc: usize, options: &PipelineOptions) -> Vec<Finding> {
     let mut findings = Vec::new();
     let root = FieldPath::root();
-    let mut top = Subject {
-        findings: &mut findings,
-        doc,
-        label: None,
-        path: root.clone(),
-    };
+    let mut top = Subject::at(&mut findings, doc, root.clone(), None);
     if let Err(reason) = names::dns1123_label(&pipeline.name) {
         top.problem(
             root.key("name"),
@@ -115,12 +79,13 @@ pub(crate) fn step_subject<'f>(
     i: usize,
     step: &Step,
 ) -> Subject<'f> {
-    Subject {
+    let label = format!("step {}", c8s_sidecar_core::error::quoted(&step.name));
+    Subject::at(
         findings,
         doc,
-        label: Some(format!("step {}", c8s_sidecar_core::error::quoted(&step.name))),
-        path: FieldPath::root().key("steps").index(i),
-    }
+        FieldPath::root().key("steps").index(i),
+        Some(label),
+    )
 }
 
 fn globs(subject: &mut Subject<'_>, globs: &[String], at: &FieldPath) {
@@ -231,7 +196,7 @@ fn templated_fields<'s>(step: &'s Step, at: &FieldPath) -> Vec<(FieldPath, &'s s
 }
 
 fn check_step(s: &mut Subject<'_>, step: &Step, dimensions: &[&str], combinations: &[OrderedMap<String>]) {
-    let at = s.path.clone();
+    let at = s.path().clone();
     if let Err(reason) = names::dns1123_label(&step.name) {
         s.problem(
             at.key("name"),
@@ -291,7 +256,7 @@ fn check_step(s: &mut Subject<'_>, step: &Step, dimensions: &[&str], combination
 /// Rules that hold only after `${{ matrix.X }}` substitution, for every
 /// combination: the image reference and the inline sidecars.
 fn check_substituted(s: &mut Subject<'_>, step: &Step, combinations: &[OrderedMap<String>]) {
-    let at = s.path.clone();
+    let at = s.path().clone();
     let paths: Vec<FieldPath> = (0..step.sidecars.len())
         .map(|j| at.key("sidecars").index(j))
         .collect();
@@ -309,10 +274,10 @@ fn check_substituted(s: &mut Subject<'_>, step: &Step, combinations: &[OrderedMa
         for (sidecar, path) in sidecars.iter().zip(&paths) {
             let placed = Placed {
                 sidecar,
-                doc: s.doc,
+                doc: s.doc(),
                 path,
             };
-            validate::check_sidecar(placed, s.findings);
+            validate::check_sidecar(placed, s.findings());
         }
     }
 }

@@ -51,7 +51,7 @@ pub(crate) fn check_links(
     first_by_name: &BTreeMap<&str, usize>,
     dag: Option<&Dag>,
 ) {
-    let at = s.path.clone();
+    let at = s.path().clone();
     let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
     for (j, dep) in step.depends_on.iter().enumerate() {
         let here = at.key("dependsOn").index(j);

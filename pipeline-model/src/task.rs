@@ -241,12 +241,7 @@ pub fn parse_task_config(file: &str, text: &str) -> Result<TaskConfig, Errors> {
 fn check_task(config: &TaskConfig, doc: usize) -> Vec<Finding> {
     let root = FieldPath::root();
     let mut findings = validate::check_list(&config.sidecars, doc, &root.key("sidecars"));
-    let mut s = Subject {
-        findings: &mut findings,
-        doc,
-        label: None,
-        path: root.clone(),
-    };
+    let mut s = Subject::at(&mut findings, doc, root.clone(), None);
     if config.platform != "linux" {
         let value = config.platform.clone();
         s.problem(

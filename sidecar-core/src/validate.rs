@@ -263,23 +263,45 @@ pub fn check_sidecar(placed: Placed<'_>, findings: &mut Vec<Finding>) {
     }
 }
 
-/// Collects findings about one subject (a sidecar) placed in a document.
+/// Collects findings about one subject (a sidecar, a step, a whole file)
+/// written at one path of a document.
 pub struct Sink<'f> {
     findings: &'f mut Vec<Finding>,
     doc: usize,
-    subject: String,
+    subject: Option<String>,
     subject_path: FieldPath,
 }
 
 impl<'f> Sink<'f> {
     /// A sink for findings about `subject` at `placed`.
     pub fn new(findings: &'f mut Vec<Finding>, placed: Placed<'_>, subject: String) -> Self {
+        Self::at(findings, placed.doc, placed.path.clone(), Some(subject))
+    }
+
+    /// A sink for findings about `subject` (or the document itself, with
+    /// `None`) written at `path` of document `doc`.
+    pub fn at(findings: &'f mut Vec<Finding>, doc: usize, path: FieldPath, subject: Option<String>) -> Self {
         Self {
             findings,
-            doc: placed.doc,
+            doc,
             subject,
-            subject_path: placed.path.clone(),
+            subject_path: path,
         }
+    }
+
+    /// Where the subject is written.
+    pub fn path(&self) -> &FieldPath {
+        &self.subject_path
+    }
+
+    /// The document the subject is written in.
+    pub fn doc(&self) -> usize {
+        self.doc
+    }
+
+    /// The findings collected so far, for rules that push their own.
+    pub fn findings(&mut self) -> &mut Vec<Finding> {
+        self.findings
     }
 
     /// Records `problem` at `path`.
@@ -301,7 +323,7 @@ impl<'f> Sink<'f> {
         self.findings.push(Finding {
             doc: self.doc,
             path,
-            subject: Some(self.subject.clone()),
+            subject: self.subject.clone(),
             subject_path: self.subject_path.clone(),
             problem,
             first: first.map(|p| (self.doc, p)),
