@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The one test command (README): installs what the tests need into .tools/,
-# then runs format, lint, every test, docs, and builds against the earliest and
-# latest Kubernetes versions k8s-openapi supports. `.ci/run` calls exactly this.
+# then runs format, lint, every test, docs, builds against the earliest and
+# latest Kubernetes versions k8s-openapi supports, and a short fuzz run of every
+# target. `.ci/run` calls exactly this.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -33,3 +34,6 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
   cargo test --workspace --locked --no-fail-fast
 fi
+
+step "fuzz smoke: every cargo-fuzz target for 20 s (the long run: scripts/fuzz.sh 600)"
+./scripts/fuzz.sh 20

@@ -2,14 +2,14 @@
 //! forms), fed in 64 KiB chunks, against one aho-corasick `find_iter` scan of
 //! the same bytes counting matches, measured in the same process.
 //!
-//! Prints `ratio masker/find_iter: X.XX` (goal: at most 2). Baselines:
-//! `find_iter` over the 100 raw secrets, `find_iter` over every pattern the
-//! masker registers (the same automaton size), and aho-corasick's own
-//! `stream_replace_all` over every pattern, fed the same 64 KiB chunks.
+//! Goal: at most 2× the scan at 64 MiB. The same is measured at 0.64 MiB and
+//! 6.4 MiB for the scaling table, and aho-corasick's own `stream_replace_all`
+//! over every pattern the masker registers, fed the same 64 KiB chunks, is
+//! measured against the scan for reference. Criterion also measures `find_iter`
+//! over every registered pattern (the same automaton size); `-- ratios`
+//! skips criterion.
 
-use std::cell::RefCell;
-use std::hint::black_box;
-use std::time::Duration;
+use c8s_benches::{XorShift, report_ratio, report_scaling};
 
 use aho_corasick::{AhoCorasick, MatchKind};
 use base64::Engine;
@@ -20,22 +20,6 @@ use criterion::{Criterion, SamplingMode, Throughput};
 const LOG_BYTES: usize = 64 << 20;
 const CHUNK: usize = 64 << 10;
 const SECRETS: usize = 100;
-
-/// A small deterministic generator, so every run masks the same bytes.
-struct XorShift(u64);
-
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
 
 fn secrets(rng: &mut XorShift) -> Vec<String> {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
@@ -129,13 +113,8 @@ fn mask(masker: &SecretMasker, log: &[u8], out: &mut Vec<u8>) -> usize {
     emitted + out.len()
 }
 
-fn median(samples: &RefCell<Vec<Duration>>) -> Duration {
-    let mut samples = samples.borrow().clone();
-    samples.sort_unstable();
-    samples.get(samples.len() / 2).copied().unwrap_or_default()
-}
-
-fn bench(c: &mut Criterion) {
+fn main() {
+    let ratios_only = std::env::args().any(|a| a == "ratios");
     let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
     let secrets = secrets(&mut rng);
     let log = log(&mut rng, &secrets);
@@ -162,80 +141,67 @@ fn bench(c: &mut Criterion) {
         every.find_iter(&log).count()
     );
 
-    let samples: [RefCell<Vec<Duration>>; 4] = Default::default();
-    let mut group = c.benchmark_group("masking");
-    group
-        .sampling_mode(SamplingMode::Flat)
-        .sample_size(10)
-        .throughput(Throughput::Bytes(LOG_BYTES as u64));
-    let mut timed = |name: &str, slot: &RefCell<Vec<Duration>>, f: &mut dyn FnMut() -> usize| {
-        group.bench_function(name, |b| {
-            b.iter_custom(|iters| {
-                let start = std::time::Instant::now();
-                for _ in 0..iters {
-                    black_box(f());
-                }
-                let elapsed = start.elapsed();
-                slot.borrow_mut().push(elapsed / iters.max(1) as u32);
-                elapsed
-            })
-        });
-    };
     let mut out = Vec::with_capacity(2 * CHUNK);
-    let mut run_masker = || mask(&masker, &log, &mut out);
-    let mut run_raw = || raw.find_iter(&log).count();
-    let mut run_every = || every.find_iter(&log).count();
-    let mut run_stream = || {
-        let mut sink = Vec::with_capacity(LOG_BYTES);
+    let mut out_large = Vec::with_capacity(2 * CHUNK);
+    let run_stream = |log: &[u8]| {
+        let mut sink = Vec::with_capacity(log.len());
         standard
-            .try_stream_replace_all(ChunkedReader(&log), &mut sink, &stars)
+            .try_stream_replace_all(ChunkedReader(log), &mut sink, &stars)
             .expect("writing to memory cannot fail");
         sink.len()
     };
-    timed("masker", &samples[0], &mut run_masker);
-    timed("find_iter_raw_secrets", &samples[1], &mut run_raw);
-    timed("find_iter_every_form", &samples[2], &mut run_every);
-    timed("stream_replace_all", &samples[3], &mut run_stream);
-    group.finish();
-
-    let [masker_time, raw_time, every_time, stream_time] = samples.each_ref().map(median);
-    let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64().max(f64::MIN_POSITIVE);
-    // Criterion measures one function after another; on a busy machine the
-    // load can change in between, so the headline ratio alternates the two.
-    let (masker_min, raw_min) = interleaved_min(&mut run_masker, &mut run_raw, 5);
-    println!(
-        "ratio masker/find_iter: {:.2} (fastest of 5 alternating runs: {:.1} ms vs {:.1} ms)",
-        ratio(masker_min, raw_min),
-        masker_min.as_secs_f64() * 1e3,
-        raw_min.as_secs_f64() * 1e3
-    );
-    println!(
-        "criterion medians: masker/find_iter {:.2}, masker/find_iter over every form {:.2}, \
-         stream_replace_all/find_iter {:.2}, masker/stream_replace_all {:.2}",
-        ratio(masker_time, raw_time),
-        ratio(masker_time, every_time),
-        ratio(stream_time, raw_time),
-        ratio(masker_time, stream_time)
-    );
-}
-
-/// The fastest time of each of `a` and `b`, run alternately `rounds` times.
-fn interleaved_min(
-    a: &mut dyn FnMut() -> usize,
-    b: &mut dyn FnMut() -> usize,
-    rounds: usize,
-) -> (Duration, Duration) {
-    let time = |f: &mut dyn FnMut() -> usize| {
-        let start = std::time::Instant::now();
-        black_box(f());
-        start.elapsed()
-    };
-    let (mut best_a, mut best_b) = (Duration::MAX, Duration::MAX);
-    for _ in 0..rounds {
-        best_a = best_a.min(time(a));
-        best_b = best_b.min(time(b));
+    if !ratios_only {
+        let mut criterion = Criterion::default().configure_from_args();
+        let mut group = criterion.benchmark_group("masking-64MiB");
+        group
+            .sampling_mode(SamplingMode::Flat)
+            .sample_size(10)
+            .throughput(Throughput::Bytes(LOG_BYTES as u64));
+        group.bench_function("masker", |b| b.iter(|| mask(&masker, &log, &mut out)));
+        group.bench_function("find_iter_raw_secrets", |b| {
+            b.iter(|| raw.find_iter(&log).count())
+        });
+        group.bench_function("find_iter_every_form", |b| {
+            b.iter(|| every.find_iter(&log).count())
+        });
+        group.bench_function("stream_replace_all", |b| b.iter(|| run_stream(&log)));
+        group.finish();
+        criterion.final_summary();
     }
-    (best_a, best_b)
+
+    // 0.64 MiB, 6.4 MiB and 64 MiB: 10x steps, like the other areas.
+    let sizes = [LOG_BYTES / 100, LOG_BYTES / 10, LOG_BYTES];
+    let size_label = |n: usize| format!("{:.2}MiB", n as f64 / f64::from(1u32 << 20));
+    for &n in &sizes {
+        let goal = (n == LOG_BYTES).then_some(2.0);
+        report_ratio(
+            "masking",
+            &size_label(n),
+            goal,
+            &mut || mask(&masker, &log[..n], &mut out),
+            &mut || raw.find_iter(&log[..n]).count(),
+        );
+    }
+    // The reference point the masking goal was set against.
+    report_ratio(
+        "stream_replace_all",
+        &size_label(LOG_BYTES),
+        None,
+        &mut || run_stream(&log),
+        &mut || raw.find_iter(&log).count(),
+    );
+    for pair in sizes.windows(2) {
+        let (small, large) = (pair[0], pair[1]);
+        report_scaling(
+            "masking",
+            &size_label(large),
+            large / small,
+            &mut || mask(&masker, &log[..small], &mut out),
+            &mut || mask(&masker, &log[..large], &mut out_large),
+            &mut || raw.find_iter(&log[..small]).count(),
+            &mut || raw.find_iter(&log[..large]).count(),
+        );
+    }
 }
 
 /// Hands out the log in 64 KiB reads, like a pod log stream.
@@ -248,10 +214,4 @@ impl std::io::Read for ChunkedReader<'_> {
         self.0 = &self.0[n..];
         Ok(n)
     }
-}
-
-fn main() {
-    let mut criterion = Criterion::default().configure_from_args();
-    bench(&mut criterion);
-    criterion.final_summary();
 }

@@ -1,14 +1,12 @@
-//! Rendering + serialising to YAML a 1,000-step run (3 sidecars per step)
-//! against serialising the same pre-built Pods to YAML alone, and the same
-//! render + serialise for 10,000 steps, measured in the same process.
+//! Rendering and serialising to YAML runs of 100, 1,000 and 10,000 steps (a
+//! main container and 3 sidecars per step) against serialising the same
+//! pre-built Pods to YAML alone, measured in the same process.
 //!
-//! Prints `ratio render+yaml/yaml: X.XX` (goal: at most 1.5) and
-//! `ratio 10k/1k: X.XX` (goal: at most 11, i.e. linear). Criterion measures
-//! each case too; `cargo bench --bench render -- ratios-only` skips those and
-//! prints only the ratios.
+//! Goal: at most 1.5× the serialisation alone at 1,000 steps, and 10× the
+//! steps costs at most 11× the time. Criterion measures the 100 and 1k cases
+//! too; `-- ratios` skips it.
 
-use std::hint::black_box;
-use std::time::{Duration, Instant};
+use c8s_benches::{label, report_ratio, report_scaling};
 
 use c8s_pipeline_model::sidecar::{
     EnvVar, Port, PortRef, Quantity, Readiness, ReadinessProbe, SidecarConfig,
@@ -17,6 +15,8 @@ use c8s_pipeline_model::{PlanIdentity, TaskPlan};
 use c8s_pod_builder::{RunContext, YamlStream, render_pod, to_canonical_yaml_stream};
 use criterion::{Criterion, SamplingMode};
 use k8s_openapi::api::core::v1::Pod;
+
+const SIZES: [usize; 3] = [100, 1_000, 10_000];
 
 fn quantity(text: &str) -> Quantity {
     Quantity::parse(text).expect("benchmark quantities are valid")
@@ -78,85 +78,62 @@ fn serialise(pods: &[Pod]) -> usize {
     to_canonical_yaml_stream(pods).expect("serialisable").len()
 }
 
-/// The fastest time of each of `a` and `b`, run alternately `rounds` times.
-fn interleaved_min(
-    a: &mut dyn FnMut() -> usize,
-    b: &mut dyn FnMut() -> usize,
-    rounds: usize,
-) -> (Duration, Duration) {
-    let time = |f: &mut dyn FnMut() -> usize| {
-        let start = Instant::now();
-        black_box(f());
-        start.elapsed()
-    };
-    let (mut best_a, mut best_b) = (Duration::MAX, Duration::MAX);
-    for _ in 0..rounds {
-        best_a = best_a.min(time(a));
-        best_b = best_b.min(time(b));
-    }
-    (best_a, best_b)
-}
-
-fn bench(c: &mut Criterion) {
-    let ctx = RunContext::new("run-bench", 1).with_repository("https://github.com/example/orders.git");
-    let small = plans(1_000);
-    let large = plans(10_000);
-    let prebuilt: Vec<Pod> = small
+fn render_only(plans: &[TaskPlan], ctx: &RunContext) -> usize {
+    plans
         .iter()
-        .map(|plan| render_pod(plan, &ctx).expect("benchmark plans are valid"))
-        .collect();
-
-    let mut group = c.benchmark_group("render");
-    group.sampling_mode(SamplingMode::Flat).sample_size(10);
-    group.bench_function("render+yaml 1k steps", |b| {
-        b.iter(|| render_and_serialise(&small, &ctx))
-    });
-    group.bench_function("yaml only 1k pods", |b| b.iter(|| serialise(&prebuilt)));
-    group.bench_function("render only 1k steps", |b| {
-        b.iter(|| {
-            small
-                .iter()
-                .map(|plan| render_pod(plan, &ctx).map(|pod| pod.spec.map_or(0, |s| s.containers.len())))
-                .map(|n| n.expect("benchmark plans are valid"))
-                .sum::<usize>()
-        })
-    });
-    group.bench_function("render+yaml 10k steps", |b| {
-        b.iter(|| render_and_serialise(&large, &ctx))
-    });
-    group.finish();
-
-    let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64().max(f64::MIN_POSITIVE);
-    // Alternating runs, fastest of each: load from other processes hits both sides alike.
-    let (render_1k, yaml_1k) = interleaved_min(
-        &mut || render_and_serialise(&small, &ctx),
-        &mut || serialise(&prebuilt),
-        7,
-    );
-    println!(
-        "ratio render+yaml/yaml: {:.2} (goal <= 1.5; {:.1} ms vs {:.1} ms, fastest of 7 alternating runs)",
-        ratio(render_1k, yaml_1k),
-        render_1k.as_secs_f64() * 1e3,
-        yaml_1k.as_secs_f64() * 1e3
-    );
-    // 10k once against ten 1k runs (per run): both sides see ~the same
-    // wall time, so load from other processes cannot favour the short one.
-    let (render_10k, ten_1k) = interleaved_min(
-        &mut || render_and_serialise(&large, &ctx),
-        &mut || (0..10).map(|_| render_and_serialise(&small, &ctx)).sum(),
-        3,
-    );
-    let render_1k = ten_1k / 10;
-    println!(
-        "ratio 10k/1k: {:.2} (goal <= 11; {:.1} ms vs {:.1} ms per 1k, fastest of 3 alternating runs)",
-        ratio(render_10k, render_1k),
-        render_10k.as_secs_f64() * 1e3,
-        render_1k.as_secs_f64() * 1e3
-    );
+        .map(|plan| render_pod(plan, ctx).map(|pod| pod.spec.map_or(0, |s| s.containers.len())))
+        .map(|n| n.expect("benchmark plans are valid"))
+        .sum()
 }
 
 fn main() {
-    let mut criterion = Criterion::default().configure_from_args();
-    bench(&mut criterion);
-    criterion.final_summary();
+    let ratios_only = std::env::args().any(|a| a == "ratios");
+    let ctx = RunContext::new("run-bench", 1).with_repository("https://github.com/example/orders.git");
+    let runs: Vec<Vec<TaskPlan>> = SIZES.iter().map(|&n| plans(n)).collect();
+    let prebuilt: Vec<Vec<Pod>> = runs
+        .iter()
+        .map(|plans| {
+            plans
+                .iter()
+                .map(|plan| render_pod(plan, &ctx).expect("benchmark plans are valid"))
+                .collect()
+        })
+        .collect();
+
+    if !ratios_only {
+        let mut criterion = Criterion::default().configure_from_args();
+        for ((n, plans), pods) in SIZES.iter().zip(&runs).zip(&prebuilt).take(2) {
+            let mut group = criterion.benchmark_group(format!("render-{}", label(*n)));
+            group.sampling_mode(SamplingMode::Flat).sample_size(10);
+            group.bench_function("render+yaml", |b| b.iter(|| render_and_serialise(plans, &ctx)));
+            group.bench_function("yaml only", |b| b.iter(|| serialise(pods)));
+            group.bench_function("render only", |b| b.iter(|| render_only(plans, &ctx)));
+            group.finish();
+        }
+        criterion.final_summary();
+    }
+
+    for ((n, plans), pods) in SIZES.iter().zip(&runs).zip(&prebuilt) {
+        let goal = (*n == 1_000).then_some(1.5);
+        report_ratio(
+            "render+yaml",
+            &label(*n),
+            goal,
+            &mut || render_and_serialise(plans, &ctx),
+            &mut || serialise(pods),
+        );
+    }
+    for i in 1..SIZES.len() {
+        let (small, large) = (&runs[i - 1], &runs[i]);
+        let (small_pods, large_pods) = (&prebuilt[i - 1], &prebuilt[i]);
+        report_scaling(
+            "render+yaml",
+            &label(SIZES[i]),
+            SIZES[i] / SIZES[i - 1],
+            &mut || render_and_serialise(small, &ctx),
+            &mut || render_and_serialise(large, &ctx),
+            &mut || serialise(small_pods),
+            &mut || serialise(large_pods),
+        );
+    }
 }

@@ -2,7 +2,7 @@
 //! propagation and the critical path. Nodes are stored in name order, so every
 //! answer is the same whatever order the steps were written in.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use petgraph::Direction;
 use petgraph::graph::{DiGraph, NodeIndex};
@@ -43,12 +43,10 @@ pub enum DagError {
 /// An acyclic graph of steps; an edge goes from a dependency to its dependent.
 #[derive(Debug, Clone)]
 pub struct Dag {
+    /// Nodes in name order, so a name's index is found by binary search.
     graph: DiGraph<String, ()>,
-    index: BTreeMap<String, NodeIndex>,
     /// Node indices in a topological order (Kahn's, found while checking for cycles).
     order: Vec<u32>,
-    /// Position of each node index in `order`.
-    position: Vec<u32>,
     /// Dependencies by topological position, compressed: those of position
     /// `p` are `deps[dep_start[p]..dep_start[p + 1]]`, also as positions. A
     /// contiguous copy of the edges makes layering a sequential scan.
@@ -82,29 +80,46 @@ impl Dag {
             })
             .collect();
         declared.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut graph = DiGraph::with_capacity(declared.len(), declared.len());
-        let mut index = BTreeMap::new();
-        for (name, _) in &declared {
-            if index.contains_key(name) {
-                return Err(DagError::DuplicateStep { step: name.clone() });
-            }
-            index.insert(name.clone(), graph.add_node(name.clone()));
+        if let Some(twin) = declared.windows(2).find(|w| w[0].0 == w[1].0) {
+            return Err(DagError::DuplicateStep {
+                step: twin[0].0.clone(),
+            });
         }
-        for (name, deps) in &declared {
-            let to = index[name];
-            let mut seen = BTreeSet::new();
-            for dep in deps {
-                if dep == name {
-                    return Err(DagError::SelfDependency { step: name.clone() });
-                }
-                let from = *index.get(dep).ok_or_else(|| DagError::UnknownStep {
-                    step: name.clone(),
-                    dependency: dep.clone(),
-                })?;
-                if seen.insert(from) {
-                    graph.add_edge(from, to, ());
+        // Resolve every dependency to a node index (the position in name
+        // order) before the names move into the graph. The map is only looked
+        // up, never iterated, so its order cannot reach any output.
+        let mut edges: Vec<(u32, u32)> = Vec::with_capacity(declared.len());
+        {
+            let index: HashMap<&str, u32> = declared
+                .iter()
+                .enumerate()
+                .map(|(i, (name, _))| (name.as_str(), to_u32(i)))
+                .collect();
+            // `stamp[n] == to + 1`: `n` is already a dependency of `to`.
+            let mut stamp = vec![0u32; declared.len()];
+            for (to, (name, deps)) in declared.iter().enumerate() {
+                let to = to_u32(to);
+                for dep in deps {
+                    if dep == name {
+                        return Err(DagError::SelfDependency { step: name.clone() });
+                    }
+                    let from = *index.get(dep.as_str()).ok_or_else(|| DagError::UnknownStep {
+                        step: name.clone(),
+                        dependency: dep.clone(),
+                    })?;
+                    if stamp[from as usize] != to + 1 {
+                        stamp[from as usize] = to + 1;
+                        edges.push((from, to));
+                    }
                 }
             }
+        }
+        let mut graph = DiGraph::with_capacity(declared.len(), edges.len());
+        for (name, _) in declared {
+            graph.add_node(name);
+        }
+        for (from, to) in edges {
+            graph.add_edge(NodeIndex::new(from as usize), NodeIndex::new(to as usize), ());
         }
         let order = kahn_order(&graph);
         if order.len() < graph.node_count() {
@@ -129,12 +144,19 @@ impl Dag {
         }
         Ok(Self {
             graph,
-            index,
             order,
-            position,
             dep_start,
             deps,
         })
+    }
+
+    /// The node of `step`: nodes are in name order.
+    fn node(&self, step: &str) -> Option<NodeIndex> {
+        self.graph
+            .raw_nodes()
+            .binary_search_by(|n| n.weight.as_str().cmp(step))
+            .ok()
+            .map(NodeIndex::new)
     }
 
     /// The underlying petgraph graph: node weights are step names, edges go
@@ -145,12 +167,12 @@ impl Dag {
 
     /// The step names, sorted.
     pub fn steps(&self) -> impl Iterator<Item = &str> {
-        self.index.keys().map(String::as_str)
+        self.graph.raw_nodes().iter().map(|n| n.weight.as_str())
     }
 
     /// Whether `step` is one of the steps.
     pub fn contains(&self, step: &str) -> bool {
-        self.index.contains_key(step)
+        self.node(step).is_some()
     }
 
     /// How many steps.
@@ -174,7 +196,7 @@ impl Dag {
     }
 
     fn neighbours(&self, step: &str, direction: Direction) -> Vec<&str> {
-        let Some(&node) = self.index.get(step) else {
+        let Some(node) = self.node(step) else {
             return Vec::new();
         };
         let mut nodes: Vec<NodeIndex> = self.graph.neighbors_directed(node, direction).collect();
@@ -194,7 +216,7 @@ impl Dag {
 
     fn reachable(&self, step: &str, direction: Direction) -> BTreeSet<&str> {
         let mut found = BTreeSet::new();
-        let Some(&start) = self.index.get(step) else {
+        let Some(start) = self.node(step) else {
             return found;
         };
         let mut stack = vec![start];
@@ -216,24 +238,29 @@ impl Dag {
     pub fn layers(&self) -> Vec<Vec<&str>> {
         // One pass in topological order: a step's layer is one more than its
         // deepest dependency's, which was computed before it.
+        // Depth by topological position (read back for dependents) and by
+        // node (so the grouping below is a sequential scan).
         let mut depth = vec![0u32; self.order.len()];
-        for p in 0..self.order.len() {
+        let mut node_depth = vec![0u32; self.order.len()];
+        let mut sizes: Vec<usize> = Vec::new();
+        for (p, &node) in self.order.iter().enumerate() {
             let (from, to) = (self.dep_start[p] as usize, self.dep_start[p + 1] as usize);
             let mut d = 0;
             for &q in &self.deps[from..to] {
                 d = d.max(depth[q as usize] + 1);
             }
             depth[p] = d;
-        }
-        let count = depth.iter().max().map_or(0, |d| *d as usize + 1);
-        let mut sizes = vec![0usize; count];
-        for &d in &depth {
-            sizes[d as usize] += 1;
+            node_depth[node as usize] = d;
+            let d = d as usize;
+            if d >= sizes.len() {
+                sizes.resize(d + 1, 0);
+            }
+            sizes[d] += 1;
         }
         let mut layers: Vec<Vec<&str>> = sizes.into_iter().map(Vec::with_capacity).collect();
         // Node indices are in name order, so each layer fills sorted.
-        for (node, &p) in self.position.iter().enumerate() {
-            layers[depth[p as usize] as usize].push(self.graph[NodeIndex::new(node)].as_str());
+        for (node, &d) in self.graph.raw_nodes().iter().zip(&node_depth) {
+            layers[d as usize].push(node.weight.as_str());
         }
         layers
     }
@@ -300,5 +327,45 @@ fn find_cycle(graph: &DiGraph<String, ()>) -> Option<Vec<String>> {
         }
         seen_at.insert(next, walk.len());
         walk.push(next);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn construction_errors_name_the_step() {
+        let twice = Dag::new([("a", vec![]), ("b", vec![]), ("a", vec!["b"])]);
+        assert_eq!(twice.err(), Some(DagError::DuplicateStep { step: "a".into() }));
+        let own = Dag::new([("a", vec!["a"])]);
+        assert_eq!(own.err(), Some(DagError::SelfDependency { step: "a".into() }));
+        let missing = Dag::new([("b", vec!["zz"]), ("a", vec!["yy"])]);
+        // Steps are checked in name order, so the first error is stable.
+        assert_eq!(
+            missing.err(),
+            Some(DagError::UnknownStep {
+                step: "a".into(),
+                dependency: "yy".into()
+            })
+        );
+    }
+
+    #[test]
+    fn repeated_dependencies_are_one_edge_and_lookups_use_names() {
+        let dag = Dag::new([
+            ("test", vec!["build", "build", "lint"]),
+            ("build", vec![]),
+            ("lint", vec![]),
+            ("ship", vec!["test", "build"]),
+        ])
+        .unwrap_or_else(|e| panic!("acyclic: {e}"));
+        assert_eq!(dag.graph().edge_count(), 4);
+        assert_eq!(dag.steps().collect::<Vec<_>>(), ["build", "lint", "ship", "test"]);
+        assert!(dag.contains("lint") && !dag.contains("lin") && !dag.contains("zzz"));
+        assert_eq!(dag.dependencies("test"), ["build", "lint"]);
+        assert_eq!(dag.dependents("build"), ["ship", "test"]);
+        assert!(dag.dependencies("nope").is_empty());
+        assert_eq!(dag.layers(), [vec!["build", "lint"], vec!["test"], vec!["ship"]]);
     }
 }

@@ -48,7 +48,9 @@ pub struct Combination {
 impl Combination {
     /// A combination of `values`, with its id computed.
     pub fn new(values: OrderedMap<String>) -> Self {
-        let sorted: BTreeMap<&str, &str> = values.iter().map(|(k, v)| (k, v.as_str())).collect();
+        // Keys are unique, so sorting the pairs sorts by key.
+        let mut sorted: Vec<(&str, &str)> = values.iter().map(|(k, v)| (k, v.as_str())).collect();
+        sorted.sort_unstable();
         let mut hasher = Sha256::new();
         for (k, v) in &sorted {
             hasher.update(k.as_bytes());
@@ -57,7 +59,17 @@ impl Combination {
             hasher.update(b"\n");
         }
         let digest = hasher.finalize();
-        let id = digest.iter().take(3).map(|b| format!("{b:02x}")).collect();
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let id = digest
+            .iter()
+            .take(3)
+            .flat_map(|b| {
+                [
+                    char::from(HEX[usize::from(b >> 4)]),
+                    char::from(HEX[usize::from(b & 15)]),
+                ]
+            })
+            .collect();
         Self { id, values }
     }
 
@@ -73,6 +85,11 @@ impl Combination {
     pub fn label(&self) -> String {
         let pairs: Vec<String> = self.values.iter().map(|(k, v)| format!("{k}={v}")).collect();
         pairs.join(", ")
+    }
+
+    /// The id as a number, for sorting and lookups (equal values, equal ids).
+    fn id_number(&self) -> u32 {
+        u32::from_str_radix(&self.id, 16).unwrap_or(0)
     }
 
     fn matches(&self, entry: &OrderedMap<String>) -> bool {
@@ -150,6 +167,19 @@ impl Matrix {
                 break;
             }
         }
+        // The product's combinations sorted by id, and the includes added so
+        // far by id: an include already present is found by comparing it only
+        // with the combinations that share its id.
+        let mut product_ids: Vec<(u32, usize)> = Vec::new();
+        if !self.include.is_empty() {
+            product_ids = combinations
+                .iter()
+                .enumerate()
+                .map(|(i, c)| (c.id_number(), i))
+                .collect();
+            product_ids.sort_unstable();
+        }
+        let mut included_ids: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
         for entry in &self.include {
             let values: OrderedMap<String> = self
                 .dimensions
@@ -163,9 +193,20 @@ impl Matrix {
                 )
                 .collect();
             let combination = Combination::new(values);
-            if !combinations.iter().any(|c| c.values == combination.values) {
+            let id = combination.id_number();
+            let from = product_ids.partition_point(|&(other, _)| other < id);
+            let twins = product_ids[from..]
+                .iter()
+                .take_while(|&&(other, _)| other == id)
+                .map(|&(_, i)| i)
+                .chain(included_ids.get(&id).into_iter().flatten().copied());
+            let present = twins
+                .into_iter()
+                .any(|i| combinations[i].values == combination.values);
+            if !present {
                 count += 1;
                 if combinations.len() <= limit {
+                    included_ids.entry(id).or_default().push(combinations.len());
                     combinations.push(combination);
                 }
             }
@@ -278,6 +319,15 @@ mod tests {
         pairs.iter().map(|(k, v)| (*k, (*v).to_owned())).collect()
     }
 
+    fn labels(matrix: &Matrix) -> Vec<String> {
+        matrix
+            .combinations(256)
+            .unwrap_or_default()
+            .iter()
+            .map(Combination::label)
+            .collect()
+    }
+
     #[test]
     fn product_minus_exclude_plus_include() {
         let matrix = Matrix::new(
@@ -287,12 +337,7 @@ mod tests {
         )
         .with_exclude(entry(&[("go", "1.22"), ("db", "15")]))
         .with_include(entry(&[("db", "16"), ("go", "1.24")]));
-        let labels: Vec<String> = matrix
-            .combinations(256)
-            .unwrap_or_default()
-            .iter()
-            .map(Combination::label)
-            .collect();
+        let labels = labels(&matrix);
         assert_eq!(
             labels,
             [
@@ -309,6 +354,16 @@ mod tests {
                 limit: 3
             })
         ));
+    }
+
+    #[test]
+    fn includes_already_present_are_not_added_twice() {
+        let matrix = Matrix::new(OrderedMap::new().with("go", vec!["1.22".to_owned(), "1.23".to_owned()]))
+            .with_include(entry(&[("go", "1.23")]))
+            .with_include(entry(&[("go", "1.24")]))
+            .with_include(entry(&[("go", "1.24")]));
+        let labels = labels(&matrix);
+        assert_eq!(labels, ["go=1.22", "go=1.23", "go=1.24"]);
     }
 
     #[test]
