@@ -1,36 +1,11 @@
 //! `c8s helm sidecars` and `c8s helm pipeline` write charts that `helm lint
 //! --strict` accepts (the chart contents themselves are tested in adapters/helm).
 
-use std::path::{Path, PathBuf};
+mod common;
+
 use std::process::Command;
 
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn helm() -> PathBuf {
-    let local = workspace().join(".tools/bin/helm");
-    if local.exists() {
-        return local;
-    }
-    let on_path = Command::new("helm")
-        .arg("version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        on_path,
-        "helm is missing: run scripts/install-tools.sh (./ci.sh does)"
-    );
-    PathBuf::from("helm")
-}
-
-fn c8s(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_c8s"))
-        .args(args)
-        .current_dir(workspace())
-        .output()
-        .expect("c8s runs")
-}
+use common::{c8s, tool};
 
 #[test]
 fn sidecar_and_pipeline_charts_pass_helm_lint() {
@@ -78,7 +53,7 @@ fn sidecar_and_pipeline_charts_pass_helm_lint() {
     assert!(pipeline.join("values.yaml").exists());
 
     for dir in [&s, &p] {
-        let lint = Command::new(helm())
+        let lint = Command::new(tool("helm"))
             .args(["lint", "--strict", dir])
             .output()
             .expect("helm runs");

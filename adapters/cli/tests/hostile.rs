@@ -4,8 +4,7 @@
 #[path = "../../../pipeline-model/tests/hostile/corpus.rs"]
 mod corpus;
 
-use std::path::Path;
-use std::process::Command;
+mod common;
 
 use corpus::Expect;
 
@@ -13,17 +12,12 @@ use corpus::Expect;
 fn hostile_files_never_panic_the_cli() {
     let dir = std::env::temp_dir().join(format!("c8s-hostile-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     for input in corpus::corpus() {
         let path = dir.join(input.name);
         std::fs::write(&path, &input.bytes).expect("write hostile file");
         let path = path.to_string_lossy().into_owned();
         for command in ["validate", "render"] {
-            let out = Command::new(env!("CARGO_BIN_EXE_c8s"))
-                .args([command, "--kind", input.kind, &path])
-                .current_dir(&workspace)
-                .output()
-                .expect("c8s runs");
+            let out = common::c8s(&[command, "--kind", input.kind, &path]);
             let stderr = String::from_utf8_lossy(&out.stderr);
             let expected = match input.expect {
                 Expect::Accept => 0,

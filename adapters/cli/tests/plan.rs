@@ -1,35 +1,12 @@
 //! `c8s validate` on task configs and pipelines, and `c8s plan` in every
 //! output format, as a user runs them.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-fn c8s(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_c8s"))
-        .args(args)
-        .current_dir(workspace())
-        .output()
-        .expect("c8s runs")
-}
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn temp_dir() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("c8s-plan-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
-}
+use common::{c8s, temp_dir, text};
 
 fn temp_file(name: &str, bytes: &str) -> String {
-    let path = temp_dir().join(name);
-    std::fs::write(&path, bytes).expect("write temp file");
-    path.to_string_lossy().into_owned()
+    common::temp_file(name, bytes).to_string_lossy().into_owned()
 }
 
 const PIPELINE: &str = "examples/pipelines/orders.c8s.yaml";

@@ -4,20 +4,17 @@
 //! twice. Snapshots: the example pipeline (native pods, the README's main
 //! job) and every task and sidecar example in all four variants.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
+
+use std::path::Path;
 
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Pod, PodSpec};
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
 fn examples() -> Vec<String> {
     let mut files = Vec::new();
     for dir in ["examples/pipelines", "examples/tasks", "examples/sidecars"] {
-        let mut found: Vec<String> = std::fs::read_dir(root().join(dir))
+        let mut found: Vec<String> = std::fs::read_dir(common::workspace().join(dir))
             .expect("examples directory")
             .filter_map(|e| e.ok())
             .map(|e| format!("{dir}/{}", e.file_name().to_string_lossy()))
@@ -30,11 +27,7 @@ fn examples() -> Vec<String> {
 }
 
 fn c8s(args: &[&str]) -> String {
-    let output = Command::new(env!("CARGO_BIN_EXE_c8s"))
-        .args(args)
-        .current_dir(root())
-        .output()
-        .expect("run c8s");
+    let output = common::c8s(args);
     assert!(
         output.status.success(),
         "c8s {args:?} failed:\n{}",
@@ -129,27 +122,8 @@ fn snapshots() {
     }
 }
 
-fn find_kubernetes_validate() -> PathBuf {
-    let tool = "kubernetes-validate";
-    let on_path = std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
-        .map(|dir| dir.join(tool))
-        .find(|p| p.is_file());
-    let fallback = root().join(".tools/bin").join(tool);
-    match on_path {
-        Some(path) => path,
-        None if fallback.is_file() => fallback,
-        None => panic!(
-            "{tool} not found on PATH or at {}; run ./scripts/install-tools.sh first",
-            fallback.display()
-        ),
-    }
-}
-
 #[test]
 fn every_example_passes_kubernetes_validate_strict() {
-    let tool = find_kubernetes_validate();
     let dir = std::env::temp_dir().join(format!("c8s-render-kv-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let mut files = Vec::new();
@@ -162,35 +136,21 @@ fn every_example_passes_kubernetes_validate_strict() {
         }
     }
     for version in ["1.33.0", "1.37.0"] {
-        let output = Command::new(&tool)
-            .args(["--strict", "--quiet", "-k", version])
-            .args(&files)
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run {}: {e}", tool.display()));
-        assert!(
-            output.status.success(),
-            "kubernetes-validate {version} failed:\n{}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
+        common::kubernetes_validate(version, &files);
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn native_sidecars_below_1_29_are_refused() {
-    let output = Command::new(env!("CARGO_BIN_EXE_c8s"))
-        .args([
-            "render",
-            "examples/sidecars/postgres.yml",
-            "--sidecars",
-            "native",
-            "--kubernetes-minor",
-            "28",
-        ])
-        .current_dir(root())
-        .output()
-        .expect("run c8s");
+    let output = common::c8s(&[
+        "render",
+        "examples/sidecars/postgres.yml",
+        "--sidecars",
+        "native",
+        "--kubernetes-minor",
+        "28",
+    ]);
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(

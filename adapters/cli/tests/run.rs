@@ -2,13 +2,11 @@
 //! exit 1, quickly — never a hang. (Runs against a real cluster are the kube
 //! adapter's `#[ignore = "needs cluster"]` tests.)
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+mod common;
 
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+use std::path::PathBuf;
+use std::process::Output;
+use std::time::{Duration, Instant};
 
 /// A kubeconfig whose API server is a loopback port nothing listens on.
 fn unreachable_kubeconfig() -> PathBuf {
@@ -22,9 +20,8 @@ fn unreachable_kubeconfig() -> PathBuf {
 
 fn c8s(args: &[&str]) -> (Output, Duration) {
     let started = Instant::now();
-    let out = Command::new(env!("CARGO_BIN_EXE_c8s"))
+    let out = common::command()
         .args(args)
-        .current_dir(workspace())
         .env("KUBECONFIG", unreachable_kubeconfig())
         .env_remove("KUBERNETES_SERVICE_HOST")
         .env_remove("KUBERNETES_SERVICE_PORT")

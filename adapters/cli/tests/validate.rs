@@ -1,31 +1,8 @@
 //! `c8s validate` and `c8s schema` as a user runs them: exit codes and output.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-fn c8s(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_c8s"))
-        .args(args)
-        .current_dir(workspace())
-        .output()
-        .expect("c8s runs")
-}
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn temp_file(name: &str, bytes: &[u8]) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("c8s-cli-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let path = dir.join(name);
-    std::fs::write(&path, bytes).expect("write temp file");
-    path
-}
+use common::{c8s, temp_file, text};
 
 #[test]
 fn valid_examples_print_ok_and_exit_0() {

@@ -1,33 +1,19 @@
 //! The generated chart files (insta snapshots) and the library's errors; no
 //! external tools needed.
 
-use std::path::{Path, PathBuf};
+mod support;
+
+use std::path::Path;
+
+use support::{DirSource, root, sidecar_file};
 
 use c8s_helm::pod_builder::RunContext;
 use c8s_helm::pod_builder::SidecarMode;
-use c8s_helm::pod_builder::model::sidecar::{SidecarConfig, SourceReader, parse_sidecars};
+use c8s_helm::pod_builder::model::sidecar::SidecarConfig;
 use c8s_helm::pod_builder::model::{
     PlanIdentity, TaskPlan, TaskStep, parse_pipeline, parse_task_config, visit_task,
 };
 use c8s_helm::{Chart, Error, pipeline_chart, sidecar_chart};
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-struct DirSource(PathBuf);
-
-impl SourceReader for DirSource {
-    fn read(&self, path: &str) -> std::io::Result<Vec<u8>> {
-        std::fs::read(self.0.join(path))
-    }
-}
-
-fn sidecar_file(stem: &str) -> Vec<SidecarConfig> {
-    let file = format!("examples/sidecars/{stem}.yml");
-    let text = std::fs::read_to_string(root().join(&file)).expect("sidecar example");
-    parse_sidecars(&file, &text).expect("valid example")
-}
 
 fn context() -> RunContext {
     RunContext::new("run-7", 7).with_commit("0123456789abcdef0123456789abcdef01234567")

@@ -15,13 +15,13 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 use c8s_helm::pod_builder::containers;
-use c8s_helm::pod_builder::model::sidecar::{SidecarConfig, SourceReader, parse_sidecars};
+use c8s_helm::pod_builder::model::sidecar::{SidecarConfig, parse_sidecars};
 use c8s_helm::pod_builder::model::{TaskPlan, TaskStep, parse_pipeline, parse_task_config, visit_task};
 use c8s_helm::pod_builder::{Object, RunContext, SidecarMode, names, render_job, render_pod};
 use c8s_helm::{pipeline_chart, sidecar_chart};
 use k8s_openapi::api::apps::v1::Deployment;
 use serde_json::{Value, json};
-use support::{documents, root};
+use support::{DirSource, documents, root, sidecar_file};
 
 const COMMIT: &str = "0123456789abcdef0123456789abcdef01234567";
 const OTHER_COMMIT: &str = "fedcba9876543210fedcba9876543210fedcba98";
@@ -56,20 +56,6 @@ steps:
         args: ["{{ .Chart.Name }}"]
         ports: [{ containerPort: 8080 }]
 "#;
-
-struct DirSource(PathBuf);
-
-impl SourceReader for DirSource {
-    fn read(&self, path: &str) -> std::io::Result<Vec<u8>> {
-        std::fs::read(self.0.join(path))
-    }
-}
-
-fn sidecar_file(stem: &str) -> Vec<SidecarConfig> {
-    let file = format!("examples/sidecars/{stem}.yml");
-    let text = std::fs::read_to_string(root().join(&file)).expect("sidecar example");
-    parse_sidecars(&file, &text).expect("valid example")
-}
 
 fn orders() -> (Vec<TaskPlan>, RunContext) {
     let file = root().join("examples/pipelines/orders.c8s.yaml");

@@ -1,30 +1,31 @@
-//! Finding and running the real `helm` 4 and `kubernetes-validate`.
+//! Finding and running the real `helm` 4 and `kubernetes-validate`, and
+//! reading the examples.
+#![allow(dead_code, unused_imports)] // each test binary uses a part
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The workspace root.
-pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+#[path = "../../../../pod-builder/tests/common/tools.rs"]
+mod tools;
+
+pub use tools::{kubernetes_validate, tool, workspace as root};
+
+use c8s_helm::pod_builder::model::sidecar::{SidecarConfig, SourceReader, parse_sidecars};
+
+/// Reads referenced files (sidecar files of a task or pipeline) below a folder.
+pub struct DirSource(pub PathBuf);
+
+impl SourceReader for DirSource {
+    fn read(&self, path: &str) -> std::io::Result<Vec<u8>> {
+        std::fs::read(self.0.join(path))
+    }
 }
 
-/// `tool` from PATH, else `<workspace>/.tools/bin/`; panics (never skips) when missing.
-pub fn tool(tool: &str) -> PathBuf {
-    let on_path = std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
-        .map(|dir| dir.join(tool))
-        .find(|p| p.is_file());
-    let fallback = root().join(".tools/bin").join(tool);
-    match on_path {
-        Some(path) => path,
-        None if fallback.is_file() => fallback,
-        None => panic!(
-            "`{tool}` is needed by the Helm tests but is neither on PATH nor in {}: \
-             run ./scripts/install-tools.sh (or ./ci.sh)",
-            fallback.display()
-        ),
-    }
+/// The sidecars of `examples/sidecars/<stem>.yml`.
+pub fn sidecar_file(stem: &str) -> Vec<SidecarConfig> {
+    let file = format!("examples/sidecars/{stem}.yml");
+    let text = std::fs::read_to_string(root().join(&file)).expect("sidecar example");
+    parse_sidecars(&file, &text).expect("valid example")
 }
 
 /// The helm binary, checked to be Helm 4.
@@ -68,14 +69,6 @@ pub fn template(helm: &Path, chart: &Path, args: &[&str]) -> String {
         .args(["template", "release-1"])
         .arg(chart)
         .args(args))
-}
-
-/// `kubernetes-validate --strict -k <version>` over every file at once.
-pub fn kubernetes_validate(version: &str, files: &[PathBuf]) {
-    let tool = tool("kubernetes-validate");
-    run(Command::new(tool)
-        .args(["--strict", "--quiet", "-k", version])
-        .args(files));
 }
 
 /// The documents of a YAML stream as JSON values, empty documents dropped.
