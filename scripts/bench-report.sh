@@ -87,8 +87,10 @@ met() { # value goal -> yes/no/-
   echo "How much longer 10× the input takes (10.00 is exactly linear), for c8s and"
   echo "for its baseline on the same inputs. The issues set \"at most 11×\" for DAG"
   echo "layering and rendering; it is applied to every area here. One large call"
-  echo "alternates with ten small ones, so both span the same wall time; this is"
-  echo "the noisiest figure on a shared machine, so compare it with the baseline's."
+  echo "alternates with ten small ones, so both span the same wall time; each"
+  echo "figure is the median of three such passes. It is still the noisiest figure"
+  echo "on a shared machine (±10% between runs here), so read it beside the"
+  echo "baseline's."
   echo
   echo "| area | to size | c8s | goal | met | baseline |"
   echo "|---|---|---|---|---|---|"

@@ -111,12 +111,19 @@ pub fn report_ratio(
 /// `small` calls, so both sides span about the same wall time and see the
 /// same load. Returns the fastest `large` call over the fastest `small` call
 /// (taken as a mean within a run of `factor`), so `factor` means exactly
-/// linear.
+/// linear; the median of three such passes, since this is the figure most
+/// sensitive to a busy machine.
 pub fn scaling(factor: usize, small: &mut dyn FnMut() -> usize, large: &mut dyn FnMut() -> usize) -> f64 {
-    let probe = time(large);
+    let rounds = rounds_for(time(large));
     let mut repeated = || (0..factor).map(|_| small()).fold(0usize, usize::wrapping_add);
-    let (large_time, small_times) = interleaved_min(large, &mut repeated, rounds_for(probe));
-    ratio(large_time, small_times) * factor as f64
+    let mut passes: Vec<f64> = (0..3)
+        .map(|_| {
+            let (large_time, small_times) = interleaved_min(large, &mut repeated, rounds);
+            ratio(large_time, small_times) * factor as f64
+        })
+        .collect();
+    passes.sort_by(f64::total_cmp);
+    passes[1]
 }
 
 /// Measures and prints a `scale` line for the measured code and its baseline
