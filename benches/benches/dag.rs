@@ -49,11 +49,10 @@ fn petgraph_from_pairs(steps: &[(String, Vec<String>)]) -> usize {
 }
 
 fn main() {
-    let ratios_only = std::env::args().any(|a| a == "ratios");
     let inputs: Vec<Vec<(String, Vec<String>)>> = SIZES.iter().map(|&n| random_steps(n)).collect();
     let dags: Vec<Dag> = inputs.iter().map(|steps| build(steps)).collect();
 
-    if !ratios_only {
+    if c8s_benches::criterion_wanted() {
         let mut criterion = Criterion::default().configure_from_args();
         for (n, dag) in SIZES.iter().zip(&dags).take(2) {
             let mut group = criterion.benchmark_group(format!("dag-{}", label(*n)));
@@ -63,6 +62,9 @@ fn main() {
             group.finish();
         }
         criterion.final_summary();
+    }
+    if !c8s_benches::ratios_wanted() {
+        return;
     }
 
     for ((n, steps), dag) in SIZES.iter().zip(&inputs).zip(&dags) {

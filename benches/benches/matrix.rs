@@ -55,14 +55,13 @@ fn product(matrix: &Matrix) -> usize {
 }
 
 fn main() {
-    let ratios_only = std::env::args().any(|a| a == "ratios");
     let matrices: Vec<Matrix> = SIZES.iter().map(|&n| matrix(n)).collect();
     for (n, m) in SIZES.iter().zip(&matrices) {
         assert_eq!(expand(m, *n), *n);
         assert_eq!(product(m), *n);
     }
 
-    if !ratios_only {
+    if c8s_benches::criterion_wanted() {
         let mut criterion = Criterion::default().configure_from_args();
         for (n, m) in SIZES.iter().zip(&matrices).take(2) {
             let mut group = criterion.benchmark_group(format!("matrix-{}", label(*n)));
@@ -72,6 +71,9 @@ fn main() {
             group.finish();
         }
         criterion.final_summary();
+    }
+    if !c8s_benches::ratios_wanted() {
+        return;
     }
 
     for (n, m) in SIZES.iter().zip(&matrices) {

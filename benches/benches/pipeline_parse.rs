@@ -30,13 +30,12 @@ fn untyped(text: &str) -> usize {
 }
 
 fn main() {
-    let ratios_only = std::env::args().any(|a| a == "ratios");
     let texts: Vec<String> = SIZES.iter().map(|&n| pipeline_file(n)).collect();
     for (n, text) in SIZES.iter().zip(&texts) {
         assert_eq!(typed(text), *n);
     }
 
-    if !ratios_only {
+    if c8s_benches::criterion_wanted() {
         let mut criterion = Criterion::default().configure_from_args();
         for (n, text) in SIZES.iter().zip(&texts).take(2) {
             let mut group =
@@ -47,6 +46,9 @@ fn main() {
             group.finish();
         }
         criterion.final_summary();
+    }
+    if !c8s_benches::ratios_wanted() {
+        return;
     }
 
     for (n, text) in SIZES.iter().zip(&texts) {

@@ -87,7 +87,6 @@ fn render_only(plans: &[TaskPlan], ctx: &RunContext) -> usize {
 }
 
 fn main() {
-    let ratios_only = std::env::args().any(|a| a == "ratios");
     let ctx = RunContext::new("run-bench", 1).with_repository("https://github.com/example/orders.git");
     let runs: Vec<Vec<TaskPlan>> = SIZES.iter().map(|&n| plans(n)).collect();
     let prebuilt: Vec<Vec<Pod>> = runs
@@ -100,7 +99,7 @@ fn main() {
         })
         .collect();
 
-    if !ratios_only {
+    if c8s_benches::criterion_wanted() {
         let mut criterion = Criterion::default().configure_from_args();
         for ((n, plans), pods) in SIZES.iter().zip(&runs).zip(&prebuilt).take(2) {
             let mut group = criterion.benchmark_group(format!("render-{}", label(*n)));
@@ -111,6 +110,9 @@ fn main() {
             group.finish();
         }
         criterion.final_summary();
+    }
+    if !c8s_benches::ratios_wanted() {
+        return;
     }
 
     for ((n, plans), pods) in SIZES.iter().zip(&runs).zip(&prebuilt) {

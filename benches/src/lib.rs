@@ -17,6 +17,17 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
+/// Whether criterion's own measurements run: not with `-- ratios`.
+pub fn criterion_wanted() -> bool {
+    !std::env::args().any(|a| a == "ratios")
+}
+
+/// Whether the same-run ratios are measured and printed: not when criterion
+/// only profiles (`-- --profile-time N`, for `perf record`).
+pub fn ratios_wanted() -> bool {
+    !std::env::args().any(|a| a == "--profile-time")
+}
+
 /// A small deterministic generator (xorshift64), so every run measures the
 /// same inputs.
 #[derive(Debug, Clone)]
