@@ -8,8 +8,15 @@ use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_S
 use c8s_pipeline_model::masker::{MIN_SECRET_LEN, SecretMasker};
 use proptest::prelude::*;
 
-/// Feeds `input` cut at `cuts` (any positions, any order) and joins the outputs.
-fn mask_with_cuts(values: &[Vec<u8>], input: &[u8], cuts: &[usize]) -> Vec<u8> {
+/// Feeds `input` cut at `cuts` (any positions, any order) and joins the
+/// outputs; `after_feed(masker, emitted, fed)` runs after every feed with the
+/// bytes emitted and fed so far.
+fn mask_with_cuts_checked(
+    values: &[Vec<u8>],
+    input: &[u8],
+    cuts: &[usize],
+    mut after_feed: impl FnMut(&SecretMasker, usize, usize),
+) -> Vec<u8> {
     let mut masker = SecretMasker::new(values).expect("masker builds");
     let mut cuts: Vec<usize> = cuts.iter().map(|c| c % (input.len() + 1)).collect();
     cuts.sort_unstable();
@@ -17,10 +24,16 @@ fn mask_with_cuts(values: &[Vec<u8>], input: &[u8], cuts: &[usize]) -> Vec<u8> {
     let mut start = 0;
     for cut in cuts.into_iter().chain([input.len()]) {
         out.extend(masker.feed(&input[start..cut]));
+        after_feed(&masker, out.len(), cut);
         start = cut;
     }
     out.extend(masker.finish());
     out
+}
+
+/// [`mask_with_cuts_checked`] with nothing checked between feeds.
+fn mask_with_cuts(values: &[Vec<u8>], input: &[u8], cuts: &[usize]) -> Vec<u8> {
+    mask_with_cuts_checked(values, input, cuts, |_, _, _| {})
 }
 
 fn mask_whole(values: &[Vec<u8>], input: &[u8]) -> Vec<u8> {
@@ -142,17 +155,12 @@ proptest! {
         input in bytes_from(b"cde \n", 0..200),
         cuts in prop::collection::vec(any::<usize>(), 0..12),
     ) {
-        let mut masker = SecretMasker::new(&values).expect("masker builds");
-        let mut cuts: Vec<usize> = cuts.iter().map(|c| c % (input.len() + 1)).collect();
-        cuts.sort_unstable();
-        let mut out = Vec::new();
-        let mut start = 0;
-        for cut in cuts.into_iter().chain([input.len()]) {
-            out.extend(masker.feed(&input[start..cut]));
-            prop_assert!(out.len() + masker.max_held_back() >= cut);
-            start = cut;
-        }
-        out.extend(masker.finish());
+        let out = mask_with_cuts_checked(&values, &input, &cuts, |masker, emitted, fed| {
+            assert!(
+                emitted + masker.max_held_back() >= fed,
+                "held back more than promised: {emitted} emitted of {fed} fed"
+            );
+        });
         prop_assert_eq!(out, input);
     }
 }

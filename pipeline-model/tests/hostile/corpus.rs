@@ -28,27 +28,30 @@ fn h(name: &'static str, kind: &'static str, expect: Expect, bytes: impl Into<Ve
     }
 }
 
+/// `head` (which anchors `&l0`) followed by nine keys `<key>1`…`<key>9`, each
+/// a list of nine aliases of the one before: 9¹⁰ `lol`s once expanded.
+fn billion_laughs(head: &str, key: &str) -> String {
+    let mut text = String::from(head);
+    for i in 1..10 {
+        let p = i - 1;
+        text.push_str(&format!(
+            "{key}{i}: &l{i} [*l{p}, *l{p}, *l{p}, *l{p}, *l{p}, *l{p}, *l{p}, *l{p}, *l{p}]\n"
+        ));
+    }
+    text
+}
+
 /// Every hostile input, small ones first.
 pub fn corpus() -> Vec<Hostile> {
     use Expect::*;
-    let mut laughs = String::from(
+    let laughs = billion_laughs(
         "- name: a\n  image: alpine:3\n  args: &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n",
+        "  x",
     );
-    for i in 1..10 {
-        let p = i - 1;
-        laughs.push_str(&format!(
-            "  x{i}: &l{i} [*l{p}, *l{p}, *l{p}, *l{p}, *l{p}, *l{p}, *l{p}, *l{p}, *l{p}]\n"
-        ));
-    }
-    let mut laughs_pipeline = String::from(
+    let laughs_pipeline = billion_laughs(
         "name: p\nrepository: r\nsteps:\n  - name: a\n    image: alpine:3\n    commands: &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n",
+        "    env",
     );
-    for i in 1..10 {
-        let p = i - 1;
-        laughs_pipeline.push_str(&format!(
-            "    env{i}: &l{i} [*l{p}, *l{p}, *l{p}, *l{p}, *l{p}, *l{p}, *l{p}, *l{p}, *l{p}]\n"
-        ));
-    }
     let deep_flow = format!("{}x{}", "[".repeat(10_000), "]".repeat(10_000));
     let deep_block: String = (0..10_000)
         .map(|i| format!("{}- \n", " ".repeat(i % 2000)))
