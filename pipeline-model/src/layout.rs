@@ -9,6 +9,7 @@
 //! sidecars' running sum.
 
 use std::collections::BTreeMap;
+use std::sync::LazyLock;
 
 use c8s_sidecar_core::{Quantity, Resources};
 
@@ -49,13 +50,16 @@ pub fn input_container_name(index: usize) -> String {
 }
 
 /// Requests and limits of the containers c8s adds (clone, inputs, artifacts):
-/// 50m/64Mi requested, 500m/256Mi at most.
-pub fn helper_resources() -> Resources {
-    let q = |s: &str| Quantity::parse(s).unwrap_or_else(|_| Quantity::zero());
-    Resources {
-        requests: BTreeMap::from([("cpu".to_owned(), q("50m")), ("memory".to_owned(), q("64Mi"))]),
-        limits: BTreeMap::from([("cpu".to_owned(), q("500m")), ("memory".to_owned(), q("256Mi"))]),
-    }
+/// 50m/64Mi requested, 500m/256Mi at most. Built once per process.
+pub fn helper_resources() -> &'static Resources {
+    static HELPER: LazyLock<Resources> = LazyLock::new(|| {
+        let q = |s: &str| Quantity::parse(s).unwrap_or_else(|_| Quantity::zero());
+        Resources {
+            requests: BTreeMap::from([("cpu".to_owned(), q("50m")), ("memory".to_owned(), q("64Mi"))]),
+            limits: BTreeMap::from([("cpu".to_owned(), q("500m")), ("memory".to_owned(), q("256Mi"))]),
+        }
+    });
+    &HELPER
 }
 
 /// The containers of `plan`'s pod in start order.
@@ -63,7 +67,7 @@ pub fn pod_layout(plan: &TaskPlan) -> Vec<LaidOutContainer> {
     let helper = |name: String, role| LaidOutContainer {
         name,
         role,
-        resources: helper_resources(),
+        resources: helper_resources().clone(),
     };
     let mut layout = vec![helper(GIT_CLONE.to_owned(), ContainerRole::Init)];
     for index in 0..plan.inputs.len() {

@@ -175,8 +175,8 @@ pub fn main_mounts(plan: &TaskPlan, cache_prefix: &str) -> Vec<core::VolumeMount
 
 fn helper(name: &str, image: &str, script: &str, profile: SecurityProfile) -> core::Container {
     thread_local! {
-        // The same for every helper container; parsed once per thread.
-        static HELPER_RESOURCES: Option<core::ResourceRequirements> = resources(&helper_resources());
+        // The same for every helper container; converted once per thread.
+        static HELPER_RESOURCES: Option<core::ResourceRequirements> = resources(helper_resources());
     }
     core::Container {
         name: name.to_owned(),

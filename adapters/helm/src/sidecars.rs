@@ -177,7 +177,7 @@ fn example_values(ctx: &RunContext) -> ExampleValues {
                 "-c".to_owned(),
                 "echo 'the app runs beside its sidecars'; exec sleep 2147483647".to_owned(),
             ]),
-            resources: containers::resources(&helper_resources()),
+            resources: containers::resources(helper_resources()),
             security_context: Some(containers::security_context(
                 SecurityProfile::Restricted,
                 RunAs {
