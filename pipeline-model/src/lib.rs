@@ -47,6 +47,7 @@ pub mod pipeline;
 pub mod plan;
 pub mod resources;
 pub mod schedule;
+pub mod scheduler;
 mod sidecar_files;
 mod substitute;
 pub mod task;

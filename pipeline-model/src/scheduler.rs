@@ -1,0 +1,353 @@
+//! The one scheduler: a pure function from a [`Dag`], what has been observed
+//! of every step, a [`Policy`] and the current time to a [`Decision`] — which
+//! steps to start (or retry), which to cancel or skip, and whether the run is
+//! done.
+//!
+//! It keeps no state between calls, so a runner can rebuild the observations
+//! from the cluster on every pass (level-triggered) and a crashed runner that
+//! starts again decides exactly what the first one would have. Times are plain
+//! milliseconds on the caller's clock; the scheduler never reads a clock.
+//!
+//! ```
+//! use std::collections::BTreeMap;
+//! use c8s_pipeline_model::Dag;
+//! use c8s_pipeline_model::scheduler::{Observed, Policy, decide};
+//!
+//! let dag = Dag::new([("unit", vec![]), ("publish", vec!["unit"])]).unwrap();
+//! let mut seen = BTreeMap::new();
+//! let first = decide(&dag, &seen, &Policy::default(), 0);
+//! assert_eq!(first.start[0].step, "unit");
+//! seen.insert("unit".to_owned(), Observed::Succeeded);
+//! let next = decide(&dag, &seen, &Policy::default(), 10);
+//! assert_eq!(next.start[0].step, "publish");
+//! ```
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::dag::Dag;
+
+/// What the runner has observed of one step. A step missing from the map has
+/// not been started.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub enum Observed {
+    /// Attempt `attempt` (0-based) exists; `since` is when it stopped waiting
+    /// for capacity (its timeout counts from there), `None` while it waits.
+    Running {
+        /// The attempt number, 0 for the first.
+        attempt: u32,
+        /// When it started running, on the caller's clock.
+        since: Option<u64>,
+    },
+    /// The step succeeded.
+    Succeeded,
+    /// Attempt `attempt` failed. `retry_at` is set when the failure is
+    /// transient and the runner's retry budget allows another attempt, at or
+    /// after that time (after the old object is gone).
+    Failed {
+        /// The attempt that failed.
+        attempt: u32,
+        /// When a retry may start, if one is allowed.
+        retry_at: Option<u64>,
+    },
+    /// The step was skipped or cancelled before it finished.
+    Cancelled,
+}
+
+/// How a run is scheduled.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct Policy {
+    /// At most this many steps at once; 0 means no limit.
+    pub parallelism: usize,
+    /// Cancel everything once a step fails for good (otherwise only its
+    /// dependents are skipped).
+    pub fail_fast: bool,
+    /// Attempts per step at most, the first included (at least 1 is used).
+    pub max_attempts: u32,
+    /// How long a running step may take, in milliseconds.
+    pub step_timeout: Option<u64>,
+    /// When the whole run must end, on the caller's clock.
+    pub run_deadline: Option<u64>,
+    /// The run was cancelled (Ctrl-C, SIGTERM): cancel and skip everything.
+    pub cancelled: bool,
+    /// Estimated duration of each step (milliseconds) for the longest-path
+    /// priority; steps missing count as 1.
+    pub estimates: BTreeMap<String, u64>,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            parallelism: 0,
+            fail_fast: true,
+            max_attempts: 4,
+            step_timeout: None,
+            run_deadline: None,
+            cancelled: false,
+            estimates: BTreeMap::new(),
+        }
+    }
+}
+
+impl Policy {
+    /// With a parallelism cap (0 = none).
+    pub fn parallelism(mut self, n: usize) -> Self {
+        self.parallelism = n;
+        self
+    }
+
+    /// Fail fast or continue on failure.
+    pub fn fail_fast(mut self, fail_fast: bool) -> Self {
+        self.fail_fast = fail_fast;
+        self
+    }
+
+    /// With at most `n` attempts per step.
+    pub fn max_attempts(mut self, n: u32) -> Self {
+        self.max_attempts = n;
+        self
+    }
+
+    /// With a per-step timeout in milliseconds.
+    pub fn step_timeout(mut self, ms: u64) -> Self {
+        self.step_timeout = Some(ms);
+        self
+    }
+
+    /// With a run deadline on the caller's clock.
+    pub fn run_deadline(mut self, at: u64) -> Self {
+        self.run_deadline = Some(at);
+        self
+    }
+
+    /// Marks the run cancelled.
+    pub fn cancelled(mut self) -> Self {
+        self.cancelled = true;
+        self
+    }
+
+    /// With a duration estimate for `step`.
+    pub fn estimate(mut self, step: impl Into<String>, ms: u64) -> Self {
+        self.estimates.insert(step.into(), ms);
+        self
+    }
+}
+
+/// Start attempt `attempt` of `step`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Start {
+    /// The step.
+    pub step: String,
+    /// The attempt, 0 for the first; more means a retry.
+    pub attempt: u32,
+}
+
+/// Why a step is cancelled (while running) or not run (before it started).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub enum StopReason {
+    /// This step failed for good and the run fails fast.
+    FailFast(String),
+    /// It depends (directly or not) on this step, which failed or was skipped.
+    Dependency(String),
+    /// Its own timeout ran out.
+    StepTimeout,
+    /// The run's deadline passed.
+    RunDeadline,
+    /// The run was cancelled.
+    RunCancelled,
+}
+
+impl std::fmt::Display for StopReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StopReason::FailFast(step) => write!(f, "step {step:?} failed (fail-fast)"),
+            StopReason::Dependency(step) => write!(f, "it depends on step {step:?}, which did not succeed"),
+            StopReason::StepTimeout => f.write_str("the step's timeout ran out"),
+            StopReason::RunDeadline => f.write_str("the run's timeout ran out"),
+            StopReason::RunCancelled => f.write_str("the run was cancelled"),
+        }
+    }
+}
+
+/// How a finished run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum RunEnd {
+    /// Every step succeeded.
+    Succeeded,
+    /// A step failed or was skipped because of a failure.
+    Failed,
+    /// The run's deadline passed.
+    TimedOut,
+    /// The run was cancelled.
+    Cancelled,
+}
+
+/// What to do now. Applying it and calling [`decide`] again with the new
+/// observations makes progress; an empty decision with `done: None` means
+/// "wait for a change or `wake_at`".
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Decision {
+    /// Steps to create now, longest remaining path first.
+    pub start: Vec<Start>,
+    /// Running steps to stop (delete), by name.
+    pub cancel: Vec<(String, StopReason)>,
+    /// Steps that will never start, by name.
+    pub skip: Vec<(String, StopReason)>,
+    /// Set when nothing runs and nothing will start: how the run ended.
+    pub done: Option<RunEnd>,
+    /// The earliest time a decision changes without any new observation
+    /// (a timeout, a deadline or a retry backoff ending).
+    pub wake_at: Option<u64>,
+}
+
+/// Decides what to do next. Pure: same arguments, same decision. Steps in
+/// `observed` that are not in `dag` are ignored.
+pub fn decide(dag: &Dag, observed: &BTreeMap<String, Observed>, policy: &Policy, now: u64) -> Decision {
+    let mut decision = Decision::default();
+    let state = |step: &str| observed.get(step);
+    let max_attempts = policy.max_attempts.max(1);
+    let wake = |at: u64, d: &mut Decision| d.wake_at = Some(d.wake_at.map_or(at, |w| w.min(at)));
+
+    // Failed for good: no retry allowed, or the attempt budget is spent.
+    let final_failure = |step: &str| match state(step) {
+        Some(Observed::Failed { attempt, retry_at }) => retry_at.is_none() || attempt + 1 >= max_attempts,
+        _ => false,
+    };
+    let stop_all = if policy.cancelled {
+        Some(StopReason::RunCancelled)
+    } else if policy.run_deadline.is_some_and(|d| now >= d) {
+        Some(StopReason::RunDeadline)
+    } else if policy.fail_fast {
+        dag.steps()
+            .find(|s| final_failure(s))
+            .map(|s| StopReason::FailFast(s.to_owned()))
+    } else {
+        None
+    };
+    if let Some(d) = policy.run_deadline.filter(|&d| now < d) {
+        wake(d, &mut decision);
+    }
+
+    // Steps that can never run: below a final failure or a cancelled step.
+    let mut doomed: BTreeMap<&str, &str> = BTreeMap::new();
+    for step in dag.steps() {
+        if final_failure(step) || matches!(state(step), Some(Observed::Cancelled)) {
+            for below in dag.descendants(step) {
+                doomed.entry(below).or_insert(step);
+            }
+        }
+    }
+
+    let mut running = 0usize;
+    let mut ready = Vec::new();
+    for step in dag.steps() {
+        match state(step) {
+            Some(Observed::Running { since, .. }) => {
+                let timed_out = match (policy.step_timeout, since) {
+                    (Some(limit), Some(since)) => {
+                        let end = since.saturating_add(limit);
+                        if now < end {
+                            wake(end, &mut decision);
+                        }
+                        now >= end
+                    }
+                    _ => false,
+                };
+                if let Some(reason) = &stop_all {
+                    decision.cancel.push((step.to_owned(), reason.clone()));
+                } else if timed_out {
+                    decision.cancel.push((step.to_owned(), StopReason::StepTimeout));
+                }
+                running += 1;
+            }
+            Some(Observed::Succeeded | Observed::Cancelled) => {}
+            Some(Observed::Failed { attempt, retry_at }) if !final_failure(step) => {
+                let retry_at = retry_at.unwrap_or(0);
+                if let Some(reason) = &stop_all {
+                    decision.skip.push((step.to_owned(), reason.clone()));
+                } else if now >= retry_at {
+                    ready.push((step, attempt + 1));
+                } else {
+                    wake(retry_at, &mut decision);
+                    // A step waiting for its retry keeps the run open.
+                    running += 1;
+                }
+            }
+            Some(Observed::Failed { .. }) => {}
+            None => {
+                if let Some(reason) = &stop_all {
+                    decision.skip.push((step.to_owned(), reason.clone()));
+                } else if let Some(cause) = doomed.get(step) {
+                    decision
+                        .skip
+                        .push((step.to_owned(), StopReason::Dependency((*cause).to_owned())));
+                } else if dag
+                    .dependencies(step)
+                    .iter()
+                    .all(|d| matches!(state(d), Some(Observed::Succeeded)))
+                {
+                    ready.push((step, 0));
+                }
+            }
+        }
+    }
+
+    let remaining = remaining_paths(dag, policy);
+    ready.sort_by(|(a, _), (b, _)| {
+        let (ra, rb) = (remaining.get(a).copied(), remaining.get(b).copied());
+        rb.cmp(&ra).then_with(|| a.cmp(b))
+    });
+    let slots = if policy.parallelism == 0 {
+        usize::MAX
+    } else {
+        policy.parallelism.saturating_sub(running)
+    };
+    let started = ready.len().min(slots);
+    decision.start = ready
+        .into_iter()
+        .take(slots)
+        .map(|(step, attempt)| Start {
+            step: step.to_owned(),
+            attempt,
+        })
+        .collect();
+
+    if running == 0 && started == 0 {
+        let all_succeeded = dag.steps().all(|s| matches!(state(s), Some(Observed::Succeeded)));
+        decision.done = Some(match &stop_all {
+            Some(StopReason::RunCancelled) => RunEnd::Cancelled,
+            Some(StopReason::RunDeadline) => RunEnd::TimedOut,
+            _ if all_succeeded => RunEnd::Succeeded,
+            _ => RunEnd::Failed,
+        });
+        decision.wake_at = None;
+    }
+    decision
+}
+
+/// For each step, the longest chain of estimates from it to the end of the
+/// graph, itself included: the step on the longest remaining path starts first.
+pub fn remaining_paths<'a>(dag: &'a Dag, policy: &Policy) -> BTreeMap<&'a str, u64> {
+    let mut remaining: BTreeMap<&str, u64> = BTreeMap::new();
+    for step in dag.layers().into_iter().rev().flatten() {
+        let own = policy.estimates.get(step).copied().unwrap_or(1);
+        let after = dag
+            .dependents(step)
+            .iter()
+            .filter_map(|d| remaining.get(d).copied())
+            .max()
+            .unwrap_or(0);
+        remaining.insert(step, own.saturating_add(after));
+    }
+    remaining
+}
