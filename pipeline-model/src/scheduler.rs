@@ -71,6 +71,8 @@ pub struct Policy {
     pub max_attempts: u32,
     /// How long a running step may take, in milliseconds.
     pub step_timeout: Option<u64>,
+    /// Per-step timeouts (milliseconds) that replace `step_timeout`.
+    pub step_timeouts: BTreeMap<String, u64>,
     /// When the whole run must end, on the caller's clock.
     pub run_deadline: Option<u64>,
     /// The run was cancelled (Ctrl-C, SIGTERM): cancel and skip everything.
@@ -87,6 +89,7 @@ impl Default for Policy {
             fail_fast: true,
             max_attempts: 4,
             step_timeout: None,
+            step_timeouts: BTreeMap::new(),
             run_deadline: None,
             cancelled: false,
             estimates: BTreeMap::new(),
@@ -116,6 +119,12 @@ impl Policy {
     /// With a per-step timeout in milliseconds.
     pub fn step_timeout(mut self, ms: u64) -> Self {
         self.step_timeout = Some(ms);
+        self
+    }
+
+    /// With a timeout in milliseconds for `step` alone.
+    pub fn step_timeout_for(mut self, step: impl Into<String>, ms: u64) -> Self {
+        self.step_timeouts.insert(step.into(), ms);
         self
     }
 
@@ -253,7 +262,8 @@ pub fn decide(dag: &Dag, observed: &BTreeMap<String, Observed>, policy: &Policy,
     for step in dag.steps() {
         match state(step) {
             Some(Observed::Running { since, .. }) => {
-                let timed_out = match (policy.step_timeout, since) {
+                let limit = policy.step_timeouts.get(step).copied().or(policy.step_timeout);
+                let timed_out = match (limit, since) {
                     (Some(limit), Some(since)) => {
                         let end = since.saturating_add(limit);
                         if now < end {

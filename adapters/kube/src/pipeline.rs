@@ -1,19 +1,23 @@
-//! Runs a whole pipeline: each step starts as soon as its own dependencies
-//! succeeded, within a parallelism cap, with fail-fast or continue-on-failure,
-//! timeouts and cancellation.
+//! Runs a whole pipeline on the one scheduler of `c8s_pipeline_model::scheduler`:
+//! this loop only applies its decisions (start, stop, skip) and feeds back
+//! what the cluster showed, until the scheduler says the run is done.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Mutex;
 
+use c8s_pipeline_model::Dag;
+use c8s_pipeline_model::scheduler::{Observed, Policy, RunEnd, StopReason, decide};
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
 
 use crate::cluster::Cluster;
 use crate::error::{Error, Result};
 use crate::options::{FailureMode, RunOptions, Step};
-use crate::outcome::{RunState, RunStatus, StepState, StepStatus, TerminationReason};
-use crate::step::Runner;
+use crate::outcome::{RunState, RunStatus, StepOutcome, StepState, TerminationReason};
+use crate::step::{Event, Runner};
 
 /// Runs `steps` on `cluster` until every step has a final state, the run times
 /// out, or `cancel` completes. Deletes every pod it created before returning
@@ -28,14 +32,14 @@ pub async fn run_pipeline<C: Cluster>(
     options: RunOptions,
     cancel: impl Future<Output = ()>,
 ) -> Result<RunStatus> {
-    let graph = Graph::new(&steps)?;
+    let dag = dag_of(&steps)?;
     let status = Mutex::new(RunStatus {
         run_id: options.run_id.clone(),
         state: RunState::Running,
         started_at: Some(cluster.now()),
         finished_at: None,
         message: String::new(),
-        steps: steps.iter().map(|s| StepStatus::pending(&s.name)).collect(),
+        steps: steps.iter().map(|s| crate::outcome::StepStatus::pending(&s.name)).collect(),
     });
     let live = Mutex::new(BTreeMap::new());
     let runner = Runner {
@@ -44,9 +48,9 @@ pub async fn run_pipeline<C: Cluster>(
         status: &status,
         live: &live,
     };
-    let end = schedule(&runner, &steps, &graph, cancel).await;
+    let end = drive(&runner, &steps, &dag, cancel).await;
 
-    // Whatever is still registered was interrupted: delete it.
+    // Whatever is still registered was not deleted in time: delete it now.
     let leftover: Vec<usize> = live
         .lock()
         .map(|l| l.keys().copied().collect())
@@ -61,12 +65,11 @@ pub async fn run_pipeline<C: Cluster>(
     let mut status = status
         .into_inner()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
-    let failed = status.steps.iter().any(|s| s.state == StepState::Failed);
     (status.state, status.message) = match end {
-        End::Cancelled => (RunState::Cancelled, "the run was cancelled".to_owned()),
-        End::TimedOut => (RunState::Failed, "the run's timeout ran out".to_owned()),
-        End::Done if failed => (RunState::Failed, String::new()),
-        End::Done => (RunState::Succeeded, String::new()),
+        RunEnd::Cancelled => (RunState::Cancelled, "the run was cancelled".to_owned()),
+        RunEnd::TimedOut => (RunState::Failed, "the run's timeout ran out".to_owned()),
+        RunEnd::Succeeded => (RunState::Succeeded, String::new()),
+        _ => (RunState::Failed, String::new()),
     };
     if !sweep_errors.is_empty() {
         status.message = format!(
@@ -79,197 +82,208 @@ pub async fn run_pipeline<C: Cluster>(
     Ok(status)
 }
 
-enum End {
-    Done,
-    Cancelled,
-    TimedOut,
-}
-
-async fn schedule<C: Cluster>(
-    runner: &Runner<'_, C>,
-    steps: &[Step],
-    graph: &Graph,
-    cancel: impl Future<Output = ()>,
-) -> End {
-    let options = runner.options;
-    let cap = if options.parallelism == 0 {
-        usize::MAX
-    } else {
-        options.parallelism
-    };
-    let mut waiting_on: Vec<usize> = steps.iter().map(|s| s.depends_on.len()).collect();
-    let mut ready: VecDeque<usize> = (0..steps.len()).filter(|&i| waiting_on[i] == 0).collect();
-    let mut running = FuturesUnordered::new();
-    let mut cancel = std::pin::pin!(cancel);
-    let run_deadline = options.timeout.map(|t| tokio::time::Instant::now() + t);
-    let run_timeout = async {
-        match run_deadline {
-            Some(d) => tokio::time::sleep_until(d).await,
-            None => std::future::pending().await,
-        }
-    };
-    let mut run_timeout = std::pin::pin!(run_timeout);
-    let end = loop {
-        while running.len() < cap {
-            let Some(index) = ready.pop_front() else { break };
-            let step = &steps[index];
-            running.push(async move { (index, runner.run(index, step).await) });
-        }
-        if running.is_empty() {
-            break End::Done;
-        }
-        tokio::select! {
-            biased;
-            () = &mut cancel => break End::Cancelled,
-            () = &mut run_timeout => break End::TimedOut,
-            Some((index, outcome)) = running.next() => {
-                let now = runner.cluster.now();
-                let succeeded = outcome.succeeded();
-                runner.update(index, |s| {
-                    s.state = if succeeded { StepState::Succeeded } else { StepState::Failed };
-                    s.waiting_reason = None;
-                    s.finished_at = Some(now);
-                    s.outcome = Some(outcome);
-                });
-                if succeeded {
-                    for &next in &graph.dependents[index] {
-                        waiting_on[next] -= 1;
-                        if waiting_on[next] == 0 {
-                            ready.push_back(next);
-                        }
-                    }
-                } else if options.failure_mode == FailureMode::ContinueOnFailure {
-                    let name = &steps[index].name;
-                    for skipped in graph.descendants(index) {
-                        runner.update(skipped, |s| {
-                            s.state = StepState::Skipped;
-                            s.finished_at = Some(now);
-                            s.message = format!("skipped: step {name:?} failed");
-                        });
-                    }
-                } else {
-                    break End::Done;
-                }
-            }
-        }
-    };
-    // Interrupted steps: their futures are dropped here, their pods swept by the caller.
-    drop(running);
-    let now = runner.cluster.now();
-    let why = match end {
-        End::Cancelled => "cancelled: the run was cancelled",
-        End::TimedOut => "cancelled: the run's timeout ran out",
-        End::Done => "cancelled: another step failed (fail-fast)",
-    };
-    for index in 0..steps.len() {
-        let interrupted = runner
-            .status
-            .lock()
-            .ok()
-            .and_then(|s| s.steps.get(index).map(|s| !s.state.is_final()));
-        if interrupted == Some(true) {
-            runner.update(index, |s| {
-                if s.attempts > 0 {
-                    s.outcome = Some(crate::outcome::StepOutcome {
-                        exit_code: None,
-                        reason: TerminationReason::Cancelled,
-                        message: String::new(),
-                        started_at: None,
-                        finished_at: Some(now),
-                    });
-                }
-                s.state = StepState::Cancelled;
-                s.waiting_reason = None;
-                s.finished_at = Some(now);
-                s.message = why.to_owned();
-            });
+/// The scheduler's policy for these steps and options; times in milliseconds
+/// since the run started.
+fn policy_of(steps: &[Step], options: &RunOptions) -> Policy {
+    let retry = &options.retry;
+    let mut policy = Policy::default()
+        .parallelism(options.parallelism)
+        .fail_fast(options.failure_mode == FailureMode::FailFast)
+        .max_attempts(1 + retry.image_pull_retries + retry.disruption_retries);
+    if let Some(timeout) = options.timeout {
+        policy = policy.run_deadline(millis(timeout));
+    }
+    for step in steps {
+        if let Some(timeout) = step.timeout {
+            policy = policy.step_timeout_for(step.name.clone(), millis(timeout));
         }
     }
+    policy
+}
+
+fn millis(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// The loop: decide, apply, wait for an event, a wake-up time or `cancel`.
+async fn drive<C: Cluster>(
+    runner: &Runner<'_, C>,
+    steps: &[Step],
+    dag: &Dag,
+    cancel: impl Future<Output = ()>,
+) -> RunEnd {
+    let options = runner.options;
+    let mut policy = policy_of(steps, options);
+    let origin = Instant::now();
+    let now_ms = || millis(origin.elapsed());
+    let position: BTreeMap<&str, usize> = steps.iter().enumerate().map(|(i, s)| (s.name.as_str(), i)).collect();
+    let mut observed: BTreeMap<String, Observed> = BTreeMap::new();
+    // A step's timeout counts from its first attempt's start, across retries.
+    let mut first_start: BTreeMap<usize, u64> = BTreeMap::new();
+    let mut budgets = vec![(0u32, 0u32); steps.len()];
+    let mut stops: BTreeMap<usize, oneshot::Sender<()>> = BTreeMap::new();
+    let mut stop_reasons: BTreeMap<usize, StopReason> = BTreeMap::new();
+    let (events_tx, mut events) = mpsc::unbounded_channel();
+    let events_tx = &events_tx;
+    let mut attempts = FuturesUnordered::new();
+    let mut cancel = std::pin::pin!(cancel);
+    let end = loop {
+        let now = now_ms();
+        let decision = decide(dag, &observed, &policy, now);
+        for (name, reason) in &decision.skip {
+            let Some(&index) = position.get(name.as_str()) else { continue };
+            observed.insert(name.clone(), Observed::Cancelled);
+            let at = runner.cluster.now();
+            let (state, word) = match reason {
+                StopReason::Dependency(_) => (StepState::Skipped, "skipped"),
+                _ => (StepState::Cancelled, "cancelled"),
+            };
+            runner.update(index, |s| {
+                s.state = state;
+                s.waiting_reason = None;
+                s.finished_at = Some(at);
+                s.message = format!("{word}: {reason}");
+            });
+        }
+        for (name, reason) in &decision.cancel {
+            let Some(&index) = position.get(name.as_str()) else { continue };
+            if let Some(stop) = stops.remove(&index) {
+                stop_reasons.insert(index, reason.clone());
+                let _ = stop.send(());
+            }
+        }
+        for start in &decision.start {
+            let Some(&index) = position.get(start.step.as_str()) else { continue };
+            let since = first_start.get(&index).copied();
+            observed.insert(start.step.clone(), Observed::Running { attempt: start.attempt, since });
+            let (stop_tx, stop_rx) = oneshot::channel();
+            stops.insert(index, stop_tx);
+            let step = &steps[index];
+            let attempt = start.attempt;
+            attempts.push(async move { runner.run_attempt(index, step, attempt, stop_rx, events_tx).await });
+        }
+        if let Some(end) = decision.done {
+            break end;
+        }
+        if !decision.skip.is_empty() {
+            // Skips can end the run: decide again before waiting.
+            continue;
+        }
+        let wake = decision.wake_at.map(|at| origin + std::time::Duration::from_millis(at));
+        tokio::select! {
+            biased;
+            () = &mut cancel, if !policy.cancelled => policy = policy.cancelled(),
+            Some((index, event)) = events.recv() => {
+                let now = now_ms();
+                let Some(step) = steps.get(index) else { continue };
+                let attempt = match observed.get(&step.name) {
+                    Some(Observed::Running { attempt, .. }) => *attempt,
+                    _ => 0,
+                };
+                let state = match event {
+                    Event::Started => {
+                        let since = *first_start.entry(index).or_insert(now);
+                        Observed::Running { attempt, since: Some(since) }
+                    }
+                    Event::Ended(outcome) => finish(runner, index, outcome),
+                    Event::Retryable(reason, message) => {
+                        let (pulls, disruptions) = &mut budgets[index];
+                        let retry = &options.retry;
+                        let (count, limit) = match reason {
+                            TerminationReason::ImagePullBackOff => (pulls, retry.image_pull_retries),
+                            _ => (disruptions, retry.disruption_retries),
+                        };
+                        if *count < limit {
+                            *count += 1;
+                            tracing::info!(step = %step.name, attempt, ?reason, %message, "retrying step with a new pod");
+                            let backoff = millis(retry.backoff(&step.name, attempt));
+                            Observed::Failed { attempt, retry_at: Some(now.saturating_add(backoff)) }
+                        } else {
+                            finish(runner, index, failure(runner, reason, message))
+                        }
+                    }
+                    Event::Stopped(delete_error) => {
+                        let reason = stop_reasons.remove(&index).unwrap_or(StopReason::RunCancelled);
+                        let undeleted = delete_error.map(|e| format!("; the pod could not be deleted: {e}")).unwrap_or_default();
+                        if reason == StopReason::StepTimeout {
+                            finish(runner, index, failure(runner, TerminationReason::DeadlineExceeded, format!("{reason}{undeleted}")))
+                        } else {
+                            let at = runner.cluster.now();
+                            runner.update(index, |s| {
+                                s.outcome = Some(StepOutcome { exit_code: None, reason: TerminationReason::Cancelled, message: String::new(), started_at: None, finished_at: Some(at) });
+                                s.state = StepState::Cancelled;
+                                s.waiting_reason = None;
+                                s.finished_at = Some(at);
+                                s.message = format!("cancelled: {reason}{undeleted}");
+                            });
+                            Observed::Cancelled
+                        }
+                    }
+                };
+                if !matches!(state, Observed::Running { .. }) {
+                    stops.remove(&index);
+                }
+                observed.insert(step.name.clone(), state);
+            }
+            Some(()) = attempts.next() => {}
+            () = sleep_until(wake) => {}
+        }
+    };
+    // Finished pods may still be being deleted.
+    while attempts.next().await.is_some() {}
     end
 }
 
-/// The steps' dependency graph, by index.
-struct Graph {
-    dependents: Vec<Vec<usize>>,
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }
 
-impl Graph {
-    fn new(steps: &[Step]) -> Result<Self> {
-        let mut index = BTreeMap::new();
-        for (i, step) in steps.iter().enumerate() {
-            if index.insert(step.name.as_str(), i).is_some() {
-                return Err(Error::InvalidPipeline(format!(
-                    "step {:?} is defined twice",
-                    step.name
-                )));
-            }
-            if step.object.name().is_none_or(str::is_empty) {
-                return Err(Error::InvalidObject {
-                    step: step.name.clone(),
-                    detail: "the object has no metadata.name".into(),
-                });
-            }
-        }
-        let mut dependents = vec![Vec::new(); steps.len()];
-        for (i, step) in steps.iter().enumerate() {
-            let mut seen = BTreeSet::new();
-            for dep in &step.depends_on {
-                let Some(&d) = index.get(dep.as_str()) else {
-                    return Err(Error::InvalidPipeline(format!(
-                        "step {:?} depends on unknown step {dep:?}",
-                        step.name
-                    )));
-                };
-                if !seen.insert(d) {
-                    return Err(Error::InvalidPipeline(format!(
-                        "step {:?} lists {dep:?} twice",
-                        step.name
-                    )));
-                }
-                dependents[d].push(i);
-            }
-        }
-        let graph = Graph { dependents };
-        graph.check_acyclic(steps)?;
-        Ok(graph)
+fn failure<C: Cluster>(runner: &Runner<'_, C>, reason: TerminationReason, message: String) -> StepOutcome {
+    StepOutcome {
+        exit_code: None,
+        reason,
+        message,
+        started_at: None,
+        finished_at: Some(runner.cluster.now()),
     }
+}
 
-    fn check_acyclic(&self, steps: &[Step]) -> Result<()> {
-        let mut indegree: Vec<usize> = steps.iter().map(|s| s.depends_on.len()).collect();
-        let mut queue: VecDeque<usize> = (0..steps.len()).filter(|&i| indegree[i] == 0).collect();
-        let mut visited = 0;
-        while let Some(i) = queue.pop_front() {
-            visited += 1;
-            for &next in &self.dependents[i] {
-                indegree[next] -= 1;
-                if indegree[next] == 0 {
-                    queue.push_back(next);
-                }
-            }
-        }
-        if visited == steps.len() {
-            return Ok(());
-        }
-        let in_cycle: Vec<&str> = (0..steps.len())
-            .filter(|&i| indegree[i] > 0)
-            .map(|i| steps[i].name.as_str())
-            .collect();
-        Err(Error::InvalidPipeline(format!(
-            "the steps {in_cycle:?} form a cycle"
-        )))
+/// Records a step's final outcome; what the scheduler sees of it.
+fn finish<C: Cluster>(runner: &Runner<'_, C>, index: usize, outcome: StepOutcome) -> Observed {
+    let now = runner.cluster.now();
+    let succeeded = outcome.succeeded();
+    let attempt = runner
+        .status
+        .lock()
+        .ok()
+        .and_then(|s| s.steps.get(index).map(|s| s.attempts.saturating_sub(1)))
+        .unwrap_or(0);
+    runner.update(index, |s| {
+        s.state = if succeeded { StepState::Succeeded } else { StepState::Failed };
+        s.waiting_reason = None;
+        s.finished_at = Some(now);
+        s.outcome = Some(outcome);
+    });
+    if succeeded {
+        Observed::Succeeded
+    } else {
+        Observed::Failed { attempt, retry_at: None }
     }
+}
 
-    /// Every step that (transitively) depends on `index`.
-    fn descendants(&self, index: usize) -> BTreeSet<usize> {
-        let mut found = BTreeSet::new();
-        let mut stack = vec![index];
-        while let Some(i) = stack.pop() {
-            for &next in &self.dependents[i] {
-                if found.insert(next) {
-                    stack.push(next);
-                }
-            }
+/// The steps' graph, as pipeline-model's [`Dag`]; every object needs a name.
+fn dag_of(steps: &[Step]) -> Result<Dag> {
+    for step in steps {
+        if step.object.name().is_none_or(str::is_empty) {
+            return Err(Error::InvalidObject {
+                step: step.name.clone(),
+                detail: "the object has no metadata.name".into(),
+            });
         }
-        found
     }
+    Dag::new(steps.iter().map(|s| (s.name.as_str(), s.depends_on.iter().map(String::as_str))))
+        .map_err(|e| Error::InvalidPipeline(e.to_string()))
 }

@@ -5,8 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use futures::StreamExt;
-use tokio::sync::oneshot;
-use tokio::time::Instant;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::cluster::{Cluster, ObjectRef, StepObject};
 use crate::error::Error;
@@ -31,8 +30,20 @@ pub(crate) struct Runner<'a, C> {
 enum AttemptEnd {
     Finished { outcome: StepOutcome, delete: bool },
     Disrupted(TerminationReason, String),
-    TimedOut,
+    Stopped,
     Broken(Error),
+}
+
+/// What a running attempt tells the scheduling loop.
+pub(crate) enum Event {
+    /// The pod stopped waiting for capacity: its timeout counts from now.
+    Started,
+    /// The attempt ended with this outcome (success or a final failure).
+    Ended(StepOutcome),
+    /// The attempt was disrupted; its pod is gone and a retry may follow.
+    Retryable(TerminationReason, String),
+    /// The attempt was stopped on request; the error if its pod could not be deleted.
+    Stopped(Option<String>),
 }
 
 impl<C: Cluster> Runner<'_, C> {
@@ -67,66 +78,66 @@ impl<C: Cluster> Runner<'_, C> {
         Ok(())
     }
 
-    /// Runs step `index` to its outcome. On return the step has no live pod
-    /// (unless deletion failed permanently, left for the scheduler's final sweep).
-    pub async fn run(&self, index: usize, step: &Step) -> StepOutcome {
-        let mut deadline: Option<Instant> = None;
-        let (mut pulls, mut disruptions) = (0u32, 0u32);
-        let mut attempt = 0u32;
-        loop {
-            let end = self.attempt(index, step, attempt, &mut deadline).await;
-            let keep = matches!(&end, AttemptEnd::Finished { delete: false, .. });
-            let deleted = if keep {
-                if let Ok(mut live) = self.live.lock() {
-                    live.remove(&index);
+    /// Runs attempt `attempt` of step `index` until it ends or `stop` fires,
+    /// reporting to `events`. A finished attempt is reported before its pod is
+    /// deleted (dependents need not wait for the delete); a retryable or
+    /// stopped one only once its pod is gone, so a retry never overlaps it.
+    pub async fn run_attempt(
+        &self,
+        index: usize,
+        step: &Step,
+        attempt: u32,
+        stop: oneshot::Receiver<()>,
+        events: &mpsc::UnboundedSender<(usize, Event)>,
+    ) {
+        let end = tokio::select! {
+            end = self.attempt(index, step, attempt, events) => end,
+            Ok(()) = stop => AttemptEnd::Stopped,
+        };
+        let now = self.cluster.now();
+        let fail = |reason, message: String| StepOutcome {
+            exit_code: None,
+            reason,
+            message,
+            started_at: None,
+            finished_at: Some(now),
+        };
+        let report = |event| {
+            let _ = events.send((index, event));
+        };
+        match end {
+            AttemptEnd::Finished { outcome, delete } => {
+                report(Event::Ended(outcome));
+                if !delete {
+                    if let Ok(mut live) = self.live.lock() {
+                        live.remove(&index);
+                    }
+                } else if let Err(e) = self.delete_live(index).await {
+                    // Left registered: the run's final sweep tries again.
+                    tracing::warn!(step = %step.name, error = %e, "could not delete a finished pod");
                 }
-                Ok(())
-            } else {
-                self.delete_live(index).await
-            };
-            let now = self.cluster.now();
-            let fail = |reason, message: String| StepOutcome {
-                exit_code: None,
-                reason,
-                message,
-                started_at: None,
-                finished_at: Some(now),
-            };
-            let (reason, message) = match end {
-                AttemptEnd::Finished { outcome, .. } => return outcome,
-                AttemptEnd::TimedOut => {
-                    return fail(
-                        TerminationReason::DeadlineExceeded,
-                        "the step's timeout ran out".into(),
-                    );
+            }
+            AttemptEnd::Stopped => {
+                let deleted = self.delete_live(index).await;
+                report(Event::Stopped(deleted.err().map(|e| e.to_string())));
+            }
+            AttemptEnd::Broken(e) if !e.is_transient() => {
+                let _ = self.delete_live(index).await;
+                report(Event::Ended(fail(TerminationReason::Rejected, e.to_string())));
+            }
+            end => {
+                let (reason, message) = match end {
+                    AttemptEnd::Disrupted(reason, message) => (reason, message),
+                    AttemptEnd::Broken(e) => (TerminationReason::Lost, e.to_string()),
+                    _ => (TerminationReason::Lost, String::new()),
+                };
+                match self.delete_live(index).await {
+                    Ok(()) => report(Event::Retryable(reason, message)),
+                    Err(e) => report(Event::Ended(fail(
+                        reason,
+                        format!("{message}; the old pod could not be deleted: {e}"),
+                    ))),
                 }
-                AttemptEnd::Broken(e) if e.is_transient() => (TerminationReason::Lost, e.to_string()),
-                AttemptEnd::Broken(e) => return fail(TerminationReason::Rejected, e.to_string()),
-                AttemptEnd::Disrupted(reason, message) => (reason, message),
-            };
-            let (count, limit) = match reason {
-                TerminationReason::ImagePullBackOff => (&mut pulls, self.options.retry.image_pull_retries),
-                _ => (&mut disruptions, self.options.retry.disruption_retries),
-            };
-            if *count >= limit {
-                return fail(reason, message);
-            }
-            // A retry must never overlap the old pod: only go on once it is gone.
-            if let Err(e) = deleted {
-                return fail(
-                    reason,
-                    format!("{message}; the old pod could not be deleted: {e}"),
-                );
-            }
-            *count += 1;
-            tracing::info!(step = %step.name, attempt, ?reason, %message, "retrying step with a new pod");
-            tokio::time::sleep(self.options.retry.backoff(&step.name, attempt)).await;
-            attempt += 1;
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                return fail(
-                    TerminationReason::DeadlineExceeded,
-                    "the step's timeout ran out".into(),
-                );
             }
         }
     }
@@ -136,7 +147,7 @@ impl<C: Cluster> Runner<'_, C> {
         index: usize,
         step: &Step,
         attempt: u32,
-        deadline: &mut Option<Instant>,
+        events: &mpsc::UnboundedSender<(usize, Event)>,
     ) -> AttemptEnd {
         let name = attempt_name(step.object.name().unwrap_or(&step.name), attempt);
         let object = self.prepare(step, &name);
@@ -168,7 +179,7 @@ impl<C: Cluster> Runner<'_, C> {
             return AttemptEnd::Broken(e);
         }
         let (started_tx, started_rx) = oneshot::channel();
-        let watch = self.watch(index, step, &object_ref, deadline, started_tx);
+        let watch = self.watch(index, &object_ref, events, started_tx);
         let Some(logs) = &self.options.logs else {
             return watch.await;
         };
@@ -226,14 +237,14 @@ impl<C: Cluster> Runner<'_, C> {
     async fn watch(
         &self,
         index: usize,
-        step: &Step,
         object: &ObjectRef,
-        deadline: &mut Option<Instant>,
+        events: &mpsc::UnboundedSender<(usize, Event)>,
         started: oneshot::Sender<()>,
     ) -> AttemptEnd {
         let retry = &self.options.retry;
         let mut started = Some(started);
         let mut started_at = None;
+        let mut counting = false;
         let mut failures = 0u32;
         loop {
             let mut stream = match self.cluster.observe(object).await {
@@ -246,13 +257,7 @@ impl<C: Cluster> Runner<'_, C> {
                 Err(e) => return AttemptEnd::Broken(e),
             };
             loop {
-                let next = match *deadline {
-                    Some(d) => match tokio::time::timeout_at(d, stream.next()).await {
-                        Ok(next) => next,
-                        Err(_) => return AttemptEnd::TimedOut,
-                    },
-                    None => stream.next().await,
-                };
+                let next = stream.next().await;
                 let observation = match next {
                     Some(Ok(observation)) => observation,
                     Some(Err(e)) if !e.is_transient() => return AttemptEnd::Broken(e),
@@ -264,8 +269,9 @@ impl<C: Cluster> Runner<'_, C> {
                 };
                 failures = 0;
                 let assessment = assess(&observation);
-                if deadline.is_none() && !matches!(assessment, Assessment::WaitingForCapacity(_)) {
-                    *deadline = step.timeout.map(|t| Instant::now() + t);
+                if !counting && !matches!(assessment, Assessment::WaitingForCapacity(_)) {
+                    counting = true;
+                    let _ = events.send((index, Event::Started));
                 }
                 match assessment {
                     Assessment::Starting => self.set_state(index, StepState::Running, None),

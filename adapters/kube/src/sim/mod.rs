@@ -44,8 +44,11 @@ pub struct SimStats {
     pub evictions: u32,
     /// Pods that were unschedulable for a while.
     pub unschedulable_pods: u32,
-    /// The most pods alive at the same time.
+    /// The most pods alive at the same time, finished ones awaiting deletion included.
     pub max_live_total: u32,
+    /// The most pods alive and not finished at the same time (what a
+    /// parallelism cap bounds).
+    pub max_running_total: u32,
 }
 
 struct SimPod {
@@ -215,6 +218,17 @@ impl Cluster for SimCluster {
         *max = (*max).max(live);
         let total = u32::try_from(state.pods.len()).unwrap_or(u32::MAX);
         state.stats.max_live_total = state.stats.max_live_total.max(total);
+        let running = state
+            .pods
+            .iter()
+            .filter(|(name, pod)| {
+                let script = state.script(&pod.step);
+                let (seen, _) = script.observe(name, pod.fate, pod.created.elapsed());
+                !matches!(seen.phase, PodPhase::Succeeded | PodPhase::Failed)
+            })
+            .count();
+        let running = u32::try_from(running).unwrap_or(u32::MAX);
+        state.stats.max_running_total = state.stats.max_running_total.max(running);
         Ok(ObjectRef::new(object.kind(), name))
     }
 
@@ -315,17 +329,24 @@ impl Cluster for SimCluster {
     }
 
     async fn delete(&self, object: &ObjectRef) -> Result<()> {
+        let mut delay = Duration::ZERO;
         {
             let mut state = self.lock();
             let step = state.pods.get(&object.name).map(|p| p.step.clone());
             if let Some(step) = step {
                 let mut script = state.script(&step);
+                delay = script.delete_delay;
                 if let Some(code) = script.delete_errors.pop_front() {
                     state.scripts.insert(step, script);
                     state.stats.api_errors += 1;
                     return Err(Error::api("delete pod", &object.name, code, "injected fault"));
                 }
             }
+        }
+        // A slow delete: the object lingers until its termination ends.
+        tokio::time::sleep(delay).await;
+        {
+            let mut state = self.lock();
             if state.pods.remove(&object.name).is_some() {
                 state.stats.deletes += 1;
             }

@@ -38,6 +38,9 @@ pub struct StepScript {
     pub delete_errors: VecDeque<u16>,
     /// Raw log chunks `main` writes, spread over its run time.
     pub log: Vec<Vec<u8>>,
+    /// How long a delete takes before the object is gone (graceful
+    /// termination, finalizers): the object stays listed meanwhile.
+    pub delete_delay: Duration,
 }
 
 impl StepScript {
@@ -57,7 +60,14 @@ impl StepScript {
             create_errors: VecDeque::new(),
             delete_errors: VecDeque::new(),
             log: Vec::new(),
+            delete_delay: Duration::ZERO,
         }
+    }
+
+    /// Deletes take `delay` before the object is gone.
+    pub fn delete_delay(mut self, delay: Duration) -> Self {
+        self.delete_delay = delay;
+        self
     }
 
     /// `main` exits with `code` (reason `Error` unless 0).
