@@ -16,7 +16,11 @@
 //! ```
 //!
 //! What is masked, for each value of at least [`MIN_SECRET_LEN`] bytes:
-//! - the value itself, byte for byte;
+//! - the value itself, byte for byte; trimmed of surrounding whitespace and
+//!   newlines; with CRLF line ends as LF and LF as CRLF; and, for a
+//!   multi-line value (a key, a certificate), each trimmed line on its own;
+//! - each of these as it appears escaped in a JSON string, percent-encoded in
+//!   a URL (also with `+` for a space) and escaped in XML;
 //! - its standalone base64 encodings, standard and URL-safe, padded and not;
 //! - for values of at least [`MIN_EMBEDDED_BASE64_LEN`] bytes, the part of its
 //!   encoding that does not depend on its neighbours when the value sits at
@@ -28,16 +32,24 @@
 //! overlapping run. Occurrences that merely touch each get their own `***`.
 //! The output is exactly the same however the input is chunked.
 //!
+//! Building is linear in the values' total length: a form longer than 128
+//! bytes is registered as overlapping 128-byte pieces that cover it (so any
+//! occurrence is masked whole, and a piece alone is masked too), which also
+//! bounds the hold-back to 127 bytes. Values over 4 KiB (certificates,
+//! kubeconfigs) get their raw, per-line and standalone base64 forms only: the
+//! escapes and embedded-base64 cores would multiply the automaton's size. The
+//! automaton is refused beyond [`MAX_PATTERN_BYTES`] rather than built unbounded.
+//!
 //! One limit: the output never contains a registered value that was in the
 //! input, but a value that itself contains `***` could be re-formed by the
 //! replacement text next to the surrounding bytes.
 
+mod forms;
+
 use std::collections::BTreeSet;
 use std::fmt;
 
-use aho_corasick::{AhoCorasick, AhoCorasickKind, BuildError, Input, MatchKind};
-use base64::Engine;
-use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+use aho_corasick::{AhoCorasick, AhoCorasickKind, Input, MatchKind};
 
 /// What replaces a secret in the output.
 pub const MASK: &[u8] = b"***";
@@ -58,13 +70,21 @@ pub const MIN_EMBEDDED_BASE64_LEN: usize = 6;
 /// aho-corasick picks a smaller automaton. 100 secrets of 40 bytes need ~25 KiB.
 const DFA_PATTERN_BYTES: usize = 64 * 1024;
 
+/// The most pattern bytes (all forms of all values) a masker is built for,
+/// about 1.5 MiB of secret values: building beyond this is refused, and the
+/// caller withholds logs, rather than spending unbounded time and memory.
+pub const MAX_PATTERN_BYTES: usize = 16 * 1024 * 1024;
+
 /// Why a masker could not be built.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum MaskerError {
     /// The secret values are too many or too long for one automaton.
-    #[error("cannot build the secret masker: the secret values are too many or too long")]
-    TooLarge(#[source] BuildError),
+    #[error("cannot build the secret masker: the secret values are too many or too long ({detail})")]
+    TooLarge {
+        /// What was too large, without any value.
+        detail: String,
+    },
 }
 
 /// A streaming masker of secret values. See the [module docs](self).
@@ -77,6 +97,8 @@ pub struct SecretMasker {
     longest: usize,
     values: usize,
     ignored: usize,
+    /// Names of the values too short to mask (for warnings).
+    short: Vec<String>,
     patterns: usize,
     /// Held-back bytes, followed by the chunk being processed.
     buf: Vec<u8>,
@@ -93,22 +115,51 @@ impl SecretMasker {
         I: IntoIterator,
         I::Item: AsRef<[u8]>,
     {
+        Self::named(values.into_iter().map(|v| (String::new(), v)))
+    }
+
+    /// Like [`new`](Self::new), with a name for each value (such as
+    /// `secret/key`) so that values too short to mask can be reported by
+    /// name ([`short_values`](Self::short_values)) — never by value.
+    ///
+    /// ```
+    /// use c8s_pipeline_model::SecretMasker;
+    /// let masker = SecretMasker::named([("db/password", "hunter2"), ("db/user", "ab")]).unwrap();
+    /// assert_eq!(masker.short_values(), ["db/user"]);
+    /// ```
+    pub fn named<I, N, V>(values: I) -> Result<Self, MaskerError>
+    where
+        I: IntoIterator<Item = (N, V)>,
+        N: Into<String>,
+        V: AsRef<[u8]>,
+    {
         let mut unique = BTreeSet::new();
         let mut ignored = 0;
-        for value in values {
+        let mut short = BTreeSet::new();
+        for (name, value) in values {
             let value = value.as_ref();
-            if value.len() < MIN_SECRET_LEN {
-                ignored += usize::from(!value.is_empty());
+            if value.trim_ascii().len() < MIN_SECRET_LEN {
+                if !value.is_empty() {
+                    ignored += 1;
+                    short.insert(name.into());
+                }
             } else {
                 unique.insert(value.to_vec());
             }
         }
+        short.remove("");
         let mut patterns = BTreeSet::new();
+        let mut total = 0usize;
         for value in &unique {
-            patterns.extend(masked_forms(value));
+            forms::add_forms(value, &mut patterns);
+            total = patterns.iter().map(Vec::len).sum();
+            if total > MAX_PATTERN_BYTES {
+                return Err(MaskerError::TooLarge {
+                    detail: format!("{total} pattern bytes, more than {MAX_PATTERN_BYTES}"),
+                });
+            }
         }
         let longest = patterns.iter().map(Vec::len).max().unwrap_or(0);
-        let total: usize = patterns.iter().map(Vec::len).sum();
         let automaton = if patterns.is_empty() {
             None
         } else {
@@ -117,7 +168,9 @@ impl SecretMasker {
                 .match_kind(MatchKind::LeftmostLongest)
                 .kind(kind)
                 .build(&patterns)
-                .map_err(MaskerError::TooLarge)?;
+                .map_err(|e| MaskerError::TooLarge {
+                    detail: e.to_string(),
+                })?;
             Some(built)
         };
         Ok(Self {
@@ -125,10 +178,17 @@ impl SecretMasker {
             longest,
             values: unique.len(),
             ignored,
+            short: short.into_iter().collect(),
             patterns: patterns.len(),
             buf: Vec::new(),
             masked_until: 0,
         })
+    }
+
+    /// The names of the values too short to mask (see [`named`](Self::named)),
+    /// sorted; a caller warns about them. Unnamed values are only counted.
+    pub fn short_values(&self) -> &[String] {
+        &self.short
     }
 
     /// How many distinct values are masked.
@@ -141,9 +201,8 @@ impl SecretMasker {
         self.ignored
     }
 
-    /// The most bytes held back between calls: the longest pattern's length − 1.
-    /// The longest pattern is the padded base64 form of the longest value,
-    /// about 4/3 of its length.
+    /// The most bytes held back between calls: the longest pattern's length − 1,
+    /// never more than 127.
     pub fn max_held_back(&self) -> usize {
         self.longest.saturating_sub(1)
     }
@@ -219,31 +278,6 @@ impl SecretMasker {
     }
 }
 
-/// The byte strings masked for one value: itself and its base64 forms.
-fn masked_forms(value: &[u8]) -> Vec<Vec<u8>> {
-    let mut forms = vec![value.to_vec()];
-    for (padded, unpadded) in [(STANDARD, STANDARD_NO_PAD), (URL_SAFE, URL_SAFE_NO_PAD)] {
-        forms.push(padded.encode(value).into_bytes());
-        forms.push(unpadded.encode(value).into_bytes());
-        if value.len() < MIN_EMBEDDED_BASE64_LEN {
-            continue;
-        }
-        for offset in 0..3 {
-            // Encode behind `offset` filler bytes; keep the characters whose
-            // six bits all come from the value.
-            let mut shifted = vec![0u8; offset];
-            shifted.extend_from_slice(value);
-            let encoded = unpadded.encode(&shifted).into_bytes();
-            let first = (8 * offset).div_ceil(6);
-            let last = (8 * shifted.len()) / 6;
-            if let Some(core) = encoded.get(first..last) {
-                forms.push(core.to_vec());
-            }
-        }
-    }
-    forms
-}
-
 impl fmt::Debug for SecretMasker {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SecretMasker")
@@ -259,6 +293,9 @@ impl fmt::Debug for SecretMasker {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::Engine;
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE};
+    use forms::base64_forms as masked_forms;
 
     fn mask_chunks(values: &[&str], chunks: &[&[u8]]) -> Vec<u8> {
         let Ok(mut masker) = SecretMasker::new(values) else {

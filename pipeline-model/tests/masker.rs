@@ -40,12 +40,27 @@ fn mask_whole(values: &[Vec<u8>], input: &[u8]) -> Vec<u8> {
     mask_with_cuts(values, input, &[])
 }
 
+/// What is searched for a value over the alphabet `ab\nx` (no `\r`, nothing
+/// that JSON, URL or XML escaping or base64 could bring into such input): the
+/// value, trimmed, and each trimmed line of it.
+fn reference_patterns(values: &[Vec<u8>]) -> Vec<Vec<u8>> {
+    let mut patterns = Vec::new();
+    for value in values.iter().filter(|v| v.trim_ascii().len() >= MIN_SECRET_LEN) {
+        patterns.push(value.clone());
+        patterns.push(value.trim_ascii().to_vec());
+        patterns.extend(value.split(|&b| b == b'\n').map(|l| l.trim_ascii().to_vec()));
+    }
+    patterns.retain(|p| p.len() >= MIN_SECRET_LEN);
+    patterns
+}
+
 /// The obvious, slow definition: mark every byte of every occurrence, then
 /// replace each run of overlapping occurrences by one `***`.
 fn reference(values: &[Vec<u8>], input: &[u8]) -> Vec<u8> {
+    let patterns = reference_patterns(values);
     let mut spans: Vec<(usize, usize)> = Vec::new();
     for start in 0..input.len() {
-        for value in values.iter().filter(|v| v.len() >= MIN_SECRET_LEN) {
+        for value in &patterns {
             if input[start..].starts_with(value) {
                 spans.push((start, start + value.len()));
             }
@@ -107,8 +122,8 @@ proptest! {
     ) {
         let out = mask_with_cuts(&values, &input, &cuts);
         prop_assert_eq!(&out, &reference(&values, &input));
-        for value in values.iter().filter(|v| v.len() >= MIN_SECRET_LEN) {
-            prop_assert!(!contains(&out, value), "{:?} leaked in {:?}", value, out);
+        for value in reference_patterns(&values) {
+            prop_assert!(!contains(&out, &value), "{:?} leaked in {:?}", value, out);
         }
     }
 
@@ -206,4 +221,77 @@ fn empty_input_and_finish_without_feed() {
     let masker = SecretMasker::new(["secret"]).expect("masker builds");
     assert!(masker.finish().is_empty());
     assert_eq!(mask_whole(&[b"secret".to_vec()], b""), b"");
+}
+
+#[test]
+fn reshaped_values_are_masked_too() {
+    let value = b"  p@ss\"w<rd&1 \r\nsecond-line-here\r\n".to_vec();
+    let shapes: [&[u8]; 9] = [
+        b"p@ss\"w<rd&1 \r\nsecond-line-here",          // trimmed
+        b"  p@ss\"w<rd&1 \nsecond-line-here\n",        // CRLF as LF
+        b"p@ss\"w<rd&1",                               // one line
+        b"second-line-here",                           // another line
+        br#"p@ss\"w<rd&1"#,                            // JSON string
+        b"p%40ss%22w%3Crd%261",                        // URL
+        b"p@ss&quot;w&lt;rd&amp;1",                    // XML
+        br#"p@ss\"w<rd&1 \r\nsecond-line-here"#,       // JSON, whole
+        b"p%40ss%22w%3Crd%261+%0D%0Asecond-line-here", // form-encoded
+    ];
+    for shape in shapes {
+        let mut input = b"[".to_vec();
+        input.extend_from_slice(shape);
+        input.extend_from_slice(b"]");
+        assert_eq!(
+            mask_whole(std::slice::from_ref(&value), &input),
+            b"[***]",
+            "{}",
+            String::from_utf8_lossy(shape)
+        );
+    }
+}
+
+#[test]
+fn long_and_repetitive_values_are_masked_whole_with_a_bounded_hold_back() {
+    let repeated = vec![b'a'; 20_000];
+    let mut random = Vec::new();
+    let mut x = 7u32;
+    for _ in 0..5_000 {
+        x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+        random.push(b'!' + ((x >> 16) % 90) as u8);
+    }
+    random.retain(|&b| b != b'*');
+    for value in [repeated, random] {
+        let masker = SecretMasker::new([&value]).expect("masker builds");
+        assert!(masker.max_held_back() < 128, "{}", masker.max_held_back());
+        let mut input = b"before ".to_vec();
+        input.extend_from_slice(&value);
+        input.extend_from_slice(b" after ");
+        input.extend_from_slice(STANDARD.encode(&value).as_bytes());
+        input.extend_from_slice(b" end");
+        let cuts: Vec<usize> = (0..input.len()).step_by(997).collect();
+        let out = mask_with_cuts(std::slice::from_ref(&value), &input, &cuts);
+        assert_eq!(out, mask_whole(std::slice::from_ref(&value), &input));
+        let text = String::from_utf8_lossy(&out);
+        assert!(
+            text.starts_with("before *") && text.ends_with("* end"),
+            "{text:.200}"
+        );
+        assert!(text.contains(" after *"), "{text:.200}");
+        assert!(!contains(&out, &value[..64]));
+    }
+}
+
+#[test]
+fn short_values_are_reported_by_name_never_by_value() {
+    let masker = SecretMasker::named([
+        ("db/password", "hunter2"),
+        ("db/pin", "42"),
+        ("x/y", " \n7\n"),
+        ("e/f", ""),
+    ])
+    .expect("masker builds");
+    assert_eq!(masker.short_values(), ["db/pin", "x/y"]);
+    assert_eq!(masker.ignored_values(), 2);
+    let debug = format!("{masker:?}");
+    assert!(!debug.contains("42") && !debug.contains("hunter2"), "{debug}");
 }

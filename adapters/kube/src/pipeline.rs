@@ -39,7 +39,10 @@ pub async fn run_pipeline<C: Cluster>(
         started_at: Some(cluster.now()),
         finished_at: None,
         message: String::new(),
-        steps: steps.iter().map(|s| crate::outcome::StepStatus::pending(&s.name)).collect(),
+        steps: steps
+            .iter()
+            .map(|s| crate::outcome::StepStatus::pending(&s.name))
+            .collect(),
     });
     let live = Mutex::new(BTreeMap::new());
     let runner = Runner {
@@ -116,7 +119,11 @@ async fn drive<C: Cluster>(
     let mut policy = policy_of(steps, options);
     let origin = Instant::now();
     let now_ms = || millis(origin.elapsed());
-    let position: BTreeMap<&str, usize> = steps.iter().enumerate().map(|(i, s)| (s.name.as_str(), i)).collect();
+    let position: BTreeMap<&str, usize> = steps
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.name.as_str(), i))
+        .collect();
     let mut observed: BTreeMap<String, Observed> = BTreeMap::new();
     // A step's timeout counts from its first attempt's start, across retries.
     let mut first_start: BTreeMap<usize, u64> = BTreeMap::new();
@@ -131,7 +138,9 @@ async fn drive<C: Cluster>(
         let now = now_ms();
         let decision = decide(dag, &observed, &policy, now);
         for (name, reason) in &decision.skip {
-            let Some(&index) = position.get(name.as_str()) else { continue };
+            let Some(&index) = position.get(name.as_str()) else {
+                continue;
+            };
             observed.insert(name.clone(), Observed::Cancelled);
             let at = runner.cluster.now();
             let (state, word) = match reason {
@@ -146,16 +155,26 @@ async fn drive<C: Cluster>(
             });
         }
         for (name, reason) in &decision.cancel {
-            let Some(&index) = position.get(name.as_str()) else { continue };
+            let Some(&index) = position.get(name.as_str()) else {
+                continue;
+            };
             if let Some(stop) = stops.remove(&index) {
                 stop_reasons.insert(index, reason.clone());
                 let _ = stop.send(());
             }
         }
         for start in &decision.start {
-            let Some(&index) = position.get(start.step.as_str()) else { continue };
+            let Some(&index) = position.get(start.step.as_str()) else {
+                continue;
+            };
             let since = first_start.get(&index).copied();
-            observed.insert(start.step.clone(), Observed::Running { attempt: start.attempt, since });
+            observed.insert(
+                start.step.clone(),
+                Observed::Running {
+                    attempt: start.attempt,
+                    since,
+                },
+            );
             let (stop_tx, stop_rx) = oneshot::channel();
             stops.insert(index, stop_tx);
             let step = &steps[index];
@@ -169,7 +188,9 @@ async fn drive<C: Cluster>(
             // Skips can end the run: decide again before waiting.
             continue;
         }
-        let wake = decision.wake_at.map(|at| origin + std::time::Duration::from_millis(at));
+        let wake = decision
+            .wake_at
+            .map(|at| origin + std::time::Duration::from_millis(at));
         tokio::select! {
             biased;
             () = &mut cancel, if !policy.cancelled => policy = policy.cancelled(),
@@ -262,7 +283,11 @@ fn finish<C: Cluster>(runner: &Runner<'_, C>, index: usize, outcome: StepOutcome
         .and_then(|s| s.steps.get(index).map(|s| s.attempts.saturating_sub(1)))
         .unwrap_or(0);
     runner.update(index, |s| {
-        s.state = if succeeded { StepState::Succeeded } else { StepState::Failed };
+        s.state = if succeeded {
+            StepState::Succeeded
+        } else {
+            StepState::Failed
+        };
         s.waiting_reason = None;
         s.finished_at = Some(now);
         s.outcome = Some(outcome);
@@ -270,7 +295,10 @@ fn finish<C: Cluster>(runner: &Runner<'_, C>, index: usize, outcome: StepOutcome
     if succeeded {
         Observed::Succeeded
     } else {
-        Observed::Failed { attempt, retry_at: None }
+        Observed::Failed {
+            attempt,
+            retry_at: None,
+        }
     }
 }
 
@@ -284,6 +312,10 @@ fn dag_of(steps: &[Step]) -> Result<Dag> {
             });
         }
     }
-    Dag::new(steps.iter().map(|s| (s.name.as_str(), s.depends_on.iter().map(String::as_str))))
-        .map_err(|e| Error::InvalidPipeline(e.to_string()))
+    Dag::new(
+        steps
+            .iter()
+            .map(|s| (s.name.as_str(), s.depends_on.iter().map(String::as_str))),
+    )
+    .map_err(|e| Error::InvalidPipeline(e.to_string()))
 }

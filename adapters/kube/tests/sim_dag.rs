@@ -303,9 +303,14 @@ async fn a_random_dag_with_slow_deletes_still_runs_in_the_critical_path() {
         let delete = Duration::from_secs(5 + (i as u64 % 4) * 10);
         sim.script(name, StepScript::new(dag.durations[i]).delete_delay(delete));
     }
-    let status = run_pipeline(&sim, dag.steps("slowdel"), RunOptions::new("slowdel"), std::future::pending())
-        .await
-        .unwrap();
+    let status = run_pipeline(
+        &sim,
+        dag.steps("slowdel"),
+        RunOptions::new("slowdel"),
+        std::future::pending(),
+    )
+    .await
+    .unwrap();
     assert_eq!(status.state, RunState::Succeeded);
     // Every result is known at the critical path; the run returns once the
     // last pods are gone, at most one delete later.
