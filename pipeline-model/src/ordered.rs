@@ -114,6 +114,17 @@ impl<'de, V: Deserialize<'de>> Deserialize<'de> for OrderedMap<V> {
     }
 }
 
+/// A JSON object whose values are `V` (the order is kept by the type, not the schema).
+impl<V: schemars::JsonSchema> schemars::JsonSchema for OrderedMap<V> {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        format!("OrderedMap_{}", V::schema_name()).into()
+    }
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let values = generator.subschema_for::<V>();
+        schemars::json_schema!({ "type": "object", "additionalProperties": values })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

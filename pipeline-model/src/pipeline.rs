@@ -3,6 +3,7 @@
 
 use c8s_sidecar_core::validate::Placed;
 use c8s_sidecar_core::{Errors, FieldPath, Resources, SidecarConfig, SourceReader};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::check;
@@ -11,7 +12,7 @@ use crate::ordered::OrderedMap;
 use crate::sidecar_files;
 
 /// A pipeline: steps arranged as a DAG, optionally run once per matrix combination.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 #[non_exhaustive]
 pub struct Pipeline {
@@ -33,7 +34,7 @@ pub struct Pipeline {
 }
 
 /// One step: a container image and the commands to run in it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 #[non_exhaustive]
 pub struct Step {
@@ -91,7 +92,7 @@ pub struct Step {
 }
 
 /// An environment variable from a Secret key: `{ secretRef, key, envVar }`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[non_exhaustive]
 pub struct SecretEnv {
@@ -115,7 +116,7 @@ impl SecretEnv {
 }
 
 /// An artifact of an earlier step: `{ step, output }`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[non_exhaustive]
 pub struct StepInput {
@@ -136,7 +137,7 @@ impl StepInput {
 }
 
 /// When a step runs.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[non_exhaustive]
 pub struct Conditional {

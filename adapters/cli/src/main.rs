@@ -61,6 +61,9 @@ enum Command {
     Run(Box<run::RunArgs>),
     /// Delete pods and jobs left behind by finished or crashed runs.
     Reap(run::ReapArgs),
+    /// Print the CustomResourceDefinitions of `Pipeline`, `PipelineRun` and
+    /// `RepositoryConnection` (for `kubectl apply -f -`).
+    Crd,
     /// Print a JSON Schema, for editors.
     Schema {
         /// Which format.
@@ -106,6 +109,13 @@ fn main() -> ExitCode {
         Command::Helm(command) => helm::run(&command, report_errors, print_stdout),
         Command::Run(args) => run::run(&args, report_errors),
         Command::Reap(args) => run::reap(&args),
+        Command::Crd => match c8s_controller::crd::crd_yaml() {
+            Ok(text) => print_stdout(&text),
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(1)
+            }
+        },
         Command::Schema {
             kind: SchemaKind::Sidecars,
         } => {

@@ -1,0 +1,281 @@
+//! The custom resources of group `c8s.dev`, version `v1alpha1`: [`Pipeline`],
+//! [`PipelineRun`] and [`RepositoryConnection`], derived with kube's
+//! `CustomResource`; [`crds`] and [`crd_yaml`] give their definitions.
+//!
+//! A `Pipeline` embeds the `.c8s.yaml` model type itself
+//! ([`c8s_pipeline_model::Pipeline`]): there is one definition of a step.
+
+mod structural;
+
+use c8s_pipeline_model::Pipeline as PipelineDefinition;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+pub use structural::{make_structural, structural_violations};
+
+/// The API group of every c8s resource.
+pub const GROUP: &str = "c8s.dev";
+/// The version of every c8s resource.
+pub const VERSION: &str = "v1alpha1";
+
+/// A `.c8s.yaml` pipeline as a namespaced resource, plus what a webhook
+/// trigger needs.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[kube(
+    group = "c8s.dev",
+    version = "v1alpha1",
+    kind = "Pipeline",
+    namespaced,
+    shortname = "c8spipeline",
+    category = "c8s",
+    printcolumn = r#"{"name":"Repository","type":"string","jsonPath":".spec.pipeline.repository"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct PipelineSpec {
+    /// The pipeline, exactly as written in `.c8s.yaml` (sidecar files loaded).
+    pub pipeline: PipelineDefinition,
+    /// Which pushes start a run; none means runs are only created by hand.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trigger: Option<Trigger>,
+}
+
+/// Which pushes start a run of a [`Pipeline`].
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Trigger {
+    /// The [`RepositoryConnection`] (same namespace) whose webhook deliveries
+    /// count.
+    pub connection: String,
+    /// The repository a push must come from (`owner/name` or its clone URL);
+    /// empty means the pipeline's own `repository`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub repository: String,
+    /// Branch globs a push must match; empty means the pipeline's `branches`
+    /// (and every branch when those are empty too).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub branches: Vec<String>,
+}
+
+/// One run of a pipeline: what to run and, in its status, how it went.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[kube(
+    group = "c8s.dev",
+    version = "v1alpha1",
+    kind = "PipelineRun",
+    namespaced,
+    status = "PipelineRunStatus",
+    shortname = "c8srun",
+    category = "c8s",
+    printcolumn = r#"{"name":"Pipeline","type":"string","jsonPath":".spec.pipelineRef"}"#,
+    printcolumn = r#"{"name":"Branch","type":"string","jsonPath":".spec.branch"}"#,
+    printcolumn = r#"{"name":"Build","type":"integer","jsonPath":".spec.build"}"#,
+    printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
+    printcolumn = r#"{"name":"Started","type":"date","jsonPath":".status.startTime"}"#,
+    printcolumn = r#"{"name":"Completed","type":"date","jsonPath":".status.completionTime"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct PipelineRunSpec {
+    /// The [`Pipeline`] to run, by name in the run's namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pipeline_ref: Option<String>,
+    /// The pipeline to run, embedded (used when `pipelineRef` is not set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pipeline: Option<PipelineDefinition>,
+    /// The commit to check out.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub commit: String,
+    /// The branch the commit is on (decides conditional steps).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub branch: String,
+    /// The build number, part of every object name.
+    #[serde(default)]
+    pub build: u64,
+    /// Who or what started the run (`webhook:github:<delivery>`, `cli:<user>`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub triggered_by: String,
+    /// Set to true to cancel the run: running steps are deleted, the rest
+    /// skipped.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cancelled: bool,
+    /// At most this many steps at once; 0 or absent means the controller's
+    /// default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parallelism: Option<u32>,
+}
+
+/// Where a [`PipelineRun`] is.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum RunPhase {
+    /// Not started yet: queued behind the namespace's limit or a quota.
+    #[default]
+    Pending,
+    /// Steps are running.
+    Running,
+    /// Every step succeeded.
+    Succeeded,
+    /// A step failed, or the run's timeout ran out.
+    Failed,
+    /// `spec.cancelled` was set.
+    Cancelled,
+}
+
+impl RunPhase {
+    /// Whether the run has ended.
+    pub fn is_finished(self) -> bool {
+        matches!(self, RunPhase::Succeeded | RunPhase::Failed | RunPhase::Cancelled)
+    }
+}
+
+/// Where one step is.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum StepPhase {
+    /// Not started.
+    #[default]
+    Pending,
+    /// Its pod or Job exists and has not finished.
+    Running,
+    /// It succeeded.
+    Succeeded,
+    /// It failed for good.
+    Failed,
+    /// Skipped (a dependency failed, a branch condition) or cancelled.
+    Skipped,
+}
+
+/// The observed state of a [`PipelineRun`].
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PipelineRunStatus {
+    /// Where the run is.
+    #[serde(default)]
+    pub phase: RunPhase,
+    /// `Ready`, `Queued`, `QuotaExceeded`: the reasons behind the phase.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    /// When the first step started (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<String>,
+    /// When the run ended (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completion_time: Option<String>,
+    /// The `metadata.generation` this status was computed from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// One entry per step (per matrix combination), in pipeline order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<StepRunStatus>,
+}
+
+/// A condition, as in `metav1.Condition`.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Condition {
+    /// The condition's type, e.g. `Ready`, `Queued`.
+    #[serde(rename = "type")]
+    pub type_: String,
+    /// `True`, `False` or `Unknown`.
+    pub status: String,
+    /// A CamelCase reason.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reason: String,
+    /// A human-readable message (never a secret value).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
+    /// When the status last changed (RFC 3339).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub last_transition_time: String,
+}
+
+/// How one step went.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StepRunStatus {
+    /// The step's name (with `-<matrix id>` for a matrix combination).
+    pub name: String,
+    /// Where it is.
+    pub phase: StepPhase,
+    /// The Pod of its latest attempt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod: Option<String>,
+    /// The Job of its latest attempt, when steps run as Jobs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job: Option<String>,
+    /// The latest attempt, 0 for the first.
+    #[serde(default)]
+    pub attempt: u32,
+    /// `main`'s exit code, once it ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    /// A CamelCase reason (`Error`, `OOMKilled`, `DependencyFailed`...).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reason: String,
+    /// What happened, naming the container (never a secret value).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
+    /// When it started running (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<String>,
+    /// When it ended (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completion_time: Option<String>,
+}
+
+/// A Git host connection: where webhook deliveries come from and the Secret
+/// that proves them.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[kube(
+    group = "c8s.dev",
+    version = "v1alpha1",
+    kind = "RepositoryConnection",
+    namespaced,
+    shortname = "c8sconn",
+    category = "c8s",
+    printcolumn = r#"{"name":"Provider","type":"string","jsonPath":".spec.provider"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct RepositoryConnectionSpec {
+    /// The Git host.
+    pub provider: Provider,
+    /// The Secret key holding the webhook secret (GitHub/Bitbucket HMAC key,
+    /// GitLab token).
+    pub webhook_secret: SecretKeyRef,
+}
+
+/// A Git host that sends webhooks.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Provider {
+    /// GitHub: `X-Hub-Signature-256`.
+    Github,
+    /// GitLab: `X-Gitlab-Token`.
+    Gitlab,
+    /// Bitbucket Cloud: `X-Hub-Signature`.
+    Bitbucket,
+}
+
+/// A key of a Secret in the same namespace.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretKeyRef {
+    /// The Secret's name.
+    pub name: String,
+    /// The key in it.
+    pub key: String,
+}
+
+/// The three CustomResourceDefinitions, structural, in a fixed order.
+pub fn crds() -> Vec<CustomResourceDefinition> {
+    use kube::CustomResourceExt;
+    [Pipeline::crd(), PipelineRun::crd(), RepositoryConnection::crd()]
+        .into_iter()
+        .map(make_structural)
+        .collect()
+}
+
+/// The CRDs as one multi-document YAML stream (what `c8s crd` prints).
+pub fn crd_yaml() -> Result<String, c8s_pod_builder::Error> {
+    c8s_pod_builder::to_canonical_yaml_stream(&crds())
+}
