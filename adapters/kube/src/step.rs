@@ -328,15 +328,24 @@ impl<C: Cluster> Runner<'_, C> {
 }
 
 /// The object name of a step's attempt: the base name, then `-r1`, `-r2`...,
-/// cut so the whole stays a valid 63-character DNS label.
+/// kept a valid 63-character DNS label. A base too long for the suffix is cut
+/// and gets a hash of the whole base, so two long names that share their
+/// first 50-odd characters still get different retry names.
 pub fn attempt_name(base: &str, attempt: u32) -> String {
     if attempt == 0 {
         return base.to_owned();
     }
     let suffix = format!("-r{attempt}");
-    let keep = MAX_NAME.saturating_sub(suffix.len()).min(base.len());
+    if base.len() + suffix.len() <= MAX_NAME {
+        return format!("{base}{suffix}");
+    }
+    let hash = base
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    let tag = format!("-{:06x}", hash & 0xff_ffff);
+    let keep = MAX_NAME.saturating_sub(suffix.len() + tag.len()).min(base.len());
     let cut = base.get(..keep).unwrap_or(base).trim_end_matches('-');
-    format!("{cut}{suffix}")
+    format!("{cut}{tag}{suffix}")
 }
 
 #[cfg(test)]
@@ -350,6 +359,11 @@ mod tests {
         let long = "a".repeat(62) + "-b";
         let name = attempt_name(&long, 1);
         assert_eq!(name.len(), 63);
-        assert!(name.ends_with("a-r1"));
+        assert!(name.ends_with("-r1") && name.starts_with("aaaa"), "{name}");
+        // Two long names sharing their first 62 characters stay distinct.
+        let other = attempt_name(&("a".repeat(62) + "-c"), 1);
+        assert_ne!(name, other);
+        assert_eq!(other.len(), 63);
+        assert!(attempt_name(&long, 12).len() <= 63);
     }
 }
