@@ -43,7 +43,11 @@ fn main() {
                 let masker = SecretMasker::new([value]).expect("the masker builds");
                 masker.value_count() + masker.max_held_back()
             },
-            &mut || AhoCorasick::new(&pieces).expect("the pieces build").patterns_len(),
+            &mut || {
+                AhoCorasick::new(&pieces)
+                    .expect("the pieces build")
+                    .patterns_len()
+            },
         );
     }
 }

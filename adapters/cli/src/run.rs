@@ -120,9 +120,9 @@ pub fn run(args: &RunArgs, report: fn(&str, &Errors) -> String) -> ExitCode {
             Err(e) => return fail(&e.to_string()),
         };
         let secrets = referenced_secrets(&loaded.plans);
-        let masker = read_secret_values(&cluster, &secrets).await.and_then(|values| {
-            SecretMasker::named(values).map_err(|e| e.to_string())
-        });
+        let masker = read_secret_values(&cluster, &secrets)
+            .await
+            .and_then(|values| SecretMasker::named(values).map_err(|e| e.to_string()));
         if let Ok(masker) = &masker {
             for name in masker.short_values() {
                 let _ = writeln!(
