@@ -13,8 +13,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use c8s_kube::{
-    FailureMode, KubeCluster, LogMasker, LogOptions, LogSink, NoSecrets, ReapOptions, RunOptions, RunState,
-    Step, StepObject, StepState, StepStatus,
+    FailureMode, KubeCluster, LogMasker, LogOptions, LogSink, ReapOptions, RunOptions, RunState, Step,
+    StepObject, StepState, StepStatus,
 };
 use c8s_pipeline_model::sidecar::{Errors, SecretKeyRef};
 use c8s_pipeline_model::{SecretMasker, TaskPlan};
@@ -120,7 +120,17 @@ pub fn run(args: &RunArgs, report: fn(&str, &Errors) -> String) -> ExitCode {
             Err(e) => return fail(&e.to_string()),
         };
         let secrets = referenced_secrets(&loaded.plans);
-        let masker_values = read_secret_values(&cluster, &secrets).await;
+        let masker = read_secret_values(&cluster, &secrets)
+            .await
+            .and_then(|values| SecretMasker::named(values).map_err(|e| e.to_string()));
+        if let Ok(masker) = &masker {
+            for name in masker.short_values() {
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "c8s: warning: the value of {name} is too short to mask and may appear in logs"
+                );
+            }
+        }
         let logs = Arc::new(CollectedLogs::default());
         let mut options = RunOptions::new(ctx.run_id.clone())
             .parallelism(args.parallelism.max(1))
@@ -131,14 +141,10 @@ pub fn run(args: &RunArgs, report: fn(&str, &Errors) -> String) -> ExitCode {
                 FailureMode::FailFast
             })
             .on_progress(progress_printer(steps.len()));
-        if let Ok(values) = &masker_values {
-            let values = Arc::new(values.clone());
-            let factory = Arc::new(move |_: &str| -> Box<dyn LogMasker> {
-                match SecretMasker::new(values.iter()) {
-                    Ok(masker) => Box::new(masker),
-                    Err(_) => Box::new(NoSecrets),
-                }
-            });
+        // No masker, no logs: they are withheld, never streamed unmasked.
+        if let Ok(masker) = &masker {
+            let masker = masker.clone();
+            let factory = Arc::new(move |_: &str| -> Box<dyn LogMasker> { Box::new(masker.clone()) });
             options = options.logs(LogOptions::new(factory, logs.clone()));
         }
         let _ = writeln!(
@@ -149,8 +155,17 @@ pub fn run(args: &RunArgs, report: fn(&str, &Errors) -> String) -> ExitCode {
             args.parallelism.max(1)
         );
         let cancel = async {
-            let _ = tokio::signal::ctrl_c().await;
-            let _ = writeln!(std::io::stderr(), "c8s: cancelling: deleting the run's pods");
+            let signal = interrupted().await;
+            let _ = writeln!(
+                std::io::stderr(),
+                "c8s: {signal}: cancelling, deleting the run's pods (Ctrl-C again to exit at once)"
+            );
+            // A second Ctrl-C leaves at once; the reaper cleans up what is left.
+            tokio::spawn(async {
+                let _ = tokio::signal::ctrl_c().await;
+                let _ = writeln!(std::io::stderr(), "c8s: exiting without waiting for deletes");
+                std::process::exit(130);
+            });
         };
         let status = match c8s_kube::run_pipeline(&cluster, steps, options, cancel).await {
             Ok(status) => status,
@@ -162,14 +177,27 @@ pub fn run(args: &RunArgs, report: fn(&str, &Errors) -> String) -> ExitCode {
             return fail(&format!("cannot write {path}: {e}"));
         }
         for step in status.steps.iter().filter(|s| s.state == StepState::Failed) {
-            let _ = writeln!(std::io::stderr(), "--- logs of failed step {} ---", step.name);
-            match &masker_values {
+            match &masker {
                 Ok(_) => {
-                    let text = logs.take(&step.name);
-                    let _ = std::io::stderr().write_all(&text);
+                    for ((attempt, container), kept) in logs.take(&step.name) {
+                        let _ = writeln!(
+                            std::io::stderr(),
+                            "--- logs of failed step {}, attempt {}, container {container} ---",
+                            step.name,
+                            attempt + 1
+                        );
+                        if kept.dropped > 0 {
+                            let _ = writeln!(std::io::stderr(), "(first {} bytes not kept)", kept.dropped);
+                        }
+                        let _ = std::io::stderr().write_all(&kept.tail);
+                    }
                 }
                 Err(reason) => {
-                    let _ = writeln!(std::io::stderr(), "(logs withheld: {reason})");
+                    let _ = writeln!(
+                        std::io::stderr(),
+                        "--- logs of failed step {} withheld: {reason} ---",
+                        step.name
+                    );
                 }
             }
         }
@@ -244,8 +272,28 @@ fn referenced_secrets(plans: &[TaskPlan]) -> Vec<SecretKeyRef> {
     refs
 }
 
-/// The values to mask; an error when any of them cannot be read.
-async fn read_secret_values(cluster: &KubeCluster, refs: &[SecretKeyRef]) -> Result<Vec<Vec<u8>>, String> {
+/// Waits for Ctrl-C or SIGTERM (what CI runners send to stop a job); names it.
+async fn interrupted() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            return tokio::select! {
+                _ = tokio::signal::ctrl_c() => "interrupted",
+                _ = term.recv() => "terminated",
+            };
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+    "interrupted"
+}
+
+/// The values to mask, each named `secret/key`; an error when any of them
+/// cannot be read.
+async fn read_secret_values(
+    cluster: &KubeCluster,
+    refs: &[SecretKeyRef],
+) -> Result<Vec<(String, Vec<u8>)>, String> {
     let api: kube::Api<Secret> = kube::Api::namespaced(cluster.client().clone(), cluster.namespace());
     let mut values = Vec::new();
     for r in refs {
@@ -254,7 +302,7 @@ async fn read_secret_values(cluster: &KubeCluster, refs: &[SecretKeyRef]) -> Res
             .await
             .map_err(|e| format!("cannot read Secret {:?} to mask its values: {e}", r.name))?;
         if let Some(value) = secret.data.as_ref().and_then(|d| d.get(&r.key)) {
-            values.push(value.0.clone());
+            values.push((format!("Secret {}, key {}", r.name, r.key), value.0.clone()));
         }
     }
     Ok(values)
@@ -301,12 +349,23 @@ fn progress_printer(total: usize) -> c8s_kube::ProgressFn {
     })
 }
 
-/// Masked log bytes per step, kept to print those of failed steps.
+/// The most masked bytes kept per step, attempt and container: the tail,
+/// which is where a failure shows, so a run's logs are never all in memory.
+const KEPT_LOG_BYTES: usize = 256 * 1024;
+
+/// The kept tail of one container's masked log.
 #[derive(Default)]
-struct CollectedLogs(Mutex<BTreeMap<String, Vec<u8>>>);
+struct KeptLog {
+    tail: Vec<u8>,
+    dropped: usize,
+}
+
+/// Masked log tails per step, attempt and container, to print those of failed steps.
+#[derive(Default)]
+struct CollectedLogs(Mutex<BTreeMap<String, BTreeMap<(u32, String), KeptLog>>>);
 
 impl CollectedLogs {
-    fn take(&self, step: &str) -> Vec<u8> {
+    fn take(&self, step: &str) -> BTreeMap<(u32, String), KeptLog> {
         self.0
             .lock()
             .map(|mut logs| logs.remove(step).unwrap_or_default())
@@ -315,9 +374,19 @@ impl CollectedLogs {
 }
 
 impl LogSink for CollectedLogs {
-    fn write(&self, step: &str, _attempt: u32, _container: &str, masked: &[u8]) {
+    fn write(&self, step: &str, attempt: u32, container: &str, masked: &[u8]) {
         if let Ok(mut logs) = self.0.lock() {
-            logs.entry(step.to_owned()).or_default().extend_from_slice(masked);
+            let kept = logs
+                .entry(step.to_owned())
+                .or_default()
+                .entry((attempt, container.to_owned()))
+                .or_default();
+            kept.tail.extend_from_slice(masked);
+            let over = kept.tail.len().saturating_sub(KEPT_LOG_BYTES);
+            if over > 0 {
+                kept.tail.drain(..over);
+                kept.dropped += over;
+            }
         }
     }
 }

@@ -85,6 +85,14 @@ pub enum Error {
 }
 
 impl Error {
+    /// The HTTP status code of an API error.
+    pub fn code(&self) -> Option<u16> {
+        match self {
+            Error::Api { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+
     /// Whether retrying the same request may succeed: HTTP 429/500/502/503/504,
     /// connection failures and ended watches are transient; 403, 409, 422 and
     /// invalid input are permanent.

@@ -73,7 +73,9 @@ pub struct ReapReport {
 
 /// Lists every object labelled `app.kubernetes.io/managed-by=c8s` and deletes
 /// (with background propagation) those whose run finished, or whose run is
-/// unknown and that finished or are older than [`ReapOptions::older_than`].
+/// unknown and that are older than [`ReapOptions::older_than`], or finished
+/// while no object of their run is still unfinished (a run that may still be
+/// going keeps its finished pods: its runner may not have seen their result).
 /// Pods owned by a Job are left to the Job's deletion.
 pub async fn reap<C: Cluster>(cluster: &C, options: &ReapOptions) -> Result<ReapReport> {
     let mut listed = options
@@ -82,12 +84,20 @@ pub async fn reap<C: Cluster>(cluster: &C, options: &ReapOptions) -> Result<Reap
         .await?;
     listed.sort_by(|a, b| a.object.cmp(&b.object));
     let now = cluster.now();
+    // A run with an unfinished object younger than the limit may still be
+    // going: its finished objects may hold a result its runner has not seen.
+    let going: std::collections::BTreeSet<String> = listed
+        .iter()
+        .filter(|item| !item.finished && !older(item, options, now))
+        .filter_map(|item| item.run.clone())
+        .collect();
     let mut report = ReapReport {
         dry_run: options.dry_run,
         ..Default::default()
     };
     for item in listed {
-        match verdict(&item, options, now) {
+        let going = item.run.as_ref().is_some_and(|run| going.contains(run));
+        match verdict(&item, options, now, going) {
             Err(why) => report.kept.push((item.object, why)),
             Ok(why) if options.dry_run => report.deleted.push((item.object, why)),
             Ok(why) => {
@@ -107,6 +117,7 @@ fn verdict(
     item: &ListedObject,
     options: &ReapOptions,
     now: k8s_openapi::jiff::Timestamp,
+    going: bool,
 ) -> std::result::Result<String, String> {
     if item.owned_by_job {
         return Err("owned by a Job".into());
@@ -119,18 +130,27 @@ fn verdict(
         Some(RunLiveness::Finished) => return Ok(format!("run {run} finished")),
         None => {}
     }
-    if item.finished {
+    if item.finished && !going {
         return Ok(format!("finished, run {run} unknown"));
     }
-    let ttl = SignedDuration::try_from(options.older_than).unwrap_or(SignedDuration::MAX);
-    match item.created_at {
-        Some(created) if now.duration_since(created) >= ttl => Ok(format!(
+    if older(item, options, now) {
+        return Ok(format!(
             "run {run} unknown and older than {:?}",
             options.older_than
-        )),
-        _ => Err(format!(
-            "run {run} unknown, younger than {:?}",
-            options.older_than
-        )),
+        ));
     }
+    if item.finished {
+        return Err(format!("run {run} has unfinished objects: it may still be going"));
+    }
+    Err(format!(
+        "run {run} unknown, younger than {:?}",
+        options.older_than
+    ))
+}
+
+/// Whether `item` was created longer than [`ReapOptions::older_than`] ago.
+fn older(item: &ListedObject, options: &ReapOptions, now: k8s_openapi::jiff::Timestamp) -> bool {
+    let ttl = SignedDuration::try_from(options.older_than).unwrap_or(SignedDuration::MAX);
+    item.created_at
+        .is_some_and(|created| now.duration_since(created) >= ttl)
 }

@@ -163,12 +163,20 @@ impl<C: Cluster> Runner<'_, C> {
             s.waiting_reason = None;
             s.started_at.get_or_insert(now);
         });
-        if let Err(e) = self
+        let created = self
             .options
             .retry
             .call(&name, || self.cluster.create(&object))
-            .await
-        {
+            .await;
+        let created = match created {
+            Err(e) if e.code() == Some(409) && self.is_ours(step, &name).await => {
+                // An earlier try was created but its answer lost: adopt it.
+                tracing::info!(object = %object_ref, "adopting the object an earlier create made");
+                Ok(())
+            }
+            other => other.map(|_| ()),
+        };
+        if let Err(e) = created {
             // Refused for good (409 included): nothing of ours exists under that
             // name, and a pod that does is someone else's: never delete it.
             if !e.is_transient()
@@ -216,6 +224,23 @@ impl<C: Cluster> Runner<'_, C> {
             let _ = tokio::time::timeout(logs.grace, stream_logs).await;
         }
         end
+    }
+
+    /// Whether an object called `name` exists with this run's and step's labels.
+    async fn is_ours(&self, step: &Step, name: &str) -> bool {
+        let selector = format!(
+            "{}={},{}={}",
+            crate::cluster::RUN_LABEL,
+            self.options.run_id,
+            crate::cluster::STEP_LABEL,
+            step.name
+        );
+        let listed = self
+            .options
+            .retry
+            .call(name, || self.cluster.list(&selector))
+            .await;
+        listed.is_ok_and(|objects| objects.iter().any(|o| o.object.name == name))
     }
 
     /// The object to create for this attempt: renamed, with c8s's labels.
@@ -328,15 +353,24 @@ impl<C: Cluster> Runner<'_, C> {
 }
 
 /// The object name of a step's attempt: the base name, then `-r1`, `-r2`...,
-/// cut so the whole stays a valid 63-character DNS label.
+/// kept a valid 63-character DNS label. A base too long for the suffix is cut
+/// and gets a hash of the whole base, so two long names that share their
+/// first 50-odd characters still get different retry names.
 pub fn attempt_name(base: &str, attempt: u32) -> String {
     if attempt == 0 {
         return base.to_owned();
     }
     let suffix = format!("-r{attempt}");
-    let keep = MAX_NAME.saturating_sub(suffix.len()).min(base.len());
+    if base.len() + suffix.len() <= MAX_NAME {
+        return format!("{base}{suffix}");
+    }
+    let hash = base.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    let tag = format!("-{:06x}", hash & 0xff_ffff);
+    let keep = MAX_NAME.saturating_sub(suffix.len() + tag.len()).min(base.len());
     let cut = base.get(..keep).unwrap_or(base).trim_end_matches('-');
-    format!("{cut}{suffix}")
+    format!("{cut}{tag}{suffix}")
 }
 
 #[cfg(test)]
@@ -350,6 +384,11 @@ mod tests {
         let long = "a".repeat(62) + "-b";
         let name = attempt_name(&long, 1);
         assert_eq!(name.len(), 63);
-        assert!(name.ends_with("a-r1"));
+        assert!(name.ends_with("-r1") && name.starts_with("aaaa"), "{name}");
+        // Two long names sharing their first 62 characters stay distinct.
+        let other = attempt_name(&("a".repeat(62) + "-c"), 1);
+        assert_ne!(name, other);
+        assert_eq!(other.len(), 63);
+        assert!(attempt_name(&long, 12).len() <= 63);
     }
 }

@@ -60,8 +60,53 @@ fn serve(mut handle: Handle, answers: Vec<(u16, Vec<u8>)>) -> JoinHandle<Vec<See
             let response = Response::builder().status(StatusCode::from_u16(status).unwrap());
             respond.send_response(response.body(Body::from(body)).unwrap());
         }
+        assert_role_grants(&seen);
         seen
     })
+}
+
+/// The RBAC Role documented in `rbac/role.yaml` grants every request made.
+fn assert_role_grants(seen: &[Seen]) {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/rbac/role.yaml");
+    let text = std::fs::read_to_string(path).unwrap();
+    let role: k8s_openapi::api::rbac::v1::Role = serde_saphyr::from_str(&text).unwrap();
+    let rules = role.rules.unwrap_or_default();
+    for request in seen {
+        let (group, resource, verb) = rbac_of(&request.method, &request.uri);
+        let granted = rules.iter().any(|rule| {
+            rule.api_groups.iter().flatten().any(|g| *g == group)
+                && rule.resources.iter().flatten().any(|r| *r == resource)
+                && rule.verbs.iter().any(|v| *v == verb)
+        });
+        assert!(granted, "{} {} needs {verb} on {group:?}/{resource}, not in {path}", request.method, request.uri);
+    }
+}
+
+/// The API group, resource and RBAC verb of a namespaced request.
+fn rbac_of(method: &Method, uri: &str) -> (String, String, &'static str) {
+    let (path, query) = uri.split_once('?').unwrap_or((uri, ""));
+    let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    // /api/v1/namespaces/NS/RES[/NAME[/SUB]] or /apis/GROUP/VERSION/namespaces/NS/...
+    let (group, rest) = match parts.first() {
+        Some(&"api") => (String::new(), &parts[4..]),
+        _ => (parts[1].to_owned(), &parts[5..]),
+    };
+    let resource = match rest {
+        [res, _, sub] => format!("{res}/{sub}"),
+        [res, ..] => (*res).to_owned(),
+        [] => panic!("no resource in {uri}"),
+    };
+    let named = rest.len() > 1;
+    let verb = match *method {
+        Method::POST => "create",
+        Method::DELETE => "delete",
+        Method::PATCH => "patch",
+        Method::PUT => "update",
+        _ if query.contains("watch=true") => "watch",
+        _ if named => "get",
+        _ => "list",
+    };
+    (group, resource, verb)
 }
 
 fn status_body(code: u16, reason: &str, message: &str) -> Vec<u8> {

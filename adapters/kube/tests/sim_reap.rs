@@ -98,3 +98,25 @@ async fn reap_deletes_finished_and_orphaned_objects() {
         ]
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_run_that_may_still_be_going_keeps_its_finished_pods() {
+    let sim = SimCluster::new();
+    sim.script("built", StepScript::new(Duration::from_secs(10)));
+    sim.default_script(StepScript::new(Duration::from_secs(86_400)));
+    sim.create(&labelled("built", Some("going"))).await.unwrap();
+    sim.create(&labelled("testing", Some("going"))).await.unwrap();
+    tokio::time::advance(Duration::from_secs(60)).await;
+    let report = reap(&sim, &ReapOptions::new(Duration::from_secs(3600)))
+        .await
+        .unwrap();
+    assert!(report.deleted.is_empty(), "{:?}", report.deleted);
+    assert_eq!(sim.live_objects(), ["built", "testing"]);
+    // Once nothing of the run is unfinished, its finished pods go.
+    tokio::time::advance(Duration::from_secs(86_400)).await;
+    let report = reap(&sim, &ReapOptions::new(Duration::from_secs(3600) * 48))
+        .await
+        .unwrap();
+    let deleted: Vec<_> = report.deleted.iter().map(|(o, _)| o.name.as_str()).collect();
+    assert_eq!(deleted, ["built", "testing"]);
+}

@@ -371,3 +371,19 @@ async fn a_name_conflict_never_deletes_the_other_pod() {
     assert_eq!(sim.live_objects(), ["t-only"]);
     assert_eq!(sim.stats().deletes, 0);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_create_whose_answer_was_lost_is_adopted_not_leaked() {
+    let sim = SimCluster::new();
+    // The pod is created, the answer is a 504; the retried create gets 409.
+    let status = run_one(
+        &sim,
+        StepScript::new(secs(5)).lost_create_responses(1),
+        RunOptions::new("t"),
+    )
+    .await;
+    assert_eq!(status.state, RunState::Succeeded, "{}", status.to_json());
+    assert_eq!(sim.stats().creates["only"], 1);
+    assert_eq!(status.step("only").unwrap().attempts, 1);
+    assert!(sim.live_objects().is_empty(), "{:?}", sim.live_objects());
+}

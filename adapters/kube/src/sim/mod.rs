@@ -205,6 +205,12 @@ impl Cluster for SimCluster {
         if script.unschedulable_for > Duration::ZERO {
             stats.unschedulable_pods += 1;
         }
+        let lost_response = script.lost_create_responses > 0;
+        if lost_response {
+            script.lost_create_responses -= 1;
+            state.scripts.insert(step.clone(), script);
+            state.stats.api_errors += 1;
+        }
         let pod = SimPod {
             step: step.clone(),
             kind: object.kind(),
@@ -229,6 +235,14 @@ impl Cluster for SimCluster {
             .count();
         let running = u32::try_from(running).unwrap_or(u32::MAX);
         state.stats.max_running_total = state.stats.max_running_total.max(running);
+        if lost_response {
+            return Err(Error::api(
+                "create pod",
+                &name,
+                504,
+                "injected: created, response lost",
+            ));
+        }
         Ok(ObjectRef::new(object.kind(), name))
     }
 

@@ -38,6 +38,9 @@ pub struct StepScript {
     pub delete_errors: VecDeque<u16>,
     /// Raw log chunks `main` writes, spread over its run time.
     pub log: Vec<Vec<u8>>,
+    /// The next N creates store the pod but answer 504 (a write that
+    /// succeeded while its response was lost).
+    pub lost_create_responses: u32,
     /// How long a delete takes before the object is gone (graceful
     /// termination, finalizers): the object stays listed meanwhile.
     pub delete_delay: Duration,
@@ -61,7 +64,14 @@ impl StepScript {
             delete_errors: VecDeque::new(),
             log: Vec::new(),
             delete_delay: Duration::ZERO,
+            lost_create_responses: 0,
         }
+    }
+
+    /// The next `n` creates succeed but answer 504.
+    pub fn lost_create_responses(mut self, n: u32) -> Self {
+        self.lost_create_responses = n;
+        self
     }
 
     /// Deletes take `delay` before the object is gone.
