@@ -3,3 +3,10 @@
 //! runs on the same scheduler as `c8s run`, and webhook triggers.
 
 pub mod crd;
+pub mod error;
+pub mod reconcile;
+pub mod steps;
+
+pub use error::Error;
+pub use reconcile::{Admission, Reconciled, RunView, Settings, reconcile_run};
+pub use steps::{RunStep, RunSteps, owner_of, run_context, run_steps};

@@ -1,0 +1,503 @@
+//! One reconcile of one `PipelineRun`, generic over [`Cluster`]: rebuild what
+//! every step has done from the run's objects in the cluster (found by the
+//! `c8s.dev/run` label) and the run's recorded status, ask the one scheduler
+//! ([`c8s_pipeline_model::scheduler::decide`]) what to do, do it, and return
+//! the new status. Nothing is kept in memory between calls, so a controller
+//! restarted at any point decides what the first one would have.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use c8s_kube::{Assessment, Cluster, ObjectKind, ObjectRef, RUN_LABEL, assess, attempt_name};
+use c8s_pipeline_model::resources::{ResourceList, check_quota};
+use c8s_pipeline_model::scheduler::{Observed, Policy, RunEnd, decide};
+use futures::StreamExt;
+use k8s_openapi::jiff::Timestamp;
+
+use crate::crd::{Condition, PipelineRunSpec, PipelineRunStatus, RunPhase, StepPhase, StepRunStatus};
+use crate::error::Error;
+use crate::steps::RunSteps;
+
+/// How the controller runs every run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Settings {
+    /// Runs of one namespace that may be Running at once; later ones stay
+    /// Pending with a `Queued` condition.
+    pub max_running_per_namespace: usize,
+    /// Steps at once when the run does not say.
+    pub default_parallelism: usize,
+    /// Attempts per step, the first included (retries are for evictions,
+    /// image pull failures and lost pods only).
+    pub max_attempts: u32,
+    /// How often a waiting run is looked at again without any event.
+    pub poll: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            max_running_per_namespace: 10,
+            default_parallelism: 8,
+            max_attempts: 3,
+            poll: Duration::from_secs(30),
+        }
+    }
+}
+
+/// What a reconcile knows of the namespace beyond the run itself.
+#[derive(Clone, Debug, Default)]
+pub struct Admission {
+    /// Other runs of the namespace in phase Running.
+    pub running_in_namespace: usize,
+    /// The namespace's ResourceQuota `hard` limits (the tightest of each).
+    pub quota: Option<ResourceList>,
+}
+
+/// The run as the reconcile sees it.
+#[derive(Clone, Debug)]
+pub struct RunView<'a> {
+    /// `metadata.name`.
+    pub name: &'a str,
+    /// `metadata.generation`.
+    pub generation: Option<i64>,
+    /// `metadata.creationTimestamp`: the origin of every deadline.
+    pub created: Timestamp,
+    /// The spec.
+    pub spec: &'a PipelineRunSpec,
+    /// The status recorded so far.
+    pub status: &'a PipelineRunStatus,
+}
+
+/// The result of a reconcile: the status to write, the Events to record
+/// (reason, message) and when to look again.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Reconciled {
+    /// The new status (written with server-side apply).
+    pub status: PipelineRunStatus,
+    /// `(reason, message)` of each Event to record on the run.
+    pub events: Vec<(String, String)>,
+    /// Look again after this long even if nothing changes (deadlines,
+    /// retry backoffs, the queue).
+    pub requeue_after: Option<Duration>,
+}
+
+/// Reconciles one run: see the module documentation.
+pub async fn reconcile_run<C: Cluster>(
+    cluster: &C,
+    run: &RunView<'_>,
+    steps: &RunSteps,
+    admission: &Admission,
+    settings: &Settings,
+) -> Result<Reconciled, Error> {
+    let now = cluster.now();
+    let mut out = Reconciled {
+        status: run.status.clone(),
+        ..Reconciled::default()
+    };
+    out.status.observed_generation = run.generation;
+    if out.status.phase.is_finished() {
+        return Ok(out);
+    }
+    if out.status.phase == RunPhase::Pending
+        && !run.spec.cancelled
+        && !admit(steps, admission, settings, &mut out, now)
+    {
+        return Ok(out);
+    }
+
+    let observed_objects = observe_objects(cluster, run.name, steps, settings).await?;
+    let since_ms = |t: Timestamp| u64::try_from(t.duration_since(run.created).as_millis()).unwrap_or(0);
+    let now_ms = since_ms(now);
+    let previous: BTreeMap<&str, &StepRunStatus> =
+        run.status.steps.iter().map(|s| (s.name.as_str(), s)).collect();
+    let mut statuses: BTreeMap<String, StepRunStatus> = BTreeMap::new();
+    let mut observed: BTreeMap<String, Observed> = BTreeMap::new();
+    for step in &steps.steps {
+        let mut status = previous
+            .get(step.name.as_str())
+            .map(|s| (*s).clone())
+            .unwrap_or_else(|| StepRunStatus {
+                name: step.name.clone(),
+                ..StepRunStatus::default()
+            });
+        let seen = match observed_objects.get(&step.name) {
+            Some(object) => {
+                let retry_allowed = object.attempt + 1 < settings.max_attempts.max(1);
+                let mut seen = read_assessment(
+                    &object.assessment,
+                    object.attempt,
+                    retry_allowed,
+                    now_ms,
+                    &now.to_string(),
+                    &mut status,
+                );
+                status.attempt = object.attempt;
+                set_object_name(&mut status, &object.object);
+                if let Observed::Running {
+                    since: Some(since), ..
+                } = &mut seen
+                {
+                    // The step's timeout counts from when it was first seen running, as recorded.
+                    let started = status.start_time.get_or_insert_with(|| now.to_string());
+                    *since = started.parse::<Timestamp>().map_or(now_ms, since_ms);
+                }
+                if matches!(
+                    seen,
+                    Observed::Failed {
+                        retry_at: Some(_),
+                        ..
+                    }
+                ) {
+                    // A retry never overlaps the old pod: it goes first.
+                    cluster.delete(&object.object).await?;
+                }
+                Some(seen)
+            }
+            // Its object is gone: what the status recorded stands.
+            None => match status.phase {
+                StepPhase::Succeeded => Some(Observed::Succeeded),
+                StepPhase::Failed => Some(Observed::Failed {
+                    attempt: status.attempt,
+                    retry_at: None,
+                }),
+                StepPhase::Skipped => Some(Observed::Cancelled),
+                StepPhase::Running => Some(Observed::Failed {
+                    attempt: status.attempt,
+                    retry_at: (status.attempt + 1 < settings.max_attempts).then_some(now_ms),
+                }),
+                StepPhase::Pending => None,
+            },
+        };
+        if let Some(seen) = seen {
+            observed.insert(step.name.clone(), seen);
+        }
+        statuses.insert(step.name.clone(), status);
+    }
+
+    let policy = policy(run, steps, settings);
+    let decision = decide(&steps.dag, &observed, &policy, now_ms);
+    for (name, reason) in &decision.cancel {
+        if let Some(object) = observed_objects.get(name) {
+            cluster.delete(&object.object).await?;
+        }
+        if let Some(status) = statuses.get_mut(name) {
+            status.phase = StepPhase::Skipped;
+            status.reason = "Cancelled".into();
+            status.message = format!("cancelled: {reason}");
+            status.completion_time = Some(now.to_string());
+        }
+        out.events
+            .push(("StepCancelled".into(), format!("step {name} cancelled: {reason}")));
+    }
+    for (name, reason) in &decision.skip {
+        if let Some(status) = statuses.get_mut(name) {
+            status.phase = StepPhase::Skipped;
+            status.reason = "Skipped".into();
+            status.message = format!("not run: {reason}");
+        }
+    }
+    for start in &decision.start {
+        let Some(step) = steps.steps.iter().find(|s| s.name == start.step) else {
+            continue;
+        };
+        let name = attempt_name(&step.name, start.attempt);
+        let mut object = step.object.renamed(&name);
+        object.set_label(ATTEMPT_LABEL, &start.attempt.to_string());
+        let created = match cluster.create(&object).await {
+            Ok(created) => created,
+            // Created by an earlier reconcile whose answer or status write was lost: adopt it.
+            Err(e) if e.code() == Some(409) => ObjectRef::new(object.kind(), name.clone()),
+            Err(e) => return Err(e.into()),
+        };
+        if let Some(status) = statuses.get_mut(&step.name) {
+            status.phase = StepPhase::Running;
+            status.attempt = start.attempt;
+            status.exit_code = None;
+            status.reason.clear();
+            status.message.clear();
+            status.completion_time = None;
+            set_object_name(status, &created);
+        }
+        out.events.push((
+            "StepStarted".into(),
+            format!(
+                "step {} attempt {} started as {created}",
+                step.name, start.attempt
+            ),
+        ));
+    }
+
+    out.status.steps = steps
+        .steps
+        .iter()
+        .filter_map(|s| statuses.remove(&s.name))
+        .collect();
+    if out.status.start_time.is_none() {
+        out.status.start_time = Some(now.to_string());
+    }
+    match decision.done {
+        Some(end) => {
+            let (phase, reason, message) = match end {
+                RunEnd::Succeeded => (
+                    RunPhase::Succeeded,
+                    "Succeeded",
+                    "every step succeeded".to_owned(),
+                ),
+                RunEnd::Cancelled => (
+                    RunPhase::Cancelled,
+                    "Cancelled",
+                    "the run was cancelled".to_owned(),
+                ),
+                RunEnd::TimedOut => (
+                    RunPhase::Failed,
+                    "TimedOut",
+                    "the run's timeout ran out".to_owned(),
+                ),
+                _ => (RunPhase::Failed, "Failed", failed_steps(&out.status)),
+            };
+            out.status.phase = phase;
+            out.status.completion_time = Some(now.to_string());
+            set_condition(
+                &mut out.status,
+                "Ready",
+                if phase == RunPhase::Succeeded {
+                    "True"
+                } else {
+                    "False"
+                },
+                reason,
+                &message,
+                now,
+            );
+            out.events.push((format!("Run{reason}"), message));
+        }
+        None => {
+            out.status.phase = RunPhase::Running;
+            set_condition(
+                &mut out.status,
+                "Ready",
+                "Unknown",
+                "Running",
+                "steps are running",
+                now,
+            );
+            let wake = decision
+                .wake_at
+                .map(|at| Duration::from_millis(at.saturating_sub(now_ms)));
+            out.requeue_after = Some(wake.map_or(settings.poll, |w| w.min(settings.poll)));
+        }
+    }
+    Ok(out)
+}
+
+/// The label holding an object's attempt number.
+pub const ATTEMPT_LABEL: &str = "c8s.dev/attempt";
+
+/// Whether the run may start now; otherwise records why it waits.
+fn admit(
+    steps: &RunSteps,
+    admission: &Admission,
+    settings: &Settings,
+    out: &mut Reconciled,
+    now: Timestamp,
+) -> bool {
+    if admission.running_in_namespace >= settings.max_running_per_namespace {
+        let message = format!(
+            "{} runs are running in this namespace, the limit is {}",
+            admission.running_in_namespace, settings.max_running_per_namespace
+        );
+        set_condition(&mut out.status, "Queued", "True", "NamespaceLimit", &message, now);
+        out.requeue_after = Some(settings.poll);
+        return false;
+    }
+    if let Some(quota) = &admission.quota
+        && let Err(e) = check_quota(&steps.peak_requests, quota)
+    {
+        set_condition(
+            &mut out.status,
+            "Queued",
+            "True",
+            "QuotaExceeded",
+            &e.to_string(),
+            now,
+        );
+        out.requeue_after = Some(settings.poll);
+        return false;
+    }
+    out.status.conditions.retain(|c| c.type_ != "Queued");
+    true
+}
+
+/// The latest attempt of each step that has an object in the cluster.
+struct SeenObject {
+    object: ObjectRef,
+    attempt: u32,
+    assessment: Assessment,
+}
+
+async fn observe_objects<C: Cluster>(
+    cluster: &C,
+    run: &str,
+    steps: &RunSteps,
+    settings: &Settings,
+) -> Result<BTreeMap<String, SeenObject>, Error> {
+    let listed = cluster.list(&format!("{RUN_LABEL}={run}")).await?;
+    let mut by_name: BTreeMap<String, (String, u32)> = BTreeMap::new();
+    for step in &steps.steps {
+        for attempt in 0..settings.max_attempts.max(1) {
+            by_name.insert(attempt_name(&step.name, attempt), (step.name.clone(), attempt));
+        }
+    }
+    let mut seen: BTreeMap<String, SeenObject> = BTreeMap::new();
+    for object in listed {
+        let Some((step, attempt)) = by_name.get(&object.object.name) else {
+            continue;
+        };
+        if seen.get(step).is_some_and(|s| s.attempt >= *attempt) {
+            continue;
+        }
+        let mut stream = cluster.observe(&object.object).await?;
+        let Some(first) = stream.next().await else {
+            continue;
+        };
+        seen.insert(
+            step.clone(),
+            SeenObject {
+                object: object.object.clone(),
+                attempt: *attempt,
+                assessment: assess(&first?),
+            },
+        );
+    }
+    Ok(seen)
+}
+
+fn read_assessment(
+    assessment: &Assessment,
+    attempt: u32,
+    retry_allowed: bool,
+    now_ms: u64,
+    now: &str,
+    status: &mut StepRunStatus,
+) -> Observed {
+    match assessment {
+        Assessment::Starting | Assessment::WaitingForCapacity(_) => {
+            status.phase = StepPhase::Running;
+            if let Assessment::WaitingForCapacity(m) = assessment {
+                status.reason = "WaitingForCapacity".into();
+                status.message = m.clone();
+            }
+            Observed::Running { attempt, since: None }
+        }
+        Assessment::Running => {
+            status.phase = StepPhase::Running;
+            status.reason.clear();
+            status.message.clear();
+            Observed::Running {
+                attempt,
+                since: Some(now_ms),
+            }
+        }
+        Assessment::Finished(pod) => {
+            status.exit_code = pod.exit_code;
+            status.reason = format!("{:?}", pod.reason);
+            status.message = pod.message.clone();
+            if status.completion_time.is_none() {
+                status.completion_time = Some(now.to_owned());
+            }
+            if pod.exit_code == Some(0) {
+                status.phase = StepPhase::Succeeded;
+                Observed::Succeeded
+            } else {
+                status.phase = StepPhase::Failed;
+                Observed::Failed {
+                    attempt,
+                    retry_at: None,
+                }
+            }
+        }
+        Assessment::Disrupted(reason, message) => {
+            status.reason = format!("{reason:?}");
+            status.message = message.clone();
+            status.phase = if retry_allowed {
+                StepPhase::Running
+            } else {
+                StepPhase::Failed
+            };
+            Observed::Failed {
+                attempt,
+                retry_at: retry_allowed.then_some(now_ms),
+            }
+        }
+    }
+}
+
+/// The scheduler's policy for this run; times in milliseconds since the run
+/// was created.
+fn policy(run: &RunView<'_>, steps: &RunSteps, settings: &Settings) -> Policy {
+    let parallelism = run
+        .spec
+        .parallelism
+        .filter(|p| *p > 0)
+        .map_or(settings.default_parallelism, |p| p as usize);
+    let mut policy = Policy::default()
+        .parallelism(parallelism)
+        .max_attempts(settings.max_attempts);
+    if let Some(timeout) = steps.timeout_ms {
+        policy = policy.run_deadline(timeout);
+    }
+    for step in &steps.steps {
+        if let Some(timeout) = step.timeout_ms {
+            policy = policy
+                .step_timeout_for(step.name.clone(), timeout)
+                .estimate(step.name.clone(), timeout);
+        }
+    }
+    if run.spec.cancelled {
+        policy = policy.cancelled();
+    }
+    policy
+}
+
+fn set_object_name(status: &mut StepRunStatus, object: &ObjectRef) {
+    match object.kind {
+        ObjectKind::Pod => status.pod = Some(object.name.clone()),
+        ObjectKind::Job => status.job = Some(object.name.clone()),
+    }
+}
+
+/// Sets condition `type_`, keeping its transition time when the status is unchanged.
+fn set_condition(
+    status: &mut PipelineRunStatus,
+    type_: &str,
+    value: &str,
+    reason: &str,
+    message: &str,
+    now: Timestamp,
+) {
+    let condition = Condition {
+        type_: type_.to_owned(),
+        status: value.to_owned(),
+        reason: reason.to_owned(),
+        message: message.to_owned(),
+        last_transition_time: now.to_string(),
+    };
+    match status.conditions.iter_mut().find(|c| c.type_ == type_) {
+        Some(existing) if existing.status == value => {
+            existing.reason = condition.reason;
+            existing.message = condition.message;
+        }
+        Some(existing) => *existing = condition,
+        None => status.conditions.push(condition),
+    }
+}
+
+fn failed_steps(status: &PipelineRunStatus) -> String {
+    let failed: Vec<&str> = status
+        .steps
+        .iter()
+        .filter(|s| s.phase == StepPhase::Failed)
+        .map(|s| s.name.as_str())
+        .collect();
+    format!("failed steps: {}", failed.join(", "))
+}
