@@ -8,5 +8,8 @@ pub mod reconcile;
 pub mod steps;
 
 pub use error::Error;
+pub use lease::LeaderLease;
 pub use reconcile::{Admission, Reconciled, RunView, Settings, reconcile_run};
 pub use steps::{RunStep, RunSteps, owner_of, run_context, run_steps};
+pub mod controller;
+pub mod lease;

@@ -1,0 +1,327 @@
+//! The kube-runtime `Controller` on `PipelineRun`: owns the run's Pods and
+//! Jobs (their changes wake the run), keeps a finalizer so a deleted run is
+//! cancelled and cleaned first, writes status with server-side apply, records
+//! Events, requeues for deadlines and backs off on errors. It acts only while
+//! this replica holds the leader [`LeaderLease`].
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use c8s_kube::{Cluster, KubeCluster, RUN_LABEL};
+use c8s_pipeline_model::resources::ResourceList;
+use futures::StreamExt;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{Pod, ResourceQuota};
+use kube::api::{ListParams, Patch, PatchParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+use kube::runtime::watcher;
+use kube::{Api, Client, Resource, ResourceExt};
+
+use crate::crd::{Pipeline, PipelineRun, PipelineRunStatus, RunPhase, crds};
+use crate::error::Error;
+use crate::lease::LeaderLease;
+use crate::reconcile::{Admission, RunView, Settings, reconcile_run};
+use crate::steps::{owner_of, run_context, run_steps};
+
+/// The field manager of every server-side apply the controller makes.
+pub const FIELD_MANAGER: &str = "c8s-controller";
+/// The finalizer the controller keeps on every run until it cleaned up.
+pub const FINALIZER: &str = "c8s.dev/cleanup";
+
+/// What every reconcile shares.
+pub struct Context {
+    /// The client.
+    pub client: Client,
+    /// Limits and defaults.
+    pub settings: Settings,
+    /// Records Events on runs.
+    pub recorder: Recorder,
+    /// Consecutive failures per run, for the error backoff.
+    failures: Mutex<BTreeMap<String, u32>>,
+}
+
+impl Context {
+    /// A context reporting Events as `c8s-controller` from `instance`.
+    pub fn new(client: Client, settings: Settings, instance: impl Into<String>) -> Self {
+        let reporter = Reporter {
+            controller: FIELD_MANAGER.to_owned(),
+            instance: Some(instance.into()),
+        };
+        Context {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            settings,
+            failures: Mutex::new(BTreeMap::new()),
+        }
+    }
+}
+
+/// Applies the CRDs with server-side apply (idempotent; run at start-up).
+pub async fn apply_crds(client: &Client) -> Result<(), Error> {
+    let api: Api<
+        k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+    > = Api::all(client.clone());
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    for crd in crds() {
+        let name = crd.metadata.name.clone().unwrap_or_default();
+        api.patch(&name, &params, &Patch::Apply(&crd)).await?;
+    }
+    Ok(())
+}
+
+/// Writes `status` onto run `name` with server-side apply on the status
+/// subresource: only the fields the controller owns, no read-modify-write.
+pub async fn patch_status(
+    api: &Api<PipelineRun>,
+    name: &str,
+    status: &PipelineRunStatus,
+) -> Result<(), Error> {
+    let patch = serde_json::json!({
+        "apiVersion": "c8s.dev/v1alpha1",
+        "kind": "PipelineRun",
+        "status": status,
+    });
+    api.patch_status(
+        name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Runs the controller until `shutdown` completes: waits to hold the Lease
+/// `c8s-controller` in `lease_namespace`, then reconciles every run of every
+/// namespace, renewing the Lease; if it is lost, stops acting and returns an
+/// error (the Deployment restarts the pod, which waits for the Lease again).
+pub async fn run(
+    client: Client,
+    settings: Settings,
+    lease_namespace: &str,
+    identity: &str,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    let lease = LeaderLease::new(
+        Api::<Lease>::namespaced(client.clone(), lease_namespace),
+        FIELD_MANAGER,
+        identity,
+        15,
+    );
+    while !lease
+        .try_acquire_or_renew(k8s_openapi::jiff::Timestamp::now())
+        .await?
+    {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    }
+    tracing::info!(identity, "holding the leader lease");
+    apply_crds(&client).await?;
+    let context = Arc::new(Context::new(client.clone(), settings, identity));
+    let runs = Api::<PipelineRun>::all(client.clone());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let controller = Controller::new(runs, watcher::Config::default())
+        .owns(
+            Api::<Pod>::all(client.clone()),
+            watcher::Config::default().labels(RUN_LABEL),
+        )
+        .owns(
+            Api::<Job>::all(client.clone()),
+            watcher::Config::default().labels(RUN_LABEL),
+        )
+        .graceful_shutdown_on(async move {
+            let _ = stopped.await;
+        })
+        .run(reconcile, error_policy, context)
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                tracing::warn!("reconcile: {e}");
+            }
+        });
+    let renew = async {
+        loop {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            match lease
+                .try_acquire_or_renew(k8s_openapi::jiff::Timestamp::now())
+                .await
+            {
+                Ok(true) => {}
+                Ok(false) => return Err(Error::NotLeader(format!("{identity} lost the lease"))),
+                Err(e) => tracing::warn!("renewing the lease: {e}"),
+            }
+        }
+    };
+    let result = tokio::select! {
+        () = controller => Ok(()),
+        e = renew => e,
+        () = shutdown => Ok(()),
+    };
+    let _ = stop.send(());
+    let _ = lease.release().await;
+    result
+}
+
+/// One reconcile: the finalizer first, then [`reconcile_run`].
+pub async fn reconcile(run: Arc<PipelineRun>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let namespace = run.namespace().unwrap_or_default();
+    let api = Api::<PipelineRun>::namespaced(ctx.client.clone(), &namespace);
+    let name = run.name_any();
+    let action = finalizer(&api, FINALIZER, run, |event| async {
+        match event {
+            Finalizer::Apply(run) => apply(&run, &ctx).await,
+            Finalizer::Cleanup(run) => cleanup(&run, &ctx).await,
+        }
+    })
+    .await
+    .map_err(|e| match e {
+        kube::runtime::finalizer::Error::ApplyFailed(e)
+        | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
+        other => Error::Pipeline(other.to_string()),
+    })?;
+    if let Ok(mut failures) = ctx.failures.lock() {
+        failures.remove(&format!("{namespace}/{name}"));
+    }
+    Ok(action)
+}
+
+/// Backs off exponentially per run: 5 s, 10 s, 20 s... at most 5 minutes.
+pub fn error_policy(run: Arc<PipelineRun>, error: &Error, ctx: Arc<Context>) -> Action {
+    let key = format!("{}/{}", run.namespace().unwrap_or_default(), run.name_any());
+    let failures = ctx.failures.lock().map_or(0, |mut f| {
+        let n = f.entry(key).or_default();
+        *n = n.saturating_add(1);
+        *n
+    });
+    tracing::warn!(run = %run.name_any(), failures, "reconcile failed: {error}");
+    Action::requeue(backoff(failures))
+}
+
+/// The wait after `failures` consecutive failures.
+pub fn backoff(failures: u32) -> Duration {
+    let exponent = failures.saturating_sub(1).min(6);
+    Duration::from_secs(5u64 << exponent).min(Duration::from_secs(300))
+}
+
+async fn apply(run: &PipelineRun, ctx: &Context) -> Result<Action, Error> {
+    let namespace = run.namespace().unwrap_or_default();
+    let name = run.name_any();
+    let status = run.status.clone().unwrap_or_default();
+    if status.phase.is_finished() {
+        return Ok(Action::await_change());
+    }
+    let pipeline = match (&run.spec.pipeline, &run.spec.pipeline_ref) {
+        (Some(embedded), _) => embedded.clone(),
+        (None, Some(reference)) => {
+            let pipelines = Api::<Pipeline>::namespaced(ctx.client.clone(), &namespace);
+            pipelines.get(reference).await?.spec.pipeline
+        }
+        (None, None) => {
+            return Err(Error::MissingPipeline(format!(
+                "run {name} has neither pipelineRef nor pipeline"
+            )));
+        }
+    };
+    let owner = owner_of(run).ok_or_else(|| Error::Pipeline("the run has no uid yet".into()))?;
+    let steps = run_steps(&pipeline, &run_context(run, &pipeline, &namespace), owner, false)?;
+    let admission = admission(ctx, &namespace, &name).await?;
+    let cluster = KubeCluster::new(ctx.client.clone(), namespace.clone());
+    let view = RunView {
+        name: &name,
+        generation: run.metadata.generation,
+        created: run
+            .metadata
+            .creation_timestamp
+            .as_ref()
+            .map_or_else(|| cluster.now(), |t| t.0),
+        spec: &run.spec,
+        status: &status,
+    };
+    let done = reconcile_run(&cluster, &view, &steps, &admission, &ctx.settings).await?;
+    let api = Api::<PipelineRun>::namespaced(ctx.client.clone(), &namespace);
+    if done.status != status {
+        patch_status(&api, &name, &done.status).await?;
+    }
+    let reference = run.object_ref(&());
+    for (reason, note) in done.events {
+        let event = Event {
+            type_: if reason.contains("Failed") {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            },
+            reason,
+            note: Some(note),
+            action: "Reconcile".into(),
+            secondary: None,
+        };
+        if let Err(e) = ctx.recorder.publish(&event, &reference).await {
+            tracing::warn!("recording an event on {name}: {e}");
+        }
+    }
+    Ok(done
+        .requeue_after
+        .map_or_else(Action::await_change, Action::requeue))
+}
+
+/// The run is being deleted: delete its objects (garbage collection would
+/// too, but not before the run is gone) and let it go.
+async fn cleanup(run: &PipelineRun, ctx: &Context) -> Result<Action, Error> {
+    let namespace = run.namespace().unwrap_or_default();
+    let cluster = KubeCluster::new(ctx.client.clone(), namespace);
+    for object in cluster.list(&format!("{RUN_LABEL}={}", run.name_any())).await? {
+        cluster.delete(&object.object).await?;
+    }
+    Ok(Action::await_change())
+}
+
+/// How many other runs of `namespace` are Running, and its quota.
+async fn admission(ctx: &Context, namespace: &str, name: &str) -> Result<Admission, Error> {
+    let runs = Api::<PipelineRun>::namespaced(ctx.client.clone(), namespace)
+        .list(&ListParams::default())
+        .await?;
+    let running_in_namespace = runs
+        .items
+        .iter()
+        .filter(|r| r.name_any() != name)
+        .filter(|r| r.status.as_ref().is_some_and(|s| s.phase == RunPhase::Running))
+        .count();
+    let quotas = Api::<ResourceQuota>::namespaced(ctx.client.clone(), namespace)
+        .list(&ListParams::default())
+        .await?;
+    Ok(Admission {
+        running_in_namespace,
+        quota: quota_of(&quotas.items),
+    })
+}
+
+/// The tightest `hard` request limit of each resource over `quotas`
+/// (`requests.cpu` and `cpu` both limit requests, per the ResourceQuota docs).
+pub fn quota_of(quotas: &[ResourceQuota]) -> Option<ResourceList> {
+    let mut tightest = ResourceList::new();
+    for quota in quotas {
+        for (key, value) in quota
+            .spec
+            .as_ref()
+            .and_then(|s| s.hard.as_ref())
+            .into_iter()
+            .flatten()
+        {
+            let resource = key.strip_prefix("requests.").unwrap_or(key);
+            if resource.contains('.') && !resource.contains('/') || key.starts_with("limits.") {
+                continue;
+            }
+            let Ok(parsed) = value.0.parse::<c8s_pipeline_model::sidecar::Quantity>() else {
+                continue;
+            };
+            let keep = tightest
+                .get(resource)
+                .is_none_or(|old| parsed.nanos() < old.nanos());
+            if keep {
+                tightest.insert(resource.to_owned(), parsed);
+            }
+        }
+    }
+    (!tightest.is_empty()).then_some(tightest)
+}

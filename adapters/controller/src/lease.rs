@@ -1,0 +1,113 @@
+//! Leader election with a `coordination.k8s.io/v1` Lease, so that of several
+//! controller replicas exactly one acts. The protocol is client-go's
+//! (`k8s.io/client-go/tools/leaderelection`): the holder renews
+//! `spec.renewTime`; another replica takes over only after
+//! `leaseDurationSeconds` without a renewal; every write is a `replace`
+//! carrying the `resourceVersion` it read, so of two replicas racing for the
+//! same Lease the API server accepts one and answers the other 409 Conflict.
+
+use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use kube::Api;
+use kube::api::PostParams;
+
+/// One replica's side of a Lease.
+#[derive(Clone)]
+pub struct LeaderLease {
+    api: Api<Lease>,
+    name: String,
+    identity: String,
+    duration_seconds: i32,
+}
+
+impl LeaderLease {
+    /// The Lease `name` in `api`'s namespace, held as `identity` (the pod
+    /// name) for `duration_seconds` after each renewal.
+    pub fn new(
+        api: Api<Lease>,
+        name: impl Into<String>,
+        identity: impl Into<String>,
+        duration_seconds: i32,
+    ) -> Self {
+        LeaderLease {
+            api,
+            name: name.into(),
+            identity: identity.into(),
+            duration_seconds: duration_seconds.max(1),
+        }
+    }
+
+    /// Takes or renews the Lease at `now`; true when this replica holds it
+    /// afterwards. A lost race (409) is `Ok(false)`, never an error.
+    pub async fn try_acquire_or_renew(&self, now: Timestamp) -> Result<bool, kube::Error> {
+        let current = match self.api.get_opt(&self.name).await? {
+            Some(lease) => lease,
+            None => {
+                let lease = Lease {
+                    metadata: ObjectMeta {
+                        name: Some(self.name.clone()),
+                        ..ObjectMeta::default()
+                    },
+                    spec: Some(self.spec(now, now, 0)),
+                };
+                return conflict_is_false(self.api.create(&PostParams::default(), &lease).await);
+            }
+        };
+        let spec = current.spec.clone().unwrap_or_default();
+        let holder = spec.holder_identity.as_deref().unwrap_or_default();
+        let transitions = spec.lease_transitions.unwrap_or(0);
+        let next = if holder == self.identity {
+            let acquired = spec.acquire_time.map_or(now, |t| t.0);
+            self.spec(acquired, now, transitions)
+        } else {
+            let renewed = spec.renew_time.map(|t| t.0);
+            let duration = i64::from(spec.lease_duration_seconds.unwrap_or(self.duration_seconds));
+            let expired = renewed.is_none_or(|r| {
+                r.saturating_add(SignedDuration::from_secs(duration))
+                    .is_ok_and(|end| end <= now)
+            });
+            if !holder.is_empty() && !expired {
+                return Ok(false);
+            }
+            self.spec(now, now, transitions + 1)
+        };
+        let mut lease = current;
+        lease.spec = Some(next);
+        // `lease.metadata.resourceVersion` is the one read: a concurrent writer makes this a 409.
+        conflict_is_false(self.api.replace(&self.name, &PostParams::default(), &lease).await)
+    }
+
+    /// Gives the Lease up (on shutdown) so another replica need not wait for
+    /// it to expire.
+    pub async fn release(&self) -> Result<(), kube::Error> {
+        let Some(mut lease) = self.api.get_opt(&self.name).await? else {
+            return Ok(());
+        };
+        let spec = lease.spec.get_or_insert_with(LeaseSpec::default);
+        if spec.holder_identity.as_deref() != Some(self.identity.as_str()) {
+            return Ok(());
+        }
+        spec.holder_identity = None;
+        conflict_is_false(self.api.replace(&self.name, &PostParams::default(), &lease).await).map(|_| ())
+    }
+
+    fn spec(&self, acquired: Timestamp, renewed: Timestamp, transitions: i32) -> LeaseSpec {
+        LeaseSpec {
+            holder_identity: Some(self.identity.clone()),
+            lease_duration_seconds: Some(self.duration_seconds),
+            acquire_time: Some(MicroTime(acquired)),
+            renew_time: Some(MicroTime(renewed)),
+            lease_transitions: Some(transitions),
+            ..LeaseSpec::default()
+        }
+    }
+}
+
+fn conflict_is_false(result: Result<Lease, kube::Error>) -> Result<bool, kube::Error> {
+    match result {
+        Ok(_) => Ok(true),
+        Err(kube::Error::Api(status)) if status.code == 409 => Ok(false),
+        Err(e) => Err(e),
+    }
+}

@@ -1,0 +1,341 @@
+//! The kube-specific parts against kube's mock service
+//! (`tower_test::mock::pair`): the exact requests of the Lease, the status
+//! patch, the CRD apply and the finalizer.
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+
+use c8s_controller::LeaderLease;
+use c8s_controller::controller::{Context, FINALIZER, apply_crds, backoff, patch_status, reconcile};
+use c8s_controller::crd::{PipelineRun, PipelineRunSpec, PipelineRunStatus, RunPhase};
+use c8s_controller::reconcile::Settings;
+use http::{Method, Request, Response, StatusCode};
+use k8s_openapi::jiff::Timestamp;
+use kube::client::Body;
+use serde_json::{Value, json};
+use tokio::task::JoinHandle;
+
+type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
+
+#[derive(Debug)]
+struct Seen {
+    method: Method,
+    uri: String,
+    content_type: String,
+    body: Value,
+}
+
+fn client() -> (kube::Client, Handle) {
+    let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    (kube::Client::new(service, "ci"), handle)
+}
+
+/// Answers requests in order with `(status, body)`; returns what it saw.
+fn serve(mut handle: Handle, answers: Vec<(u16, Value)>) -> JoinHandle<Vec<Seen>> {
+    tokio::spawn(async move {
+        let mut seen = Vec::new();
+        for (status, body) in answers {
+            let (request, respond) = handle
+                .next_request()
+                .await
+                .expect("the client made no more requests");
+            let (parts, request_body) = request.into_parts();
+            let bytes = request_body.collect_bytes().await.unwrap();
+            seen.push(Seen {
+                method: parts.method,
+                uri: parts.uri.to_string(),
+                content_type: parts
+                    .headers
+                    .get("content-type")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_owned(),
+                body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+            });
+            let response = Response::builder().status(StatusCode::from_u16(status).unwrap());
+            respond.send_response(
+                response
+                    .body(Body::from(serde_json::to_vec(&body).unwrap()))
+                    .unwrap(),
+            );
+        }
+        seen
+    })
+}
+
+fn not_found() -> Value {
+    json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404, "message": "not found"})
+}
+
+fn conflict() -> Value {
+    json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Conflict", "code": 409, "message": "the object has been modified"})
+}
+
+fn lease(holder: &str, renewed: &str, version: &str) -> Value {
+    json!({
+        "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+        "metadata": {"name": "c8s-controller", "namespace": "c8s", "resourceVersion": version},
+        "spec": {"holderIdentity": holder, "leaseDurationSeconds": 15, "acquireTime": renewed, "renewTime": renewed, "leaseTransitions": 3}
+    })
+}
+
+fn lease_api(client: &kube::Client) -> LeaderLease {
+    LeaderLease::new(
+        kube::Api::namespaced(client.clone(), "c8s"),
+        "c8s-controller",
+        "replica-a",
+        15,
+    )
+}
+
+const LEASE_URI: &str = "/apis/coordination.k8s.io/v1/namespaces/c8s/leases/c8s-controller";
+
+#[tokio::test]
+async fn a_missing_lease_is_created_held_by_us() {
+    let (client, handle) = client();
+    let server = serve(
+        handle,
+        vec![
+            (404, not_found()),
+            (201, lease("replica-a", "2026-01-01T00:00:00Z", "1")),
+        ],
+    );
+    let now: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+    assert!(lease_api(&client).try_acquire_or_renew(now).await.unwrap());
+    let seen = server.await.unwrap();
+    assert_eq!(
+        (seen[0].method.clone(), seen[0].uri.as_str()),
+        (Method::GET, LEASE_URI)
+    );
+    assert_eq!(seen[1].method, Method::POST);
+    assert_eq!(seen[1].uri, "/apis/coordination.k8s.io/v1/namespaces/c8s/leases?");
+    assert_eq!(seen[1].body["spec"]["holderIdentity"], "replica-a");
+    assert_eq!(seen[1].body["spec"]["leaseDurationSeconds"], 15);
+}
+
+#[tokio::test]
+async fn a_lease_held_by_another_live_replica_is_left_alone() {
+    let (client, handle) = client();
+    let server = serve(
+        handle,
+        vec![(200, lease("replica-b", "2026-01-01T00:00:00Z", "7"))],
+    );
+    let now: Timestamp = "2026-01-01T00:00:10Z".parse().unwrap();
+    assert!(!lease_api(&client).try_acquire_or_renew(now).await.unwrap());
+    let seen = server.await.unwrap();
+    assert_eq!(seen.len(), 1, "no write: {seen:?}");
+}
+
+#[tokio::test]
+async fn an_expired_lease_is_taken_over_with_its_resource_version() {
+    let (client, handle) = client();
+    let server = serve(
+        handle,
+        vec![
+            (200, lease("replica-b", "2026-01-01T00:00:00Z", "7")),
+            (200, lease("replica-a", "2026-01-01T00:00:20Z", "8")),
+        ],
+    );
+    let now: Timestamp = "2026-01-01T00:00:20Z".parse().unwrap();
+    assert!(lease_api(&client).try_acquire_or_renew(now).await.unwrap());
+    let seen = server.await.unwrap();
+    assert_eq!(
+        (seen[1].method.clone(), seen[1].uri.as_str()),
+        (Method::PUT, format!("{LEASE_URI}?").as_str())
+    );
+    assert_eq!(seen[1].body["metadata"]["resourceVersion"], "7");
+    assert_eq!(seen[1].body["spec"]["holderIdentity"], "replica-a");
+    assert_eq!(seen[1].body["spec"]["leaseTransitions"], 4);
+    assert_eq!(seen[1].body["spec"]["renewTime"], "2026-01-01T00:00:20.000000Z");
+}
+
+#[tokio::test]
+async fn two_replicas_racing_for_an_expired_lease_one_loses_on_409() {
+    let (client, handle) = client();
+    let server = serve(
+        handle,
+        vec![
+            (200, lease("replica-b", "2026-01-01T00:00:00Z", "7")),
+            (409, conflict()),
+        ],
+    );
+    let now: Timestamp = "2026-01-01T00:01:00Z".parse().unwrap();
+    assert!(!lease_api(&client).try_acquire_or_renew(now).await.unwrap());
+    assert_eq!(server.await.unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn the_holder_renews_keeping_its_acquire_time() {
+    let (client, handle) = client();
+    let server = serve(
+        handle,
+        vec![
+            (200, lease("replica-a", "2026-01-01T00:00:00Z", "7")),
+            (200, lease("replica-a", "2026-01-01T00:00:05Z", "8")),
+        ],
+    );
+    let now: Timestamp = "2026-01-01T00:00:05Z".parse().unwrap();
+    assert!(lease_api(&client).try_acquire_or_renew(now).await.unwrap());
+    let seen = server.await.unwrap();
+    assert_eq!(seen[1].body["spec"]["acquireTime"], "2026-01-01T00:00:00.000000Z");
+    assert_eq!(seen[1].body["spec"]["renewTime"], "2026-01-01T00:00:05.000000Z");
+    assert_eq!(seen[1].body["spec"]["leaseTransitions"], 3);
+}
+
+fn run_json(finalizers: &[&str], deleting: bool) -> Value {
+    let mut run = json!({
+        "apiVersion": "c8s.dev/v1alpha1", "kind": "PipelineRun",
+        "metadata": {"name": "shop-b7", "namespace": "ci", "uid": "u-1", "resourceVersion": "5", "generation": 1,
+                     "finalizers": finalizers, "creationTimestamp": "2026-01-01T00:00:00Z"},
+        "spec": {"pipelineRef": "shop", "branch": "main", "build": 7}
+    });
+    if deleting {
+        run["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:05:00Z");
+    }
+    run
+}
+
+#[tokio::test]
+async fn the_status_is_written_with_server_side_apply_on_the_status_subresource() {
+    let (client, handle) = client();
+    let server = serve(handle, vec![(200, run_json(&[], false))]);
+    let api = kube::Api::<PipelineRun>::namespaced(client, "ci");
+    let status = PipelineRunStatus {
+        phase: RunPhase::Running,
+        ..PipelineRunStatus::default()
+    };
+    patch_status(&api, "shop-b7", &status).await.unwrap();
+    let seen = server.await.unwrap();
+    assert_eq!(seen[0].method, Method::PATCH);
+    assert_eq!(
+        seen[0].uri,
+        "/apis/c8s.dev/v1alpha1/namespaces/ci/pipelineruns/shop-b7/status?&force=true&fieldManager=c8s-controller"
+    );
+    assert_eq!(seen[0].content_type, "application/apply-patch+yaml");
+    assert_eq!(
+        seen[0].body,
+        json!({"apiVersion": "c8s.dev/v1alpha1", "kind": "PipelineRun", "status": {"phase": "Running"}})
+    );
+}
+
+#[tokio::test]
+async fn the_crds_are_applied_server_side_one_request_each() {
+    let (client, handle) = client();
+    let crd = json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition", "metadata": {"name": "x"},
+                     "spec": {"group": "c8s.dev", "names": {"kind": "X", "plural": "xs"}, "scope": "Namespaced", "versions": []}});
+    let server = serve(handle, vec![(200, crd.clone()), (200, crd.clone()), (200, crd)]);
+    apply_crds(&client).await.unwrap();
+    let seen = server.await.unwrap();
+    let uris: Vec<&str> = seen.iter().map(|s| s.uri.as_str()).collect();
+    let base = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions";
+    assert_eq!(
+        uris,
+        [
+            format!("{base}/pipelines.c8s.dev?&force=true&fieldManager=c8s-controller"),
+            format!("{base}/pipelineruns.c8s.dev?&force=true&fieldManager=c8s-controller"),
+            format!("{base}/repositoryconnections.c8s.dev?&force=true&fieldManager=c8s-controller"),
+        ]
+    );
+    assert!(
+        seen.iter()
+            .all(|s| s.method == Method::PATCH && s.content_type == "application/apply-patch+yaml")
+    );
+    assert_eq!(seen[1].body["spec"]["names"]["kind"], "PipelineRun");
+}
+
+fn context(client: kube::Client) -> Arc<Context> {
+    Arc::new(Context::new(client, Settings::default(), "replica-a"))
+}
+
+#[tokio::test]
+async fn a_new_run_first_gets_the_finalizer_and_nothing_else() {
+    let (client, handle) = client();
+    let server = serve(handle, vec![(200, run_json(&[FINALIZER], false))]);
+    let run: PipelineRun = serde_json::from_value(run_json(&[], false)).unwrap();
+    reconcile(Arc::new(run), context(client)).await.unwrap();
+    let seen = server.await.unwrap();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(seen[0].method, Method::PATCH);
+    assert_eq!(
+        seen[0].uri,
+        "/apis/c8s.dev/v1alpha1/namespaces/ci/pipelineruns/shop-b7?"
+    );
+    assert_eq!(seen[0].content_type, "application/json-patch+json");
+    let ops = seen[0].body.as_array().unwrap();
+    assert!(
+        ops.iter()
+            .any(|op| op["op"] == "add" && op["value"] == json!([FINALIZER])),
+        "{ops:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_deleted_run_deletes_its_objects_then_drops_the_finalizer() {
+    let (client, handle) = client();
+    let pod = json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "shop-unit-b7-1234", "namespace": "ci", "labels": {"c8s.dev/run": "shop-b7"}}});
+    let pods = json!({"apiVersion": "v1", "kind": "PodList", "metadata": {"resourceVersion": "9"}, "items": [pod.clone()]});
+    let server = serve(
+        handle,
+        vec![
+            (200, pods),
+            (
+                200,
+                json!({"apiVersion": "batch/v1", "kind": "JobList", "metadata": {"resourceVersion": "9"}, "items": []}),
+            ),
+            // The deleted pod is answered without a uid: already gone, no wait.
+            (200, pod),
+            (200, run_json(&[], true)),
+        ],
+    );
+    let run: PipelineRun = serde_json::from_value(run_json(&[FINALIZER], true)).unwrap();
+    reconcile(Arc::new(run), context(client)).await.unwrap();
+    let seen = server.await.unwrap();
+    let requests: Vec<(Method, &str)> = seen
+        .iter()
+        .take(4)
+        .map(|s| (s.method.clone(), s.uri.as_str()))
+        .collect();
+    assert_eq!(
+        requests[0],
+        (
+            Method::GET,
+            "/api/v1/namespaces/ci/pods?&labelSelector=c8s.dev%2Frun%3Dshop-b7"
+        )
+    );
+    assert_eq!(
+        requests[1],
+        (
+            Method::GET,
+            "/apis/batch/v1/namespaces/ci/jobs?&labelSelector=c8s.dev%2Frun%3Dshop-b7"
+        )
+    );
+    assert_eq!(requests[2].0, Method::DELETE);
+    assert!(
+        requests[2]
+            .1
+            .starts_with("/api/v1/namespaces/ci/pods/shop-unit-b7-1234"),
+        "{requests:?}"
+    );
+    assert_eq!(seen.len(), 4, "{requests:?}");
+    assert_eq!(
+        requests[3],
+        (
+            Method::PATCH,
+            "/apis/c8s.dev/v1alpha1/namespaces/ci/pipelineruns/shop-b7?"
+        )
+    );
+    let ops = seen[3].body.as_array().unwrap();
+    assert!(ops.iter().any(|op| op["op"] == "remove"), "{ops:?}");
+}
+
+#[test]
+fn errors_back_off_exponentially_up_to_five_minutes() {
+    let secs: Vec<u64> = (1..=9).map(|n| backoff(n).as_secs()).collect();
+    assert_eq!(secs, [5, 10, 20, 40, 80, 160, 300, 300, 300]);
+}
+
+#[test]
+fn a_run_spec_defaults_to_no_pipeline() {
+    assert_eq!(PipelineRunSpec::default().pipeline_ref, None);
+}
