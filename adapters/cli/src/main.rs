@@ -5,6 +5,7 @@
 
 mod documents;
 mod helm;
+mod incluster;
 mod plan;
 mod render;
 mod run;
@@ -61,6 +62,20 @@ enum Command {
     Run(Box<run::RunArgs>),
     /// Delete pods and jobs left behind by finished or crashed runs.
     Reap(run::ReapArgs),
+    /// Run the in-cluster controller that drives PipelineRuns (one acting
+    /// replica at a time, chosen by a Lease).
+    Controller(incluster::ControllerArgs),
+    /// List runs in the cluster.
+    Get {
+        /// What to list.
+        #[arg(value_enum)]
+        kind: incluster::GetKind,
+        /// The namespace (default: the kube context's).
+        #[arg(long, short = 'n')]
+        namespace: Option<String>,
+    },
+    /// Print the masked logs of a PipelineRun's steps.
+    Logs(incluster::LogsArgs),
     /// Print the CustomResourceDefinitions of `Pipeline`, `PipelineRun` and
     /// `RepositoryConnection` (for `kubectl apply -f -`).
     Crd,
@@ -107,7 +122,18 @@ fn main() -> ExitCode {
         } => plan_command(&pipeline, branch.as_deref(), output),
         Command::Render(args) => render::run(&args, report_errors, print_stdout),
         Command::Helm(command) => helm::run(&command, report_errors, print_stdout),
+        Command::Run(args) if args.in_cluster => incluster::run_in_cluster(
+            &args.render.file,
+            args.render.branch.as_deref().unwrap_or_default(),
+            &args.render.commit,
+            args.render.build,
+            &args.render.run_id,
+            &args.render.namespace,
+        ),
         Command::Run(args) => run::run(&args, report_errors),
+        Command::Controller(args) => incluster::controller(&args),
+        Command::Get { kind, namespace } => incluster::get(kind, namespace.as_deref()),
+        Command::Logs(args) => incluster::logs(&args),
         Command::Reap(args) => run::reap(&args),
         Command::Crd => match c8s_controller::crd::crd_yaml() {
             Ok(text) => print_stdout(&text),

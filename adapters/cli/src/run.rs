@@ -44,6 +44,10 @@ pub struct RunArgs {
     /// How long to wait for the API server before giving up.
     #[arg(long, default_value = "10s")]
     pub connect_timeout: String,
+    /// Create a PipelineRun for the in-cluster controller and follow it,
+    /// instead of running the steps from here.
+    #[arg(long)]
+    pub in_cluster: bool,
 }
 
 /// `c8s reap` flags.
