@@ -13,3 +13,4 @@ pub use reconcile::{Admission, Reconciled, RunView, Settings, reconcile_run};
 pub use steps::{RunStep, RunSteps, owner_of, run_context, run_steps};
 pub mod controller;
 pub mod lease;
+pub mod webhook;
