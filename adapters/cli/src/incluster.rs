@@ -32,6 +32,10 @@ pub struct ControllerArgs {
     /// This replica's name in the Lease (default: $HOSTNAME, the pod name).
     #[arg(long)]
     pub identity: Option<String>,
+    /// Apply the CRDs (server-side) at start-up; needs RBAC on
+    /// customresourcedefinitions, which the chart does not grant.
+    #[arg(long)]
+    pub install_crds: bool,
 }
 
 /// `c8s get` objects.
@@ -95,7 +99,16 @@ pub fn controller(args: &ControllerArgs) -> ExitCode {
             std::io::stderr(),
             "c8s controller {identity}: waiting for the lease in {namespace}"
         );
-        match c8s_controller::controller::run(client, settings, &namespace, &identity, shutdown()).await {
+        match c8s_controller::controller::run(
+            client,
+            settings,
+            &namespace,
+            &identity,
+            args.install_crds,
+            shutdown(),
+        )
+        .await
+        {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => fail(&e.to_string()),
         }
@@ -360,4 +373,35 @@ async fn secret_values(client: &Client, namespace: &str, run: &PipelineRun) -> R
         }
     }
     Ok(values)
+}
+
+/// `c8s webhook` flags.
+#[derive(Debug, Args)]
+pub struct WebhookArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "0.0.0.0:8080")]
+    pub listen: String,
+    /// Largest request body accepted, in bytes (larger: 413).
+    #[arg(long, default_value_t = c8s_controller::webhook::DEFAULT_BODY_LIMIT)]
+    pub body_limit: usize,
+}
+
+/// `c8s webhook`: serves the Git hosts' push webhooks until SIGTERM or Ctrl-C.
+pub fn webhook(args: &WebhookArgs) -> ExitCode {
+    block_on(async move {
+        let client = match Client::try_default().await {
+            Ok(client) => client,
+            Err(e) => return fail(&format!("no cluster: {e}")),
+        };
+        let listener = match tokio::net::TcpListener::bind(&args.listen).await {
+            Ok(listener) => listener,
+            Err(e) => return fail(&format!("cannot listen on {}: {e}", args.listen)),
+        };
+        let _ = writeln!(std::io::stderr(), "c8s webhook: listening on {}", args.listen);
+        let triggers = std::sync::Arc::new(c8s_controller::webhook::KubeTriggers::new(client));
+        match c8s_controller::webhook::serve(listener, triggers, args.body_limit, shutdown()).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => fail(&e.to_string()),
+        }
+    })
 }

@@ -76,6 +76,9 @@ enum Command {
     },
     /// Print the masked logs of a PipelineRun's steps.
     Logs(incluster::LogsArgs),
+    /// Serve push webhooks (`/hooks/github`, `/hooks/gitlab`,
+    /// `/hooks/bitbucket`) that create PipelineRuns.
+    Webhook(incluster::WebhookArgs),
     /// Print the CustomResourceDefinitions of `Pipeline`, `PipelineRun` and
     /// `RepositoryConnection` (for `kubectl apply -f -`).
     Crd,
@@ -134,6 +137,7 @@ fn main() -> ExitCode {
         Command::Controller(args) => incluster::controller(&args),
         Command::Get { kind, namespace } => incluster::get(kind, namespace.as_deref()),
         Command::Logs(args) => incluster::logs(&args),
+        Command::Webhook(args) => incluster::webhook(&args),
         Command::Reap(args) => run::reap(&args),
         Command::Crd => match c8s_controller::crd::crd_yaml() {
             Ok(text) => print_stdout(&text),

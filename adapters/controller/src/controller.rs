@@ -95,7 +95,8 @@ pub async fn patch_status(
 }
 
 /// Runs the controller until `shutdown` completes: waits to hold the Lease
-/// `c8s-controller` in `lease_namespace`, then reconciles every run of every
+/// `c8s-controller` in `lease_namespace`, applies the CRDs when
+/// `install_crds` (a chart installs them itself), then reconciles every run of every
 /// namespace, renewing the Lease; if it is lost, stops acting and returns an
 /// error (the Deployment restarts the pod, which waits for the Lease again).
 pub async fn run(
@@ -103,6 +104,7 @@ pub async fn run(
     settings: Settings,
     lease_namespace: &str,
     identity: &str,
+    install_crds: bool,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
     let lease = LeaderLease::new(
@@ -118,7 +120,9 @@ pub async fn run(
         tokio::time::sleep(Duration::from_secs(5)).await;
     }
     tracing::info!(identity, "holding the leader lease");
-    apply_crds(&client).await?;
+    if install_crds {
+        apply_crds(&client).await?;
+    }
     let context = Arc::new(Context::new(client.clone(), settings, identity));
     let runs = Api::<PipelineRun>::all(client.clone());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
