@@ -134,7 +134,7 @@ async fn a_failing_step_fails_the_run_and_skips_its_dependents() {
     assert_eq!(phase("publish"), Some(StepPhase::Skipped));
     let build = status.steps.iter().find(|s| s.name.starts_with("shop-build-"));
     assert_eq!(build.and_then(|s| s.exit_code), Some(2));
-    assert!(cluster.stats().creates.get("e2e").is_none());
+    assert!(!cluster.stats().creates.contains_key("e2e"));
 }
 
 #[tokio::test(start_paused = true)]
