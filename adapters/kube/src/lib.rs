@@ -18,9 +18,11 @@
 //! [`KubeCluster`] implements it with kube-rs, [`sim::SimCluster`] in memory
 //! with virtual time and injected faults.
 //!
-//! - [`run_pipeline`] starts each [`Step`] as soon as its own dependencies
-//!   succeeded, within [`RunOptions::parallelism`], fails fast or continues,
-//!   and returns a [`RunStatus`] (JSON via serde). Cancellation is any future:
+//! - [`run_pipeline`] applies `c8s_pipeline_model::scheduler::decide` (the one
+//!   scheduler): each [`Step`] starts as soon as its own dependencies
+//!   succeeded, longest remaining path first within
+//!   [`RunOptions::parallelism`]; it fails fast or continues, and returns a
+//!   [`RunStatus`] (JSON via serde). Cancellation is any future:
 //!   when it completes, the run's pods are deleted and the run is `Cancelled`.
 //! - Transient faults (HTTP 429/5xx, broken watches, image pull back-off and
 //!   evictions up to a limit) are retried per [`RetryPolicy`] with bounded

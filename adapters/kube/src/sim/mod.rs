@@ -49,6 +49,11 @@ pub struct SimStats {
     /// The most pods alive and not finished at the same time (what a
     /// parallelism cap bounds).
     pub max_running_total: u32,
+    /// API requests made: creates, deletes, lists, watches and log reads,
+    /// failed ones included.
+    pub requests: u32,
+    /// Watches opened.
+    pub watches: u32,
 }
 
 struct SimPod {
@@ -179,6 +184,7 @@ impl Cluster for SimCluster {
         let name = object.name().unwrap_or_default().to_owned();
         let step = step_of(object, &name);
         let mut state = self.lock();
+        state.stats.requests += 1;
         let mut script = state.script(&step);
         if let Some(code) = script.create_errors.pop_front() {
             state.scripts.insert(step.clone(), script);
@@ -249,6 +255,8 @@ impl Cluster for SimCluster {
     async fn observe(&self, object: &ObjectRef) -> Result<ObservationStream> {
         let breaks = {
             let mut state = self.lock();
+            state.stats.requests += 1;
+            state.stats.watches += 1;
             let step = state
                 .pods
                 .get(&object.name)
@@ -296,7 +304,8 @@ impl Cluster for SimCluster {
 
     async fn logs(&self, object: &ObjectRef, container: &str) -> Result<LogStream> {
         let (created, script) = {
-            let state = self.lock();
+            let mut state = self.lock();
+            state.stats.requests += 1;
             let pod = state.pods.get(&object.name).ok_or_else(|| {
                 Error::api(
                     "read log of pod",
@@ -346,6 +355,7 @@ impl Cluster for SimCluster {
         let mut delay = Duration::ZERO;
         {
             let mut state = self.lock();
+            state.stats.requests += 1;
             let step = state.pods.get(&object.name).map(|p| p.step.clone());
             if let Some(step) = step {
                 let mut script = state.script(&step);
@@ -375,7 +385,8 @@ impl Cluster for SimCluster {
             .filter_map(|kv| kv.split_once('='))
             .collect();
         let names: Vec<String> = {
-            let state = self.lock();
+            let mut state = self.lock();
+            state.stats.requests += 1;
             let matches = |p: &SimPod| {
                 wanted
                     .iter()
