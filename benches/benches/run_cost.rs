@@ -36,7 +36,10 @@ fn random_case(n: usize, seed: u64) -> Case {
     let mut durations = Vec::new();
     let mut steps = Vec::new();
     for i in 0..n {
-        let mut mine: Vec<usize> = (0..rng.below(4)).filter(|_| i > 0).map(|_| rng.below(i)).collect();
+        let mut mine: Vec<usize> = (0..rng.below(4))
+            .filter(|_| i > 0)
+            .map(|_| rng.below(i))
+            .collect();
         mine.sort_unstable();
         mine.dedup();
         let name = format!("s{i:04}");
@@ -44,7 +47,11 @@ fn random_case(n: usize, seed: u64) -> Case {
         durations.push(Duration::from_secs(1 + rng.below(60) as u64));
         deps.push(mine);
     }
-    Case { steps, durations, deps }
+    Case {
+        steps,
+        durations,
+        deps,
+    }
 }
 
 fn chain_case() -> Case {
@@ -83,14 +90,25 @@ fn run(case: &Case, delete: Duration) -> (u32, u32, Duration, Duration) {
         for (step, duration) in case.steps.iter().zip(&case.durations) {
             sim.script(&step.name, StepScript::new(*duration).delete_delay(delete));
         }
-        let status = run_pipeline(&sim, case.steps.clone(), RunOptions::new("bench"), std::future::pending())
-            .await
-            .expect("a valid pipeline");
+        let status = run_pipeline(
+            &sim,
+            case.steps.clone(),
+            RunOptions::new("bench"),
+            std::future::pending(),
+        )
+        .await
+        .expect("a valid pipeline");
         assert_eq!(status.state, RunState::Succeeded);
         let start = status.started_at.expect("started");
-        let last = status.steps.iter().filter_map(|s| s.finished_at).max().expect("finished");
+        let last = status
+            .steps
+            .iter()
+            .filter_map(|s| s.finished_at)
+            .max()
+            .expect("finished");
         let end = status.finished_at.expect("finished");
-        let span = |t: k8s_openapi::jiff::Timestamp| Duration::try_from(t.duration_since(start)).unwrap_or_default();
+        let span =
+            |t: k8s_openapi::jiff::Timestamp| Duration::try_from(t.duration_since(start)).unwrap_or_default();
         let stats = sim.stats();
         (stats.requests, stats.watches, span(last), span(end))
     })
@@ -111,12 +129,32 @@ fn main() {
         line("run-requests/step", &size, f64::from(requests) / n as f64, 3.0);
         line("run-watches/run", &size, f64::from(watches), 1.0);
         let critical = critical_path(&case).as_secs_f64();
-        line("run-results/critical-path", &size, results.as_secs_f64() / critical, 1.02);
-        line("run-makespan/critical-path", &size, returned.as_secs_f64() / critical, 1.02);
+        line(
+            "run-results/critical-path",
+            &size,
+            results.as_secs_f64() / critical,
+            1.02,
+        );
+        line(
+            "run-makespan/critical-path",
+            &size,
+            returned.as_secs_f64() / critical,
+            1.02,
+        );
     }
     let chain = chain_case();
     let (_, _, results, returned) = run(&chain, Duration::from_secs(30));
     let critical = critical_path(&chain).as_secs_f64();
-    line("run-results/critical-path", "chain-3x10s", results.as_secs_f64() / critical, 1.02);
-    line("run-makespan/critical-path", "chain-3x10s", returned.as_secs_f64() / critical, 1.02);
+    line(
+        "run-results/critical-path",
+        "chain-3x10s",
+        results.as_secs_f64() / critical,
+        1.02,
+    );
+    line(
+        "run-makespan/critical-path",
+        "chain-3x10s",
+        returned.as_secs_f64() / critical,
+        1.02,
+    );
 }

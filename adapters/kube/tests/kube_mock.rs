@@ -78,7 +78,11 @@ fn assert_role_grants(seen: &[Seen]) {
                 && rule.resources.iter().flatten().any(|r| *r == resource)
                 && rule.verbs.iter().any(|v| *v == verb)
         });
-        assert!(granted, "{} {} needs {verb} on {group:?}/{resource}, not in {path}", request.method, request.uri);
+        assert!(
+            granted,
+            "{} {} needs {verb} on {group:?}/{resource}, not in {path}",
+            request.method, request.uri
+        );
     }
 }
 
