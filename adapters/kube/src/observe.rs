@@ -220,6 +220,26 @@ impl FinishedPod {
 /// Reads an observation. Image pull trouble and disruptions come back as
 /// [`Assessment::Disrupted`]; the caller decides whether to retry.
 pub fn assess(observation: &PodObservation) -> Assessment {
+    // Eviction and the pod's deadline kill `main` with 137: the pod's reason
+    // comes first, or they would read as "error 137".
+    let disruption = observation
+        .condition("DisruptionTarget")
+        .is_some_and(|c| c.status == "True");
+    let succeeded = observation.phase == PodPhase::Succeeded;
+    if !succeeded && (observation.reason == "Evicted" || disruption) {
+        let message = observation
+            .condition("DisruptionTarget")
+            .map(|c| format!("{}: {}", c.reason, c.message))
+            .unwrap_or_else(|| observation.message.clone());
+        return Assessment::Disrupted(TerminationReason::Evicted, message);
+    }
+    if !succeeded && observation.reason == "DeadlineExceeded" {
+        let mut message = observation.message.clone();
+        if let Some(waiting) = not_started(observation) {
+            message = format!("{message}; {waiting}");
+        }
+        return finished(TerminationReason::DeadlineExceeded, &message);
+    }
     if let ContainerObservation::Terminated { exit_code, reason } = &observation.main {
         let reason = match (reason.as_str(), *exit_code) {
             ("OOMKilled", _) => TerminationReason::OomKilled,
@@ -254,19 +274,6 @@ pub fn assess(observation: &PodObservation) -> Assessment {
             message: String::new(),
             sidecars_still_running: observation.phase == PodPhase::Running && observation.sidecars_running(),
         });
-    }
-    let disruption = observation
-        .condition("DisruptionTarget")
-        .is_some_and(|c| c.status == "True");
-    if observation.reason == "Evicted" || disruption {
-        let message = observation
-            .condition("DisruptionTarget")
-            .map(|c| format!("{}: {}", c.reason, c.message))
-            .unwrap_or_else(|| observation.message.clone());
-        return Assessment::Disrupted(TerminationReason::Evicted, message);
-    }
-    if observation.reason == "DeadlineExceeded" {
-        return finished(TerminationReason::DeadlineExceeded, &observation.message);
     }
     match observation.phase {
         PodPhase::Gone => {
@@ -328,6 +335,34 @@ pub fn assess(observation: &PodObservation) -> Assessment {
     } else {
         Assessment::Starting
     }
+}
+
+/// The containers that are waiting (or crash-looping) while `main` has not
+/// started, named with their reason, e.g. `container db: CrashLoopBackOff: ...`.
+pub(crate) fn not_started(observation: &PodObservation) -> Option<String> {
+    if matches!(
+        observation.main,
+        ContainerObservation::Running | ContainerObservation::Terminated { .. }
+    ) {
+        return None;
+    }
+    let waiting: Vec<String> = observation
+        .sidecars
+        .iter()
+        .chain(std::iter::once(&(
+            MAIN_CONTAINER.to_owned(),
+            observation.main.clone(),
+        )))
+        .filter_map(|(name, state)| match state {
+            ContainerObservation::Waiting { reason, message } if reason != "PodInitializing" => Some(
+                format!("container {name}: {reason}: {message}")
+                    .trim_end_matches([' ', ':'])
+                    .to_owned(),
+            ),
+            _ => None,
+        })
+        .collect();
+    (!waiting.is_empty()).then(|| waiting.join("; "))
 }
 
 fn finished(reason: TerminationReason, message: &str) -> Assessment {
