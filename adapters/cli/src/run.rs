@@ -364,12 +364,15 @@ struct KeptLog {
     dropped: usize,
 }
 
+/// One step's kept logs by attempt and container.
+type StepLogs = BTreeMap<(u32, String), KeptLog>;
+
 /// Masked log tails per step, attempt and container, to print those of failed steps.
 #[derive(Default)]
-struct CollectedLogs(Mutex<BTreeMap<String, BTreeMap<(u32, String), KeptLog>>>);
+struct CollectedLogs(Mutex<BTreeMap<String, StepLogs>>);
 
 impl CollectedLogs {
-    fn take(&self, step: &str) -> BTreeMap<(u32, String), KeptLog> {
+    fn take(&self, step: &str) -> StepLogs {
         self.0
             .lock()
             .map(|mut logs| logs.remove(step).unwrap_or_default())

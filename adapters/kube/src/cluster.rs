@@ -143,6 +143,18 @@ pub struct ListedObject {
     pub owned_by_job: bool,
 }
 
+/// One core/v1 Event about an object, as the runner reads it to explain why a
+/// pod does not start (`FailedScheduling`, `FailedMount`, ...).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectEvent {
+    /// `Normal` or `Warning`.
+    pub type_: String,
+    /// The machine-readable reason, e.g. `FailedScheduling`.
+    pub reason: String,
+    /// The human-readable message.
+    pub message: String,
+}
+
 /// A stream of observations of one step's pod. An `Err` item means the watch
 /// broke; the caller subscribes again.
 pub type ObservationStream = BoxStream<'static, Result<PodObservation>>;
@@ -169,6 +181,13 @@ pub trait Cluster: Send + Sync {
     /// Deletes `object` with background propagation and waits until it is gone.
     /// An object that does not exist counts as deleted.
     fn delete(&self, object: &ObjectRef) -> impl Future<Output = Result<()>> + Send;
+
+    /// The Events whose `involvedObject` is `object` (oldest first). The
+    /// default finds none, for clusters that cannot list Events.
+    fn events(&self, object: &ObjectRef) -> impl Future<Output = Result<Vec<ObjectEvent>>> + Send {
+        let _ = object;
+        std::future::ready(Ok(Vec::new()))
+    }
 
     /// Lists the pods and Jobs matching a label selector such as [`MANAGED_SELECTOR`].
     fn list(&self, label_selector: &str) -> impl Future<Output = Result<Vec<ListedObject>>> + Send;

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use futures::{AsyncReadExt, StreamExt};
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Event, Pod};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, ListParams, LogParams, PostParams, WatchEvent, WatchParams};
 use kube::runtime::wait::{await_condition, conditions};
@@ -13,13 +13,17 @@ use kube::{Client, Resource};
 use serde::de::DeserializeOwned;
 
 use crate::cluster::{
-    Cluster, ListedObject, LogStream, ObjectKind, ObjectRef, ObservationStream, RUN_LABEL, StepObject,
+    Cluster, ListedObject, LogStream, ObjectEvent, ObjectKind, ObjectRef, ObservationStream, RUN_LABEL,
+    StepObject,
 };
 use crate::error::{Error, Result};
 use crate::observe::{PodObservation, PodPhase};
 
 /// The label the Job controller puts on a Job's pods.
 const JOB_NAME_LABEL: &str = "batch.kubernetes.io/job-name";
+/// Job conditions after which the Job's outcome cannot change; the first two
+/// are set before the Job's pods are terminated (Kubernetes 1.31+).
+const JOB_FINAL_CONDITIONS: [&str; 4] = ["FailureTarget", "SuccessCriteriaMet", "Failed", "Complete"];
 /// Server-side watch timeout; the stream then ends and c8s subscribes again.
 const WATCH_TIMEOUT_SECS: u32 = 290;
 /// Bytes read from a log stream at once.
@@ -182,11 +186,16 @@ async fn job_verdict(jobs: &Api<Job>, name: &str) -> Result<PodObservation> {
         .unwrap_or_default();
     let holds = |type_: &str| conditions.iter().find(|c| c.type_ == type_ && c.status == "True");
     let mut observation = PodObservation::gone(name);
-    if let Some(failed) = holds("Failed") {
+    // FailureTarget/SuccessCriteriaMet come first and are already final
+    // (https://kubernetes.io/docs/concepts/workloads/controllers/job/#termination-of-job-pods).
+    if let Some(failed) = holds("FailureTarget").or_else(|| holds("Failed")) {
         observation.phase = PodPhase::Failed;
         observation.reason = failed.reason.clone().unwrap_or_default();
         observation.message = failed.message.clone().unwrap_or_default();
-    } else if holds("Complete").is_some() {
+    } else if holds("SuccessCriteriaMet")
+        .or_else(|| holds("Complete"))
+        .is_some()
+    {
         observation.phase = PodPhase::Succeeded;
     }
     Ok(observation)
@@ -350,6 +359,34 @@ impl Cluster for KubeCluster {
         }
     }
 
+    async fn events(&self, object: &ObjectRef) -> Result<Vec<ObjectEvent>> {
+        let kind = match object.kind {
+            ObjectKind::Pod => "Pod",
+            ObjectKind::Job => "Job",
+        };
+        let fields = format!("involvedObject.name={},involvedObject.kind={kind}", object.name);
+        let list = self
+            .api::<Event>()
+            .list(&ListParams::default().fields(&fields))
+            .await
+            .map_err(|e| from_kube("list events", &object.name, e))?;
+        let mut events: Vec<_> = list
+            .items
+            .into_iter()
+            .map(|e| {
+                let at = e.last_timestamp.map(|t| t.0).or(e.event_time.map(|t| t.0));
+                let event = ObjectEvent {
+                    type_: e.type_.unwrap_or_default(),
+                    reason: e.reason.unwrap_or_default(),
+                    message: e.message.unwrap_or_default(),
+                };
+                (at, event)
+            })
+            .collect();
+        events.sort_by_key(|(at, _)| *at);
+        Ok(events.into_iter().map(|(_, e)| e).collect())
+    }
+
     async fn list(&self, label_selector: &str) -> Result<Vec<ListedObject>> {
         let lp = ListParams::default().labels(label_selector);
         let pods = self
@@ -378,7 +415,7 @@ impl Cluster for KubeCluster {
             let finished = conditions
                 .into_iter()
                 .flatten()
-                .any(|c| (c.type_ == "Complete" || c.type_ == "Failed") && c.status == "True");
+                .any(|c| JOB_FINAL_CONDITIONS.contains(&c.type_.as_str()) && c.status == "True");
             let name = job.metadata.name.clone().unwrap_or_default();
             found.push(listed(
                 ObjectRef::new(ObjectKind::Job, name),

@@ -18,9 +18,11 @@
 //! [`KubeCluster`] implements it with kube-rs, [`sim::SimCluster`] in memory
 //! with virtual time and injected faults.
 //!
-//! - [`run_pipeline`] starts each [`Step`] as soon as its own dependencies
-//!   succeeded, within [`RunOptions::parallelism`], fails fast or continues,
-//!   and returns a [`RunStatus`] (JSON via serde). Cancellation is any future:
+//! - [`run_pipeline`] applies `c8s_pipeline_model::scheduler::decide` (the one
+//!   scheduler): each [`Step`] starts as soon as its own dependencies
+//!   succeeded, longest remaining path first within
+//!   [`RunOptions::parallelism`]; it fails fast or continues, and returns a
+//!   [`RunStatus`] (JSON via serde). Cancellation is any future:
 //!   when it completes, the run's pods are deleted and the run is `Cancelled`.
 //! - Transient faults (HTTP 429/5xx, broken watches, image pull back-off and
 //!   evictions up to a limit) are retried per [`RetryPolicy`] with bounded
@@ -48,10 +50,11 @@ mod reap;
 mod retry;
 pub mod sim;
 mod step;
+mod watch;
 
 pub use cluster::{
-    Cluster, ListedObject, LogStream, MANAGED_BY_LABEL, MANAGED_BY_VALUE, MANAGED_SELECTOR, ObjectKind,
-    ObjectRef, ObservationStream, RUN_LABEL, STEP_LABEL, StepObject,
+    Cluster, ListedObject, LogStream, MANAGED_BY_LABEL, MANAGED_BY_VALUE, MANAGED_SELECTOR, ObjectEvent,
+    ObjectKind, ObjectRef, ObservationStream, RUN_LABEL, STEP_LABEL, StepObject,
 };
 pub use error::{Error, Result, is_transient_status};
 pub use kube_cluster::KubeCluster;

@@ -3,6 +3,8 @@
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
 use serde::{Deserialize, Serialize};
 
+use c8s_pipeline_model::layout::ARTIFACT_HELPER;
+
 use crate::outcome::{StepOutcome, TerminationReason};
 
 /// The name of the container whose exit code is the step's result.
@@ -218,12 +220,54 @@ impl FinishedPod {
 /// Reads an observation. Image pull trouble and disruptions come back as
 /// [`Assessment::Disrupted`]; the caller decides whether to retry.
 pub fn assess(observation: &PodObservation) -> Assessment {
+    // Eviction and the pod's deadline kill `main` with 137: the pod's reason
+    // comes first, or they would read as "error 137".
+    let disruption = observation
+        .condition("DisruptionTarget")
+        .is_some_and(|c| c.status == "True");
+    let succeeded = observation.phase == PodPhase::Succeeded;
+    if !succeeded && (observation.reason == "Evicted" || disruption) {
+        let message = observation
+            .condition("DisruptionTarget")
+            .map(|c| format!("{}: {}", c.reason, c.message))
+            .unwrap_or_else(|| observation.message.clone());
+        return Assessment::Disrupted(TerminationReason::Evicted, message);
+    }
+    if !succeeded && observation.reason == "DeadlineExceeded" {
+        let mut message = observation.message.clone();
+        if let Some(waiting) = not_started(observation) {
+            message = format!("{message}; {waiting}");
+        }
+        return finished(TerminationReason::DeadlineExceeded, &message);
+    }
     if let ContainerObservation::Terminated { exit_code, reason } = &observation.main {
         let reason = match (reason.as_str(), *exit_code) {
             ("OOMKilled", _) => TerminationReason::OomKilled,
             (_, 0) => TerminationReason::Completed,
             _ => TerminationReason::Error,
         };
+        // The artifact helper saves the step's outputs: a step ends with it.
+        let helper = observation
+            .sidecars
+            .iter()
+            .find(|(name, _)| name == ARTIFACT_HELPER)
+            .map(|(_, state)| state);
+        match helper {
+            Some(ContainerObservation::Terminated {
+                exit_code: code,
+                reason: why,
+            }) if *code != 0 && *exit_code == 0 => {
+                return finished_with(
+                    Some(*exit_code),
+                    TerminationReason::Error,
+                    &format!("container {ARTIFACT_HELPER} exited {code} ({why}): the outputs were not saved"),
+                );
+            }
+            Some(ContainerObservation::Terminated { .. }) | None => {}
+            // A failed main needs no outputs saved; a finished pod waits for nothing.
+            Some(_) if *exit_code != 0 || matches!(observation.phase, PodPhase::Failed | PodPhase::Gone) => {}
+            Some(_) => return Assessment::Running,
+        }
         return Assessment::Finished(FinishedPod {
             exit_code: Some(*exit_code),
             reason,
@@ -231,37 +275,51 @@ pub fn assess(observation: &PodObservation) -> Assessment {
             sidecars_still_running: observation.phase == PodPhase::Running && observation.sidecars_running(),
         });
     }
-    let disruption = observation
-        .condition("DisruptionTarget")
-        .is_some_and(|c| c.status == "True");
-    if observation.reason == "Evicted" || disruption {
-        let message = observation
-            .condition("DisruptionTarget")
-            .map(|c| format!("{}: {}", c.reason, c.message))
-            .unwrap_or_else(|| observation.message.clone());
-        return Assessment::Disrupted(TerminationReason::Evicted, message);
-    }
-    if observation.reason == "DeadlineExceeded" {
-        return finished(TerminationReason::DeadlineExceeded, &observation.message);
-    }
     match observation.phase {
         PodPhase::Gone => {
             return Assessment::Disrupted(TerminationReason::Lost, "the pod was deleted".to_owned());
         }
         PodPhase::Succeeded => return finished_with(Some(0), TerminationReason::Completed, ""),
-        PodPhase::Failed => return finished(TerminationReason::Error, &observation.message),
+        PodPhase::Failed => {
+            // Say which container failed (an init container, usually).
+            let failed = observation.sidecars.iter().find_map(|(name, state)| match state {
+                ContainerObservation::Terminated { exit_code, reason } if *exit_code != 0 => {
+                    Some(format!("container {name} exited {exit_code} ({reason})"))
+                }
+                _ => None,
+            });
+            let message = match (failed, observation.message.as_str()) {
+                (Some(f), "") => f,
+                (Some(f), m) => format!("{f}; {m}"),
+                (None, m) => m.to_owned(),
+            };
+            return finished(TerminationReason::Error, &message);
+        }
         _ => {}
     }
-    if let ContainerObservation::Waiting { reason, message } = &observation.main {
+    // Any container stuck for a reason that will not pass by itself ends the
+    // step, named: init containers (git-clone, inputs), sidecars, the helper.
+    let containers = std::iter::once((MAIN_CONTAINER, &observation.main))
+        .chain(observation.sidecars.iter().map(|(n, s)| (n.as_str(), s)));
+    for (name, state) in containers {
+        let ContainerObservation::Waiting { reason, message } = state else {
+            continue;
+        };
         match reason.as_str() {
             "ImagePullBackOff" | "ErrImagePull" => {
                 return Assessment::Disrupted(
                     TerminationReason::ImagePullBackOff,
-                    format!("{reason}: {message}"),
+                    format!("container {name}: {reason}: {message}"),
                 );
             }
-            "InvalidImageName" | "CreateContainerConfigError" | "CreateContainerError" => {
-                return finished(TerminationReason::Error, &format!("{reason}: {message}"));
+            "InvalidImageName"
+            | "CreateContainerConfigError"
+            | "CreateContainerError"
+            | "RunContainerError" => {
+                return finished(
+                    TerminationReason::Error,
+                    &format!("container {name}: {reason}: {message}"),
+                );
             }
             _ => {}
         }
@@ -277,6 +335,34 @@ pub fn assess(observation: &PodObservation) -> Assessment {
     } else {
         Assessment::Starting
     }
+}
+
+/// The containers that are waiting (or crash-looping) while `main` has not
+/// started, named with their reason, e.g. `container db: CrashLoopBackOff: ...`.
+pub(crate) fn not_started(observation: &PodObservation) -> Option<String> {
+    if matches!(
+        observation.main,
+        ContainerObservation::Running | ContainerObservation::Terminated { .. }
+    ) {
+        return None;
+    }
+    let waiting: Vec<String> = observation
+        .sidecars
+        .iter()
+        .chain(std::iter::once(&(
+            MAIN_CONTAINER.to_owned(),
+            observation.main.clone(),
+        )))
+        .filter_map(|(name, state)| match state {
+            ContainerObservation::Waiting { reason, message } if reason != "PodInitializing" => Some(
+                format!("container {name}: {reason}: {message}")
+                    .trim_end_matches([' ', ':'])
+                    .to_owned(),
+            ),
+            _ => None,
+        })
+        .collect();
+    (!waiting.is_empty()).then(|| waiting.join("; "))
 }
 
 fn finished(reason: TerminationReason, message: &str) -> Assessment {

@@ -128,6 +128,13 @@ pub struct RunOptions {
     pub keep_pods: bool,
     /// Live progress.
     pub on_progress: Option<ProgressFn>,
+    /// How long an unschedulable pod counts as "waiting for capacity" before
+    /// the step fails (default 10 minutes).
+    pub capacity_wait: Duration,
+    /// How long a scheduled pod may take until `main` runs (image pulls,
+    /// volume mounts, init containers, sidecars that must start first) before
+    /// the step fails naming what it waits for (default 10 minutes).
+    pub start_timeout: Duration,
 }
 
 impl RunOptions {
@@ -143,7 +150,21 @@ impl RunOptions {
             logs: None,
             keep_pods: false,
             on_progress: None,
+            capacity_wait: Duration::from_secs(600),
+            start_timeout: Duration::from_secs(600),
         }
+    }
+
+    /// With a bound on waiting for capacity.
+    pub fn capacity_wait(mut self, wait: Duration) -> Self {
+        self.capacity_wait = wait;
+        self
+    }
+
+    /// With a bound on a scheduled pod's start.
+    pub fn start_timeout(mut self, timeout: Duration) -> Self {
+        self.start_timeout = timeout;
+        self
     }
 
     /// With a parallelism cap (0 = none).
@@ -193,6 +214,8 @@ impl std::fmt::Debug for RunOptions {
             .field("retry", &self.retry)
             .field("logs", &self.logs)
             .field("keep_pods", &self.keep_pods)
+            .field("capacity_wait", &self.capacity_wait)
+            .field("start_timeout", &self.start_timeout)
             .finish()
     }
 }

@@ -4,13 +4,11 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-use futures::StreamExt;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::cluster::{Cluster, ObjectRef, StepObject};
 use crate::error::Error;
 use crate::logs::stream_masked_logs;
-use crate::observe::{Assessment, assess};
 use crate::options::{RunOptions, Step};
 use crate::outcome::{RunStatus, StepOutcome, StepState, StepStatus, TerminationReason};
 
@@ -27,7 +25,7 @@ pub(crate) struct Runner<'a, C> {
 }
 
 /// How one attempt (one pod) ended.
-enum AttemptEnd {
+pub(crate) enum AttemptEnd {
     Finished { outcome: StepOutcome, delete: bool },
     Disrupted(TerminationReason, String),
     Stopped,
@@ -259,80 +257,7 @@ impl<C: Cluster> Runner<'_, C> {
         object
     }
 
-    async fn watch(
-        &self,
-        index: usize,
-        object: &ObjectRef,
-        events: &mpsc::UnboundedSender<(usize, Event)>,
-        started: oneshot::Sender<()>,
-    ) -> AttemptEnd {
-        let retry = &self.options.retry;
-        let mut started = Some(started);
-        let mut started_at = None;
-        let mut counting = false;
-        let mut failures = 0u32;
-        loop {
-            let mut stream = match self.cluster.observe(object).await {
-                Ok(stream) => stream,
-                Err(e) if e.is_transient() && failures < retry.watch_retries => {
-                    tokio::time::sleep(retry.backoff(&object.name, failures)).await;
-                    failures += 1;
-                    continue;
-                }
-                Err(e) => return AttemptEnd::Broken(e),
-            };
-            loop {
-                let next = stream.next().await;
-                let observation = match next {
-                    Some(Ok(observation)) => observation,
-                    Some(Err(e)) if !e.is_transient() => return AttemptEnd::Broken(e),
-                    Some(Err(e)) => {
-                        tracing::debug!(object = %object, error = %e, "watch broke, subscribing again");
-                        break;
-                    }
-                    None => break,
-                };
-                failures = 0;
-                let assessment = assess(&observation);
-                if !counting && !matches!(assessment, Assessment::WaitingForCapacity(_)) {
-                    counting = true;
-                    let _ = events.send((index, Event::Started));
-                }
-                match assessment {
-                    Assessment::Starting => self.set_state(index, StepState::Running, None),
-                    Assessment::WaitingForCapacity(reason) => {
-                        self.set_state(index, StepState::WaitingForCapacity, Some(reason));
-                    }
-                    Assessment::Running => {
-                        started_at.get_or_insert_with(|| self.cluster.now());
-                        if let Some(tx) = started.take() {
-                            let _ = tx.send(());
-                        }
-                        self.set_state(index, StepState::Running, None);
-                    }
-                    Assessment::Finished(pod) => {
-                        if let Some(tx) = started.take() {
-                            let _ = tx.send(());
-                        }
-                        let outcome = pod.outcome(started_at, self.cluster.now());
-                        let delete = !self.options.keep_pods || pod.sidecars_still_running;
-                        return AttemptEnd::Finished { outcome, delete };
-                    }
-                    Assessment::Disrupted(reason, message) => return AttemptEnd::Disrupted(reason, message),
-                }
-            }
-            if failures >= retry.watch_retries {
-                return AttemptEnd::Broken(Error::WatchEnded {
-                    object: object.to_string(),
-                    detail: format!("gave up after {failures} re-subscriptions"),
-                });
-            }
-            tokio::time::sleep(retry.backoff(&object.name, failures)).await;
-            failures += 1;
-        }
-    }
-
-    fn set_state(&self, index: usize, state: StepState, waiting_reason: Option<String>) {
+    pub(crate) fn set_state(&self, index: usize, state: StepState, waiting_reason: Option<String>) {
         let unchanged = self
             .status
             .lock()

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use c8s_kube::{
-    Cluster, Error, KubeCluster, LogOptions, ReapOptions, RunOptions, RunState, Step, TerminationReason,
-    reap, run_pipeline,
+    Cluster, Error, KubeCluster, LogOptions, ReapOptions, RunOptions, RunState, Step, StepState,
+    TerminationReason, reap, run_pipeline,
 };
 use common::{Collect, pod};
 use http::{Method, Request, Response, StatusCode};
@@ -78,7 +78,11 @@ fn assert_role_grants(seen: &[Seen]) {
                 && rule.resources.iter().flatten().any(|r| *r == resource)
                 && rule.verbs.iter().any(|v| *v == verb)
         });
-        assert!(granted, "{} {} needs {verb} on {group:?}/{resource}, not in {path}", request.method, request.uri);
+        assert!(
+            granted,
+            "{} {} needs {verb} on {group:?}/{resource}, not in {path}",
+            request.method, request.uri
+        );
     }
 }
 
@@ -454,6 +458,78 @@ async fn a_job_whose_deadline_ran_out_is_deadline_exceeded_not_retried() {
         "r2"
     );
     assert_eq!(seen[4].body, json!({"propagationPolicy": "Background"}));
+}
+
+#[tokio::test]
+async fn a_pods_events_are_listed_by_field_selector_oldest_first() {
+    let (cluster, handle) = cluster();
+    let event = |name: &str, at: &str, reason: &str, message: &str| {
+        json!({"apiVersion": "v1", "kind": "Event", "metadata": {"name": name, "namespace": "ci"},
+               "involvedObject": {"kind": "Pod", "name": "t-only"}, "type": "Warning",
+               "reason": reason, "message": message, "lastTimestamp": at})
+    };
+    let list = json!({"apiVersion": "v1", "kind": "EventList", "metadata": {}, "items": [
+        event("e2", "2026-01-01T00:01:00Z", "FailedMount", "secret \"db\" not found"),
+        event("e1", "2026-01-01T00:00:00Z", "Scheduled", "assigned ci/t-only to node-1"),
+    ]});
+    let server = serve(handle, vec![(200, bytes(&list))]);
+    let events = cluster
+        .events(&c8s_kube::ObjectRef::new(c8s_kube::ObjectKind::Pod, "t-only"))
+        .await
+        .unwrap();
+    let reasons: Vec<_> = events.iter().map(|e| e.reason.as_str()).collect();
+    assert_eq!(reasons, ["Scheduled", "FailedMount"]);
+    assert_eq!(events[1].message, "secret \"db\" not found");
+    let seen = server.await.unwrap();
+    assert_eq!(
+        seen[0].uri,
+        "/api/v1/namespaces/ci/events?&fieldSelector=involvedObject.name%3Dt-only%2CinvolvedObject.kind%3DPod"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_job_marked_failure_target_is_final_before_its_pod_is_gone() {
+    let (cluster, handle) = cluster();
+    let job: k8s_openapi::api::batch::v1::Job = serde_json::from_value(json!({
+        "metadata": {"name": "t-build", "labels": {"c8s.dev/step": "build"}},
+        "spec": {"backoffLimit": 0, "template": {"spec": {"containers": []}}}
+    }))
+    .unwrap();
+    let step = Step::new("build", c8s_kube::StepObject::Job(Box::new(job)));
+    let running = pod_json("Running", json!({"running": {}}), "5");
+    let list = json!({"apiVersion": "v1", "kind": "PodList", "metadata": {"resourceVersion": "5"}, "items": [running]});
+    let watch = format!("{}\n", json!({"type": "DELETED", "object": running}));
+    // Kubernetes 1.31+: FailureTarget is set first; Failed only once the pods are gone.
+    let target = json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "t-build"},
+        "status": {"conditions": [{"type": "FailureTarget", "status": "True", "reason": "PodFailurePolicy",
+                                   "message": "Container main for pod ci/t-build-x failed with exit code 3"}]}});
+    let ok = bytes(&json!({"kind": "Status", "apiVersion": "v1", "status": "Success"}));
+    let server = serve(
+        handle,
+        vec![
+            (201, bytes(&target)),
+            (200, bytes(&list)),
+            (200, watch.into_bytes()),
+            (200, bytes(&target)),
+            (200, ok),
+        ],
+    );
+    let status = run_pipeline(
+        &cluster,
+        vec![step],
+        RunOptions::new("r3"),
+        std::future::pending(),
+    )
+    .await
+    .unwrap();
+    let step = status.step("build").unwrap();
+    assert_eq!(step.state, StepState::Failed, "{}", status.to_json());
+    // One attempt: the Job's verdict is final, the runner does not retry it.
+    assert_eq!(step.attempts, 1);
+    let outcome = step.outcome.clone().unwrap();
+    assert_eq!(outcome.reason, TerminationReason::Error, "{}", status.to_json());
+    assert!(outcome.message.contains("exit code 3"), "{}", outcome.message);
+    assert_eq!(server.await.unwrap().len(), 5);
 }
 
 fn assert_send<T: Send>(_: &T) {}

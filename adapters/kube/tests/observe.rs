@@ -115,3 +115,86 @@ fn legacy_sidecars_still_running_after_main_are_flagged() {
 fn a_pod_without_status_is_starting() {
     assert_eq!(assess_status(json!(null)), Assessment::Starting);
 }
+
+fn container(name: &str, state: serde_json::Value) -> serde_json::Value {
+    json!({"name": name, "image": "x", "imageID": "", "ready": false, "restartCount": 0, "state": state})
+}
+
+#[test]
+fn the_artifact_helper_is_part_of_the_step() {
+    let main_done = container(
+        "main",
+        json!({"terminated": {"exitCode": 0, "reason": "Completed"}}),
+    );
+    // main exited 0, the helper still saves outputs: not finished yet.
+    let saving = assess_status(json!({
+        "phase": "Running",
+        "containerStatuses": [main_done, container("artifact-helper", json!({"running": {}}))]
+    }));
+    assert_eq!(saving, Assessment::Running);
+    // The helper failed: the step failed, naming it.
+    let a = assess_status(json!({
+        "phase": "Failed",
+        "containerStatuses": [main_done, container("artifact-helper", json!({"terminated": {"exitCode": 1, "reason": "Error"}}))]
+    }));
+    let Assessment::Finished(f) = a else {
+        panic!("{a:?}")
+    };
+    assert_eq!(f.reason, TerminationReason::Error);
+    assert!(f.message.contains("artifact-helper exited 1"), "{}", f.message);
+    // A failed main does not wait for outputs; the still-running helper means
+    // the pod is deleted rather than kept.
+    let failed_main = container("main", json!({"terminated": {"exitCode": 2, "reason": "Error"}}));
+    let a = assess_status(json!({
+        "phase": "Running",
+        "containerStatuses": [failed_main, container("artifact-helper", json!({"running": {}}))]
+    }));
+    assert_eq!(finished(&a), (Some(2), TerminationReason::Error, true));
+}
+
+#[test]
+fn failures_outside_main_end_the_step_naming_the_container() {
+    // A missing Secret key in a sidecar: CreateContainerConfigError, for good.
+    let a = assess_status(json!({
+        "phase": "Pending",
+        "initContainerStatuses": [container("postgres", json!({"waiting": {"reason": "CreateContainerConfigError", "message": "secret \"db\" not found"}}))],
+        "containerStatuses": main_state(json!({"waiting": {"reason": "PodInitializing"}}))
+    }));
+    let Assessment::Finished(f) = a else {
+        panic!("{a:?}")
+    };
+    assert!(
+        f.message
+            .starts_with("container postgres: CreateContainerConfigError"),
+        "{}",
+        f.message
+    );
+    // An init container's image cannot be pulled: a disruption, named.
+    let a = assess_status(json!({
+        "phase": "Pending",
+        "initContainerStatuses": [container("git-clone", json!({"waiting": {"reason": "ErrImagePull", "message": "not found"}}))],
+        "containerStatuses": main_state(json!({"waiting": {"reason": "PodInitializing"}}))
+    }));
+    let Assessment::Disrupted(reason, message) = a else {
+        panic!("{a:?}")
+    };
+    assert_eq!(reason, TerminationReason::ImagePullBackOff);
+    assert!(
+        message.starts_with("container git-clone: ErrImagePull"),
+        "{message}"
+    );
+    // A failing init container fails the pod; the message says which.
+    let a = assess_status(json!({
+        "phase": "Failed",
+        "initContainerStatuses": [container("c8s-input-0", json!({"terminated": {"exitCode": 1, "reason": "Error"}}))],
+        "containerStatuses": main_state(json!({"waiting": {"reason": "PodInitializing"}}))
+    }));
+    let Assessment::Finished(f) = a else {
+        panic!("{a:?}")
+    };
+    assert!(
+        f.message.contains("container c8s-input-0 exited 1"),
+        "{}",
+        f.message
+    );
+}

@@ -179,9 +179,11 @@ async fn unschedulable_pods_wait_for_capacity_with_the_scheduler_reason() {
     let sim = SimCluster::new();
     let seen = Arc::new(Mutex::new(Vec::new()));
     let record = seen.clone();
-    let options = RunOptions::new("t").on_progress(Arc::new(move |s: &c8s_kube::StepStatus| {
-        record.lock().unwrap().push((s.state, s.waiting_reason.clone()));
-    }));
+    let options = RunOptions::new("t")
+        .capacity_wait(secs(900))
+        .on_progress(Arc::new(move |s: &c8s_kube::StepStatus| {
+            record.lock().unwrap().push((s.state, s.waiting_reason.clone()));
+        }));
     let script = StepScript::new(secs(5)).unschedulable_for(secs(600));
     let status = run_one(
         &sim,

@@ -19,7 +19,8 @@ pub use script::StepScript;
 use script::{Fate, writes_log};
 
 use crate::cluster::{
-    Cluster, ListedObject, LogStream, ObjectKind, ObjectRef, ObservationStream, STEP_LABEL, StepObject,
+    Cluster, ListedObject, LogStream, ObjectEvent, ObjectKind, ObjectRef, ObservationStream, STEP_LABEL,
+    StepObject,
 };
 use crate::error::{Error, Result};
 use crate::observe::{PodObservation, PodPhase};
@@ -49,6 +50,13 @@ pub struct SimStats {
     /// The most pods alive and not finished at the same time (what a
     /// parallelism cap bounds).
     pub max_running_total: u32,
+    /// API requests made: creates, deletes, lists, watches and log reads,
+    /// failed ones included.
+    pub requests: u32,
+    /// Watches opened.
+    pub watches: u32,
+    /// Reads of a pod's Events.
+    pub event_reads: u32,
 }
 
 struct SimPod {
@@ -179,6 +187,7 @@ impl Cluster for SimCluster {
         let name = object.name().unwrap_or_default().to_owned();
         let step = step_of(object, &name);
         let mut state = self.lock();
+        state.stats.requests += 1;
         let mut script = state.script(&step);
         if let Some(code) = script.create_errors.pop_front() {
             state.scripts.insert(step.clone(), script);
@@ -249,15 +258,32 @@ impl Cluster for SimCluster {
     async fn observe(&self, object: &ObjectRef) -> Result<ObservationStream> {
         let breaks = {
             let mut state = self.lock();
+            state.stats.requests += 1;
+            state.stats.watches += 1;
             let step = state
                 .pods
                 .get(&object.name)
                 .map(|p| p.step.clone())
                 .unwrap_or_default();
             let mut script = state.script(&step);
-            let breaks = script.watch_disconnects > 0;
-            if breaks {
+            let breaks = if script.watch_disconnects > 0 {
                 script.watch_disconnects -= 1;
+                Some(Error::WatchEnded {
+                    object: object.name.clone(),
+                    detail: "injected disconnect".into(),
+                })
+            } else if script.watch_expirations > 0 {
+                script.watch_expirations -= 1;
+                Some(Error::api(
+                    "watch pods",
+                    &object.name,
+                    410,
+                    "too old resource version",
+                ))
+            } else {
+                None
+            };
+            if breaks.is_some() {
                 state.scripts.insert(step, script);
                 state.stats.watch_disconnects += 1;
             }
@@ -273,19 +299,18 @@ impl Cluster for SimCluster {
                 if done {
                     return None;
                 }
-                if breaks && last.is_some() {
-                    let error = Error::WatchEnded {
-                        object: name.clone(),
-                        detail: "injected disconnect".into(),
-                    };
-                    return Some((Err(error), (sim, name, deletions, last, false, true)));
+                if last.is_some()
+                    && let Some(error) = breaks
+                {
+                    return Some((Err(error), (sim, name, deletions, last, None, true)));
                 }
                 loop {
                     let (observation, next) = sim.snapshot(&name);
                     if last.as_ref() != Some(&observation) {
                         let gone = observation.phase == PodPhase::Gone;
                         let item = Ok(observation.clone());
-                        return Some((item, (sim, name, deletions, Some(observation), breaks, gone)));
+                        let state = (sim, name, deletions, Some(observation), breaks, gone);
+                        return Some((item, state));
                     }
                     wait_for_change(&mut deletions, next).await;
                 }
@@ -296,7 +321,8 @@ impl Cluster for SimCluster {
 
     async fn logs(&self, object: &ObjectRef, container: &str) -> Result<LogStream> {
         let (created, script) = {
-            let state = self.lock();
+            let mut state = self.lock();
+            state.stats.requests += 1;
             let pod = state.pods.get(&object.name).ok_or_else(|| {
                 Error::api(
                     "read log of pod",
@@ -346,6 +372,7 @@ impl Cluster for SimCluster {
         let mut delay = Duration::ZERO;
         {
             let mut state = self.lock();
+            state.stats.requests += 1;
             let step = state.pods.get(&object.name).map(|p| p.step.clone());
             if let Some(step) = step {
                 let mut script = state.script(&step);
@@ -359,14 +386,43 @@ impl Cluster for SimCluster {
         }
         // A slow delete: the object lingers until its termination ends.
         tokio::time::sleep(delay).await;
-        {
+        let lost_response = {
             let mut state = self.lock();
-            if state.pods.remove(&object.name).is_some() {
-                state.stats.deletes += 1;
+            match state.pods.remove(&object.name) {
+                Some(pod) => {
+                    state.stats.deletes += 1;
+                    let mut script = state.script(&pod.step);
+                    let lost = script.lost_delete_responses > 0;
+                    if lost {
+                        script.lost_delete_responses -= 1;
+                        state.scripts.insert(pod.step, script);
+                        state.stats.api_errors += 1;
+                    }
+                    lost
+                }
+                None => false,
             }
-        }
+        };
         self.deletions.send_modify(|generation| *generation += 1);
+        if lost_response {
+            return Err(Error::api(
+                "delete pod",
+                &object.name,
+                504,
+                "injected: deleted, response lost",
+            ));
+        }
         Ok(())
+    }
+
+    async fn events(&self, object: &ObjectRef) -> Result<Vec<ObjectEvent>> {
+        let mut state = self.lock();
+        state.stats.requests += 1;
+        state.stats.event_reads += 1;
+        let Some(step) = state.pods.get(&object.name).map(|p| p.step.clone()) else {
+            return Ok(Vec::new());
+        };
+        Ok(state.script(&step).events)
     }
 
     async fn list(&self, label_selector: &str) -> Result<Vec<ListedObject>> {
@@ -375,7 +431,8 @@ impl Cluster for SimCluster {
             .filter_map(|kv| kv.split_once('='))
             .collect();
         let names: Vec<String> = {
-            let state = self.lock();
+            let mut state = self.lock();
+            state.stats.requests += 1;
             let matches = |p: &SimPod| {
                 wanted
                     .iter()

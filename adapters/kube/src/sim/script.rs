@@ -3,6 +3,7 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
+use crate::cluster::ObjectEvent;
 use crate::observe::{ContainerObservation, MAIN_CONTAINER, PodCondition, PodObservation, PodPhase};
 
 /// How long a simulated image pull takes before it fails.
@@ -44,6 +45,21 @@ pub struct StepScript {
     /// How long a delete takes before the object is gone (graceful
     /// termination, finalizers): the object stays listed meanwhile.
     pub delete_delay: Duration,
+    /// The scheduler's message while unschedulable (default: insufficient cpu).
+    pub unschedulable_message: Option<String>,
+    /// The Events the cluster reports about this step's pods.
+    pub events: Vec<ObjectEvent>,
+    /// Once scheduled, this container (`main`, a sidecar, an init container)
+    /// waits forever with this reason and message; `main` waits behind it.
+    pub stuck: Option<(String, String, String)>,
+    /// This init container exits with this code (the pod fails).
+    pub init_failure: Option<(String, i32)>,
+    /// The pod's `activeDeadlineSeconds`: the kubelet kills it then.
+    pub active_deadline: Option<Duration>,
+    /// Watches of this step's pods that end with 410 Gone after their first event.
+    pub watch_expirations: u32,
+    /// The next N deletes remove the object but answer 504.
+    pub lost_delete_responses: u32,
 }
 
 impl StepScript {
@@ -65,7 +81,63 @@ impl StepScript {
             log: Vec::new(),
             delete_delay: Duration::ZERO,
             lost_create_responses: 0,
+            unschedulable_message: None,
+            events: Vec::new(),
+            stuck: None,
+            init_failure: None,
+            active_deadline: None,
+            watch_expirations: 0,
+            lost_delete_responses: 0,
         }
+    }
+
+    /// Pods are never scheduled; the scheduler says `message`.
+    pub fn never_schedulable(mut self, message: &str) -> Self {
+        self.unschedulable_for = NEVER;
+        self.unschedulable_message = Some(message.to_owned());
+        self
+    }
+
+    /// The cluster reports a Warning Event `reason`: `message` about the pods.
+    pub fn event(mut self, reason: &str, message: &str) -> Self {
+        self.events.push(ObjectEvent {
+            type_: "Warning".into(),
+            reason: reason.into(),
+            message: message.into(),
+        });
+        self
+    }
+
+    /// Once scheduled, `container` waits forever with `reason` and `message`
+    /// (e.g. `CreateContainerConfigError`, or a native sidecar whose
+    /// startupProbe keeps failing: `CrashLoopBackOff`).
+    pub fn stuck(mut self, container: &str, reason: &str, message: &str) -> Self {
+        self.stuck = Some((container.into(), reason.into(), message.into()));
+        self
+    }
+
+    /// Init container `container` exits `code` once the pod starts.
+    pub fn init_fails(mut self, container: &str, code: i32) -> Self {
+        self.init_failure = Some((container.into(), code));
+        self
+    }
+
+    /// The pod's `activeDeadlineSeconds` is `deadline`.
+    pub fn active_deadline(mut self, deadline: Duration) -> Self {
+        self.active_deadline = Some(deadline);
+        self
+    }
+
+    /// The first `n` watches end with 410 Gone after their first event.
+    pub fn watch_expirations(mut self, n: u32) -> Self {
+        self.watch_expirations = n;
+        self
+    }
+
+    /// The next `n` deletes succeed but answer 504.
+    pub fn lost_delete_responses(mut self, n: u32) -> Self {
+        self.lost_delete_responses = n;
+        self
     }
 
     /// The next `n` creates succeed but answer 504.
@@ -175,19 +247,79 @@ impl StepScript {
 
     /// The pod's status `t` after its creation, and when it next changes.
     pub(crate) fn observe(&self, name: &str, fate: Fate, t: Duration) -> (PodObservation, Option<Duration>) {
+        let Some(deadline) = self.active_deadline else {
+            return self.lifecycle(name, fate, t);
+        };
+        if t < deadline {
+            let (o, next) = self.lifecycle(name, fate, t);
+            return (o, Some(next.map_or(deadline, |n| n.min(deadline))));
+        }
+        let (mut o, _) = self.lifecycle(name, fate, deadline.saturating_sub(Duration::from_millis(1)));
+        if matches!(o.phase, PodPhase::Succeeded | PodPhase::Failed) {
+            return self.lifecycle(name, fate, t);
+        }
+        // The kubelet kills every container: `main` ends 137 like any SIGKILL.
+        o.phase = PodPhase::Failed;
+        o.reason = "DeadlineExceeded".into();
+        o.message = "Pod was active on the node longer than the specified deadline".into();
+        let killed = ContainerObservation::Terminated {
+            exit_code: 137,
+            reason: "Error".into(),
+        };
+        if o.main == ContainerObservation::Running {
+            o.main = killed.clone();
+        }
+        for (_, state) in &mut o.sidecars {
+            if *state == ContainerObservation::Running {
+                *state = killed.clone();
+            }
+        }
+        (o, None)
+    }
+
+    fn lifecycle(&self, name: &str, fate: Fate, t: Duration) -> (PodObservation, Option<Duration>) {
         let mut o = PodObservation {
             pod_name: name.to_owned(),
             ..Default::default()
         };
         let scheduled = self.unschedulable_for;
         if t < scheduled {
+            let message = self.unschedulable_message.as_deref().unwrap_or(UNSCHEDULABLE);
             o.conditions
-                .push(condition("PodScheduled", "False", "Unschedulable", UNSCHEDULABLE));
+                .push(condition("PodScheduled", "False", "Unschedulable", message));
             o.main = waiting("Pending");
             return (o, Some(scheduled));
         }
         o.conditions.push(condition("PodScheduled", "True", "", ""));
         let start = self.run_start();
+        if let Some((container, reason, message)) = &self.stuck {
+            let stuck = ContainerObservation::Waiting {
+                reason: reason.clone(),
+                message: message.clone(),
+            };
+            if container == MAIN_CONTAINER {
+                o.main = stuck;
+            } else {
+                o.sidecars.push((container.clone(), stuck));
+                o.main = waiting("PodInitializing");
+            }
+            return (o, None);
+        }
+        if let Some((container, code)) = &self.init_failure {
+            o.main = waiting("PodInitializing");
+            if t < start {
+                o.sidecars
+                    .push((container.clone(), ContainerObservation::Running));
+                return (o, Some(start));
+            }
+            o.phase = PodPhase::Failed;
+            let exited = ContainerObservation::Terminated {
+                exit_code: *code,
+                reason: "Error".into(),
+            };
+            o.sidecars.push((container.clone(), exited));
+            return (o, None);
+        }
         match fate {
             Fate::PullFails if t < scheduled + PULL_TIME => {
                 o.main = waiting("ContainerCreating");
@@ -204,6 +336,11 @@ impl StepScript {
             }
             Fate::Evicted if t >= start + self.evict_after => {
                 o.phase = PodPhase::Failed;
+                // The kubelet kills `main` on eviction: its 137 must not read as the result.
+                o.main = ContainerObservation::Terminated {
+                    exit_code: 137,
+                    reason: "Error".into(),
+                };
                 o.reason = "Evicted".into();
                 o.message = "The node was low on resource: memory.".into();
                 o.conditions.push(condition(
@@ -256,6 +393,9 @@ impl StepScript {
         o.sidecars.push(("sidecar".into(), state));
     }
 }
+
+/// "Forever" for a pod that is never scheduled (virtual time).
+const NEVER: Duration = Duration::from_secs(100 * 24 * 3600);
 
 /// The scheduler's message while a pod is unschedulable.
 pub(crate) const UNSCHEDULABLE: &str = "0/3 nodes are available: 3 Insufficient cpu.";

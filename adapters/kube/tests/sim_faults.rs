@@ -1,0 +1,231 @@
+//! What a real cluster does that a happy simulation would not: pods that are
+//! never scheduled, causes only Events tell, sidecars and init containers that
+//! never let `main` start, the pod's own deadline, expired watches, writes
+//! whose answer is lost. Each must end the step, named, within a bound.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use c8s_kube::sim::{SimCluster, StepScript};
+use c8s_kube::{
+    RunOptions, RunState, RunStatus, Step, StepOutcome, StepState, TerminationReason, run_pipeline,
+};
+use common::{makespan, pod};
+
+fn secs(s: u64) -> Duration {
+    Duration::from_secs(s)
+}
+
+async fn run_one(sim: &SimCluster, script: StepScript, options: RunOptions) -> RunStatus {
+    sim.script("only", script);
+    let steps = vec![Step::new("only", pod("t", "only"))];
+    run_pipeline(sim, steps, options, std::future::pending())
+        .await
+        .unwrap()
+}
+
+/// The failed step's outcome; the run failed and left nothing behind.
+fn failed(sim: &SimCluster, status: &RunStatus) -> StepOutcome {
+    assert_eq!(status.state, RunState::Failed, "{}", status.to_json());
+    let step = status.step("only").unwrap();
+    assert_eq!(step.state, StepState::Failed, "{}", status.to_json());
+    assert!(sim.live_objects().is_empty(), "{:?}", sim.live_objects());
+    step.outcome.clone().unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn waiting_for_capacity_is_bounded() {
+    let sim = SimCluster::new();
+    let script = StepScript::new(secs(5)).never_schedulable("0/3 nodes are available: 3 Insufficient cpu.");
+    let options = RunOptions::new("t").capacity_wait(secs(120));
+    let status = run_one(&sim, script, options).await;
+    let outcome = failed(&sim, &status);
+    assert_eq!(outcome.reason, TerminationReason::Error);
+    assert!(
+        outcome.message.contains("no node could take the pod within 120s")
+            && outcome.message.contains("3 Insufficient cpu"),
+        "{}",
+        outcome.message
+    );
+    assert_eq!(makespan(&status), secs(120));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_missing_volume_claim_is_reported_from_the_events_at_once() {
+    let sim = SimCluster::new();
+    let why = "0/3 nodes are available: persistentvolumeclaim \"cache\" not found.";
+    let script = StepScript::new(secs(5))
+        .never_schedulable(why)
+        .event("FailedScheduling", why);
+    let status = run_one(&sim, script, RunOptions::new("t")).await;
+    let outcome = failed(&sim, &status);
+    assert!(
+        outcome.message.contains("cannot start: FailedScheduling: ")
+            && outcome.message.contains("\"cache\" not found"),
+        "{}",
+        outcome.message
+    );
+    assert!(makespan(&status) < secs(5), "{:?}", makespan(&status));
+    assert_eq!(sim.stats().event_reads, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn no_node_matching_the_selector_is_not_waited_for() {
+    let sim = SimCluster::new();
+    let why = "0/3 nodes are available: 3 node(s) didn't match Pod's node affinity/selector.";
+    let script = StepScript::new(secs(5))
+        .never_schedulable(why)
+        .event("FailedScheduling", why);
+    let status = run_one(&sim, script, RunOptions::new("t")).await;
+    let outcome = failed(&sim, &status);
+    assert!(
+        outcome.message.contains("node affinity/selector"),
+        "{}",
+        outcome.message
+    );
+    assert!(makespan(&status) < secs(5));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_missing_secret_volume_is_reported_from_the_events() {
+    let sim = SimCluster::new();
+    let mount = "MountVolume.SetUp failed for volume \"creds\" : secret \"db\" not found";
+    let script = StepScript::new(secs(5))
+        .stuck("main", "ContainerCreating", "")
+        .event("FailedMount", mount);
+    let status = run_one(&sim, script, RunOptions::new("t")).await;
+    let outcome = failed(&sim, &status);
+    assert!(
+        outcome.message.contains("FailedMount: ") && outcome.message.contains("secret \"db\" not found"),
+        "{}",
+        outcome.message
+    );
+    // Read once the pod has been pending a while, not for every pod.
+    assert_eq!(makespan(&status), secs(30));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_missing_secret_key_ends_the_step_naming_the_container() {
+    let sim = SimCluster::new();
+    let script = StepScript::new(secs(5)).stuck(
+        "main",
+        "CreateContainerConfigError",
+        "couldn't find key password in Secret t/db",
+    );
+    let status = run_one(&sim, script, RunOptions::new("t")).await;
+    let outcome = failed(&sim, &status);
+    assert_eq!(
+        outcome.message,
+        "container main: CreateContainerConfigError: couldn't find key password in Secret t/db"
+    );
+    assert!(makespan(&status) < secs(1));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_sidecar_that_never_starts_ends_the_step_within_the_start_bound() {
+    let sim = SimCluster::new();
+    let script = StepScript::new(secs(5)).stuck(
+        "db",
+        "CrashLoopBackOff",
+        "back-off 5m0s restarting failed container=db",
+    );
+    let options = RunOptions::new("t").start_timeout(secs(300));
+    let status = run_one(&sim, script.clone(), options).await;
+    let outcome = failed(&sim, &status);
+    assert!(
+        outcome.message.starts_with("main did not start within 300s")
+            && outcome
+                .message
+                .contains("container db: CrashLoopBackOff: back-off"),
+        "{}",
+        outcome.message
+    );
+    assert_eq!(makespan(&status), secs(300));
+
+    // The pod's own activeDeadlineSeconds comes first: a timeout, still naming db.
+    let sim = SimCluster::new();
+    let status = run_one(&sim, script.active_deadline(secs(60)), RunOptions::new("t")).await;
+    let outcome = failed(&sim, &status);
+    assert_eq!(outcome.reason, TerminationReason::DeadlineExceeded);
+    assert!(
+        outcome.message.contains("container db: CrashLoopBackOff"),
+        "{}",
+        outcome.message
+    );
+    assert_eq!(makespan(&status), secs(60));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failing_init_container_is_named() {
+    let sim = SimCluster::new();
+    let script = StepScript::new(secs(5))
+        .start_delay(secs(3))
+        .init_fails("git-clone", 128);
+    let status = run_one(&sim, script, RunOptions::new("t")).await;
+    let outcome = failed(&sim, &status);
+    assert_eq!(outcome.reason, TerminationReason::Error);
+    assert_eq!(outcome.message, "container git-clone exited 128 (Error)");
+    assert_eq!(makespan(&status), secs(3));
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_pods_deadline_is_a_timeout_not_error_137() {
+    let sim = SimCluster::new();
+    let script = StepScript::new(secs(3600)).active_deadline(secs(60));
+    let status = run_one(&sim, script, RunOptions::new("t")).await;
+    let outcome = failed(&sim, &status);
+    assert_eq!(outcome.reason, TerminationReason::DeadlineExceeded);
+    assert_eq!(outcome.exit_code, None);
+    assert_eq!(makespan(&status), secs(60));
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_evicted_pod_is_retried_although_main_shows_137() {
+    let sim = SimCluster::new();
+    let script = StepScript::new(secs(10)).evictions(1, secs(2));
+    let status = run_one(&sim, script, RunOptions::new("t")).await;
+    assert_eq!(status.state, RunState::Succeeded, "{}", status.to_json());
+    assert_eq!(sim.stats().creates["only"], 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn expired_watches_relist_and_the_step_completes() {
+    let sim = SimCluster::new();
+    let script = StepScript::new(secs(10)).watch_expirations(3);
+    let status = run_one(&sim, script, RunOptions::new("t")).await;
+    assert_eq!(status.state, RunState::Succeeded, "{}", status.to_json());
+    assert_eq!(sim.stats().watches, 4);
+    assert_eq!(sim.stats().creates["only"], 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn watches_that_keep_breaking_end_the_step_after_a_bound() {
+    let sim = SimCluster::new();
+    let script = StepScript::new(secs(3600)).watch_expirations(u32::MAX);
+    let status = run_one(&sim, script, RunOptions::new("t")).await;
+    let step = status.step("only").unwrap();
+    assert_eq!(step.state, StepState::Failed, "{}", status.to_json());
+    let retries = RunOptions::new("t").retry.watch_retries;
+    assert!(
+        step.outcome.as_ref().unwrap().message.contains("gave up"),
+        "{}",
+        status.to_json()
+    );
+    // Each pod gets `1 + watch_retries` subscriptions; the step no more than its disruption retries.
+    let pods = sim.stats().creates["only"];
+    assert!(sim.stats().watches <= pods * (1 + retries), "{:?}", sim.stats());
+    assert!(sim.live_objects().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_delete_whose_answer_was_lost_still_counts() {
+    let sim = SimCluster::new();
+    let script = StepScript::new(secs(10)).lost_delete_responses(1);
+    let status = run_one(&sim, script, RunOptions::new("t")).await;
+    assert_eq!(status.state, RunState::Succeeded, "{}", status.to_json());
+    assert!(status.message.is_empty(), "{}", status.message);
+    assert!(sim.live_objects().is_empty());
+    assert_eq!(sim.stats().deletes, 1);
+}
