@@ -21,7 +21,7 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "library crates against k8s-openapi earliest (1.33) and latest (1.37)"
 for version in 1.33 1.37; do
   K8S_OPENAPI_ENABLED_VERSION=$version cargo check --locked --lib \
-    -p c8s-sidecar-core -p c8s-pipeline-model -p c8s-pod-builder -p c8s-kube -p c8s-helm
+    -p c8s-sidecar-core -p c8s-pipeline-model -p c8s-pod-builder -p c8s-kube -p c8s-helm -p c8s-controller
 done
 
 step "cargo doc -D warnings"

@@ -1,16 +1,30 @@
 //! c8s in the cluster: the `Pipeline`, `PipelineRun` and
 //! `RepositoryConnection` resources ([`crd`]), the controller that drives
-//! runs on the same scheduler as `c8s run`, and webhook triggers.
+//! runs on the same scheduler as `c8s run` ([`reconcile`], [`controller`]),
+//! leader election ([`LeaderLease`]) and webhook triggers ([`webhook`]).
+//!
+//! ```
+//! use c8s_controller::crd::{PipelineRun, PipelineRunSpec, crds, structural_violations};
+//!
+//! let run = PipelineRun::new("shop-b7", PipelineRunSpec {
+//!     pipeline_ref: Some("shop".into()),
+//!     branch: "main".into(),
+//!     build: 7,
+//!     ..PipelineRunSpec::default()
+//! });
+//! assert_eq!(serde_json::to_value(&run).unwrap()["apiVersion"], "c8s.dev/v1alpha1");
+//! assert!(crds().iter().all(|crd| structural_violations(crd).is_empty()));
+//! ```
 
+pub mod controller;
 pub mod crd;
 pub mod error;
+pub mod lease;
 pub mod reconcile;
 pub mod steps;
+pub mod webhook;
 
 pub use error::Error;
 pub use lease::LeaderLease;
 pub use reconcile::{Admission, Reconciled, RunView, Settings, reconcile_run};
 pub use steps::{RunStep, RunSteps, owner_of, run_context, run_steps};
-pub mod controller;
-pub mod lease;
-pub mod webhook;
