@@ -1,5 +1,5 @@
-//! The in-cluster commands: `c8s controller`, `c8s run --in-cluster`,
-//! `c8s get runs` and `c8s logs`. Runs are `PipelineRun` resources that the
+//! The in-cluster client commands: `c8s run --in-cluster`, `c8s get runs`
+//! and `c8s logs`. Runs are `PipelineRun` resources that the
 //! controller drives; these commands create and read them.
 
 use std::io::Write;
@@ -7,36 +7,14 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use c8s_controller::crd::{PipelineRun, PipelineRunSpec, RunPhase, StepPhase};
-use c8s_controller::reconcile::Settings;
 use c8s_kube::{KubeCluster, LogSink, MAIN_CONTAINER, ObjectKind, ObjectRef, stream_masked_logs};
-use c8s_pipeline_model::{SecretMasker, SourceReader};
+use c8s_pipeline_model::SecretMasker;
 use clap::Args;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{ListParams, PostParams};
 use kube::{Api, Client, ResourceExt};
 
 use crate::documents::DirSource;
-
-/// `c8s controller` flags.
-#[derive(Debug, Args)]
-pub struct ControllerArgs {
-    /// Runs of one namespace that may run at once; later ones wait (Pending, condition Queued).
-    #[arg(long, default_value_t = 10)]
-    pub max_running_per_namespace: usize,
-    /// Steps at once when a run does not say.
-    #[arg(long, default_value_t = 8)]
-    pub parallelism: usize,
-    /// Namespace of the leader Lease (default: $POD_NAMESPACE, else `default`).
-    #[arg(long)]
-    pub lease_namespace: Option<String>,
-    /// This replica's name in the Lease (default: $HOSTNAME, the pod name).
-    #[arg(long)]
-    pub identity: Option<String>,
-    /// Apply the CRDs (server-side) at start-up; needs RBAC on
-    /// customresourcedefinitions, which the chart does not grant.
-    #[arg(long)]
-    pub install_crds: bool,
-}
 
 /// `c8s get` objects.
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -61,74 +39,16 @@ pub struct LogsArgs {
     pub namespace: Option<String>,
 }
 
-fn fail(message: &str) -> ExitCode {
+pub fn fail(message: &str) -> ExitCode {
     let _ = writeln!(std::io::stderr(), "error: {message}");
     ExitCode::from(1)
 }
 
-fn block_on<F: std::future::Future<Output = ExitCode>>(f: F) -> ExitCode {
+pub fn block_on<F: std::future::Future<Output = ExitCode>>(f: F) -> ExitCode {
     match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime.block_on(f),
         Err(e) => fail(&format!("cannot start the async runtime: {e}")),
     }
-}
-
-/// `c8s controller`: runs the controller until SIGTERM or Ctrl-C.
-pub fn controller(args: &ControllerArgs) -> ExitCode {
-    let settings = Settings {
-        max_running_per_namespace: args.max_running_per_namespace.max(1),
-        default_parallelism: args.parallelism.max(1),
-        ..Settings::default()
-    };
-    let namespace = args
-        .lease_namespace
-        .clone()
-        .or_else(|| std::env::var("POD_NAMESPACE").ok())
-        .unwrap_or_else(|| "default".into());
-    let identity = args
-        .identity
-        .clone()
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .unwrap_or_else(|| "c8s-controller".into());
-    block_on(async move {
-        let client = match Client::try_default().await {
-            Ok(client) => client,
-            Err(e) => return fail(&format!("no cluster: {e}")),
-        };
-        let _ = writeln!(
-            std::io::stderr(),
-            "c8s controller {identity}: waiting for the lease in {namespace}"
-        );
-        match c8s_controller::controller::run(
-            client,
-            settings,
-            &namespace,
-            &identity,
-            args.install_crds,
-            shutdown(),
-        )
-        .await
-        {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => fail(&e.to_string()),
-        }
-    })
-}
-
-/// Ctrl-C or SIGTERM (what the kubelet sends).
-pub async fn shutdown() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-            return;
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
 }
 
 /// `c8s run --in-cluster`: creates a PipelineRun embedding the pipeline file
@@ -140,9 +60,10 @@ pub fn run_in_cluster(
     build: u64,
     run_id: &str,
     namespace: &str,
+    parallelism: usize,
 ) -> ExitCode {
     let reader = DirSource::beside(file);
-    let text = match reader.read(file).or_else(|_| std::fs::read(file)) {
+    let text = match std::fs::read(file) {
         Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
         Err(e) => return fail(&format!("cannot read {file}: {e}")),
     };
@@ -163,6 +84,7 @@ pub fn run_in_cluster(
             commit: commit.to_owned(),
             build,
             triggered_by: format!("cli:{}", std::env::var("USER").unwrap_or_default()),
+            parallelism: u32::try_from(parallelism).ok(),
             ..PipelineRunSpec::default()
         },
     );
@@ -373,35 +295,4 @@ async fn secret_values(client: &Client, namespace: &str, run: &PipelineRun) -> R
         }
     }
     Ok(values)
-}
-
-/// `c8s webhook` flags.
-#[derive(Debug, Args)]
-pub struct WebhookArgs {
-    /// Address to listen on.
-    #[arg(long, default_value = "0.0.0.0:8080")]
-    pub listen: String,
-    /// Largest request body accepted, in bytes (larger: 413).
-    #[arg(long, default_value_t = c8s_controller::webhook::DEFAULT_BODY_LIMIT)]
-    pub body_limit: usize,
-}
-
-/// `c8s webhook`: serves the Git hosts' push webhooks until SIGTERM or Ctrl-C.
-pub fn webhook(args: &WebhookArgs) -> ExitCode {
-    block_on(async move {
-        let client = match Client::try_default().await {
-            Ok(client) => client,
-            Err(e) => return fail(&format!("no cluster: {e}")),
-        };
-        let listener = match tokio::net::TcpListener::bind(&args.listen).await {
-            Ok(listener) => listener,
-            Err(e) => return fail(&format!("cannot listen on {}: {e}", args.listen)),
-        };
-        let _ = writeln!(std::io::stderr(), "c8s webhook: listening on {}", args.listen);
-        let triggers = std::sync::Arc::new(c8s_controller::webhook::KubeTriggers::new(client));
-        match c8s_controller::webhook::serve(listener, triggers, args.body_limit, shutdown()).await {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => fail(&e.to_string()),
-        }
-    })
 }

@@ -9,6 +9,7 @@ mod incluster;
 mod plan;
 mod render;
 mod run;
+mod serve;
 mod snippet;
 
 use std::io::Write;
@@ -64,7 +65,7 @@ enum Command {
     Reap(run::ReapArgs),
     /// Run the in-cluster controller that drives PipelineRuns (one acting
     /// replica at a time, chosen by a Lease).
-    Controller(incluster::ControllerArgs),
+    Controller(serve::ControllerArgs),
     /// List runs in the cluster.
     Get {
         /// What to list.
@@ -78,7 +79,7 @@ enum Command {
     Logs(incluster::LogsArgs),
     /// Serve push webhooks (`/hooks/github`, `/hooks/gitlab`,
     /// `/hooks/bitbucket`) that create PipelineRuns.
-    Webhook(incluster::WebhookArgs),
+    Webhook(serve::WebhookArgs),
     /// Print the CustomResourceDefinitions of `Pipeline`, `PipelineRun` and
     /// `RepositoryConnection` (for `kubectl apply -f -`).
     Crd,
@@ -132,12 +133,13 @@ fn main() -> ExitCode {
             args.render.build,
             &args.render.run_id,
             &args.render.namespace,
+            args.parallelism,
         ),
         Command::Run(args) => run::run(&args, report_errors),
-        Command::Controller(args) => incluster::controller(&args),
+        Command::Controller(args) => serve::controller(&args),
         Command::Get { kind, namespace } => incluster::get(kind, namespace.as_deref()),
         Command::Logs(args) => incluster::logs(&args),
-        Command::Webhook(args) => incluster::webhook(&args),
+        Command::Webhook(args) => serve::webhook(&args),
         Command::Reap(args) => run::reap(&args),
         Command::Crd => match c8s_controller::crd::crd_yaml() {
             Ok(text) => print_stdout(&text),

@@ -21,6 +21,7 @@ pub mod crd;
 pub mod error;
 pub mod lease;
 pub mod reconcile;
+mod status;
 pub mod steps;
 pub mod webhook;
 

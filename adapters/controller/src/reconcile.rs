@@ -8,14 +8,15 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use c8s_kube::{Assessment, Cluster, ObjectKind, ObjectRef, RUN_LABEL, assess, attempt_name};
+use c8s_kube::{Assessment, Cluster, ObjectRef, RUN_LABEL, assess, attempt_name};
 use c8s_pipeline_model::resources::{ResourceList, check_quota};
-use c8s_pipeline_model::scheduler::{Observed, Policy, RunEnd, decide};
+use c8s_pipeline_model::scheduler::{Observed, Policy, RunEnd, StopReason, decide};
 use futures::StreamExt;
 use k8s_openapi::jiff::Timestamp;
 
-use crate::crd::{Condition, PipelineRunSpec, PipelineRunStatus, RunPhase, StepPhase, StepRunStatus};
+use crate::crd::{PipelineRunSpec, PipelineRunStatus, RunPhase, StepPhase, StepRunStatus};
 use crate::error::Error;
+use crate::status::{failed_steps, read_assessment, set_condition, set_object_name};
 use crate::steps::RunSteps;
 
 /// How the controller runs every run.
@@ -181,9 +182,20 @@ pub async fn reconcile_run<C: Cluster>(
             cluster.delete(&object.object).await?;
         }
         if let Some(status) = statuses.get_mut(name) {
-            status.phase = StepPhase::Skipped;
-            status.reason = "Cancelled".into();
-            status.message = format!("cancelled: {reason}");
+            // A step that ran out of time failed; one stopped for another reason was cancelled.
+            let timed_out = *reason == StopReason::StepTimeout;
+            status.phase = if timed_out {
+                StepPhase::Failed
+            } else {
+                StepPhase::Skipped
+            };
+            status.reason = if timed_out {
+                "DeadlineExceeded"
+            } else {
+                "Cancelled"
+            }
+            .into();
+            status.message = format!("stopped: {reason}");
             status.completion_time = Some(now.to_string());
         }
         out.events
@@ -372,66 +384,6 @@ async fn observe_objects<C: Cluster>(
     Ok(seen)
 }
 
-fn read_assessment(
-    assessment: &Assessment,
-    attempt: u32,
-    retry_allowed: bool,
-    now_ms: u64,
-    now: &str,
-    status: &mut StepRunStatus,
-) -> Observed {
-    match assessment {
-        Assessment::Starting | Assessment::WaitingForCapacity(_) => {
-            status.phase = StepPhase::Running;
-            if let Assessment::WaitingForCapacity(m) = assessment {
-                status.reason = "WaitingForCapacity".into();
-                status.message = m.clone();
-            }
-            Observed::Running { attempt, since: None }
-        }
-        Assessment::Running => {
-            status.phase = StepPhase::Running;
-            status.reason.clear();
-            status.message.clear();
-            Observed::Running {
-                attempt,
-                since: Some(now_ms),
-            }
-        }
-        Assessment::Finished(pod) => {
-            status.exit_code = pod.exit_code;
-            status.reason = format!("{:?}", pod.reason);
-            status.message = pod.message.clone();
-            if status.completion_time.is_none() {
-                status.completion_time = Some(now.to_owned());
-            }
-            if pod.exit_code == Some(0) {
-                status.phase = StepPhase::Succeeded;
-                Observed::Succeeded
-            } else {
-                status.phase = StepPhase::Failed;
-                Observed::Failed {
-                    attempt,
-                    retry_at: None,
-                }
-            }
-        }
-        Assessment::Disrupted(reason, message) => {
-            status.reason = format!("{reason:?}");
-            status.message = message.clone();
-            status.phase = if retry_allowed {
-                StepPhase::Running
-            } else {
-                StepPhase::Failed
-            };
-            Observed::Failed {
-                attempt,
-                retry_at: retry_allowed.then_some(now_ms),
-            }
-        }
-    }
-}
-
 /// The scheduler's policy for this run; times in milliseconds since the run
 /// was created.
 fn policy(run: &RunView<'_>, steps: &RunSteps, settings: &Settings) -> Policy {
@@ -457,47 +409,4 @@ fn policy(run: &RunView<'_>, steps: &RunSteps, settings: &Settings) -> Policy {
         policy = policy.cancelled();
     }
     policy
-}
-
-fn set_object_name(status: &mut StepRunStatus, object: &ObjectRef) {
-    match object.kind {
-        ObjectKind::Pod => status.pod = Some(object.name.clone()),
-        ObjectKind::Job => status.job = Some(object.name.clone()),
-    }
-}
-
-/// Sets condition `type_`, keeping its transition time when the status is unchanged.
-fn set_condition(
-    status: &mut PipelineRunStatus,
-    type_: &str,
-    value: &str,
-    reason: &str,
-    message: &str,
-    now: Timestamp,
-) {
-    let condition = Condition {
-        type_: type_.to_owned(),
-        status: value.to_owned(),
-        reason: reason.to_owned(),
-        message: message.to_owned(),
-        last_transition_time: now.to_string(),
-    };
-    match status.conditions.iter_mut().find(|c| c.type_ == type_) {
-        Some(existing) if existing.status == value => {
-            existing.reason = condition.reason;
-            existing.message = condition.message;
-        }
-        Some(existing) => *existing = condition,
-        None => status.conditions.push(condition),
-    }
-}
-
-fn failed_steps(status: &PipelineRunStatus) -> String {
-    let failed: Vec<&str> = status
-        .steps
-        .iter()
-        .filter(|s| s.phase == StepPhase::Failed)
-        .map(|s| s.name.as_str())
-        .collect();
-    format!("failed steps: {}", failed.join(", "))
 }

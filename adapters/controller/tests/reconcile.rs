@@ -138,6 +138,49 @@ async fn a_failing_step_fails_the_run_and_skips_its_dependents() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_step_past_its_timeout_is_deleted_and_fails_the_run() {
+    let cluster = SimCluster::new();
+    cluster.default_script(StepScript::new(Duration::from_secs(5)));
+    cluster.script("unit", StepScript::new(Duration::from_secs(3600)));
+    let text = PIPELINE.replace(
+        r#"{ name: unit, image: "alpine:3", commands: ["true"] }"#,
+        r#"{ name: unit, image: "alpine:3", commands: ["true"], timeout: 20s }"#,
+    );
+    let pipeline =
+        parse_pipeline("shop.c8s.yaml", &text, &MemorySource::new()).unwrap_or_else(|e| panic!("{e}"));
+    let (mut run, _) = run(&cluster);
+    run.spec.pipeline = Some(pipeline.clone());
+    let owner = owner_of(&run).unwrap_or_else(|| panic!("owner"));
+    let steps = run_steps(&pipeline, &run_context(&run, &pipeline, "ci"), owner, false)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let status = drive(&cluster, &run, &steps, &Admission::default()).await;
+    assert_eq!(status.phase, RunPhase::Failed, "{status:#?}");
+    let unit = status.steps.iter().find(|s| s.name.starts_with("shop-unit-"));
+    assert_eq!(
+        unit.map(|s| (s.phase, s.reason.as_str())),
+        Some((StepPhase::Failed, "DeadlineExceeded"))
+    );
+    let ended = status
+        .completion_time
+        .as_deref()
+        .and_then(|t| t.parse::<Timestamp>().ok());
+    let started = status
+        .start_time
+        .as_deref()
+        .and_then(|t| t.parse::<Timestamp>().ok());
+    let took = ended.zip(started).map(|(e, s)| e.duration_since(s).as_secs());
+    assert!(
+        took.is_some_and(|t| (20..=25).contains(&t)),
+        "ended after {took:?}s, not at the 20 s timeout"
+    );
+    assert!(
+        cluster.live_objects().iter().all(|o| !o.contains("-unit-")),
+        "{:?}",
+        cluster.live_objects()
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn cancelling_deletes_running_steps_and_ends_cancelled() {
     let cluster = SimCluster::new();
     cluster.default_script(StepScript::new(Duration::from_secs(600)));

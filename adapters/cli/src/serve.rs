@@ -1,0 +1,120 @@
+//! The long-running in-cluster commands: `c8s controller` and `c8s webhook`.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use c8s_controller::reconcile::Settings;
+use clap::Args;
+use kube::Client;
+
+use crate::incluster::{block_on, fail};
+
+/// `c8s controller` flags.
+#[derive(Debug, Args)]
+pub struct ControllerArgs {
+    /// Runs of one namespace that may run at once; later ones wait (Pending, condition Queued).
+    #[arg(long, default_value_t = 10)]
+    pub max_running_per_namespace: usize,
+    /// Steps at once when a run does not say.
+    #[arg(long, default_value_t = 8)]
+    pub parallelism: usize,
+    /// Namespace of the leader Lease (default: $POD_NAMESPACE, else `default`).
+    #[arg(long)]
+    pub lease_namespace: Option<String>,
+    /// This replica's name in the Lease (default: $HOSTNAME, the pod name).
+    #[arg(long)]
+    pub identity: Option<String>,
+    /// Apply the CRDs (server-side) at start-up; needs RBAC on
+    /// customresourcedefinitions, which the chart does not grant.
+    #[arg(long)]
+    pub install_crds: bool,
+}
+
+/// `c8s controller`: runs the controller until SIGTERM or Ctrl-C.
+pub fn controller(args: &ControllerArgs) -> ExitCode {
+    let settings = Settings {
+        max_running_per_namespace: args.max_running_per_namespace.max(1),
+        default_parallelism: args.parallelism.max(1),
+        ..Settings::default()
+    };
+    let namespace = args
+        .lease_namespace
+        .clone()
+        .or_else(|| std::env::var("POD_NAMESPACE").ok())
+        .unwrap_or_else(|| "default".into());
+    let identity = args
+        .identity
+        .clone()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "c8s-controller".into());
+    block_on(async move {
+        let client = match Client::try_default().await {
+            Ok(client) => client,
+            Err(e) => return fail(&format!("no cluster: {e}")),
+        };
+        let _ = writeln!(
+            std::io::stderr(),
+            "c8s controller {identity}: waiting for the lease in {namespace}"
+        );
+        match c8s_controller::controller::run(
+            client,
+            settings,
+            &namespace,
+            &identity,
+            args.install_crds,
+            shutdown(),
+        )
+        .await
+        {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => fail(&e.to_string()),
+        }
+    })
+}
+
+/// Ctrl-C or SIGTERM (what the kubelet sends).
+pub async fn shutdown() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+/// `c8s webhook` flags.
+#[derive(Debug, Args)]
+pub struct WebhookArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "0.0.0.0:8080")]
+    pub listen: String,
+    /// Largest request body accepted, in bytes (larger: 413).
+    #[arg(long, default_value_t = c8s_controller::webhook::DEFAULT_BODY_LIMIT)]
+    pub body_limit: usize,
+}
+
+/// `c8s webhook`: serves the Git hosts' push webhooks until SIGTERM or Ctrl-C.
+pub fn webhook(args: &WebhookArgs) -> ExitCode {
+    block_on(async move {
+        let client = match Client::try_default().await {
+            Ok(client) => client,
+            Err(e) => return fail(&format!("no cluster: {e}")),
+        };
+        let listener = match tokio::net::TcpListener::bind(&args.listen).await {
+            Ok(listener) => listener,
+            Err(e) => return fail(&format!("cannot listen on {}: {e}", args.listen)),
+        };
+        let _ = writeln!(std::io::stderr(), "c8s webhook: listening on {}", args.listen);
+        let triggers = std::sync::Arc::new(c8s_controller::webhook::KubeTriggers::new(client));
+        match c8s_controller::webhook::serve(listener, triggers, args.body_limit, shutdown()).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => fail(&e.to_string()),
+        }
+    })
+}

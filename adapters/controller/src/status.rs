@@ -1,0 +1,114 @@
+//! How a reconcile writes what it saw into the run's status: each step's
+//! phase, object, exit code, reason and message (never a secret value: they
+//! come from container states and pod conditions), and the run's conditions.
+
+use c8s_kube::{Assessment, ObjectKind, ObjectRef};
+use c8s_pipeline_model::scheduler::Observed;
+use k8s_openapi::jiff::Timestamp;
+
+use crate::crd::{Condition, PipelineRunStatus, StepPhase, StepRunStatus};
+
+/// Records `assessment` of attempt `attempt` on `status` and returns what the
+/// scheduler should see.
+pub(crate) fn read_assessment(
+    assessment: &Assessment,
+    attempt: u32,
+    retry_allowed: bool,
+    now_ms: u64,
+    now: &str,
+    status: &mut StepRunStatus,
+) -> Observed {
+    match assessment {
+        Assessment::Starting | Assessment::WaitingForCapacity(_) => {
+            status.phase = StepPhase::Running;
+            if let Assessment::WaitingForCapacity(m) = assessment {
+                status.reason = "WaitingForCapacity".into();
+                status.message = m.clone();
+            }
+            Observed::Running { attempt, since: None }
+        }
+        Assessment::Running => {
+            status.phase = StepPhase::Running;
+            status.reason.clear();
+            status.message.clear();
+            Observed::Running {
+                attempt,
+                since: Some(now_ms),
+            }
+        }
+        Assessment::Finished(pod) => {
+            status.exit_code = pod.exit_code;
+            status.reason = format!("{:?}", pod.reason);
+            status.message = pod.message.clone();
+            if status.completion_time.is_none() {
+                status.completion_time = Some(now.to_owned());
+            }
+            if pod.exit_code == Some(0) {
+                status.phase = StepPhase::Succeeded;
+                Observed::Succeeded
+            } else {
+                status.phase = StepPhase::Failed;
+                Observed::Failed {
+                    attempt,
+                    retry_at: None,
+                }
+            }
+        }
+        Assessment::Disrupted(reason, message) => {
+            status.reason = format!("{reason:?}");
+            status.message = message.clone();
+            status.phase = if retry_allowed {
+                StepPhase::Running
+            } else {
+                StepPhase::Failed
+            };
+            Observed::Failed {
+                attempt,
+                retry_at: retry_allowed.then_some(now_ms),
+            }
+        }
+    }
+}
+
+pub(crate) fn set_object_name(status: &mut StepRunStatus, object: &ObjectRef) {
+    match object.kind {
+        ObjectKind::Pod => status.pod = Some(object.name.clone()),
+        ObjectKind::Job => status.job = Some(object.name.clone()),
+    }
+}
+
+/// Sets condition `type_`, keeping its transition time when the status is unchanged.
+pub(crate) fn set_condition(
+    status: &mut PipelineRunStatus,
+    type_: &str,
+    value: &str,
+    reason: &str,
+    message: &str,
+    now: Timestamp,
+) {
+    let condition = Condition {
+        type_: type_.to_owned(),
+        status: value.to_owned(),
+        reason: reason.to_owned(),
+        message: message.to_owned(),
+        last_transition_time: now.to_string(),
+    };
+    match status.conditions.iter_mut().find(|c| c.type_ == type_) {
+        Some(existing) if existing.status == value => {
+            existing.reason = condition.reason;
+            existing.message = condition.message;
+        }
+        Some(existing) => *existing = condition,
+        None => status.conditions.push(condition),
+    }
+}
+
+pub(crate) fn failed_steps(status: &PipelineRunStatus) -> String {
+    let failed: Vec<&str> = status
+        .steps
+        .iter()
+        .filter(|s| s.phase == StepPhase::Failed)
+        .map(|s| s.name.as_str())
+        .collect();
+    format!("failed steps: {}", failed.join(", "))
+}
