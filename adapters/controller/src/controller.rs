@@ -24,7 +24,7 @@ use kube::{Api, Client, Resource, ResourceExt};
 use crate::crd::{Pipeline, PipelineRun, PipelineRunStatus, RunPhase, crds};
 use crate::error::Error;
 use crate::lease::LeaderLease;
-use crate::reconcile::{Admission, RunView, Settings, reconcile_run};
+use crate::reconcile::{Admission, RunView, Settings, reconcile_run, run_selector};
 use crate::steps::{owner_of, run_context, run_steps};
 
 /// The field manager of every server-side apply the controller makes.
@@ -274,7 +274,7 @@ async fn apply(run: &PipelineRun, ctx: &Context) -> Result<Action, Error> {
 async fn cleanup(run: &PipelineRun, ctx: &Context) -> Result<Action, Error> {
     let namespace = run.namespace().unwrap_or_default();
     let cluster = KubeCluster::new(ctx.client.clone(), namespace);
-    for object in cluster.list(&format!("{RUN_LABEL}={}", run.name_any())).await? {
+    for object in cluster.list(&run_selector(&run.name_any())).await? {
         cluster.delete(&object.object).await?;
     }
     Ok(Action::await_change())

@@ -302,6 +302,12 @@ pub async fn reconcile_run<C: Cluster>(
     Ok(out)
 }
 
+/// The label selector of run `run`'s objects: pod-builder writes the run id
+/// (the run's name) as a label value, hash-shortened past 63 characters.
+pub fn run_selector(run: &str) -> String {
+    format!("{RUN_LABEL}={}", c8s_pod_builder::names::label_value(run))
+}
+
 /// The label holding an object's attempt number.
 pub const ATTEMPT_LABEL: &str = "c8s.dev/attempt";
 
@@ -353,7 +359,7 @@ async fn observe_objects<C: Cluster>(
     steps: &RunSteps,
     settings: &Settings,
 ) -> Result<BTreeMap<String, SeenObject>, Error> {
-    let listed = cluster.list(&format!("{RUN_LABEL}={run}")).await?;
+    let listed = cluster.list(&run_selector(run)).await?;
     let mut by_name: BTreeMap<String, (String, u32)> = BTreeMap::new();
     for step in &steps.steps {
         for attempt in 0..settings.max_attempts.max(1) {

@@ -114,6 +114,22 @@ async fn a_run_completes_with_each_step_started_once_and_dependents_after_depend
     }
 }
 
+/// A run name longer than a label value (63) still finds its pods: the
+/// selector uses pod-builder's shortened label value.
+#[tokio::test(start_paused = true)]
+async fn a_run_with_a_long_name_finds_its_pods() {
+    let cluster = SimCluster::new();
+    cluster.default_script(StepScript::new(Duration::from_secs(10)));
+    let (mut run, _) = run(&cluster);
+    run.metadata.name = Some(format!("shop-{}", "x".repeat(80)));
+    let pipeline = run.spec.pipeline.clone().unwrap_or_else(|| panic!("pipeline"));
+    let owner = owner_of(&run).unwrap_or_else(|| panic!("owner"));
+    let steps = run_steps(&pipeline, &run_context(&run, &pipeline, "ci"), owner, false).unwrap_or_else(|e| panic!("{e}"));
+    let status = drive(&cluster, &run, &steps, &Admission::default()).await;
+    assert_eq!(status.phase, RunPhase::Succeeded, "{status:#?}");
+    assert!(cluster.stats().creates.values().all(|n| *n == 1), "{:?}", cluster.stats().creates);
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_failing_step_fails_the_run_and_skips_its_dependents() {
     let cluster = SimCluster::new();
