@@ -15,6 +15,10 @@ use kube::client::Body;
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 
+#[path = "../../../pod-builder/tests/common/tools.rs"]
+#[allow(dead_code)]
+mod tools;
+
 type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
 
 #[derive(Debug)]
@@ -338,4 +342,127 @@ fn errors_back_off_exponentially_up_to_five_minutes() {
 #[test]
 fn a_run_spec_defaults_to_no_pipeline() {
     assert_eq!(PipelineRunSpec::default().pipeline_ref, None);
+}
+
+/// The rules the chart grants the controller's ServiceAccount (its
+/// ClusterRole and its Lease Role), rendered with the real helm.
+fn chart_rules() -> Vec<k8s_openapi::api::rbac::v1::PolicyRule> {
+    let chart = tools::workspace().join("charts/c8s-controller");
+    let output = std::process::Command::new(tools::tool("helm"))
+        .args(["template", "ci", "--namespace", "c8s"])
+        .arg(chart)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    let mut rules = Vec::new();
+    for doc in text.split("\n---") {
+        let value: Value = serde_saphyr::from_str(doc).unwrap_or(Value::Null);
+        let name = value["metadata"]["name"].as_str().unwrap_or_default();
+        let role = matches!(value["kind"].as_str(), Some("ClusterRole" | "Role"));
+        if role && (name == "ci-controller" || name == "ci-controller-lease") {
+            let granted: Vec<k8s_openapi::api::rbac::v1::PolicyRule> =
+                serde_json::from_value(value["rules"].clone()).unwrap();
+            rules.extend(granted);
+        }
+    }
+    assert!(!rules.is_empty(), "no controller roles in the chart");
+    rules
+}
+
+/// Every request in `seen` is allowed by the chart's controller RBAC.
+fn assert_chart_grants(seen: &[Seen]) {
+    let rules = chart_rules();
+    for request in seen {
+        let path = request.uri.split('?').next().unwrap_or_default();
+        let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        let (group, rest) = match parts.first() {
+            Some(&"api") => ("", &parts[2..]),
+            _ => (parts[1], &parts[3..]),
+        };
+        let rest = if rest.first() == Some(&"namespaces") {
+            &rest[2..]
+        } else {
+            rest
+        };
+        let resource = match rest {
+            [r, _, sub] => format!("{r}/{sub}"),
+            [r, ..] => (*r).to_owned(),
+            [] => String::new(),
+        };
+        let verb = match (request.method.clone(), rest.len()) {
+            (Method::GET, 1) if request.uri.contains("watch=true") => "watch",
+            (Method::GET, 1) => "list",
+            (Method::GET, _) => "get",
+            (Method::POST, _) => "create",
+            (Method::PUT, _) => "update",
+            (Method::PATCH, _) => "patch",
+            (Method::DELETE, _) => "delete",
+            _ => "other",
+        };
+        let granted = rules.iter().any(|rule| {
+            rule.api_groups.iter().flatten().any(|g| g == group)
+                && rule.resources.iter().flatten().any(|r| *r == resource)
+                && rule.verbs.iter().any(|v| v == verb)
+        });
+        assert!(
+            granted,
+            "the chart does not grant {verb} {group}/{resource} ({} {})",
+            request.method, request.uri
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_charts_rbac_grants_every_request_of_the_controller() {
+    // The requests of the lease, status, finalizer and cleanup tests, replayed.
+    let (c, handle) = client();
+    let server = serve(
+        handle,
+        vec![
+            (200, lease("replica-b", "2026-01-01T00:00:00Z", "7")),
+            (200, lease("replica-a", "2026-01-01T00:01:00Z", "8")),
+        ],
+    );
+    let now: Timestamp = "2026-01-01T00:01:00Z".parse().unwrap();
+    assert!(lease_api(&c).try_acquire_or_renew(now).await.unwrap());
+    let mut seen = server.await.unwrap();
+    let (c, handle) = client();
+    let server = serve(handle, vec![(200, run_json(&[], false))]);
+    let api = kube::Api::<PipelineRun>::namespaced(c, "ci");
+    patch_status(&api, "shop-b7", &PipelineRunStatus::default())
+        .await
+        .unwrap();
+    seen.extend(server.await.unwrap());
+    let (c, handle) = client();
+    let server = serve(handle, vec![(200, run_json(&[FINALIZER], false))]);
+    let run: PipelineRun = serde_json::from_value(run_json(&[], false)).unwrap();
+    reconcile(Arc::new(run), context(c)).await.unwrap();
+    seen.extend(server.await.unwrap());
+    let (c, handle) = client();
+    let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "ci"}});
+    let server = serve(
+        handle,
+        vec![
+            (
+                200,
+                json!({"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": [pod.clone()]}),
+            ),
+            (
+                200,
+                json!({"apiVersion": "batch/v1", "kind": "JobList", "metadata": {}, "items": []}),
+            ),
+            (200, pod),
+            (200, run_json(&[], true)),
+        ],
+    );
+    let run: PipelineRun = serde_json::from_value(run_json(&[FINALIZER], true)).unwrap();
+    reconcile(Arc::new(run), context(c)).await.unwrap();
+    seen.extend(server.await.unwrap());
+    assert_eq!(seen.len(), 8);
+    assert_chart_grants(&seen);
 }

@@ -124,10 +124,15 @@ async fn a_run_with_a_long_name_finds_its_pods() {
     run.metadata.name = Some(format!("shop-{}", "x".repeat(80)));
     let pipeline = run.spec.pipeline.clone().unwrap_or_else(|| panic!("pipeline"));
     let owner = owner_of(&run).unwrap_or_else(|| panic!("owner"));
-    let steps = run_steps(&pipeline, &run_context(&run, &pipeline, "ci"), owner, false).unwrap_or_else(|e| panic!("{e}"));
+    let steps = run_steps(&pipeline, &run_context(&run, &pipeline, "ci"), owner, false)
+        .unwrap_or_else(|e| panic!("{e}"));
     let status = drive(&cluster, &run, &steps, &Admission::default()).await;
     assert_eq!(status.phase, RunPhase::Succeeded, "{status:#?}");
-    assert!(cluster.stats().creates.values().all(|n| *n == 1), "{:?}", cluster.stats().creates);
+    assert!(
+        cluster.stats().creates.values().all(|n| *n == 1),
+        "{:?}",
+        cluster.stats().creates
+    );
 }
 
 #[tokio::test(start_paused = true)]
