@@ -172,6 +172,21 @@ pub async fn reconcile_run<C: Cluster>(
         if let Some(seen) = seen {
             observed.insert(step.name.clone(), seen);
         }
+        let before = previous.get(step.name.as_str()).map(|s| s.phase);
+        if before != Some(status.phase) {
+            match status.phase {
+                StepPhase::Succeeded => out
+                    .events
+                    .push(("StepSucceeded".into(), format!("step {} succeeded", step.name))),
+                StepPhase::Failed => out.events.push((
+                    "StepFailed".into(),
+                    format!("step {} failed: {} {}", step.name, status.reason, status.message)
+                        .trim_end()
+                        .to_owned(),
+                )),
+                _ => {}
+            }
+        }
         statuses.insert(step.name.clone(), status);
     }
 

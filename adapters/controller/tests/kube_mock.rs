@@ -466,3 +466,23 @@ async fn the_charts_rbac_grants_every_request_of_the_controller() {
     assert_eq!(seen.len(), 8);
     assert_chart_grants(&seen);
 }
+
+/// The webhook's store on a cluster: a run that exists already (409, a
+/// replayed delivery) is reported as not created, not as an error.
+#[tokio::test]
+async fn the_webhook_store_reads_409_as_already_created() {
+    use c8s_controller::webhook::{KubeTriggers, Triggers};
+    let (c, handle) = client();
+    let server = serve(handle, vec![(201, run_json(&[], false)), (409, conflict())]);
+    let triggers = KubeTriggers::new(c);
+    let run: PipelineRun = serde_json::from_value(run_json(&[], false)).unwrap();
+    assert!(triggers.create_run("ci", run.clone()).await.unwrap());
+    assert!(!triggers.create_run("ci", run).await.unwrap());
+    let seen = server.await.unwrap();
+    assert!(
+        seen.iter().all(
+            |s| s.method == Method::POST && s.uri == "/apis/c8s.dev/v1alpha1/namespaces/ci/pipelineruns?"
+        )
+    );
+    assert_eq!(seen[0].body["spec"]["pipelineRef"], "shop");
+}

@@ -155,6 +155,7 @@ async fn a_failing_step_fails_the_run_and_skips_its_dependents() {
     assert_eq!(phase("publish"), Some(StepPhase::Skipped));
     let build = status.steps.iter().find(|s| s.name.starts_with("shop-build-"));
     assert_eq!(build.and_then(|s| s.exit_code), Some(2));
+    assert!(build.is_some_and(|s| s.reason == "Error"), "{build:?}");
     assert!(!cluster.stats().creates.contains_key("e2e"));
 }
 
