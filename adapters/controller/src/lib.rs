@@ -16,6 +16,7 @@
 //! assert!(crds().iter().all(|crd| structural_violations(crd).is_empty()));
 //! ```
 
+mod admission;
 pub mod controller;
 pub mod crd;
 pub mod error;

@@ -9,7 +9,6 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use c8s_kube::{Assessment, Cluster, ObjectRef, RUN_LABEL, assess, attempt_name};
-use c8s_pipeline_model::resources::{ResourceList, check_quota};
 use c8s_pipeline_model::scheduler::{Observed, Policy, RunEnd, StopReason, decide};
 use futures::StreamExt;
 use k8s_openapi::jiff::Timestamp;
@@ -18,6 +17,9 @@ use crate::crd::{PipelineRunSpec, PipelineRunStatus, RunPhase, StepPhase, StepRu
 use crate::error::Error;
 use crate::status::{failed_steps, read_assessment, set_condition, set_object_name};
 use crate::steps::RunSteps;
+
+pub use crate::admission::Admission;
+use crate::admission::admit;
 
 /// How the controller runs every run.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -43,15 +45,6 @@ impl Default for Settings {
             poll: Duration::from_secs(30),
         }
     }
-}
-
-/// What a reconcile knows of the namespace beyond the run itself.
-#[derive(Clone, Debug, Default)]
-pub struct Admission {
-    /// Other runs of the namespace in phase Running.
-    pub running_in_namespace: usize,
-    /// The namespace's ResourceQuota `hard` limits (the tightest of each).
-    pub quota: Option<ResourceList>,
 }
 
 /// The run as the reconcile sees it.
@@ -325,41 +318,6 @@ pub fn run_selector(run: &str) -> String {
 
 /// The label holding an object's attempt number.
 pub const ATTEMPT_LABEL: &str = "c8s.dev/attempt";
-
-/// Whether the run may start now; otherwise records why it waits.
-fn admit(
-    steps: &RunSteps,
-    admission: &Admission,
-    settings: &Settings,
-    out: &mut Reconciled,
-    now: Timestamp,
-) -> bool {
-    if admission.running_in_namespace >= settings.max_running_per_namespace {
-        let message = format!(
-            "{} runs are running in this namespace, the limit is {}",
-            admission.running_in_namespace, settings.max_running_per_namespace
-        );
-        set_condition(&mut out.status, "Queued", "True", "NamespaceLimit", &message, now);
-        out.requeue_after = Some(settings.poll);
-        return false;
-    }
-    if let Some(quota) = &admission.quota
-        && let Err(e) = check_quota(&steps.peak_requests, quota)
-    {
-        set_condition(
-            &mut out.status,
-            "Queued",
-            "True",
-            "QuotaExceeded",
-            &e.to_string(),
-            now,
-        );
-        out.requeue_after = Some(settings.poll);
-        return false;
-    }
-    out.status.conditions.retain(|c| c.type_ != "Queued");
-    true
-}
 
 /// The latest attempt of each step that has an object in the cluster.
 struct SeenObject {
