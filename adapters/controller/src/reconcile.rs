@@ -252,6 +252,16 @@ pub async fn reconcile_run<C: Cluster>(
         .iter()
         .filter_map(|s| statuses.remove(&s.name))
         .collect();
+    // Steps the branch rules out are listed too, so `kubectl get -o yaml` shows why they never ran.
+    out.status
+        .steps
+        .extend(steps.skipped.iter().map(|(name, why)| StepRunStatus {
+            name: name.clone(),
+            phase: StepPhase::Skipped,
+            reason: "BranchCondition".into(),
+            message: format!("not run: {why}"),
+            ..StepRunStatus::default()
+        }));
     if out.status.start_time.is_none() {
         out.status.start_time = Some(now.to_string());
     }

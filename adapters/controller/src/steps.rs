@@ -115,7 +115,7 @@ pub fn run_steps(
     let skipped = plan
         .skipped
         .iter()
-        .map(|(step, why)| (step.clone(), format!("{why:?}")))
+        .map(|(step, why)| (step.clone(), why.to_string()))
         .collect();
     Ok(RunSteps {
         steps,

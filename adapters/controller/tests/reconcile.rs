@@ -23,6 +23,7 @@ steps:
   - { name: build, image: "alpine:3", commands: ["true"], dependsOn: [lint, unit] }
   - { name: e2e, image: "alpine:3", commands: ["true"], dependsOn: [build] }
   - { name: publish, image: "alpine:3", commands: ["true"], dependsOn: [e2e, unit] }
+  - { name: nightly, image: "alpine:3", commands: ["true"], conditional: { branches: [nightly] } }
 "#;
 
 fn run(cluster: &SimCluster) -> (PipelineRun, RunSteps) {
@@ -90,11 +91,13 @@ async fn a_run_completes_with_each_step_started_once_and_dependents_after_depend
     let (run, steps) = run(&cluster);
     let status = drive(&cluster, &run, &steps, &Admission::default()).await;
     assert_eq!(status.phase, RunPhase::Succeeded, "{status:#?}");
-    assert!(
-        status
-            .steps
-            .iter()
-            .all(|s| s.phase == StepPhase::Succeeded && s.exit_code == Some(0))
+    let (ran, skipped): (Vec<_>, Vec<_>) = status.steps.iter().partition(|s| s.phase == StepPhase::Succeeded);
+    assert_eq!(ran.len(), 5);
+    assert!(ran.iter().all(|s| s.exit_code == Some(0)));
+    assert_eq!(skipped.len(), 1, "{skipped:?}");
+    assert_eq!(
+        (skipped[0].name.as_str(), skipped[0].reason.as_str()),
+        ("nightly", "BranchCondition")
     );
     let creates = cluster.stats().creates;
     assert_eq!(creates.len(), 5, "{creates:?}");
