@@ -532,6 +532,58 @@ async fn a_job_marked_failure_target_is_final_before_its_pod_is_gone() {
     assert_eq!(server.await.unwrap().len(), 5);
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_pod_the_job_replaces_is_followed_not_retried_by_the_runner() {
+    let (cluster, handle) = cluster();
+    let job: k8s_openapi::api::batch::v1::Job = serde_json::from_value(json!({
+        "metadata": {"name": "t-build", "labels": {"c8s.dev/step": "build"}},
+        "spec": {"template": {"spec": {"containers": []}}}
+    }))
+    .unwrap();
+    let step = Step::new("build", c8s_kube::StepObject::Job(Box::new(job)));
+    let first = pod_json("Running", json!({"running": {}}), "5");
+    let mut second = pod_json(
+        "Succeeded",
+        json!({"terminated": {"exitCode": 0, "reason": "Completed"}}),
+        "7",
+    );
+    second["metadata"]["name"] = json!("t-build-2");
+    let list = json!({"apiVersion": "v1", "kind": "PodList", "metadata": {"resourceVersion": "5"}, "items": [first]});
+    let watch = format!(
+        "{}\n{}\n",
+        json!({"type": "DELETED", "object": first}),
+        json!({"type": "ADDED", "object": second})
+    );
+    // The pod was disrupted; the Job has no verdict and makes a new pod itself.
+    let running_job = json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "t-build"},
+        "status": {"active": 1}});
+    let ok = bytes(&json!({"kind": "Status", "apiVersion": "v1", "status": "Success"}));
+    let server = serve(
+        handle,
+        vec![
+            (201, bytes(&running_job)),
+            (200, bytes(&list)),
+            (200, watch.into_bytes()),
+            (200, bytes(&running_job)),
+            (200, ok),
+        ],
+    );
+    let status = run_pipeline(
+        &cluster,
+        vec![step],
+        RunOptions::new("r4"),
+        std::future::pending(),
+    )
+    .await
+    .unwrap();
+    let step = status.step("build").unwrap();
+    assert_eq!(step.state, StepState::Succeeded, "{}", status.to_json());
+    assert_eq!(step.attempts, 1);
+    let seen = server.await.unwrap();
+    let methods: Vec<_> = seen.iter().map(|s| s.method.as_str()).collect();
+    assert_eq!(methods, ["POST", "GET", "GET", "GET", "DELETE"]);
+}
+
 fn assert_send<T: Send>(_: &T) {}
 
 #[tokio::test]
