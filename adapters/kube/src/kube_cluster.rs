@@ -14,13 +14,13 @@ use serde::de::DeserializeOwned;
 
 use crate::cluster::{
     Cluster, ListedObject, LogStream, ObjectEvent, ObjectKind, ObjectRef, ObservationStream, RUN_LABEL,
-    StepObject,
+    RunWatchStream, StepObject,
 };
 use crate::error::{Error, Result};
 use crate::observe::{PodObservation, PodPhase};
 
 /// The label the Job controller puts on a Job's pods.
-const JOB_NAME_LABEL: &str = "batch.kubernetes.io/job-name";
+pub(crate) const JOB_NAME_LABEL: &str = "batch.kubernetes.io/job-name";
 /// Job conditions after which the Job's outcome cannot change; the first two
 /// are set before the Job's pods are terminated (Kubernetes 1.31+).
 const JOB_FINAL_CONDITIONS: [&str; 4] = ["FailureTarget", "SuccessCriteriaMet", "Failed", "Complete"];
@@ -177,7 +177,7 @@ fn observation_of(kind: ObjectKind, name: &str, event: WatchEvent<Pod>) -> Optio
 /// reason, e.g. `DeadlineExceeded`), complete, or gone; `None` while the Job
 /// exists without a verdict: its controller replaces the pod (a pod failure
 /// policy that ignores disruptions), so the runner must not retry as well.
-async fn job_verdict(jobs: &Api<Job>, name: &str) -> Result<Option<PodObservation>> {
+pub(crate) async fn job_verdict(jobs: &Api<Job>, name: &str) -> Result<Option<PodObservation>> {
     let job = jobs
         .get_opt(name)
         .await
@@ -307,6 +307,11 @@ impl Cluster for KubeCluster {
         Ok(futures::stream::once(futures::future::ready(Ok(first)))
             .chain(changes)
             .boxed())
+    }
+
+    async fn watch_run(&self, run_id: &str) -> Result<Option<RunWatchStream>> {
+        let stream = crate::kube_watch::run_watch(self.api::<Pod>(), self.api::<Job>(), run_id);
+        Ok(Some(stream))
     }
 
     async fn logs(&self, object: &ObjectRef, container: &str) -> Result<LogStream> {

@@ -41,6 +41,7 @@
 mod cluster;
 mod error;
 mod kube_cluster;
+mod kube_watch;
 mod logs;
 mod observe;
 mod options;
