@@ -159,6 +159,12 @@ pub struct ObjectEvent {
 /// broke; the caller subscribes again.
 pub type ObservationStream = BoxStream<'static, Result<PodObservation>>;
 
+/// The changes a run's one watch sees: the pod behind `object` (the pod
+/// itself, or a Job's pod) now looks like this; a [`crate::PodPhase::Gone`]
+/// observation when it no longer exists. An `Err` item means the watch broke;
+/// the caller subscribes again (which relists).
+pub type RunWatchStream = BoxStream<'static, Result<(ObjectRef, PodObservation)>>;
+
 /// A stream of raw log chunks. Raw chunks may hold secrets: they only ever go
 /// into a [`crate::LogMasker`].
 pub type LogStream = BoxStream<'static, Result<Vec<u8>>>;
@@ -173,6 +179,15 @@ pub trait Cluster: Send + Sync {
     /// state first, then every change. The stream yields a
     /// [`crate::PodPhase::Gone`] observation when the pod no longer exists.
     fn observe(&self, object: &ObjectRef) -> impl Future<Output = Result<ObservationStream>> + Send;
+
+    /// Watches every pod of run `run_id` (label `c8s.dev/run=<run_id>`) with
+    /// one watch: the current state first, then every change. `None` when the
+    /// cluster cannot, and the runner falls back to [`Cluster::observe`] per
+    /// object (the default).
+    fn watch_run(&self, run_id: &str) -> impl Future<Output = Result<Option<RunWatchStream>>> + Send {
+        let _ = run_id;
+        std::future::ready(Ok(None))
+    }
 
     /// Streams the log of `container` in the pod behind `object`, following it
     /// until the container ends.

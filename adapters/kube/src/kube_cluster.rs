@@ -14,13 +14,13 @@ use serde::de::DeserializeOwned;
 
 use crate::cluster::{
     Cluster, ListedObject, LogStream, ObjectEvent, ObjectKind, ObjectRef, ObservationStream, RUN_LABEL,
-    StepObject,
+    RunWatchStream, StepObject,
 };
 use crate::error::{Error, Result};
 use crate::observe::{PodObservation, PodPhase};
 
 /// The label the Job controller puts on a Job's pods.
-const JOB_NAME_LABEL: &str = "batch.kubernetes.io/job-name";
+pub(crate) const JOB_NAME_LABEL: &str = "batch.kubernetes.io/job-name";
 /// Job conditions after which the Job's outcome cannot change; the first two
 /// are set before the Job's pods are terminated (Kubernetes 1.31+).
 const JOB_FINAL_CONDITIONS: [&str; 4] = ["FailureTarget", "SuccessCriteriaMet", "Failed", "Complete"];
@@ -174,16 +174,21 @@ fn observation_of(kind: ObjectKind, name: &str, event: WatchEvent<Pod>) -> Optio
 }
 
 /// What a Job's status says once its pod is gone: failed (with the Job's
-/// reason, e.g. `DeadlineExceeded`), complete, or gone.
-async fn job_verdict(jobs: &Api<Job>, name: &str) -> Result<PodObservation> {
+/// reason, e.g. `DeadlineExceeded`), complete, or gone; `None` while the Job
+/// exists without a verdict: its controller replaces the pod (a pod failure
+/// policy that ignores disruptions), so the runner must not retry as well.
+pub(crate) async fn job_verdict(jobs: &Api<Job>, name: &str) -> Result<Option<PodObservation>> {
     let job = jobs
         .get_opt(name)
         .await
         .map_err(|e| from_kube("get job", name, e))?;
-    let conditions = job
-        .and_then(|j| j.status)
-        .and_then(|s| s.conditions)
-        .unwrap_or_default();
+    let Some(job) = job else {
+        return Ok(Some(PodObservation::gone(name)));
+    };
+    if job.metadata.deletion_timestamp.is_some() {
+        return Ok(Some(PodObservation::gone(name)));
+    }
+    let conditions = job.status.and_then(|s| s.conditions).unwrap_or_default();
     let holds = |type_: &str| conditions.iter().find(|c| c.type_ == type_ && c.status == "True");
     let mut observation = PodObservation::gone(name);
     // FailureTarget/SuccessCriteriaMet come first and are already final
@@ -197,8 +202,10 @@ async fn job_verdict(jobs: &Api<Job>, name: &str) -> Result<PodObservation> {
         .is_some()
     {
         observation.phase = PodPhase::Succeeded;
+    } else {
+        return Ok(None);
     }
-    Ok(observation)
+    Ok(Some(observation))
 }
 
 async fn create<K>(api: Api<K>, object: &K, name: &str, operation: &'static str) -> Result<()>
@@ -290,7 +297,7 @@ impl Cluster for KubeCluster {
                 match event {
                     // The Job controller deleted its pod: the Job says why.
                     Ok(WatchEvent::Deleted(_)) if kind == ObjectKind::Job => {
-                        Some(job_verdict(&jobs, &name).await)
+                        job_verdict(&jobs, &name).await.transpose()
                     }
                     Ok(event) => observation_of(kind, &name, event),
                     Err(e) => Some(Err(from_kube("watch pods", &name, e))),
@@ -300,6 +307,11 @@ impl Cluster for KubeCluster {
         Ok(futures::stream::once(futures::future::ready(Ok(first)))
             .chain(changes)
             .boxed())
+    }
+
+    async fn watch_run(&self, run_id: &str) -> Result<Option<RunWatchStream>> {
+        let stream = crate::kube_watch::run_watch(self.api::<Pod>(), self.api::<Job>(), run_id);
+        Ok(Some(stream))
     }
 
     async fn logs(&self, object: &ObjectRef, container: &str) -> Result<LogStream> {

@@ -41,6 +41,7 @@
 mod cluster;
 mod error;
 mod kube_cluster;
+mod kube_watch;
 mod logs;
 mod observe;
 mod options;
@@ -48,13 +49,14 @@ mod outcome;
 mod pipeline;
 mod reap;
 mod retry;
+mod run_watch;
 pub mod sim;
 mod step;
 mod watch;
 
 pub use cluster::{
     Cluster, ListedObject, LogStream, MANAGED_BY_LABEL, MANAGED_BY_VALUE, MANAGED_SELECTOR, ObjectEvent,
-    ObjectKind, ObjectRef, ObservationStream, RUN_LABEL, STEP_LABEL, StepObject,
+    ObjectKind, ObjectRef, ObservationStream, RUN_LABEL, RunWatchStream, STEP_LABEL, StepObject,
 };
 pub use error::{Error, Result, is_transient_status};
 pub use kube_cluster::KubeCluster;

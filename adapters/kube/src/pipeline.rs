@@ -17,6 +17,7 @@ use crate::cluster::Cluster;
 use crate::error::{Error, Result};
 use crate::options::{FailureMode, RunOptions, Step};
 use crate::outcome::{RunState, RunStatus, StepOutcome, StepState, TerminationReason};
+use crate::run_watch::{Hub, pump};
 use crate::step::{Event, Runner};
 
 /// Runs `steps` on `cluster` until every step has a final state, the run times
@@ -45,13 +46,38 @@ pub async fn run_pipeline<C: Cluster>(
             .collect(),
     });
     let live = Mutex::new(BTreeMap::new());
+    // One watch for the whole run, opened before anything is created.
+    let hub = Hub::default();
+    let first = match cluster.watch_run(&options.run_id).await {
+        Ok(None) => None,
+        Ok(Some(stream)) => Some(Some(stream)),
+        Err(e) => {
+            tracing::debug!(error = %e, "could not watch the run yet");
+            Some(None)
+        }
+    };
     let runner = Runner {
         cluster,
         options: &options,
         status: &status,
         live: &live,
+        hub: first.is_some().then_some(&hub),
     };
-    let end = drive(&runner, &steps, &dag, cancel).await;
+    let end = match first {
+        None => drive(&runner, &steps, &dag, cancel).await,
+        Some(first) => {
+            // A dead watch is the followers' business: the pump just stops.
+            let pump = async {
+                pump(cluster, &hub, &options.run_id, &options.retry, first).await;
+                std::future::pending().await
+            };
+            tokio::select! {
+                biased;
+                end = drive(&runner, &steps, &dag, cancel) => end,
+                end = pump => end,
+            }
+        }
+    };
 
     // Whatever is still registered was not deleted in time: delete it now.
     let leftover: Vec<usize> = live

@@ -22,6 +22,8 @@ pub(crate) struct Runner<'a, C> {
     pub status: &'a Mutex<RunStatus>,
     /// The one live object of each step (registered before it is created).
     pub live: &'a Mutex<BTreeMap<usize, ObjectRef>>,
+    /// The run's one watch, when the cluster offers it.
+    pub hub: Option<&'a crate::run_watch::Hub>,
 }
 
 /// How one attempt (one pod) ended.

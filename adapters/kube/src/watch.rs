@@ -132,7 +132,11 @@ impl<C: Cluster> Runner<'_, C> {
             start_timeout: self.options.start_timeout,
         };
         loop {
-            let mut stream = match self.cluster.observe(object).await {
+            let subscribed = match self.hub {
+                Some(hub) => hub.follow(object),
+                None => self.cluster.observe(object).await,
+            };
+            let mut stream = match subscribed {
                 Ok(stream) => stream,
                 Err(e) if e.is_transient() && failures < retry.watch_retries => {
                     tokio::time::sleep(retry.backoff(&object.name, failures)).await;
@@ -143,6 +147,7 @@ impl<C: Cluster> Runner<'_, C> {
             };
             loop {
                 let next = tokio::select! {
+                    biased;
                     next = stream.next() => next,
                     () = sleep_until(pending.wake_at()) => {
                         if let Some(end) = self.check_pending(object, &mut pending).await {
@@ -168,7 +173,10 @@ impl<C: Cluster> Runner<'_, C> {
                 }
                 let assessment = assess(&observation);
                 pending.observe(&observation, &assessment);
-                if !counting && !matches!(assessment, Assessment::WaitingForCapacity(_)) {
+                // The step's time counts once its pod exists and is scheduled.
+                let placed = !observation.pod_name.is_empty()
+                    && !matches!(assessment, Assessment::WaitingForCapacity(_));
+                if !counting && placed {
                     counting = true;
                     let _ = events.send((index, Event::Started));
                 }

@@ -65,6 +65,67 @@ fn serve(mut handle: Handle, answers: Vec<(u16, Vec<u8>)>) -> JoinHandle<Vec<See
     })
 }
 
+/// Answers each request from the queue of its route (`"<verb> <resource>"`,
+/// e.g. `"watch pods"`), in arrival order; a request whose queue is empty is
+/// left unanswered (a watch that stays open). Returns every request seen once
+/// the client is dropped.
+fn serve_routes(mut handle: Handle, answers: Vec<(&'static str, u16, Vec<u8>)>) -> JoinHandle<Vec<Seen>> {
+    tokio::spawn(async move {
+        let mut queues: std::collections::BTreeMap<&str, std::collections::VecDeque<(u16, Vec<u8>)>> =
+            Default::default();
+        for (route, status, body) in answers {
+            queues.entry(route).or_default().push_back((status, body));
+        }
+        let mut seen = Vec::new();
+        let mut parked = Vec::new();
+        while let Some((request, respond)) = handle.next_request().await {
+            let (parts, request_body) = request.into_parts();
+            let bytes = request_body.collect_bytes().await.unwrap();
+            let body = if bytes.is_empty() {
+                Value::Null
+            } else {
+                serde_json::from_slice(&bytes).unwrap()
+            };
+            let uri = parts.uri.to_string();
+            let (_, resource, verb) = rbac_of(&parts.method, &uri);
+            let route = format!("{verb} {resource}");
+            seen.push(Seen {
+                method: parts.method,
+                uri,
+                body,
+            });
+            match queues.get_mut(route.as_str()).and_then(|q| q.pop_front()) {
+                Some((status, answer)) => {
+                    let response = Response::builder().status(StatusCode::from_u16(status).unwrap());
+                    respond.send_response(response.body(Body::from(answer)).unwrap());
+                }
+                None => parked.push(respond),
+            }
+        }
+        assert_role_grants(&seen);
+        let unused: Vec<_> = queues
+            .iter()
+            .filter(|(_, q)| !q.is_empty())
+            .map(|(r, _)| *r)
+            .collect();
+        assert!(unused.is_empty(), "answers never asked for: {unused:?}");
+        seen
+    })
+}
+
+/// `(method, uri)` of each request.
+fn requests(seen: &[Seen]) -> Vec<(&str, &str)> {
+    seen.iter().map(|s| (s.method.as_str(), s.uri.as_str())).collect()
+}
+
+/// A pod of Job `job`, as the Job controller labels it.
+fn job_pod(job: &str, phase: &str, main: Value, rv: &str) -> Value {
+    let mut pod = pod_json(phase, main, rv);
+    pod["metadata"]["name"] = json!(format!("{job}-x"));
+    pod["metadata"]["labels"] = json!({"batch.kubernetes.io/job-name": job});
+    pod
+}
+
 /// The RBAC Role documented in `rbac/role.yaml` grants every request made.
 fn assert_role_grants(seen: &[Seen]) {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/rbac/role.yaml");
@@ -245,18 +306,19 @@ async fn a_step_makes_exactly_these_requests() {
     );
     let deleted =
         json!({"kind": "Status", "apiVersion": "v1", "status": "Success", "details": {"name": "t-only"}});
-    let server = serve(
+    let server = serve_routes(
         handle,
         vec![
             (
+                "create pods",
                 500,
                 status_body(500, "InternalError", "etcdserver: leader changed"),
             ),
-            (201, bytes(&created)),
-            (200, bytes(&list)),
-            (200, watch.into_bytes()),
-            (200, b"password=s3cret\nok\n".to_vec()),
-            (200, bytes(&deleted)),
+            ("create pods", 201, bytes(&created)),
+            ("list pods", 200, bytes(&list)),
+            ("watch pods", 200, watch.into_bytes()),
+            ("get pods/log", 200, b"password=s3cret\nok\n".to_vec()),
+            ("delete pods", 200, bytes(&deleted)),
         ],
     );
     let sink = Collect::new();
@@ -280,22 +342,30 @@ async fn a_step_makes_exactly_these_requests() {
     );
     assert_eq!(sink.text("only"), "password=***\nok\n");
 
+    drop(cluster);
     let seen = server.await.unwrap();
-    let requests: Vec<_> = seen.iter().map(|s| (s.method.as_str(), s.uri.as_str())).collect();
     assert_eq!(
-        requests,
+        requests(&seen),
         [
             ("POST", "/api/v1/namespaces/ci/pods?"),
-            ("POST", "/api/v1/namespaces/ci/pods?"),
+            // The run's one watch: a list, then a watch from its resourceVersion.
             (
                 "GET",
-                "/api/v1/namespaces/ci/pods?&fieldSelector=metadata.name%3Dt-only"
+                "/api/v1/namespaces/ci/pods?&labelSelector=c8s.dev%2Frun%3Dr1&limit=500"
             ),
             (
                 "GET",
-                "/api/v1/namespaces/ci/pods?&watch=true&timeoutSeconds=290&fieldSelector=metadata.name%3Dt-only\
+                "/api/v1/namespaces/ci/pods?&watch=true&timeoutSeconds=290&labelSelector=c8s.dev%2Frun%3Dr1\
                  &allowWatchBookmarks=true&resourceVersion=100"
             ),
+            // The server ended that watch; it resumes from the last version (and stays open).
+            (
+                "GET",
+                "/api/v1/namespaces/ci/pods?&watch=true&timeoutSeconds=290&labelSelector=c8s.dev%2Frun%3Dr1\
+                 &allowWatchBookmarks=true&resourceVersion=102"
+            ),
+            // The retried create (after backoff).
+            ("POST", "/api/v1/namespaces/ci/pods?"),
             (
                 "GET",
                 "/api/v1/namespaces/ci/pods/t-only/log?&container=main&follow=true"
@@ -304,10 +374,10 @@ async fn a_step_makes_exactly_these_requests() {
         ]
     );
     // The pod carries c8s's labels; delete propagates in the background.
-    let labels = &seen[1].body["metadata"]["labels"];
+    let labels = &seen[4].body["metadata"]["labels"];
     assert_eq!(labels["app.kubernetes.io/managed-by"], "c8s");
     assert_eq!(labels["c8s.dev/run"], "r1");
-    assert_eq!(seen[5].body, json!({"propagationPolicy": "Background"}));
+    assert_eq!(seen[6].body, json!({"propagationPolicy": "Background"}));
 }
 
 #[tokio::test]
@@ -398,21 +468,21 @@ async fn a_job_whose_deadline_ran_out_is_deadline_exceeded_not_retried() {
     }))
     .unwrap();
     let step = Step::new("build", c8s_kube::StepObject::Job(Box::new(job)));
-    let running = pod_json("Running", json!({"running": {}}), "5");
+    let running = job_pod("t-build", "Running", json!({"running": {}}), "5");
     let list = json!({"apiVersion": "v1", "kind": "PodList", "metadata": {"resourceVersion": "5"}, "items": [running]});
     let watch = format!("{}\n", json!({"type": "DELETED", "object": running}));
     let failed_job = json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "t-build"},
         "status": {"conditions": [{"type": "Failed", "status": "True", "reason": "DeadlineExceeded",
                                    "message": "Job was active longer than specified deadline"}]}});
     let ok = bytes(&json!({"kind": "Status", "apiVersion": "v1", "status": "Success"}));
-    let server = serve(
+    let server = serve_routes(
         handle,
         vec![
-            (201, bytes(&failed_job)),
-            (200, bytes(&list)),
-            (200, watch.into_bytes()),
-            (200, bytes(&failed_job)),
-            (200, ok),
+            ("create jobs", 201, bytes(&failed_job)),
+            ("list pods", 200, bytes(&list)),
+            ("watch pods", 200, watch.into_bytes()),
+            ("get jobs", 200, bytes(&failed_job)),
+            ("delete jobs", 200, ok),
         ],
     );
     let status = run_pipeline(
@@ -432,14 +502,17 @@ async fn a_job_whose_deadline_ran_out_is_deadline_exceeded_not_retried() {
     );
     assert_eq!(outcome.message, "Job was active longer than specified deadline");
 
+    drop(cluster);
     let seen = server.await.unwrap();
-    let requests: Vec<_> = seen.iter().map(|s| (s.method.as_str(), s.uri.as_str())).collect();
-    let selector = "labelSelector=batch.kubernetes.io%2Fjob-name%3Dt-build";
+    let selector = "labelSelector=c8s.dev%2Frun%3Dr2";
     assert_eq!(
-        requests,
+        requests(&seen),
         [
             ("POST", "/apis/batch/v1/namespaces/ci/jobs?"),
-            ("GET", format!("/api/v1/namespaces/ci/pods?&{selector}").as_str()),
+            (
+                "GET",
+                format!("/api/v1/namespaces/ci/pods?&{selector}&limit=500").as_str()
+            ),
             (
                 "GET",
                 format!(
@@ -449,6 +522,14 @@ async fn a_job_whose_deadline_ran_out_is_deadline_exceeded_not_retried() {
                 .as_str()
             ),
             ("GET", "/apis/batch/v1/namespaces/ci/jobs/t-build"),
+            (
+                "GET",
+                format!(
+                    "/api/v1/namespaces/ci/pods?&watch=true&timeoutSeconds=290&{selector}\
+                     &allowWatchBookmarks=true&resourceVersion=5"
+                )
+                .as_str()
+            ),
             ("DELETE", "/apis/batch/v1/namespaces/ci/jobs/t-build?"),
         ]
     );
@@ -457,7 +538,7 @@ async fn a_job_whose_deadline_ran_out_is_deadline_exceeded_not_retried() {
         seen[0].body["spec"]["template"]["metadata"]["labels"]["c8s.dev/run"],
         "r2"
     );
-    assert_eq!(seen[4].body, json!({"propagationPolicy": "Background"}));
+    assert_eq!(seen[5].body, json!({"propagationPolicy": "Background"}));
 }
 
 #[tokio::test]
@@ -496,7 +577,7 @@ async fn a_job_marked_failure_target_is_final_before_its_pod_is_gone() {
     }))
     .unwrap();
     let step = Step::new("build", c8s_kube::StepObject::Job(Box::new(job)));
-    let running = pod_json("Running", json!({"running": {}}), "5");
+    let running = job_pod("t-build", "Running", json!({"running": {}}), "5");
     let list = json!({"apiVersion": "v1", "kind": "PodList", "metadata": {"resourceVersion": "5"}, "items": [running]});
     let watch = format!("{}\n", json!({"type": "DELETED", "object": running}));
     // Kubernetes 1.31+: FailureTarget is set first; Failed only once the pods are gone.
@@ -504,14 +585,14 @@ async fn a_job_marked_failure_target_is_final_before_its_pod_is_gone() {
         "status": {"conditions": [{"type": "FailureTarget", "status": "True", "reason": "PodFailurePolicy",
                                    "message": "Container main for pod ci/t-build-x failed with exit code 3"}]}});
     let ok = bytes(&json!({"kind": "Status", "apiVersion": "v1", "status": "Success"}));
-    let server = serve(
+    let server = serve_routes(
         handle,
         vec![
-            (201, bytes(&target)),
-            (200, bytes(&list)),
-            (200, watch.into_bytes()),
-            (200, bytes(&target)),
-            (200, ok),
+            ("create jobs", 201, bytes(&target)),
+            ("list pods", 200, bytes(&list)),
+            ("watch pods", 200, watch.into_bytes()),
+            ("get jobs", 200, bytes(&target)),
+            ("delete jobs", 200, ok),
         ],
     );
     let status = run_pipeline(
@@ -529,7 +610,142 @@ async fn a_job_marked_failure_target_is_final_before_its_pod_is_gone() {
     let outcome = step.outcome.clone().unwrap();
     assert_eq!(outcome.reason, TerminationReason::Error, "{}", status.to_json());
     assert!(outcome.message.contains("exit code 3"), "{}", outcome.message);
-    assert_eq!(server.await.unwrap().len(), 5);
+    drop(cluster);
+    let seen = server.await.unwrap();
+    let methods: Vec<_> = seen.iter().map(|s| s.method.as_str()).collect();
+    assert_eq!(methods, ["POST", "GET", "GET", "GET", "GET", "DELETE"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_pod_the_job_replaces_is_followed_not_retried_by_the_runner() {
+    let (cluster, handle) = cluster();
+    let job: k8s_openapi::api::batch::v1::Job = serde_json::from_value(json!({
+        "metadata": {"name": "t-build", "labels": {"c8s.dev/step": "build"}},
+        "spec": {"template": {"spec": {"containers": []}}}
+    }))
+    .unwrap();
+    let step = Step::new("build", c8s_kube::StepObject::Job(Box::new(job)));
+    let first = job_pod("t-build", "Running", json!({"running": {}}), "5");
+    let mut second = job_pod(
+        "t-build",
+        "Succeeded",
+        json!({"terminated": {"exitCode": 0, "reason": "Completed"}}),
+        "7",
+    );
+    second["metadata"]["name"] = json!("t-build-y");
+    let list = json!({"apiVersion": "v1", "kind": "PodList", "metadata": {"resourceVersion": "5"}, "items": [first]});
+    let watch = format!(
+        "{}\n{}\n",
+        json!({"type": "DELETED", "object": first}),
+        json!({"type": "ADDED", "object": second})
+    );
+    // The pod was disrupted; the Job has no verdict and makes a new pod itself.
+    let running_job = json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "t-build"},
+        "status": {"active": 1}});
+    let ok = bytes(&json!({"kind": "Status", "apiVersion": "v1", "status": "Success"}));
+    let server = serve_routes(
+        handle,
+        vec![
+            ("create jobs", 201, bytes(&running_job)),
+            ("list pods", 200, bytes(&list)),
+            ("watch pods", 200, watch.into_bytes()),
+            ("get jobs", 200, bytes(&running_job)),
+            ("delete jobs", 200, ok),
+        ],
+    );
+    let status = run_pipeline(
+        &cluster,
+        vec![step],
+        RunOptions::new("r4"),
+        std::future::pending(),
+    )
+    .await
+    .unwrap();
+    let step = status.step("build").unwrap();
+    assert_eq!(step.state, StepState::Succeeded, "{}", status.to_json());
+    assert_eq!(step.attempts, 1);
+    drop(cluster);
+    let seen = server.await.unwrap();
+    let methods: Vec<_> = seen.iter().map(|s| s.method.as_str()).collect();
+    assert_eq!(methods, ["POST", "GET", "GET", "GET", "GET", "DELETE"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_two_step_run_makes_these_requests_over_one_watch() {
+    let (cluster, handle) = cluster();
+    let named = |name: &str, phase: &str, main: Value, rv: &str| {
+        let mut pod = pod_json(phase, main, rv);
+        pod["metadata"]["name"] = json!(name);
+        pod
+    };
+    let done = json!({"terminated": {"exitCode": 0, "reason": "Completed"}});
+    let empty =
+        json!({"apiVersion": "v1", "kind": "PodList", "metadata": {"resourceVersion": "1"}, "items": []});
+    let event = |type_: &str, pod: Value| json!({"type": type_, "object": pod}).to_string();
+    let first = [
+        event("ADDED", named("t-a", "Running", json!({"running": {}}), "2")),
+        event("MODIFIED", named("t-a", "Succeeded", done.clone(), "3")),
+    ]
+    .join("\n");
+    let second = [
+        event("ADDED", named("t-b", "Running", json!({"running": {}}), "4")),
+        event("MODIFIED", named("t-b", "Succeeded", done.clone(), "5")),
+    ]
+    .join("\n");
+    let ok = bytes(&json!({"kind": "Status", "apiVersion": "v1", "status": "Success"}));
+    let created = |name: &str| bytes(&named(name, "Pending", json!({"waiting": {}}), "1"));
+    let server = serve_routes(
+        handle,
+        vec![
+            ("list pods", 200, bytes(&empty)),
+            ("watch pods", 200, format!("{first}\n").into_bytes()),
+            ("watch pods", 200, format!("{second}\n").into_bytes()),
+            ("create pods", 201, created("t-a")),
+            ("create pods", 201, created("t-b")),
+            ("delete pods", 200, ok.clone()),
+            ("delete pods", 200, ok),
+        ],
+    );
+    let steps = vec![
+        Step::new("a", pod("t", "a")),
+        Step::new("b", pod("t", "b")).after(["a"]),
+    ];
+    let status = run_pipeline(&cluster, steps, RunOptions::new("r5"), std::future::pending())
+        .await
+        .unwrap();
+    assert_eq!(status.state, RunState::Succeeded, "{}", status.to_json());
+    drop(cluster);
+    let seen = server.await.unwrap();
+    let watch = |rv: &str| {
+        format!(
+            "/api/v1/namespaces/ci/pods?&watch=true&timeoutSeconds=290&labelSelector=c8s.dev%2Frun%3Dr5\
+             &allowWatchBookmarks=true&resourceVersion={rv}"
+        )
+    };
+    let (w1, w3, w5) = (watch("1"), watch("3"), watch("5"));
+    assert_eq!(
+        requests(&seen),
+        [
+            ("POST", "/api/v1/namespaces/ci/pods?"),
+            (
+                "GET",
+                "/api/v1/namespaces/ci/pods?&labelSelector=c8s.dev%2Frun%3Dr5&limit=500"
+            ),
+            ("GET", w1.as_str()),
+            ("GET", w3.as_str()),
+            ("DELETE", "/api/v1/namespaces/ci/pods/t-a?"),
+            ("GET", w5.as_str()),
+            ("POST", "/api/v1/namespaces/ci/pods?"),
+            ("DELETE", "/api/v1/namespaces/ci/pods/t-b?"),
+        ]
+    );
+    // One list for the whole run; every watch resumes the one before it.
+    assert_eq!(
+        seen.iter()
+            .filter(|s| !s.uri.contains("watch=true") && s.method == Method::GET)
+            .count(),
+        1
+    );
 }
 
 fn assert_send<T: Send>(_: &T) {}

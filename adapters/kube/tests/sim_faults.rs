@@ -229,3 +229,22 @@ async fn a_delete_whose_answer_was_lost_still_counts() {
     assert!(sim.live_objects().is_empty());
     assert_eq!(sim.stats().deletes, 1);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_run_opens_one_watch_for_all_its_steps() {
+    let sim = SimCluster::new();
+    sim.default_script(StepScript::new(secs(10)));
+    let mut steps = vec![Step::new("s0", pod("t", "s0"))];
+    for i in 1..40 {
+        let step = Step::new(format!("s{i}"), pod("t", &format!("s{i}"))).after([format!("s{}", i / 2)]);
+        steps.push(step);
+    }
+    let status = run_pipeline(&sim, steps, RunOptions::new("t"), std::future::pending())
+        .await
+        .unwrap();
+    assert_eq!(status.state, RunState::Succeeded, "{}", status.to_json());
+    let stats = sim.stats();
+    assert_eq!(stats.watches, 1);
+    // Per step: a create and a delete; plus the run's one watch.
+    assert_eq!(stats.requests, 40 * 2 + 1, "{stats:?}");
+}

@@ -4,6 +4,7 @@
 //! (`#[tokio::test(start_paused = true)]`) on the current-thread runtime and
 //! a whole pipeline of hour-long steps runs in milliseconds, deterministically.
 
+mod run_watch;
 mod script;
 
 use std::collections::{BTreeMap, VecDeque};
@@ -19,8 +20,8 @@ pub use script::StepScript;
 use script::{Fate, writes_log};
 
 use crate::cluster::{
-    Cluster, ListedObject, LogStream, ObjectEvent, ObjectKind, ObjectRef, ObservationStream, STEP_LABEL,
-    StepObject,
+    Cluster, ListedObject, LogStream, ObjectEvent, ObjectKind, ObjectRef, ObservationStream, RunWatchStream,
+    STEP_LABEL, StepObject,
 };
 use crate::error::{Error, Result};
 use crate::observe::{PodObservation, PodPhase};
@@ -89,7 +90,7 @@ impl State {
 #[derive(Clone)]
 pub struct SimCluster {
     state: Arc<Mutex<State>>,
-    /// Bumped on every delete, so waiting streams notice.
+    /// Bumped on every create and delete, so waiting streams notice.
     deletions: Arc<watch::Sender<u64>>,
     origin: Instant,
     epoch: Timestamp,
@@ -244,6 +245,8 @@ impl Cluster for SimCluster {
             .count();
         let running = u32::try_from(running).unwrap_or(u32::MAX);
         state.stats.max_running_total = state.stats.max_running_total.max(running);
+        drop(state);
+        self.deletions.send_modify(|generation| *generation += 1);
         if lost_response {
             return Err(Error::api(
                 "create pod",
@@ -413,6 +416,14 @@ impl Cluster for SimCluster {
             ));
         }
         Ok(())
+    }
+
+    async fn watch_run(&self, run_id: &str) -> Result<Option<RunWatchStream>> {
+        let mut state = self.lock();
+        state.stats.requests += 1;
+        state.stats.watches += 1;
+        drop(state);
+        Ok(Some(self.run_watch(run_id)))
     }
 
     async fn events(&self, object: &ObjectRef) -> Result<Vec<ObjectEvent>> {
