@@ -99,7 +99,7 @@ pub async fn reconcile_run<C: Cluster>(
         return Ok(out);
     }
 
-    let observed_objects = observe_objects(cluster, run.name, steps, settings).await?;
+    let observed_objects = observe_objects(cluster, run.name, steps, settings, &run.status.steps).await?;
     let since_ms = |t: Timestamp| u64::try_from(t.duration_since(run.created).as_millis()).unwrap_or(0);
     let now_ms = since_ms(now);
     let previous: BTreeMap<&str, &StepRunStatus> =
@@ -341,6 +341,7 @@ async fn observe_objects<C: Cluster>(
     run: &str,
     steps: &RunSteps,
     settings: &Settings,
+    recorded: &[StepRunStatus],
 ) -> Result<BTreeMap<String, SeenObject>, Error> {
     let listed = cluster.list(&run_selector(run)).await?;
     let mut by_name: BTreeMap<String, (String, u32)> = BTreeMap::new();
@@ -349,23 +350,35 @@ async fn observe_objects<C: Cluster>(
             by_name.insert(attempt_name(&step.name, attempt), (step.name.clone(), attempt));
         }
     }
-    let mut seen: BTreeMap<String, SeenObject> = BTreeMap::new();
+    let mut latest: BTreeMap<&str, (ObjectRef, u32)> = BTreeMap::new();
     for object in listed {
         let Some((step, attempt)) = by_name.get(&object.object.name) else {
             continue;
         };
-        if seen.get(step).is_some_and(|s| s.attempt >= *attempt) {
+        if latest.get(step.as_str()).is_none_or(|(_, a)| a < attempt) {
+            latest.insert(step, (object.object, *attempt));
+        }
+    }
+    let mut seen: BTreeMap<String, SeenObject> = BTreeMap::new();
+    for (step, (object, attempt)) in latest {
+        // A final result already recorded for this attempt needs no new look (one request less per step).
+        let final_recorded = recorded.iter().any(|s| {
+            s.name == step
+                && s.attempt == attempt
+                && matches!(s.phase, StepPhase::Succeeded | StepPhase::Failed)
+        });
+        if final_recorded {
             continue;
         }
-        let mut stream = cluster.observe(&object.object).await?;
+        let mut stream = cluster.observe(&object).await?;
         let Some(first) = stream.next().await else {
             continue;
         };
         seen.insert(
-            step.clone(),
+            step.to_owned(),
             SeenObject {
-                object: object.object.clone(),
-                attempt: *attempt,
+                object,
+                attempt,
                 assessment: assess(&first?),
             },
         );
