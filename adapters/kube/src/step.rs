@@ -8,7 +8,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::cluster::{Cluster, ObjectRef, StepObject};
 use crate::error::Error;
-use crate::logs::stream_masked_logs;
+use crate::logs::{LogTarget, stream_masked_logs_until};
 use crate::options::{RunOptions, Step};
 use crate::outcome::{RunStatus, StepOutcome, StepState, StepStatus, TerminationReason};
 
@@ -191,20 +191,31 @@ impl<C: Cluster> Runner<'_, C> {
         let Some(logs) = &self.options.logs else {
             return watch.await;
         };
+        // Told to stop once the grace after the pod's end runs out: the
+        // streams then end and flush their maskers' held-back tails.
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let stream_logs = async {
             if started_rx.await.is_err() {
                 return;
             }
             for container in &logs.containers {
                 let mut masker = (logs.masker)(container);
-                let streamed = stream_masked_logs(
+                let mut stop = stop_rx.clone();
+                let stopped = async move {
+                    let _ = stop.wait_for(|stop| *stop).await;
+                };
+                let target = LogTarget {
+                    step: &step.name,
+                    attempt,
+                    container,
+                };
+                let streamed = stream_masked_logs_until(
                     self.cluster,
                     &object_ref,
-                    container,
+                    target,
                     masker.as_mut(),
                     logs.sink.as_ref(),
-                    &step.name,
-                    attempt,
+                    stopped,
                 );
                 if let Err(e) = streamed.await {
                     tracing::warn!(step = %step.name, container, error = %e, "log stream ended early");
@@ -220,8 +231,9 @@ impl<C: Cluster> Runner<'_, C> {
                 () = &mut stream_logs, if !logs_done => logs_done = true,
             }
         };
-        if !logs_done {
-            let _ = tokio::time::timeout(logs.grace, stream_logs).await;
+        if !logs_done && tokio::time::timeout(logs.grace, &mut stream_logs).await.is_err() {
+            let _ = stop_tx.send(true);
+            stream_logs.await;
         }
         end
     }
