@@ -51,6 +51,7 @@ mod observe;
 mod options;
 mod outcome;
 mod pipeline;
+mod rate;
 mod reap;
 mod retry;
 mod run_watch;

@@ -24,6 +24,8 @@ pub(crate) struct Runner<'a, C> {
     pub live: &'a Mutex<BTreeMap<usize, ObjectRef>>,
     /// The run's one watch, when the cluster offers it.
     pub hub: Option<&'a crate::run_watch::Hub>,
+    /// The client-side rate limit on creates, deletes, lists and Event reads.
+    pub limiter: &'a crate::rate::RateLimiter,
 }
 
 /// How one attempt (one pod) ended.
@@ -70,7 +72,10 @@ impl<C: Cluster> Runner<'_, C> {
         let Some(object) = object else { return Ok(()) };
         self.options
             .retry
-            .call(&object.name, || self.cluster.delete(&object))
+            .call(&object.name, || async {
+                self.limiter.acquire().await;
+                self.cluster.delete(&object).await
+            })
             .await?;
         if let Ok(mut live) = self.live.lock() {
             live.remove(&index);
@@ -166,7 +171,10 @@ impl<C: Cluster> Runner<'_, C> {
         let created = self
             .options
             .retry
-            .call(&name, || self.cluster.create(&object))
+            .call(&name, || async {
+                self.limiter.acquire().await;
+                self.cluster.create(&object).await
+            })
             .await;
         let created = match created {
             Err(e) if e.code() == Some(409) && self.is_ours(step, &name).await => {
@@ -250,7 +258,10 @@ impl<C: Cluster> Runner<'_, C> {
         let listed = self
             .options
             .retry
-            .call(name, || self.cluster.list(&selector))
+            .call(name, || async {
+                self.limiter.acquire().await;
+                self.cluster.list(&selector).await
+            })
             .await;
         listed.is_ok_and(|objects| objects.iter().any(|o| o.object.name == name))
     }

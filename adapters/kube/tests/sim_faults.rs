@@ -277,3 +277,25 @@ async fn a_log_stream_cut_at_the_grace_still_flushes_the_held_back_tail() {
     assert_eq!(sink.text("only"), "build ok\ntail");
     assert!(sim.live_objects().is_empty());
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_client_side_rate_limit_spreads_a_wide_pipeline() {
+    let wide = || {
+        (0..200)
+            .map(|i| Step::new(format!("s{i}"), pod("t", &format!("s{i}"))))
+            .collect::<Vec<_>>()
+    };
+    let run = |options: RunOptions| async {
+        let sim = SimCluster::new();
+        sim.default_script(StepScript::new(secs(1)));
+        let status = run_pipeline(&sim, wide(), options, std::future::pending())
+            .await
+            .unwrap();
+        assert_eq!(status.state, RunState::Succeeded);
+        makespan(&status)
+    };
+    assert_eq!(run(RunOptions::new("t").rate_limit(0, 0)).await, secs(1));
+    // 200 creates and 200 deletes at 10 per second, 10 at once: about 39 s.
+    let limited = run(RunOptions::new("t").rate_limit(10, 10)).await;
+    assert!(limited >= secs(19) && limited <= secs(40), "{limited:?}");
+}
