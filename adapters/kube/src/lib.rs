@@ -34,6 +34,10 @@
 //!   deleted.
 //! - Logs only leave through a [`LogMasker`] into a [`LogSink`];
 //!   `c8s_pipeline_model::SecretMasker` implements [`LogMasker`].
+//! - A run opens one watch ([`Cluster::watch_run`]) that every attempt
+//!   follows; a pod that cannot be scheduled or does not start is bounded
+//!   ([`RunOptions::capacity_wait`], [`RunOptions::start_timeout`]), and a
+//!   cause that will not resolve is read from its Events ([`Cluster::events`]).
 //! - [`reap`] deletes what finished or crashed runs left behind.
 //! - [`KubeCluster::connect`] fails fast with [`Error::ClusterUnreachable`]
 //!   when no cluster answers.
@@ -47,6 +51,7 @@ mod observe;
 mod options;
 mod outcome;
 mod pipeline;
+mod rate;
 mod reap;
 mod retry;
 mod run_watch;

@@ -72,6 +72,37 @@ pub async fn stream_masked_logs<C: Cluster>(
     step: &str,
     attempt: u32,
 ) -> Result<u64> {
+    let target = LogTarget {
+        step,
+        attempt,
+        container,
+    };
+    stream_masked_logs_until(cluster, object, target, masker, sink, std::future::pending()).await
+}
+
+/// Whose log a stream is: step, attempt and container.
+#[derive(Clone, Copy)]
+pub(crate) struct LogTarget<'a> {
+    pub step: &'a str,
+    pub attempt: u32,
+    pub container: &'a str,
+}
+
+/// [`stream_masked_logs`] that also ends when `stop` completes; the masker's
+/// held-back tail is flushed however the stream ends.
+pub(crate) async fn stream_masked_logs_until<C: Cluster>(
+    cluster: &C,
+    object: &ObjectRef,
+    target: LogTarget<'_>,
+    masker: &mut dyn LogMasker,
+    sink: &dyn LogSink,
+    stop: impl std::future::Future<Output = ()>,
+) -> Result<u64> {
+    let LogTarget {
+        step,
+        attempt,
+        container,
+    } = target;
     let mut written = 0u64;
     let mut write = |bytes: Vec<u8>| {
         if !bytes.is_empty() {
@@ -79,16 +110,31 @@ pub async fn stream_masked_logs<C: Cluster>(
             sink.write(step, attempt, container, &bytes);
         }
     };
-    let mut stream = cluster.logs(object, container).await?;
+    let mut stop = std::pin::pin!(stop);
     let mut failure = None;
-    while let Some(chunk) = stream.next().await {
-        match chunk {
-            Ok(raw) => write(masker.feed(&raw)),
-            Err(e) => {
-                failure = Some(e);
-                break;
+    let opened = tokio::select! {
+        biased;
+        () = &mut stop => None,
+        opened = cluster.logs(object, container) => Some(opened),
+    };
+    match opened {
+        None => {}
+        Some(Err(e)) => failure = Some(e),
+        Some(Ok(mut stream)) => loop {
+            let chunk = tokio::select! {
+                biased;
+                chunk = stream.next() => chunk,
+                () = &mut stop => None,
+            };
+            match chunk {
+                Some(Ok(raw)) => write(masker.feed(&raw)),
+                Some(Err(e)) => {
+                    failure = Some(e);
+                    break;
+                }
+                None => break,
             }
-        }
+        },
     }
     write(masker.finish());
     match failure {

@@ -135,6 +135,11 @@ pub struct RunOptions {
     /// volume mounts, init containers, sidecars that must start first) before
     /// the step fails naming what it waits for (default 10 minutes).
     pub start_timeout: Duration,
+    /// Client-side rate limit: API requests per second on average (creates,
+    /// deletes, lists, Event reads; default 50, 0 = none).
+    pub max_requests_per_second: u32,
+    /// How many requests may go at once before the rate limit applies (default 100).
+    pub request_burst: u32,
 }
 
 impl RunOptions {
@@ -152,12 +157,21 @@ impl RunOptions {
             on_progress: None,
             capacity_wait: Duration::from_secs(600),
             start_timeout: Duration::from_secs(600),
+            max_requests_per_second: 50,
+            request_burst: 100,
         }
     }
 
     /// With a bound on waiting for capacity.
     pub fn capacity_wait(mut self, wait: Duration) -> Self {
         self.capacity_wait = wait;
+        self
+    }
+
+    /// With a client-side rate limit (`qps == 0`: none).
+    pub fn rate_limit(mut self, qps: u32, burst: u32) -> Self {
+        self.max_requests_per_second = qps;
+        self.request_burst = burst;
         self
     }
 
@@ -216,6 +230,8 @@ impl std::fmt::Debug for RunOptions {
             .field("keep_pods", &self.keep_pods)
             .field("capacity_wait", &self.capacity_wait)
             .field("start_timeout", &self.start_timeout)
+            .field("max_requests_per_second", &self.max_requests_per_second)
+            .field("request_burst", &self.request_burst)
             .finish()
     }
 }

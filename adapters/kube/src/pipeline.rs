@@ -17,6 +17,7 @@ use crate::cluster::Cluster;
 use crate::error::{Error, Result};
 use crate::options::{FailureMode, RunOptions, Step};
 use crate::outcome::{RunState, RunStatus, StepOutcome, StepState, TerminationReason};
+use crate::rate::RateLimiter;
 use crate::run_watch::{Hub, pump};
 use crate::step::{Event, Runner};
 
@@ -48,6 +49,7 @@ pub async fn run_pipeline<C: Cluster>(
     let live = Mutex::new(BTreeMap::new());
     // One watch for the whole run, opened before anything is created.
     let hub = Hub::default();
+    let limiter = RateLimiter::new(options.max_requests_per_second, options.request_burst);
     let first = match cluster.watch_run(&options.run_id).await {
         Ok(None) => None,
         Ok(Some(stream)) => Some(Some(stream)),
@@ -62,6 +64,7 @@ pub async fn run_pipeline<C: Cluster>(
         status: &status,
         live: &live,
         hub: first.is_some().then_some(&hub),
+        limiter: &limiter,
     };
     let end = match first {
         None => drive(&runner, &steps, &dag, cancel).await,

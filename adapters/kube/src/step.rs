@@ -8,7 +8,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::cluster::{Cluster, ObjectRef, StepObject};
 use crate::error::Error;
-use crate::logs::stream_masked_logs;
+use crate::logs::{LogTarget, stream_masked_logs_until};
 use crate::options::{RunOptions, Step};
 use crate::outcome::{RunStatus, StepOutcome, StepState, StepStatus, TerminationReason};
 
@@ -24,6 +24,8 @@ pub(crate) struct Runner<'a, C> {
     pub live: &'a Mutex<BTreeMap<usize, ObjectRef>>,
     /// The run's one watch, when the cluster offers it.
     pub hub: Option<&'a crate::run_watch::Hub>,
+    /// The client-side rate limit on creates, deletes, lists and Event reads.
+    pub limiter: &'a crate::rate::RateLimiter,
 }
 
 /// How one attempt (one pod) ended.
@@ -70,7 +72,10 @@ impl<C: Cluster> Runner<'_, C> {
         let Some(object) = object else { return Ok(()) };
         self.options
             .retry
-            .call(&object.name, || self.cluster.delete(&object))
+            .call(&object.name, || async {
+                self.limiter.acquire().await;
+                self.cluster.delete(&object).await
+            })
             .await?;
         if let Ok(mut live) = self.live.lock() {
             live.remove(&index);
@@ -166,7 +171,10 @@ impl<C: Cluster> Runner<'_, C> {
         let created = self
             .options
             .retry
-            .call(&name, || self.cluster.create(&object))
+            .call(&name, || async {
+                self.limiter.acquire().await;
+                self.cluster.create(&object).await
+            })
             .await;
         let created = match created {
             Err(e) if e.code() == Some(409) && self.is_ours(step, &name).await => {
@@ -191,20 +199,31 @@ impl<C: Cluster> Runner<'_, C> {
         let Some(logs) = &self.options.logs else {
             return watch.await;
         };
+        // Told to stop once the grace after the pod's end runs out: the
+        // streams then end and flush their maskers' held-back tails.
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let stream_logs = async {
             if started_rx.await.is_err() {
                 return;
             }
             for container in &logs.containers {
                 let mut masker = (logs.masker)(container);
-                let streamed = stream_masked_logs(
+                let mut stop = stop_rx.clone();
+                let stopped = async move {
+                    let _ = stop.wait_for(|stop| *stop).await;
+                };
+                let target = LogTarget {
+                    step: &step.name,
+                    attempt,
+                    container,
+                };
+                let streamed = stream_masked_logs_until(
                     self.cluster,
                     &object_ref,
-                    container,
+                    target,
                     masker.as_mut(),
                     logs.sink.as_ref(),
-                    &step.name,
-                    attempt,
+                    stopped,
                 );
                 if let Err(e) = streamed.await {
                     tracing::warn!(step = %step.name, container, error = %e, "log stream ended early");
@@ -220,8 +239,9 @@ impl<C: Cluster> Runner<'_, C> {
                 () = &mut stream_logs, if !logs_done => logs_done = true,
             }
         };
-        if !logs_done {
-            let _ = tokio::time::timeout(logs.grace, stream_logs).await;
+        if !logs_done && tokio::time::timeout(logs.grace, &mut stream_logs).await.is_err() {
+            let _ = stop_tx.send(true);
+            stream_logs.await;
         }
         end
     }
@@ -238,7 +258,10 @@ impl<C: Cluster> Runner<'_, C> {
         let listed = self
             .options
             .retry
-            .call(name, || self.cluster.list(&selector))
+            .call(name, || async {
+                self.limiter.acquire().await;
+                self.cluster.list(&selector).await
+            })
             .await;
         listed.is_ok_and(|objects| objects.iter().any(|o| o.object.name == name))
     }

@@ -229,7 +229,10 @@ impl<C: Cluster> Runner<'_, C> {
             match self
                 .options
                 .retry
-                .call(&about.name, || self.cluster.events(&about))
+                .call(&about.name, || async {
+                    self.limiter.acquire().await;
+                    self.cluster.events(&about).await
+                })
                 .await
             {
                 Ok(events) => seen = events,

@@ -248,3 +248,54 @@ async fn a_run_opens_one_watch_for_all_its_steps() {
     // Per step: a create and a delete; plus the run's one watch.
     assert_eq!(stats.requests, 40 * 2 + 1, "{stats:?}");
 }
+
+/// Holds everything back until the stream ends (the worst case of a masker's tail).
+struct HoldAll(Vec<u8>);
+
+impl c8s_kube::LogMasker for HoldAll {
+    fn feed(&mut self, chunk: &[u8]) -> Vec<u8> {
+        self.0.extend_from_slice(chunk);
+        Vec::new()
+    }
+    fn finish(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.0)
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_log_stream_cut_at_the_grace_still_flushes_the_held_back_tail() {
+    let sim = SimCluster::new();
+    let script = StepScript::new(secs(10))
+        .log(["build ok\n", "tail"])
+        .log_stays_open();
+    let sink = common::Collect::new();
+    let masker: c8s_kube::MaskerFactory =
+        std::sync::Arc::new(|_: &str| Box::new(HoldAll(Vec::new())) as Box<dyn c8s_kube::LogMasker>);
+    let options = RunOptions::new("t").logs(c8s_kube::LogOptions::new(masker, sink.clone()));
+    let status = run_one(&sim, script, options).await;
+    assert_eq!(status.state, RunState::Succeeded, "{}", status.to_json());
+    assert_eq!(sink.text("only"), "build ok\ntail");
+    assert!(sim.live_objects().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_client_side_rate_limit_spreads_a_wide_pipeline() {
+    let wide = || {
+        (0..200)
+            .map(|i| Step::new(format!("s{i}"), pod("t", &format!("s{i}"))))
+            .collect::<Vec<_>>()
+    };
+    let run = |options: RunOptions| async {
+        let sim = SimCluster::new();
+        sim.default_script(StepScript::new(secs(1)));
+        let status = run_pipeline(&sim, wide(), options, std::future::pending())
+            .await
+            .unwrap();
+        assert_eq!(status.state, RunState::Succeeded);
+        makespan(&status)
+    };
+    assert_eq!(run(RunOptions::new("t").rate_limit(0, 0)).await, secs(1));
+    // 200 creates and 200 deletes at 10 per second, 10 at once: about 39 s.
+    let limited = run(RunOptions::new("t").rate_limit(10, 10)).await;
+    assert!(limited >= secs(19) && limited <= secs(40), "{limited:?}");
+}

@@ -347,13 +347,20 @@ impl Cluster for SimCluster {
         let sim = self.clone();
         let name = object.name.clone();
         let deletions = self.deletions.subscribe();
+        let script_open = script.log_stays_open;
         let stream = futures::stream::unfold(
             (chunks, 0u32, deletions),
             move |(mut chunks, i, mut deletions)| {
                 let sim = sim.clone();
                 let name = name.clone();
                 async move {
-                    let chunk = chunks.pop_front()?;
+                    let Some(chunk) = chunks.pop_front() else {
+                        if script_open {
+                            // `follow` on a container that keeps running: no end.
+                            std::future::pending::<()>().await;
+                        }
+                        return None;
+                    };
                     let at = start + spacing * i;
                     while Instant::now() < at {
                         if !sim.lock().pods.contains_key(&name) {

@@ -60,6 +60,8 @@ pub struct StepScript {
     pub watch_expirations: u32,
     /// The next N deletes remove the object but answer 504.
     pub lost_delete_responses: u32,
+    /// Log streams stay open after the last chunk (a follow that never ends).
+    pub log_stays_open: bool,
 }
 
 impl StepScript {
@@ -88,6 +90,7 @@ impl StepScript {
             active_deadline: None,
             watch_expirations: 0,
             lost_delete_responses: 0,
+            log_stays_open: false,
         }
     }
 
@@ -131,6 +134,12 @@ impl StepScript {
     /// The first `n` watches end with 410 Gone after their first event.
     pub fn watch_expirations(mut self, n: u32) -> Self {
         self.watch_expirations = n;
+        self
+    }
+
+    /// Log streams stay open after the last chunk.
+    pub fn log_stays_open(mut self) -> Self {
+        self.log_stays_open = true;
         self
     }
 
