@@ -6,6 +6,7 @@
 
 mod run_watch;
 mod script;
+mod stats;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -18,6 +19,7 @@ use tokio::time::Instant;
 
 pub use script::StepScript;
 use script::{Fate, writes_log};
+pub use stats::SimStats;
 
 use crate::cluster::{
     Cluster, ListedObject, LogStream, ObjectEvent, ObjectKind, ObjectRef, ObservationStream, RunWatchStream,
@@ -25,40 +27,6 @@ use crate::cluster::{
 };
 use crate::error::{Error, Result};
 use crate::observe::{PodObservation, PodPhase};
-
-/// What the simulation counted: creates, deletes, faults, overlaps.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct SimStats {
-    /// Successful creates per step.
-    pub creates: BTreeMap<String, u32>,
-    /// Successful deletes of existing objects.
-    pub deletes: u32,
-    /// The most pods of one step alive at the same time, per step.
-    pub max_live_per_step: BTreeMap<String, u32>,
-    /// API errors injected (create and delete).
-    pub api_errors: u32,
-    /// Watches broken on purpose.
-    pub watch_disconnects: u32,
-    /// Pods that could not pull their image.
-    pub image_pull_failures: u32,
-    /// Pods evicted.
-    pub evictions: u32,
-    /// Pods that were unschedulable for a while.
-    pub unschedulable_pods: u32,
-    /// The most pods alive at the same time, finished ones awaiting deletion included.
-    pub max_live_total: u32,
-    /// The most pods alive and not finished at the same time (what a
-    /// parallelism cap bounds).
-    pub max_running_total: u32,
-    /// API requests made: creates, deletes, lists, watches and log reads,
-    /// failed ones included.
-    pub requests: u32,
-    /// Watches opened.
-    pub watches: u32,
-    /// Reads of a pod's Events.
-    pub event_reads: u32,
-}
 
 struct SimPod {
     step: String,
