@@ -1,0 +1,24 @@
+//! Concourse, read as Concourse users write it: task configs, task steps and
+//! pipelines, with `((vars))`, lowered into [`TaskPlan`](crate::TaskPlan)s —
+//! one pod per task, get and put step.
+//!
+//! The rules follow Concourse's own parser (`atc/task.go`, `atc/steps.go`,
+//! `atc/configvalidate` in github.com/concourse/concourse); where a pod
+//! cannot do what Concourse does, the file is rejected with a located error
+//! that says why, never silently changed.
+
+pub mod fields;
+pub mod image;
+pub mod node;
+mod read_task;
+pub mod step;
+pub mod task;
+pub mod vars;
+
+pub use image::{ImageResource, ImageSource};
+pub use step::{
+    ArtifactSource, SameName, TaskStep, parse_task_config, parse_task_config_with, read_task_step,
+    visit_task, visit_task_with,
+};
+pub use task::{ContainerLimits, TaskCache, TaskConfig, TaskInput, TaskOutput, TaskRun, task_plan};
+pub use vars::Vars;
