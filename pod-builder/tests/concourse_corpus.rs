@@ -174,3 +174,114 @@ fn every_task_config_renders_or_is_rejected_with_a_located_reason() {
     let _ = std::fs::remove_dir_all(&out);
     let _ = PlanIdentity::new("", "");
 }
+
+/// Reads `ARTIFACT/path` as the corpus file of `repo` at `path` (the task
+/// files a pipeline's `file:` names, as its repository has them).
+struct CorpusReader {
+    by_path: BTreeMap<String, PathBuf>,
+}
+
+impl c8s_pod_builder::model::SourceReader for CorpusReader {
+    fn read(&self, path: &str) -> std::io::Result<Vec<u8>> {
+        let rest = path.split_once('/').map_or(path, |(_, rest)| rest);
+        match self.by_path.get(rest) {
+            Some(file) => std::fs::read(file),
+            None => Err(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "not in the corpus",
+            )),
+        }
+    }
+}
+
+/// SOURCES.tsv: repository of each corpus file, and path in it.
+fn sources() -> Vec<(String, String, String)> {
+    let text = std::fs::read_to_string(corpus().join("SOURCES.tsv")).expect("SOURCES.tsv");
+    text.lines()
+        .skip(1)
+        .filter_map(|l| {
+            let cols: Vec<&str> = l.split('\t').collect();
+            (cols.len() >= 4).then(|| (cols[0].to_owned(), cols[1].to_owned(), cols[3].to_owned()))
+        })
+        .collect()
+}
+
+#[test]
+fn every_pipeline_renders_or_is_rejected_with_a_located_reason() {
+    use c8s_pod_builder::model::concourse::{lower_job, parse_concourse_pipeline};
+    let out = std::env::temp_dir().join(format!("c8s-concourse-pipelines-{}", std::process::id()));
+    std::fs::create_dir_all(&out).expect("temp dir");
+    let sources = sources();
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    let mut written = Vec::new();
+    let (mut jobs, mut pods) = (0, 0);
+    let all = files("pipelines");
+    assert_eq!(all.len(), 53, "the pipeline corpus changed");
+    for path in &all {
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .expect("name")
+            .to_owned();
+        let text = std::fs::read_to_string(path).expect("read");
+        let repo = sources
+            .iter()
+            .find(|(_, _, file)| file == &format!("pipelines/{name}"))
+            .map(|(repo, _, _)| repo.clone())
+            .expect("in SOURCES.tsv");
+        let by_path = sources
+            .iter()
+            .filter(|(r, _, file)| r == &repo && file.starts_with("tasks/"))
+            .map(|(_, p, file)| (p.clone(), corpus().join(file)))
+            .collect();
+        let reader = CorpusReader { by_path };
+        let pipeline = match parse_concourse_pipeline(&name, &text, &Vars::new(), &reader) {
+            Ok(p) => p,
+            Err(errors) => {
+                assert_located(&name, &errors);
+                *counts
+                    .entry(format!("rejected: {}", category(&errors)))
+                    .or_default() += 1;
+                continue;
+            }
+        };
+        let mut failed = None;
+        for job in &pipeline.jobs {
+            match lower_job(&pipeline, &job.name, &reader, &BTreeMap::new(), &name) {
+                Ok(plan) => {
+                    jobs += 1;
+                    for step in &plan.steps {
+                        let yaml =
+                            to_canonical_yaml(&render_pod(&step.plan, &ctx()).expect("pod")).expect("yaml");
+                        assert!(!yaml.contains("(("), "{name}: a var left in a pod:\n{yaml}");
+                        render(&step.plan, &out, &name, &mut written);
+                        pods += 1;
+                    }
+                }
+                Err(errors) => {
+                    assert_located(&name, &errors);
+                    failed = Some(errors);
+                    break;
+                }
+            }
+        }
+        match failed {
+            None => *counts.entry("rendered: every job".to_owned()).or_default() += 1,
+            Some(errors) => {
+                *counts
+                    .entry(format!("rejected: {}", category(&errors)))
+                    .or_default() += 1
+            }
+        }
+    }
+    println!(
+        "Concourse pipelines ({}): {jobs} jobs lowered, {pods} pods rendered",
+        all.len()
+    );
+    for (kind, n) in &counts {
+        println!("  {n:4}  {kind}");
+    }
+    assert_eq!(counts.values().sum::<usize>(), all.len());
+    tools::kubernetes_validate("1.33.0", &written);
+    let _ = std::fs::remove_dir_all(&out);
+}

@@ -9,16 +9,24 @@
 
 pub mod fields;
 pub mod image;
+pub mod lower;
 pub mod node;
+pub mod pipeline;
 mod read_task;
+pub mod resource;
 pub mod step;
+pub mod steps;
 pub mod task;
 pub mod vars;
 
 pub use image::{ImageResource, ImageSource};
+pub use lower::{JobPlan, JobStep, When, lower_job};
+pub use pipeline::{ConcoursePipeline, Job, Resource, is_pipeline, parse_concourse_pipeline};
+pub use resource::SecretNeed;
 pub use step::{
     ArtifactSource, SameName, TaskStep, parse_task_config, parse_task_config_with, read_task_step,
     visit_task, visit_task_with,
 };
+pub use steps::{Step, StepKind};
 pub use task::{ContainerLimits, TaskCache, TaskConfig, TaskInput, TaskOutput, TaskRun, task_plan};
 pub use vars::Vars;

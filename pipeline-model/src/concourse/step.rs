@@ -204,7 +204,7 @@ fn read_task_file(
     for (name, value) in f.string_map("vars", report) {
         step_vars.set(name, value);
     }
-    match parse_task_config_with(file, text, &step_vars) {
+    match parse_step_task_file(file, text, &step_vars) {
         Ok(config) => Some(config),
         Err(errors) => {
             report.extend(errors);
@@ -220,6 +220,18 @@ pub fn parse_task_config_with(file: &str, text: &str, vars: &Vars) -> Result<Tas
     let mut doc = node::parse(file, text)?;
     let mut report = Report::new(file);
     interpolate(&mut doc, vars, &is_credential_path, &mut report);
+    let config = read_config(&doc, &FieldPath::root(), text, &mut report);
+    report.finish()?;
+    config.ok_or_else(|| Errors::new(Vec::new()))
+}
+
+/// A task file read for a step: a var with no value may stay in `params`
+/// (a credential, passed to the pod from a Secret).
+fn parse_step_task_file(file: &str, text: &str, vars: &Vars) -> Result<TaskConfig, Errors> {
+    let mut doc = node::parse(file, text)?;
+    let mut report = Report::new(file);
+    let in_params = |path: &FieldPath| matches!(path.segments().first(), Some(c8s_sidecar_core::Segment::Key(k)) if k == "params");
+    super::vars::interpolate_lenient(&mut doc, vars, &is_credential_path, &in_params, &mut report);
     let config = read_config(&doc, &FieldPath::root(), text, &mut report);
     report.finish()?;
     config.ok_or_else(|| Errors::new(Vec::new()))

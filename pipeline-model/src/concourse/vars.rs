@@ -162,29 +162,45 @@ pub fn var_refs(text: &str) -> Vec<VarRef> {
 /// leave as written (e.g. credentials c8s passes by Secret reference).
 /// Missing names and spruce operators are reported, located.
 pub fn interpolate(doc: &mut Node, vars: &Vars, keep: &dyn Fn(&FieldPath) -> bool, report: &mut Report<'_>) {
-    walk(doc, &FieldPath::root(), vars, keep, report);
+    let rules = Rules {
+        keep,
+        lenient: &|_| false,
+    };
+    walk(doc, &FieldPath::root(), vars, &rules, report);
 }
 
-fn walk(
-    node: &mut Node,
-    path: &FieldPath,
+/// Like [`interpolate`], but a var with no value under a path `lenient`
+/// accepts is left as written (a pipeline's credentials, resolved at run
+/// time from a Secret).
+pub fn interpolate_lenient(
+    doc: &mut Node,
     vars: &Vars,
     keep: &dyn Fn(&FieldPath) -> bool,
+    lenient: &dyn Fn(&FieldPath) -> bool,
     report: &mut Report<'_>,
 ) {
-    if keep(path) {
+    walk(doc, &FieldPath::root(), vars, &Rules { keep, lenient }, report);
+}
+
+struct Rules<'r> {
+    keep: &'r dyn Fn(&FieldPath) -> bool,
+    lenient: &'r dyn Fn(&FieldPath) -> bool,
+}
+
+fn walk(node: &mut Node, path: &FieldPath, vars: &Vars, rules: &Rules<'_>, report: &mut Report<'_>) {
+    if (rules.keep)(path) {
         return;
     }
     match &mut node.value {
         Value::Seq(items) => {
             for (i, item) in items.iter_mut().enumerate() {
-                walk(item, &path.index(i), vars, keep, report);
+                walk(item, &path.index(i), vars, rules, report);
             }
         }
         Value::Map(entries) => {
             for entry in entries.iter_mut() {
                 let at = path.key(&entry.key);
-                walk(&mut entry.node, &at, vars, keep, report);
+                walk(&mut entry.node, &at, vars, rules, report);
             }
         }
         Value::Null => {}
@@ -211,6 +227,7 @@ fn walk(
                         None if value.is_null() => {}
                         None => out.push_str(&value.to_json()),
                     },
+                    None if (rules.lenient)(path) => out.push_str(&text[r.range.clone()]),
                     None => report.error(
                         node.at,
                         path,
