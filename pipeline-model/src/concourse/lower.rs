@@ -295,11 +295,12 @@ impl Lowering<'_> {
             StepKind::Task { step: task, image } => {
                 let mut task = (**task).clone();
                 if let Some(artifact) = image {
-                    match self.image_of(artifact) {
+                    match self.image_of(artifact, step, report) {
                         Some((reference, secret)) => {
                             task.image = Some(reference);
                             task.image_pull_secret = secret;
                         }
+                        None if !report.is_clean() => return None,
                         None => {
                             report.error(step.at, &step.path.key("image"), format!("image artifact `{artifact}` is not fetched by a get of a registry-image or docker-image resource earlier in the job"));
                             return None;
@@ -336,11 +337,17 @@ impl Lowering<'_> {
         Some((plan, kind))
     }
 
-    /// The image a get of a registry resource fetched as `artifact`.
-    fn image_of(&self, artifact: &str) -> Option<(String, Option<String>)> {
+    /// The image a get of a registry resource fetched as `artifact`; its
+    /// `repository` and `tag` may use `-v` values (credentials stay out).
+    fn image_of(
+        &self,
+        artifact: &str,
+        step: &Step,
+        report: &mut Report<'_>,
+    ) -> Option<(String, Option<String>)> {
         let mut found = None;
-        for step in &self.job.plan {
-            step.visit(&mut |s| {
+        for s in &self.job.plan {
+            s.visit(&mut |s| {
                 if let StepKind::Get { name, resource, .. } = &s.kind
                     && name == artifact
                 {
@@ -353,25 +360,26 @@ impl Lowering<'_> {
             .resources
             .iter()
             .find(|r| Some(&r.name) == found.as_ref())?;
-        let mut sink = Report::new("");
-        let image = super::image::ImageResource::from_parts(
-            &resource.kind,
-            Some(&resource.source),
-            None,
-            &FieldPath::root(),
-            &mut sink,
-        )?;
-        let version = self
+        let mut source = resource.source.clone();
+        let mut vars_report = Report::new(report.file());
+        let credential = |p: &FieldPath| matches!(p.segments().last(), Some(c8s_sidecar_core::Segment::Key(k)) if super::image::CREDENTIAL_KEYS.contains(&k.as_str()));
+        super::vars::interpolate(&mut source, &self.pipeline.vars, &credential, &mut vars_report);
+        if let Err(errors) = vars_report.finish() {
+            report.extend(errors);
+            return None;
+        }
+        let path = step.path.key("image");
+        let mut image =
+            super::image::ImageResource::from_parts(&resource.kind, Some(&source), None, &path, report)?;
+        let digest = self
             .versions
             .get(&resource.name)
             .and_then(|v| v.split("\"digest\":\"").nth(1))
             .and_then(|d| d.split('"').next());
-        let mut image = image;
-        if let Some(digest) = version {
+        if let Some(digest) = digest {
             image.digest = Some(digest.to_owned());
         }
-        let reference = image.reference();
-        (!reference.contains("((")).then_some((reference, image.pull_secret()))
+        Some((image.reference(), image.pull_secret()))
     }
 
     /// Params still holding `((vars))` become Secret references: a whole

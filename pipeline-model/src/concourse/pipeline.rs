@@ -27,6 +27,8 @@ pub struct ConcoursePipeline {
     pub groups: Vec<(String, Vec<String>)>,
     /// Things c8s accepted but does not do, one sentence each (shown by `validate`).
     pub notes: Vec<String>,
+    /// The `-v` values it was read with (image references of resources use them).
+    pub vars: Vars,
 }
 
 /// A resource or resource type.
@@ -109,13 +111,17 @@ pub fn parse_concourse_pipeline(
 ) -> Result<ConcoursePipeline, Errors> {
     let mut doc = node::parse(file, text)?;
     let mut report = Report::new(file);
-    interpolate_lenient(
-        &mut doc,
-        vars,
-        &super::step::is_credential_path,
-        &lenient_path,
-        &mut report,
-    );
+    // Keys Concourse ignores are not interpolated either (spruce operators are still found).
+    let keep = |path: &FieldPath| {
+        super::step::is_credential_path(path)
+            || matches!(path.segments(), [c8s_sidecar_core::Segment::Key(k)] if !TOP_KEYS.contains(&k.as_str()))
+    };
+    interpolate_lenient(&mut doc, vars, &keep, &lenient_path, &mut report);
+    for entry in doc.entries().unwrap_or_default() {
+        if !TOP_KEYS.contains(&entry.key.as_str()) {
+            super::vars::find_templates(&entry.node, &FieldPath::root().key(&entry.key), &mut report);
+        }
+    }
     let mut notes = Vec::new();
     let top = Fields::new(&doc, FieldPath::root(), &TOP_KEYS, &mut Report::new(file));
     for entry in doc.entries().unwrap_or_default() {
@@ -143,7 +149,15 @@ pub fn parse_concourse_pipeline(
         report.error(doc.at, &jobs_path, "`jobs` is required");
     }
     for (i, node) in top.list("jobs", &mut report).iter().enumerate() {
-        if let Some(job) = read_job(node, &jobs_path.index(i), text, vars, reader, &mut report) {
+        if let Some(job) = read_job(
+            node,
+            &jobs_path.index(i),
+            text,
+            vars,
+            reader,
+            &mut report,
+            &mut notes,
+        ) {
             if jobs.iter().any(|j: &Job| j.name == job.name) {
                 report.error(
                     node.at,
@@ -191,6 +205,7 @@ pub fn parse_concourse_pipeline(
         jobs,
         groups,
         notes,
+        vars: vars.clone(),
     };
     check_references(&pipeline, &doc, &mut report);
     report.into_result(pipeline)
@@ -264,6 +279,7 @@ fn read_job(
     vars: &Vars,
     reader: &dyn SourceReader,
     report: &mut Report<'_>,
+    notes: &mut Vec<String>,
 ) -> Option<Job> {
     let mut allowed = vec![
         "name",
@@ -283,7 +299,19 @@ fn read_job(
         "on_abort",
         "ensure",
     ];
-    allowed.dedup();
+    // Concourse reads jobs leniently (unknown keys are ignored); c8s says so.
+    for entry in node.entries().unwrap_or_default() {
+        if !allowed.contains(&entry.key.as_str()) {
+            notes.push(format!(
+                "{}:{}:{}: job field `{}` is not part of a Concourse job; ignored",
+                report.file(),
+                entry.at.0,
+                entry.at.1,
+                entry.key
+            ));
+            allowed.push(&entry.key);
+        }
+    }
     let f = Fields::new(node, path.clone(), &allowed, report)?;
     let name = f.required("name", report)?;
     if !f.has("plan") {

@@ -98,7 +98,7 @@ impl Step {
     }
 }
 
-const MODIFIERS: [&str; 4] = ["timeout", "attempts", "tags", "across"];
+const MODIFIERS: [&str; 5] = ["timeout", "attempts", "tags", "across", "fail_fast"];
 
 /// Reads a list of steps.
 pub fn read_plan(

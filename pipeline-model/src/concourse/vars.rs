@@ -227,6 +227,11 @@ fn walk(node: &mut Node, path: &FieldPath, vars: &Vars, rules: &Rules<'_>, repor
                         None if value.is_null() => {}
                         None => out.push_str(&value.to_json()),
                     },
+                    None if r.name.starts_with(".:") => report.error(
+                        node.at,
+                        path,
+                        format!("(({})) is a local var set by load_var or across while the build runs; c8s renders pods before, so it has no value here", r.name),
+                    ),
                     None if (rules.lenient)(path) => out.push_str(&text[r.range.clone()]),
                     None => report.error(
                         node.at,
@@ -246,6 +251,30 @@ fn walk(node: &mut Node, path: &FieldPath, vars: &Vars, rules: &Rules<'_>, repor
                     *node = value;
                 }
                 None => *text = out,
+            }
+        }
+    }
+}
+
+/// Reports spruce operators anywhere under `node` (a part not otherwise read).
+pub fn find_templates(node: &Node, path: &FieldPath, report: &mut Report<'_>) {
+    match &node.value {
+        Value::Seq(items) => {
+            for (i, item) in items.iter().enumerate() {
+                find_templates(item, &path.index(i), report);
+            }
+        }
+        Value::Map(entries) => {
+            for entry in entries {
+                find_templates(&entry.node, &path.key(&entry.key), report);
+            }
+        }
+        Value::Null => {}
+        Value::Scalar { text, .. } => {
+            for r in var_refs(text) {
+                if let Some(reason) = template_reason(&text[r.range.start + 2..r.range.end - 2]) {
+                    report.error(node.at, path, format!("`{}`: {reason}", &text[r.range.clone()]));
+                }
             }
         }
     }
