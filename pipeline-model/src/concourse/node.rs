@@ -209,11 +209,15 @@ impl<'f> Report<'f> {
         self.errors.is_empty()
     }
 
-    /// The errors so far, if any.
-    pub fn finish(self) -> Result<(), Errors> {
+    /// The errors so far, if any, in document order.
+    pub fn finish(mut self) -> Result<(), Errors> {
         if self.errors.is_empty() {
             Ok(())
         } else {
+            self.errors.sort_by_key(|e| {
+                let at = e.position();
+                (at.file != self.file, at.file, at.line, at.column)
+            });
             Err(Errors::new(self.errors))
         }
     }

@@ -44,6 +44,15 @@ pub fn read_config(node: &Node, path: &FieldPath, text: &str, report: &mut Repor
     let image_resource = fields
         .get("image_resource")
         .and_then(|n| ImageResource::read(n, &fields.at("image_resource"), report));
+    if let Some(image) = &image_resource
+        && let reference = image.reference()
+        && !reference.contains("((")
+        && let Err(reason) = names::image_reference(&reference)
+    {
+        let at = fields.get("image_resource").map_or(node.at, |n| n.at);
+        let path = fields.at("image_resource").key("source").key("repository");
+        report.error(at, &path, format!("{reference:?} is not a valid image reference: {reason}"));
+    }
     let rootfs_uri = fields.string("rootfs_uri", report);
     if let Some(uri) = &rootfs_uri
         && !uri.starts_with("docker:///")
@@ -177,6 +186,9 @@ fn read_run(fields: &Fields<'_>, report: &mut Report<'_>) -> TaskRun {
         return run;
     };
     run.path = f.required("path", report).unwrap_or_default();
+    if f.get("path").is_some_and(|p| p.scalar() == Some("")) {
+        report.error(node.at, &f.at("path"), "must not be empty");
+    }
     let args_path = f.at("args");
     run.args = f
         .list("args", report)
