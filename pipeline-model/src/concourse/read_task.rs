@@ -51,7 +51,11 @@ pub fn read_config(node: &Node, path: &FieldPath, text: &str, report: &mut Repor
     {
         let at = fields.get("image_resource").map_or(node.at, |n| n.at);
         let path = fields.at("image_resource").key("source").key("repository");
-        report.error(at, &path, format!("{reference:?} is not a valid image reference: {reason}"));
+        report.error(
+            at,
+            &path,
+            format!("{reference:?} is not a valid image reference: {reason}"),
+        );
     }
     let rootfs_uri = fields.string("rootfs_uri", report);
     if let Some(uri) = &rootfs_uri

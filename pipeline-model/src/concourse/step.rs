@@ -352,3 +352,42 @@ pub fn visit_task_with(
     plan.sidecars.extend(loaded);
     Ok(plan)
 }
+
+/// Whether a document is a task step (`task:` with `config:` or `file:`).
+pub fn is_task_step(doc: &Node) -> bool {
+    doc.get("task").is_some() && (doc.get("config").is_some() || doc.get("file").is_some())
+}
+
+/// Parses a file holding one task step (the form of a job's plan entry):
+/// `vars` are interpolated, `file:` is read through `reader`. A step read
+/// alone has no earlier get to give an `image:` artifact, so `image:` is
+/// rejected there; use the config's `image_resource`.
+///
+/// ```
+/// use c8s_pipeline_model::{MemorySource, Vars, concourse::step::parse_task_step};
+/// let text = "task: unit\nconfig:\n  platform: linux\n  image_resource: { type: registry-image, source: { repository: golang } }\n  run: { path: go }\nprivileged: true\ntimeout: 1h\n";
+/// let step = parse_task_step("step.yml", text, &Vars::new(), &MemorySource::new()).unwrap();
+/// assert!(step.privileged);
+/// assert_eq!(step.timeout_seconds, Some(3600));
+/// ```
+pub fn parse_task_step(
+    file: &str,
+    text: &str,
+    vars: &Vars,
+    reader: &dyn SourceReader,
+) -> Result<TaskStep, Errors> {
+    let mut doc = node::parse(file, text)?;
+    let mut report = Report::new(file);
+    interpolate(&mut doc, vars, &is_credential_path, &mut report);
+    let step = read_task_step(&doc, &FieldPath::root(), text, vars, reader, &mut report);
+    if let Some((_, Some(image))) = &step {
+        let at = doc.get("image").map_or(doc.at, |n| n.at);
+        report.error(
+            at,
+            &FieldPath::root().key("image"),
+            format!("`image: {image}` names an artifact a get step fetched; a step read alone has none: give the config an `image_resource`"),
+        );
+    }
+    report.finish()?;
+    step.map(|(s, _)| s).ok_or_else(|| Errors::new(Vec::new()))
+}
