@@ -58,6 +58,9 @@ pub struct RenderArgs {
     /// Output format.
     #[arg(short = 'o', long = "output", value_enum, default_value = "yaml")]
     pub output: Format,
+    /// Concourse options.
+    #[command(flatten)]
+    pub concourse: crate::concourse::ConcourseArgs,
 }
 
 /// `--sidecars`.
@@ -103,6 +106,26 @@ pub fn load_plans(
     kind: Option<Kind>,
     branch: Option<&str>,
 ) -> Result<LoadedPlans, Errors> {
+    load_plans_for(
+        file,
+        bytes,
+        kind,
+        branch,
+        &crate::concourse::ConcourseArgs::default(),
+        false,
+    )
+}
+
+/// [`load_plans`] with Concourse options; `for_run` leaves out hooks the
+/// runner cannot honour (listed on stderr).
+pub fn load_plans_for(
+    file: &str,
+    bytes: &[u8],
+    kind: Option<Kind>,
+    branch: Option<&str>,
+    concourse: &crate::concourse::ConcourseArgs,
+    for_run: bool,
+) -> Result<LoadedPlans, Errors> {
     let text = c8s_pipeline_model::sidecar::yaml::as_utf8(file, bytes)?;
     let stem = Path::new(file)
         .file_stem()
@@ -138,6 +161,18 @@ pub fn load_plans(
                 plans: vec![plan],
                 repository: String::new(),
                 depends_on: BTreeMap::new(),
+                timeout_seconds: None,
+            })
+        }
+        kind @ (Kind::TaskStep | Kind::Concourse) => {
+            let lowered = crate::concourse::lower(file, text, concourse, kind == Kind::TaskStep, for_run)?;
+            for warning in &lowered.warnings {
+                eprintln!("warning: {warning}");
+            }
+            Ok(LoadedPlans {
+                plans: lowered.plans,
+                repository: String::new(),
+                depends_on: lowered.depends_on,
                 timeout_seconds: None,
             })
         }
@@ -216,7 +251,16 @@ pub fn run(args: &RenderArgs, report: fn(&str, &Errors) -> String, print: fn(&st
                 reason: c8s_pipeline_model::sidecar::load::read_reason(&e),
             })
         })
-        .and_then(|bytes| load_plans(file, &bytes, args.kind, args.branch.as_deref()));
+        .and_then(|bytes| {
+            load_plans_for(
+                file,
+                &bytes,
+                args.kind,
+                args.branch.as_deref(),
+                &args.concourse,
+                false,
+            )
+        });
     let loaded = match loaded {
         Ok(loaded) => loaded,
         Err(errors) => {

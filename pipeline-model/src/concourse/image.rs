@@ -238,6 +238,9 @@ pub fn secret_suffix(text: &str) -> String {
             }
         })
         .collect();
+    while out.contains("--") {
+        out = out.replace("--", "-");
+    }
     out.truncate(50);
     out.trim_matches('-').to_owned()
 }

@@ -24,8 +24,8 @@ pub use lower::{JobPlan, JobStep, When, lower_job};
 pub use pipeline::{ConcoursePipeline, Job, Resource, is_pipeline, parse_concourse_pipeline};
 pub use resource::SecretNeed;
 pub use step::{
-    ArtifactSource, SameName, TaskStep, parse_task_config, parse_task_config_with, read_task_step,
-    visit_task, visit_task_with,
+    ArtifactSource, SameName, TaskStep, is_task_step, parse_task_config, parse_task_config_with,
+    parse_task_step, read_task_step, visit_task, visit_task_with,
 };
 pub use steps::{Step, StepKind};
 pub use task::{ContainerLimits, TaskCache, TaskConfig, TaskInput, TaskOutput, TaskRun, task_plan};
