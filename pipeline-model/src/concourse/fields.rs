@@ -57,6 +57,14 @@ impl<'n> Fields<'n> {
         self.node.get(key).filter(|n| !n.is_null())
     }
 
+    /// Where `key` is written (the mapping's position when absent).
+    pub fn key_at(&self, key: &str) -> (u32, u32) {
+        self.entries()
+            .iter()
+            .find(|e| e.key == key)
+            .map_or(self.node.at, |e| e.at)
+    }
+
     /// Whether `key` is written (even as null).
     pub fn has(&self, key: &str) -> bool {
         self.node.get(key).is_some()

@@ -34,7 +34,7 @@ pub fn read_config(node: &Node, path: &FieldPath, text: &str, report: &mut Repor
     let fields = Fields::new(node, path.clone(), &CONFIG_KEYS[..10], report)?;
     let platform = fields.required("platform", report).unwrap_or_default();
     if !platform.is_empty() && platform != "linux" {
-        let at = fields.get("platform").map_or(node.at, |n| n.at);
+        let at = fields.key_at("platform");
         report.error(
             at,
             &fields.at("platform"),
@@ -49,7 +49,7 @@ pub fn read_config(node: &Node, path: &FieldPath, text: &str, report: &mut Repor
         && !reference.contains("((")
         && let Err(reason) = names::image_reference(&reference)
     {
-        let at = fields.get("image_resource").map_or(node.at, |n| n.at);
+        let at = fields.key_at("image_resource");
         let path = fields.at("image_resource").key("source").key("repository");
         report.error(
             at,
@@ -61,7 +61,7 @@ pub fn read_config(node: &Node, path: &FieldPath, text: &str, report: &mut Repor
     if let Some(uri) = &rootfs_uri
         && !uri.starts_with("docker:///")
     {
-        let at = fields.get("rootfs_uri").map_or(node.at, |n| n.at);
+        let at = fields.key_at("rootfs_uri");
         report.error(
             at,
             &fields.at("rootfs_uri"),
@@ -206,7 +206,7 @@ fn read_run(fields: &Fields<'_>, report: &mut Report<'_>) -> TaskRun {
         && user != "root"
         && user.parse::<u32>().is_err()
     {
-        let at = f.get("user").map_or(node.at, |n| n.at);
+        let at = f.key_at("user");
         report.error(
             at,
             &f.at("user"),

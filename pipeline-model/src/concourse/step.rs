@@ -180,7 +180,7 @@ fn read_task_file(
     reader: &dyn SourceReader,
     report: &mut Report<'_>,
 ) -> Option<TaskConfig> {
-    let at = f.get("file").map_or(f.node.at, |n| n.at);
+    let at = f.key_at("file");
     let bytes = match reader.read(file) {
         Ok(bytes) => bytes,
         Err(e) => {
@@ -381,7 +381,10 @@ pub fn parse_task_step(
     interpolate(&mut doc, vars, &is_credential_path, &mut report);
     let step = read_task_step(&doc, &FieldPath::root(), text, vars, reader, &mut report);
     if let Some((_, Some(image))) = &step {
-        let at = doc.get("image").map_or(doc.at, |n| n.at);
+        let at = doc
+            .entries()
+            .and_then(|e| e.iter().find(|e| e.key == "image"))
+            .map_or(doc.at, |e| e.at);
         report.error(
             at,
             &FieldPath::root().key("image"),
