@@ -215,7 +215,7 @@ fn privileged_warning(plan: &TaskPlan) -> Option<String> {
 /// `passed:` graph; with it, that job's step DAG.
 pub fn plan(file: &str, text: &str, args: &ConcourseArgs, format: Format) -> Result<String, Errors> {
     let pipeline = pipeline(file, text, args)?;
-    let (nodes, edges): (Vec<(String, String)>, Vec<(String, String, String)>) = match &args.concourse_job {
+    let (nodes, edges): (Vec<Node>, Vec<Edge>) = match &args.concourse_job {
         None => {
             let nodes = pipeline
                 .jobs
@@ -256,7 +256,12 @@ pub fn plan(file: &str, text: &str, args: &ConcourseArgs, format: Format) -> Res
     Ok(graph(&nodes, &edges, format))
 }
 
-fn graph(nodes: &[(String, String)], edges: &[(String, String, String)], format: Format) -> String {
+/// A graph node: name and kind.
+type Node = (String, String);
+/// A graph edge: from, to, and when it is taken.
+type Edge = (String, String, String);
+
+fn graph(nodes: &[Node], edges: &[Edge], format: Format) -> String {
     let mut out = String::new();
     match format {
         Format::Text => {

@@ -109,12 +109,7 @@ impl Node {
         match &self.value {
             Value::Null => out.push_str("null"),
             Value::Scalar { text, plain } => {
-                let typed = *plain
-                    && (matches!(text.as_str(), "true" | "false")
-                        || (text.parse::<f64>().is_ok_and(f64::is_finite)
-                            && !text.starts_with(['+', '.'])
-                            && !text.ends_with('.')
-                            && !(text.len() > 1 && text.starts_with('0') && !text.starts_with("0."))));
+                let typed = *plain && (matches!(text.as_str(), "true" | "false") || is_json_number(text));
                 if typed {
                     out.push_str(text);
                 } else {
@@ -148,6 +143,15 @@ impl Node {
             }
         }
     }
+}
+
+/// Whether `text` is written the way JSON writes a number (so it can stay unquoted).
+fn is_json_number(text: &str) -> bool {
+    let leading_zero = text.len() > 1 && text.starts_with('0') && !text.starts_with("0.");
+    text.parse::<f64>().is_ok_and(f64::is_finite)
+        && !text.starts_with(['+', '.'])
+        && !text.ends_with('.')
+        && !leading_zero
 }
 
 /// Appends `text` as a JSON string literal.
