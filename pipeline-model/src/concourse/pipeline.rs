@@ -212,10 +212,18 @@ pub fn parse_concourse_pipeline(
 }
 
 /// Paths where a var may stay unresolved: resource sources and params.
+/// (A task config's `image_resource.source` is not one: an image reference must be known.)
 fn lenient_path(path: &FieldPath) -> bool {
-    path.segments().iter().any(|s| {
-        matches!(s, c8s_sidecar_core::Segment::Key(k) if k == "source" || k == "params" || k == "get_params" || k == "vars")
-    })
+    use c8s_sidecar_core::Segment;
+    let segments = path.segments();
+    let resource_source = matches!(segments.first(), Some(Segment::Key(k)) if k == "resources" || k == "resource_types")
+        && segments
+            .iter()
+            .any(|s| matches!(s, Segment::Key(k) if k == "source"));
+    resource_source
+        || segments
+            .iter()
+            .any(|s| matches!(s, Segment::Key(k) if k == "params" || k == "get_params"))
 }
 
 fn read_resources(top: &Fields<'_>, key: &str, report: &mut Report<'_>) -> Vec<Resource> {

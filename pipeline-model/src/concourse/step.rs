@@ -284,6 +284,16 @@ pub fn visit_task_with(
         plan.image = image.clone();
         plan.image_pull_secrets = step.image_pull_secret.iter().cloned().collect();
     }
+    if plan.image.contains("((") {
+        report.error(
+            (0, 0),
+            &FieldPath::root().key("image_resource"),
+            format!(
+                "task {:?}: its image {:?} uses a var with no value: give it with -v",
+                step.name, plan.image
+            ),
+        );
+    }
     if plan.image.is_empty() {
         report.error(
             (0, 0),

@@ -233,14 +233,15 @@ fn walk(node: &mut Node, path: &FieldPath, vars: &Vars, rules: &Rules<'_>, repor
                         format!("(({})) is a local var set by load_var or across while the build runs; c8s renders pods before, so it has no value here", r.name),
                     ),
                     None if (rules.lenient)(path) => out.push_str(&text[r.range.clone()]),
-                    None => report.error(
-                        node.at,
-                        path,
-                        format!(
-                            "var (({})) has no value: give it with -v {}=VALUE or --vars-file",
-                            r.name, r.name
-                        ),
-                    ),
+                    None => {
+                        // Kept as written, so later checks do not report a second, derived error.
+                        out.push_str(&text[r.range.clone()]);
+                        report.error(
+                            node.at,
+                            path,
+                            format!("var (({})) has no value: give it with -v {}=VALUE or --vars-file", r.name, r.name),
+                        );
+                    }
                 }
             }
             out.push_str(&text[last..]);
