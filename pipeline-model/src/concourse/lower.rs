@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use c8s_sidecar_core::{EnvVar, Errors, FieldPath, SourceReader};
+use c8s_sidecar_core::{Errors, FieldPath, SourceReader};
 use serde::Serialize;
 
 use super::node::Report;
@@ -323,7 +323,13 @@ impl Lowering<'_> {
                     self.artifacts
                         .insert(task.output_artifact(&output.name).to_owned(), (id.clone(), dir));
                 }
-                self.secret_params(&mut plan, step, report);
+                super::params::secret_params(
+                    &self.pipeline.name,
+                    &mut plan,
+                    step,
+                    &mut self.out.secrets,
+                    report,
+                );
                 (plan, "task")
             }
             _ => return None,
@@ -380,52 +386,5 @@ impl Lowering<'_> {
             image.digest = Some(digest.to_owned());
         }
         Some((image.reference(), image.pull_secret()))
-    }
-
-    /// Params still holding `((vars))` become Secret references: a whole
-    /// value by `secretKeyRef`, a var inside text by `$(C8S_VAR_n)`.
-    fn secret_params(&mut self, plan: &mut TaskPlan, step: &Step, report: &mut Report<'_>) {
-        let secret = format!("c8s-{}-vars", super::image::secret_suffix(&self.pipeline.name));
-        let mut extra: Vec<EnvVar> = Vec::new();
-        for env in &mut plan.env {
-            let Some(value) = env.value.clone() else { continue };
-            let refs = super::vars::var_refs(&value);
-            if refs.is_empty() {
-                continue;
-            }
-            if refs.iter().any(|r| r.name.starts_with(".:")) {
-                report.error(
-                    step.at,
-                    &step.path,
-                    format!(
-                        "param {}: `{value}` uses a load_var value, which exists only at run time",
-                        env.name
-                    ),
-                );
-                continue;
-            }
-            let key = |name: &str| name.replace([':', '/'], "-");
-            for r in &refs {
-                self.out.secrets.push(SecretNeed {
-                    name: secret.clone(),
-                    key: key(&r.name),
-                    value: format!("value of (({}))", r.name),
-                });
-            }
-            if refs.len() == 1 && refs[0].range == (0..value.len()) {
-                *env = EnvVar::secret(env.name.clone(), secret.clone(), key(&refs[0].name));
-                continue;
-            }
-            let mut text = value.replace("$(", "$$(");
-            for r in &refs {
-                let var = format!("C8S_VAR_{}", extra.len());
-                text = text.replacen(&value[r.range.clone()], &format!("$({var})"), 1);
-                extra.push(EnvVar::secret(var, secret.clone(), key(&r.name)));
-            }
-            env.value = Some(text);
-        }
-        // Referenced variables must come first for Kubernetes to expand them.
-        extra.append(&mut plan.env);
-        plan.env = extra;
     }
 }
