@@ -214,3 +214,10 @@ fn broken_references_are_located() {
         .to_string();
     assert!(errors.contains("unknown field `tigger`"), "{errors}");
 }
+
+#[test]
+fn lowering_is_deterministic() {
+    let a = serde_json::to_string(&lower("unit", &[])).expect("json");
+    let b = serde_json::to_string(&lower("unit", &[])).expect("json");
+    assert_eq!(a, b);
+}

@@ -32,6 +32,10 @@ pub struct ConcourseArgs {
     /// current directory for every artifact).
     #[arg(long = "artifact", value_name = "NAME=DIR")]
     pub artifacts: Vec<String>,
+    /// A task input that is the repository checkout (cloned by `git-clone` at
+    /// its path) instead of an artifact, as `fly execute` uploads a local dir.
+    #[arg(long = "checkout-input", value_name = "INPUT")]
+    pub checkout_input: Option<String>,
     /// The job of a Concourse pipeline to render or run (default: every job).
     #[arg(long = "concourse-job", value_name = "NAME")]
     pub concourse_job: Option<String>,
@@ -113,6 +117,17 @@ impl SourceReader for ArtifactReader {
     }
 }
 
+/// With `--checkout-input NAME`, input NAME of a task plan is cloned from
+/// the repository instead of unpacked from an artifact.
+pub fn apply_checkout_input(plan: &mut TaskPlan, args: &ConcourseArgs) {
+    let Some(name) = &args.checkout_input else { return };
+    if let Some(i) = plan.inputs.iter().position(|input| &input.step == name) {
+        let input = plan.inputs.remove(i);
+        plan.checkout = Some(input.path);
+        plan.skip_checkout = false;
+    }
+}
+
 /// A Concourse file lowered to pods.
 pub struct Lowered {
     /// The pods' plans.
@@ -158,7 +173,8 @@ pub fn lower(
     if step_file {
         let reader = args.reader()?;
         let step = parse_task_step(file, text, &args.vars()?, &reader)?;
-        let plan = visit_task(stem, &step, &reader)?;
+        let mut plan = visit_task(stem, &step, &reader)?;
+        apply_checkout_input(&mut plan, args);
         let warnings = privileged_warning(&plan).into_iter().collect();
         return Ok(Lowered {
             plans: vec![plan],

@@ -156,7 +156,8 @@ pub fn load_plans_for(
         }
         Kind::Task => {
             let config = c8s_pipeline_model::parse_task_config(file, text)?;
-            let plan = c8s_pipeline_model::visit_task(&stem, &TaskStep::new("task", config), &reader)?;
+            let mut plan = c8s_pipeline_model::visit_task(&stem, &TaskStep::new("task", config), &reader)?;
+            crate::concourse::apply_checkout_input(&mut plan, concourse);
             Ok(LoadedPlans {
                 plans: vec![plan],
                 repository: String::new(),

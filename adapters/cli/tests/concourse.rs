@@ -114,3 +114,24 @@ fn a_pipeline_plans_validates_and_renders_one_job() {
     assert!(yaml.contains("privileged: true"), "{yaml}");
     assert!(!yaml.contains("(("), "{yaml}");
 }
+
+#[test]
+fn a_task_input_can_be_the_repository_checkout() {
+    let out = c8s(&[
+        "render",
+        "examples/tasks/integration-task.yml",
+        "--checkout-input",
+        "source",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let yaml = text(&out.stdout);
+    assert!(
+        yaml.contains("name: git-clone") && yaml.contains("value: /workspace/source"),
+        "{yaml}"
+    );
+    let out = c8s(&["render", "examples/tasks/integration-task.yml"]);
+    assert!(
+        !text(&out.stdout).contains("git-clone"),
+        "inputs are artifacts by default"
+    );
+}
