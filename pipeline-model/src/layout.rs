@@ -37,17 +37,7 @@ pub struct LaidOutContainer {
     pub resources: Resources,
 }
 
-/// Name of the init container that clones the repository.
-pub const GIT_CLONE: &str = "git-clone";
-/// Name of the main container.
-pub const MAIN: &str = "main";
-/// Name of the container that saves outputs.
-pub const ARTIFACT_HELPER: &str = "artifact-helper";
-
-/// The name of the init container that unpacks input number `index`.
-pub fn input_container_name(index: usize) -> String {
-    format!("c8s-input-{index}")
-}
+pub use c8s_sidecar_core::contract::{ARTIFACT_HELPER, GIT_CLONE, MAIN, input_container_name};
 
 /// Requests and limits of the containers c8s adds (clone, inputs, artifacts):
 /// 50m/64Mi requested, 500m/256Mi at most. Built once per process.

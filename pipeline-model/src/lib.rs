@@ -52,6 +52,7 @@ mod substitute;
 pub mod task;
 
 pub use c8s_sidecar_core as sidecar;
+pub use c8s_sidecar_core::contract;
 pub use c8s_sidecar_core::{Errors, MemorySource, SourceReader};
 pub use dag::{Dag, DagError};
 pub use duration::{branch_matches, parse_duration};

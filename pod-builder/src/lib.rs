@@ -45,6 +45,7 @@ pub mod serialize;
 pub mod validate;
 
 pub use c8s_pipeline_model as model;
+pub use c8s_sidecar_core::contract;
 pub use context::{RunContext, SecurityProfile, SidecarMode};
 pub use error::{Error, Violation};
 pub use render::{object_name, render_job, render_pod};

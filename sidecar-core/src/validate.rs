@@ -13,10 +13,7 @@ use crate::path::FieldPath;
 use crate::types::{PortRef, Protocol, ReadinessProbe, SidecarConfig};
 use crate::yaml::SourceMap;
 
-/// Container names c8s itself creates in every pod.
-pub const RESERVED_NAMES: [&str; 3] = ["main", "artifact-helper", "git-clone"];
-/// Prefix reserved for containers c8s creates (`c8s-inputs-…`).
-pub const RESERVED_PREFIX: &str = "c8s-";
+pub use crate::contract::{RESERVED_NAMES, RESERVED_PREFIX};
 
 /// One broken rule, before it is located in a file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -123,7 +120,7 @@ pub fn check_sidecar(placed: Placed<'_>, findings: &mut Vec<Finding>) {
                 reason,
             },
         );
-    } else if RESERVED_NAMES.contains(&s.name.as_str()) || s.name.starts_with(RESERVED_PREFIX) {
+    } else if crate::contract::is_reserved_container_name(&s.name) {
         sink.problem(path.key("name"), Problem::ReservedName { name: s.name.clone() });
     }
 
