@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use c8s_sidecar_core::validate::{self, Finding, Placed};
-use c8s_sidecar_core::{FieldPath, Problem, Resources, names};
+use c8s_sidecar_core::{FieldPath, Problem, names, rules};
 
 use crate::links;
 use crate::matrix::{self, Matrix, known_dimensions};
@@ -233,7 +233,7 @@ fn check_step(s: &mut Subject<'_>, step: &Step, dimensions: &[&str], combination
     } else if templates_ok {
         check_substituted(s, step, combinations);
     }
-    resources(s, &step.resources, &at.key("resources"));
+    rules::resources(&step.resources, &at.key("resources"), s);
     if let Some(timeout) = &step.timeout {
         duration(s, timeout, at.key("timeout"));
     }
@@ -246,11 +246,7 @@ fn check_step(s: &mut Subject<'_>, step: &Step, dimensions: &[&str], combination
         }
         globs(s, &c.branches, &at.key("conditional").key("branches"));
     }
-    match step.run_as_user {
-        Some(0) if !step.run_as_root => s.problem(at.key("runAsUser"), Problem::RootUser { uid: 0 }),
-        Some(uid) if uid < 0 => s.problem(at.key("runAsUser"), Problem::NotPositive { value: uid }),
-        _ => {}
-    }
+    rules::run_as_user(step.run_as_user, step.run_as_root, &at.key("runAsUser"), s);
 }
 
 /// Rules that hold only after `${{ matrix.X }}` substitution, for every
@@ -278,40 +274,6 @@ fn check_substituted(s: &mut Subject<'_>, step: &Step, combinations: &[OrderedMa
                 path,
             };
             validate::check_sidecar(placed, s.findings());
-        }
-    }
-}
-
-fn resources(s: &mut Subject<'_>, resources: &Resources, at: &FieldPath) {
-    for (section, list) in [("requests", &resources.requests), ("limits", &resources.limits)] {
-        for (name, quantity) in list {
-            let here = at.key(section).key(name);
-            if !names::resource_name(name) {
-                s.problem(here.clone(), Problem::InvalidResourceName { value: name.clone() });
-            }
-            if quantity.is_negative() {
-                s.problem(
-                    here,
-                    Problem::NegativeQuantity {
-                        resource: name.clone(),
-                        value: quantity.to_string(),
-                    },
-                );
-            }
-        }
-    }
-    for (name, request) in &resources.requests {
-        if let Some(limit) = resources.limits.get(name)
-            && request.nanos() > limit.nanos()
-        {
-            s.problem(
-                at.key("requests").key(name),
-                Problem::RequestExceedsLimit {
-                    resource: name.clone(),
-                    request: request.to_string(),
-                    limit: limit.to_string(),
-                },
-            );
         }
     }
 }

@@ -45,6 +45,7 @@ pub mod matrix;
 mod ordered;
 pub mod pipeline;
 pub mod plan;
+mod plan_build;
 pub mod resources;
 pub mod schedule;
 mod sidecar_files;

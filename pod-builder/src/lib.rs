@@ -46,11 +46,11 @@ pub mod validate;
 
 pub use c8s_pipeline_model as model;
 pub use c8s_sidecar_core::contract;
+pub use context::{RunContext, SecurityProfile, SidecarMode};
+pub use error::{Error, Violation};
 /// The k8s-openapi this crate renders into (`Pod`, `Job`, `OwnerReference`, `Toleration`), so
 /// callers name the same types without a second, possibly different, version.
 pub use k8s_openapi;
-pub use context::{RunContext, SecurityProfile, SidecarMode};
-pub use error::{Error, Violation};
 pub use render::{object_name, render_job, render_pod};
 pub use security::{check_baseline, check_restricted, pod_security_level};
 pub use serialize::{

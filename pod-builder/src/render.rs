@@ -104,6 +104,7 @@ pub fn object_name(plan: &TaskPlan, ctx: &RunContext) -> String {
 }
 
 fn render_parts(plan: &TaskPlan, ctx: &RunContext) -> Result<(ObjectMeta, core::PodSpec), Error> {
+    plan.validate().map_err(Error::InvalidPlan)?;
     let mode = ctx.effective_sidecar_mode()?;
     check_paths(plan)?;
     if !plan.outputs.is_empty() && plan.command.is_empty() {

@@ -24,17 +24,20 @@
 //!
 //! This crate does no I/O: files are read through a [`SourceReader`] the caller provides.
 
+pub mod build;
 pub mod contract;
 pub mod error;
 pub mod load;
 pub mod names;
 pub mod path;
 pub mod quantity;
+pub mod rules;
 pub mod schema;
 pub mod types;
 pub mod validate;
 pub mod yaml;
 
+pub use build::ResourcesError;
 pub use error::{Error, Errors, Position, Problem};
 pub use load::{MemorySource, SourceReader, load_sidecar_files, parse_sidecars, parse_sidecars_bytes};
 pub use path::{FieldPath, Segment};

@@ -332,9 +332,11 @@ impl ReadinessProbe {
     }
 
     /// A command check.
-    pub fn exec(command: Vec<String>) -> Self {
+    pub fn exec<S: Into<String>>(command: impl IntoIterator<Item = S>) -> Self {
         Self {
-            exec: Some(ExecCheck { command }),
+            exec: Some(ExecCheck {
+                command: crate::build::strings(command),
+            }),
             ..Self::default()
         }
     }
