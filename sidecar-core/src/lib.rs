@@ -33,6 +33,7 @@ pub mod path;
 pub mod quantity;
 pub mod rules;
 pub mod schema;
+pub mod snippet;
 pub mod types;
 pub mod validate;
 pub mod yaml;
