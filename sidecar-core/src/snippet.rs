@@ -8,8 +8,8 @@
 //! let errors = parse_sidecars("ci/redis.yml", text).unwrap_err();
 //! assert_eq!(
 //!     errors.render_with_source("ci/redis.yml", text),
-//!     "error: ci/redis.yml:1:9: sidecar \"main\": name: \"main\" is reserved \
-//!      (main, artifact-helper, git-clone and c8s-* are used by c8s)\n  |\n1 | - name: main\n  |         ^\n"
+//!     "error: ci/redis.yml:1:3: sidecar \"main\": name: \"main\" is reserved \
+//!      (main, artifact-helper, git-clone and c8s-* are used by c8s)\n  |\n1 | - name: main\n  |   ^\n"
 //! );
 //! ```
 
