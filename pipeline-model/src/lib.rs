@@ -76,3 +76,8 @@ pub use task::{
     ContainerLimits, ImageResource, ImageSource, TaskCache, TaskConfig, TaskInput, TaskOutput, TaskRun,
     TaskStep, parse_task_config, task_plan, visit_task,
 };
+
+// The README's examples are compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
