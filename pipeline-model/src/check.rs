@@ -1,4 +1,4 @@
-//! The pipeline rules (SPEC §3), as functions that push [`Finding`]s: a
+//! The pipeline rules, as functions that push [`Finding`]s: a
 //! problem at a field path, located later only if there is one.
 
 use std::collections::BTreeMap;

@@ -2,7 +2,8 @@
 //! resources. pod-builder renders exactly this layout, and resource arithmetic
 //! (the KEP-753 effective request) is computed on it, so the two always agree.
 //!
-//! Order (K8S.md): plain init containers first (`git-clone`, then one
+//! Order (<https://kubernetes.io/docs/concepts/workloads/pods/sidecar-containers/>,
+//! KEP-753): plain init containers first (`git-clone`, then one
 //! `c8s-input-N` per input), then sidecars (native: restartable init
 //! containers), then `main`, then `artifact-helper` when there are outputs.
 //! Plain init containers go before sidecars so they do not add to the

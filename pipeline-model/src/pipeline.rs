@@ -1,4 +1,4 @@
-//! The `.c8s.yaml` pipeline format (SPEC §3) as Rust types, and
+//! The `.c8s.yaml` pipeline format (an example: `examples/pipelines/orders.c8s.yaml`) as Rust types, and
 //! [`parse_pipeline`]: strict parsing, loading of `sidecarFiles`, validation.
 
 use c8s_sidecar_core::validate::Placed;

@@ -1,4 +1,4 @@
-//! Concourse task configs (SPEC §2) with inline `sidecars`, and the planner
+//! Concourse task configs (<https://concourse-ci.org/tasks.html>) with inline `sidecars`, and the planner
 //! step that lowers a task step — config plus sidecar files — into a
 //! [`TaskPlan`] (Concourse's `VisitTask`).
 

@@ -1,4 +1,4 @@
-//! What never leaves the renderer: each rule in K8S.md, broken once, is an
+//! What never leaves the renderer: each API-server rule, broken once, is an
 //! error naming the field; and the Job and sidecar-mode rules.
 
 use c8s_pod_builder::model::sidecar::{

@@ -1,4 +1,4 @@
-//! The sidecar file format (SPEC §1) as Rust types.
+//! The sidecar file format (README, "A sidecar file") as Rust types.
 //!
 //! Every type can be built in code (`SidecarConfig::new(name, image)` plus public
 //! fields) as well as parsed; all derive serde with the camelCase names users write.

@@ -1,4 +1,5 @@
-//! Validation rules for sidecars (SPEC §1 and the API server's rules in K8S.md).
+//! Validation rules for sidecars: the file format's own, and the API server's
+//! (`pkg/apis/core/validation/validation.go`) that a container would hit later.
 //!
 //! Rules produce [`Finding`]s: a problem at a field path. A [`Locator`] turns
 //! them into located [`Error`]s, building source maps only when something is
