@@ -27,9 +27,12 @@ for bench in "${benches[@]}"; do
 done
 echo "bench-report: c8s render vs helm template (200 steps)" >&2
 ./scripts/bench-helm.sh 200 7 >"$logs/helm.log" 2>&1 || { tail -n 30 "$logs/helm.log" >&2; exit 1; }
+echo "bench-report: build weight (two clean builds)" >&2
+./scripts/build-weight.sh >"$logs/weight.log" 2>&1 || { tail -n 30 "$logs/weight.log" >&2; exit 1; }
 for log in "${benches[@]}" helm; do
   grep '^c8s-bench ' "$logs/$log.log" | sed 's/^c8s-bench //'
 done >"$logs/lines.tsv"
+grep '^weight' "$logs/weight.log" >>"$logs/lines.tsv"
 
 # Table rows from the tab-separated lines: `ratio area size value goal ms baseline_ms`,
 # `scale area size factor value baseline`, `helm area steps value goal c8s_ms helm_ms`.
@@ -124,6 +127,20 @@ met() { # value goal -> yes/no/-
   while IFS=$'\t' read -r kind area steps value goal a b mean_ratio mean_a mean_b; do
     [ "$kind" = helm ] || continue
     echo "| $steps | ${value}× | $goal | $(met "$value" "$goal") | $a | $b | ${mean_ratio}× | $mean_a | $mean_b |"
+  done <"$logs/lines.tsv"
+  echo
+  echo "## Build weight"
+  echo
+  echo "The clean \`cargo build\` of a downstream binary that only calls \`render_pod\`"
+  echo "(c8s-pod-builder plus the k8s-openapi line of the Installation section)"
+  echo "against a binary that depends on k8s-openapi alone, fresh target directories,"
+  echo "one after the other (\`scripts/build-weight.sh\`)."
+  echo
+  echo "| downstream / k8s-openapi alone | goal | met | downstream s | k8s-openapi s |"
+  echo "|---|---|---|---|---|"
+  while IFS=$'\t' read -r kind value goal a b; do
+    [ "$kind" = weight ] || continue
+    echo "| ${value}× | $goal | $(met "$value" "$goal") | $a | $b |"
   done <"$logs/lines.tsv"
   echo
   echo "## Reading the misses"

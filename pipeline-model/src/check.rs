@@ -10,10 +10,10 @@ use crate::links;
 use crate::matrix::{self, Matrix, known_dimensions};
 use crate::ordered::OrderedMap;
 use crate::pipeline::{Pipeline, PipelineOptions, Step};
+// Re-exported for the task-config rules in task.rs.
+pub(crate) use crate::subject::Subject;
+use crate::subject::step_subject;
 use crate::substitute::substitute_sidecar;
-
-/// Who findings are about (`step "unit"`, or the pipeline itself) and where.
-pub(crate) type Subject<'f> = validate::Sink<'f>;
 
 /// Every finding about `pipeline` (except its sidecar files, checked where
 /// they are read) in document `doc`.
@@ -71,21 +71,6 @@ pub(crate) fn pipeline(pipeline: &Pipeline, doc: usize, options: &PipelineOption
         links::check_links(&mut subject, pipeline, step, &first_by_name, dag.as_ref());
     }
     findings
-}
-
-pub(crate) fn step_subject<'f>(
-    findings: &'f mut Vec<Finding>,
-    doc: usize,
-    i: usize,
-    step: &Step,
-) -> Subject<'f> {
-    let label = format!("step {}", c8s_sidecar_core::error::quoted(&step.name));
-    Subject::at(
-        findings,
-        doc,
-        FieldPath::root().key("steps").index(i),
-        Some(label),
-    )
 }
 
 fn globs(subject: &mut Subject<'_>, globs: &[String], at: &FieldPath) {

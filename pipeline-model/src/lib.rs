@@ -43,12 +43,14 @@ mod links;
 pub mod masker;
 pub mod matrix;
 mod ordered;
+mod parse;
 pub mod pipeline;
 pub mod plan;
 mod plan_build;
 pub mod resources;
 pub mod schedule;
 mod sidecar_files;
+mod subject;
 mod substitute;
 pub mod task;
 
@@ -62,9 +64,8 @@ pub use layout::{ContainerRole, LaidOutContainer, pod_layout};
 pub use masker::{MaskerError, SecretMasker};
 pub use matrix::{Combination, DEFAULT_MAX_COMBINATIONS, Matrix};
 pub use ordered::OrderedMap;
-pub use pipeline::{
-    Conditional, Pipeline, PipelineOptions, SecretEnv, Step, StepInput, parse_pipeline, parse_pipeline_with,
-};
+pub use parse::{parse_pipeline, parse_pipeline_with};
+pub use pipeline::{Conditional, Pipeline, PipelineOptions, SecretEnv, Step, StepInput};
 pub use plan::{PlanIdentity, PlanInput, TaskPlan};
 pub use resources::{
     EffectiveResources, QuotaError, ResourceList, RunResources, check_quota, effective_resources,
