@@ -67,7 +67,7 @@ pub struct Step {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sidecar_files: Vec<String>,
     /// The sidecars loaded from `sidecar_files`, in file order (filled by
-    /// [`parse_pipeline`]; never written by users).
+    /// [`parse_pipeline`](crate::parse_pipeline); never written by users).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub loaded_sidecars: Vec<SidecarConfig>,
     /// Directories (relative to the workspace) saved as artifacts.
