@@ -4,7 +4,7 @@
 #   - kubernetes-validate (PyPI), in a private virtualenv
 #   - the host tools the runtime check (pod-builder/tests/common/kubelet) runs
 #     in place of images: busybox, git, util-linux (unshare, setpriv, nsenter),
-#     redis-server and postgres, from Debian packages with apt-get (needs root,
+#     redis-server, postgres and libnss-wrapper, from Debian packages with apt-get (needs root,
 #     as CI has)
 # Idempotent: a tool already installed is left alone.
 set -euo pipefail
@@ -48,6 +48,8 @@ done
 if ! command -v postgres >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then
   missing+=(postgresql)
 fi
+# nss_wrapper: the postgres image's entrypoint gives a UID without a passwd entry one.
+ls /usr/lib/*/libnss_wrapper.so >/dev/null 2>&1 || missing+=(libnss-wrapper)
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "install-tools: apt-get install ${missing[*]}" >&2
   apt-get update -qq

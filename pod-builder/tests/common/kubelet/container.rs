@@ -13,6 +13,9 @@ use super::images::HOST_PATH;
 use super::process::{self, Identity, Launch};
 use super::{Kubelet, volumes};
 
+/// What util-linux 2.38's `unshare --fork` prints when its child dies by a signal.
+pub const UNSHARE_SIGNAL_BUG: &str = "unshare: sigprocmask unblock failed: Invalid argument";
+
 /// Builds the launch of `container`, or the reason the kubelet would not
 /// start it (`CreateContainerConfigError`).
 pub fn prepare(
@@ -120,6 +123,9 @@ pub struct Running {
     pub next_probe: Instant,
     pub oom_killed: bool,
     pub fired: Vec<usize>,
+    /// The last signal sent to PID 1 (`kill -s` name).
+    pub last_signal: Option<&'static str>,
+    pub log: PathBuf,
 }
 
 impl Running {
@@ -144,6 +150,8 @@ impl Running {
             next_probe: now + startup.map_or(Duration::ZERO, |t| t.initial_delay),
             oom_killed: false,
             fired: Vec::new(),
+            last_signal: None,
+            log: log.to_path_buf(),
         })
     }
 
@@ -199,7 +207,8 @@ impl Running {
     }
 
     /// Sends `name` to PID 1 (SIGKILL ends the whole PID namespace).
-    pub fn signal(&mut self, name: &str) {
+    pub fn signal(&mut self, name: &'static str) {
+        self.last_signal = Some(name);
         match self.init_pid() {
             Some(pid) => process::signal(pid, name),
             None if name == "KILL" => {

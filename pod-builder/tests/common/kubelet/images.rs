@@ -70,11 +70,18 @@ pub fn postgres_bin() -> Vec<PathBuf> {
 
 /// The `postgres` image's entrypoint, reduced to what a sidecar needs:
 /// initdb into an empty PGDATA (with POSTGRES_PASSWORD / POSTGRES_DB), then
-/// exec the args (docker-library/postgres docker-entrypoint.sh).
+/// exec the args; a UID without passwd entry gets one through nss_wrapper
+/// (docker-library/postgres docker-entrypoint.sh, `docker_setup_env` and
+/// `docker_init_database_dir`). The image's passwd names UID 999 `postgres`;
+/// here no UID has an entry, so every UID goes through nss_wrapper.
 const POSTGRES_ENTRYPOINT: &str = r#"
 set -e
 : "${PGDATA:=/var/lib/postgresql/data}"
 if [ "$1" = postgres ] && [ ! -s "$PGDATA/PG_VERSION" ]; then
+  wrapper="$(ls /usr/lib/*/libnss_wrapper.so | head -n1)"
+  export LD_PRELOAD="$wrapper" NSS_WRAPPER_PASSWD="$(mktemp)" NSS_WRAPPER_GROUP="$(mktemp)"
+  echo "postgres:x:$(id -u):$(id -g):PostgreSQL:$PGDATA:/bin/false" > "$NSS_WRAPPER_PASSWD"
+  echo "postgres:x:$(id -g):" > "$NSS_WRAPPER_GROUP"
   mkdir -p "$PGDATA"; chmod 700 "$PGDATA"
   pw="$(mktemp)"; printf '%s\n' "${POSTGRES_PASSWORD:-postgres}" > "$pw"
   initdb -U "${POSTGRES_USER:-postgres}" --pwfile="$pw" -A trust -D "$PGDATA" >/dev/null
@@ -85,6 +92,7 @@ if [ "$1" = postgres ] && [ ! -s "$PGDATA/PG_VERSION" ]; then
     createdb -h /tmp -U "${POSTGRES_USER:-postgres}" "$POSTGRES_DB"
     kill -INT "$p"; wait "$p" || true
   fi
+  unset LD_PRELOAD NSS_WRAPPER_PASSWD NSS_WRAPPER_GROUP
 fi
 exec "$@"
 "#;

@@ -128,7 +128,8 @@ pub fn run(kubelet: &Kubelet, pod: &Pod) -> PodRun {
     };
     let mut containers = state.results;
     for (name, c) in containers.iter_mut() {
-        c.log = std::fs::read_to_string(dir.join("logs").join(format!("{name}.log"))).unwrap_or_default();
+        let log = std::fs::read_to_string(dir.join("logs").join(format!("{name}.log"))).unwrap_or_default();
+        c.log = log.replace(&format!("{}\n", super::container::UNSHARE_SIGNAL_BUG), "");
     }
     PodRun {
         phase,
@@ -337,6 +338,15 @@ impl Pod_<'_> {
                 }
             }
             running = still;
+            let deleted = self.kubelet.delete_after.as_ref().and_then(|name| {
+                let code = self.results.get(name).and_then(|r| r.exit_code)?;
+                (!running.iter().any(|r| &r.name == name)).then_some(code)
+            });
+            if let Some(code) = deleted {
+                // The runner deletes the pod: every container gets the grace period.
+                self.terminate(&mut running);
+                return Ok(code == 0);
+            }
             for (spec, _) in waiting.iter().filter(|(_, at)| Instant::now() >= *at) {
                 if let Ok(r) = self.start(spec) {
                     self.results.entry(spec.name.clone()).or_default().restarts += 1;

@@ -32,6 +32,7 @@
 
 pub mod container;
 pub mod env;
+pub mod fixtures;
 pub mod images;
 pub mod lifecycle;
 pub mod probes;
@@ -81,6 +82,9 @@ pub struct Kubelet {
     /// The test's own limit: after it everything is killed and the pod is
     /// reported as still `Running`.
     pub limit: Duration,
+    /// The runner deletes the pod once this container has ended (as the
+    /// kube adapter does with legacy pods when `main` ends).
+    pub delete_after: Option<String>,
 }
 
 impl Default for Kubelet {
@@ -91,7 +95,8 @@ impl Default for Kubelet {
             claims: BTreeMap::new(),
             hooks: Vec::new(),
             backoff: Duration::from_secs(10),
-            limit: Duration::from_secs(60),
+            limit: Duration::from_secs(30),
+            delete_after: None,
         }
     }
 }
@@ -122,6 +127,12 @@ impl Kubelet {
     /// Sets the test's limit.
     pub fn limit(mut self, limit: Duration) -> Self {
         self.limit = limit;
+        self
+    }
+
+    /// Deletes the pod once `container` has ended.
+    pub fn delete_after(mut self, container: &str) -> Self {
+        self.delete_after = Some(container.into());
         self
     }
 
