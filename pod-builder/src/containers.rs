@@ -125,7 +125,9 @@ pub fn probe(check: &ReadinessProbe) -> core::Probe {
         .timeout_seconds
         .unwrap_or(DEFAULT_READY_TIMEOUT_SECONDS)
         .max(1);
-    let failure_threshold = (total + period - 1) / period;
+    // In i64: `total + period - 1` overflows i32 for totals near 2^31 - 1.
+    let threshold = (i64::from(total) + i64::from(period) - 1) / i64::from(period);
+    let failure_threshold = i32::try_from(threshold).unwrap_or(i32::MAX);
     let port = |port: &PortRef| match port {
         PortRef::Number(n) => IntOrString::Int(*n),
         PortRef::Name(name) => IntOrString::String(name.clone()),
