@@ -104,6 +104,10 @@ impl Pipeline {
             .into_iter()
             .map(|l| l.into_iter().map(str::to_owned).collect())
             .collect();
+        let run_timeout = self
+            .timeout
+            .as_deref()
+            .and_then(|t| crate::parse_duration(t).ok());
         let by_name: BTreeMap<&str, &Step> = self.steps.iter().map(|s| (s.name.as_str(), s)).collect();
         let mut plans = Vec::new();
         let runs: Vec<Option<&Combination>> = if combinations.is_empty() {
@@ -117,8 +121,13 @@ impl Pipeline {
                     continue;
                 }
                 if let Some(step) = by_name.get(name.as_str()) {
-                    let plan = step_plan(&self.name, step, combination)
+                    let mut plan = step_plan(&self.name, step, combination)
                         .map_err(|p| Errors::from(invalid_input(format!("step {name:?}: {p}"))))?;
+                    // No pod outlives the whole run: the pipeline's timeout caps each step's.
+                    plan.timeout_seconds = match (plan.timeout_seconds, run_timeout) {
+                        (Some(step), Some(run)) => Some(step.min(run)),
+                        (step, run) => step.or(run),
+                    };
                     plans.push(plan);
                 }
             }

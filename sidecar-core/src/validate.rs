@@ -18,6 +18,9 @@ pub const RESERVED_NAMES: [&str; 3] = ["main", "artifact-helper", "git-clone"];
 /// Prefix reserved for containers c8s creates (`c8s-inputs-…`).
 pub const RESERVED_PREFIX: &str = "c8s-";
 
+/// The largest int32: the API server's bound for UIDs, probe fields and deadlines.
+pub const MAX_INT32: i64 = i32::MAX as i64;
+
 /// One broken rule, before it is located in a file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Finding {
@@ -247,6 +250,14 @@ pub fn check_sidecar(placed: Placed<'_>, findings: &mut Vec<Finding>) {
     match s.run_as_user {
         Some(0) if !s.run_as_root => sink.problem(path.key("runAsUser"), Problem::RootUser { uid: 0 }),
         Some(uid) if uid < 0 => sink.problem(path.key("runAsUser"), Problem::NotPositive { value: uid }),
+        // The API server takes UIDs in 0..=2^31-1 (`ValidateSecurityContext`).
+        Some(uid) if uid > MAX_INT32 => sink.problem(
+            path.key("runAsUser"),
+            Problem::TooLarge {
+                value: uid,
+                max: MAX_INT32,
+            },
+        ),
         _ => {}
     }
 
