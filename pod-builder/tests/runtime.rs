@@ -234,7 +234,7 @@ fn git_clone_checks_out_the_commit_and_main_sees_it() {
     let origin = origin();
     let mut plan = TaskPlan::new(PlanIdentity::new("orders", "unit"), "golang:1.23");
     plan.command = shell(
-        "test \"$(git rev-parse HEAD)\" = \"$EXPECTED\"\ntest -f go.mod\ntest -z \"$(git status --porcelain)\"",
+        "test \"$(git rev-parse HEAD)\" = \"$EXPECTED\"\ntest -f go.mod\ngit status --porcelain; test -z \"$(git status --porcelain)\"",
     );
     plan.env = vec![EnvVar::value("EXPECTED", &origin.commit)];
     for mode in [SidecarMode::Native, SidecarMode::Legacy] {

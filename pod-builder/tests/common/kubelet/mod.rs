@@ -145,6 +145,14 @@ impl Kubelet {
     /// Runs the pod to its end (or the limit). Pod runs are serialised across
     /// test processes by a lock file: pods share the host's ports.
     pub fn run(&self, pod: &k8s_openapi::api::core::v1::Pod) -> PodRun {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        let root = status
+            .lines()
+            .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"));
+        assert!(
+            root,
+            "the runtime check needs root (namespaces, setpriv, chown), as CI has: run the tests as root"
+        );
         let lock_path = std::env::temp_dir().join("c8s-runtime-check.lock");
         let lock = std::fs::File::options()
             .create(true)
