@@ -148,7 +148,7 @@ impl Pod_<'_> {
             let outcome = if sidecar {
                 self.start_sidecar(container)
             } else {
-                self.run_to_end(&[container.clone()])
+                self.run_to_end(std::slice::from_ref(container))
             };
             match outcome {
                 Ok(true) => {}
