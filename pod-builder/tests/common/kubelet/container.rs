@@ -167,11 +167,20 @@ impl Running {
     pub fn exited(&mut self) -> Option<i32> {
         use std::os::unix::process::ExitStatusExt;
         let status = self.child.try_wait().ok()??;
-        Some(
-            status
-                .code()
-                .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)),
-        )
+        let code = status
+            .code()
+            .unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
+        // util-linux 2.38's unshare reports a child killed by a signal as
+        // exit 1 with this message instead of dying by the same signal.
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        if code == 1 && log.trim_end().ends_with(UNSHARE_SIGNAL_BUG) {
+            return Some(match self.last_signal {
+                Some("KILL") => 137,
+                Some("TERM") => 143,
+                _ => 1,
+            });
+        }
+        Some(code)
     }
 
     /// Runs the startup probe when due; returns false once it has failed

@@ -35,6 +35,7 @@ pub mod env;
 pub mod fixtures;
 pub mod images;
 pub mod lifecycle;
+pub mod outcome;
 pub mod probes;
 pub mod process;
 pub mod volumes;
@@ -45,7 +46,7 @@ use std::time::Duration;
 
 pub use images::{Image, Images};
 #[allow(unused_imports)]
-pub use lifecycle::{ContainerRun, Phase, PodRun};
+pub use outcome::{ContainerRun, Phase, PodRun};
 
 /// What a hook does to a running container.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
