@@ -145,3 +145,14 @@ httpd -f -p "127.0.0.1:$2" -h /tmp/www & trap 'kill $!; exit 0' TERM; wait"#;
         .secret("orders-ci", "stripe-key", "stripe-key-value")
         .secret("registry-credentials", "token", "registry-token-value")
 }
+
+/// A stand-in service image: `script` as entrypoint over busybox, ending on
+/// SIGTERM as a well-behaved service does.
+pub fn service(script: &str) -> Image {
+    let script = format!("trap 'exit 0' TERM\n{script}\nwhile :; do sleep 0.2; done");
+    Image {
+        entrypoint: vec!["sh".into(), "-c".into(), script],
+        path: vec![super::images::busybox_bin()],
+        ..Image::default()
+    }
+}

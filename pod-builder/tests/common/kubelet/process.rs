@@ -5,6 +5,7 @@
 //! privileges and no capabilities before exec'ing the command.
 
 use std::fs::File;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -89,9 +90,11 @@ impl Launch {
         }
         // runc creates a missing working directory.
         s += &format!("{mkdir} -p {0}\ncd {0}\n", quote(&self.workdir));
-        let words: Vec<String> = self
-            .setpriv()
+        // runc makes the container's init a session (and process group) leader.
+        let setsid = vec![host_tool("setsid").display().to_string()];
+        let words: Vec<String> = setsid
             .iter()
+            .chain(&self.setpriv())
             .chain(&self.argv)
             .map(|w| quote(w))
             .collect();
@@ -124,6 +127,7 @@ impl Launch {
             .env_clear()
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .current_dir("/")
+            .process_group(0)
             .stdin(Stdio::null())
             .stdout(file)
             .stderr(err)
