@@ -91,7 +91,7 @@ impl Launch {
         // runc creates a missing working directory.
         s += &format!("{mkdir} -p {0}\ncd {0}\n", quote(&self.workdir));
         // runc makes the container's init a session (and process group) leader.
-        let setsid = vec![host_tool("setsid").display().to_string()];
+        let setsid = [host_tool("setsid").display().to_string()];
         let words: Vec<String> = setsid
             .iter()
             .chain(&self.setpriv())
