@@ -73,6 +73,14 @@ fn repository() -> (PathBuf, String) {
     .clone()
 }
 
+fn git_daemon() -> PathBuf {
+    let out = Command::new(super::process::host_tool("git"))
+        .arg("--exec-path")
+        .output()
+        .expect("git --exec-path");
+    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()).join("git-daemon")
+}
+
 /// Serves the origin; hold the value while pods clone from it.
 pub fn origin() -> Origin {
     let (dir, commit) = repository();
@@ -81,8 +89,10 @@ pub fn origin() -> Origin {
             .and_then(|l| l.local_addr())
             .map(|a| a.port())
             .expect("a free port");
-        let daemon = Command::new(super::process::host_tool("git"))
-            .args(["daemon", "--export-all", "--reuseaddr", "--listen=127.0.0.1"])
+        // `git-daemon` itself, not `git daemon` (a parent that would leave it
+        // running when killed).
+        let daemon = Command::new(git_daemon())
+            .args(["--export-all", "--reuseaddr", "--listen=127.0.0.1"])
             .arg(format!("--port={port}"))
             .arg(format!("--base-path={}", dir.display()))
             .arg(&dir)

@@ -41,8 +41,9 @@ pub fn run(kubelet: &Kubelet, pod: &Pod) -> PodRun {
     static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let name = pod.metadata.name.clone().unwrap_or_else(|| "pod".into());
-    let dir =
-        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("kubelet/{}-{n}-{name}", std::process::id()));
+    let pods = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("kubelet");
+    remove_dead_pods(&pods);
+    let dir = pods.join(format!("{}-{n}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(dir.join("logs")).expect("pod dir");
     let spec = pod.spec.clone().unwrap_or_default();
@@ -80,6 +81,18 @@ pub fn run(kubelet: &Kubelet, pod: &Pod) -> PodRun {
         elapsed: started.elapsed(),
         dir,
         volumes: state.volumes,
+    }
+}
+
+/// Removes the pod directories of test processes that have ended (a
+/// Postgres data directory alone is ~40 MB).
+fn remove_dead_pods(pods: &std::path::Path) {
+    for entry in std::fs::read_dir(pods).into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().to_string();
+        let pid = name.split('-').next().unwrap_or("");
+        if !pid.is_empty() && !std::path::Path::new("/proc").join(pid).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
     }
 }
 
