@@ -384,7 +384,6 @@ pub fn main(
         ("C8S_COMMIT", ctx.commit.as_str()),
         ("C8S_BRANCH", ctx.branch.as_str()),
     ];
-    extra.retain(|(_, value)| !value.is_empty());
     if !waits.is_empty() {
         extra.push(("C8S_WAIT_PORTS", waits));
     }
