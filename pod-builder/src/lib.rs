@@ -39,6 +39,7 @@ pub mod context;
 pub mod env;
 pub mod error;
 pub mod git;
+mod main_container;
 pub mod names;
 pub mod render;
 pub mod scripts;

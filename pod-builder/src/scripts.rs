@@ -56,8 +56,10 @@ echo "c8s: unpacked $1 into $2"
 /// output directories (created first, as Concourse does), then the command.
 /// It waits for legacy sidecars' ports (`C8S_WAIT_PORTS`, `port:seconds`
 /// pairs), bumps a heartbeat while the command runs, forwards SIGTERM/SIGINT
-/// to the command's process group (a shell as PID 1 ignores them), and
-/// records the exit code for `artifact-helper`.
+/// to the command's process group (a shell as PID 1 ignores them; runc makes
+/// a container's init a session and group leader, `libcontainer` `setsid`),
+/// and records the exit code for `artifact-helper`. Background jobs of a
+/// non-interactive shell read stdin from /dev/null: steps have no stdin.
 pub const MAIN_WRAPPER: &str = r#"n="$1"; shift
 while [ "$n" -gt 0 ]; do (umask 002; mkdir -p "/workspace/$1"); shift; n=$((n - 1)); done
 (umask 002; mkdir -p /workspace/.c8s)

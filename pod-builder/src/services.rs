@@ -84,3 +84,34 @@ pub fn with_defaults(sidecar: &SidecarConfig) -> std::borrow::Cow<'_, SidecarCon
     }
     std::borrow::Cow::Owned(out)
 }
+
+/// What `c8s validate` should tell the user about `sidecar` that c8s cannot
+/// check: an image c8s does not know that says nothing about its UID or the
+/// paths it writes (it runs as the pod's non-root UID), and ports that get no
+/// default readiness check (UDP/SCTP only: `main` does not wait).
+///
+/// ```
+/// use c8s_pod_builder::model::sidecar::SidecarConfig;
+/// use c8s_pod_builder::services::warnings;
+/// assert!(warnings(&SidecarConfig::new("db", "postgres:16")).is_empty());
+/// assert_eq!(warnings(&SidecarConfig::new("x", "ghcr.io/acme/x:1")).len(), 1);
+/// ```
+pub fn warnings(sidecar: &SidecarConfig) -> Vec<String> {
+    let mut out = Vec::new();
+    let silent = sidecar.run_as_user.is_none() && !sidecar.run_as_root && sidecar.scratch.is_empty();
+    if silent && service_image(&sidecar.image).is_none() {
+        out.push(format!(
+            "image {} is not one c8s knows: under the restricted profile it runs as the pod's non-root UID; \
+             if it needs another UID or writes outside /tmp, set runAsUser and scratch",
+            sidecar.image
+        ));
+    }
+    if sidecar.readiness.is_default() && !sidecar.ports.is_empty() && sidecar.effective_readiness().is_none()
+    {
+        out.push(
+            "no TCP port, so no default readiness check: main starts without waiting (add readiness: exec)"
+                .to_owned(),
+        );
+    }
+    out
+}

@@ -59,13 +59,13 @@ fn env_names_and_secret_refs_are_checked() {
     plan.env.push(EnvVar::secret("TOKEN", "Bad_Secret", "a/b"));
     let found = violations(render_pod(&plan, &ctx()));
     assert_eq!(found.len(), 3, "{found:?}");
-    // c8s's own five variables (HOME, XDG_CACHE_HOME, GIT_CONFIG_*) come first.
+    // c8s's own variables (HOME, XDG_CACHE_HOME, GIT_CONFIG_*, C8S_COMMIT, C8S_BRANCH) come first.
     assert!(
-        found[0].starts_with("spec.containers[0].env[5].name: "),
+        found[0].starts_with("spec.containers[0].env[7].name: "),
         "{found:?}"
     );
-    assert!(found[1].starts_with("spec.containers[0].env[6].valueFrom.secretKeyRef.name: "));
-    assert!(found[2].starts_with("spec.containers[0].env[6].valueFrom.secretKeyRef.key: "));
+    assert!(found[1].starts_with("spec.containers[0].env[8].valueFrom.secretKeyRef.name: "));
+    assert!(found[2].starts_with("spec.containers[0].env[8].valueFrom.secretKeyRef.key: "));
 }
 
 #[test]

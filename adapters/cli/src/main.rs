@@ -129,9 +129,12 @@ fn validate(files: &[String], kind: Option<documents::Kind>) -> ExitCode {
                     reason: c8s_sidecar_core::load::read_reason(&e),
                 })
             })
-            .and_then(|bytes| documents::validate(file, &bytes, kind).map(|_| bytes));
+            .and_then(|bytes| documents::validate(file, &bytes, kind).map(|kind| (kind, bytes)));
         match result {
-            Ok(_) => out.push_str(&format!("ok: {file}\n")),
+            Ok((kind, bytes)) => {
+                out.push_str(&format!("ok: {file}\n"));
+                err.push_str(&sidecar_warnings(file, &bytes, kind));
+            }
             Err(errors) => {
                 failed = true;
                 err.push_str(&report_errors(file, &errors));
@@ -141,6 +144,24 @@ fn validate(files: &[String], kind: Option<documents::Kind>) -> ExitCode {
     let _ = std::io::stderr().write_all(err.as_bytes());
     let code = print_stdout(&out);
     if failed { ExitCode::from(1) } else { code }
+}
+
+/// What c8s cannot check about the sidecars of a valid `file`, one
+/// `warning:` line each (once per sidecar, not per matrix combination).
+fn sidecar_warnings(file: &str, bytes: &[u8], kind: documents::Kind) -> String {
+    let Ok(loaded) = render::load_plans(file, bytes, Some(kind), None) else {
+        return String::new();
+    };
+    let mut lines = std::collections::BTreeSet::new();
+    for sidecar in loaded.plans.iter().flat_map(|plan| &plan.sidecars) {
+        for warning in c8s_pod_builder::services::warnings(sidecar) {
+            lines.insert(format!(
+                "warning: {file}: sidecar {:?}: {warning}\n",
+                sidecar.name
+            ));
+        }
+    }
+    lines.into_iter().collect()
 }
 
 /// Every error of `file` with the offending line under it.

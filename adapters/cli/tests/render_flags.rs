@@ -51,3 +51,25 @@ fn git_secret_and_default_timeout_reach_the_pod() {
             .any(|v| v["name"] == "git-credentials" && v["secret"]["secretName"] == "app-git")
     );
 }
+
+#[test]
+fn validate_warns_where_c8s_cannot_know_and_stays_quiet_for_known_images() {
+    let dir = common::temp_dir();
+    let file = dir.join("services.yml");
+    std::fs::write(
+        &file,
+        "- name: dns\n  image: coredns/coredns:1.11.1\n  ports: [{containerPort: 53, protocol: UDP}]\n\
+         - name: db\n  image: mongo:7\n",
+    )
+    .expect("write");
+    let output = common::c8s(&["validate", file.to_str().expect("utf-8 path")]);
+    assert_eq!(output.status.code(), Some(0));
+    let stderr = common::text(&output.stderr);
+    assert!(
+        stderr.contains("sidecar \"dns\": image coredns/coredns:1.11.1 is not one c8s knows"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("sidecar \"dns\": no TCP port"), "{stderr}");
+    assert!(!stderr.contains("\"db\""), "{stderr}");
+    let _ = std::fs::remove_dir_all(dir);
+}
