@@ -66,8 +66,8 @@ while [ "$n" -gt 0 ]; do (umask 002; mkdir -p "/workspace/$1"); shift; n=$((n - 
 (trap '' TERM INT; n=0; while :; do n=$((n + 1)); echo "$n" > /workspace/.c8s/main-heartbeat.tmp; mv -f /workspace/.c8s/main-heartbeat.tmp /workspace/.c8s/main-heartbeat; sleep 1; done) &
 beat=$!
 port_open() {
-  if command -v nc >/dev/null 2>&1; then nc -z 127.0.0.1 "$1" </dev/null >/dev/null 2>&1
-  elif command -v bash >/dev/null 2>&1; then bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1"' c8s "$1" 2>/dev/null
+  if command -v bash >/dev/null 2>&1; then bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1"' c8s "$1" 2>/dev/null
+  elif command -v nc >/dev/null 2>&1; then nc -z 127.0.0.1 "$1" </dev/null >/dev/null 2>&1
   else return 2; fi
 }
 code=0
