@@ -13,7 +13,7 @@ use std::time::Duration;
 use c8s_pod_builder::model::sidecar::{EnvVar, parse_sidecars};
 use c8s_pod_builder::model::{MemorySource, PlanIdentity, TaskPlan, parse_pipeline};
 use c8s_pod_builder::{Error, RunContext, render_pod, to_canonical_yaml};
-use kubelet::fixtures::{Origin, origin, service};
+use kubelet::fixtures::{Origin, origin, private_origin, service};
 use kubelet::{Action, Kubelet, Phase};
 
 fn ctx(origin: &Origin) -> RunContext {
@@ -329,4 +329,33 @@ fn run_as_non_root_refuses_uid_0() {
         "{}",
         run.logs()
     );
+}
+
+#[test]
+fn a_private_repository_is_cloned_with_the_secret_and_refused_without() {
+    let token = "runtime-check-http-token-0123";
+    let origin = private_origin("ci", token);
+    let ctx = RunContext::new("run-1", 7)
+        .with_repository(&origin.url)
+        .with_commit(&origin.commit);
+    let pod = render_pod(
+        &step("git rev-parse HEAD"),
+        &ctx.clone().with_git_secret("git-creds"),
+    )
+    .expect("render");
+    let run = Kubelet::default()
+        .secret("git-creds", "username", "ci")
+        .secret("git-creds", "password", token)
+        .run(&pod);
+    assert_eq!(run.phase, Phase::Succeeded, "{}", run.logs());
+    assert!(
+        run.container("main").log.contains(&origin.commit),
+        "{}",
+        run.logs()
+    );
+    assert!(!run.logs().contains(token), "{}", run.logs());
+    // The server really asks: without the Secret the clone fails.
+    let run = Kubelet::default().run(&render_pod(&step("true"), &ctx).expect("render"));
+    assert_eq!(run.phase, Phase::Failed, "{}", run.logs());
+    assert_eq!(run.container("git-clone").reason, "Error", "{}", run.logs());
 }

@@ -166,3 +166,64 @@ pub fn service(script: &str) -> Image {
         ..Image::default()
     }
 }
+
+/// The origin over smart HTTP behind basic auth (busybox httpd running
+/// `git http-backend` as CGI), for the git credentials Secret; the server
+/// ends when this is dropped.
+#[derive(Debug)]
+pub struct PrivateOrigin {
+    pub url: String,
+    pub commit: String,
+    server: Child,
+}
+
+impl Drop for PrivateOrigin {
+    fn drop(&mut self) {
+        let _ = self.server.kill();
+        let _ = self.server.wait();
+    }
+}
+
+/// Serves the origin to `user`/`password` only.
+pub fn private_origin(user: &str, password: &str) -> PrivateOrigin {
+    use std::os::unix::fs::PermissionsExt;
+    let (dir, commit) = repository();
+    let www = dir.join(format!("www-{user}"));
+    std::fs::create_dir_all(www.join("cgi-bin")).expect("www");
+    let cgi = www.join("cgi-bin/git");
+    let script = format!(
+        "#!/bin/sh\nexport GIT_PROJECT_ROOT='{}' GIT_HTTP_EXPORT_ALL=1\nexec '{}' http-backend\n",
+        dir.display(),
+        super::process::host_tool("git").display()
+    );
+    std::fs::write(&cgi, script).expect("cgi");
+    std::fs::set_permissions(&cgi, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let conf = dir.join(format!("httpd-{user}.conf"));
+    std::fs::write(&conf, format!("/cgi-bin:{user}:{password}\n")).expect("httpd.conf");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("port");
+    let server = Command::new(super::process::host_tool("busybox"))
+        .args(["httpd", "-f", "-p", &format!("127.0.0.1:{port}")])
+        .arg("-h")
+        .arg(&www)
+        .arg("-c")
+        .arg(&conf)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("busybox httpd");
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    PrivateOrigin {
+        url: format!("http://127.0.0.1:{port}/cgi-bin/git/orders.git"),
+        commit,
+        server,
+    }
+}
