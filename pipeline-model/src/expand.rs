@@ -111,7 +111,7 @@ impl Pipeline {
             .into_iter()
             .map(|l| l.into_iter().map(str::to_owned).collect())
             .collect();
-        let timeout_seconds = self
+        let run_timeout = self
             .timeout
             .as_deref()
             .and_then(|t| crate::parse_duration(t).ok());
@@ -130,8 +130,11 @@ impl Pipeline {
                 if let Some(step) = by_name.get(name.as_str()) {
                     let mut plan = step_plan(&self.name, step, combination)
                         .map_err(|p| Errors::from(invalid_input(format!("step {name:?}: {p}"))))?;
-                    // No step outlives its run.
-                    plan.timeout_seconds = plan.timeout_seconds.or(timeout_seconds);
+                    // No pod outlives the whole run: the pipeline's timeout caps each step's.
+                    plan.timeout_seconds = match (plan.timeout_seconds, run_timeout) {
+                        (Some(step), Some(run)) => Some(step.min(run)),
+                        (step, run) => step.or(run),
+                    };
                     plans.push(plan);
                 }
             }
@@ -139,7 +142,7 @@ impl Pipeline {
         Ok(RunPlan {
             pipeline: self.name.clone(),
             repository: self.repository.clone(),
-            timeout_seconds,
+            timeout_seconds: run_timeout,
             branch: branch.map(str::to_owned),
             combinations,
             layers,

@@ -51,14 +51,18 @@
 pub mod concourse;
 pub mod containers;
 pub mod context;
+pub mod env;
 pub mod error;
+pub mod git;
 pub mod inspect;
+mod main_container;
 pub mod names;
 pub mod render;
 pub mod run;
 pub mod scripts;
 pub mod security;
 pub mod serialize;
+pub mod services;
 pub mod validate;
 
 pub use c8s_pipeline_model as model;
