@@ -258,9 +258,7 @@ fn pod_spec(plan: &TaskPlan, ctx: &RunContext, mode: SidecarMode) -> core::PodSp
     let (mut next_input, mut next_sidecar) = (plan.inputs.iter(), plan.sidecars.iter());
     for laid_out in pod_layout(plan) {
         match (laid_out.role, laid_out.name.as_str()) {
-            (ContainerRole::Init, contract::GIT_CLONE) => {
-                init.push(containers::git_clone(ctx, &checkout))
-            }
+            (ContainerRole::Init, contract::GIT_CLONE) => init.push(containers::git_clone(ctx, &checkout)),
             (ContainerRole::Init, name) => {
                 if let Some(input) = next_input.next() {
                     let artifact = format!(

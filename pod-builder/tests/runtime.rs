@@ -138,6 +138,8 @@ fn concourse_task_example_runs_and_saves_its_output() {
     let origin = origin();
     let config = parse_task_config("integration-task.yml", TASK).expect("example parses");
     let mut plan = task_plan(PlanIdentity::new("orders", "integration"), &config);
+    // Inputs are artifacts; here `source` is the clone, as with `--checkout-input source`.
+    assert!(plan.checkout_input("source"));
     // Stand-in for `go test -json ./... > ../reports/integration.json` (no Go
     // here): the same database round trip, the same output file.
     plan.args = vec![

@@ -152,7 +152,8 @@ fn validate(
                 })
             })
             .and_then(|bytes| {
-                documents::validate_with(file, &bytes, kind, concourse).map(|(kind, warnings)| (kind, warnings, bytes))
+                documents::validate_with(file, &bytes, kind, concourse)
+                    .map(|(kind, warnings)| (kind, warnings, bytes))
             });
         match result {
             Ok((kind, warnings, bytes)) => {

@@ -57,7 +57,15 @@ fn a_rendered_task_runs_clones_its_commit_and_saves_its_output() {
     let file = task_file("task.yml", TASK);
     let file = file.to_str().expect("utf-8 path");
     for job in [false, true] {
-        let mut args = vec![file, "--repository", &origin.url, "--commit", &origin.commit];
+        let mut args = vec![
+            file,
+            "--repository",
+            &origin.url,
+            "--commit",
+            &origin.commit,
+            "--checkout-input",
+            "source",
+        ];
         if job {
             args.push("--job");
         }
@@ -95,6 +103,8 @@ fn default_timeout_ends_a_stuck_task_and_a_bad_commit_renders_nothing() {
         &origin.commit,
         "--default-timeout",
         "4s",
+        "--checkout-input",
+        "source",
     ]);
     let run = Kubelet::default().run(&pods[0]);
     assert_eq!(run.reason.as_deref(), Some("DeadlineExceeded"), "{}", run.logs());
