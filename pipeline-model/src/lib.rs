@@ -35,6 +35,7 @@
 //! are read through a [`SourceReader`] the caller provides.
 
 mod check;
+pub mod concourse;
 pub mod dag;
 mod duration;
 mod expand;
@@ -43,17 +44,25 @@ mod links;
 pub mod masker;
 pub mod matrix;
 mod ordered;
+mod parse;
 pub mod pipeline;
 pub mod plan;
+mod plan_build;
 pub mod resources;
 pub mod schedule;
 pub mod scheduler;
 mod sidecar_files;
+mod subject;
 mod substitute;
-pub mod task;
+pub use concourse::task;
 
 pub use c8s_sidecar_core as sidecar;
+pub use c8s_sidecar_core::contract;
 pub use c8s_sidecar_core::{Errors, MemorySource, SourceReader};
+pub use concourse::{
+    ContainerLimits, ImageResource, ImageSource, TaskCache, TaskConfig, TaskInput, TaskOutput, TaskRun,
+    TaskStep, Vars, parse_task_config, parse_task_config_with, task_plan, visit_task, visit_task_with,
+};
 pub use dag::{Dag, DagError};
 pub use duration::{branch_matches, parse_duration};
 pub use expand::{RunPlan, step_plan};
@@ -61,9 +70,8 @@ pub use layout::{ContainerRole, LaidOutContainer, pod_layout};
 pub use masker::{MaskerError, SecretMasker};
 pub use matrix::{Combination, DEFAULT_MAX_COMBINATIONS, Matrix};
 pub use ordered::OrderedMap;
-pub use pipeline::{
-    Conditional, Pipeline, PipelineOptions, SecretEnv, Step, StepInput, parse_pipeline, parse_pipeline_with,
-};
+pub use parse::{parse_pipeline, parse_pipeline_with};
+pub use pipeline::{Conditional, Pipeline, PipelineOptions, SecretEnv, Step, StepInput};
 pub use plan::{PlanIdentity, PlanInput, TaskPlan};
 pub use resources::{
     EffectiveResources, QuotaError, ResourceList, RunResources, check_quota, effective_resources,
@@ -71,7 +79,7 @@ pub use resources::{
 };
 pub use schedule::{CriticalPath, Progress, SkipReason};
 pub use substitute::substitute_sidecar;
-pub use task::{
-    ContainerLimits, ImageResource, ImageSource, TaskCache, TaskConfig, TaskInput, TaskOutput, TaskRun,
-    TaskStep, parse_task_config, task_plan, visit_task,
-};
+// The README's examples are compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

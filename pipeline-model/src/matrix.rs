@@ -18,7 +18,8 @@ pub const DEFAULT_MAX_COMBINATIONS: usize = 256;
 const ENUMERATION_LIMIT: u128 = 1_000_000;
 
 /// A build matrix: named dimensions and their values, with exceptions.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[non_exhaustive]
 pub struct Matrix {

@@ -115,6 +115,7 @@ impl<'de, V: Deserialize<'de>> Deserialize<'de> for OrderedMap<V> {
 }
 
 /// A JSON object whose values are `V` (the order is kept by the type, not the schema).
+#[cfg(feature = "schema")]
 impl<V: schemars::JsonSchema> schemars::JsonSchema for OrderedMap<V> {
     fn schema_name() -> std::borrow::Cow<'static, str> {
         format!("OrderedMap_{}", V::schema_name()).into()

@@ -57,6 +57,19 @@ pub struct TaskPlan {
     /// Opt out of the restricted profile for `main` (kaniko, docker-in-docker).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub run_as_root: bool,
+    /// No `git-clone`: every input is an artifact (Concourse steps).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub skip_checkout: bool,
+    /// Secrets the kubelet pulls images with (`imagePullSecrets`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub image_pull_secrets: Vec<String>,
+    /// `main` runs privileged (Concourse `privileged: true`); the pod then
+    /// meets only the privileged Pod Security profile.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub privileged: bool,
+    /// How many times the runner may run the step before it fails (Concourse `attempts`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempts: Option<u32>,
 }
 
 /// Who a plan is: the parts of its name.
@@ -99,6 +112,9 @@ pub struct PlanInput {
     pub output: String,
     /// Where to unpack it, relative to this step's workspace (defaults to `output`).
     pub path: String,
+    /// The step starts without it when the artifact is absent.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub optional: bool,
 }
 
 impl PlanInput {
@@ -109,6 +125,7 @@ impl PlanInput {
             step: step.into(),
             path: output.clone(),
             output,
+            optional: false,
         }
     }
 }
@@ -132,6 +149,10 @@ impl TaskPlan {
             timeout_seconds: None,
             run_as_user: None,
             run_as_root: false,
+            skip_checkout: false,
+            image_pull_secrets: Vec::new(),
+            privileged: false,
+            attempts: None,
         }
     }
 }

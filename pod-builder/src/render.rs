@@ -7,13 +7,12 @@ use k8s_openapi::api::batch::v1 as batch;
 use k8s_openapi::api::core::v1 as core;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-use crate::containers::{self, ARTIFACTS_VOLUME, CACHE_VOLUME, WORKSPACE_VOLUME};
+use crate::containers::{
+    self, ARTIFACTS_VOLUME, CACHE_VOLUME, GIT_CREDENTIALS_VOLUME, HOME_VOLUME, WORKSPACE_VOLUME,
+};
 use crate::context::{RunContext, SidecarMode};
 use crate::names::{self, NameParts};
-use crate::{Error, validate};
-
-/// Label and annotation key prefixes c8s owns.
-const RESERVED_PREFIXES: [&str; 2] = ["c8s.dev/", "app.kubernetes.io/"];
+use crate::{Error, contract, validate};
 
 /// Renders `plan` as a Pod (restartPolicy Never), validated.
 ///
@@ -25,7 +24,7 @@ const RESERVED_PREFIXES: [&str; 2] = ["c8s.dev/", "app.kubernetes.io/"];
 /// assert!(pod.metadata.name.unwrap().starts_with("shop-unit-b3-"));
 /// ```
 pub fn render_pod(plan: &TaskPlan, ctx: &RunContext) -> Result<core::Pod, Error> {
-    let (metadata, spec) = render_parts(plan, ctx)?;
+    let (metadata, spec) = render_parts(plan, ctx, false)?;
     let pod = core::Pod {
         metadata,
         spec: Some(spec),
@@ -39,7 +38,7 @@ pub fn render_pod(plan: &TaskPlan, ctx: &RunContext) -> Result<core::Pod, Error>
 /// `activeDeadlineSeconds`, `ttlSecondsAfterFinished`, and a pod failure
 /// policy that ignores node disruptions. Validated.
 pub fn render_job(plan: &TaskPlan, ctx: &RunContext) -> Result<batch::Job, Error> {
-    let (metadata, spec) = render_parts(plan, ctx)?;
+    let (metadata, spec) = render_parts(plan, ctx, true)?;
     let template_meta = ObjectMeta {
         labels: metadata.labels.clone(),
         annotations: metadata.annotations.clone(),
@@ -106,9 +105,23 @@ pub fn object_name(plan: &TaskPlan, ctx: &RunContext) -> String {
     })
 }
 
-fn render_parts(plan: &TaskPlan, ctx: &RunContext) -> Result<(ObjectMeta, core::PodSpec), Error> {
+fn render_parts(plan: &TaskPlan, ctx: &RunContext, job: bool) -> Result<(ObjectMeta, core::PodSpec), Error> {
+    plan.validate().map_err(Error::InvalidPlan)?;
     let mode = ctx.effective_sidecar_mode()?;
+    ctx.check()?;
     check_paths(plan)?;
+    if mode == SidecarMode::Legacy && !plan.sidecars.is_empty() {
+        if job {
+            return Err(Error::LegacyJobWithSidecars {
+                step: plan.identity.step.clone(),
+            });
+        }
+        if plan.command.is_empty() && !containers::legacy_waits(plan).is_empty() {
+            return Err(Error::LegacyNeedsCommand {
+                step: plan.identity.step.clone(),
+            });
+        }
+    }
     if !plan.outputs.is_empty() && plan.command.is_empty() {
         return Err(Error::OutputsNeedCommand {
             step: plan.identity.step.clone(),
@@ -121,34 +134,43 @@ fn render_parts(plan: &TaskPlan, ctx: &RunContext) -> Result<(ObjectMeta, core::
 
 fn metadata(plan: &TaskPlan, ctx: &RunContext, name: &str) -> Result<ObjectMeta, Error> {
     for key in ctx.labels.keys().chain(ctx.annotations.keys()) {
-        if RESERVED_PREFIXES.iter().any(|p| key.starts_with(p)) {
+        if contract::is_reserved_key(key) {
             return Err(Error::ReservedLabel { key: key.clone() });
         }
     }
     let pipeline = pipeline_name(plan, ctx);
     let mut labels = ctx.labels.clone();
     labels.extend([
-        ("app.kubernetes.io/name".to_owned(), "c8s".to_owned()),
-        ("app.kubernetes.io/instance".to_owned(), name.to_owned()),
-        ("app.kubernetes.io/component".to_owned(), "step".to_owned()),
-        ("app.kubernetes.io/managed-by".to_owned(), "c8s".to_owned()),
-        ("c8s.dev/pipeline".to_owned(), names::label_value(pipeline)),
-        ("c8s.dev/run".to_owned(), names::label_value(&ctx.run_id)),
-        ("c8s.dev/step".to_owned(), names::label_value(&plan.identity.step)),
-        ("c8s.dev/build".to_owned(), ctx.build.to_string()),
+        (contract::NAME_LABEL.to_owned(), contract::APP_NAME.to_owned()),
+        (contract::INSTANCE_LABEL.to_owned(), name.to_owned()),
+        (
+            contract::COMPONENT_LABEL.to_owned(),
+            contract::COMPONENT_STEP.to_owned(),
+        ),
+        (
+            contract::MANAGED_BY_LABEL.to_owned(),
+            contract::MANAGED_BY_VALUE.to_owned(),
+        ),
+        (contract::PIPELINE_LABEL.to_owned(), names::label_value(pipeline)),
+        (contract::RUN_LABEL.to_owned(), names::label_value(&ctx.run_id)),
+        (
+            contract::STEP_LABEL.to_owned(),
+            names::label_value(&plan.identity.step),
+        ),
+        (contract::BUILD_LABEL.to_owned(), ctx.build.to_string()),
     ]);
     if let Some(id) = &plan.identity.matrix_id {
-        labels.insert("c8s.dev/matrix".to_owned(), names::label_value(id));
+        labels.insert(contract::MATRIX_KEY.to_owned(), names::label_value(id));
     }
     // The unshortened facts, for people and tools (label values may be hashed).
     let mut annotations = ctx.annotations.clone();
     let facts = [
-        ("c8s.dev/pipeline", pipeline),
-        ("c8s.dev/step", plan.identity.step.as_str()),
-        ("c8s.dev/run-id", ctx.run_id.as_str()),
-        ("c8s.dev/repository", ctx.repository.as_str()),
-        ("c8s.dev/commit", ctx.commit.as_str()),
-        ("c8s.dev/branch", ctx.branch.as_str()),
+        (contract::PIPELINE_ANNOTATION, pipeline),
+        (contract::STEP_ANNOTATION, plan.identity.step.as_str()),
+        (contract::RUN_ID_ANNOTATION, ctx.run_id.as_str()),
+        (contract::REPOSITORY_ANNOTATION, ctx.repository.as_str()),
+        (contract::COMMIT_ANNOTATION, ctx.commit.as_str()),
+        (contract::BRANCH_ANNOTATION, ctx.branch.as_str()),
     ];
     for (key, value) in facts {
         if !value.is_empty() {
@@ -162,7 +184,7 @@ fn metadata(plan: &TaskPlan, ctx: &RunContext, name: &str) -> Result<ObjectMeta,
             .iter()
             .map(|(k, v)| format!("{k}={v}"))
             .collect();
-        annotations.insert("c8s.dev/matrix".to_owned(), matrix.join(","));
+        annotations.insert(contract::MATRIX_KEY.to_owned(), matrix.join(","));
     }
     Ok(ObjectMeta {
         name: Some(name.to_owned()),
@@ -185,11 +207,36 @@ fn artifact_dir(plan: &TaskPlan, ctx: &RunContext, step: &str) -> String {
 fn pod_spec(plan: &TaskPlan, ctx: &RunContext, mode: SidecarMode) -> core::PodSpec {
     let cache_prefix = names::path_segment(pipeline_name(plan, ctx));
     let shared_mounts = containers::main_mounts(plan, &cache_prefix);
-    let mut volumes = vec![core::Volume {
-        name: WORKSPACE_VOLUME.to_owned(),
-        empty_dir: Some(Default::default()),
-        ..Default::default()
-    }];
+    let checkout = containers::checkout_dir(plan.checkout.as_deref());
+    let size_limit = (!ctx.workspace_size_limit.is_empty())
+        .then(|| k8s_openapi::apimachinery::pkg::api::resource::Quantity(ctx.workspace_size_limit.clone()));
+    let mut volumes = vec![
+        core::Volume {
+            name: WORKSPACE_VOLUME.to_owned(),
+            empty_dir: Some(core::EmptyDirVolumeSource {
+                size_limit,
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        core::Volume {
+            name: HOME_VOLUME.to_owned(),
+            empty_dir: Some(Default::default()),
+            ..Default::default()
+        },
+    ];
+    if let Some(secret) = &ctx.git_secret {
+        volumes.push(core::Volume {
+            name: GIT_CREDENTIALS_VOLUME.to_owned(),
+            secret: Some(core::SecretVolumeSource {
+                secret_name: Some(secret.clone()),
+                // Read-only for the fsGroup; ssh accepts a key that another UID (root) owns.
+                default_mode: Some(0o440),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+    }
     let pvc = |name: &str, claim: &str| core::Volume {
         name: name.to_owned(),
         persistent_volume_claim: Some(core::PersistentVolumeClaimVolumeSource {
@@ -211,9 +258,7 @@ fn pod_spec(plan: &TaskPlan, ctx: &RunContext, mode: SidecarMode) -> core::PodSp
     let (mut next_input, mut next_sidecar) = (plan.inputs.iter(), plan.sidecars.iter());
     for laid_out in pod_layout(plan) {
         match (laid_out.role, laid_out.name.as_str()) {
-            (ContainerRole::Init, c8s_pipeline_model::layout::GIT_CLONE) => {
-                init.push(containers::git_clone(ctx, plan.checkout.as_deref()))
-            }
+            (ContainerRole::Init, contract::GIT_CLONE) => init.push(containers::git_clone(ctx, &checkout)),
             (ContainerRole::Init, name) => {
                 if let Some(input) = next_input.next() {
                     let artifact = format!(
@@ -222,11 +267,12 @@ fn pod_spec(plan: &TaskPlan, ctx: &RunContext, mode: SidecarMode) -> core::PodSp
                         input.output.trim_end_matches('/')
                     );
                     let path = input.path.trim_end_matches('/');
-                    init.push(containers::extract_input(name, ctx, &artifact, path));
+                    init.push(containers::extract_input(name, ctx, &artifact, path, &checkout));
                 }
             }
             (ContainerRole::Sidecar, _) => {
                 if let Some(config) = next_sidecar.next() {
+                    let config = crate::services::with_defaults(config);
                     let scratch: Vec<String> = (0..config.scratch.len())
                         .map(|i| names::scratch_volume_name(&config.name, i))
                         .collect();
@@ -237,19 +283,36 @@ fn pod_spec(plan: &TaskPlan, ctx: &RunContext, mode: SidecarMode) -> core::PodSp
                             ..Default::default()
                         });
                     }
-                    let container = containers::sidecar(config, ctx, mode, shared_mounts.clone(), &scratch);
+                    let container = containers::pod_sidecar(
+                        &config,
+                        ctx,
+                        mode,
+                        shared_mounts.clone(),
+                        &scratch,
+                        &checkout,
+                    );
                     match mode {
                         SidecarMode::Native => init.push(container),
                         SidecarMode::Legacy => legacy_sidecars.push(container),
                     }
                 }
             }
-            (ContainerRole::Regular, c8s_pipeline_model::layout::MAIN) => {
-                regular.push(containers::main(plan, ctx, shared_mounts.clone()));
+            (ContainerRole::Regular, contract::MAIN) => {
+                let waits = match mode {
+                    SidecarMode::Legacy => containers::legacy_waits(plan),
+                    SidecarMode::Native => String::new(),
+                };
+                regular.push(containers::main(
+                    plan,
+                    ctx,
+                    shared_mounts.clone(),
+                    &checkout,
+                    &waits,
+                ));
             }
             (ContainerRole::Regular, _) => {
                 let dir = artifact_dir(plan, ctx, &plan.identity.step);
-                regular.push(containers::artifact_helper(ctx, &dir, &plan.outputs));
+                regular.push(containers::artifact_helper(ctx, &dir, &plan.outputs, &checkout));
             }
         }
     }
@@ -257,8 +320,12 @@ fn pod_spec(plan: &TaskPlan, ctx: &RunContext, mode: SidecarMode) -> core::PodSp
     regular.extend(legacy_sidecars);
 
     let has_account = ctx.service_account.is_some();
-    core::PodSpec {
-        active_deadline_seconds: plan.timeout_seconds.map(|s| i64::try_from(s).unwrap_or(i64::MAX)),
+    let mut spec = core::PodSpec {
+        // Every pod gets a deadline: a stuck step (or a sidecar that never gets
+        // ready, restarted by the kubelet) ends at the latest here.
+        active_deadline_seconds: Some(plan.timeout_seconds.map_or(ctx.default_deadline_seconds, |s| {
+            i64::try_from(s).unwrap_or(i64::MAX)
+        })),
         automount_service_account_token: (!has_account).then_some(false),
         containers: regular,
         enable_service_links: Some(false),
@@ -271,7 +338,9 @@ fn pod_spec(plan: &TaskPlan, ctx: &RunContext, mode: SidecarMode) -> core::PodSp
         tolerations: (!ctx.tolerations.is_empty()).then(|| ctx.tolerations.clone()),
         volumes: Some(volumes),
         ..Default::default()
-    }
+    };
+    crate::concourse::apply(plan, &mut spec);
+    spec
 }
 
 /// Checks the workspace-relative paths of `plan`: outputs, inputs, caches

@@ -119,6 +119,14 @@ impl Error {
         }
     }
 
+    /// The full path of the offending value, for validation errors.
+    pub fn path(&self) -> Option<&FieldPath> {
+        match self {
+            Error::Invalid { path, .. } => Some(path),
+            _ => None,
+        }
+    }
+
     /// The broken rule, for validation errors.
     pub fn problem(&self) -> Option<&Problem> {
         match self {
@@ -271,6 +279,14 @@ pub enum Problem {
     NotPositive {
         /// The value.
         value: i64,
+    },
+    /// A number above the largest value the Kubernetes API server accepts.
+    #[error("must be at most {max} (got {value})")]
+    TooLarge {
+        /// The value.
+        value: i64,
+        /// The largest accepted value.
+        max: i64,
     },
     /// An empty command list.
     #[error("command must have at least one element")]

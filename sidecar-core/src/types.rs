@@ -1,4 +1,4 @@
-//! The sidecar file format (SPEC §1) as Rust types.
+//! The sidecar file format (README, "A sidecar file") as Rust types.
 //!
 //! Every type can be built in code (`SidecarConfig::new(name, image)` plus public
 //! fields) as well as parsed; all derive serde with the camelCase names users write.
@@ -6,14 +6,14 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize, Serializer, de};
 
 use crate::quantity::Quantity;
 
 /// One sidecar service container: a database, cache or mock server that runs
 /// beside a task's main container in the same pod.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[non_exhaustive]
 pub struct SidecarConfig {
@@ -40,7 +40,7 @@ pub struct SidecarConfig {
     #[serde(default, skip_serializing_if = "Resources::is_empty")]
     pub resources: Resources,
     /// How to tell that the service is up. Absent: a TCP check on the first
-    /// port, if any; `none`: no check.
+    /// TCP port, if any; `none`: no check.
     #[serde(default, skip_serializing_if = "Readiness::is_default")]
     pub readiness: Readiness,
     /// The UID the image expects to run as (e.g. 999 for `postgres`).
@@ -74,21 +74,24 @@ impl SidecarConfig {
     }
 
     /// The readiness check that applies, after defaults: an explicit check,
-    /// or TCP on the first declared port, or none.
+    /// or a TCP connect on the first TCP port, or none. UDP and SCTP ports get
+    /// no default check: a kubelet `tcpSocket` probe can never succeed on them.
     pub fn effective_readiness(&self) -> Option<ReadinessProbe> {
         match &self.readiness {
             Readiness::Probe(probe) => Some(probe.clone()),
             Readiness::Disabled => None,
             Readiness::Default => self
                 .ports
-                .first()
+                .iter()
+                .find(|port| port.protocol == Protocol::Tcp)
                 .map(|port| ReadinessProbe::tcp(PortRef::Number(port.container_port))),
         }
     }
 }
 
 /// An environment variable: a literal value or a reference to a Secret key.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[non_exhaustive]
 pub struct EnvVar {
@@ -126,7 +129,8 @@ impl EnvVar {
 }
 
 /// A reference to one key of a Kubernetes Secret.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SecretKeyRef {
     /// The Secret's name (a DNS-1123 subdomain).
@@ -136,7 +140,8 @@ pub struct SecretKeyRef {
 }
 
 /// A port a sidecar listens on.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[non_exhaustive]
 pub struct Port {
@@ -162,9 +167,8 @@ impl Port {
 }
 
 /// A port's protocol.
-#[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
-)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub enum Protocol {
     /// TCP, the default.
     #[default]
@@ -201,7 +205,8 @@ impl fmt::Display for Protocol {
 
 /// Resource requests and limits, keyed by resource name (`cpu`, `memory`,
 /// `ephemeral-storage`, extended resources).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Resources {
     /// What the scheduler reserves.
@@ -222,7 +227,7 @@ impl Resources {
 /// Whether and how a sidecar's readiness is checked before `main` starts.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum Readiness {
-    /// Not written: TCP on the first declared port, if the sidecar has ports.
+    /// Not written: TCP on the first TCP port, if the sidecar has one.
     #[default]
     Default,
     /// `readiness: none` — start `main` without waiting for this sidecar.
@@ -276,21 +281,23 @@ impl<'de> Deserialize<'de> for Readiness {
     }
 }
 
-impl JsonSchema for Readiness {
+#[cfg(feature = "schema")]
+impl schemars::JsonSchema for Readiness {
     fn schema_name() -> std::borrow::Cow<'static, str> {
         "Readiness".into()
     }
     fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
         let probe = generator.subschema_for::<ReadinessProbe>();
         schemars::json_schema!({
-            "description": "`none`, or a readiness check. When absent, a TCP check on the first port.",
+            "description": "`none`, or a readiness check. When absent, a TCP check on the first TCP port.",
             "oneOf": [ { "const": "none" }, probe ]
         })
     }
 }
 
 /// A readiness check: exactly one of `tcpSocket`, `httpGet`, `exec`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[non_exhaustive]
 pub struct ReadinessProbe {
@@ -332,9 +339,11 @@ impl ReadinessProbe {
     }
 
     /// A command check.
-    pub fn exec(command: Vec<String>) -> Self {
+    pub fn exec<S: Into<String>>(command: impl IntoIterator<Item = S>) -> Self {
         Self {
-            exec: Some(ExecCheck { command }),
+            exec: Some(ExecCheck {
+                command: crate::build::strings(command),
+            }),
             ..Self::default()
         }
     }
@@ -381,7 +390,8 @@ pub enum ProbeHandler<'a> {
 }
 
 /// A TCP connect check.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct TcpSocketCheck {
     /// Port number or the name of a declared port.
@@ -389,7 +399,8 @@ pub struct TcpSocketCheck {
 }
 
 /// An HTTP GET check.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct HttpGetCheck {
     /// Request path, starting with `/`.
@@ -399,7 +410,8 @@ pub struct HttpGetCheck {
 }
 
 /// A command check.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ExecCheck {
     /// The command and its arguments (not run in a shell).
@@ -459,7 +471,8 @@ impl<'de> Deserialize<'de> for PortRef {
     }
 }
 
-impl JsonSchema for PortRef {
+#[cfg(feature = "schema")]
+impl schemars::JsonSchema for PortRef {
     fn schema_name() -> std::borrow::Cow<'static, str> {
         "PortRef".into()
     }

@@ -17,11 +17,12 @@ use crate::render::{self, RenderArgs};
 
 /// `c8s helm` subcommands.
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once per process; boxing buys nothing
 pub enum HelmCommand {
     /// Write a sidecar injection chart from sidecar files.
     Sidecars(SidecarsArgs),
     /// Write a chart that renders a pipeline run's (or a task's) Pods or Jobs.
-    Pipeline(PipelineArgs),
+    Pipeline(Box<PipelineArgs>),
 }
 
 /// Options of `c8s helm sidecars`.

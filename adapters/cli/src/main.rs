@@ -3,6 +3,7 @@
 //!
 //! Exit codes: 0 success, 1 invalid input, 2 usage error.
 
+mod concourse;
 mod documents;
 mod helm;
 mod incluster;
@@ -10,7 +11,6 @@ mod plan;
 mod render;
 mod run;
 mod serve;
-mod snippet;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -38,6 +38,9 @@ enum Command {
         /// `image_resource` or `platform`: a task config).
         #[arg(long, value_enum)]
         kind: Option<documents::Kind>,
+        /// Concourse options (vars, versions, artifacts).
+        #[command(flatten)]
+        concourse: concourse::ConcourseArgs,
     },
     /// Show what a pipeline run will do: matrix combinations, layers, skipped
     /// steps, the critical path and resources. Sidecar files are read
@@ -51,6 +54,12 @@ enum Command {
         /// Output format.
         #[arg(short = 'o', long = "output", value_enum, default_value = "text")]
         output: plan::Format,
+        /// Concourse options; with `--concourse-job` (or `--job`), that job's step DAG.
+        #[command(flatten)]
+        concourse: concourse::ConcourseArgs,
+        /// A Concourse pipeline's job: show its step DAG.
+        #[arg(long = "job", value_name = "NAME")]
+        plan_job: Option<String>,
     },
     /// Render a pipeline (every matrix combination), a task config or a
     /// sidecar file as Pods or Jobs: YAML for `kubectl apply -f -`.
@@ -118,12 +127,21 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Command::Validate { files, kind } => validate(&files, kind),
+        Command::Validate {
+            files,
+            kind,
+            concourse,
+        } => validate(&files, kind, &concourse),
         Command::Plan {
             pipeline,
             branch,
             output,
-        } => plan_command(&pipeline, branch.as_deref(), output),
+            mut concourse,
+            plan_job,
+        } => {
+            concourse.concourse_job = concourse.concourse_job.or(plan_job);
+            plan_command(&pipeline, branch.as_deref(), output, &concourse)
+        }
         Command::Render(args) => render::run(&args, report_errors, print_stdout),
         Command::Helm(command) => helm::run(&command, report_errors, print_stdout),
         Command::Run(args) if args.in_cluster => incluster::run_in_cluster(
@@ -158,7 +176,11 @@ fn main() -> ExitCode {
     }
 }
 
-fn validate(files: &[String], kind: Option<documents::Kind>) -> ExitCode {
+fn validate(
+    files: &[String],
+    kind: Option<documents::Kind>,
+    concourse: &concourse::ConcourseArgs,
+) -> ExitCode {
     let mut failed = false;
     let mut out = String::new();
     let mut err = String::new();
@@ -171,9 +193,18 @@ fn validate(files: &[String], kind: Option<documents::Kind>) -> ExitCode {
                     reason: c8s_sidecar_core::load::read_reason(&e),
                 })
             })
-            .and_then(|bytes| documents::validate(file, &bytes, kind).map(|_| bytes));
+            .and_then(|bytes| {
+                documents::validate_with(file, &bytes, kind, concourse)
+                    .map(|(kind, warnings)| (kind, warnings, bytes))
+            });
         match result {
-            Ok(_) => out.push_str(&format!("ok: {file}\n")),
+            Ok((kind, warnings, bytes)) => {
+                for warning in warnings {
+                    err.push_str(&format!("warning: {warning}\n"));
+                }
+                out.push_str(&format!("ok: {file}\n"));
+                err.push_str(&sidecar_warnings(file, &bytes, kind));
+            }
             Err(errors) => {
                 failed = true;
                 err.push_str(&report_errors(file, &errors));
@@ -185,20 +216,35 @@ fn validate(files: &[String], kind: Option<documents::Kind>) -> ExitCode {
     if failed { ExitCode::from(1) } else { code }
 }
 
-/// Every error of `file` with the offending line under it.
-fn report_errors(file: &str, errors: &Errors) -> String {
-    let mut err = String::new();
-    for error in errors.iter() {
-        err.push_str(&format!("error: {error}\n"));
-        let at = error.position();
-        if let Some(bytes) = documents::source_of(file, &at.file) {
-            err.push_str(&snippet::render(&bytes, &at));
+/// What c8s cannot check about the sidecars of a valid `file`, one
+/// `warning:` line each (once per sidecar, not per matrix combination).
+fn sidecar_warnings(file: &str, bytes: &[u8], kind: documents::Kind) -> String {
+    let Ok(loaded) = render::load_plans(file, bytes, Some(kind), None) else {
+        return String::new();
+    };
+    let mut lines = std::collections::BTreeSet::new();
+    for sidecar in loaded.plans.iter().flat_map(|plan| &plan.sidecars) {
+        for warning in c8s_pod_builder::services::warnings(sidecar) {
+            lines.insert(format!(
+                "warning: {file}: sidecar {:?}: {warning}\n",
+                sidecar.name
+            ));
         }
     }
-    err
+    lines.into_iter().collect()
 }
 
-fn plan_command(file: &str, branch: Option<&str>, format: plan::Format) -> ExitCode {
+/// Every error of `file` with the offending line under it.
+fn report_errors(file: &str, errors: &Errors) -> String {
+    errors.render_with_sources(|error_file| documents::source_of(file, error_file))
+}
+
+fn plan_command(
+    file: &str,
+    branch: Option<&str>,
+    format: plan::Format,
+    concourse: &concourse::ConcourseArgs,
+) -> ExitCode {
     let result = FsSource
         .read(file)
         .map_err(|e| {
@@ -207,9 +253,15 @@ fn plan_command(file: &str, branch: Option<&str>, format: plan::Format) -> ExitC
                 reason: c8s_sidecar_core::load::read_reason(&e),
             })
         })
-        .and_then(|bytes| plan::plan(file, &bytes, branch));
+        .and_then(|bytes| {
+            let text = c8s_sidecar_core::yaml::as_utf8(file, &bytes)?;
+            if documents::detect_kind(file, text) == Some(documents::Kind::Concourse) {
+                return concourse::plan(file, text, concourse, format);
+            }
+            plan::plan(file, &bytes, branch).map(|report| plan::render(&report, format))
+        });
     match result {
-        Ok(report) => print_stdout(&plan::render(&report, format)),
+        Ok(text) => print_stdout(&text),
         Err(errors) => {
             let _ = std::io::stderr().write_all(report_errors(file, &errors).as_bytes());
             ExitCode::from(1)

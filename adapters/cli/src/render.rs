@@ -55,9 +55,27 @@ pub struct RenderArgs {
     /// PersistentVolumeClaim for caches.
     #[arg(long, default_value = "c8s-cache")]
     pub cache_claim: String,
+    /// Secret with git credentials for `git-clone` (keys `username`/`password`,
+    /// or `ssh-privatekey`/`known_hosts`); never put credentials in the URL.
+    #[arg(long)]
+    pub git_secret: Option<String>,
+    /// Deadline of steps without a `timeout` (and of task configs), a duration such as `1h`.
+    #[arg(long, default_value = "1h", value_parser = parse_seconds)]
+    pub default_timeout: u64,
+    /// `sizeLimit` of the workspace emptyDir (a quantity; empty: none).
+    #[arg(long, default_value = c8s_pod_builder::context::DEFAULT_WORKSPACE_SIZE_LIMIT)]
+    pub workspace_size: String,
     /// Output format.
     #[arg(short = 'o', long = "output", value_enum, default_value = "yaml")]
     pub output: Format,
+    /// Concourse options.
+    #[command(flatten)]
+    pub concourse: crate::concourse::ConcourseArgs,
+}
+
+/// A Go-style duration (`90s`, `1h30m`) as seconds, for clap.
+pub fn parse_seconds(text: &str) -> Result<u64, String> {
+    c8s_pipeline_model::parse_duration(text)
 }
 
 /// `--sidecars`.
@@ -103,6 +121,26 @@ pub fn load_plans(
     kind: Option<Kind>,
     branch: Option<&str>,
 ) -> Result<LoadedPlans, Errors> {
+    load_plans_for(
+        file,
+        bytes,
+        kind,
+        branch,
+        &crate::concourse::ConcourseArgs::default(),
+        false,
+    )
+}
+
+/// [`load_plans`] with Concourse options; `for_run` leaves out hooks the
+/// runner cannot honour (listed on stderr).
+pub fn load_plans_for(
+    file: &str,
+    bytes: &[u8],
+    kind: Option<Kind>,
+    branch: Option<&str>,
+    concourse: &crate::concourse::ConcourseArgs,
+    for_run: bool,
+) -> Result<LoadedPlans, Errors> {
     let text = c8s_pipeline_model::sidecar::yaml::as_utf8(file, bytes)?;
     let stem = Path::new(file)
         .file_stem()
@@ -123,21 +161,31 @@ pub fn load_plans(
                 .collect();
             Ok(LoadedPlans {
                 plans: run.plans,
-                timeout_seconds: pipeline
-                    .timeout
-                    .as_deref()
-                    .and_then(|t| c8s_pipeline_model::parse_duration(t).ok()),
-                repository: pipeline.repository,
+                timeout_seconds: run.timeout_seconds,
+                repository: run.repository,
                 depends_on,
             })
         }
         Kind::Task => {
             let config = c8s_pipeline_model::parse_task_config(file, text)?;
-            let plan = c8s_pipeline_model::visit_task(&stem, &TaskStep::new("task", config), &reader)?;
+            let mut plan = c8s_pipeline_model::visit_task(&stem, &TaskStep::new("task", config), &reader)?;
+            crate::concourse::apply_checkout_input(&mut plan, concourse);
             Ok(LoadedPlans {
                 plans: vec![plan],
                 repository: String::new(),
                 depends_on: BTreeMap::new(),
+                timeout_seconds: None,
+            })
+        }
+        kind @ (Kind::TaskStep | Kind::Concourse) => {
+            let lowered = crate::concourse::lower(file, text, concourse, kind == Kind::TaskStep, for_run)?;
+            for warning in &lowered.warnings {
+                eprintln!("warning: {warning}");
+            }
+            Ok(LoadedPlans {
+                plans: lowered.plans,
+                repository: String::new(),
+                depends_on: lowered.depends_on,
                 timeout_seconds: None,
             })
         }
@@ -165,7 +213,12 @@ pub fn context(args: &RenderArgs, repository: &str) -> RunContext {
         .with_namespace(args.namespace.clone())
         .with_artifact_claim(args.artifact_claim.clone())
         .with_cache_claim(args.cache_claim.clone())
-        .with_kubernetes_minor(args.kubernetes_minor);
+        .with_kubernetes_minor(args.kubernetes_minor)
+        .with_default_deadline_seconds(i64::try_from(args.default_timeout).unwrap_or(i64::MAX))
+        .with_workspace_size_limit(args.workspace_size.clone());
+    if let Some(secret) = &args.git_secret {
+        ctx = ctx.with_git_secret(secret.clone());
+    }
     if let Some(mode) = args.sidecars {
         ctx = ctx.with_sidecar_mode(match mode {
             Mode::Native => SidecarMode::Native,
@@ -216,7 +269,16 @@ pub fn run(args: &RenderArgs, report: fn(&str, &Errors) -> String, print: fn(&st
                 reason: c8s_pipeline_model::sidecar::load::read_reason(&e),
             })
         })
-        .and_then(|bytes| load_plans(file, &bytes, args.kind, args.branch.as_deref()));
+        .and_then(|bytes| {
+            load_plans_for(
+                file,
+                &bytes,
+                args.kind,
+                args.branch.as_deref(),
+                &args.concourse,
+                false,
+            )
+        });
     let loaded = match loaded {
         Ok(loaded) => loaded,
         Err(errors) => {

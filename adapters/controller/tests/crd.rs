@@ -42,6 +42,7 @@ mod tools;
 /// `c8s crd` output is accepted by the Kubernetes 1.33 and 1.37 schemas for
 /// CustomResourceDefinition, strictly (no unknown fields).
 #[test]
+#[ignore = "needs kubernetes-validate"]
 fn crds_pass_kubernetes_validate() {
     let dir = std::env::temp_dir().join(format!("c8s-crd-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap_or_default();

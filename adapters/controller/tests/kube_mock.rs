@@ -418,6 +418,7 @@ fn assert_chart_grants(seen: &[Seen]) {
 }
 
 #[tokio::test]
+#[ignore = "needs helm"]
 async fn the_charts_rbac_grants_every_request_of_the_controller() {
     // The requests of the lease, status, finalizer and cleanup tests, replayed.
     let (c, handle) = client();

@@ -7,8 +7,7 @@ use c8s_pipeline_model::layout::ARTIFACT_HELPER;
 
 use crate::outcome::{StepOutcome, TerminationReason};
 
-/// The name of the container whose exit code is the step's result.
-pub const MAIN_CONTAINER: &str = "main";
+pub use c8s_pipeline_model::contract::MAIN as MAIN_CONTAINER;
 
 /// A pod's phase, plus `Gone` for a pod that no longer exists.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
