@@ -117,8 +117,9 @@ impl Pipeline {
                     continue;
                 }
                 if let Some(step) = by_name.get(name.as_str()) {
-                    let plan = step_plan(&self.name, step, combination)
+                    let mut plan = step_plan(&self.name, step, combination)
                         .map_err(|p| Errors::from(invalid_input(format!("step {name:?}: {p}"))))?;
+                    plan.pod = self.pod.overlay(&plan.pod);
                     plans.push(plan);
                 }
             }
@@ -183,5 +184,6 @@ pub fn step_plan(
     plan.timeout_seconds = step.timeout_seconds();
     plan.run_as_user = step.run_as_user;
     plan.run_as_root = step.run_as_root;
+    plan.pod = step.pod.clone();
     Ok(plan)
 }

@@ -45,6 +45,7 @@ pub mod matrix;
 mod ordered;
 pub mod pipeline;
 pub mod plan;
+pub mod pod;
 pub mod resources;
 pub mod schedule;
 mod sidecar_files;
@@ -64,6 +65,7 @@ pub use pipeline::{
     Conditional, Pipeline, PipelineOptions, SecretEnv, Step, StepInput, parse_pipeline, parse_pipeline_with,
 };
 pub use plan::{PlanIdentity, PlanInput, TaskPlan};
+pub use pod::{Affinity, EphemeralStorage, PodOverrides, Toleration};
 pub use resources::{
     EffectiveResources, QuotaError, ResourceList, RunResources, check_quota, effective_resources,
     plan_effective_resources, run_resources,

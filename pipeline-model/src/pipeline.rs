@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::check;
 use crate::matrix::{DEFAULT_MAX_COMBINATIONS, Matrix};
 use crate::ordered::OrderedMap;
+use crate::pod::{Affinity, EphemeralStorage, PodOverrides, Toleration};
 use crate::sidecar_files;
 
 /// A pipeline: steps arranged as a DAG, optionally run once per matrix combination.
@@ -30,6 +31,9 @@ pub struct Pipeline {
     pub matrix: Option<Matrix>,
     /// The steps, in the order written.
     pub steps: Vec<Step>,
+    /// Pod overrides for every step (a step's own override them).
+    #[serde(flatten)]
+    pub pod: PodOverrides,
 }
 
 /// One step: a container image and the commands to run in it.
@@ -88,6 +92,9 @@ pub struct Step {
     /// Opt out of the restricted security profile (kaniko, docker-in-docker).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub run_as_root: bool,
+    /// Pod overrides of this step, over the pipeline's.
+    #[serde(flatten)]
+    pub pod: PodOverrides,
 }
 
 /// An environment variable from a Secret key: `{ secretRef, key, envVar }`.
@@ -164,6 +171,7 @@ impl Pipeline {
             timeout: None,
             matrix: None,
             steps,
+            pod: PodOverrides::default(),
         }
     }
 
@@ -227,6 +235,7 @@ impl Step {
             conditional: None,
             run_as_user: None,
             run_as_root: false,
+            pod: PodOverrides::default(),
         }
     }
 
@@ -295,6 +304,28 @@ struct PipelineDoc {
     #[serde(default)]
     matrix: Option<Matrix>,
     steps: Vec<StepDoc>,
+    #[serde(default)]
+    node_selector: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    tolerations: Vec<Toleration>,
+    #[serde(default)]
+    affinity: Option<Affinity>,
+    #[serde(default)]
+    image_pull_secrets: Vec<String>,
+    #[serde(default)]
+    service_account_name: Option<String>,
+    #[serde(default)]
+    runtime_class_name: Option<String>,
+    #[serde(default)]
+    priority_class_name: Option<String>,
+    #[serde(default)]
+    labels: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    annotations: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    ephemeral_storage: Option<EphemeralStorage>,
+    #[serde(default)]
+    pod_spec_patch: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize)]
@@ -330,6 +361,47 @@ struct StepDoc {
     run_as_user: Option<i64>,
     #[serde(default)]
     run_as_root: bool,
+    #[serde(default)]
+    node_selector: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    tolerations: Vec<Toleration>,
+    #[serde(default)]
+    affinity: Option<Affinity>,
+    #[serde(default)]
+    image_pull_secrets: Vec<String>,
+    #[serde(default)]
+    service_account_name: Option<String>,
+    #[serde(default)]
+    runtime_class_name: Option<String>,
+    #[serde(default)]
+    priority_class_name: Option<String>,
+    #[serde(default)]
+    labels: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    annotations: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    ephemeral_storage: Option<EphemeralStorage>,
+    #[serde(default)]
+    pod_spec_patch: Option<serde_json::Value>,
+}
+
+/// The pod override fields of a pipeline or step document, as the model's type.
+macro_rules! pod_overrides {
+    ($d:expr) => {
+        PodOverrides {
+            node_selector: $d.node_selector,
+            tolerations: $d.tolerations,
+            affinity: $d.affinity,
+            image_pull_secrets: $d.image_pull_secrets,
+            service_account_name: $d.service_account_name,
+            runtime_class_name: $d.runtime_class_name,
+            priority_class_name: $d.priority_class_name,
+            labels: $d.labels,
+            annotations: $d.annotations,
+            ephemeral_storage: $d.ephemeral_storage,
+            pod_spec_patch: $d.pod_spec_patch,
+        }
+    };
 }
 
 impl From<StepDoc> for Step {
@@ -352,6 +424,7 @@ impl From<StepDoc> for Step {
             conditional: d.conditional,
             run_as_user: d.run_as_user,
             run_as_root: d.run_as_root,
+            pod: pod_overrides!(d),
         }
     }
 }
@@ -396,8 +469,11 @@ pub fn parse_pipeline_with(
         branches: doc.branches,
         timeout: doc.timeout,
         matrix: doc.matrix,
-        steps: doc.steps.into_iter().map(Step::from).collect(),
+        steps: Vec::new(),
+        pod: PodOverrides::default(),
     };
+    pipeline.steps = doc.steps.into_iter().map(Step::from).collect();
+    pipeline.pod = pod_overrides!(doc);
     let mut locator = c8s_sidecar_core::validate::Locator::new();
     let main = locator.add(file, text);
     let mut findings = check::pipeline(&pipeline, main, options);

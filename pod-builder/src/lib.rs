@@ -38,6 +38,7 @@ pub mod containers;
 pub mod context;
 pub mod error;
 pub mod names;
+mod overrides;
 pub mod render;
 pub mod scripts;
 pub mod security;

@@ -10,10 +10,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use crate::containers::{self, ARTIFACTS_VOLUME, CACHE_VOLUME, WORKSPACE_VOLUME};
 use crate::context::{RunContext, SidecarMode};
 use crate::names::{self, NameParts};
+use crate::overrides::{self, RESERVED_PREFIXES};
 use crate::{Error, validate};
-
-/// Label and annotation key prefixes c8s owns.
-const RESERVED_PREFIXES: [&str; 2] = ["c8s.dev/", "app.kubernetes.io/"];
 
 /// Renders `plan` as a Pod (restartPolicy Never), validated.
 ///
@@ -115,8 +113,11 @@ fn render_parts(plan: &TaskPlan, ctx: &RunContext) -> Result<(ObjectMeta, core::
         });
     }
     let name = object_name(plan, ctx);
-    let metadata = metadata(plan, ctx, &name)?;
-    Ok((metadata, pod_spec(plan, ctx, mode)))
+    let plan = &*overrides::with_ephemeral_storage(plan);
+    let mut metadata = metadata(plan, ctx, &name)?;
+    let mut spec = pod_spec(plan, ctx, mode);
+    overrides::apply(plan, ctx, &mut metadata, &mut spec)?;
+    Ok((metadata, spec))
 }
 
 fn metadata(plan: &TaskPlan, ctx: &RunContext, name: &str) -> Result<ObjectMeta, Error> {

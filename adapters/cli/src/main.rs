@@ -6,6 +6,7 @@
 mod documents;
 mod helm;
 mod plan;
+mod pod_flags;
 mod render;
 mod run;
 mod snippet;
