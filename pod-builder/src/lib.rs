@@ -43,6 +43,7 @@ pub mod render;
 pub mod scripts;
 pub mod security;
 pub mod serialize;
+mod services;
 pub mod validate;
 
 pub use c8s_pipeline_model as model;

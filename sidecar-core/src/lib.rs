@@ -24,6 +24,7 @@
 //!
 //! This crate does no I/O: files are read through a [`SourceReader`] the caller provides.
 
+pub mod aliases;
 pub mod error;
 pub mod load;
 pub mod names;

@@ -17,8 +17,13 @@ use crate::quantity::Quantity;
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[non_exhaustive]
 pub struct SidecarConfig {
-    /// Container name: a DNS-1123 label, unique within the pod.
+    /// Container name: a DNS-1123 label, unique within the pod; `main`
+    /// reaches the service under this name (it resolves to 127.0.0.1).
     pub name: String,
+    /// More host names `main` reaches the service under (`db` for
+    /// `postgres`); unique in the pod.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
     /// Image reference, e.g. `postgres:16` or `ghcr.io/org/mock@sha256:…`.
     pub image: String,
     /// Overrides the image's ENTRYPOINT.
@@ -59,6 +64,7 @@ impl SidecarConfig {
     pub fn new(name: impl Into<String>, image: impl Into<String>) -> Self {
         Self {
             name: name.into(),
+            aliases: Vec::new(),
             image: image.into(),
             command: Vec::new(),
             args: Vec::new(),

@@ -127,6 +127,8 @@ pub fn check_sidecar(placed: Placed<'_>, findings: &mut Vec<Finding>) {
         sink.problem(path.key("name"), Problem::ReservedName { name: s.name.clone() });
     }
 
+    crate::aliases::check_aliases(&mut sink, s, path);
+
     if s.image.is_empty() {
         sink.problem(path.key("image"), Problem::Empty);
     } else if let Err(reason) = names::image_reference(&s.image) {
@@ -473,6 +475,7 @@ pub fn check_pod_sidecars(sidecars: &[Placed<'_>], findings: &mut Vec<Finding>) 
             }
         }
     }
+    crate::aliases::check_pod_aliases(sidecars, findings);
 }
 
 /// Validates sidecars built in code (no source file): every rule, every problem.
