@@ -110,6 +110,9 @@ fn probes_need_exactly_one_handler_and_quantities_must_fit() {
     assert_eq!(
         found,
         [
+            // The native sidecar's readinessProbe repeats the check beside the startup gate.
+            "spec.initContainers[1].readinessProbe: must have exactly one handler (has 2)",
+            "spec.initContainers[1].readinessProbe.httpGet.path: is required",
             "spec.initContainers[1].startupProbe: must have exactly one handler (has 2)",
             "spec.initContainers[1].startupProbe.httpGet.path: is required",
             "spec.initContainers[1].resources.requests[\"cpu\"]: request 2 exceeds limit 1",

@@ -48,6 +48,10 @@ pub struct SidecarConfig {
     /// port, if any; `none`: no check.
     #[serde(default, skip_serializing_if = "Readiness::is_default")]
     pub readiness: Readiness,
+    /// Restart the service (not `main`) once this check has failed for
+    /// `timeoutSeconds` in all (default 30; `periodSeconds` default 10).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub liveness: Option<ReadinessProbe>,
     /// The UID the image expects to run as (e.g. 999 for `postgres`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run_as_user: Option<i64>,
@@ -73,6 +77,7 @@ impl SidecarConfig {
             ports: Vec::new(),
             resources: Resources::default(),
             readiness: Readiness::Default,
+            liveness: None,
             run_as_user: None,
             run_as_root: false,
             scratch: Vec::new(),

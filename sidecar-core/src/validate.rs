@@ -245,6 +245,9 @@ pub fn check_sidecar(placed: Placed<'_>, findings: &mut Vec<Finding>) {
     if let crate::Readiness::Probe(probe) = &s.readiness {
         check_probe(s, probe, &path.key("readiness"), &mut sink);
     }
+    if let Some(probe) = &s.liveness {
+        check_probe(s, probe, &path.key("liveness"), &mut sink);
+    }
 
     match s.run_as_user {
         Some(0) if !s.run_as_root => sink.problem(path.key("runAsUser"), Problem::RootUser { uid: 0 }),
