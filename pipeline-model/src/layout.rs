@@ -69,7 +69,10 @@ pub fn pod_layout(plan: &TaskPlan) -> Vec<LaidOutContainer> {
         role,
         resources: helper_resources().clone(),
     };
-    let mut layout = vec![helper(GIT_CLONE.to_owned(), ContainerRole::Init)];
+    let mut layout = Vec::new();
+    if !plan.skip_checkout {
+        layout.push(helper(GIT_CLONE.to_owned(), ContainerRole::Init));
+    }
     for index in 0..plan.inputs.len() {
         layout.push(helper(input_container_name(index), ContainerRole::Init));
     }

@@ -35,6 +35,7 @@
 //! are read through a [`SourceReader`] the caller provides.
 
 mod check;
+pub mod concourse;
 pub mod dag;
 mod duration;
 mod expand;
@@ -50,10 +51,14 @@ pub mod resources;
 pub mod schedule;
 mod sidecar_files;
 mod substitute;
-pub mod task;
+pub use concourse::task;
 
 pub use c8s_sidecar_core as sidecar;
 pub use c8s_sidecar_core::{Errors, MemorySource, SourceReader};
+pub use concourse::{
+    ContainerLimits, ImageResource, ImageSource, TaskCache, TaskConfig, TaskInput, TaskOutput, TaskRun,
+    TaskStep, Vars, parse_task_config, parse_task_config_with, task_plan, visit_task, visit_task_with,
+};
 pub use dag::{Dag, DagError};
 pub use duration::{branch_matches, parse_duration};
 pub use expand::{RunPlan, step_plan};
@@ -72,7 +77,3 @@ pub use resources::{
 };
 pub use schedule::{CriticalPath, Progress, SkipReason};
 pub use substitute::substitute_sidecar;
-pub use task::{
-    ContainerLimits, ImageResource, ImageSource, TaskCache, TaskConfig, TaskInput, TaskOutput, TaskRun,
-    TaskStep, parse_task_config, task_plan, visit_task,
-};

@@ -62,6 +62,19 @@ pub struct TaskPlan {
     /// Pod overrides: scheduling, identity, extra metadata, `podSpecPatch`.
     #[serde(default, skip_serializing_if = "PodOverrides::is_empty")]
     pub pod: PodOverrides,
+    /// No `git-clone`: every input is an artifact (Concourse steps).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub skip_checkout: bool,
+    /// Secrets the kubelet pulls images with (`imagePullSecrets`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub image_pull_secrets: Vec<String>,
+    /// `main` runs privileged (Concourse `privileged: true`); the pod then
+    /// meets only the privileged Pod Security profile.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub privileged: bool,
+    /// How many times the runner may run the step before it fails (Concourse `attempts`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempts: Option<u32>,
 }
 
 /// Who a plan is: the parts of its name.
@@ -104,6 +117,9 @@ pub struct PlanInput {
     pub output: String,
     /// Where to unpack it, relative to this step's workspace (defaults to `output`).
     pub path: String,
+    /// The step starts without it when the artifact is absent.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub optional: bool,
 }
 
 impl PlanInput {
@@ -114,6 +130,7 @@ impl PlanInput {
             step: step.into(),
             path: output.clone(),
             output,
+            optional: false,
         }
     }
 }
@@ -138,6 +155,10 @@ impl TaskPlan {
             run_as_user: None,
             run_as_root: false,
             pod: PodOverrides::default(),
+            skip_checkout: false,
+            image_pull_secrets: Vec::new(),
+            privileged: false,
+            attempts: None,
         }
     }
 }

@@ -34,6 +34,7 @@
 //! Every object is checked against the API server's client-checkable rules
 //! ([`validate`]) before it is returned. This crate does no I/O.
 
+pub mod concourse;
 pub mod containers;
 pub mod context;
 pub mod error;

@@ -105,8 +105,9 @@ pub(crate) fn apply(
         (None, None) => None,
     };
 
-    let mut pull_secrets: Vec<String> = pod.image_pull_secrets.clone();
-    for s in &ctx.image_pull_secrets {
+    // The task's registry credentials (Concourse), then the overrides'.
+    let mut pull_secrets: Vec<String> = plan.image_pull_secrets.clone();
+    for s in pod.image_pull_secrets.iter().chain(&ctx.image_pull_secrets) {
         push_new(&mut pull_secrets, s.clone());
     }
     spec.image_pull_secrets = (!pull_secrets.is_empty()).then(|| {

@@ -258,7 +258,7 @@ fn pod_spec(plan: &TaskPlan, ctx: &RunContext, mode: SidecarMode) -> core::PodSp
     regular.extend(legacy_sidecars);
 
     let has_account = ctx.service_account.is_some();
-    core::PodSpec {
+    let mut spec = core::PodSpec {
         active_deadline_seconds: plan.timeout_seconds.map(|s| i64::try_from(s).unwrap_or(i64::MAX)),
         automount_service_account_token: (!has_account).then_some(false),
         containers: regular,
@@ -273,7 +273,9 @@ fn pod_spec(plan: &TaskPlan, ctx: &RunContext, mode: SidecarMode) -> core::PodSp
         tolerations: (!ctx.tolerations.is_empty()).then(|| ctx.tolerations.clone()),
         volumes: Some(volumes),
         ..Default::default()
-    }
+    };
+    crate::concourse::apply(plan, &mut spec);
+    spec
 }
 
 /// Checks the workspace-relative paths of `plan`: outputs, inputs, caches

@@ -17,6 +17,10 @@ pub enum Kind {
     Task,
     /// A `.c8s.yaml` pipeline.
     Pipeline,
+    /// A Concourse task step (`task:` with `config:` or `file:`).
+    TaskStep,
+    /// A Concourse pipeline (`jobs:` with plans).
+    Concourse,
 }
 
 /// Reads files relative to a directory: a pipeline's `sidecarFiles` are
@@ -106,6 +110,9 @@ pub fn detect_kind(file: &str, text: &str) -> Option<Kind> {
         return Some(kind);
     }
     match c8s_sidecar_core::yaml::from_str::<Shape>(file, text) {
+        Ok(Shape::Mapping(_)) if crate::concourse::detect(file, text).is_some() => {
+            crate::concourse::detect(file, text)
+        }
         Ok(Shape::Mapping(keys)) if keys.iter().any(|k| k == "steps") => Some(Kind::Pipeline),
         Ok(Shape::Mapping(keys))
             if keys
@@ -147,7 +154,11 @@ fn detect_block_style(text: &str) -> Option<Kind> {
         .filter(|l| !l.starts_with(char::is_whitespace))
         .filter_map(top_level_key)
         .collect();
-    if keys.iter().any(|k| k == "steps") {
+    if keys.iter().any(|k| k == "jobs") {
+        Some(Kind::Concourse)
+    } else if keys.iter().any(|k| k == "task") && keys.iter().any(|k| k == "config" || k == "file") {
+        Some(Kind::TaskStep)
+    } else if keys.iter().any(|k| k == "steps") {
         Some(Kind::Pipeline)
     } else if keys
         .iter()
@@ -164,6 +175,24 @@ pub fn detect(file: &str, text: &str) -> Kind {
     detect_kind(file, text).unwrap_or(Kind::Sidecars)
 }
 
+/// Parses and validates `bytes` as `kind` (detected when `None`); returns
+/// the kind and warnings (things accepted that c8s does not do as written).
+pub fn validate_with(
+    file: &str,
+    bytes: &[u8],
+    kind: Option<Kind>,
+    concourse: &crate::concourse::ConcourseArgs,
+) -> Result<(Kind, Vec<String>), Errors> {
+    let text = c8s_sidecar_core::yaml::as_utf8(file, bytes)?;
+    match kind.or_else(|| detect_kind(file, text)) {
+        Some(kind @ (Kind::TaskStep | Kind::Concourse)) => {
+            crate::concourse::lower(file, text, concourse, kind == Kind::TaskStep, false)
+                .map(|l| (kind, l.warnings))
+        }
+        other => validate(file, bytes, other).map(|kind| (kind, Vec::new())),
+    }
+}
+
 /// Parses and validates `bytes` as `kind` (detected when `None`).
 pub fn validate(file: &str, bytes: &[u8], kind: Option<Kind>) -> Result<Kind, Errors> {
     let text = c8s_sidecar_core::yaml::as_utf8(file, bytes)?;
@@ -171,7 +200,8 @@ pub fn validate(file: &str, bytes: &[u8], kind: Option<Kind>) -> Result<Kind, Er
         return Err(Errors::from(c8s_sidecar_core::Error::Syntax {
             at: c8s_sidecar_core::Position::new(file, 1, 1),
             message: "cannot tell what kind of file this is: expected a list of sidecars, a task config \
-                      (with run, image_resource or platform) or a pipeline (with steps); use --kind"
+                      (with run, image_resource or platform), a Concourse task step (task with config or file), \
+                      a Concourse pipeline (with jobs) or a pipeline (with steps); use --kind"
                 .to_owned(),
         }));
     };
@@ -180,6 +210,10 @@ pub fn validate(file: &str, bytes: &[u8], kind: Option<Kind>) -> Result<Kind, Er
         Kind::Task => c8s_pipeline_model::parse_task_config(file, text).map(|_| kind),
         Kind::Pipeline => {
             c8s_pipeline_model::parse_pipeline(file, text, &DirSource::beside(file)).map(|_| kind)
+        }
+        Kind::TaskStep | Kind::Concourse => {
+            let args = crate::concourse::ConcourseArgs::default();
+            crate::concourse::lower(file, text, &args, kind == Kind::TaskStep, false).map(|_| kind)
         }
     }
 }

@@ -21,7 +21,7 @@ pub enum HelmCommand {
     /// Write a sidecar injection chart from sidecar files.
     Sidecars(SidecarsArgs),
     /// Write a chart that renders a pipeline run's (or a task's) Pods or Jobs.
-    Pipeline(PipelineArgs),
+    Pipeline(Box<PipelineArgs>),
 }
 
 /// Options of `c8s helm sidecars`.

@@ -3,6 +3,7 @@
 //!
 //! Exit codes: 0 success, 1 invalid input, 2 usage error.
 
+mod concourse;
 mod documents;
 mod helm;
 mod plan;
@@ -37,6 +38,9 @@ enum Command {
         /// `image_resource` or `platform`: a task config).
         #[arg(long, value_enum)]
         kind: Option<documents::Kind>,
+        /// Concourse options (vars, versions, artifacts).
+        #[command(flatten)]
+        concourse: concourse::ConcourseArgs,
     },
     /// Show what a pipeline run will do: matrix combinations, layers, skipped
     /// steps, the critical path and resources. Sidecar files are read
@@ -50,6 +54,12 @@ enum Command {
         /// Output format.
         #[arg(short = 'o', long = "output", value_enum, default_value = "text")]
         output: plan::Format,
+        /// Concourse options; with `--concourse-job` (or `--job`), that job's step DAG.
+        #[command(flatten)]
+        concourse: concourse::ConcourseArgs,
+        /// A Concourse pipeline's job: show its step DAG.
+        #[arg(long = "job", value_name = "NAME")]
+        plan_job: Option<String>,
     },
     /// Render a pipeline (every matrix combination), a task config or a
     /// sidecar file as Pods or Jobs: YAML for `kubectl apply -f -`.
@@ -97,12 +107,21 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Command::Validate { files, kind } => validate(&files, kind),
+        Command::Validate {
+            files,
+            kind,
+            concourse,
+        } => validate(&files, kind, &concourse),
         Command::Plan {
             pipeline,
             branch,
             output,
-        } => plan_command(&pipeline, branch.as_deref(), output),
+            mut concourse,
+            plan_job,
+        } => {
+            concourse.concourse_job = concourse.concourse_job.or(plan_job);
+            plan_command(&pipeline, branch.as_deref(), output, &concourse)
+        }
         Command::Render(args) => render::run(&args, report_errors, print_stdout),
         Command::Helm(command) => helm::run(&command, report_errors, print_stdout),
         Command::Run(args) => run::run(&args, report_errors),
@@ -117,7 +136,11 @@ fn main() -> ExitCode {
     }
 }
 
-fn validate(files: &[String], kind: Option<documents::Kind>) -> ExitCode {
+fn validate(
+    files: &[String],
+    kind: Option<documents::Kind>,
+    concourse: &concourse::ConcourseArgs,
+) -> ExitCode {
     let mut failed = false;
     let mut out = String::new();
     let mut err = String::new();
@@ -130,9 +153,14 @@ fn validate(files: &[String], kind: Option<documents::Kind>) -> ExitCode {
                     reason: c8s_sidecar_core::load::read_reason(&e),
                 })
             })
-            .and_then(|bytes| documents::validate(file, &bytes, kind).map(|_| bytes));
+            .and_then(|bytes| documents::validate_with(file, &bytes, kind, concourse));
         match result {
-            Ok(_) => out.push_str(&format!("ok: {file}\n")),
+            Ok((_, warnings)) => {
+                for warning in warnings {
+                    err.push_str(&format!("warning: {warning}\n"));
+                }
+                out.push_str(&format!("ok: {file}\n"));
+            }
             Err(errors) => {
                 failed = true;
                 err.push_str(&report_errors(file, &errors));
@@ -157,7 +185,12 @@ fn report_errors(file: &str, errors: &Errors) -> String {
     err
 }
 
-fn plan_command(file: &str, branch: Option<&str>, format: plan::Format) -> ExitCode {
+fn plan_command(
+    file: &str,
+    branch: Option<&str>,
+    format: plan::Format,
+    concourse: &concourse::ConcourseArgs,
+) -> ExitCode {
     let result = FsSource
         .read(file)
         .map_err(|e| {
@@ -166,9 +199,15 @@ fn plan_command(file: &str, branch: Option<&str>, format: plan::Format) -> ExitC
                 reason: c8s_sidecar_core::load::read_reason(&e),
             })
         })
-        .and_then(|bytes| plan::plan(file, &bytes, branch));
+        .and_then(|bytes| {
+            let text = c8s_sidecar_core::yaml::as_utf8(file, &bytes)?;
+            if documents::detect_kind(file, text) == Some(documents::Kind::Concourse) {
+                return concourse::plan(file, text, concourse, format);
+            }
+            plan::plan(file, &bytes, branch).map(|report| plan::render(&report, format))
+        });
     match result {
-        Ok(report) => print_stdout(&plan::render(&report, format)),
+        Ok(text) => print_stdout(&text),
         Err(errors) => {
             let _ = std::io::stderr().write_all(report_errors(file, &errors).as_bytes());
             ExitCode::from(1)

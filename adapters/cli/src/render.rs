@@ -61,6 +61,9 @@ pub struct RenderArgs {
     /// Pod overrides (over the file's own).
     #[command(flatten)]
     pub pod: crate::pod_flags::PodFlags,
+    /// Concourse options.
+    #[command(flatten)]
+    pub concourse: crate::concourse::ConcourseArgs,
 }
 
 /// `--sidecars`.
@@ -106,6 +109,26 @@ pub fn load_plans(
     kind: Option<Kind>,
     branch: Option<&str>,
 ) -> Result<LoadedPlans, Errors> {
+    load_plans_for(
+        file,
+        bytes,
+        kind,
+        branch,
+        &crate::concourse::ConcourseArgs::default(),
+        false,
+    )
+}
+
+/// [`load_plans`] with Concourse options; `for_run` leaves out hooks the
+/// runner cannot honour (listed on stderr).
+pub fn load_plans_for(
+    file: &str,
+    bytes: &[u8],
+    kind: Option<Kind>,
+    branch: Option<&str>,
+    concourse: &crate::concourse::ConcourseArgs,
+    for_run: bool,
+) -> Result<LoadedPlans, Errors> {
     let text = c8s_pipeline_model::sidecar::yaml::as_utf8(file, bytes)?;
     let stem = Path::new(file)
         .file_stem()
@@ -136,11 +159,24 @@ pub fn load_plans(
         }
         Kind::Task => {
             let config = c8s_pipeline_model::parse_task_config(file, text)?;
-            let plan = c8s_pipeline_model::visit_task(&stem, &TaskStep::new("task", config), &reader)?;
+            let mut plan = c8s_pipeline_model::visit_task(&stem, &TaskStep::new("task", config), &reader)?;
+            crate::concourse::apply_checkout_input(&mut plan, concourse);
             Ok(LoadedPlans {
                 plans: vec![plan],
                 repository: String::new(),
                 depends_on: BTreeMap::new(),
+                timeout_seconds: None,
+            })
+        }
+        kind @ (Kind::TaskStep | Kind::Concourse) => {
+            let lowered = crate::concourse::lower(file, text, concourse, kind == Kind::TaskStep, for_run)?;
+            for warning in &lowered.warnings {
+                eprintln!("warning: {warning}");
+            }
+            Ok(LoadedPlans {
+                plans: lowered.plans,
+                repository: String::new(),
+                depends_on: lowered.depends_on,
                 timeout_seconds: None,
             })
         }
@@ -238,7 +274,16 @@ pub fn run(args: &RenderArgs, report: fn(&str, &Errors) -> String, print: fn(&st
                 reason: c8s_pipeline_model::sidecar::load::read_reason(&e),
             })
         })
-        .and_then(|bytes| load_plans(file, &bytes, args.kind, args.branch.as_deref()));
+        .and_then(|bytes| {
+            load_plans_for(
+                file,
+                &bytes,
+                args.kind,
+                args.branch.as_deref(),
+                &args.concourse,
+                false,
+            )
+        });
     let loaded = match loaded {
         Ok(loaded) => loaded,
         Err(errors) => {

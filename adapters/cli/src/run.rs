@@ -82,7 +82,14 @@ fn fail(message: &str) -> ExitCode {
 pub fn run(args: &RunArgs, report: fn(&str, &Errors) -> String) -> ExitCode {
     let file = args.render.file.as_str();
     let loaded = match std::fs::read(file) {
-        Ok(bytes) => render::load_plans(file, &bytes, args.render.kind, args.render.branch.as_deref()),
+        Ok(bytes) => render::load_plans_for(
+            file,
+            &bytes,
+            args.render.kind,
+            args.render.branch.as_deref(),
+            &args.render.concourse,
+            true,
+        ),
         Err(e) => Err(Errors::from(c8s_pipeline_model::sidecar::Error::Read {
             file: file.to_owned(),
             reason: c8s_pipeline_model::sidecar::load::read_reason(&e),

@@ -95,7 +95,7 @@ fn validate_reports_task_errors_and_honours_kind() {
     let stderr = text(&out.stderr);
     assert!(
         stderr.contains(&format!(
-            "error: {task}:5:18: run.user: \"nobody\" is not supported"
+            "error: {task}:5:18: run.user: user \"nobody\": give `root` or a numeric UID"
         )),
         "{stderr}"
     );

@@ -1,0 +1,364 @@
+//! Concourse files in the CLI: task steps and pipelines (detected from their
+//! content), `-v NAME=VALUE`, `--vars-file`, `--version RESOURCE=JSON`,
+//! `--concourse-job NAME`, and `c8s plan` for pipelines (the jobs and their
+//! `passed:` graph, or one job's step DAG).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use c8s_pipeline_model::concourse::step::parse_task_step;
+use c8s_pipeline_model::concourse::{
+    self, ConcoursePipeline, JobPlan, When, lower_job, parse_concourse_pipeline,
+};
+use c8s_pipeline_model::sidecar::{Error, Errors, Position, SourceReader};
+use c8s_pipeline_model::{TaskPlan, Vars, visit_task};
+use clap::Args;
+
+use crate::plan::Format;
+
+/// Options for Concourse files.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ConcourseArgs {
+    /// A value for a `((var))`, as fly takes it (repeatable).
+    #[arg(short = 'v', long = "var", value_name = "NAME=VALUE")]
+    pub vars: Vec<String>,
+    /// A YAML file of var values (repeatable; later files win).
+    #[arg(long = "vars-file", value_name = "FILE")]
+    pub vars_files: Vec<String>,
+    /// The version a get fetches, as JSON (else a check finds the newest).
+    #[arg(long = "version", value_name = "RESOURCE=JSON")]
+    pub versions: Vec<String>,
+    /// Where task `file:`s of an artifact are read from (default: the
+    /// current directory for every artifact).
+    #[arg(long = "artifact", value_name = "NAME=DIR")]
+    pub artifacts: Vec<String>,
+    /// A task input that is the repository checkout (cloned by `git-clone` at
+    /// its path) instead of an artifact, as `fly execute` uploads a local dir.
+    #[arg(long = "checkout-input", value_name = "INPUT")]
+    pub checkout_input: Option<String>,
+    /// The job of a Concourse pipeline to render or run (default: every job).
+    #[arg(long = "concourse-job", value_name = "NAME")]
+    pub concourse_job: Option<String>,
+}
+
+fn usage(message: String) -> Errors {
+    Errors::from(Error::Syntax {
+        at: Position::file("<command line>"),
+        message,
+    })
+}
+
+impl ConcourseArgs {
+    /// The vars of `-v` and `--vars-file`.
+    pub fn vars(&self) -> Result<Vars, Errors> {
+        let mut vars = Vars::new();
+        for file in &self.vars_files {
+            let text = std::fs::read_to_string(file).map_err(|e| {
+                Errors::from(Error::Read {
+                    file: file.clone(),
+                    reason: c8s_pipeline_model::sidecar::load::read_reason(&e),
+                })
+            })?;
+            vars.add_file(file, &text)?;
+        }
+        for pair in &self.vars {
+            let (name, value) = pair
+                .split_once('=')
+                .ok_or_else(|| usage(format!("-v {pair:?}: expected NAME=VALUE")))?;
+            vars.set(name, value);
+        }
+        Ok(vars)
+    }
+
+    /// `--version` pairs, as resource → JSON.
+    pub fn versions(&self) -> Result<BTreeMap<String, String>, Errors> {
+        self.versions
+            .iter()
+            .map(|pair| {
+                let (name, json) = pair
+                    .split_once('=')
+                    .ok_or_else(|| usage(format!("--version {pair:?}: expected RESOURCE=JSON")))?;
+                let json = json.trim();
+                if !(json.starts_with('{') && json.ends_with('}')) {
+                    return Err(usage(format!(
+                        "--version {name}: {json:?} is not a JSON object like {{\"ref\":\"abc\"}}"
+                    )));
+                }
+                Ok((name.to_owned(), json.to_owned()))
+            })
+            .collect()
+    }
+
+    fn reader(&self) -> Result<ArtifactReader, Errors> {
+        let mut dirs = BTreeMap::new();
+        for pair in &self.artifacts {
+            let (name, dir) = pair
+                .split_once('=')
+                .ok_or_else(|| usage(format!("--artifact {pair:?}: expected NAME=DIR")))?;
+            dirs.insert(name.to_owned(), PathBuf::from(dir));
+        }
+        Ok(ArtifactReader { dirs })
+    }
+}
+
+/// Reads `ARTIFACT/path` from the directory given for ARTIFACT, else `path`
+/// from the current directory (c8s run at the root of the artifact's repository).
+struct ArtifactReader {
+    dirs: BTreeMap<String, PathBuf>,
+}
+
+impl SourceReader for ArtifactReader {
+    fn read(&self, path: &str) -> std::io::Result<Vec<u8>> {
+        let (artifact, rest) = path.split_once('/').unwrap_or(("", path));
+        match self.dirs.get(artifact) {
+            Some(dir) => std::fs::read(dir.join(rest)),
+            None => std::fs::read(rest).or_else(|_| std::fs::read(path)),
+        }
+    }
+}
+
+/// With `--checkout-input NAME`, input NAME of a task plan is cloned from
+/// the repository instead of unpacked from an artifact.
+pub fn apply_checkout_input(plan: &mut TaskPlan, args: &ConcourseArgs) {
+    let Some(name) = &args.checkout_input else { return };
+    if let Some(i) = plan.inputs.iter().position(|input| &input.step == name) {
+        let input = plan.inputs.remove(i);
+        plan.checkout = Some(input.path);
+        plan.skip_checkout = false;
+    }
+}
+
+/// A Concourse file lowered to pods.
+pub struct Lowered {
+    /// The pods' plans.
+    pub plans: Vec<TaskPlan>,
+    /// Each plan's dependencies, by step.
+    pub depends_on: BTreeMap<String, Vec<String>>,
+    /// What the user should know (notes, Secrets to create, steps not run).
+    pub warnings: Vec<String>,
+}
+
+/// Reads a pipeline with the options' vars.
+pub fn pipeline(file: &str, text: &str, args: &ConcourseArgs) -> Result<ConcoursePipeline, Errors> {
+    parse_concourse_pipeline(file, text, &args.vars()?, &args.reader()?)
+}
+
+fn jobs(file: &str, pipeline: &ConcoursePipeline, args: &ConcourseArgs) -> Result<Vec<JobPlan>, Errors> {
+    let reader = args.reader()?;
+    let versions = args.versions()?;
+    let names: Vec<String> = match &args.concourse_job {
+        Some(job) => vec![job.clone()],
+        None => pipeline.jobs.iter().map(|j| j.name.clone()).collect(),
+    };
+    names
+        .iter()
+        .map(|job| lower_job(pipeline, job, &reader, &versions, file))
+        .collect()
+}
+
+/// Lowers a task step or a pipeline (its `--concourse-job`, or every job).
+/// For `run`, hooks that run on failure, error or abort are left out (the
+/// runner starts a step only when its dependencies succeeded) and listed.
+pub fn lower(
+    file: &str,
+    text: &str,
+    args: &ConcourseArgs,
+    step_file: bool,
+    for_run: bool,
+) -> Result<Lowered, Errors> {
+    let stem = Path::new(file)
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("concourse");
+    if step_file {
+        let reader = args.reader()?;
+        let step = parse_task_step(file, text, &args.vars()?, &reader)?;
+        let mut plan = visit_task(stem, &step, &reader)?;
+        apply_checkout_input(&mut plan, args);
+        let warnings = privileged_warning(&plan).into_iter().collect();
+        return Ok(Lowered {
+            plans: vec![plan],
+            depends_on: BTreeMap::new(),
+            warnings,
+        });
+    }
+    let pipeline = pipeline(file, text, args)?;
+    let mut out = Lowered {
+        plans: Vec::new(),
+        depends_on: BTreeMap::new(),
+        warnings: pipeline.notes.clone(),
+    };
+    for job in jobs(file, &pipeline, args)? {
+        out.warnings
+            .extend(job.skipped.iter().map(|s| format!("{file}:{s}")));
+        for secret in &job.secrets {
+            out.warnings.push(format!(
+                "needs Secret {} key {}: {}",
+                secret.name,
+                secret.key,
+                secret.how()
+            ));
+        }
+        for step in job.steps {
+            if for_run && !matches!(step.when, When::Success) {
+                out.warnings.push(format!(
+                    "{}: a {:?} hook; `c8s run` starts steps only after their dependencies succeed, so it is not run",
+                    step.plan.identity.step, step.when
+                ));
+                continue;
+            }
+            out.warnings.extend(privileged_warning(&step.plan));
+            out.depends_on
+                .insert(step.plan.identity.step.clone(), step.depends_on.clone());
+            out.plans.push(step.plan);
+        }
+    }
+    out.warnings.sort();
+    out.warnings.dedup();
+    Ok(out)
+}
+
+fn privileged_warning(plan: &TaskPlan) -> Option<String> {
+    plan.privileged.then(|| {
+        format!(
+            "{}: privileged: its pod meets only the privileged Pod Security profile (namespaces enforcing baseline or restricted reject it)",
+            plan.identity.step
+        )
+    })
+}
+
+/// `c8s plan` for a pipeline: without `--concourse-job`, the jobs and their
+/// `passed:` graph; with it, that job's step DAG.
+pub fn plan(file: &str, text: &str, args: &ConcourseArgs, format: Format) -> Result<String, Errors> {
+    let pipeline = pipeline(file, text, args)?;
+    let (nodes, edges): (Vec<Node>, Vec<Edge>) = match &args.concourse_job {
+        None => {
+            let nodes = pipeline
+                .jobs
+                .iter()
+                .map(|j| (j.name.clone(), "job".to_owned()))
+                .collect();
+            let edges = pipeline
+                .jobs
+                .iter()
+                .flat_map(|j| {
+                    j.passed()
+                        .into_iter()
+                        .map(move |up| (up, j.name.clone(), "passed".to_owned()))
+                })
+                .collect();
+            (nodes, edges)
+        }
+        Some(_) => {
+            let job = jobs(file, &pipeline, args)?.remove(0);
+            let nodes = job
+                .steps
+                .iter()
+                .map(|s| (s.plan.identity.step.clone(), s.kind.to_owned()))
+                .collect();
+            let edges = job
+                .steps
+                .iter()
+                .flat_map(|s| {
+                    let when = format!("{:?}", s.when).to_lowercase();
+                    s.depends_on
+                        .iter()
+                        .map(move |d| (d.clone(), s.plan.identity.step.clone(), when.clone()))
+                })
+                .collect();
+            (nodes, edges)
+        }
+    };
+    Ok(graph(&nodes, &edges, format))
+}
+
+/// A graph node: name and kind.
+type Node = (String, String);
+/// A graph edge: from, to, and when it is taken.
+type Edge = (String, String, String);
+
+fn graph(nodes: &[Node], edges: &[Edge], format: Format) -> String {
+    let mut out = String::new();
+    match format {
+        Format::Text => {
+            for (name, kind) in nodes {
+                let after: Vec<String> = edges
+                    .iter()
+                    .filter(|(_, to, _)| to == name)
+                    .map(|(from, _, when)| {
+                        if when == "success" || when == "passed" {
+                            from.clone()
+                        } else {
+                            format!("{from} ({when})")
+                        }
+                    })
+                    .collect();
+                if after.is_empty() {
+                    out.push_str(&format!("{kind} {name}\n"));
+                } else {
+                    out.push_str(&format!("{kind} {name}  <- {}\n", after.join(", ")));
+                }
+            }
+        }
+        Format::Json => {
+            let value = serde_json::json!({
+                "nodes": nodes.iter().map(|(n, k)| serde_json::json!({"name": n, "kind": k})).collect::<Vec<_>>(),
+                "edges": edges.iter().map(|(f, t, w)| serde_json::json!({"from": f, "to": t, "when": w})).collect::<Vec<_>>(),
+            });
+            out = serde_json::to_string_pretty(&value).unwrap_or_default();
+            out.push('\n');
+        }
+        Format::Dot => {
+            out.push_str("digraph concourse {\n  rankdir=LR;\n");
+            for (name, kind) in nodes {
+                out.push_str(&format!("  {name:?} [label={:?}];\n", format!("{kind} {name}")));
+            }
+            for (from, to, when) in edges {
+                let style = if when == "success" || when == "passed" {
+                    String::new()
+                } else {
+                    format!(" [style=dashed, label={when:?}]")
+                };
+                out.push_str(&format!("  {from:?} -> {to:?}{style};\n"));
+            }
+            out.push_str("}\n");
+        }
+        Format::Mermaid => {
+            out.push_str("flowchart LR\n");
+            let id = |name: &str| {
+                format!(
+                    "n{}",
+                    nodes.iter().position(|(n, _)| n == name).unwrap_or(usize::MAX)
+                )
+            };
+            for (name, kind) in nodes {
+                out.push_str(&format!(
+                    "  {}[\"{kind} {}\"]\n",
+                    id(name),
+                    name.replace('"', "'")
+                ));
+            }
+            for (from, to, when) in edges {
+                if when == "success" || when == "passed" {
+                    out.push_str(&format!("  {} --> {}\n", id(from), id(to)));
+                } else {
+                    out.push_str(&format!("  {} -.->|{when}| {}\n", id(from), id(to)));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Whether `text` is a Concourse pipeline or task step (parsed only when
+/// the cheap look is unsure).
+pub fn detect(file: &str, text: &str) -> Option<crate::documents::Kind> {
+    let doc = concourse::node::parse(file, text).ok()?;
+    if concourse::is_pipeline(&doc) {
+        Some(crate::documents::Kind::Concourse)
+    } else if concourse::is_task_step(&doc) {
+        Some(crate::documents::Kind::TaskStep)
+    } else {
+        None
+    }
+}

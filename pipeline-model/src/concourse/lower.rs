@@ -1,0 +1,390 @@
+//! Lowering a job's build plan into a DAG of [`TaskPlan`]s: one pod per
+//! get, put and task step, as in Concourse's Kubernetes runtime. Steps in
+//! sequence depend on the step before; `in_parallel` branches share their
+//! predecessors; hooks run after their step under a condition; artifacts
+//! flow by name from the step that produced them.
+
+use std::collections::BTreeMap;
+
+use c8s_sidecar_core::{Errors, FieldPath, SourceReader};
+use serde::Serialize;
+
+use super::node::Report;
+use super::pipeline::{ConcoursePipeline, Job};
+use super::resource::{self, SecretNeed};
+use super::step::{ArtifactSource, visit_task_with};
+use super::steps::{Step, StepKind};
+use crate::plan::{PlanIdentity, TaskPlan};
+
+/// When a step runs, given how the steps it depends on ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum When {
+    /// All succeeded (the plan's normal order, `on_success`).
+    Success,
+    /// One failed (`on_failure`).
+    Failure,
+    /// A step errored: c8s treats an error as a failure (`on_error`).
+    Error,
+    /// The build was aborted (`on_abort`): runs when the runner cancels the build.
+    Abort,
+    /// However they ended (`ensure`, and steps after a `try`).
+    Always,
+}
+
+/// One pod of a job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct JobStep {
+    /// The pod's plan (`identity.step` is unique in the job).
+    pub plan: TaskPlan,
+    /// `get`, `put` or `task`.
+    pub kind: &'static str,
+    /// The steps it waits for.
+    pub depends_on: Vec<String>,
+    /// When it runs.
+    pub when: When,
+    /// Its failure does not fail the build (inside `try`).
+    pub allow_failure: bool,
+}
+
+/// A job lowered to pods.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct JobPlan {
+    /// The job's name.
+    pub job: String,
+    /// The pods, in plan order.
+    pub steps: Vec<JobStep>,
+    /// Secrets c8s references and the user creates.
+    pub secrets: Vec<SecretNeed>,
+    /// Steps c8s does not run, and why.
+    pub skipped: Vec<String>,
+    /// How many builds may run at once.
+    pub max_in_flight: Option<u64>,
+}
+
+struct Lowering<'a> {
+    pipeline: &'a ConcoursePipeline,
+    job: &'a Job,
+    reader: &'a dyn SourceReader,
+    versions: &'a BTreeMap<String, String>,
+    out: JobPlan,
+    artifacts: BTreeMap<String, (String, String)>,
+    errors: Vec<c8s_sidecar_core::Error>,
+}
+
+impl ArtifactSource for BTreeMap<String, (String, String)> {
+    fn producer(&self, name: &str) -> Option<(String, String)> {
+        self.get(name).cloned()
+    }
+}
+
+/// Lowers job `job` of `pipeline`. `versions` gives versions of resources
+/// as JSON (`--version RESOURCE=JSON`); others are found by a check.
+pub fn lower_job(
+    pipeline: &ConcoursePipeline,
+    job: &str,
+    reader: &dyn SourceReader,
+    versions: &BTreeMap<String, String>,
+    file: &str,
+) -> Result<JobPlan, Errors> {
+    let Some(found) = pipeline.jobs.iter().find(|j| j.name == job) else {
+        let names: Vec<&str> = pipeline.jobs.iter().map(|j| j.name.as_str()).collect();
+        let mut report = Report::new(file);
+        report.error(
+            (1, 1),
+            &FieldPath::root().key("jobs"),
+            format!("no job `{job}`; jobs: {}", names.join(", ")),
+        );
+        return Err(report.finish().err().unwrap_or_else(|| Errors::new(Vec::new())));
+    };
+    let mut l = Lowering {
+        pipeline,
+        job: found,
+        reader,
+        versions,
+        out: JobPlan {
+            job: job.to_owned(),
+            steps: Vec::new(),
+            secrets: Vec::new(),
+            skipped: Vec::new(),
+            max_in_flight: found.max_in_flight,
+        },
+        artifacts: BTreeMap::new(),
+        errors: Vec::new(),
+    };
+    let mut report = Report::new(file);
+    let tails = l.sequence(&found.plan, Vec::new(), When::Success, false, &mut report);
+    for (hook, step) in &found.hooks {
+        l.hook(hook, step, &tails, &mut report);
+    }
+    l.out.secrets.sort();
+    l.out.secrets.dedup();
+    report.extend(Errors::new(std::mem::take(&mut l.errors)));
+    report.into_result(l.out)
+}
+
+impl Lowering<'_> {
+    fn sequence(
+        &mut self,
+        steps: &[Step],
+        mut after: Vec<String>,
+        mut when: When,
+        soft: bool,
+        report: &mut Report<'_>,
+    ) -> Vec<String> {
+        for step in steps {
+            after = self.step(step, after, when, soft, report);
+            when = When::Success;
+        }
+        after
+    }
+
+    fn hook(&mut self, hook: &str, step: &Step, after: &[String], report: &mut Report<'_>) -> Vec<String> {
+        let when = match hook {
+            "on_success" => When::Success,
+            "on_failure" => When::Failure,
+            "on_error" => When::Error,
+            "on_abort" => When::Abort,
+            _ => When::Always,
+        };
+        self.step(step, after.to_vec(), when, false, report)
+    }
+
+    fn step(
+        &mut self,
+        step: &Step,
+        after: Vec<String>,
+        when: When,
+        soft: bool,
+        report: &mut Report<'_>,
+    ) -> Vec<String> {
+        let mut tails = match &step.kind {
+            StepKind::InParallel(steps) => {
+                let mut tails = Vec::new();
+                for s in steps {
+                    tails.extend(self.step(s, after.clone(), when, soft, report));
+                }
+                tails
+            }
+            StepKind::Do(steps) => self.sequence(steps, after, when, soft, report),
+            StepKind::Try(inner) => {
+                let mut tails = self.step(inner, after, when, true, report);
+                tails.retain(|_| true);
+                tails
+            }
+            StepKind::SetPipeline(name) => {
+                self.out.skipped.push(format!(
+                    "{}:{}: set_pipeline `{name}` not run: c8s has no pipeline server (render that pipeline with c8s instead)",
+                    step.at.0, step.at.1
+                ));
+                after
+            }
+            StepKind::LoadVar(name) => {
+                self.out.skipped.push(format!(
+                    "{}:{}: load_var `{name}` not run: its value exists only at run time, and c8s renders pods before",
+                    step.at.0, step.at.1
+                ));
+                after
+            }
+            _ => match self.pod(step, report) {
+                Some((plan, kind)) => {
+                    let id = plan.identity.step.clone();
+                    self.out.steps.push(JobStep {
+                        plan,
+                        kind,
+                        depends_on: after,
+                        when,
+                        allow_failure: soft,
+                    });
+                    vec![id]
+                }
+                None => after,
+            },
+        };
+        let base = tails.clone();
+        for (hook, h) in &step.hooks {
+            let hook_tails = self.hook(hook, h, &base, report);
+            if hook == "on_success" || hook == "ensure" {
+                tails.extend(hook_tails);
+            }
+        }
+        tails
+    }
+
+    fn unique_id(&self, name: &str) -> String {
+        let base = format!("{}.{name}", self.job.name);
+        let mut id = base.clone();
+        let mut n = 2;
+        while self.out.steps.iter().any(|s| s.plan.identity.step == id) {
+            id = format!("{base}-{n}");
+            n += 1;
+        }
+        id
+    }
+
+    fn pod(&mut self, step: &Step, report: &mut Report<'_>) -> Option<(TaskPlan, &'static str)> {
+        let pipeline = self.pipeline;
+        let (mut plan, kind) = match &step.kind {
+            StepKind::Get {
+                name,
+                resource,
+                params,
+                version,
+                ..
+            } => {
+                let res = pipeline.resources.iter().find(|r| &r.name == resource)?;
+                let identity = PlanIdentity::new(&pipeline.name, self.unique_id(name));
+                let version = self
+                    .versions
+                    .get(resource)
+                    .cloned()
+                    .or_else(|| resource::version_json(version.as_ref()))
+                    .or_else(|| resource::version_json(res.version.as_ref()));
+                let plan = resource::get_plan(
+                    pipeline,
+                    identity,
+                    name,
+                    res,
+                    params.as_ref(),
+                    version,
+                    &mut self.out.secrets,
+                    report,
+                )?;
+                self.artifacts
+                    .insert(name.clone(), (plan.identity.step.clone(), name.clone()));
+                (plan, "get")
+            }
+            StepKind::Put {
+                name,
+                resource,
+                params,
+                get_params,
+                inputs,
+                no_get,
+            } => {
+                let res = pipeline.resources.iter().find(|r| &r.name == resource)?;
+                let identity = PlanIdentity::new(&pipeline.name, self.unique_id(name));
+                let mut plan = resource::put_plan(
+                    pipeline,
+                    identity,
+                    name,
+                    res,
+                    params.as_ref(),
+                    get_params.as_ref(),
+                    *no_get,
+                    &mut self.out.secrets,
+                    report,
+                )?;
+                for (artifact, (producer, output)) in &self.artifacts {
+                    if inputs.as_ref().is_none_or(|list| list.contains(artifact)) {
+                        let mut input = crate::plan::PlanInput::new(producer, output);
+                        input.path = artifact.clone();
+                        plan.inputs.push(input);
+                    }
+                }
+                if !no_get {
+                    self.artifacts.insert(
+                        name.clone(),
+                        (plan.identity.step.clone(), resource::implicit_get_dir(name)),
+                    );
+                }
+                (plan, "put")
+            }
+            StepKind::Task { step: task, image } => {
+                let mut task = (**task).clone();
+                if let Some(artifact) = image {
+                    match self.image_of(artifact, step, report) {
+                        Some((reference, secret)) => {
+                            task.image = Some(reference);
+                            task.image_pull_secret = secret;
+                        }
+                        None if !report.is_clean() => return None,
+                        None => {
+                            report.error(step.at, &step.path.key("image"), format!("image artifact `{artifact}` is not fetched by a get of a registry-image or docker-image resource earlier in the job"));
+                            return None;
+                        }
+                    }
+                }
+                let id = self.unique_id(&task.name);
+                let mut plan = match visit_task_with(&pipeline.name, &task, self.reader, &self.artifacts) {
+                    Ok(plan) => plan,
+                    Err(errors) => {
+                        for e in errors {
+                            report.error(step.at, &step.path, e.to_string());
+                        }
+                        return None;
+                    }
+                };
+                plan.identity.step = id.clone();
+                for output in &task.config.outputs {
+                    let dir = output.path.clone().unwrap_or_else(|| output.name.clone());
+                    self.artifacts
+                        .insert(task.output_artifact(&output.name).to_owned(), (id.clone(), dir));
+                }
+                super::params::secret_params(
+                    &self.pipeline.name,
+                    &mut plan,
+                    step,
+                    &mut self.out.secrets,
+                    report,
+                );
+                (plan, "task")
+            }
+            _ => return None,
+        };
+        if let Some(t) = step.timeout_seconds {
+            plan.timeout_seconds = Some(t);
+        }
+        if step.attempts.is_some() {
+            plan.attempts = step.attempts;
+        }
+        Some((plan, kind))
+    }
+
+    /// The image a get of a registry resource fetched as `artifact`; its
+    /// `repository` and `tag` may use `-v` values (credentials stay out).
+    fn image_of(
+        &self,
+        artifact: &str,
+        step: &Step,
+        report: &mut Report<'_>,
+    ) -> Option<(String, Option<String>)> {
+        let mut found = None;
+        for s in &self.job.plan {
+            s.visit(&mut |s| {
+                if let StepKind::Get { name, resource, .. } = &s.kind
+                    && name == artifact
+                {
+                    found = Some(resource.clone());
+                }
+            });
+        }
+        let resource = self
+            .pipeline
+            .resources
+            .iter()
+            .find(|r| Some(&r.name) == found.as_ref())?;
+        let mut source = resource.source.clone();
+        let mut vars_report = Report::new(report.file());
+        let credential = |p: &FieldPath| matches!(p.segments().last(), Some(c8s_sidecar_core::Segment::Key(k)) if super::image::CREDENTIAL_KEYS.contains(&k.as_str()));
+        super::vars::interpolate(&mut source, &self.pipeline.vars, &credential, &mut vars_report);
+        if let Err(errors) = vars_report.finish() {
+            report.extend(errors);
+            return None;
+        }
+        let path = step.path.key("image");
+        let mut image =
+            super::image::ImageResource::from_parts(&resource.kind, Some(&source), None, &path, report)?;
+        let digest = self
+            .versions
+            .get(&resource.name)
+            .and_then(|v| v.split("\"digest\":\"").nth(1))
+            .and_then(|d| d.split('"').next());
+        if let Some(digest) = digest {
+            image.digest = Some(digest.to_owned());
+        }
+        Some((image.reference(), image.pull_secret()))
+    }
+}

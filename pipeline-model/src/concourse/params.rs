@@ -1,0 +1,63 @@
+//! Task params that still hold `((vars))` in a pipeline: credentials a
+//! credential manager would fill in at run time. They become Secret
+//! references, so no value is ever written into a pod.
+
+use c8s_sidecar_core::EnvVar;
+
+use super::report::Report;
+use super::resource::SecretNeed;
+use super::steps::Step;
+use crate::plan::TaskPlan;
+
+/// Params still holding `((vars))` become Secret references: a whole
+/// value by `secretKeyRef`, a var inside text by `$(C8S_VAR_n)`.
+pub fn secret_params(
+    pipeline: &str,
+    plan: &mut TaskPlan,
+    step: &Step,
+    needs: &mut Vec<SecretNeed>,
+    report: &mut Report<'_>,
+) {
+    let secret = format!("c8s-{}-vars", super::image::secret_suffix(pipeline));
+    let mut extra: Vec<EnvVar> = Vec::new();
+    for env in &mut plan.env {
+        let Some(value) = env.value.clone() else { continue };
+        let refs = super::vars::var_refs(&value);
+        if refs.is_empty() {
+            continue;
+        }
+        if refs.iter().any(|r| r.name.starts_with(".:")) {
+            report.error(
+                step.at,
+                &step.path,
+                format!(
+                    "param {}: `{value}` uses a load_var value, which exists only at run time",
+                    env.name
+                ),
+            );
+            continue;
+        }
+        let key = |name: &str| name.replace([':', '/'], "-");
+        for r in &refs {
+            needs.push(SecretNeed {
+                name: secret.clone(),
+                key: key(&r.name),
+                value: format!("value of (({}))", r.name),
+            });
+        }
+        if refs.len() == 1 && refs[0].range == (0..value.len()) {
+            *env = EnvVar::secret(env.name.clone(), secret.clone(), key(&refs[0].name));
+            continue;
+        }
+        let mut text = value.replace("$(", "$$(");
+        for r in &refs {
+            let var = format!("C8S_VAR_{}", extra.len());
+            text = text.replacen(&value[r.range.clone()], &format!("$({var})"), 1);
+            extra.push(EnvVar::secret(var, secret.clone(), key(&r.name)));
+        }
+        env.value = Some(text);
+    }
+    // Referenced variables must come first for Kubernetes to expand them.
+    extra.append(&mut plan.env);
+    plan.env = extra;
+}

@@ -1,0 +1,280 @@
+//! `get` and `put` steps as pods speaking Concourse's resource protocol
+//! (concourse-ci.org/implementing-resource-types.html): the resource type's
+//! image runs `/opt/resource/check`, `in` or `out` with a JSON request on
+//! stdin (`source`, `version`, `params`) and the artifact directory as its
+//! argument; the JSON response goes to stdout (the log). Credentials in
+//! `source` or `params` (anything written with `((vars))`) reach the
+//! container from a Secret c8s names, never as text in the pod.
+
+use c8s_sidecar_core::{EnvVar, FieldPath};
+
+use super::image::{ImageResource, secret_suffix};
+use super::node::{Node, Report, Value};
+use super::pipeline::{ConcoursePipeline, Resource};
+use crate::plan::{PlanIdentity, TaskPlan};
+
+/// Concourse's core resource types and the images that implement them.
+pub fn builtin_image(kind: &str) -> Option<String> {
+    const CORE: [&str; 15] = [
+        "git",
+        "registry-image",
+        "docker-image",
+        "s3",
+        "time",
+        "semver",
+        "github-release",
+        "pool",
+        "bosh-io-release",
+        "bosh-io-stemcell",
+        "cf",
+        "hg",
+        "mock",
+        "tracker",
+        "concourse-pipeline",
+    ];
+    CORE.contains(&kind).then(|| format!("concourse/{kind}-resource"))
+}
+
+/// `get`: check for the newest version when none is given, then `in` into `/workspace/$1`.
+pub const GET_SCRIPT: &str = r#"dir="/workspace/$1"; mkdir -p "$dir"
+version="$C8S_VERSION"
+if [ -z "$version" ]; then
+  versions="$(printf '{"source":%s,"version":null}' "$C8S_SOURCE" | /opt/resource/check)"
+  case "$versions" in *'{'*) ;; *) echo "c8s: check found no version of $1" >&2; exit 1 ;; esac
+  last="${versions##*\{}"; version="{${last%%\}*}}"
+fi
+echo "c8s: fetching $1 at $version" >&2
+printf '{"source":%s,"version":%s,"params":%s}' "$C8S_SOURCE" "$version" "$C8S_PARAMS" | /opt/resource/in "$dir"
+"#;
+
+/// `put`: `out` from the workspace, then (when `$1` is set) `in` of the version it made.
+pub const PUT_SCRIPT: &str = r#"response="$(printf '{"source":%s,"params":%s}' "$C8S_SOURCE" "$C8S_PARAMS" | /opt/resource/out /workspace)"
+echo "$response"
+if [ -n "$1" ]; then
+  rest="${response#*\"version\"}"; rest="${rest#*\{}"; version="{${rest%%\}*}}"
+  mkdir -p "/workspace/$1"
+  printf '{"source":%s,"version":%s,"params":%s}' "$C8S_SOURCE" "$version" "$C8S_GET_PARAMS" | /opt/resource/in "/workspace/$1"
+fi
+"#;
+
+/// A Secret c8s needs and does not have: its name, key, and what to put in it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[non_exhaustive]
+pub struct SecretNeed {
+    /// The Secret's name.
+    pub name: String,
+    /// The key.
+    pub key: String,
+    /// What the value is (a JSON template with `((vars))` to fill in, or a var name).
+    pub value: String,
+}
+
+impl SecretNeed {
+    /// The `kubectl` command that creates it.
+    pub fn how(&self) -> String {
+        format!(
+            "kubectl create secret generic {} --from-literal={}='<{}>'",
+            self.name, self.key, self.value
+        )
+    }
+}
+
+/// The image and pull secret of resource type `kind`.
+pub fn type_image(
+    pipeline: &ConcoursePipeline,
+    kind: &str,
+    report: &mut Report<'_>,
+    at: (u32, u32),
+) -> Option<(String, Option<String>, bool)> {
+    if let Some(custom) = pipeline.resource_types.iter().find(|t| t.name == kind) {
+        let path = FieldPath::root().key("resource_types");
+        let image = ImageResource::from_parts(&custom.kind, Some(&custom.source), None, &path, report)?;
+        if image.reference().contains("((") {
+            report.error(
+                custom.at,
+                &path,
+                format!("resource type `{kind}`: its image is written with vars that have no value"),
+            );
+            return None;
+        }
+        return Some((image.reference(), image.pull_secret(), custom.privileged));
+    }
+    match builtin_image(kind) {
+        Some(image) => Some((image, None, false)),
+        None => {
+            report.error(
+                at,
+                &FieldPath::root(),
+                format!("resource type `{kind}` is not defined"),
+            );
+            None
+        }
+    }
+}
+
+/// An env var carrying JSON `node`: literal when it holds no vars, else
+/// from key `key` of the pipeline's Secret for `resource`.
+fn json_env(
+    name: &str,
+    node: Option<&Node>,
+    pipeline: &str,
+    resource: &str,
+    key: &str,
+    needs: &mut Vec<SecretNeed>,
+) -> EnvVar {
+    let json = node.map_or_else(
+        || "{}".to_owned(),
+        |n| if n.is_null() { "{}".to_owned() } else { n.to_json() },
+    );
+    if json.contains("((") {
+        let secret = resource_secret(pipeline, resource);
+        needs.push(SecretNeed {
+            name: secret.clone(),
+            key: key.to_owned(),
+            value: json,
+        });
+        EnvVar::secret(name, secret, key)
+    } else {
+        EnvVar::value(name, json)
+    }
+}
+
+/// The Secret c8s names for a resource's credentials.
+pub fn resource_secret(pipeline: &str, resource: &str) -> String {
+    let mut name = format!("c8s-{}-{}", secret_suffix(pipeline), secret_suffix(resource));
+    name.truncate(63);
+    name.trim_end_matches('-').to_owned()
+}
+
+/// The plan of a get of `resource` into artifact `name`.
+#[allow(clippy::too_many_arguments)]
+pub fn get_plan(
+    pipeline: &ConcoursePipeline,
+    identity: PlanIdentity,
+    name: &str,
+    resource: &Resource,
+    params: Option<&Node>,
+    version: Option<String>,
+    needs: &mut Vec<SecretNeed>,
+    report: &mut Report<'_>,
+) -> Option<TaskPlan> {
+    let (image, secret, privileged) = type_image(pipeline, &resource.kind, report, resource.at)?;
+    let mut plan = resource_plan(identity, image, secret, privileged);
+    plan.command = vec![
+        "sh".into(),
+        "-c".into(),
+        GET_SCRIPT.into(),
+        "c8s-get".into(),
+        name.into(),
+    ];
+    plan.env = vec![
+        json_env(
+            "C8S_SOURCE",
+            Some(&resource.source),
+            &pipeline.name,
+            &resource.name,
+            "source",
+            needs,
+        ),
+        json_env(
+            "C8S_PARAMS",
+            params,
+            &pipeline.name,
+            &resource.name,
+            &format!("params-get-{}", secret_suffix(name)),
+            needs,
+        ),
+        EnvVar::value("C8S_VERSION", version.unwrap_or_default()),
+    ];
+    plan.outputs = vec![name.to_owned()];
+    Some(plan)
+}
+
+/// The plan of a put to `resource`; its implicit get lands in `.c8s-get/<name>`.
+#[allow(clippy::too_many_arguments)]
+pub fn put_plan(
+    pipeline: &ConcoursePipeline,
+    identity: PlanIdentity,
+    name: &str,
+    resource: &Resource,
+    params: Option<&Node>,
+    get_params: Option<&Node>,
+    no_get: bool,
+    needs: &mut Vec<SecretNeed>,
+    report: &mut Report<'_>,
+) -> Option<TaskPlan> {
+    let (image, secret, privileged) = type_image(pipeline, &resource.kind, report, resource.at)?;
+    let mut plan = resource_plan(identity, image, secret, privileged);
+    let target = if no_get {
+        String::new()
+    } else {
+        implicit_get_dir(name)
+    };
+    plan.command = vec![
+        "sh".into(),
+        "-c".into(),
+        PUT_SCRIPT.into(),
+        "c8s-put".into(),
+        target.clone(),
+    ];
+    let suffix = secret_suffix(name);
+    plan.env = vec![
+        json_env(
+            "C8S_SOURCE",
+            Some(&resource.source),
+            &pipeline.name,
+            &resource.name,
+            "source",
+            needs,
+        ),
+        json_env(
+            "C8S_PARAMS",
+            params,
+            &pipeline.name,
+            &resource.name,
+            &format!("params-put-{suffix}"),
+            needs,
+        ),
+        json_env(
+            "C8S_GET_PARAMS",
+            get_params,
+            &pipeline.name,
+            &resource.name,
+            &format!("params-get-{suffix}"),
+            needs,
+        ),
+    ];
+    if !no_get {
+        plan.outputs = vec![target];
+    }
+    Some(plan)
+}
+
+/// Where a put's implicit get is saved (apart from the put's inputs).
+pub fn implicit_get_dir(name: &str) -> String {
+    format!(".c8s-get/{name}")
+}
+
+fn resource_plan(
+    identity: PlanIdentity,
+    image: String,
+    secret: Option<String>,
+    privileged: bool,
+) -> TaskPlan {
+    let mut plan = TaskPlan::new(identity, image);
+    plan.skip_checkout = true;
+    // Resource images run as root in Concourse (they write to / and use ~).
+    plan.run_as_root = true;
+    plan.privileged = privileged;
+    plan.image_pull_secrets = secret.into_iter().collect();
+    plan
+}
+
+/// A version given as JSON text (`--version RESOURCE=JSON`) or a pinned mapping.
+pub fn version_json(node: Option<&Node>) -> Option<String> {
+    let node = node?;
+    match &node.value {
+        Value::Map(_) => Some(node.to_json()),
+        _ => None,
+    }
+}

@@ -1,0 +1,315 @@
+//! The steps of a job's build plan (`atc/steps.go`): a step is the mapping
+//! with exactly one step key (`get`, `put`, `task`, `in_parallel`, `do`,
+//! `try`, `set_pipeline`, `load_var`; `aggregate` is the old `in_parallel`)
+//! plus modifiers (`timeout`, `attempts`, `tags`, `across`) and hooks.
+
+use c8s_sidecar_core::{FieldPath, SourceReader};
+
+use super::fields::Fields;
+use super::node::{At, Node, Report};
+use super::pipeline::HOOKS;
+use super::step::{TASK_STEP_KEYS, TaskStep, read_task_step};
+use super::vars::Vars;
+use crate::duration::parse_duration;
+
+/// One step with its modifiers and hooks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Step {
+    /// What the step does.
+    pub kind: StepKind,
+    /// Hooks by kind (`on_success`, `on_failure`, `on_error`, `on_abort`, `ensure`).
+    pub hooks: Vec<(String, Step)>,
+    /// `timeout` in seconds.
+    pub timeout_seconds: Option<u64>,
+    /// `attempts`.
+    pub attempts: Option<u32>,
+    /// Where it is written.
+    pub at: At,
+    /// Its path in the document.
+    pub path: FieldPath,
+}
+
+/// The kinds of step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StepKind {
+    /// `get`: fetch a version of a resource as artifact `name`.
+    Get {
+        /// The artifact name.
+        name: String,
+        /// The resource.
+        resource: String,
+        /// `passed:` jobs.
+        passed: Vec<String>,
+        /// `trigger`.
+        trigger: bool,
+        /// `params`.
+        params: Option<Node>,
+        /// `version` (a pinned mapping; `latest`/`every` are None).
+        version: Option<Node>,
+    },
+    /// `put`: push to a resource, then (unless `no_get`) fetch what was pushed.
+    Put {
+        /// The step name (and the artifact of the implicit get).
+        name: String,
+        /// The resource.
+        resource: String,
+        /// `params`.
+        params: Option<Node>,
+        /// `get_params`.
+        get_params: Option<Node>,
+        /// `inputs`: `None` for all artifacts (Concourse's default), or a list.
+        inputs: Option<Vec<String>>,
+        /// `no_get`.
+        no_get: bool,
+    },
+    /// `task`.
+    Task {
+        /// The task step.
+        step: Box<TaskStep>,
+        /// The artifact named by `image:`.
+        image: Option<String>,
+    },
+    /// `in_parallel` (or `aggregate`).
+    InParallel(Vec<Step>),
+    /// `do`.
+    Do(Vec<Step>),
+    /// `try`.
+    Try(Box<Step>),
+    /// `set_pipeline`: configures a pipeline on a Concourse server.
+    SetPipeline(String),
+    /// `load_var`: reads a file of an artifact into a local var.
+    LoadVar(String),
+}
+
+impl Step {
+    /// Calls `f` on this step, its children and hooks, depth first.
+    pub fn visit(&self, f: &mut dyn FnMut(&Step)) {
+        f(self);
+        match &self.kind {
+            StepKind::InParallel(steps) | StepKind::Do(steps) => steps.iter().for_each(|s| s.visit(f)),
+            StepKind::Try(step) => step.visit(f),
+            _ => {}
+        }
+        for (_, hook) in &self.hooks {
+            hook.visit(f);
+        }
+    }
+}
+
+const MODIFIERS: [&str; 5] = ["timeout", "attempts", "tags", "across", "fail_fast"];
+
+/// Reads a list of steps.
+pub fn read_plan(
+    nodes: &[Node],
+    path: &FieldPath,
+    text: &str,
+    vars: &Vars,
+    reader: &dyn SourceReader,
+    report: &mut Report<'_>,
+) -> Vec<Step> {
+    let single = nodes.len() == 1
+        && path
+            .segments()
+            .last()
+            .is_some_and(|s| matches!(s, c8s_sidecar_core::Segment::Key(_)));
+    nodes
+        .iter()
+        .enumerate()
+        .filter_map(|(i, n)| {
+            let at = if single { path.clone() } else { path.index(i) };
+            read_step(n, &at, text, vars, reader, report)
+        })
+        .collect()
+}
+
+fn read_step(
+    node: &Node,
+    path: &FieldPath,
+    text: &str,
+    vars: &Vars,
+    reader: &dyn SourceReader,
+    report: &mut Report<'_>,
+) -> Option<Step> {
+    let kinds = [
+        "get",
+        "put",
+        "task",
+        "in_parallel",
+        "aggregate",
+        "do",
+        "try",
+        "set_pipeline",
+        "load_var",
+    ];
+    let Some(entries) = node.entries() else {
+        report.error(
+            node.at,
+            path,
+            format!("a step is a mapping, found {}", node.kind()),
+        );
+        return None;
+    };
+    let present: Vec<&str> = kinds
+        .iter()
+        .copied()
+        .filter(|k| entries.iter().any(|e| e.key == *k))
+        .collect();
+    let kind = match present.as_slice() {
+        [one] => *one,
+        [] => {
+            report.error(
+                node.at,
+                path,
+                format!("no step key: a step needs one of {}", kinds.join(", ")),
+            );
+            return None;
+        }
+        many => {
+            report.error(
+                node.at,
+                path,
+                format!("a step has exactly one step key, found {}", many.join(" and ")),
+            );
+            return None;
+        }
+    };
+    let mut allowed: Vec<&str> = MODIFIERS.iter().chain(HOOKS.iter()).copied().collect();
+    let specific: &[&str] = match kind {
+        "get" => &["get", "resource", "passed", "trigger", "params", "version"],
+        "put" => &["put", "resource", "params", "get_params", "inputs", "no_get"],
+        "task" => &TASK_STEP_KEYS,
+        "in_parallel" | "aggregate" => &[kind],
+        "do" => &["do"],
+        "try" => &["try"],
+        "set_pipeline" => &[
+            "set_pipeline",
+            "file",
+            "vars",
+            "var_files",
+            "team",
+            "instance_vars",
+        ],
+        _ => &["load_var", "file", "format", "reveal"],
+    };
+    allowed.extend(specific);
+    let f = Fields::new(node, path.clone(), &allowed, report)?;
+    let kind = match kind {
+        "get" => {
+            let name = f.required("get", report)?;
+            StepKind::Get {
+                resource: f.string("resource", report).unwrap_or_else(|| name.clone()),
+                passed: f.strings("passed", report),
+                trigger: f.flag("trigger", report),
+                params: f.get("params").cloned(),
+                version: f.get("version").filter(|v| v.entries().is_some()).cloned(),
+                name,
+            }
+        }
+        "put" => {
+            let name = f.required("put", report)?;
+            let inputs = match f.get("inputs") {
+                Some(n) if n.scalar() == Some("all") => None,
+                Some(n) if n.scalar() == Some("detect") => None,
+                Some(_) => Some(f.strings("inputs", report)),
+                None => None,
+            };
+            StepKind::Put {
+                resource: f.string("resource", report).unwrap_or_else(|| name.clone()),
+                params: f.get("params").cloned(),
+                get_params: f.get("get_params").cloned(),
+                no_get: f.flag("no_get", report),
+                inputs,
+                name,
+            }
+        }
+        "task" => {
+            let keys: Vec<&str> = TASK_STEP_KEYS.to_vec();
+            let only_task = super::node::Node {
+                value: super::node::Value::Map(
+                    entries
+                        .iter()
+                        .filter(|e| keys.contains(&e.key.as_str()))
+                        .cloned()
+                        .collect(),
+                ),
+                at: node.at,
+            };
+            let (step, image) = read_task_step(&only_task, path, text, vars, reader, report)?;
+            StepKind::Task {
+                step: Box::new(step),
+                image,
+            }
+        }
+        "in_parallel" | "aggregate" => {
+            let inner = f.get(kind)?;
+            let (list, list_path) = match inner.get("steps") {
+                Some(steps) => {
+                    Fields::new(inner, f.at(kind), &["steps", "limit", "fail_fast"], report)?;
+                    (steps, f.at(kind).key("steps"))
+                }
+                None => (inner, f.at(kind)),
+            };
+            let steps = super::fields::list(list, &list_path, report);
+            StepKind::InParallel(read_plan(steps, &list_path, text, vars, reader, report))
+        }
+        "do" => {
+            let steps = f.list("do", report);
+            StepKind::Do(read_plan(steps, &f.at("do"), text, vars, reader, report))
+        }
+        "try" => {
+            let inner = f.get("try")?;
+            let mut steps = read_plan(
+                std::slice::from_ref(inner),
+                &f.at("try"),
+                text,
+                vars,
+                reader,
+                report,
+            );
+            StepKind::Try(Box::new(steps.pop()?))
+        }
+        "set_pipeline" => StepKind::SetPipeline(f.required("set_pipeline", report)?),
+        _ => StepKind::LoadVar(f.required("load_var", report)?),
+    };
+    if f.has("across") {
+        report.error(
+            node.at,
+            &f.at("across"),
+            "`across` (one step per combination of var values) is not supported by c8s yet: write the combinations out as separate steps",
+        );
+    }
+    let mut step = Step {
+        kind,
+        hooks: Vec::new(),
+        timeout_seconds: None,
+        attempts: f
+            .number("attempts", report)
+            .map(|n| u32::try_from(n).unwrap_or(u32::MAX)),
+        at: node.at,
+        path: path.clone(),
+    };
+    if let Some(timeout) = f.string("timeout", report) {
+        match parse_duration(&timeout) {
+            Ok(s) => step.timeout_seconds = Some(s),
+            Err(reason) => report.error(node.at, &f.at("timeout"), format!("{timeout:?}: {reason}")),
+        }
+    }
+    for hook in HOOKS {
+        if let Some(inner) = f.get(hook) {
+            let mut steps = read_plan(
+                std::slice::from_ref(inner),
+                &f.at(hook),
+                text,
+                vars,
+                reader,
+                report,
+            );
+            if let Some(s) = steps.pop() {
+                step.hooks.push((hook.to_owned(), s));
+            }
+        }
+    }
+    Some(step)
+}
