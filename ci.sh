@@ -35,5 +35,13 @@ else
   cargo test --workspace --locked --no-fail-fast
 fi
 
+step "tests that need helm or kubernetes-validate (#[ignore = \"needs ...\"]; \"needs cluster\" stays ignored)"
+cargo test --locked -p c8s-pod-builder --test kubernetes_validate -- --ignored
+cargo test --locked -p c8s-helm --test helm -- --ignored
+cargo test --locked -p c8s-cli --test helm --test render -- --ignored
+
+step "cargo package: every library crate, in dependency order (unpublished dependencies come from a local registry overlay)"
+cargo package --locked -p c8s-sidecar-core -p c8s-pipeline-model -p c8s-pod-builder -p c8s-kube -p c8s-helm
+
 step "fuzz smoke: every cargo-fuzz target for 20 s (the long run: scripts/fuzz.sh 600)"
 ./scripts/fuzz.sh 20

@@ -19,7 +19,7 @@ work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 
 echo "bench-helm: building c8s (release)" >&2
-cargo build --release --quiet -p c8s
+cargo build --release --quiet -p c8s-cli
 c8s="$target/release/c8s"
 
 # A pipeline of $steps steps: a chain of layers of 10, every 10th step with a sidecar.

@@ -1,19 +1,19 @@
-//! The pipeline rules (SPEC §3), as functions that push [`Finding`]s: a
+//! The pipeline rules, as functions that push [`Finding`]s: a
 //! problem at a field path, located later only if there is one.
 
 use std::collections::BTreeMap;
 
 use c8s_sidecar_core::validate::{self, Finding, Placed};
-use c8s_sidecar_core::{FieldPath, Problem, Resources, names};
+use c8s_sidecar_core::{FieldPath, Problem, names, rules};
 
 use crate::links;
 use crate::matrix::{self, Matrix, known_dimensions};
 use crate::ordered::OrderedMap;
 use crate::pipeline::{Pipeline, PipelineOptions, Step};
+// Re-exported for the task-config rules in task.rs.
+pub(crate) use crate::subject::Subject;
+use crate::subject::step_subject;
 use crate::substitute::substitute_sidecar;
-
-/// Who findings are about (`step "unit"`, or the pipeline itself) and where.
-pub(crate) type Subject<'f> = validate::Sink<'f>;
 
 /// Every finding about `pipeline` (except its sidecar files, checked where
 /// they are read) in document `doc`.
@@ -74,21 +74,6 @@ pub(crate) fn pipeline(pipeline: &Pipeline, doc: usize, options: &PipelineOption
         links::check_links(&mut subject, pipeline, step, &first_by_name, dag.as_ref());
     }
     findings
-}
-
-pub(crate) fn step_subject<'f>(
-    findings: &'f mut Vec<Finding>,
-    doc: usize,
-    i: usize,
-    step: &Step,
-) -> Subject<'f> {
-    let label = format!("step {}", c8s_sidecar_core::error::quoted(&step.name));
-    Subject::at(
-        findings,
-        doc,
-        FieldPath::root().key("steps").index(i),
-        Some(label),
-    )
 }
 
 fn globs(subject: &mut Subject<'_>, globs: &[String], at: &FieldPath) {
@@ -236,7 +221,7 @@ fn check_step(s: &mut Subject<'_>, step: &Step, dimensions: &[&str], combination
     } else if templates_ok {
         check_substituted(s, step, combinations);
     }
-    resources(s, &step.resources, &at.key("resources"));
+    rules::resources(&step.resources, &at.key("resources"), s);
     if let Some(timeout) = &step.timeout {
         duration(s, timeout, at.key("timeout"));
     }
@@ -249,11 +234,7 @@ fn check_step(s: &mut Subject<'_>, step: &Step, dimensions: &[&str], combination
         }
         globs(s, &c.branches, &at.key("conditional").key("branches"));
     }
-    match step.run_as_user {
-        Some(0) if !step.run_as_root => s.problem(at.key("runAsUser"), Problem::RootUser { uid: 0 }),
-        Some(uid) if uid < 0 => s.problem(at.key("runAsUser"), Problem::NotPositive { value: uid }),
-        _ => {}
-    }
+    rules::run_as_user(step.run_as_user, step.run_as_root, &at.key("runAsUser"), s);
 }
 
 /// Rules that hold only after `${{ matrix.X }}` substitution, for every
@@ -281,40 +262,6 @@ fn check_substituted(s: &mut Subject<'_>, step: &Step, combinations: &[OrderedMa
                 path,
             };
             validate::check_sidecar(placed, s.findings());
-        }
-    }
-}
-
-fn resources(s: &mut Subject<'_>, resources: &Resources, at: &FieldPath) {
-    for (section, list) in [("requests", &resources.requests), ("limits", &resources.limits)] {
-        for (name, quantity) in list {
-            let here = at.key(section).key(name);
-            if !names::resource_name(name) {
-                s.problem(here.clone(), Problem::InvalidResourceName { value: name.clone() });
-            }
-            if quantity.is_negative() {
-                s.problem(
-                    here,
-                    Problem::NegativeQuantity {
-                        resource: name.clone(),
-                        value: quantity.to_string(),
-                    },
-                );
-            }
-        }
-    }
-    for (name, request) in &resources.requests {
-        if let Some(limit) = resources.limits.get(name)
-            && request.nanos() > limit.nanos()
-        {
-            s.problem(
-                at.key("requests").key(name),
-                Problem::RequestExceedsLimit {
-                    resource: name.clone(),
-                    request: request.to_string(),
-                    limit: limit.to_string(),
-                },
-            );
         }
     }
 }

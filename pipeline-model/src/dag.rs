@@ -159,12 +159,6 @@ impl Dag {
             .map(NodeIndex::new)
     }
 
-    /// The underlying petgraph graph: node weights are step names, edges go
-    /// from a dependency to its dependent, nodes are in name order.
-    pub fn graph(&self) -> &DiGraph<String, ()> {
-        &self.graph
-    }
-
     /// The step names, sorted.
     pub fn steps(&self) -> impl Iterator<Item = &str> {
         self.graph.raw_nodes().iter().map(|n| n.weight.as_str())
@@ -360,7 +354,7 @@ mod tests {
             ("ship", vec!["test", "build"]),
         ])
         .unwrap_or_else(|e| panic!("acyclic: {e}"));
-        assert_eq!(dag.graph().edge_count(), 4);
+        assert_eq!(dag.graph.edge_count(), 4);
         assert_eq!(dag.steps().collect::<Vec<_>>(), ["build", "lint", "ship", "test"]);
         assert!(dag.contains("lint") && !dag.contains("lin") && !dag.contains("zzz"));
         assert_eq!(dag.dependencies("test"), ["build", "lint"]);

@@ -22,6 +22,13 @@ use crate::substitute::{substitute_all, substitute_sidecar};
 pub struct RunPlan {
     /// The pipeline's name.
     pub pipeline: String,
+    /// The Git repository every step clones.
+    #[serde(default)]
+    pub repository: String,
+    /// The whole-run deadline in seconds (the pipeline's `timeout`), if set; a
+    /// step without its own `timeout` gets it as its pod's deadline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_seconds: Option<u64>,
     /// The branch the run is for; `None`: conditions were not evaluated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub branch: Option<String>,
@@ -104,6 +111,10 @@ impl Pipeline {
             .into_iter()
             .map(|l| l.into_iter().map(str::to_owned).collect())
             .collect();
+        let timeout_seconds = self
+            .timeout
+            .as_deref()
+            .and_then(|t| crate::parse_duration(t).ok());
         let by_name: BTreeMap<&str, &Step> = self.steps.iter().map(|s| (s.name.as_str(), s)).collect();
         let mut plans = Vec::new();
         let runs: Vec<Option<&Combination>> = if combinations.is_empty() {
@@ -120,18 +131,43 @@ impl Pipeline {
                     let mut plan = step_plan(&self.name, step, combination)
                         .map_err(|p| Errors::from(invalid_input(format!("step {name:?}: {p}"))))?;
                     plan.pod = self.pod.overlay(&plan.pod);
+                    // No step outlives its run.
+                    plan.timeout_seconds = plan.timeout_seconds.or(timeout_seconds);
                     plans.push(plan);
                 }
             }
         }
         Ok(RunPlan {
             pipeline: self.name.clone(),
+            repository: self.repository.clone(),
+            timeout_seconds,
             branch: branch.map(str::to_owned),
             combinations,
             layers,
             skipped,
             plans,
         })
+    }
+}
+
+impl RunPlan {
+    /// What the run asks of the cluster: per layer, the effective requests of
+    /// every pod in it (all combinations run side by side); the run's `peak`
+    /// is its largest layer, `total` every pod together.
+    pub fn resources(&self) -> crate::RunResources {
+        let layer_of: BTreeMap<&str, usize> = self
+            .layers
+            .iter()
+            .enumerate()
+            .flat_map(|(i, l)| l.iter().map(move |s| (s.as_str(), i)))
+            .collect();
+        let mut by_layer: Vec<Vec<crate::EffectiveResources>> = vec![Vec::new(); self.layers.len()];
+        for plan in &self.plans {
+            if let Some(&layer) = layer_of.get(plan.identity.step.as_str()) {
+                by_layer[layer].push(crate::plan_effective_resources(plan));
+            }
+        }
+        crate::run_resources(&by_layer)
     }
 }
 

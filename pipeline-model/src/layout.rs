@@ -2,7 +2,8 @@
 //! resources. pod-builder renders exactly this layout, and resource arithmetic
 //! (the KEP-753 effective request) is computed on it, so the two always agree.
 //!
-//! Order (K8S.md): plain init containers first (`git-clone`, then one
+//! Order (<https://kubernetes.io/docs/concepts/workloads/pods/sidecar-containers/>,
+//! KEP-753): plain init containers first (`git-clone`, then one
 //! `c8s-input-N` per input), then sidecars (native: restartable init
 //! containers), then `main`, then `artifact-helper` when there are outputs.
 //! Plain init containers go before sidecars so they do not add to the
@@ -37,17 +38,7 @@ pub struct LaidOutContainer {
     pub resources: Resources,
 }
 
-/// Name of the init container that clones the repository.
-pub const GIT_CLONE: &str = "git-clone";
-/// Name of the main container.
-pub const MAIN: &str = "main";
-/// Name of the container that saves outputs.
-pub const ARTIFACT_HELPER: &str = "artifact-helper";
-
-/// The name of the init container that unpacks input number `index`.
-pub fn input_container_name(index: usize) -> String {
-    format!("c8s-input-{index}")
-}
+pub use c8s_sidecar_core::contract::{ARTIFACT_HELPER, GIT_CLONE, MAIN, input_container_name};
 
 /// Requests and limits of the containers c8s adds (clone, inputs, artifacts):
 /// 50m/64Mi requested, 500m/256Mi at most. Built once per process.

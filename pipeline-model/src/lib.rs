@@ -44,16 +44,20 @@ mod links;
 pub mod masker;
 pub mod matrix;
 mod ordered;
+mod parse;
 pub mod pipeline;
 pub mod plan;
+mod plan_build;
 pub mod pod;
 pub mod resources;
 pub mod schedule;
 mod sidecar_files;
+mod subject;
 mod substitute;
 pub use concourse::task;
 
 pub use c8s_sidecar_core as sidecar;
+pub use c8s_sidecar_core::contract;
 pub use c8s_sidecar_core::{Errors, MemorySource, SourceReader};
 pub use concourse::{
     ContainerLimits, ImageResource, ImageSource, TaskCache, TaskConfig, TaskInput, TaskOutput, TaskRun,
@@ -66,9 +70,8 @@ pub use layout::{ContainerRole, LaidOutContainer, pod_layout};
 pub use masker::{MaskerError, SecretMasker};
 pub use matrix::{Combination, DEFAULT_MAX_COMBINATIONS, Matrix};
 pub use ordered::OrderedMap;
-pub use pipeline::{
-    Conditional, Pipeline, PipelineOptions, SecretEnv, Step, StepInput, parse_pipeline, parse_pipeline_with,
-};
+pub use parse::{parse_pipeline, parse_pipeline_with};
+pub use pipeline::{Conditional, Pipeline, PipelineOptions, SecretEnv, Step, StepInput};
 pub use plan::{PlanIdentity, PlanInput, TaskPlan};
 pub use pod::{Affinity, EphemeralStorage, PodOverrides, Toleration};
 pub use resources::{
@@ -77,3 +80,7 @@ pub use resources::{
 };
 pub use schedule::{CriticalPath, Progress, SkipReason};
 pub use substitute::substitute_sidecar;
+// The README's examples are compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

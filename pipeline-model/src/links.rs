@@ -6,9 +6,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use c8s_sidecar_core::validate::Finding;
 use c8s_sidecar_core::{FieldPath, Problem};
 
-use crate::check::{Subject, step_subject};
 use crate::dag::{Dag, DagError};
 use crate::pipeline::{Pipeline, Step};
+use crate::subject::{Subject, step_subject};
 
 /// Builds the DAG from the valid `dependsOn` edges, reporting a cycle at the
 /// `dependsOn` of its first step. `None` when there is a cycle.

@@ -1,15 +1,12 @@
-//! The `.c8s.yaml` pipeline format (SPEC §3) as Rust types, and
-//! [`parse_pipeline`]: strict parsing, loading of `sidecarFiles`, validation.
+//! The `.c8s.yaml` pipeline format (an example: `examples/pipelines/orders.c8s.yaml`)
+//! as Rust types; [`parse_pipeline`](crate::parse_pipeline) reads it.
 
-use c8s_sidecar_core::validate::Placed;
-use c8s_sidecar_core::{Errors, FieldPath, Resources, SidecarConfig, SourceReader};
+use c8s_sidecar_core::{Resources, SidecarConfig};
 use serde::{Deserialize, Serialize};
 
-use crate::check;
 use crate::matrix::{DEFAULT_MAX_COMBINATIONS, Matrix};
 use crate::ordered::OrderedMap;
 use crate::pod::{Affinity, EphemeralStorage, PodOverrides, Toleration};
-use crate::sidecar_files;
 
 /// A pipeline: steps arranged as a DAG, optionally run once per matrix combination.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -74,7 +71,7 @@ pub struct Step {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sidecar_files: Vec<String>,
     /// The sidecars loaded from `sidecar_files`, in file order (filled by
-    /// [`parse_pipeline`]; never written by users).
+    /// [`parse_pipeline`](crate::parse_pipeline); never written by users).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub loaded_sidecars: Vec<SidecarConfig>,
     /// Directories (relative to the workspace) saved as artifacts.
@@ -179,39 +176,6 @@ impl Pipeline {
     pub fn step(&self, name: &str) -> Option<&Step> {
         self.steps.iter().find(|s| s.name == name)
     }
-
-    /// Checks a pipeline built in code against every rule (errors have no
-    /// line numbers: there is no file).
-    pub fn validate(&self, options: &PipelineOptions) -> Result<(), Errors> {
-        let mut locator = c8s_sidecar_core::validate::Locator::new();
-        let doc = locator.add("<input>", "");
-        let mut findings = check::pipeline(self, doc, options);
-        for (i, step) in self.steps.iter().enumerate() {
-            let base = FieldPath::root().key("steps").index(i);
-            let loaded: Vec<FieldPath> = (0..step.loaded_sidecars.len())
-                .map(|j| base.key("loadedSidecars").index(j))
-                .collect();
-            let mut placed: Vec<Placed<'_>> = Vec::new();
-            let inline: Vec<FieldPath> = (0..step.sidecars.len())
-                .map(|j| base.key("sidecars").index(j))
-                .collect();
-            for (sidecar, path) in step.sidecars.iter().zip(&inline) {
-                placed.push(Placed { sidecar, doc, path });
-            }
-            for (sidecar, path) in step.loaded_sidecars.iter().zip(&loaded) {
-                let here = Placed { sidecar, doc, path };
-                c8s_sidecar_core::validate::check_sidecar(here, &mut findings);
-                placed.push(here);
-            }
-            c8s_sidecar_core::validate::check_pod_sidecars(&placed, &mut findings);
-        }
-        let findings = sidecar_files::dedup(findings);
-        if findings.is_empty() {
-            Ok(())
-        } else {
-            Err(locator.locate(findings))
-        }
-    }
 }
 
 impl Step {
@@ -294,7 +258,7 @@ impl PipelineOptions {
 /// the fields c8s fills in.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct PipelineDoc {
+pub(crate) struct PipelineDoc {
     name: String,
     repository: String,
     #[serde(default)]
@@ -404,6 +368,20 @@ macro_rules! pod_overrides {
     };
 }
 
+impl From<PipelineDoc> for Pipeline {
+    fn from(doc: PipelineDoc) -> Self {
+        Pipeline {
+            name: doc.name,
+            repository: doc.repository,
+            branches: doc.branches,
+            timeout: doc.timeout,
+            matrix: doc.matrix,
+            steps: doc.steps.into_iter().map(Step::from).collect(),
+            pod: pod_overrides!(doc),
+        }
+    }
+}
+
 impl From<StepDoc> for Step {
     fn from(d: StepDoc) -> Self {
         Self {
@@ -426,84 +404,5 @@ impl From<StepDoc> for Step {
             run_as_root: d.run_as_root,
             pod: pod_overrides!(d),
         }
-    }
-}
-
-/// Parses and validates a `.c8s.yaml` pipeline; `sidecarFiles` are read
-/// through `reader` with the paths as written. Reports every problem.
-///
-/// ```
-/// use c8s_pipeline_model::{parse_pipeline, MemorySource};
-/// let text = "\
-/// name: demo
-/// repository: https://example.com/demo.git
-/// steps:
-///   - name: test
-///     image: alpine:3
-///     dependsOn: [lint]
-///   - name: lint
-///     image: alpine:3
-///     dependsOn: [test]
-/// ";
-/// let errors = parse_pipeline(".c8s.yaml", text, &MemorySource::new()).unwrap_err();
-/// assert_eq!(
-///     errors.to_string(),
-///     ".c8s.yaml:9:5: step \"lint\": dependsOn: dependency cycle: lint -> test -> lint"
-/// );
-/// ```
-pub fn parse_pipeline(file: &str, text: &str, reader: &dyn SourceReader) -> Result<Pipeline, Errors> {
-    parse_pipeline_with(file, text, reader, &PipelineOptions::default())
-}
-
-/// Like [`parse_pipeline`], with options (the matrix cap).
-pub fn parse_pipeline_with(
-    file: &str,
-    text: &str,
-    reader: &dyn SourceReader,
-    options: &PipelineOptions,
-) -> Result<Pipeline, Errors> {
-    let doc: PipelineDoc = c8s_sidecar_core::yaml::from_str(file, text)?;
-    let mut pipeline = Pipeline {
-        name: doc.name,
-        repository: doc.repository,
-        branches: doc.branches,
-        timeout: doc.timeout,
-        matrix: doc.matrix,
-        steps: Vec::new(),
-        pod: PodOverrides::default(),
-    };
-    pipeline.steps = doc.steps.into_iter().map(Step::from).collect();
-    pipeline.pod = pod_overrides!(doc);
-    let mut locator = c8s_sidecar_core::validate::Locator::new();
-    let main = locator.add(file, text);
-    let mut findings = check::pipeline(&pipeline, main, options);
-    let mut errors = Vec::new();
-    let files = sidecar_files::read_all(
-        reader,
-        pipeline.steps.iter().flat_map(|s| s.sidecar_files.iter()),
-        main + 1,
-        &mut errors,
-    );
-    for loaded in &files {
-        locator.add(&loaded.path, &loaded.text);
-    }
-    sidecar_files::check_files(&files, &mut findings);
-    for (i, step) in pipeline.steps.iter_mut().enumerate() {
-        let base = FieldPath::root().key("steps").index(i);
-        step.loaded_sidecars = sidecar_files::check_step(
-            main,
-            &base,
-            &step.sidecars,
-            &step.sidecar_files,
-            &files,
-            &mut findings,
-        );
-    }
-    let findings = sidecar_files::dedup(findings);
-    errors.extend(locator.locate(findings));
-    if errors.is_empty() {
-        Ok(pipeline)
-    } else {
-        Err(Errors::new(errors))
     }
 }

@@ -228,7 +228,7 @@ pub fn git_clone(ctx: &RunContext, checkout: Option<&str>) -> core::Container {
         None => scripts::WORKSPACE.to_owned(),
     };
     let mut container = helper(
-        c8s_pipeline_model::layout::GIT_CLONE,
+        crate::contract::GIT_CLONE,
         &ctx.git_image,
         scripts::GIT_CLONE,
         ctx.security_profile,
@@ -268,13 +268,13 @@ pub fn extract_input(name: &str, ctx: &RunContext, artifact: &str, path: &str) -
 /// The `artifact-helper` container: saves `outputs` into artifact directory `dir`.
 pub fn artifact_helper(ctx: &RunContext, dir: &str, outputs: &[String]) -> core::Container {
     let mut container = helper(
-        c8s_pipeline_model::layout::ARTIFACT_HELPER,
+        crate::contract::ARTIFACT_HELPER,
         &ctx.helper_image,
         scripts::SAVE_OUTPUTS,
         ctx.security_profile,
     );
     if let Some(command) = container.command.as_mut() {
-        command.push("artifact-helper".to_owned());
+        command.push(crate::contract::ARTIFACT_HELPER.to_owned());
         command.push(dir.to_owned());
         command.extend(outputs.iter().map(|o| o.trim_end_matches('/').to_owned()));
     }
@@ -306,7 +306,7 @@ pub fn main(plan: &TaskPlan, ctx: &RunContext, mounts: Vec<core::VolumeMount>) -
         Some(dir) => format!("{}/{dir}", scripts::WORKSPACE),
     };
     core::Container {
-        name: c8s_pipeline_model::layout::MAIN.to_owned(),
+        name: crate::contract::MAIN.to_owned(),
         image: Some(plan.image.clone()),
         command: (!command.is_empty()).then_some(command),
         args: (!args.is_empty()).then_some(args),

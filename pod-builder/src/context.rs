@@ -224,6 +224,31 @@ impl RunContext {
         self
     }
 
+    /// Sets the owner from plain values, so that deleting the owner deletes the
+    /// rendered objects (garbage collection; the owner must be in the same
+    /// namespace). `controller` and `blockOwnerDeletion` stay unset.
+    ///
+    /// ```
+    /// # use c8s_pod_builder::RunContext;
+    /// let ctx = RunContext::new("run-1", 1).with_owner("batch/v1", "Job", "ci-run-1", "5f2c…");
+    /// assert_eq!(ctx.owner_reference.unwrap().kind, "Job");
+    /// ```
+    pub fn with_owner(
+        self,
+        api_version: impl Into<String>,
+        kind: impl Into<String>,
+        name: impl Into<String>,
+        uid: impl Into<String>,
+    ) -> Self {
+        self.with_owner_reference(OwnerReference {
+            api_version: api_version.into(),
+            kind: kind.into(),
+            name: name.into(),
+            uid: uid.into(),
+            ..Default::default()
+        })
+    }
+
     /// Sets the artifact PersistentVolumeClaim.
     pub fn with_artifact_claim(mut self, claim: impl Into<String>) -> Self {
         self.artifact_claim = claim.into();
@@ -313,6 +338,40 @@ impl RunContext {
     pub fn with_pod_spec_patch(mut self, patch: serde_json::Value) -> Self {
         self.pod_spec_patch = Some(patch);
         self
+    }
+
+    /// Tolerates the taint `key=value:effect` (operator `Equal`); `effect` is
+    /// `NoSchedule`, `PreferNoSchedule` or `NoExecute`.
+    ///
+    /// ```
+    /// # use c8s_pod_builder::RunContext;
+    /// let ctx = RunContext::new("run-1", 1).with_taint_toleration("dedicated", "ci", "NoSchedule");
+    /// assert_eq!(ctx.tolerations[0].operator.as_deref(), Some("Equal"));
+    /// ```
+    pub fn with_taint_toleration(
+        self,
+        key: impl Into<String>,
+        value: impl Into<String>,
+        effect: impl Into<String>,
+    ) -> Self {
+        self.with_toleration(Toleration {
+            key: Some(key.into()),
+            operator: Some("Equal".to_owned()),
+            value: Some(value.into()),
+            effect: Some(effect.into()),
+            ..Default::default()
+        })
+    }
+
+    /// Tolerates every taint with `key` and `effect`, whatever its value
+    /// (operator `Exists`).
+    pub fn with_key_toleration(self, key: impl Into<String>, effect: impl Into<String>) -> Self {
+        self.with_toleration(Toleration {
+            key: Some(key.into()),
+            operator: Some("Exists".to_owned()),
+            effect: Some(effect.into()),
+            ..Default::default()
+        })
     }
 
     /// Sets how long a finished Job is kept.

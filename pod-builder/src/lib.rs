@@ -31,6 +31,20 @@
 //! `artifact-helper` when the step has outputs (it waits for the exit-code file
 //! `main`'s wrapper writes, then tars the outputs to the artifact PVC).
 //!
+//! ## Installation
+//!
+//! k8s-openapi needs exactly one Kubernetes version feature, chosen by the
+//! application (this library never picks one); add both lines:
+//!
+//! ```toml
+//! [dependencies]
+//! c8s-pod-builder = "0.1"
+//! k8s-openapi = { version = "0.29", features = ["latest"] }
+//! ```
+//!
+//! The k8s-openapi in use is re-exported as [`k8s_openapi`]. Building plans in
+//! code: [`prelude`]; reading rendered pods in tests: [`inspect`].
+//!
 //! Every object is checked against the API server's client-checkable rules
 //! ([`validate`]) before it is returned. This crate does no I/O.
 
@@ -38,9 +52,11 @@ pub mod concourse;
 pub mod containers;
 pub mod context;
 pub mod error;
+pub mod inspect;
 pub mod names;
 mod overrides;
 pub mod render;
+pub mod run;
 pub mod scripts;
 pub mod security;
 pub mod serialize;
@@ -48,12 +64,50 @@ mod services;
 pub mod validate;
 
 pub use c8s_pipeline_model as model;
+pub use c8s_sidecar_core::contract;
 pub use context::{RunContext, SecurityProfile, SidecarMode};
 pub use error::{Error, Violation};
+/// The k8s-openapi this crate renders into (`Pod`, `Job`, `OwnerReference`, `Toleration`), so
+/// callers name the same types without a second, possibly different, version.
+pub use k8s_openapi;
 pub use render::{object_name, render_job, render_pod};
+pub use run::{render_all, render_all_jobs};
 pub use security::{check_baseline, check_restricted, pod_security_level};
 pub use serialize::{
     Object, YamlStream, to_canonical_json, to_canonical_json_list, to_canonical_yaml,
     to_canonical_yaml_stream,
 };
 pub use validate::{validate_job, validate_pod};
+
+// The README's examples are compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct WorkspaceReadmeDoctests;
+
+/// What a program that builds plans in code and renders them needs, in one `use`.
+///
+/// ```
+/// use c8s_pod_builder::prelude::*;
+///
+/// let plan = TaskPlan::for_step("shop", "unit", "golang:1.23")
+///     .with_sidecar(SidecarConfig::new("redis", "redis:7-alpine").with_port(6379));
+/// let pod = render_pod(&plan, &RunContext::new("run-1", 1))?;
+/// assert!(to_canonical_yaml(&pod)?.contains("image: redis:7-alpine"));
+/// # Ok::<(), Error>(())
+/// ```
+pub mod prelude {
+    pub use crate::inspect::{container, env_value};
+    pub use crate::{
+        Error, RunContext, SecurityProfile, SidecarMode, render_all, render_job, render_pod,
+        to_canonical_json, to_canonical_yaml,
+    };
+    pub use c8s_pipeline_model::{PlanIdentity, PlanInput, TaskPlan};
+    pub use c8s_sidecar_core::{
+        EnvVar, Port, PortRef, Problem, Protocol, Quantity, Readiness, ReadinessProbe, Resources,
+        SidecarConfig,
+    };
+}

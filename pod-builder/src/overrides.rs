@@ -15,9 +15,6 @@ use serde::de::DeserializeOwned;
 use crate::Error;
 use crate::context::RunContext;
 
-/// Label and annotation key prefixes c8s owns.
-pub(crate) const RESERVED_PREFIXES: [&str; 2] = ["c8s.dev/", "app.kubernetes.io/"];
-
 const EPHEMERAL_STORAGE: &str = "ephemeral-storage";
 
 /// `plan` with the overrides' ephemeral storage in `main`'s resources, unless
@@ -69,7 +66,7 @@ pub(crate) fn apply(
 ) -> Result<(), Error> {
     let pod = &plan.pod;
     for key in pod.labels.keys().chain(pod.annotations.keys()) {
-        if RESERVED_PREFIXES.iter().any(|p| key.starts_with(p)) {
+        if c8s_sidecar_core::contract::is_reserved_key(key) {
             return Err(Error::ReservedLabel { key: key.clone() });
         }
     }

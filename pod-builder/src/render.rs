@@ -10,8 +10,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use crate::containers::{self, ARTIFACTS_VOLUME, CACHE_VOLUME, WORKSPACE_VOLUME};
 use crate::context::{RunContext, SidecarMode};
 use crate::names::{self, NameParts};
-use crate::overrides::{self, RESERVED_PREFIXES};
-use crate::{Error, validate};
+use crate::overrides;
+use crate::{Error, contract, validate};
 
 /// Renders `plan` as a Pod (restartPolicy Never), validated.
 ///
@@ -105,6 +105,7 @@ pub fn object_name(plan: &TaskPlan, ctx: &RunContext) -> String {
 }
 
 fn render_parts(plan: &TaskPlan, ctx: &RunContext) -> Result<(ObjectMeta, core::PodSpec), Error> {
+    plan.validate().map_err(Error::InvalidPlan)?;
     let mode = ctx.effective_sidecar_mode()?;
     check_paths(plan)?;
     if !plan.outputs.is_empty() && plan.command.is_empty() {
@@ -122,34 +123,43 @@ fn render_parts(plan: &TaskPlan, ctx: &RunContext) -> Result<(ObjectMeta, core::
 
 fn metadata(plan: &TaskPlan, ctx: &RunContext, name: &str) -> Result<ObjectMeta, Error> {
     for key in ctx.labels.keys().chain(ctx.annotations.keys()) {
-        if RESERVED_PREFIXES.iter().any(|p| key.starts_with(p)) {
+        if contract::is_reserved_key(key) {
             return Err(Error::ReservedLabel { key: key.clone() });
         }
     }
     let pipeline = pipeline_name(plan, ctx);
     let mut labels = ctx.labels.clone();
     labels.extend([
-        ("app.kubernetes.io/name".to_owned(), "c8s".to_owned()),
-        ("app.kubernetes.io/instance".to_owned(), name.to_owned()),
-        ("app.kubernetes.io/component".to_owned(), "step".to_owned()),
-        ("app.kubernetes.io/managed-by".to_owned(), "c8s".to_owned()),
-        ("c8s.dev/pipeline".to_owned(), names::label_value(pipeline)),
-        ("c8s.dev/run".to_owned(), names::label_value(&ctx.run_id)),
-        ("c8s.dev/step".to_owned(), names::label_value(&plan.identity.step)),
-        ("c8s.dev/build".to_owned(), ctx.build.to_string()),
+        (contract::NAME_LABEL.to_owned(), contract::APP_NAME.to_owned()),
+        (contract::INSTANCE_LABEL.to_owned(), name.to_owned()),
+        (
+            contract::COMPONENT_LABEL.to_owned(),
+            contract::COMPONENT_STEP.to_owned(),
+        ),
+        (
+            contract::MANAGED_BY_LABEL.to_owned(),
+            contract::MANAGED_BY_VALUE.to_owned(),
+        ),
+        (contract::PIPELINE_LABEL.to_owned(), names::label_value(pipeline)),
+        (contract::RUN_LABEL.to_owned(), names::label_value(&ctx.run_id)),
+        (
+            contract::STEP_LABEL.to_owned(),
+            names::label_value(&plan.identity.step),
+        ),
+        (contract::BUILD_LABEL.to_owned(), ctx.build.to_string()),
     ]);
     if let Some(id) = &plan.identity.matrix_id {
-        labels.insert("c8s.dev/matrix".to_owned(), names::label_value(id));
+        labels.insert(contract::MATRIX_KEY.to_owned(), names::label_value(id));
     }
     // The unshortened facts, for people and tools (label values may be hashed).
     let mut annotations = ctx.annotations.clone();
     let facts = [
-        ("c8s.dev/pipeline", pipeline),
-        ("c8s.dev/step", plan.identity.step.as_str()),
-        ("c8s.dev/run-id", ctx.run_id.as_str()),
-        ("c8s.dev/repository", ctx.repository.as_str()),
-        ("c8s.dev/commit", ctx.commit.as_str()),
-        ("c8s.dev/branch", ctx.branch.as_str()),
+        (contract::PIPELINE_ANNOTATION, pipeline),
+        (contract::STEP_ANNOTATION, plan.identity.step.as_str()),
+        (contract::RUN_ID_ANNOTATION, ctx.run_id.as_str()),
+        (contract::REPOSITORY_ANNOTATION, ctx.repository.as_str()),
+        (contract::COMMIT_ANNOTATION, ctx.commit.as_str()),
+        (contract::BRANCH_ANNOTATION, ctx.branch.as_str()),
     ];
     for (key, value) in facts {
         if !value.is_empty() {
@@ -163,7 +173,7 @@ fn metadata(plan: &TaskPlan, ctx: &RunContext, name: &str) -> Result<ObjectMeta,
             .iter()
             .map(|(k, v)| format!("{k}={v}"))
             .collect();
-        annotations.insert("c8s.dev/matrix".to_owned(), matrix.join(","));
+        annotations.insert(contract::MATRIX_KEY.to_owned(), matrix.join(","));
     }
     Ok(ObjectMeta {
         name: Some(name.to_owned()),
@@ -212,7 +222,7 @@ fn pod_spec(plan: &TaskPlan, ctx: &RunContext, mode: SidecarMode) -> core::PodSp
     let (mut next_input, mut next_sidecar) = (plan.inputs.iter(), plan.sidecars.iter());
     for laid_out in pod_layout(plan) {
         match (laid_out.role, laid_out.name.as_str()) {
-            (ContainerRole::Init, c8s_pipeline_model::layout::GIT_CLONE) => {
+            (ContainerRole::Init, contract::GIT_CLONE) => {
                 init.push(containers::git_clone(ctx, plan.checkout.as_deref()))
             }
             (ContainerRole::Init, name) => {
@@ -245,7 +255,7 @@ fn pod_spec(plan: &TaskPlan, ctx: &RunContext, mode: SidecarMode) -> core::PodSp
                     }
                 }
             }
-            (ContainerRole::Regular, c8s_pipeline_model::layout::MAIN) => {
+            (ContainerRole::Regular, contract::MAIN) => {
                 regular.push(containers::main(plan, ctx, shared_mounts.clone()));
             }
             (ContainerRole::Regular, _) => {

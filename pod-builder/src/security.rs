@@ -1,5 +1,6 @@
 //! Pod Security Standards, checked on a rendered `PodSpec` — our own
-//! implementation of the rules in K8S.md (`kubernetes/pod-security-admission`),
+//! implementation of the rules of <https://kubernetes.io/docs/concepts/security/pod-security-standards/>
+//! as `k8s.io/pod-security-admission/policy/check_*.go` enforces them,
 //! so that `c8s validate` can say which profile a pod meets.
 
 use k8s_openapi::api::core::v1 as core;

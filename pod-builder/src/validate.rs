@@ -1,6 +1,6 @@
 //! Client-side validation of rendered objects: the rules of the API server
 //! (`pkg/apis/core/validation`, `pkg/apis/batch/validation`) that can be checked
-//! without a cluster, listed in K8S.md. Every violation is reported, each at its
+//! without a cluster (each check names the rule it mirrors). Every violation is reported, each at its
 //! field path; an object with any violation is an error, never a value.
 
 use std::collections::{BTreeMap, BTreeSet};

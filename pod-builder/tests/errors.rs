@@ -1,9 +1,13 @@
-//! What never leaves the renderer: each rule in K8S.md, broken once, is an
+//! What never leaves the renderer: each API-server rule, broken once, is an
 //! error naming the field; and the Job and sidecar-mode rules.
 
-use c8s_pod_builder::model::sidecar::{EnvVar, Port, PortRef, Quantity, ReadinessProbe, SidecarConfig};
+use c8s_pod_builder::model::sidecar::{
+    EnvVar, Port, PortRef, Problem, Quantity, ReadinessProbe, SidecarConfig,
+};
 use c8s_pod_builder::model::{PlanIdentity, TaskPlan};
-use c8s_pod_builder::{Error, RunContext, SidecarMode, check_restricted, render_job, render_pod};
+use c8s_pod_builder::{
+    Error, RunContext, SidecarMode, check_restricted, render_job, render_pod, validate_pod,
+};
 use k8s_openapi::api::core::v1 as core;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 
@@ -22,6 +26,22 @@ fn violations(result: Result<core::Pod, Error>) -> Vec<String> {
     match result {
         Err(Error::Invalid { violations, .. }) => violations.iter().map(ToString::to_string).collect(),
         other => panic!("expected Invalid, got {other:?}"),
+    }
+}
+
+/// The typed problems of an `InvalidPlan` error, each with its field path.
+fn problems(result: Result<core::Pod, Error>) -> Vec<(String, Problem)> {
+    match result {
+        Err(Error::InvalidPlan(errors)) => errors
+            .iter()
+            .map(|e| match e {
+                c8s_pod_builder::model::sidecar::Error::Invalid { path, problem, .. } => {
+                    (path.to_string(), (**problem).clone())
+                }
+                other => panic!("expected Invalid, got {other:?}"),
+            })
+            .collect(),
+        other => panic!("expected InvalidPlan, got {other:?}"),
     }
 }
 
@@ -57,21 +77,45 @@ fn env_names_and_secret_refs_are_checked() {
     let mut plan = plan();
     plan.env.push(EnvVar::value("1BAD", "x"));
     plan.env.push(EnvVar::secret("TOKEN", "Bad_Secret", "a/b"));
-    let found = violations(render_pod(&plan, &ctx()));
-    assert_eq!(found.len(), 3, "{found:?}");
-    assert!(
-        found[0].starts_with("spec.containers[0].env[0].name: "),
-        "{found:?}"
+    let found = problems(render_pod(&plan, &ctx()));
+    let paths: Vec<&str> = found.iter().map(|(p, _)| p.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "env[0].name",
+            "env[1].secretKeyRef.name",
+            "env[1].secretKeyRef.key"
+        ]
     );
-    assert!(found[1].starts_with("spec.containers[0].env[1].valueFrom.secretKeyRef.name: "));
-    assert!(found[2].starts_with("spec.containers[0].env[1].valueFrom.secretKeyRef.key: "));
+    assert!(matches!(found[0].1, Problem::InvalidEnvName { .. }));
+    assert!(matches!(found[1].1, Problem::InvalidSecretName { .. }));
+    assert!(matches!(found[2].1, Problem::InvalidSecretKey { .. }));
 }
 
 #[test]
 fn container_names_are_unique_across_init_and_regular() {
     let mut plan = plan();
     plan.sidecars.push(sidecar("main", 6379));
-    let found = violations(render_pod(&plan, &ctx()));
+    // A plan built in code gets the same typed problem as a parsed sidecar file.
+    let found = problems(render_pod(&plan, &ctx()));
+    assert_eq!(
+        found,
+        [(
+            "sidecars[0].name".to_owned(),
+            Problem::ReservedName { name: "main".into() }
+        )]
+    );
+    // The object check stays as the last line of defence.
+    plan.sidecars[0].name = "cache".into();
+    let mut pod = render_pod(&plan, &ctx()).expect("valid");
+    pod.spec
+        .as_mut()
+        .expect("present")
+        .init_containers
+        .as_mut()
+        .expect("present")[1]
+        .name = "main".into();
+    let found = violations(validate_pod(&pod).map(|()| pod));
     assert_eq!(
         found,
         ["spec.containers[0].name: container name \"main\" is used twice"]
@@ -83,7 +127,24 @@ fn the_same_port_twice_in_one_pod_is_rejected() {
     let mut plan = plan();
     plan.sidecars.push(sidecar("a", 8080));
     plan.sidecars.push(sidecar("b", 8080));
-    let found = violations(render_pod(&plan, &ctx()));
+    let found = problems(render_pod(&plan, &ctx()));
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].0, "sidecars[1].ports[0]");
+    assert!(matches!(found[0].1, Problem::PortConflict { port: 8080, .. }));
+    // The object check stays as the last line of defence.
+    plan.sidecars[1].ports[0] = Port::tcp(8081);
+    let mut pod = render_pod(&plan, &ctx()).expect("valid");
+    pod.spec
+        .as_mut()
+        .expect("present")
+        .init_containers
+        .as_mut()
+        .expect("present")[2]
+        .ports
+        .as_mut()
+        .expect("present")[0]
+        .container_port = 8080;
+    let found = violations(validate_pod(&pod).map(|()| pod));
     assert_eq!(
         found,
         [
@@ -106,18 +167,19 @@ fn probes_need_exactly_one_handler_and_quantities_must_fit() {
         .limits
         .insert("cpu".into(), Quantity::parse("1").expect("present in this test"));
     plan.sidecars.push(s);
-    let found = violations(render_pod(&plan, &ctx()));
+    let found = problems(render_pod(&plan, &ctx()));
+    let paths: Vec<&str> = found.iter().map(|(p, _)| p.as_str()).collect();
     assert_eq!(
-        found,
+        paths,
         [
-            // The native sidecar's readinessProbe repeats the check beside the startup gate.
-            "spec.initContainers[1].readinessProbe: must have exactly one handler (has 2)",
-            "spec.initContainers[1].readinessProbe.httpGet.path: is required",
-            "spec.initContainers[1].startupProbe: must have exactly one handler (has 2)",
-            "spec.initContainers[1].startupProbe.httpGet.path: is required",
-            "spec.initContainers[1].resources.requests[\"cpu\"]: request 2 exceeds limit 1",
-        ]
+            "sidecars[0].resources.requests.cpu",
+            "sidecars[0].readiness",
+            "sidecars[0].readiness.httpGet.path",
+        ],
+        "{found:?}"
     );
+    assert!(matches!(found[0].1, Problem::RequestExceedsLimit { .. }));
+    assert!(matches!(found[1].1, Problem::ProbeHandlers { found: 2 }));
 }
 
 #[test]
@@ -130,7 +192,10 @@ fn deadlines_fit_an_int32() {
         ["spec.activeDeadlineSeconds: must be between 1 and 2147483647 (is 2147483648)"]
     );
     plan.timeout_seconds = Some(0);
-    assert_eq!(violations(render_pod(&plan, &ctx())).len(), 1);
+    assert_eq!(
+        problems(render_pod(&plan, &ctx())),
+        [("timeoutSeconds".to_owned(), Problem::NotPositive { value: 0 })]
+    );
 }
 
 #[test]

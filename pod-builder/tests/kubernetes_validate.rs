@@ -10,6 +10,7 @@ mod tools;
 use c8s_pod_builder::to_canonical_yaml;
 
 #[test]
+#[ignore = "needs kubernetes-validate"]
 fn rendered_examples_pass_kubernetes_validate_strict() {
     let dir = std::env::temp_dir().join(format!("c8s-pod-builder-kv-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");

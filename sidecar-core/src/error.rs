@@ -119,6 +119,14 @@ impl Error {
         }
     }
 
+    /// The full path of the offending value, for validation errors.
+    pub fn path(&self) -> Option<&FieldPath> {
+        match self {
+            Error::Invalid { path, .. } => Some(path),
+            _ => None,
+        }
+    }
+
     /// The broken rule, for validation errors.
     pub fn problem(&self) -> Option<&Problem> {
         match self {

@@ -25,23 +25,35 @@
 //! This crate does no I/O: files are read through a [`SourceReader`] the caller provides.
 
 pub mod aliases;
+pub mod build;
+pub mod contract;
 pub mod error;
 pub mod load;
 pub mod names;
 pub mod path;
 pub mod quantity;
+pub mod rules;
+#[cfg(feature = "schema")]
 pub mod schema;
+pub mod snippet;
 pub mod types;
 pub mod validate;
 pub mod yaml;
 
+pub use build::ResourcesError;
 pub use error::{Error, Errors, Position, Problem};
 pub use load::{MemorySource, SourceReader, load_sidecar_files, parse_sidecars, parse_sidecars_bytes};
 pub use path::{FieldPath, Segment};
 pub use quantity::{Quantity, QuantityError, QuantityFormat};
+#[cfg(feature = "schema")]
 pub use schema::sidecar_file_schema;
 pub use types::{
     EnvVar, ExecCheck, HttpGetCheck, Port, PortRef, ProbeHandler, Protocol, Readiness, ReadinessProbe,
     Resources, SecretKeyRef, SidecarConfig, TcpSocketCheck,
 };
 pub use validate::validate_sidecars;
+
+// The README's examples are compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

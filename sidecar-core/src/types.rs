@@ -1,4 +1,4 @@
-//! The sidecar file format (SPEC §1) as Rust types.
+//! The sidecar file format (README, "A sidecar file") as Rust types.
 //!
 //! Every type can be built in code (`SidecarConfig::new(name, image)` plus public
 //! fields) as well as parsed; all derive serde with the camelCase names users write.
@@ -6,14 +6,14 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize, Serializer, de};
 
 use crate::quantity::Quantity;
 
 /// One sidecar service container: a database, cache or mock server that runs
 /// beside a task's main container in the same pod.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[non_exhaustive]
 pub struct SidecarConfig {
@@ -99,7 +99,8 @@ impl SidecarConfig {
 }
 
 /// An environment variable: a literal value or a reference to a Secret key.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[non_exhaustive]
 pub struct EnvVar {
@@ -137,7 +138,8 @@ impl EnvVar {
 }
 
 /// A reference to one key of a Kubernetes Secret.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SecretKeyRef {
     /// The Secret's name (a DNS-1123 subdomain).
@@ -147,7 +149,8 @@ pub struct SecretKeyRef {
 }
 
 /// A port a sidecar listens on.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[non_exhaustive]
 pub struct Port {
@@ -173,9 +176,8 @@ impl Port {
 }
 
 /// A port's protocol.
-#[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
-)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub enum Protocol {
     /// TCP, the default.
     #[default]
@@ -212,7 +214,8 @@ impl fmt::Display for Protocol {
 
 /// Resource requests and limits, keyed by resource name (`cpu`, `memory`,
 /// `ephemeral-storage`, extended resources).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Resources {
     /// What the scheduler reserves.
@@ -287,7 +290,8 @@ impl<'de> Deserialize<'de> for Readiness {
     }
 }
 
-impl JsonSchema for Readiness {
+#[cfg(feature = "schema")]
+impl schemars::JsonSchema for Readiness {
     fn schema_name() -> std::borrow::Cow<'static, str> {
         "Readiness".into()
     }
@@ -301,7 +305,8 @@ impl JsonSchema for Readiness {
 }
 
 /// A readiness check: exactly one of `tcpSocket`, `httpGet`, `exec`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[non_exhaustive]
 pub struct ReadinessProbe {
@@ -343,9 +348,11 @@ impl ReadinessProbe {
     }
 
     /// A command check.
-    pub fn exec(command: Vec<String>) -> Self {
+    pub fn exec<S: Into<String>>(command: impl IntoIterator<Item = S>) -> Self {
         Self {
-            exec: Some(ExecCheck { command }),
+            exec: Some(ExecCheck {
+                command: crate::build::strings(command),
+            }),
             ..Self::default()
         }
     }
@@ -392,7 +399,8 @@ pub enum ProbeHandler<'a> {
 }
 
 /// A TCP connect check.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct TcpSocketCheck {
     /// Port number or the name of a declared port.
@@ -400,7 +408,8 @@ pub struct TcpSocketCheck {
 }
 
 /// An HTTP GET check.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct HttpGetCheck {
     /// Request path, starting with `/`.
@@ -410,7 +419,8 @@ pub struct HttpGetCheck {
 }
 
 /// A command check.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ExecCheck {
     /// The command and its arguments (not run in a shell).
@@ -470,7 +480,8 @@ impl<'de> Deserialize<'de> for PortRef {
     }
 }
 
-impl JsonSchema for PortRef {
+#[cfg(feature = "schema")]
+impl schemars::JsonSchema for PortRef {
     fn schema_name() -> std::borrow::Cow<'static, str> {
         "PortRef".into()
     }

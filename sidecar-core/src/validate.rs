@@ -1,4 +1,5 @@
-//! Validation rules for sidecars (SPEC §1 and the API server's rules in K8S.md).
+//! Validation rules for sidecars: the file format's own, and the API server's
+//! (`pkg/apis/core/validation/validation.go`) that a container would hit later.
 //!
 //! Rules produce [`Finding`]s: a problem at a field path. A [`Locator`] turns
 //! them into located [`Error`]s, building source maps only when something is
@@ -13,10 +14,7 @@ use crate::path::FieldPath;
 use crate::types::{PortRef, Protocol, ReadinessProbe, SidecarConfig};
 use crate::yaml::SourceMap;
 
-/// Container names c8s itself creates in every pod.
-pub const RESERVED_NAMES: [&str; 3] = ["main", "artifact-helper", "git-clone"];
-/// Prefix reserved for containers c8s creates (`c8s-inputs-…`).
-pub const RESERVED_PREFIX: &str = "c8s-";
+pub use crate::contract::{RESERVED_NAMES, RESERVED_PREFIX};
 
 /// One broken rule, before it is located in a file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -123,7 +121,7 @@ pub fn check_sidecar(placed: Placed<'_>, findings: &mut Vec<Finding>) {
                 reason,
             },
         );
-    } else if RESERVED_NAMES.contains(&s.name.as_str()) || s.name.starts_with(RESERVED_PREFIX) {
+    } else if crate::contract::is_reserved_container_name(&s.name) {
         sink.problem(path.key("name"), Problem::ReservedName { name: s.name.clone() });
     }
 
@@ -145,53 +143,7 @@ pub fn check_sidecar(placed: Placed<'_>, findings: &mut Vec<Finding>) {
         sink.problem(path.key("workingDir"), Problem::Empty);
     }
 
-    let mut env_names: BTreeMap<&str, usize> = BTreeMap::new();
-    for (i, env) in s.env.iter().enumerate() {
-        let at = path.key("env").index(i);
-        if let Err(reason) = names::env_var_name(&env.name) {
-            sink.problem(
-                at.key("name"),
-                Problem::InvalidEnvName {
-                    value: env.name.clone(),
-                    reason,
-                },
-            );
-        }
-        if env.value.is_some() && env.secret_key_ref.is_some() {
-            sink.problem(at.clone(), Problem::ValueAndSecret);
-        }
-        if let Some(secret) = &env.secret_key_ref {
-            let at = at.key("secretKeyRef");
-            if let Err(reason) = names::dns1123_subdomain(&secret.name) {
-                sink.problem(
-                    at.key("name"),
-                    Problem::InvalidSecretName {
-                        value: secret.name.clone(),
-                        reason,
-                    },
-                );
-            }
-            if let Err(reason) = names::config_key(&secret.key) {
-                sink.problem(
-                    at.key("key"),
-                    Problem::InvalidSecretKey {
-                        value: secret.key.clone(),
-                        reason,
-                    },
-                );
-            }
-        }
-        if let Some(&first) = env_names.get(env.name.as_str()) {
-            sink.duplicate(
-                at.key("name"),
-                "env var",
-                &env.name,
-                path.key("env").index(first).key("name"),
-            );
-        } else {
-            env_names.insert(&env.name, i);
-        }
-    }
+    crate::rules::env_list(&s.env, &path.key("env"), &mut sink);
 
     let mut port_names: BTreeMap<&str, usize> = BTreeMap::new();
     let mut port_numbers: BTreeMap<(i32, Protocol), usize> = BTreeMap::new();
@@ -240,7 +192,7 @@ pub fn check_sidecar(placed: Placed<'_>, findings: &mut Vec<Finding>) {
         }
     }
 
-    check_resources(s, path, &mut sink);
+    crate::rules::resources(&s.resources, &path.key("resources"), &mut sink);
 
     if let crate::Readiness::Probe(probe) = &s.readiness {
         check_probe(s, probe, &path.key("readiness"), &mut sink);
@@ -249,11 +201,7 @@ pub fn check_sidecar(placed: Placed<'_>, findings: &mut Vec<Finding>) {
         check_probe(s, probe, &path.key("liveness"), &mut sink);
     }
 
-    match s.run_as_user {
-        Some(0) if !s.run_as_root => sink.problem(path.key("runAsUser"), Problem::RootUser { uid: 0 }),
-        Some(uid) if uid < 0 => sink.problem(path.key("runAsUser"), Problem::NotPositive { value: uid }),
-        _ => {}
-    }
+    crate::rules::run_as_user(s.run_as_user, s.run_as_root, &path.key("runAsUser"), &mut sink);
 
     let mut scratch: BTreeMap<&str, usize> = BTreeMap::new();
     for (i, dir) in s.scratch.iter().enumerate() {
@@ -351,44 +299,6 @@ fn check_port(s: &SidecarConfig, sink: &mut Sink<'_>, port: &PortRef, here: Fiel
 /// Whether `path` is absolute and has no `..` component.
 pub fn is_clean_absolute(path: &str) -> bool {
     path.starts_with('/') && !path.split('/').any(|c| c == "..")
-}
-
-fn check_resources(s: &SidecarConfig, path: &FieldPath, sink: &mut Sink<'_>) {
-    let at = path.key("resources");
-    for (section, list) in [
-        ("requests", &s.resources.requests),
-        ("limits", &s.resources.limits),
-    ] {
-        for (name, quantity) in list {
-            let here = at.key(section).key(name);
-            if !names::resource_name(name) {
-                sink.problem(here.clone(), Problem::InvalidResourceName { value: name.clone() });
-            }
-            if quantity.is_negative() {
-                sink.problem(
-                    here,
-                    Problem::NegativeQuantity {
-                        resource: name.clone(),
-                        value: quantity.to_string(),
-                    },
-                );
-            }
-        }
-    }
-    for (name, request) in &s.resources.requests {
-        if let Some(limit) = s.resources.limits.get(name)
-            && request.nanos() > limit.nanos()
-        {
-            sink.problem(
-                at.key("requests").key(name),
-                Problem::RequestExceedsLimit {
-                    resource: name.clone(),
-                    request: request.to_string(),
-                    limit: limit.to_string(),
-                },
-            );
-        }
-    }
 }
 
 fn check_probe(s: &SidecarConfig, probe: &ReadinessProbe, at: &FieldPath, sink: &mut Sink<'_>) {

@@ -45,7 +45,7 @@ fn readiness(first_port: Option<i32>) -> impl Strategy<Value = Readiness> {
             let probe = match kind {
                 0 => ReadinessProbe::tcp(port),
                 1 => ReadinessProbe::http(path, port),
-                _ => ReadinessProbe::exec(vec!["true".into()]),
+                _ => ReadinessProbe::exec(["true"]),
             };
             Readiness::Probe(probe.with_period_seconds(period).with_timeout_seconds(timeout))
         });

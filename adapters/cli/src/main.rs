@@ -10,7 +10,6 @@ mod plan;
 mod pod_flags;
 mod render;
 mod run;
-mod snippet;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -174,15 +173,7 @@ fn validate(
 
 /// Every error of `file` with the offending line under it.
 fn report_errors(file: &str, errors: &Errors) -> String {
-    let mut err = String::new();
-    for error in errors.iter() {
-        err.push_str(&format!("error: {error}\n"));
-        let at = error.position();
-        if let Some(bytes) = documents::source_of(file, &at.file) {
-            err.push_str(&snippet::render(&bytes, &at));
-        }
-    }
-    err
+    errors.render_with_sources(|error_file| documents::source_of(file, error_file))
 }
 
 fn plan_command(

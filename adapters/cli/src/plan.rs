@@ -86,21 +86,12 @@ fn report(pipeline: &Pipeline, dag: &Dag, run: RunPlan) -> PlanReport {
     };
     let critical_path = dag.critical_path(estimate);
     let mut by_step: BTreeMap<&str, EffectiveResources> = BTreeMap::new();
-    let mut by_layer: Vec<Vec<EffectiveResources>> = vec![Vec::new(); run.layers.len()];
-    let layer_of: BTreeMap<&str, usize> = run
-        .layers
-        .iter()
-        .enumerate()
-        .flat_map(|(i, l)| l.iter().map(move |s| (s.as_str(), i)))
-        .collect();
     for plan in &run.plans {
-        let effective = c8s_pipeline_model::plan_effective_resources(plan);
-        if let Some(&layer) = layer_of.get(plan.identity.step.as_str()) {
-            by_layer[layer].push(effective.clone());
-        }
-        by_step.entry(plan.identity.step.as_str()).or_insert(effective);
+        by_step
+            .entry(plan.identity.step.as_str())
+            .or_insert_with(|| c8s_pipeline_model::plan_effective_resources(plan));
     }
-    let resources = c8s_pipeline_model::run_resources(&by_layer);
+    let resources = run.resources();
     let steps = run
         .layers
         .iter()

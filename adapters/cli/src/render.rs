@@ -149,11 +149,8 @@ pub fn load_plans_for(
                 .collect();
             Ok(LoadedPlans {
                 plans: run.plans,
-                timeout_seconds: pipeline
-                    .timeout
-                    .as_deref()
-                    .and_then(|t| c8s_pipeline_model::parse_duration(t).ok()),
-                repository: pipeline.repository,
+                timeout_seconds: run.timeout_seconds,
+                repository: run.repository,
                 depends_on,
             })
         }

@@ -14,16 +14,9 @@ use serde::{Deserialize, Serialize};
 use crate::error::Result;
 use crate::observe::PodObservation;
 
-/// The label every c8s object carries (`app.kubernetes.io/managed-by=c8s`).
-pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
-/// The value of [`MANAGED_BY_LABEL`].
-pub const MANAGED_BY_VALUE: &str = "c8s";
-/// The label naming the run an object belongs to.
-pub const RUN_LABEL: &str = "c8s.dev/run";
-/// The label naming the step an object belongs to.
-pub const STEP_LABEL: &str = "c8s.dev/step";
-/// The label selector that finds every object c8s created.
-pub const MANAGED_SELECTOR: &str = "app.kubernetes.io/managed-by=c8s";
+pub use c8s_pipeline_model::contract::{
+    MANAGED_BY_LABEL, MANAGED_BY_VALUE, MANAGED_SELECTOR, RUN_LABEL, STEP_LABEL,
+};
 
 /// What a step submits: a Pod, or a Job wrapping one.
 #[derive(Clone, Debug, PartialEq)]

@@ -66,3 +66,5 @@ pub use pipeline::run_pipeline;
 pub use reap::{ReapOptions, ReapReport, RunLiveness, reap};
 pub use retry::RetryPolicy;
 pub use step::attempt_name;
+/// The k8s-openapi and kube versions this crate is built with.
+pub use {k8s_openapi, kube};

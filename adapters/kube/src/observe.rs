@@ -5,8 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::outcome::{StepOutcome, TerminationReason};
 
-/// The name of the container whose exit code is the step's result.
-pub const MAIN_CONTAINER: &str = "main";
+pub use c8s_pipeline_model::contract::MAIN as MAIN_CONTAINER;
 
 /// A pod's phase, plus `Gone` for a pod that no longer exists.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -10,9 +10,6 @@ use c8s_sidecar_core::{FieldPath, Problem, names};
 use super::PodOverrides;
 use super::affinity::{Affinity, LabelSelector, NodeSelectorTerm, PodAffinity, PodAffinityTerm, Requirement};
 
-/// Label and annotation key prefixes c8s sets itself.
-pub const RESERVED_PREFIXES: [&str; 2] = ["c8s.dev/", "app.kubernetes.io/"];
-
 fn unsupported(value: &str, expected: &str) -> Problem {
     Problem::Unsupported {
         value: value.to_owned(),
@@ -145,7 +142,7 @@ fn labels(s: &mut Sink<'_>, map: &BTreeMap<String, String>, at: &FieldPath, own:
         let here = at.key(key);
         if let Err(reason) = names::label_key(key) {
             s.problem(here.clone(), invalid_name(key, reason));
-        } else if own && RESERVED_PREFIXES.iter().any(|p| key.starts_with(p)) {
+        } else if own && c8s_sidecar_core::contract::is_reserved_key(key) {
             s.problem(
                 here.clone(),
                 unsupported(
@@ -164,7 +161,7 @@ fn annotations(s: &mut Sink<'_>, map: &BTreeMap<String, String>, at: &FieldPath)
     for key in map.keys() {
         if let Err(reason) = names::label_key(key) {
             s.problem(at.key(key), invalid_name(key, reason));
-        } else if RESERVED_PREFIXES.iter().any(|p| key.starts_with(p)) {
+        } else if c8s_sidecar_core::contract::is_reserved_key(key) {
             s.problem(
                 at.key(key),
                 unsupported(

@@ -1,7 +1,9 @@
 //! Finding and running the external tools `scripts/install-tools.sh` installs
 //! (`helm`, `kubernetes-validate`). One file, included with `#[path]` by the
-//! pod-builder, helm-adapter and CLI tests. A missing tool fails the test; it
-//! never skips it.
+//! pod-builder, helm-adapter and CLI tests. Tests using them are
+//! `#[ignore = "needs helm"]` / `#[ignore = "needs kubernetes-validate"]`, so a
+//! fresh `cargo test` is green; `./ci.sh` installs the tools and runs them, and
+//! then a missing tool fails the test, never skips it.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -1,0 +1,157 @@
+//! Building a [`TaskPlan`] in code (chained `with_*` setters) and
+//! [`TaskPlan::validate`], the rules a plan must meet however it was made.
+//!
+//! ```
+//! use c8s_pipeline_model::TaskPlan;
+//! use c8s_pipeline_model::sidecar::{Problem, SidecarConfig};
+//!
+//! let plan = TaskPlan::for_step("orders", "integration", "golang:1.23")
+//!     .with_command(["sh", "-ec", "go test ./..."])
+//!     .with_sidecar(SidecarConfig::new("postgres", "postgres:16").with_port(5432))
+//!     .with_sidecar(SidecarConfig::new("replica", "postgres:16").with_port(5432));
+//! let errors = plan.validate().unwrap_err();
+//! assert!(matches!(errors.as_slice()[0].problem(), Some(Problem::PortConflict { port: 5432, .. })));
+//! ```
+
+use std::time::Duration;
+
+use c8s_sidecar_core::validate::{Finding, Locator, Sink, check_list};
+use c8s_sidecar_core::{EnvVar, Errors, FieldPath, Problem, Resources, SidecarConfig, names, rules};
+
+use crate::plan::{PlanIdentity, PlanInput, TaskPlan};
+
+fn strings<S: Into<String>>(items: impl IntoIterator<Item = S>) -> Vec<String> {
+    items.into_iter().map(Into::into).collect()
+}
+
+impl TaskPlan {
+    /// A plan for step `step` of pipeline `pipeline`, outside any matrix, running `image`.
+    pub fn for_step(pipeline: impl Into<String>, step: impl Into<String>, image: impl Into<String>) -> Self {
+        Self::new(PlanIdentity::new(pipeline, step), image)
+    }
+
+    /// Sets `main`'s ENTRYPOINT override (e.g. `["sh", "-ec", "make test"]`).
+    pub fn with_command<S: Into<String>>(mut self, command: impl IntoIterator<Item = S>) -> Self {
+        self.command = strings(command);
+        self
+    }
+
+    /// Sets `main`'s arguments.
+    pub fn with_args<S: Into<String>>(mut self, args: impl IntoIterator<Item = S>) -> Self {
+        self.args = strings(args);
+        self
+    }
+
+    /// Sets the working directory (relative to the workspace, or absolute).
+    pub fn with_working_dir(mut self, dir: impl Into<String>) -> Self {
+        self.working_dir = Some(dir.into());
+        self
+    }
+
+    /// Adds an env var with a literal value to `main`.
+    pub fn with_env(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.env.push(EnvVar::value(name, value));
+        self
+    }
+
+    /// Adds an env var read from key `key` of Secret `secret` (never inlined).
+    pub fn with_secret_env(
+        mut self,
+        name: impl Into<String>,
+        secret: impl Into<String>,
+        key: impl Into<String>,
+    ) -> Self {
+        self.env.push(EnvVar::secret(name, secret, key));
+        self
+    }
+
+    /// Clones the repository into this workspace-relative directory.
+    pub fn with_checkout(mut self, dir: impl Into<String>) -> Self {
+        self.checkout = Some(dir.into());
+        self
+    }
+
+    /// Adds an artifact of an earlier step to unpack before `main` starts.
+    pub fn with_input(mut self, input: PlanInput) -> Self {
+        self.inputs.push(input);
+        self
+    }
+
+    /// Adds workspace-relative directories to save as artifacts.
+    pub fn with_outputs<S: Into<String>>(mut self, outputs: impl IntoIterator<Item = S>) -> Self {
+        self.outputs.extend(strings(outputs));
+        self
+    }
+
+    /// Adds workspace-relative directories kept between runs.
+    pub fn with_caches<S: Into<String>>(mut self, caches: impl IntoIterator<Item = S>) -> Self {
+        self.caches.extend(strings(caches));
+        self
+    }
+
+    /// Adds a sidecar service.
+    pub fn with_sidecar(mut self, sidecar: SidecarConfig) -> Self {
+        self.sidecars.push(sidecar);
+        self
+    }
+
+    /// Sets `main`'s requests and limits.
+    pub fn with_resources(mut self, resources: Resources) -> Self {
+        self.resources = resources;
+        self
+    }
+
+    /// Sets the step's deadline (whole seconds; becomes `activeDeadlineSeconds`).
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout_seconds = Some(timeout.as_secs());
+        self
+    }
+
+    /// Sets the UID `main` runs as.
+    pub fn with_run_as_user(mut self, uid: i64) -> Self {
+        self.run_as_user = Some(uid);
+        self
+    }
+
+    /// Lets `main` run as root (its pod then only meets Pod Security baseline).
+    pub fn with_run_as_root(mut self) -> Self {
+        self.run_as_root = true;
+        self
+    }
+
+    /// Checks every rule a plan must meet, whether parsed or built in code:
+    /// the sidecar rules (reserved names, port conflicts, probes, ...), and
+    /// `main`'s image, env, resources, UID and deadline. Every problem is
+    /// reported, typed, at its field path (file `<input>`). `render_pod` runs
+    /// it first; workspace paths are checked there too (`Error::InvalidPath`).
+    pub fn validate(&self) -> Result<(), Errors> {
+        let mut locator = Locator::new();
+        let doc = locator.add("<input>", "");
+        let root = FieldPath::root();
+        let mut findings: Vec<Finding> = check_list(&self.sidecars, doc, &root.key("sidecars"));
+        let subject = format!("step {}", c8s_sidecar_core::error::quoted(&self.identity.step));
+        let mut sink = Sink::at(&mut findings, doc, root.clone(), Some(subject));
+        if self.image.is_empty() {
+            sink.problem(root.key("image"), Problem::Empty);
+        } else if let Err(reason) = names::image_reference(&self.image) {
+            let value = self.image.clone();
+            sink.problem(root.key("image"), Problem::InvalidImage { value, reason });
+        }
+        rules::env_list(&self.env, &root.key("env"), &mut sink);
+        rules::resources(&self.resources, &root.key("resources"), &mut sink);
+        rules::run_as_user(
+            self.run_as_user,
+            self.run_as_root,
+            &root.key("runAsUser"),
+            &mut sink,
+        );
+        if self.timeout_seconds == Some(0) {
+            sink.problem(root.key("timeoutSeconds"), Problem::NotPositive { value: 0 });
+        }
+        if findings.is_empty() {
+            Ok(())
+        } else {
+            Err(locator.locate(findings))
+        }
+    }
+}
