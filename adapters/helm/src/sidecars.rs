@@ -63,6 +63,7 @@ struct SidecarValues<'a> {
     probe: serde_json::Value,
     readiness_probe: serde_json::Value,
     liveness_probe: serde_json::Value,
+    hostnames: Vec<String>,
     security_context: Option<core::SecurityContext>,
     volume_mounts: Vec<core::VolumeMount>,
     volumes: Vec<core::Volume>,
@@ -158,6 +159,9 @@ fn sidecar_values<'a>(sidecar: &'a SidecarConfig, ctx: &RunContext) -> Result<Si
         probe,
         readiness_probe,
         liveness_probe,
+        hostnames: c8s_pod_builder::model::sidecar::aliases::service_names(sidecar)
+            .map(str::to_owned)
+            .collect(),
         security_context: container.security_context,
         volume_mounts: container.volume_mounts.unwrap_or_default(),
         volumes: scratch
@@ -225,6 +229,18 @@ fn sidecars_tpl(chart: &str, sidecars: &[&str]) -> String {
         ));
     }
     out.push_str("{{- join \"\\n\" $items -}}\n{{- end -}}\n");
+    out.push_str(&format!(
+        "\n{{{{/* The names and aliases of every enabled sidecar as one 127.0.0.1 hostAliases entry: a YAML list (or nothing). */}}}}\n\
+         {{{{- define \"{chart}.hostAliases\" -}}}}\n\
+         {{{{- $names := list -}}}}\n\
+         {{{{- range $name := list {} }}}}\n\
+         {{{{- $values := index ($.Values.sidecars | default dict) $name }}}}\n\
+         {{{{- if and $values $values.enabled }}}}{{{{ range $values.hostnames }}}}{{{{ $names = append $names . }}}}{{{{ end }}}}{{{{ end }}}}\n\
+         {{{{- end }}}}\n\
+         {{{{- with $names }}}}{{{{ toYaml (list (dict \"ip\" \"127.0.0.1\" \"hostnames\" .)) }}}}{{{{ end -}}}}\n\
+         {{{{- end -}}}}\n",
+        quoted.join(" ")
+    ));
     out.push_str(&format!(
         "\n{{{{/* The scratch emptyDirs of every enabled sidecar: a YAML list (or nothing) for the pod's volumes. */}}}}\n\
          {{{{- define \"{chart}.volumes\" -}}}}\n\
