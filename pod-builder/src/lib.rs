@@ -60,7 +60,7 @@ pub mod run;
 pub mod scripts;
 pub mod security;
 pub mod serialize;
-mod services;
+mod service_names;
 pub mod validate;
 
 pub use c8s_pipeline_model as model;

@@ -273,7 +273,7 @@ fn pod_spec(plan: &TaskPlan, ctx: &RunContext, mode: SidecarMode) -> core::PodSp
         automount_service_account_token: (!has_account).then_some(false),
         containers: regular,
         enable_service_links: Some(false),
-        host_aliases: crate::services::host_aliases(plan),
+        host_aliases: crate::service_names::host_aliases(plan),
         init_containers: Some(init),
         node_selector: (!ctx.node_selector.is_empty()).then(|| ctx.node_selector.clone()),
         priority_class_name: ctx.priority_class.clone(),
