@@ -8,7 +8,7 @@ cd "$(dirname "$0")"
 
 step() { printf '\n==> %s\n' "$*" >&2; }
 
-step "install test tools (helm, kubernetes-validate) into .tools/"
+step "install test tools (helm, kubernetes-validate into .tools/; the runtime check's host tools)"
 ./scripts/install-tools.sh
 export PATH="$PWD/.tools/bin:$PATH"
 

@@ -85,14 +85,23 @@ fn globs(subject: &mut Subject<'_>, globs: &[String], at: &FieldPath) {
 }
 
 fn duration(subject: &mut Subject<'_>, value: &str, at: FieldPath) {
-    if let Err(reason) = crate::parse_duration(value) {
-        subject.problem(
+    match crate::parse_duration(value) {
+        Err(reason) => subject.problem(
             at,
             Problem::InvalidDuration {
                 value: value.to_owned(),
                 reason,
             },
-        );
+        ),
+        // A timeout becomes activeDeadlineSeconds, which the API server bounds to int32.
+        Ok(seconds) if seconds > validate::MAX_INT32 as u64 => subject.problem(
+            at,
+            Problem::TooLarge {
+                value: i64::try_from(seconds).unwrap_or(i64::MAX),
+                max: validate::MAX_INT32,
+            },
+        ),
+        Ok(_) => {}
     }
 }
 

@@ -111,7 +111,7 @@ impl Pipeline {
             .into_iter()
             .map(|l| l.into_iter().map(str::to_owned).collect())
             .collect();
-        let timeout_seconds = self
+        let run_timeout = self
             .timeout
             .as_deref()
             .and_then(|t| crate::parse_duration(t).ok());
@@ -131,8 +131,11 @@ impl Pipeline {
                     let mut plan = step_plan(&self.name, step, combination)
                         .map_err(|p| Errors::from(invalid_input(format!("step {name:?}: {p}"))))?;
                     plan.pod = self.pod.overlay(&plan.pod);
-                    // No step outlives its run.
-                    plan.timeout_seconds = plan.timeout_seconds.or(timeout_seconds);
+                    // No pod outlives the whole run: the pipeline's timeout caps each step's.
+                    plan.timeout_seconds = match (plan.timeout_seconds, run_timeout) {
+                        (Some(step), Some(run)) => Some(step.min(run)),
+                        (step, run) => step.or(run),
+                    };
                     plans.push(plan);
                 }
             }
@@ -140,7 +143,7 @@ impl Pipeline {
         Ok(RunPlan {
             pipeline: self.name.clone(),
             repository: self.repository.clone(),
-            timeout_seconds,
+            timeout_seconds: run_timeout,
             branch: branch.map(str::to_owned),
             combinations,
             layers,

@@ -25,6 +25,19 @@ fn strings<S: Into<String>>(items: impl IntoIterator<Item = S>) -> Vec<String> {
 }
 
 impl TaskPlan {
+    /// Makes input `name` (by the step it comes from) the clone of the run's
+    /// repository instead of an artifact, as `fly execute` uploads a local
+    /// directory for one input; returns whether the plan had that input.
+    pub fn checkout_input(&mut self, name: &str) -> bool {
+        let Some(i) = self.inputs.iter().position(|input| input.step == name) else {
+            return false;
+        };
+        let input = self.inputs.remove(i);
+        self.checkout = Some(input.path);
+        self.skip_checkout = false;
+        true
+    }
+
     /// A plan for step `step` of pipeline `pipeline`, outside any matrix, running `image`.
     pub fn for_step(pipeline: impl Into<String>, step: impl Into<String>, image: impl Into<String>) -> Self {
         Self::new(PlanIdentity::new(pipeline, step), image)

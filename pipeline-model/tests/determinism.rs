@@ -65,3 +65,25 @@ fn pipelines_built_in_code_are_validated_before_expansion() {
          <input>: step \"b\": image: matrix dimension \"v\" is not defined (the pipeline has no matrix)"
     );
 }
+
+#[test]
+fn the_pipeline_timeout_caps_every_step() {
+    use c8s_pipeline_model::{Pipeline, Step};
+    let mut long = Step::new("long", "alpine:3");
+    long.timeout = Some("2h".into());
+    let mut short = Step::new("short", "alpine:3");
+    short.timeout = Some("10m".into());
+    let open = Step::new("open", "alpine:3");
+    let mut pipeline = Pipeline::new("demo", "https://example.com/demo.git", vec![long, short, open]);
+    pipeline.timeout = Some("1h".into());
+    let run = pipeline.expand(None).unwrap_or_else(|e| panic!("{e}"));
+    let timeouts: Vec<(&str, Option<u64>)> = run
+        .plans
+        .iter()
+        .map(|p| (p.identity.step.as_str(), p.timeout_seconds))
+        .collect();
+    assert_eq!(
+        timeouts,
+        [("long", Some(3600)), ("open", Some(3600)), ("short", Some(600))]
+    );
+}

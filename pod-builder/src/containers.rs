@@ -11,7 +11,10 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use crate::context::{RunContext, SecurityProfile, SidecarMode};
+use crate::env::{container_env, literal_list, literal_text};
 use crate::scripts;
+
+pub use crate::main_container::{legacy_waits, main, wraps_main};
 
 /// Name of the workspace emptyDir volume.
 pub const WORKSPACE_VOLUME: &str = "workspace";
@@ -19,6 +22,10 @@ pub const WORKSPACE_VOLUME: &str = "workspace";
 pub const ARTIFACTS_VOLUME: &str = "artifacts";
 /// Name of the cache PVC volume.
 pub const CACHE_VOLUME: &str = "cache";
+/// Name of the emptyDir holding every container's `HOME` (one subPath each).
+pub const HOME_VOLUME: &str = "c8s-home";
+/// Name of the git credentials Secret volume (`git-clone` only).
+pub const GIT_CREDENTIALS_VOLUME: &str = "git-credentials";
 
 /// Default seconds between liveness checks.
 const DEFAULT_LIVENESS_PERIOD_SECONDS: i32 = 10;
@@ -67,6 +74,9 @@ pub fn pod_security_context(ctx: &RunContext) -> core::PodSecurityContext {
     let restricted = ctx.security_profile == SecurityProfile::Restricted;
     core::PodSecurityContext {
         fs_group: Some(ctx.fs_group),
+        // Re-chown a volume only when its root is not the fsGroup's yet: the
+        // cache PVC is not walked again on every start.
+        fs_group_change_policy: Some("OnRootMismatch".to_owned()),
         run_as_non_root: restricted.then_some(true),
         run_as_user: restricted.then_some(ctx.default_run_as_user),
         seccomp_profile: Some(core::SeccompProfile {
@@ -77,13 +87,18 @@ pub fn pod_security_context(ctx: &RunContext) -> core::PodSecurityContext {
     }
 }
 
-/// Kubernetes env vars: literals as `value`, secrets as `valueFrom.secretKeyRef`.
+/// Kubernetes env vars: literals as `value` (escaped, see
+/// [`literal_text`]), secrets as `valueFrom.secretKeyRef`.
 pub fn env(vars: &[EnvVar]) -> Option<Vec<core::EnvVar>> {
+    container_env_only(vars)
+}
+
+fn container_env_only(vars: &[EnvVar]) -> Option<Vec<core::EnvVar>> {
     let out: Vec<core::EnvVar> = vars
         .iter()
         .map(|var| core::EnvVar {
             name: var.name.clone(),
-            value: var.value.clone(),
+            value: var.value.as_deref().map(literal_text),
             value_from: var.secret_key_ref.as_ref().map(|secret| core::EnvVarSource {
                 secret_key_ref: Some(core::SecretKeySelector {
                     name: secret.name.clone(),
@@ -95,14 +110,6 @@ pub fn env(vars: &[EnvVar]) -> Option<Vec<core::EnvVar>> {
         })
         .collect();
     (!out.is_empty()).then_some(out)
-}
-
-fn literal(name: &str, value: &str) -> core::EnvVar {
-    core::EnvVar {
-        name: name.to_owned(),
-        value: Some(value.to_owned()),
-        ..Default::default()
-    }
 }
 
 fn quantities(map: &BTreeMap<String, c8s_sidecar_core::Quantity>) -> Option<BTreeMap<String, Quantity>> {
@@ -150,7 +157,9 @@ fn readiness_after_startup(check: &ReadinessProbe) -> core::Probe {
 fn probe_with(check: &ReadinessProbe, default_period: i32, default_total: i32) -> core::Probe {
     let period = check.period_seconds.unwrap_or(default_period).max(1);
     let total = check.timeout_seconds.unwrap_or(default_total).max(1);
-    let failure_threshold = (total + period - 1) / period;
+    // In i64: `total + period - 1` overflows i32 for totals near 2^31 - 1.
+    let threshold = (i64::from(total) + i64::from(period) - 1) / i64::from(period);
+    let failure_threshold = i32::try_from(threshold).unwrap_or(i32::MAX);
     let port = |port: &PortRef| match port {
         PortRef::Number(n) => IntOrString::Int(*n),
         PortRef::Name(name) => IntOrString::String(name.clone()),
@@ -171,8 +180,9 @@ fn probe_with(check: &ReadinessProbe, default_period: i32, default_total: i32) -
         port: port(&http.port),
         ..Default::default()
     });
+    // The kubelet expands `$(VAR)` in exec probe commands too.
     out.exec = check.exec.as_ref().map(|exec| core::ExecAction {
-        command: Some(exec.command.clone()),
+        command: Some(literal_list(&exec.command)),
     });
     out
 }
@@ -198,6 +208,16 @@ pub fn main_mounts(plan: &TaskPlan, cache_prefix: &str) -> Vec<core::VolumeMount
     mounts
 }
 
+/// `container`'s own `HOME`: the `c8s-home` emptyDir at subPath `<name>`, which
+/// the kubelet creates with the volume root's mode, so any UID of the pod can
+/// write it (`pkg/kubelet/kubelet_pods.go`, makeMounts).
+pub fn home_mount(container: &str) -> core::VolumeMount {
+    core::VolumeMount {
+        sub_path: Some(container.to_owned()),
+        ..mount(HOME_VOLUME, scripts::HOME)
+    }
+}
+
 fn helper(name: &str, image: &str, script: &str, profile: SecurityProfile) -> core::Container {
     thread_local! {
         // The same for every helper container; converted once per thread.
@@ -207,7 +227,7 @@ fn helper(name: &str, image: &str, script: &str, profile: SecurityProfile) -> co
         name: name.to_owned(),
         image: Some(image.to_owned()),
         image_pull_policy: Some("IfNotPresent".to_owned()),
-        command: Some(vec!["sh".to_owned(), "-ec".to_owned(), script.to_owned()]),
+        command: Some(vec!["sh".to_owned(), "-ec".to_owned(), literal_text(script)]),
         resources: HELPER_RESOURCES.with(Clone::clone),
         security_context: Some(security_context(
             profile,
@@ -220,32 +240,55 @@ fn helper(name: &str, image: &str, script: &str, profile: SecurityProfile) -> co
     }
 }
 
-/// The `git-clone` init container; it clones into the workspace, or into
-/// `checkout` (relative to the workspace) when given.
-pub fn git_clone(ctx: &RunContext, checkout: Option<&str>) -> core::Container {
-    let dir = match checkout {
-        Some(dir) => format!("{}/{dir}", scripts::WORKSPACE),
+/// The checkout's absolute path: the workspace, or `checkout` inside it.
+pub fn checkout_dir(checkout: Option<&str>) -> String {
+    match checkout {
+        Some(dir) => format!("{}/{}", scripts::WORKSPACE, dir.trim_end_matches('/')),
         None => scripts::WORKSPACE.to_owned(),
-    };
+    }
+}
+
+/// The `git-clone` init container; it clones into `checkout` (absolute), with
+/// the credentials Secret mounted when the context names one.
+pub fn git_clone(ctx: &RunContext, checkout: &str) -> core::Container {
     let mut container = helper(
         crate::contract::GIT_CLONE,
         &ctx.git_image,
         scripts::GIT_CLONE,
         ctx.security_profile,
     );
-    container.env = Some(vec![
-        literal("HOME", "/tmp"),
-        literal("C8S_REPOSITORY", &ctx.repository),
-        literal("C8S_COMMIT", &ctx.commit),
-        literal("C8S_BRANCH", &ctx.branch),
-        literal("C8S_CHECKOUT", &dir),
-    ]);
-    container.volume_mounts = Some(vec![mount(WORKSPACE_VOLUME, scripts::WORKSPACE)]);
+    container.env = container_env(
+        &[],
+        checkout,
+        &[
+            ("C8S_REPOSITORY", &ctx.repository),
+            ("C8S_COMMIT", &ctx.commit),
+            ("C8S_BRANCH", &ctx.branch),
+            ("C8S_CHECKOUT", checkout),
+        ],
+    );
+    let mut mounts = vec![
+        mount(WORKSPACE_VOLUME, scripts::WORKSPACE),
+        home_mount(&container.name),
+    ];
+    if ctx.git_secret.is_some() {
+        mounts.push(core::VolumeMount {
+            read_only: Some(true),
+            ..mount(GIT_CREDENTIALS_VOLUME, scripts::GIT_CREDENTIALS)
+        });
+    }
+    container.volume_mounts = Some(mounts);
     container
 }
 
 /// Input-extraction init container `name`: unpack `artifact` into `path`.
-pub fn extract_input(name: &str, ctx: &RunContext, artifact: &str, path: &str) -> core::Container {
+pub fn extract_input(
+    name: &str,
+    ctx: &RunContext,
+    artifact: &str,
+    path: &str,
+    checkout: &str,
+) -> core::Container {
     let mut container = helper(
         name,
         &ctx.helper_image,
@@ -253,10 +296,12 @@ pub fn extract_input(name: &str, ctx: &RunContext, artifact: &str, path: &str) -
         ctx.security_profile,
     );
     if let Some(command) = container.command.as_mut() {
-        command.extend([name.to_owned(), artifact.to_owned(), path.to_owned()]);
+        command.extend([name, artifact, path].map(literal_text));
     }
+    container.env = container_env(&[], checkout, &[]);
     container.volume_mounts = Some(vec![
         mount(WORKSPACE_VOLUME, scripts::WORKSPACE),
+        home_mount(name),
         core::VolumeMount {
             read_only: Some(true),
             ..mount(ARTIFACTS_VOLUME, scripts::ARTIFACTS)
@@ -266,7 +311,7 @@ pub fn extract_input(name: &str, ctx: &RunContext, artifact: &str, path: &str) -
 }
 
 /// The `artifact-helper` container: saves `outputs` into artifact directory `dir`.
-pub fn artifact_helper(ctx: &RunContext, dir: &str, outputs: &[String]) -> core::Container {
+pub fn artifact_helper(ctx: &RunContext, dir: &str, outputs: &[String], checkout: &str) -> core::Container {
     let mut container = helper(
         crate::contract::ARTIFACT_HELPER,
         &ctx.helper_image,
@@ -275,58 +320,22 @@ pub fn artifact_helper(ctx: &RunContext, dir: &str, outputs: &[String]) -> core:
     );
     if let Some(command) = container.command.as_mut() {
         command.push(crate::contract::ARTIFACT_HELPER.to_owned());
-        command.push(dir.to_owned());
-        command.extend(outputs.iter().map(|o| o.trim_end_matches('/').to_owned()));
+        command.push(literal_text(dir));
+        command.extend(outputs.iter().map(|o| literal_text(o.trim_end_matches('/'))));
     }
+    container.env = container_env(&[], checkout, &[]);
     container.volume_mounts = Some(vec![
         mount(WORKSPACE_VOLUME, scripts::WORKSPACE),
+        home_mount(&container.name),
         mount(ARTIFACTS_VOLUME, scripts::ARTIFACTS),
     ]);
     container
 }
 
-/// The `main` container. With outputs, its command is wrapped so that
-/// `artifact-helper` learns when (and how) it ended.
-pub fn main(plan: &TaskPlan, ctx: &RunContext, mounts: Vec<core::VolumeMount>) -> core::Container {
-    let (command, args) = if plan.outputs.is_empty() {
-        (plan.command.clone(), plan.args.clone())
-    } else {
-        let mut wrapped = vec![
-            "sh".to_owned(),
-            "-c".to_owned(),
-            scripts::MAIN_WRAPPER.to_owned(),
-            "c8s-main".to_owned(),
-        ];
-        wrapped.extend(plan.command.iter().chain(&plan.args).cloned());
-        (wrapped, Vec::new())
-    };
-    let working_dir = match plan.working_dir.as_deref().map(|d| d.trim_end_matches('/')) {
-        None | Some("") | Some(".") => scripts::WORKSPACE.to_owned(),
-        Some(dir) if dir.starts_with('/') => dir.to_owned(),
-        Some(dir) => format!("{}/{dir}", scripts::WORKSPACE),
-    };
-    core::Container {
-        name: crate::contract::MAIN.to_owned(),
-        image: Some(plan.image.clone()),
-        command: (!command.is_empty()).then_some(command),
-        args: (!args.is_empty()).then_some(args),
-        working_dir: Some(working_dir),
-        env: env(&plan.env),
-        resources: resources(&plan.resources),
-        security_context: Some(security_context(
-            ctx.security_profile,
-            RunAs {
-                user: plan.run_as_user,
-                root: plan.run_as_root,
-            },
-        )),
-        volume_mounts: Some(mounts),
-        ..Default::default()
-    }
-}
-
 /// A sidecar container, with its scratch emptyDirs mounted (volume names given
-/// by the caller) and its readiness as a startup (native) or readiness (legacy) probe.
+/// by the caller) and its readiness as a startup (native) or readiness (legacy)
+/// probe. A startup probe that gives up makes the kubelet restart the sidecar;
+/// `main` never starts and the pod's `activeDeadlineSeconds` ends the step.
 pub fn sidecar(
     config: &SidecarConfig,
     ctx: &RunContext,
@@ -354,8 +363,8 @@ pub fn sidecar(
         name: config.name.clone(),
         image: Some(config.image.clone()),
         image_pull_policy: Some("IfNotPresent".to_owned()),
-        command: (!config.command.is_empty()).then(|| config.command.clone()),
-        args: (!config.args.is_empty()).then(|| config.args.clone()),
+        command: (!config.command.is_empty()).then(|| literal_list(&config.command)),
+        args: (!config.args.is_empty()).then(|| literal_list(&config.args)),
         working_dir: config.working_dir.clone(),
         env: env(&config.env),
         ports: (!ports.is_empty()).then_some(ports),
@@ -378,4 +387,22 @@ pub fn sidecar(
         volume_mounts: Some(mounts),
         ..Default::default()
     }
+}
+
+/// [`sidecar`] as c8s puts it in a pod: with its own `HOME` and git's
+/// permission to use the checkout.
+pub fn pod_sidecar(
+    config: &SidecarConfig,
+    ctx: &RunContext,
+    mode: SidecarMode,
+    mounts: Vec<core::VolumeMount>,
+    scratch_volumes: &[String],
+    checkout: &str,
+) -> core::Container {
+    let mut container = sidecar(config, ctx, mode, mounts, scratch_volumes);
+    container.env = container_env(&config.env, checkout, &[]);
+    if let Some(mounts) = container.volume_mounts.as_mut() {
+        mounts.push(home_mount(&config.name));
+    }
+    container
 }

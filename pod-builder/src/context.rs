@@ -149,6 +149,31 @@ pub struct RunContext {
     pub git_image: String,
     /// Image of the input-extraction and `artifact-helper` containers.
     pub helper_image: String,
+    /// `activeDeadlineSeconds` of a pod whose plan sets no timeout (default
+    /// 3600): no pod runs forever.
+    #[serde(default = "default_deadline")]
+    pub default_deadline_seconds: i64,
+    /// `sizeLimit` of the workspace emptyDir (default `10Gi`); empty: none.
+    #[serde(default = "default_workspace_size")]
+    pub workspace_size_limit: String,
+    /// Secret with git credentials, mounted into `git-clone` only: keys
+    /// `username`/`password` (HTTPS) or `ssh-privatekey`/`known_hosts` (SSH).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub git_secret: Option<String>,
+}
+
+/// `activeDeadlineSeconds` of a pod whose plan sets no timeout.
+pub const DEFAULT_DEADLINE_SECONDS: i64 = 3600;
+
+/// `sizeLimit` of the workspace emptyDir.
+pub const DEFAULT_WORKSPACE_SIZE_LIMIT: &str = "10Gi";
+
+fn default_deadline() -> i64 {
+    DEFAULT_DEADLINE_SECONDS
+}
+
+fn default_workspace_size() -> String {
+    DEFAULT_WORKSPACE_SIZE_LIMIT.to_owned()
 }
 
 impl RunContext {
@@ -185,7 +210,57 @@ impl RunContext {
             job_ttl_seconds: 3600,
             git_image: DEFAULT_GIT_IMAGE.to_owned(),
             helper_image: DEFAULT_HELPER_IMAGE.to_owned(),
+            default_deadline_seconds: DEFAULT_DEADLINE_SECONDS,
+            workspace_size_limit: DEFAULT_WORKSPACE_SIZE_LIMIT.to_owned(),
+            git_secret: None,
         }
+    }
+
+    /// Sets the deadline of pods whose plan sets no timeout.
+    pub fn with_default_deadline_seconds(mut self, seconds: i64) -> Self {
+        self.default_deadline_seconds = seconds;
+        self
+    }
+
+    /// Sets the workspace emptyDir's `sizeLimit` (empty: none).
+    pub fn with_workspace_size_limit(mut self, limit: impl Into<String>) -> Self {
+        self.workspace_size_limit = limit.into();
+        self
+    }
+
+    /// Sets the git credentials Secret (mounted into `git-clone` only).
+    pub fn with_git_secret(mut self, name: impl Into<String>) -> Self {
+        self.git_secret = Some(name.into());
+        self
+    }
+
+    /// Checks the facts rendering depends on: a full commit, a valid branch,
+    /// a repository URL without credentials, usable settings.
+    pub fn check(&self) -> Result<(), crate::Error> {
+        crate::git::check(
+            &self.commit,
+            &self.branch,
+            &self.repository,
+            self.git_secret.as_deref(),
+        )?;
+        if !(1..=i64::from(i32::MAX)).contains(&self.default_deadline_seconds) {
+            return Err(crate::Error::InvalidSetting {
+                field: "defaultDeadlineSeconds",
+                reason: format!(
+                    "must be between 1 and 2147483647 (is {})",
+                    self.default_deadline_seconds
+                ),
+            });
+        }
+        if !self.workspace_size_limit.is_empty()
+            && let Err(reason) = self.workspace_size_limit.parse::<c8s_sidecar_core::Quantity>()
+        {
+            return Err(crate::Error::InvalidSetting {
+                field: "workspaceSizeLimit",
+                reason: reason.to_string(),
+            });
+        }
+        Ok(())
     }
 
     /// Overrides the pipeline name taken from the plan.

@@ -99,6 +99,64 @@ pub enum Error {
         /// Every broken rule.
         violations: Vec<Violation>,
     },
+    /// `--commit` is not a full hex object name.
+    #[error(
+        "commit {commit:?} must be a full hex object name (40 or 64 hex digits); resolve short names and refs before the run"
+    )]
+    InvalidCommit {
+        /// The commit as given.
+        commit: String,
+    },
+    /// The branch breaks git's ref name rules (git-check-ref-format).
+    #[error("branch {branch:?} is not a valid git branch name: {reason}")]
+    InvalidBranch {
+        /// The branch as given.
+        branch: String,
+        /// Which rule it breaks.
+        reason: &'static str,
+    },
+    /// The repository URL embeds credentials; they would land in the pod spec.
+    #[error(
+        "repository {repository} embeds credentials in its URL (shown here without them); \
+         put them in a git credentials Secret and pass its name (--git-secret)"
+    )]
+    CredentialsInUrl {
+        /// The URL without its user information.
+        repository: String,
+    },
+    /// The repository URL would be read by git as an option.
+    #[error("repository {repository:?} must not start with `-`")]
+    InvalidRepository {
+        /// The URL as given.
+        repository: String,
+    },
+    /// A run-context setting is unusable.
+    #[error("run context {field}: {reason}")]
+    InvalidSetting {
+        /// The field.
+        field: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// A legacy-mode Job with sidecars: nothing stops the sidecars, so the Job never completes.
+    #[error(
+        "step {step:?}: a Job with sidecars needs native sidecars (Kubernetes >= 1.29): with legacy \
+         sidecars nothing stops them when main ends and the Job never completes; render Pods instead \
+         (the runner deletes a legacy pod when main ends)"
+    )]
+    LegacyJobWithSidecars {
+        /// The step.
+        step: String,
+    },
+    /// Legacy sidecars are waited for by `main`'s wrapper, which needs `main`'s command.
+    #[error(
+        "step {step:?}: with legacy sidecars, main needs an explicit command (c8s wraps it to wait \
+         until the sidecars answer)"
+    )]
+    LegacyNeedsCommand {
+        /// The step.
+        step: String,
+    },
     /// Serialising to YAML or JSON failed.
     #[error("cannot serialise to {format}: {reason}")]
     Serialize {

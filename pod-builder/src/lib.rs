@@ -51,8 +51,11 @@
 pub mod concourse;
 pub mod containers;
 pub mod context;
+pub mod env;
 pub mod error;
+pub mod git;
 pub mod inspect;
+mod main_container;
 pub mod names;
 mod overrides;
 pub mod render;
@@ -61,6 +64,7 @@ pub mod scripts;
 pub mod security;
 pub mod serialize;
 mod service_names;
+pub mod services;
 pub mod validate;
 
 pub use c8s_pipeline_model as model;

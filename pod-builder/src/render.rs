@@ -7,7 +7,9 @@ use k8s_openapi::api::batch::v1 as batch;
 use k8s_openapi::api::core::v1 as core;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-use crate::containers::{self, ARTIFACTS_VOLUME, CACHE_VOLUME, WORKSPACE_VOLUME};
+use crate::containers::{
+    self, ARTIFACTS_VOLUME, CACHE_VOLUME, GIT_CREDENTIALS_VOLUME, HOME_VOLUME, WORKSPACE_VOLUME,
+};
 use crate::context::{RunContext, SidecarMode};
 use crate::names::{self, NameParts};
 use crate::overrides;
@@ -23,7 +25,7 @@ use crate::{Error, contract, validate};
 /// assert!(pod.metadata.name.unwrap().starts_with("shop-unit-b3-"));
 /// ```
 pub fn render_pod(plan: &TaskPlan, ctx: &RunContext) -> Result<core::Pod, Error> {
-    let (metadata, spec) = render_parts(plan, ctx)?;
+    let (metadata, spec) = render_parts(plan, ctx, false)?;
     let pod = core::Pod {
         metadata,
         spec: Some(spec),
@@ -37,7 +39,7 @@ pub fn render_pod(plan: &TaskPlan, ctx: &RunContext) -> Result<core::Pod, Error>
 /// `activeDeadlineSeconds`, `ttlSecondsAfterFinished`, and a pod failure
 /// policy that ignores node disruptions. Validated.
 pub fn render_job(plan: &TaskPlan, ctx: &RunContext) -> Result<batch::Job, Error> {
-    let (metadata, spec) = render_parts(plan, ctx)?;
+    let (metadata, spec) = render_parts(plan, ctx, true)?;
     let template_meta = ObjectMeta {
         labels: metadata.labels.clone(),
         annotations: metadata.annotations.clone(),
@@ -104,10 +106,23 @@ pub fn object_name(plan: &TaskPlan, ctx: &RunContext) -> String {
     })
 }
 
-fn render_parts(plan: &TaskPlan, ctx: &RunContext) -> Result<(ObjectMeta, core::PodSpec), Error> {
+fn render_parts(plan: &TaskPlan, ctx: &RunContext, job: bool) -> Result<(ObjectMeta, core::PodSpec), Error> {
     plan.validate().map_err(Error::InvalidPlan)?;
     let mode = ctx.effective_sidecar_mode()?;
+    ctx.check()?;
     check_paths(plan)?;
+    if mode == SidecarMode::Legacy && !plan.sidecars.is_empty() {
+        if job {
+            return Err(Error::LegacyJobWithSidecars {
+                step: plan.identity.step.clone(),
+            });
+        }
+        if plan.command.is_empty() && !containers::legacy_waits(plan).is_empty() {
+            return Err(Error::LegacyNeedsCommand {
+                step: plan.identity.step.clone(),
+            });
+        }
+    }
     if !plan.outputs.is_empty() && plan.command.is_empty() {
         return Err(Error::OutputsNeedCommand {
             step: plan.identity.step.clone(),
@@ -196,11 +211,36 @@ fn artifact_dir(plan: &TaskPlan, ctx: &RunContext, step: &str) -> String {
 fn pod_spec(plan: &TaskPlan, ctx: &RunContext, mode: SidecarMode) -> core::PodSpec {
     let cache_prefix = names::path_segment(pipeline_name(plan, ctx));
     let shared_mounts = containers::main_mounts(plan, &cache_prefix);
-    let mut volumes = vec![core::Volume {
-        name: WORKSPACE_VOLUME.to_owned(),
-        empty_dir: Some(Default::default()),
-        ..Default::default()
-    }];
+    let checkout = containers::checkout_dir(plan.checkout.as_deref());
+    let size_limit = (!ctx.workspace_size_limit.is_empty())
+        .then(|| k8s_openapi::apimachinery::pkg::api::resource::Quantity(ctx.workspace_size_limit.clone()));
+    let mut volumes = vec![
+        core::Volume {
+            name: WORKSPACE_VOLUME.to_owned(),
+            empty_dir: Some(core::EmptyDirVolumeSource {
+                size_limit,
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        core::Volume {
+            name: HOME_VOLUME.to_owned(),
+            empty_dir: Some(Default::default()),
+            ..Default::default()
+        },
+    ];
+    if let Some(secret) = &ctx.git_secret {
+        volumes.push(core::Volume {
+            name: GIT_CREDENTIALS_VOLUME.to_owned(),
+            secret: Some(core::SecretVolumeSource {
+                secret_name: Some(secret.clone()),
+                // Read-only for the fsGroup; ssh accepts a key that another UID (root) owns.
+                default_mode: Some(0o440),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+    }
     let pvc = |name: &str, claim: &str| core::Volume {
         name: name.to_owned(),
         persistent_volume_claim: Some(core::PersistentVolumeClaimVolumeSource {
@@ -222,9 +262,7 @@ fn pod_spec(plan: &TaskPlan, ctx: &RunContext, mode: SidecarMode) -> core::PodSp
     let (mut next_input, mut next_sidecar) = (plan.inputs.iter(), plan.sidecars.iter());
     for laid_out in pod_layout(plan) {
         match (laid_out.role, laid_out.name.as_str()) {
-            (ContainerRole::Init, contract::GIT_CLONE) => {
-                init.push(containers::git_clone(ctx, plan.checkout.as_deref()))
-            }
+            (ContainerRole::Init, contract::GIT_CLONE) => init.push(containers::git_clone(ctx, &checkout)),
             (ContainerRole::Init, name) => {
                 if let Some(input) = next_input.next() {
                     let artifact = format!(
@@ -233,11 +271,12 @@ fn pod_spec(plan: &TaskPlan, ctx: &RunContext, mode: SidecarMode) -> core::PodSp
                         input.output.trim_end_matches('/')
                     );
                     let path = input.path.trim_end_matches('/');
-                    init.push(containers::extract_input(name, ctx, &artifact, path));
+                    init.push(containers::extract_input(name, ctx, &artifact, path, &checkout));
                 }
             }
             (ContainerRole::Sidecar, _) => {
                 if let Some(config) = next_sidecar.next() {
+                    let config = crate::services::with_defaults(config);
                     let scratch: Vec<String> = (0..config.scratch.len())
                         .map(|i| names::scratch_volume_name(&config.name, i))
                         .collect();
@@ -248,7 +287,14 @@ fn pod_spec(plan: &TaskPlan, ctx: &RunContext, mode: SidecarMode) -> core::PodSp
                             ..Default::default()
                         });
                     }
-                    let container = containers::sidecar(config, ctx, mode, shared_mounts.clone(), &scratch);
+                    let container = containers::pod_sidecar(
+                        &config,
+                        ctx,
+                        mode,
+                        shared_mounts.clone(),
+                        &scratch,
+                        &checkout,
+                    );
                     match mode {
                         SidecarMode::Native => init.push(container),
                         SidecarMode::Legacy => legacy_sidecars.push(container),
@@ -256,11 +302,21 @@ fn pod_spec(plan: &TaskPlan, ctx: &RunContext, mode: SidecarMode) -> core::PodSp
                 }
             }
             (ContainerRole::Regular, contract::MAIN) => {
-                regular.push(containers::main(plan, ctx, shared_mounts.clone()));
+                let waits = match mode {
+                    SidecarMode::Legacy => containers::legacy_waits(plan),
+                    SidecarMode::Native => String::new(),
+                };
+                regular.push(containers::main(
+                    plan,
+                    ctx,
+                    shared_mounts.clone(),
+                    &checkout,
+                    &waits,
+                ));
             }
             (ContainerRole::Regular, _) => {
                 let dir = artifact_dir(plan, ctx, &plan.identity.step);
-                regular.push(containers::artifact_helper(ctx, &dir, &plan.outputs));
+                regular.push(containers::artifact_helper(ctx, &dir, &plan.outputs, &checkout));
             }
         }
     }
@@ -269,7 +325,11 @@ fn pod_spec(plan: &TaskPlan, ctx: &RunContext, mode: SidecarMode) -> core::PodSp
 
     let has_account = ctx.service_account.is_some();
     let mut spec = core::PodSpec {
-        active_deadline_seconds: plan.timeout_seconds.map(|s| i64::try_from(s).unwrap_or(i64::MAX)),
+        // Every pod gets a deadline: a stuck step (or a sidecar that never gets
+        // ready, restarted by the kubelet) ends at the latest here.
+        active_deadline_seconds: Some(plan.timeout_seconds.map_or(ctx.default_deadline_seconds, |s| {
+            i64::try_from(s).unwrap_or(i64::MAX)
+        })),
         automount_service_account_token: (!has_account).then_some(false),
         containers: regular,
         enable_service_links: Some(false),

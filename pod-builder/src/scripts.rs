@@ -7,47 +7,122 @@
 pub const WORKSPACE: &str = "/workspace";
 /// Where the artifact PVC is mounted.
 pub const ARTIFACTS: &str = "/artifacts";
+/// `HOME` of every container c8s creates: its own directory of the `c8s-home` emptyDir.
+pub const HOME: &str = "/c8s/home";
+/// Where `git-clone` (only) sees the git credentials Secret.
+pub const GIT_CREDENTIALS: &str = "/c8s/git-credentials";
 /// The file `main`'s wrapper writes its exit code to (then `artifact-helper` runs).
 pub const MAIN_EXIT_MARKER: &str = "/workspace/.c8s/main-exit-code";
+/// A counter `main`'s wrapper bumps every second while `main` lives.
+pub const MAIN_HEARTBEAT: &str = "/workspace/.c8s/main-heartbeat";
+/// Seconds without a heartbeat after which `artifact-helper` declares `main` gone.
+pub const HEARTBEAT_TIMEOUT_SECONDS: u32 = 10;
 
-/// `git-clone`: a shallow fetch of one commit (or the branch) into /workspace.
-/// Env: `C8S_REPOSITORY`, `C8S_COMMIT`, `C8S_BRANCH`, `C8S_CHECKOUT` (the clone's directory).
-pub const GIT_CLONE: &str = r#"if [ -z "$C8S_REPOSITORY" ]; then echo "c8s: no repository, workspace left empty"; exit 0; fi
-git() { command git -c safe.directory='*' "$@"; }
-git init -q "$C8S_CHECKOUT"
+/// `git-clone`: a shallow fetch of one commit (or the branch) into /workspace,
+/// group-writable (umask 002, `--shared=group`) for every UID of the pod's fsGroup.
+/// Env: `C8S_REPOSITORY`, `C8S_COMMIT`, `C8S_BRANCH`, `C8S_CHECKOUT` (the
+/// clone's directory). Credentials, when mounted at /c8s/git-credentials:
+/// `username`/`password` (HTTPS, through a credential helper) or
+/// `ssh-privatekey`/`known_hosts` (SSH, through `GIT_SSH_COMMAND`).
+pub const GIT_CLONE: &str = r#"umask 002
+if [ -z "$C8S_REPOSITORY" ]; then echo "c8s: no repository, workspace left empty"; exit 0; fi
+creds=/c8s/git-credentials
+if [ -f "$creds/password" ]; then
+  git config --global credential.helper '!f() { test "$1" = get || return 0; echo "username=$(cat /c8s/git-credentials/username 2>/dev/null || echo git)"; echo "password=$(cat /c8s/git-credentials/password)"; }; f'
+fi
+if [ -f "$creds/ssh-privatekey" ]; then
+  cp "$creds/ssh-privatekey" "$HOME/.c8s-ssh-key"
+  chmod 600 "$HOME/.c8s-ssh-key"
+  export GIT_SSH_COMMAND="ssh -i $HOME/.c8s-ssh-key -o IdentitiesOnly=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile=$creds/known_hosts"
+fi
+git init -q --shared=group "$C8S_CHECKOUT"
 cd "$C8S_CHECKOUT"
 git remote add origin "$C8S_REPOSITORY"
-git fetch -q --depth 1 origin "${C8S_COMMIT:-${C8S_BRANCH:-HEAD}}"
+git fetch -q --depth 1 -- origin "${C8S_COMMIT:-${C8S_BRANCH:-HEAD}}"
 git checkout -q --detach FETCH_HEAD
+# c8s's own bookkeeping (.c8s/) must not make the checkout dirty (git describe --dirty, goreleaser).
+echo /.c8s/ >> .git/info/exclude
 git log -1 --format='c8s: checked out %H'
 "#;
 
 /// `c8s-input-N`: unpack artifact `$1` (relative to /artifacts) into
-/// workspace directory `$2`.
-pub const EXTRACT_INPUT: &str = r#"mkdir -p "/workspace/$2"
+/// workspace directory `$2`, group-writable.
+pub const EXTRACT_INPUT: &str = r#"umask 002
+mkdir -p "/workspace/$2"
 tar -xf "/artifacts/$1" -C "/workspace/$2"
+chmod -R g+w "/workspace/$2"
 echo "c8s: unpacked $1 into $2"
 "#;
 
-/// Wraps `main`'s command (`"$@"`) to record its exit code for `artifact-helper`.
-pub const MAIN_WRAPPER: &str = r#"code=0
-"$@" || code=$?
-mkdir -p /workspace/.c8s
+/// Wraps `main`'s command. Arguments: the number of outputs `N`, the `N`
+/// output directories (created first, as Concourse does), then the command.
+/// It waits for legacy sidecars' ports (`C8S_WAIT_PORTS`, `port:seconds`
+/// pairs), bumps a heartbeat while the command runs, forwards SIGTERM/SIGINT
+/// to the command's process group (a shell as PID 1 ignores them; runc makes
+/// a container's init a session and group leader, `libcontainer` `setsid`),
+/// and records the exit code for `artifact-helper`. Background jobs of a
+/// non-interactive shell read stdin from /dev/null: steps have no stdin.
+pub const MAIN_WRAPPER: &str = r#"n="$1"; shift
+while [ "$n" -gt 0 ]; do (umask 002; mkdir -p "/workspace/$1"); shift; n=$((n - 1)); done
+(umask 002; mkdir -p /workspace/.c8s)
+(trap '' TERM INT; n=0; while :; do n=$((n + 1)); echo "$n" > /workspace/.c8s/main-heartbeat.tmp; mv -f /workspace/.c8s/main-heartbeat.tmp /workspace/.c8s/main-heartbeat; sleep 1; done) &
+beat=$!
+port_open() {
+  if command -v bash >/dev/null 2>&1; then bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1"' c8s "$1" 2>/dev/null
+  elif command -v nc >/dev/null 2>&1; then nc -z 127.0.0.1 "$1" </dev/null >/dev/null 2>&1
+  else return 2; fi
+}
+code=0
+for wait in $C8S_WAIT_PORTS; do
+  port="${wait%%:*}"; left="${wait#*:}"
+  until port_open "$port"; do
+    if [ $? = 2 ]; then echo "c8s: no nc or bash in this image, not waiting for port $port"; break; fi
+    if [ "$left" -le 0 ]; then echo "c8s: no sidecar answered on port $port in time" >&2; code=1; break 2; fi
+    sleep 1; left=$((left - 1))
+  done
+done
+if [ "$code" = 0 ]; then
+  trap 'trap "" TERM INT; kill -TERM 0 2>/dev/null' TERM INT
+  "$@" &
+  child=$!
+  wait "$child"; code=$?
+  # A trapped signal interrupts `wait` (status > 128): wait again for the real
+  # status; 127 means the shell had already reaped the child.
+  if [ "$code" -gt 128 ]; then wait "$child"; again=$?; [ "$again" = 127 ] || code=$again; fi
+fi
 echo "$code" > /workspace/.c8s/main-exit-code.tmp
-mv /workspace/.c8s/main-exit-code.tmp /workspace/.c8s/main-exit-code
+mv -f /workspace/.c8s/main-exit-code.tmp /workspace/.c8s/main-exit-code
+kill -KILL "$beat" 2>/dev/null || true
 exit "$code"
 "#;
 
 /// `artifact-helper`: wait for `main`'s exit code; when it is 0, tar each
 /// output (`$2...`) into artifact directory `$1` (relative to /artifacts).
+/// Fails when `main`'s heartbeat stops without an exit code (`main` was
+/// killed, e.g. out of memory); never leaves a `.tar.tmp` behind.
 pub const SAVE_OUTPUTS: &str = r#"dir="/artifacts/$1"; shift
-until [ -f /workspace/.c8s/main-exit-code ]; do sleep 1; done
+tmp=""
+trap 'if [ -n "$tmp" ]; then rm -f "$tmp"; fi' EXIT
+trap 'exit 143' TERM INT
+beat=""; still=0
+until [ -f /workspace/.c8s/main-exit-code ]; do
+  sleep 1
+  now="$(cat /workspace/.c8s/main-heartbeat 2>/dev/null || true)"
+  if [ -n "$now" ] && [ "$now" = "$beat" ]; then still=$((still + 1)); else still=0; fi
+  beat="$now"
+  if [ "$still" -ge 10 ] && [ ! -f /workspace/.c8s/main-exit-code ]; then
+    echo "c8s: main is gone without an exit code (killed, e.g. out of memory); outputs not saved" >&2
+    exit 1
+  fi
+done
 code="$(cat /workspace/.c8s/main-exit-code)"
 if [ "$code" != 0 ]; then echo "c8s: main exited with $code, outputs not saved"; exit 0; fi
 for out in "$@"; do
-  mkdir -p "$(dirname "$dir/$out")"
-  tar -cf "$dir/$out.tar.tmp" -C "/workspace/$out" .
-  mv "$dir/$out.tar.tmp" "$dir/$out.tar"
+  mkdir -p "$(dirname "$dir/$out")" "/workspace/$out"
+  tmp="$dir/$out.tar.tmp"
+  tar -cf "$tmp" -C "/workspace/$out" .
+  mv "$tmp" "$dir/$out.tar"
+  tmp=""
   echo "c8s: saved $out"
 done
 "#;

@@ -74,6 +74,12 @@ fn category(errors: &Errors) -> &'static str {
         .map_or("other", |(_, name)| name)
 }
 
+/// A Concourse `((var))` left in rendered text; shell arithmetic `$((…))` in
+/// c8s's own scripts is not one.
+fn has_unresolved_var(text: &str) -> bool {
+    text.match_indices("((").any(|(i, _)| !text[..i].ends_with('$'))
+}
+
 fn ctx() -> RunContext {
     RunContext::new("run-1", 1).with_namespace("ci")
 }
@@ -160,9 +166,7 @@ fn every_task_config_renders_or_is_rejected_with_a_located_reason() {
         let plan = visit_task("corpus", &step, &c8s_pod_builder::model::MemorySource::new())
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         assert!(
-            !to_canonical_yaml(&render_pod(&plan, &ctx()).expect("pod"))
-                .expect("yaml")
-                .contains("(("),
+            !has_unresolved_var(&to_canonical_yaml(&render_pod(&plan, &ctx()).expect("pod")).expect("yaml")),
             "{name}: a var left in the pod"
         );
         render(&plan, &out, &name, &mut written);
@@ -260,7 +264,7 @@ fn every_pipeline_renders_or_is_rejected_with_a_located_reason() {
                     for step in &plan.steps {
                         let yaml =
                             to_canonical_yaml(&render_pod(&step.plan, &ctx()).expect("pod")).expect("yaml");
-                        assert!(!yaml.contains("(("), "{name}: a var left in a pod:\n{yaml}");
+                        assert!(!has_unresolved_var(&yaml), "{name}: a var left in a pod:\n{yaml}");
                         render(&step.plan, &out, &name, &mut written);
                         pods += 1;
                     }

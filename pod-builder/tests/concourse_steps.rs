@@ -244,7 +244,7 @@ fn real_task_configs_render_with_their_meaning() {
     assert_eq!(secrets[0].name, "c8s-pull-mirror-example-com");
     let yaml = to_canonical_yaml(&pod).expect("yaml");
     assert!(
-        !yaml.contains("registry-mirror-username") && !yaml.contains("(("),
+        !yaml.contains("registry-mirror-username") && !has_unresolved_var(&yaml),
         "{yaml}"
     );
 }
@@ -268,4 +268,10 @@ fn templates_for_other_tools_are_rejected_with_the_reason() {
         assert!(errors.to_string().contains(reason), "{errors}");
         assert!(errors.iter().all(|e| e.position().line > 0), "{errors}");
     }
+}
+
+/// A Concourse `((var))` left in rendered text; shell arithmetic `$((…))` in
+/// c8s's own scripts is not one.
+fn has_unresolved_var(text: &str) -> bool {
+    text.match_indices("((").any(|(i, _)| !text[..i].ends_with('$'))
 }

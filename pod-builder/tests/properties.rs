@@ -134,3 +134,34 @@ fn examples_render_the_same_bytes_twice() {
         .collect();
     assert_eq!(first, second);
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Any probe numbers the API server accepts (int32) and any step timeout
+    /// render or fail with an error: never a panic (the overflow of issue 11).
+    #[test]
+    fn any_probe_numbers_and_timeouts_render_without_panic(
+        period in prop_oneof![Just(i32::MAX), Just(1), any::<i32>()],
+        timeout in prop_oneof![Just(i32::MAX), Just(i32::MAX - 1), any::<i32>()],
+        step_timeout in proptest::option::of(prop_oneof![Just(u64::MAX), any::<u64>(), 1u64..100_000]),
+    ) {
+        use c8s_pod_builder::model::sidecar::{Port, PortRef, Readiness, ReadinessProbe};
+        let mut plan = plan_for("p", "s", None);
+        plan.timeout_seconds = step_timeout;
+        let mut db = SidecarConfig::new("db", "redis:7");
+        db.ports.push(Port::tcp(6379));
+        db.readiness = Readiness::Probe(
+            ReadinessProbe::tcp(PortRef::Number(6379))
+                .with_period_seconds(period)
+                .with_timeout_seconds(timeout),
+        );
+        plan.sidecars.push(db);
+        if let Ok(pod) = render_pod(&plan, &RunContext::new("r", 1)) {
+            let spec = pod.spec.unwrap_or_default();
+            let probe = spec.init_containers.iter().flatten().find_map(|c| c.startup_probe.clone());
+            let threshold = probe.and_then(|p| p.failure_threshold).unwrap_or(0);
+            prop_assert!(threshold >= 1);
+        }
+    }
+}

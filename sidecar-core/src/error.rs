@@ -280,6 +280,14 @@ pub enum Problem {
         /// The value.
         value: i64,
     },
+    /// A number above the largest value the Kubernetes API server accepts.
+    #[error("must be at most {max} (got {value})")]
+    TooLarge {
+        /// The value.
+        value: i64,
+        /// The largest accepted value.
+        max: i64,
+    },
     /// An empty command list.
     #[error("command must have at least one element")]
     EmptyCommand,

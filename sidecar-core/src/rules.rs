@@ -83,6 +83,14 @@ pub fn run_as_user(uid: Option<i64>, run_as_root: bool, at: &FieldPath, sink: &m
     match uid {
         Some(0) if !run_as_root => sink.problem(at.clone(), Problem::RootUser { uid: 0 }),
         Some(uid) if uid < 0 => sink.problem(at.clone(), Problem::NotPositive { value: uid }),
+        // The API server takes UIDs in 0..=2^31-1 (`ValidateSecurityContext`).
+        Some(uid) if uid > crate::validate::MAX_INT32 => sink.problem(
+            at.clone(),
+            Problem::TooLarge {
+                value: uid,
+                max: crate::validate::MAX_INT32,
+            },
+        ),
         _ => {}
     }
 }

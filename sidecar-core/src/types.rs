@@ -45,7 +45,7 @@ pub struct SidecarConfig {
     #[serde(default, skip_serializing_if = "Resources::is_empty")]
     pub resources: Resources,
     /// How to tell that the service is up. Absent: a TCP check on the first
-    /// port, if any; `none`: no check.
+    /// TCP port, if any; `none`: no check.
     #[serde(default, skip_serializing_if = "Readiness::is_default")]
     pub readiness: Readiness,
     /// Restart the service (not `main`) once this check has failed for
@@ -85,14 +85,16 @@ impl SidecarConfig {
     }
 
     /// The readiness check that applies, after defaults: an explicit check,
-    /// or TCP on the first declared port, or none.
+    /// or a TCP connect on the first TCP port, or none. UDP and SCTP ports get
+    /// no default check: a kubelet `tcpSocket` probe can never succeed on them.
     pub fn effective_readiness(&self) -> Option<ReadinessProbe> {
         match &self.readiness {
             Readiness::Probe(probe) => Some(probe.clone()),
             Readiness::Disabled => None,
             Readiness::Default => self
                 .ports
-                .first()
+                .iter()
+                .find(|port| port.protocol == Protocol::Tcp)
                 .map(|port| ReadinessProbe::tcp(PortRef::Number(port.container_port))),
         }
     }
@@ -236,7 +238,7 @@ impl Resources {
 /// Whether and how a sidecar's readiness is checked before `main` starts.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum Readiness {
-    /// Not written: TCP on the first declared port, if the sidecar has ports.
+    /// Not written: TCP on the first TCP port, if the sidecar has one.
     #[default]
     Default,
     /// `readiness: none` — start `main` without waiting for this sidecar.
@@ -298,7 +300,7 @@ impl schemars::JsonSchema for Readiness {
     fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
         let probe = generator.subschema_for::<ReadinessProbe>();
         schemars::json_schema!({
-            "description": "`none`, or a readiness check. When absent, a TCP check on the first port.",
+            "description": "`none`, or a readiness check. When absent, a TCP check on the first TCP port.",
             "oneOf": [ { "const": "none" }, probe ]
         })
     }

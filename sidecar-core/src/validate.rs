@@ -16,6 +16,9 @@ use crate::yaml::SourceMap;
 
 pub use crate::contract::{RESERVED_NAMES, RESERVED_PREFIX};
 
+/// The largest int32: the API server's bound for UIDs, probe fields and deadlines.
+pub const MAX_INT32: i64 = i32::MAX as i64;
+
 /// One broken rule, before it is located in a file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Finding {

@@ -120,11 +120,8 @@ impl SourceReader for ArtifactReader {
 /// With `--checkout-input NAME`, input NAME of a task plan is cloned from
 /// the repository instead of unpacked from an artifact.
 pub fn apply_checkout_input(plan: &mut TaskPlan, args: &ConcourseArgs) {
-    let Some(name) = &args.checkout_input else { return };
-    if let Some(i) = plan.inputs.iter().position(|input| &input.step == name) {
-        let input = plan.inputs.remove(i);
-        plan.checkout = Some(input.path);
-        plan.skip_checkout = false;
+    if let Some(name) = &args.checkout_input {
+        plan.checkout_input(name);
     }
 }
 

@@ -17,6 +17,7 @@ use crate::render::{self, RenderArgs};
 
 /// `c8s helm` subcommands.
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once per process; boxing buys nothing
 pub enum HelmCommand {
     /// Write a sidecar injection chart from sidecar files.
     Sidecars(SidecarsArgs),

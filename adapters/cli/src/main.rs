@@ -152,13 +152,17 @@ fn validate(
                     reason: c8s_sidecar_core::load::read_reason(&e),
                 })
             })
-            .and_then(|bytes| documents::validate_with(file, &bytes, kind, concourse));
+            .and_then(|bytes| {
+                documents::validate_with(file, &bytes, kind, concourse)
+                    .map(|(kind, warnings)| (kind, warnings, bytes))
+            });
         match result {
-            Ok((_, warnings)) => {
+            Ok((kind, warnings, bytes)) => {
                 for warning in warnings {
                     err.push_str(&format!("warning: {warning}\n"));
                 }
                 out.push_str(&format!("ok: {file}\n"));
+                err.push_str(&sidecar_warnings(file, &bytes, kind));
             }
             Err(errors) => {
                 failed = true;
@@ -169,6 +173,24 @@ fn validate(
     let _ = std::io::stderr().write_all(err.as_bytes());
     let code = print_stdout(&out);
     if failed { ExitCode::from(1) } else { code }
+}
+
+/// What c8s cannot check about the sidecars of a valid `file`, one
+/// `warning:` line each (once per sidecar, not per matrix combination).
+fn sidecar_warnings(file: &str, bytes: &[u8], kind: documents::Kind) -> String {
+    let Ok(loaded) = render::load_plans(file, bytes, Some(kind), None) else {
+        return String::new();
+    };
+    let mut lines = std::collections::BTreeSet::new();
+    for sidecar in loaded.plans.iter().flat_map(|plan| &plan.sidecars) {
+        for warning in c8s_pod_builder::services::warnings(sidecar) {
+            lines.insert(format!(
+                "warning: {file}: sidecar {:?}: {warning}\n",
+                sidecar.name
+            ));
+        }
+    }
+    lines.into_iter().collect()
 }
 
 /// Every error of `file` with the offending line under it.

@@ -55,6 +55,16 @@ pub struct RenderArgs {
     /// PersistentVolumeClaim for caches.
     #[arg(long, default_value = "c8s-cache")]
     pub cache_claim: String,
+    /// Secret with git credentials for `git-clone` (keys `username`/`password`,
+    /// or `ssh-privatekey`/`known_hosts`); never put credentials in the URL.
+    #[arg(long)]
+    pub git_secret: Option<String>,
+    /// Deadline of steps without a `timeout` (and of task configs), a duration such as `1h`.
+    #[arg(long, default_value = "1h", value_parser = parse_seconds)]
+    pub default_timeout: u64,
+    /// `sizeLimit` of the workspace emptyDir (a quantity; empty: none).
+    #[arg(long, default_value = c8s_pod_builder::context::DEFAULT_WORKSPACE_SIZE_LIMIT)]
+    pub workspace_size: String,
     /// Output format.
     #[arg(short = 'o', long = "output", value_enum, default_value = "yaml")]
     pub output: Format,
@@ -64,6 +74,11 @@ pub struct RenderArgs {
     /// Concourse options.
     #[command(flatten)]
     pub concourse: crate::concourse::ConcourseArgs,
+}
+
+/// A Go-style duration (`90s`, `1h30m`) as seconds, for clap.
+pub fn parse_seconds(text: &str) -> Result<u64, String> {
+    c8s_pipeline_model::parse_duration(text)
 }
 
 /// `--sidecars`.
@@ -201,7 +216,12 @@ pub fn context(args: &RenderArgs, repository: &str) -> RunContext {
         .with_namespace(args.namespace.clone())
         .with_artifact_claim(args.artifact_claim.clone())
         .with_cache_claim(args.cache_claim.clone())
-        .with_kubernetes_minor(args.kubernetes_minor);
+        .with_kubernetes_minor(args.kubernetes_minor)
+        .with_default_deadline_seconds(i64::try_from(args.default_timeout).unwrap_or(i64::MAX))
+        .with_workspace_size_limit(args.workspace_size.clone());
+    if let Some(secret) = &args.git_secret {
+        ctx = ctx.with_git_secret(secret.clone());
+    }
     if let Some(mode) = args.sidecars {
         ctx = ctx.with_sidecar_mode(match mode {
             Mode::Native => SidecarMode::Native,

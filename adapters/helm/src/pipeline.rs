@@ -71,24 +71,31 @@ pub fn pipeline_chart(name: &str, plans: &[TaskPlan], ctx: &RunContext, job: boo
     };
     let mut entries = Vec::with_capacity(plans.len());
     for plan in plans {
-        let legacy = render(plan, &legacy_ctx)?;
+        // A legacy Job with sidecars could never complete: it has no legacy form.
+        let legacy = match render(plan, &legacy_ctx) {
+            Err(Error::Render {
+                source: c8s_pod_builder::Error::LegacyJobWithSidecars { .. },
+                ..
+            }) if native_ok => None,
+            other => Some(other?),
+        };
         let native = if native_ok {
             Some(render(plan, &native_ctx)?)
         } else {
             None
         };
-        let entry = match native {
-            Some(native) if native == legacy => Entry {
+        let entry = match (native, legacy) {
+            (Some(native), Some(legacy)) if native == legacy => Entry {
                 step: &plan.identity.step,
                 object: Some(native),
                 native: None,
                 legacy: None,
             },
-            native => Entry {
+            (native, legacy) => Entry {
                 step: &plan.identity.step,
                 object: None,
                 native,
-                legacy: Some(legacy),
+                legacy,
             },
         };
         entries.push(entry);

@@ -83,6 +83,15 @@ pub fn rendered() -> Vec<(String, Object)> {
             let ctx = ctx(mode);
             let pod = render_pod(&plan, &ctx).unwrap_or_else(|e| panic!("{name}: {e}"));
             out.push((format!("{name}-{mode_name}-pod"), Object::from(pod)));
+            // A legacy Job with sidecars could never complete: refused.
+            if mode == SidecarMode::Legacy && !plan.sidecars.is_empty() {
+                let refused = render_job(&plan, &ctx);
+                assert!(
+                    matches!(refused, Err(c8s_pod_builder::Error::LegacyJobWithSidecars { .. })),
+                    "{name}: {refused:?}"
+                );
+                continue;
+            }
             let job = render_job(&plan, &ctx).unwrap_or_else(|e| panic!("{name}: {e}"));
             out.push((format!("{name}-{mode_name}-job"), Object::from(job)));
         }

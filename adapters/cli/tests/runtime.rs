@@ -1,0 +1,122 @@
+//! `c8s render` output run under kubelet rules (the runtime check shared from
+//! `pod-builder/tests/common/kubelet`): what the CLI prints is what runs.
+
+mod common;
+#[path = "../../../pod-builder/tests/common/kubelet/mod.rs"]
+mod kubelet;
+
+use std::path::PathBuf;
+
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Pod;
+use kubelet::fixtures::origin;
+use kubelet::{Kubelet, Phase, job_pod};
+
+/// A Concourse task with an output and a Redis service, written for the test.
+const TASK: &str = r#"platform: linux
+image_resource: { type: registry-image, source: { repository: golang, tag: "1.23" } }
+inputs: [{ name: source }]
+outputs: [{ name: reports }]
+run:
+  path: sh
+  args: ["-ec", "git rev-parse HEAD > ../reports/commit\nredis-cli -h 127.0.0.1 ping | grep -qx PONG\n[ -z \"$STUCK\" ] || sleep 300"]
+  dir: source
+params: { STUCK: "" }
+sidecars:
+  - name: redis
+    image: redis:7
+    ports: [{ containerPort: 6379 }]
+"#;
+
+fn task_file(name: &str, text: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("cli-runtime-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let path = dir.join(name);
+    std::fs::write(&path, text).expect("write task");
+    path
+}
+
+/// `c8s render … -o json` as objects: each Pod, or each Job's pod.
+fn render(args: &[&str]) -> Vec<Pod> {
+    let out = common::c8s(&[&["render"], args, &["-o", "json"]].concat());
+    assert!(out.status.success(), "c8s render: {}", common::text(&out.stderr));
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).expect("a JSON List");
+    let items = list["items"].as_array().expect("items").clone();
+    items
+        .into_iter()
+        .map(|item| match item["kind"].as_str() {
+            Some("Job") => job_pod(&serde_json::from_value::<Job>(item).expect("a Job")),
+            _ => serde_json::from_value(item).expect("a Pod"),
+        })
+        .collect()
+}
+
+#[test]
+fn a_rendered_task_runs_clones_its_commit_and_saves_its_output() {
+    let origin = origin();
+    let file = task_file("task.yml", TASK);
+    let file = file.to_str().expect("utf-8 path");
+    for job in [false, true] {
+        let mut args = vec![
+            file,
+            "--repository",
+            &origin.url,
+            "--commit",
+            &origin.commit,
+            "--checkout-input",
+            "source",
+        ];
+        if job {
+            args.push("--job");
+        }
+        let pods = render(&args);
+        assert_eq!(pods.len(), 1);
+        let artifacts = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("cli-artifacts-{}-{job}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&artifacts);
+        std::fs::create_dir_all(&artifacts).expect("artifacts");
+        let run = Kubelet::default()
+            .claim("c8s-artifacts", artifacts.clone())
+            .run(&pods[0]);
+        assert_eq!(run.phase, Phase::Succeeded, "{}", run.logs());
+        let commit =
+            std::fs::read_to_string(run.volumes["workspace"].join("reports/commit")).expect("output");
+        assert_eq!(commit.trim(), origin.commit);
+        assert!(
+            run.container("artifact-helper").log.contains("saved reports"),
+            "{}",
+            run.logs()
+        );
+    }
+}
+
+#[test]
+fn default_timeout_ends_a_stuck_task_and_a_bad_commit_renders_nothing() {
+    let origin = origin();
+    let file = task_file("stuck.yml", &TASK.replace("STUCK: \"\"", "STUCK: \"yes\""));
+    let file = file.to_str().expect("utf-8 path");
+    let pods = render(&[
+        file,
+        "--repository",
+        &origin.url,
+        "--commit",
+        &origin.commit,
+        "--default-timeout",
+        "4s",
+        "--checkout-input",
+        "source",
+    ]);
+    let run = Kubelet::default().run(&pods[0]);
+    assert_eq!(run.reason.as_deref(), Some("DeadlineExceeded"), "{}", run.logs());
+    for commit in ["--upload-pack=touch /tmp/c8s-pwned", "abc123"] {
+        let flag = format!("--commit={commit}");
+        let out = common::c8s(&["render", file, "--repository", &origin.url, &flag]);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{commit}: {}",
+            common::text(&out.stdout)
+        );
+        assert!(out.stdout.is_empty(), "{commit}: nothing rendered");
+    }
+}

@@ -1,0 +1,115 @@
+//! The `main` container: the user's command, wrapped when c8s must know how it
+//! ended, wait for legacy sidecars, or pass on signals.
+
+use c8s_pipeline_model::TaskPlan;
+use c8s_sidecar_core::PortRef;
+use k8s_openapi::api::core::v1 as core;
+
+use crate::containers::{DEFAULT_READY_TIMEOUT_SECONDS, RunAs, home_mount, resources, security_context};
+use crate::context::RunContext;
+use crate::env::{container_env, literal_list};
+use crate::scripts;
+
+/// Whether `main` runs under [`scripts::MAIN_WRAPPER`]: with outputs (the exit
+/// code and heartbeat for `artifact-helper`), with sidecars to wait for
+/// (legacy), or when its command is a shell, which as PID 1 ignores SIGTERM
+/// (the kernel drops default-action signals to a namespace's init). Any other
+/// command runs as PID 1 itself and gets the kubelet's signals directly.
+pub fn wraps_main(plan: &TaskPlan, waits: &str) -> bool {
+    let shell = plan.command.first().is_some_and(|program| {
+        let name = program.rsplit('/').next().unwrap_or(program);
+        matches!(name, "sh" | "bash" | "ash" | "dash" | "zsh")
+    });
+    !plan.command.is_empty() && (!plan.outputs.is_empty() || !waits.is_empty() || shell)
+}
+
+/// `port:seconds` pairs `main` waits for in legacy mode: each sidecar's
+/// readiness port (for exec checks, its first TCP port) and its timeout.
+pub fn legacy_waits(plan: &TaskPlan) -> String {
+    let mut waits = Vec::new();
+    for sidecar in &plan.sidecars {
+        let Some(check) = sidecar.effective_readiness() else {
+            continue;
+        };
+        let port_ref = check
+            .tcp_socket
+            .as_ref()
+            .map(|t| &t.port)
+            .or(check.http_get.as_ref().map(|h| &h.port));
+        let port = match port_ref {
+            Some(PortRef::Number(n)) => Some(*n),
+            Some(PortRef::Name(name)) => sidecar
+                .ports
+                .iter()
+                .find(|p| p.name.as_deref() == Some(name))
+                .map(|p| p.container_port),
+            None => sidecar
+                .ports
+                .iter()
+                .find(|p| p.protocol == c8s_sidecar_core::Protocol::Tcp)
+                .map(|p| p.container_port),
+        };
+        if let Some(port) = port {
+            let total = check.timeout_seconds.unwrap_or(DEFAULT_READY_TIMEOUT_SECONDS);
+            waits.push(format!("{port}:{total}"));
+        }
+    }
+    waits.join(" ")
+}
+
+/// The `main` container, wrapped when [`wraps_main`] says so. Every string the
+/// user wrote reaches the process literally.
+pub fn main(
+    plan: &TaskPlan,
+    ctx: &RunContext,
+    mounts: Vec<core::VolumeMount>,
+    checkout: &str,
+    waits: &str,
+) -> core::Container {
+    let (command, args) = if wraps_main(plan, waits) {
+        let mut wrapped = vec![
+            "sh".to_owned(),
+            "-c".to_owned(),
+            scripts::MAIN_WRAPPER.to_owned(),
+            "c8s-main".to_owned(),
+            plan.outputs.len().to_string(),
+        ];
+        wrapped.extend(plan.outputs.iter().map(|o| o.trim_end_matches('/').to_owned()));
+        wrapped.extend(plan.command.iter().chain(&plan.args).cloned());
+        (wrapped, Vec::new())
+    } else {
+        (plan.command.clone(), plan.args.clone())
+    };
+    let working_dir = match plan.working_dir.as_deref().map(|d| d.trim_end_matches('/')) {
+        None | Some("") | Some(".") => scripts::WORKSPACE.to_owned(),
+        Some(dir) if dir.starts_with('/') => dir.to_owned(),
+        Some(dir) => format!("{}/{dir}", scripts::WORKSPACE),
+    };
+    let mut extra = vec![
+        ("C8S_COMMIT", ctx.commit.as_str()),
+        ("C8S_BRANCH", ctx.branch.as_str()),
+    ];
+    if !waits.is_empty() {
+        extra.push(("C8S_WAIT_PORTS", waits));
+    }
+    let mut mounts = mounts;
+    mounts.push(home_mount(crate::contract::MAIN));
+    core::Container {
+        name: crate::contract::MAIN.to_owned(),
+        image: Some(plan.image.clone()),
+        command: (!command.is_empty()).then(|| literal_list(&command)),
+        args: (!args.is_empty()).then(|| literal_list(&args)),
+        working_dir: Some(working_dir),
+        env: container_env(&plan.env, checkout, &extra),
+        resources: resources(&plan.resources),
+        security_context: Some(security_context(
+            ctx.security_profile,
+            RunAs {
+                user: plan.run_as_user,
+                root: plan.run_as_root,
+            },
+        )),
+        volume_mounts: Some(mounts),
+        ..Default::default()
+    }
+}
