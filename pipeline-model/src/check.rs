@@ -34,6 +34,7 @@ pub(crate) fn pipeline(pipeline: &Pipeline, doc: usize, options: &PipelineOption
         top.problem(root.key("repository"), Problem::Empty);
     }
     globs(&mut top, &pipeline.branches, &root.key("branches"));
+    crate::pod::check::pod_overrides(&mut top, &pipeline.pod, &root);
     if let Some(timeout) = &pipeline.timeout {
         duration(&mut top, timeout, root.key("timeout"));
     }
@@ -68,6 +69,8 @@ pub(crate) fn pipeline(pipeline: &Pipeline, doc: usize, options: &PipelineOption
     for (i, step) in pipeline.steps.iter().enumerate() {
         let mut subject = step_subject(&mut findings, doc, i, step);
         check_step(&mut subject, step, &dimensions, &combinations);
+        let at = subject.path().clone();
+        crate::pod::check::pod_overrides(&mut subject, &step.pod, &at);
         links::check_links(&mut subject, pipeline, step, &first_by_name, dag.as_ref());
     }
     findings

@@ -130,6 +130,7 @@ impl Pipeline {
                 if let Some(step) = by_name.get(name.as_str()) {
                     let mut plan = step_plan(&self.name, step, combination)
                         .map_err(|p| Errors::from(invalid_input(format!("step {name:?}: {p}"))))?;
+                    plan.pod = self.pod.overlay(&plan.pod);
                     // No pod outlives the whole run: the pipeline's timeout caps each step's.
                     plan.timeout_seconds = match (plan.timeout_seconds, run_timeout) {
                         (Some(step), Some(run)) => Some(step.min(run)),
@@ -222,5 +223,6 @@ pub fn step_plan(
     plan.timeout_seconds = step.timeout_seconds();
     plan.run_as_user = step.run_as_user;
     plan.run_as_root = step.run_as_root;
+    plan.pod = step.pod.clone();
     Ok(plan)
 }

@@ -48,6 +48,7 @@ mod parse;
 pub mod pipeline;
 pub mod plan;
 mod plan_build;
+pub mod pod;
 pub mod resources;
 pub mod schedule;
 pub mod scheduler;
@@ -73,6 +74,7 @@ pub use ordered::OrderedMap;
 pub use parse::{parse_pipeline, parse_pipeline_with};
 pub use pipeline::{Conditional, Pipeline, PipelineOptions, SecretEnv, Step, StepInput};
 pub use plan::{PlanIdentity, PlanInput, TaskPlan};
+pub use pod::{Affinity, EphemeralStorage, PodOverrides, Toleration};
 pub use resources::{
     EffectiveResources, QuotaError, ResourceList, RunResources, check_quota, effective_resources,
     plan_effective_resources, run_resources,

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::matrix::{DEFAULT_MAX_COMBINATIONS, Matrix};
 use crate::ordered::OrderedMap;
+use crate::pod::{Affinity, EphemeralStorage, PodOverrides, Toleration};
 
 /// A pipeline: steps arranged as a DAG, optionally run once per matrix combination.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -28,6 +29,9 @@ pub struct Pipeline {
     pub matrix: Option<Matrix>,
     /// The steps, in the order written.
     pub steps: Vec<Step>,
+    /// Pod overrides for every step (a step's own override them).
+    #[serde(flatten)]
+    pub pod: PodOverrides,
 }
 
 /// One step: a container image and the commands to run in it.
@@ -87,6 +91,9 @@ pub struct Step {
     /// Opt out of the restricted security profile (kaniko, docker-in-docker).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub run_as_root: bool,
+    /// Pod overrides of this step, over the pipeline's.
+    #[serde(flatten)]
+    pub pod: PodOverrides,
 }
 
 /// An environment variable from a Secret key: `{ secretRef, key, envVar }`.
@@ -166,6 +173,7 @@ impl Pipeline {
             timeout: None,
             matrix: None,
             steps,
+            pod: PodOverrides::default(),
         }
     }
 
@@ -196,6 +204,7 @@ impl Step {
             conditional: None,
             run_as_user: None,
             run_as_root: false,
+            pod: PodOverrides::default(),
         }
     }
 
@@ -264,6 +273,28 @@ pub(crate) struct PipelineDoc {
     #[serde(default)]
     matrix: Option<Matrix>,
     steps: Vec<StepDoc>,
+    #[serde(default)]
+    node_selector: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    tolerations: Vec<Toleration>,
+    #[serde(default)]
+    affinity: Option<Affinity>,
+    #[serde(default)]
+    image_pull_secrets: Vec<String>,
+    #[serde(default)]
+    service_account_name: Option<String>,
+    #[serde(default)]
+    runtime_class_name: Option<String>,
+    #[serde(default)]
+    priority_class_name: Option<String>,
+    #[serde(default)]
+    labels: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    annotations: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    ephemeral_storage: Option<EphemeralStorage>,
+    #[serde(default)]
+    pod_spec_patch: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize)]
@@ -299,6 +330,47 @@ struct StepDoc {
     run_as_user: Option<i64>,
     #[serde(default)]
     run_as_root: bool,
+    #[serde(default)]
+    node_selector: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    tolerations: Vec<Toleration>,
+    #[serde(default)]
+    affinity: Option<Affinity>,
+    #[serde(default)]
+    image_pull_secrets: Vec<String>,
+    #[serde(default)]
+    service_account_name: Option<String>,
+    #[serde(default)]
+    runtime_class_name: Option<String>,
+    #[serde(default)]
+    priority_class_name: Option<String>,
+    #[serde(default)]
+    labels: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    annotations: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    ephemeral_storage: Option<EphemeralStorage>,
+    #[serde(default)]
+    pod_spec_patch: Option<serde_json::Value>,
+}
+
+/// The pod override fields of a pipeline or step document, as the model's type.
+macro_rules! pod_overrides {
+    ($d:expr) => {
+        PodOverrides {
+            node_selector: $d.node_selector,
+            tolerations: $d.tolerations,
+            affinity: $d.affinity,
+            image_pull_secrets: $d.image_pull_secrets,
+            service_account_name: $d.service_account_name,
+            runtime_class_name: $d.runtime_class_name,
+            priority_class_name: $d.priority_class_name,
+            labels: $d.labels,
+            annotations: $d.annotations,
+            ephemeral_storage: $d.ephemeral_storage,
+            pod_spec_patch: $d.pod_spec_patch,
+        }
+    };
 }
 
 impl From<PipelineDoc> for Pipeline {
@@ -310,6 +382,7 @@ impl From<PipelineDoc> for Pipeline {
             timeout: doc.timeout,
             matrix: doc.matrix,
             steps: doc.steps.into_iter().map(Step::from).collect(),
+            pod: pod_overrides!(doc),
         }
     }
 }
@@ -334,6 +407,7 @@ impl From<StepDoc> for Step {
             conditional: d.conditional,
             run_as_user: d.run_as_user,
             run_as_root: d.run_as_root,
+            pod: pod_overrides!(d),
         }
     }
 }

@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 use c8s_sidecar_core::{EnvVar, Resources, SidecarConfig};
 use serde::{Deserialize, Serialize};
 
+use crate::pod::PodOverrides;
+
 /// Everything needed to run one step of one matrix combination as one pod.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -57,6 +59,9 @@ pub struct TaskPlan {
     /// Opt out of the restricted profile for `main` (kaniko, docker-in-docker).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub run_as_root: bool,
+    /// Pod overrides: scheduling, identity, extra metadata, `podSpecPatch`.
+    #[serde(default, skip_serializing_if = "PodOverrides::is_empty")]
+    pub pod: PodOverrides,
     /// No `git-clone`: every input is an artifact (Concourse steps).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub skip_checkout: bool,
@@ -149,6 +154,7 @@ impl TaskPlan {
             timeout_seconds: None,
             run_as_user: None,
             run_as_root: false,
+            pod: PodOverrides::default(),
             skip_checkout: false,
             image_pull_secrets: Vec::new(),
             privileged: false,

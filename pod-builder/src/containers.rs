@@ -27,6 +27,11 @@ pub const HOME_VOLUME: &str = "c8s-home";
 /// Name of the git credentials Secret volume (`git-clone` only).
 pub const GIT_CREDENTIALS_VOLUME: &str = "git-credentials";
 
+/// Default seconds between liveness checks.
+const DEFAULT_LIVENESS_PERIOD_SECONDS: i32 = 10;
+/// Default seconds of failing liveness checks before a restart.
+const DEFAULT_LIVENESS_TIMEOUT_SECONDS: i32 = 30;
+
 /// Default seconds between readiness checks.
 pub const DEFAULT_PERIOD_SECONDS: i32 = 2;
 /// Default seconds to wait in all for a sidecar to become ready.
@@ -127,11 +132,31 @@ pub fn resources(resources: &Resources) -> Option<core::ResourceRequirements> {
 /// A readiness check as a Kubernetes probe: checks every `period` seconds and
 /// gives up after `timeout` seconds in all (`failureThreshold = ceil(timeout/period)`).
 pub fn probe(check: &ReadinessProbe) -> core::Probe {
-    let period = check.period_seconds.unwrap_or(DEFAULT_PERIOD_SECONDS).max(1);
-    let total = check
-        .timeout_seconds
-        .unwrap_or(DEFAULT_READY_TIMEOUT_SECONDS)
-        .max(1);
+    probe_with(check, DEFAULT_PERIOD_SECONDS, DEFAULT_READY_TIMEOUT_SECONDS)
+}
+
+/// A sidecar's liveness check as a probe: every 10 s by default, restarting
+/// the service after 30 s of failures in all.
+pub fn liveness_probe(check: &ReadinessProbe) -> core::Probe {
+    probe_with(
+        check,
+        DEFAULT_LIVENESS_PERIOD_SECONDS,
+        DEFAULT_LIVENESS_TIMEOUT_SECONDS,
+    )
+}
+
+/// A native sidecar's readiness after its startup gate: the same check on
+/// the same period, failing after 3 misses (the Kubernetes default), so the
+/// pod's Ready condition follows the service.
+fn readiness_after_startup(check: &ReadinessProbe) -> core::Probe {
+    let mut out = probe(check);
+    out.failure_threshold = Some(3);
+    out
+}
+
+fn probe_with(check: &ReadinessProbe, default_period: i32, default_total: i32) -> core::Probe {
+    let period = check.period_seconds.unwrap_or(default_period).max(1);
+    let total = check.timeout_seconds.unwrap_or(default_total).max(1);
     // In i64: `total + period - 1` overflows i32 for totals near 2^31 - 1.
     let threshold = (i64::from(total) + i64::from(period) - 1) / i64::from(period);
     let failure_threshold = i32::try_from(threshold).unwrap_or(i32::MAX);
@@ -321,7 +346,8 @@ pub fn sidecar(
     for (path, volume) in config.scratch.iter().zip(scratch_volumes) {
         mounts.push(mount(volume, path));
     }
-    let probe = config.effective_readiness().map(|check| probe(&check));
+    let check = config.effective_readiness();
+    let probe = check.as_ref().map(probe);
     let ports: Vec<core::ContainerPort> = config
         .ports
         .iter()
@@ -345,7 +371,12 @@ pub fn sidecar(
         resources: resources(&config.resources),
         restart_policy: native.then(|| "Always".to_owned()),
         startup_probe: if native { probe.clone() } else { None },
-        readiness_probe: if native { None } else { probe },
+        readiness_probe: if native {
+            check.as_ref().map(readiness_after_startup)
+        } else {
+            probe
+        },
+        liveness_probe: config.liveness.as_ref().map(liveness_probe),
         security_context: Some(security_context(
             ctx.security_profile,
             RunAs {

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::Toleration;
+use k8s_openapi::api::core::v1::{Affinity, Toleration};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use serde::{Deserialize, Serialize};
 
@@ -130,6 +130,19 @@ pub struct RunContext {
     /// Tolerations of the pods, in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tolerations: Vec<Toleration>,
+    /// Affinity of the pods (over the plan's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub affinity: Option<Affinity>,
+    /// Secrets to pull images with, after the plan's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub image_pull_secrets: Vec<String>,
+    /// RuntimeClass of the pods (over the plan's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime_class: Option<String>,
+    /// A patch applied to every pod's `spec` after the plan's own
+    /// `podSpecPatch` (same merge rules).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_spec_patch: Option<serde_json::Value>,
     /// Seconds a finished Job is kept (`ttlSecondsAfterFinished`).
     pub job_ttl_seconds: i32,
     /// Image of the `git-clone` init container.
@@ -190,6 +203,10 @@ impl RunContext {
             priority_class: None,
             node_selector: BTreeMap::new(),
             tolerations: Vec::new(),
+            affinity: None,
+            image_pull_secrets: Vec::new(),
+            runtime_class: None,
+            pod_spec_patch: None,
             job_ttl_seconds: 3600,
             git_image: DEFAULT_GIT_IMAGE.to_owned(),
             helper_image: DEFAULT_HELPER_IMAGE.to_owned(),
@@ -370,6 +387,31 @@ impl RunContext {
     /// Adds a toleration.
     pub fn with_toleration(mut self, toleration: Toleration) -> Self {
         self.tolerations.push(toleration);
+        self
+    }
+
+    /// Sets the affinity of every pod.
+    pub fn with_affinity(mut self, affinity: Affinity) -> Self {
+        self.affinity = Some(affinity);
+        self
+    }
+
+    /// Adds a Secret to pull images with.
+    pub fn with_image_pull_secret(mut self, name: impl Into<String>) -> Self {
+        self.image_pull_secrets.push(name.into());
+        self
+    }
+
+    /// Sets the RuntimeClass.
+    pub fn with_runtime_class(mut self, name: impl Into<String>) -> Self {
+        self.runtime_class = Some(name.into());
+        self
+    }
+
+    /// Sets a patch applied to every pod's `spec` (JSON merge patch; lists of
+    /// named items merge by `name`).
+    pub fn with_pod_spec_patch(mut self, patch: serde_json::Value) -> Self {
+        self.pod_spec_patch = Some(patch);
         self
     }
 

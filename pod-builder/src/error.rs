@@ -80,6 +80,15 @@ pub enum Error {
         /// The label key.
         key: String,
     },
+    /// A pod override (a toleration, the affinity, `podSpecPatch`) does not
+    /// fit the Kubernetes PodSpec.
+    #[error("{field}: {reason}")]
+    InvalidOverride {
+        /// Which override, with the field path inside it.
+        field: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// The rendered object breaks rules the API server enforces; nothing is returned.
     #[error("{kind} {name:?} would be rejected: {}", join(.violations))]
     Invalid {

@@ -57,11 +57,13 @@ pub mod git;
 pub mod inspect;
 mod main_container;
 pub mod names;
+mod overrides;
 pub mod render;
 pub mod run;
 pub mod scripts;
 pub mod security;
 pub mod serialize;
+mod service_names;
 pub mod services;
 pub mod validate;
 

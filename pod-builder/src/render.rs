@@ -12,6 +12,7 @@ use crate::containers::{
 };
 use crate::context::{RunContext, SidecarMode};
 use crate::names::{self, NameParts};
+use crate::overrides;
 use crate::{Error, contract, validate};
 
 /// Renders `plan` as a Pod (restartPolicy Never), validated.
@@ -128,8 +129,11 @@ fn render_parts(plan: &TaskPlan, ctx: &RunContext, job: bool) -> Result<(ObjectM
         });
     }
     let name = object_name(plan, ctx);
-    let metadata = metadata(plan, ctx, &name)?;
-    Ok((metadata, pod_spec(plan, ctx, mode)))
+    let plan = &*overrides::with_ephemeral_storage(plan);
+    let mut metadata = metadata(plan, ctx, &name)?;
+    let mut spec = pod_spec(plan, ctx, mode);
+    overrides::apply(plan, ctx, &mut metadata, &mut spec)?;
+    Ok((metadata, spec))
 }
 
 fn metadata(plan: &TaskPlan, ctx: &RunContext, name: &str) -> Result<ObjectMeta, Error> {
@@ -329,6 +333,7 @@ fn pod_spec(plan: &TaskPlan, ctx: &RunContext, mode: SidecarMode) -> core::PodSp
         automount_service_account_token: (!has_account).then_some(false),
         containers: regular,
         enable_service_links: Some(false),
+        host_aliases: crate::service_names::host_aliases(plan),
         init_containers: Some(init),
         node_selector: (!ctx.node_selector.is_empty()).then(|| ctx.node_selector.clone()),
         priority_class_name: ctx.priority_class.clone(),

@@ -24,6 +24,7 @@
 //!
 //! This crate does no I/O: files are read through a [`SourceReader`] the caller provides.
 
+pub mod aliases;
 pub mod build;
 pub mod contract;
 pub mod error;

@@ -17,8 +17,13 @@ use crate::quantity::Quantity;
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[non_exhaustive]
 pub struct SidecarConfig {
-    /// Container name: a DNS-1123 label, unique within the pod.
+    /// Container name: a DNS-1123 label, unique within the pod; `main`
+    /// reaches the service under this name (it resolves to 127.0.0.1).
     pub name: String,
+    /// More host names `main` reaches the service under (`db` for
+    /// `postgres`); unique in the pod.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
     /// Image reference, e.g. `postgres:16` or `ghcr.io/org/mock@sha256:…`.
     pub image: String,
     /// Overrides the image's ENTRYPOINT.
@@ -43,6 +48,10 @@ pub struct SidecarConfig {
     /// TCP port, if any; `none`: no check.
     #[serde(default, skip_serializing_if = "Readiness::is_default")]
     pub readiness: Readiness,
+    /// Restart the service (not `main`) once this check has failed for
+    /// `timeoutSeconds` in all (default 30; `periodSeconds` default 10).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub liveness: Option<ReadinessProbe>,
     /// The UID the image expects to run as (e.g. 999 for `postgres`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run_as_user: Option<i64>,
@@ -59,6 +68,7 @@ impl SidecarConfig {
     pub fn new(name: impl Into<String>, image: impl Into<String>) -> Self {
         Self {
             name: name.into(),
+            aliases: Vec::new(),
             image: image.into(),
             command: Vec::new(),
             args: Vec::new(),
@@ -67,6 +77,7 @@ impl SidecarConfig {
             ports: Vec::new(),
             resources: Resources::default(),
             readiness: Readiness::Default,
+            liveness: None,
             run_as_user: None,
             run_as_root: false,
             scratch: Vec::new(),

@@ -128,6 +128,8 @@ pub fn check_sidecar(placed: Placed<'_>, findings: &mut Vec<Finding>) {
         sink.problem(path.key("name"), Problem::ReservedName { name: s.name.clone() });
     }
 
+    crate::aliases::check_aliases(&mut sink, s, path);
+
     if s.image.is_empty() {
         sink.problem(path.key("image"), Problem::Empty);
     } else if let Err(reason) = names::image_reference(&s.image) {
@@ -197,6 +199,9 @@ pub fn check_sidecar(placed: Placed<'_>, findings: &mut Vec<Finding>) {
 
     if let crate::Readiness::Probe(probe) = &s.readiness {
         check_probe(s, probe, &path.key("readiness"), &mut sink);
+    }
+    if let Some(probe) = &s.liveness {
+        check_probe(s, probe, &path.key("liveness"), &mut sink);
     }
 
     crate::rules::run_as_user(s.run_as_user, s.run_as_root, &path.key("runAsUser"), &mut sink);
@@ -386,6 +391,7 @@ pub fn check_pod_sidecars(sidecars: &[Placed<'_>], findings: &mut Vec<Finding>) 
             }
         }
     }
+    crate::aliases::check_pod_aliases(sidecars, findings);
 }
 
 /// Validates sidecars built in code (no source file): every rule, every problem.

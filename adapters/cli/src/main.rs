@@ -8,6 +8,7 @@ mod documents;
 mod helm;
 mod incluster;
 mod plan;
+mod pod_flags;
 mod render;
 mod run;
 mod serve;
@@ -63,7 +64,7 @@ enum Command {
     },
     /// Render a pipeline (every matrix combination), a task config or a
     /// sidecar file as Pods or Jobs: YAML for `kubectl apply -f -`.
-    Render(render::RenderArgs),
+    Render(Box<render::RenderArgs>),
     /// Write Helm charts: sidecar injection, or a pipeline run's pods.
     #[command(subcommand)]
     Helm(helm::HelmCommand),

@@ -68,6 +68,9 @@ pub struct RenderArgs {
     /// Output format.
     #[arg(short = 'o', long = "output", value_enum, default_value = "yaml")]
     pub output: Format,
+    /// Pod overrides (over the file's own).
+    #[command(flatten)]
+    pub pod: crate::pod_flags::PodFlags,
     /// Concourse options.
     #[command(flatten)]
     pub concourse: crate::concourse::ConcourseArgs,
@@ -225,7 +228,26 @@ pub fn context(args: &RenderArgs, repository: &str) -> RunContext {
             Mode::Legacy => SidecarMode::Legacy,
         });
     }
-    ctx
+    args.pod.apply(ctx)
+}
+
+/// One line per pod a `podSpecPatch` (the file's or `--patch`) changed: the
+/// Pod Security level it ends at, since a patch may lower it.
+pub fn security_notes(plans: &[TaskPlan], ctx: &RunContext) -> Vec<String> {
+    plans
+        .iter()
+        .filter(|plan| plan.pod.pod_spec_patch.is_some() || ctx.pod_spec_patch.is_some())
+        .filter_map(|plan| c8s_pod_builder::render_pod(plan, ctx).ok())
+        .map(|pod| {
+            let level = pod
+                .spec
+                .as_ref()
+                .and_then(c8s_pod_builder::pod_security_level)
+                .map_or("none (privileged)", |l| l.as_str());
+            let name = pod.metadata.name.unwrap_or_default();
+            format!("c8s: {name}: patched; meets Pod Security level {level}")
+        })
+        .collect()
 }
 
 /// Renders every plan (as Pods, or Jobs with `job`) and serialises them
@@ -292,7 +314,12 @@ pub fn run(args: &RenderArgs, report: fn(&str, &Errors) -> String, print: fn(&st
     }
     let ctx = context(args, &loaded.repository);
     match render_plans(&loaded.plans, &ctx, args.job, args.output) {
-        Ok(text) => print(&text),
+        Ok(text) => {
+            for note in security_notes(&loaded.plans, &ctx) {
+                eprintln!("{note}");
+            }
+            print(&text)
+        }
         Err(e) => {
             eprintln!("error: {file}: {e}");
             ExitCode::from(1)

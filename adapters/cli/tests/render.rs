@@ -43,7 +43,7 @@ const VARIANTS: [(&str, &[&str]); 4] = [
     ("legacy-job", &["--sidecars", "legacy", "--job"]),
 ];
 
-fn render(file: &str, extra: &[&str], format: &str) -> String {
+fn render_args<'a>(file: &'a str, extra: &[&'a str], format: &'a str) -> Vec<&'a str> {
     let mut args = vec![
         "render",
         file,
@@ -57,7 +57,11 @@ fn render(file: &str, extra: &[&str], format: &str) -> String {
         format,
     ];
     args.extend_from_slice(extra);
-    c8s(&args)
+    args
+}
+
+fn render(file: &str, extra: &[&str], format: &str) -> String {
+    c8s(&render_args(file, extra, format))
 }
 
 /// `render`, except that a legacy Job with sidecars must be refused (nothing
@@ -66,9 +70,7 @@ fn render_variant(file: &str, variant: &str, extra: &[&str], format: &str) -> Op
     if variant != "legacy-job" {
         return Some(render(file, extra, format));
     }
-    let mut args = vec!["render", file, "-o", format];
-    args.extend_from_slice(extra);
-    let output = common::c8s(&args);
+    let output = common::c8s(&render_args(file, extra, format));
     if output.status.success() {
         return Some(String::from_utf8(output.stdout).expect("utf-8 output"));
     }

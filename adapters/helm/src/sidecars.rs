@@ -61,6 +61,9 @@ struct SidecarValues<'a> {
     ports: Vec<core::ContainerPort>,
     resources: core::ResourceRequirements,
     probe: serde_json::Value,
+    readiness_probe: serde_json::Value,
+    liveness_probe: serde_json::Value,
+    hostnames: Vec<String>,
     security_context: Option<core::SecurityContext>,
     volume_mounts: Vec<core::VolumeMount>,
     volumes: Vec<core::Volume>,
@@ -92,8 +95,9 @@ pub fn sidecar_chart(name: &str, sidecars: &[SidecarConfig]) -> Result<Chart, Er
 
     let mut values = yaml::comment(VALUES_HEADER, 0);
     values.push_str("\n# Native sidecars (Kubernetes >= 1.29): include under initContainers; each gets\n");
-    values.push_str("# restartPolicy: Always and its probe as a startupProbe. false: include under\n");
-    values.push_str("# containers; the probe becomes a readinessProbe.\n");
+    values.push_str("# restartPolicy: Always, its probe as a startupProbe and readinessProbe beside it.\n");
+    values.push_str("# false: include under containers; the probe becomes the readinessProbe.\n");
+    values.push_str("# livenessProbe (if set) restarts a hung service in both modes.\n");
     values.push_str("nativeSidecars: true\n\n");
     values.push_str("# One entry per sidecar, in the order of the sidecar files.\n");
     values.push_str("sidecars:\n");
@@ -125,15 +129,18 @@ fn sidecar_values<'a>(sidecar: &'a SidecarConfig, ctx: &RunContext) -> Result<Si
         .map(|i| names::scratch_volume_name(&sidecar.name, i))
         .collect();
     let container = containers::sidecar(sidecar, ctx, SidecarMode::Native, Vec::new(), &scratch);
-    let probe = match &container.startup_probe {
+    let as_value = |probe: &Option<core::Probe>| match probe {
         Some(probe) => serde_json::to_value(probe).map_err(|e| {
             Error::Serialize(c8s_pod_builder::Error::Serialize {
                 format: "json",
                 reason: e.to_string(),
             })
-        })?,
-        None => serde_json::Value::Object(serde_json::Map::new()),
+        }),
+        None => Ok(serde_json::Value::Object(serde_json::Map::new())),
     };
+    let probe = as_value(&container.startup_probe)?;
+    let readiness_probe = as_value(&container.readiness_probe)?;
+    let liveness_probe = as_value(&container.liveness_probe)?;
     let (repository, tag, digest) = split_image(&sidecar.image);
     Ok(SidecarValues {
         enabled: true,
@@ -150,6 +157,11 @@ fn sidecar_values<'a>(sidecar: &'a SidecarConfig, ctx: &RunContext) -> Result<Si
         ports: container.ports.unwrap_or_default(),
         resources: container.resources.unwrap_or_default(),
         probe,
+        readiness_probe,
+        liveness_probe,
+        hostnames: c8s_pod_builder::model::sidecar::aliases::service_names(sidecar)
+            .map(str::to_owned)
+            .collect(),
         security_context: container.security_context,
         volume_mounts: container.volume_mounts.unwrap_or_default(),
         volumes: scratch
@@ -217,6 +229,18 @@ fn sidecars_tpl(chart: &str, sidecars: &[&str]) -> String {
         ));
     }
     out.push_str("{{- join \"\\n\" $items -}}\n{{- end -}}\n");
+    out.push_str(&format!(
+        "\n{{{{/* The names and aliases of every enabled sidecar as one 127.0.0.1 hostAliases entry: a YAML list (or nothing). */}}}}\n\
+         {{{{- define \"{chart}.hostAliases\" -}}}}\n\
+         {{{{- $names := list -}}}}\n\
+         {{{{- range $name := list {} }}}}\n\
+         {{{{- $values := index ($.Values.sidecars | default dict) $name }}}}\n\
+         {{{{- if and $values $values.enabled }}}}{{{{ range $values.hostnames }}}}{{{{ $names = append $names . }}}}{{{{ end }}}}{{{{ end }}}}\n\
+         {{{{- end }}}}\n\
+         {{{{- with $names }}}}{{{{ toYaml (list (dict \"ip\" \"127.0.0.1\" \"hostnames\" .)) }}}}{{{{ end -}}}}\n\
+         {{{{- end -}}}}\n",
+        quoted.join(" ")
+    ));
     out.push_str(&format!(
         "\n{{{{/* The scratch emptyDirs of every enabled sidecar: a YAML list (or nothing) for the pod's volumes. */}}}}\n\
          {{{{- define \"{chart}.volumes\" -}}}}\n\

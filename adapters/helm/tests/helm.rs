@@ -478,6 +478,19 @@ fn injected_sidecars_are_pod_builders_sidecar_containers() {
                 .flat_map(|s| (0..s.scratch.len()).map(|i| names::scratch_volume_name(&s.name, i)))
                 .collect();
             assert_eq!(volumes, scratch, "{stem} {case}");
+            // Service names: every sidecar name and alias on 127.0.0.1, as pod-builder writes them.
+            let hostnames: Vec<String> = sidecars
+                .iter()
+                .flat_map(|s| std::iter::once(s.name.clone()).chain(s.aliases.iter().cloned()))
+                .collect();
+            let aliases = spec.host_aliases.clone().expect("hostAliases");
+            assert_eq!(aliases.len(), 1, "{stem} {case}");
+            assert_eq!(aliases[0].ip, "127.0.0.1", "{stem} {case}");
+            assert_eq!(
+                aliases[0].hostnames.clone().unwrap_or_default(),
+                hostnames,
+                "{stem} {case}"
+            );
         }
     }
 }

@@ -22,9 +22,11 @@ is never evaluated as template code.
 {{- if .native -}}
 {{- $_ := set $c "restartPolicy" "Always" -}}
 {{- with $v.probe }}{{ $_ := set $c "startupProbe" . }}{{ end -}}
+{{- with $v.readinessProbe }}{{ $_ := set $c "readinessProbe" . }}{{ end -}}
 {{- else -}}
 {{- with $v.probe }}{{ $_ := set $c "readinessProbe" . }}{{ end -}}
 {{- end -}}
+{{- with $v.livenessProbe }}{{ $_ := set $c "livenessProbe" . }}{{ end -}}
 {{- with $v.securityContext }}{{ $_ := set $c "securityContext" . }}{{ end -}}
 {{- with $v.volumeMounts }}{{ $_ := set $c "volumeMounts" . }}{{ end -}}
 {{- toYaml (list $c) -}}

@@ -1,0 +1,179 @@
+//! Pod overrides on a rendered pod: the plan's (pipeline, then step) under
+//! the run context's, then `podSpecPatch`. The result is validated by the
+//! caller exactly like any other pod.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+use c8s_pipeline_model::TaskPlan;
+use c8s_pipeline_model::pod::patch;
+use k8s_openapi::api::core::v1 as core;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::Error;
+use crate::context::RunContext;
+
+const EPHEMERAL_STORAGE: &str = "ephemeral-storage";
+
+/// `plan` with the overrides' ephemeral storage in `main`'s resources, unless
+/// they name it already.
+pub(crate) fn with_ephemeral_storage(plan: &TaskPlan) -> Cow<'_, TaskPlan> {
+    let Some(storage) = &plan.pod.ephemeral_storage else {
+        return Cow::Borrowed(plan);
+    };
+    let resources = &plan.resources;
+    if resources.requests.contains_key(EPHEMERAL_STORAGE) || resources.limits.contains_key(EPHEMERAL_STORAGE)
+    {
+        return Cow::Borrowed(plan);
+    }
+    let mut plan = plan.clone();
+    if let Some(q) = &storage.request {
+        plan.resources
+            .requests
+            .insert(EPHEMERAL_STORAGE.to_owned(), q.clone());
+    }
+    if let Some(q) = &storage.limit {
+        plan.resources
+            .limits
+            .insert(EPHEMERAL_STORAGE.to_owned(), q.clone());
+    }
+    Cow::Owned(plan)
+}
+
+/// The Kubernetes type with the same JSON shape as a model type.
+fn convert<T: DeserializeOwned>(field: &str, value: &impl Serialize) -> Result<T, Error> {
+    let invalid = |e: serde_json::Error| Error::InvalidOverride {
+        field: field.to_owned(),
+        reason: e.to_string(),
+    };
+    serde_json::from_value(serde_json::to_value(value).map_err(invalid)?).map_err(invalid)
+}
+
+fn push_new<T: PartialEq>(list: &mut Vec<T>, item: T) {
+    if !list.contains(&item) {
+        list.push(item);
+    }
+}
+
+/// Applies the plan's and the context's overrides to `meta` and `spec`.
+pub(crate) fn apply(
+    plan: &TaskPlan,
+    ctx: &RunContext,
+    meta: &mut ObjectMeta,
+    spec: &mut core::PodSpec,
+) -> Result<(), Error> {
+    let pod = &plan.pod;
+    for key in pod.labels.keys().chain(pod.annotations.keys()) {
+        if c8s_sidecar_core::contract::is_reserved_key(key) {
+            return Err(Error::ReservedLabel { key: key.clone() });
+        }
+    }
+    if !pod.labels.is_empty() {
+        let labels = meta.labels.get_or_insert_with(BTreeMap::new);
+        for (k, v) in &pod.labels {
+            labels.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+    }
+    if !pod.annotations.is_empty() {
+        let annotations = meta.annotations.get_or_insert_with(BTreeMap::new);
+        for (k, v) in &pod.annotations {
+            annotations.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+    }
+
+    let mut node_selector = pod.node_selector.clone();
+    node_selector.extend(ctx.node_selector.clone());
+    spec.node_selector = (!node_selector.is_empty()).then_some(node_selector);
+
+    let mut tolerations: Vec<core::Toleration> = Vec::new();
+    for (i, t) in pod.tolerations.iter().enumerate() {
+        push_new(&mut tolerations, convert(&format!("tolerations[{i}]"), t)?);
+    }
+    for t in &ctx.tolerations {
+        push_new(&mut tolerations, t.clone());
+    }
+    spec.tolerations = (!tolerations.is_empty()).then_some(tolerations);
+
+    spec.affinity = match (&ctx.affinity, &pod.affinity) {
+        (Some(affinity), _) => Some(affinity.clone()),
+        (None, Some(affinity)) => Some(convert("affinity", affinity)?),
+        (None, None) => None,
+    };
+
+    // The task's registry credentials (Concourse), then the overrides'.
+    let mut pull_secrets: Vec<String> = plan.image_pull_secrets.clone();
+    for s in pod.image_pull_secrets.iter().chain(&ctx.image_pull_secrets) {
+        push_new(&mut pull_secrets, s.clone());
+    }
+    spec.image_pull_secrets = (!pull_secrets.is_empty()).then(|| {
+        pull_secrets
+            .into_iter()
+            .map(|name| core::LocalObjectReference { name })
+            .collect()
+    });
+
+    let account = ctx
+        .service_account
+        .clone()
+        .or_else(|| pod.service_account_name.clone());
+    // No account: no token either; a named account is there to reach the API.
+    spec.automount_service_account_token = account.is_none().then_some(false);
+    spec.service_account_name = account;
+    spec.runtime_class_name = ctx
+        .runtime_class
+        .clone()
+        .or_else(|| pod.runtime_class_name.clone());
+    spec.priority_class_name = ctx
+        .priority_class
+        .clone()
+        .or_else(|| pod.priority_class_name.clone());
+
+    for patch in [&pod.pod_spec_patch, &ctx.pod_spec_patch].into_iter().flatten() {
+        *spec = patched(spec, patch)?;
+    }
+    Ok(())
+}
+
+/// `spec` with `patch` applied; a field the PodSpec does not have (a typo,
+/// a field of a newer Kubernetes) is an error, never silently dropped.
+fn patched(spec: &core::PodSpec, patch: &serde_json::Value) -> Result<core::PodSpec, Error> {
+    let invalid = |path: String, reason: String| Error::InvalidOverride {
+        field: format!("podSpecPatch: {path}"),
+        reason,
+    };
+    if !patch.is_object() {
+        return Err(invalid(
+            String::new(),
+            "must be a mapping of PodSpec fields".to_owned(),
+        ));
+    }
+    let mut value = serde_json::to_value(spec).map_err(|e| invalid(String::new(), e.to_string()))?;
+    patch::apply(&mut value, patch);
+    let result: core::PodSpec =
+        serde_json::from_value(value.clone()).map_err(|e| invalid("spec".to_owned(), e.to_string()))?;
+    let back = serde_json::to_value(&result).map_err(|e| invalid(String::new(), e.to_string()))?;
+    if let Some(path) = first_lost(&value, &back, "spec") {
+        return Err(invalid(path, "unknown field".to_owned()));
+    }
+    Ok(result)
+}
+
+/// The first field path present in `wanted` but missing from `got`.
+fn first_lost(wanted: &serde_json::Value, got: &serde_json::Value, path: &str) -> Option<String> {
+    use serde_json::Value;
+    match (wanted, got) {
+        (Value::Object(w), Value::Object(g)) => w.iter().find_map(|(k, v)| match g.get(k) {
+            Some(gv) => first_lost(v, gv, &format!("{path}.{k}")),
+            None if v.is_null() => None,
+            None => Some(format!("{path}.{k}")),
+        }),
+        (Value::Array(w), Value::Array(g)) => w
+            .iter()
+            .zip(g)
+            .enumerate()
+            .find_map(|(i, (wv, gv))| first_lost(wv, gv, &format!("{path}[{i}]"))),
+        _ => None,
+    }
+}
