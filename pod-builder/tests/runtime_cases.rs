@@ -53,6 +53,7 @@ fn find(dir: &std::path::Path, suffix: &str) -> Vec<PathBuf> {
 }
 
 #[test]
+#[ignore = "needs root and the runtime check's host tools (scripts/install-tools.sh)"]
 fn git_works_on_the_checkout_in_main_and_in_a_sidecar_with_its_own_uid() {
     let origin = origin();
     // go build's VCS stamping runs these two.
@@ -84,6 +85,7 @@ fn git_works_on_the_checkout_in_main_and_in_a_sidecar_with_its_own_uid() {
 }
 
 #[test]
+#[ignore = "needs root and the runtime check's host tools (scripts/install-tools.sh)"]
 fn every_container_gets_a_writable_home_and_cache() {
     let origin = origin();
     let check = "test \"$HOME\" != /\ntouch \"$HOME/.probe\"\nmkdir -p \"${XDG_CACHE_HOME:?}/go-build\"";
@@ -105,6 +107,7 @@ fn every_container_gets_a_writable_home_and_cache() {
 }
 
 #[test]
+#[ignore = "needs root and the runtime check's host tools (scripts/install-tools.sh)"]
 fn outputs_exist_before_main_and_an_untouched_output_is_saved_empty() {
     let origin = origin();
     let mut plan = step("echo report > out/report.txt");
@@ -119,6 +122,7 @@ fn outputs_exist_before_main_and_an_untouched_output_is_saved_empty() {
 }
 
 #[test]
+#[ignore = "needs root and the runtime check's host tools (scripts/install-tools.sh)"]
 fn an_oom_killed_main_ends_the_helper_with_a_failure_within_seconds() {
     let origin = origin();
     let mut plan = step("echo started\nsleep 300");
@@ -135,6 +139,7 @@ fn an_oom_killed_main_ends_the_helper_with_a_failure_within_seconds() {
 }
 
 #[test]
+#[ignore = "needs root and the runtime check's host tools (scripts/install-tools.sh)"]
 fn a_pipeline_timeout_reaches_the_pod_and_ends_a_stuck_step() {
     let origin = origin();
     let text = format!(
@@ -159,6 +164,7 @@ fn a_pipeline_timeout_reaches_the_pod_and_ends_a_stuck_step() {
 }
 
 #[test]
+#[ignore = "needs root and the runtime check's host tools (scripts/install-tools.sh)"]
 fn what_the_user_wrote_reaches_the_process_literally() {
     let origin = origin();
     let mut plan =
@@ -179,6 +185,7 @@ fn what_the_user_wrote_reaches_the_process_literally() {
 }
 
 #[test]
+#[ignore = "needs root and the runtime check's host tools (scripts/install-tools.sh)"]
 fn commits_and_refs_are_checked_before_anything_runs() {
     let origin = origin();
     for commit in [
@@ -214,6 +221,7 @@ fn commits_and_refs_are_checked_before_anything_runs() {
 }
 
 #[test]
+#[ignore = "needs root and the runtime check's host tools (scripts/install-tools.sh)"]
 fn git_credentials_come_from_a_secret_and_are_never_printed() {
     let origin = origin();
     let token = "ghp_runtimecheck0123456789token";
@@ -236,6 +244,7 @@ fn git_credentials_come_from_a_secret_and_are_never_printed() {
 }
 
 #[test]
+#[ignore = "needs root and the runtime check's host tools (scripts/install-tools.sh)"]
 fn other_uids_can_write_the_checkout_and_inputs() {
     let origin = origin();
     let mut plan = step("echo main >> go.mod\ntouch cmd/orders/main_test.go");
@@ -255,6 +264,7 @@ fn other_uids_can_write_the_checkout_and_inputs() {
 }
 
 #[test]
+#[ignore = "needs root and the runtime check's host tools (scripts/install-tools.sh)"]
 fn sigterm_to_pid_1_reaches_the_users_process() {
     let origin = origin();
     let mut plan = step("trap 'echo got TERM; exit 7' TERM\necho ready\nwhile :; do sleep 0.2; done");
@@ -270,6 +280,7 @@ fn sigterm_to_pid_1_reaches_the_users_process() {
 }
 
 #[test]
+#[ignore = "needs root and the runtime check's host tools (scripts/install-tools.sh)"]
 fn smaller_fixes_hold_at_runtime() {
     let origin = origin();
     // main sees the commit and branch; an unreadable output fails the upload.
@@ -314,6 +325,7 @@ fn smaller_fixes_hold_at_runtime() {
 }
 
 #[test]
+#[ignore = "needs root and the runtime check's host tools (scripts/install-tools.sh)"]
 fn run_as_non_root_refuses_uid_0() {
     let origin = origin();
     let mut pod = render_pod(&step("true"), &ctx(&origin)).expect("render");
@@ -330,6 +342,7 @@ fn run_as_non_root_refuses_uid_0() {
 }
 
 #[test]
+#[ignore = "needs root and the runtime check's host tools (scripts/install-tools.sh)"]
 fn a_private_repository_is_cloned_with_the_secret_and_refused_without() {
     let token = "runtime-check-http-token-0123";
     let origin = private_origin("ci", token);

@@ -20,6 +20,7 @@ fn busybox(name: &str, script: &str) -> serde_json::Value {
 }
 
 #[test]
+#[ignore = "needs root and the runtime check's host tools (scripts/install-tools.sh)"]
 fn the_command_is_pid_1_in_its_own_namespaces_as_the_security_context_says() {
     // `$$$$` is `$$` once the kubelet has expanded the command.
     let script = "echo pid=$$$$; echo init=$(tr '\\0' ' ' < /proc/1/cmdline); echo id=$(id -u):$(id -g):$(id -G); \
@@ -46,6 +47,7 @@ fn the_command_is_pid_1_in_its_own_namespaces_as_the_security_context_says() {
 }
 
 #[test]
+#[ignore = "needs root and the runtime check's host tools (scripts/install-tools.sh)"]
 fn env_values_command_and_args_are_expanded_as_the_kubelet_does() {
     let pod = pod(json!({
         "restartPolicy": "Never",
@@ -62,6 +64,7 @@ fn env_values_command_and_args_are_expanded_as_the_kubelet_does() {
 }
 
 #[test]
+#[ignore = "needs root and the runtime check's host tools (scripts/install-tools.sh)"]
 fn a_native_sidecar_holds_main_until_its_startup_probe_passes_and_stops_in_reverse_order() {
     let first = "trap 'echo first >> /shared/stopped; exit 0' TERM; while :; do sleep 0.1; done";
     let second = "trap 'echo second >> /shared/stopped; exit 0' TERM; sleep 2; touch /tmp/up; while :; do sleep 0.1; done";
@@ -88,6 +91,7 @@ fn a_native_sidecar_holds_main_until_its_startup_probe_passes_and_stops_in_rever
 }
 
 #[test]
+#[ignore = "needs root and the runtime check's host tools (scripts/install-tools.sh)"]
 fn sigterm_is_lost_on_a_pid_1_without_handler_and_sigkill_follows_the_grace_period() {
     let mut sidecar = busybox("stubborn", "while :; do sleep 0.1; done");
     sidecar["restartPolicy"] = json!("Always");
@@ -105,6 +109,7 @@ fn sigterm_is_lost_on_a_pid_1_without_handler_and_sigkill_follows_the_grace_peri
 }
 
 #[test]
+#[ignore = "needs root and the runtime check's host tools (scripts/install-tools.sh)"]
 fn a_failing_init_container_fails_the_pod_and_the_deadline_ends_a_stuck_one() {
     let pod_failing = pod(json!({
         "restartPolicy": "Never",

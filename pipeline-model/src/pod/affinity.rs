@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 /// `affinity`: node affinity, pod affinity and pod anti-affinity.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[non_exhaustive]
 pub struct Affinity {
@@ -24,6 +25,7 @@ pub struct Affinity {
 
 /// `nodeAffinity`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[non_exhaustive]
 pub struct NodeAffinity {
@@ -37,6 +39,7 @@ pub struct NodeAffinity {
 
 /// `nodeSelectorTerms`, ORed.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[non_exhaustive]
 pub struct NodeSelector {
@@ -46,6 +49,7 @@ pub struct NodeSelector {
 
 /// One node selector term: its requirements are ANDed.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[non_exhaustive]
 pub struct NodeSelectorTerm {
@@ -59,6 +63,7 @@ pub struct NodeSelectorTerm {
 
 /// `{key, operator, values}`, for nodes and label selectors alike.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[non_exhaustive]
 pub struct Requirement {
@@ -73,6 +78,7 @@ pub struct Requirement {
 
 /// A weighted node selector term.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[non_exhaustive]
 pub struct PreferredSchedulingTerm {
@@ -84,6 +90,7 @@ pub struct PreferredSchedulingTerm {
 
 /// `podAffinity` / `podAntiAffinity`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[non_exhaustive]
 pub struct PodAffinity {
@@ -97,6 +104,7 @@ pub struct PodAffinity {
 
 /// Pods (selected by labels, in namespaces) on the same `topologyKey` domain.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[non_exhaustive]
 pub struct PodAffinityTerm {
@@ -115,6 +123,7 @@ pub struct PodAffinityTerm {
 
 /// A weighted pod affinity term.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[non_exhaustive]
 pub struct WeightedPodAffinityTerm {
@@ -126,6 +135,7 @@ pub struct WeightedPodAffinityTerm {
 
 /// A label selector: `matchLabels` and `matchExpressions`, ANDed.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[non_exhaustive]
 pub struct LabelSelector {

@@ -18,6 +18,7 @@ pub use affinity::Affinity;
 
 /// The pod-level settings a pipeline or a step may set.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 #[non_exhaustive]
 pub struct PodOverrides {
@@ -63,6 +64,7 @@ pub struct PodOverrides {
 
 /// A toleration, field for field the Kubernetes one.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[non_exhaustive]
 pub struct Toleration {
@@ -108,6 +110,7 @@ impl Toleration {
 
 /// `ephemeralStorage: { request, limit }`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[non_exhaustive]
 pub struct EphemeralStorage {
