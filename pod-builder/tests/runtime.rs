@@ -38,8 +38,7 @@ fn shell(script: &str) -> Vec<String> {
 
 /// A fresh host directory standing in for the artifacts PVC.
 fn artifacts_dir(name: &str) -> PathBuf {
-    let dir =
-        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("artifacts-{}-{name}", std::process::id()));
+    let dir = kubelet::scratch_root().join(format!("artifacts-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("artifacts dir");
     dir

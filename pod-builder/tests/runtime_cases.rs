@@ -30,7 +30,7 @@ fn step(script: &str) -> TaskPlan {
 }
 
 fn artifacts_dir(name: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("cases-{}-{name}", std::process::id()));
+    let dir = kubelet::scratch_root().join(format!("cases-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("artifacts dir");
     dir

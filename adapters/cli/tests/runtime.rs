@@ -29,7 +29,7 @@ sidecars:
 "#;
 
 fn task_file(name: &str, text: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("cli-runtime-{}", std::process::id()));
+    let dir = kubelet::scratch_root().join(format!("cli-runtime-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");
     let path = dir.join(name);
     std::fs::write(&path, text).expect("write task");
@@ -72,8 +72,7 @@ fn a_rendered_task_runs_clones_its_commit_and_saves_its_output() {
         }
         let pods = render(&args);
         assert_eq!(pods.len(), 1);
-        let artifacts = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("cli-artifacts-{}-{job}", std::process::id()));
+        let artifacts = kubelet::scratch_root().join(format!("cli-artifacts-{}-{job}", std::process::id()));
         let _ = std::fs::remove_dir_all(&artifacts);
         std::fs::create_dir_all(&artifacts).expect("artifacts");
         let run = Kubelet::default()

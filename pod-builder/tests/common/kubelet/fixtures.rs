@@ -52,8 +52,7 @@ fn git(dir: &Path, args: &[&str]) -> String {
 fn repository() -> (PathBuf, String) {
     static REPO: OnceLock<(PathBuf, String)> = OnceLock::new();
     REPO.get_or_init(|| {
-        let dir =
-            PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("kubelet-origin-{}", std::process::id()));
+        let dir = super::scratch_root().join(format!("kubelet-origin-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let work = dir.join("work");
         std::fs::create_dir_all(work.join("cmd/orders")).expect("origin dir");

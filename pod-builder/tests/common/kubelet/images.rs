@@ -5,7 +5,7 @@
 //! PATH. Images' files, users and passwd entries are not imitated.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::OnceLock;
 
 /// What an image contributes to a container.
@@ -35,7 +35,7 @@ pub struct Images {
 pub fn busybox_bin() -> PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("kubelet-busybox-bin");
+        let dir = super::scratch_root().join("kubelet-busybox-bin");
         let busybox = super::process::host_tool("busybox");
         let list = std::process::Command::new(&busybox)
             .arg("--list")

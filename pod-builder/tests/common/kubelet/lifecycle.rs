@@ -41,7 +41,7 @@ pub fn run(kubelet: &Kubelet, pod: &Pod) -> PodRun {
     static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let name = pod.metadata.name.clone().unwrap_or_else(|| "pod".into());
-    let pods = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("kubelet");
+    let pods = super::scratch_root().join("kubelet");
     remove_dead_pods(&pods);
     let dir = pods.join(format!("{}-{n}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);

@@ -31,6 +31,18 @@
 #![allow(dead_code)] // each test binary uses a part
 
 pub mod container;
+
+/// Where the check keeps pods' volumes, test repositories and tool links.
+/// Not under `/tmp` (nor the build's target dir, which may be under `/tmp`):
+/// every container gets a private `/tmp`, which would hide them.
+pub fn scratch_root() -> std::path::PathBuf {
+    use std::hash::{Hash, Hasher};
+    let mut hash = std::collections::hash_map::DefaultHasher::new();
+    env!("CARGO_TARGET_TMPDIR").hash(&mut hash);
+    let dir = std::path::PathBuf::from(format!("/var/tmp/c8s-runtime-check-{:016x}", hash.finish()));
+    let _ = std::fs::create_dir_all(&dir);
+    dir
+}
 pub mod env;
 pub mod fixtures;
 pub mod images;

@@ -77,13 +77,25 @@ impl Launch {
         let mount = host_tool("mount").display().to_string();
         let mkdir = host_tool("mkdir").display().to_string();
         let mut s = String::from("set -e\n");
-        s += &format!("{mount} -t tmpfs -o mode=1777 tmpfs /tmp\n");
-        for m in &self.mounts {
-            let dest = quote(&m.destination);
+        // Volume sources may live under /tmp (a checkout in /tmp): bind each one
+        // to a private staging tmpfs first, so the private /tmp cannot hide it.
+        let stage = "/run/c8s-kubelet-stage";
+        s += &format!("{mkdir} -p {stage}\n{mount} -t tmpfs tmpfs {stage}\n");
+        for (i, m) in self.mounts.iter().enumerate() {
+            let point = if m.source.is_file() {
+                format!(": > {stage}/{i}")
+            } else {
+                format!("{mkdir} {stage}/{i}")
+            };
             s += &format!(
-                "{mkdir} -p {dest}\n{mount} --bind {} {dest}\n",
+                "{point}\n{mount} --bind {} {stage}/{i}\n",
                 quote(&m.source.display().to_string())
             );
+        }
+        s += &format!("{mount} -t tmpfs -o mode=1777 tmpfs /tmp\n");
+        for (i, m) in self.mounts.iter().enumerate() {
+            let dest = quote(&m.destination);
+            s += &format!("{mkdir} -p {dest}\n{mount} --bind {stage}/{i} {dest}\n");
             if m.read_only {
                 s += &format!("{mount} -o remount,bind,ro {dest}\n");
             }
