@@ -11,23 +11,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use c8s_pod_builder::model::sidecar::{EnvVar, parse_sidecars};
-use c8s_pod_builder::model::{MemorySource, PlanIdentity, TaskPlan, parse_pipeline};
+use c8s_pod_builder::model::{MemorySource, parse_pipeline};
 use c8s_pod_builder::{Error, RunContext, render_pod, to_canonical_yaml};
-use kubelet::fixtures::{Origin, origin, private_origin, service};
+use kubelet::fixtures::{origin, origin_context as ctx, private_origin, service, shell_step as step};
 use kubelet::{Action, Kubelet, Phase};
-
-fn ctx(origin: &Origin) -> RunContext {
-    RunContext::new("run-1", 7)
-        .with_repository(&origin.url)
-        .with_commit(&origin.commit)
-        .with_branch("main")
-}
-
-fn step(script: &str) -> TaskPlan {
-    let mut plan = TaskPlan::new(PlanIdentity::new("shop", "unit"), "golang:1.23");
-    plan.command = vec!["sh".into(), "-ec".into(), script.into()];
-    plan
-}
 
 fn artifacts_dir(name: &str) -> PathBuf {
     let dir = kubelet::scratch_root().join(format!("cases-{}-{name}", std::process::id()));

@@ -7,23 +7,9 @@
 mod kubelet;
 
 use c8s_pod_builder::model::sidecar::parse_sidecars;
-use c8s_pod_builder::model::{PlanIdentity, TaskPlan};
-use c8s_pod_builder::{Error, RunContext, SidecarMode, render_job, render_pod};
-use kubelet::fixtures::{Origin, example_kubelet, origin, service};
+use c8s_pod_builder::{Error, SidecarMode, render_job, render_pod};
+use kubelet::fixtures::{example_kubelet, origin, origin_context as ctx, service, shell_step as step};
 use kubelet::{Kubelet, Phase};
-
-fn ctx(origin: &Origin) -> RunContext {
-    RunContext::new("run-1", 7)
-        .with_repository(&origin.url)
-        .with_commit(&origin.commit)
-        .with_branch("main")
-}
-
-fn step(script: &str) -> TaskPlan {
-    let mut plan = TaskPlan::new(PlanIdentity::new("shop", "unit"), "golang:1.23");
-    plan.command = vec!["sh".into(), "-ec".into(), script.into()];
-    plan
-}
 
 #[test]
 #[ignore = "needs root and the runtime check's host tools (scripts/install-tools.sh)"]

@@ -5,7 +5,25 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 
+use c8s_pod_builder::RunContext;
+use c8s_pod_builder::model::{PlanIdentity, TaskPlan};
+
 use super::{Image, Kubelet};
+
+/// The context the runtime cases render with: run 7 of `origin`'s commit on `main`.
+pub fn origin_context(origin: &Origin) -> RunContext {
+    RunContext::new("run-1", 7)
+        .with_repository(&origin.url)
+        .with_commit(&origin.commit)
+        .with_branch("main")
+}
+
+/// A step that runs `script` under `sh -ec`.
+pub fn shell_step(script: &str) -> TaskPlan {
+    let mut plan = TaskPlan::new(PlanIdentity::new("shop", "unit"), "golang:1.23");
+    plan.command = vec!["sh".into(), "-ec".into(), script.into()];
+    plan
+}
 
 /// A repository served by `git daemon` on the loopback, with one commit on
 /// `main`; the daemon ends when this is dropped. (A local path would not do:
