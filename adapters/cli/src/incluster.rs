@@ -4,26 +4,25 @@
 //! core takes a `kube::Client` and a [`Console`], so it is tested against
 //! kube's mock service.
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use c8s_controller::crd::{PipelineRun, PipelineRunSpec, RunPhase, StepPhase, StepRunStatus};
-use c8s_kube::{KubeCluster, LogSink, MAIN_CONTAINER, ObjectKind, ObjectRef, stream_masked_logs};
-use c8s_pipeline_model::SecretMasker;
+use c8s_controller::crd::{PipelineRun, PipelineRunSpec, RunPhase, StepPhase};
+use c8s_kube::KubeCluster;
 use clap::Args;
-use futures::StreamExt;
-use k8s_openapi::api::core::v1::Secret;
 use kube::api::{ListParams, PostParams};
-use kube::runtime::WatchStreamExt;
 use kube::{Api, Client, ResourceExt};
 
 use crate::documents::DirSource;
 
+mod console;
+mod follow;
 #[cfg(test)]
 mod tests;
+
+pub use console::Console;
+pub use follow::follow_run;
+use follow::{secret_values, step_object, step_wanted, stream_step};
 
 /// `c8s get` objects.
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -57,84 +56,6 @@ pub fn block_on<F: std::future::Future<Output = ExitCode>>(f: F) -> ExitCode {
     match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime.block_on(f),
         Err(e) => fail(&format!("cannot start the async runtime: {e}")),
-    }
-}
-
-/// Where the in-cluster commands print: stdout and stderr in the binary,
-/// buffers in tests. Shared by the log streams of concurrent steps: log
-/// lines are printed whole, each with its step's prefix, so lines of
-/// different steps never mix.
-#[derive(Clone)]
-pub struct Console {
-    out: Arc<Mutex<dyn Write + Send>>,
-    err: Arc<Mutex<dyn Write + Send>>,
-    partial: Arc<Mutex<BTreeMap<(String, u32, String), Vec<u8>>>>,
-}
-
-impl Console {
-    /// The process's stdout and stderr.
-    pub fn std() -> Self {
-        Console {
-            out: Arc::new(Mutex::new(std::io::stdout())),
-            err: Arc::new(Mutex::new(std::io::stderr())),
-            partial: Arc::default(),
-        }
-    }
-
-    /// A console writing into `out` and `err`.
-    #[cfg(test)]
-    pub fn new(out: Arc<Mutex<dyn Write + Send>>, err: Arc<Mutex<dyn Write + Send>>) -> Self {
-        Console {
-            out,
-            err,
-            partial: Arc::default(),
-        }
-    }
-
-    fn out(&self, text: &str) {
-        if let Ok(mut out) = self.out.lock() {
-            let _ = out.write_all(text.as_bytes());
-        }
-    }
-
-    fn note(&self, line: &str) {
-        if let Ok(mut err) = self.err.lock() {
-            let _ = writeln!(err, "{line}");
-        }
-    }
-
-    /// Prints what is left of a log that did not end with a newline.
-    fn finish(&self, step: &str, attempt: u32, container: &str) {
-        let key = (step.to_owned(), attempt, container.to_owned());
-        let rest = self.partial.lock().ok().and_then(|mut p| p.remove(&key));
-        if let (Some(mut rest), Ok(mut out)) = (rest, self.out.lock()) {
-            rest.push(b'\n');
-            let _ = write!(out, "[{step}#{attempt} {container}] ");
-            let _ = out.write_all(&rest);
-        }
-    }
-}
-
-impl LogSink for Console {
-    fn write(&self, step: &str, attempt: u32, container: &str, masked: &[u8]) {
-        let key = (step.to_owned(), attempt, container.to_owned());
-        let Ok(mut partial) = self.partial.lock() else {
-            return;
-        };
-        let pending = partial.entry(key.clone()).or_default();
-        pending.extend_from_slice(masked);
-        let whole = pending.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
-        let lines: Vec<u8> = pending.drain(..whole).collect();
-        if pending.is_empty() {
-            partial.remove(&key);
-        }
-        drop(partial);
-        if let Ok(mut out) = self.out.lock() {
-            for line in lines.split_inclusive(|b| *b == b'\n') {
-                let _ = write!(out, "[{step}#{attempt} {container}] ");
-                let _ = out.write_all(line);
-            }
-        }
     }
 }
 
@@ -243,126 +164,6 @@ pub async fn create_and_follow(
         Err(e) => return Err(format!("cannot create run {name}: {e}")),
     }
     follow_run(client, namespace, &name, None, true, console).await
-}
-
-/// Watches run `name` until it ends and returns its phase. With `status`,
-/// prints each step's phase changes on stderr; streams the masked `main` log
-/// of every step (or of `only`) once it has a pod. When the Secrets the
-/// pipeline references cannot be read, the logs are withheld (said once),
-/// never printed unmasked.
-pub async fn follow_run(
-    client: Client,
-    namespace: &str,
-    name: &str,
-    only: Option<&str>,
-    status: bool,
-    console: &Console,
-) -> Result<RunPhase, String> {
-    let api = Api::<PipelineRun>::namespaced(client.clone(), namespace);
-    let mut watch = kube::runtime::watcher::watch_object(api, name)
-        .default_backoff()
-        .boxed();
-    let cluster = KubeCluster::new(client.clone(), namespace.to_owned());
-    let mut secrets: Option<Result<Vec<Vec<u8>>, String>> = None;
-    let mut printed: BTreeSet<String> = BTreeSet::new();
-    let mut followed: BTreeSet<(String, u32)> = BTreeSet::new();
-    let mut streams = tokio::task::JoinSet::new();
-    while let Some(event) = watch.next().await {
-        let run = match event {
-            Ok(Some(run)) => run,
-            Ok(None) => return Err(format!("run {name} does not exist (or was deleted)")),
-            Err(e) => {
-                console.note(&format!("c8s: watching run {name}: {e}; retrying"));
-                continue;
-            }
-        };
-        let values = match &secrets {
-            Some(values) => values.clone(),
-            None => {
-                let values = secret_values(&client, namespace, &run).await;
-                if let Err(reason) = &values {
-                    console.note(&format!("c8s: logs withheld: {reason}"));
-                }
-                secrets.insert(values).clone()
-            }
-        };
-        let run_status = run.status.clone().unwrap_or_default();
-        for step in run_status.steps.iter().filter(|s| step_wanted(s, only)) {
-            let line = format!("{}: {:?} {}", step.name, step.phase, step.message);
-            if status && printed.insert(line.clone()) {
-                console.note(line.trim_end());
-            }
-            let Some(object) = step_object(step) else {
-                continue;
-            };
-            let started = step.phase != StepPhase::Pending;
-            if let (true, Ok(values)) = (started, &values)
-                && followed.insert((step.name.clone(), step.attempt))
-            {
-                let (cluster, console) = (cluster.clone(), console.clone());
-                let (values, step) = (values.clone(), step.clone());
-                streams.spawn(async move { stream_step(&cluster, &object, &step, &values, &console).await });
-            }
-        }
-        if run_status.phase.is_finished() {
-            // A finished step's log ends with its container; bound the wait for the rest.
-            let _ = tokio::time::timeout(Duration::from_secs(30), async {
-                while streams.join_next().await.is_some() {}
-            })
-            .await;
-            if status {
-                console.out(&format!("run {name}: {:?}\n", run_status.phase));
-            }
-            return Ok(run_status.phase);
-        }
-    }
-    Err(format!("the watch of run {name} ended"))
-}
-
-fn step_wanted(step: &StepRunStatus, only: Option<&str>) -> bool {
-    only.is_none_or(|s| step.name == s || step.name.contains(&format!("-{s}-")))
-}
-
-fn step_object(step: &StepRunStatus) -> Option<ObjectRef> {
-    match (&step.pod, &step.job) {
-        (Some(pod), _) => Some(ObjectRef::new(ObjectKind::Pod, pod.clone())),
-        (None, Some(job)) => Some(ObjectRef::new(ObjectKind::Job, job.clone())),
-        (None, None) => None,
-    }
-}
-
-/// Streams one step's masked `main` log; waits (up to a minute) while its
-/// container has not started (the API server answers 400 until it has).
-async fn stream_step(
-    cluster: &KubeCluster,
-    object: &ObjectRef,
-    step: &StepRunStatus,
-    values: &[Vec<u8>],
-    console: &Console,
-) {
-    for _ in 0..30 {
-        let mut masker = match SecretMasker::new(values.iter()) {
-            Ok(masker) => masker,
-            Err(e) => return console.note(&format!("{}: logs withheld: {e}", step.name)),
-        };
-        let streamed = stream_masked_logs(
-            cluster,
-            object,
-            MAIN_CONTAINER,
-            &mut masker,
-            console,
-            &step.name,
-            step.attempt,
-        )
-        .await;
-        console.finish(&step.name, step.attempt, MAIN_CONTAINER);
-        match streamed {
-            Err(e) if e.code() == Some(400) => tokio::time::sleep(Duration::from_secs(2)).await,
-            Err(e) => return console.note(&format!("{}: {e}", step.name)),
-            Ok(_) => return,
-        }
-    }
-    console.note(&format!("{}: its container did not start", step.name));
 }
 
 /// `c8s get runs`: a table of the namespace's runs.
@@ -476,41 +277,4 @@ pub async fn print_logs(client: Client, args: &LogsArgs, console: &Console) -> R
         stream_step(&cluster, &object, step, &values, console).await;
     }
     Ok(())
-}
-
-/// The values of every Secret key the run's pipeline references.
-async fn secret_values(client: &Client, namespace: &str, run: &PipelineRun) -> Result<Vec<Vec<u8>>, String> {
-    let pipeline = match (&run.spec.pipeline, &run.spec.pipeline_ref) {
-        (Some(p), _) => p.clone(),
-        (None, Some(name)) => {
-            let api = Api::<c8s_controller::crd::Pipeline>::namespaced(client.clone(), namespace);
-            api.get(name)
-                .await
-                .map_err(|e| format!("cannot read pipeline {name}: {e}"))?
-                .spec
-                .pipeline
-        }
-        (None, None) => return Ok(Vec::new()),
-    };
-    let branch = Some(run.spec.branch.as_str()).filter(|b| !b.is_empty());
-    let plans = pipeline.expand(branch).map_err(|e| e.to_string())?.plans;
-    let mut refs: Vec<_> = plans
-        .iter()
-        .flat_map(|p| p.env.iter().chain(p.sidecars.iter().flat_map(|s| s.env.iter())))
-        .filter_map(|env| env.secret_key_ref.clone())
-        .collect();
-    refs.sort();
-    refs.dedup();
-    let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
-    let mut values = Vec::new();
-    for r in refs {
-        let secret = api
-            .get(&r.name)
-            .await
-            .map_err(|e| format!("cannot read Secret {:?} to mask its values: {e}", r.name))?;
-        if let Some(value) = secret.data.as_ref().and_then(|d| d.get(&r.key)) {
-            values.push(value.0.clone());
-        }
-    }
-    Ok(values)
 }

@@ -47,11 +47,16 @@ impl Buffers {
 }
 
 fn run_file() -> PipelineRun {
-    let dir = std::env::temp_dir().join(format!("c8s-incluster-{}", std::process::id()));
+    // One directory per call: tests run in parallel in one process.
+    static CALLS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("c8s-incluster-{}-{call}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("shop.c8s.yaml");
     std::fs::write(&file, PIPELINE).unwrap();
-    pipeline_run(file.to_str().unwrap(), "main", "0d1a26e6", 7, "", 2).unwrap()
+    let run = pipeline_run(file.to_str().unwrap(), "main", "0d1a26e6", 7, "", 2).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    run
 }
 
 fn step(name: &str, phase: StepPhase, pod: Option<&str>) -> StepRunStatus {
