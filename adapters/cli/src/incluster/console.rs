@@ -6,6 +6,9 @@ use std::sync::{Arc, Mutex};
 
 use c8s_kube::LogSink;
 
+/// A log: step, attempt, container.
+type LogKey = (String, u32, String);
+
 /// Where the in-cluster commands print: stdout and stderr in the binary,
 /// buffers in tests. Shared by the log streams of concurrent steps: log
 /// lines are printed whole, each with its step's prefix, so lines of
@@ -14,7 +17,7 @@ use c8s_kube::LogSink;
 pub struct Console {
     out: Arc<Mutex<dyn Write + Send>>,
     err: Arc<Mutex<dyn Write + Send>>,
-    partial: Arc<Mutex<BTreeMap<(String, u32, String), Vec<u8>>>>,
+    partial: Arc<Mutex<BTreeMap<LogKey, Vec<u8>>>>,
 }
 
 impl Console {
