@@ -42,16 +42,23 @@ pub(crate) async fn observe_objects<C: Cluster>(
             latest.insert(step, (object.object, *attempt));
         }
     }
-    // A step recorded running whose pod is not listed may only be missing from a
-    // lagging cache: it counts as lost only if looking it up finds it gone.
+    // A step recorded running whose pod is not listed (or only an earlier attempt
+    // is) may only be missing from a lagging cache: it counts as lost only if
+    // looking it up finds it gone.
     let mut looked_up = BTreeMap::new();
     for status in recorded.iter().filter(|s| s.phase == StepPhase::Running) {
         let Some((step, attempt)) = status.pod.as_deref().and_then(|pod| by_name.get(pod)) else {
             continue;
         };
-        if *step != status.name || *attempt != status.attempt || latest.contains_key(step.as_str()) {
+        // A listed earlier attempt is superseded: a lagging cache still holds the deleted pod.
+        let superseded = latest.get(step.as_str()).is_some_and(|(_, a)| a < attempt);
+        if *step != status.name
+            || *attempt != status.attempt
+            || (latest.contains_key(step.as_str()) && !superseded)
+        {
             continue;
         }
+        latest.remove(step.as_str());
         let object = ObjectRef::new(ObjectKind::Pod, attempt_name(step, *attempt));
         let first = cluster.observe(&object).await?.next().await.transpose()?;
         if let Some(found) = first.filter(|o| o.phase != PodPhase::Gone) {

@@ -325,3 +325,42 @@ async fn a_pod_missing_from_a_lagging_store_is_looked_up_not_started_again() {
         .unwrap();
     assert_eq!(step.attempt, 1);
 }
+
+#[tokio::test]
+async fn a_retried_step_is_not_judged_by_the_deleted_attempt_a_lagging_store_still_holds() {
+    let pods = step_pods(&running_run(PipelineRunStatus::default()), "Running", &running());
+    let mut run = settled(&pods).await;
+    let first = pods[0].metadata.name.clone().unwrap();
+    let retry = attempt_name(&first, 1);
+    let mut status = run.status.clone().unwrap();
+    let step = status.steps.iter_mut().find(|s| s.name == first).unwrap();
+    step.attempt = 1;
+    step.pod = Some(retry.clone());
+    run.status = Some(status);
+    // The store still has attempt 0, failed and since deleted, and not yet attempt 1.
+    let failed = json!({"terminated": {"exitCode": 1, "reason": "Error", "startedAt": "2026-01-01T00:00:00Z", "finishedAt": "2026-01-01T00:01:00Z"}});
+    let mut stale = step_pods(&run, "Failed", &failed);
+    stale[1] = pods[1].clone();
+    let mut live = pods[0].clone();
+    live.metadata.name = Some(retry.clone());
+    let (stores, _pw, _jw) = cached(&stale);
+    let path = format!("/api/v1/namespaces/ci/pods/{retry}");
+    let (seen, written) = reconcile_once(run, Some(stores), move |s| {
+        if s.method == Method::GET && s.uri.starts_with(&path) {
+            (200, json_body(&serde_json::to_value(&live).unwrap()))
+        } else {
+            writes(s).unwrap_or_else(not_found)
+        }
+    })
+    .await;
+    let requests: Vec<(Method, &str)> = seen.iter().map(|s| (s.method.clone(), s.uri.as_str())).collect();
+    assert_eq!(
+        requests,
+        vec![(
+            Method::GET,
+            format!("/api/v1/namespaces/ci/pods/{retry}").as_str()
+        )],
+        "attempt 1 is looked up; nothing is deleted or created"
+    );
+    assert_eq!(written, None);
+}
