@@ -7,6 +7,8 @@ mod concourse;
 mod documents;
 mod helm;
 mod incluster;
+#[cfg(test)]
+mod kube_mock;
 mod plan;
 mod pod_flags;
 mod render;
