@@ -17,6 +17,7 @@ pub use super::image::{ImageResource, ImageSource};
 
 /// A Concourse task config, plus inline `sidecars`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema), schemars(deny_unknown_fields))]
 #[non_exhaustive]
 pub struct TaskConfig {
     /// The platform; only `linux` runs on Kubernetes.
@@ -38,6 +39,7 @@ pub struct TaskConfig {
     pub caches: Vec<TaskCache>,
     /// Environment variables, in written order, with their text as written.
     #[serde(default, skip_serializing_if = "OrderedMap::is_empty")]
+    #[cfg_attr(feature = "schema", schemars(with = "std::collections::BTreeMap<String, serde_json::Value>"))]
     pub params: OrderedMap<String>,
     /// What to run.
     pub run: TaskRun,
@@ -51,6 +53,7 @@ pub struct TaskConfig {
 
 /// A task input: an artifact mounted at `path` (default: `name`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema), schemars(deny_unknown_fields))]
 #[non_exhaustive]
 pub struct TaskInput {
     /// The artifact's name.
@@ -65,6 +68,7 @@ pub struct TaskInput {
 
 /// A task output: a directory saved as the artifact `name`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema), schemars(deny_unknown_fields))]
 #[non_exhaustive]
 pub struct TaskOutput {
     /// The artifact's name.
@@ -76,6 +80,7 @@ pub struct TaskOutput {
 
 /// A cached directory.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema), schemars(deny_unknown_fields))]
 #[non_exhaustive]
 pub struct TaskCache {
     /// The directory.
@@ -84,6 +89,7 @@ pub struct TaskCache {
 
 /// `run`: the command.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema), schemars(deny_unknown_fields))]
 #[non_exhaustive]
 pub struct TaskRun {
     /// The program (relative to `dir`, or on the `PATH`).
@@ -101,6 +107,7 @@ pub struct TaskRun {
 
 /// `container_limits` in Concourse units.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema), schemars(deny_unknown_fields))]
 #[non_exhaustive]
 pub struct ContainerLimits {
     /// CPU shares: a relative weight, 1024 is one core's worth.
