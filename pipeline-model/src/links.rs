@@ -127,7 +127,12 @@ fn check_result_env(
         let direct = step.depends_on.contains(&producer) && producer != step.name;
         let transitive = || dag.is_some_and(|d| d.ancestors(&step.name).contains(producer.as_str()));
         if !direct && (dag.is_some() || producer == step.name) && !transitive() {
-            s.problem(here.clone(), Problem::InputNotFromDependency { step: producer.clone() });
+            s.problem(
+                here.clone(),
+                Problem::InputNotFromDependency {
+                    step: producer.clone(),
+                },
+            );
         }
         let declared = &pipeline.steps[index].results;
         if !declared.contains(&result) {
@@ -140,7 +145,9 @@ fn check_result_env(
                 here,
                 Problem::InvalidExpression {
                     expression: value.clone(),
-                    reason: format!("step {producer:?} declares no result {result:?} ({known}; add it to its `results`)"),
+                    reason: format!(
+                        "step {producer:?} declares no result {result:?} ({known}; add it to its `results`)"
+                    ),
                 },
             );
         }

@@ -103,7 +103,12 @@ impl TaskPlan {
     }
 
     /// Sets env var `name` of `main` to result `result` of step `step`.
-    pub fn with_result_env(mut self, name: impl Into<String>, step: impl Into<String>, result: impl Into<String>) -> Self {
+    pub fn with_result_env(
+        mut self,
+        name: impl Into<String>,
+        step: impl Into<String>,
+        result: impl Into<String>,
+    ) -> Self {
         self.result_env
             .push(crate::results::ResultEnv::new(name, step, result));
         self
@@ -174,7 +179,10 @@ impl TaskPlan {
         for (i, name) in self.results.iter().enumerate() {
             if let Err(reason) = crate::results::check_result_name(name) {
                 let value = name.clone();
-                sink.problem(root.key("results").index(i), Problem::InvalidName { value, reason });
+                sink.problem(
+                    root.key("results").index(i),
+                    Problem::InvalidName { value, reason },
+                );
             }
         }
         for (i, env) in self.result_env.iter().enumerate() {

@@ -124,7 +124,9 @@ fn types(map: &Map<String, Value>) -> Vec<String> {
 fn yaml_scalars(schema: &mut Value) {
     walk(schema, &mut |map| {
         let types = types(map);
-        let constrained = ["enum", "const", "pattern", "format"].iter().any(|k| map.contains_key(*k));
+        let constrained = ["enum", "const", "pattern", "format"]
+            .iter()
+            .any(|k| map.contains_key(*k));
         if types.iter().any(|t| t == "string") && !constrained {
             let mut widened = types.clone();
             widened.extend(["number".to_owned(), "boolean".to_owned()]);
@@ -154,9 +156,15 @@ fn concourse_scalars(schema: &mut Value) {
         if types.iter().any(|t| t == "string") && !map.contains_key("enum") && !map.contains_key("const") {
             map.insert("type".to_owned(), json!(["string", "number", "boolean", "null"]));
         } else if types.iter().any(|t| t == "integer") {
-            either(map, json!({ "type": ["string", "null"], "anyOf": [{ "pattern": QUOTED_INTEGER }, { "pattern": VAR }] }));
+            either(
+                map,
+                json!({ "type": ["string", "null"], "anyOf": [{ "pattern": QUOTED_INTEGER }, { "pattern": VAR }] }),
+            );
         } else if types.iter().any(|t| t == "boolean") {
-            either(map, json!({ "anyOf": [{ "enum": ["true", "false", null] }, { "type": "string", "pattern": VAR }] }));
+            either(
+                map,
+                json!({ "anyOf": [{ "enum": ["true", "false", null] }, { "type": "string", "pattern": VAR }] }),
+            );
         } else if types.iter().any(|t| t == "array" || t == "object") && !types.iter().any(|t| t == "null") {
             let mut widened = types.clone();
             widened.push("null".to_owned());

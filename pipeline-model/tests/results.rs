@@ -3,7 +3,7 @@
 //! dependencies, every mistake located at its file, line, column and field.
 
 use c8s_pipeline_model::results::{RESULTS_DIR, RESULTS_OF_DIR};
-use c8s_pipeline_model::{ContainerRole, MemorySource, ResultEnv, pod_layout, parse_pipeline};
+use c8s_pipeline_model::{ContainerRole, MemorySource, ResultEnv, parse_pipeline, pod_layout};
 
 const HEAD: &str = "name: shop\nrepository: https://example.com/shop.git\nsteps:\n";
 
@@ -15,22 +15,24 @@ fn errors_of(steps: &str) -> String {
     }
 }
 
-const BUILD: &str = "  - name: build\n    image: alpine:3\n    results: [digest, version]\n    commands: [\"true\"]\n";
+const BUILD: &str =
+    "  - name: build\n    image: alpine:3\n    results: [digest, version]\n    commands: [\"true\"]\n";
 
 #[test]
 fn the_release_example_lowers_results_to_plans() {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/pipelines/release.c8s.yaml"))
-        .expect("the example");
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/pipelines/release.c8s.yaml"
+    ))
+    .expect("the example");
     let pipeline = parse_pipeline("release.c8s.yaml", &text, &MemorySource::new()).expect("parses");
     let run = pipeline.expand(Some("main")).expect("expands");
-    let plan = |step: &str| {
-        run.plans
-            .iter()
-            .find(|p| p.identity.step == step)
-            .expect("plan")
-    };
+    let plan = |step: &str| run.plans.iter().find(|p| p.identity.step == step).expect("plan");
     assert_eq!(plan("image").results, ["digest", "url"]);
-    assert_eq!(plan("image").result_env, [ResultEnv::new("VERSION", "version", "version")]);
+    assert_eq!(
+        plan("image").result_env,
+        [ResultEnv::new("VERSION", "version", "version")]
+    );
     let announce = plan("announce");
     assert_eq!(
         announce.result_env,
@@ -40,7 +42,12 @@ fn the_release_example_lowers_results_to_plans() {
             ResultEnv::new("IMAGE", "image", "url"),
         ]
     );
-    assert!(announce.env.iter().all(|e| !e.name.starts_with("VERSION") && e.name != "DIGEST"));
+    assert!(
+        announce
+            .env
+            .iter()
+            .all(|e| !e.name.starts_with("VERSION") && e.name != "DIGEST")
+    );
     // One input per producing step, unpacked under results-of/<step>; the
     // producer saves its results directory as one more output.
     let inputs = announce.artifact_inputs();
@@ -64,7 +71,11 @@ fn the_release_example_lowers_results_to_plans() {
         .map(|c| c.name)
         .collect();
     assert_eq!(names, ["git-clone", "c8s-input-0", "c8s-input-1"]);
-    assert!(pod_layout(plan("version")).iter().any(|c| c.name == "artifact-helper"));
+    assert!(
+        pod_layout(plan("version"))
+            .iter()
+            .any(|c| c.name == "artifact-helper")
+    );
 }
 
 #[test]
@@ -119,11 +130,21 @@ fn a_reference_spliced_into_text_or_a_command_is_refused_with_the_way_to_read_it
 
 #[test]
 fn result_names_are_checked_and_unique() {
-    let errors = errors_of("  - name: build\n    image: alpine:3\n    commands: [\"true\"]\n    results: [digest, 9lives, \"a b\", digest]\n");
+    let errors = errors_of(
+        "  - name: build\n    image: alpine:3\n    commands: [\"true\"]\n    results: [digest, 9lives, \"a b\", digest]\n",
+    );
     assert!(
         errors.contains("ci.yaml:7:23: step \"build\": results[1]: \"9lives\" is not a valid name: a result name starts with a letter"),
         "{errors}"
     );
-    assert!(errors.contains("ci.yaml:7:31: step \"build\": results[2]: \"a b\" is not a valid name"), "{errors}");
-    assert!(errors.contains("ci.yaml:7:38: step \"build\": results[3]: result \"digest\" is already defined at ci.yaml:7:15"), "{errors}");
+    assert!(
+        errors.contains("ci.yaml:7:31: step \"build\": results[2]: \"a b\" is not a valid name"),
+        "{errors}"
+    );
+    assert!(
+        errors.contains(
+            "ci.yaml:7:38: step \"build\": results[3]: result \"digest\" is already defined at ci.yaml:7:15"
+        ),
+        "{errors}"
+    );
 }

@@ -97,7 +97,11 @@ pub fn main(
     if !waits.is_empty() {
         extra.push(("C8S_WAIT_PORTS", waits));
     }
-    let results_dir = format!("{}/{}", scripts::WORKSPACE, c8s_pipeline_model::results::RESULTS_DIR);
+    let results_dir = format!(
+        "{}/{}",
+        scripts::WORKSPACE,
+        c8s_pipeline_model::results::RESULTS_DIR
+    );
     let result_names = plan.results.join(" ");
     if !plan.results.is_empty() {
         extra.push(("C8S_RESULTS", results_dir.as_str()));

@@ -17,10 +17,7 @@ fn run() -> RunPlan {
 }
 
 fn plan<'r>(run: &'r RunPlan, step: &str) -> &'r TaskPlan {
-    run.plans
-        .iter()
-        .find(|p| p.identity.step == step)
-        .expect("plan")
+    run.plans.iter().find(|p| p.identity.step == step).expect("plan")
 }
 
 fn ctx() -> RunContext {
@@ -48,8 +45,14 @@ fn the_producer_writes_to_c8s_results_and_its_helper_saves_them() {
     assert_eq!(env_value(main, "C8S_RESULTS"), Some("/workspace/.c8s/results"));
     assert_eq!(env_value(main, "C8S_RESULT_NAMES"), Some("digest url"));
     let command = args(main);
-    assert!(command.iter().any(|a| *a == literal_text(scripts::STEP_RESULTS)), "{command:?}");
-    assert!(command.iter().any(|a| a == ".c8s/results"), "created before the command: {command:?}");
+    assert!(
+        command.iter().any(|a| *a == literal_text(scripts::STEP_RESULTS)),
+        "{command:?}"
+    );
+    assert!(
+        command.iter().any(|a| a == ".c8s/results"),
+        "created before the command: {command:?}"
+    );
     let helper = container(&pod, "artifact-helper").expect("the helper saves the results");
     assert_eq!(args(helper).last().map(String::as_str), Some(".c8s/results"));
     assert!(scripts::STEP_RESULTS.contains(&format!("-gt {MAX_RESULT_BYTES} ]")));
@@ -65,10 +68,19 @@ fn a_reader_unpacks_each_producers_results_and_loads_them_into_env() {
     );
     let input = |name: &str| args(container(&pod, name).expect("input"));
     let version = input("c8s-input-0");
-    assert!(version.iter().any(|a| a.ends_with("/version/.c8s/results.tar")), "{version:?}");
-    assert!(version.iter().any(|a| a == ".c8s/results-of/version"), "{version:?}");
+    assert!(
+        version.iter().any(|a| a.ends_with("/version/.c8s/results.tar")),
+        "{version:?}"
+    );
+    assert!(
+        version.iter().any(|a| a == ".c8s/results-of/version"),
+        "{version:?}"
+    );
     let image = input("c8s-input-1");
-    assert!(image.iter().any(|a| a.ends_with("/image/.c8s/results.tar")), "{image:?}");
+    assert!(
+        image.iter().any(|a| a.ends_with("/image/.c8s/results.tar")),
+        "{image:?}"
+    );
     let main = container(&pod, "main").expect("main");
     assert_eq!(
         env_value(main, "C8S_RESULT_ENV"),
@@ -78,15 +90,24 @@ fn a_reader_unpacks_each_producers_results_and_loads_them_into_env() {
     for name in ["VERSION", "DIGEST", "IMAGE"] {
         assert_eq!(env_value(main, name), None, "{name}");
     }
-    assert!(args(main).iter().any(|a| *a == literal_text(scripts::STEP_RESULTS)));
+    assert!(
+        args(main)
+            .iter()
+            .any(|a| *a == literal_text(scripts::STEP_RESULTS))
+    );
 }
 
 #[test]
 fn results_without_a_command_are_an_error() {
     let producer = TaskPlan::for_step("shop", "build", "alpine:3").with_results(["digest"]);
-    assert!(matches!(render_pod(&producer, &ctx()), Err(Error::ResultsNeedCommand { step }) if step == "build"));
+    assert!(
+        matches!(render_pod(&producer, &ctx()), Err(Error::ResultsNeedCommand { step }) if step == "build")
+    );
     let reader = TaskPlan::for_step("shop", "ship", "alpine:3").with_result_env("DIGEST", "build", "digest");
-    assert!(matches!(render_pod(&reader, &ctx()), Err(Error::ResultsNeedCommand { .. })));
+    assert!(matches!(
+        render_pod(&reader, &ctx()),
+        Err(Error::ResultsNeedCommand { .. })
+    ));
 }
 
 #[test]
@@ -100,5 +121,8 @@ fn a_plan_built_in_code_with_bad_result_names_is_refused() {
     };
     let text = errors.to_string();
     assert!(text.contains("results[0]: \"a b\" is not a valid name"), "{text}");
-    assert!(text.contains("resultEnv[0].name: \"1BAD\" is not a valid environment variable name"), "{text}");
+    assert!(
+        text.contains("resultEnv[0].name: \"1BAD\" is not a valid environment variable name"),
+        "{text}"
+    );
 }

@@ -93,7 +93,9 @@ fn a_declared_result_that_is_never_written_fails_its_step() {
     let ran = kubelet.run(&pod);
     assert_eq!(ran.phase, Phase::Failed, "{}", ran.logs());
     assert!(
-        ran.container("main").log.contains("result digest was not written"),
+        ran.container("main")
+            .log
+            .contains("result digest was not written"),
         "{}",
         ran.logs()
     );

@@ -16,7 +16,8 @@ use serde_json::Value;
 /// The document as JSON the way the YAML language server types it (YAML 1.2
 /// core: plain `true`/`false`/numbers/null are typed, quoted text is a string).
 fn as_json(file: &str, yaml: &str) -> Value {
-    let node = c8s_pipeline_model::concourse::node::parse(file, yaml).unwrap_or_else(|e| panic!("{file}: {e}"));
+    let node =
+        c8s_pipeline_model::concourse::node::parse(file, yaml).unwrap_or_else(|e| panic!("{file}: {e}"));
     serde_json::from_str(&node.to_json()).unwrap_or_else(|e| panic!("{file}: {e}"))
 }
 
@@ -145,7 +146,11 @@ fn every_corpus_task_config_c8s_reads_is_valid_against_the_task_schema() {
         all.len()
     );
     assert!(read_ok > 100, "only {read_ok} corpus files read");
-    assert!(flagged.is_empty(), "the schema flags files c8s reads:\n{}", flagged.join("\n"));
+    assert!(
+        flagged.is_empty(),
+        "the schema flags files c8s reads:\n{}",
+        flagged.join("\n")
+    );
 }
 
 #[test]
@@ -153,16 +158,25 @@ fn the_schemas_accept_what_the_readers_accept_beyond_the_types() {
     // Scalars where strings go, quoted numbers: read by c8s, so not flagged.
     let pipeline = "name: p\nrepository: https://example.com/r.git\nsteps:\n  - name: s\n    image: alpine:3\n    commands: [\"true\"]\n    env: { RETRIES: 3, DEBUG: true, RATIO: 1.20 }\n    runAsUser: \"1000\"\n";
     parse_pipeline("p.yaml", pipeline, &MemorySource::new()).expect("read by c8s");
-    assert_eq!(complaints(&pipeline_file_schema(), "p.yaml", pipeline), Vec::<String>::new());
+    assert_eq!(
+        complaints(&pipeline_file_schema(), "p.yaml", pipeline),
+        Vec::<String>::new()
+    );
 
     let sidecars = "- name: pg\n  image: postgres:16\n  env: [{ name: N, value: 5 }]\n  ports: [{ containerPort: \"5432\" }]\n";
     parse_sidecars("s.yml", sidecars).expect("read by c8s");
-    assert_eq!(complaints(&sidecar_file_schema(), "s.yml", sidecars), Vec::<String>::new());
+    assert_eq!(
+        complaints(&sidecar_file_schema(), "s.yml", sidecars),
+        Vec::<String>::new()
+    );
 
     // Concourse: `FOO:` is "", lists in params are JSON, quoted limits, a numeric tag.
     let task = "platform: linux\nimage_resource: { type: registry-image, source: { repository: golang, tag: 1.20 } }\ninputs: [{ name: repo, optional: \"true\" }]\nparams: { EMPTY:, LIST: [a, b], MAP: { k: v }, N: 1 }\nrun: { path: go, args: [test, 1], user: 0 }\ncontainer_limits: { cpu: \"512\", memory: 2147483648 }\n";
     parse_task_config_with("t.yml", task, &Vars::new()).expect("read by c8s");
-    assert_eq!(complaints(&task_file_schema(), "t.yml", task), Vec::<String>::new());
+    assert_eq!(
+        complaints(&task_file_schema(), "t.yml", task),
+        Vec::<String>::new()
+    );
 }
 
 #[test]
@@ -180,8 +194,14 @@ fn documents_c8s_rejects_for_their_shape_are_flagged_by_the_schemas() {
         "name: p\nrepository: r\nsteps:\n  - { name: s, image: a, commands: { a: b } }\n",
     ];
     for yaml in pipelines {
-        assert!(parse_pipeline("p.yaml", yaml, &MemorySource::new()).is_err(), "{yaml}");
-        assert!(!complaints(&pipeline_file_schema(), "p.yaml", yaml).is_empty(), "{yaml}");
+        assert!(
+            parse_pipeline("p.yaml", yaml, &MemorySource::new()).is_err(),
+            "{yaml}"
+        );
+        assert!(
+            !complaints(&pipeline_file_schema(), "p.yaml", yaml).is_empty(),
+            "{yaml}"
+        );
     }
     let tasks = [
         // no run
@@ -194,8 +214,14 @@ fn documents_c8s_rejects_for_their_shape_are_flagged_by_the_schemas() {
         "platform: linux\nrun: { path: x }\ncontainer_limits: { cpu: lots }\n",
     ];
     for yaml in tasks {
-        assert!(parse_task_config_with("t.yml", yaml, &Vars::new()).is_err(), "{yaml}");
-        assert!(!complaints(&task_file_schema(), "t.yml", yaml).is_empty(), "{yaml}");
+        assert!(
+            parse_task_config_with("t.yml", yaml, &Vars::new()).is_err(),
+            "{yaml}"
+        );
+        assert!(
+            !complaints(&task_file_schema(), "t.yml", yaml).is_empty(),
+            "{yaml}"
+        );
     }
     let sidecars = [
         "- { name: pg }\n",
@@ -204,7 +230,10 @@ fn documents_c8s_rejects_for_their_shape_are_flagged_by_the_schemas() {
     ];
     for yaml in sidecars {
         assert!(parse_sidecars("s.yml", yaml).is_err(), "{yaml}");
-        assert!(!complaints(&sidecar_file_schema(), "s.yml", yaml).is_empty(), "{yaml}");
+        assert!(
+            !complaints(&sidecar_file_schema(), "s.yml", yaml).is_empty(),
+            "{yaml}"
+        );
     }
 }
 
@@ -219,6 +248,9 @@ fn c8s_schema_prints_each_schema() {
         assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
         let printed: Value = serde_json::from_slice(&out.stdout).expect("JSON");
         assert_eq!(printed, schema, "c8s schema {kind}");
-        assert!(printed["title"].as_str().is_some_and(|t| t.starts_with("c8s")), "{kind}: title");
+        assert!(
+            printed["title"].as_str().is_some_and(|t| t.starts_with("c8s")),
+            "{kind}: title"
+        );
     }
 }
