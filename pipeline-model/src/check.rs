@@ -172,7 +172,10 @@ fn templated_fields<'s>(step: &'s Step, at: &FieldPath) -> Vec<(FieldPath, &'s s
         fields.push((at.key("commands").index(i), c));
     }
     for (k, v) in step.env.iter() {
-        fields.push((at.key("env").key(k), v));
+        // A step-result reference is checked with the links between steps.
+        if crate::results::result_reference(v).is_none() {
+            fields.push((at.key("env").key(k), v));
+        }
     }
     for (j, s) in step.sidecars.iter().enumerate() {
         let here = at.key("sidecars").index(j);
@@ -236,6 +239,7 @@ fn check_step(s: &mut Subject<'_>, step: &Step, dimensions: &[&str], combination
     }
     relative_paths(s, &step.caches, &at.key("caches"), "cache");
     relative_paths(s, &step.outputs, &at.key("outputs"), "output");
+    result_names(s, &step.results, &at.key("results"));
     environment(s, step, &at);
     if let Some(c) = &step.conditional {
         if c.branches.is_empty() {
@@ -289,6 +293,20 @@ fn relative_paths(s: &mut Subject<'_>, paths: &[String], at: &FieldPath, kind: &
             s.duplicate(at.index(i), kind, path, at.index(first));
         } else {
             seen.insert(path, i);
+        }
+    }
+}
+
+fn result_names(s: &mut Subject<'_>, results: &[String], at: &FieldPath) {
+    let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+    for (i, name) in results.iter().enumerate() {
+        if let Err(reason) = crate::results::check_result_name(name) {
+            let value = name.clone();
+            s.problem(at.index(i), Problem::InvalidName { value, reason });
+        } else if let Some(&first) = seen.get(name.as_str()) {
+            s.duplicate(at.index(i), "result", name, at.index(first));
+        } else {
+            seen.insert(name, i);
         }
     }
 }

@@ -201,6 +201,11 @@ pub fn step_plan(
         plan.args = vec![substitute_all(&step.commands, values)?.join("\n")];
     }
     for (name, value) in step.env.iter() {
+        if let Some(Ok((producer, result))) = crate::results::result_reference(value) {
+            plan.result_env
+                .push(crate::results::ResultEnv::new(name, producer, result));
+            continue;
+        }
         plan.env
             .push(EnvVar::value(name, crate::matrix::substitute(value, values)?));
     }
@@ -214,6 +219,7 @@ pub fn step_plan(
         .map(|i| PlanInput::new(&i.step, &i.output))
         .collect();
     plan.outputs = step.outputs.clone();
+    plan.results = step.results.clone();
     plan.caches = step.caches.clone();
     for sidecar in &step.sidecars {
         plan.sidecars.push(substitute_sidecar(sidecar, values)?);

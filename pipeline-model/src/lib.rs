@@ -50,8 +50,11 @@ pub mod plan;
 mod plan_build;
 pub mod pod;
 pub mod resources;
+pub mod results;
 pub mod schedule;
 pub mod scheduler;
+#[cfg(feature = "schema")]
+pub mod schema;
 mod sidecar_files;
 mod subject;
 mod substitute;
@@ -79,6 +82,7 @@ pub use resources::{
     EffectiveResources, QuotaError, ResourceList, RunResources, check_quota, effective_resources,
     plan_effective_resources, run_resources,
 };
+pub use results::ResultEnv;
 pub use schedule::{CriticalPath, Progress, SkipReason};
 pub use substitute::substitute_sidecar;
 // The README's examples are compiled and run as doctests.

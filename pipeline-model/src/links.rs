@@ -96,4 +96,60 @@ pub(crate) fn check_links(
             );
         }
     }
+    check_result_env(s, pipeline, step, first_by_name, dag);
+}
+
+/// `NAME: "${{ steps.S.results.R }}"`: S exists, is a (transitive)
+/// dependency, and declares R.
+fn check_result_env(
+    s: &mut Subject<'_>,
+    pipeline: &Pipeline,
+    step: &Step,
+    first_by_name: &BTreeMap<&str, usize>,
+    dag: Option<&Dag>,
+) {
+    let at = s.path().clone();
+    for (name, value) in step.env.iter() {
+        let here = at.key("env").key(name);
+        let (producer, result) = match crate::results::result_reference(value) {
+            None => continue,
+            Some(Err(reason)) => {
+                let expression = value.clone();
+                s.problem(here, Problem::InvalidExpression { expression, reason });
+                continue;
+            }
+            Some(Ok(reference)) => reference,
+        };
+        let Some(&index) = first_by_name.get(producer.as_str()) else {
+            s.problem(here, Problem::UnknownStep { name: producer });
+            continue;
+        };
+        let direct = step.depends_on.contains(&producer) && producer != step.name;
+        let transitive = || dag.is_some_and(|d| d.ancestors(&step.name).contains(producer.as_str()));
+        if !direct && (dag.is_some() || producer == step.name) && !transitive() {
+            s.problem(
+                here.clone(),
+                Problem::InputNotFromDependency {
+                    step: producer.clone(),
+                },
+            );
+        }
+        let declared = &pipeline.steps[index].results;
+        if !declared.contains(&result) {
+            let known = if declared.is_empty() {
+                "it declares no results".to_owned()
+            } else {
+                format!("it declares {}", declared.join(", "))
+            };
+            s.problem(
+                here,
+                Problem::InvalidExpression {
+                    expression: value.clone(),
+                    reason: format!(
+                        "step {producer:?} declares no result {result:?} ({known}; add it to its `results`)"
+                    ),
+                },
+            );
+        }
+    }
 }

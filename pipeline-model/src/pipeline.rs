@@ -59,7 +59,8 @@ pub struct Step {
     /// Steps that must succeed before this one starts.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub depends_on: Vec<String>,
-    /// Literal environment variables, in order; values may use `${{ matrix.X }}`.
+    /// Literal environment variables, in order; values may use `${{ matrix.X }}`,
+    /// or be a whole result of an earlier step, `${{ steps.STEP.results.NAME }}`.
     #[serde(default, skip_serializing_if = "OrderedMap::is_empty")]
     pub env: OrderedMap<String>,
     /// Environment variables whose values come from Secrets.
@@ -82,6 +83,11 @@ pub struct Step {
     /// Artifacts of earlier steps to unpack before this step starts.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub inputs: Vec<StepInput>,
+    /// Small values this step publishes (a digest, a version, a URL): it
+    /// writes each to `$C8S_RESULTS/<name>`; steps that depend on it read
+    /// them as env, `NAME: "${{ steps.STEP.results.NAME }}"`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub results: Vec<String>,
     /// Run only when the condition holds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conditional: Option<Conditional>,
@@ -201,6 +207,7 @@ impl Step {
             loaded_sidecars: Vec::new(),
             outputs: Vec::new(),
             inputs: Vec::new(),
+            results: Vec::new(),
             conditional: None,
             run_as_user: None,
             run_as_root: false,
@@ -325,6 +332,8 @@ struct StepDoc {
     #[serde(default)]
     inputs: Vec<StepInput>,
     #[serde(default)]
+    results: Vec<String>,
+    #[serde(default)]
     conditional: Option<Conditional>,
     #[serde(default)]
     run_as_user: Option<i64>,
@@ -404,6 +413,7 @@ impl From<StepDoc> for Step {
             loaded_sidecars: Vec::new(),
             outputs: d.outputs,
             inputs: d.inputs,
+            results: d.results,
             conditional: d.conditional,
             run_as_user: d.run_as_user,
             run_as_root: d.run_as_root,

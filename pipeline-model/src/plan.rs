@@ -41,6 +41,12 @@ pub struct TaskPlan {
     /// Directories (relative to the workspace) to save as artifacts after `main`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub outputs: Vec<String>,
+    /// Results `main` publishes: it writes each to `$C8S_RESULTS/<name>`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub results: Vec<String>,
+    /// Env vars of `main` read from earlier steps' results.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub result_env: Vec<crate::results::ResultEnv>,
     /// Directories (relative to the workspace) kept between runs on the cache volume.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub caches: Vec<String>,
@@ -148,6 +154,8 @@ impl TaskPlan {
             checkout: None,
             inputs: Vec::new(),
             outputs: Vec::new(),
+            results: Vec::new(),
+            result_env: Vec::new(),
             caches: Vec::new(),
             sidecars: Vec::new(),
             resources: Resources::default(),
