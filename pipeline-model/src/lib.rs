@@ -39,6 +39,7 @@ pub mod concourse;
 pub mod dag;
 mod duration;
 mod expand;
+pub mod finally;
 pub mod layout;
 mod links;
 pub mod masker;
@@ -50,6 +51,7 @@ pub mod plan;
 mod plan_build;
 pub mod pod;
 pub mod resources;
+pub mod retries;
 pub mod schedule;
 pub mod scheduler;
 mod sidecar_files;
@@ -79,6 +81,7 @@ pub use resources::{
     EffectiveResources, QuotaError, ResourceList, RunResources, check_quota, effective_resources,
     plan_effective_resources, run_resources,
 };
+pub use retries::{MAX_RETRIES, Retries, RetryCause, RetryOn};
 pub use schedule::{CriticalPath, Progress, SkipReason};
 pub use substitute::substitute_sidecar;
 // The README's examples are compiled and run as doctests.
