@@ -19,12 +19,14 @@ pub(crate) fn step_graph(
     findings: &mut Vec<Finding>,
 ) -> Option<Dag> {
     let all: Vec<&Step> = pipeline.all_steps().collect();
+    // Edges to or from a finally step are errors of their own, never a cycle.
+    let regular = |name: &str| first_by_name.get(name).is_some_and(|&i| i < pipeline.steps.len());
     let edges = first_by_name.iter().map(|(&name, &i)| {
         let deps: BTreeSet<&str> = all[i]
             .depends_on
             .iter()
             .map(String::as_str)
-            .filter(|d| *d != name && first_by_name.contains_key(d))
+            .filter(|d| *d != name && regular(d) && regular(name))
             .collect();
         (name, deps)
     });
