@@ -65,7 +65,11 @@ pub(crate) fn pipeline(pipeline: &Pipeline, doc: usize, options: &PipelineOption
             }
         }
     }
-    retries(&mut top_again(&mut findings, doc), pipeline.retries.as_ref(), root.key("retries"));
+    retries(
+        &mut top_again(&mut findings, doc),
+        pipeline.retries.as_ref(),
+        root.key("retries"),
+    );
     let dag = links::step_graph(pipeline, &first_by_name, doc, &mut findings);
     for (i, step) in pipeline.all_steps().enumerate() {
         let mut subject = step_subject(&mut findings, doc, pipeline, i);

@@ -151,7 +151,11 @@ impl Pipeline {
                 }
                 plan.env.push(EnvVar::value(RUN_STATUS_ENV, UNKNOWN));
                 for other in &self.steps {
-                    let known = if skipped.contains_key(&other.name) { "Skipped" } else { UNKNOWN };
+                    let known = if skipped.contains_key(&other.name) {
+                        "Skipped"
+                    } else {
+                        UNKNOWN
+                    };
                     plan.env.push(EnvVar::value(step_status_env(&other.name), known));
                 }
                 finally.push(plan);

@@ -30,7 +30,13 @@ pub const UNKNOWN: &str = "Unknown";
 pub fn step_status_env(step: &str) -> String {
     let name: String = step
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
         .collect();
     format!("C8S_STEP_{name}_STATUS")
 }

@@ -3,8 +3,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use c8s_sidecar_core::validate::Finding;
 use c8s_sidecar_core::Problem;
+use c8s_sidecar_core::validate::Finding;
 
 use crate::dag::{Dag, DagError};
 use crate::pipeline::{Pipeline, Step};
@@ -54,7 +54,11 @@ pub(crate) fn check_links(
     dag: Option<&Dag>,
 ) {
     let at = s.path().clone();
-    let is_finally = |name: &str| first_by_name.get(name).is_some_and(|&i| i >= pipeline.steps.len());
+    let is_finally = |name: &str| {
+        first_by_name
+            .get(name)
+            .is_some_and(|&i| i >= pipeline.steps.len())
+    };
     let finally = is_finally(&step.name);
     let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
     for (j, dep) in step.depends_on.iter().enumerate() {
@@ -64,7 +68,8 @@ pub(crate) fn check_links(
                 here,
                 Problem::Unsupported {
                     value: dep.clone(),
-                    expected: "no dependsOn in a finally step: it starts once every other step has finished".into(),
+                    expected: "no dependsOn in a finally step: it starts once every other step has finished"
+                        .into(),
                 },
             );
         } else if is_finally(dep) {

@@ -96,7 +96,12 @@ pub fn parse_pipeline_with(
     let paths: Vec<FieldPath> = (0..pipeline.all_steps().count())
         .map(|i| crate::subject::step_path(&pipeline, i))
         .collect();
-    for (step, base) in pipeline.steps.iter_mut().chain(pipeline.finally.iter_mut()).zip(paths) {
+    for (step, base) in pipeline
+        .steps
+        .iter_mut()
+        .chain(pipeline.finally.iter_mut())
+        .zip(paths)
+    {
         step.loaded_sidecars = sidecar_files::check_step(
             main,
             &base,

@@ -200,8 +200,8 @@ mod tests {
     fn both_forms_read_and_round_trip() {
         let short: Retries = serde_json::from_str("2").expect("short form");
         assert_eq!(short, Retries::any(2));
-        let long: Retries =
-            serde_json::from_str(r#"{"limit":1,"on":["infrastructure","infrastructure"]}"#).expect("long form");
+        let long: Retries = serde_json::from_str(r#"{"limit":1,"on":["infrastructure","infrastructure"]}"#)
+            .expect("long form");
         assert_eq!(long, Retries::infrastructure(1));
         let json = serde_json::to_string(&long).expect("serialises");
         assert_eq!(json, r#"{"limit":1,"on":["infrastructure"]}"#);
@@ -215,7 +215,10 @@ mod tests {
         for (text, expected) in [
             ("-1", "a number of retries"),
             (r#"{"limit":1,"on":"sometimes"}"#, "`any` or a list"),
-            (r#"{"limit":1,"on":["network"]}"#, "expected `infrastructure` or `error`"),
+            (
+                r#"{"limit":1,"on":["network"]}"#,
+                "expected `infrastructure` or `error`",
+            ),
             (r#"{"limit":1,"when":"always"}"#, "unknown field `when`"),
             (r#"{"on":"any"}"#, "missing field `limit`"),
         ] {

@@ -271,9 +271,10 @@ pub fn decide(dag: &Dag, observed: &BTreeMap<String, Observed>, policy: &Policy,
     };
     // Only the deadline stops a finally step; a cancel or a failure is what it runs after.
     let stop_finally = stop_all.clone().filter(|r| *r == StopReason::RunDeadline);
-    let others_finished = dag.steps().filter(|s| !is_finally(s)).all(|s| {
-        matches!(state(s), Some(Observed::Succeeded | Observed::Cancelled)) || final_failure(s)
-    });
+    let others_finished = dag
+        .steps()
+        .filter(|s| !is_finally(s))
+        .all(|s| matches!(state(s), Some(Observed::Succeeded | Observed::Cancelled)) || final_failure(s));
     if let Some(d) = policy.run_deadline.filter(|&d| now < d) {
         wake(d, &mut decision);
     }
@@ -293,7 +294,11 @@ pub fn decide(dag: &Dag, observed: &BTreeMap<String, Observed>, policy: &Policy,
     // A finally step not yet started keeps the run open until it can start.
     let mut finally_waiting = false;
     for step in dag.steps() {
-        let stop = if is_finally(step) { &stop_finally } else { &stop_all };
+        let stop = if is_finally(step) {
+            &stop_finally
+        } else {
+            &stop_all
+        };
         match state(step) {
             Some(Observed::Running { since, .. }) => {
                 let limit = policy.step_timeouts.get(step).copied().or(policy.step_timeout);

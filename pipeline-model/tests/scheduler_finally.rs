@@ -30,7 +30,10 @@ fn started(decision: &c8s_pipeline_model::scheduler::Decision) -> Vec<&str> {
 }
 
 fn failed(attempt: u32) -> Observed {
-    Observed::Failed { attempt, retry_at: None }
+    Observed::Failed {
+        attempt,
+        retry_at: None,
+    }
 }
 
 #[test]
@@ -42,7 +45,13 @@ fn finally_waits_for_every_other_step_then_starts_together() {
     seen.insert("lint".to_owned(), Observed::Succeeded);
     let d = decide(&dag, &seen, &policy(), 1);
     assert_eq!(started(&d), ["test"], "finally must wait for test");
-    seen.insert("test".to_owned(), Observed::Running { attempt: 0, since: Some(1) });
+    seen.insert(
+        "test".to_owned(),
+        Observed::Running {
+            attempt: 0,
+            since: Some(1),
+        },
+    );
     let d = decide(&dag, &seen, &policy(), 2);
     assert!(d.start.is_empty() && d.done.is_none(), "{d:?}");
     seen.insert("test".to_owned(), Observed::Succeeded);
@@ -59,10 +68,22 @@ fn fail_fast_skips_the_rest_and_still_runs_finally() {
     let dag = dag();
     let mut seen = BTreeMap::new();
     seen.insert("build".to_owned(), failed(0));
-    seen.insert("lint".to_owned(), Observed::Running { attempt: 0, since: Some(0) });
+    seen.insert(
+        "lint".to_owned(),
+        Observed::Running {
+            attempt: 0,
+            since: Some(0),
+        },
+    );
     let d = decide(&dag, &seen, &policy(), 5);
-    assert_eq!(d.cancel, [("lint".to_owned(), StopReason::FailFast("build".to_owned()))]);
-    assert_eq!(d.skip, [("test".to_owned(), StopReason::FailFast("build".to_owned()))]);
+    assert_eq!(
+        d.cancel,
+        [("lint".to_owned(), StopReason::FailFast("build".to_owned()))]
+    );
+    assert_eq!(
+        d.skip,
+        [("test".to_owned(), StopReason::FailFast("build".to_owned()))]
+    );
     assert!(d.start.is_empty() && d.done.is_none(), "{d:?}");
     seen.insert("lint".to_owned(), Observed::Cancelled);
     seen.insert("test".to_owned(), Observed::Cancelled);
@@ -82,7 +103,10 @@ fn the_skip_decision_alone_never_ends_a_run_with_finally_steps() {
     seen.insert("build".to_owned(), failed(0));
     seen.insert("lint".to_owned(), Observed::Succeeded);
     let d = decide(&dag, &seen, &policy().fail_fast(false), 1);
-    assert_eq!(d.skip, [("test".to_owned(), StopReason::Dependency("build".to_owned()))]);
+    assert_eq!(
+        d.skip,
+        [("test".to_owned(), StopReason::Dependency("build".to_owned()))]
+    );
     assert_eq!(d.done, None);
 }
 
@@ -91,17 +115,33 @@ fn cancel_stops_the_steps_then_runs_finally_which_the_cancel_does_not_stop() {
     let dag = dag();
     let cancelled = policy().cancelled();
     let mut seen = BTreeMap::new();
-    seen.insert("build".to_owned(), Observed::Running { attempt: 0, since: Some(0) });
+    seen.insert(
+        "build".to_owned(),
+        Observed::Running {
+            attempt: 0,
+            since: Some(0),
+        },
+    );
     let d = decide(&dag, &seen, &cancelled, 1);
     assert_eq!(d.cancel, [("build".to_owned(), StopReason::RunCancelled)]);
     let skipped: Vec<&str> = d.skip.iter().map(|(s, _)| s.as_str()).collect();
-    assert_eq!(skipped, ["lint", "test"], "finally steps are not skipped by a cancel");
+    assert_eq!(
+        skipped,
+        ["lint", "test"],
+        "finally steps are not skipped by a cancel"
+    );
     for step in ["build", "lint", "test"] {
         seen.insert(step.to_owned(), Observed::Cancelled);
     }
     let d = decide(&dag, &seen, &cancelled, 2);
     assert_eq!(started(&d), ["cleanup", "notify"]);
-    seen.insert("notify".to_owned(), Observed::Running { attempt: 0, since: Some(2) });
+    seen.insert(
+        "notify".to_owned(),
+        Observed::Running {
+            attempt: 0,
+            since: Some(2),
+        },
+    );
     seen.insert("cleanup".to_owned(), Observed::Succeeded);
     let d = decide(&dag, &seen, &cancelled, 3);
     assert!(d.cancel.is_empty() && d.done.is_none(), "{d:?}");
@@ -117,7 +157,13 @@ fn a_failing_finally_step_fails_the_run_but_stops_no_other_finally_step() {
         .map(|s| (s.to_owned(), Observed::Succeeded))
         .collect();
     seen.insert("notify".to_owned(), failed(0));
-    seen.insert("cleanup".to_owned(), Observed::Running { attempt: 0, since: Some(0) });
+    seen.insert(
+        "cleanup".to_owned(),
+        Observed::Running {
+            attempt: 0,
+            since: Some(0),
+        },
+    );
     let d = decide(&dag, &seen, &policy(), 1);
     assert!(d.cancel.is_empty() && d.done.is_none(), "{d:?}");
     seen.insert("cleanup".to_owned(), Observed::Succeeded);
@@ -132,7 +178,13 @@ fn the_run_deadline_stops_finally_steps_too() {
         .into_iter()
         .map(|s| (s.to_owned(), Observed::Succeeded))
         .collect();
-    seen.insert("notify".to_owned(), Observed::Running { attempt: 0, since: Some(5) });
+    seen.insert(
+        "notify".to_owned(),
+        Observed::Running {
+            attempt: 0,
+            since: Some(5),
+        },
+    );
     let d = decide(&dag, &seen, &policy, 10);
     assert_eq!(d.cancel, [("notify".to_owned(), StopReason::RunDeadline)]);
     assert_eq!(d.skip, [("cleanup".to_owned(), StopReason::RunDeadline)]);
@@ -141,8 +193,14 @@ fn the_run_deadline_stops_finally_steps_too() {
 #[test]
 fn user_retries_add_attempts_to_their_step_only() {
     let dag = Dag::new([("flaky", Vec::<&str>::new()), ("solid", vec![])]).unwrap_or_else(|e| panic!("{e}"));
-    let policy = Policy::default().max_attempts(1).fail_fast(false).retries_for("flaky", 2);
-    let retry = |attempt| Observed::Failed { attempt, retry_at: Some(0) };
+    let policy = Policy::default()
+        .max_attempts(1)
+        .fail_fast(false)
+        .retries_for("flaky", 2);
+    let retry = |attempt| Observed::Failed {
+        attempt,
+        retry_at: Some(0),
+    };
     let mut seen = BTreeMap::new();
     seen.insert("flaky".to_owned(), retry(0));
     seen.insert("solid".to_owned(), retry(0));

@@ -266,6 +266,24 @@ fn steps(
             if let Some(seconds) = plan.timeout_seconds {
                 step = step.with_timeout(Duration::from_secs(seconds));
             }
+            if let Some(retries) = &plan.retries {
+                step = step.with_retries(retries.clone());
+            }
+            if plan.finally {
+                // Each other step of the same combination, by its object's name; a
+                // step without one was skipped (the runner reports it so).
+                step = step.finally(Vec::<String>::new());
+                step.outcome_env = depends_on
+                    .keys()
+                    .map(|other| {
+                        let object = names
+                            .get(&(other.clone(), plan.identity.matrix_id.clone()))
+                            .cloned()
+                            .unwrap_or_default();
+                        (c8s_pipeline_model::finally::step_status_env(other), object)
+                    })
+                    .collect();
+            }
             step
         })
         .collect())
@@ -330,6 +348,22 @@ fn progress_printer(total: usize) -> c8s_kube::ProgressFn {
             (Some(reason), _) => format!(" (waiting for capacity: {reason})"),
             (None, Some(outcome)) => format!(" ({:?}, exit {:?})", outcome.reason, outcome.exit_code),
             _ => String::new(),
+        };
+        // The step's own retries and the runner's, apart: a flaky test is not a flaky cluster.
+        let detail = match (status.retries, status.runner_retries) {
+            (0, 0) => detail,
+            (user, 0) => format!(
+                "{detail} [attempt {}, {user} retried by the step's retries]",
+                status.attempts
+            ),
+            (0, runner) => format!(
+                "{detail} [attempt {}, {runner} retried by c8s after transient faults]",
+                status.attempts
+            ),
+            (user, runner) => format!(
+                "{detail} [attempt {}, {user} retried by the step's retries, {runner} by c8s after transient faults]",
+                status.attempts
+            ),
         };
         let line = if terminal {
             let finished = done

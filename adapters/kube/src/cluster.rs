@@ -111,7 +111,13 @@ impl StepObject {
             .containers
             .iter()
             .find(|c| c.name == crate::observe::MAIN_CONTAINER)?;
-        main.env.as_ref()?.iter().rev().find(|v| v.name == name)?.value.as_deref()
+        main.env
+            .as_ref()?
+            .iter()
+            .rev()
+            .find(|v| v.name == name)?
+            .value
+            .as_deref()
     }
 
     /// A copy named `name`.

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Mutex;
 
-use c8s_pipeline_model::{Dag, RetryCause, finally};
 use c8s_pipeline_model::scheduler::{Observed, Policy, RunEnd, StopReason, decide};
+use c8s_pipeline_model::{Dag, RetryCause, finally};
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use tokio::sync::{mpsc, oneshot};
@@ -347,7 +347,12 @@ fn retry_cause(reason: TerminationReason) -> Option<RetryCause> {
 
 /// The env a `finally` step starts with: the run's outcome so far and each
 /// watched step's final state.
-fn outcome_env<C: Cluster>(runner: &Runner<'_, C>, steps: &[Step], step: &Step, cancelled: bool) -> Vec<(String, String)> {
+fn outcome_env<C: Cluster>(
+    runner: &Runner<'_, C>,
+    steps: &[Step],
+    step: &Step,
+    cancelled: bool,
+) -> Vec<(String, String)> {
     let states: BTreeMap<String, StepState> = runner
         .status
         .lock()

@@ -134,13 +134,22 @@ async fn finally_runs_after_a_cancel_and_is_not_cancelled_itself() {
         .unwrap();
     assert_eq!(status.state, RunState::Cancelled, "{}", status.to_json());
     assert_eq!(state(&status, "build"), StepState::Cancelled);
-    assert_eq!(state(&status, "notify"), StepState::Succeeded, "{}", status.to_json());
+    assert_eq!(
+        state(&status, "notify"),
+        StepState::Succeeded,
+        "{}",
+        status.to_json()
+    );
     let notify = created(&sim, "notify");
     assert_eq!(env(&notify, RUN_STATUS_ENV), "Cancelled");
     assert_eq!(env(&notify, "C8S_STEP_BUILD_STATUS"), "Cancelled");
     assert_eq!(env(&notify, "C8S_STEP_TEST_STATUS"), "Cancelled");
     // Cancelled at 10s, notify ran its full 20s after.
-    assert!(common::makespan(&status) >= secs(30), "{:?}", common::makespan(&status));
+    assert!(
+        common::makespan(&status) >= secs(30),
+        "{:?}",
+        common::makespan(&status)
+    );
     assert!(sim.live_objects().is_empty(), "{:?}", sim.live_objects());
 }
 
@@ -166,9 +175,14 @@ fn one(retries: Retries) -> Vec<Step> {
 async fn retries_on_any_rerun_a_failed_step_with_the_attempt_in_label_and_env() {
     let sim = SimCluster::new();
     sim.script("flaky", StepScript::new(secs(5)).failed_runs(2));
-    let status = run_pipeline(&sim, one(Retries::any(2)), RunOptions::new("t"), std::future::pending())
-        .await
-        .unwrap();
+    let status = run_pipeline(
+        &sim,
+        one(Retries::any(2)),
+        RunOptions::new("t"),
+        std::future::pending(),
+    )
+    .await
+    .unwrap();
     assert_eq!(status.state, RunState::Succeeded, "{}", status.to_json());
     let step = status.step("flaky").unwrap();
     assert_eq!((step.attempts, step.retries, step.runner_retries), (3, 2, 0));
@@ -192,9 +206,14 @@ async fn retries_on_any_rerun_a_failed_step_with_the_attempt_in_label_and_env() 
 async fn retries_run_out() {
     let sim = SimCluster::new();
     sim.script("flaky", StepScript::new(secs(5)).failed_runs(5));
-    let status = run_pipeline(&sim, one(Retries::any(2)), RunOptions::new("t"), std::future::pending())
-        .await
-        .unwrap();
+    let status = run_pipeline(
+        &sim,
+        one(Retries::any(2)),
+        RunOptions::new("t"),
+        std::future::pending(),
+    )
+    .await
+    .unwrap();
     assert_eq!(status.state, RunState::Failed, "{}", status.to_json());
     let step = status.step("flaky").unwrap();
     assert_eq!((step.attempts, step.retries), (3, 2));
@@ -224,9 +243,14 @@ async fn infrastructure_retries_come_after_the_runners_own_and_are_counted_apart
     let mut retry = RetryPolicy::default();
     retry.image_pull_retries = 2;
     let options = RunOptions::new("t").retry(retry.clone());
-    let status = run_pipeline(&sim, one(Retries::infrastructure(1)), options, std::future::pending())
-        .await
-        .unwrap();
+    let status = run_pipeline(
+        &sim,
+        one(Retries::infrastructure(1)),
+        options,
+        std::future::pending(),
+    )
+    .await
+    .unwrap();
     assert_eq!(status.state, RunState::Succeeded, "{}", status.to_json());
     let step = status.step("flaky").unwrap();
     assert_eq!((step.attempts, step.runner_retries, step.retries), (4, 2, 1));
@@ -235,9 +259,14 @@ async fn infrastructure_retries_come_after_the_runners_own_and_are_counted_apart
     let sim = SimCluster::new();
     sim.script("flaky", StepScript::new(secs(5)).image_pull_failures(3));
     let steps = vec![Step::new("flaky", pod("flaky"))];
-    let status = run_pipeline(&sim, steps, RunOptions::new("t").retry(retry), std::future::pending())
-        .await
-        .unwrap();
+    let status = run_pipeline(
+        &sim,
+        steps,
+        RunOptions::new("t").retry(retry),
+        std::future::pending(),
+    )
+    .await
+    .unwrap();
     assert_eq!(status.state, RunState::Failed, "{}", status.to_json());
     assert_eq!(status.step("flaky").unwrap().attempts, 3);
 }
