@@ -54,8 +54,7 @@ fn pipeline() -> Vec<Step> {
 fn created(sim: &SimCluster, step: &str) -> StepObject {
     sim.created_objects()
         .into_iter()
-        .filter(|o| o.label("c8s.dev/step") == Some(step))
-        .next_back()
+        .rfind(|o| o.label("c8s.dev/step") == Some(step))
         .unwrap_or_else(|| panic!("no object created for {step}"))
 }
 
