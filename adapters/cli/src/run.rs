@@ -479,3 +479,45 @@ pub fn reap(args: &ReapArgs) -> ExitCode {
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The release example as `c8s run` hands it to the runner: the finally
+    /// steps marked, each watching the other steps' objects, retries carried.
+    #[test]
+    fn finally_steps_watch_the_objects_of_the_other_steps() {
+        let file = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../examples/pipelines/release.c8s.yaml"
+        );
+        let bytes = std::fs::read(file).expect("the example");
+        let loaded = render::load_plans(file, &bytes, None, Some("feature/x")).expect("it loads");
+        let ctx = c8s_pod_builder::RunContext::new("run-1", 1);
+        let steps = steps(&loaded.plans, &loaded.depends_on, &ctx, false).expect("it renders");
+        let by_step = |name: &str| {
+            steps
+                .iter()
+                .find(|s| s.object.label(c8s_kube::STEP_LABEL) == Some(name))
+                .unwrap_or_else(|| panic!("no step {name}"))
+        };
+        let (build, notify) = (by_step("build"), by_step("notify"));
+        assert!(notify.finally && by_step("report").finally && !build.finally);
+        assert!(notify.depends_on.is_empty());
+        let watched: BTreeMap<&str, &str> = notify
+            .outcome_env
+            .iter()
+            .map(|(var, step)| (var.as_str(), step.as_str()))
+            .collect();
+        assert_eq!(watched.get("C8S_STEP_BUILD_STATUS"), Some(&build.name.as_str()));
+        // publish only runs on main: no object, so the runner reports it Skipped.
+        assert_eq!(watched.get("C8S_STEP_PUBLISH_STATUS"), Some(&""));
+        assert_eq!(by_step("integration").retries.as_ref().map(|r| r.limit), Some(2));
+        assert_eq!(
+            build.retries.as_ref().map(|r| r.limit),
+            Some(1),
+            "the pipeline's default"
+        );
+    }
+}
