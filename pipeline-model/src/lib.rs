@@ -39,6 +39,7 @@ pub mod concourse;
 pub mod dag;
 mod duration;
 mod expand;
+pub mod finally;
 pub mod layout;
 mod links;
 pub mod masker;
@@ -51,6 +52,7 @@ mod plan_build;
 pub mod pod;
 pub mod resources;
 pub mod results;
+pub mod retries;
 pub mod schedule;
 pub mod scheduler;
 #[cfg(feature = "schema")]
@@ -83,6 +85,7 @@ pub use resources::{
     plan_effective_resources, run_resources,
 };
 pub use results::ResultEnv;
+pub use retries::{MAX_RETRIES, Retries, RetryCause, RetryOn};
 pub use schedule::{CriticalPath, Progress, SkipReason};
 pub use substitute::substitute_sidecar;
 // The README's examples are compiled and run as doctests.

@@ -81,6 +81,12 @@ pub struct TaskPlan {
     /// How many times the runner may run the step before it fails (Concourse `attempts`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attempts: Option<u32>,
+    /// The user's retries of this step (`retries`), apart from the runner's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retries: Option<crate::Retries>,
+    /// A `finally` step: it starts once every other step has finished.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub finally: bool,
 }
 
 /// Who a plan is: the parts of its name.
@@ -167,6 +173,8 @@ impl TaskPlan {
             image_pull_secrets: Vec::new(),
             privileged: false,
             attempts: None,
+            retries: None,
+            finally: false,
         }
     }
 }

@@ -171,6 +171,13 @@ fn metadata(plan: &TaskPlan, ctx: &RunContext, name: &str) -> Result<ObjectMeta,
     if let Some(id) = &plan.identity.matrix_id {
         labels.insert(contract::MATRIX_KEY.to_owned(), names::label_value(id));
     }
+    // A step the user retries says which attempt it is; the runner sets it on each pod.
+    if plan.retries.as_ref().is_some_and(|r| r.limit > 0) {
+        labels.insert(
+            c8s_pipeline_model::finally::ATTEMPT_LABEL.to_owned(),
+            "1".to_owned(),
+        );
+    }
     // The unshortened facts, for people and tools (label values may be hashed).
     let mut annotations = ctx.annotations.clone();
     let facts = [

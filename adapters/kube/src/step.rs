@@ -22,6 +22,8 @@ pub(crate) struct Runner<'a, C> {
     pub status: &'a Mutex<RunStatus>,
     /// The one live object of each step (registered before it is created).
     pub live: &'a Mutex<BTreeMap<usize, ObjectRef>>,
+    /// The env values of each started `finally` step's `main` (outcomes).
+    pub finally_env: &'a Mutex<BTreeMap<usize, Vec<(String, String)>>>,
     /// The run's one watch, when the cluster offers it.
     pub hub: Option<&'a crate::run_watch::Hub>,
     /// The client-side rate limit on creates, deletes, lists and Event reads.
@@ -77,7 +79,10 @@ impl<C: Cluster> Runner<'_, C> {
                 self.cluster.delete(&object).await
             })
             .await?;
-        if let Ok(mut live) = self.live.lock() {
+        // A retry may have registered its own object meanwhile: keep that one.
+        if let Ok(mut live) = self.live.lock()
+            && live.get(&index) == Some(&object)
+        {
             live.remove(&index);
         }
         Ok(())
@@ -155,7 +160,7 @@ impl<C: Cluster> Runner<'_, C> {
         events: &mpsc::UnboundedSender<(usize, Event)>,
     ) -> AttemptEnd {
         let name = attempt_name(step.object.name().unwrap_or(&step.name), attempt);
-        let object = self.prepare(step, &name);
+        let object = self.prepare(index, step, &name, attempt);
         let object_ref = ObjectRef::new(object.kind(), &name);
         if let Ok(mut live) = self.live.lock() {
             live.insert(index, object_ref.clone());
@@ -266,9 +271,22 @@ impl<C: Cluster> Runner<'_, C> {
         listed.is_ok_and(|objects| objects.iter().any(|o| o.object.name == name))
     }
 
-    /// The object to create for this attempt: renamed, with c8s's labels.
-    fn prepare(&self, step: &Step, name: &str) -> StepObject {
+    /// The object to create for this attempt: renamed, with c8s's labels,
+    /// the attempt number (from 1) as label and env, a finally step's outcomes.
+    fn prepare(&self, index: usize, step: &Step, name: &str, attempt: u32) -> StepObject {
         let mut object = step.object.renamed(name);
+        let number = (attempt + 1).to_string();
+        object.set_label(c8s_pipeline_model::finally::ATTEMPT_LABEL, &number);
+        object.set_main_env(c8s_pipeline_model::finally::ATTEMPT_ENV, &number);
+        let outcomes = self
+            .finally_env
+            .lock()
+            .ok()
+            .and_then(|env| env.get(&index).cloned())
+            .unwrap_or_default();
+        for (var, value) in outcomes {
+            object.set_main_env(&var, &value);
+        }
         let labels = [
             (crate::cluster::MANAGED_BY_LABEL, crate::cluster::MANAGED_BY_VALUE),
             (crate::cluster::RUN_LABEL, self.options.run_id.as_str()),

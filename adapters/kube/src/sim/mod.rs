@@ -42,6 +42,8 @@ struct State {
     default_script: Option<StepScript>,
     pods: BTreeMap<String, SimPod>,
     stats: SimStats,
+    /// Every object created, in order, as it was sent.
+    created: Vec<StepObject>,
 }
 
 impl State {
@@ -102,6 +104,11 @@ impl SimCluster {
     /// What happened so far.
     pub fn stats(&self) -> SimStats {
         self.lock().stats.clone()
+    }
+
+    /// Every object created so far, in order, as the runner sent it.
+    pub fn created_objects(&self) -> Vec<StepObject> {
+        self.lock().created.clone()
     }
 
     /// The names of the objects that exist now.
@@ -178,7 +185,7 @@ impl Cluster for SimCluster {
         match fate {
             Fate::PullFails => stats.image_pull_failures += 1,
             Fate::Evicted => stats.evictions += 1,
-            Fate::Runs => {}
+            Fate::Runs | Fate::FailsRun => {}
         }
         if script.unschedulable_for > Duration::ZERO {
             stats.unschedulable_pods += 1;
@@ -197,6 +204,7 @@ impl Cluster for SimCluster {
             fate,
         };
         state.pods.insert(name.clone(), pod);
+        state.created.push(object.clone());
         let live = u32::try_from(state.pods.values().filter(|p| p.step == step).count()).unwrap_or(u32::MAX);
         let max = state.stats.max_live_per_step.entry(step).or_default();
         *max = (*max).max(live);
