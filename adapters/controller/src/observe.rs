@@ -9,7 +9,7 @@ use futures::StreamExt;
 
 use crate::crd::{StepPhase, StepRunStatus};
 use crate::error::Error;
-use crate::reconcile::{Settings, run_selector};
+use crate::reconcile::{Settings, attempt_budget, run_selector};
 use crate::steps::RunSteps;
 
 /// The latest attempt of each step that has an object in the cluster.
@@ -29,7 +29,7 @@ pub(crate) async fn observe_objects<C: Cluster>(
     let listed = cluster.list(&run_selector(run)).await?;
     let mut by_name: BTreeMap<String, (String, u32)> = BTreeMap::new();
     for step in &steps.steps {
-        for attempt in 0..settings.max_attempts.max(1) {
+        for attempt in 0..attempt_budget(step, settings) {
             by_name.insert(attempt_name(&step.name, attempt), (step.name.clone(), attempt));
         }
     }

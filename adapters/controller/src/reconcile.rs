@@ -9,6 +9,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use c8s_kube::{Cluster, ObjectRef, RUN_LABEL, attempt_name};
+use c8s_pipeline_model::RetryCause;
+use c8s_pipeline_model::finally::{ATTEMPT_ENV, RUN_STATUS_ENV};
 use c8s_pipeline_model::scheduler::{Observed, Policy, RunEnd, StopReason, decide};
 use k8s_openapi::jiff::Timestamp;
 
@@ -16,7 +18,7 @@ use crate::crd::{PipelineRunSpec, PipelineRunStatus, RunPhase, StepPhase, StepRu
 use crate::error::Error;
 use crate::observe::observe_objects;
 use crate::status::{failed_steps, read_assessment, set_condition, set_object_name};
-use crate::steps::RunSteps;
+use crate::steps::{RunStep, RunSteps};
 
 pub use crate::admission::Admission;
 use crate::admission::admit;
@@ -116,7 +118,7 @@ pub async fn reconcile_run<C: Cluster>(
             });
         let seen = match observed_objects.get(&step.name) {
             Some(object) => {
-                let retry_allowed = object.attempt + 1 < settings.max_attempts.max(1);
+                let retry_allowed = |cause| retry_allowed(step, settings, object.attempt, cause);
                 let mut seen = read_assessment(
                     &object.assessment,
                     object.attempt,
@@ -157,7 +159,8 @@ pub async fn reconcile_run<C: Cluster>(
                 StepPhase::Skipped => Some(Observed::Cancelled),
                 StepPhase::Running => Some(Observed::Failed {
                     attempt: status.attempt,
-                    retry_at: (status.attempt + 1 < settings.max_attempts).then_some(now_ms),
+                    retry_at: retry_allowed(step, settings, status.attempt, RetryCause::Infrastructure)
+                        .then_some(now_ms),
                 }),
                 StepPhase::Pending => None,
             },
@@ -222,7 +225,15 @@ pub async fn reconcile_run<C: Cluster>(
         };
         let name = attempt_name(&step.name, start.attempt);
         let mut object = step.object.renamed(&name);
-        object.set_label(ATTEMPT_LABEL, &start.attempt.to_string());
+        // Label and env count attempts from 1, as `c8s run` and `c8s render` show them.
+        let number = (start.attempt + 1).to_string();
+        object.set_label(ATTEMPT_LABEL, &number);
+        object.set_main_env(ATTEMPT_ENV, &number);
+        if step.finally {
+            for (var, value) in outcome_env(run, steps, step, &statuses) {
+                object.set_main_env(&var, &value);
+            }
+        }
         let created = match cluster.create(&object).await {
             Ok(created) => created,
             // Created by an earlier reconcile whose answer or status write was lost: adopt it.
@@ -326,8 +337,64 @@ pub fn run_selector(run: &str) -> String {
     format!("{RUN_LABEL}={}", c8s_pod_builder::names::label_value(run))
 }
 
-/// The label holding an object's attempt number.
-pub const ATTEMPT_LABEL: &str = "c8s.dev/attempt";
+/// The label holding an object's attempt number, from 1.
+pub const ATTEMPT_LABEL: &str = c8s_pipeline_model::finally::ATTEMPT_LABEL;
+
+/// Whether attempt `attempt` (from 0) of `step`, failed for `cause`, gets
+/// another: the controller's own retries (`max_attempts`) cover
+/// infrastructure failures first, then the user's `retries` add theirs for
+/// the causes they name. Without a count of earlier causes in the cluster,
+/// every earlier attempt is counted against the user's limit for an error,
+/// so a step never gets more retries than it asked for.
+fn retry_allowed(step: &RunStep, settings: &Settings, attempt: u32, cause: RetryCause) -> bool {
+    let own = settings.max_attempts.max(1);
+    let user = step.retries.as_ref().filter(|r| r.retries_on(cause));
+    let limit = user.map_or(0, |r| r.limit);
+    match cause {
+        RetryCause::Infrastructure => attempt + 1 < own.saturating_add(limit),
+        _ => attempt < limit,
+    }
+}
+
+/// The most attempts `step` can have: the controller's own and the user's.
+pub(crate) fn attempt_budget(step: &RunStep, settings: &Settings) -> u32 {
+    let limit = step.retries.as_ref().map_or(0, |r| r.limit);
+    settings.max_attempts.max(1).saturating_add(limit)
+}
+
+/// The outcome env of a `finally` step as it starts: the run's outcome so
+/// far and each other step's, in the words `c8s run` uses.
+fn outcome_env(
+    run: &RunView<'_>,
+    steps: &RunSteps,
+    step: &RunStep,
+    statuses: &BTreeMap<String, StepRunStatus>,
+) -> Vec<(String, String)> {
+    let word = |name: &str| match statuses.get(name) {
+        Some(s) if s.phase == StepPhase::Succeeded => "Succeeded",
+        Some(s) if s.phase == StepPhase::Failed => "Failed",
+        Some(s) if s.phase == StepPhase::Skipped && s.reason == "Cancelled" => "Cancelled",
+        _ => "Skipped",
+    };
+    let all_succeeded = steps
+        .steps
+        .iter()
+        .filter(|s| !s.finally)
+        .all(|s| word(&s.name) == "Succeeded")
+        && steps.skipped.is_empty();
+    let outcome = match (run.spec.cancelled, all_succeeded) {
+        (true, _) => "Cancelled",
+        (false, true) => "Succeeded",
+        (false, false) => "Failed",
+    };
+    std::iter::once((RUN_STATUS_ENV.to_owned(), outcome.to_owned()))
+        .chain(
+            step.outcome_env
+                .iter()
+                .map(|(var, name)| (var.clone(), word(name).to_owned())),
+        )
+        .collect()
+}
 
 /// The scheduler's policy for this run; times in milliseconds since the run
 /// was created.
@@ -344,6 +411,12 @@ fn policy(run: &RunView<'_>, steps: &RunSteps, settings: &Settings) -> Policy {
         policy = policy.run_deadline(timeout);
     }
     for step in &steps.steps {
+        if step.finally {
+            policy = policy.finally_step(step.name.clone());
+        }
+        if let Some(retries) = &step.retries {
+            policy = policy.retries_for(step.name.clone(), retries.limit);
+        }
         if let Some(timeout) = step.timeout_ms {
             policy = policy
                 .step_timeout_for(step.name.clone(), timeout)

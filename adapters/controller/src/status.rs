@@ -3,6 +3,7 @@
 //! come from container states and pod conditions), and the run's conditions.
 
 use c8s_kube::{Assessment, ObjectKind, ObjectRef};
+use c8s_pipeline_model::RetryCause;
 use c8s_pipeline_model::scheduler::Observed;
 use k8s_openapi::jiff::Timestamp;
 
@@ -13,7 +14,7 @@ use crate::crd::{Condition, PipelineRunStatus, StepPhase, StepRunStatus};
 pub(crate) fn read_assessment(
     assessment: &Assessment,
     attempt: u32,
-    retry_allowed: bool,
+    retry_allowed: impl Fn(RetryCause) -> bool,
     now_ms: u64,
     now: &str,
     status: &mut StepRunStatus,
@@ -47,14 +48,21 @@ pub(crate) fn read_assessment(
                 status.phase = StepPhase::Succeeded;
                 Observed::Succeeded
             } else {
-                status.phase = StepPhase::Failed;
+                // The user's retries decide, by the cause (a timeout is never retried).
+                let retry = pod.reason.retry_cause().is_some_and(&retry_allowed);
+                status.phase = if retry {
+                    StepPhase::Running
+                } else {
+                    StepPhase::Failed
+                };
                 Observed::Failed {
                     attempt,
-                    retry_at: None,
+                    retry_at: retry.then_some(now_ms),
                 }
             }
         }
         Assessment::Disrupted(reason, message) => {
+            let retry_allowed = retry_allowed(RetryCause::Infrastructure);
             status.reason = format!("{reason:?}");
             status.message = message.clone();
             status.phase = if retry_allowed {

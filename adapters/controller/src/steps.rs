@@ -6,8 +6,9 @@
 use std::collections::BTreeMap;
 
 use c8s_kube::StepObject;
+use c8s_pipeline_model::finally::step_status_env;
 use c8s_pipeline_model::resources::{ResourceList, plan_effective_resources, run_resources};
-use c8s_pipeline_model::{Dag, Pipeline as PipelineDefinition, TaskPlan};
+use c8s_pipeline_model::{Dag, Pipeline as PipelineDefinition, Retries, TaskPlan};
 use c8s_pod_builder::RunContext;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 
@@ -25,6 +26,13 @@ pub struct RunStep {
     pub after: Vec<String>,
     /// The step's own timeout, in milliseconds.
     pub timeout_ms: Option<u64>,
+    /// A `finally` step: it starts once every other step has finished.
+    pub finally: bool,
+    /// For a `finally` step: each outcome variable and the base name of the
+    /// step object it reports (empty when a branch condition skipped it).
+    pub outcome_env: Vec<(String, String)>,
+    /// The user's retries of this step.
+    pub retries: Option<Retries>,
 }
 
 /// What a run will do, computed from its pipeline alone.
@@ -58,7 +66,7 @@ pub fn run_steps(
     let ctx = ctx.clone().with_owner_reference(owner);
     let mut names: BTreeMap<(String, Option<String>), String> = BTreeMap::new();
     let mut rendered: Vec<(&TaskPlan, String, StepObject)> = Vec::new();
-    for plan in &plan.plans {
+    for plan in plan.plans.iter().chain(&plan.finally) {
         let object = if job {
             StepObject::Job(Box::new(c8s_pod_builder::render_job(plan, &ctx)?))
         } else {
@@ -78,6 +86,7 @@ pub fn run_steps(
         }
     }
     let mut layers = vec![Vec::new(); plan.layers.len()];
+    let mut finally_layer = Vec::new();
     let mut steps = Vec::new();
     for (task, name, object) in rendered {
         let definition = pipeline.step(&task.identity.step);
@@ -91,18 +100,42 @@ pub fn run_steps(
                     .cloned()
             })
             .collect();
-        if let Some(layer) = layer_of
+        if task.finally {
+            // Finally steps run after every layer: they count as one more.
+            finally_layer.push(plan_effective_resources(task));
+        } else if let Some(layer) = layer_of
             .get(task.identity.step.as_str())
             .and_then(|i| layers.get_mut(*i))
         {
             layer.push(plan_effective_resources(task));
         }
+        let outcome_env = if task.finally {
+            pipeline
+                .steps
+                .iter()
+                .map(|other| {
+                    let object = names
+                        .get(&(other.name.clone(), task.identity.matrix_id.clone()))
+                        .cloned()
+                        .unwrap_or_default();
+                    (step_status_env(&other.name), object)
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
         steps.push(RunStep {
             name,
             object,
             after,
             timeout_ms: task.timeout_seconds.map(|s| s.saturating_mul(1000)),
+            finally: task.finally,
+            outcome_env,
+            retries: task.retries.clone(),
         });
+    }
+    if !finally_layer.is_empty() {
+        layers.push(finally_layer);
     }
     let dag = Dag::new(steps.iter().map(|s| (s.name.as_str(), s.after.iter())))
         .map_err(|e| Error::Pipeline(e.to_string()))?;

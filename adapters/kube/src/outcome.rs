@@ -1,5 +1,6 @@
 //! A step's result and the run status record, serialisable as JSON.
 
+use c8s_pipeline_model::RetryCause;
 use k8s_openapi::jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
@@ -25,6 +26,20 @@ pub enum TerminationReason {
     Rejected,
     /// The run was cancelled or failed fast while the step ran.
     Cancelled,
+}
+
+impl TerminationReason {
+    /// Which of the user's retry causes an attempt that ended so is, if any
+    /// (a timeout or a refused object is never retried).
+    pub fn retry_cause(self) -> Option<RetryCause> {
+        match self {
+            TerminationReason::Error | TerminationReason::OomKilled => Some(RetryCause::Error),
+            TerminationReason::ImagePullBackOff | TerminationReason::Evicted | TerminationReason::Lost => {
+                Some(RetryCause::Infrastructure)
+            }
+            _ => None,
+        }
+    }
 }
 
 /// The result of one step: `main`'s exit code and reason, and when it ran.
