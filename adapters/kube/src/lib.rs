@@ -53,6 +53,8 @@ mod outcome;
 mod pipeline;
 mod rate;
 mod reap;
+mod record;
+mod resume;
 mod retry;
 mod run_watch;
 pub mod sim;
