@@ -296,7 +296,7 @@ async fn slow_deletes_do_not_hold_back_dependents() {
     assert_eq!(makespan(&status), Duration::from_secs(30), "{}", status.to_json());
     assert_eq!(sim.live_objects(), ["slow-a", "slow-b", "slow-c"]);
     assert_eq!(sim.stats().deletes, 3);
-    tokio::time::sleep(Duration::from_secs(30)).await;
+    tokio::time::sleep(Duration::from_secs(31)).await;
     assert!(sim.live_objects().is_empty(), "{:?}", sim.live_objects());
 }
 
@@ -325,6 +325,6 @@ async fn a_random_dag_with_slow_deletes_still_runs_in_the_critical_path() {
     assert_eq!(makespan(&status), dag.critical_path());
     assert_eq!(sim.stats().deletes as usize, dag.names.len());
     // Every pod is gone once the slowest delete (35 s) ran out.
-    tokio::time::sleep(Duration::from_secs(35)).await;
+    tokio::time::sleep(Duration::from_secs(36)).await;
     assert!(sim.live_objects().is_empty(), "{:?}", sim.live_objects());
 }
