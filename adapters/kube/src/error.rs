@@ -86,7 +86,8 @@ pub enum Error {
     /// runner was killed): resume it, or pick another run id.
     #[error(
         "run {run_id:?} already exists in the cluster (a runner of it was stopped before it ended): \
-         resume it (c8s run --resume) or use another run id"
+         resume it (c8s run --resume), use another run id, or discard it \
+         (kubectl delete configmap,pods,jobs -l c8s.dev/run={run_id})"
     )]
     RunExists {
         /// The run's id.

@@ -45,6 +45,7 @@
 mod cluster;
 mod error;
 mod kube_cluster;
+mod kube_record;
 mod kube_watch;
 mod logs;
 mod observe;

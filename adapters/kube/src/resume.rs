@@ -57,38 +57,43 @@ pub(crate) async fn start<C: Cluster>(
         records: BTreeMap::new(),
         started_at: now,
     };
+    let ours = now.to_string();
+    let first = BTreeMap::from([(STARTED_KEY.to_owned(), ours.clone())]);
+    let created = retry
+        .call(run_id, || async {
+            limiter.acquire().await;
+            cluster.create_record(run_id, &first).await
+        })
+        .await;
+    match created {
+        Ok(true) => return Ok(fresh(steps)),
+        Ok(false) => {}
+        Err(e) if options.resume => return Err(e),
+        Err(e) => {
+            tracing::warn!(run = run_id, error = %e, "could not create the run record: the run cannot be resumed");
+            return Ok(fresh(steps));
+        }
+    }
     let loaded = retry
         .call(run_id, || async {
             limiter.acquire().await;
             cluster.load_record(run_id).await
         })
-        .await;
-    let entries = match loaded {
-        Ok(Some(entries)) if options.resume => entries,
-        Ok(Some(_)) => {
-            return Err(Error::RunExists {
-                run_id: run_id.to_owned(),
-            });
-        }
-        Ok(None) => {
-            let entries = BTreeMap::from([(STARTED_KEY.to_owned(), now.to_string())]);
-            let saved = retry
-                .call(run_id, || async {
-                    limiter.acquire().await;
-                    cluster.save_record(run_id, &entries).await
-                })
-                .await;
-            if let Err(e) = saved {
-                tracing::warn!(run = run_id, error = %e, "could not create the run record: the run cannot be resumed");
-            }
-            return Ok(fresh(steps));
-        }
-        Err(e) if options.resume => return Err(e),
-        Err(e) => {
-            tracing::warn!(run = run_id, error = %e, "could not read the run record: the run cannot be resumed");
-            return Ok(fresh(steps));
-        }
+        .await?;
+    let Some(entries) = loaded else {
+        // Deleted meanwhile (the run that had it ended): start afresh.
+        return Ok(fresh(steps));
     };
+    // A create that succeeded although its answer was lost finds itself.
+    let own = entries.get(STARTED_KEY) == Some(&ours) && !entries.keys().any(|k| k.starts_with("step."));
+    if own {
+        return Ok(fresh(steps));
+    }
+    if !options.resume {
+        return Err(Error::RunExists {
+            run_id: run_id.to_owned(),
+        });
+    }
     let (records, started) = parse(&entries);
     let started_at = started.and_then(|s| s.parse().ok()).unwrap_or(now);
     let selector = format!("{RUN_LABEL}={run_id}");
@@ -217,7 +222,10 @@ fn step_start(
         let outcome = StepOutcome {
             exit_code: None,
             reason,
-            message: format!("{reason:?} after {} retries", record.retryable.len().saturating_sub(1)),
+            message: format!(
+                "{reason:?} after {} retries",
+                record.retryable.len().saturating_sub(1)
+            ),
             started_at: None,
             finished_at: Some(now),
         };

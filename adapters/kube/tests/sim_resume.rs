@@ -48,7 +48,10 @@ fn verdict(status: &RunStatus) -> (RunState, BTreeMap<String, String>) {
         .iter()
         .map(|s| {
             let outcome = s.outcome.as_ref().map(|o| (o.exit_code, o.reason));
-            (s.name.clone(), format!("{:?} x{} {outcome:?}", s.state, s.attempts))
+            (
+                s.name.clone(),
+                format!("{:?} x{} {outcome:?}", s.state, s.attempts),
+            )
         })
         .collect();
     (status.state, steps)
@@ -63,9 +66,14 @@ async fn a_runner_stopped_at_random_points_resumes_without_losing_or_repeating_a
         let run = format!("resume{seed}");
 
         let whole = scripted(&dag, seed);
-        let expected = run_pipeline(&whole, dag.steps(&run), options(&run, false), std::future::pending())
-            .await
-            .unwrap();
+        let expected = run_pipeline(
+            &whole,
+            dag.steps(&run),
+            options(&run, false),
+            std::future::pending(),
+        )
+        .await
+        .unwrap();
         let expected_creates = whole.stats().creates;
 
         let sim = scripted(&dag, seed);
@@ -74,7 +82,12 @@ async fn a_runner_stopped_at_random_points_resumes_without_losing_or_repeating_a
         let crashes = 1 + rng.below(3);
         let mut status = None;
         for round in 0..=crashes {
-            let run_once = run_pipeline(&sim, dag.steps(&run), options(&run, round > 0), std::future::pending());
+            let run_once = run_pipeline(
+                &sim,
+                dag.steps(&run),
+                options(&run, round > 0),
+                std::future::pending(),
+            );
             if round == crashes {
                 status = Some(run_once.await.unwrap());
                 break;
@@ -106,7 +119,10 @@ async fn a_runner_stopped_at_random_points_resumes_without_losing_or_repeating_a
             stats.max_live_per_step.values().all(|&n| n == 1),
             "seed {seed}: {stats:?}"
         );
-        assert!(sim.records().is_empty(), "seed {seed}: the ended run's record is deleted");
+        assert!(
+            sim.records().is_empty(),
+            "seed {seed}: the ended run's record is deleted"
+        );
     }
     // The property was exercised: runners were really stopped mid-run with
     // objects alive.
@@ -119,7 +135,10 @@ async fn a_step_that_finished_and_was_deleted_while_the_runner_was_down_is_not_r
     let dag = Dag::random(7, 6);
     let sim = SimCluster::new();
     for (name, duration) in dag.names.iter().zip(&dag.durations) {
-        sim.script(name, StepScript::new(*duration).delete_delay(Duration::from_secs(5)));
+        sim.script(
+            name,
+            StepScript::new(*duration).delete_delay(Duration::from_secs(5)),
+        );
     }
     // Stop right after the first steps ended: their pods are deleted (the
     // record says how they ended) before the runner starts again, later.
@@ -131,23 +150,29 @@ async fn a_step_that_finished_and_was_deleted_while_the_runner_was_down_is_not_r
         + Duration::from_millis(1);
     let stopped = tokio::time::timeout(
         first_end,
-        run_pipeline(&sim, dag.steps("down"), options("down", false), std::future::pending()),
+        run_pipeline(
+            &sim,
+            dag.steps("down"),
+            options("down", false),
+            std::future::pending(),
+        ),
     )
     .await;
     assert!(stopped.is_err());
     let record = sim.records().remove("down").unwrap();
     assert!(record.keys().any(|k| k.starts_with("step.")), "{record:?}");
     tokio::time::sleep(Duration::from_secs(120)).await;
-    let status = run_pipeline(&sim, dag.steps("down"), options("down", true), std::future::pending())
-        .await
-        .unwrap();
+    let status = run_pipeline(
+        &sim,
+        dag.steps("down"),
+        options("down", true),
+        std::future::pending(),
+    )
+    .await
+    .unwrap();
     assert_eq!(status.state, RunState::Succeeded, "{}", status.to_json());
     assert_eq!(sim.stats().creates.len(), 6);
-    assert!(
-        sim.stats().creates.values().all(|&n| n == 1),
-        "{:?}",
-        sim.stats()
-    );
+    assert!(sim.stats().creates.values().all(|&n| n == 1), "{:?}", sim.stats());
 }
 
 #[tokio::test(start_paused = true)]
@@ -156,11 +181,22 @@ async fn a_run_id_with_a_record_is_refused_unless_resumed() {
     let sim = scripted(&dag, 2000);
     let stopped = tokio::time::timeout(
         Duration::from_millis(500),
-        run_pipeline(&sim, dag.steps("again"), options("again", false), std::future::pending()),
+        run_pipeline(
+            &sim,
+            dag.steps("again"),
+            options("again", false),
+            std::future::pending(),
+        ),
     )
     .await;
     assert!(stopped.is_err());
-    let refused = run_pipeline(&sim, dag.steps("again"), options("again", false), std::future::pending()).await;
+    let refused = run_pipeline(
+        &sim,
+        dag.steps("again"),
+        options("again", false),
+        std::future::pending(),
+    )
+    .await;
     assert!(
         matches!(&refused, Err(Error::RunExists { run_id }) if run_id == "again"),
         "{refused:?}"

@@ -422,6 +422,16 @@ impl Cluster for SimCluster {
         Ok(state.records.get(run_id).cloned())
     }
 
+    async fn create_record(&self, run_id: &str, entries: &BTreeMap<String, String>) -> Result<bool> {
+        let mut state = self.lock();
+        state.stats.requests += 1;
+        if state.records.contains_key(run_id) {
+            return Ok(false);
+        }
+        state.records.insert(run_id.to_owned(), entries.clone());
+        Ok(true)
+    }
+
     async fn save_record(&self, run_id: &str, entries: &BTreeMap<String, String>) -> Result<()> {
         let mut state = self.lock();
         state.stats.requests += 1;
@@ -505,7 +515,11 @@ impl SimCluster {
     fn remove(&self, name: &str, created: Instant) {
         {
             let mut state = self.lock();
-            if state.pods.get(name).is_some_and(|p| p.created == created && p.deleting) {
+            if state
+                .pods
+                .get(name)
+                .is_some_and(|p| p.created == created && p.deleting)
+            {
                 state.pods.remove(name);
             }
         }
