@@ -303,3 +303,36 @@ async fn the_client_side_rate_limit_spreads_a_wide_pipeline() {
     let limited = run(RunOptions::new("t").rate_limit(10, 10)).await;
     assert!(limited >= secs(19) && limited <= secs(40), "{limited:?}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_broken_log_stream_is_resumed_without_repeating_or_losing_lines() {
+    let sim = SimCluster::new();
+    // Each of the first two streams breaks after its first chunk; each new
+    // stream starts again at the log's beginning.
+    let script = StepScript::new(secs(10))
+        .log(["one\n", "two s3", "cret\n", "three\n"])
+        .log_breaks(2);
+    let sink = common::Collect::new();
+    let masker: c8s_kube::MaskerFactory = std::sync::Arc::new(|_: &str| {
+        Box::new(c8s_pipeline_model::SecretMasker::new(["s3cret"]).unwrap()) as Box<dyn c8s_kube::LogMasker>
+    });
+    let options = RunOptions::new("t").logs(c8s_kube::LogOptions::new(masker, sink.clone()));
+    let status = run_one(&sim, script, options).await;
+    assert_eq!(status.state, RunState::Succeeded, "{}", status.to_json());
+    assert_eq!(sink.text("only"), "one\ntwo ***\nthree\n");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_log_stream_that_keeps_breaking_ends_flushed_and_unrepeated() {
+    let sim = SimCluster::new();
+    let script = StepScript::new(secs(10)).log(["one\n", "two\n"]).log_breaks(100);
+    let sink = common::Collect::new();
+    let masker: c8s_kube::MaskerFactory =
+        std::sync::Arc::new(|_: &str| Box::new(HoldAll(Vec::new())) as Box<dyn c8s_kube::LogMasker>);
+    let options = RunOptions::new("t").logs(c8s_kube::LogOptions::new(masker, sink.clone()));
+    let status = run_one(&sim, script, options).await;
+    // The step's result does not depend on its log; what was read is
+    // flushed once, never twice.
+    assert_eq!(status.state, RunState::Succeeded, "{}", status.to_json());
+    assert_eq!(sink.text("only"), "one\n");
+}

@@ -296,7 +296,7 @@ impl Cluster for SimCluster {
     }
 
     async fn logs(&self, object: &ObjectRef, container: &str) -> Result<LogStream> {
-        let (created, script) = {
+        let (created, script, breaks) = {
             let mut state = self.lock();
             state.stats.requests += 1;
             let pod = state.pods.get(&object.name).ok_or_else(|| {
@@ -307,7 +307,15 @@ impl Cluster for SimCluster {
                     &format!("pods \"{}\" not found", object.name),
                 )
             })?;
-            (pod.created, state.script(&pod.step))
+            let step = pod.step.clone();
+            let created = pod.created;
+            let mut script = state.script(&step);
+            let breaks = writes_log(container) && script.log_breaks > 0;
+            if breaks {
+                script.log_breaks -= 1;
+                state.scripts.insert(step.clone(), script.clone());
+            }
+            (created, script, breaks)
         };
         let chunks: VecDeque<Vec<u8>> = if writes_log(container) {
             script.log.clone().into()
@@ -324,9 +332,18 @@ impl Cluster for SimCluster {
         let stream = futures::stream::unfold(
             (chunks, 0u32, deletions),
             move |(mut chunks, i, mut deletions)| {
+                let broken = breaks && i == 1;
                 let sim = sim.clone();
                 let name = name.clone();
                 async move {
+                    if broken {
+                        // The connection drops after the first chunk.
+                        let error = Error::api("read log of pod", &name, 500, "injected: log stream broke");
+                        return Some((Err(error), (VecDeque::new(), u32::MAX, deletions)));
+                    }
+                    if i == u32::MAX {
+                        return None;
+                    }
                     let Some(chunk) = chunks.pop_front() else {
                         if script_open {
                             // `follow` on a container that keeps running: no end.

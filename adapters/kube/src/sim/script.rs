@@ -62,6 +62,8 @@ pub struct StepScript {
     pub lost_delete_responses: u32,
     /// Log streams stay open after the last chunk (a follow that never ends).
     pub log_stays_open: bool,
+    /// The next N log streams break (a transient error) after their first chunk.
+    pub log_breaks: u32,
 }
 
 impl StepScript {
@@ -91,6 +93,7 @@ impl StepScript {
             watch_expirations: 0,
             lost_delete_responses: 0,
             log_stays_open: false,
+            log_breaks: 0,
         }
     }
 
@@ -134,6 +137,12 @@ impl StepScript {
     /// The first `n` watches end with 410 Gone after their first event.
     pub fn watch_expirations(mut self, n: u32) -> Self {
         self.watch_expirations = n;
+        self
+    }
+
+    /// The next `n` log streams break after their first chunk.
+    pub fn log_breaks(mut self, n: u32) -> Self {
+        self.log_breaks = n;
         self
     }
 
