@@ -189,9 +189,10 @@ impl<C: Cluster> Runner<'_, C> {
                     })
                     .await;
                 if let Err(e) = recorded {
-                    // Left registered: the run's final sweep deletes it.
+                    // Only a resumed run would miss it (it would run the step again).
                     tracing::warn!(step = %step.name, error = %e, "could not record a finished step");
-                } else if !delete {
+                }
+                if !delete {
                     if let Ok(mut live) = self.live.lock() {
                         live.remove(&index);
                     }
