@@ -821,6 +821,63 @@ async fn a_two_step_run_makes_these_requests_over_one_watch() {
     );
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_pod_deleted_before_its_end_was_seen_is_judged_by_its_final_status() {
+    let (cluster, handle) = cluster();
+    let pending = pod_json(
+        "Pending",
+        json!({"waiting": {"reason": "ContainerCreating"}}),
+        "1",
+    );
+    let list =
+        json!({"apiVersion": "v1", "kind": "PodList", "metadata": {"resourceVersion": "1"}, "items": []});
+    let done = pod_json(
+        "Succeeded",
+        json!({"terminated": {"exitCode": 0, "reason": "Completed"}}),
+        "3",
+    );
+    // Someone deleted the finished pod; the watch only shows its deletion.
+    let watch = format!(
+        "{}\n{}\n",
+        json!({"type": "ADDED", "object": pending}),
+        json!({"type": "DELETED", "object": done})
+    );
+    let server = serve_routes(
+        handle,
+        with_record(
+            vec![
+                ("create pods", 201, bytes(&pending)),
+                ("list pods", 200, bytes(&list)),
+                ("watch pods", 200, watch.into_bytes()),
+                (
+                    "delete pods",
+                    404,
+                    status_body(404, "NotFound", "pods \"t-only\" not found"),
+                ),
+            ],
+            "r6",
+            1,
+        ),
+    );
+    let steps = vec![Step::new("only", pod("t", "only"))];
+    // A retry would wait forever for an answer to its create: bounded here.
+    let run = run_pipeline(&cluster, steps, RunOptions::new("r6"), std::future::pending());
+    let status = tokio::time::timeout(Duration::from_secs(3600), run)
+        .await
+        .expect("the run ended without creating the pod again")
+        .unwrap();
+    assert_eq!(status.state, RunState::Succeeded, "{}", status.to_json());
+    assert_eq!(status.step("only").unwrap().attempts, 1);
+    drop(cluster);
+    let seen = server.await.unwrap();
+    // Never created again.
+    let creates = seen
+        .iter()
+        .filter(|s| s.method == Method::POST && s.uri.contains("/pods"))
+        .count();
+    assert_eq!(creates, 1);
+}
+
 fn assert_send<T: Send>(_: &T) {}
 
 #[tokio::test]
