@@ -12,7 +12,7 @@ use crate::ordered::OrderedMap;
 use crate::pipeline::{Pipeline, PipelineOptions, Step};
 // Re-exported for the task-config rules in task.rs.
 pub(crate) use crate::subject::Subject;
-use crate::subject::step_subject;
+use crate::subject::{step_path, step_subject};
 use crate::substitute::substitute_sidecar;
 
 /// Every finding about `pipeline` (except its sidecar files, checked where
@@ -52,28 +52,51 @@ pub(crate) fn pipeline(pipeline: &Pipeline, doc: usize, options: &PipelineOption
         .unwrap_or_default();
 
     let mut first_by_name: BTreeMap<&str, usize> = BTreeMap::new();
-    for (i, step) in pipeline.steps.iter().enumerate() {
+    for (i, step) in pipeline.all_steps().enumerate() {
         match first_by_name.get(step.name.as_str()) {
-            Some(&first) => step_subject(&mut findings, doc, i, step).duplicate(
-                root.key("steps").index(i).key("name"),
+            Some(&first) => step_subject(&mut findings, doc, pipeline, i).duplicate(
+                step_path(pipeline, i).key("name"),
                 "step",
                 &step.name,
-                root.key("steps").index(first).key("name"),
+                step_path(pipeline, first).key("name"),
             ),
             None => {
                 first_by_name.insert(&step.name, i);
             }
         }
     }
+    retries(
+        &mut top_again(&mut findings, doc),
+        pipeline.retries.as_ref(),
+        root.key("retries"),
+    );
     let dag = links::step_graph(pipeline, &first_by_name, doc, &mut findings);
-    for (i, step) in pipeline.steps.iter().enumerate() {
-        let mut subject = step_subject(&mut findings, doc, i, step);
+    for (i, step) in pipeline.all_steps().enumerate() {
+        let mut subject = step_subject(&mut findings, doc, pipeline, i);
         check_step(&mut subject, step, &dimensions, &combinations);
         let at = subject.path().clone();
         crate::pod::check::pod_overrides(&mut subject, &step.pod, &at);
+        retries(&mut subject, step.retries.as_ref(), at.key("retries"));
         links::check_links(&mut subject, pipeline, step, &first_by_name, dag.as_ref());
     }
     findings
+}
+
+fn top_again(findings: &mut Vec<Finding>, doc: usize) -> Subject<'_> {
+    Subject::at(findings, doc, FieldPath::root(), None)
+}
+
+/// A retry limit beyond [`crate::MAX_RETRIES`] hides a broken step.
+fn retries(subject: &mut Subject<'_>, retries: Option<&crate::Retries>, at: FieldPath) {
+    if let Some(r) = retries.filter(|r| r.limit > crate::MAX_RETRIES) {
+        subject.problem(
+            at,
+            Problem::TooLarge {
+                value: i64::from(r.limit),
+                max: i64::from(crate::MAX_RETRIES),
+            },
+        );
+    }
 }
 
 fn globs(subject: &mut Subject<'_>, globs: &[String], at: &FieldPath) {
@@ -172,7 +195,10 @@ fn templated_fields<'s>(step: &'s Step, at: &FieldPath) -> Vec<(FieldPath, &'s s
         fields.push((at.key("commands").index(i), c));
     }
     for (k, v) in step.env.iter() {
-        fields.push((at.key("env").key(k), v));
+        // A step-result reference is checked with the links between steps.
+        if crate::results::result_reference(v).is_none() {
+            fields.push((at.key("env").key(k), v));
+        }
     }
     for (j, s) in step.sidecars.iter().enumerate() {
         let here = at.key("sidecars").index(j);
@@ -236,6 +262,7 @@ fn check_step(s: &mut Subject<'_>, step: &Step, dimensions: &[&str], combination
     }
     relative_paths(s, &step.caches, &at.key("caches"), "cache");
     relative_paths(s, &step.outputs, &at.key("outputs"), "output");
+    result_names(s, &step.results, &at.key("results"));
     environment(s, step, &at);
     if let Some(c) = &step.conditional {
         if c.branches.is_empty() {
@@ -289,6 +316,20 @@ fn relative_paths(s: &mut Subject<'_>, paths: &[String], at: &FieldPath, kind: &
             s.duplicate(at.index(i), kind, path, at.index(first));
         } else {
             seen.insert(path, i);
+        }
+    }
+}
+
+fn result_names(s: &mut Subject<'_>, results: &[String], at: &FieldPath) {
+    let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+    for (i, name) in results.iter().enumerate() {
+        if let Err(reason) = crate::results::check_result_name(name) {
+            let value = name.clone();
+            s.problem(at.index(i), Problem::InvalidName { value, reason });
+        } else if let Some(&first) = seen.get(name.as_str()) {
+            s.duplicate(at.index(i), "result", name, at.index(first));
+        } else {
+            seen.insert(name, i);
         }
     }
 }

@@ -8,6 +8,7 @@ use c8s_sidecar_core::{EnvVar, Errors, Problem};
 use serde::{Deserialize, Serialize};
 
 use crate::dag::Dag;
+use crate::finally::{ATTEMPT_ENV, RUN_STATUS_ENV, UNKNOWN, step_status_env};
 use crate::matrix::Combination;
 use crate::ordered::OrderedMap;
 use crate::pipeline::{Pipeline, PipelineOptions, Step};
@@ -44,6 +45,10 @@ pub struct RunPlan {
     /// One plan per running step per combination: combinations in order,
     /// then steps in layer order.
     pub plans: Vec<TaskPlan>,
+    /// One plan per running `finally` step per combination, in the order
+    /// written: they start once every plan in `plans` has finished.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub finally: Vec<TaskPlan>,
 }
 
 impl Pipeline {
@@ -61,6 +66,7 @@ impl Pipeline {
         if !pipeline_runs {
             return dag
                 .steps()
+                .chain(self.finally.iter().map(|s| s.name.as_str()))
                 .map(|s| (s.to_owned(), SkipReason::PipelineBranches))
                 .collect();
         }
@@ -69,7 +75,11 @@ impl Pipeline {
             .iter()
             .filter(|s| !s.runs_on(branch))
             .map(|s| s.name.as_str());
-        dag.propagate_skips(roots)
+        let mut skipped = dag.propagate_skips(roots);
+        for step in self.finally.iter().filter(|s| !s.runs_on(branch)) {
+            skipped.insert(step.name.clone(), SkipReason::Condition);
+        }
+        skipped
     }
 
     /// Validates the pipeline, then expands it for a run on `branch` (`None`:
@@ -117,6 +127,7 @@ impl Pipeline {
             .and_then(|t| crate::parse_duration(t).ok());
         let by_name: BTreeMap<&str, &Step> = self.steps.iter().map(|s| (s.name.as_str(), s)).collect();
         let mut plans = Vec::new();
+        let mut finally = Vec::new();
         let runs: Vec<Option<&Combination>> = if combinations.is_empty() {
             vec![None]
         } else {
@@ -128,16 +139,26 @@ impl Pipeline {
                     continue;
                 }
                 if let Some(step) = by_name.get(name.as_str()) {
-                    let mut plan = step_plan(&self.name, step, combination)
-                        .map_err(|p| Errors::from(invalid_input(format!("step {name:?}: {p}"))))?;
-                    plan.pod = self.pod.overlay(&plan.pod);
-                    // No pod outlives the whole run: the pipeline's timeout caps each step's.
-                    plan.timeout_seconds = match (plan.timeout_seconds, run_timeout) {
-                        (Some(step), Some(run)) => Some(step.min(run)),
-                        (step, run) => step.or(run),
-                    };
-                    plans.push(plan);
+                    plans.push(self.plan_of(step, combination, run_timeout)?);
                 }
+            }
+            for step in self.finally.iter().filter(|s| !skipped.contains_key(&s.name)) {
+                let mut plan = self.plan_of(step, combination, run_timeout)?;
+                plan.finally = true;
+                // What the other steps left may be missing: they may have failed.
+                for input in &mut plan.inputs {
+                    input.optional = true;
+                }
+                plan.env.push(EnvVar::value(RUN_STATUS_ENV, UNKNOWN));
+                for other in &self.steps {
+                    let known = if skipped.contains_key(&other.name) {
+                        "Skipped"
+                    } else {
+                        UNKNOWN
+                    };
+                    plan.env.push(EnvVar::value(step_status_env(&other.name), known));
+                }
+                finally.push(plan);
             }
         }
         Ok(RunPlan {
@@ -149,7 +170,34 @@ impl Pipeline {
             layers,
             skipped,
             plans,
+            finally,
         })
+    }
+
+    /// One step's plan for one combination, with the pipeline's pod
+    /// overrides, retries and timeout applied.
+    fn plan_of(
+        &self,
+        step: &Step,
+        combination: Option<&Combination>,
+        run_timeout: Option<u64>,
+    ) -> Result<TaskPlan, Errors> {
+        let name = &step.name;
+        let mut plan = step_plan(&self.name, step, combination)
+            .map_err(|p| Errors::from(invalid_input(format!("step {name:?}: {p}"))))?;
+        plan.pod = self.pod.overlay(&plan.pod);
+        if plan.retries.is_none() {
+            plan.retries = self.retries.clone();
+        }
+        if plan.retries.as_ref().is_some_and(|r| r.limit > 0) {
+            plan.env.push(EnvVar::value(ATTEMPT_ENV, "1"));
+        }
+        // No pod outlives the whole run: the pipeline's timeout caps each step's.
+        plan.timeout_seconds = match (plan.timeout_seconds, run_timeout) {
+            (Some(step), Some(run)) => Some(step.min(run)),
+            (step, run) => step.or(run),
+        };
+        Ok(plan)
     }
 }
 
@@ -201,6 +249,11 @@ pub fn step_plan(
         plan.args = vec![substitute_all(&step.commands, values)?.join("\n")];
     }
     for (name, value) in step.env.iter() {
+        if let Some(Ok((producer, result))) = crate::results::result_reference(value) {
+            plan.result_env
+                .push(crate::results::ResultEnv::new(name, producer, result));
+            continue;
+        }
         plan.env
             .push(EnvVar::value(name, crate::matrix::substitute(value, values)?));
     }
@@ -214,6 +267,7 @@ pub fn step_plan(
         .map(|i| PlanInput::new(&i.step, &i.output))
         .collect();
     plan.outputs = step.outputs.clone();
+    plan.results = step.results.clone();
     plan.caches = step.caches.clone();
     for sidecar in &step.sidecars {
         plan.sidecars.push(substitute_sidecar(sidecar, values)?);
@@ -224,5 +278,6 @@ pub fn step_plan(
     plan.run_as_user = step.run_as_user;
     plan.run_as_root = step.run_as_root;
     plan.pod = step.pod.clone();
+    plan.retries = step.retries.clone();
     Ok(plan)
 }

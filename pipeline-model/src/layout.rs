@@ -4,8 +4,9 @@
 //!
 //! Order (<https://kubernetes.io/docs/concepts/workloads/pods/sidecar-containers/>,
 //! KEP-753): plain init containers first (`git-clone`, then one
-//! `c8s-input-N` per input), then sidecars (native: restartable init
-//! containers), then `main`, then `artifact-helper` when there are outputs.
+//! `c8s-input-N` per input, then one per step whose results are read), then
+//! sidecars (native: restartable init containers), then `main`, then
+//! `artifact-helper` when there are outputs or results.
 //! Plain init containers go before sidecars so they do not add to the
 //! sidecars' running sum.
 
@@ -64,7 +65,7 @@ pub fn pod_layout(plan: &TaskPlan) -> Vec<LaidOutContainer> {
     if !plan.skip_checkout {
         layout.push(helper(GIT_CLONE.to_owned(), ContainerRole::Init));
     }
-    for index in 0..plan.inputs.len() {
+    for index in 0..plan.inputs.len() + plan.result_producers().len() {
         layout.push(helper(input_container_name(index), ContainerRole::Init));
     }
     for sidecar in &plan.sidecars {
@@ -79,7 +80,7 @@ pub fn pod_layout(plan: &TaskPlan) -> Vec<LaidOutContainer> {
         role: ContainerRole::Regular,
         resources: plan.resources.clone(),
     });
-    if !plan.outputs.is_empty() {
+    if !plan.outputs.is_empty() || !plan.results.is_empty() {
         layout.push(helper(ARTIFACT_HELPER.to_owned(), ContainerRole::Regular));
     }
     layout

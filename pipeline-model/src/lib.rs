@@ -39,6 +39,7 @@ pub mod concourse;
 pub mod dag;
 mod duration;
 mod expand;
+pub mod finally;
 pub mod layout;
 mod links;
 pub mod masker;
@@ -50,8 +51,12 @@ pub mod plan;
 mod plan_build;
 pub mod pod;
 pub mod resources;
+pub mod results;
+pub mod retries;
 pub mod schedule;
 pub mod scheduler;
+#[cfg(feature = "schema")]
+pub mod schema;
 mod sidecar_files;
 mod subject;
 mod substitute;
@@ -79,6 +84,8 @@ pub use resources::{
     EffectiveResources, QuotaError, ResourceList, RunResources, check_quota, effective_resources,
     plan_effective_resources, run_resources,
 };
+pub use results::ResultEnv;
+pub use retries::{MAX_RETRIES, Retries, RetryCause, RetryOn};
 pub use schedule::{CriticalPath, Progress, SkipReason};
 pub use substitute::substitute_sidecar;
 // The README's examples are compiled and run as doctests.

@@ -15,7 +15,8 @@
 //! assert_eq!(out, b"password: ***\n");
 //! ```
 //!
-//! What is masked, for each value of at least [`MIN_SECRET_LEN`] bytes:
+//! What is masked, for each value of at least [`MIN_SECRET_LEN`] bytes once
+//! surrounding whitespace is trimmed:
 //! - the value itself, byte for byte; trimmed of surrounding whitespace and
 //!   newlines; with CRLF line ends as LF and LF as CRLF; and, for a
 //!   multi-line value (a key, a certificate), each trimmed line on its own;
@@ -54,8 +55,9 @@ use aho_corasick::{AhoCorasick, AhoCorasickKind, Input, MatchKind};
 /// What replaces a secret in the output.
 pub const MASK: &[u8] = b"***";
 
-/// Values shorter than this many bytes are not masked: masking every `a` or
-/// `42` in a log would destroy it and reveal, by the gaps, what the value is.
+/// Values shorter than this many bytes, not counting surrounding whitespace
+/// (` ab\n` counts 2), are not masked: masking every `a` or `42` in a log
+/// would destroy it and reveal, by the gaps, what the value is.
 /// [`SecretMasker::ignored_values`] counts them so a caller can warn.
 pub const MIN_SECRET_LEN: usize = 3;
 
@@ -367,6 +369,18 @@ mod tests {
         let debug = format!("{masker:?}");
         assert!(!debug.contains("topsecret"), "{debug}");
         assert!(debug.contains("values: 1"), "{debug}");
+    }
+
+    #[test]
+    fn the_minimum_length_counts_without_surrounding_whitespace() {
+        let Ok(masker) = SecretMasker::new([" ab\n", "\tabc "]) else {
+            panic!("masker builds");
+        };
+        assert_eq!((masker.ignored_values(), masker.value_count()), (1, 1));
+        assert_eq!(
+            mask_chunks(&[" ab\n", "\tabc "], &[b"x ab\ny \tabc z"]),
+            b"x ab\ny ***z"
+        );
     }
 
     #[test]

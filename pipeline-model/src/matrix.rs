@@ -252,7 +252,11 @@ fn references(text: &str) -> Result<Vec<Reference<'_>>, Problem> {
         if !valid {
             return Err(Problem::InvalidExpression {
                 expression: text[start..end].to_owned(),
-                reason: "only ${{ matrix.NAME }} is supported".to_owned(),
+                reason: if inner.starts_with("steps.") {
+                    "a step result is read as the whole value of an env var (`NAME: \"${{ steps.STEP.results.RESULT }}\"`), then used as $NAME".to_owned()
+                } else {
+                    "only ${{ matrix.NAME }} is supported".to_owned()
+                },
             });
         }
         found.push(Reference { start, end, name });

@@ -16,8 +16,8 @@ impl Pipeline {
         let mut locator = c8s_sidecar_core::validate::Locator::new();
         let doc = locator.add("<input>", "");
         let mut findings = check::pipeline(self, doc, options);
-        for (i, step) in self.steps.iter().enumerate() {
-            let base = FieldPath::root().key("steps").index(i);
+        for (i, step) in self.all_steps().enumerate() {
+            let base = crate::subject::step_path(self, i);
             let loaded: Vec<FieldPath> = (0..step.loaded_sidecars.len())
                 .map(|j| base.key("loadedSidecars").index(j))
                 .collect();
@@ -85,7 +85,7 @@ pub fn parse_pipeline_with(
     let mut errors = Vec::new();
     let files = sidecar_files::read_all(
         reader,
-        pipeline.steps.iter().flat_map(|s| s.sidecar_files.iter()),
+        pipeline.all_steps().flat_map(|s| s.sidecar_files.iter()),
         main + 1,
         &mut errors,
     );
@@ -93,8 +93,15 @@ pub fn parse_pipeline_with(
         locator.add(&loaded.path, &loaded.text);
     }
     sidecar_files::check_files(&files, &mut findings);
-    for (i, step) in pipeline.steps.iter_mut().enumerate() {
-        let base = FieldPath::root().key("steps").index(i);
+    let paths: Vec<FieldPath> = (0..pipeline.all_steps().count())
+        .map(|i| crate::subject::step_path(&pipeline, i))
+        .collect();
+    for (step, base) in pipeline
+        .steps
+        .iter_mut()
+        .chain(pipeline.finally.iter_mut())
+        .zip(paths)
+    {
         step.loaded_sidecars = sidecar_files::check_step(
             main,
             &base,

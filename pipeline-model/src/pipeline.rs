@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::matrix::{DEFAULT_MAX_COMBINATIONS, Matrix};
 use crate::ordered::OrderedMap;
 use crate::pod::{Affinity, EphemeralStorage, PodOverrides, Toleration};
+use crate::retries::Retries;
 
 /// A pipeline: steps arranged as a DAG, optionally run once per matrix combination.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -29,6 +30,13 @@ pub struct Pipeline {
     pub matrix: Option<Matrix>,
     /// The steps, in the order written.
     pub steps: Vec<Step>,
+    /// Steps that run once every other step has finished, whatever its
+    /// outcome (also after a failure or a cancel), with the outcomes as env.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub finally: Vec<Step>,
+    /// Retries of every step that does not declare its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retries: Option<Retries>,
     /// Pod overrides for every step (a step's own override them).
     #[serde(flatten)]
     pub pod: PodOverrides,
@@ -59,7 +67,8 @@ pub struct Step {
     /// Steps that must succeed before this one starts.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub depends_on: Vec<String>,
-    /// Literal environment variables, in order; values may use `${{ matrix.X }}`.
+    /// Literal environment variables, in order; values may use `${{ matrix.X }}`,
+    /// or be a whole result of an earlier step, `${{ steps.STEP.results.NAME }}`.
     #[serde(default, skip_serializing_if = "OrderedMap::is_empty")]
     pub env: OrderedMap<String>,
     /// Environment variables whose values come from Secrets.
@@ -82,6 +91,11 @@ pub struct Step {
     /// Artifacts of earlier steps to unpack before this step starts.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub inputs: Vec<StepInput>,
+    /// Small values this step publishes (a digest, a version, a URL): it
+    /// writes each to `$C8S_RESULTS/<name>`; steps that depend on it read
+    /// them as env, `NAME: "${{ steps.STEP.results.NAME }}"`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub results: Vec<String>,
     /// Run only when the condition holds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conditional: Option<Conditional>,
@@ -91,6 +105,9 @@ pub struct Step {
     /// Opt out of the restricted security profile (kaniko, docker-in-docker).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub run_as_root: bool,
+    /// How often the step runs again after it failed (over the pipeline's `retries`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retries: Option<Retries>,
     /// Pod overrides of this step, over the pipeline's.
     #[serde(flatten)]
     pub pod: PodOverrides,
@@ -173,13 +190,20 @@ impl Pipeline {
             timeout: None,
             matrix: None,
             steps,
+            finally: Vec::new(),
+            retries: None,
             pod: PodOverrides::default(),
         }
     }
 
-    /// The step named `name`.
+    /// The step named `name` (a `finally` step included).
     pub fn step(&self, name: &str) -> Option<&Step> {
-        self.steps.iter().find(|s| s.name == name)
+        self.all_steps().find(|s| s.name == name)
+    }
+
+    /// The steps, then the `finally` steps.
+    pub fn all_steps(&self) -> impl Iterator<Item = &Step> {
+        self.steps.iter().chain(&self.finally)
     }
 }
 
@@ -201,11 +225,19 @@ impl Step {
             loaded_sidecars: Vec::new(),
             outputs: Vec::new(),
             inputs: Vec::new(),
+            results: Vec::new(),
             conditional: None,
             run_as_user: None,
             run_as_root: false,
+            retries: None,
             pod: PodOverrides::default(),
         }
+    }
+
+    /// This step with `retries`.
+    pub fn with_retries(mut self, retries: Retries) -> Self {
+        self.retries = Some(retries);
+        self
     }
 
     /// This step with `commands`.
@@ -274,6 +306,10 @@ pub(crate) struct PipelineDoc {
     matrix: Option<Matrix>,
     steps: Vec<StepDoc>,
     #[serde(default)]
+    finally: Vec<StepDoc>,
+    #[serde(default)]
+    retries: Option<Retries>,
+    #[serde(default)]
     node_selector: std::collections::BTreeMap<String, String>,
     #[serde(default)]
     tolerations: Vec<Toleration>,
@@ -325,11 +361,15 @@ struct StepDoc {
     #[serde(default)]
     inputs: Vec<StepInput>,
     #[serde(default)]
+    results: Vec<String>,
+    #[serde(default)]
     conditional: Option<Conditional>,
     #[serde(default)]
     run_as_user: Option<i64>,
     #[serde(default)]
     run_as_root: bool,
+    #[serde(default)]
+    retries: Option<Retries>,
     #[serde(default)]
     node_selector: std::collections::BTreeMap<String, String>,
     #[serde(default)]
@@ -382,6 +422,8 @@ impl From<PipelineDoc> for Pipeline {
             timeout: doc.timeout,
             matrix: doc.matrix,
             steps: doc.steps.into_iter().map(Step::from).collect(),
+            finally: doc.finally.into_iter().map(Step::from).collect(),
+            retries: doc.retries,
             pod: pod_overrides!(doc),
         }
     }
@@ -404,9 +446,11 @@ impl From<StepDoc> for Step {
             loaded_sidecars: Vec::new(),
             outputs: d.outputs,
             inputs: d.inputs,
+            results: d.results,
             conditional: d.conditional,
             run_as_user: d.run_as_user,
             run_as_root: d.run_as_root,
+            retries: d.retries,
             pod: pod_overrides!(d),
         }
     }

@@ -41,6 +41,12 @@ pub struct TaskPlan {
     /// Directories (relative to the workspace) to save as artifacts after `main`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub outputs: Vec<String>,
+    /// Results `main` publishes: it writes each to `$C8S_RESULTS/<name>`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub results: Vec<String>,
+    /// Env vars of `main` read from earlier steps' results.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub result_env: Vec<crate::results::ResultEnv>,
     /// Directories (relative to the workspace) kept between runs on the cache volume.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub caches: Vec<String>,
@@ -75,6 +81,12 @@ pub struct TaskPlan {
     /// How many times the runner may run the step before it fails (Concourse `attempts`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attempts: Option<u32>,
+    /// The user's retries of this step (`retries`), apart from the runner's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retries: Option<crate::Retries>,
+    /// A `finally` step: it starts once every other step has finished.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub finally: bool,
 }
 
 /// Who a plan is: the parts of its name.
@@ -148,6 +160,8 @@ impl TaskPlan {
             checkout: None,
             inputs: Vec::new(),
             outputs: Vec::new(),
+            results: Vec::new(),
+            result_env: Vec::new(),
             caches: Vec::new(),
             sidecars: Vec::new(),
             resources: Resources::default(),
@@ -159,6 +173,8 @@ impl TaskPlan {
             image_pull_secrets: Vec::new(),
             privileged: false,
             attempts: None,
+            retries: None,
+            finally: false,
         }
     }
 }

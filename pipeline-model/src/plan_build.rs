@@ -96,6 +96,24 @@ impl TaskPlan {
         self
     }
 
+    /// Adds results `main` publishes (it writes each to `$C8S_RESULTS/<name>`).
+    pub fn with_results<S: Into<String>>(mut self, results: impl IntoIterator<Item = S>) -> Self {
+        self.results.extend(strings(results));
+        self
+    }
+
+    /// Sets env var `name` of `main` to result `result` of step `step`.
+    pub fn with_result_env(
+        mut self,
+        name: impl Into<String>,
+        step: impl Into<String>,
+        result: impl Into<String>,
+    ) -> Self {
+        self.result_env
+            .push(crate::results::ResultEnv::new(name, step, result));
+        self
+    }
+
     /// Adds workspace-relative directories kept between runs.
     pub fn with_caches<S: Into<String>>(mut self, caches: impl IntoIterator<Item = S>) -> Self {
         self.caches.extend(strings(caches));
@@ -158,6 +176,30 @@ impl TaskPlan {
             &root.key("runAsUser"),
             &mut sink,
         );
+        for (i, name) in self.results.iter().enumerate() {
+            if let Err(reason) = crate::results::check_result_name(name) {
+                let value = name.clone();
+                sink.problem(
+                    root.key("results").index(i),
+                    Problem::InvalidName { value, reason },
+                );
+            }
+        }
+        for (i, env) in self.result_env.iter().enumerate() {
+            let at = root.key("resultEnv").index(i);
+            if let Err(reason) = names::env_var_name(&env.name) {
+                let value = env.name.clone();
+                sink.problem(at.key("name"), Problem::InvalidEnvName { value, reason });
+            }
+            if let Err(reason) = names::dns1123_label(&env.step) {
+                let value = env.step.clone();
+                sink.problem(at.key("step"), Problem::InvalidName { value, reason });
+            }
+            if let Err(reason) = crate::results::check_result_name(&env.result) {
+                let value = env.result.clone();
+                sink.problem(at.key("result"), Problem::InvalidName { value, reason });
+            }
+        }
         if self.timeout_seconds == Some(0) {
             sink.problem(root.key("timeoutSeconds"), Problem::NotPositive { value: 0 });
         }

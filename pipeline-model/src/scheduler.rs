@@ -22,7 +22,7 @@
 //! assert_eq!(next.start[0].step, "publish");
 //! ```
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -80,6 +80,14 @@ pub struct Policy {
     /// Estimated duration of each step (milliseconds) for the longest-path
     /// priority; steps missing count as 1.
     pub estimates: BTreeMap<String, u64>,
+    /// `finally` steps: they start once every other step has finished, also
+    /// after a failure, fail-fast or cancel (not after the run's deadline);
+    /// their failure fails the run but stops nothing.
+    #[serde(default)]
+    pub finally: BTreeSet<String>,
+    /// The user's retries per step: attempts on top of `max_attempts`.
+    #[serde(default)]
+    pub retries: BTreeMap<String, u32>,
 }
 
 impl Default for Policy {
@@ -93,6 +101,8 @@ impl Default for Policy {
             run_deadline: None,
             cancelled: false,
             estimates: BTreeMap::new(),
+            finally: BTreeSet::new(),
+            retries: BTreeMap::new(),
         }
     }
 }
@@ -143,6 +153,18 @@ impl Policy {
     /// With a duration estimate for `step`.
     pub fn estimate(mut self, step: impl Into<String>, ms: u64) -> Self {
         self.estimates.insert(step.into(), ms);
+        self
+    }
+
+    /// With `step` as a `finally` step.
+    pub fn finally_step(mut self, step: impl Into<String>) -> Self {
+        self.finally.insert(step.into());
+        self
+    }
+
+    /// With `n` user retries of `step` (more attempts than `max_attempts`).
+    pub fn retries_for(mut self, step: impl Into<String>, n: u32) -> Self {
+        self.retries.insert(step.into(), n);
         self
     }
 }
@@ -229,20 +251,30 @@ pub fn decide(dag: &Dag, observed: &BTreeMap<String, Observed>, policy: &Policy,
 
     // Failed for good: no retry allowed, or the attempt budget is spent.
     let final_failure = |step: &str| match state(step) {
-        Some(Observed::Failed { attempt, retry_at }) => retry_at.is_none() || attempt + 1 >= max_attempts,
+        Some(Observed::Failed { attempt, retry_at }) => {
+            let budget = max_attempts.saturating_add(policy.retries.get(step).copied().unwrap_or(0));
+            retry_at.is_none() || attempt + 1 >= budget
+        }
         _ => false,
     };
+    let is_finally = |step: &str| policy.finally.contains(step);
     let stop_all = if policy.cancelled {
         Some(StopReason::RunCancelled)
     } else if policy.run_deadline.is_some_and(|d| now >= d) {
         Some(StopReason::RunDeadline)
     } else if policy.fail_fast {
         dag.steps()
-            .find(|s| final_failure(s))
+            .find(|s| !is_finally(s) && final_failure(s))
             .map(|s| StopReason::FailFast(s.to_owned()))
     } else {
         None
     };
+    // Only the deadline stops a finally step; a cancel or a failure is what it runs after.
+    let stop_finally = stop_all.clone().filter(|r| *r == StopReason::RunDeadline);
+    let others_finished = dag
+        .steps()
+        .filter(|s| !is_finally(s))
+        .all(|s| matches!(state(s), Some(Observed::Succeeded | Observed::Cancelled)) || final_failure(s));
     if let Some(d) = policy.run_deadline.filter(|&d| now < d) {
         wake(d, &mut decision);
     }
@@ -259,7 +291,14 @@ pub fn decide(dag: &Dag, observed: &BTreeMap<String, Observed>, policy: &Policy,
 
     let mut running = 0usize;
     let mut ready = Vec::new();
+    // A finally step not yet started keeps the run open until it can start.
+    let mut finally_waiting = false;
     for step in dag.steps() {
+        let stop = if is_finally(step) {
+            &stop_finally
+        } else {
+            &stop_all
+        };
         match state(step) {
             Some(Observed::Running { since, .. }) => {
                 let limit = policy.step_timeouts.get(step).copied().or(policy.step_timeout);
@@ -273,7 +312,7 @@ pub fn decide(dag: &Dag, observed: &BTreeMap<String, Observed>, policy: &Policy,
                     }
                     _ => false,
                 };
-                if let Some(reason) = &stop_all {
+                if let Some(reason) = stop {
                     decision.cancel.push((step.to_owned(), reason.clone()));
                 } else if timed_out {
                     decision.cancel.push((step.to_owned(), StopReason::StepTimeout));
@@ -283,7 +322,7 @@ pub fn decide(dag: &Dag, observed: &BTreeMap<String, Observed>, policy: &Policy,
             Some(Observed::Succeeded | Observed::Cancelled) => {}
             Some(Observed::Failed { attempt, retry_at }) if !final_failure(step) => {
                 let retry_at = retry_at.unwrap_or(0);
-                if let Some(reason) = &stop_all {
+                if let Some(reason) = stop {
                     decision.skip.push((step.to_owned(), reason.clone()));
                 } else if now >= retry_at {
                     ready.push((step, attempt + 1));
@@ -295,12 +334,14 @@ pub fn decide(dag: &Dag, observed: &BTreeMap<String, Observed>, policy: &Policy,
             }
             Some(Observed::Failed { .. }) => {}
             None => {
-                if let Some(reason) = &stop_all {
+                if let Some(reason) = stop {
                     decision.skip.push((step.to_owned(), reason.clone()));
                 } else if let Some(cause) = doomed.get(step) {
                     decision
                         .skip
                         .push((step.to_owned(), StopReason::Dependency((*cause).to_owned())));
+                } else if is_finally(step) && !others_finished {
+                    finally_waiting = true;
                 } else if dag
                     .dependencies(step)
                     .iter()
@@ -332,7 +373,7 @@ pub fn decide(dag: &Dag, observed: &BTreeMap<String, Observed>, policy: &Policy,
         })
         .collect();
 
-    if running == 0 && started == 0 {
+    if running == 0 && started == 0 && !finally_waiting {
         let all_succeeded = dag.steps().all(|s| matches!(state(s), Some(Observed::Succeeded)));
         decision.done = Some(match &stop_all {
             Some(StopReason::RunCancelled) => RunEnd::Cancelled,

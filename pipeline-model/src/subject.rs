@@ -4,23 +4,28 @@
 use c8s_sidecar_core::FieldPath;
 use c8s_sidecar_core::validate::{self, Finding};
 
-use crate::pipeline::Step;
+use crate::pipeline::Pipeline;
 
 /// Who findings are about and where they are written.
 pub(crate) type Subject<'f> = validate::Sink<'f>;
 
-/// A subject for step number `i`.
+/// A subject for step number `i` of [`Pipeline::all_steps`] (`steps`, then `finally`).
 pub(crate) fn step_subject<'f>(
     findings: &'f mut Vec<Finding>,
     doc: usize,
+    pipeline: &Pipeline,
     i: usize,
-    step: &Step,
 ) -> Subject<'f> {
-    let label = format!("step {}", c8s_sidecar_core::error::quoted(&step.name));
-    Subject::at(
-        findings,
-        doc,
-        FieldPath::root().key("steps").index(i),
-        Some(label),
-    )
+    let name = pipeline.all_steps().nth(i).map_or("", |s| s.name.as_str());
+    let label = format!("step {}", c8s_sidecar_core::error::quoted(name));
+    Subject::at(findings, doc, step_path(pipeline, i), Some(label))
+}
+
+/// Where step number `i` of [`Pipeline::all_steps`] is written: `steps[i]`,
+/// or `finally[j]` past the steps.
+pub(crate) fn step_path(pipeline: &Pipeline, i: usize) -> FieldPath {
+    match i.checked_sub(pipeline.steps.len()) {
+        None => FieldPath::root().key("steps").index(i),
+        Some(j) => FieldPath::root().key("finally").index(j),
+    }
 }

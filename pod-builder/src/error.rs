@@ -74,6 +74,14 @@ pub enum Error {
         /// The step.
         step: String,
     },
+    /// A step that publishes or reads step results has no command to wrap.
+    #[error(
+        "step {step:?}: results need an explicit command (c8s wraps it to check the results it writes and to load the results it reads into env)"
+    )]
+    ResultsNeedCommand {
+        /// The step.
+        step: String,
+    },
     /// An extra label from the run context uses a key c8s sets itself.
     #[error("label {key:?} is reserved for c8s; choose another key")]
     ReservedLabel {

@@ -20,7 +20,8 @@ pub fn wraps_main(plan: &TaskPlan, waits: &str) -> bool {
         let name = program.rsplit('/').next().unwrap_or(program);
         matches!(name, "sh" | "bash" | "ash" | "dash" | "zsh")
     });
-    !plan.command.is_empty() && (!plan.outputs.is_empty() || !waits.is_empty() || shell)
+    let results = !plan.results.is_empty() || !plan.result_env.is_empty();
+    !plan.command.is_empty() && (!plan.outputs.is_empty() || results || !waits.is_empty() || shell)
 }
 
 /// `port:seconds` pairs `main` waits for in legacy mode: each sidecar's
@@ -67,14 +68,18 @@ pub fn main(
     waits: &str,
 ) -> core::Container {
     let (command, args) = if wraps_main(plan, waits) {
+        let outputs = plan.saved_outputs();
         let mut wrapped = vec![
             "sh".to_owned(),
             "-c".to_owned(),
             scripts::MAIN_WRAPPER.to_owned(),
             "c8s-main".to_owned(),
-            plan.outputs.len().to_string(),
+            outputs.len().to_string(),
         ];
-        wrapped.extend(plan.outputs.iter().map(|o| o.trim_end_matches('/').to_owned()));
+        wrapped.extend(outputs.iter().map(|o| o.trim_end_matches('/').to_owned()));
+        if !plan.results.is_empty() || !plan.result_env.is_empty() {
+            wrapped.extend(["sh", "-c", scripts::STEP_RESULTS, "c8s-results"].map(str::to_owned));
+        }
         wrapped.extend(plan.command.iter().chain(&plan.args).cloned());
         (wrapped, Vec::new())
     } else {
@@ -91,6 +96,26 @@ pub fn main(
     ];
     if !waits.is_empty() {
         extra.push(("C8S_WAIT_PORTS", waits));
+    }
+    let results_dir = format!(
+        "{}/{}",
+        scripts::WORKSPACE,
+        c8s_pipeline_model::results::RESULTS_DIR
+    );
+    let result_names = plan.results.join(" ");
+    if !plan.results.is_empty() {
+        extra.push(("C8S_RESULTS", results_dir.as_str()));
+        extra.push(("C8S_RESULT_NAMES", result_names.as_str()));
+    }
+    // `NAME=step/result` words: names, steps and results never hold a space or `=`.
+    let result_env: Vec<String> = plan
+        .result_env
+        .iter()
+        .map(|e| format!("{}={}/{}", e.name, e.step, e.result))
+        .collect();
+    let result_env = result_env.join(" ");
+    if !result_env.is_empty() {
+        extra.push(("C8S_RESULT_ENV", result_env.as_str()));
     }
     let mut mounts = mounts;
     mounts.push(home_mount(crate::contract::MAIN));

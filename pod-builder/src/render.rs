@@ -128,6 +128,11 @@ fn render_parts(plan: &TaskPlan, ctx: &RunContext, job: bool) -> Result<(ObjectM
             step: plan.identity.step.clone(),
         });
     }
+    if (!plan.results.is_empty() || !plan.result_env.is_empty()) && plan.command.is_empty() {
+        return Err(Error::ResultsNeedCommand {
+            step: plan.identity.step.clone(),
+        });
+    }
     let name = object_name(plan, ctx);
     let plan = &*overrides::with_ephemeral_storage(plan);
     let mut metadata = metadata(plan, ctx, &name)?;
@@ -165,6 +170,13 @@ fn metadata(plan: &TaskPlan, ctx: &RunContext, name: &str) -> Result<ObjectMeta,
     ]);
     if let Some(id) = &plan.identity.matrix_id {
         labels.insert(contract::MATRIX_KEY.to_owned(), names::label_value(id));
+    }
+    // A step the user retries says which attempt it is; the runner sets it on each pod.
+    if plan.retries.as_ref().is_some_and(|r| r.limit > 0) {
+        labels.insert(
+            c8s_pipeline_model::finally::ATTEMPT_LABEL.to_owned(),
+            "1".to_owned(),
+        );
     }
     // The unshortened facts, for people and tools (label values may be hashed).
     let mut annotations = ctx.annotations.clone();
@@ -249,7 +261,8 @@ fn pod_spec(plan: &TaskPlan, ctx: &RunContext, mode: SidecarMode) -> core::PodSp
         }),
         ..Default::default()
     };
-    if !plan.inputs.is_empty() || !plan.outputs.is_empty() {
+    let (inputs, outputs) = (plan.artifact_inputs(), plan.saved_outputs());
+    if !inputs.is_empty() || !outputs.is_empty() {
         volumes.push(pvc(ARTIFACTS_VOLUME, &ctx.artifact_claim));
     }
     if !plan.caches.is_empty() {
@@ -259,7 +272,7 @@ fn pod_spec(plan: &TaskPlan, ctx: &RunContext, mode: SidecarMode) -> core::PodSp
     let mut init = Vec::new();
     let mut regular = Vec::new();
     let mut legacy_sidecars = Vec::new();
-    let (mut next_input, mut next_sidecar) = (plan.inputs.iter(), plan.sidecars.iter());
+    let (mut next_input, mut next_sidecar) = (inputs.iter(), plan.sidecars.iter());
     for laid_out in pod_layout(plan) {
         match (laid_out.role, laid_out.name.as_str()) {
             (ContainerRole::Init, contract::GIT_CLONE) => init.push(containers::git_clone(ctx, &checkout)),
@@ -316,7 +329,7 @@ fn pod_spec(plan: &TaskPlan, ctx: &RunContext, mode: SidecarMode) -> core::PodSp
             }
             (ContainerRole::Regular, _) => {
                 let dir = artifact_dir(plan, ctx, &plan.identity.step);
-                regular.push(containers::artifact_helper(ctx, &dir, &plan.outputs, &checkout));
+                regular.push(containers::artifact_helper(ctx, &dir, &outputs, &checkout));
             }
         }
     }

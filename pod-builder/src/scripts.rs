@@ -96,6 +96,25 @@ kill -KILL "$beat" 2>/dev/null || true
 exit "$code"
 "#;
 
+/// Runs `main`'s command (`$@`, inside [`MAIN_WRAPPER`]) for a step that
+/// reads or publishes step results: exports each result it reads
+/// (`C8S_RESULT_ENV`, `NAME=step/result` words; trailing newlines dropped, as
+/// `$(cat)` does) before the command, and after a successful command fails
+/// unless every declared result (`C8S_RESULT_NAMES`) was written to
+/// `$C8S_RESULTS` and is at most 65536 bytes (`results::MAX_RESULT_BYTES`).
+pub const STEP_RESULTS: &str = r#"for r in $C8S_RESULT_ENV; do
+  f="/workspace/.c8s/results-of/${r#*=}"
+  if [ ! -f "$f" ]; then echo "c8s: result ${r#*=} was not saved by its step" >&2; exit 1; fi
+  export "${r%%=*}=$(cat "$f")"
+done
+"$@" || exit $?
+for r in $C8S_RESULT_NAMES; do
+  f="/workspace/.c8s/results/$r"
+  if [ ! -f "$f" ]; then echo "c8s: result $r was not written to \$C8S_RESULTS/$r" >&2; exit 1; fi
+  if [ "$(($(wc -c < "$f")))" -gt 65536 ]; then echo "c8s: result $r is over 65536 bytes" >&2; exit 1; fi
+done
+"#;
+
 /// `artifact-helper`: wait for `main`'s exit code; when it is 0, tar each
 /// output (`$2...`) into artifact directory `$1` (relative to /artifacts).
 /// Fails when `main`'s heartbeat stops without an exit code (`main` was

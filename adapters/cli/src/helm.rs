@@ -117,7 +117,15 @@ fn pipeline(args: &PipelineArgs, report: fn(&str, &Errors) -> String) -> Result<
         (None, Some(plan)) => plan.identity.pipeline.clone(),
         (None, None) => stem(file),
     };
-    let chart = c8s_helm::pipeline_chart(&name, &loaded.plans, &ctx, render_args.job)
+    // A chart installs every pod at once: finally steps need the runner's ordering.
+    let (finally, plans): (Vec<_>, Vec<_>) = loaded.plans.into_iter().partition(|p| p.finally);
+    for plan in &finally {
+        eprintln!(
+            "warning: finally step {:?} is left out of the chart (only `c8s run` runs finally steps)",
+            plan.identity.step
+        );
+    }
+    let chart = c8s_helm::pipeline_chart(&name, &plans, &ctx, render_args.job)
         .map_err(|e| format!("error: {file}: {e}{}\n", name_hint(&e)))?;
     write(&chart, &args.out)
 }

@@ -7,6 +7,8 @@ mod concourse;
 mod documents;
 mod helm;
 mod incluster;
+#[cfg(test)]
+mod kube_mock;
 mod plan;
 mod pod_flags;
 mod render;
@@ -102,6 +104,10 @@ enum Command {
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum SchemaKind {
+    /// A `.c8s.yaml` pipeline.
+    Pipeline,
+    /// A Concourse task config (with inline sidecars).
+    Task,
     /// A sidecar file.
     Sidecars,
 }
@@ -167,10 +173,12 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         },
-        Command::Schema {
-            kind: SchemaKind::Sidecars,
-        } => {
-            let schema = c8s_sidecar_core::sidecar_file_schema();
+        Command::Schema { kind } => {
+            let schema = match kind {
+                SchemaKind::Pipeline => c8s_pipeline_model::schema::pipeline_file_schema(),
+                SchemaKind::Task => c8s_pipeline_model::schema::task_file_schema(),
+                SchemaKind::Sidecars => c8s_pipeline_model::schema::sidecar_file_schema(),
+            };
             let text = serde_json::to_string_pretty(&schema).unwrap_or_default();
             print_stdout(&format!("{text}\n"))
         }

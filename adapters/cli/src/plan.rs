@@ -212,7 +212,16 @@ fn text(r: &PlanReport) -> String {
             list(&s.effective.limits)
         );
     }
-    let _ = writeln!(out, "run ({} pods):", r.run.plans.len());
+    if !r.run.finally.is_empty() {
+        let mut names: Vec<&str> = r.run.finally.iter().map(|p| p.identity.step.as_str()).collect();
+        names.dedup();
+        let _ = writeln!(
+            out,
+            "finally (after every other step, whatever the outcome): {}",
+            names.join(", ")
+        );
+    }
+    let _ = writeln!(out, "run ({} pods):", r.run.plans.len() + r.run.finally.len());
     let _ = writeln!(out, "  peak requests:  {}", list(&r.resources.peak.requests));
     let _ = writeln!(out, "  peak limits:    {}", list(&r.resources.peak.limits));
     let _ = writeln!(out, "  total requests: {}", list(&r.resources.total.requests));

@@ -101,7 +101,7 @@ pub enum Format {
 
 /// What a file turned into: the plans, and the repository they clone.
 pub struct LoadedPlans {
-    /// One plan per pod, in a stable order.
+    /// One plan per pod, in a stable order; a pipeline's `finally` steps last.
     pub plans: Vec<TaskPlan>,
     /// The pipeline's repository (empty for task configs and sidecar files).
     pub repository: String,
@@ -163,7 +163,7 @@ pub fn load_plans_for(
                 .map(|step| (step.name.clone(), step.depends_on.clone()))
                 .collect();
             Ok(LoadedPlans {
-                plans: run.plans,
+                plans: run.plans.into_iter().chain(run.finally).collect(),
                 timeout_seconds: run.timeout_seconds,
                 repository: run.repository,
                 depends_on,

@@ -272,6 +272,24 @@ fn steps(
             if let Some(seconds) = plan.timeout_seconds {
                 step = step.with_timeout(Duration::from_secs(seconds));
             }
+            if let Some(retries) = &plan.retries {
+                step = step.with_retries(retries.clone());
+            }
+            if plan.finally {
+                // Each other step of the same combination, by its object's name; a
+                // step without one was skipped (the runner reports it so).
+                step = step.finally(Vec::<String>::new());
+                step.outcome_env = depends_on
+                    .keys()
+                    .map(|other| {
+                        let object = names
+                            .get(&(other.clone(), plan.identity.matrix_id.clone()))
+                            .cloned()
+                            .unwrap_or_default();
+                        (c8s_pipeline_model::finally::step_status_env(other), object)
+                    })
+                    .collect();
+            }
             step
         })
         .collect())
@@ -336,6 +354,22 @@ fn progress_printer(total: usize) -> c8s_kube::ProgressFn {
             (Some(reason), _) => format!(" (waiting for capacity: {reason})"),
             (None, Some(outcome)) => format!(" ({:?}, exit {:?})", outcome.reason, outcome.exit_code),
             _ => String::new(),
+        };
+        // The step's own retries and the runner's, apart: a flaky test is not a flaky cluster.
+        let detail = match (status.retries, status.runner_retries) {
+            (0, 0) => detail,
+            (user, 0) => format!(
+                "{detail} [attempt {}, {user} retried by the step's retries]",
+                status.attempts
+            ),
+            (0, runner) => format!(
+                "{detail} [attempt {}, {runner} retried by c8s after transient faults]",
+                status.attempts
+            ),
+            (user, runner) => format!(
+                "{detail} [attempt {}, {user} retried by the step's retries, {runner} by c8s after transient faults]",
+                status.attempts
+            ),
         };
         let line = if terminal {
             let finished = done
@@ -450,4 +484,46 @@ pub fn reap(args: &ReapArgs) -> ExitCode {
             Err(e) => fail(&e.to_string()),
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The nightly example as `c8s run` hands it to the runner: the finally
+    /// steps marked, each watching the other steps' objects, retries carried.
+    #[test]
+    fn finally_steps_watch_the_objects_of_the_other_steps() {
+        let file = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../examples/pipelines/nightly.c8s.yaml"
+        );
+        let bytes = std::fs::read(file).expect("the example");
+        let loaded = render::load_plans(file, &bytes, None, Some("feature/x")).expect("it loads");
+        let ctx = c8s_pod_builder::RunContext::new("run-1", 1);
+        let steps = steps(&loaded.plans, &loaded.depends_on, &ctx, false).expect("it renders");
+        let by_step = |name: &str| {
+            steps
+                .iter()
+                .find(|s| s.object.label(c8s_kube::STEP_LABEL) == Some(name))
+                .unwrap_or_else(|| panic!("no step {name}"))
+        };
+        let (build, notify) = (by_step("build"), by_step("notify"));
+        assert!(notify.finally && by_step("report").finally && !build.finally);
+        assert!(notify.depends_on.is_empty());
+        let watched: BTreeMap<&str, &str> = notify
+            .outcome_env
+            .iter()
+            .map(|(var, step)| (var.as_str(), step.as_str()))
+            .collect();
+        assert_eq!(watched.get("C8S_STEP_BUILD_STATUS"), Some(&build.name.as_str()));
+        // publish only runs on main: no object, so the runner reports it Skipped.
+        assert_eq!(watched.get("C8S_STEP_PUBLISH_STATUS"), Some(&""));
+        assert_eq!(by_step("integration").retries.as_ref().map(|r| r.limit), Some(2));
+        assert_eq!(
+            build.retries.as_ref().map(|r| r.limit),
+            Some(1),
+            "the pipeline's default"
+        );
+    }
 }

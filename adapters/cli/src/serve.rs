@@ -9,6 +9,9 @@ use kube::Client;
 
 use crate::incluster::{block_on, fail};
 
+#[cfg(test)]
+mod tests;
+
 /// `c8s controller` flags.
 #[derive(Debug, Args)]
 pub struct ControllerArgs {
@@ -56,36 +59,65 @@ pub fn controller(args: &ControllerArgs) -> ExitCode {
             std::io::stderr(),
             "c8s controller {identity}: waiting for the lease in {namespace}"
         );
-        match c8s_controller::controller::run(
-            client,
-            settings,
-            &namespace,
-            &identity,
-            args.install_crds,
-            shutdown(),
-        )
-        .await
-        {
+        let stop = shutdown();
+        let lease = Lease {
+            namespace: &namespace,
+            identity: &identity,
+        };
+        match run_controller(client, settings, lease, args.install_crds, stop).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => fail(&e.to_string()),
         }
     })
 }
 
-/// Ctrl-C or SIGTERM (what the kubelet sends).
-pub async fn shutdown() {
+/// Where the controller's leader Lease lives and who this replica is.
+#[derive(Clone, Copy, Debug)]
+pub struct Lease<'a> {
+    /// The Lease's namespace.
+    pub namespace: &'a str,
+    /// This replica's identity in it.
+    pub identity: &'a str,
+}
+
+/// The core of `c8s controller`: takes the Lease, then runs the Controller
+/// until `stop` completes.
+pub async fn run_controller(
+    client: Client,
+    settings: Settings,
+    lease: Lease<'_>,
+    install_crds: bool,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), c8s_controller::Error> {
+    c8s_controller::controller::run(
+        client,
+        settings,
+        lease.namespace,
+        lease.identity,
+        install_crds,
+        stop,
+    )
+    .await
+}
+
+/// Completes on Ctrl-C or SIGTERM (what the kubelet sends). The handlers
+/// are installed when this is called, not when first polled, so a signal
+/// that arrives before the future is awaited still counts. Needs a runtime.
+pub fn shutdown() -> impl std::future::Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
+    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let interrupt = tokio::signal::ctrl_c();
+    async move {
+        #[cfg(unix)]
+        if let Some(mut term) = term {
             tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
+                _ = interrupt => {}
                 _ = term.recv() => {}
             }
             return;
         }
+        let _ = interrupt.await;
     }
-    let _ = tokio::signal::ctrl_c().await;
 }
 
 /// `c8s webhook` flags.
@@ -111,10 +143,21 @@ pub fn webhook(args: &WebhookArgs) -> ExitCode {
             Err(e) => return fail(&format!("cannot listen on {}: {e}", args.listen)),
         };
         let _ = writeln!(std::io::stderr(), "c8s webhook: listening on {}", args.listen);
-        let triggers = std::sync::Arc::new(c8s_controller::webhook::KubeTriggers::new(client));
-        match c8s_controller::webhook::serve(listener, triggers, args.body_limit, shutdown()).await {
+        match serve_webhook(client, listener, args.body_limit, shutdown()).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => fail(&e.to_string()),
         }
     })
+}
+
+/// The core of `c8s webhook`: serves on `listener`, reading connections and
+/// pipelines and creating runs through `client`, until `stop` completes.
+pub async fn serve_webhook(
+    client: Client,
+    listener: tokio::net::TcpListener,
+    body_limit: usize,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let triggers = std::sync::Arc::new(c8s_controller::webhook::KubeTriggers::new(client));
+    c8s_controller::webhook::serve(listener, triggers, body_limit, stop).await
 }

@@ -18,9 +18,11 @@ use kube::api::{ListParams, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
-use kube::runtime::watcher;
+use kube::runtime::reflector::{self, reflector};
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 
+use crate::cache::{CachedCluster, Stores};
 use crate::crd::{Pipeline, PipelineRun, PipelineRunStatus, RunPhase, crds};
 use crate::error::Error;
 use crate::lease::LeaderLease;
@@ -42,6 +44,8 @@ pub struct Context {
     pub recorder: Recorder,
     /// Consecutive failures per run, for the error backoff.
     failures: Mutex<BTreeMap<String, u32>>,
+    /// The Controller's pod and Job caches; `None`: every read asks the API server.
+    stores: Option<Stores>,
 }
 
 impl Context {
@@ -56,7 +60,15 @@ impl Context {
             client,
             settings,
             failures: Mutex::new(BTreeMap::new()),
+            stores: None,
         }
+    }
+
+    /// The same context reading pods and Jobs from `stores`.
+    #[must_use]
+    pub fn with_stores(mut self, stores: Stores) -> Self {
+        self.stores = Some(stores);
+        self
     }
 }
 
@@ -123,18 +135,29 @@ pub async fn run(
     if install_crds {
         apply_crds(&client).await?;
     }
-    let context = Arc::new(Context::new(client.clone(), settings, identity));
+    // One watch per kind wakes the runs and fills the cache reconcile reads.
+    let (pods, pod_writer) = reflector::store::<Pod>();
+    let (jobs, job_writer) = reflector::store::<Job>();
+    let children = watcher::Config::default().labels(RUN_LABEL);
+    let pod_events = reflector(
+        pod_writer,
+        watcher::watcher(Api::<Pod>::all(client.clone()), children.clone()),
+    )
+    .default_backoff()
+    .touched_objects();
+    let job_events = reflector(
+        job_writer,
+        watcher::watcher(Api::<Job>::all(client.clone()), children),
+    )
+    .default_backoff()
+    .touched_objects();
+    let context =
+        Arc::new(Context::new(client.clone(), settings, identity).with_stores(Stores { pods, jobs }));
     let runs = Api::<PipelineRun>::all(client.clone());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let controller = Controller::new(runs, watcher::Config::default())
-        .owns(
-            Api::<Pod>::all(client.clone()),
-            watcher::Config::default().labels(RUN_LABEL),
-        )
-        .owns(
-            Api::<Job>::all(client.clone()),
-            watcher::Config::default().labels(RUN_LABEL),
-        )
+        .owns_stream(pod_events)
+        .owns_stream(job_events)
         .graceful_shutdown_on(async move {
             let _ = stopped.await;
         })
@@ -229,7 +252,12 @@ async fn apply(run: &PipelineRun, ctx: &Context) -> Result<Action, Error> {
     };
     let owner = owner_of(run).ok_or_else(|| Error::Pipeline("the run has no uid yet".into()))?;
     let steps = run_steps(&pipeline, &run_context(run, &pipeline, &namespace), owner, false)?;
-    let admission = admission(ctx, &namespace, &name).await?;
+    // Only a Pending run is admitted; a running one needs neither the run list nor the quota.
+    let admission = if status.phase == RunPhase::Pending && !run.spec.cancelled {
+        admission(ctx, &namespace, &name).await?
+    } else {
+        Admission::default()
+    };
     let cluster = KubeCluster::new(ctx.client.clone(), namespace.clone());
     let view = RunView {
         name: &name,
@@ -242,7 +270,13 @@ async fn apply(run: &PipelineRun, ctx: &Context) -> Result<Action, Error> {
         spec: &run.spec,
         status: &status,
     };
-    let done = reconcile_run(&cluster, &view, &steps, &admission, &ctx.settings).await?;
+    let done = match &ctx.stores {
+        Some(stores) if stores.ready().await => {
+            let cached = CachedCluster::new(cluster, stores.clone());
+            reconcile_run(&cached, &view, &steps, &admission, &ctx.settings).await?
+        }
+        _ => reconcile_run(&cluster, &view, &steps, &admission, &ctx.settings).await?,
+    };
     let api = Api::<PipelineRun>::namespaced(ctx.client.clone(), &namespace);
     if done.status != status {
         patch_status(&api, &name, &done.status).await?;

@@ -17,10 +17,12 @@
 //! ```
 
 mod admission;
+pub mod cache;
 pub mod controller;
 pub mod crd;
 pub mod error;
 pub mod lease;
+mod observe;
 pub mod reconcile;
 mod status;
 pub mod steps;

@@ -8,13 +8,13 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use c8s_kube::{Assessment, Cluster, ObjectRef, RUN_LABEL, assess, attempt_name};
+use c8s_kube::{Cluster, ObjectRef, RUN_LABEL, attempt_name};
 use c8s_pipeline_model::scheduler::{Observed, Policy, RunEnd, StopReason, decide};
-use futures::StreamExt;
 use k8s_openapi::jiff::Timestamp;
 
 use crate::crd::{PipelineRunSpec, PipelineRunStatus, RunPhase, StepPhase, StepRunStatus};
 use crate::error::Error;
+use crate::observe::observe_objects;
 use crate::status::{failed_steps, read_assessment, set_condition, set_object_name};
 use crate::steps::RunSteps;
 
@@ -328,63 +328,6 @@ pub fn run_selector(run: &str) -> String {
 
 /// The label holding an object's attempt number.
 pub const ATTEMPT_LABEL: &str = "c8s.dev/attempt";
-
-/// The latest attempt of each step that has an object in the cluster.
-struct SeenObject {
-    object: ObjectRef,
-    attempt: u32,
-    assessment: Assessment,
-}
-
-async fn observe_objects<C: Cluster>(
-    cluster: &C,
-    run: &str,
-    steps: &RunSteps,
-    settings: &Settings,
-    recorded: &[StepRunStatus],
-) -> Result<BTreeMap<String, SeenObject>, Error> {
-    let listed = cluster.list(&run_selector(run)).await?;
-    let mut by_name: BTreeMap<String, (String, u32)> = BTreeMap::new();
-    for step in &steps.steps {
-        for attempt in 0..settings.max_attempts.max(1) {
-            by_name.insert(attempt_name(&step.name, attempt), (step.name.clone(), attempt));
-        }
-    }
-    let mut latest: BTreeMap<&str, (ObjectRef, u32)> = BTreeMap::new();
-    for object in listed {
-        let Some((step, attempt)) = by_name.get(&object.object.name) else {
-            continue;
-        };
-        if latest.get(step.as_str()).is_none_or(|(_, a)| a < attempt) {
-            latest.insert(step, (object.object, *attempt));
-        }
-    }
-    let mut seen: BTreeMap<String, SeenObject> = BTreeMap::new();
-    for (step, (object, attempt)) in latest {
-        // A final result already recorded for this attempt needs no new look (one request less per step).
-        let final_recorded = recorded.iter().any(|s| {
-            s.name == step
-                && s.attempt == attempt
-                && matches!(s.phase, StepPhase::Succeeded | StepPhase::Failed)
-        });
-        if final_recorded {
-            continue;
-        }
-        let mut stream = cluster.observe(&object).await?;
-        let Some(first) = stream.next().await else {
-            continue;
-        };
-        seen.insert(
-            step.to_owned(),
-            SeenObject {
-                object,
-                attempt,
-                assessment: assess(&first?),
-            },
-        );
-    }
-    Ok(seen)
-}
 
 /// The scheduler's policy for this run; times in milliseconds since the run
 /// was created.

@@ -72,6 +72,55 @@ impl StepObject {
         meta.labels.as_ref()?.get(key).map(String::as_str)
     }
 
+    /// Sets env variable `name` of the `main` container to `value` (every
+    /// entry of that name; appended when there is none).
+    pub fn set_main_env(&mut self, name: &str, value: &str) {
+        let spec = match self {
+            StepObject::Pod(pod) => pod.spec.as_mut(),
+            StepObject::Job(job) => job.spec.as_mut().and_then(|s| s.template.spec.as_mut()),
+        };
+        let Some(main) = spec.and_then(|s| {
+            s.containers
+                .iter_mut()
+                .find(|c| c.name == crate::observe::MAIN_CONTAINER)
+        }) else {
+            return;
+        };
+        let env = main.env.get_or_insert_with(Vec::new);
+        let mut found = false;
+        for var in env.iter_mut().filter(|v| v.name == name) {
+            var.value = Some(value.to_owned());
+            var.value_from = None;
+            found = true;
+        }
+        if !found {
+            env.push(k8s_openapi::api::core::v1::EnvVar {
+                name: name.to_owned(),
+                value: Some(value.to_owned()),
+                value_from: None,
+            });
+        }
+    }
+
+    /// The value of `main`'s env variable `name`, if it has a literal one.
+    pub fn main_env(&self, name: &str) -> Option<&str> {
+        let spec = match self {
+            StepObject::Pod(pod) => pod.spec.as_ref(),
+            StepObject::Job(job) => job.spec.as_ref().and_then(|s| s.template.spec.as_ref()),
+        }?;
+        let main = spec
+            .containers
+            .iter()
+            .find(|c| c.name == crate::observe::MAIN_CONTAINER)?;
+        main.env
+            .as_ref()?
+            .iter()
+            .rev()
+            .find(|v| v.name == name)?
+            .value
+            .as_deref()
+    }
+
     /// A copy named `name`.
     pub fn renamed(&self, name: &str) -> StepObject {
         let mut copy = self.clone();

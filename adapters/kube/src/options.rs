@@ -3,6 +3,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use c8s_pipeline_model::Retries;
+
 use crate::cluster::StepObject;
 use crate::logs::{LogMasker, LogSink};
 use crate::observe::MAIN_CONTAINER;
@@ -21,6 +23,16 @@ pub struct Step {
     pub object: StepObject,
     /// How long the step may take once it is no longer waiting for capacity.
     pub timeout: Option<Duration>,
+    /// A `finally` step: it starts once every other step has finished,
+    /// whatever their outcome, also after a failure or a cancel.
+    pub finally: bool,
+    /// For a `finally` step: env variables of `main` to fill with the final
+    /// state of a step (`(variable, step name)`); a step not in the run is
+    /// `Skipped`. `C8S_RUN_STATUS` is always filled.
+    pub outcome_env: Vec<(String, String)>,
+    /// The user's retries of the step, apart from the runner's own
+    /// retries of transient faults (which come first).
+    pub retries: Option<Retries>,
 }
 
 impl Step {
@@ -31,7 +43,34 @@ impl Step {
             depends_on: Vec::new(),
             object,
             timeout: None,
+            finally: false,
+            outcome_env: Vec::new(),
+            retries: None,
         }
+    }
+
+    /// This step as a `finally` step that sees the outcomes of `steps` as
+    /// `C8S_STEP_<NAME>_STATUS` (and the run's as `C8S_RUN_STATUS`).
+    pub fn finally<I, S>(mut self, steps: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.finally = true;
+        self.outcome_env = steps
+            .into_iter()
+            .map(|s| {
+                let s = s.into();
+                (c8s_pipeline_model::finally::step_status_env(&s), s)
+            })
+            .collect();
+        self
+    }
+
+    /// This step with the user's retries.
+    pub fn with_retries(mut self, retries: Retries) -> Self {
+        self.retries = Some(retries);
+        self
     }
 
     /// This step, starting after `steps` succeeded.

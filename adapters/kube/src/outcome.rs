@@ -103,8 +103,14 @@ pub struct StepStatus {
     pub name: String,
     /// Its state.
     pub state: StepState,
-    /// How many pods were created for it (1 + retries).
+    /// How many pods were created for it (1 + retries of both kinds).
     pub attempts: u32,
+    /// Of those, retries the step's own `retries` asked for.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub retries: u32,
+    /// Of those, the runner's retries of transient faults (evictions, image pulls).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub runner_retries: u32,
     /// The last object created for it.
     pub object: Option<String>,
     /// While waiting for capacity: the scheduler's reason.
@@ -128,6 +134,8 @@ impl StepStatus {
             name: name.to_owned(),
             state: StepState::Pending,
             attempts: 0,
+            retries: 0,
+            runner_retries: 0,
             object: None,
             waiting_reason: None,
             started_at: None,
@@ -136,6 +144,10 @@ impl StepStatus {
             message: String::new(),
         }
     }
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// The run status record: what `c8s run --status-file` writes.

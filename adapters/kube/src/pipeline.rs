@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Mutex;
 
-use c8s_pipeline_model::Dag;
 use c8s_pipeline_model::scheduler::{Observed, Policy, RunEnd, StopReason, decide};
+use c8s_pipeline_model::{Dag, RetryCause, finally};
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use tokio::sync::{mpsc, oneshot};
@@ -50,6 +50,7 @@ pub async fn run_pipeline<C: Cluster>(
             .collect(),
     });
     let live = Mutex::new(BTreeMap::new());
+    let finally_env = Mutex::new(BTreeMap::new());
     // One watch for the whole run, opened before anything is created.
     let hub = Hub::default();
     let recorder = crate::record::Recorder::with(start.records);
@@ -71,6 +72,7 @@ pub async fn run_pipeline<C: Cluster>(
         options: &options,
         status: &status,
         live: &live,
+        finally_env: &finally_env,
         hub: first.is_some().then_some(&hub),
         limiter: &limiter,
         recorder: &recorder,
@@ -165,6 +167,12 @@ fn policy_of(steps: &[Step], options: &RunOptions, elapsed: std::time::Duration)
         if let Some(timeout) = step.timeout {
             policy = policy.step_timeout_for(step.name.clone(), millis(timeout));
         }
+        if step.finally {
+            policy = policy.finally_step(step.name.clone());
+        }
+        if let Some(retries) = &step.retries {
+            policy = policy.retries_for(step.name.clone(), retries.limit);
+        }
     }
     policy
 }
@@ -194,6 +202,8 @@ async fn drive<C: Cluster>(
     // A step's timeout counts from its first attempt's start, across retries.
     let mut first_start: BTreeMap<usize, u64> = BTreeMap::new();
     let mut budgets = vec![(0u32, 0u32); steps.len()];
+    // The user's retries spent per step, counted apart from the runner's own.
+    let mut user_retries = vec![0u32; steps.len()];
     let mut stops: BTreeMap<usize, oneshot::Sender<StopReason>> = BTreeMap::new();
     let mut stop_reasons: BTreeMap<usize, StopReason> = BTreeMap::new();
     let (events_tx, mut events) = mpsc::unbounded_channel();
@@ -258,6 +268,12 @@ async fn drive<C: Cluster>(
             let (stop_tx, stop_rx) = oneshot::channel();
             stops.insert(index, stop_tx);
             let step = &steps[index];
+            if step.finally {
+                let env = outcome_env(runner, steps, step, policy.cancelled);
+                if let Ok(mut finally_env) = runner.finally_env.lock() {
+                    finally_env.insert(index, env);
+                }
+            }
             let attempt = start.attempt;
             attempts.push(runner.run_attempt(index, step, attempt, false, stop_rx, events_tx));
         }
@@ -286,7 +302,25 @@ async fn drive<C: Cluster>(
                         let since = *first_start.entry(index).or_insert(now);
                         Observed::Running { attempt, since: Some(since) }
                     }
-                    Event::Ended(outcome) => finish(runner, index, outcome),
+                    Event::Ended(outcome) => {
+                        let cause = retry_cause(outcome.reason).filter(|_| !outcome.succeeded());
+                        let user = step.retries.as_ref();
+                        match cause.filter(|&c| user.is_some_and(|r| r.allows(c, user_retries[index]))) {
+                            Some(_) => {
+                                user_retries[index] += 1;
+                                tracing::info!(step = %step.name, attempt, reason = ?outcome.reason, "retrying step as its retries ask");
+                                let message = format!("attempt {} failed ({:?}); retrying", attempt + 1, outcome.reason);
+                                runner.update(index, |s| {
+                                    s.retries += 1;
+                                    s.outcome = Some(outcome);
+                                    s.message = message;
+                                });
+                                let backoff = millis(options.retry.backoff(&step.name, attempt));
+                                Observed::Failed { attempt, retry_at: Some(now.saturating_add(backoff)) }
+                            }
+                            None => finish(runner, index, outcome),
+                        }
+                    }
                     Event::Retryable(reason, message) => {
                         let (pulls, disruptions) = &mut budgets[index];
                         let retry = &options.retry;
@@ -294,8 +328,16 @@ async fn drive<C: Cluster>(
                             TerminationReason::ImagePullBackOff => (pulls, retry.image_pull_retries),
                             _ => (disruptions, retry.disruption_retries),
                         };
-                        if *count < limit {
-                            *count += 1;
+                        // The runner's own budget first; then the step's retries, if they cover infrastructure.
+                        let user = step.retries.as_ref().is_some_and(|r| r.allows(RetryCause::Infrastructure, user_retries[index]));
+                        if *count < limit || user {
+                            if *count < limit {
+                                *count += 1;
+                                runner.update(index, |s| s.runner_retries += 1);
+                            } else {
+                                user_retries[index] += 1;
+                                runner.update(index, |s| s.retries += 1);
+                            }
                             tracing::info!(step = %step.name, attempt, ?reason, %message, "retrying step with a new pod");
                             let backoff = millis(retry.backoff(&step.name, attempt));
                             Observed::Failed { attempt, retry_at: Some(now.saturating_add(backoff)) }
@@ -340,6 +382,56 @@ async fn sleep_until(at: Option<Instant>) {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
     }
+}
+
+/// Which of the user's retry causes an attempt's end is, if any (a timeout
+/// or a refused object is never retried).
+fn retry_cause(reason: TerminationReason) -> Option<RetryCause> {
+    match reason {
+        TerminationReason::Error | TerminationReason::OomKilled => Some(RetryCause::Error),
+        TerminationReason::ImagePullBackOff | TerminationReason::Evicted | TerminationReason::Lost => {
+            Some(RetryCause::Infrastructure)
+        }
+        _ => None,
+    }
+}
+
+/// The env a `finally` step starts with: the run's outcome so far and each
+/// watched step's final state.
+fn outcome_env<C: Cluster>(
+    runner: &Runner<'_, C>,
+    steps: &[Step],
+    step: &Step,
+    cancelled: bool,
+) -> Vec<(String, String)> {
+    let states: BTreeMap<String, StepState> = runner
+        .status
+        .lock()
+        .map(|s| s.steps.iter().map(|s| (s.name.clone(), s.state)).collect())
+        .unwrap_or_default();
+    let word = |state: Option<&StepState>| match state {
+        Some(StepState::Succeeded) => "Succeeded",
+        Some(StepState::Failed) => "Failed",
+        Some(StepState::Cancelled) => "Cancelled",
+        None | Some(StepState::Skipped) => "Skipped",
+        Some(_) => finally::UNKNOWN,
+    };
+    let all_succeeded = steps
+        .iter()
+        .filter(|s| !s.finally)
+        .all(|s| states.get(&s.name) == Some(&StepState::Succeeded));
+    let run = match (cancelled, all_succeeded) {
+        (true, _) => "Cancelled",
+        (false, true) => "Succeeded",
+        (false, false) => "Failed",
+    };
+    std::iter::once((finally::RUN_STATUS_ENV.to_owned(), run.to_owned()))
+        .chain(
+            step.outcome_env
+                .iter()
+                .map(|(var, name)| (var.clone(), word(states.get(name)).to_owned())),
+        )
+        .collect()
 }
 
 fn failure<C: Cluster>(runner: &Runner<'_, C>, reason: TerminationReason, message: String) -> StepOutcome {

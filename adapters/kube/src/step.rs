@@ -23,6 +23,8 @@ pub(crate) struct Runner<'a, C> {
     pub status: &'a Mutex<RunStatus>,
     /// The one live object of each step (registered before it is created).
     pub live: &'a Mutex<BTreeMap<usize, ObjectRef>>,
+    /// The env values of each started `finally` step's `main` (outcomes).
+    pub finally_env: &'a Mutex<BTreeMap<usize, Vec<(String, String)>>>,
     /// The run's one watch, when the cluster offers it.
     pub hub: Option<&'a crate::run_watch::Hub>,
     /// The client-side rate limit on creates, deletes, lists and Event reads.
@@ -95,7 +97,10 @@ impl<C: Cluster> Runner<'_, C> {
                 }
             })
             .await?;
-        if let Ok(mut live) = self.live.lock() {
+        // A retry may have registered its own object meanwhile: keep that one.
+        if let Ok(mut live) = self.live.lock()
+            && live.get(&index) == Some(&object)
+        {
             live.remove(&index);
         }
         Ok(())
@@ -180,14 +185,20 @@ impl<C: Cluster> Runner<'_, C> {
         match end {
             AttemptEnd::Finished { outcome, delete } => {
                 let done = self.finished_status(index, &outcome);
+                // A failure the step's own retries may retry is not final:
+                // not recorded (a resumed run runs the step again).
+                let final_end = outcome.succeeded() || step.retries.is_none();
                 report(Event::Ended(outcome));
                 // Recorded before the delete: a resumed run knows the step ended.
-                let recorded = self
-                    .record(&step.name, |r| {
+                let recorded = if final_end {
+                    self.record(&step.name, |r| {
                         r.attempts = attempt + 1;
                         r.done = Some(done);
                     })
-                    .await;
+                    .await
+                } else {
+                    Ok(())
+                };
                 if let Err(e) = recorded {
                     // Only a resumed run would miss it (it would run the step again).
                     tracing::warn!(step = %step.name, error = %e, "could not record a finished step");
@@ -256,7 +267,7 @@ impl<C: Cluster> Runner<'_, C> {
         events: &mpsc::UnboundedSender<(usize, Event)>,
     ) -> AttemptEnd {
         let name = attempt_name(step.object.name().unwrap_or(&step.name), attempt);
-        let object = self.prepare(step, &name);
+        let object = self.prepare(index, step, &name, attempt);
         let object_ref = ObjectRef::new(object.kind(), &name);
         if let Ok(mut live) = self.live.lock() {
             live.insert(index, object_ref.clone());
@@ -371,9 +382,22 @@ impl<C: Cluster> Runner<'_, C> {
         listed.is_ok_and(|objects| objects.iter().any(|o| o.object.name == name))
     }
 
-    /// The object to create for this attempt: renamed, with c8s's labels.
-    fn prepare(&self, step: &Step, name: &str) -> StepObject {
+    /// The object to create for this attempt: renamed, with c8s's labels,
+    /// the attempt number (from 1) as label and env, a finally step's outcomes.
+    fn prepare(&self, index: usize, step: &Step, name: &str, attempt: u32) -> StepObject {
         let mut object = step.object.renamed(name);
+        let number = (attempt + 1).to_string();
+        object.set_label(c8s_pipeline_model::finally::ATTEMPT_LABEL, &number);
+        object.set_main_env(c8s_pipeline_model::finally::ATTEMPT_ENV, &number);
+        let outcomes = self
+            .finally_env
+            .lock()
+            .ok()
+            .and_then(|env| env.get(&index).cloned())
+            .unwrap_or_default();
+        for (var, value) in outcomes {
+            object.set_main_env(&var, &value);
+        }
         let labels = [
             (crate::cluster::MANAGED_BY_LABEL, crate::cluster::MANAGED_BY_VALUE),
             (crate::cluster::RUN_LABEL, self.options.run_id.as_str()),

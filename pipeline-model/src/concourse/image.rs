@@ -244,3 +244,59 @@ pub fn secret_suffix(text: &str) -> String {
     out.truncate(50);
     out.trim_matches('-').to_owned()
 }
+
+/// The file form of `image_resource` (the type keeps only what a pod needs:
+/// credentials become a flag, `version.digest` the digest).
+#[cfg(feature = "schema")]
+impl schemars::JsonSchema for ImageResource {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "ImageResource".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let scalar = serde_json::json!({ "type": "string" });
+        let mut source = serde_json::Map::new();
+        for key in ["repository", "tag", "variant"]
+            .into_iter()
+            .chain(CREDENTIAL_KEYS)
+        {
+            source.insert(key.to_owned(), scalar.clone());
+        }
+        for key in TUNING_KEYS {
+            source.insert(key.to_owned(), serde_json::json!({}));
+        }
+        source.insert(
+            "registry_mirror".to_owned(),
+            serde_json::json!({
+                "description": "docker-image: a URL; registry-image: { host, username, password }",
+                "anyOf": [
+                    { "type": "string" },
+                    { "type": "object", "properties": { "host": { "type": "string" }, "username": { "type": "string" }, "password": { "type": "string" } }, "additionalProperties": false }
+                ]
+            }),
+        );
+        schemars::json_schema!({
+            "description": "The image the task runs in: a registry image (`registry-image` or `docker-image`).",
+            "type": "object",
+            "required": ["type", "source"],
+            "properties": {
+                "type": { "enum": REGISTRY_TYPES },
+                "source": {
+                    "description": "Where the image is; credentials become an imagePullSecrets reference.",
+                    "type": "object",
+                    "required": ["repository"],
+                    "properties": source,
+                    "additionalProperties": false
+                },
+                "version": {
+                    "description": "A pinned version: `{ digest: sha256:... }`.",
+                    "type": "object",
+                    "properties": { "digest": { "type": "string" } }
+                },
+                "params": {},
+                "name": { "type": "string" },
+                "tags": {}
+            },
+            "additionalProperties": false
+        })
+    }
+}

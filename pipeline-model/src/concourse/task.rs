@@ -17,6 +17,11 @@ pub use super::image::{ImageResource, ImageSource};
 
 /// A Concourse task config, plus inline `sidecars`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "schema",
+    derive(schemars::JsonSchema),
+    schemars(deny_unknown_fields)
+)]
 #[non_exhaustive]
 pub struct TaskConfig {
     /// The platform; only `linux` runs on Kubernetes.
@@ -38,6 +43,10 @@ pub struct TaskConfig {
     pub caches: Vec<TaskCache>,
     /// Environment variables, in written order, with their text as written.
     #[serde(default, skip_serializing_if = "OrderedMap::is_empty")]
+    #[cfg_attr(
+        feature = "schema",
+        schemars(with = "std::collections::BTreeMap<String, serde_json::Value>")
+    )]
     pub params: OrderedMap<String>,
     /// What to run.
     pub run: TaskRun,
@@ -51,6 +60,11 @@ pub struct TaskConfig {
 
 /// A task input: an artifact mounted at `path` (default: `name`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "schema",
+    derive(schemars::JsonSchema),
+    schemars(deny_unknown_fields)
+)]
 #[non_exhaustive]
 pub struct TaskInput {
     /// The artifact's name.
@@ -65,6 +79,11 @@ pub struct TaskInput {
 
 /// A task output: a directory saved as the artifact `name`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "schema",
+    derive(schemars::JsonSchema),
+    schemars(deny_unknown_fields)
+)]
 #[non_exhaustive]
 pub struct TaskOutput {
     /// The artifact's name.
@@ -76,6 +95,11 @@ pub struct TaskOutput {
 
 /// A cached directory.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "schema",
+    derive(schemars::JsonSchema),
+    schemars(deny_unknown_fields)
+)]
 #[non_exhaustive]
 pub struct TaskCache {
     /// The directory.
@@ -84,6 +108,11 @@ pub struct TaskCache {
 
 /// `run`: the command.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "schema",
+    derive(schemars::JsonSchema),
+    schemars(deny_unknown_fields)
+)]
 #[non_exhaustive]
 pub struct TaskRun {
     /// The program (relative to `dir`, or on the `PATH`).
@@ -101,6 +130,11 @@ pub struct TaskRun {
 
 /// `container_limits` in Concourse units.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "schema",
+    derive(schemars::JsonSchema),
+    schemars(deny_unknown_fields)
+)]
 #[non_exhaustive]
 pub struct ContainerLimits {
     /// CPU shares: a relative weight, 1024 is one core's worth.

@@ -46,6 +46,8 @@ struct State {
     /// Run records by run id.
     records: BTreeMap<String, BTreeMap<String, String>>,
     stats: SimStats,
+    /// Every object created, in order, as it was sent.
+    created: Vec<StepObject>,
 }
 
 impl State {
@@ -106,6 +108,11 @@ impl SimCluster {
     /// What happened so far.
     pub fn stats(&self) -> SimStats {
         self.lock().stats.clone()
+    }
+
+    /// Every object created so far, in order, as the runner sent it.
+    pub fn created_objects(&self) -> Vec<StepObject> {
+        self.lock().created.clone()
     }
 
     /// The names of the objects that exist now.
@@ -182,7 +189,7 @@ impl Cluster for SimCluster {
         match fate {
             Fate::PullFails => stats.image_pull_failures += 1,
             Fate::Evicted => stats.evictions += 1,
-            Fate::Runs => {}
+            Fate::Runs | Fate::FailsRun => {}
         }
         if script.unschedulable_for > Duration::ZERO {
             stats.unschedulable_pods += 1;
@@ -202,6 +209,7 @@ impl Cluster for SimCluster {
             deleting: false,
         };
         state.pods.insert(name.clone(), pod);
+        state.created.push(object.clone());
         let live = u32::try_from(state.pods.values().filter(|p| p.step == step).count()).unwrap_or(u32::MAX);
         let max = state.stats.max_live_per_step.entry(step).or_default();
         *max = (*max).max(live);

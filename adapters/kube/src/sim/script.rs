@@ -62,6 +62,8 @@ pub struct StepScript {
     pub lost_delete_responses: u32,
     /// Log streams stay open after the last chunk (a follow that never ends).
     pub log_stays_open: bool,
+    /// The next N pods that run (after pull failures and evictions) exit 1.
+    pub failed_runs: u32,
     /// The next N log streams break (a transient error) after their first chunk.
     pub log_breaks: u32,
 }
@@ -93,8 +95,15 @@ impl StepScript {
             watch_expirations: 0,
             lost_delete_responses: 0,
             log_stays_open: false,
+            failed_runs: 0,
             log_breaks: 0,
         }
+    }
+
+    /// The next `n` pods that run `main` exit 1 (a flaky test), later ones as scripted.
+    pub fn failed_runs(mut self, n: u32) -> Self {
+        self.failed_runs = n;
+        self
     }
 
     /// Pods are never scheduled; the scheduler says `message`.
@@ -253,6 +262,8 @@ impl StepScript {
             Fate::PullFails
         } else if pod - self.image_pull_failures < self.evictions {
             Fate::Evicted
+        } else if pod - self.image_pull_failures - self.evictions < self.failed_runs {
+            Fate::FailsRun
         } else {
             Fate::Runs
         }
@@ -382,15 +393,16 @@ impl StepScript {
                 (o, Some(start + self.duration))
             }
             _ => {
-                o.main = ContainerObservation::Terminated {
-                    exit_code: self.exit_code,
-                    reason: self.reason.clone(),
+                let (exit_code, reason) = match fate {
+                    Fate::FailsRun => (1, "Error".to_owned()),
+                    _ => (self.exit_code, self.reason.clone()),
                 };
+                o.main = ContainerObservation::Terminated { exit_code, reason };
                 if self.legacy_sidecars {
                     o.phase = PodPhase::Running;
                     self.sidecar(&mut o, ContainerObservation::Running);
                 } else {
-                    o.phase = if self.exit_code == 0 {
+                    o.phase = if exit_code == 0 {
                         PodPhase::Succeeded
                     } else {
                         PodPhase::Failed
@@ -424,6 +436,7 @@ pub(crate) enum Fate {
     Runs,
     PullFails,
     Evicted,
+    FailsRun,
 }
 
 fn waiting(reason: &str) -> ContainerObservation {

@@ -1,0 +1,366 @@
+//! API requests per reconcile, counted on kube's mock service: with the
+//! Controller's pod and Job stores, a running run costs no request; without
+//! them (every read from the API server), a list per kind and a list and a
+//! watch per step. A pod a lagging cache has not seen yet is looked up, not
+//! restarted.
+#![allow(clippy::unwrap_used)]
+
+use std::sync::{Arc, Mutex};
+
+use c8s_controller::cache::Stores;
+use c8s_controller::controller::{Context, FINALIZER, reconcile};
+use c8s_controller::crd::{PipelineRun, PipelineRunSpec, PipelineRunStatus};
+use c8s_controller::reconcile::{ATTEMPT_LABEL, Settings};
+use c8s_controller::{owner_of, run_context, run_steps};
+use c8s_kube::{StepObject, attempt_name};
+use c8s_pipeline_model::{MemorySource, parse_pipeline};
+use http::{Method, Request, Response, StatusCode};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Pod;
+use kube::client::Body;
+use kube::runtime::reflector::{self, store::Writer};
+use kube::runtime::watcher;
+use serde_json::{Value, json};
+
+type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
+
+#[derive(Clone, Debug)]
+struct Seen {
+    method: Method,
+    uri: String,
+    body: Value,
+}
+
+type Requests = Arc<Mutex<Vec<Seen>>>;
+
+/// A client whose requests `route` answers (status, body); every request is recorded.
+fn client(route: impl Fn(&Seen) -> (u16, Vec<u8>) + Send + 'static) -> (kube::Client, Requests) {
+    let (service, mut handle): (_, Handle) = tower_test::mock::pair();
+    let requests: Requests = Arc::default();
+    let recorded = requests.clone();
+    tokio::spawn(async move {
+        while let Some((request, respond)) = handle.next_request().await {
+            let (parts, body) = request.into_parts();
+            let bytes = body.collect_bytes().await.unwrap();
+            let seen = Seen {
+                method: parts.method,
+                uri: parts.uri.to_string(),
+                body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+            };
+            let (status, body) = route(&seen);
+            recorded.lock().unwrap().push(seen);
+            let response = Response::builder()
+                .status(StatusCode::from_u16(status).unwrap())
+                .body(Body::from(body))
+                .unwrap();
+            respond.send_response(response);
+        }
+    });
+    (kube::Client::new(service, "ci"), requests)
+}
+
+fn json_body(value: &Value) -> Vec<u8> {
+    serde_json::to_vec(value).unwrap()
+}
+
+fn not_found() -> (u16, Vec<u8>) {
+    let status = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404, "message": "not found"});
+    (404, json_body(&status))
+}
+
+/// Answers what a reconcile writes: the status (echoed as the run's),
+/// Events, and created pods.
+fn writes(seen: &Seen) -> Option<(u16, Vec<u8>)> {
+    match (&seen.method, seen.uri.as_str()) {
+        (&Method::PATCH, uri) if uri.contains("/pipelineruns/shop-b7/status?") => {
+            let mut run = serde_json::to_value(running_run(PipelineRunStatus::default())).unwrap();
+            run["status"] = seen.body["status"].clone();
+            Some((200, json_body(&run)))
+        }
+        (&Method::POST, uri) if uri.contains("/events") => Some((201, json_body(&seen.body))),
+        (&Method::POST, "/api/v1/namespaces/ci/pods?") => Some((201, json_body(&seen.body))),
+        // Admission of a Pending run: no other runs, no quota.
+        (&Method::GET, "/apis/c8s.dev/v1alpha1/namespaces/ci/pipelineruns?") => Some((
+            200,
+            json_body(
+                &json!({"apiVersion": "c8s.dev/v1alpha1", "kind": "PipelineRunList", "metadata": {}, "items": []}),
+            ),
+        )),
+        (&Method::GET, "/api/v1/namespaces/ci/resourcequotas?") => Some((
+            200,
+            json_body(&json!({"apiVersion": "v1", "kind": "ResourceQuotaList", "metadata": {}, "items": []})),
+        )),
+        _ => None,
+    }
+}
+
+fn running_run(status: PipelineRunStatus) -> PipelineRun {
+    let text = "name: shop\nrepository: https://github.com/octo-org/shop.git\nsteps:\n  - { name: unit, image: \"golang:1.23\", commands: [\"go test ./...\"] }\n  - { name: lint, image: \"golang:1.23\", commands: [\"go vet ./...\"] }\n";
+    let pipeline = parse_pipeline("shop.c8s.yaml", text, &MemorySource::new()).unwrap();
+    let mut run = PipelineRun::new(
+        "shop-b7",
+        PipelineRunSpec {
+            pipeline: Some(pipeline),
+            branch: "main".into(),
+            build: 7,
+            ..PipelineRunSpec::default()
+        },
+    );
+    run.metadata.namespace = Some("ci".into());
+    run.metadata.uid = Some("3b0c5b4e-0000-4000-8000-000000000001".into());
+    run.metadata.generation = Some(1);
+    run.metadata.finalizers = Some(vec![FINALIZER.into()]);
+    run.metadata.creation_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+        k8s_openapi::jiff::Timestamp::now(),
+    ));
+    run.status = Some(status);
+    run
+}
+
+/// The run's step pods (attempt 0) as the cluster has them, `main` in `state`.
+fn step_pods(run: &PipelineRun, phase: &str, main: &Value) -> Vec<Pod> {
+    let pipeline = run.spec.pipeline.clone().unwrap();
+    let steps = run_steps(
+        &pipeline,
+        &run_context(run, &pipeline, "ci"),
+        owner_of(run).unwrap(),
+        false,
+    )
+    .unwrap();
+    steps
+        .steps
+        .iter()
+        .map(|step| {
+            let mut object = step.object.renamed(&attempt_name(&step.name, 0));
+            object.set_label(ATTEMPT_LABEL, "0");
+            let StepObject::Pod(pod) = object else {
+                panic!("the controller creates pods")
+            };
+            let mut pod = *pod;
+            pod.metadata.namespace = Some("ci".into());
+            pod.status = Some(
+                serde_json::from_value(json!({
+                    "phase": phase,
+                    "containerStatuses": [{"name": "main", "ready": true, "restartCount": 0, "image": "golang:1.23", "imageID": "", "state": main}]
+                }))
+                .unwrap(),
+            );
+            pod
+        })
+        .collect()
+}
+
+fn running() -> Value {
+    json!({"running": {"startedAt": "2026-01-01T00:00:00Z"}})
+}
+
+fn succeeded() -> Value {
+    json!({"terminated": {"exitCode": 0, "reason": "Completed", "startedAt": "2026-01-01T00:00:00Z", "finishedAt": "2026-01-01T00:01:00Z"}})
+}
+
+/// Stores holding `pods` and no Jobs, ready; keep the writers alive.
+fn cached(pods: &[Pod]) -> (Stores, Writer<Pod>, Writer<Job>) {
+    let (pod_store, mut pod_writer) = reflector::store::<Pod>();
+    let (job_store, mut job_writer) = reflector::store::<Job>();
+    pod_writer.apply_watcher_event(&watcher::Event::Init);
+    for pod in pods {
+        pod_writer.apply_watcher_event(&watcher::Event::InitApply(pod.clone()));
+    }
+    pod_writer.apply_watcher_event(&watcher::Event::InitDone);
+    job_writer.apply_watcher_event(&watcher::Event::Init);
+    job_writer.apply_watcher_event(&watcher::Event::InitDone);
+    let stores = Stores {
+        pods: pod_store,
+        jobs: job_store,
+    };
+    (stores, pod_writer, job_writer)
+}
+
+/// Reconciles `run` once; returns the requests and the status it wrote, if any.
+async fn reconcile_once(
+    run: PipelineRun,
+    stores: Option<Stores>,
+    route: impl Fn(&Seen) -> (u16, Vec<u8>) + Send + 'static,
+) -> (Vec<Seen>, Option<PipelineRunStatus>) {
+    let (client, requests) = client(route);
+    let mut context = Context::new(client, Settings::default(), "replica-a");
+    if let Some(stores) = stores {
+        context = context.with_stores(stores);
+    }
+    reconcile(Arc::new(run), Arc::new(context)).await.unwrap();
+    let seen = requests.lock().unwrap().clone();
+    let written = seen
+        .iter()
+        .rev()
+        .find(|s| s.method == Method::PATCH && s.uri.contains("/status?"))
+        .map(|s| serde_json::from_value(s.body["status"].clone()).unwrap());
+    (seen, written)
+}
+
+/// The run as the controller left it once both pods run.
+async fn settled(pods: &[Pod]) -> PipelineRun {
+    let (stores, _pw, _jw) = cached(pods);
+    let run = running_run(PipelineRunStatus::default());
+    let (_, written) =
+        reconcile_once(run.clone(), Some(stores), |s| writes(s).unwrap_or_else(not_found)).await;
+    running_run(written.unwrap())
+}
+
+#[tokio::test]
+async fn a_running_run_reconciled_from_the_stores_makes_no_request() {
+    let pods = step_pods(&running_run(PipelineRunStatus::default()), "Running", &running());
+    let run = settled(&pods).await;
+    let status = run.status.clone().unwrap();
+    assert_eq!(status.steps.len(), 2);
+    assert!(status.steps.iter().all(|s| s.pod.is_some()), "{status:?}");
+
+    let (stores, _pw, _jw) = cached(&pods);
+    let (seen, written) =
+        reconcile_once(run.clone(), Some(stores), |s| writes(s).unwrap_or_else(not_found)).await;
+    assert_eq!(seen.len(), 0, "{seen:#?}");
+    assert_eq!(written, None);
+
+    // The same reconcile reading from the API server: a list of pods and one
+    // of Jobs, then a list and a watch per step.
+    let by_label =
+        json!({"apiVersion": "v1", "kind": "PodList", "metadata": {"resourceVersion": "9"}, "items": pods});
+    let pods_by_name = pods.clone();
+    let (seen, written) = reconcile_once(run, None, move |s| {
+        let uri = s.uri.as_str();
+        if uri.contains("watch=true") {
+            (200, Vec::new())
+        } else if uri.starts_with("/api/v1/namespaces/ci/pods?") && uri.contains("labelSelector") {
+            (200, json_body(&by_label))
+        } else if uri.starts_with("/api/v1/namespaces/ci/pods?") {
+            let pod = pods_by_name
+                .iter()
+                .find(|p| uri.contains(p.metadata.name.as_deref().unwrap()))
+                .unwrap();
+            let list = json!({"apiVersion": "v1", "kind": "PodList", "metadata": {"resourceVersion": "9"}, "items": [pod]});
+            (200, json_body(&list))
+        } else if uri.starts_with("/apis/batch/v1/namespaces/ci/jobs?") {
+            let list = json!({"apiVersion": "batch/v1", "kind": "JobList", "metadata": {"resourceVersion": "9"}, "items": []});
+            (200, json_body(&list))
+        } else {
+            writes(s).unwrap_or_else(not_found)
+        }
+    })
+    .await;
+    assert_eq!(written, None);
+    let uris: Vec<&str> = seen.iter().map(|s| s.uri.as_str()).collect();
+    assert_eq!(seen.len(), 6, "{uris:#?}");
+    assert_eq!(uris.iter().filter(|u| u.contains("watch=true")).count(), 2);
+}
+
+#[tokio::test]
+async fn a_finished_step_costs_its_status_write_and_its_event() {
+    let mut pods = step_pods(&running_run(PipelineRunStatus::default()), "Running", &running());
+    let run = settled(&pods).await;
+    let finished = step_pods(&run, "Succeeded", &succeeded());
+    pods[0] = finished[0].clone();
+    let (stores, _pw, _jw) = cached(&pods);
+    let (seen, written) = reconcile_once(run, Some(stores), |s| writes(s).unwrap_or_else(not_found)).await;
+    let requests: Vec<(Method, &str)> = seen.iter().map(|s| (s.method.clone(), s.uri.as_str())).collect();
+    assert_eq!(seen.len(), 2, "{requests:#?}");
+    assert!(
+        requests
+            .iter()
+            .any(|(m, u)| *m == Method::PATCH && u.contains("/status?"))
+    );
+    assert!(
+        requests
+            .iter()
+            .any(|(m, u)| *m == Method::POST && u.contains("/events"))
+    );
+    let written = written.unwrap();
+    let done = written
+        .steps
+        .iter()
+        .find(|s| Some(s.name.as_str()) == pods[0].metadata.name.as_deref())
+        .unwrap();
+    assert_eq!(done.phase, c8s_controller::crd::StepPhase::Succeeded);
+}
+
+#[tokio::test]
+async fn a_pod_missing_from_a_lagging_store_is_looked_up_not_started_again() {
+    let pods = step_pods(&running_run(PipelineRunStatus::default()), "Running", &running());
+    let run = settled(&pods).await;
+    let unit = pods[0].metadata.name.clone().unwrap();
+    let (stores, _pw, _jw) = cached(&pods[1..]);
+    let found = pods[0].clone();
+    let (seen, written) = reconcile_once(run.clone(), Some(stores), move |s| {
+        if s.method == Method::GET
+            && s.uri.starts_with(&format!(
+                "/api/v1/namespaces/ci/pods/{}",
+                found.metadata.name.as_deref().unwrap()
+            ))
+        {
+            (200, json_body(&serde_json::to_value(&found).unwrap()))
+        } else {
+            writes(s).unwrap_or_else(not_found)
+        }
+    })
+    .await;
+    let requests: Vec<(Method, &str)> = seen.iter().map(|s| (s.method.clone(), s.uri.as_str())).collect();
+    assert_eq!(
+        requests,
+        vec![(Method::GET, format!("/api/v1/namespaces/ci/pods/{unit}").as_str())]
+    );
+    assert_eq!(written, None);
+
+    // Really gone: the step's attempt is lost and attempt 1 starts.
+    let (stores, _pw, _jw) = cached(&pods[1..]);
+    let (seen, written) = reconcile_once(run, Some(stores), |s| writes(s).unwrap_or_else(not_found)).await;
+    let created: Vec<&Seen> = seen
+        .iter()
+        .filter(|s| s.method == Method::POST && s.uri.contains("/pods?"))
+        .collect();
+    assert_eq!(created.len(), 1, "{seen:#?}");
+    assert_eq!(created[0].body["metadata"]["name"], format!("{unit}-r1"));
+    let step = written
+        .unwrap()
+        .steps
+        .into_iter()
+        .find(|s| s.name == unit)
+        .unwrap();
+    assert_eq!(step.attempt, 1);
+}
+
+#[tokio::test]
+async fn a_retried_step_is_not_judged_by_the_deleted_attempt_a_lagging_store_still_holds() {
+    let pods = step_pods(&running_run(PipelineRunStatus::default()), "Running", &running());
+    let mut run = settled(&pods).await;
+    let first = pods[0].metadata.name.clone().unwrap();
+    let retry = attempt_name(&first, 1);
+    let mut status = run.status.clone().unwrap();
+    let step = status.steps.iter_mut().find(|s| s.name == first).unwrap();
+    step.attempt = 1;
+    step.pod = Some(retry.clone());
+    run.status = Some(status);
+    // The store still has attempt 0, failed and since deleted, and not yet attempt 1.
+    let failed = json!({"terminated": {"exitCode": 1, "reason": "Error", "startedAt": "2026-01-01T00:00:00Z", "finishedAt": "2026-01-01T00:01:00Z"}});
+    let mut stale = step_pods(&run, "Failed", &failed);
+    stale[1] = pods[1].clone();
+    let mut live = pods[0].clone();
+    live.metadata.name = Some(retry.clone());
+    let (stores, _pw, _jw) = cached(&stale);
+    let path = format!("/api/v1/namespaces/ci/pods/{retry}");
+    let (seen, written) = reconcile_once(run, Some(stores), move |s| {
+        if s.method == Method::GET && s.uri.starts_with(&path) {
+            (200, json_body(&serde_json::to_value(&live).unwrap()))
+        } else {
+            writes(s).unwrap_or_else(not_found)
+        }
+    })
+    .await;
+    let requests: Vec<(Method, &str)> = seen.iter().map(|s| (s.method.clone(), s.uri.as_str())).collect();
+    assert_eq!(
+        requests,
+        vec![(
+            Method::GET,
+            format!("/api/v1/namespaces/ci/pods/{retry}").as_str()
+        )],
+        "attempt 1 is looked up; nothing is deleted or created"
+    );
+    assert_eq!(written, None);
+}

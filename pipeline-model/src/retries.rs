@@ -1,0 +1,229 @@
+//! `retries`: how often a step is run again after it failed, and on which
+//! failures — `retries: 2`, or `{ limit: 2, on: [infrastructure] }`.
+//!
+//! These are the user's retries, counted apart from the runner's own retries
+//! of transient faults (a pod evicted or an image pull backing off is retried
+//! by the runner first, within its own budget; only then do the user's count).
+//!
+//! ```
+//! use c8s_pipeline_model::{RetryCause, Retries};
+//! let r: Retries = serde_json::from_str(r#"{ "limit": 2, "on": ["infrastructure"] }"#).unwrap();
+//! assert!(r.retries_on(RetryCause::Infrastructure));
+//! assert!(!r.retries_on(RetryCause::Error));
+//! let any: Retries = serde_json::from_str("3").unwrap();
+//! assert_eq!(any.limit, 3);
+//! assert!(any.retries_on(RetryCause::Error));
+//! ```
+
+use serde::de::{self, Deserializer, Visitor};
+use serde::{Deserialize, Serialize, Serializer};
+
+/// The most retries a step may declare (Buildkite's automatic-retry limit):
+/// past that a step is broken, not flaky.
+pub const MAX_RETRIES: u32 = 10;
+
+/// A step's retries: at most `limit` more attempts, after the failures `on` names.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct Retries {
+    /// How many times the step may run again (0: never).
+    pub limit: u32,
+    /// Which failures are retried.
+    pub on: RetryOn,
+}
+
+/// Which failures a step's retries cover.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RetryOn {
+    /// Every failure except a timeout: `on: any` (the default, as in Tekton and GitLab).
+    Any,
+    /// Only these causes: `on: [infrastructure]`.
+    Only(Vec<RetryCause>),
+}
+
+/// Why an attempt failed, as far as retries care.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub enum RetryCause {
+    /// The pod, not the step: evicted or preempted, node lost, image pull failed.
+    Infrastructure,
+    /// `main` ran and failed: a non-zero exit or killed for memory.
+    Error,
+}
+
+impl Retries {
+    /// `limit` retries after any failure.
+    pub fn any(limit: u32) -> Self {
+        Retries {
+            limit,
+            on: RetryOn::Any,
+        }
+    }
+
+    /// `limit` retries after infrastructure failures only.
+    pub fn infrastructure(limit: u32) -> Self {
+        Retries {
+            limit,
+            on: RetryOn::Only(vec![RetryCause::Infrastructure]),
+        }
+    }
+
+    /// Whether a failure of this cause is retried (budget aside).
+    pub fn retries_on(&self, cause: RetryCause) -> bool {
+        match &self.on {
+            RetryOn::Any => true,
+            RetryOn::Only(causes) => causes.contains(&cause),
+        }
+    }
+
+    /// Whether attempt failures of `cause` get another attempt when `used`
+    /// retries are spent already.
+    pub fn allows(&self, cause: RetryCause, used: u32) -> bool {
+        used < self.limit && self.retries_on(cause)
+    }
+}
+
+impl Serialize for RetryOn {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            RetryOn::Any => serializer.serialize_str("any"),
+            RetryOn::Only(causes) => causes.serialize(serializer),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for RetryOn {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct On;
+        impl<'de> Visitor<'de> for On {
+            type Value = RetryOn;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("`any` or a list of `infrastructure`, `error`")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<RetryOn, E> {
+                match v {
+                    "any" => Ok(RetryOn::Any),
+                    other => Err(E::invalid_value(de::Unexpected::Str(other), &self)),
+                }
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, seq: A) -> Result<RetryOn, A::Error> {
+                let mut causes = Vec::<RetryCause>::deserialize(de::value::SeqAccessDeserializer::new(seq))?;
+                causes.sort();
+                causes.dedup();
+                Ok(RetryOn::Only(causes))
+            }
+        }
+        deserializer.deserialize_any(On)
+    }
+}
+
+/// The long form, strict: `{ limit, on }`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RetriesMap {
+    limit: u32,
+    #[serde(default = "any")]
+    on: RetryOn,
+}
+
+fn any() -> RetryOn {
+    RetryOn::Any
+}
+
+impl<'de> Deserialize<'de> for Retries {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Form;
+        impl<'de> Visitor<'de> for Form {
+            type Value = Retries;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a number of retries or `{ limit: N, on: any | [infrastructure, error] }`")
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Retries, E> {
+                u32::try_from(v)
+                    .map(Retries::any)
+                    .map_err(|_| E::invalid_value(de::Unexpected::Unsigned(v), &self))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Retries, E> {
+                u64::try_from(v)
+                    .map_err(|_| E::invalid_value(de::Unexpected::Signed(v), &self))
+                    .and_then(|v| self.visit_u64(v))
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<Retries, A::Error> {
+                let m = RetriesMap::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                Ok(Retries {
+                    limit: m.limit,
+                    on: m.on,
+                })
+            }
+        }
+        deserializer.deserialize_any(Form)
+    }
+}
+
+#[cfg(feature = "schema")]
+impl schemars::JsonSchema for Retries {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Retries".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "How often the step runs again after it failed: a number (after any failure) or { limit, on }",
+            "anyOf": [
+                { "type": "integer", "minimum": 0, "maximum": MAX_RETRIES },
+                {
+                    "type": "object",
+                    "additionalProperties": false,
+                    "required": ["limit"],
+                    "properties": {
+                        "limit": { "type": "integer", "minimum": 0, "maximum": MAX_RETRIES },
+                        "on": {
+                            "anyOf": [
+                                { "type": "string", "enum": ["any"] },
+                                { "type": "array", "items": { "type": "string", "enum": ["infrastructure", "error"] } }
+                            ]
+                        }
+                    }
+                }
+            ]
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_forms_read_and_round_trip() {
+        let short: Retries = serde_json::from_str("2").expect("short form");
+        assert_eq!(short, Retries::any(2));
+        let long: Retries = serde_json::from_str(r#"{"limit":1,"on":["infrastructure","infrastructure"]}"#)
+            .expect("long form");
+        assert_eq!(long, Retries::infrastructure(1));
+        let json = serde_json::to_string(&long).expect("serialises");
+        assert_eq!(json, r#"{"limit":1,"on":["infrastructure"]}"#);
+        assert_eq!(serde_json::from_str::<Retries>(&json).expect("round trip"), long);
+        assert!(!long.allows(RetryCause::Infrastructure, 1));
+        assert!(long.allows(RetryCause::Infrastructure, 0));
+    }
+
+    #[test]
+    fn bad_forms_are_refused_with_what_is_expected() {
+        for (text, expected) in [
+            ("-1", "a number of retries"),
+            (r#"{"limit":1,"on":"sometimes"}"#, "`any` or a list"),
+            (
+                r#"{"limit":1,"on":["network"]}"#,
+                "expected `infrastructure` or `error`",
+            ),
+            (r#"{"limit":1,"when":"always"}"#, "unknown field `when`"),
+            (r#"{"on":"any"}"#, "missing field `limit`"),
+        ] {
+            let error = serde_json::from_str::<Retries>(text).expect_err(text).to_string();
+            assert!(error.contains(expected), "{text}: {error}");
+        }
+    }
+}
