@@ -44,6 +44,11 @@ pub struct RunArgs {
     /// How long to wait for the API server before giving up.
     #[arg(long, default_value = "10s")]
     pub connect_timeout: String,
+    /// Continue the run of this `--run-id` where an earlier `c8s run` of it
+    /// stopped (killed, or left with a second Ctrl-C): steps that ended are
+    /// not run again, pods still running are followed.
+    #[arg(long)]
+    pub resume: bool,
     /// Create a PipelineRun for the in-cluster controller and follow it,
     /// instead of running the steps from here.
     #[arg(long)]
@@ -144,6 +149,7 @@ pub fn run(args: &RunArgs, report: fn(&str, &Errors) -> String) -> ExitCode {
         }
         let logs = Arc::new(CollectedLogs::default());
         let mut options = RunOptions::new(ctx.run_id.clone())
+            .resume(args.resume)
             .parallelism(args.parallelism.max(1))
             .timeout(timeout)
             .failure_mode(if args.continue_on_failure {

@@ -3,6 +3,7 @@
 //! [`crate::KubeCluster`] implements it with kube-rs, [`crate::sim::SimCluster`]
 //! in memory with virtual time.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 
 use futures::stream::BoxStream;
@@ -238,6 +239,56 @@ pub trait Cluster: Send + Sync {
     /// Deletes `object` with background propagation and waits until it is gone.
     /// An object that does not exist counts as deleted.
     fn delete(&self, object: &ObjectRef) -> impl Future<Output = Result<()>> + Send;
+
+    /// Requests the deletion of `object` with background propagation and
+    /// returns once the API server accepted it: the object may linger for its
+    /// grace period (it has a `deletionTimestamp`). An object that does not
+    /// exist counts as deleted. The default waits until it is gone
+    /// ([`Cluster::delete`]).
+    fn start_delete(&self, object: &ObjectRef) -> impl Future<Output = Result<()>> + Send {
+        self.delete(object)
+    }
+
+    /// The run record of run `run_id` (a small object holding what the run
+    /// must not forget: finished steps whose objects are deleted, retries
+    /// made), as key/value entries; `None` when there is none. The default
+    /// keeps no records (a run cannot be resumed).
+    fn load_record(
+        &self,
+        run_id: &str,
+    ) -> impl Future<Output = Result<Option<BTreeMap<String, String>>>> + Send {
+        let _ = run_id;
+        std::future::ready(Ok(None))
+    }
+
+    /// Creates run `run_id`'s record holding `entries`: `true` when created,
+    /// `false` when it already existed (it is left as it was). The default
+    /// keeps nothing and says created.
+    fn create_record(
+        &self,
+        run_id: &str,
+        entries: &BTreeMap<String, String>,
+    ) -> impl Future<Output = Result<bool>> + Send {
+        let _ = (run_id, entries);
+        std::future::ready(Ok(true))
+    }
+
+    /// Sets `entries` in run `run_id`'s record, creating it if needed; other
+    /// entries are kept.
+    fn save_record(
+        &self,
+        run_id: &str,
+        entries: &BTreeMap<String, String>,
+    ) -> impl Future<Output = Result<()>> + Send {
+        let _ = (run_id, entries);
+        std::future::ready(Ok(()))
+    }
+
+    /// Deletes run `run_id`'s record (a missing one counts as deleted).
+    fn delete_record(&self, run_id: &str) -> impl Future<Output = Result<()>> + Send {
+        let _ = run_id;
+        std::future::ready(Ok(()))
+    }
 
     /// The Events whose `involvedObject` is `object` (oldest first). The
     /// default finds none, for clusters that cannot list Events.

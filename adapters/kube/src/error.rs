@@ -82,6 +82,17 @@ pub enum Error {
     /// The simulated cluster was asked about an object it does not know.
     #[error("simulated cluster: {0}")]
     Simulation(String),
+    /// A run with this id already has a record in the cluster (an earlier
+    /// runner was killed): resume it, or pick another run id.
+    #[error(
+        "run {run_id:?} already exists in the cluster (a runner of it was stopped before it ended): \
+         resume it (c8s run --resume), use another run id, or discard it \
+         (kubectl delete configmap,pods,jobs -l c8s.dev/run={run_id})"
+    )]
+    RunExists {
+        /// The run's id.
+        run_id: String,
+    },
 }
 
 impl Error {
@@ -104,7 +115,8 @@ impl Error {
             | Error::InvalidObject { .. }
             | Error::InvalidPipeline(_)
             | Error::ClusterUnreachable { .. }
-            | Error::Simulation(_) => false,
+            | Error::Simulation(_)
+            | Error::RunExists { .. } => false,
         }
     }
 

@@ -1,11 +1,12 @@
 //! The real cluster, through kube-rs.
 
+use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::time::Duration;
 
 use futures::{AsyncReadExt, StreamExt};
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{Event, Pod};
+use k8s_openapi::api::core::v1::{ConfigMap, Event, Pod};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, ListParams, LogParams, PostParams, WatchEvent, WatchParams};
 use kube::runtime::wait::{await_condition, conditions};
@@ -369,6 +370,35 @@ impl Cluster for KubeCluster {
                 delete(self.api::<Job>(), &object.name, self.delete_timeout, "delete job").await
             }
         }
+    }
+
+    async fn start_delete(&self, object: &ObjectRef) -> Result<()> {
+        let params = DeleteParams::background();
+        let deleted = match object.kind {
+            ObjectKind::Pod => self.api::<Pod>().delete(&object.name, &params).await.map(|_| ()),
+            ObjectKind::Job => self.api::<Job>().delete(&object.name, &params).await.map(|_| ()),
+        };
+        match deleted {
+            Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+            Err(e) => Err(from_kube("delete", &object.to_string(), e)),
+            Ok(()) => Ok(()),
+        }
+    }
+
+    async fn create_record(&self, run_id: &str, entries: &BTreeMap<String, String>) -> Result<bool> {
+        crate::kube_record::create(&self.api::<ConfigMap>(), run_id, entries).await
+    }
+
+    async fn load_record(&self, run_id: &str) -> Result<Option<BTreeMap<String, String>>> {
+        crate::kube_record::load(&self.api::<ConfigMap>(), run_id).await
+    }
+
+    async fn save_record(&self, run_id: &str, entries: &BTreeMap<String, String>) -> Result<()> {
+        crate::kube_record::save(&self.api::<ConfigMap>(), run_id, entries).await
+    }
+
+    async fn delete_record(&self, run_id: &str) -> Result<()> {
+        crate::kube_record::delete(&self.api::<ConfigMap>(), run_id).await
     }
 
     async fn events(&self, object: &ObjectRef) -> Result<Vec<ObjectEvent>> {

@@ -76,7 +76,13 @@ impl<S: Stream<Item = watcher::Result<Event<Pod>>> + Unpin> State<S> {
             match event {
                 Event::Apply(pod) | Event::InitApply(pod) => self.seen(&pod),
                 Event::Delete(pod) => {
-                    let (name, _) = owner(&pod);
+                    let (name, object) = owner(&pod);
+                    let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
+                    if object.kind == ObjectKind::Pod && matches!(phase, Some("Succeeded" | "Failed")) {
+                        // Deleted (by someone else) before its end was seen:
+                        // the DELETED event carries its final status.
+                        self.queue.push_back(Ok((object, PodObservation::from_pod(&pod))));
+                    }
                     self.gone(&name).await;
                 }
                 Event::Init => self.relisted = Some(BTreeSet::new()),

@@ -38,6 +38,11 @@
 //!   follows; a pod that cannot be scheduled or does not start is bounded
 //!   ([`RunOptions::capacity_wait`], [`RunOptions::start_timeout`]), and a
 //!   cause that will not resolve is read from its Events ([`Cluster::events`]).
+//! - A run keeps what it must not forget in the cluster (its run record,
+//!   [`Cluster::save_record`]): a runner started again with the same run id
+//!   and [`RunOptions::resume`] rebuilds every step from it and from the
+//!   run's objects, so no step is lost and none runs twice. Finished pods are
+//!   deleted without waiting until they are gone ([`Cluster::start_delete`]).
 //! - [`reap`] deletes what finished or crashed runs left behind.
 //! - [`KubeCluster::connect`] fails fast with [`Error::ClusterUnreachable`]
 //!   when no cluster answers.
@@ -45,6 +50,7 @@
 mod cluster;
 mod error;
 mod kube_cluster;
+mod kube_record;
 mod kube_watch;
 mod logs;
 mod observe;
@@ -53,6 +59,8 @@ mod outcome;
 mod pipeline;
 mod rate;
 mod reap;
+mod record;
+mod resume;
 mod retry;
 mod run_watch;
 pub mod sim;

@@ -62,7 +62,9 @@ pub trait LogSink: Send + Sync {
 
 /// Streams the log of `container` in `object` through `masker` into `sink`.
 /// Returns how many masked bytes were written. Raw chunks are dropped right
-/// after masking; an error ends the stream but still flushes the masker.
+/// after masking. A stream that breaks (a transient error) is opened again,
+/// up to 5 times, skipping the bytes already seen; an error that ends the
+/// stream still flushes the masker.
 pub async fn stream_masked_logs<C: Cluster>(
     cluster: &C,
     object: &ObjectRef,
@@ -79,6 +81,9 @@ pub async fn stream_masked_logs<C: Cluster>(
     };
     stream_masked_logs_until(cluster, object, target, masker, sink, std::future::pending()).await
 }
+
+/// How often one container's log stream is opened again after it broke.
+const LOG_RESUMES: u32 = 5;
 
 /// Whose log a stream is: step, attempt and container.
 #[derive(Clone, Copy)]
@@ -112,29 +117,51 @@ pub(crate) async fn stream_masked_logs_until<C: Cluster>(
     };
     let mut stop = std::pin::pin!(stop);
     let mut failure = None;
-    let opened = tokio::select! {
-        biased;
-        () = &mut stop => None,
-        opened = cluster.logs(object, container) => Some(opened),
-    };
-    match opened {
-        None => {}
-        Some(Err(e)) => failure = Some(e),
-        Some(Ok(mut stream)) => loop {
+    // Raw bytes already fed: a stream opened again skips them.
+    let mut seen = 0u64;
+    let mut resumes = 0u32;
+    'open: loop {
+        let opened = tokio::select! {
+            biased;
+            () = &mut stop => None,
+            opened = cluster.logs(object, container) => Some(opened),
+        };
+        let mut stream = match opened {
+            None => break,
+            Some(Err(e)) => {
+                failure = Some(e);
+                break;
+            }
+            Some(Ok(stream)) => stream,
+        };
+        let mut skip = seen;
+        loop {
             let chunk = tokio::select! {
                 biased;
                 chunk = stream.next() => chunk,
                 () = &mut stop => None,
             };
             match chunk {
-                Some(Ok(raw)) => write(masker.feed(&raw)),
+                Some(Ok(raw)) => {
+                    // A resumed stream starts again at the log's beginning.
+                    let cut = usize::try_from(skip).unwrap_or(usize::MAX).min(raw.len());
+                    skip -= cut as u64;
+                    let fresh = raw.get(cut..).unwrap_or_default();
+                    seen += fresh.len() as u64;
+                    write(masker.feed(fresh));
+                }
+                Some(Err(e)) if e.is_transient() && resumes < LOG_RESUMES => {
+                    tracing::debug!(%object, container, error = %e, "log stream broke, resuming it");
+                    resumes += 1;
+                    continue 'open;
+                }
                 Some(Err(e)) => {
                     failure = Some(e);
-                    break;
+                    break 'open;
                 }
-                None => break,
+                None => break 'open,
             }
-        },
+        }
     }
     write(masker.finish());
     match failure {

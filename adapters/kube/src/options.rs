@@ -179,6 +179,10 @@ pub struct RunOptions {
     pub max_requests_per_second: u32,
     /// How many requests may go at once before the rate limit applies (default 100).
     pub request_burst: u32,
+    /// Continue the run of this id where an earlier runner stopped (its state
+    /// is read back from the cluster); without it, a run id that already has
+    /// a run record is refused ([`crate::Error::RunExists`]).
+    pub resume: bool,
 }
 
 impl RunOptions {
@@ -198,7 +202,14 @@ impl RunOptions {
             start_timeout: Duration::from_secs(600),
             max_requests_per_second: 50,
             request_burst: 100,
+            resume: false,
         }
+    }
+
+    /// Resumes the run of this id if an earlier runner left it unfinished.
+    pub fn resume(mut self, resume: bool) -> Self {
+        self.resume = resume;
+        self
     }
 
     /// With a bound on waiting for capacity.
@@ -271,6 +282,7 @@ impl std::fmt::Debug for RunOptions {
             .field("start_timeout", &self.start_timeout)
             .field("max_requests_per_second", &self.max_requests_per_second)
             .field("request_burst", &self.request_burst)
+            .field("resume", &self.resume)
             .finish()
     }
 }

@@ -35,10 +35,13 @@ pub async fn run_pipeline<C: Cluster>(
     cancel: impl Future<Output = ()>,
 ) -> Result<RunStatus> {
     let dag = dag_of(&steps)?;
+    let limiter = RateLimiter::new(options.max_requests_per_second, options.request_burst);
+    // A new run records that it exists; a resumed one reads back where it was.
+    let start = crate::resume::start(cluster, &steps, &options, &limiter).await?;
     let status = Mutex::new(RunStatus {
         run_id: options.run_id.clone(),
         state: RunState::Running,
-        started_at: Some(cluster.now()),
+        started_at: Some(start.started_at),
         finished_at: None,
         message: String::new(),
         steps: steps
@@ -50,7 +53,12 @@ pub async fn run_pipeline<C: Cluster>(
     let finally_env = Mutex::new(BTreeMap::new());
     // One watch for the whole run, opened before anything is created.
     let hub = Hub::default();
-    let limiter = RateLimiter::new(options.max_requests_per_second, options.request_burst);
+    let recorder = crate::record::Recorder::with(start.records);
+    let elapsed = cluster
+        .now()
+        .duration_since(start.started_at)
+        .try_into()
+        .unwrap_or(std::time::Duration::ZERO);
     let first = match cluster.watch_run(&options.run_id).await {
         Ok(None) => None,
         Ok(Some(stream)) => Some(Some(stream)),
@@ -67,9 +75,14 @@ pub async fn run_pipeline<C: Cluster>(
         finally_env: &finally_env,
         hub: first.is_some().then_some(&hub),
         limiter: &limiter,
+        recorder: &recorder,
+    };
+    let resumed = Resumed {
+        steps: start.steps,
+        elapsed,
     };
     let end = match first {
-        None => drive(&runner, &steps, &dag, cancel).await,
+        None => drive(&runner, &steps, &dag, resumed, cancel).await,
         Some(first) => {
             // A dead watch is the followers' business: the pump just stops.
             let pump = async {
@@ -78,22 +91,38 @@ pub async fn run_pipeline<C: Cluster>(
             };
             tokio::select! {
                 biased;
-                end = drive(&runner, &steps, &dag, cancel) => end,
+                end = drive(&runner, &steps, &dag, resumed, cancel) => end,
                 end = pump => end,
             }
         }
     };
 
-    // Whatever is still registered was not deleted in time: delete it now.
+    // Whatever is still registered was not deleted in time: delete it now
+    // (concurrently, without waiting for the objects to be gone).
     let leftover: Vec<usize> = live
         .lock()
         .map(|l| l.keys().copied().collect())
         .unwrap_or_default();
-    let mut sweep_errors = Vec::new();
-    for index in leftover {
-        if let Err(e) = runner.delete_live(index).await {
-            sweep_errors.push(e.to_string());
-        }
+    let sweeps: Vec<_> = leftover
+        .into_iter()
+        .map(|index| runner.start_delete_live(index))
+        .collect();
+    let sweep_errors: Vec<String> = futures::future::join_all(sweeps)
+        .await
+        .into_iter()
+        .filter_map(|r| r.err().map(|e| e.to_string()))
+        .collect();
+    // The run ended: nothing is left to resume.
+    let run_id = options.run_id.as_str();
+    let forgotten = options
+        .retry
+        .call(run_id, || async {
+            limiter.acquire().await;
+            cluster.delete_record(run_id).await
+        })
+        .await;
+    if let Err(e) = forgotten {
+        tracing::warn!(run = run_id, error = %e, "could not delete the run record");
     }
     let now = cluster.now();
     let mut status = status
@@ -116,16 +145,23 @@ pub async fn run_pipeline<C: Cluster>(
     Ok(status)
 }
 
+/// Where a resumed run's steps stand, and how long ago the run first started.
+struct Resumed {
+    steps: Vec<crate::resume::StepStart>,
+    elapsed: std::time::Duration,
+}
+
 /// The scheduler's policy for these steps and options; times in milliseconds
-/// since the run started.
-fn policy_of(steps: &[Step], options: &RunOptions) -> Policy {
+/// since this runner started, the run's deadline shortened by `elapsed` (a
+/// resumed run keeps its first start's deadline).
+fn policy_of(steps: &[Step], options: &RunOptions, elapsed: std::time::Duration) -> Policy {
     let retry = &options.retry;
     let mut policy = Policy::default()
         .parallelism(options.parallelism)
         .fail_fast(options.failure_mode == FailureMode::FailFast)
         .max_attempts(1 + retry.image_pull_retries + retry.disruption_retries);
     if let Some(timeout) = options.timeout {
-        policy = policy.run_deadline(millis(timeout));
+        policy = policy.run_deadline(millis(timeout.saturating_sub(elapsed)));
     }
     for step in steps {
         if let Some(timeout) = step.timeout {
@@ -150,10 +186,11 @@ async fn drive<C: Cluster>(
     runner: &Runner<'_, C>,
     steps: &[Step],
     dag: &Dag,
+    resumed: Resumed,
     cancel: impl Future<Output = ()>,
 ) -> RunEnd {
     let options = runner.options;
-    let mut policy = policy_of(steps, options);
+    let mut policy = policy_of(steps, options, resumed.elapsed);
     let origin = Instant::now();
     let now_ms = || millis(origin.elapsed());
     let position: BTreeMap<&str, usize> = steps
@@ -167,11 +204,25 @@ async fn drive<C: Cluster>(
     let mut budgets = vec![(0u32, 0u32); steps.len()];
     // The user's retries spent per step, counted apart from the runner's own.
     let mut user_retries = vec![0u32; steps.len()];
-    let mut stops: BTreeMap<usize, oneshot::Sender<()>> = BTreeMap::new();
+    let mut stops: BTreeMap<usize, oneshot::Sender<StopReason>> = BTreeMap::new();
     let mut stop_reasons: BTreeMap<usize, StopReason> = BTreeMap::new();
     let (events_tx, mut events) = mpsc::unbounded_channel();
     let events_tx = &events_tx;
     let mut attempts = FuturesUnordered::new();
+    for (index, (start, step)) in resumed.steps.into_iter().zip(steps).enumerate() {
+        budgets[index] = start.budgets;
+        if let Some(status) = start.status {
+            runner.update(index, |s| *s = status);
+        }
+        if let Some(seen) = start.observed {
+            observed.insert(step.name.clone(), seen);
+        }
+        if let Some(attempt) = start.adopt {
+            let (stop_tx, stop_rx) = oneshot::channel();
+            stops.insert(index, stop_tx);
+            attempts.push(runner.run_attempt(index, step, attempt, true, stop_rx, events_tx));
+        }
+    }
     let mut cancel = std::pin::pin!(cancel);
     let end = loop {
         let now = now_ms();
@@ -199,7 +250,7 @@ async fn drive<C: Cluster>(
             };
             if let Some(stop) = stops.remove(&index) {
                 stop_reasons.insert(index, reason.clone());
-                let _ = stop.send(());
+                let _ = stop.send(reason.clone());
             }
         }
         for start in &decision.start {
@@ -224,7 +275,7 @@ async fn drive<C: Cluster>(
                 }
             }
             let attempt = start.attempt;
-            attempts.push(async move { runner.run_attempt(index, step, attempt, stop_rx, events_tx).await });
+            attempts.push(runner.run_attempt(index, step, attempt, false, stop_rx, events_tx));
         }
         if let Some(end) = decision.done {
             break end;

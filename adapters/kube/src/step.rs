@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
+use c8s_pipeline_model::scheduler::StopReason;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::cluster::{Cluster, ObjectRef, StepObject};
@@ -28,13 +29,15 @@ pub(crate) struct Runner<'a, C> {
     pub hub: Option<&'a crate::run_watch::Hub>,
     /// The client-side rate limit on creates, deletes, lists and Event reads.
     pub limiter: &'a crate::rate::RateLimiter,
+    /// The run record (what a resumed run must know).
+    pub recorder: &'a crate::record::Recorder,
 }
 
 /// How one attempt (one pod) ended.
 pub(crate) enum AttemptEnd {
     Finished { outcome: StepOutcome, delete: bool },
     Disrupted(TerminationReason, String),
-    Stopped,
+    Stopped(StopReason),
     Broken(Error),
 }
 
@@ -68,15 +71,30 @@ impl<C: Cluster> Runner<'_, C> {
         }
     }
 
-    /// Deletes step `index`'s live object, if any; keeps it registered when deletion fails.
+    /// Deletes step `index`'s live object, if any, and waits until it is
+    /// gone (before a retry); keeps it registered when deletion fails.
     pub async fn delete_live(&self, index: usize) -> Result<(), Error> {
+        self.remove_live(index, true).await
+    }
+
+    /// Deletes step `index`'s live object, if any, returning once the API
+    /// server accepted the delete (the pod may linger for its grace period).
+    pub async fn start_delete_live(&self, index: usize) -> Result<(), Error> {
+        self.remove_live(index, false).await
+    }
+
+    async fn remove_live(&self, index: usize, wait: bool) -> Result<(), Error> {
         let object = self.live.lock().ok().and_then(|live| live.get(&index).cloned());
         let Some(object) = object else { return Ok(()) };
         self.options
             .retry
             .call(&object.name, || async {
                 self.limiter.acquire().await;
-                self.cluster.delete(&object).await
+                if wait {
+                    self.cluster.delete(&object).await
+                } else {
+                    self.cluster.start_delete(&object).await
+                }
             })
             .await?;
         // A retry may have registered its own object meanwhile: keep that one.
@@ -88,21 +106,70 @@ impl<C: Cluster> Runner<'_, C> {
         Ok(())
     }
 
+    /// Changes `step`'s entry in the run record and saves it, grouped with
+    /// whatever other steps staged meanwhile.
+    pub async fn record(
+        &self,
+        step: &str,
+        change: impl FnOnce(&mut crate::record::StepRecord),
+    ) -> Result<(), Error> {
+        let mine = self.recorder.stage(step, change)?;
+        // Steps that end at the same moment share one write.
+        tokio::task::yield_now().await;
+        let Some(turn) = self.recorder.turn(mine).await else {
+            return Ok(());
+        };
+        let run_id = self.options.run_id.as_str();
+        let saved = self
+            .options
+            .retry
+            .call(run_id, || async {
+                self.limiter.acquire().await;
+                self.cluster.save_record(run_id, &turn.entries).await
+            })
+            .await;
+        self.recorder.saved(turn, saved.is_ok());
+        saved
+    }
+
+    /// Step `index`'s status once `outcome` is final.
+    pub fn finished_status(&self, index: usize, outcome: &StepOutcome) -> StepStatus {
+        let now = self.cluster.now();
+        let mut status = self
+            .status
+            .lock()
+            .ok()
+            .and_then(|s| s.steps.get(index).cloned())
+            .unwrap_or_else(|| StepStatus::pending(""));
+        status.state = if outcome.succeeded() {
+            StepState::Succeeded
+        } else {
+            StepState::Failed
+        };
+        status.waiting_reason = None;
+        status.finished_at = Some(now);
+        status.outcome = Some(outcome.clone());
+        status
+    }
+
     /// Runs attempt `attempt` of step `index` until it ends or `stop` fires,
-    /// reporting to `events`. A finished attempt is reported before its pod is
-    /// deleted (dependents need not wait for the delete); a retryable or
-    /// stopped one only once its pod is gone, so a retry never overlaps it.
+    /// reporting to `events`; `adopt` follows an object that already exists
+    /// (a resumed run) instead of creating it. A finished attempt is reported
+    /// at once (dependents need not wait), recorded in the run record, then
+    /// its deletion is requested; a retryable one is recorded and reported
+    /// only once its pod is gone, so a retry never overlaps it.
     pub async fn run_attempt(
         &self,
         index: usize,
         step: &Step,
         attempt: u32,
-        stop: oneshot::Receiver<()>,
+        adopt: bool,
+        stop: oneshot::Receiver<StopReason>,
         events: &mpsc::UnboundedSender<(usize, Event)>,
     ) {
         let end = tokio::select! {
-            end = self.attempt(index, step, attempt, events) => end,
-            Ok(()) = stop => AttemptEnd::Stopped,
+            end = self.attempt(index, step, attempt, adopt, events) => end,
+            Ok(reason) = stop => AttemptEnd::Stopped(reason),
         };
         let now = self.cluster.now();
         let fail = |reason, message: String| StepOutcome {
@@ -117,23 +184,53 @@ impl<C: Cluster> Runner<'_, C> {
         };
         match end {
             AttemptEnd::Finished { outcome, delete } => {
+                let done = self.finished_status(index, &outcome);
+                // A failure the step's own retries may retry is not final:
+                // not recorded (a resumed run runs the step again).
+                let final_end = outcome.succeeded() || step.retries.is_none();
                 report(Event::Ended(outcome));
+                // Recorded before the delete: a resumed run knows the step ended.
+                let recorded = if final_end {
+                    self.record(&step.name, |r| {
+                        r.attempts = attempt + 1;
+                        r.done = Some(done);
+                    })
+                    .await
+                } else {
+                    Ok(())
+                };
+                if let Err(e) = recorded {
+                    // Only a resumed run would miss it (it would run the step again).
+                    tracing::warn!(step = %step.name, error = %e, "could not record a finished step");
+                }
                 if !delete {
                     if let Ok(mut live) = self.live.lock() {
                         live.remove(&index);
                     }
-                } else if let Err(e) = self.delete_live(index).await {
+                } else if let Err(e) = self.start_delete_live(index).await {
                     // Left registered: the run's final sweep tries again.
                     tracing::warn!(step = %step.name, error = %e, "could not delete a finished pod");
                 }
             }
-            AttemptEnd::Stopped => {
-                let deleted = self.delete_live(index).await;
+            AttemptEnd::Stopped(reason) => {
+                if reason == StopReason::StepTimeout {
+                    let outcome = fail(TerminationReason::DeadlineExceeded, reason.to_string());
+                    let done = self.finished_status(index, &outcome);
+                    if let Err(e) = self.record(&step.name, |r| r.done = Some(done)).await {
+                        tracing::warn!(step = %step.name, error = %e, "could not record a timed-out step");
+                    }
+                }
+                let deleted = self.start_delete_live(index).await;
                 report(Event::Stopped(deleted.err().map(|e| e.to_string())));
             }
             AttemptEnd::Broken(e) if !e.is_transient() => {
-                let _ = self.delete_live(index).await;
-                report(Event::Ended(fail(TerminationReason::Rejected, e.to_string())));
+                let outcome = fail(TerminationReason::Rejected, e.to_string());
+                let done = self.finished_status(index, &outcome);
+                if let Err(e) = self.record(&step.name, |r| r.done = Some(done)).await {
+                    tracing::warn!(step = %step.name, error = %e, "could not record a rejected step");
+                }
+                let _ = self.start_delete_live(index).await;
+                report(Event::Ended(outcome));
             }
             end => {
                 let (reason, message) = match end {
@@ -141,6 +238,15 @@ impl<C: Cluster> Runner<'_, C> {
                     AttemptEnd::Broken(e) => (TerminationReason::Lost, e.to_string()),
                     _ => (TerminationReason::Lost, String::new()),
                 };
+                let recorded = self
+                    .record(&step.name, |r| {
+                        r.attempts = attempt + 1;
+                        r.retryable.push(reason);
+                    })
+                    .await;
+                if let Err(e) = recorded {
+                    tracing::warn!(step = %step.name, error = %e, "could not record a retryable end");
+                }
                 match self.delete_live(index).await {
                     Ok(()) => report(Event::Retryable(reason, message)),
                     Err(e) => report(Event::Ended(fail(
@@ -157,6 +263,7 @@ impl<C: Cluster> Runner<'_, C> {
         index: usize,
         step: &Step,
         attempt: u32,
+        adopt: bool,
         events: &mpsc::UnboundedSender<(usize, Event)>,
     ) -> AttemptEnd {
         let name = attempt_name(step.object.name().unwrap_or(&step.name), attempt);
@@ -173,14 +280,18 @@ impl<C: Cluster> Runner<'_, C> {
             s.waiting_reason = None;
             s.started_at.get_or_insert(now);
         });
-        let created = self
-            .options
-            .retry
-            .call(&name, || async {
-                self.limiter.acquire().await;
-                self.cluster.create(&object).await
-            })
-            .await;
+        let created = if adopt {
+            tracing::info!(object = %object_ref, "following the object of a resumed run");
+            Ok(object_ref.clone())
+        } else {
+            self.options
+                .retry
+                .call(&name, || async {
+                    self.limiter.acquire().await;
+                    self.cluster.create(&object).await
+                })
+                .await
+        };
         let created = match created {
             Err(e) if e.code() == Some(409) && self.is_ours(step, &name).await => {
                 // An earlier try was created but its answer lost: adopt it.

@@ -113,6 +113,24 @@ fn serve_routes(mut handle: Handle, answers: Vec<(&'static str, u16, Vec<u8>)>) 
     })
 }
 
+/// `routes` plus the run record's answers: its creation, `writes` merge
+/// patches (one per group of steps that end together) and its deletion.
+fn with_record(
+    mut routes: Vec<(&'static str, u16, Vec<u8>)>,
+    run: &str,
+    writes: usize,
+) -> Vec<(&'static str, u16, Vec<u8>)> {
+    let record = bytes(&json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": format!("c8s-run-{run}"), "namespace": "ci"}}));
+    routes.push(("create configmaps", 201, record.clone()));
+    for _ in 0..writes {
+        routes.push(("patch configmaps", 200, record.clone()));
+    }
+    let ok = bytes(&json!({"kind": "Status", "apiVersion": "v1", "status": "Success"}));
+    routes.push(("delete configmaps", 200, ok));
+    routes
+}
+
 /// `(method, uri)` of each request.
 fn requests(seen: &[Seen]) -> Vec<(&str, &str)> {
     seen.iter().map(|s| (s.method.as_str(), s.uri.as_str())).collect()
@@ -308,18 +326,22 @@ async fn a_step_makes_exactly_these_requests() {
         json!({"kind": "Status", "apiVersion": "v1", "status": "Success", "details": {"name": "t-only"}});
     let server = serve_routes(
         handle,
-        vec![
-            (
-                "create pods",
-                500,
-                status_body(500, "InternalError", "etcdserver: leader changed"),
-            ),
-            ("create pods", 201, bytes(&created)),
-            ("list pods", 200, bytes(&list)),
-            ("watch pods", 200, watch.into_bytes()),
-            ("get pods/log", 200, b"password=s3cret\nok\n".to_vec()),
-            ("delete pods", 200, bytes(&deleted)),
-        ],
+        with_record(
+            vec![
+                (
+                    "create pods",
+                    500,
+                    status_body(500, "InternalError", "etcdserver: leader changed"),
+                ),
+                ("create pods", 201, bytes(&created)),
+                ("list pods", 200, bytes(&list)),
+                ("watch pods", 200, watch.into_bytes()),
+                ("get pods/log", 200, b"password=s3cret\nok\n".to_vec()),
+                ("delete pods", 200, bytes(&deleted)),
+            ],
+            "r1",
+            1,
+        ),
     );
     let sink = Collect::new();
     let masker: c8s_kube::MaskerFactory = Arc::new(|_: &str| {
@@ -347,6 +369,8 @@ async fn a_step_makes_exactly_these_requests() {
     assert_eq!(
         requests(&seen),
         [
+            // The run record, before anything else.
+            ("POST", "/api/v1/namespaces/ci/configmaps?"),
             ("POST", "/api/v1/namespaces/ci/pods?"),
             // The run's one watch: a list, then a watch from its resourceVersion.
             (
@@ -370,14 +394,24 @@ async fn a_step_makes_exactly_these_requests() {
                 "GET",
                 "/api/v1/namespaces/ci/pods/t-only/log?&container=main&follow=true"
             ),
+            // The step's end is recorded before its pod is deleted.
+            ("PATCH", "/api/v1/namespaces/ci/configmaps/c8s-run-r1?"),
             ("DELETE", "/api/v1/namespaces/ci/pods/t-only?"),
+            // The run ended: its record goes.
+            ("DELETE", "/api/v1/namespaces/ci/configmaps/c8s-run-r1?"),
         ]
     );
+    // The record carries the run's labels and when it started.
+    assert_eq!(seen[0].body["metadata"]["labels"]["c8s.dev/run"], "r1");
+    assert!(seen[0].body["data"]["started"].is_string(), "{}", seen[0].body);
     // The pod carries c8s's labels; delete propagates in the background.
-    let labels = &seen[4].body["metadata"]["labels"];
+    let labels = &seen[5].body["metadata"]["labels"];
     assert_eq!(labels["app.kubernetes.io/managed-by"], "c8s");
     assert_eq!(labels["c8s.dev/run"], "r1");
-    assert_eq!(seen[6].body, json!({"propagationPolicy": "Background"}));
+    // The patch sets the step's entry: its final status.
+    let entry: Value = serde_json::from_str(seen[7].body["data"]["step.only"].as_str().unwrap()).unwrap();
+    assert_eq!(entry["done"]["state"], "Succeeded", "{entry}");
+    assert_eq!(seen[8].body, json!({"propagationPolicy": "Background"}));
 }
 
 #[tokio::test]
@@ -477,13 +511,17 @@ async fn a_job_whose_deadline_ran_out_is_deadline_exceeded_not_retried() {
     let ok = bytes(&json!({"kind": "Status", "apiVersion": "v1", "status": "Success"}));
     let server = serve_routes(
         handle,
-        vec![
-            ("create jobs", 201, bytes(&failed_job)),
-            ("list pods", 200, bytes(&list)),
-            ("watch pods", 200, watch.into_bytes()),
-            ("get jobs", 200, bytes(&failed_job)),
-            ("delete jobs", 200, ok),
-        ],
+        with_record(
+            vec![
+                ("create jobs", 201, bytes(&failed_job)),
+                ("list pods", 200, bytes(&list)),
+                ("watch pods", 200, watch.into_bytes()),
+                ("get jobs", 200, bytes(&failed_job)),
+                ("delete jobs", 200, ok),
+            ],
+            "r2",
+            1,
+        ),
     );
     let status = run_pipeline(
         &cluster,
@@ -508,6 +546,7 @@ async fn a_job_whose_deadline_ran_out_is_deadline_exceeded_not_retried() {
     assert_eq!(
         requests(&seen),
         [
+            ("POST", "/api/v1/namespaces/ci/configmaps?"),
             ("POST", "/apis/batch/v1/namespaces/ci/jobs?"),
             (
                 "GET",
@@ -530,15 +569,17 @@ async fn a_job_whose_deadline_ran_out_is_deadline_exceeded_not_retried() {
                 )
                 .as_str()
             ),
+            ("PATCH", "/api/v1/namespaces/ci/configmaps/c8s-run-r2?"),
             ("DELETE", "/apis/batch/v1/namespaces/ci/jobs/t-build?"),
+            ("DELETE", "/api/v1/namespaces/ci/configmaps/c8s-run-r2?"),
         ]
     );
     // The pod template carries the run label too, so the reaper finds the Job's pods.
     assert_eq!(
-        seen[0].body["spec"]["template"]["metadata"]["labels"]["c8s.dev/run"],
+        seen[1].body["spec"]["template"]["metadata"]["labels"]["c8s.dev/run"],
         "r2"
     );
-    assert_eq!(seen[5].body, json!({"propagationPolicy": "Background"}));
+    assert_eq!(seen[7].body, json!({"propagationPolicy": "Background"}));
 }
 
 #[tokio::test]
@@ -587,13 +628,17 @@ async fn a_job_marked_failure_target_is_final_before_its_pod_is_gone() {
     let ok = bytes(&json!({"kind": "Status", "apiVersion": "v1", "status": "Success"}));
     let server = serve_routes(
         handle,
-        vec![
-            ("create jobs", 201, bytes(&target)),
-            ("list pods", 200, bytes(&list)),
-            ("watch pods", 200, watch.into_bytes()),
-            ("get jobs", 200, bytes(&target)),
-            ("delete jobs", 200, ok),
-        ],
+        with_record(
+            vec![
+                ("create jobs", 201, bytes(&target)),
+                ("list pods", 200, bytes(&list)),
+                ("watch pods", 200, watch.into_bytes()),
+                ("get jobs", 200, bytes(&target)),
+                ("delete jobs", 200, ok),
+            ],
+            "r3",
+            1,
+        ),
     );
     let status = run_pipeline(
         &cluster,
@@ -613,7 +658,14 @@ async fn a_job_marked_failure_target_is_final_before_its_pod_is_gone() {
     drop(cluster);
     let seen = server.await.unwrap();
     let methods: Vec<_> = seen.iter().map(|s| s.method.as_str()).collect();
-    assert_eq!(methods, ["POST", "GET", "GET", "GET", "GET", "DELETE"]);
+    // The record's creation, then the Job's, the watch and the Job's verdict;
+    // the record's patch before the Job's delete, then the record's delete.
+    assert_eq!(
+        methods,
+        [
+            "POST", "POST", "GET", "GET", "GET", "GET", "PATCH", "DELETE", "DELETE"
+        ]
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -645,13 +697,17 @@ async fn a_pod_the_job_replaces_is_followed_not_retried_by_the_runner() {
     let ok = bytes(&json!({"kind": "Status", "apiVersion": "v1", "status": "Success"}));
     let server = serve_routes(
         handle,
-        vec![
-            ("create jobs", 201, bytes(&running_job)),
-            ("list pods", 200, bytes(&list)),
-            ("watch pods", 200, watch.into_bytes()),
-            ("get jobs", 200, bytes(&running_job)),
-            ("delete jobs", 200, ok),
-        ],
+        with_record(
+            vec![
+                ("create jobs", 201, bytes(&running_job)),
+                ("list pods", 200, bytes(&list)),
+                ("watch pods", 200, watch.into_bytes()),
+                ("get jobs", 200, bytes(&running_job)),
+                ("delete jobs", 200, ok),
+            ],
+            "r4",
+            1,
+        ),
     );
     let status = run_pipeline(
         &cluster,
@@ -667,7 +723,14 @@ async fn a_pod_the_job_replaces_is_followed_not_retried_by_the_runner() {
     drop(cluster);
     let seen = server.await.unwrap();
     let methods: Vec<_> = seen.iter().map(|s| s.method.as_str()).collect();
-    assert_eq!(methods, ["POST", "GET", "GET", "GET", "GET", "DELETE"]);
+    // The record's creation, then the Job's, the watch and the Job's verdict;
+    // the record's patch before the Job's delete, then the record's delete.
+    assert_eq!(
+        methods,
+        [
+            "POST", "POST", "GET", "GET", "GET", "GET", "PATCH", "DELETE", "DELETE"
+        ]
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -696,15 +759,19 @@ async fn a_two_step_run_makes_these_requests_over_one_watch() {
     let created = |name: &str| bytes(&named(name, "Pending", json!({"waiting": {}}), "1"));
     let server = serve_routes(
         handle,
-        vec![
-            ("list pods", 200, bytes(&empty)),
-            ("watch pods", 200, format!("{first}\n").into_bytes()),
-            ("watch pods", 200, format!("{second}\n").into_bytes()),
-            ("create pods", 201, created("t-a")),
-            ("create pods", 201, created("t-b")),
-            ("delete pods", 200, ok.clone()),
-            ("delete pods", 200, ok),
-        ],
+        with_record(
+            vec![
+                ("list pods", 200, bytes(&empty)),
+                ("watch pods", 200, format!("{first}\n").into_bytes()),
+                ("watch pods", 200, format!("{second}\n").into_bytes()),
+                ("create pods", 201, created("t-a")),
+                ("create pods", 201, created("t-b")),
+                ("delete pods", 200, ok.clone()),
+                ("delete pods", 200, ok),
+            ],
+            "r5",
+            2,
+        ),
     );
     let steps = vec![
         Step::new("a", pod("t", "a")),
@@ -726,6 +793,7 @@ async fn a_two_step_run_makes_these_requests_over_one_watch() {
     assert_eq!(
         requests(&seen),
         [
+            ("POST", "/api/v1/namespaces/ci/configmaps?"),
             ("POST", "/api/v1/namespaces/ci/pods?"),
             (
                 "GET",
@@ -733,10 +801,15 @@ async fn a_two_step_run_makes_these_requests_over_one_watch() {
             ),
             ("GET", w1.as_str()),
             ("GET", w3.as_str()),
-            ("DELETE", "/api/v1/namespaces/ci/pods/t-a?"),
             ("GET", w5.as_str()),
+            // b is created as soon as a's result is seen; a's end is recorded
+            // before its pod is deleted.
+            ("PATCH", "/api/v1/namespaces/ci/configmaps/c8s-run-r5?"),
             ("POST", "/api/v1/namespaces/ci/pods?"),
+            ("DELETE", "/api/v1/namespaces/ci/pods/t-a?"),
+            ("PATCH", "/api/v1/namespaces/ci/configmaps/c8s-run-r5?"),
             ("DELETE", "/api/v1/namespaces/ci/pods/t-b?"),
+            ("DELETE", "/api/v1/namespaces/ci/configmaps/c8s-run-r5?"),
         ]
     );
     // One list for the whole run; every watch resumes the one before it.
@@ -746,6 +819,63 @@ async fn a_two_step_run_makes_these_requests_over_one_watch() {
             .count(),
         1
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_pod_deleted_before_its_end_was_seen_is_judged_by_its_final_status() {
+    let (cluster, handle) = cluster();
+    let pending = pod_json(
+        "Pending",
+        json!({"waiting": {"reason": "ContainerCreating"}}),
+        "1",
+    );
+    let list =
+        json!({"apiVersion": "v1", "kind": "PodList", "metadata": {"resourceVersion": "1"}, "items": []});
+    let done = pod_json(
+        "Succeeded",
+        json!({"terminated": {"exitCode": 0, "reason": "Completed"}}),
+        "3",
+    );
+    // Someone deleted the finished pod; the watch only shows its deletion.
+    let watch = format!(
+        "{}\n{}\n",
+        json!({"type": "ADDED", "object": pending}),
+        json!({"type": "DELETED", "object": done})
+    );
+    let server = serve_routes(
+        handle,
+        with_record(
+            vec![
+                ("create pods", 201, bytes(&pending)),
+                ("list pods", 200, bytes(&list)),
+                ("watch pods", 200, watch.into_bytes()),
+                (
+                    "delete pods",
+                    404,
+                    status_body(404, "NotFound", "pods \"t-only\" not found"),
+                ),
+            ],
+            "r6",
+            1,
+        ),
+    );
+    let steps = vec![Step::new("only", pod("t", "only"))];
+    // A retry would wait forever for an answer to its create: bounded here.
+    let run = run_pipeline(&cluster, steps, RunOptions::new("r6"), std::future::pending());
+    let status = tokio::time::timeout(Duration::from_secs(3600), run)
+        .await
+        .expect("the run ended without creating the pod again")
+        .unwrap();
+    assert_eq!(status.state, RunState::Succeeded, "{}", status.to_json());
+    assert_eq!(status.step("only").unwrap().attempts, 1);
+    drop(cluster);
+    let seen = server.await.unwrap();
+    // Never created again.
+    let creates = seen
+        .iter()
+        .filter(|s| s.method == Method::POST && s.uri.contains("/pods"))
+        .count();
+    assert_eq!(creates, 1);
 }
 
 fn assert_send<T: Send>(_: &T) {}

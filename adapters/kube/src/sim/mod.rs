@@ -34,6 +34,8 @@ struct SimPod {
     labels: BTreeMap<String, String>,
     created: Instant,
     fate: Fate,
+    /// Deleted: it lingers until its termination ends.
+    deleting: bool,
 }
 
 #[derive(Default)]
@@ -41,6 +43,8 @@ struct State {
     scripts: BTreeMap<String, StepScript>,
     default_script: Option<StepScript>,
     pods: BTreeMap<String, SimPod>,
+    /// Run records by run id.
+    records: BTreeMap<String, BTreeMap<String, String>>,
     stats: SimStats,
     /// Every object created, in order, as it was sent.
     created: Vec<StepObject>,
@@ -202,6 +206,7 @@ impl Cluster for SimCluster {
             labels: labels_of(object),
             created: Instant::now(),
             fate,
+            deleting: false,
         };
         state.pods.insert(name.clone(), pod);
         state.created.push(object.clone());
@@ -299,7 +304,7 @@ impl Cluster for SimCluster {
     }
 
     async fn logs(&self, object: &ObjectRef, container: &str) -> Result<LogStream> {
-        let (created, script) = {
+        let (created, script, breaks) = {
             let mut state = self.lock();
             state.stats.requests += 1;
             let pod = state.pods.get(&object.name).ok_or_else(|| {
@@ -310,7 +315,15 @@ impl Cluster for SimCluster {
                     &format!("pods \"{}\" not found", object.name),
                 )
             })?;
-            (pod.created, state.script(&pod.step))
+            let step = pod.step.clone();
+            let created = pod.created;
+            let mut script = state.script(&step);
+            let breaks = writes_log(container) && script.log_breaks > 0;
+            if breaks {
+                script.log_breaks -= 1;
+                state.scripts.insert(step.clone(), script.clone());
+            }
+            (created, script, breaks)
         };
         let chunks: VecDeque<Vec<u8>> = if writes_log(container) {
             script.log.clone().into()
@@ -327,9 +340,18 @@ impl Cluster for SimCluster {
         let stream = futures::stream::unfold(
             (chunks, 0u32, deletions),
             move |(mut chunks, i, mut deletions)| {
+                let broken = breaks && i == 1;
                 let sim = sim.clone();
                 let name = name.clone();
                 async move {
+                    if broken {
+                        // The connection drops after the first chunk.
+                        let error = Error::api("read log of pod", &name, 500, "injected: log stream broke");
+                        return Some((Err(error), (VecDeque::new(), u32::MAX, deletions)));
+                    }
+                    if i == u32::MAX {
+                        return None;
+                    }
                     let Some(chunk) = chunks.pop_front() else {
                         if script_open {
                             // `follow` on a container that keeps running: no end.
@@ -355,41 +377,59 @@ impl Cluster for SimCluster {
     }
 
     async fn delete(&self, object: &ObjectRef) -> Result<()> {
-        let mut delay = Duration::ZERO;
-        {
-            let mut state = self.lock();
-            state.stats.requests += 1;
-            let step = state.pods.get(&object.name).map(|p| p.step.clone());
-            if let Some(step) = step {
-                let mut script = state.script(&step);
-                delay = script.delete_delay;
-                if let Some(code) = script.delete_errors.pop_front() {
-                    state.scripts.insert(step, script);
-                    state.stats.api_errors += 1;
-                    return Err(Error::api("delete pod", &object.name, code, "injected fault"));
-                }
+        let mut changes = self.deletions.subscribe();
+        self.start_delete(object).await?;
+        // Waits until the object is gone (its termination ended).
+        while self.lock().pods.contains_key(&object.name) {
+            if changes.changed().await.is_err() {
+                break;
             }
         }
-        // A slow delete: the object lingers until its termination ends.
-        tokio::time::sleep(delay).await;
-        let lost_response = {
+        Ok(())
+    }
+
+    async fn start_delete(&self, object: &ObjectRef) -> Result<()> {
+        let (delay, created, lost_response) = {
             let mut state = self.lock();
-            match state.pods.remove(&object.name) {
-                Some(pod) => {
-                    state.stats.deletes += 1;
-                    let mut script = state.script(&pod.step);
-                    let lost = script.lost_delete_responses > 0;
-                    if lost {
-                        script.lost_delete_responses -= 1;
-                        state.scripts.insert(pod.step, script);
-                        state.stats.api_errors += 1;
-                    }
-                    lost
-                }
-                None => false,
+            state.stats.requests += 1;
+            let Some(pod) = state.pods.get(&object.name) else {
+                return Ok(());
+            };
+            let (step, created, deleting) = (pod.step.clone(), pod.created, pod.deleting);
+            let mut script = state.script(&step);
+            if let Some(code) = script.delete_errors.pop_front() {
+                state.scripts.insert(step, script);
+                state.stats.api_errors += 1;
+                return Err(Error::api("delete pod", &object.name, code, "injected fault"));
             }
+            if deleting {
+                // Already terminating: the API server accepts the delete again.
+                return Ok(());
+            }
+            if let Some(pod) = state.pods.get_mut(&object.name) {
+                pod.deleting = true;
+            }
+            state.stats.deletes += 1;
+            let lost = script.lost_delete_responses > 0;
+            if lost {
+                script.lost_delete_responses -= 1;
+                state.stats.api_errors += 1;
+            }
+            let delay = script.delete_delay;
+            state.scripts.insert(step, script);
+            (delay, created, lost)
         };
-        self.deletions.send_modify(|generation| *generation += 1);
+        // A slow delete: the object lingers until its termination ends.
+        if delay.is_zero() {
+            self.remove(&object.name, created);
+        } else {
+            let sim = self.clone();
+            let name = object.name.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
+                sim.remove(&name, created);
+            });
+        }
         if lost_response {
             return Err(Error::api(
                 "delete pod",
@@ -398,6 +438,38 @@ impl Cluster for SimCluster {
                 "injected: deleted, response lost",
             ));
         }
+        Ok(())
+    }
+
+    async fn load_record(&self, run_id: &str) -> Result<Option<BTreeMap<String, String>>> {
+        let mut state = self.lock();
+        state.stats.requests += 1;
+        Ok(state.records.get(run_id).cloned())
+    }
+
+    async fn create_record(&self, run_id: &str, entries: &BTreeMap<String, String>) -> Result<bool> {
+        let mut state = self.lock();
+        state.stats.requests += 1;
+        if state.records.contains_key(run_id) {
+            return Ok(false);
+        }
+        state.records.insert(run_id.to_owned(), entries.clone());
+        Ok(true)
+    }
+
+    async fn save_record(&self, run_id: &str, entries: &BTreeMap<String, String>) -> Result<()> {
+        let mut state = self.lock();
+        state.stats.requests += 1;
+        state.stats.record_writes += 1;
+        let record = state.records.entry(run_id.to_owned()).or_default();
+        record.extend(entries.iter().map(|(k, v)| (k.clone(), v.clone())));
+        Ok(())
+    }
+
+    async fn delete_record(&self, run_id: &str) -> Result<()> {
+        let mut state = self.lock();
+        state.stats.requests += 1;
+        state.records.remove(run_id);
         Ok(())
     }
 
@@ -463,6 +535,27 @@ impl Cluster for SimCluster {
 }
 
 impl SimCluster {
+    /// Removes pod `name` once its termination ended, if it is still the
+    /// incarnation created at `created`.
+    fn remove(&self, name: &str, created: Instant) {
+        {
+            let mut state = self.lock();
+            if state
+                .pods
+                .get(name)
+                .is_some_and(|p| p.created == created && p.deleting)
+            {
+                state.pods.remove(name);
+            }
+        }
+        self.deletions.send_modify(|generation| *generation += 1);
+    }
+
+    /// The run records kept now, by run id (what a resumed run reads back).
+    pub fn records(&self) -> BTreeMap<String, BTreeMap<String, String>> {
+        self.lock().records.clone()
+    }
+
     fn at(&self, instant: Instant) -> Timestamp {
         let elapsed =
             SignedDuration::try_from(instant.saturating_duration_since(self.origin)).unwrap_or_default();

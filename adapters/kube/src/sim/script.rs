@@ -64,6 +64,8 @@ pub struct StepScript {
     pub log_stays_open: bool,
     /// The next N pods that run (after pull failures and evictions) exit 1.
     pub failed_runs: u32,
+    /// The next N log streams break (a transient error) after their first chunk.
+    pub log_breaks: u32,
 }
 
 impl StepScript {
@@ -94,6 +96,7 @@ impl StepScript {
             lost_delete_responses: 0,
             log_stays_open: false,
             failed_runs: 0,
+            log_breaks: 0,
         }
     }
 
@@ -143,6 +146,12 @@ impl StepScript {
     /// The first `n` watches end with 410 Gone after their first event.
     pub fn watch_expirations(mut self, n: u32) -> Self {
         self.watch_expirations = n;
+        self
+    }
+
+    /// The next `n` log streams break after their first chunk.
+    pub fn log_breaks(mut self, n: u32) -> Self {
+        self.log_breaks = n;
         self
     }
 

@@ -34,4 +34,6 @@ pub struct SimStats {
     pub watches: u32,
     /// Reads of a pod's Events.
     pub event_reads: u32,
+    /// Writes of a run record (grouped: steps that end together share one).
+    pub record_writes: u32,
 }

@@ -1,0 +1,175 @@
+//! The run record: what a run must not forget once its objects are deleted —
+//! the steps that ended for good and how, and the attempts that ended in a
+//! retryable fault — kept in the cluster ([`Cluster::save_record`]: a
+//! ConfigMap on a real cluster), so that a runner started again with the same
+//! run id resumes instead of running a step twice.
+//!
+//! Writes are grouped: a step's entry is staged, and whoever holds the write
+//! turn saves every staged entry in one request (steps that end together cost
+//! one write).
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::outcome::{StepStatus, TerminationReason};
+
+/// The entry holding when the run started (RFC 3339), which its deadline counts from.
+pub(crate) const STARTED_KEY: &str = "started";
+
+/// What the record keeps of one step.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct StepRecord {
+    /// The step's name (keys are shortened; this is the truth).
+    pub step: String,
+    /// Objects created for it so far.
+    pub attempts: u32,
+    /// Why each attempt that ended in a retryable fault ended, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retryable: Vec<TerminationReason>,
+    /// The step's final status, once it ended for good.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub done: Option<StepStatus>,
+}
+
+/// The record key of `step`: a valid ConfigMap data key (`[-._a-zA-Z0-9]+`,
+/// at most 253 characters); a name that had to change gets a hash of itself.
+pub(crate) fn step_key(step: &str) -> String {
+    let clean: String = step
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(200)
+        .collect();
+    if clean == step {
+        return format!("step.{clean}");
+    }
+    format!("step.{clean}.{:08x}", fnv(step) & 0xffff_ffff)
+}
+
+pub(crate) fn fnv(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// The record's entries read back: each step's record by step name, and when
+/// the run started.
+pub(crate) fn parse(entries: &BTreeMap<String, String>) -> (BTreeMap<String, StepRecord>, Option<String>) {
+    let steps = entries
+        .iter()
+        .filter(|(k, _)| k.starts_with("step."))
+        .filter_map(|(k, v)| match serde_json::from_str::<StepRecord>(v) {
+            Ok(record) => Some((record.step.clone(), record)),
+            Err(e) => {
+                tracing::warn!(key = %k, error = %e, "ignoring a run record entry that cannot be read");
+                None
+            }
+        })
+        .collect();
+    (steps, entries.get(STARTED_KEY).cloned())
+}
+
+#[derive(Default)]
+struct Staged {
+    entries: BTreeMap<String, String>,
+    /// Bumped at every staged change.
+    seq: u64,
+    /// Every change up to this one is saved.
+    saved: u64,
+}
+
+/// The run's step records, and the grouped writes that save them.
+#[derive(Default)]
+pub(crate) struct Recorder {
+    steps: Mutex<BTreeMap<String, StepRecord>>,
+    staged: Mutex<Staged>,
+    turn: tokio::sync::Mutex<()>,
+}
+
+impl Recorder {
+    /// A recorder that starts from what a resumed run read back.
+    pub fn with(steps: BTreeMap<String, StepRecord>) -> Self {
+        Recorder {
+            steps: Mutex::new(steps),
+            ..Recorder::default()
+        }
+    }
+
+    /// Changes `step`'s record and stages it; the number to wait for.
+    pub fn stage(&self, step: &str, change: impl FnOnce(&mut StepRecord)) -> Result<u64> {
+        let mut steps = self.steps.lock().unwrap_or_else(|p| p.into_inner());
+        let record = steps.entry(step.to_owned()).or_insert_with(|| StepRecord {
+            step: step.to_owned(),
+            ..StepRecord::default()
+        });
+        change(record);
+        let value = serde_json::to_string(record).map_err(|e| Error::Protocol {
+            operation: "write run record",
+            object: step.to_owned(),
+            detail: e.to_string(),
+        })?;
+        let mut staged = self.staged.lock().unwrap_or_else(|p| p.into_inner());
+        staged.entries.insert(step_key(step), value);
+        staged.seq += 1;
+        Ok(staged.seq)
+    }
+
+    /// Waits for the write turn. `None` when change `mine` is already saved;
+    /// else every staged entry, to save now and report with [`Recorder::saved`].
+    pub async fn turn(&self, mine: u64) -> Option<Turn<'_>> {
+        let guard = self.turn.lock().await;
+        let mut staged = self.staged.lock().unwrap_or_else(|p| p.into_inner());
+        if staged.saved >= mine {
+            return None;
+        }
+        Some(Turn {
+            _guard: guard,
+            entries: std::mem::take(&mut staged.entries),
+            upto: staged.seq,
+        })
+    }
+
+    /// Reports how the turn's write went; a failed batch is staged again
+    /// (unless a later change replaced an entry) for the next turn.
+    pub fn saved(&self, turn: Turn<'_>, ok: bool) {
+        let mut staged = self.staged.lock().unwrap_or_else(|p| p.into_inner());
+        if ok {
+            staged.saved = staged.saved.max(turn.upto);
+        } else {
+            for (key, value) in turn.entries {
+                staged.entries.entry(key).or_insert(value);
+            }
+        }
+    }
+}
+
+/// One grouped write: the entries to save, while holding the write turn.
+pub(crate) struct Turn<'a> {
+    _guard: tokio::sync::MutexGuard<'a, ()>,
+    /// The entries to save.
+    pub entries: BTreeMap<String, String>,
+    upto: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::step_key;
+
+    #[test]
+    fn step_keys_are_valid_and_distinct() {
+        assert_eq!(step_key("unit-test_1.a"), "step.unit-test_1.a");
+        let (a, b) = (step_key("build image"), step_key("build/image"));
+        assert_ne!(a, b);
+        assert!(a.starts_with("step.build_image."), "{a}");
+        assert!(step_key(&"x".repeat(400)).len() <= 253);
+    }
+}

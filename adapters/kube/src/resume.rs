@@ -1,0 +1,248 @@
+//! Where a run starts from: nothing for a new run; for a resumed one
+//! ([`crate::RunOptions::resume`]) the state rebuilt from the cluster — the
+//! run record (steps that ended, attempts that ended in a retryable fault)
+//! and the run's objects found by their `c8s.dev/run` label — so that no step
+//! is lost and none runs twice.
+
+use std::collections::BTreeMap;
+
+use c8s_pipeline_model::scheduler::Observed;
+use k8s_openapi::jiff::Timestamp;
+
+use crate::cluster::{Cluster, ObjectRef, RUN_LABEL};
+use crate::error::{Error, Result};
+use crate::options::{RunOptions, Step};
+use crate::outcome::{StepOutcome, StepState, StepStatus, TerminationReason};
+use crate::rate::RateLimiter;
+use crate::record::{STARTED_KEY, StepRecord, parse};
+use crate::step::attempt_name;
+
+/// Where one step starts from.
+#[derive(Default)]
+pub(crate) struct StepStart {
+    /// What the scheduler is told at once (`None`: not started).
+    pub observed: Option<Observed>,
+    /// Retries spent: (image pulls, disruptions).
+    pub budgets: (u32, u32),
+    /// The step's status to show.
+    pub status: Option<StepStatus>,
+    /// An attempt whose object exists: follow it instead of creating one.
+    pub adopt: Option<u32>,
+}
+
+/// Where the run starts from.
+pub(crate) struct Start {
+    pub steps: Vec<StepStart>,
+    /// The step records read back.
+    pub records: BTreeMap<String, StepRecord>,
+    /// When the run first started (its deadline counts from there).
+    pub started_at: Timestamp,
+}
+
+/// Reads (or creates) the run record and, for a resumed run, rebuilds every
+/// step's state from it and from the run's objects. Objects whose end is
+/// already recorded are deleted here (waiting until a retried attempt's old
+/// object is gone, so a retry never overlaps it).
+pub(crate) async fn start<C: Cluster>(
+    cluster: &C,
+    steps: &[Step],
+    options: &RunOptions,
+    limiter: &RateLimiter,
+) -> Result<Start> {
+    let run_id = options.run_id.as_str();
+    let retry = &options.retry;
+    let now = cluster.now();
+    let fresh = |steps: &[Step]| Start {
+        steps: steps.iter().map(|_| StepStart::default()).collect(),
+        records: BTreeMap::new(),
+        started_at: now,
+    };
+    let ours = now.to_string();
+    let first = BTreeMap::from([(STARTED_KEY.to_owned(), ours.clone())]);
+    let created = retry
+        .call(run_id, || async {
+            limiter.acquire().await;
+            cluster.create_record(run_id, &first).await
+        })
+        .await;
+    match created {
+        Ok(true) => return Ok(fresh(steps)),
+        Ok(false) => {}
+        Err(e) if options.resume => return Err(e),
+        Err(e) => {
+            tracing::warn!(run = run_id, error = %e, "could not create the run record: the run cannot be resumed");
+            return Ok(fresh(steps));
+        }
+    }
+    let loaded = retry
+        .call(run_id, || async {
+            limiter.acquire().await;
+            cluster.load_record(run_id).await
+        })
+        .await?;
+    let Some(entries) = loaded else {
+        // Deleted meanwhile (the run that had it ended): start afresh.
+        return Ok(fresh(steps));
+    };
+    // A create that succeeded although its answer was lost finds itself.
+    let own = entries.get(STARTED_KEY) == Some(&ours) && !entries.keys().any(|k| k.starts_with("step."));
+    if own {
+        return Ok(fresh(steps));
+    }
+    if !options.resume {
+        return Err(Error::RunExists {
+            run_id: run_id.to_owned(),
+        });
+    }
+    let (records, started) = parse(&entries);
+    let started_at = started.and_then(|s| s.parse().ok()).unwrap_or(now);
+    let selector = format!("{RUN_LABEL}={run_id}");
+    let listed = retry
+        .call(run_id, || async {
+            limiter.acquire().await;
+            cluster.list(&selector).await
+        })
+        .await?;
+    // Attempt names of every step, to recognise the objects found.
+    let most = 2 + retry.image_pull_retries + retry.disruption_retries;
+    let mut names: BTreeMap<String, (usize, u32)> = BTreeMap::new();
+    for (index, step) in steps.iter().enumerate() {
+        let base = step.object.name().unwrap_or(&step.name);
+        for attempt in 0..most {
+            names.insert(attempt_name(base, attempt), (index, attempt));
+        }
+    }
+    let mut found: Vec<Vec<(u32, ObjectRef)>> = vec![Vec::new(); steps.len()];
+    for object in listed.into_iter().filter(|o| !o.owned_by_job) {
+        if let Some(&(index, attempt)) = names.get(&object.object.name)
+            && object.object.kind == steps[index].object.kind()
+        {
+            found[index].push((attempt, object.object));
+        }
+    }
+    let mut starts = Vec::with_capacity(steps.len());
+    let mut to_delete: Vec<(ObjectRef, bool)> = Vec::new();
+    for (step, mut objects) in steps.iter().zip(found) {
+        objects.sort();
+        let record = records.get(&step.name).cloned().unwrap_or_default();
+        let (start, delete) = step_start(step, &record, objects, options, cluster.now());
+        to_delete.extend(delete);
+        starts.push(start);
+    }
+    for (object, wait) in to_delete {
+        let deleted = retry
+            .call(&object.name, || async {
+                limiter.acquire().await;
+                if wait {
+                    cluster.delete(&object).await
+                } else {
+                    cluster.start_delete(&object).await
+                }
+            })
+            .await;
+        if let Err(e) = deleted {
+            tracing::warn!(object = %object, error = %e, "could not delete an object of the resumed run");
+        }
+    }
+    Ok(Start {
+        steps: starts,
+        records,
+        started_at,
+    })
+}
+
+/// One step's start from its record and its objects (by attempt, ascending);
+/// the objects to delete (and whether to wait until they are gone).
+fn step_start(
+    step: &Step,
+    record: &StepRecord,
+    objects: Vec<(u32, ObjectRef)>,
+    options: &RunOptions,
+    now: Timestamp,
+) -> (StepStart, Vec<(ObjectRef, bool)>) {
+    let mut start = StepStart::default();
+    if let Some(done) = &record.done {
+        // Ended for good: its objects only wait for deletion.
+        let delete = objects
+            .into_iter()
+            .filter(|_| !options.keep_pods)
+            .map(|(_, o)| (o, false))
+            .collect();
+        let last = record.attempts.saturating_sub(1);
+        start.observed = Some(if done.state == StepState::Succeeded {
+            Observed::Succeeded
+        } else {
+            Observed::Failed {
+                attempt: last,
+                retry_at: None,
+            }
+        });
+        start.status = Some(done.clone());
+        return (start, delete);
+    }
+    // Replay the retry budget as the loop spent it.
+    let retry = &options.retry;
+    let (mut pulls, mut disruptions) = (0u32, 0u32);
+    let mut exhausted = None;
+    for reason in &record.retryable {
+        let (count, limit) = match reason {
+            TerminationReason::ImagePullBackOff => (&mut pulls, retry.image_pull_retries),
+            _ => (&mut disruptions, retry.disruption_retries),
+        };
+        if *count < limit {
+            *count += 1;
+        } else {
+            exhausted = Some(*reason);
+        }
+    }
+    start.budgets = (pulls, disruptions);
+    let verdicts = u32::try_from(record.retryable.len()).unwrap_or(u32::MAX);
+    let mut delete = Vec::new();
+    let mut adopt = None;
+    for (attempt, object) in objects {
+        // An attempt without a recorded end is still the step's; older ones
+        // ended and wait for deletion (to be gone before any retry).
+        if attempt >= verdicts && exhausted.is_none() {
+            if let Some(older) = adopt.replace((attempt, object)) {
+                delete.push((older.1, true));
+            }
+        } else {
+            delete.push((object, true));
+        }
+    }
+    let mut status = StepStatus::pending(&step.name);
+    status.attempts = record.attempts;
+    if let Some((attempt, object)) = adopt {
+        status.attempts = attempt + 1;
+        status.object = Some(object.name.clone());
+        status.state = StepState::Running;
+        start.adopt = Some(attempt);
+        start.observed = Some(Observed::Running { attempt, since: None });
+    } else if let Some(reason) = exhausted {
+        let outcome = StepOutcome {
+            exit_code: None,
+            reason,
+            message: format!(
+                "{reason:?} after {} retries",
+                record.retryable.len().saturating_sub(1)
+            ),
+            started_at: None,
+            finished_at: Some(now),
+        };
+        status.state = StepState::Failed;
+        status.finished_at = Some(now);
+        status.outcome = Some(outcome);
+        start.observed = Some(Observed::Failed {
+            attempt: record.attempts.saturating_sub(1),
+            retry_at: None,
+        });
+    } else if record.attempts > 0 {
+        // The last attempt ended retryably and its object is gone: retry now.
+        start.observed = Some(Observed::Failed {
+            attempt: record.attempts - 1,
+            retry_at: Some(0),
+        });
+    }
+    start.status = Some(status).filter(|s| s.attempts > 0);
+    (start, delete)
+}

@@ -1,0 +1,207 @@
+//! Crash and resume: the runner is stopped at random points of a pipeline
+//! and started again with the same run id; the run completes with each step
+//! run exactly as often as in an uninterrupted run (once, or once per
+//! retried fault) and the same final status.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use c8s_kube::sim::{SimCluster, StepScript};
+use c8s_kube::{Error, FailureMode, RunOptions, RunState, RunStatus, run_pipeline};
+use common::{Dag, Lcg};
+
+const SEEDS: u64 = 64;
+const STEPS: usize = 12;
+
+/// Scripts every step of `dag`: slow deletes, and for some seeds a step
+/// that fails, one evicted once, one whose image pull fails once.
+fn scripted(dag: &Dag, seed: u64) -> SimCluster {
+    let sim = SimCluster::new();
+    let mut rng = Lcg::new(seed ^ 0xfa01);
+    for (i, name) in dag.names.iter().enumerate() {
+        let mut script = StepScript::new(dag.durations[i]).delete_delay(Duration::from_secs(rng.below(20)));
+        match rng.below(12) {
+            0 => script = script.exit_code(1),
+            1 => script = script.evictions(1, Duration::from_secs(1 + rng.below(5))),
+            2 => script = script.image_pull_failures(1),
+            _ => {}
+        }
+        sim.script(name, script);
+    }
+    sim
+}
+
+fn options(run: &str, resume: bool) -> RunOptions {
+    RunOptions::new(run)
+        .failure_mode(FailureMode::ContinueOnFailure)
+        .resume(resume)
+}
+
+/// What must not depend on crashes: the run's state and, per step, its
+/// state, attempts and result.
+fn verdict(status: &RunStatus) -> (RunState, BTreeMap<String, String>) {
+    let steps = status
+        .steps
+        .iter()
+        .map(|s| {
+            let outcome = s.outcome.as_ref().map(|o| (o.exit_code, o.reason));
+            (
+                s.name.clone(),
+                format!("{:?} x{} {outcome:?}", s.state, s.attempts),
+            )
+        })
+        .collect();
+    (status.state, steps)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_runner_stopped_at_random_points_resumes_without_losing_or_repeating_a_step() {
+    let mut crashes_total = 0;
+    let mut adopted_total = 0;
+    for seed in 0..SEEDS {
+        let dag = Dag::random(0xc0ffee + seed, STEPS);
+        let run = format!("resume{seed}");
+
+        let whole = scripted(&dag, seed);
+        let expected = run_pipeline(
+            &whole,
+            dag.steps(&run),
+            options(&run, false),
+            std::future::pending(),
+        )
+        .await
+        .unwrap();
+        let expected_creates = whole.stats().creates;
+
+        let sim = scripted(&dag, seed);
+        let mut rng = Lcg::new(seed);
+        let critical = dag.critical_path().as_millis() as u64;
+        let crashes = 1 + rng.below(3);
+        let mut status = None;
+        for round in 0..=crashes {
+            let run_once = run_pipeline(
+                &sim,
+                dag.steps(&run),
+                options(&run, round > 0),
+                std::future::pending(),
+            );
+            if round == crashes {
+                status = Some(run_once.await.unwrap());
+                break;
+            }
+            // Stopped somewhere in the run (a kill: the future is dropped,
+            // whatever request it was making).
+            let at = Duration::from_millis(rng.below(critical.max(1)));
+            match tokio::time::timeout(at, run_once).await {
+                Ok(done) => {
+                    status = Some(done.unwrap());
+                    break;
+                }
+                Err(_) => crashes_total += 1,
+            }
+            adopted_total += sim.live_objects().len();
+        }
+        let status = status.unwrap();
+        assert_eq!(
+            verdict(&status),
+            verdict(&expected),
+            "seed {seed}: {}\nuninterrupted: {}",
+            status.to_json(),
+            expected.to_json()
+        );
+        let stats = sim.stats();
+        assert_eq!(stats.creates, expected_creates, "seed {seed}: {stats:?}");
+        // A retry never overlapped the attempt before it.
+        assert!(
+            stats.max_live_per_step.values().all(|&n| n == 1),
+            "seed {seed}: {stats:?}"
+        );
+        assert!(
+            sim.records().is_empty(),
+            "seed {seed}: the ended run's record is deleted"
+        );
+    }
+    // The property was exercised: runners were really stopped mid-run with
+    // objects alive.
+    assert!(crashes_total >= SEEDS, "{crashes_total}");
+    assert!(adopted_total >= SEEDS as usize, "{adopted_total}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_step_that_finished_and_was_deleted_while_the_runner_was_down_is_not_run_again() {
+    let dag = Dag::random(7, 6);
+    let sim = SimCluster::new();
+    for (name, duration) in dag.names.iter().zip(&dag.durations) {
+        sim.script(
+            name,
+            StepScript::new(*duration).delete_delay(Duration::from_secs(5)),
+        );
+    }
+    // Stop right after the first steps ended: their pods are deleted (the
+    // record says how they ended) before the runner starts again, later.
+    let first_end = (0..dag.names.len())
+        .filter(|&i| dag.deps[i].is_empty())
+        .map(|i| dag.durations[i])
+        .min()
+        .unwrap()
+        + Duration::from_millis(1);
+    let stopped = tokio::time::timeout(
+        first_end,
+        run_pipeline(
+            &sim,
+            dag.steps("down"),
+            options("down", false),
+            std::future::pending(),
+        ),
+    )
+    .await;
+    assert!(stopped.is_err());
+    let record = sim.records().remove("down").unwrap();
+    assert!(record.keys().any(|k| k.starts_with("step.")), "{record:?}");
+    tokio::time::sleep(Duration::from_secs(120)).await;
+    let status = run_pipeline(
+        &sim,
+        dag.steps("down"),
+        options("down", true),
+        std::future::pending(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(status.state, RunState::Succeeded, "{}", status.to_json());
+    assert_eq!(sim.stats().creates.len(), 6);
+    assert!(sim.stats().creates.values().all(|&n| n == 1), "{:?}", sim.stats());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_run_id_with_a_record_is_refused_unless_resumed() {
+    let dag = Dag::random(3, 4);
+    let sim = scripted(&dag, 2000);
+    let stopped = tokio::time::timeout(
+        Duration::from_millis(500),
+        run_pipeline(
+            &sim,
+            dag.steps("again"),
+            options("again", false),
+            std::future::pending(),
+        ),
+    )
+    .await;
+    assert!(stopped.is_err());
+    let refused = run_pipeline(
+        &sim,
+        dag.steps("again"),
+        options("again", false),
+        std::future::pending(),
+    )
+    .await;
+    assert!(
+        matches!(&refused, Err(Error::RunExists { run_id }) if run_id == "again"),
+        "{refused:?}"
+    );
+    assert!(refused.unwrap_err().to_string().contains("--resume"));
+    // Nothing was created twice by the refused start.
+    assert!(sim.stats().creates.values().all(|&n| n == 1));
+}
