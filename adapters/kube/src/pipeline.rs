@@ -303,7 +303,7 @@ async fn drive<C: Cluster>(
                         Observed::Running { attempt, since: Some(since) }
                     }
                     Event::Ended(outcome) => {
-                        let cause = retry_cause(outcome.reason).filter(|_| !outcome.succeeded());
+                        let cause = outcome.reason.retry_cause().filter(|_| !outcome.succeeded());
                         let user = step.retries.as_ref();
                         match cause.filter(|&c| user.is_some_and(|r| r.allows(c, user_retries[index]))) {
                             Some(_) => {
@@ -381,18 +381,6 @@ async fn sleep_until(at: Option<Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
-    }
-}
-
-/// Which of the user's retry causes an attempt's end is, if any (a timeout
-/// or a refused object is never retried).
-fn retry_cause(reason: TerminationReason) -> Option<RetryCause> {
-    match reason {
-        TerminationReason::Error | TerminationReason::OomKilled => Some(RetryCause::Error),
-        TerminationReason::ImagePullBackOff | TerminationReason::Evicted | TerminationReason::Lost => {
-            Some(RetryCause::Infrastructure)
-        }
-        _ => None,
     }
 }
 
