@@ -91,6 +91,12 @@ pub async fn reconcile_run<C: Cluster>(
         ..Reconciled::default()
     };
     out.status.observed_generation = run.generation;
+    out.status.pipeline = run
+        .spec
+        .pipeline_ref
+        .clone()
+        .or_else(|| run.spec.pipeline.as_ref().map(|p| p.name.clone()))
+        .unwrap_or_default();
     if out.status.phase.is_finished() {
         return Ok(out);
     }

@@ -91,6 +91,8 @@ async fn a_run_completes_with_each_step_started_once_and_dependents_after_depend
     let (run, steps) = run(&cluster);
     let status = drive(&cluster, &run, &steps, &Admission::default()).await;
     assert_eq!(status.phase, RunPhase::Succeeded, "{status:#?}");
+    // What `kubectl get pipelineruns` shows in the Pipeline column, for an embedded pipeline too.
+    assert_eq!(status.pipeline, "shop");
     let (ran, skipped): (Vec<_>, Vec<_>) = status.steps.iter().partition(|s| s.phase == StepPhase::Succeeded);
     assert_eq!(ran.len(), 5);
     assert!(ran.iter().all(|s| s.exit_code == Some(0)));

@@ -69,7 +69,7 @@ pub struct Trigger {
     status = "PipelineRunStatus",
     shortname = "c8srun",
     category = "c8s",
-    printcolumn = r#"{"name":"Pipeline","type":"string","jsonPath":".spec.pipelineRef"}"#,
+    printcolumn = r#"{"name":"Pipeline","type":"string","jsonPath":".status.pipeline"}"#,
     printcolumn = r#"{"name":"Branch","type":"string","jsonPath":".spec.branch"}"#,
     printcolumn = r#"{"name":"Build","type":"integer","jsonPath":".spec.build"}"#,
     printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
@@ -152,6 +152,10 @@ pub struct PipelineRunStatus {
     /// Where the run is.
     #[serde(default)]
     pub phase: RunPhase,
+    /// The pipeline's name, from `pipelineRef` or the embedded pipeline (a
+    /// printer column takes one path, so the controller copies it here).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub pipeline: String,
     /// `Ready`, `Queued`, `QuotaExceeded`: the reasons behind the phase.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
