@@ -10,6 +10,8 @@
 //! timeout: 30m
 //! steps:
 //!   - { name: unit, image: 'golang:1.23', commands: ['go test ./...'] }
+//! finally:
+//!   - { name: notify, image: 'alpine:3.20', commands: ['echo $C8S_RUN_STATUS'] }
 //! ";
 //! let pipeline = parse_pipeline(".c8s.yaml", text, &MemorySource::new()).unwrap();
 //! let run = pipeline.expand(Some("main")).unwrap();
@@ -19,6 +21,9 @@
 //! assert_eq!(spec.active_deadline_seconds, Some(1800)); // the pipeline's timeout
 //! assert_eq!(spec.init_containers.as_ref().unwrap()[0].name, "git-clone");
 //! assert!(run.resources().peak.requests.contains_key("cpu"));
+//! // The finally steps' pods come last; the runner fills in their outcome env.
+//! assert_eq!(pods.len(), 2);
+//! assert_eq!(pods[1].metadata.labels.as_ref().unwrap()["c8s.dev/step"], "notify");
 //! # Ok::<(), c8s_pod_builder::Error>(())
 //! ```
 
@@ -39,12 +44,23 @@ impl RunContext {
     }
 }
 
-/// Every plan of `run` as a Pod, in the run's order; the first invalid plan is the error.
+/// Every plan of `run` as a Pod, in the run's order, then its `finally`
+/// steps (whose outcome env a runner fills in when it creates them); the
+/// first invalid plan is the error.
 pub fn render_all(run: &RunPlan, ctx: &RunContext) -> Result<Vec<Pod>, Error> {
-    run.plans.iter().map(|plan| render_pod(plan, ctx)).collect()
+    run.plans
+        .iter()
+        .chain(&run.finally)
+        .map(|plan| render_pod(plan, ctx))
+        .collect()
 }
 
-/// Every plan of `run` as a Job, in the run's order; the first invalid plan is the error.
+/// Every plan of `run` as a Job, in the run's order, then its `finally`
+/// steps; the first invalid plan is the error.
 pub fn render_all_jobs(run: &RunPlan, ctx: &RunContext) -> Result<Vec<Job>, Error> {
-    run.plans.iter().map(|plan| render_job(plan, ctx)).collect()
+    run.plans
+        .iter()
+        .chain(&run.finally)
+        .map(|plan| render_job(plan, ctx))
+        .collect()
 }
