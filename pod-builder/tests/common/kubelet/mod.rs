@@ -47,6 +47,7 @@ pub mod env;
 pub mod fixtures;
 pub mod images;
 pub mod lifecycle;
+pub mod managed;
 pub mod outcome;
 pub mod probes;
 pub mod process;
