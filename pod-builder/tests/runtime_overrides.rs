@@ -1,8 +1,9 @@
 //! Runtime cases for what issue 16 changes in what runs: sidecar names and
 //! `aliases` through the kubelet's /etc/hosts, a sidecar `liveness` check
 //! that restarts a hung service while `main` runs on, and the service
-//! account token that `serviceAccountName` brings. Run under kubelet rules
-//! (`common/kubelet`).
+//! account token that `serviceAccountName` brings, and the nightly example's
+//! `finally` step with its outcome env filled in as the runner does. Run
+//! under kubelet rules (`common/kubelet`).
 
 #[path = "common/kubelet/mod.rs"]
 mod kubelet;
@@ -10,6 +11,7 @@ mod kubelet;
 use std::time::Duration;
 
 use c8s_pod_builder::model::sidecar::parse_sidecars;
+use c8s_pod_builder::model::{MemorySource, parse_pipeline};
 use c8s_pod_builder::render_pod;
 use kubelet::fixtures::{origin, origin_context as ctx, service, shell_step as step};
 use kubelet::managed::{FAKE_TOKEN, SERVICE_ACCOUNT_DIR};
@@ -102,4 +104,52 @@ fn a_named_service_account_brings_its_token_and_none_brings_none() {
     assert!(log.contains(&format!("token {FAKE_TOKEN}")), "{}", run.logs());
     // Read as main's own UID, not as root.
     assert!(log.contains("uid ") && !log.contains("uid 0 "), "{}", run.logs());
+}
+
+const NIGHTLY: &str = include_str!("../../examples/pipelines/nightly.c8s.yaml");
+
+/// What the runner does to a finally step's pod when it creates it: replace
+/// the value of `main`'s env variable (as `StepObject::set_main_env`).
+fn set_main_env(pod: &mut k8s_openapi::api::core::v1::Pod, name: &str, value: &str) {
+    let spec = pod.spec.as_mut().expect("spec");
+    let main = spec
+        .containers
+        .iter_mut()
+        .find(|c| c.name == "main")
+        .expect("main");
+    let var = main
+        .env
+        .iter_mut()
+        .flatten()
+        .find(|v| v.name == name)
+        .unwrap_or_else(|| panic!("the rendered finally pod declares {name}"));
+    var.value = Some(value.into());
+    var.value_from = None;
+}
+
+#[test]
+#[ignore = "needs root and the runtime check's host tools (scripts/install-tools.sh)"]
+fn the_nightly_notify_step_names_the_outcomes_the_runner_fills_in() {
+    let origin = origin();
+    let pipeline = parse_pipeline("nightly.c8s.yaml", NIGHTLY, &MemorySource::new()).expect("parses");
+    let run = pipeline.expand(Some("main")).expect("expands");
+    let notify = run
+        .finally
+        .iter()
+        .find(|p| p.identity.step == "notify")
+        .expect("notify plan");
+    assert!(notify.finally, "notify is a finally step");
+    let mut pod = render_pod(notify, &ctx(&origin).with_pipeline("nightly")).expect("render");
+    set_main_env(&mut pod, "C8S_RUN_STATUS", "Failed");
+    set_main_env(&mut pod, "C8S_STEP_INTEGRATION_STATUS", "Failed");
+    set_main_env(&mut pod, "C8S_STEP_PUBLISH_STATUS", "Skipped");
+    let ran = Kubelet::default().run(&pod);
+    assert_eq!(ran.phase, Phase::Succeeded, "{}", ran.logs());
+    assert!(
+        ran.container("main")
+            .log
+            .contains("release: Failed (integration: Failed, publish: Skipped)"),
+        "{}",
+        ran.logs()
+    );
 }
