@@ -1,9 +1,10 @@
 //! Runtime cases for what issue 16 changes in what runs: sidecar names and
 //! `aliases` through the kubelet's /etc/hosts, a sidecar `liveness` check
-//! that restarts a hung service while `main` runs on, and the service
-//! account token that `serviceAccountName` brings, and the nightly example's
-//! `finally` step with its outcome env filled in as the runner does. Run
-//! under kubelet rules (`common/kubelet`).
+//! that restarts a hung service while `main` runs on (its `readinessProbe`
+//! taking it out of Ready first), the service account token that
+//! `serviceAccountName` brings, and the nightly example's `finally` step with
+//! its outcome env filled in as the runner does. Run under kubelet rules
+//! (`common/kubelet`).
 
 #[path = "common/kubelet/mod.rs"]
 mod kubelet;
@@ -59,7 +60,7 @@ fn a_hung_sidecar_is_restarted_by_its_liveness_check_while_main_runs_on() {
     plan.timeout_seconds = Some(60);
     plan.sidecars = parse_sidecars(
         "s.yml",
-        "- name: svc\n  image: example/flaky:1\n  ports: [{ containerPort: 16380 }]\n  liveness: { tcpSocket: { port: 16380 }, periodSeconds: 1, timeoutSeconds: 3 }\n",
+        "- name: svc\n  image: example/flaky:1\n  ports: [{ containerPort: 16380 }]\n  readiness: { tcpSocket: { port: 16380 }, periodSeconds: 1 }\n  liveness: { tcpSocket: { port: 16380 }, periodSeconds: 1, timeoutSeconds: 5 }\n",
     )
     .expect("sidecar");
     // The first start answers for 4 s, then hangs: alive, no longer listening.
@@ -82,6 +83,8 @@ fn a_hung_sidecar_is_restarted_by_its_liveness_check_while_main_runs_on() {
     assert!(main.log.contains("generation 2\nservice back"), "{}", run.logs());
     let svc = run.container("svc");
     assert_eq!(svc.restarts, 1, "{}", run.logs());
+    // Its readiness (3 misses) went before its liveness (5 misses) restarted it.
+    assert_eq!(svc.became_unready, 1, "{}", run.logs());
     assert!(svc.log.contains("stopped answering"), "{}", run.logs());
 }
 

@@ -130,6 +130,11 @@ pub struct Running {
     /// Liveness failures in a row, and when the next liveness probe is due.
     pub live_failures: u32,
     pub next_liveness: Instant,
+    /// The container's Ready condition (readinessProbe), its misses in a
+    /// row, and when the next readiness probe is due.
+    pub serving: bool,
+    pub unready_failures: u32,
+    pub next_readiness: Instant,
     pub oom_killed: bool,
     pub fired: Vec<usize>,
     /// The last signal sent to PID 1 (`kill -s` name).
@@ -148,6 +153,7 @@ impl Running {
         let startup = spec.startup_probe.as_ref().map(super::probes::Timing::of);
         let now = Instant::now();
         let liveness = spec.liveness_probe.as_ref().map(super::probes::Timing::of);
+        let readiness = spec.readiness_probe.as_ref().map(super::probes::Timing::of);
         Ok(Running {
             name: name.into(),
             spec: spec.clone(),
@@ -160,6 +166,9 @@ impl Running {
             next_probe: now + startup.map_or(Duration::ZERO, |t| t.initial_delay),
             live_failures: 0,
             next_liveness: now + liveness.map_or(Duration::ZERO, |t| t.initial_delay),
+            serving: false,
+            unready_failures: 0,
+            next_readiness: now + readiness.map_or(Duration::ZERO, |t| t.initial_delay),
             oom_killed: false,
             fired: Vec::new(),
             last_signal: None,
@@ -233,6 +242,31 @@ impl Running {
         }
         self.live_failures += 1;
         self.live_failures < timing.failure_threshold
+    }
+
+    /// Runs the readiness probe when due, once the startup probe has passed:
+    /// Ready after a success, NotReady after failureThreshold misses in a
+    /// row; nothing is restarted. Returns true when it just left Ready.
+    pub fn probe_readiness(&mut self) -> bool {
+        let Some(probe) = self.spec.readiness_probe.clone() else {
+            return false;
+        };
+        if !self.ready || Instant::now() < self.next_readiness {
+            return false;
+        }
+        let timing = super::probes::Timing::of(&probe);
+        self.next_readiness = Instant::now() + timing.period;
+        if self.run_probe(&probe, timing.timeout) {
+            self.unready_failures = 0;
+            self.serving = true;
+            return false;
+        }
+        self.unready_failures += 1;
+        let left = self.serving && self.unready_failures >= timing.failure_threshold;
+        if left {
+            self.serving = false;
+        }
+        left
     }
 
     /// Kills the container as the kubelet does after a failed liveness probe:

@@ -176,6 +176,15 @@ impl Pod_<'_> {
         }
     }
 
+    fn readiness(&mut self, running: &mut Running) {
+        if running.probe_readiness() {
+            self.results
+                .entry(running.name.clone())
+                .or_default()
+                .became_unready += 1;
+        }
+    }
+
     fn record(&mut self, running: &Running, code: i32) {
         let entry = self.results.entry(running.name.clone()).or_default();
         entry.exit_code = Some(code);
@@ -196,6 +205,7 @@ impl Pod_<'_> {
                 continue;
             }
             self.hooks(sidecar);
+            self.readiness(sidecar);
             let code = match sidecar.exited() {
                 Some(code) => Some(code),
                 None if !sidecar.probe_startup() => {
@@ -276,6 +286,7 @@ impl Pod_<'_> {
             let mut still = Vec::new();
             for mut r in running.drain(..) {
                 self.hooks(&mut r);
+                self.readiness(&mut r);
                 let code = match r.exited() {
                     Some(code) => Some(code),
                     None if !r.probe_startup() => {

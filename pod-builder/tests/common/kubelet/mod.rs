@@ -22,7 +22,8 @@
 //!   its PID 1;
 //! - livenessProbes once the startup probe has passed: after failureThreshold
 //!   misses the container is killed (SIGTERM, then SIGKILL after the grace
-//!   period) and restarted by its restart policy;
+//!   period) and restarted by its restart policy; readinessProbes move the
+//!   container's Ready condition and restart nothing;
 //! - the kubelet's own files ([`managed`]): the pod's /etc/hosts with its
 //!   hostAliases, and the service account token unless
 //!   automountServiceAccountToken is false.
