@@ -23,6 +23,7 @@ pub fn prepare(
     pod: &Pod,
     container: &Container,
     pod_volumes: &BTreeMap<String, PathBuf>,
+    managed: &[volumes::Mount],
 ) -> Result<Launch, String> {
     let spec = pod.spec.as_ref().ok_or("pod without spec")?;
     let pod_sc = spec.security_context.clone().unwrap_or_default();
@@ -99,7 +100,12 @@ pub fn prepare(
         .clone()
         .or(image.workdir)
         .unwrap_or_else(|| "/".into());
-    let mounts = volumes::mounts(container, pod_volumes)?;
+    let mut mounts = volumes::mounts(container, pod_volumes)?;
+    for m in managed {
+        if !mounts.iter().any(|own| own.destination == m.destination) {
+            mounts.push(m.clone());
+        }
+    }
     Ok(Launch {
         argv,
         env,
@@ -121,6 +127,14 @@ pub struct Running {
     pub ready: bool,
     pub failures: u32,
     pub next_probe: Instant,
+    /// Liveness failures in a row, and when the next liveness probe is due.
+    pub live_failures: u32,
+    pub next_liveness: Instant,
+    /// The container's Ready condition (readinessProbe), its misses in a
+    /// row, and when the next readiness probe is due.
+    pub serving: bool,
+    pub unready_failures: u32,
+    pub next_readiness: Instant,
     pub oom_killed: bool,
     pub fired: Vec<usize>,
     /// The last signal sent to PID 1 (`kill -s` name).
@@ -138,6 +152,8 @@ impl Running {
         let child = launch.spawn(log)?;
         let startup = spec.startup_probe.as_ref().map(super::probes::Timing::of);
         let now = Instant::now();
+        let liveness = spec.liveness_probe.as_ref().map(super::probes::Timing::of);
+        let readiness = spec.readiness_probe.as_ref().map(super::probes::Timing::of);
         Ok(Running {
             name: name.into(),
             spec: spec.clone(),
@@ -148,6 +164,11 @@ impl Running {
             ready: startup.is_none(),
             failures: 0,
             next_probe: now + startup.map_or(Duration::ZERO, |t| t.initial_delay),
+            live_failures: 0,
+            next_liveness: now + liveness.map_or(Duration::ZERO, |t| t.initial_delay),
+            serving: false,
+            unready_failures: 0,
+            next_readiness: now + readiness.map_or(Duration::ZERO, |t| t.initial_delay),
             oom_killed: false,
             fired: Vec::new(),
             last_signal: None,
@@ -200,6 +221,77 @@ impl Running {
         }
         self.failures += 1;
         self.failures < timing.failure_threshold
+    }
+
+    /// Runs the liveness probe when due, only once the startup probe has
+    /// passed (pkg/kubelet/prober `worker.doProbe`); returns false once it
+    /// has failed failureThreshold times in a row (the kubelet then kills the
+    /// container and restarts it by the restart policy).
+    pub fn probe_liveness(&mut self) -> bool {
+        let Some(probe) = self.spec.liveness_probe.clone() else {
+            return true;
+        };
+        if !self.ready || Instant::now() < self.next_liveness {
+            return true;
+        }
+        let timing = super::probes::Timing::of(&probe);
+        self.next_liveness = Instant::now() + timing.period;
+        if self.run_probe(&probe, timing.timeout) {
+            self.live_failures = 0;
+            return true;
+        }
+        self.live_failures += 1;
+        self.live_failures < timing.failure_threshold
+    }
+
+    /// Runs the readiness probe when due, once the startup probe has passed:
+    /// Ready after a success, NotReady after failureThreshold misses in a
+    /// row; nothing is restarted. Returns true when it just left Ready.
+    pub fn probe_readiness(&mut self) -> bool {
+        let Some(probe) = self.spec.readiness_probe.clone() else {
+            return false;
+        };
+        if !self.ready || Instant::now() < self.next_readiness {
+            return false;
+        }
+        let timing = super::probes::Timing::of(&probe);
+        self.next_readiness = Instant::now() + timing.period;
+        if self.run_probe(&probe, timing.timeout) {
+            self.unready_failures = 0;
+            self.serving = true;
+            return false;
+        }
+        self.unready_failures += 1;
+        let left = self.serving && self.unready_failures >= timing.failure_threshold;
+        if left {
+            self.serving = false;
+        }
+        left
+    }
+
+    /// Kills the container as the kubelet does after a failed liveness probe:
+    /// SIGTERM, SIGKILL after the grace period (the probe's
+    /// terminationGracePeriodSeconds over the pod's); returns the exit code.
+    pub fn kill_with_grace(&mut self, pod_grace: Duration) -> i32 {
+        let grace = self
+            .spec
+            .liveness_probe
+            .as_ref()
+            .and_then(|p| p.termination_grace_period_seconds)
+            .map_or(pod_grace, |s| Duration::from_secs(s.max(0) as u64));
+        let until = Instant::now() + grace;
+        self.signal("TERM");
+        loop {
+            if let Some(code) = self.exited() {
+                return code;
+            }
+            if Instant::now() >= until {
+                self.signal("KILL");
+                let _ = self.child.wait();
+                return self.exited().unwrap_or(137);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     fn run_probe(&mut self, probe: &Probe, timeout: Duration) -> bool {

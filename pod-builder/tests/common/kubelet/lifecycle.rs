@@ -28,6 +28,7 @@ struct Pod_<'a> {
     pod: &'a Pod,
     dir: PathBuf,
     volumes: BTreeMap<String, PathBuf>,
+    managed: Vec<volumes::Mount>,
     started: Instant,
     deadline: Option<Instant>,
     grace: Duration,
@@ -53,6 +54,7 @@ pub fn run(kubelet: &Kubelet, pod: &Pod) -> PodRun {
         pod,
         dir: dir.clone(),
         volumes: BTreeMap::new(),
+        managed: Vec::new(),
         started,
         deadline: spec
             .active_deadline_seconds
@@ -62,10 +64,13 @@ pub fn run(kubelet: &Kubelet, pod: &Pod) -> PodRun {
         sidecars: Vec::new(),
         results: BTreeMap::new(),
     };
-    let (phase, reason) = match volumes::prepare(pod, &dir, &kubelet.claims, &kubelet.secrets) {
+    let prepared = volumes::prepare(pod, &dir, &kubelet.claims, &kubelet.secrets)
+        .and_then(|v| Ok((v, super::managed::prepare(pod, &dir)?)));
+    let (phase, reason) = match prepared {
         Err(e) => (Phase::Pending, Some(e)),
-        Ok(v) => {
+        Ok((v, managed)) => {
             state.volumes = v;
+            state.managed = managed;
             state.drive(&spec.init_containers.unwrap_or_default(), &spec.containers)
         }
     };
@@ -127,7 +132,7 @@ impl Pod_<'_> {
     }
 
     fn start(&mut self, container: &Container) -> Result<Running, String> {
-        let launch = prepare(self.kubelet, self.pod, container, &self.volumes)?;
+        let launch = prepare(self.kubelet, self.pod, container, &self.volumes, &self.managed)?;
         Running::start(&container.name, container, launch, &self.log(&container.name))
     }
 
@@ -171,6 +176,15 @@ impl Pod_<'_> {
         }
     }
 
+    fn readiness(&mut self, running: &mut Running) {
+        if running.probe_readiness() {
+            self.results
+                .entry(running.name.clone())
+                .or_default()
+                .became_unready += 1;
+        }
+    }
+
     fn record(&mut self, running: &Running, code: i32) {
         let entry = self.results.entry(running.name.clone()).or_default();
         entry.exit_code = Some(code);
@@ -191,6 +205,7 @@ impl Pod_<'_> {
                 continue;
             }
             self.hooks(sidecar);
+            self.readiness(sidecar);
             let code = match sidecar.exited() {
                 Some(code) => Some(code),
                 None if !sidecar.probe_startup() => {
@@ -198,6 +213,7 @@ impl Pod_<'_> {
                     let _ = sidecar.child.wait();
                     Some(137)
                 }
+                None if !sidecar.probe_liveness() => Some(sidecar.kill_with_grace(self.grace)),
                 None => None,
             };
             if let Some(code) = code {
@@ -270,6 +286,7 @@ impl Pod_<'_> {
             let mut still = Vec::new();
             for mut r in running.drain(..) {
                 self.hooks(&mut r);
+                self.readiness(&mut r);
                 let code = match r.exited() {
                     Some(code) => Some(code),
                     None if !r.probe_startup() => {
@@ -277,6 +294,7 @@ impl Pod_<'_> {
                         let _ = r.child.wait();
                         Some(137)
                     }
+                    None if !r.probe_liveness() => Some(r.kill_with_grace(self.grace)),
                     None => None,
                 };
                 match code {

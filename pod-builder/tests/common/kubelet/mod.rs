@@ -19,14 +19,22 @@
 //!   kubelet's back-off, regular containers together, then sidecars SIGTERMed
 //!   in reverse order and SIGKILLed after terminationGracePeriodSeconds;
 //!   activeDeadlineSeconds; hooks that OOM-kill a whole container or SIGTERM
-//!   its PID 1.
+//!   its PID 1;
+//! - livenessProbes once the startup probe has passed: after failureThreshold
+//!   misses the container is killed (SIGTERM, then SIGKILL after the grace
+//!   period) and restarted by its restart policy; readinessProbes move the
+//!   container's Ready condition and restart nothing;
+//! - the kubelet's own files ([`managed`]): the pod's /etc/hosts with its
+//!   hostAliases, and the service account token unless
+//!   automountServiceAccountToken is false.
 //!
 //! What it does not imitate: images (their files, users, passwd entries and
 //! environment: [`images`] only maps an image to an entrypoint, working
 //! directory and PATH over the host's root filesystem), networking beyond the
 //! shared loopback (no pod IP, no DNS, no Services), cgroups (limits are not
-//! enforced; an OOM kill is a hook), readiness gating of Services, image pulls,
-//! and the API server (nothing is admitted or validated here).
+//! enforced; an OOM kill is a hook), ephemeral-storage limits (no eviction),
+//! readiness gating of Services, image pulls, and the API server (nothing is
+//! admitted or validated here; the service account token is a fake).
 
 #![allow(dead_code)] // each test binary uses a part
 
@@ -47,6 +55,7 @@ pub mod env;
 pub mod fixtures;
 pub mod images;
 pub mod lifecycle;
+pub mod managed;
 pub mod outcome;
 pub mod probes;
 pub mod process;

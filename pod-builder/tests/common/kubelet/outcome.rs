@@ -21,6 +21,8 @@ pub struct ContainerRun {
     /// Completed, Error, OOMKilled, CreateContainerConfigError, Running.
     pub reason: String,
     pub restarts: u32,
+    /// Times its readinessProbe took it out of Ready.
+    pub became_unready: u32,
     /// stdout and stderr of every run.
     pub log: String,
 }

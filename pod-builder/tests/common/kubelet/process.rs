@@ -95,7 +95,16 @@ impl Launch {
         s += &format!("{mount} -t tmpfs -o mode=1777 tmpfs /tmp\n");
         for (i, m) in self.mounts.iter().enumerate() {
             let dest = quote(&m.destination);
-            s += &format!("{mkdir} -p {dest}\n{mount} --bind {stage}/{i} {dest}\n");
+            if m.source.is_file() {
+                // A file (the kubelet's /etc/hosts) is bound onto a file.
+                let parent = std::path::Path::new(&m.destination)
+                    .parent()
+                    .map_or("/".into(), |p| p.display().to_string());
+                s += &format!("{mkdir} -p {}\n[ -e {dest} ] || : > {dest}\n", quote(&parent));
+            } else {
+                s += &format!("{mkdir} -p {dest}\n");
+            }
+            s += &format!("{mount} --bind {stage}/{i} {dest}\n");
             if m.read_only {
                 s += &format!("{mount} -o remount,bind,ro {dest}\n");
             }
