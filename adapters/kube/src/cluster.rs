@@ -121,6 +121,19 @@ impl StepObject {
             .as_deref()
     }
 
+    /// The names of the pod's containers as the spec lists them: init
+    /// containers (native sidecars, `git-clone`, `c8s-input-N`) in order,
+    /// then the regular ones (`main`, sidecars, `artifact-helper`).
+    pub fn container_names(&self) -> Vec<String> {
+        let spec = match self {
+            StepObject::Pod(pod) => pod.spec.as_ref(),
+            StepObject::Job(job) => job.spec.as_ref().and_then(|s| s.template.spec.as_ref()),
+        };
+        let Some(spec) = spec else { return Vec::new() };
+        let init = spec.init_containers.iter().flatten();
+        init.chain(&spec.containers).map(|c| c.name.clone()).collect()
+    }
+
     /// A copy named `name`.
     pub fn renamed(&self, name: &str) -> StepObject {
         let mut copy = self.clone();

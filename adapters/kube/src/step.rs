@@ -359,6 +359,19 @@ impl<C: Cluster> Runner<'_, C> {
             let _ = stop_tx.send(true);
             stream_logs.await;
         }
+        if matches!(&end, AttemptEnd::Finished { outcome, .. } if !outcome.succeeded()) {
+            let others: Vec<String> = object
+                .container_names()
+                .into_iter()
+                .filter(|c| !logs.containers.contains(c))
+                .collect();
+            let target = LogTarget {
+                step: &step.name,
+                attempt,
+                container: "",
+            };
+            crate::logs::failure_logs(self.cluster, &object_ref, target, &others, logs).await;
+        }
         end
     }
 

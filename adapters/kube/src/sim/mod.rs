@@ -36,6 +36,8 @@ struct SimPod {
     fate: Fate,
     /// Deleted: it lingers until its termination ends.
     deleting: bool,
+    /// The containers its spec names (empty: no spec was sent).
+    containers: Vec<String>,
 }
 
 #[derive(Default)]
@@ -207,6 +209,7 @@ impl Cluster for SimCluster {
             created: Instant::now(),
             fate,
             deleting: false,
+            containers: object.container_names(),
         };
         state.pods.insert(name.clone(), pod);
         state.created.push(object.clone());
@@ -315,6 +318,11 @@ impl Cluster for SimCluster {
                     &format!("pods \"{}\" not found", object.name),
                 )
             })?;
+            if !pod.containers.is_empty() && !pod.containers.iter().any(|c| c == container) {
+                // What the API server answers for a container the pod does not have.
+                let message = format!("container {container} is not valid for pod {}", object.name);
+                return Err(Error::api("read log of pod", &object.name, 400, &message));
+            }
             let step = pod.step.clone();
             let created = pod.created;
             let mut script = state.script(&step);
@@ -325,14 +333,24 @@ impl Cluster for SimCluster {
             }
             (created, script, breaks)
         };
-        let chunks: VecDeque<Vec<u8>> = if writes_log(container) {
+        let main = writes_log(container);
+        let chunks: VecDeque<Vec<u8>> = if main {
             script.log.clone().into()
         } else {
-            VecDeque::new()
+            script
+                .container_logs
+                .get(container)
+                .cloned()
+                .unwrap_or_default()
+                .into()
         };
         let count = u32::try_from(chunks.len()).unwrap_or(u32::MAX).max(1);
-        let start = created + script.run_start();
-        let spacing = script.duration / count;
+        // Other containers' logs are all there once the pod exists.
+        let (start, spacing) = if main {
+            (created + script.run_start(), script.duration / count)
+        } else {
+            (created, Duration::ZERO)
+        };
         let sim = self.clone();
         let name = object.name.clone();
         let deletions = self.deletions.subscribe();
