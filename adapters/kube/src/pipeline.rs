@@ -211,6 +211,7 @@ async fn drive<C: Cluster>(
     let mut attempts = FuturesUnordered::new();
     for (index, (start, step)) in resumed.steps.into_iter().zip(steps).enumerate() {
         budgets[index] = start.budgets;
+        user_retries[index] = start.user_retries;
         if let Some(status) = start.status {
             runner.update(index, |s| *s = status);
         }

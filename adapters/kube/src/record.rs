@@ -30,6 +30,14 @@ pub(crate) struct StepRecord {
     /// Why each attempt that ended in a retryable fault ended, in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub retryable: Vec<TerminationReason>,
+    /// Why each attempt that failed where the step's own `retries` may
+    /// retry ended, in order (a resumed run continues their count).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub user_failures: Vec<TerminationReason>,
+    /// The status after the last of those failures (the step's final one
+    /// when its retries are spent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_failure: Option<StepStatus>,
     /// The step's final status, once it ended for good.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub done: Option<StepStatus>,

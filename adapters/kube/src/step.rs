@@ -185,20 +185,24 @@ impl<C: Cluster> Runner<'_, C> {
         match end {
             AttemptEnd::Finished { outcome, delete } => {
                 let done = self.finished_status(index, &outcome);
-                // A failure the step's own retries may retry is not final:
-                // not recorded (a resumed run runs the step again).
+                // A failure the step's own retries may retry is not final
+                // here: the loop decides (a resumed run replays the count).
                 let final_end = outcome.succeeded() || step.retries.is_none();
+                let reason = outcome.reason;
                 report(Event::Ended(outcome));
-                // Recorded before the delete: a resumed run knows the step ended.
-                let recorded = if final_end {
-                    self.record(&step.name, |r| {
+                // Recorded before the delete: a resumed run knows the step ended,
+                // or continues the step's retry count from this failure.
+                let recorded = self
+                    .record(&step.name, |r| {
                         r.attempts = attempt + 1;
-                        r.done = Some(done);
+                        if final_end {
+                            r.done = Some(done);
+                        } else {
+                            r.user_failures.push(reason);
+                            r.last_failure = Some(done);
+                        }
                     })
-                    .await
-                } else {
-                    Ok(())
-                };
+                    .await;
                 if let Err(e) = recorded {
                     // Only a resumed run would miss it (it would run the step again).
                     tracing::warn!(step = %step.name, error = %e, "could not record a finished step");
