@@ -183,6 +183,26 @@ impl std::fmt::Display for ObjectRef {
     }
 }
 
+/// One run record found by [`Cluster::list_records`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct ListedRecord {
+    /// The run it belongs to (its `c8s.dev/run` label).
+    pub run: String,
+    /// When it was created (the run's first start).
+    pub created_at: Option<Timestamp>,
+}
+
+impl ListedRecord {
+    /// The record of `run`, created at `created_at`.
+    pub fn new(run: impl Into<String>, created_at: Option<Timestamp>) -> Self {
+        ListedRecord {
+            run: run.into(),
+            created_at,
+        }
+    }
+}
+
 /// One object found by [`Cluster::list`], as the reaper needs it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ListedObject {
@@ -301,6 +321,12 @@ pub trait Cluster: Send + Sync {
     fn delete_record(&self, run_id: &str) -> impl Future<Output = Result<()>> + Send {
         let _ = run_id;
         std::future::ready(Ok(()))
+    }
+
+    /// Every run record in the namespace (for the reaper). The default
+    /// finds none, for clusters that keep no records.
+    fn list_records(&self) -> impl Future<Output = Result<Vec<ListedRecord>>> + Send {
+        std::future::ready(Ok(Vec::new()))
     }
 
     /// The Events whose `involvedObject` is `object` (oldest first). The

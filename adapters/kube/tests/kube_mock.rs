@@ -453,12 +453,25 @@ async fn the_reaper_lists_pods_and_jobs_and_deletes_in_the_background() {
         {"metadata": {"name": "b-build", "creationTimestamp": old, "labels": {"c8s.dev/run": "b"}},
          "status": {"conditions": [{"type": "Complete", "status": "True"}]}}
     ]});
+    // Run records: an old one (deleted), a young one (kept), and a ConfigMap
+    // with the labels that is not a record (not touched).
+    let young = "2999-01-01T00:00:00Z";
+    let records = json!({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadataList", "metadata": {}, "items": [
+        {"apiVersion": "v1", "kind": "ConfigMap",
+         "metadata": {"name": "c8s-run-a", "creationTimestamp": old, "labels": {"c8s.dev/run": "a"}}},
+        {"apiVersion": "v1", "kind": "ConfigMap",
+         "metadata": {"name": "c8s-run-c", "creationTimestamp": young, "labels": {"c8s.dev/run": "c"}}},
+        {"apiVersion": "v1", "kind": "ConfigMap",
+         "metadata": {"name": "settings", "creationTimestamp": old, "labels": {"c8s.dev/run": "b"}}}
+    ]});
     let ok = bytes(&json!({"kind": "Status", "apiVersion": "v1", "status": "Success"}));
     let server = serve(
         handle,
         vec![
             (200, bytes(&pods)),
             (200, bytes(&jobs)),
+            (200, bytes(&records)),
+            (200, ok.clone()),
             (200, ok.clone()),
             (404, status_body(404, "NotFound", "gone")),
         ],
@@ -468,6 +481,9 @@ async fn the_reaper_lists_pods_and_jobs_and_deletes_in_the_background() {
         .unwrap();
     assert_eq!(report.deleted.len(), 2, "{report:?}");
     assert_eq!(report.kept[0].1, "owned by a Job");
+    let records: Vec<_> = report.records_deleted.iter().map(|(r, _)| r.as_str()).collect();
+    assert_eq!(records, ["a"], "{report:?}");
+    assert_eq!(report.records_kept.len(), 1, "{report:?}");
     let seen = server.await.unwrap();
     let requests: Vec<_> = seen.iter().map(|s| (s.method.as_str(), s.uri.as_str())).collect();
     assert_eq!(
@@ -481,13 +497,18 @@ async fn the_reaper_lists_pods_and_jobs_and_deletes_in_the_background() {
                 "GET",
                 "/apis/batch/v1/namespaces/ci/jobs?&labelSelector=app.kubernetes.io%2Fmanaged-by%3Dc8s"
             ),
+            (
+                "GET",
+                "/api/v1/namespaces/ci/configmaps?&labelSelector=app.kubernetes.io%2Fmanaged-by%3Dc8s%2Cc8s.dev%2Frun"
+            ),
+            ("DELETE", "/api/v1/namespaces/ci/configmaps/c8s-run-a?"),
             ("DELETE", "/api/v1/namespaces/ci/pods/a-unit?"),
             // Already gone (404): counts as deleted.
             ("DELETE", "/apis/batch/v1/namespaces/ci/jobs/b-build?"),
         ]
     );
     assert!(
-        seen[2..]
+        seen[3..]
             .iter()
             .all(|s| s.body == json!({"propagationPolicy": "Background"}))
     );

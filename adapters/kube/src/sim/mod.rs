@@ -47,6 +47,8 @@ struct State {
     pods: BTreeMap<String, SimPod>,
     /// Run records by run id.
     records: BTreeMap<String, BTreeMap<String, String>>,
+    /// When each run record was created.
+    record_created: BTreeMap<String, Instant>,
     stats: SimStats,
     /// Every object created, in order, as it was sent.
     created: Vec<StepObject>,
@@ -472,13 +474,26 @@ impl Cluster for SimCluster {
             return Ok(false);
         }
         state.records.insert(run_id.to_owned(), entries.clone());
+        state.record_created.insert(run_id.to_owned(), Instant::now());
         Ok(true)
+    }
+
+    async fn list_records(&self) -> Result<Vec<crate::cluster::ListedRecord>> {
+        let mut state = self.lock();
+        state.stats.requests += 1;
+        let records = state.records.keys().map(|run| {
+            let created = state.record_created.get(run).map(|&at| self.at(at));
+            crate::cluster::ListedRecord::new(run.clone(), created)
+        });
+        Ok(records.collect())
     }
 
     async fn save_record(&self, run_id: &str, entries: &BTreeMap<String, String>) -> Result<()> {
         let mut state = self.lock();
         state.stats.requests += 1;
         state.stats.record_writes += 1;
+        let now = Instant::now();
+        state.record_created.entry(run_id.to_owned()).or_insert(now);
         let record = state.records.entry(run_id.to_owned()).or_default();
         record.extend(entries.iter().map(|(k, v)| (k.clone(), v.clone())));
         Ok(())
@@ -488,6 +503,7 @@ impl Cluster for SimCluster {
         let mut state = self.lock();
         state.stats.requests += 1;
         state.records.remove(run_id);
+        state.record_created.remove(run_id);
         Ok(())
     }
 
