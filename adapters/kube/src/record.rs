@@ -101,6 +101,8 @@ pub(crate) struct Recorder {
     steps: Mutex<BTreeMap<String, StepRecord>>,
     staged: Mutex<Staged>,
     turn: tokio::sync::Mutex<()>,
+    /// The run ended: the record is deleted next, final ends need no write.
+    closing: std::sync::atomic::AtomicBool,
 }
 
 impl Recorder {
@@ -110,6 +112,16 @@ impl Recorder {
             steps: Mutex::new(steps),
             ..Recorder::default()
         }
+    }
+
+    /// The run ended: its record is deleted before the pods left registered.
+    pub fn close(&self) {
+        self.closing.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Whether [`Recorder::close`] was called.
+    pub fn closing(&self) -> bool {
+        self.closing.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Changes `step`'s record and stages it; the number to wait for.
