@@ -474,6 +474,12 @@ pub fn reap(args: &ReapArgs) -> ExitCode {
                 for (object, error) in &report.failed {
                     out.push_str(&format!("failed {:?} {}: {error}\n", object.kind, object.name));
                 }
+                for (run, reason) in &report.records_deleted {
+                    out.push_str(&format!("{verb} run record of {run}: {reason}\n"));
+                }
+                for (run, error) in &report.records_failed {
+                    out.push_str(&format!("failed run record of {run}: {error}\n"));
+                }
                 let _ = std::io::stdout().write_all(out.as_bytes());
                 if report.failed.is_empty() {
                     ExitCode::SUCCESS

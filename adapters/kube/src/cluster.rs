@@ -121,6 +121,19 @@ impl StepObject {
             .as_deref()
     }
 
+    /// The names of the pod's containers as the spec lists them: init
+    /// containers (native sidecars, `git-clone`, `c8s-input-N`) in order,
+    /// then the regular ones (`main`, sidecars, `artifact-helper`).
+    pub fn container_names(&self) -> Vec<String> {
+        let spec = match self {
+            StepObject::Pod(pod) => pod.spec.as_ref(),
+            StepObject::Job(job) => job.spec.as_ref().and_then(|s| s.template.spec.as_ref()),
+        };
+        let Some(spec) = spec else { return Vec::new() };
+        let init = spec.init_containers.iter().flatten();
+        init.chain(&spec.containers).map(|c| c.name.clone()).collect()
+    }
+
     /// A copy named `name`.
     pub fn renamed(&self, name: &str) -> StepObject {
         let mut copy = self.clone();
@@ -167,6 +180,26 @@ impl std::fmt::Display for ObjectRef {
             ObjectKind::Job => "job",
         };
         write!(f, "{kind}/{}", self.name)
+    }
+}
+
+/// One run record found by [`Cluster::list_records`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct ListedRecord {
+    /// The run it belongs to (its `c8s.dev/run` label).
+    pub run: String,
+    /// When it was created (the run's first start).
+    pub created_at: Option<Timestamp>,
+}
+
+impl ListedRecord {
+    /// The record of `run`, created at `created_at`.
+    pub fn new(run: impl Into<String>, created_at: Option<Timestamp>) -> Self {
+        ListedRecord {
+            run: run.into(),
+            created_at,
+        }
     }
 }
 
@@ -288,6 +321,12 @@ pub trait Cluster: Send + Sync {
     fn delete_record(&self, run_id: &str) -> impl Future<Output = Result<()>> + Send {
         let _ = run_id;
         std::future::ready(Ok(()))
+    }
+
+    /// Every run record in the namespace (for the reaper). The default
+    /// finds none, for clusters that keep no records.
+    fn list_records(&self) -> impl Future<Output = Result<Vec<ListedRecord>>> + Send {
+        std::future::ready(Ok(Vec::new()))
     }
 
     /// The Events whose `involvedObject` is `object` (oldest first). The

@@ -397,6 +397,10 @@ impl Cluster for KubeCluster {
         crate::kube_record::save(&self.api::<ConfigMap>(), run_id, entries).await
     }
 
+    async fn list_records(&self) -> Result<Vec<crate::cluster::ListedRecord>> {
+        crate::kube_record::list(&self.api::<ConfigMap>()).await
+    }
+
     async fn delete_record(&self, run_id: &str) -> Result<()> {
         crate::kube_record::delete(&self.api::<ConfigMap>(), run_id).await
     }

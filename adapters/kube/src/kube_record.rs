@@ -98,6 +98,24 @@ pub(crate) async fn delete(api: &Api<ConfigMap>, run_id: &str) -> Result<()> {
     }
 }
 
+/// Every run record: the ConfigMaps c8s manages whose name is the record
+/// name of their `c8s.dev/run` label.
+pub(crate) async fn list(api: &Api<ConfigMap>) -> Result<Vec<crate::cluster::ListedRecord>> {
+    let selector = format!("{MANAGED_BY_LABEL}={MANAGED_BY_VALUE},{RUN_LABEL}");
+    let params = kube::api::ListParams::default().labels(&selector);
+    let listed = api
+        .list_metadata(&params)
+        .await
+        .map_err(|e| from_kube("list configmaps", &selector, e))?;
+    let records = listed.items.into_iter().filter_map(|meta| {
+        let meta = meta.metadata;
+        let run = meta.labels?.remove(RUN_LABEL)?;
+        (meta.name.as_deref() == Some(record_name(&run).as_str()))
+            .then(|| crate::cluster::ListedRecord::new(run, meta.creation_timestamp.map(|t| t.0)))
+    });
+    Ok(records.collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::record_name;

@@ -68,8 +68,8 @@ mod step;
 mod watch;
 
 pub use cluster::{
-    Cluster, ListedObject, LogStream, MANAGED_BY_LABEL, MANAGED_BY_VALUE, MANAGED_SELECTOR, ObjectEvent,
-    ObjectKind, ObjectRef, ObservationStream, RUN_LABEL, RunWatchStream, STEP_LABEL, StepObject,
+    Cluster, ListedObject, ListedRecord, LogStream, MANAGED_BY_LABEL, MANAGED_BY_VALUE, MANAGED_SELECTOR,
+    ObjectEvent, ObjectKind, ObjectRef, ObservationStream, RUN_LABEL, RunWatchStream, STEP_LABEL, StepObject,
 };
 pub use error::{Error, Result, is_transient_status};
 pub use kube_cluster::KubeCluster;

@@ -169,3 +169,39 @@ pub(crate) async fn stream_masked_logs_until<C: Cluster>(
         None => Ok(written),
     }
 }
+
+/// On a step's failure, streams the log of each of `containers` (those of
+/// the pod's spec not streamed already: init containers, native sidecars,
+/// the helper), one after the other, each through its own masker and
+/// labelled with its name; all of them together get `logs.grace`, and a
+/// stream cut by it still flushes its masker's tail. A container that never
+/// started has no log: the API server's refusal is only traced.
+pub(crate) async fn failure_logs<C: Cluster>(
+    cluster: &C,
+    object: &ObjectRef,
+    target: LogTarget<'_>,
+    containers: &[String],
+    logs: &crate::options::LogOptions,
+) {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let all = async {
+        for container in containers {
+            let mut masker = (logs.masker)(container);
+            let mut stop = stop_rx.clone();
+            let stopped = async move {
+                let _ = stop.wait_for(|stop| *stop).await;
+            };
+            let target = LogTarget { container, ..target };
+            let sink = logs.sink.as_ref();
+            let streamed = stream_masked_logs_until(cluster, object, target, masker.as_mut(), sink, stopped);
+            if let Err(e) = streamed.await {
+                tracing::debug!(%object, container, error = %e, "no log of a failed step's container");
+            }
+        }
+    };
+    let mut all = std::pin::pin!(all);
+    if tokio::time::timeout(logs.grace, &mut all).await.is_err() {
+        let _ = stop_tx.send(true);
+        all.await;
+    }
+}

@@ -97,8 +97,22 @@ pub async fn run_pipeline<C: Cluster>(
         }
     };
 
-    // Whatever is still registered was not deleted in time: delete it now
-    // (concurrently, without waiting for the objects to be gone).
+    // The run ended: nothing is left to resume.
+    let run_id = options.run_id.as_str();
+    let forgotten = options
+        .retry
+        .call(run_id, || async {
+            limiter.acquire().await;
+            cluster.delete_record(run_id).await
+        })
+        .await;
+    if let Err(e) = forgotten {
+        tracing::warn!(run = run_id, error = %e, "could not delete the run record");
+    }
+    // Whatever is still registered (steps the run ended with, deletes that
+    // failed) is deleted now, after the record: a runner killed in between
+    // leaves pods that a new start adopts. Concurrently, without waiting for
+    // the objects to be gone.
     let leftover: Vec<usize> = live
         .lock()
         .map(|l| l.keys().copied().collect())
@@ -112,18 +126,6 @@ pub async fn run_pipeline<C: Cluster>(
         .into_iter()
         .filter_map(|r| r.err().map(|e| e.to_string()))
         .collect();
-    // The run ended: nothing is left to resume.
-    let run_id = options.run_id.as_str();
-    let forgotten = options
-        .retry
-        .call(run_id, || async {
-            limiter.acquire().await;
-            cluster.delete_record(run_id).await
-        })
-        .await;
-    if let Err(e) = forgotten {
-        tracing::warn!(run = run_id, error = %e, "could not delete the run record");
-    }
     let now = cluster.now();
     let mut status = status
         .into_inner()
@@ -211,6 +213,7 @@ async fn drive<C: Cluster>(
     let mut attempts = FuturesUnordered::new();
     for (index, (start, step)) in resumed.steps.into_iter().zip(steps).enumerate() {
         budgets[index] = start.budgets;
+        user_retries[index] = start.user_retries;
         if let Some(status) = start.status {
             runner.update(index, |s| *s = status);
         }
@@ -278,6 +281,8 @@ async fn drive<C: Cluster>(
             attempts.push(runner.run_attempt(index, step, attempt, false, stop_rx, events_tx));
         }
         if let Some(end) = decision.done {
+            // Steps that ended with the run skip their record write.
+            runner.recorder.close();
             break end;
         }
         if !decision.skip.is_empty() {

@@ -1,4 +1,4 @@
-//! The reaper: deletes the pods and Jobs that finished runs left behind.
+//! The reaper: deletes the pods, Jobs and run records that finished runs left behind.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -69,6 +69,15 @@ pub struct ReapReport {
     pub failed: Vec<(ObjectRef, String)>,
     /// Whether this was a dry run.
     pub dry_run: bool,
+    /// Run records (ConfigMaps `c8s-run-<id>`) deleted (or to be), by run id, with the reason.
+    #[serde(default)]
+    pub records_deleted: Vec<(String, String)>,
+    /// Run records kept, by run id, with the reason.
+    #[serde(default)]
+    pub records_kept: Vec<(String, String)>,
+    /// Run records that could not be listed or deleted, with the error.
+    #[serde(default)]
+    pub records_failed: Vec<(String, String)>,
 }
 
 /// Lists every object labelled `app.kubernetes.io/managed-by=c8s` and deletes
@@ -95,6 +104,7 @@ pub async fn reap<C: Cluster>(cluster: &C, options: &ReapOptions) -> Result<Reap
         dry_run: options.dry_run,
         ..Default::default()
     };
+    reap_records(cluster, options, &going, &mut report).await;
     for item in listed {
         let going = item.run.as_ref().is_some_and(|run| going.contains(run));
         match verdict(&item, options, now, going) {
@@ -110,6 +120,58 @@ pub async fn reap<C: Cluster>(cluster: &C, options: &ReapOptions) -> Result<Reap
         }
     }
     Ok(report)
+}
+
+/// Deletes the records of runs that are not live, by the rule for objects:
+/// a run known active, or with an unfinished object younger than the limit,
+/// keeps its record; a record younger than the limit is kept too (its run
+/// may be between two steps, with no object at all); a run known finished,
+/// or an unknown one whose record is older, loses it. Records are read
+/// before the objects are deleted, so a run still going is seen going.
+async fn reap_records<C: Cluster>(
+    cluster: &C,
+    options: &ReapOptions,
+    going: &std::collections::BTreeSet<String>,
+    report: &mut ReapReport,
+) {
+    let records = match options.retry.call("reap", || cluster.list_records()).await {
+        Ok(records) => records,
+        Err(e) => {
+            // Pods and Jobs are still reaped (an older Role may lack `list configmaps`).
+            tracing::warn!(error = %e, "could not list run records");
+            report.records_failed.push(("*".into(), e.to_string()));
+            return;
+        }
+    };
+    let now = cluster.now();
+    let ttl = SignedDuration::try_from(options.older_than).unwrap_or(SignedDuration::MAX);
+    for record in records {
+        let run = record.run;
+        let old = record.created_at.is_some_and(|at| now.duration_since(at) >= ttl);
+        let verdict = match options.runs.get(&run) {
+            Some(RunLiveness::Active) => Err(format!("run {run} is active")),
+            Some(RunLiveness::Finished) => Ok(format!("run {run} finished")),
+            None if going.contains(&run) => {
+                Err(format!("run {run} has unfinished objects: it may still be going"))
+            }
+            None if old => Ok(format!(
+                "run {run} unknown, nothing of it going, record older than {:?}",
+                options.older_than
+            )),
+            None => Err(format!(
+                "run {run} unknown, record younger than {:?}",
+                options.older_than
+            )),
+        };
+        match verdict {
+            Err(why) => report.records_kept.push((run, why)),
+            Ok(why) if options.dry_run => report.records_deleted.push((run, why)),
+            Ok(why) => match options.retry.call(&run, || cluster.delete_record(&run)).await {
+                Ok(()) => report.records_deleted.push((run, why)),
+                Err(e) => report.records_failed.push((run, e.to_string())),
+            },
+        }
+    }
 }
 
 /// `Ok(reason to delete)` or `Err(reason to keep)`.

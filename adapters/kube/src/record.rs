@@ -30,6 +30,14 @@ pub(crate) struct StepRecord {
     /// Why each attempt that ended in a retryable fault ended, in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub retryable: Vec<TerminationReason>,
+    /// Why each attempt that failed where the step's own `retries` may
+    /// retry ended, in order (a resumed run continues their count).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub user_failures: Vec<TerminationReason>,
+    /// The status after the last of those failures (the step's final one
+    /// when its retries are spent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_failure: Option<StepStatus>,
     /// The step's final status, once it ended for good.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub done: Option<StepStatus>,
@@ -93,6 +101,8 @@ pub(crate) struct Recorder {
     steps: Mutex<BTreeMap<String, StepRecord>>,
     staged: Mutex<Staged>,
     turn: tokio::sync::Mutex<()>,
+    /// The run ended: the record is deleted next, final ends need no write.
+    closing: std::sync::atomic::AtomicBool,
 }
 
 impl Recorder {
@@ -102,6 +112,16 @@ impl Recorder {
             steps: Mutex::new(steps),
             ..Recorder::default()
         }
+    }
+
+    /// The run ended: its record is deleted before the pods left registered.
+    pub fn close(&self) {
+        self.closing.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Whether [`Recorder::close`] was called.
+    pub fn closing(&self) -> bool {
+        self.closing.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Changes `step`'s record and stages it; the number to wait for.

@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 
+use c8s_pipeline_model::RetryCause;
 use c8s_pipeline_model::scheduler::Observed;
 use k8s_openapi::jiff::Timestamp;
 
@@ -28,6 +29,8 @@ pub(crate) struct StepStart {
     pub status: Option<StepStatus>,
     /// An attempt whose object exists: follow it instead of creating one.
     pub adopt: Option<u32>,
+    /// The step's own retries spent.
+    pub user_retries: u32,
 }
 
 /// Where the run starts from.
@@ -108,7 +111,8 @@ pub(crate) async fn start<C: Cluster>(
     let mut names: BTreeMap<String, (usize, u32)> = BTreeMap::new();
     for (index, step) in steps.iter().enumerate() {
         let base = step.object.name().unwrap_or(&step.name);
-        for attempt in 0..most {
+        let user = step.retries.as_ref().map_or(0, |r| r.limit);
+        for attempt in 0..most.saturating_add(user) {
             names.insert(attempt_name(base, attempt), (index, attempt));
         }
     }
@@ -161,7 +165,10 @@ fn step_start(
     now: Timestamp,
 ) -> (StepStart, Vec<(ObjectRef, bool)>) {
     let mut start = StepStart::default();
-    if let Some(done) = &record.done {
+    let replay = replay(step, record, options);
+    start.budgets = replay.budgets;
+    start.user_retries = replay.user_retries;
+    if let Some(done) = record.done.as_ref().or(replay.spent.as_ref()) {
         // Ended for good: its objects only wait for deletion.
         let delete = objects
             .into_iter()
@@ -180,23 +187,9 @@ fn step_start(
         start.status = Some(done.clone());
         return (start, delete);
     }
-    // Replay the retry budget as the loop spent it.
-    let retry = &options.retry;
-    let (mut pulls, mut disruptions) = (0u32, 0u32);
-    let mut exhausted = None;
-    for reason in &record.retryable {
-        let (count, limit) = match reason {
-            TerminationReason::ImagePullBackOff => (&mut pulls, retry.image_pull_retries),
-            _ => (&mut disruptions, retry.disruption_retries),
-        };
-        if *count < limit {
-            *count += 1;
-        } else {
-            exhausted = Some(*reason);
-        }
-    }
-    start.budgets = (pulls, disruptions);
-    let verdicts = u32::try_from(record.retryable.len()).unwrap_or(u32::MAX);
+    let exhausted = replay.exhausted;
+    let ended = record.retryable.len() + record.user_failures.len();
+    let verdicts = u32::try_from(ended).unwrap_or(u32::MAX);
     let mut delete = Vec::new();
     let mut adopt = None;
     for (attempt, object) in objects {
@@ -212,6 +205,8 @@ fn step_start(
     }
     let mut status = StepStatus::pending(&step.name);
     status.attempts = record.attempts;
+    status.retries = start.user_retries;
+    status.runner_retries = start.budgets.0 + start.budgets.1;
     if let Some((attempt, object)) = adopt {
         status.attempts = attempt + 1;
         status.object = Some(object.name.clone());
@@ -245,4 +240,52 @@ fn step_start(
     }
     start.status = Some(status).filter(|s| s.attempts > 0);
     (start, delete)
+}
+
+/// A step's retries replayed from its record as the loop spent them.
+struct Replay {
+    /// The runner's own retries spent: (image pulls, disruptions).
+    budgets: (u32, u32),
+    /// The step's own retries spent.
+    user_retries: u32,
+    /// A runner fault no retry covered: the step failed with it.
+    exhausted: Option<TerminationReason>,
+    /// The step's status when its own retries were spent by a failure.
+    spent: Option<StepStatus>,
+}
+
+/// Replays the runner's retries first (the step's own cover infrastructure
+/// faults past them), then the failures the step's own retries judged.
+fn replay(step: &Step, record: &StepRecord, options: &RunOptions) -> Replay {
+    let retry = &options.retry;
+    let user = step.retries.as_ref();
+    let allows = |cause, used| user.is_some_and(|r| r.allows(cause, used));
+    let (mut pulls, mut disruptions, mut used) = (0u32, 0u32, 0u32);
+    let mut exhausted = None;
+    for reason in &record.retryable {
+        let (count, limit) = match reason {
+            TerminationReason::ImagePullBackOff => (&mut pulls, retry.image_pull_retries),
+            _ => (&mut disruptions, retry.disruption_retries),
+        };
+        if *count < limit {
+            *count += 1;
+        } else if allows(RetryCause::Infrastructure, used) {
+            used += 1;
+        } else {
+            exhausted = Some(*reason);
+        }
+    }
+    let mut spent = None;
+    for reason in &record.user_failures {
+        match reason.retry_cause() {
+            Some(cause) if allows(cause, used) => used += 1,
+            _ => spent = record.last_failure.clone(),
+        }
+    }
+    Replay {
+        budgets: (pulls, disruptions),
+        user_retries: used,
+        exhausted,
+        spent,
+    }
 }

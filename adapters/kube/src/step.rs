@@ -113,11 +113,26 @@ impl<C: Cluster> Runner<'_, C> {
         step: &str,
         change: impl FnOnce(&mut crate::record::StepRecord),
     ) -> Result<(), Error> {
+        self.record_unless(step, false, change).await.map(|_| ())
+    }
+
+    /// [`Runner::record`] that, when `skip_if_closing` and the run ended
+    /// meanwhile, writes nothing and returns `false` (the record is deleted
+    /// next, before the pods left registered).
+    pub async fn record_unless(
+        &self,
+        step: &str,
+        skip_if_closing: bool,
+        change: impl FnOnce(&mut crate::record::StepRecord),
+    ) -> Result<bool, Error> {
         let mine = self.recorder.stage(step, change)?;
         // Steps that end at the same moment share one write.
         tokio::task::yield_now().await;
+        if skip_if_closing && self.recorder.closing() {
+            return Ok(false);
+        }
         let Some(turn) = self.recorder.turn(mine).await else {
-            return Ok(());
+            return Ok(true);
         };
         let run_id = self.options.run_id.as_str();
         let saved = self
@@ -129,7 +144,7 @@ impl<C: Cluster> Runner<'_, C> {
             })
             .await;
         self.recorder.saved(turn, saved.is_ok());
-        saved
+        saved.map(|()| true)
     }
 
     /// Step `index`'s status once `outcome` is final.
@@ -185,23 +200,36 @@ impl<C: Cluster> Runner<'_, C> {
         match end {
             AttemptEnd::Finished { outcome, delete } => {
                 let done = self.finished_status(index, &outcome);
-                // A failure the step's own retries may retry is not final:
-                // not recorded (a resumed run runs the step again).
+                // A failure the step's own retries may retry is not final
+                // here: the loop decides (a resumed run replays the count).
                 let final_end = outcome.succeeded() || step.retries.is_none();
+                let reason = outcome.reason;
                 report(Event::Ended(outcome));
-                // Recorded before the delete: a resumed run knows the step ended.
-                let recorded = if final_end {
-                    self.record(&step.name, |r| {
+                // Recorded before the delete: a resumed run knows the step ended,
+                // or continues the step's retry count from this failure.
+                // The run ending with this step needs no write: its record is
+                // deleted before the pod (left registered for the final sweep);
+                // a runner killed in between leaves the pod, which a new start
+                // adopts (409) and finds finished.
+                let skippable = final_end && delete;
+                let recorded = self
+                    .record_unless(&step.name, skippable, |r| {
                         r.attempts = attempt + 1;
-                        r.done = Some(done);
+                        if final_end {
+                            r.done = Some(done);
+                        } else {
+                            r.user_failures.push(reason);
+                            r.last_failure = Some(done);
+                        }
                     })
-                    .await
-                } else {
-                    Ok(())
-                };
-                if let Err(e) = recorded {
+                    .await;
+                match recorded {
+                    Ok(false) => return,
+                    Ok(true) => {}
                     // Only a resumed run would miss it (it would run the step again).
-                    tracing::warn!(step = %step.name, error = %e, "could not record a finished step");
+                    Err(e) => {
+                        tracing::warn!(step = %step.name, error = %e, "could not record a finished step")
+                    }
                 }
                 if !delete {
                     if let Ok(mut live) = self.live.lock() {
@@ -358,6 +386,19 @@ impl<C: Cluster> Runner<'_, C> {
         if !logs_done && tokio::time::timeout(logs.grace, &mut stream_logs).await.is_err() {
             let _ = stop_tx.send(true);
             stream_logs.await;
+        }
+        if matches!(&end, AttemptEnd::Finished { outcome, .. } if !outcome.succeeded()) {
+            let others: Vec<String> = object
+                .container_names()
+                .into_iter()
+                .filter(|c| !logs.containers.contains(c))
+                .collect();
+            let target = LogTarget {
+                step: &step.name,
+                attempt,
+                container: "",
+            };
+            crate::logs::failure_logs(self.cluster, &object_ref, target, &others, logs).await;
         }
         end
     }

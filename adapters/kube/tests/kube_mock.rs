@@ -340,7 +340,7 @@ async fn a_step_makes_exactly_these_requests() {
                 ("delete pods", 200, bytes(&deleted)),
             ],
             "r1",
-            1,
+            0,
         ),
     );
     let sink = Collect::new();
@@ -394,11 +394,10 @@ async fn a_step_makes_exactly_these_requests() {
                 "GET",
                 "/api/v1/namespaces/ci/pods/t-only/log?&container=main&follow=true"
             ),
-            // The step's end is recorded before its pod is deleted.
-            ("PATCH", "/api/v1/namespaces/ci/configmaps/c8s-run-r1?"),
-            ("DELETE", "/api/v1/namespaces/ci/pods/t-only?"),
-            // The run ended: its record goes.
+            // The run ends with its one step: no write of its end, the
+            // record goes first, then the pod.
             ("DELETE", "/api/v1/namespaces/ci/configmaps/c8s-run-r1?"),
+            ("DELETE", "/api/v1/namespaces/ci/pods/t-only?"),
         ]
     );
     // The record carries the run's labels and when it started.
@@ -408,9 +407,7 @@ async fn a_step_makes_exactly_these_requests() {
     let labels = &seen[5].body["metadata"]["labels"];
     assert_eq!(labels["app.kubernetes.io/managed-by"], "c8s");
     assert_eq!(labels["c8s.dev/run"], "r1");
-    // The patch sets the step's entry: its final status.
-    let entry: Value = serde_json::from_str(seen[7].body["data"]["step.only"].as_str().unwrap()).unwrap();
-    assert_eq!(entry["done"]["state"], "Succeeded", "{entry}");
+    assert_eq!(seen[7].body, json!({"propagationPolicy": "Background"}));
     assert_eq!(seen[8].body, json!({"propagationPolicy": "Background"}));
 }
 
@@ -453,12 +450,25 @@ async fn the_reaper_lists_pods_and_jobs_and_deletes_in_the_background() {
         {"metadata": {"name": "b-build", "creationTimestamp": old, "labels": {"c8s.dev/run": "b"}},
          "status": {"conditions": [{"type": "Complete", "status": "True"}]}}
     ]});
+    // Run records: an old one (deleted), a young one (kept), and a ConfigMap
+    // with the labels that is not a record (not touched).
+    let young = "2999-01-01T00:00:00Z";
+    let records = json!({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadataList", "metadata": {}, "items": [
+        {"apiVersion": "v1", "kind": "ConfigMap",
+         "metadata": {"name": "c8s-run-a", "creationTimestamp": old, "labels": {"c8s.dev/run": "a"}}},
+        {"apiVersion": "v1", "kind": "ConfigMap",
+         "metadata": {"name": "c8s-run-c", "creationTimestamp": young, "labels": {"c8s.dev/run": "c"}}},
+        {"apiVersion": "v1", "kind": "ConfigMap",
+         "metadata": {"name": "settings", "creationTimestamp": old, "labels": {"c8s.dev/run": "b"}}}
+    ]});
     let ok = bytes(&json!({"kind": "Status", "apiVersion": "v1", "status": "Success"}));
     let server = serve(
         handle,
         vec![
             (200, bytes(&pods)),
             (200, bytes(&jobs)),
+            (200, bytes(&records)),
+            (200, ok.clone()),
             (200, ok.clone()),
             (404, status_body(404, "NotFound", "gone")),
         ],
@@ -468,6 +478,9 @@ async fn the_reaper_lists_pods_and_jobs_and_deletes_in_the_background() {
         .unwrap();
     assert_eq!(report.deleted.len(), 2, "{report:?}");
     assert_eq!(report.kept[0].1, "owned by a Job");
+    let records: Vec<_> = report.records_deleted.iter().map(|(r, _)| r.as_str()).collect();
+    assert_eq!(records, ["a"], "{report:?}");
+    assert_eq!(report.records_kept.len(), 1, "{report:?}");
     let seen = server.await.unwrap();
     let requests: Vec<_> = seen.iter().map(|s| (s.method.as_str(), s.uri.as_str())).collect();
     assert_eq!(
@@ -481,13 +494,18 @@ async fn the_reaper_lists_pods_and_jobs_and_deletes_in_the_background() {
                 "GET",
                 "/apis/batch/v1/namespaces/ci/jobs?&labelSelector=app.kubernetes.io%2Fmanaged-by%3Dc8s"
             ),
+            (
+                "GET",
+                "/api/v1/namespaces/ci/configmaps?&labelSelector=app.kubernetes.io%2Fmanaged-by%3Dc8s%2Cc8s.dev%2Frun"
+            ),
+            ("DELETE", "/api/v1/namespaces/ci/configmaps/c8s-run-a?"),
             ("DELETE", "/api/v1/namespaces/ci/pods/a-unit?"),
             // Already gone (404): counts as deleted.
             ("DELETE", "/apis/batch/v1/namespaces/ci/jobs/b-build?"),
         ]
     );
     assert!(
-        seen[2..]
+        seen[3..]
             .iter()
             .all(|s| s.body == json!({"propagationPolicy": "Background"}))
     );
@@ -520,7 +538,7 @@ async fn a_job_whose_deadline_ran_out_is_deadline_exceeded_not_retried() {
                 ("delete jobs", 200, ok),
             ],
             "r2",
-            1,
+            0,
         ),
     );
     let status = run_pipeline(
@@ -569,9 +587,8 @@ async fn a_job_whose_deadline_ran_out_is_deadline_exceeded_not_retried() {
                 )
                 .as_str()
             ),
-            ("PATCH", "/api/v1/namespaces/ci/configmaps/c8s-run-r2?"),
-            ("DELETE", "/apis/batch/v1/namespaces/ci/jobs/t-build?"),
             ("DELETE", "/api/v1/namespaces/ci/configmaps/c8s-run-r2?"),
+            ("DELETE", "/apis/batch/v1/namespaces/ci/jobs/t-build?"),
         ]
     );
     // The pod template carries the run label too, so the reaper finds the Job's pods.
@@ -637,7 +654,7 @@ async fn a_job_marked_failure_target_is_final_before_its_pod_is_gone() {
                 ("delete jobs", 200, ok),
             ],
             "r3",
-            1,
+            0,
         ),
     );
     let status = run_pipeline(
@@ -659,13 +676,13 @@ async fn a_job_marked_failure_target_is_final_before_its_pod_is_gone() {
     let seen = server.await.unwrap();
     let methods: Vec<_> = seen.iter().map(|s| s.method.as_str()).collect();
     // The record's creation, then the Job's, the watch and the Job's verdict;
-    // the record's patch before the Job's delete, then the record's delete.
+    // the run ends with its one step: the record's delete, then the Job's.
     assert_eq!(
         methods,
-        [
-            "POST", "POST", "GET", "GET", "GET", "GET", "PATCH", "DELETE", "DELETE"
-        ]
+        ["POST", "POST", "GET", "GET", "GET", "GET", "DELETE", "DELETE"]
     );
+    assert!(seen[6].uri.contains("/configmaps/c8s-run-"), "{}", seen[6].uri);
+    assert!(seen[7].uri.contains("/jobs/t-build"), "{}", seen[7].uri);
 }
 
 #[tokio::test(start_paused = true)]
@@ -706,7 +723,7 @@ async fn a_pod_the_job_replaces_is_followed_not_retried_by_the_runner() {
                 ("delete jobs", 200, ok),
             ],
             "r4",
-            1,
+            0,
         ),
     );
     let status = run_pipeline(
@@ -724,13 +741,13 @@ async fn a_pod_the_job_replaces_is_followed_not_retried_by_the_runner() {
     let seen = server.await.unwrap();
     let methods: Vec<_> = seen.iter().map(|s| s.method.as_str()).collect();
     // The record's creation, then the Job's, the watch and the Job's verdict;
-    // the record's patch before the Job's delete, then the record's delete.
+    // the run ends with its one step: the record's delete, then the Job's.
     assert_eq!(
         methods,
-        [
-            "POST", "POST", "GET", "GET", "GET", "GET", "PATCH", "DELETE", "DELETE"
-        ]
+        ["POST", "POST", "GET", "GET", "GET", "GET", "DELETE", "DELETE"]
     );
+    assert!(seen[6].uri.contains("/configmaps/c8s-run-"), "{}", seen[6].uri);
+    assert!(seen[7].uri.contains("/jobs/t-build"), "{}", seen[7].uri);
 }
 
 #[tokio::test(start_paused = true)]
@@ -770,7 +787,7 @@ async fn a_two_step_run_makes_these_requests_over_one_watch() {
                 ("delete pods", 200, ok),
             ],
             "r5",
-            2,
+            1,
         ),
     );
     let steps = vec![
@@ -807,9 +824,9 @@ async fn a_two_step_run_makes_these_requests_over_one_watch() {
             ("PATCH", "/api/v1/namespaces/ci/configmaps/c8s-run-r5?"),
             ("POST", "/api/v1/namespaces/ci/pods?"),
             ("DELETE", "/api/v1/namespaces/ci/pods/t-a?"),
-            ("PATCH", "/api/v1/namespaces/ci/configmaps/c8s-run-r5?"),
-            ("DELETE", "/api/v1/namespaces/ci/pods/t-b?"),
+            // The run ends with b: the record goes before b's pod.
             ("DELETE", "/api/v1/namespaces/ci/configmaps/c8s-run-r5?"),
+            ("DELETE", "/api/v1/namespaces/ci/pods/t-b?"),
         ]
     );
     // One list for the whole run; every watch resumes the one before it.
@@ -856,7 +873,7 @@ async fn a_pod_deleted_before_its_end_was_seen_is_judged_by_its_final_status() {
                 ),
             ],
             "r6",
-            1,
+            0,
         ),
     );
     let steps = vec![Step::new("only", pod("t", "only"))];

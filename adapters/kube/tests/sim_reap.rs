@@ -120,3 +120,51 @@ async fn a_run_that_may_still_be_going_keeps_its_finished_pods() {
     let deleted: Vec<_> = report.deleted.iter().map(|(o, _)| o.name.as_str()).collect();
     assert_eq!(deleted, ["built", "testing"]);
 }
+
+#[tokio::test(start_paused = true)]
+async fn records_of_runs_that_are_not_live_are_deleted() {
+    let sim = SimCluster::new();
+    sim.default_script(StepScript::new(Duration::from_secs(86_400)));
+    let entries = [("started".to_owned(), "x".to_owned())].into();
+    for run in ["killed-run", "going-run", "live-run"] {
+        assert!(sim.create_record(run, &entries).await.unwrap());
+    }
+    tokio::time::advance(Duration::from_secs(7200)).await;
+    // An old run with a pod still running: may still be going.
+    sim.create(&labelled("step-a", Some("going-run"))).await.unwrap();
+    for run in ["between-steps", "ended-run"] {
+        assert!(sim.create_record(run, &entries).await.unwrap());
+    }
+    tokio::time::advance(Duration::from_secs(60)).await;
+
+    let dry = reap(&sim, &options().dry_run(true)).await.unwrap();
+    assert_eq!(sim.records().len(), 5, "a dry run deletes nothing");
+    let report = reap(&sim, &options()).await.unwrap();
+    assert_eq!(dry.records_deleted, report.records_deleted);
+    let deleted: Vec<_> = report.records_deleted.iter().map(|(r, _)| r.as_str()).collect();
+    assert_eq!(deleted, ["ended-run", "killed-run"]);
+    let kept: Vec<_> = report
+        .records_kept
+        .iter()
+        .map(|(r, why)| (r.as_str(), why.as_str()))
+        .collect();
+    assert_eq!(
+        kept,
+        [
+            (
+                "between-steps",
+                "run between-steps unknown, record younger than 3600s"
+            ),
+            (
+                "going-run",
+                "run going-run has unfinished objects: it may still be going"
+            ),
+            ("live-run", "run live-run is active"),
+        ]
+    );
+    assert!(report.records_failed.is_empty());
+    let left: Vec<_> = sim.records().into_keys().collect();
+    assert_eq!(left, ["between-steps", "going-run", "live-run"]);
+    // The running pod of the going run is kept as well.
+    assert!(report.kept.iter().any(|(o, _)| o.name == "step-a"), "{report:?}");
+}

@@ -205,3 +205,80 @@ async fn a_run_id_with_a_record_is_refused_unless_resumed() {
     // Nothing was created twice by the refused start.
     assert!(sim.stats().creates.values().all(|&n| n == 1));
 }
+
+/// A step with `retries: 2` whose pods fail `failing` times, then succeed.
+fn flaky(sim: &SimCluster, failing: u32) -> Vec<c8s_kube::Step> {
+    sim.script(
+        "flaky",
+        StepScript::new(Duration::from_secs(10))
+            .failed_runs(failing)
+            .delete_delay(Duration::from_secs(3)),
+    );
+    let object = common::pod("user", "flaky");
+    vec![c8s_kube::Step::new("flaky", object).with_retries(c8s_pipeline_model::Retries::any(2))]
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_resumed_run_continues_the_steps_own_retry_count() {
+    // Always failing: 1 + 2 attempts, whenever the runner is killed; one
+    // failure then success: 2 attempts.
+    for failing in [u32::MAX, 1] {
+        let whole = SimCluster::new();
+        let expected = run_pipeline(
+            &whole,
+            flaky(&whole, failing),
+            options("user", false),
+            std::future::pending(),
+        )
+        .await
+        .unwrap();
+        let expected_creates = whole.stats().creates["flaky"];
+        assert_eq!(expected_creates, if failing == 1 { 2 } else { 3 });
+        // Killed at every second of the run, then at two points at once.
+        let kills: Vec<Vec<u64>> = (1..40)
+            .map(|s| vec![s])
+            .chain([vec![11, 12], vec![5, 22]])
+            .collect();
+        for at in kills {
+            let sim = SimCluster::new();
+            let mut status = None;
+            for (round, &secs) in at.iter().enumerate() {
+                let once = run_pipeline(
+                    &sim,
+                    flaky(&sim, failing),
+                    options("user", round > 0),
+                    std::future::pending(),
+                );
+                if let Ok(done) = tokio::time::timeout(Duration::from_secs(secs), once).await {
+                    status = Some(done.unwrap());
+                    break;
+                }
+            }
+            let status = match status {
+                Some(status) => status,
+                None => run_pipeline(
+                    &sim,
+                    flaky(&sim, failing),
+                    options("user", true),
+                    std::future::pending(),
+                )
+                .await
+                .unwrap(),
+            };
+            assert_eq!(
+                verdict(&status),
+                verdict(&expected),
+                "killed at {at:?}: {}\nuninterrupted: {}",
+                status.to_json(),
+                expected.to_json()
+            );
+            assert_eq!(
+                status.steps[0].retries, expected.steps[0].retries,
+                "killed at {at:?}"
+            );
+            // Never more attempts than `retries` allows.
+            assert_eq!(sim.stats().creates["flaky"], expected_creates, "killed at {at:?}");
+            assert!(sim.records().is_empty());
+        }
+    }
+}

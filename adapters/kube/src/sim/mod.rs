@@ -36,6 +36,8 @@ struct SimPod {
     fate: Fate,
     /// Deleted: it lingers until its termination ends.
     deleting: bool,
+    /// The containers its spec names (empty: no spec was sent).
+    containers: Vec<String>,
 }
 
 #[derive(Default)]
@@ -45,6 +47,8 @@ struct State {
     pods: BTreeMap<String, SimPod>,
     /// Run records by run id.
     records: BTreeMap<String, BTreeMap<String, String>>,
+    /// When each run record was created.
+    record_created: BTreeMap<String, Instant>,
     stats: SimStats,
     /// Every object created, in order, as it was sent.
     created: Vec<StepObject>,
@@ -207,6 +211,7 @@ impl Cluster for SimCluster {
             created: Instant::now(),
             fate,
             deleting: false,
+            containers: object.container_names(),
         };
         state.pods.insert(name.clone(), pod);
         state.created.push(object.clone());
@@ -315,6 +320,11 @@ impl Cluster for SimCluster {
                     &format!("pods \"{}\" not found", object.name),
                 )
             })?;
+            if !pod.containers.is_empty() && !pod.containers.iter().any(|c| c == container) {
+                // What the API server answers for a container the pod does not have.
+                let message = format!("container {container} is not valid for pod {}", object.name);
+                return Err(Error::api("read log of pod", &object.name, 400, &message));
+            }
             let step = pod.step.clone();
             let created = pod.created;
             let mut script = state.script(&step);
@@ -325,14 +335,24 @@ impl Cluster for SimCluster {
             }
             (created, script, breaks)
         };
-        let chunks: VecDeque<Vec<u8>> = if writes_log(container) {
+        let main = writes_log(container);
+        let chunks: VecDeque<Vec<u8>> = if main {
             script.log.clone().into()
         } else {
-            VecDeque::new()
+            script
+                .container_logs
+                .get(container)
+                .cloned()
+                .unwrap_or_default()
+                .into()
         };
         let count = u32::try_from(chunks.len()).unwrap_or(u32::MAX).max(1);
-        let start = created + script.run_start();
-        let spacing = script.duration / count;
+        // Other containers' logs are all there once the pod exists.
+        let (start, spacing) = if main {
+            (created + script.run_start(), script.duration / count)
+        } else {
+            (created, Duration::ZERO)
+        };
         let sim = self.clone();
         let name = object.name.clone();
         let deletions = self.deletions.subscribe();
@@ -454,13 +474,26 @@ impl Cluster for SimCluster {
             return Ok(false);
         }
         state.records.insert(run_id.to_owned(), entries.clone());
+        state.record_created.insert(run_id.to_owned(), Instant::now());
         Ok(true)
+    }
+
+    async fn list_records(&self) -> Result<Vec<crate::cluster::ListedRecord>> {
+        let mut state = self.lock();
+        state.stats.requests += 1;
+        let records = state.records.keys().map(|run| {
+            let created = state.record_created.get(run).map(|&at| self.at(at));
+            crate::cluster::ListedRecord::new(run.clone(), created)
+        });
+        Ok(records.collect())
     }
 
     async fn save_record(&self, run_id: &str, entries: &BTreeMap<String, String>) -> Result<()> {
         let mut state = self.lock();
         state.stats.requests += 1;
         state.stats.record_writes += 1;
+        let now = Instant::now();
+        state.record_created.entry(run_id.to_owned()).or_insert(now);
         let record = state.records.entry(run_id.to_owned()).or_default();
         record.extend(entries.iter().map(|(k, v)| (k.clone(), v.clone())));
         Ok(())
@@ -470,6 +503,7 @@ impl Cluster for SimCluster {
         let mut state = self.lock();
         state.stats.requests += 1;
         state.records.remove(run_id);
+        state.record_created.remove(run_id);
         Ok(())
     }
 

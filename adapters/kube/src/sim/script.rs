@@ -66,6 +66,9 @@ pub struct StepScript {
     pub failed_runs: u32,
     /// The next N log streams break (a transient error) after their first chunk.
     pub log_breaks: u32,
+    /// Raw log chunks of containers other than `main` (sidecars, init
+    /// containers, the helper), readable as soon as the pod exists.
+    pub container_logs: std::collections::BTreeMap<String, Vec<Vec<u8>>>,
 }
 
 impl StepScript {
@@ -97,6 +100,7 @@ impl StepScript {
             log_stays_open: false,
             failed_runs: 0,
             log_breaks: 0,
+            container_logs: std::collections::BTreeMap::new(),
         }
     }
 
@@ -253,6 +257,17 @@ impl StepScript {
         B: Into<Vec<u8>>,
     {
         self.log = chunks.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// `container` (not `main`) writes these raw chunks.
+    pub fn container_log<I, B>(mut self, container: &str, chunks: I) -> Self
+    where
+        I: IntoIterator<Item = B>,
+        B: Into<Vec<u8>>,
+    {
+        let chunks = chunks.into_iter().map(Into::into).collect();
+        self.container_logs.insert(container.to_owned(), chunks);
         self
     }
 
