@@ -296,7 +296,7 @@ fn steps(
 }
 
 /// Every Secret key the plans (and their sidecars) reference.
-fn referenced_secrets(plans: &[TaskPlan]) -> Vec<SecretKeyRef> {
+pub(crate) fn referenced_secrets(plans: &[TaskPlan]) -> Vec<SecretKeyRef> {
     let mut refs: Vec<SecretKeyRef> = plans
         .iter()
         .flat_map(|p| p.env.iter().chain(p.sidecars.iter().flat_map(|s| s.env.iter())))

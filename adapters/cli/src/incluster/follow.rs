@@ -152,14 +152,10 @@ pub(super) async fn secret_values(
         (None, None) => return Ok(Vec::new()),
     };
     let branch = Some(run.spec.branch.as_str()).filter(|b| !b.is_empty());
-    let plans = pipeline.expand(branch).map_err(|e| e.to_string())?.plans;
-    let mut refs: Vec<_> = plans
-        .iter()
-        .flat_map(|p| p.env.iter().chain(p.sidecars.iter().flat_map(|s| s.env.iter())))
-        .filter_map(|env| env.secret_key_ref.clone())
-        .collect();
-    refs.sort();
-    refs.dedup();
+    let run_plan = pipeline.expand(branch).map_err(|e| e.to_string())?;
+    let mut plans = run_plan.plans;
+    plans.extend(run_plan.finally);
+    let refs = crate::run::referenced_secrets(&plans);
     let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
     let mut values = Vec::new();
     for r in refs {
