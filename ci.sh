@@ -35,6 +35,11 @@ cargo nextest run --workspace --locked --no-fail-fast --run-ignored all -E 'not 
 cargo test --workspace --doc --locked
 
 step "cargo package: every library crate, in dependency order (unpublished dependencies come from a local registry overlay)"
+# The overlay's crates are unpacked under a directory named after this checkout's
+# path, and built once per version: a re-run in the same checkout would verify
+# against an earlier commit's sources, so drop both.
+rm -rf "${CARGO_HOME:-$HOME/.cargo}"/registry/src/-*/c8s-*
+cargo clean --quiet -p c8s-sidecar-core -p c8s-pipeline-model -p c8s-pod-builder -p c8s-kube -p c8s-helm -p c8s-controller
 cargo package --locked -p c8s-sidecar-core -p c8s-pipeline-model -p c8s-pod-builder -p c8s-kube -p c8s-helm -p c8s-controller
 
 step "fuzz smoke: every cargo-fuzz target for 20 s (the long run: scripts/fuzz.sh 600)"
