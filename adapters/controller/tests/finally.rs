@@ -6,13 +6,12 @@
 
 use std::time::Duration;
 
-use c8s_controller::crd::{PipelineRun, PipelineRunSpec, PipelineRunStatus, RunPhase, StepPhase};
-use c8s_controller::{
-    Admission, RunSteps, RunView, Settings, owner_of, reconcile_run, run_context, run_steps,
-};
+use c8s_controller::crd::{PipelineRun, PipelineRunStatus, RunPhase, StepPhase};
+use c8s_controller::{Admission, RunSteps};
+use c8s_kube::StepObject;
 use c8s_kube::sim::{SimCluster, StepScript};
-use c8s_kube::{Cluster, StepObject};
-use c8s_pipeline_model::{MemorySource, parse_pipeline};
+
+mod support;
 
 const PIPELINE: &str = r#"
 name: shop
@@ -27,56 +26,16 @@ finally:
 "#;
 
 fn new_run() -> (PipelineRun, RunSteps) {
-    let pipeline =
-        parse_pipeline("shop.c8s.yaml", PIPELINE, &MemorySource::new()).unwrap_or_else(|e| panic!("{e}"));
-    let mut run = PipelineRun::new(
-        "shop-b7",
-        PipelineRunSpec {
-            pipeline: Some(pipeline.clone()),
-            branch: "main".into(),
-            build: 7,
-            ..PipelineRunSpec::default()
-        },
-    );
-    run.metadata.namespace = Some("ci".into());
-    run.metadata.uid = Some("0f0e-uid".into());
-    let owner = owner_of(&run).unwrap_or_else(|| panic!("owner"));
-    let ctx = run_context(&run, &pipeline, "ci");
-    let steps = run_steps(&pipeline, &ctx, owner, false).unwrap_or_else(|e| panic!("{e}"));
-    (run, steps)
+    support::new_run(PIPELINE, None)
 }
 
-/// Reconciles once a virtual second until the run ends; `cancel_at`
-/// (seconds) sets `spec.cancelled` as `kubectl patch` would.
 async fn drive(
     cluster: &SimCluster,
     run: &mut PipelineRun,
     steps: &RunSteps,
     cancel_at: Option<u32>,
 ) -> PipelineRunStatus {
-    let settings = Settings::default();
-    let created = cluster.now();
-    let mut status = PipelineRunStatus::default();
-    for second in 0..10_000 {
-        if Some(second) == cancel_at {
-            run.spec.cancelled = true;
-        }
-        let view = RunView {
-            name: "shop-b7",
-            generation: Some(1),
-            created,
-            spec: &run.spec,
-            status: &status,
-        };
-        if let Ok(done) = reconcile_run(cluster, &view, steps, &Admission::default(), &settings).await {
-            status = done.status;
-        }
-        if status.phase.is_finished() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
-    status
+    support::drive(cluster, run, steps, &Admission::default(), cancel_at).await
 }
 
 fn created(cluster: &SimCluster, step: &str) -> Vec<StepObject> {

@@ -4,15 +4,16 @@
 
 use std::time::Duration;
 
-use c8s_controller::crd::{PipelineRun, PipelineRunSpec, PipelineRunStatus, RunPhase, StepPhase};
-use c8s_controller::{
-    Admission, Error, RunSteps, RunView, Settings, owner_of, reconcile_run, run_context, run_steps,
-};
+use c8s_controller::crd::{PipelineRun, PipelineRunStatus, RunPhase, StepPhase};
+use c8s_controller::{Admission, Error, RunSteps, Settings, owner_of, reconcile_run, run_context, run_steps};
 use c8s_kube::sim::{SimCluster, StepScript};
 use c8s_kube::{Cluster, ListedObject, LogStream, ObjectRef, ObservationStream, StepObject};
 use c8s_pipeline_model::{MemorySource, parse_pipeline};
 use k8s_openapi::jiff::Timestamp;
 use proptest::prelude::*;
+use support::view;
+
+mod support;
 
 const PIPELINE: &str = r#"
 name: shop
@@ -27,61 +28,16 @@ steps:
 "#;
 
 fn run(cluster: &SimCluster) -> (PipelineRun, RunSteps) {
-    let pipeline =
-        parse_pipeline("shop.c8s.yaml", PIPELINE, &MemorySource::new()).unwrap_or_else(|e| panic!("{e}"));
-    let mut run = PipelineRun::new(
-        "shop-b7",
-        PipelineRunSpec {
-            pipeline: Some(pipeline.clone()),
-            branch: "main".into(),
-            build: 7,
-            ..PipelineRunSpec::default()
-        },
-    );
-    run.metadata.namespace = Some("ci".into());
-    run.metadata.uid = Some("0f0e-uid".into());
-    run.metadata.creation_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
-        cluster.now(),
-    ));
-    let owner = owner_of(&run).unwrap_or_else(|| panic!("owner"));
-    let ctx = run_context(&run, &pipeline, "ci");
-    let steps = run_steps(&pipeline, &ctx, owner, false).unwrap_or_else(|e| panic!("{e}"));
-    (run, steps)
+    support::new_run(PIPELINE, Some(cluster.now()))
 }
 
-fn view<'a>(run: &'a PipelineRun, status: &'a PipelineRunStatus, created: Timestamp) -> RunView<'a> {
-    RunView {
-        name: run.metadata.name.as_deref().unwrap_or_default(),
-        generation: Some(1),
-        created,
-        spec: &run.spec,
-        status,
-    }
-}
-
-/// Reconciles until the run ends (or 10 000 virtual seconds pass): the
-/// controller's loop, with the status written back each time.
 async fn drive<C: Cluster>(
     cluster: &C,
     run: &PipelineRun,
     steps: &RunSteps,
     admission: &Admission,
 ) -> PipelineRunStatus {
-    let settings = Settings::default();
-    let created = cluster.now();
-    let mut status = PipelineRunStatus::default();
-    for _ in 0..10_000 {
-        if let Ok(done) =
-            reconcile_run(cluster, &view(run, &status, created), steps, admission, &settings).await
-        {
-            status = done.status;
-        }
-        if status.phase.is_finished() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
-    status
+    support::drive(cluster, &mut run.clone(), steps, admission, None).await
 }
 
 #[tokio::test(start_paused = true)]
