@@ -40,6 +40,10 @@ pub struct Pipeline {
     /// Pod overrides for every step (a step's own override them).
     #[serde(flatten)]
     pub pod: PodOverrides,
+    /// The file it was read from, so that errors found later point at lines.
+    #[serde(skip)]
+    #[cfg_attr(feature = "schema", schemars(skip))]
+    pub(crate) source: crate::parse::Source,
 }
 
 /// One step: a container image and the commands to run in it.
@@ -193,6 +197,7 @@ impl Pipeline {
             finally: Vec::new(),
             retries: None,
             pod: PodOverrides::default(),
+            source: Default::default(),
         }
     }
 
@@ -425,6 +430,7 @@ impl From<PipelineDoc> for Pipeline {
             finally: doc.finally.into_iter().map(Step::from).collect(),
             retries: doc.retries,
             pod: pod_overrides!(doc),
+            source: Default::default(),
         }
     }
 }

@@ -5,6 +5,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::path::FieldPath;
+use crate::paths::PathError;
 use crate::quantity::QuantityError;
 
 /// A place in a source file. Line and column are 1-based; 0 means unknown
@@ -96,6 +97,15 @@ pub fn quoted(value: &str) -> String {
     }
     let cut = (0..=KEEP).rev().find(|&i| value.is_char_boundary(i)).unwrap_or(0);
     format!("{:?}… ({} bytes)", &value[..cut], value.len())
+}
+
+fn absolute_path_message(value: &str, reason: PathError) -> String {
+    match reason {
+        PathError::NotAbsolute | PathError::ParentDir | PathError::Empty => {
+            format!("{} must be an absolute path without `..`", quoted(value))
+        }
+        _ => format!("{} must be an absolute path: {reason}", quoted(value)),
+    }
 }
 
 fn subject_prefix(subject: &Option<String>) -> String {
@@ -291,11 +301,13 @@ pub enum Problem {
     /// An empty command list.
     #[error("command must have at least one element")]
     EmptyCommand,
-    /// A path that must be absolute and clean.
-    #[error("{} must be an absolute path without `..`", quoted(value))]
+    /// A path that must be absolute and clean ([`paths::absolute`](crate::paths::absolute)).
+    #[error("{}", absolute_path_message(value, *reason))]
     InvalidPath {
         /// The value as written.
         value: String,
+        /// Which rule it breaks.
+        reason: PathError,
     },
     /// `runAsUser: 0` without `runAsRoot: true`.
     #[error(
@@ -304,82 +316,6 @@ pub enum Problem {
     RootUser {
         /// The UID.
         uid: i64,
-    },
-    /// `dependsOn` (or an input) names a step the pipeline does not define.
-    #[error("step {} is not defined", quoted(name))]
-    UnknownStep {
-        /// The name used.
-        name: String,
-    },
-    /// A step lists itself in `dependsOn`.
-    #[error("a step cannot depend on itself")]
-    SelfDependency,
-    /// Steps that depend on each other in a circle.
-    #[error("dependency cycle: {}", path.join(" -> "))]
-    Cycle {
-        /// The cycle, first step repeated at the end: `[a, b, c, a]`.
-        path: Vec<String>,
-    },
-    /// An input from a step this step does not (transitively) depend on.
-    #[error("step {step:?} is not a dependency of this step; add it to dependsOn")]
-    InputNotFromDependency {
-        /// The producing step named by the input.
-        step: String,
-    },
-    /// An input naming an output its step does not declare.
-    #[error("step {step:?} declares no output {output:?}")]
-    UnknownOutput {
-        /// The producing step.
-        step: String,
-        /// The output asked for.
-        output: String,
-    },
-    /// `${{ matrix.X }}`, or an exclude/include key, naming no dimension.
-    #[error("matrix dimension {} is not defined ({known})", quoted(name))]
-    UnknownDimension {
-        /// The name used.
-        name: String,
-        /// The dimensions there are, e.g. `dimensions: go, db` or `the pipeline has no matrix`.
-        known: String,
-    },
-    /// An include entry that leaves out a dimension.
-    #[error("no value for matrix dimension {}", quoted(name))]
-    MissingDimension {
-        /// The dimension left out.
-        name: String,
-    },
-    /// A `${{ ... }}` expression that is not a matrix reference.
-    #[error("{expression:?} is not a valid expression: {reason}")]
-    InvalidExpression {
-        /// The expression as written.
-        expression: String,
-        /// What is wrong with it.
-        reason: String,
-    },
-    /// The matrix expands to more combinations than allowed.
-    #[error("the matrix expands to {combinations} combinations; the limit is {limit}")]
-    MatrixTooLarge {
-        /// How many combinations there would be.
-        combinations: u128,
-        /// The configured limit.
-        limit: usize,
-    },
-    /// A duration that does not parse (`90s`, `30m`, `1h30m` do).
-    #[error("{} is not a valid duration: {reason}", quoted(value))]
-    InvalidDuration {
-        /// The value as written.
-        value: String,
-        /// What is wrong with it.
-        reason: String,
-    },
-    /// A path that must be relative to the workspace and stay inside it.
-    #[error(
-        "{} must be a relative path inside the workspace (no leading /, no `..`)",
-        quoted(value)
-    )]
-    InvalidRelativePath {
-        /// The value as written.
-        value: String,
     },
     /// A value c8s does not support in this place.
     #[error("{} is not supported: expected {expected}", quoted(value))]

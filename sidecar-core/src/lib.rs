@@ -31,6 +31,7 @@ pub mod error;
 pub mod load;
 pub mod names;
 pub mod path;
+pub mod paths;
 pub mod quantity;
 pub mod rules;
 #[cfg(feature = "schema")]
