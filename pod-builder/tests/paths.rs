@@ -18,7 +18,7 @@ const RELATIVE: &[(&str, Option<PathError>)] = &[
     ("../up", Some(PathError::ParentDir)),
     ("a/../b", Some(PathError::ParentDir)),
     ("a\nb", Some(PathError::ControlCharacter)),
-    ("a\u{7f}b", Some(PathError::ControlCharacter)),
+    ("a\u{1b}b", Some(PathError::ControlCharacter)),
 ];
 
 /// Absolute paths (a sidecar's scratch dirs) and the verdict for each.
