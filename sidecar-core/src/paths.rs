@@ -70,9 +70,11 @@ pub fn workspace_relative(path: &str) -> Result<(), PathError> {
 mod tests {
     use super::*;
 
+    type Verdict = Result<(), PathError>;
+
     #[test]
     fn verdicts() {
-        let cases: &[(&str, Result<(), PathError>, Result<(), PathError>)] = &[
+        let cases: &[(&str, Verdict, Verdict)] = &[
             ("target", Err(PathError::NotAbsolute), Ok(())),
             ("target/", Err(PathError::NotAbsolute), Ok(())),
             ("a/b/c", Err(PathError::NotAbsolute), Ok(())),
