@@ -3,8 +3,6 @@
 //! an error in a sidecar (a sidecar file, an inline sidecar's own parse) is
 //! wrapped as [`Error::Sidecar`], its cause kept as the source.
 
-use std::fmt;
-
 use c8s_sidecar_core::error::quoted;
 use c8s_sidecar_core::paths::PathError;
 use c8s_sidecar_core::snippet::Positioned;
@@ -290,96 +288,16 @@ pub(crate) fn locate(locator: &Locator<'_>, findings: Vec<Finding<Problem>>, mai
     locator.locate_as(findings).into_iter().map(error).collect()
 }
 
-/// Every problem found in an input, in document order. Displayed one per line.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Errors(Vec<Error>);
-
-impl Errors {
-    /// Wraps a list of errors.
-    pub fn new(errors: Vec<Error>) -> Self {
-        Self(errors)
-    }
-
-    /// The errors, in order.
-    pub fn as_slice(&self) -> &[Error] {
-        &self.0
-    }
-
-    /// The errors, owned.
-    pub fn into_vec(self) -> Vec<Error> {
-        self.0
-    }
-
-    /// How many errors.
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    /// Whether there are none.
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    /// Iterates over the errors.
-    pub fn iter(&self) -> std::slice::Iter<'_, Error> {
-        self.0.iter()
-    }
-
-    /// Every error as `error: <message>`, each followed by its line of `text`
-    /// with a caret when the error is in `file`.
-    ///
-    /// ```
-    /// use c8s_pipeline_model::{parse_pipeline, MemorySource};
-    /// let text = "name: demo\nrepository: https://example.com/demo.git\nsteps:\n  - name: a\n    image: alpine:3\n    dependsOn: [b]\n";
-    /// let errors = parse_pipeline(".c8s.yaml", text, &MemorySource::new()).unwrap_err();
-    /// assert_eq!(
-    ///     errors.render_with_source(".c8s.yaml", text),
-    ///     "error: .c8s.yaml:6:17: step \"a\": dependsOn[0]: step \"b\" is not defined\n  |\n6 |     dependsOn: [b]\n  |                 ^\n"
-    /// );
-    /// ```
-    pub fn render_with_source(&self, file: &str, text: impl AsRef<[u8]>) -> String {
-        let text = text.as_ref();
-        self.render_with_sources(|name| (name == file).then(|| text.to_vec()))
-    }
-
-    /// Like [`Errors::render_with_source`], with `source_of(file)` giving the
-    /// bytes of each file an error points into (a pipeline and its sidecar files).
-    pub fn render_with_sources(&self, source_of: impl FnMut(&str) -> Option<Vec<u8>>) -> String {
-        c8s_sidecar_core::snippet::render_with_sources(self.iter(), source_of)
-    }
-}
-
-impl From<Error> for Errors {
-    fn from(error: Error) -> Self {
-        Self(vec![error])
-    }
-}
-
-/// Sidecar errors, each wrapped as [`Error::Sidecar`].
-impl From<c8s_sidecar_core::Errors> for Errors {
-    fn from(errors: c8s_sidecar_core::Errors) -> Self {
-        Self(errors.into_iter().map(Error::Sidecar).collect())
-    }
-}
-
-impl IntoIterator for Errors {
-    type Item = Error;
-    type IntoIter = std::vec::IntoIter<Error>;
-    fn into_iter(self) -> Self::IntoIter {
-        self.0.into_iter()
-    }
-}
-
-impl fmt::Display for Errors {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, error) in self.0.iter().enumerate() {
-            if i > 0 {
-                writeln!(f)?;
-            }
-            write!(f, "{error}")?;
-        }
-        Ok(())
-    }
-}
-
-impl std::error::Error for Errors {}
+/// Every problem found in an input, in document order, displayed one per
+/// line; `render_with_source` adds each offending line with a caret.
+///
+/// ```
+/// use c8s_pipeline_model::{parse_pipeline, MemorySource};
+/// let text = "name: demo\nrepository: https://example.com/demo.git\nsteps:\n  - name: a\n    image: alpine:3\n    dependsOn: [b]\n";
+/// let errors = parse_pipeline(".c8s.yaml", text, &MemorySource::new()).unwrap_err();
+/// assert_eq!(
+///     errors.render_with_source(".c8s.yaml", text),
+///     "error: .c8s.yaml:6:17: step \"a\": dependsOn[0]: step \"b\" is not defined\n  |\n6 |     dependsOn: [b]\n  |                 ^\n"
+/// );
+/// ```
+pub type Errors = c8s_sidecar_core::ErrorList<Error>;

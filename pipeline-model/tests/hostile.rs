@@ -26,7 +26,7 @@ fn parse(kind: &str, name: &str, bytes: &[u8]) -> Result<(), Errors> {
     match kind {
         "sidecars" => parse_sidecars_bytes(name, bytes)
             .map(|_| ())
-            .map_err(Errors::from),
+            .map_err(c8s_sidecar_core::ErrorList::convert),
         _ => {
             let text = c8s_sidecar_core::yaml::as_utf8(name, bytes).map_err(Error::document)?;
             let pipeline = parse_pipeline(name, text, &MemorySource::new())?;

@@ -328,22 +328,26 @@ pub enum Problem {
 }
 
 /// Every problem found in an input, in document order. Displayed one per line.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Errors(Vec<Error>);
+pub type Errors = ErrorList<Error>;
 
-impl Errors {
+/// A list of errors in document order, displayed one per line: this crate's
+/// [`Errors`], and the error lists of crates built on it (pipeline-model's).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErrorList<E>(Vec<E>);
+
+impl<E> ErrorList<E> {
     /// Wraps a list of errors.
-    pub fn new(errors: Vec<Error>) -> Self {
+    pub fn new(errors: Vec<E>) -> Self {
         Self(errors)
     }
 
     /// The errors, in order.
-    pub fn as_slice(&self) -> &[Error] {
+    pub fn as_slice(&self) -> &[E] {
         &self.0
     }
 
     /// The errors, owned.
-    pub fn into_vec(self) -> Vec<Error> {
+    pub fn into_vec(self) -> Vec<E> {
         self.0
     }
 
@@ -358,26 +362,32 @@ impl Errors {
     }
 
     /// Iterates over the errors.
-    pub fn iter(&self) -> std::slice::Iter<'_, Error> {
+    pub fn iter(&self) -> std::slice::Iter<'_, E> {
         self.0.iter()
+    }
+
+    /// The same errors as another crate's error type, each converted (a
+    /// sidecar file's errors inside a pipeline's).
+    pub fn convert<F: From<E>>(self) -> ErrorList<F> {
+        ErrorList(self.0.into_iter().map(F::from).collect())
     }
 }
 
-impl From<Error> for Errors {
-    fn from(error: Error) -> Self {
+impl<E> From<E> for ErrorList<E> {
+    fn from(error: E) -> Self {
         Self(vec![error])
     }
 }
 
-impl IntoIterator for Errors {
-    type Item = Error;
-    type IntoIter = std::vec::IntoIter<Error>;
+impl<E> IntoIterator for ErrorList<E> {
+    type Item = E;
+    type IntoIter = std::vec::IntoIter<E>;
     fn into_iter(self) -> Self::IntoIter {
         self.0.into_iter()
     }
 }
 
-impl fmt::Display for Errors {
+impl<E: fmt::Display> fmt::Display for ErrorList<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for (i, error) in self.0.iter().enumerate() {
             if i > 0 {
@@ -389,4 +399,4 @@ impl fmt::Display for Errors {
     }
 }
 
-impl std::error::Error for Errors {}
+impl<E: fmt::Debug + fmt::Display> std::error::Error for ErrorList<E> {}

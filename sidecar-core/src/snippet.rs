@@ -13,7 +13,7 @@
 //! );
 //! ```
 
-use crate::error::{Error, Errors, Position};
+use crate::error::{Error, ErrorList, Position};
 
 /// The source line at `at` with a caret under its column, or nothing when the
 /// position has no line or the line is not there.
@@ -72,7 +72,7 @@ pub fn render_with_sources<'e, E: Positioned + 'e>(
     out
 }
 
-impl Errors {
+impl<E: Positioned> ErrorList<E> {
     /// Every error as `error: <message>`, each followed by its line of `text`
     /// with a caret when the error is in `file` (errors in other files, such as
     /// a pipeline's sidecar files, get the message alone).

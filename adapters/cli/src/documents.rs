@@ -209,7 +209,7 @@ pub fn validate(file: &str, bytes: &[u8], kind: Option<Kind>) -> Result<Kind, Er
     match kind {
         Kind::Sidecars => c8s_sidecar_core::parse_sidecars(file, text)
             .map(|_| kind)
-            .map_err(Errors::from),
+            .map_err(c8s_sidecar_core::ErrorList::convert),
         Kind::Task => c8s_pipeline_model::parse_task_config(file, text).map(|_| kind),
         Kind::Pipeline => {
             c8s_pipeline_model::parse_pipeline(file, text, &DirSource::beside(file)).map(|_| kind)

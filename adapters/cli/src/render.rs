@@ -194,7 +194,8 @@ pub fn load_plans_for(
             })
         }
         Kind::Sidecars => {
-            let sidecars = c8s_pipeline_model::sidecar::parse_sidecars(file, text)?;
+            let sidecars = c8s_pipeline_model::sidecar::parse_sidecars(file, text)
+                .map_err(c8s_pipeline_model::sidecar::ErrorList::convert)?;
             let mut plan = TaskPlan::new(PlanIdentity::new(stem, "sidecars"), SIDECAR_CHECK_IMAGE);
             plan.command = vec!["sh".into(), "-ec".into(), "echo \"c8s: sidecars are up\"".into()];
             plan.sidecars = sidecars;

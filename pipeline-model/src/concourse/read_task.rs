@@ -248,7 +248,7 @@ pub fn read_sidecars(
     let doc = locator.add(file, text);
     let findings: Vec<c8s_sidecar_core::validate::Finding> = check_list(&sidecars, doc, path);
     if !findings.is_empty() {
-        report.extend(locator.locate(findings).into());
+        report.extend(locator.locate(findings).convert());
     }
     sidecars
 }
