@@ -319,3 +319,36 @@ pub fn step_plan(
     plan.retries = step.retries.clone();
     Ok(plan)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dag_failures_point_at_the_step_they_are_about() {
+        let text = "name: shop\nrepository: https://example.com/shop.git\nsteps:\n  - name: a\n    image: alpine:3\n  - name: b\n    image: alpine:3\n    dependsOn: [a]\n";
+        let mut pipeline =
+            crate::parse_pipeline(".c8s.yaml", text, &crate::MemorySource::new()).expect("valid");
+        pipeline.steps[1].depends_on.push("x".into());
+        let unknown = DagError::UnknownStep {
+            step: "b".into(),
+            dependency: "x".into(),
+        };
+        assert_eq!(
+            pipeline.dag_error(unknown).to_string(),
+            ".c8s.yaml:8:5: step \"b\": dependsOn[1]: step \"x\" is not defined"
+        );
+        let cycle = DagError::Cycle {
+            path: vec!["b".into(), "a".into(), "b".into()],
+        };
+        assert_eq!(
+            pipeline.dag_error(cycle).to_string(),
+            ".c8s.yaml:8:5: step \"b\": dependsOn: dependency cycle: b -> a -> b"
+        );
+        let twice = DagError::DuplicateStep { step: "a".into() };
+        assert_eq!(
+            pipeline.dag_error(twice).to_string(),
+            ".c8s.yaml:4:5: step \"a\": name: step \"a\" is already defined at .c8s.yaml:4:5"
+        );
+    }
+}
