@@ -1,7 +1,10 @@
 //! The errors of pipeline-model: pipelines, matrices, DAGs, task plans and
-//! Concourse files. Every one is located (file, line, column, field path);
-//! an error in a sidecar (a sidecar file, an inline sidecar's own parse) is
-//! wrapped as [`Error::Sidecar`], its cause kept as the source.
+//! Concourse files. Every one is located (file, line, column, field path).
+//! A sidecar-core rule broken in the crate's own document (an inline
+//! sidecar, a step's env) is [`Error::Invalid`] with [`Problem::Rule`]; an
+//! error in a sidecar file, or in a Concourse task config's `sidecars` (read
+//! with the sidecar file schema), is sidecar-core's, wrapped as
+//! [`Error::Sidecar`] with the cause as its `source()`.
 
 use c8s_sidecar_core::error::quoted;
 use c8s_sidecar_core::paths::PathError;
@@ -43,7 +46,7 @@ pub enum Error {
         /// The rule that was broken (boxed to keep `Result`s small).
         problem: Box<Problem>,
     },
-    /// An error in a sidecar file a pipeline loads.
+    /// An error in a sidecar file (or a Concourse task config's `sidecars`), as sidecar-core reports it.
     #[error("{0}")]
     Sidecar(#[from] c8s_sidecar_core::Error),
 }
