@@ -6,7 +6,7 @@
 //! with the sidecar file schema), is sidecar-core's, wrapped as
 //! [`Error::Sidecar`] with the cause as its `source()`.
 
-use c8s_sidecar_core::error::quoted;
+use c8s_sidecar_core::error::{about, quoted};
 use c8s_sidecar_core::paths::PathError;
 use c8s_sidecar_core::snippet::Positioned;
 use c8s_sidecar_core::validate::{Finding, Located, Locator, Rule};
@@ -33,7 +33,7 @@ pub enum Error {
         message: String,
     },
     /// The document is well-formed but breaks a rule.
-    #[error("{at}: {}{}{problem}", subject_prefix(subject.as_deref()), field_prefix(field))]
+    #[error("{at}: {}{problem}", about(subject.as_deref(), field))]
     Invalid {
         /// Where the offending value is written.
         at: Position,
@@ -49,18 +49,6 @@ pub enum Error {
     /// An error in a sidecar file (or a Concourse task config's `sidecars`), as sidecar-core reports it.
     #[error("{0}")]
     Sidecar(#[from] c8s_sidecar_core::Error),
-}
-
-fn subject_prefix(subject: Option<&str>) -> String {
-    subject.map(|s| format!("{s}: ")).unwrap_or_default()
-}
-
-fn field_prefix(field: &FieldPath) -> String {
-    if field.is_root() {
-        String::new()
-    } else {
-        format!("{field}: ")
-    }
 }
 
 impl Error {

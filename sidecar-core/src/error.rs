@@ -73,7 +73,7 @@ pub enum Error {
         message: String,
     },
     /// The document is well-formed but breaks a rule.
-    #[error("{at}: {}{}{problem}", subject_prefix(subject), field_prefix(field))]
+    #[error("{at}: {}{problem}", about(subject.as_deref(), field))]
     Invalid {
         /// Where the offending value is written.
         at: Position,
@@ -108,15 +108,14 @@ fn absolute_path_message(value: &str, reason: PathError) -> String {
     }
 }
 
-fn subject_prefix(subject: &Option<String>) -> String {
-    subject.as_ref().map(|s| format!("{s}: ")).unwrap_or_default()
-}
-
-fn field_prefix(field: &FieldPath) -> String {
+/// What an `Invalid` error is about, before its problem: `sidecar "pg": ports[0]: `
+/// (the subject and the field relative to it, each left out when there is none).
+pub fn about(subject: Option<&str>, field: &FieldPath) -> String {
+    let subject = subject.map(|s| format!("{s}: ")).unwrap_or_default();
     if field.is_root() {
-        String::new()
+        subject
     } else {
-        format!("{field}: ")
+        format!("{subject}{field}: ")
     }
 }
 
