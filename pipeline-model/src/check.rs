@@ -1,10 +1,13 @@
 //! The pipeline rules, as functions that push [`Finding`]s: a
 //! problem at a field path, located later only if there is one.
 
+use crate::error::Problem;
+use c8s_sidecar_core::Problem as Rule;
 use std::collections::BTreeMap;
 
-use c8s_sidecar_core::validate::{self, Finding, Placed};
-use c8s_sidecar_core::{FieldPath, Problem, names, rules};
+use crate::subject::Finding;
+use c8s_sidecar_core::validate::{self, Placed};
+use c8s_sidecar_core::{FieldPath, names, rules};
 
 use crate::links;
 use crate::matrix::{self, Matrix, known_dimensions};
@@ -24,14 +27,14 @@ pub(crate) fn pipeline(pipeline: &Pipeline, doc: usize, options: &PipelineOption
     if let Err(reason) = names::dns1123_label(&pipeline.name) {
         top.problem(
             root.key("name"),
-            Problem::InvalidName {
+            Rule::InvalidName {
                 value: pipeline.name.clone(),
                 reason,
             },
         );
     }
     if pipeline.repository.trim().is_empty() {
-        top.problem(root.key("repository"), Problem::Empty);
+        top.problem(root.key("repository"), Rule::Empty);
     }
     globs(&mut top, &pipeline.branches, &root.key("branches"));
     crate::pod::check::pod_overrides(&mut top, &pipeline.pod, &root);
@@ -39,7 +42,7 @@ pub(crate) fn pipeline(pipeline: &Pipeline, doc: usize, options: &PipelineOption
         duration(&mut top, timeout, root.key("timeout"));
     }
     if pipeline.steps.is_empty() {
-        top.problem(root.key("steps"), Problem::Empty);
+        top.problem(root.key("steps"), Rule::Empty);
     }
     let combinations = match &pipeline.matrix {
         Some(m) => check_matrix(&mut top, m, options),
@@ -91,7 +94,7 @@ fn retries(subject: &mut Subject<'_>, retries: Option<&crate::Retries>, at: Fiel
     if let Some(r) = retries.filter(|r| r.limit > crate::MAX_RETRIES) {
         subject.problem(
             at,
-            Problem::TooLarge {
+            Rule::TooLarge {
                 value: i64::from(r.limit),
                 max: i64::from(crate::MAX_RETRIES),
             },
@@ -102,7 +105,7 @@ fn retries(subject: &mut Subject<'_>, retries: Option<&crate::Retries>, at: Fiel
 fn globs(subject: &mut Subject<'_>, globs: &[String], at: &FieldPath) {
     for (i, glob) in globs.iter().enumerate() {
         if glob.trim().is_empty() {
-            subject.problem(at.index(i), Problem::Empty);
+            subject.problem(at.index(i), Rule::Empty);
         }
     }
 }
@@ -119,7 +122,7 @@ fn duration(subject: &mut Subject<'_>, value: &str, at: FieldPath) {
         // A timeout becomes activeDeadlineSeconds, which the API server bounds to int32.
         Ok(seconds) if seconds > validate::MAX_INT32 as u64 => subject.problem(
             at,
-            Problem::TooLarge {
+            Rule::TooLarge {
                 value: i64::try_from(seconds).unwrap_or(i64::MAX),
                 max: validate::MAX_INT32,
             },
@@ -133,7 +136,7 @@ fn duration(subject: &mut Subject<'_>, value: &str, at: FieldPath) {
 fn check_matrix(top: &mut Subject<'_>, m: &Matrix, options: &PipelineOptions) -> Vec<OrderedMap<String>> {
     let at = FieldPath::root().key("matrix");
     if m.dimensions.is_empty() {
-        top.problem(at.key("dimensions"), Problem::Empty);
+        top.problem(at.key("dimensions"), Rule::Empty);
     }
     for (name, values) in m.dimensions.iter() {
         let here = at.key("dimensions").key(name);
@@ -144,14 +147,14 @@ fn check_matrix(top: &mut Subject<'_>, m: &Matrix, options: &PipelineOptions) ->
         {
             top.problem(
                 here.clone(),
-                Problem::InvalidName {
+                Rule::InvalidName {
                     value: name.to_owned(),
                     reason: "a dimension name may contain only letters, digits, '_' and '-'".to_owned(),
                 },
             );
         }
         if values.is_empty() {
-            top.problem(here, Problem::Empty);
+            top.problem(here, Rule::Empty);
         }
     }
     let known = || known_dimensions(m.dimensions.keys());
@@ -223,7 +226,7 @@ fn check_step(s: &mut Subject<'_>, step: &Step, dimensions: &[&str], combination
     if let Err(reason) = names::dns1123_label(&step.name) {
         s.problem(
             at.key("name"),
-            Problem::InvalidName {
+            Rule::InvalidName {
                 value: step.name.clone(),
                 reason,
             },
@@ -252,7 +255,7 @@ fn check_step(s: &mut Subject<'_>, step: &Step, dimensions: &[&str], combination
         }
     }
     if step.image.trim().is_empty() {
-        s.problem(at.key("image"), Problem::Empty);
+        s.problem(at.key("image"), Rule::Empty);
     } else if templates_ok {
         check_substituted(s, step, combinations);
     }
@@ -266,7 +269,7 @@ fn check_step(s: &mut Subject<'_>, step: &Step, dimensions: &[&str], combination
     environment(s, step, &at);
     if let Some(c) = &step.conditional {
         if c.branches.is_empty() {
-            s.problem(at.key("conditional").key("branches"), Problem::Empty);
+            s.problem(at.key("conditional").key("branches"), Rule::Empty);
         }
         globs(s, &c.branches, &at.key("conditional").key("branches"));
     }
@@ -284,7 +287,7 @@ fn check_substituted(s: &mut Subject<'_>, step: &Step, combinations: &[OrderedMa
         if let Ok(image) = matrix::substitute(&step.image, values)
             && let Err(reason) = names::image_reference(&image)
         {
-            s.problem(at.key("image"), Problem::InvalidImage { value: image, reason });
+            s.problem(at.key("image"), Rule::InvalidImage { value: image, reason });
         }
         let sidecars: Vec<_> = step
             .sidecars
@@ -303,15 +306,12 @@ fn check_substituted(s: &mut Subject<'_>, step: &Step, combinations: &[OrderedMa
 }
 
 /// Whether `path` is relative and stays inside the workspace.
-pub(crate) fn is_clean_relative(path: &str) -> bool {
-    !path.is_empty() && !path.starts_with('/') && !path.split('/').any(|c| c == "..")
-}
-
 fn relative_paths(s: &mut Subject<'_>, paths: &[String], at: &FieldPath, kind: &'static str) {
     let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
     for (i, path) in paths.iter().enumerate() {
-        if !is_clean_relative(path) {
-            s.problem(at.index(i), Problem::InvalidRelativePath { value: path.clone() });
+        if let Err(reason) = c8s_sidecar_core::paths::workspace_relative(path) {
+            let value = path.clone();
+            s.problem(at.index(i), Problem::InvalidRelativePath { value, reason });
         } else if let Some(&first) = seen.get(path.as_str()) {
             s.duplicate(at.index(i), kind, path, at.index(first));
         } else {
@@ -325,7 +325,7 @@ fn result_names(s: &mut Subject<'_>, results: &[String], at: &FieldPath) {
     for (i, name) in results.iter().enumerate() {
         if let Err(reason) = crate::results::check_result_name(name) {
             let value = name.clone();
-            s.problem(at.index(i), Problem::InvalidName { value, reason });
+            s.problem(at.index(i), Rule::InvalidName { value, reason });
         } else if let Some(&first) = seen.get(name.as_str()) {
             s.duplicate(at.index(i), "result", name, at.index(first));
         } else {
@@ -341,7 +341,7 @@ fn environment(s: &mut Subject<'_>, step: &Step, at: &FieldPath) {
         if let Err(reason) = names::env_var_name(name) {
             s.problem(
                 here.clone(),
-                Problem::InvalidEnvName {
+                Rule::InvalidEnvName {
                     value: name.to_owned(),
                     reason,
                 },
@@ -353,18 +353,15 @@ fn environment(s: &mut Subject<'_>, step: &Step, at: &FieldPath) {
         let here = at.key("secrets").index(i);
         if let Err(reason) = names::dns1123_subdomain(&secret.secret_ref) {
             let value = secret.secret_ref.clone();
-            s.problem(
-                here.key("secretRef"),
-                Problem::InvalidSecretName { value, reason },
-            );
+            s.problem(here.key("secretRef"), Rule::InvalidSecretName { value, reason });
         }
         if let Err(reason) = names::config_key(&secret.key) {
             let value = secret.key.clone();
-            s.problem(here.key("key"), Problem::InvalidSecretKey { value, reason });
+            s.problem(here.key("key"), Rule::InvalidSecretKey { value, reason });
         }
         if let Err(reason) = names::env_var_name(&secret.env_var) {
             let value = secret.env_var.clone();
-            s.problem(here.key("envVar"), Problem::InvalidEnvName { value, reason });
+            s.problem(here.key("envVar"), Rule::InvalidEnvName { value, reason });
         }
         match seen.get(secret.env_var.as_str()) {
             Some(first) => s.duplicate(here.key("envVar"), "env var", &secret.env_var, first.clone()),

@@ -4,10 +4,11 @@
 
 use std::collections::BTreeMap;
 
-use c8s_sidecar_core::{EnvVar, Errors, Problem};
+use c8s_sidecar_core::{EnvVar, FieldPath};
 use serde::{Deserialize, Serialize};
 
-use crate::dag::Dag;
+use crate::dag::{Dag, DagError};
+use crate::error::{Errors, Problem};
 use crate::finally::{ATTEMPT_ENV, RUN_STATUS_ENV, UNKNOWN, step_status_env};
 use crate::matrix::Combination;
 use crate::ordered::OrderedMap;
@@ -107,12 +108,11 @@ impl Pipeline {
     /// Like [`Pipeline::expand`], with options.
     pub fn expand_with(&self, branch: Option<&str>, options: &PipelineOptions) -> Result<RunPlan, Errors> {
         self.validate(options)?;
-        let invalid = |e: crate::DagError| Errors::from(invalid_input(e.to_string()));
-        let dag = self.dag().map_err(invalid)?;
+        let dag = self.dag().map_err(|e| self.dag_error(e))?;
         let combinations = match &self.matrix {
             Some(m) => m
                 .combinations(options.max_combinations)
-                .map_err(|p| Errors::from(invalid_input(p.to_string())))?,
+                .map_err(|p| self.error_at(None, FieldPath::root().key("matrix"), p))?,
             None => Vec::new(),
         };
         let skipped = branch.map(|b| self.skipped_on(&dag, b)).unwrap_or_default();
@@ -182,9 +182,10 @@ impl Pipeline {
         combination: Option<&Combination>,
         run_timeout: Option<u64>,
     ) -> Result<TaskPlan, Errors> {
-        let name = &step.name;
-        let mut plan = step_plan(&self.name, step, combination)
-            .map_err(|p| Errors::from(invalid_input(format!("step {name:?}: {p}"))))?;
+        let mut plan = step_plan(&self.name, step, combination).map_err(|p| {
+            let i = self.all_steps().position(|s| std::ptr::eq(s, step)).unwrap_or(0);
+            self.error_at(Some(i), crate::subject::step_path(self, i), p)
+        })?;
         plan.pod = self.pod.overlay(&plan.pod);
         if plan.retries.is_none() {
             plan.retries = self.retries.clone();
@@ -222,10 +223,47 @@ impl RunPlan {
     }
 }
 
-fn invalid_input(message: String) -> c8s_sidecar_core::Error {
-    c8s_sidecar_core::Error::Syntax {
-        at: c8s_sidecar_core::Position::file("<input>"),
-        message,
+impl Pipeline {
+    /// A DAG failure as an error at the `dependsOn` of the step it is about.
+    fn dag_error(&self, error: DagError) -> Errors {
+        let index = |name: &str| self.steps.iter().position(|s| s.name == name);
+        let depends_on = |i: usize| crate::subject::step_path(self, i).key("dependsOn");
+        let dependency = |i: usize, name: &str| {
+            let at = self
+                .steps
+                .get(i)
+                .and_then(|s| s.depends_on.iter().position(|d| d == name));
+            at.map_or_else(|| depends_on(i), |k| depends_on(i).index(k))
+        };
+        match error {
+            DagError::Cycle { path } => {
+                let i = path.first().and_then(|n| index(n)).unwrap_or(0);
+                self.error_at(Some(i), depends_on(i), Problem::Cycle { path })
+            }
+            DagError::UnknownStep {
+                step,
+                dependency: name,
+            } => {
+                let i = index(&step).unwrap_or(0);
+                self.error_at(Some(i), dependency(i, &name), Problem::UnknownStep { name })
+            }
+            DagError::SelfDependency { step } => {
+                let i = index(&step).unwrap_or(0);
+                self.error_at(Some(i), dependency(i, &step), Problem::SelfDependency)
+            }
+            DagError::DuplicateStep { step } => {
+                let i = self.steps.iter().rposition(|s| s.name == step).unwrap_or(0);
+                let first = index(&step).unwrap_or(0);
+                let at = crate::subject::step_path(self, first).key("name");
+                let problem = c8s_sidecar_core::Problem::Duplicate {
+                    kind: "step",
+                    name: step,
+                    first: self.locator().position(0, &at),
+                };
+                let here = crate::subject::step_path(self, i).key("name");
+                self.error_at(Some(i), here, problem.into())
+            }
+        }
     }
 }
 
@@ -280,4 +318,37 @@ pub fn step_plan(
     plan.pod = step.pod.clone();
     plan.retries = step.retries.clone();
     Ok(plan)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dag_failures_point_at_the_step_they_are_about() {
+        let text = "name: shop\nrepository: https://example.com/shop.git\nsteps:\n  - name: a\n    image: alpine:3\n  - name: b\n    image: alpine:3\n    dependsOn: [a]\n";
+        let mut pipeline =
+            crate::parse_pipeline(".c8s.yaml", text, &crate::MemorySource::new()).expect("valid");
+        pipeline.steps[1].depends_on.push("x".into());
+        let unknown = DagError::UnknownStep {
+            step: "b".into(),
+            dependency: "x".into(),
+        };
+        assert_eq!(
+            pipeline.dag_error(unknown).to_string(),
+            ".c8s.yaml:8:5: step \"b\": dependsOn[1]: step \"x\" is not defined"
+        );
+        let cycle = DagError::Cycle {
+            path: vec!["b".into(), "a".into(), "b".into()],
+        };
+        assert_eq!(
+            pipeline.dag_error(cycle).to_string(),
+            ".c8s.yaml:8:5: step \"b\": dependsOn: dependency cycle: b -> a -> b"
+        );
+        let twice = DagError::DuplicateStep { step: "a".into() };
+        assert_eq!(
+            pipeline.dag_error(twice).to_string(),
+            ".c8s.yaml:4:5: step \"a\": name: step \"a\" is already defined at .c8s.yaml:4:5"
+        );
+    }
 }

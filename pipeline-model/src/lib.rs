@@ -38,6 +38,7 @@ mod check;
 pub mod concourse;
 pub mod dag;
 mod duration;
+pub mod error;
 mod expand;
 pub mod finally;
 pub mod layout;
@@ -64,13 +65,14 @@ pub use concourse::task;
 
 pub use c8s_sidecar_core as sidecar;
 pub use c8s_sidecar_core::contract;
-pub use c8s_sidecar_core::{Errors, MemorySource, SourceReader};
+pub use c8s_sidecar_core::{MemorySource, SourceReader};
 pub use concourse::{
     ContainerLimits, ImageResource, ImageSource, TaskCache, TaskConfig, TaskInput, TaskOutput, TaskRun,
     TaskStep, Vars, parse_task_config, parse_task_config_with, task_plan, visit_task, visit_task_with,
 };
 pub use dag::{Dag, DagError};
 pub use duration::{branch_matches, parse_duration};
+pub use error::{Error, Errors, Problem};
 pub use expand::{RunPlan, step_plan};
 pub use layout::{ContainerRole, LaidOutContainer, pod_layout};
 pub use masker::{MaskerError, SecretMasker};

@@ -1,10 +1,10 @@
 //! The rules between steps: `dependsOn` names existing steps, no self-loops
 //! or cycles, and `inputs` come from (transitive) dependencies' declared outputs.
 
+use crate::error::Problem;
 use std::collections::{BTreeMap, BTreeSet};
 
-use c8s_sidecar_core::Problem;
-use c8s_sidecar_core::validate::Finding;
+use crate::subject::Finding;
 
 use crate::dag::{Dag, DagError};
 use crate::pipeline::{Pipeline, Step};

@@ -2,9 +2,9 @@
 //! written), minus `exclude`, plus `include`, with a stable short id per
 //! combination; and `${{ matrix.X }}` substitution.
 
+use crate::error::Problem;
 use std::collections::BTreeMap;
 
-use c8s_sidecar_core::Problem;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 

@@ -2,19 +2,62 @@
 //! and [`Pipeline::validate`] for pipelines built in code. Types live in
 //! `pipeline.rs`, rules in `check.rs`: this module only calls them.
 
-use c8s_sidecar_core::validate::Placed;
-use c8s_sidecar_core::{Errors, FieldPath, SourceReader};
+use std::sync::Arc;
+
+use c8s_sidecar_core::validate::{Locator, Placed};
+use c8s_sidecar_core::{FieldPath, SourceReader};
+
+use crate::error::{Error, Errors, Problem};
 
 use crate::check;
 use crate::pipeline::{Pipeline, PipelineDoc, PipelineOptions};
 use crate::sidecar_files;
 
+/// The file a pipeline was read from, kept so that rules checked after
+/// parsing (by [`Pipeline::validate`] and [`Pipeline::expand`]) point at its
+/// lines. Where a pipeline was written is not part of its value: every two
+/// sources compare equal.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Source(Option<Arc<(String, String)>>);
+
+impl PartialEq for Source {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for Source {}
+
 impl Pipeline {
-    /// Checks a pipeline built in code against every rule (errors have no
-    /// line numbers: there is no file).
+    /// A locator whose document 0 is the file the pipeline was read from
+    /// (`<input>`, with no lines, for a pipeline built in code).
+    pub(crate) fn locator(&self) -> Locator<'_> {
+        let mut locator = Locator::new();
+        match &self.source.0 {
+            Some(source) => locator.add(&source.0, &source.1),
+            None => locator.add("<input>", ""),
+        };
+        locator
+    }
+
+    /// `problem` at `path`, about step number `i` of [`Pipeline::all_steps`]
+    /// (`None`: about the pipeline itself), located in the pipeline's file.
+    pub(crate) fn error_at(&self, step: Option<usize>, path: FieldPath, problem: Problem) -> Errors {
+        let locator = self.locator();
+        let subject = step.map(|i| {
+            let name = self.all_steps().nth(i).map_or("", |s| s.name.as_str());
+            let base = crate::subject::step_path(self, i);
+            (format!("step {}", c8s_sidecar_core::error::quoted(name)), base)
+        });
+        let subject = subject.as_ref().map(|(label, base)| (label.clone(), base));
+        Errors::from(Error::at(&locator, path, subject, problem))
+    }
+
+    /// Checks the pipeline against every rule. A pipeline built in code has
+    /// no file: its errors name `<input>` and a field path, no line.
     pub fn validate(&self, options: &PipelineOptions) -> Result<(), Errors> {
-        let mut locator = c8s_sidecar_core::validate::Locator::new();
-        let doc = locator.add("<input>", "");
+        let locator = self.locator();
+        let doc = 0;
         let mut findings = check::pipeline(self, doc, options);
         for (i, step) in self.all_steps().enumerate() {
             let base = crate::subject::step_path(self, i);
@@ -39,7 +82,7 @@ impl Pipeline {
         if findings.is_empty() {
             Ok(())
         } else {
-            Err(locator.locate(findings))
+            Err(Errors::new(crate::error::locate(&locator, findings, doc)))
         }
     }
 }
@@ -77,9 +120,9 @@ pub fn parse_pipeline_with(
     reader: &dyn SourceReader,
     options: &PipelineOptions,
 ) -> Result<Pipeline, Errors> {
-    let doc: PipelineDoc = c8s_sidecar_core::yaml::from_str(file, text)?;
+    let doc: PipelineDoc = c8s_sidecar_core::yaml::from_str(file, text).map_err(Error::document)?;
     let mut pipeline = Pipeline::from(doc);
-    let mut locator = c8s_sidecar_core::validate::Locator::new();
+    let mut locator = Locator::new();
     let main = locator.add(file, text);
     let mut findings = check::pipeline(&pipeline, main, options);
     let mut errors = Vec::new();
@@ -112,8 +155,9 @@ pub fn parse_pipeline_with(
         );
     }
     let findings = sidecar_files::dedup(findings);
-    errors.extend(locator.locate(findings));
+    errors.extend(crate::error::locate(&locator, findings, main));
     if errors.is_empty() {
+        pipeline.source = Source(Some(Arc::new((file.to_owned(), text.to_owned()))));
         Ok(pipeline)
     } else {
         Err(Errors::new(errors))

@@ -40,6 +40,10 @@ pub struct Pipeline {
     /// Pod overrides for every step (a step's own override them).
     #[serde(flatten)]
     pub pod: PodOverrides,
+    /// The file it was read from, so that errors found later point at lines.
+    #[serde(skip)]
+    #[cfg_attr(feature = "schema", schemars(skip))]
+    pub(crate) source: crate::parse::Source,
 }
 
 /// One step: a container image and the commands to run in it.
@@ -193,6 +197,7 @@ impl Pipeline {
             finally: Vec::new(),
             retries: None,
             pod: PodOverrides::default(),
+            source: Default::default(),
         }
     }
 
@@ -291,130 +296,125 @@ impl PipelineOptions {
     }
 }
 
-/// The pipeline file as written: like [`Pipeline`], but strict and without
-/// the fields c8s fills in.
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub(crate) struct PipelineDoc {
-    name: String,
-    repository: String,
-    #[serde(default)]
-    branches: Vec<String>,
-    #[serde(default)]
-    timeout: Option<String>,
-    #[serde(default)]
-    matrix: Option<Matrix>,
-    steps: Vec<StepDoc>,
-    #[serde(default)]
-    finally: Vec<StepDoc>,
-    #[serde(default)]
-    retries: Option<Retries>,
-    #[serde(default)]
-    node_selector: std::collections::BTreeMap<String, String>,
-    #[serde(default)]
-    tolerations: Vec<Toleration>,
-    #[serde(default)]
-    affinity: Option<Affinity>,
-    #[serde(default)]
-    image_pull_secrets: Vec<String>,
-    #[serde(default)]
-    service_account_name: Option<String>,
-    #[serde(default)]
-    runtime_class_name: Option<String>,
-    #[serde(default)]
-    priority_class_name: Option<String>,
-    #[serde(default)]
-    labels: std::collections::BTreeMap<String, String>,
-    #[serde(default)]
-    annotations: std::collections::BTreeMap<String, String>,
-    #[serde(default)]
-    ephemeral_storage: Option<EphemeralStorage>,
-    #[serde(default)]
-    pod_spec_patch: Option<serde_json::Value>,
-}
+/// Declares a strict document struct: its own fields, then the pod override
+/// fields a pipeline and a step share, written once here (serde's `flatten`
+/// cannot be combined with `deny_unknown_fields`, which gives the "unknown
+/// field" errors), with `pod_overrides()` taking them out as [`PodOverrides`].
+macro_rules! document_with_pod_overrides {
+    ($(#[$meta:meta])* $vis:vis struct $name:ident { $($(#[$fmeta:meta])* $field:ident: $ty:ty,)* }) => {
+        $(#[$meta])*
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase", deny_unknown_fields)]
+        $vis struct $name {
+            $($(#[$fmeta])* $field: $ty,)*
+            #[serde(default)]
+            node_selector: std::collections::BTreeMap<String, String>,
+            #[serde(default)]
+            tolerations: Vec<Toleration>,
+            #[serde(default)]
+            affinity: Option<Affinity>,
+            #[serde(default)]
+            image_pull_secrets: Vec<String>,
+            #[serde(default)]
+            service_account_name: Option<String>,
+            #[serde(default)]
+            runtime_class_name: Option<String>,
+            #[serde(default)]
+            priority_class_name: Option<String>,
+            #[serde(default)]
+            labels: std::collections::BTreeMap<String, String>,
+            #[serde(default)]
+            annotations: std::collections::BTreeMap<String, String>,
+            #[serde(default)]
+            ephemeral_storage: Option<EphemeralStorage>,
+            #[serde(default)]
+            pod_spec_patch: Option<serde_json::Value>,
+        }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct StepDoc {
-    name: String,
-    image: String,
-    #[serde(default)]
-    commands: Vec<String>,
-    #[serde(default)]
-    resources: Resources,
-    #[serde(default)]
-    timeout: Option<String>,
-    #[serde(default)]
-    caches: Vec<String>,
-    #[serde(default)]
-    depends_on: Vec<String>,
-    #[serde(default)]
-    env: OrderedMap<String>,
-    #[serde(default)]
-    secrets: Vec<SecretEnv>,
-    #[serde(default)]
-    sidecars: Vec<SidecarConfig>,
-    #[serde(default)]
-    sidecar_files: Vec<String>,
-    #[serde(default)]
-    outputs: Vec<String>,
-    #[serde(default)]
-    inputs: Vec<StepInput>,
-    #[serde(default)]
-    results: Vec<String>,
-    #[serde(default)]
-    conditional: Option<Conditional>,
-    #[serde(default)]
-    run_as_user: Option<i64>,
-    #[serde(default)]
-    run_as_root: bool,
-    #[serde(default)]
-    retries: Option<Retries>,
-    #[serde(default)]
-    node_selector: std::collections::BTreeMap<String, String>,
-    #[serde(default)]
-    tolerations: Vec<Toleration>,
-    #[serde(default)]
-    affinity: Option<Affinity>,
-    #[serde(default)]
-    image_pull_secrets: Vec<String>,
-    #[serde(default)]
-    service_account_name: Option<String>,
-    #[serde(default)]
-    runtime_class_name: Option<String>,
-    #[serde(default)]
-    priority_class_name: Option<String>,
-    #[serde(default)]
-    labels: std::collections::BTreeMap<String, String>,
-    #[serde(default)]
-    annotations: std::collections::BTreeMap<String, String>,
-    #[serde(default)]
-    ephemeral_storage: Option<EphemeralStorage>,
-    #[serde(default)]
-    pod_spec_patch: Option<serde_json::Value>,
-}
-
-/// The pod override fields of a pipeline or step document, as the model's type.
-macro_rules! pod_overrides {
-    ($d:expr) => {
-        PodOverrides {
-            node_selector: $d.node_selector,
-            tolerations: $d.tolerations,
-            affinity: $d.affinity,
-            image_pull_secrets: $d.image_pull_secrets,
-            service_account_name: $d.service_account_name,
-            runtime_class_name: $d.runtime_class_name,
-            priority_class_name: $d.priority_class_name,
-            labels: $d.labels,
-            annotations: $d.annotations,
-            ephemeral_storage: $d.ephemeral_storage,
-            pod_spec_patch: $d.pod_spec_patch,
+        impl $name {
+            /// The pod override fields, taken out of the document.
+            fn pod_overrides(&mut self) -> PodOverrides {
+                PodOverrides {
+                    node_selector: std::mem::take(&mut self.node_selector),
+                    tolerations: std::mem::take(&mut self.tolerations),
+                    affinity: self.affinity.take(),
+                    image_pull_secrets: std::mem::take(&mut self.image_pull_secrets),
+                    service_account_name: self.service_account_name.take(),
+                    runtime_class_name: self.runtime_class_name.take(),
+                    priority_class_name: self.priority_class_name.take(),
+                    labels: std::mem::take(&mut self.labels),
+                    annotations: std::mem::take(&mut self.annotations),
+                    ephemeral_storage: self.ephemeral_storage.take(),
+                    pod_spec_patch: self.pod_spec_patch.take(),
+                }
+            }
         }
     };
 }
 
+document_with_pod_overrides! {
+    /// The pipeline file as written: like [`Pipeline`], but strict and without
+    /// the fields c8s fills in.
+    pub(crate) struct PipelineDoc {
+        name: String,
+        repository: String,
+        #[serde(default)]
+        branches: Vec<String>,
+        #[serde(default)]
+        timeout: Option<String>,
+        #[serde(default)]
+        matrix: Option<Matrix>,
+        steps: Vec<StepDoc>,
+        #[serde(default)]
+        finally: Vec<StepDoc>,
+        #[serde(default)]
+        retries: Option<Retries>,
+    }
+}
+
+document_with_pod_overrides! {
+    /// One step as written.
+    struct StepDoc {
+        name: String,
+        image: String,
+        #[serde(default)]
+        commands: Vec<String>,
+        #[serde(default)]
+        resources: Resources,
+        #[serde(default)]
+        timeout: Option<String>,
+        #[serde(default)]
+        caches: Vec<String>,
+        #[serde(default)]
+        depends_on: Vec<String>,
+        #[serde(default)]
+        env: OrderedMap<String>,
+        #[serde(default)]
+        secrets: Vec<SecretEnv>,
+        #[serde(default)]
+        sidecars: Vec<SidecarConfig>,
+        #[serde(default)]
+        sidecar_files: Vec<String>,
+        #[serde(default)]
+        outputs: Vec<String>,
+        #[serde(default)]
+        inputs: Vec<StepInput>,
+        #[serde(default)]
+        results: Vec<String>,
+        #[serde(default)]
+        conditional: Option<Conditional>,
+        #[serde(default)]
+        run_as_user: Option<i64>,
+        #[serde(default)]
+        run_as_root: bool,
+        #[serde(default)]
+        retries: Option<Retries>,
+    }
+}
+
 impl From<PipelineDoc> for Pipeline {
-    fn from(doc: PipelineDoc) -> Self {
+    fn from(mut doc: PipelineDoc) -> Self {
+        let pod = doc.pod_overrides();
         Pipeline {
             name: doc.name,
             repository: doc.repository,
@@ -424,13 +424,15 @@ impl From<PipelineDoc> for Pipeline {
             steps: doc.steps.into_iter().map(Step::from).collect(),
             finally: doc.finally.into_iter().map(Step::from).collect(),
             retries: doc.retries,
-            pod: pod_overrides!(doc),
+            pod,
+            source: Default::default(),
         }
     }
 }
 
 impl From<StepDoc> for Step {
-    fn from(d: StepDoc) -> Self {
+    fn from(mut d: StepDoc) -> Self {
+        let pod = d.pod_overrides();
         Self {
             name: d.name,
             image: d.image,
@@ -451,7 +453,7 @@ impl From<StepDoc> for Step {
             run_as_user: d.run_as_user,
             run_as_root: d.run_as_root,
             retries: d.retries,
-            pod: pod_overrides!(d),
+            pod,
         }
     }
 }

@@ -10,13 +10,16 @@
 //!     .with_sidecar(SidecarConfig::new("postgres", "postgres:16").with_port(5432))
 //!     .with_sidecar(SidecarConfig::new("replica", "postgres:16").with_port(5432));
 //! let errors = plan.validate().unwrap_err();
-//! assert!(matches!(errors.as_slice()[0].problem(), Some(Problem::PortConflict { port: 5432, .. })));
+//! assert!(matches!(errors.as_slice()[0].rule(), Some(Problem::PortConflict { port: 5432, .. })));
 //! ```
 
+use c8s_sidecar_core::Problem as Rule;
 use std::time::Duration;
 
-use c8s_sidecar_core::validate::{Finding, Locator, Sink, check_list};
-use c8s_sidecar_core::{EnvVar, Errors, FieldPath, Problem, Resources, SidecarConfig, names, rules};
+use crate::error::Errors;
+use crate::subject::{Finding, Subject as Sink};
+use c8s_sidecar_core::validate::{Locator, check_list};
+use c8s_sidecar_core::{EnvVar, FieldPath, Resources, SidecarConfig, names, rules};
 
 use crate::plan::{PlanIdentity, PlanInput, TaskPlan};
 
@@ -163,10 +166,10 @@ impl TaskPlan {
         let subject = format!("step {}", c8s_sidecar_core::error::quoted(&self.identity.step));
         let mut sink = Sink::at(&mut findings, doc, root.clone(), Some(subject));
         if self.image.is_empty() {
-            sink.problem(root.key("image"), Problem::Empty);
+            sink.problem(root.key("image"), Rule::Empty);
         } else if let Err(reason) = names::image_reference(&self.image) {
             let value = self.image.clone();
-            sink.problem(root.key("image"), Problem::InvalidImage { value, reason });
+            sink.problem(root.key("image"), Rule::InvalidImage { value, reason });
         }
         rules::env_list(&self.env, &root.key("env"), &mut sink);
         rules::resources(&self.resources, &root.key("resources"), &mut sink);
@@ -179,34 +182,31 @@ impl TaskPlan {
         for (i, name) in self.results.iter().enumerate() {
             if let Err(reason) = crate::results::check_result_name(name) {
                 let value = name.clone();
-                sink.problem(
-                    root.key("results").index(i),
-                    Problem::InvalidName { value, reason },
-                );
+                sink.problem(root.key("results").index(i), Rule::InvalidName { value, reason });
             }
         }
         for (i, env) in self.result_env.iter().enumerate() {
             let at = root.key("resultEnv").index(i);
             if let Err(reason) = names::env_var_name(&env.name) {
                 let value = env.name.clone();
-                sink.problem(at.key("name"), Problem::InvalidEnvName { value, reason });
+                sink.problem(at.key("name"), Rule::InvalidEnvName { value, reason });
             }
             if let Err(reason) = names::dns1123_label(&env.step) {
                 let value = env.step.clone();
-                sink.problem(at.key("step"), Problem::InvalidName { value, reason });
+                sink.problem(at.key("step"), Rule::InvalidName { value, reason });
             }
             if let Err(reason) = crate::results::check_result_name(&env.result) {
                 let value = env.result.clone();
-                sink.problem(at.key("result"), Problem::InvalidName { value, reason });
+                sink.problem(at.key("result"), Rule::InvalidName { value, reason });
             }
         }
         if self.timeout_seconds == Some(0) {
-            sink.problem(root.key("timeoutSeconds"), Problem::NotPositive { value: 0 });
+            sink.problem(root.key("timeoutSeconds"), Rule::NotPositive { value: 0 });
         }
         if findings.is_empty() {
             Ok(())
         } else {
-            Err(locator.locate(findings))
+            Err(Errors::new(crate::error::locate(&locator, findings, doc)))
         }
     }
 }

@@ -2,8 +2,11 @@
 //! inline ones: each file is parsed and checked once, and names and ports
 //! must be unique across everything one pod gets.
 
-use c8s_sidecar_core::validate::{self, Finding, Placed};
-use c8s_sidecar_core::{Error, FieldPath, SidecarConfig, SourceReader, yaml};
+use crate::subject::Finding;
+use c8s_sidecar_core::validate::{self, Placed};
+use c8s_sidecar_core::{FieldPath, SidecarConfig, SourceReader, yaml};
+
+use crate::error::Error;
 
 /// A sidecar file that was read and parsed: its name, text, document index
 /// in the [`Locator`](validate::Locator), and sidecars.
@@ -54,7 +57,7 @@ pub(crate) fn read_all<'p>(
                 doc: first_doc + files.len(),
                 sidecars,
             }),
-            Err(e) => errors.push(e),
+            Err(e) => errors.push(Error::Sidecar(e)),
         }
     }
     files

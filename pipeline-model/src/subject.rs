@@ -2,12 +2,15 @@
 //! shared by the pipeline rules in `check.rs` and `links.rs`.
 
 use c8s_sidecar_core::FieldPath;
-use c8s_sidecar_core::validate::{self, Finding};
+use c8s_sidecar_core::validate;
 
 use crate::pipeline::Pipeline;
 
 /// Who findings are about and where they are written.
-pub(crate) type Subject<'f> = validate::Sink<'f>;
+pub(crate) type Subject<'f> = validate::Sink<'f, crate::Problem>;
+
+/// A broken pipeline rule (or a sidecar rule, wrapped), before it is located.
+pub(crate) type Finding = validate::Finding<crate::Problem>;
 
 /// A subject for step number `i` of [`Pipeline::all_steps`] (`steps`, then `finally`).
 pub(crate) fn step_subject<'f>(

@@ -1,6 +1,7 @@
 //! `${{ matrix.X }}` substitution in the fields that allow it.
 
-use c8s_sidecar_core::{Problem, SidecarConfig};
+use crate::error::Problem;
+use c8s_sidecar_core::SidecarConfig;
 
 use crate::matrix::substitute;
 use crate::ordered::OrderedMap;

@@ -9,8 +9,8 @@ mod corpus;
 use std::alloc::System;
 use std::time::{Duration, Instant};
 
-use c8s_pipeline_model::{MemorySource, parse_pipeline};
-use c8s_sidecar_core::{Errors, parse_sidecars_bytes};
+use c8s_pipeline_model::{Error, Errors, MemorySource, parse_pipeline};
+use c8s_sidecar_core::parse_sidecars_bytes;
 use cap::Cap;
 use corpus::Expect;
 
@@ -24,9 +24,11 @@ const MEMORY_BUDGET: usize = 512 * 1024 * 1024;
 
 fn parse(kind: &str, name: &str, bytes: &[u8]) -> Result<(), Errors> {
     match kind {
-        "sidecars" => parse_sidecars_bytes(name, bytes).map(|_| ()),
+        "sidecars" => parse_sidecars_bytes(name, bytes)
+            .map(|_| ())
+            .map_err(c8s_sidecar_core::ErrorList::convert),
         _ => {
-            let text = c8s_sidecar_core::yaml::as_utf8(name, bytes)?;
+            let text = c8s_sidecar_core::yaml::as_utf8(name, bytes).map_err(Error::document)?;
             let pipeline = parse_pipeline(name, text, &MemorySource::new())?;
             pipeline.expand(Some("main")).map(|_| ())
         }

@@ -60,12 +60,12 @@ pub enum Error {
         /// The path as given.
         path: String,
         /// Why it is unusable.
-        reason: String,
+        reason: c8s_sidecar_core::paths::PathError,
     },
     /// The plan breaks a rule of [`TaskPlan::validate`](c8s_pipeline_model::TaskPlan::validate):
     /// every problem, typed (`Problem::PortConflict`, `Problem::ReservedName`, ...).
     #[error("{0}")]
-    InvalidPlan(#[source] c8s_sidecar_core::Errors),
+    InvalidPlan(#[source] c8s_pipeline_model::Errors),
     /// The step declares outputs but no command, so c8s cannot tell when it ends.
     #[error(
         "step {step:?}: outputs need an explicit command (c8s wraps it to signal artifact-helper when main ends)"

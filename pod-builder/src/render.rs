@@ -3,6 +3,7 @@
 //! validated before it is returned.
 
 use c8s_pipeline_model::{ContainerRole, TaskPlan, pod_layout};
+use c8s_sidecar_core::paths::{self, PathError};
 use k8s_openapi::api::batch::v1 as batch;
 use k8s_openapi::api::core::v1 as core;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -365,20 +366,14 @@ fn pod_spec(plan: &TaskPlan, ctx: &RunContext, mode: SidecarMode) -> core::PodSp
 /// must be relative without `..`; the working dir may also be absolute.
 fn check_paths(plan: &TaskPlan) -> Result<(), Error> {
     let step = &plan.identity.step;
-    let bad = |field: String, path: &str, reason: &str| Error::InvalidPath {
+    let bad = |field: String, path: &str, reason: PathError| Error::InvalidPath {
         step: step.clone(),
         field,
         path: path.to_owned(),
-        reason: reason.to_owned(),
+        reason,
     };
     let relative = |field: String, path: &str| -> Result<(), Error> {
-        if path.trim_end_matches('/').is_empty() {
-            return Err(bad(field, path, "must not be empty"));
-        }
-        if path.starts_with('/') {
-            return Err(bad(field, path, "must be relative to the workspace"));
-        }
-        check_components(path).map_err(|reason| bad(field, path, reason))
+        paths::workspace_relative(path).map_err(|reason| bad(field, path, reason))
     };
     for (i, output) in plan.outputs.iter().enumerate() {
         relative(format!("outputs[{i}]"), output)?;
@@ -394,17 +389,7 @@ fn check_paths(plan: &TaskPlan) -> Result<(), Error> {
         relative("checkout".to_owned(), dir)?;
     }
     if let Some(dir) = &plan.working_dir {
-        check_components(dir).map_err(|reason| bad("workingDir".to_owned(), dir, reason))?;
-    }
-    Ok(())
-}
-
-fn check_components(path: &str) -> Result<(), &'static str> {
-    if path.split('/').any(|part| part == "..") {
-        return Err("must not contain '..'");
-    }
-    if path.chars().any(char::is_control) {
-        return Err("must not contain control characters");
+        paths::clean(dir).map_err(|reason| bad("workingDir".to_owned(), dir, reason))?;
     }
     Ok(())
 }

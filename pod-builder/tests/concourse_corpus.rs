@@ -9,7 +9,7 @@ mod tools;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use c8s_pod_builder::model::sidecar::Errors;
+use c8s_pod_builder::model::Errors;
 use c8s_pod_builder::model::{PlanIdentity, TaskPlan, TaskStep, Vars, parse_task_config_with, visit_task};
 use c8s_pod_builder::{RunContext, SecurityProfile, pod_security_level, render_pod, to_canonical_yaml};
 

@@ -34,11 +34,9 @@ fn problems(result: Result<core::Pod, Error>) -> Vec<(String, Problem)> {
     match result {
         Err(Error::InvalidPlan(errors)) => errors
             .iter()
-            .map(|e| match e {
-                c8s_pod_builder::model::sidecar::Error::Invalid { path, problem, .. } => {
-                    (path.to_string(), (**problem).clone())
-                }
-                other => panic!("expected Invalid, got {other:?}"),
+            .map(|e| match (e.path(), e.rule()) {
+                (Some(path), Some(problem)) => (path.to_string(), problem.clone()),
+                _ => panic!("expected a broken rule, got {e:?}"),
             })
             .collect(),
         other => panic!("expected InvalidPlan, got {other:?}"),

@@ -56,7 +56,7 @@ fn a_port_conflict_built_in_code_is_the_typed_problem_the_parser_gives() {
         panic!("two sidecars on 6379 must be rejected");
     };
     assert!(matches!(
-        errors.as_slice()[0].problem(),
+        errors.as_slice()[0].rule(),
         Some(Problem::PortConflict { port: 6379, .. })
     ));
     assert_eq!(

@@ -9,7 +9,7 @@ use crate::error::{Position, Problem};
 use crate::names;
 use crate::path::FieldPath;
 use crate::types::SidecarConfig;
-use crate::validate::{Finding, Placed, Sink};
+use crate::validate::{Finding, Placed, Rule, Sink};
 
 /// The names that resolve to a sidecar: its name, then its aliases.
 pub fn service_names(sidecar: &SidecarConfig) -> impl Iterator<Item = &str> {
@@ -18,7 +18,7 @@ pub fn service_names(sidecar: &SidecarConfig) -> impl Iterator<Item = &str> {
 
 /// The rules of one sidecar's aliases: hostnames (DNS-1123 subdomains), not
 /// `localhost`, not repeated.
-pub(crate) fn check_aliases(sink: &mut Sink<'_>, s: &SidecarConfig, path: &FieldPath) {
+pub(crate) fn check_aliases<P: Rule>(sink: &mut Sink<'_, P>, s: &SidecarConfig, path: &FieldPath) {
     let mut seen: BTreeMap<&str, FieldPath> = BTreeMap::new();
     seen.insert(&s.name, path.key("name"));
     for (i, alias) in s.aliases.iter().enumerate() {
@@ -48,7 +48,7 @@ pub(crate) fn check_aliases(sink: &mut Sink<'_>, s: &SidecarConfig, path: &Field
 /// Aliases of one sidecar that another sidecar of the pod already answers to
 /// (as its name or an alias). Two sidecars with one name are reported as
 /// duplicate sidecars, not here.
-pub(crate) fn check_pod_aliases(sidecars: &[Placed<'_>], findings: &mut Vec<Finding>) {
+pub(crate) fn check_pod_aliases<P: Rule>(sidecars: &[Placed<'_>], findings: &mut Vec<Finding<P>>) {
     // Each name's owner: which sidecar, and where the name is written.
     let mut owners: BTreeMap<&str, (usize, usize, FieldPath)> = BTreeMap::new();
     for (k, placed) in sidecars.iter().enumerate() {
@@ -72,7 +72,8 @@ pub(crate) fn check_pod_aliases(sidecars: &[Placed<'_>], findings: &mut Vec<Find
                         kind: "service name",
                         name: alias.clone(),
                         first: Position::default(),
-                    },
+                    }
+                    .into(),
                     first: Some((*doc, first.clone())),
                 }),
                 None => {

@@ -5,6 +5,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::path::FieldPath;
+use crate::paths::PathError;
 use crate::quantity::QuantityError;
 
 /// A place in a source file. Line and column are 1-based; 0 means unknown
@@ -72,7 +73,7 @@ pub enum Error {
         message: String,
     },
     /// The document is well-formed but breaks a rule.
-    #[error("{at}: {}{}{problem}", subject_prefix(subject), field_prefix(field))]
+    #[error("{at}: {}{problem}", about(subject.as_deref(), field))]
     Invalid {
         /// Where the offending value is written.
         at: Position,
@@ -98,15 +99,23 @@ pub fn quoted(value: &str) -> String {
     format!("{:?}… ({} bytes)", &value[..cut], value.len())
 }
 
-fn subject_prefix(subject: &Option<String>) -> String {
-    subject.as_ref().map(|s| format!("{s}: ")).unwrap_or_default()
+fn absolute_path_message(value: &str, reason: PathError) -> String {
+    match reason {
+        PathError::NotAbsolute | PathError::ParentDir | PathError::Empty => {
+            format!("{} must be an absolute path without `..`", quoted(value))
+        }
+        _ => format!("{} must be an absolute path: {reason}", quoted(value)),
+    }
 }
 
-fn field_prefix(field: &FieldPath) -> String {
+/// What an `Invalid` error is about, before its problem: `sidecar "pg": ports[0]: `
+/// (the subject and the field relative to it, each left out when there is none).
+pub fn about(subject: Option<&str>, field: &FieldPath) -> String {
+    let subject = subject.map(|s| format!("{s}: ")).unwrap_or_default();
     if field.is_root() {
-        String::new()
+        subject
     } else {
-        format!("{field}: ")
+        format!("{subject}{field}: ")
     }
 }
 
@@ -291,11 +300,13 @@ pub enum Problem {
     /// An empty command list.
     #[error("command must have at least one element")]
     EmptyCommand,
-    /// A path that must be absolute and clean.
-    #[error("{} must be an absolute path without `..`", quoted(value))]
+    /// A path that must be absolute and clean ([`paths::absolute`](crate::paths::absolute)).
+    #[error("{}", absolute_path_message(value, *reason))]
     InvalidPath {
         /// The value as written.
         value: String,
+        /// Which rule it breaks.
+        reason: PathError,
     },
     /// `runAsUser: 0` without `runAsRoot: true`.
     #[error(
@@ -304,82 +315,6 @@ pub enum Problem {
     RootUser {
         /// The UID.
         uid: i64,
-    },
-    /// `dependsOn` (or an input) names a step the pipeline does not define.
-    #[error("step {} is not defined", quoted(name))]
-    UnknownStep {
-        /// The name used.
-        name: String,
-    },
-    /// A step lists itself in `dependsOn`.
-    #[error("a step cannot depend on itself")]
-    SelfDependency,
-    /// Steps that depend on each other in a circle.
-    #[error("dependency cycle: {}", path.join(" -> "))]
-    Cycle {
-        /// The cycle, first step repeated at the end: `[a, b, c, a]`.
-        path: Vec<String>,
-    },
-    /// An input from a step this step does not (transitively) depend on.
-    #[error("step {step:?} is not a dependency of this step; add it to dependsOn")]
-    InputNotFromDependency {
-        /// The producing step named by the input.
-        step: String,
-    },
-    /// An input naming an output its step does not declare.
-    #[error("step {step:?} declares no output {output:?}")]
-    UnknownOutput {
-        /// The producing step.
-        step: String,
-        /// The output asked for.
-        output: String,
-    },
-    /// `${{ matrix.X }}`, or an exclude/include key, naming no dimension.
-    #[error("matrix dimension {} is not defined ({known})", quoted(name))]
-    UnknownDimension {
-        /// The name used.
-        name: String,
-        /// The dimensions there are, e.g. `dimensions: go, db` or `the pipeline has no matrix`.
-        known: String,
-    },
-    /// An include entry that leaves out a dimension.
-    #[error("no value for matrix dimension {}", quoted(name))]
-    MissingDimension {
-        /// The dimension left out.
-        name: String,
-    },
-    /// A `${{ ... }}` expression that is not a matrix reference.
-    #[error("{expression:?} is not a valid expression: {reason}")]
-    InvalidExpression {
-        /// The expression as written.
-        expression: String,
-        /// What is wrong with it.
-        reason: String,
-    },
-    /// The matrix expands to more combinations than allowed.
-    #[error("the matrix expands to {combinations} combinations; the limit is {limit}")]
-    MatrixTooLarge {
-        /// How many combinations there would be.
-        combinations: u128,
-        /// The configured limit.
-        limit: usize,
-    },
-    /// A duration that does not parse (`90s`, `30m`, `1h30m` do).
-    #[error("{} is not a valid duration: {reason}", quoted(value))]
-    InvalidDuration {
-        /// The value as written.
-        value: String,
-        /// What is wrong with it.
-        reason: String,
-    },
-    /// A path that must be relative to the workspace and stay inside it.
-    #[error(
-        "{} must be a relative path inside the workspace (no leading /, no `..`)",
-        quoted(value)
-    )]
-    InvalidRelativePath {
-        /// The value as written.
-        value: String,
     },
     /// A value c8s does not support in this place.
     #[error("{} is not supported: expected {expected}", quoted(value))]
@@ -392,22 +327,26 @@ pub enum Problem {
 }
 
 /// Every problem found in an input, in document order. Displayed one per line.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Errors(Vec<Error>);
+pub type Errors = ErrorList<Error>;
 
-impl Errors {
+/// A list of errors in document order, displayed one per line: this crate's
+/// [`Errors`], and the error lists of crates built on it (pipeline-model's).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErrorList<E>(Vec<E>);
+
+impl<E> ErrorList<E> {
     /// Wraps a list of errors.
-    pub fn new(errors: Vec<Error>) -> Self {
+    pub fn new(errors: Vec<E>) -> Self {
         Self(errors)
     }
 
     /// The errors, in order.
-    pub fn as_slice(&self) -> &[Error] {
+    pub fn as_slice(&self) -> &[E] {
         &self.0
     }
 
     /// The errors, owned.
-    pub fn into_vec(self) -> Vec<Error> {
+    pub fn into_vec(self) -> Vec<E> {
         self.0
     }
 
@@ -422,26 +361,32 @@ impl Errors {
     }
 
     /// Iterates over the errors.
-    pub fn iter(&self) -> std::slice::Iter<'_, Error> {
+    pub fn iter(&self) -> std::slice::Iter<'_, E> {
         self.0.iter()
+    }
+
+    /// The same errors as another crate's error type, each converted (a
+    /// sidecar file's errors inside a pipeline's).
+    pub fn convert<F: From<E>>(self) -> ErrorList<F> {
+        ErrorList(self.0.into_iter().map(F::from).collect())
     }
 }
 
-impl From<Error> for Errors {
-    fn from(error: Error) -> Self {
+impl<E> From<E> for ErrorList<E> {
+    fn from(error: E) -> Self {
         Self(vec![error])
     }
 }
 
-impl IntoIterator for Errors {
-    type Item = Error;
-    type IntoIter = std::vec::IntoIter<Error>;
+impl<E> IntoIterator for ErrorList<E> {
+    type Item = E;
+    type IntoIter = std::vec::IntoIter<E>;
     fn into_iter(self) -> Self::IntoIter {
         self.0.into_iter()
     }
 }
 
-impl fmt::Display for Errors {
+impl<E: fmt::Display> fmt::Display for ErrorList<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for (i, error) in self.0.iter().enumerate() {
             if i > 0 {
@@ -453,4 +398,4 @@ impl fmt::Display for Errors {
     }
 }
 
-impl std::error::Error for Errors {}
+impl<E: fmt::Debug + fmt::Display> std::error::Error for ErrorList<E> {}

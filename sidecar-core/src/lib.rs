@@ -31,6 +31,7 @@ pub mod error;
 pub mod load;
 pub mod names;
 pub mod path;
+pub mod paths;
 pub mod quantity;
 pub mod rules;
 #[cfg(feature = "schema")]
@@ -41,7 +42,7 @@ pub mod validate;
 pub mod yaml;
 
 pub use build::ResourcesError;
-pub use error::{Error, Errors, Position, Problem};
+pub use error::{Error, ErrorList, Errors, Position, Problem};
 pub use load::{MemorySource, SourceReader, load_sidecar_files, parse_sidecars, parse_sidecars_bytes};
 pub use path::{FieldPath, Segment};
 pub use quantity::{Quantity, QuantityError, QuantityFormat};

@@ -7,11 +7,11 @@ use crate::error::Problem;
 use crate::names;
 use crate::path::FieldPath;
 use crate::types::{EnvVar, Resources};
-use crate::validate::Sink;
+use crate::validate::{Rule, Sink};
 
 /// Env names (the strict pre-1.34 rule), one source per var, Secret
 /// references, and no name twice; `at` is the path of the `env` list.
-pub fn env_list(env: &[EnvVar], at: &FieldPath, sink: &mut Sink<'_>) {
+pub fn env_list<P: Rule>(env: &[EnvVar], at: &FieldPath, sink: &mut Sink<'_, P>) {
     let mut env_names: BTreeMap<&str, usize> = BTreeMap::new();
     for (i, var) in env.iter().enumerate() {
         let here = at.index(i);
@@ -48,7 +48,7 @@ pub fn env_list(env: &[EnvVar], at: &FieldPath, sink: &mut Sink<'_>) {
 
 /// Resource names, no negative quantity, no request above its limit; `at` is
 /// the path of the `resources` map.
-pub fn resources(resources: &Resources, at: &FieldPath, sink: &mut Sink<'_>) {
+pub fn resources<P: Rule>(resources: &Resources, at: &FieldPath, sink: &mut Sink<'_, P>) {
     for (section, list) in [("requests", &resources.requests), ("limits", &resources.limits)] {
         for (name, quantity) in list {
             let here = at.key(section).key(name);
@@ -79,7 +79,7 @@ pub fn resources(resources: &Resources, at: &FieldPath, sink: &mut Sink<'_>) {
 
 /// `runAsUser`: UID 0 only with `runAsRoot` (Pod Security restricted forbids
 /// it otherwise), never negative; `at` is the path of `runAsUser`.
-pub fn run_as_user(uid: Option<i64>, run_as_root: bool, at: &FieldPath, sink: &mut Sink<'_>) {
+pub fn run_as_user<P: Rule>(uid: Option<i64>, run_as_root: bool, at: &FieldPath, sink: &mut Sink<'_, P>) {
     match uid {
         Some(0) if !run_as_root => sink.problem(at.clone(), Problem::RootUser { uid: 0 }),
         Some(uid) if uid < 0 => sink.problem(at.clone(), Problem::NotPositive { value: uid }),

@@ -13,7 +13,7 @@
 //! );
 //! ```
 
-use crate::error::{Errors, Position};
+use crate::error::{Error, ErrorList, Position};
 
 /// The source line at `at` with a caret under its column, or nothing when the
 /// position has no line or the line is not there.
@@ -38,7 +38,41 @@ pub fn snippet(source: &[u8], at: &Position) -> String {
     format!("{pad} |\n{number} | {shown}\n{pad} | {indent}^\n")
 }
 
-impl Errors {
+/// An error that knows where it points: what [`render_with_sources`] needs.
+/// Implemented by this crate's [`Error`] and by the errors of crates built on
+/// it (pipeline-model's), so every crate prints the same snippets.
+pub trait Positioned: std::fmt::Display {
+    /// The file, line and column the error is about.
+    fn position(&self) -> Position;
+}
+
+impl Positioned for Error {
+    fn position(&self) -> Position {
+        Error::position(self)
+    }
+}
+
+/// Every error as `error: <message>`, each followed by its source line with
+/// a caret; `source_of(file)` gives the bytes of the file an error points
+/// into, if the caller has them.
+pub fn render_with_sources<'e, E: Positioned + 'e>(
+    errors: impl IntoIterator<Item = &'e E>,
+    mut source_of: impl FnMut(&str) -> Option<Vec<u8>>,
+) -> String {
+    let mut out = String::new();
+    for error in errors {
+        out.push_str(&format!("error: {error}\n"));
+        let at = error.position();
+        if at.line > 0
+            && let Some(bytes) = source_of(&at.file)
+        {
+            out.push_str(&snippet(&bytes, &at));
+        }
+    }
+    out
+}
+
+impl<E: Positioned> ErrorList<E> {
     /// Every error as `error: <message>`, each followed by its line of `text`
     /// with a caret when the error is in `file` (errors in other files, such as
     /// a pipeline's sidecar files, get the message alone).
@@ -50,17 +84,7 @@ impl Errors {
     /// Every error as `error: <message>`, each followed by its source line
     /// with a caret; `source_of(file)` gives the bytes of the file an error
     /// points into, if the caller has them.
-    pub fn render_with_sources(&self, mut source_of: impl FnMut(&str) -> Option<Vec<u8>>) -> String {
-        let mut out = String::new();
-        for error in self.iter() {
-            out.push_str(&format!("error: {error}\n"));
-            let at = error.position();
-            if at.line > 0
-                && let Some(bytes) = source_of(&at.file)
-            {
-                out.push_str(&snippet(&bytes, &at));
-            }
-        }
-        out
+    pub fn render_with_sources(&self, source_of: impl FnMut(&str) -> Option<Vec<u8>>) -> String {
+        render_with_sources(self.iter(), source_of)
     }
 }

@@ -19,9 +19,26 @@ pub use crate::contract::{RESERVED_NAMES, RESERVED_PREFIX};
 /// The largest int32: the API server's bound for UIDs, probe fields and deadlines.
 pub const MAX_INT32: i64 = i32::MAX as i64;
 
+/// A problem type findings can carry: sidecar-core's [`Problem`], or a
+/// crate's own problem type that wraps it (pipeline-model's), so that rules
+/// written here report into either crate's errors.
+pub trait Rule: From<Problem> {
+    /// Where a duplicate's first definition is, to fill in when locating.
+    fn first_mut(&mut self) -> Option<&mut Position>;
+}
+
+impl Rule for Problem {
+    fn first_mut(&mut self) -> Option<&mut Position> {
+        match self {
+            Problem::Duplicate { first, .. } => Some(first),
+            _ => None,
+        }
+    }
+}
+
 /// One broken rule, before it is located in a file.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Finding {
+pub struct Finding<P = Problem> {
     /// Which document (index into the [`Locator`]'s documents).
     pub doc: usize,
     /// Full path of the offending value.
@@ -31,7 +48,7 @@ pub struct Finding {
     /// Path of the subject, so the message can show the field relative to it.
     pub subject_path: FieldPath,
     /// The rule.
-    pub problem: Problem,
+    pub problem: P,
     /// For duplicates: the first definition, to fill in `Problem::Duplicate::first`.
     pub first: Option<(usize, FieldPath)>,
 }
@@ -64,34 +81,69 @@ impl<'a> Locator<'a> {
 
     /// Turns findings into errors sorted in document order.
     pub fn locate(&self, findings: Vec<Finding>) -> Errors {
-        let mut errors: Vec<(usize, Error)> = findings
+        Errors::new(
+            self.locate_as(findings)
+                .into_iter()
+                .map(|l| Error::Invalid {
+                    at: l.at,
+                    path: l.path,
+                    subject: l.subject,
+                    field: l.field,
+                    problem: Box::new(l.problem),
+                })
+                .collect(),
+        )
+    }
+
+    /// Places findings of any problem type, sorted in document order (each
+    /// crate builds its own error from a [`Located`]).
+    pub fn locate_as<P: Rule>(&self, findings: Vec<Finding<P>>) -> Vec<Located<P>> {
+        let mut located: Vec<(usize, Located<P>)> = findings
             .into_iter()
             .map(|f| {
                 let at = self.position(f.doc, &f.path);
                 let mut problem = f.problem;
-                if let (Problem::Duplicate { first, .. }, Some((doc, path))) = (&mut problem, &f.first) {
+                if let (Some(first), Some((doc, path))) = (problem.first_mut(), &f.first) {
                     *first = self.position(*doc, path);
                 }
                 let field = f
                     .path
                     .strip_prefix(&f.subject_path)
                     .unwrap_or_else(|| f.path.clone());
-                let error = Error::Invalid {
-                    at,
-                    path: f.path,
-                    subject: f.subject,
-                    field,
-                    problem: Box::new(problem),
-                };
-                (f.doc, error)
+                let subject = f.subject;
+                (
+                    f.doc,
+                    Located {
+                        doc: f.doc,
+                        at,
+                        path: f.path,
+                        subject,
+                        field,
+                        problem,
+                    },
+                )
             })
             .collect();
-        errors.sort_by(|(da, a), (db, b)| {
-            let (pa, pb) = (a.position(), b.position());
-            (da, pa.line, pa.column).cmp(&(db, pb.line, pb.column))
-        });
-        Errors::new(errors.into_iter().map(|(_, e)| e).collect())
+        located.sort_by(|(da, a), (db, b)| (da, a.at.line, a.at.column).cmp(&(db, b.at.line, b.at.column)));
+        located.into_iter().map(|(_, l)| l).collect()
     }
+}
+
+/// A finding placed in its file: what an `Invalid` error is made of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Located<P = Problem> {
+    /// Which document (index into the [`Locator`]'s documents).
+    pub doc: usize,
+    /// Where the offending value is written.
+    pub at: Position,
+    /// The full path to the value from the document root.
+    pub path: FieldPath,
+    /// What the value belongs to, e.g. `sidecar "postgres"`.
+    pub subject: Option<String>,
+    /// The path relative to the subject.
+    pub field: FieldPath,
+    /// The rule that was broken.
+    pub problem: P,
 }
 
 /// A sidecar and where it is written: document index and path.
@@ -106,7 +158,7 @@ pub struct Placed<'s> {
 }
 
 /// Checks the rules of one sidecar on its own.
-pub fn check_sidecar(placed: Placed<'_>, findings: &mut Vec<Finding>) {
+pub fn check_sidecar<P: Rule>(placed: Placed<'_>, findings: &mut Vec<Finding<P>>) {
     let Placed { sidecar: s, path, .. } = placed;
     let mut sink = Sink::new(
         findings,
@@ -209,8 +261,14 @@ pub fn check_sidecar(placed: Placed<'_>, findings: &mut Vec<Finding>) {
     let mut scratch: BTreeMap<&str, usize> = BTreeMap::new();
     for (i, dir) in s.scratch.iter().enumerate() {
         let at = path.key("scratch").index(i);
-        if !is_clean_absolute(dir) {
-            sink.problem(at, Problem::InvalidPath { value: dir.clone() });
+        if let Err(reason) = crate::paths::absolute(dir) {
+            sink.problem(
+                at,
+                Problem::InvalidPath {
+                    value: dir.clone(),
+                    reason,
+                },
+            );
         } else if let Some(&first) = scratch.get(dir.as_str()) {
             sink.duplicate(at, "scratch path", dir, path.key("scratch").index(first));
         } else {
@@ -221,22 +279,27 @@ pub fn check_sidecar(placed: Placed<'_>, findings: &mut Vec<Finding>) {
 
 /// Collects findings about one subject (a sidecar, a step, a whole file)
 /// written at one path of a document.
-pub struct Sink<'f> {
-    findings: &'f mut Vec<Finding>,
+pub struct Sink<'f, P = Problem> {
+    findings: &'f mut Vec<Finding<P>>,
     doc: usize,
     subject: Option<String>,
     subject_path: FieldPath,
 }
 
-impl<'f> Sink<'f> {
+impl<'f, P: Rule> Sink<'f, P> {
     /// A sink for findings about `subject` at `placed`.
-    pub fn new(findings: &'f mut Vec<Finding>, placed: Placed<'_>, subject: String) -> Self {
+    pub fn new(findings: &'f mut Vec<Finding<P>>, placed: Placed<'_>, subject: String) -> Self {
         Self::at(findings, placed.doc, placed.path.clone(), Some(subject))
     }
 
     /// A sink for findings about `subject` (or the document itself, with
     /// `None`) written at `path` of document `doc`.
-    pub fn at(findings: &'f mut Vec<Finding>, doc: usize, path: FieldPath, subject: Option<String>) -> Self {
+    pub fn at(
+        findings: &'f mut Vec<Finding<P>>,
+        doc: usize,
+        path: FieldPath,
+        subject: Option<String>,
+    ) -> Self {
         Self {
             findings,
             doc,
@@ -256,13 +319,13 @@ impl<'f> Sink<'f> {
     }
 
     /// The findings collected so far, for rules that push their own.
-    pub fn findings(&mut self) -> &mut Vec<Finding> {
+    pub fn findings(&mut self) -> &mut Vec<Finding<P>> {
         self.findings
     }
 
     /// Records `problem` at `path`.
-    pub fn problem(&mut self, path: FieldPath, problem: Problem) {
-        self.push(path, problem, None);
+    pub fn problem(&mut self, path: FieldPath, problem: impl Into<P>) {
+        self.push(path, problem.into(), None);
     }
 
     /// Records that `name` (a `kind`) at `at` repeats the one at `first`.
@@ -272,10 +335,10 @@ impl<'f> Sink<'f> {
             name: name.to_owned(),
             first: Position::default(),
         };
-        self.push(at, problem, Some(first));
+        self.push(at, problem.into(), Some(first));
     }
 
-    fn push(&mut self, path: FieldPath, problem: Problem, first: Option<FieldPath>) {
+    fn push(&mut self, path: FieldPath, problem: P, first: Option<FieldPath>) {
         self.findings.push(Finding {
             doc: self.doc,
             path,
@@ -287,7 +350,7 @@ impl<'f> Sink<'f> {
     }
 }
 
-fn check_port(s: &SidecarConfig, sink: &mut Sink<'_>, port: &PortRef, here: FieldPath) {
+fn check_port<P: Rule>(s: &SidecarConfig, sink: &mut Sink<'_, P>, port: &PortRef, here: FieldPath) {
     match port {
         PortRef::Number(n) if !(1..=65535).contains(n) => {
             sink.problem(here, Problem::PortOutOfRange { port: i64::from(*n) })
@@ -299,12 +362,7 @@ fn check_port(s: &SidecarConfig, sink: &mut Sink<'_>, port: &PortRef, here: Fiel
     }
 }
 
-/// Whether `path` is absolute and has no `..` component.
-pub fn is_clean_absolute(path: &str) -> bool {
-    path.starts_with('/') && !path.split('/').any(|c| c == "..")
-}
-
-fn check_probe(s: &SidecarConfig, probe: &ReadinessProbe, at: &FieldPath, sink: &mut Sink<'_>) {
+fn check_probe<P: Rule>(s: &SidecarConfig, probe: &ReadinessProbe, at: &FieldPath, sink: &mut Sink<'_, P>) {
     let count = probe.handler_count();
     if count != 1 {
         sink.problem(at.clone(), Problem::ProbeHandlers { found: count });
@@ -342,7 +400,7 @@ fn check_probe(s: &SidecarConfig, probe: &ReadinessProbe, at: &FieldPath, sink: 
 
 /// Checks rules between the sidecars of one pod: unique names, and no two
 /// containers on the same port and protocol (they share a network namespace).
-pub fn check_pod_sidecars(sidecars: &[Placed<'_>], findings: &mut Vec<Finding>) {
+pub fn check_pod_sidecars<P: Rule>(sidecars: &[Placed<'_>], findings: &mut Vec<Finding<P>>) {
     let mut by_name: BTreeMap<&str, Placed<'_>> = BTreeMap::new();
     let mut by_port: BTreeMap<(i32, Protocol), Placed<'_>> = BTreeMap::new();
     for placed in sidecars {
@@ -359,7 +417,8 @@ pub fn check_pod_sidecars(sidecars: &[Placed<'_>], findings: &mut Vec<Finding>) 
                         kind: "sidecar",
                         name: s.name.clone(),
                         first: Position::default(),
-                    },
+                    }
+                    .into(),
                     first: Some((first.doc, first.path.key("name"))),
                 });
             } else {
@@ -382,7 +441,8 @@ pub fn check_pod_sidecars(sidecars: &[Placed<'_>], findings: &mut Vec<Finding>) 
                         port: port.container_port,
                         protocol: port.protocol,
                         owner: format!("sidecar {}", crate::error::quoted(&owner.sidecar.name)),
-                    },
+                    }
+                    .into(),
                     first: None,
                 }),
                 None => {
@@ -407,7 +467,7 @@ pub fn validate_sidecars(sidecars: &[SidecarConfig]) -> Result<(), Errors> {
 }
 
 /// All findings for one list of sidecars at `base` in document `doc`.
-pub fn check_list(sidecars: &[SidecarConfig], doc: usize, base: &FieldPath) -> Vec<Finding> {
+pub fn check_list<P: Rule>(sidecars: &[SidecarConfig], doc: usize, base: &FieldPath) -> Vec<Finding<P>> {
     let paths: Vec<FieldPath> = (0..sidecars.len()).map(|i| base.index(i)).collect();
     let placed: Vec<Placed<'_>> = sidecars
         .iter()

@@ -10,7 +10,8 @@ use c8s_pipeline_model::concourse::step::parse_task_step;
 use c8s_pipeline_model::concourse::{
     self, ConcoursePipeline, JobPlan, When, lower_job, parse_concourse_pipeline,
 };
-use c8s_pipeline_model::sidecar::{Error, Errors, Position, SourceReader};
+use c8s_pipeline_model::sidecar::{Position, SourceReader};
+use c8s_pipeline_model::{Error, Errors};
 use c8s_pipeline_model::{TaskPlan, Vars, visit_task};
 use clap::Args;
 

@@ -4,7 +4,8 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use c8s_sidecar_core::{Errors, SourceReader};
+use c8s_pipeline_model::Errors;
+use c8s_sidecar_core::SourceReader;
 use clap::ValueEnum;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
@@ -183,7 +184,7 @@ pub fn validate_with(
     kind: Option<Kind>,
     concourse: &crate::concourse::ConcourseArgs,
 ) -> Result<(Kind, Vec<String>), Errors> {
-    let text = c8s_sidecar_core::yaml::as_utf8(file, bytes)?;
+    let text = c8s_sidecar_core::yaml::as_utf8(file, bytes).map_err(c8s_pipeline_model::Error::document)?;
     match kind.or_else(|| detect_kind(file, text)) {
         Some(kind @ (Kind::TaskStep | Kind::Concourse)) => {
             crate::concourse::lower(file, text, concourse, kind == Kind::TaskStep, false)
@@ -195,9 +196,9 @@ pub fn validate_with(
 
 /// Parses and validates `bytes` as `kind` (detected when `None`).
 pub fn validate(file: &str, bytes: &[u8], kind: Option<Kind>) -> Result<Kind, Errors> {
-    let text = c8s_sidecar_core::yaml::as_utf8(file, bytes)?;
+    let text = c8s_sidecar_core::yaml::as_utf8(file, bytes).map_err(c8s_pipeline_model::Error::document)?;
     let Some(kind) = kind.or_else(|| detect_kind(file, text)) else {
-        return Err(Errors::from(c8s_sidecar_core::Error::Syntax {
+        return Err(Errors::from(c8s_pipeline_model::Error::Syntax {
             at: c8s_sidecar_core::Position::new(file, 1, 1),
             message: "cannot tell what kind of file this is: expected a list of sidecars, a task config \
                       (with run, image_resource or platform), a Concourse task step (task with config or file), \
@@ -206,7 +207,9 @@ pub fn validate(file: &str, bytes: &[u8], kind: Option<Kind>) -> Result<Kind, Er
         }));
     };
     match kind {
-        Kind::Sidecars => c8s_sidecar_core::parse_sidecars(file, text).map(|_| kind),
+        Kind::Sidecars => c8s_sidecar_core::parse_sidecars(file, text)
+            .map(|_| kind)
+            .map_err(c8s_sidecar_core::ErrorList::convert),
         Kind::Task => c8s_pipeline_model::parse_task_config(file, text).map(|_| kind),
         Kind::Pipeline => {
             c8s_pipeline_model::parse_pipeline(file, text, &DirSource::beside(file)).map(|_| kind)

@@ -10,7 +10,8 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use c8s_sidecar_core::{Errors, SourceReader};
+use c8s_pipeline_model::Errors;
+use c8s_sidecar_core::SourceReader;
 use clap::{Args, Subcommand};
 
 use crate::render::{self, RenderArgs};
@@ -87,7 +88,7 @@ fn sidecars(args: &SidecarsArgs, report: fn(&str, &Errors) -> String) -> Result<
         // Each error shows the line of its own file.
         errors
             .iter()
-            .map(|e| report(&e.position().file, &Errors::new(vec![e.clone()])))
+            .map(|e| report(&e.position().file, &Errors::new(vec![e.clone().into()])))
             .collect::<String>()
     })?;
     let name = match &args.name {
@@ -104,7 +105,7 @@ fn pipeline(args: &PipelineArgs, report: fn(&str, &Errors) -> String) -> Result<
     let file = render_args.file.as_str();
     let loaded = std::fs::read(file)
         .map_err(|e| {
-            Errors::from(c8s_sidecar_core::Error::Read {
+            Errors::from(c8s_pipeline_model::Error::Read {
                 file: file.to_owned(),
                 reason: c8s_sidecar_core::load::read_reason(&e),
             })

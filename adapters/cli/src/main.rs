@@ -18,7 +18,8 @@ mod serve;
 use std::io::Write;
 use std::process::ExitCode;
 
-use c8s_sidecar_core::{Errors, SourceReader};
+use c8s_pipeline_model::Errors;
+use c8s_sidecar_core::SourceReader;
 use clap::{Parser, Subcommand, ValueEnum};
 
 /// Turn CI task definitions into Kubernetes pods, deterministically.
@@ -197,7 +198,7 @@ fn validate(
         let result = FsSource
             .read(file)
             .map_err(|e| {
-                Errors::from(c8s_sidecar_core::Error::Read {
+                Errors::from(c8s_pipeline_model::Error::Read {
                     file: file.clone(),
                     reason: c8s_sidecar_core::load::read_reason(&e),
                 })
@@ -257,13 +258,14 @@ fn plan_command(
     let result = FsSource
         .read(file)
         .map_err(|e| {
-            Errors::from(c8s_sidecar_core::Error::Read {
+            Errors::from(c8s_pipeline_model::Error::Read {
                 file: file.to_owned(),
                 reason: c8s_sidecar_core::load::read_reason(&e),
             })
         })
         .and_then(|bytes| {
-            let text = c8s_sidecar_core::yaml::as_utf8(file, &bytes)?;
+            let text =
+                c8s_sidecar_core::yaml::as_utf8(file, &bytes).map_err(c8s_pipeline_model::Error::document)?;
             if documents::detect_kind(file, text) == Some(documents::Kind::Concourse) {
                 return concourse::plan(file, text, concourse, format);
             }

@@ -14,9 +14,9 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+use c8s_pipeline_model::Errors;
 use c8s_pipeline_model::resources::{EffectiveResources, ResourceList, RunResources};
 use c8s_pipeline_model::{CriticalPath, Dag, Pipeline, RunPlan};
-use c8s_sidecar_core::Errors;
 use clap::ValueEnum;
 use serde::Serialize;
 
@@ -65,11 +65,11 @@ struct StepRow {
 /// Parses `file` (sidecar files relative to its directory), expands it for
 /// `branch` and gathers the report.
 pub fn plan(file: &str, bytes: &[u8], branch: Option<&str>) -> Result<PlanReport, Errors> {
-    let text = c8s_sidecar_core::yaml::as_utf8(file, bytes)?;
+    let text = c8s_sidecar_core::yaml::as_utf8(file, bytes).map_err(c8s_pipeline_model::Error::document)?;
     let pipeline = c8s_pipeline_model::parse_pipeline(file, text, &DirSource::beside(file))?;
     let run = pipeline.expand(branch)?;
     let dag = pipeline.dag().map_err(|e| {
-        Errors::from(c8s_sidecar_core::Error::Syntax {
+        Errors::from(c8s_pipeline_model::Error::Syntax {
             at: c8s_sidecar_core::Position::file(file),
             message: e.to_string(),
         })

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::ExitCode;
 
-use c8s_pipeline_model::sidecar::Errors;
+use c8s_pipeline_model::Errors;
 use c8s_pipeline_model::{PlanIdentity, TaskPlan, TaskStep};
 use c8s_pod_builder::{Object, RunContext, SidecarMode, YamlStream};
 use clap::{Args, ValueEnum};
@@ -144,7 +144,8 @@ pub fn load_plans_for(
     concourse: &crate::concourse::ConcourseArgs,
     for_run: bool,
 ) -> Result<LoadedPlans, Errors> {
-    let text = c8s_pipeline_model::sidecar::yaml::as_utf8(file, bytes)?;
+    let text = c8s_pipeline_model::sidecar::yaml::as_utf8(file, bytes)
+        .map_err(c8s_pipeline_model::Error::document)?;
     let stem = Path::new(file)
         .file_stem()
         .and_then(|s| s.to_str())
@@ -193,7 +194,8 @@ pub fn load_plans_for(
             })
         }
         Kind::Sidecars => {
-            let sidecars = c8s_pipeline_model::sidecar::parse_sidecars(file, text)?;
+            let sidecars = c8s_pipeline_model::sidecar::parse_sidecars(file, text)
+                .map_err(c8s_pipeline_model::sidecar::ErrorList::convert)?;
             let mut plan = TaskPlan::new(PlanIdentity::new(stem, "sidecars"), SIDECAR_CHECK_IMAGE);
             plan.command = vec!["sh".into(), "-ec".into(), "echo \"c8s: sidecars are up\"".into()];
             plan.sidecars = sidecars;
@@ -286,7 +288,7 @@ pub fn run(args: &RenderArgs, report: fn(&str, &Errors) -> String, print: fn(&st
     let file = args.file.as_str();
     let loaded = std::fs::read(file)
         .map_err(|e| {
-            Errors::from(c8s_pipeline_model::sidecar::Error::Read {
+            Errors::from(c8s_pipeline_model::Error::Read {
                 file: file.to_owned(),
                 reason: c8s_pipeline_model::sidecar::load::read_reason(&e),
             })

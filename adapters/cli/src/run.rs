@@ -16,7 +16,8 @@ use c8s_kube::{
     FailureMode, KubeCluster, LogMasker, LogOptions, LogSink, ReapOptions, RunOptions, RunState, Step,
     StepObject, StepState, StepStatus,
 };
-use c8s_pipeline_model::sidecar::{Errors, SecretKeyRef};
+use c8s_pipeline_model::Errors;
+use c8s_pipeline_model::sidecar::SecretKeyRef;
 use c8s_pipeline_model::{SecretMasker, TaskPlan};
 use clap::Args;
 use k8s_openapi::api::core::v1::Secret;
@@ -99,7 +100,7 @@ pub fn run(args: &RunArgs, report: fn(&str, &Errors) -> String) -> ExitCode {
             &args.render.concourse,
             true,
         ),
-        Err(e) => Err(Errors::from(c8s_pipeline_model::sidecar::Error::Read {
+        Err(e) => Err(Errors::from(c8s_pipeline_model::Error::Read {
             file: file.to_owned(),
             reason: c8s_pipeline_model::sidecar::load::read_reason(&e),
         })),

@@ -6,7 +6,9 @@
 
 use std::collections::BTreeMap;
 
-use c8s_sidecar_core::{Errors, FieldPath, SourceReader};
+use c8s_sidecar_core::{FieldPath, SourceReader};
+
+use crate::error::Errors;
 use serde::Serialize;
 
 use super::node::Report;
@@ -71,7 +73,7 @@ struct Lowering<'a> {
     versions: &'a BTreeMap<String, String>,
     out: JobPlan,
     artifacts: BTreeMap<String, (String, String)>,
-    errors: Vec<c8s_sidecar_core::Error>,
+    errors: Vec<crate::error::Error>,
 }
 
 impl ArtifactSource for BTreeMap<String, (String, String)> {

@@ -6,7 +6,9 @@
 
 use std::collections::BTreeMap;
 
-use c8s_sidecar_core::{Error, Errors, FieldPath, Position};
+use c8s_sidecar_core::{FieldPath, Position};
+
+use crate::error::{Error, Errors};
 
 pub use super::report::Report;
 use granit_parser::{Event, Parser, ScalarStyle};
@@ -176,7 +178,7 @@ pub fn json_string(text: &str, out: &mut String) {
 /// Parses one YAML document of `file`. Templates for other tools are
 /// rejected here: ytt (`#@` lines) and the pre-Concourse-3 `{{param}}` style.
 pub fn parse(file: &str, text: &str) -> Result<Node, Errors> {
-    c8s_sidecar_core::yaml::from_str::<serde::de::IgnoredAny>(file, text)?;
+    c8s_sidecar_core::yaml::from_str::<serde::de::IgnoredAny>(file, text).map_err(Error::document)?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut report = Report::new(file);
     for (i, line) in text.lines().enumerate() {

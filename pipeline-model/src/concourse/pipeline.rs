@@ -4,7 +4,9 @@
 //! `atc/config.go` and `atc/configvalidate`: names unique, every `resource:`
 //! and `passed:` names something that exists, `passed:` jobs use the resource.
 
-use c8s_sidecar_core::{Errors, FieldPath, SourceReader};
+use c8s_sidecar_core::{FieldPath, SourceReader};
+
+use crate::error::Errors;
 
 use super::fields::Fields;
 use super::node::{self, At, Node, Report};

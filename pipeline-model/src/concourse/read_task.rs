@@ -11,7 +11,6 @@ use super::fields::{Fields, scalar};
 use super::image::ImageResource;
 use super::node::{Node, Report};
 use super::task::{ContainerLimits, TaskCache, TaskConfig, TaskInput, TaskOutput, TaskRun};
-use crate::check::is_clean_relative;
 use crate::ordered::OrderedMap;
 
 const CONFIG_KEYS: [&str; 11] = [
@@ -247,9 +246,9 @@ pub fn read_sidecars(
     };
     let mut locator = Locator::new();
     let doc = locator.add(file, text);
-    let findings = check_list(&sidecars, doc, path);
+    let findings: Vec<c8s_sidecar_core::validate::Finding> = check_list(&sidecars, doc, path);
     if !findings.is_empty() {
-        report.extend(locator.locate(findings));
+        report.extend(locator.locate(findings).convert());
     }
     sidecars
 }
@@ -276,7 +275,7 @@ fn check_paths(fields: &Fields<'_>, config: &TaskConfig, report: &mut Report<'_>
     }
     for (at, dir) in dirs {
         let dir = dir.trim_start_matches("./");
-        if !is_clean_relative(dir) || dir.trim_end_matches('/').is_empty() {
+        if c8s_sidecar_core::paths::workspace_relative(dir).is_err() {
             report.error(
                 position(fields.node, &at, fields),
                 &at,

@@ -1,6 +1,8 @@
 //! Errors found while reading a Concourse file, each with file, line and column.
 
-use c8s_sidecar_core::{Error, Errors, FieldPath, Position};
+use c8s_sidecar_core::{FieldPath, Position};
+
+use crate::error::{Error, Errors};
 
 use super::node::At;
 

@@ -5,7 +5,9 @@
 //! config's plan.
 
 use c8s_sidecar_core::validate::Locator;
-use c8s_sidecar_core::{EnvVar, Errors, FieldPath, SourceReader, yaml};
+use c8s_sidecar_core::{EnvVar, FieldPath, SourceReader, yaml};
+
+use crate::error::Errors;
 use serde::{Deserialize, Serialize};
 
 use super::fields::Fields;
@@ -196,7 +198,7 @@ fn read_task_file(
     let text = match yaml::as_utf8(file, &bytes) {
         Ok(text) => text,
         Err(e) => {
-            report.extend(e.into());
+            report.extend(crate::error::Error::document(e).into());
             return None;
         }
     };
@@ -355,7 +357,11 @@ pub fn visit_task_with(
         &files,
         &mut findings,
     );
-    errors.extend(locator.locate(sidecar_files::dedup(findings)));
+    errors.extend(crate::error::locate(
+        &locator,
+        sidecar_files::dedup(findings),
+        config_doc,
+    ));
     if !errors.is_empty() {
         return Err(Errors::new(errors));
     }

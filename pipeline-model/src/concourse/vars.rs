@@ -6,7 +6,9 @@
 
 use std::collections::BTreeMap;
 
-use c8s_sidecar_core::{Errors, FieldPath};
+use c8s_sidecar_core::FieldPath;
+
+use crate::error::Errors;
 
 use super::node::{self, Node, Report, Value};
 

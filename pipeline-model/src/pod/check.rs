@@ -2,10 +2,12 @@
 //! (`pkg/apis/core/validation/validation.go`: tolerations, affinity, names),
 //! pushed as located findings so that a typo is reported at its line.
 
+use crate::error::Problem;
+use c8s_sidecar_core::Problem as Rule;
 use std::collections::BTreeMap;
 
-use c8s_sidecar_core::validate::Sink;
-use c8s_sidecar_core::{FieldPath, Problem, names};
+use crate::subject::Subject as Sink;
+use c8s_sidecar_core::{FieldPath, names};
 
 use super::PodOverrides;
 use super::affinity::{Affinity, LabelSelector, NodeSelectorTerm, PodAffinity, PodAffinityTerm, Requirement};
@@ -18,10 +20,11 @@ fn unsupported(value: &str, expected: &str) -> Problem {
 }
 
 fn invalid_name(value: &str, reason: String) -> Problem {
-    Problem::InvalidName {
+    Rule::InvalidName {
         value: value.to_owned(),
         reason,
     }
+    .into()
 }
 
 /// Every finding about `pod`, written at `at` (a pipeline or a step).
@@ -109,7 +112,7 @@ pub(crate) fn pod_overrides(s: &mut Sink<'_>, pod: &PodOverrides, at: &FieldPath
         let here = at.key("ephemeralStorage");
         for (field, q) in [("request", &storage.request), ("limit", &storage.limit)] {
             if let Some(q) = q.as_ref().filter(|q| q.is_negative()) {
-                let problem = Problem::NegativeQuantity {
+                let problem = Rule::NegativeQuantity {
                     resource: "ephemeral-storage".to_owned(),
                     value: q.as_str().to_owned(),
                 };
@@ -119,7 +122,7 @@ pub(crate) fn pod_overrides(s: &mut Sink<'_>, pod: &PodOverrides, at: &FieldPath
         if let (Some(request), Some(limit)) = (&storage.request, &storage.limit)
             && request > limit
         {
-            let problem = Problem::RequestExceedsLimit {
+            let problem = Rule::RequestExceedsLimit {
                 resource: "ephemeral-storage".to_owned(),
                 request: request.as_str().to_owned(),
                 limit: limit.as_str().to_owned(),
@@ -181,7 +184,7 @@ fn check_affinity(s: &mut Sink<'_>, affinity: &Affinity, at: &FieldPath) {
                 .key("requiredDuringSchedulingIgnoredDuringExecution")
                 .key("nodeSelectorTerms");
             if required.node_selector_terms.is_empty() {
-                s.problem(terms.clone(), Problem::Empty);
+                s.problem(terms.clone(), Rule::Empty);
             }
             for (i, term) in required.node_selector_terms.iter().enumerate() {
                 node_term(s, term, &terms.index(i));
@@ -233,7 +236,7 @@ fn pod_affinity(s: &mut Sink<'_>, pod: &PodAffinity, at: &FieldPath) {
 
 fn pod_term(s: &mut Sink<'_>, term: &PodAffinityTerm, at: &FieldPath) {
     if term.topology_key.is_empty() {
-        s.problem(at.key("topologyKey"), Problem::Empty);
+        s.problem(at.key("topologyKey"), Rule::Empty);
     } else if let Err(reason) = names::label_key(&term.topology_key) {
         s.problem(at.key("topologyKey"), invalid_name(&term.topology_key, reason));
     }
