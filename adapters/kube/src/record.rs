@@ -10,6 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::{Deserialize, Serialize};
 
@@ -95,33 +96,76 @@ struct Staged {
     saved: u64,
 }
 
-/// The run's step records, and the grouped writes that save them.
+/// The run's step records, and the grouped writes that save them. The
+/// record is created lazily, by the first write: a run that never needs it
+/// (one step, or steps that all end with the run) costs no request for it.
 #[derive(Default)]
 pub(crate) struct Recorder {
     steps: Mutex<BTreeMap<String, StepRecord>>,
     staged: Mutex<Staged>,
     turn: tokio::sync::Mutex<()>,
     /// The run ended: the record is deleted next, final ends need no write.
-    closing: std::sync::atomic::AtomicBool,
+    closing: AtomicBool,
+    /// The record exists (read back, or created by this runner).
+    created: AtomicBool,
+    /// When the run started, as its first write records it.
+    started: String,
+    /// The first write found another run's record: this run id is taken.
+    refused: tokio::sync::watch::Sender<bool>,
 }
 
 impl Recorder {
-    /// A recorder that starts from what a resumed run read back.
-    pub fn with(steps: BTreeMap<String, StepRecord>) -> Self {
+    /// A recorder for a run that started at `started`, from the step records
+    /// read back (`created`: the record exists).
+    pub fn with(steps: BTreeMap<String, StepRecord>, started: String, created: bool) -> Self {
         Recorder {
             steps: Mutex::new(steps),
+            created: AtomicBool::new(created),
+            started,
             ..Recorder::default()
         }
     }
 
+    /// Whether the record exists (and must be deleted when the run ends).
+    pub fn created(&self) -> bool {
+        self.created.load(Ordering::SeqCst)
+    }
+
+    /// The record was created (by this runner).
+    pub fn set_created(&self) {
+        self.created.store(true, Ordering::SeqCst);
+    }
+
+    /// When the run started (RFC 3339), the record's [`STARTED_KEY`].
+    pub fn started(&self) -> &str {
+        &self.started
+    }
+
+    /// The first write found a record this run did not create.
+    pub fn refuse(&self) {
+        self.refused.send_replace(true);
+    }
+
+    /// Completes once [`Recorder::refuse`] was called.
+    pub async fn refused(&self) {
+        let mut refused = self.refused.subscribe();
+        let _ = refused.wait_for(|&r| r).await;
+    }
+
+    /// The recorded state of `step`, if any.
+    pub fn step(&self, step: &str) -> Option<StepRecord> {
+        let steps = self.steps.lock().unwrap_or_else(|p| p.into_inner());
+        steps.get(step).cloned()
+    }
+
     /// The run ended: its record is deleted before the pods left registered.
     pub fn close(&self) {
-        self.closing.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.closing.store(true, Ordering::SeqCst);
     }
 
     /// Whether [`Recorder::close`] was called.
     pub fn closing(&self) -> bool {
-        self.closing.load(std::sync::atomic::Ordering::SeqCst)
+        self.closing.load(Ordering::SeqCst)
     }
 
     /// Changes `step`'s record and stages it; the number to wait for.

@@ -134,17 +134,63 @@ impl<C: Cluster> Runner<'_, C> {
         let Some(turn) = self.recorder.turn(mine).await else {
             return Ok(true);
         };
+        let saved = if self.recorder.created() {
+            self.save_record(&turn.entries).await
+        } else {
+            self.create_record(&turn.entries).await
+        };
+        self.recorder.saved(turn, saved.is_ok());
+        saved.map(|()| true)
+    }
+
+    /// Merges `entries` into the run record.
+    async fn save_record(&self, entries: &BTreeMap<String, String>) -> Result<(), Error> {
         let run_id = self.options.run_id.as_str();
-        let saved = self
-            .options
+        self.options
             .retry
             .call(run_id, || async {
                 self.limiter.acquire().await;
-                self.cluster.save_record(run_id, &turn.entries).await
+                self.cluster.save_record(run_id, entries).await
             })
-            .await;
-        self.recorder.saved(turn, saved.is_ok());
-        saved.map(|()| true)
+            .await
+    }
+
+    /// The run's first write creates its record, with when the run started.
+    /// A record that exists already is another run's (this run id is taken:
+    /// the run is refused), unless it is the one an earlier try of this create
+    /// made although its answer was lost (it holds this run's start).
+    async fn create_record(&self, entries: &BTreeMap<String, String>) -> Result<(), Error> {
+        let run_id = self.options.run_id.as_str();
+        let started = self.recorder.started().to_owned();
+        let mut first = entries.clone();
+        first.insert(crate::record::STARTED_KEY.to_owned(), started.clone());
+        let retry = &self.options.retry;
+        let created = retry
+            .call(run_id, || async {
+                self.limiter.acquire().await;
+                self.cluster.create_record(run_id, &first).await
+            })
+            .await?;
+        if created {
+            self.recorder.set_created();
+            return Ok(());
+        }
+        let found = retry
+            .call(run_id, || async {
+                self.limiter.acquire().await;
+                self.cluster.load_record(run_id).await
+            })
+            .await?;
+        // Gone meanwhile (reaped): ours to set up again, with the run's start.
+        let ours = found.is_none_or(|f| f.get(crate::record::STARTED_KEY) == Some(&started));
+        if ours {
+            self.recorder.set_created();
+            return self.save_record(&first).await;
+        }
+        self.recorder.refuse();
+        Err(Error::RunExists {
+            run_id: run_id.to_owned(),
+        })
     }
 
     /// Step `index`'s status once `outcome` is final.
@@ -266,6 +312,15 @@ impl<C: Cluster> Runner<'_, C> {
                     AttemptEnd::Broken(e) => (TerminationReason::Lost, e.to_string()),
                     _ => (TerminationReason::Lost, String::new()),
                 };
+                // The record already holds the step's success: not run again.
+                let succeeded = self.recorder.step(&step.name).and_then(|r| r.done);
+                if let Some(outcome) = succeeded
+                    .filter(|done| done.state == StepState::Succeeded)
+                    .and_then(|done| done.outcome)
+                {
+                    let _ = self.start_delete_live(index).await;
+                    return report(Event::Ended(outcome));
+                }
                 let recorded = self
                     .record(&step.name, |r| {
                         r.attempts = attempt + 1;
@@ -387,7 +442,11 @@ impl<C: Cluster> Runner<'_, C> {
             let _ = stop_tx.send(true);
             stream_logs.await;
         }
-        if matches!(&end, AttemptEnd::Finished { outcome, .. } if !outcome.succeeded()) {
+        // A failed step, and a disrupted attempt that will be retried (its
+        // pod is deleted next): what its other containers logged, while the
+        // pod still exists.
+        let failed = matches!(&end, AttemptEnd::Finished { outcome, .. } if !outcome.succeeded());
+        if failed || matches!(end, AttemptEnd::Disrupted(..)) {
             let others: Vec<String> = object
                 .container_names()
                 .into_iter()

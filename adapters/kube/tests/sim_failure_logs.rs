@@ -143,3 +143,50 @@ async fn a_secret_in_a_sidecars_log_is_masked_even_when_split() {
     assert_eq!(db, "login with *** ok\nbye\n");
     assert!(chunks.iter().all(|(_, t)| !t.contains("hunter")), "{chunks:?}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_disrupted_attempts_logs_are_shown_labelled_with_its_attempt_before_the_retry() {
+    // Evicted after 3 s once; the retry succeeds.
+    let sim = SimCluster::new();
+    let script = StepScript::new(secs(10))
+        .evictions(1, secs(3))
+        .log(["step 1\n"])
+        .container_log("db", ["db ready, password hunter2-secret\n"])
+        .container_log("git-clone", ["Cloning into 'src'...\n"]);
+    sim.script("only", script);
+    let sink = Collect::new();
+    let masker: c8s_kube::MaskerFactory = Arc::new(|_: &str| {
+        let masker = c8s_pipeline_model::SecretMasker::new(["hunter2-secret"]).unwrap();
+        Box::new(masker) as Box<dyn c8s_kube::LogMasker>
+    });
+    let options = RunOptions::new("t").logs(LogOptions::new(masker, sink.clone()));
+    let steps = vec![Step::new("only", step_pod())];
+    let status = run_pipeline(&sim, steps, options, std::future::pending())
+        .await
+        .unwrap();
+    assert_eq!(status.state, RunState::Succeeded, "{}", status.to_json());
+    assert_eq!(status.steps[0].attempts, 2, "{}", status.to_json());
+    let chunks = sink.0.lock().unwrap().clone();
+    let of = |attempt: u32, container: &str| -> String {
+        chunks
+            .iter()
+            .filter(|(s, a, c, _)| s == "only" && *a == attempt && c == container)
+            .map(|(_, _, _, b)| String::from_utf8(b.clone()).unwrap())
+            .collect()
+    };
+    // The evicted attempt's other containers, read before its pod was deleted, masked.
+    assert_eq!(of(0, "db"), "db ready, password ***\n");
+    assert_eq!(of(0, "git-clone"), "Cloning into 'src'...\n");
+    // The successful retry shows only what is followed.
+    assert_eq!(of(1, "main"), "step 1\n");
+    assert_eq!(of(1, "db"), "");
+    // Attempt 0's logs all came before attempt 1's.
+    let last_of_first = chunks.iter().rposition(|(_, a, _, _)| *a == 0).unwrap();
+    let first_of_second = chunks.iter().position(|(_, a, _, _)| *a == 1).unwrap();
+    assert!(last_of_first < first_of_second, "{chunks:?}");
+    assert!(
+        chunks
+            .iter()
+            .all(|(_, _, _, b)| !String::from_utf8_lossy(b).contains("hunter"))
+    );
+}
