@@ -115,6 +115,14 @@ pub async fn run_pipeline<C: Cluster>(
         }
     };
 
+    // Refused while its last steps ended: still refused.
+    let end = end.and_then(|end| {
+        if recorder.is_refused() {
+            Err(taken())
+        } else {
+            Ok(end)
+        }
+    });
     // The run ended: nothing is left to resume. A refused run leaves the
     // record it found.
     if end.is_ok() && recorder.created() {

@@ -112,6 +112,9 @@ pub(crate) struct Recorder {
     started: String,
     /// The first write found another run's record: this run id is taken.
     refused: tokio::sync::watch::Sender<bool>,
+    /// A write that creates the record is staged and not done: creates of
+    /// new objects wait for it (a refused run creates nothing more).
+    creating: tokio::sync::watch::Sender<bool>,
 }
 
 impl Recorder {
@@ -146,6 +149,22 @@ impl Recorder {
         self.refused.send_replace(true);
     }
 
+    /// Whether [`Recorder::refuse`] was called.
+    pub fn is_refused(&self) -> bool {
+        *self.refused.borrow()
+    }
+
+    /// Waits until no write that creates the record is pending.
+    pub async fn first_write(&self) {
+        let mut creating = self.creating.subscribe();
+        let _ = creating.wait_for(|&c| !c).await;
+    }
+
+    /// The write staged last went (or was skipped, or failed).
+    pub fn write_done(&self) {
+        self.creating.send_replace(false);
+    }
+
     /// Completes once [`Recorder::refuse`] was called.
     pub async fn refused(&self) {
         let mut refused = self.refused.subscribe();
@@ -170,6 +189,9 @@ impl Recorder {
 
     /// Changes `step`'s record and stages it; the number to wait for.
     pub fn stage(&self, step: &str, change: impl FnOnce(&mut StepRecord)) -> Result<u64> {
+        if !self.created() {
+            self.creating.send_replace(true);
+        }
         let mut steps = self.steps.lock().unwrap_or_else(|p| p.into_inner());
         let record = steps.entry(step.to_owned()).or_insert_with(|| StepRecord {
             step: step.to_owned(),

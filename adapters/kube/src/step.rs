@@ -129,9 +129,11 @@ impl<C: Cluster> Runner<'_, C> {
         // Steps that end at the same moment share one write.
         tokio::task::yield_now().await;
         if skip_if_closing && self.recorder.closing() {
+            self.recorder.write_done();
             return Ok(false);
         }
         let Some(turn) = self.recorder.turn(mine).await else {
+            self.recorder.write_done();
             return Ok(true);
         };
         let saved = if self.recorder.created() {
@@ -140,6 +142,7 @@ impl<C: Cluster> Runner<'_, C> {
             self.create_record(&turn.entries).await
         };
         self.recorder.saved(turn, saved.is_ok());
+        self.recorder.write_done();
         saved.map(|()| true)
     }
 
@@ -297,6 +300,10 @@ impl<C: Cluster> Runner<'_, C> {
                 let deleted = self.start_delete_live(index).await;
                 report(Event::Stopped(deleted.err().map(|e| e.to_string())));
             }
+            // Nothing was created: the run stops (refused), nothing to record.
+            AttemptEnd::Broken(e @ Error::RunExists { .. }) => {
+                report(Event::Ended(fail(TerminationReason::Rejected, e.to_string())));
+            }
             AttemptEnd::Broken(e) if !e.is_transient() => {
                 let outcome = fail(TerminationReason::Rejected, e.to_string());
                 let done = self.finished_status(index, &outcome);
@@ -367,6 +374,14 @@ impl<C: Cluster> Runner<'_, C> {
             tracing::info!(object = %object_ref, "following the object of a resumed run");
             Ok(object_ref.clone())
         } else {
+            // A write creating the run record goes first: if it finds an
+            // earlier run's record, nothing more is created.
+            self.recorder.first_write().await;
+            if self.recorder.is_refused() {
+                return AttemptEnd::Broken(Error::RunExists {
+                    run_id: self.options.run_id.clone(),
+                });
+            }
             self.options
                 .retry
                 .call(&name, || async {

@@ -830,11 +830,12 @@ async fn a_two_step_run_makes_these_requests_over_one_watch() {
             ("POST", "/api/v1/namespaces/ci/pods?"),
             ("GET", w3.as_str()),
             ("GET", w5.as_str()),
-            // b is created as soon as a's result is seen; a's end is recorded
-            // before its pod is deleted: the record's first write creates it.
+            // a's end is recorded before its pod is deleted: the record's
+            // first write creates it, and b's create waits for that one (a
+            // record found there refuses the run before it creates more).
             ("POST", "/api/v1/namespaces/ci/configmaps?"),
-            ("POST", "/api/v1/namespaces/ci/pods?"),
             ("DELETE", "/api/v1/namespaces/ci/pods/t-a?"),
+            ("POST", "/api/v1/namespaces/ci/pods?"),
             // The run ends with b: the record goes before b's pod.
             ("DELETE", "/api/v1/namespaces/ci/configmaps/c8s-run-r5?"),
             ("DELETE", "/api/v1/namespaces/ci/pods/t-b?"),
@@ -906,6 +907,28 @@ async fn a_pod_deleted_before_its_end_was_seen_is_judged_by_its_final_status() {
         .filter(|s| s.method == Method::POST && s.uri.contains("/pods"))
         .count();
     assert_eq!(creates, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_run_id_whose_pods_exist_is_refused_from_the_watchs_first_list() {
+    let (cluster, handle) = cluster();
+    let running = pod_json("Running", json!({"running": {}}), "3");
+    let list = json!({"apiVersion": "v1", "kind": "PodList", "metadata": {"resourceVersion": "3"}, "items": [running]});
+    let server = serve_routes(handle, vec![("list pods", 200, bytes(&list))]);
+    let steps = vec![Step::new("only", pod("t", "only"))];
+    let refused = run_pipeline(&cluster, steps, RunOptions::new("r7"), std::future::pending()).await;
+    assert!(
+        matches!(&refused, Err(Error::RunExists { run_id }) if run_id == "r7"),
+        "{refused:?}"
+    );
+    drop(cluster);
+    let seen = server.await.unwrap();
+    // The run's one list, and nothing created, written or deleted.
+    assert!(seen.iter().all(|s| s.method == Method::GET), "{seen:?}");
+    assert_eq!(
+        seen[0].uri,
+        "/api/v1/namespaces/ci/pods?&labelSelector=c8s.dev%2Frun%3Dr7&limit=500"
+    );
 }
 
 fn assert_send<T: Send>(_: &T) {}

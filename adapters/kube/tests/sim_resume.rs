@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use c8s_kube::sim::{SimCluster, StepScript};
-use c8s_kube::{Error, FailureMode, RunOptions, RunState, RunStatus, run_pipeline};
+use c8s_kube::{Cluster, Error, FailureMode, RunOptions, RunState, RunStatus, run_pipeline};
 use common::{Dag, Lcg};
 
 const SEEDS: u64 = 64;
@@ -281,4 +281,71 @@ async fn a_resumed_run_continues_the_steps_own_retry_count() {
             assert!(sim.records().is_empty());
         }
     }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_runner_killed_before_its_first_write_resumes_by_following_its_pods() {
+    let dag = Dag::random(11, 6);
+    let sim = SimCluster::new();
+    for (name, duration) in dag.names.iter().zip(&dag.durations) {
+        sim.script(name, StepScript::new(*duration));
+    }
+    // Killed once the first pods exist, before any step ended: no record yet.
+    let stopped = tokio::time::timeout(
+        Duration::from_millis(1),
+        run_pipeline(
+            &sim,
+            dag.steps("early"),
+            options("early", false),
+            std::future::pending(),
+        ),
+    )
+    .await;
+    assert!(stopped.is_err());
+    assert!(sim.records().is_empty(), "{:?}", sim.records());
+    let alive = sim.live_objects();
+    assert!(!alive.is_empty());
+    let status = run_pipeline(
+        &sim,
+        dag.steps("early"),
+        options("early", true),
+        std::future::pending(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(status.state, RunState::Succeeded, "{}", status.to_json());
+    // The pods found were followed, not created again.
+    let stats = sim.stats();
+    assert_eq!(stats.creates.len(), 6, "{stats:?}");
+    assert!(stats.creates.values().all(|&n| n == 1), "{stats:?}");
+    assert!(sim.records().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_earlier_runs_record_stops_a_new_start_at_its_first_write() {
+    // An earlier run of this id was killed between its steps: its record
+    // remains, none of its pods do.
+    let sim = SimCluster::new();
+    sim.default_script(StepScript::new(Duration::from_secs(5)));
+    let earlier = [("started".to_owned(), "2025-12-31T23:00:00Z".to_owned())].into();
+    assert!(sim.create_record("taken", &earlier).await.unwrap());
+    let steps = vec![
+        c8s_kube::Step::new("a", common::pod("t", "a")),
+        c8s_kube::Step::new("b", common::pod("t", "b")).after(["a"]),
+        c8s_kube::Step::new("c", common::pod("t", "c")),
+    ];
+    // c runs 60 s: a's end is the run's first write.
+    sim.script("c", StepScript::new(Duration::from_secs(60)));
+    let refused = run_pipeline(&sim, steps, options("taken", false), std::future::pending()).await;
+    assert!(
+        matches!(&refused, Err(Error::RunExists { run_id }) if run_id == "taken"),
+        "{refused:?}"
+    );
+    // Nothing was created after the record was found; what was created is deleted.
+    let stats = sim.stats();
+    assert!(!stats.creates.contains_key("b"), "{stats:?}");
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    assert!(sim.live_objects().is_empty(), "{:?}", sim.live_objects());
+    // The earlier run's record is left as it was.
+    assert_eq!(sim.records()["taken"], earlier);
 }
