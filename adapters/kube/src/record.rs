@@ -6,7 +6,8 @@
 //!
 //! Writes are grouped: a step's entry is staged, and whoever holds the write
 //! turn saves every staged entry in one request (steps that end together cost
-//! one write).
+//! one write). The first write creates the record; a run that never writes
+//! has none.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -14,8 +15,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::{Deserialize, Serialize};
 
+use crate::cluster::Cluster;
 use crate::error::{Error, Result};
 use crate::outcome::{StepStatus, TerminationReason};
+use crate::step::Runner;
 
 /// The entry holding when the run started (RFC 3339), which its deadline counts from.
 pub(crate) const STARTED_KEY: &str = "started";
@@ -244,6 +247,95 @@ pub(crate) struct Turn<'a> {
     /// The entries to save.
     pub entries: BTreeMap<String, String>,
     upto: u64,
+}
+
+/// The run record's writes, as the attempts of a run make them.
+impl<C: Cluster> Runner<'_, C> {
+    /// Changes `step`'s entry in the run record and saves it, grouped with
+    /// whatever other steps staged meanwhile.
+    pub async fn record(&self, step: &str, change: impl FnOnce(&mut StepRecord)) -> Result<()> {
+        self.record_unless(step, false, change).await.map(|_| ())
+    }
+
+    /// [`Runner::record`] that, when `skip_if_closing` and the run ended
+    /// meanwhile, writes nothing and returns `false` (the record is deleted
+    /// next, before the pods left registered).
+    pub async fn record_unless(
+        &self,
+        step: &str,
+        skip_if_closing: bool,
+        change: impl FnOnce(&mut StepRecord),
+    ) -> Result<bool> {
+        let mine = self.recorder.stage(step, change)?;
+        // Steps that end at the same moment share one write.
+        tokio::task::yield_now().await;
+        if skip_if_closing && self.recorder.closing() {
+            self.recorder.write_done();
+            return Ok(false);
+        }
+        let Some(turn) = self.recorder.turn(mine).await else {
+            self.recorder.write_done();
+            return Ok(true);
+        };
+        let saved = if self.recorder.created() {
+            self.save_record(&turn.entries).await
+        } else {
+            self.create_record(&turn.entries).await
+        };
+        self.recorder.saved(turn, saved.is_ok());
+        self.recorder.write_done();
+        saved.map(|()| true)
+    }
+
+    /// Merges `entries` into the run record.
+    async fn save_record(&self, entries: &BTreeMap<String, String>) -> Result<()> {
+        let run_id = self.options.run_id.as_str();
+        self.options
+            .retry
+            .call(run_id, || async {
+                self.limiter.acquire().await;
+                self.cluster.save_record(run_id, entries).await
+            })
+            .await
+    }
+
+    /// The run's first write creates its record, with when the run started.
+    /// A record that exists already is another run's (this run id is taken:
+    /// the run is refused), unless it is the one an earlier try of this create
+    /// made although its answer was lost (it holds this run's start).
+    async fn create_record(&self, entries: &BTreeMap<String, String>) -> Result<()> {
+        let run_id = self.options.run_id.as_str();
+        let started = self.recorder.started().to_owned();
+        let mut first = entries.clone();
+        first.insert(STARTED_KEY.to_owned(), started.clone());
+        let retry = &self.options.retry;
+        let created = retry
+            .call(run_id, || async {
+                self.limiter.acquire().await;
+                self.cluster.create_record(run_id, &first).await
+            })
+            .await?;
+        if created {
+            self.recorder.set_created();
+            return Ok(());
+        }
+        let found = retry
+            .call(run_id, || async {
+                self.limiter.acquire().await;
+                self.cluster.load_record(run_id).await
+            })
+            .await?;
+        // Gone meanwhile (reaped): ours to set up again, with the run's start.
+        let ours = found.is_none_or(|f| f.get(STARTED_KEY) == Some(&started));
+        if ours {
+            self.recorder.set_created();
+            return self.save_record(&first).await;
+        }
+        self.recorder.refuse();
+        Err(Error::RunExists {
+            run_id: run_id.to_owned(),
+        })
+    }
 }
 
 #[cfg(test)]

@@ -136,6 +136,19 @@ fn with_record(
     routes
 }
 
+/// The run's first list, empty (nothing of it exists yet, at resourceVersion
+/// 4), and a watch that shows `pod` added, then deleted.
+fn added_then_deleted(pod: &Value) -> (Value, String) {
+    let list =
+        json!({"apiVersion": "v1", "kind": "PodList", "metadata": {"resourceVersion": "4"}, "items": []});
+    let watch = format!(
+        "{}\n{}\n",
+        json!({"type": "ADDED", "object": pod}),
+        json!({"type": "DELETED", "object": pod})
+    );
+    (list, watch)
+}
+
 /// `(method, uri)` of each request.
 fn requests(seen: &[Seen]) -> Vec<(&str, &str)> {
     seen.iter().map(|s| (s.method.as_str(), s.uri.as_str())).collect()
@@ -523,15 +536,7 @@ async fn a_job_whose_deadline_ran_out_is_deadline_exceeded_not_retried() {
     }))
     .unwrap();
     let step = Step::new("build", c8s_kube::StepObject::Job(Box::new(job)));
-    let running = job_pod("t-build", "Running", json!({"running": {}}), "5");
-    // The run's first list is empty (nothing of it exists yet); the pod comes with the watch.
-    let list =
-        json!({"apiVersion": "v1", "kind": "PodList", "metadata": {"resourceVersion": "4"}, "items": []});
-    let watch = format!(
-        "{}\n{}\n",
-        json!({"type": "ADDED", "object": running}),
-        json!({"type": "DELETED", "object": running})
-    );
+    let (list, watch) = added_then_deleted(&job_pod("t-build", "Running", json!({"running": {}}), "5"));
     let failed_job = json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "t-build"},
         "status": {"conditions": [{"type": "Failed", "status": "True", "reason": "DeadlineExceeded",
                                    "message": "Job was active longer than specified deadline"}]}});
@@ -642,15 +647,7 @@ async fn a_job_marked_failure_target_is_final_before_its_pod_is_gone() {
     }))
     .unwrap();
     let step = Step::new("build", c8s_kube::StepObject::Job(Box::new(job)));
-    let running = job_pod("t-build", "Running", json!({"running": {}}), "5");
-    // The run's first list is empty (nothing of it exists yet); the pod comes with the watch.
-    let list =
-        json!({"apiVersion": "v1", "kind": "PodList", "metadata": {"resourceVersion": "4"}, "items": []});
-    let watch = format!(
-        "{}\n{}\n",
-        json!({"type": "ADDED", "object": running}),
-        json!({"type": "DELETED", "object": running})
-    );
+    let (list, watch) = added_then_deleted(&job_pod("t-build", "Running", json!({"running": {}}), "5"));
     // Kubernetes 1.31+: FailureTarget is set first; Failed only once the pods are gone.
     let target = json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "t-build"},
         "status": {"conditions": [{"type": "FailureTarget", "status": "True", "reason": "PodFailurePolicy",

@@ -291,28 +291,15 @@ async fn a_runner_killed_before_its_first_write_resumes_by_following_its_pods() 
         sim.script(name, StepScript::new(*duration));
     }
     // Killed once the first pods exist, before any step ended: no record yet.
-    let stopped = tokio::time::timeout(
-        Duration::from_millis(1),
-        run_pipeline(
-            &sim,
-            dag.steps("early"),
-            options("early", false),
-            std::future::pending(),
-        ),
-    )
-    .await;
-    assert!(stopped.is_err());
+    let steps = || dag.steps("early");
+    let killed = tokio::time::timeout(Duration::from_millis(1), async {
+        run_pipeline(&sim, steps(), options("early", false), std::future::pending()).await
+    });
+    assert!(killed.await.is_err());
     assert!(sim.records().is_empty(), "{:?}", sim.records());
-    let alive = sim.live_objects();
-    assert!(!alive.is_empty());
-    let status = run_pipeline(
-        &sim,
-        dag.steps("early"),
-        options("early", true),
-        std::future::pending(),
-    )
-    .await
-    .unwrap();
+    assert!(!sim.live_objects().is_empty());
+    let resumed = run_pipeline(&sim, steps(), options("early", true), std::future::pending());
+    let status = resumed.await.unwrap();
     assert_eq!(status.state, RunState::Succeeded, "{}", status.to_json());
     // The pods found were followed, not created again.
     let stats = sim.stats();
