@@ -86,11 +86,17 @@ pub async fn run_pipeline<C: Cluster>(
         run_id: run_id.to_owned(),
     };
     let marks_lists = cluster.watch_run_marks_lists();
+    let mut cancel = std::pin::pin!(cancel);
     let checked = async {
         // A new run whose id has objects is refused before it creates any.
-        let listed_live = runner.hub.is_some() && marks_lists && !options.resume;
-        if listed_live && hub.first_list_shows_objects().await {
-            return Err(taken());
+        if runner.hub.is_some() && marks_lists && !options.resume {
+            tokio::select! {
+                biased;
+                () = &mut cancel => return Ok(RunEnd::Cancelled),
+                shows = hub.first_list_shows_objects() => if shows {
+                    return Err(taken());
+                },
+            }
         }
         tokio::select! {
             biased;
