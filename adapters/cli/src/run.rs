@@ -467,35 +467,57 @@ pub fn reap(args: &ReapArgs) -> ExitCode {
         let options = ReapOptions::new(older_than).dry_run(args.dry_run);
         match c8s_kube::reap(&cluster, &options).await {
             Ok(report) => {
-                let verb = if report.dry_run { "would delete" } else { "deleted" };
-                let mut out = String::new();
-                for (object, reason) in &report.deleted {
-                    out.push_str(&format!("{verb} {:?} {}: {reason}\n", object.kind, object.name));
-                }
-                for (object, error) in &report.failed {
-                    out.push_str(&format!("failed {:?} {}: {error}\n", object.kind, object.name));
-                }
-                for (run, reason) in &report.records_deleted {
-                    out.push_str(&format!("{verb} run record of {run}: {reason}\n"));
-                }
-                for (run, error) in &report.records_failed {
-                    out.push_str(&format!("failed run record of {run}: {error}\n"));
-                }
+                let (out, code) = reap_output(&report);
                 let _ = std::io::stdout().write_all(out.as_bytes());
-                if report.failed.is_empty() {
-                    ExitCode::SUCCESS
-                } else {
-                    ExitCode::from(1)
-                }
+                code
             }
             Err(e) => fail(&e.to_string()),
         }
     })
 }
 
+/// What `c8s reap` prints of `report`, and its exit code: non-zero when a
+/// deletion it tried (an object's or a run record's) failed.
+fn reap_output(report: &c8s_kube::ReapReport) -> (String, ExitCode) {
+    let verb = if report.dry_run { "would delete" } else { "deleted" };
+    let mut out = String::new();
+    for (object, reason) in &report.deleted {
+        out.push_str(&format!("{verb} {:?} {}: {reason}\n", object.kind, object.name));
+    }
+    for (object, error) in &report.failed {
+        out.push_str(&format!("failed {:?} {}: {error}\n", object.kind, object.name));
+    }
+    for (run, reason) in &report.records_deleted {
+        out.push_str(&format!("{verb} run record of {run}: {reason}\n"));
+    }
+    for (run, error) in &report.records_failed {
+        out.push_str(&format!("failed run record of {run}: {error}\n"));
+    }
+    let code = if report.deletes_failed() {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    };
+    (out, code)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reap_exits_non_zero_when_a_record_could_not_be_deleted() {
+        let mut report = c8s_kube::ReapReport::default();
+        assert_eq!(reap_output(&report).1, ExitCode::SUCCESS);
+        report.records_failed.push(("r1".into(), "403 Forbidden".into()));
+        let (out, code) = reap_output(&report);
+        assert_eq!(code, ExitCode::from(1));
+        assert!(out.contains("failed run record of r1: 403 Forbidden"), "{out}");
+        let mut objects = c8s_kube::ReapReport::default();
+        let pod = c8s_kube::ObjectRef::new(c8s_kube::ObjectKind::Pod, "p");
+        objects.failed.push((pod, "500".into()));
+        assert_eq!(reap_output(&objects).1, ExitCode::from(1));
+    }
 
     /// The nightly example as `c8s run` hands it to the runner: the finally
     /// steps marked, each watching the other steps' objects, retries carried.

@@ -241,6 +241,20 @@ pub type ObservationStream = BoxStream<'static, Result<PodObservation>>;
 /// the caller subscribes again (which relists).
 pub type RunWatchStream = BoxStream<'static, Result<(ObjectRef, PodObservation)>>;
 
+/// The item a run watch yields after each list (its first, and every relist
+/// after a re-subscription or a 410 Gone): every object of the run that
+/// exists was yielded before it. An object name is never empty, so the item
+/// cannot be mistaken for an object's. A [`Cluster::watch_run`] that yields it
+/// says so with [`Cluster::watch_run_marks_lists`].
+pub fn end_of_list() -> (ObjectRef, PodObservation) {
+    (ObjectRef::new(ObjectKind::Pod, ""), PodObservation::default())
+}
+
+/// Whether a run watch's item is [`end_of_list`].
+pub fn is_end_of_list(object: &ObjectRef) -> bool {
+    object.name.is_empty()
+}
+
 /// A stream of raw log chunks. Raw chunks may hold secrets: they only ever go
 /// into a [`crate::LogMasker`].
 pub type LogStream = BoxStream<'static, Result<Vec<u8>>>;
@@ -263,6 +277,15 @@ pub trait Cluster: Send + Sync {
     fn watch_run(&self, run_id: &str) -> impl Future<Output = Result<Option<RunWatchStream>>> + Send {
         let _ = run_id;
         std::future::ready(Ok(None))
+    }
+
+    /// Whether [`Cluster::watch_run`]'s stream yields [`end_of_list`] after
+    /// each list. The runner then reads from the first list whether a run id
+    /// is already live (no request of its own) and judges objects missing
+    /// from a relist from the cluster; otherwise it lists once. The default
+    /// says no.
+    fn watch_run_marks_lists(&self) -> bool {
+        false
     }
 
     /// Streams the log of `container` in the pod behind `object`, following it

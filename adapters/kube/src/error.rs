@@ -82,8 +82,9 @@ pub enum Error {
     /// The simulated cluster was asked about an object it does not know.
     #[error("simulated cluster: {0}")]
     Simulation(String),
-    /// A run with this id already has a record in the cluster (an earlier
-    /// runner was killed): resume it, or pick another run id.
+    /// A run with this id already exists in the cluster (its pods or Jobs,
+    /// or its record: an earlier runner was killed): resume it, or pick
+    /// another run id.
     #[error(
         "run {run_id:?} already exists in the cluster (a runner of it was stopped before it ended): \
          resume it (c8s run --resume), use another run id, or discard it \

@@ -310,6 +310,10 @@ impl Cluster for KubeCluster {
             .boxed())
     }
 
+    fn watch_run_marks_lists(&self) -> bool {
+        true
+    }
+
     async fn watch_run(&self, run_id: &str) -> Result<Option<RunWatchStream>> {
         let stream = crate::kube_watch::run_watch(self.api::<Pod>(), self.api::<Job>(), run_id);
         Ok(Some(stream))

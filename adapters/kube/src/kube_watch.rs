@@ -98,6 +98,7 @@ impl<S: Stream<Item = watcher::Result<Event<Pod>>> + Unpin> State<S> {
                     for name in vanished {
                         self.gone(&name).await;
                     }
+                    self.queue.push_back(Ok(crate::cluster::end_of_list()));
                 }
             }
         }

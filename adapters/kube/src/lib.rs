@@ -70,6 +70,7 @@ mod watch;
 pub use cluster::{
     Cluster, ListedObject, ListedRecord, LogStream, MANAGED_BY_LABEL, MANAGED_BY_VALUE, MANAGED_SELECTOR,
     ObjectEvent, ObjectKind, ObjectRef, ObservationStream, RUN_LABEL, RunWatchStream, STEP_LABEL, StepObject,
+    end_of_list, is_end_of_list,
 };
 pub use error::{Error, Result, is_transient_status};
 pub use kube_cluster::KubeCluster;

@@ -53,7 +53,7 @@ pub async fn run_pipeline<C: Cluster>(
     let finally_env = Mutex::new(BTreeMap::new());
     // One watch for the whole run, opened before anything is created.
     let hub = Hub::default();
-    let recorder = crate::record::Recorder::with(start.records);
+    let recorder = crate::record::Recorder::with(start.records, start.started_at.to_string(), start.created);
     let elapsed = cluster
         .now()
         .duration_since(start.started_at)
@@ -81,33 +81,67 @@ pub async fn run_pipeline<C: Cluster>(
         steps: start.steps,
         elapsed,
     };
+    let run_id = options.run_id.as_str();
+    let taken = || Error::RunExists {
+        run_id: run_id.to_owned(),
+    };
+    let marks_lists = cluster.watch_run_marks_lists();
+    let mut cancel = std::pin::pin!(cancel);
+    let checked = async {
+        // A new run whose id has objects is refused before it creates any.
+        if runner.hub.is_some() && marks_lists && !options.resume {
+            tokio::select! {
+                biased;
+                () = &mut cancel => return Ok(RunEnd::Cancelled),
+                shows = hub.first_list_shows_objects() => if shows {
+                    return Err(taken());
+                },
+            }
+        }
+        tokio::select! {
+            biased;
+            end = drive(&runner, &steps, &dag, resumed, cancel) => Ok(end),
+            // The first write found an earlier run's record: stop creating.
+            () = recorder.refused() => Err(taken()),
+        }
+    };
     let end = match first {
-        None => drive(&runner, &steps, &dag, resumed, cancel).await,
+        None => checked.await,
         Some(first) => {
             // A dead watch is the followers' business: the pump just stops.
             let pump = async {
-                pump(cluster, &hub, &options.run_id, &options.retry, first).await;
+                pump(cluster, &hub, run_id, &options.retry, first).await;
                 std::future::pending().await
             };
             tokio::select! {
                 biased;
-                end = drive(&runner, &steps, &dag, resumed, cancel) => end,
+                end = checked => end,
                 end = pump => end,
             }
         }
     };
 
-    // The run ended: nothing is left to resume.
-    let run_id = options.run_id.as_str();
-    let forgotten = options
-        .retry
-        .call(run_id, || async {
-            limiter.acquire().await;
-            cluster.delete_record(run_id).await
-        })
-        .await;
-    if let Err(e) = forgotten {
-        tracing::warn!(run = run_id, error = %e, "could not delete the run record");
+    // Refused while its last steps ended: still refused.
+    let end = end.and_then(|end| {
+        if recorder.is_refused() {
+            Err(taken())
+        } else {
+            Ok(end)
+        }
+    });
+    // The run ended: nothing is left to resume. A refused run leaves the
+    // record it found.
+    if end.is_ok() && recorder.created() {
+        let forgotten = options
+            .retry
+            .call(run_id, || async {
+                limiter.acquire().await;
+                cluster.delete_record(run_id).await
+            })
+            .await;
+        if let Err(e) = forgotten {
+            tracing::warn!(run = run_id, error = %e, "could not delete the run record");
+        }
     }
     // Whatever is still registered (steps the run ended with, deletes that
     // failed) is deleted now, after the record: a runner killed in between
@@ -126,6 +160,7 @@ pub async fn run_pipeline<C: Cluster>(
         .into_iter()
         .filter_map(|r| r.err().map(|e| e.to_string()))
         .collect();
+    let end = end?;
     let now = cluster.now();
     let mut status = status
         .into_inner()

@@ -80,6 +80,19 @@ pub struct ReapReport {
     pub records_failed: Vec<(String, String)>,
 }
 
+/// The `run` of [`ReapReport::records_failed`] when the records could not be listed.
+const ALL_RECORDS: &str = "*";
+
+impl ReapReport {
+    /// Whether a deletion the reaper tried failed: an object's or a run
+    /// record's (a caller such as `c8s reap` then exits non-zero). Records
+    /// that could not be listed (a Role without `list configmaps`) are
+    /// reported in [`ReapReport::records_failed`] but are no failed deletion.
+    pub fn deletes_failed(&self) -> bool {
+        !self.failed.is_empty() || self.records_failed.iter().any(|(run, _)| run != ALL_RECORDS)
+    }
+}
+
 /// Lists every object labelled `app.kubernetes.io/managed-by=c8s` and deletes
 /// (with background propagation) those whose run finished, or whose run is
 /// unknown and that are older than [`ReapOptions::older_than`], or finished
@@ -139,7 +152,7 @@ async fn reap_records<C: Cluster>(
         Err(e) => {
             // Pods and Jobs are still reaped (an older Role may lack `list configmaps`).
             tracing::warn!(error = %e, "could not list run records");
-            report.records_failed.push(("*".into(), e.to_string()));
+            report.records_failed.push((ALL_RECORDS.into(), e.to_string()));
             return;
         }
     };

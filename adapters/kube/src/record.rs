@@ -6,15 +6,19 @@
 //!
 //! Writes are grouped: a step's entry is staged, and whoever holds the write
 //! turn saves every staged entry in one request (steps that end together cost
-//! one write).
+//! one write). The first write creates the record; a run that never writes
+//! has none.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::{Deserialize, Serialize};
 
+use crate::cluster::Cluster;
 use crate::error::{Error, Result};
 use crate::outcome::{StepStatus, TerminationReason};
+use crate::step::Runner;
 
 /// The entry holding when the run started (RFC 3339), which its deadline counts from.
 pub(crate) const STARTED_KEY: &str = "started";
@@ -95,37 +99,102 @@ struct Staged {
     saved: u64,
 }
 
-/// The run's step records, and the grouped writes that save them.
+/// The run's step records, and the grouped writes that save them. The
+/// record is created lazily, by the first write: a run that never needs it
+/// (one step, or steps that all end with the run) costs no request for it.
 #[derive(Default)]
 pub(crate) struct Recorder {
     steps: Mutex<BTreeMap<String, StepRecord>>,
     staged: Mutex<Staged>,
     turn: tokio::sync::Mutex<()>,
     /// The run ended: the record is deleted next, final ends need no write.
-    closing: std::sync::atomic::AtomicBool,
+    closing: AtomicBool,
+    /// The record exists (read back, or created by this runner).
+    created: AtomicBool,
+    /// When the run started, as its first write records it.
+    started: String,
+    /// The first write found another run's record: this run id is taken.
+    refused: tokio::sync::watch::Sender<bool>,
+    /// A write that creates the record is staged and not done: creates of
+    /// new objects wait for it (a refused run creates nothing more).
+    creating: tokio::sync::watch::Sender<bool>,
 }
 
 impl Recorder {
-    /// A recorder that starts from what a resumed run read back.
-    pub fn with(steps: BTreeMap<String, StepRecord>) -> Self {
+    /// A recorder for a run that started at `started`, from the step records
+    /// read back (`created`: the record exists).
+    pub fn with(steps: BTreeMap<String, StepRecord>, started: String, created: bool) -> Self {
         Recorder {
             steps: Mutex::new(steps),
+            created: AtomicBool::new(created),
+            started,
             ..Recorder::default()
         }
     }
 
+    /// Whether the record exists (and must be deleted when the run ends).
+    pub fn created(&self) -> bool {
+        self.created.load(Ordering::SeqCst)
+    }
+
+    /// The record was created (by this runner).
+    pub fn set_created(&self) {
+        self.created.store(true, Ordering::SeqCst);
+    }
+
+    /// When the run started (RFC 3339), the record's [`STARTED_KEY`].
+    pub fn started(&self) -> &str {
+        &self.started
+    }
+
+    /// The first write found a record this run did not create.
+    pub fn refuse(&self) {
+        self.refused.send_replace(true);
+    }
+
+    /// Whether [`Recorder::refuse`] was called.
+    pub fn is_refused(&self) -> bool {
+        *self.refused.borrow()
+    }
+
+    /// Waits until no write that creates the record is pending.
+    pub async fn first_write(&self) {
+        let mut creating = self.creating.subscribe();
+        let _ = creating.wait_for(|&c| !c).await;
+    }
+
+    /// The write staged last went (or was skipped, or failed).
+    pub fn write_done(&self) {
+        self.creating.send_replace(false);
+    }
+
+    /// Completes once [`Recorder::refuse`] was called.
+    pub async fn refused(&self) {
+        let mut refused = self.refused.subscribe();
+        let _ = refused.wait_for(|&r| r).await;
+    }
+
+    /// The recorded state of `step`, if any.
+    pub fn step(&self, step: &str) -> Option<StepRecord> {
+        let steps = self.steps.lock().unwrap_or_else(|p| p.into_inner());
+        steps.get(step).cloned()
+    }
+
     /// The run ended: its record is deleted before the pods left registered.
     pub fn close(&self) {
-        self.closing.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.closing.store(true, Ordering::SeqCst);
     }
 
     /// Whether [`Recorder::close`] was called.
     pub fn closing(&self) -> bool {
-        self.closing.load(std::sync::atomic::Ordering::SeqCst)
+        self.closing.load(Ordering::SeqCst)
     }
 
     /// Changes `step`'s record and stages it; the number to wait for.
     pub fn stage(&self, step: &str, change: impl FnOnce(&mut StepRecord)) -> Result<u64> {
+        if !self.created() {
+            self.creating.send_replace(true);
+        }
         let mut steps = self.steps.lock().unwrap_or_else(|p| p.into_inner());
         let record = steps.entry(step.to_owned()).or_insert_with(|| StepRecord {
             step: step.to_owned(),
@@ -178,6 +247,95 @@ pub(crate) struct Turn<'a> {
     /// The entries to save.
     pub entries: BTreeMap<String, String>,
     upto: u64,
+}
+
+/// The run record's writes, as the attempts of a run make them.
+impl<C: Cluster> Runner<'_, C> {
+    /// Changes `step`'s entry in the run record and saves it, grouped with
+    /// whatever other steps staged meanwhile.
+    pub async fn record(&self, step: &str, change: impl FnOnce(&mut StepRecord)) -> Result<()> {
+        self.record_unless(step, false, change).await.map(|_| ())
+    }
+
+    /// [`Runner::record`] that, when `skip_if_closing` and the run ended
+    /// meanwhile, writes nothing and returns `false` (the record is deleted
+    /// next, before the pods left registered).
+    pub async fn record_unless(
+        &self,
+        step: &str,
+        skip_if_closing: bool,
+        change: impl FnOnce(&mut StepRecord),
+    ) -> Result<bool> {
+        let mine = self.recorder.stage(step, change)?;
+        // Steps that end at the same moment share one write.
+        tokio::task::yield_now().await;
+        if skip_if_closing && self.recorder.closing() {
+            self.recorder.write_done();
+            return Ok(false);
+        }
+        let Some(turn) = self.recorder.turn(mine).await else {
+            self.recorder.write_done();
+            return Ok(true);
+        };
+        let saved = if self.recorder.created() {
+            self.save_record(&turn.entries).await
+        } else {
+            self.create_record(&turn.entries).await
+        };
+        self.recorder.saved(turn, saved.is_ok());
+        self.recorder.write_done();
+        saved.map(|()| true)
+    }
+
+    /// Merges `entries` into the run record.
+    async fn save_record(&self, entries: &BTreeMap<String, String>) -> Result<()> {
+        let run_id = self.options.run_id.as_str();
+        self.options
+            .retry
+            .call(run_id, || async {
+                self.limiter.acquire().await;
+                self.cluster.save_record(run_id, entries).await
+            })
+            .await
+    }
+
+    /// The run's first write creates its record, with when the run started.
+    /// A record that exists already is another run's (this run id is taken:
+    /// the run is refused), unless it is the one an earlier try of this create
+    /// made although its answer was lost (it holds this run's start).
+    async fn create_record(&self, entries: &BTreeMap<String, String>) -> Result<()> {
+        let run_id = self.options.run_id.as_str();
+        let started = self.recorder.started().to_owned();
+        let mut first = entries.clone();
+        first.insert(STARTED_KEY.to_owned(), started.clone());
+        let retry = &self.options.retry;
+        let created = retry
+            .call(run_id, || async {
+                self.limiter.acquire().await;
+                self.cluster.create_record(run_id, &first).await
+            })
+            .await?;
+        if created {
+            self.recorder.set_created();
+            return Ok(());
+        }
+        let found = retry
+            .call(run_id, || async {
+                self.limiter.acquire().await;
+                self.cluster.load_record(run_id).await
+            })
+            .await?;
+        // Gone meanwhile (reaped): ours to set up again, with the run's start.
+        let ours = found.is_none_or(|f| f.get(STARTED_KEY) == Some(&started));
+        if ours {
+            self.recorder.set_created();
+            return self.save_record(&first).await;
+        }
+        self.recorder.refuse();
+        Err(Error::RunExists {
+            run_id: run_id.to_owned(),
+        })
+    }
 }
 
 #[cfg(test)]

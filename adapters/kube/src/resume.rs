@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::options::{RunOptions, Step};
 use crate::outcome::{StepOutcome, StepState, StepStatus, TerminationReason};
 use crate::rate::RateLimiter;
-use crate::record::{STARTED_KEY, StepRecord, parse};
+use crate::record::{StepRecord, parse};
 use crate::step::attempt_name;
 
 /// Where one step starts from.
@@ -40,12 +40,17 @@ pub(crate) struct Start {
     pub records: BTreeMap<String, StepRecord>,
     /// When the run first started (its deadline counts from there).
     pub started_at: Timestamp,
+    /// The run record exists.
+    pub created: bool,
 }
 
-/// Reads (or creates) the run record and, for a resumed run, rebuilds every
-/// step's state from it and from the run's objects. Objects whose end is
-/// already recorded are deleted here (waiting until a retried attempt's old
-/// object is gone, so a retry never overlaps it).
+/// Where the run starts from. A new run starts afresh (its record is created
+/// by its first write; whether its id is taken is read from the run watch's
+/// first list, or from one list when the cluster's watch cannot tell). A
+/// resumed run reads its record (if any: a run killed before its first write
+/// has none) and its objects, and rebuilds every step's state from them.
+/// Objects whose end is already recorded are deleted here (waiting until a
+/// retried attempt's old object is gone, so a retry never overlaps it).
 pub(crate) async fn start<C: Cluster>(
     cluster: &C,
     steps: &[Step],
@@ -55,27 +60,25 @@ pub(crate) async fn start<C: Cluster>(
     let run_id = options.run_id.as_str();
     let retry = &options.retry;
     let now = cluster.now();
-    let fresh = |steps: &[Step]| Start {
-        steps: steps.iter().map(|_| StepStart::default()).collect(),
-        records: BTreeMap::new(),
-        started_at: now,
-    };
-    let ours = now.to_string();
-    let first = BTreeMap::from([(STARTED_KEY.to_owned(), ours.clone())]);
-    let created = retry
-        .call(run_id, || async {
+    let selector = format!("{RUN_LABEL}={run_id}");
+    let list = || {
+        retry.call(run_id, || async {
             limiter.acquire().await;
-            cluster.create_record(run_id, &first).await
+            cluster.list(&selector).await
         })
-        .await;
-    match created {
-        Ok(true) => return Ok(fresh(steps)),
-        Ok(false) => {}
-        Err(e) if options.resume => return Err(e),
-        Err(e) => {
-            tracing::warn!(run = run_id, error = %e, "could not create the run record: the run cannot be resumed");
-            return Ok(fresh(steps));
+    };
+    if !options.resume {
+        if !cluster.watch_run_marks_lists() && !list().await?.is_empty() {
+            return Err(Error::RunExists {
+                run_id: run_id.to_owned(),
+            });
         }
+        return Ok(Start {
+            steps: steps.iter().map(|_| StepStart::default()).collect(),
+            records: BTreeMap::new(),
+            started_at: now,
+            created: false,
+        });
     }
     let loaded = retry
         .call(run_id, || async {
@@ -83,29 +86,17 @@ pub(crate) async fn start<C: Cluster>(
             cluster.load_record(run_id).await
         })
         .await?;
-    let Some(entries) = loaded else {
-        // Deleted meanwhile (the run that had it ended): start afresh.
-        return Ok(fresh(steps));
-    };
-    // A create that succeeded although its answer was lost finds itself.
-    let own = entries.get(STARTED_KEY) == Some(&ours) && !entries.keys().any(|k| k.starts_with("step."));
-    if own {
-        return Ok(fresh(steps));
-    }
-    if !options.resume {
-        return Err(Error::RunExists {
-            run_id: run_id.to_owned(),
-        });
-    }
-    let (records, started) = parse(&entries);
-    let started_at = started.and_then(|s| s.parse().ok()).unwrap_or(now);
-    let selector = format!("{RUN_LABEL}={run_id}");
-    let listed = retry
-        .call(run_id, || async {
-            limiter.acquire().await;
-            cluster.list(&selector).await
-        })
-        .await?;
+    let created = loaded.is_some();
+    let (records, started) = loaded.as_ref().map(parse).unwrap_or_default();
+    let listed = list().await?;
+    // The run started no later than its record says and its first object was
+    // created (a run killed before its first write has only its objects).
+    let started_at = started
+        .and_then(|s| s.parse::<Timestamp>().ok())
+        .into_iter()
+        .chain(listed.iter().filter_map(|o| o.created_at))
+        .min()
+        .unwrap_or(now);
     // Attempt names of every step, to recognise the objects found.
     let most = 2 + retry.image_pull_retries + retry.disruption_retries;
     let mut names: BTreeMap<String, (usize, u32)> = BTreeMap::new();
@@ -152,6 +143,7 @@ pub(crate) async fn start<C: Cluster>(
         steps: starts,
         records,
         started_at,
+        created,
     })
 }
 

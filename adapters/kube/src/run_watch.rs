@@ -3,15 +3,15 @@
 //! Re-subscription backs off and gives up after `watch_retries` relists
 //! without progress; then every follower is told, and its step ends.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 
 use futures::StreamExt;
 use tokio::sync::mpsc;
 
-use crate::cluster::{Cluster, ObjectRef, ObservationStream, RunWatchStream};
+use crate::cluster::{Cluster, ObjectKind, ObjectRef, ObservationStream, RunWatchStream, is_end_of_list};
 use crate::error::{Error, Result};
-use crate::observe::PodObservation;
+use crate::observe::{PodObservation, PodPhase};
 use crate::retry::RetryPolicy;
 
 type Follower = mpsc::UnboundedSender<Result<PodObservation>>;
@@ -21,15 +21,66 @@ struct HubState {
     latest: BTreeMap<ObjectRef, PodObservation>,
     followers: BTreeMap<ObjectRef, Vec<Follower>>,
     dead: Option<String>,
+    /// The objects a list running now has shown so far.
+    listing: Option<BTreeSet<ObjectRef>>,
 }
 
 /// The observations of a run's objects, shared by its attempts.
-#[derive(Default)]
 pub(crate) struct Hub {
     state: Mutex<HubState>,
+    /// Lists completed (bumped once more when the watch dies).
+    lists: tokio::sync::watch::Sender<u64>,
+}
+
+impl Default for Hub {
+    fn default() -> Self {
+        Hub {
+            state: Mutex::default(),
+            lists: tokio::sync::watch::Sender::new(0),
+        }
+    }
 }
 
 impl Hub {
+    /// Waits for the watch's first list (or its death); whether that list
+    /// showed any live object of the run.
+    pub async fn first_list_shows_objects(&self) -> bool {
+        let mut lists = self.lists.subscribe();
+        let _ = lists.wait_for(|&n| n > 0).await;
+        let state = self.lock();
+        state.latest.values().any(|o| o.phase != PodPhase::Gone)
+    }
+
+    /// A (re)subscription starts with a list.
+    fn begin_list(&self) {
+        self.lock().listing = Some(BTreeSet::new());
+    }
+
+    /// The list ended: a bare pod it did not show was deleted while the
+    /// watch was down (no DELETED event came), and is judged from the
+    /// cluster, not from memory: it is gone. A Job's pod is not (the Job may
+    /// be replacing it; its verdict comes with the Job's next pod or status).
+    fn end_list(&self) {
+        let listed = self.lock().listing.take();
+        if let Some(listed) = listed {
+            let vanished: Vec<(ObjectRef, String)> = self
+                .lock()
+                .latest
+                .iter()
+                .filter(|(o, seen)| {
+                    o.kind == ObjectKind::Pod && seen.phase != PodPhase::Gone && !listed.contains(*o)
+                })
+                .map(|(o, seen)| (o.clone(), seen.pod_name.clone()))
+                .collect();
+            for (object, pod) in vanished {
+                tracing::debug!(object = %object, "missing from the relist: deleted while the watch was down");
+                let name = if pod.is_empty() { object.name.clone() } else { pod };
+                self.publish(object, PodObservation::gone(&name));
+            }
+        }
+        self.lists.send_modify(|n| *n += 1);
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HubState> {
         self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
@@ -56,6 +107,9 @@ impl Hub {
     /// Records a change; whether it was news.
     fn publish(&self, object: ObjectRef, observation: PodObservation) -> bool {
         let mut state = self.lock();
+        if let Some(listing) = &mut state.listing {
+            listing.insert(object.clone());
+        }
         if state.latest.get(&object) == Some(&observation) {
             return false;
         }
@@ -71,6 +125,8 @@ impl Hub {
         let mut state = self.lock();
         state.dead = Some(detail);
         state.followers.clear();
+        drop(state);
+        self.lists.send_modify(|n| *n += 1);
     }
 }
 
@@ -87,8 +143,10 @@ pub(crate) async fn pump<C: Cluster>(
     let mut failures = 0u32;
     loop {
         if let Some(mut events) = stream.take() {
+            hub.begin_list();
             while let Some(event) = events.next().await {
                 match event {
+                    Ok((object, _)) if is_end_of_list(&object) => hub.end_list(),
                     Ok((object, observation)) => {
                         // Only news is progress: a relist replays what was known.
                         if hub.publish(object, observation) {

@@ -106,47 +106,6 @@ impl<C: Cluster> Runner<'_, C> {
         Ok(())
     }
 
-    /// Changes `step`'s entry in the run record and saves it, grouped with
-    /// whatever other steps staged meanwhile.
-    pub async fn record(
-        &self,
-        step: &str,
-        change: impl FnOnce(&mut crate::record::StepRecord),
-    ) -> Result<(), Error> {
-        self.record_unless(step, false, change).await.map(|_| ())
-    }
-
-    /// [`Runner::record`] that, when `skip_if_closing` and the run ended
-    /// meanwhile, writes nothing and returns `false` (the record is deleted
-    /// next, before the pods left registered).
-    pub async fn record_unless(
-        &self,
-        step: &str,
-        skip_if_closing: bool,
-        change: impl FnOnce(&mut crate::record::StepRecord),
-    ) -> Result<bool, Error> {
-        let mine = self.recorder.stage(step, change)?;
-        // Steps that end at the same moment share one write.
-        tokio::task::yield_now().await;
-        if skip_if_closing && self.recorder.closing() {
-            return Ok(false);
-        }
-        let Some(turn) = self.recorder.turn(mine).await else {
-            return Ok(true);
-        };
-        let run_id = self.options.run_id.as_str();
-        let saved = self
-            .options
-            .retry
-            .call(run_id, || async {
-                self.limiter.acquire().await;
-                self.cluster.save_record(run_id, &turn.entries).await
-            })
-            .await;
-        self.recorder.saved(turn, saved.is_ok());
-        saved.map(|()| true)
-    }
-
     /// Step `index`'s status once `outcome` is final.
     pub fn finished_status(&self, index: usize, outcome: &StepOutcome) -> StepStatus {
         let now = self.cluster.now();
@@ -251,6 +210,10 @@ impl<C: Cluster> Runner<'_, C> {
                 let deleted = self.start_delete_live(index).await;
                 report(Event::Stopped(deleted.err().map(|e| e.to_string())));
             }
+            // Nothing was created: the run stops (refused), nothing to record.
+            AttemptEnd::Broken(e @ Error::RunExists { .. }) => {
+                report(Event::Ended(fail(TerminationReason::Rejected, e.to_string())));
+            }
             AttemptEnd::Broken(e) if !e.is_transient() => {
                 let outcome = fail(TerminationReason::Rejected, e.to_string());
                 let done = self.finished_status(index, &outcome);
@@ -266,6 +229,15 @@ impl<C: Cluster> Runner<'_, C> {
                     AttemptEnd::Broken(e) => (TerminationReason::Lost, e.to_string()),
                     _ => (TerminationReason::Lost, String::new()),
                 };
+                // The record already holds the step's success: not run again.
+                let succeeded = self.recorder.step(&step.name).and_then(|r| r.done);
+                if let Some(outcome) = succeeded
+                    .filter(|done| done.state == StepState::Succeeded)
+                    .and_then(|done| done.outcome)
+                {
+                    let _ = self.start_delete_live(index).await;
+                    return report(Event::Ended(outcome));
+                }
                 let recorded = self
                     .record(&step.name, |r| {
                         r.attempts = attempt + 1;
@@ -312,6 +284,14 @@ impl<C: Cluster> Runner<'_, C> {
             tracing::info!(object = %object_ref, "following the object of a resumed run");
             Ok(object_ref.clone())
         } else {
+            // A write creating the run record goes first: if it finds an
+            // earlier run's record, nothing more is created.
+            self.recorder.first_write().await;
+            if self.recorder.is_refused() {
+                return AttemptEnd::Broken(Error::RunExists {
+                    run_id: self.options.run_id.clone(),
+                });
+            }
             self.options
                 .retry
                 .call(&name, || async {
@@ -387,7 +367,11 @@ impl<C: Cluster> Runner<'_, C> {
             let _ = stop_tx.send(true);
             stream_logs.await;
         }
-        if matches!(&end, AttemptEnd::Finished { outcome, .. } if !outcome.succeeded()) {
+        // A failed step, and a disrupted attempt that will be retried (its
+        // pod is deleted next): what its other containers logged, while the
+        // pod still exists.
+        let failed = matches!(&end, AttemptEnd::Finished { outcome, .. } if !outcome.succeeded());
+        if failed || matches!(end, AttemptEnd::Disrupted(..)) {
             let others: Vec<String> = object
                 .container_names()
                 .into_iter()

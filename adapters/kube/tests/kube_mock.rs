@@ -113,22 +113,40 @@ fn serve_routes(mut handle: Handle, answers: Vec<(&'static str, u16, Vec<u8>)>) 
     })
 }
 
-/// `routes` plus the run record's answers: its creation, `writes` merge
-/// patches (one per group of steps that end together) and its deletion.
+/// `routes` plus the run record's answers for `writes` writes (one per group
+/// of steps that end together): the first creates it, the others are merge
+/// patches, and a record created is deleted at the end. A run that never
+/// writes never touches it.
 fn with_record(
     mut routes: Vec<(&'static str, u16, Vec<u8>)>,
     run: &str,
     writes: usize,
 ) -> Vec<(&'static str, u16, Vec<u8>)> {
+    if writes == 0 {
+        return routes;
+    }
     let record = bytes(&json!({"apiVersion": "v1", "kind": "ConfigMap",
         "metadata": {"name": format!("c8s-run-{run}"), "namespace": "ci"}}));
     routes.push(("create configmaps", 201, record.clone()));
-    for _ in 0..writes {
+    for _ in 1..writes {
         routes.push(("patch configmaps", 200, record.clone()));
     }
     let ok = bytes(&json!({"kind": "Status", "apiVersion": "v1", "status": "Success"}));
     routes.push(("delete configmaps", 200, ok));
     routes
+}
+
+/// The run's first list, empty (nothing of it exists yet, at resourceVersion
+/// 4), and a watch that shows `pod` added, then deleted.
+fn added_then_deleted(pod: &Value) -> (Value, String) {
+    let list =
+        json!({"apiVersion": "v1", "kind": "PodList", "metadata": {"resourceVersion": "4"}, "items": []});
+    let watch = format!(
+        "{}\n{}\n",
+        json!({"type": "ADDED", "object": pod}),
+        json!({"type": "DELETED", "object": pod})
+    );
+    (list, watch)
 }
 
 /// `(method, uri)` of each request.
@@ -306,7 +324,9 @@ async fn a_step_makes_exactly_these_requests() {
         json!({"waiting": {"reason": "ContainerCreating"}}),
         "100",
     );
-    let list = json!({"apiVersion": "v1", "kind": "PodList", "metadata": {"resourceVersion": "100"}, "items": [created]});
+    // Nothing of the run exists at its first list; its pod comes with the watch.
+    let list =
+        json!({"apiVersion": "v1", "kind": "PodList", "metadata": {"resourceVersion": "99"}, "items": []});
     let running = pod_json(
         "Running",
         json!({"running": {"startedAt": "2026-01-01T00:00:01Z"}}),
@@ -318,7 +338,8 @@ async fn a_step_makes_exactly_these_requests() {
         "102",
     );
     let watch = format!(
-        "{}\n{}\n",
+        "{}\n{}\n{}\n",
+        json!({"type": "ADDED", "object": created}),
         json!({"type": "MODIFIED", "object": running}),
         json!({"type": "MODIFIED", "object": done})
     );
@@ -369,10 +390,10 @@ async fn a_step_makes_exactly_these_requests() {
     assert_eq!(
         requests(&seen),
         [
-            // The run record, before anything else.
-            ("POST", "/api/v1/namespaces/ci/configmaps?"),
-            ("POST", "/api/v1/namespaces/ci/pods?"),
-            // The run's one watch: a list, then a watch from its resourceVersion.
+            // The run's one watch first: its list shows nothing of run r1
+            // (a live run id would be refused here, before any create), then a
+            // watch from the list's resourceVersion. No run record: the run
+            // never needs to write one.
             (
                 "GET",
                 "/api/v1/namespaces/ci/pods?&labelSelector=c8s.dev%2Frun%3Dr1&limit=500"
@@ -380,8 +401,9 @@ async fn a_step_makes_exactly_these_requests() {
             (
                 "GET",
                 "/api/v1/namespaces/ci/pods?&watch=true&timeoutSeconds=290&labelSelector=c8s.dev%2Frun%3Dr1\
-                 &allowWatchBookmarks=true&resourceVersion=100"
+                 &allowWatchBookmarks=true&resourceVersion=99"
             ),
+            ("POST", "/api/v1/namespaces/ci/pods?"),
             // The server ended that watch; it resumes from the last version (and stays open).
             (
                 "GET",
@@ -394,21 +416,15 @@ async fn a_step_makes_exactly_these_requests() {
                 "GET",
                 "/api/v1/namespaces/ci/pods/t-only/log?&container=main&follow=true"
             ),
-            // The run ends with its one step: no write of its end, the
-            // record goes first, then the pod.
-            ("DELETE", "/api/v1/namespaces/ci/configmaps/c8s-run-r1?"),
+            // The run ends with its one step: its pod's delete.
             ("DELETE", "/api/v1/namespaces/ci/pods/t-only?"),
         ]
     );
-    // The record carries the run's labels and when it started.
-    assert_eq!(seen[0].body["metadata"]["labels"]["c8s.dev/run"], "r1");
-    assert!(seen[0].body["data"]["started"].is_string(), "{}", seen[0].body);
     // The pod carries c8s's labels; delete propagates in the background.
-    let labels = &seen[5].body["metadata"]["labels"];
+    let labels = &seen[4].body["metadata"]["labels"];
     assert_eq!(labels["app.kubernetes.io/managed-by"], "c8s");
     assert_eq!(labels["c8s.dev/run"], "r1");
-    assert_eq!(seen[7].body, json!({"propagationPolicy": "Background"}));
-    assert_eq!(seen[8].body, json!({"propagationPolicy": "Background"}));
+    assert_eq!(seen[6].body, json!({"propagationPolicy": "Background"}));
 }
 
 #[tokio::test]
@@ -520,9 +536,7 @@ async fn a_job_whose_deadline_ran_out_is_deadline_exceeded_not_retried() {
     }))
     .unwrap();
     let step = Step::new("build", c8s_kube::StepObject::Job(Box::new(job)));
-    let running = job_pod("t-build", "Running", json!({"running": {}}), "5");
-    let list = json!({"apiVersion": "v1", "kind": "PodList", "metadata": {"resourceVersion": "5"}, "items": [running]});
-    let watch = format!("{}\n", json!({"type": "DELETED", "object": running}));
+    let (list, watch) = added_then_deleted(&job_pod("t-build", "Running", json!({"running": {}}), "5"));
     let failed_job = json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "t-build"},
         "status": {"conditions": [{"type": "Failed", "status": "True", "reason": "DeadlineExceeded",
                                    "message": "Job was active longer than specified deadline"}]}});
@@ -564,8 +578,6 @@ async fn a_job_whose_deadline_ran_out_is_deadline_exceeded_not_retried() {
     assert_eq!(
         requests(&seen),
         [
-            ("POST", "/api/v1/namespaces/ci/configmaps?"),
-            ("POST", "/apis/batch/v1/namespaces/ci/jobs?"),
             (
                 "GET",
                 format!("/api/v1/namespaces/ci/pods?&{selector}&limit=500").as_str()
@@ -574,10 +586,11 @@ async fn a_job_whose_deadline_ran_out_is_deadline_exceeded_not_retried() {
                 "GET",
                 format!(
                     "/api/v1/namespaces/ci/pods?&watch=true&timeoutSeconds=290&{selector}\
-                     &allowWatchBookmarks=true&resourceVersion=5"
+                     &allowWatchBookmarks=true&resourceVersion=4"
                 )
                 .as_str()
             ),
+            ("POST", "/apis/batch/v1/namespaces/ci/jobs?"),
             ("GET", "/apis/batch/v1/namespaces/ci/jobs/t-build"),
             (
                 "GET",
@@ -587,16 +600,15 @@ async fn a_job_whose_deadline_ran_out_is_deadline_exceeded_not_retried() {
                 )
                 .as_str()
             ),
-            ("DELETE", "/api/v1/namespaces/ci/configmaps/c8s-run-r2?"),
             ("DELETE", "/apis/batch/v1/namespaces/ci/jobs/t-build?"),
         ]
     );
     // The pod template carries the run label too, so the reaper finds the Job's pods.
     assert_eq!(
-        seen[1].body["spec"]["template"]["metadata"]["labels"]["c8s.dev/run"],
+        seen[2].body["spec"]["template"]["metadata"]["labels"]["c8s.dev/run"],
         "r2"
     );
-    assert_eq!(seen[7].body, json!({"propagationPolicy": "Background"}));
+    assert_eq!(seen[5].body, json!({"propagationPolicy": "Background"}));
 }
 
 #[tokio::test]
@@ -635,9 +647,7 @@ async fn a_job_marked_failure_target_is_final_before_its_pod_is_gone() {
     }))
     .unwrap();
     let step = Step::new("build", c8s_kube::StepObject::Job(Box::new(job)));
-    let running = job_pod("t-build", "Running", json!({"running": {}}), "5");
-    let list = json!({"apiVersion": "v1", "kind": "PodList", "metadata": {"resourceVersion": "5"}, "items": [running]});
-    let watch = format!("{}\n", json!({"type": "DELETED", "object": running}));
+    let (list, watch) = added_then_deleted(&job_pod("t-build", "Running", json!({"running": {}}), "5"));
     // Kubernetes 1.31+: FailureTarget is set first; Failed only once the pods are gone.
     let target = json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "t-build"},
         "status": {"conditions": [{"type": "FailureTarget", "status": "True", "reason": "PodFailurePolicy",
@@ -675,14 +685,12 @@ async fn a_job_marked_failure_target_is_final_before_its_pod_is_gone() {
     drop(cluster);
     let seen = server.await.unwrap();
     let methods: Vec<_> = seen.iter().map(|s| s.method.as_str()).collect();
-    // The record's creation, then the Job's, the watch and the Job's verdict;
-    // the run ends with its one step: the record's delete, then the Job's.
-    assert_eq!(
-        methods,
-        ["POST", "POST", "GET", "GET", "GET", "GET", "DELETE", "DELETE"]
-    );
-    assert!(seen[6].uri.contains("/configmaps/c8s-run-"), "{}", seen[6].uri);
-    assert!(seen[7].uri.contains("/jobs/t-build"), "{}", seen[7].uri);
+    // The watch (list, watch), the Job's creation, the Job's verdict, the
+    // watch resumed; the run ends with its one step: the Job's delete (no
+    // run record: nothing to write).
+    assert_eq!(methods, ["GET", "GET", "POST", "GET", "GET", "DELETE"]);
+    assert!(seen[2].uri.contains("/jobs"), "{}", seen[2].uri);
+    assert!(seen[5].uri.contains("/jobs/t-build"), "{}", seen[5].uri);
 }
 
 #[tokio::test(start_paused = true)]
@@ -702,9 +710,11 @@ async fn a_pod_the_job_replaces_is_followed_not_retried_by_the_runner() {
         "7",
     );
     second["metadata"]["name"] = json!("t-build-y");
-    let list = json!({"apiVersion": "v1", "kind": "PodList", "metadata": {"resourceVersion": "5"}, "items": [first]});
+    let list =
+        json!({"apiVersion": "v1", "kind": "PodList", "metadata": {"resourceVersion": "4"}, "items": []});
     let watch = format!(
-        "{}\n{}\n",
+        "{}\n{}\n{}\n",
+        json!({"type": "ADDED", "object": first}),
         json!({"type": "DELETED", "object": first}),
         json!({"type": "ADDED", "object": second})
     );
@@ -740,14 +750,12 @@ async fn a_pod_the_job_replaces_is_followed_not_retried_by_the_runner() {
     drop(cluster);
     let seen = server.await.unwrap();
     let methods: Vec<_> = seen.iter().map(|s| s.method.as_str()).collect();
-    // The record's creation, then the Job's, the watch and the Job's verdict;
-    // the run ends with its one step: the record's delete, then the Job's.
-    assert_eq!(
-        methods,
-        ["POST", "POST", "GET", "GET", "GET", "GET", "DELETE", "DELETE"]
-    );
-    assert!(seen[6].uri.contains("/configmaps/c8s-run-"), "{}", seen[6].uri);
-    assert!(seen[7].uri.contains("/jobs/t-build"), "{}", seen[7].uri);
+    // The watch (list, watch), the Job's creation, the Job's verdict, the
+    // watch resumed; the run ends with its one step: the Job's delete (no
+    // run record: nothing to write).
+    assert_eq!(methods, ["GET", "GET", "POST", "GET", "GET", "DELETE"]);
+    assert!(seen[2].uri.contains("/jobs"), "{}", seen[2].uri);
+    assert!(seen[5].uri.contains("/jobs/t-build"), "{}", seen[5].uri);
 }
 
 #[tokio::test(start_paused = true)]
@@ -810,20 +818,21 @@ async fn a_two_step_run_makes_these_requests_over_one_watch() {
     assert_eq!(
         requests(&seen),
         [
-            ("POST", "/api/v1/namespaces/ci/configmaps?"),
-            ("POST", "/api/v1/namespaces/ci/pods?"),
+            // The watch's first list comes before any create.
             (
                 "GET",
                 "/api/v1/namespaces/ci/pods?&labelSelector=c8s.dev%2Frun%3Dr5&limit=500"
             ),
             ("GET", w1.as_str()),
+            ("POST", "/api/v1/namespaces/ci/pods?"),
             ("GET", w3.as_str()),
             ("GET", w5.as_str()),
-            // b is created as soon as a's result is seen; a's end is recorded
-            // before its pod is deleted.
-            ("PATCH", "/api/v1/namespaces/ci/configmaps/c8s-run-r5?"),
-            ("POST", "/api/v1/namespaces/ci/pods?"),
+            // a's end is recorded before its pod is deleted: the record's
+            // first write creates it, and b's create waits for that one (a
+            // record found there refuses the run before it creates more).
+            ("POST", "/api/v1/namespaces/ci/configmaps?"),
             ("DELETE", "/api/v1/namespaces/ci/pods/t-a?"),
+            ("POST", "/api/v1/namespaces/ci/pods?"),
             // The run ends with b: the record goes before b's pod.
             ("DELETE", "/api/v1/namespaces/ci/configmaps/c8s-run-r5?"),
             ("DELETE", "/api/v1/namespaces/ci/pods/t-b?"),
@@ -865,6 +874,8 @@ async fn a_pod_deleted_before_its_end_was_seen_is_judged_by_its_final_status() {
             vec![
                 ("create pods", 201, bytes(&pending)),
                 ("list pods", 200, bytes(&list)),
+                // The first watch ends at once; the events come to the next.
+                ("watch pods", 200, Vec::new()),
                 ("watch pods", 200, watch.into_bytes()),
                 (
                     "delete pods",
@@ -893,6 +904,28 @@ async fn a_pod_deleted_before_its_end_was_seen_is_judged_by_its_final_status() {
         .filter(|s| s.method == Method::POST && s.uri.contains("/pods"))
         .count();
     assert_eq!(creates, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_run_id_whose_pods_exist_is_refused_from_the_watchs_first_list() {
+    let (cluster, handle) = cluster();
+    let running = pod_json("Running", json!({"running": {}}), "3");
+    let list = json!({"apiVersion": "v1", "kind": "PodList", "metadata": {"resourceVersion": "3"}, "items": [running]});
+    let server = serve_routes(handle, vec![("list pods", 200, bytes(&list))]);
+    let steps = vec![Step::new("only", pod("t", "only"))];
+    let refused = run_pipeline(&cluster, steps, RunOptions::new("r7"), std::future::pending()).await;
+    assert!(
+        matches!(&refused, Err(Error::RunExists { run_id }) if run_id == "r7"),
+        "{refused:?}"
+    );
+    drop(cluster);
+    let seen = server.await.unwrap();
+    // The run's one list, and nothing created, written or deleted.
+    assert!(seen.iter().all(|s| s.method == Method::GET), "{seen:?}");
+    assert_eq!(
+        seen[0].uri,
+        "/api/v1/namespaces/ci/pods?&labelSelector=c8s.dev%2Frun%3Dr7&limit=500"
+    );
 }
 
 fn assert_send<T: Send>(_: &T) {}

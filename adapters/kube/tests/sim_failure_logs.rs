@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use c8s_kube::sim::{SimCluster, StepScript};
-use c8s_kube::{LogOptions, RunOptions, RunState, Step, StepObject, run_pipeline};
+use c8s_kube::{LogOptions, RunOptions, RunState, RunStatus, Step, StepObject, run_pipeline};
 use common::Collect;
 use k8s_openapi::api::core::v1::{Container, Pod, PodSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -50,9 +50,9 @@ fn step_pod() -> StepObject {
     StepObject::Pod(Box::new(pod))
 }
 
-/// Runs the one step with `script`; returns the run's state and every chunk
-/// as (container, text).
-async fn run(script: StepScript) -> (RunState, Vec<(String, String)>) {
+/// Runs the one step with `script`, its logs masked (`hunter2-secret`);
+/// returns the run's status and every chunk as the sink got it.
+async fn run_logged(script: StepScript) -> (RunStatus, Vec<(String, u32, String, Vec<u8>)>) {
     let sim = SimCluster::new();
     sim.script("only", script);
     let sink = Collect::new();
@@ -65,7 +65,14 @@ async fn run(script: StepScript) -> (RunState, Vec<(String, String)>) {
     let status = run_pipeline(&sim, steps, options, std::future::pending())
         .await
         .unwrap();
-    let chunks = sink.0.lock().unwrap();
+    let chunks = sink.0.lock().unwrap().clone();
+    (status, chunks)
+}
+
+/// Runs the one step with `script`; returns the run's state and every chunk
+/// as (container, text).
+async fn run(script: StepScript) -> (RunState, Vec<(String, String)>) {
+    let (status, chunks) = run_logged(script).await;
     let chunks = chunks
         .iter()
         .map(|(step, attempt, container, bytes)| {
@@ -142,4 +149,39 @@ async fn a_secret_in_a_sidecars_log_is_masked_even_when_split() {
     let db = text(&chunks, "db");
     assert_eq!(db, "login with *** ok\nbye\n");
     assert!(chunks.iter().all(|(_, t)| !t.contains("hunter")), "{chunks:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_disrupted_attempts_logs_are_shown_labelled_with_its_attempt_before_the_retry() {
+    // Evicted after 3 s once; the retry succeeds.
+    let script = StepScript::new(secs(10))
+        .evictions(1, secs(3))
+        .log(["step 1\n"])
+        .container_log("db", ["db ready, password hunter2-secret\n"])
+        .container_log("git-clone", ["Cloning into 'src'...\n"]);
+    let (status, chunks) = run_logged(script).await;
+    assert_eq!(status.state, RunState::Succeeded, "{}", status.to_json());
+    assert_eq!(status.steps[0].attempts, 2, "{}", status.to_json());
+    let of = |attempt: u32, container: &str| -> String {
+        chunks
+            .iter()
+            .filter(|(s, a, c, _)| s == "only" && *a == attempt && c == container)
+            .map(|(_, _, _, b)| String::from_utf8(b.clone()).unwrap())
+            .collect()
+    };
+    // The evicted attempt's other containers, read before its pod was deleted, masked.
+    assert_eq!(of(0, "db"), "db ready, password ***\n");
+    assert_eq!(of(0, "git-clone"), "Cloning into 'src'...\n");
+    // The successful retry shows only what is followed.
+    assert_eq!(of(1, "main"), "step 1\n");
+    assert_eq!(of(1, "db"), "");
+    // Attempt 0's logs all came before attempt 1's.
+    let last_of_first = chunks.iter().rposition(|(_, a, _, _)| *a == 0).unwrap();
+    let first_of_second = chunks.iter().position(|(_, a, _, _)| *a == 1).unwrap();
+    assert!(last_of_first < first_of_second, "{chunks:?}");
+    assert!(
+        chunks
+            .iter()
+            .all(|(_, _, _, b)| !String::from_utf8_lossy(b).contains("hunter"))
+    );
 }

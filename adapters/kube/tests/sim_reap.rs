@@ -168,3 +168,66 @@ async fn records_of_runs_that_are_not_live_are_deleted() {
     // The running pod of the going run is kept as well.
     assert!(report.kept.iter().any(|(o, _)| o.name == "step-a"), "{report:?}");
 }
+
+/// The simulated cluster, but deleting run records is forbidden, and listing
+/// them too when `list_forbidden`.
+struct ForbiddenRecords {
+    sim: SimCluster,
+    list_forbidden: bool,
+}
+
+impl Cluster for ForbiddenRecords {
+    async fn create(&self, object: &StepObject) -> c8s_kube::Result<ObjectRef> {
+        self.sim.create(object).await
+    }
+    async fn observe(&self, object: &ObjectRef) -> c8s_kube::Result<c8s_kube::ObservationStream> {
+        self.sim.observe(object).await
+    }
+    async fn logs(&self, object: &ObjectRef, container: &str) -> c8s_kube::Result<c8s_kube::LogStream> {
+        self.sim.logs(object, container).await
+    }
+    async fn delete(&self, object: &ObjectRef) -> c8s_kube::Result<()> {
+        self.sim.delete(object).await
+    }
+    async fn list(&self, selector: &str) -> c8s_kube::Result<Vec<c8s_kube::ListedObject>> {
+        self.sim.list(selector).await
+    }
+    async fn list_records(&self) -> c8s_kube::Result<Vec<c8s_kube::ListedRecord>> {
+        if self.list_forbidden {
+            return Err(c8s_kube::Error::api("list configmaps", "*", 403, "forbidden"));
+        }
+        self.sim.list_records().await
+    }
+    async fn delete_record(&self, run_id: &str) -> c8s_kube::Result<()> {
+        Err(c8s_kube::Error::api("delete configmap", run_id, 403, "forbidden"))
+    }
+    fn now(&self) -> k8s_openapi::jiff::Timestamp {
+        self.sim.now()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_record_that_could_not_be_deleted_is_a_failed_reap() {
+    let sim = cluster().await;
+    let entries = [("started".to_owned(), "x".to_owned())].into();
+    assert!(sim.create_record("ended-run", &entries).await.unwrap());
+    let forbidden = ForbiddenRecords {
+        sim: sim.clone(),
+        list_forbidden: false,
+    };
+    let report = reap(&forbidden, &options()).await.unwrap();
+    assert!(report.failed.is_empty(), "{report:?}");
+    assert_eq!(report.records_failed.len(), 1, "{report:?}");
+    assert_eq!(report.records_failed[0].0, "ended-run");
+    assert!(report.deletes_failed());
+    assert_eq!(sim.records().len(), 1);
+    // Records that cannot even be listed (an older Role) fail no deletion:
+    // the pods are still reaped.
+    let unlisted = ForbiddenRecords {
+        sim,
+        list_forbidden: true,
+    };
+    let report = reap(&unlisted, &options()).await.unwrap();
+    assert_eq!(report.records_failed.len(), 1, "{report:?}");
+    assert!(!report.deletes_failed(), "{report:?}");
+}

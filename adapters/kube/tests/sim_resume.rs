@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use c8s_kube::sim::{SimCluster, StepScript};
-use c8s_kube::{Error, FailureMode, RunOptions, RunState, RunStatus, run_pipeline};
+use c8s_kube::{Cluster, Error, FailureMode, RunOptions, RunState, RunStatus, run_pipeline};
 use common::{Dag, Lcg};
 
 const SEEDS: u64 = 64;
@@ -61,6 +61,7 @@ fn verdict(status: &RunStatus) -> (RunState, BTreeMap<String, String>) {
 async fn a_runner_stopped_at_random_points_resumes_without_losing_or_repeating_a_step() {
     let mut crashes_total = 0;
     let mut adopted_total = 0;
+    let mut unrecorded = 0;
     for seed in 0..SEEDS {
         let dag = Dag::random(0xc0ffee + seed, STEPS);
         let run = format!("resume{seed}");
@@ -79,6 +80,11 @@ async fn a_runner_stopped_at_random_points_resumes_without_losing_or_repeating_a
         let sim = scripted(&dag, seed);
         let mut rng = Lcg::new(seed);
         let critical = dag.critical_path().as_millis() as u64;
+        let first_end = (0..dag.names.len())
+            .filter(|&i| dag.deps[i].is_empty())
+            .map(|i| dag.durations[i].as_millis() as u64)
+            .min()
+            .unwrap_or(0);
         let crashes = 1 + rng.below(3);
         let mut status = None;
         for round in 0..=crashes {
@@ -94,7 +100,13 @@ async fn a_runner_stopped_at_random_points_resumes_without_losing_or_repeating_a
             }
             // Stopped somewhere in the run (a kill: the future is dropped,
             // whatever request it was making).
-            let at = Duration::from_millis(rng.below(critical.max(1)));
+            // One kill in four falls before the first step can end (no
+            // record written yet: the run's pods are all there is).
+            let at = if rng.below(4) == 0 {
+                Duration::from_millis(rng.below(first_end.max(1)))
+            } else {
+                Duration::from_millis(rng.below(critical.max(1)))
+            };
             match tokio::time::timeout(at, run_once).await {
                 Ok(done) => {
                     status = Some(done.unwrap());
@@ -103,6 +115,10 @@ async fn a_runner_stopped_at_random_points_resumes_without_losing_or_repeating_a
                 Err(_) => crashes_total += 1,
             }
             adopted_total += sim.live_objects().len();
+            // Killed before the run's first write: pods, no record yet.
+            if sim.records().is_empty() && !sim.live_objects().is_empty() {
+                unrecorded += 1;
+            }
         }
         let status = status.unwrap();
         assert_eq!(
@@ -128,6 +144,7 @@ async fn a_runner_stopped_at_random_points_resumes_without_losing_or_repeating_a
     // objects alive.
     assert!(crashes_total >= SEEDS, "{crashes_total}");
     assert!(adopted_total >= SEEDS as usize, "{adopted_total}");
+    assert!(unrecorded > 0, "no runner was killed before its first write");
 }
 
 #[tokio::test(start_paused = true)]
@@ -281,4 +298,58 @@ async fn a_resumed_run_continues_the_steps_own_retry_count() {
             assert!(sim.records().is_empty());
         }
     }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_runner_killed_before_its_first_write_resumes_by_following_its_pods() {
+    let dag = Dag::random(11, 6);
+    let sim = SimCluster::new();
+    for (name, duration) in dag.names.iter().zip(&dag.durations) {
+        sim.script(name, StepScript::new(*duration));
+    }
+    // Killed once the first pods exist, before any step ended: no record yet.
+    let steps = || dag.steps("early");
+    let killed = tokio::time::timeout(Duration::from_millis(1), async {
+        run_pipeline(&sim, steps(), options("early", false), std::future::pending()).await
+    });
+    assert!(killed.await.is_err());
+    assert!(sim.records().is_empty(), "{:?}", sim.records());
+    assert!(!sim.live_objects().is_empty());
+    let resumed = run_pipeline(&sim, steps(), options("early", true), std::future::pending());
+    let status = resumed.await.unwrap();
+    assert_eq!(status.state, RunState::Succeeded, "{}", status.to_json());
+    // The pods found were followed, not created again.
+    let stats = sim.stats();
+    assert_eq!(stats.creates.len(), 6, "{stats:?}");
+    assert!(stats.creates.values().all(|&n| n == 1), "{stats:?}");
+    assert!(sim.records().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_earlier_runs_record_stops_a_new_start_at_its_first_write() {
+    // An earlier run of this id was killed between its steps: its record
+    // remains, none of its pods do.
+    let sim = SimCluster::new();
+    sim.default_script(StepScript::new(Duration::from_secs(5)));
+    let earlier = [("started".to_owned(), "2025-12-31T23:00:00Z".to_owned())].into();
+    assert!(sim.create_record("taken", &earlier).await.unwrap());
+    let steps = vec![
+        c8s_kube::Step::new("a", common::pod("t", "a")),
+        c8s_kube::Step::new("b", common::pod("t", "b")).after(["a"]),
+        c8s_kube::Step::new("c", common::pod("t", "c")),
+    ];
+    // c runs 60 s: a's end is the run's first write.
+    sim.script("c", StepScript::new(Duration::from_secs(60)));
+    let refused = run_pipeline(&sim, steps, options("taken", false), std::future::pending()).await;
+    assert!(
+        matches!(&refused, Err(Error::RunExists { run_id }) if run_id == "taken"),
+        "{refused:?}"
+    );
+    // Nothing was created after the record was found; what was created is deleted.
+    let stats = sim.stats();
+    assert!(!stats.creates.contains_key("b"), "{stats:?}");
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    assert!(sim.live_objects().is_empty(), "{:?}", sim.live_objects());
+    // The earlier run's record is left as it was.
+    assert_eq!(sim.records()["taken"], earlier);
 }

@@ -507,6 +507,10 @@ impl Cluster for SimCluster {
         Ok(())
     }
 
+    fn watch_run_marks_lists(&self) -> bool {
+        true
+    }
+
     async fn watch_run(&self, run_id: &str) -> Result<Option<RunWatchStream>> {
         let mut state = self.lock();
         state.stats.requests += 1;

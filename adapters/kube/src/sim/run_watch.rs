@@ -18,6 +18,8 @@ struct RunWatch {
     last: BTreeMap<String, (ObjectKind, PodObservation)>,
     queue: VecDeque<Result<(ObjectRef, PodObservation)>>,
     ended: bool,
+    /// The first look (the watch's list) is done and marked.
+    listed: bool,
 }
 
 impl RunWatch {
@@ -80,6 +82,7 @@ impl SimCluster {
             last: BTreeMap::new(),
             queue: VecDeque::new(),
             ended: false,
+            listed: false,
         };
         futures::stream::unfold(start, |mut watch| async move {
             loop {
@@ -90,6 +93,10 @@ impl SimCluster {
                     return None;
                 }
                 let next = watch.look();
+                if !watch.listed && !watch.ended {
+                    watch.listed = true;
+                    watch.queue.push_back(Ok(crate::cluster::end_of_list()));
+                }
                 if watch.queue.is_empty() {
                     wait_for_change(&mut watch.changes, next).await;
                 }
