@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use c8s_sidecar_core::{EnvVar, Errors, Problem};
-use serde::{Deserialize, Serialize};
+use serde_derive::{Deserialize, Serialize};
 
 use crate::dag::Dag;
 use crate::finally::{ATTEMPT_ENV, RUN_STATUS_ENV, UNKNOWN, step_status_env};

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use c8s_sidecar_core::Problem;
-use serde::{Deserialize, Serialize};
+use serde_derive::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::ordered::OrderedMap;

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use c8s_sidecar_core::{Errors, FieldPath, SourceReader};
-use serde::Serialize;
+use serde_derive::Serialize;
 
 use super::node::Report;
 use super::pipeline::{ConcoursePipeline, Job};

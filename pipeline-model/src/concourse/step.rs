@@ -6,7 +6,7 @@
 
 use c8s_sidecar_core::validate::Locator;
 use c8s_sidecar_core::{EnvVar, Errors, FieldPath, SourceReader, yaml};
-use serde::{Deserialize, Serialize};
+use serde_derive::{Deserialize, Serialize};
 
 use super::fields::Fields;
 use super::node::{self, Node, Report};
