@@ -32,8 +32,7 @@
 //! ```
 //!
 //! The crate is pure: no I/O, no clock, no randomness. Files (sidecar files)
-//! are read through a [`SourceReader`](c8s_sidecar_core::SourceReader) the
-//! caller provides.
+//! are read through a [`SourceReader`] the caller provides.
 //!
 //! ## Features
 //!

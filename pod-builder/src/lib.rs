@@ -47,7 +47,7 @@
 //!
 //! A program that only renders plans it builds in code (as above) needs none
 //! of the default features; with `default-features = false` it compiles
-//! little beyond k8s-openapi and serde:
+//! little beyond k8s-openapi, serde, thiserror, serde-saphyr's writer and sha2:
 //!
 //! ```toml
 //! [dependencies]
@@ -55,11 +55,12 @@
 //! k8s-openapi = { version = "0.29", features = ["latest"] }
 //! ```
 //!
-//! The default features add `.c8s.yaml` pipelines and [`render_all`] over a
-//! whole run (`pipeline`: petgraph, sha2), Concourse task configs and
-//! pipelines (`concourse`: granit-parser) and the log masker (`masker`:
-//! aho-corasick, base64); each forwards to the `c8s-pipeline-model` feature
-//! of the same name.
+//! The default features add reading sidecar files (`yaml`: serde-saphyr's
+//! deserializer, granit-parser), `.c8s.yaml` pipelines and [`render_all`] over
+//! a whole run (`pipeline`: petgraph), Concourse task configs and pipelines
+//! (`concourse`) and the log masker (`masker`: aho-corasick, base64); each
+//! forwards to the feature of the same name in `c8s-pipeline-model` (`yaml`:
+//! in `c8s-sidecar-core`).
 //!
 //! Every object is checked against the API server's client-checkable rules
 //! ([`validate`]) before it is returned. This crate does no I/O.
