@@ -47,7 +47,7 @@
 //!
 //! A program that only renders plans it builds in code (as above) needs none
 //! of the default features; with `default-features = false` it compiles
-//! little beyond k8s-openapi, serde, thiserror, serde-saphyr's writer and sha2:
+//! little beyond k8s-openapi, serde, thiserror, serde-saphyr's writer and hmac-sha256:
 //!
 //! ```toml
 //! [dependencies]
