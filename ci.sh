@@ -24,7 +24,8 @@ for crate in c8s-sidecar-core c8s-pipeline-model c8s-pod-builder; do
   cargo check --locked --lib -p "$crate" --all-features
 done
 cargo check --locked --lib -p c8s-pipeline-model --no-default-features --features masker
-cargo check --locked --lib -p c8s-pod-builder --no-default-features --features yaml
+cargo check --locked --lib -p c8s-pod-builder --no-default-features --features yaml,pod-spec-patch
+cargo test --locked --lib -p c8s-pod-builder --no-default-features # a podSpecPatch is refused without its feature
 
 step "library crates against k8s-openapi earliest (1.33) and latest (1.37)"
 for version in 1.33 1.37; do

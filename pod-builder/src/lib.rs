@@ -60,7 +60,10 @@
 //! a whole run (`pipeline`: petgraph), Concourse task configs and pipelines
 //! (`concourse`) and the log masker (`masker`: aho-corasick, base64); each
 //! forwards to the feature of the same name in `c8s-pipeline-model` (`yaml`:
-//! in `c8s-sidecar-core`).
+//! in `c8s-sidecar-core`). `pod-spec-patch` applies `podSpecPatch` (plan and
+//! [`RunContext`]); it takes the PodSpec through JSON and back, about half of
+//! this crate's compile time. Without it a patch is an error
+//! ([`Error::InvalidOverride`]): set the field on the rendered Pod instead.
 //!
 //! Every object is checked against the API server's client-checkable rules
 //! ([`validate`]) before it is returned. This crate does no I/O.
@@ -86,6 +89,7 @@ pub mod security;
 pub mod serialize;
 mod service_names;
 pub mod services;
+mod spec_patch;
 pub mod validate;
 
 pub use c8s_pipeline_model as model;
