@@ -18,6 +18,15 @@ cargo fmt --all --check
 step "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+step "library features: each library with no default features (the render-only build) and with all of them"
+for crate in c8s-sidecar-core c8s-pipeline-model c8s-pod-builder; do
+  cargo check --locked --lib -p "$crate" --no-default-features
+  cargo check --locked --lib -p "$crate" --all-features
+done
+cargo check --locked --lib -p c8s-pipeline-model --no-default-features --features masker
+cargo check --locked --lib -p c8s-pod-builder --no-default-features --features yaml,pod-spec-patch
+cargo test --locked --lib -p c8s-pod-builder --no-default-features # a podSpecPatch is refused without its feature
+
 step "library crates against k8s-openapi earliest (1.33) and latest (1.37)"
 for version in 1.33 1.37; do
   K8S_OPENAPI_ENABLED_VERSION=$version cargo check --locked --lib \

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # What depending on c8s costs at build time: the clean `cargo build` of a
-# downstream binary that only calls `render_pod` (c8s-pod-builder + the
-# k8s-openapi line the Installation section asks for), as a ratio to the clean
+# downstream binary that only calls `render_pod` (the Installation section's two
+# lines: c8s-pod-builder without default features, and k8s-openapi with a
+# version feature), as a ratio to the clean
 # build of a binary that depends on k8s-openapi alone. Same machine, same
 # profile, same lock file versions, fresh target directories, one after the
 # other. Goal: at most 1.5x.
@@ -32,7 +33,8 @@ TOML
   cp "$root/Cargo.lock" "$work/$1/Cargo.lock" # the versions c8s is tested with
 }
 
-crate downstream "c8s-pod-builder = { path = \"$root/pod-builder\" }" '
+# The Installation section's render-only line, with a path instead of a version.
+crate downstream "c8s-pod-builder = { path = \"$root/pod-builder\", default-features = false }" '
 use c8s_pod_builder::prelude::*;
 fn main() {
     let plan = TaskPlan::for_step("shop", "unit", "golang:1.23");

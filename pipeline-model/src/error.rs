@@ -104,6 +104,7 @@ impl Error {
 
     /// `problem` about `subject` at `path` in a document whose positions
     /// `locator` knows (document 0).
+    #[cfg(feature = "pipeline")]
     pub(crate) fn at(
         locator: &Locator<'_>,
         path: FieldPath,

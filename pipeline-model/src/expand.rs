@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use c8s_sidecar_core::{EnvVar, FieldPath};
-use serde::{Deserialize, Serialize};
+use serde_derive::{Deserialize, Serialize};
 
 use crate::dag::{Dag, DagError};
 use crate::error::{Errors, Problem};

@@ -5,7 +5,7 @@
 use crate::error::Problem;
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
+use serde_derive::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::ordered::OrderedMap;

@@ -2,7 +2,7 @@
 //! as Rust types; [`parse_pipeline`](crate::parse_pipeline) reads it.
 
 use c8s_sidecar_core::{Resources, SidecarConfig};
-use serde::{Deserialize, Serialize};
+use serde_derive::{Deserialize, Serialize};
 
 use crate::matrix::{DEFAULT_MAX_COMBINATIONS, Matrix};
 use crate::ordered::OrderedMap;

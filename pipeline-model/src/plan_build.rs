@@ -13,15 +13,19 @@
 //! assert!(matches!(errors.as_slice()[0].rule(), Some(Problem::PortConflict { port: 5432, .. })));
 //! ```
 
-use c8s_sidecar_core::Problem as Rule;
 use std::time::Duration;
 
-use crate::error::Errors;
-use crate::subject::{Finding, Subject as Sink};
-use c8s_sidecar_core::validate::{Locator, check_list};
+use c8s_sidecar_core::Problem as Rule;
+use c8s_sidecar_core::validate::{self, Locator, check_list};
 use c8s_sidecar_core::{EnvVar, FieldPath, Resources, SidecarConfig, names, rules};
 
+use crate::error::Errors;
 use crate::plan::{PlanIdentity, PlanInput, TaskPlan};
+
+/// Findings about this plan, before they are located.
+type Finding = validate::Finding<crate::Problem>;
+/// Who findings are about (`step "unit"`) and where.
+type Sink<'f> = validate::Sink<'f, crate::Problem>;
 
 fn strings<S: Into<String>>(items: impl IntoIterator<Item = S>) -> Vec<String> {
     items.into_iter().map(Into::into).collect()

@@ -37,7 +37,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use c8s_sidecar_core::Quantity;
-use serde::Serialize;
+use serde_derive::Serialize;
 
 use crate::layout::{ContainerRole, LaidOutContainer, pod_layout};
 use crate::plan::TaskPlan;

@@ -10,7 +10,7 @@
 
 use std::borrow::Cow;
 
-use serde::{Deserialize, Serialize};
+use serde_derive::{Deserialize, Serialize};
 
 use crate::plan::{PlanInput, TaskPlan};
 

@@ -15,8 +15,9 @@
 //! assert!(any.retries_on(RetryCause::Error));
 //! ```
 
-use serde::de::{self, Deserializer, Visitor};
-use serde::{Deserialize, Serialize, Serializer};
+use serde::de::{self, Deserialize, Deserializer, Visitor};
+use serde::ser::{Serialize, Serializer};
+use serde_derive::{Deserialize, Serialize};
 
 /// The most retries a step may declare (Buildkite's automatic-retry limit):
 /// past that a step is broken, not flaky.

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{Affinity, Toleration};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
-use serde::{Deserialize, Serialize};
+use serde_derive::{Deserialize, Serialize};
 
 /// The Kubernetes minor version assumed when none is given (1.33, where native
 /// sidecars are GA).
@@ -409,7 +409,8 @@ impl RunContext {
     }
 
     /// Sets a patch applied to every pod's `spec` (JSON merge patch; lists of
-    /// named items merge by `name`).
+    /// named items merge by `name`). Needs the default feature `pod-spec-patch`:
+    /// without it rendering refuses the patch.
     pub fn with_pod_spec_patch(mut self, patch: serde_json::Value) -> Self {
         self.pod_spec_patch = Some(patch);
         self

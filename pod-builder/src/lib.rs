@@ -45,8 +45,30 @@
 //! The k8s-openapi in use is re-exported as [`k8s_openapi`]. Building plans in
 //! code: [`prelude`]; reading rendered pods in tests: [`inspect`].
 //!
+//! A program that only renders plans it builds in code (as above) needs none
+//! of the default features; with `default-features = false` it compiles
+//! little beyond k8s-openapi, serde, thiserror, serde-saphyr's writer and hmac-sha256:
+//!
+//! ```toml
+//! [dependencies]
+//! c8s-pod-builder = { version = "0.1", default-features = false }
+//! k8s-openapi = { version = "0.29", features = ["latest"] }
+//! ```
+//!
+//! The default features add reading sidecar files (`yaml`: serde-saphyr's
+//! deserializer, granit-parser), `.c8s.yaml` pipelines and [`render_all`] over
+//! a whole run (`pipeline`: petgraph), Concourse task configs and pipelines
+//! (`concourse`) and the log masker (`masker`: aho-corasick, base64); each
+//! forwards to the feature of the same name in `c8s-pipeline-model` (`yaml`:
+//! in `c8s-sidecar-core`). `pod-spec-patch` applies `podSpecPatch` (plan and
+//! [`RunContext`]); it takes the PodSpec through JSON and back, about half of
+//! this crate's compile time. Without it a patch is an error
+//! ([`Error::InvalidOverride`]): set the field on the rendered Pod instead.
+//!
 //! Every object is checked against the API server's client-checkable rules
 //! ([`validate`]) before it is returned. This crate does no I/O.
+
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod concourse;
 pub mod containers;
@@ -59,12 +81,15 @@ mod main_container;
 pub mod names;
 mod overrides;
 pub mod render;
+#[cfg(feature = "pipeline")]
+#[cfg_attr(docsrs, doc(cfg(feature = "pipeline")))]
 pub mod run;
 pub mod scripts;
 pub mod security;
 pub mod serialize;
 mod service_names;
 pub mod services;
+mod spec_patch;
 pub mod validate;
 
 pub use c8s_pipeline_model as model;
@@ -75,6 +100,7 @@ pub use error::{Error, Violation};
 /// callers name the same types without a second, possibly different, version.
 pub use k8s_openapi;
 pub use render::{object_name, render_job, render_pod};
+#[cfg(feature = "pipeline")]
 pub use run::{render_all, render_all_jobs};
 pub use security::{check_baseline, check_restricted, pod_security_level};
 pub use serialize::{
@@ -88,7 +114,7 @@ pub use validate::{validate_job, validate_pod};
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
 
-#[cfg(doctest)]
+#[cfg(all(doctest, feature = "pipeline"))]
 #[doc = include_str!("../../README.md")]
 struct WorkspaceReadmeDoctests;
 
@@ -105,9 +131,11 @@ struct WorkspaceReadmeDoctests;
 /// ```
 pub mod prelude {
     pub use crate::inspect::{container, env_value};
+    #[cfg(feature = "pipeline")]
+    pub use crate::render_all;
     pub use crate::{
-        Error, RunContext, SecurityProfile, SidecarMode, render_all, render_job, render_pod,
-        to_canonical_json, to_canonical_yaml,
+        Error, RunContext, SecurityProfile, SidecarMode, render_job, render_pod, to_canonical_json,
+        to_canonical_yaml,
     };
     pub use c8s_pipeline_model::{PlanIdentity, PlanInput, TaskPlan};
     pub use c8s_sidecar_core::{

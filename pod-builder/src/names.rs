@@ -5,7 +5,7 @@
 //! digits are a SHA-256 of the *full* identity, so two long names that share a
 //! prefix still differ.
 
-use sha2::{Digest, Sha256};
+use hmac_sha256::Hash;
 
 /// The parts that make an object's identity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,7 +28,7 @@ const MAX: usize = 63;
 /// The first 8 hex digits of SHA-256 over length-prefixed `parts` (so that
 /// `("ab", "c")` and `("a", "bc")` differ).
 pub fn short_hash(parts: &[&str]) -> String {
-    let mut hasher = Sha256::new();
+    let mut hasher = Hash::new();
     for part in parts {
         hasher.update((part.len() as u64).to_be_bytes());
         hasher.update(part.as_bytes());

@@ -6,7 +6,6 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use c8s_pipeline_model::TaskPlan;
-use c8s_pipeline_model::pod::patch;
 use k8s_openapi::api::core::v1 as core;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Serialize;
@@ -14,6 +13,7 @@ use serde::de::DeserializeOwned;
 
 use crate::Error;
 use crate::context::RunContext;
+use crate::spec_patch::patched;
 
 const EPHEMERAL_STORAGE: &str = "ephemeral-storage";
 
@@ -134,46 +134,4 @@ pub(crate) fn apply(
         *spec = patched(spec, patch)?;
     }
     Ok(())
-}
-
-/// `spec` with `patch` applied; a field the PodSpec does not have (a typo,
-/// a field of a newer Kubernetes) is an error, never silently dropped.
-fn patched(spec: &core::PodSpec, patch: &serde_json::Value) -> Result<core::PodSpec, Error> {
-    let invalid = |path: String, reason: String| Error::InvalidOverride {
-        field: format!("podSpecPatch: {path}"),
-        reason,
-    };
-    if !patch.is_object() {
-        return Err(invalid(
-            String::new(),
-            "must be a mapping of PodSpec fields".to_owned(),
-        ));
-    }
-    let mut value = serde_json::to_value(spec).map_err(|e| invalid(String::new(), e.to_string()))?;
-    patch::apply(&mut value, patch);
-    let result: core::PodSpec =
-        serde_json::from_value(value.clone()).map_err(|e| invalid("spec".to_owned(), e.to_string()))?;
-    let back = serde_json::to_value(&result).map_err(|e| invalid(String::new(), e.to_string()))?;
-    if let Some(path) = first_lost(&value, &back, "spec") {
-        return Err(invalid(path, "unknown field".to_owned()));
-    }
-    Ok(result)
-}
-
-/// The first field path present in `wanted` but missing from `got`.
-fn first_lost(wanted: &serde_json::Value, got: &serde_json::Value, path: &str) -> Option<String> {
-    use serde_json::Value;
-    match (wanted, got) {
-        (Value::Object(w), Value::Object(g)) => w.iter().find_map(|(k, v)| match g.get(k) {
-            Some(gv) => first_lost(v, gv, &format!("{path}.{k}")),
-            None if v.is_null() => None,
-            None => Some(format!("{path}.{k}")),
-        }),
-        (Value::Array(w), Value::Array(g)) => w
-            .iter()
-            .zip(g)
-            .enumerate()
-            .find_map(|(i, (wv, gv))| first_lost(wv, gv, &format!("{path}[{i}]"))),
-        _ => None,
-    }
 }

@@ -6,7 +6,8 @@
 
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
-use serde::Serialize;
+use serde::ser::Serialize;
+use serde_derive::Serialize;
 
 use crate::Error;
 

@@ -23,11 +23,20 @@
 //! ```
 //!
 //! This crate does no I/O: files are read through a [`SourceReader`] the caller provides.
+//!
+//! Features: `yaml` (default) reads sidecar files ([`parse_sidecars`],
+//! [`load_sidecar_files`]; adds serde-saphyr's deserializer and
+//! granit-parser); without it the types and rules serve sidecars built in
+//! code. `schema` (default) adds [`sidecar_file_schema`] (schemars).
+
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod aliases;
 pub mod build;
 pub mod contract;
 pub mod error;
+#[cfg(feature = "yaml")]
+#[cfg_attr(docsrs, doc(cfg(feature = "yaml")))]
 pub mod load;
 pub mod names;
 pub mod path;
@@ -39,10 +48,13 @@ pub mod schema;
 pub mod snippet;
 pub mod types;
 pub mod validate;
+#[cfg(feature = "yaml")]
+#[cfg_attr(docsrs, doc(cfg(feature = "yaml")))]
 pub mod yaml;
 
 pub use build::ResourcesError;
 pub use error::{Error, ErrorList, Errors, Position, Problem};
+#[cfg(feature = "yaml")]
 pub use load::{MemorySource, SourceReader, load_sidecar_files, parse_sidecars, parse_sidecars_bytes};
 pub use path::{FieldPath, Segment};
 pub use quantity::{Quantity, QuantityError, QuantityFormat};

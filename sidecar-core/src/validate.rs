@@ -12,7 +12,24 @@ use crate::error::{Error, Errors, Position, Problem};
 use crate::names;
 use crate::path::FieldPath;
 use crate::types::{PortRef, Protocol, ReadinessProbe, SidecarConfig};
+#[cfg(feature = "yaml")]
 use crate::yaml::SourceMap;
+
+/// Without the `yaml` feature no text is parsed: findings point at their file.
+#[cfg(not(feature = "yaml"))]
+#[derive(Debug)]
+struct SourceMap(String);
+
+#[cfg(not(feature = "yaml"))]
+impl SourceMap {
+    fn build(file: &str, _text: &str) -> Self {
+        Self(file.to_owned())
+    }
+
+    fn position(&self, _path: &FieldPath) -> Position {
+        Position::file(self.0.clone())
+    }
+}
 
 pub use crate::contract::{RESERVED_NAMES, RESERVED_PREFIX};
 

@@ -3,7 +3,7 @@
 //! `imagePullSecrets` reference instead of text in the pod.
 
 use c8s_sidecar_core::FieldPath;
-use serde::{Deserialize, Serialize};
+use serde_derive::{Deserialize, Serialize};
 
 use super::fields::Fields;
 use super::node::{Node, Report};

@@ -7,9 +7,9 @@
 use std::collections::BTreeMap;
 
 use c8s_sidecar_core::{FieldPath, SourceReader};
+use serde_derive::Serialize;
 
 use crate::error::Errors;
-use serde::Serialize;
 
 use super::node::Report;
 use super::pipeline::{ConcoursePipeline, Job};

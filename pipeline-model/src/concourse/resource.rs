@@ -58,7 +58,7 @@ fi
 "#;
 
 /// A Secret c8s needs and does not have: its name, key, and what to put in it.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde_derive::Serialize)]
 #[non_exhaustive]
 pub struct SecretNeed {
     /// The Secret's name.

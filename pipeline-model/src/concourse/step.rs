@@ -6,9 +6,9 @@
 
 use c8s_sidecar_core::validate::Locator;
 use c8s_sidecar_core::{EnvVar, FieldPath, SourceReader, yaml};
+use serde_derive::{Deserialize, Serialize};
 
 use crate::error::Errors;
-use serde::{Deserialize, Serialize};
 
 use super::fields::Fields;
 use super::node::{self, Node, Report};

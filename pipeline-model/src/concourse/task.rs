@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use c8s_sidecar_core::{EnvVar, Quantity, QuantityFormat, SidecarConfig};
-use serde::{Deserialize, Serialize};
+use serde_derive::{Deserialize, Serialize};
 
 use crate::ordered::OrderedMap;
 use crate::plan::{PlanIdentity, PlanInput, TaskPlan};

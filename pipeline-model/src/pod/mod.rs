@@ -6,13 +6,14 @@
 //! and step level (that step; see [`PodOverrides::overlay`]).
 
 pub mod affinity;
+#[cfg(feature = "pipeline")]
 pub(crate) mod check;
 pub mod patch;
 
 use std::collections::BTreeMap;
 
 use c8s_sidecar_core::Quantity;
-use serde::{Deserialize, Serialize};
+use serde_derive::{Deserialize, Serialize};
 
 pub use affinity::Affinity;
 
