@@ -1,5 +1,6 @@
 //! The Concourse compatibility corpus: every real task config and pipeline
-//! in `<workspace>/../shared/concourse` either renders to pods that pass
+//! in the corpus (`C8S_CONCOURSE_CORPUS`, by default `concourse/` in the
+//! `shared/` folder beside the workspace) either renders to pods that pass
 //! `kubernetes-validate --strict` and the Pod Security check, or is rejected
 //! with located errors naming the reason. Prints the counts by category.
 
@@ -14,7 +15,7 @@ use c8s_pod_builder::model::{PlanIdentity, TaskPlan, TaskStep, Vars, parse_task_
 use c8s_pod_builder::{RunContext, SecurityProfile, pod_security_level, render_pod, to_canonical_yaml};
 
 fn corpus() -> PathBuf {
-    tools::workspace().join("../shared/concourse")
+    tools::concourse_corpus()
 }
 
 fn files(dir: &str) -> Vec<PathBuf> {
@@ -102,7 +103,7 @@ fn render(plan: &TaskPlan, out: &Path, name: &str, written: &mut Vec<PathBuf>) {
 }
 
 #[test]
-#[ignore = "needs kubernetes-validate and the corpus in ../shared/concourse"]
+#[ignore = "needs kubernetes-validate and the Concourse corpus (C8S_CONCOURSE_CORPUS)"]
 fn every_task_config_renders_or_is_rejected_with_a_located_reason() {
     let out = std::env::temp_dir().join(format!("c8s-concourse-tasks-{}", std::process::id()));
     std::fs::create_dir_all(&out).expect("temp dir");
@@ -215,7 +216,7 @@ fn sources() -> Vec<(String, String, String)> {
 }
 
 #[test]
-#[ignore = "needs kubernetes-validate and the corpus in ../shared/concourse"]
+#[ignore = "needs kubernetes-validate and the Concourse corpus (C8S_CONCOURSE_CORPUS)"]
 fn every_pipeline_renders_or_is_rejected_with_a_located_reason() {
     let out = std::env::temp_dir().join(format!("c8s-concourse-pipelines-{}", std::process::id()));
     std::fs::create_dir_all(&out).expect("temp dir");

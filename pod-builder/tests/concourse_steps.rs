@@ -1,4 +1,4 @@
-//! Concourse task steps and real task configs render to pods that mean what
+//! Concourse task steps and task configs written as people write them render to pods that mean what
 //! the Concourse file means: params as env with the same text, inputs at
 //! their paths, `run.dir`, `run.user`, the image, privileged only when asked.
 
@@ -14,8 +14,10 @@ fn ctx() -> RunContext {
     RunContext::new("run-1", 1).with_namespace("ci")
 }
 
-fn corpus_task(name: &str) -> String {
-    let path = tools::workspace().join("../shared/concourse/tasks").join(name);
+/// A task config written for these tests (`tests/fixtures/concourse/`), each
+/// carrying a trait real task configs have.
+fn fixture_task(name: &str) -> String {
+    let path = tools::workspace().join("pod-builder/tests/fixtures/concourse").join(name);
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
@@ -171,20 +173,20 @@ sidecars: [repo/ci/redis.yml]
 }
 
 #[test]
-fn real_task_configs_render_with_their_meaning() {
+fn task_configs_as_people_write_them_render_with_their_meaning() {
     // Empty param, run.user root, a long numeric-looking tag, two artifact inputs.
-    let text = corpus_task("concourse__ci__tasks-render-ytt.yml");
+    let text = fixture_task("build-docs.yml");
     let config =
-        parse_task_config_with("render-ytt.yml", &text, &Vars::new()).unwrap_or_else(|e| panic!("{e}"));
-    let plan = visit_task("ci", &TaskStep::new("render", config), &MemorySource::new())
+        parse_task_config_with("build-docs.yml", &text, &Vars::new()).unwrap_or_else(|e| panic!("{e}"));
+    let plan = visit_task("ci", &TaskStep::new("docs", config), &MemorySource::new())
         .unwrap_or_else(|e| panic!("{e}"));
     let pod = render_pod(&plan, &ctx()).unwrap_or_else(|e| panic!("{e}"));
     let main = main_container(&pod);
     assert_eq!(
         main.image.as_deref(),
-        Some("k14s/image:kbld-rand-1592942790507001000-1148625018150")
+        Some("example/docs-builder:build-20240611-1718093400123456789-42")
     );
-    assert_eq!(env(main, "PIPELINES").and_then(|e| e.value.as_deref()), Some(""));
+    assert_eq!(env(main, "BASE_URL").and_then(|e| e.value.as_deref()), Some(""));
     assert_eq!(
         main.security_context.as_ref().and_then(|s| s.run_as_user),
         Some(0)
@@ -201,14 +203,13 @@ fn real_task_configs_render_with_their_meaning() {
         .filter(|c| c.name.starts_with("c8s-input-"))
         .map(|c| c.command.as_ref().expect("command")[5].as_str())
         .collect();
-    assert_eq!(inputs, ["pipelines", "pipelines-and-tasks"]);
+    assert_eq!(inputs, ["site", "site-theme"]);
 
     // run.dir, no image_resource (the step gives it).
-    let text = corpus_task("EngineerBetter__control-tower__ci-tasks-unit-test.yml");
-    let config =
-        parse_task_config_with("unit-test.yml", &text, &Vars::new()).unwrap_or_else(|e| panic!("{e}"));
+    let text = fixture_task("lint.yml");
+    let config = parse_task_config_with("lint.yml", &text, &Vars::new()).unwrap_or_else(|e| panic!("{e}"));
     assert!(config.image().is_none());
-    let mut step = TaskStep::new("unit", config.clone());
+    let mut step = TaskStep::new("lint", config.clone());
     let err = visit_task("ci", &step, &MemorySource::new())
         .expect_err("no image")
         .to_string();
@@ -218,22 +219,22 @@ fn real_task_configs_render_with_their_meaning() {
     let pod = render_pod(&plan, &ctx()).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
         main_container(&pod).working_dir.as_deref(),
-        Some("/workspace/control-tower")
+        Some("/workspace/service")
     );
 
     // Registry mirror credentials: an imagePullSecrets reference, never text.
-    let text = corpus_task("spring-projects__spring-restdocs__ci-tasks-build-ci-image.yml");
+    let text = fixture_task("publish-image.yml");
     let mut vars = Vars::new();
-    vars.set("registry-mirror-host", "mirror.example.com");
-    vars.set("ci-image-name", "ci");
-    vars.set("docker-hub-auth", "c2VjcmV0");
-    let config = parse_task_config_with("build-ci-image.yml", &text, &vars).unwrap_or_else(|e| panic!("{e}"));
+    vars.set("mirror-host", "mirror.example.com");
+    vars.set("image-name", "api");
+    vars.set("registry-token", "c2VjcmV0");
+    let config = parse_task_config_with("publish-image.yml", &text, &vars).unwrap_or_else(|e| panic!("{e}"));
     let plan = visit_task("ci", &TaskStep::new("image", config), &MemorySource::new())
         .unwrap_or_else(|e| panic!("{e}"));
     let pod = render_pod(&plan, &ctx()).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
         main_container(&pod).image.as_deref(),
-        Some("mirror.example.com/concourse/oci-build-task:0.9.0")
+        Some("mirror.example.com/concourse/oci-build-task:0.11.1")
     );
     let secrets = pod
         .spec
@@ -244,7 +245,7 @@ fn real_task_configs_render_with_their_meaning() {
     assert_eq!(secrets[0].name, "c8s-pull-mirror-example-com");
     let yaml = to_canonical_yaml(&pod).expect("yaml");
     assert!(
-        !yaml.contains("registry-mirror-username") && !has_unresolved_var(&yaml),
+        !yaml.contains("mirror-username") && !has_unresolved_var(&yaml),
         "{yaml}"
     );
 }

@@ -110,9 +110,9 @@ fn missing_vars(errors: &c8s_pipeline_model::Errors) -> Vec<String> {
 }
 
 #[test]
-#[ignore = "needs the corpus in ../shared/concourse"]
-fn every_corpus_task_config_c8s_reads_is_valid_against_the_task_schema() {
-    let dir = workspace().join("../shared/concourse/tasks");
+#[ignore = "needs the Concourse corpus (C8S_CONCOURSE_CORPUS)"]
+fn concourse_corpus_task_configs_c8s_reads_are_valid_against_the_task_schema() {
+    let dir = common::concourse_corpus().join("tasks");
     let schema = task_file_schema();
     let (mut read_ok, mut rejected_by_both, mut rejected_by_c8s_only) = (0, 0, 0);
     let mut flagged = Vec::new();

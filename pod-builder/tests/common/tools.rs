@@ -19,6 +19,19 @@ pub fn workspace() -> PathBuf {
         .to_path_buf()
 }
 
+/// The Concourse corpus (real task configs in `tasks/`, pipelines in
+/// `pipelines/`, their origins in `SOURCES.tsv`): third-party files kept
+/// outside the repository. `C8S_CONCOURSE_CORPUS=DIR` names it; the default is
+/// `concourse/` in the `shared/` folder beside the workspace. The tests that
+/// read it are `#[ignore = "needs the Concourse corpus ..."]` and fail, never
+/// pass, when it is missing; `./ci.sh` leaves them out by filter and says so.
+pub fn concourse_corpus() -> PathBuf {
+    match std::env::var_os("C8S_CONCOURSE_CORPUS") {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => workspace().join("../shared/concourse"),
+    }
+}
+
 /// `name` from PATH, else from `<workspace>/.tools/bin/`; panics when missing.
 pub fn tool(name: &str) -> PathBuf {
     let on_path = std::env::var_os("PATH")

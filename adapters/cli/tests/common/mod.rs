@@ -9,7 +9,7 @@ use std::process::{Command, Output};
 #[path = "../../../../pod-builder/tests/common/tools.rs"]
 mod tools;
 
-pub use tools::{kubernetes_validate, tool, workspace};
+pub use tools::{concourse_corpus, kubernetes_validate, tool, workspace};
 
 /// The built `c8s`, to be run from the workspace root.
 pub fn command() -> Command {
