@@ -91,20 +91,7 @@ fn fail(message: &str) -> ExitCode {
 /// Runs `c8s run`.
 pub fn run(args: &RunArgs, report: fn(&str, &Errors) -> String) -> ExitCode {
     let file = args.render.file.as_str();
-    let loaded = match std::fs::read(file) {
-        Ok(bytes) => render::load_plans_for(
-            file,
-            &bytes,
-            args.render.kind,
-            args.render.branch.as_deref(),
-            &args.render.concourse,
-            true,
-        ),
-        Err(e) => Err(Errors::from(c8s_pipeline_model::Error::Read {
-            file: file.to_owned(),
-            reason: c8s_pipeline_model::sidecar::load::read_reason(&e),
-        })),
-    };
+    let loaded = load(args);
     let loaded = match loaded {
         Ok(loaded) => loaded,
         Err(errors) => {
@@ -112,7 +99,7 @@ pub fn run(args: &RunArgs, report: fn(&str, &Errors) -> String) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let ctx = render::context(&args.render, &loaded.repository);
+    let ctx = run_context(args, &loaded);
     let steps = match steps(&loaded.plans, &loaded.depends_on, &ctx, args.render.job) {
         Ok(steps) => steps,
         Err(message) => return fail(&message),
@@ -226,6 +213,30 @@ pub fn run(args: &RunArgs, report: fn(&str, &Errors) -> String) -> ExitCode {
             ExitCode::from(1)
         }
     })
+}
+
+/// The plans of `args`' file, as `c8s render` loads them.
+fn load(args: &RunArgs) -> Result<render::LoadedPlans, Errors> {
+    let file = args.render.file.as_str();
+    match std::fs::read(file) {
+        Ok(bytes) => render::load_plans_for(
+            file,
+            &bytes,
+            args.render.kind,
+            args.render.branch.as_deref(),
+            &args.render.concourse,
+            true,
+        ),
+        Err(e) => Err(Errors::from(c8s_pipeline_model::Error::Read {
+            file: file.to_owned(),
+            reason: c8s_pipeline_model::sidecar::load::read_reason(&e),
+        })),
+    }
+}
+
+/// The run context of `c8s run` for `args` and the plans they load.
+fn run_context(args: &RunArgs, loaded: &render::LoadedPlans) -> c8s_pod_builder::RunContext {
+    render::context(&args.render, &loaded.repository)
 }
 
 /// One kube step per plan: named after its object, depending on the objects
@@ -517,6 +528,70 @@ mod tests {
         let pod = c8s_kube::ObjectRef::new(c8s_kube::ObjectKind::Pod, "p");
         objects.failed.push((pod, "500".into()));
         assert_eq!(reap_output(&objects).1, ExitCode::from(1));
+    }
+
+    const ORDERS: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/pipelines/orders.c8s.yaml"
+    );
+
+    /// `c8s ARGV...` as `main` parses it: a `c8s run`'s flags.
+    fn parsed(argv: &[&str]) -> Result<RunArgs, clap::Error> {
+        use clap::Parser;
+        let cli = crate::Cli::try_parse_from(std::iter::once("c8s").chain(argv.iter().copied()))?;
+        match cli.command {
+            crate::Command::Run(args) => Ok(*args),
+            other => panic!("not a run: {other:?}"),
+        }
+    }
+
+    /// A pod created while the create's answer was lost (504; the retried
+    /// create gets 409) is adopted, not reported Rejected and left running:
+    /// the pods `c8s run` renders carry the pipeline's step name in
+    /// `c8s.dev/step` (`unit`), while each step is named after its object
+    /// (`orders-service-unit-<matrix id>-b7-<hash>`).
+    #[tokio::test(start_paused = true)]
+    async fn a_pod_whose_create_answer_was_lost_is_adopted() {
+        use c8s_kube::sim::{SimCluster, StepScript};
+        let args = parsed(&[
+            "run", ORDERS, "--branch", "main", "--build", "7", "--run-id", "ci-42",
+        ])
+        .expect("valid flags");
+        let loaded = load(&args).expect("it loads");
+        let ctx = run_context(&args, &loaded);
+        let steps = steps(&loaded.plans, &loaded.depends_on, &ctx, false).expect("it renders");
+        let units = steps
+            .iter()
+            .filter(|s| s.object.label(c8s_kube::STEP_LABEL) == Some("unit"))
+            .count();
+        assert!(units > 1, "the matrix's unit steps");
+        assert!(
+            steps
+                .iter()
+                .all(|s| s.object.label(c8s_kube::STEP_LABEL) != Some(s.name.as_str())),
+            "step names are object names"
+        );
+        let sim = SimCluster::new();
+        sim.default_script(StepScript::new(Duration::from_secs(5)));
+        sim.script(
+            "unit",
+            StepScript::new(Duration::from_secs(5)).lost_create_responses(1),
+        );
+        let options = RunOptions::new(ctx.run_id.clone()).parallelism(args.parallelism);
+        let status = c8s_kube::run_pipeline(&sim, steps, options, std::future::pending())
+            .await
+            .expect("the run ends");
+        assert_eq!(status.state, RunState::Succeeded, "{}", status.to_json());
+        assert!(
+            status.steps.iter().all(|s| s.attempts == 1),
+            "{}",
+            status.to_json()
+        );
+        assert_eq!(
+            sim.stats().creates.get("unit").copied(),
+            u32::try_from(units).ok()
+        );
+        assert!(sim.live_objects().is_empty(), "{:?}", sim.live_objects());
     }
 
     /// The nightly example as `c8s run` hands it to the runner: the finally
