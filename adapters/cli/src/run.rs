@@ -45,10 +45,10 @@ pub struct RunArgs {
     /// How long to wait for the API server before giving up.
     #[arg(long, default_value = "10s")]
     pub connect_timeout: String,
-    /// Continue the run of this `--run-id` where an earlier `c8s run` of it
-    /// stopped (killed, or left with a second Ctrl-C): steps that ended are
-    /// not run again, pods still running are followed.
-    #[arg(long)]
+    /// Continue the run of `--run-id` (required) where an earlier `c8s run`
+    /// of it stopped (killed, or left with a second Ctrl-C): steps that ended
+    /// are not run again, pods still running are followed.
+    #[arg(long, requires = "run_id")]
     pub resume: bool,
     /// Create a PipelineRun for the in-cluster controller and follow it,
     /// instead of running the steps from here.
@@ -154,7 +154,8 @@ pub fn run(args: &RunArgs, report: fn(&str, &Errors) -> String) -> ExitCode {
         }
         let _ = writeln!(
             std::io::stderr(),
-            "c8s: running {} steps in namespace {} (parallelism {})",
+            "c8s: run {}: running {} steps in namespace {} (parallelism {})",
+            ctx.run_id,
             steps.len(),
             cluster.namespace(),
             args.parallelism.max(1)
@@ -234,9 +235,48 @@ fn load(args: &RunArgs) -> Result<render::LoadedPlans, Errors> {
     }
 }
 
-/// The run context of `c8s run` for `args` and the plans they load.
+/// The run context of `c8s run` for `args` and the plans they load: without
+/// `--run-id`, each run gets a new id ([`new_run_id`]), so a second run is
+/// never mistaken for (or refused as) an earlier one.
 fn run_context(args: &RunArgs, loaded: &render::LoadedPlans) -> c8s_pod_builder::RunContext {
-    render::context(&args.render, &loaded.repository)
+    let mut ctx = render::context(&args.render, &loaded.repository);
+    if args.render.run_id.is_none() {
+        let pipeline = loaded.plans.first().map(|p| p.identity.pipeline.as_str());
+        ctx.run_id = new_run_id(pipeline.unwrap_or_default(), args.render.build);
+    }
+    ctx
+}
+
+/// The characters of a new run id's suffix: those the API server picks a
+/// `generateName` suffix from (no vowels, so no words).
+const SUFFIX_CHARS: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+
+/// A new run id: `<pipeline>-b<build>-` and 5 random characters, the shape
+/// of the PipelineRun names `c8s run --in-cluster` gets from the API server
+/// (`generateName`); the pipeline part is cut to keep it a label value.
+fn new_run_id(pipeline: &str, build: u64) -> String {
+    use std::hash::{BuildHasher, Hasher};
+    // Randomly keyed per process (and per call); the clock and the pid on top.
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    hasher.write_u128(now.map(|d| d.as_nanos()).unwrap_or_default());
+    hasher.write_u32(std::process::id());
+    let mut bits = hasher.finish();
+    let base = SUFFIX_CHARS.len() as u64;
+    let suffix: String = (0..5)
+        .map(|_| {
+            let c = SUFFIX_CHARS[(bits % base) as usize];
+            bits /= base;
+            char::from(c)
+        })
+        .collect();
+    let tail = format!("-b{build}-{suffix}");
+    let mut head = c8s_pod_builder::names::sanitize_label(pipeline);
+    head.truncate(63usize.saturating_sub(tail.len()));
+    match head.trim_end_matches('-') {
+        "" => format!("run{tail}"),
+        head => format!("{head}{tail}"),
+    }
 }
 
 /// One kube step per plan: named after its object, depending on the objects
@@ -543,6 +583,53 @@ mod tests {
             crate::Command::Run(args) => Ok(*args),
             other => panic!("not a run: {other:?}"),
         }
+    }
+
+    /// The run id and the step names `c8s run` would use for `argv`.
+    fn run_of(argv: &[&str]) -> (String, Vec<String>) {
+        let args = parsed(argv).expect("valid flags");
+        let loaded = load(&args).expect("it loads");
+        let ctx = run_context(&args, &loaded);
+        let steps = steps(&loaded.plans, &loaded.depends_on, &ctx, false).expect("it renders");
+        (ctx.run_id, steps.into_iter().map(|s| s.name).collect())
+    }
+
+    /// Two `c8s run`s of one pipeline without `--run-id` are two runs: their
+    /// ids (the run label, the run record) and their pods differ, so the
+    /// second is neither refused as "run exists" nor mixed with the first.
+    #[test]
+    fn each_run_without_a_run_id_is_a_new_run() {
+        let argv = ["run", ORDERS, "--branch", "main", "--build", "7"];
+        let (first, first_pods) = run_of(&argv);
+        let (second, second_pods) = run_of(&argv);
+        assert_ne!(first, second);
+        for id in [&first, &second] {
+            assert!(id.starts_with("orders-service-b7-"), "{id}");
+            assert_eq!(id.len(), "orders-service-b7-".len() + 5, "{id}");
+            assert!(c8s_sidecar_core::names::label_value(id).is_ok(), "{id}");
+        }
+        assert!(
+            first_pods.iter().all(|pod| !second_pods.contains(pod)),
+            "{first_pods:?} {second_pods:?}"
+        );
+    }
+
+    /// `--run-id` names the run; only a named run can be resumed.
+    #[test]
+    fn an_explicit_run_id_is_kept_and_resume_needs_one() {
+        let argv = ["run", ORDERS, "--branch", "main", "--run-id", "ci-42"];
+        let (first, first_pods) = run_of(&argv);
+        let (second, second_pods) = run_of(&argv);
+        assert_eq!((first.as_str(), second.as_str()), ("ci-42", "ci-42"));
+        assert_eq!(first_pods, second_pods);
+        assert!(parsed(&["run", ORDERS, "--run-id", "ci-42", "--resume"]).is_ok());
+        let error = parsed(&["run", ORDERS, "--resume"]).expect_err("--resume without --run-id");
+        assert_eq!(
+            error.kind(),
+            clap::error::ErrorKind::MissingRequiredArgument,
+            "{error}"
+        );
+        assert!(error.to_string().contains("--run-id"), "{error}");
     }
 
     /// A pod created while the create's answer was lost (504; the retried
