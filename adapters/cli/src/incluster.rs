@@ -14,6 +14,7 @@ use kube::api::{ListParams, PostParams};
 use kube::{Api, Client, ResourceExt};
 
 use crate::documents::DirSource;
+use crate::run::RunArgs;
 
 mod console;
 mod follow;
@@ -76,20 +77,12 @@ async fn connect() -> Result<Client, ExitCode> {
 
 /// `c8s run --in-cluster`: creates a PipelineRun embedding the pipeline file
 /// and follows its status and logs until it ends; exits 0 only if it succeeded.
-pub fn run_in_cluster(
-    file: &str,
-    branch: &str,
-    commit: &str,
-    build: u64,
-    run_id: &str,
-    namespace: &str,
-    parallelism: usize,
-) -> ExitCode {
-    let run = match pipeline_run(file, branch, commit, build, run_id, parallelism) {
+pub fn run_in_cluster(args: &RunArgs) -> ExitCode {
+    let run = match new_run(args) {
         Ok(run) => run,
         Err(e) => return fail(&e),
     };
-    let namespace = namespace.to_owned();
+    let namespace = args.render.namespace.clone();
     block_on(async move {
         let client = match connect().await {
             Ok(client) => client,
@@ -107,15 +100,28 @@ pub fn run_in_cluster(
     })
 }
 
+/// The PipelineRun `c8s run --in-cluster` creates for `args`: [`pipeline_run`].
+pub fn new_run(args: &RunArgs) -> Result<PipelineRun, String> {
+    pipeline_run(
+        &args.render.file,
+        args.render.branch.as_deref().unwrap_or_default(),
+        &args.render.commit,
+        args.render.build,
+        args.render.run_id.as_deref(),
+        args.parallelism,
+    )
+}
+
 /// The PipelineRun `c8s run --in-cluster` creates: the pipeline file
-/// embedded (so the run does not change when the file does), named
-/// `run_id` or `<pipeline>-b<build>`.
+/// embedded (so the run does not change when the file does), named `run_id`
+/// or, without one, `<pipeline>-b<build>-` and a suffix the API server picks
+/// (`generateName`): each run is a new PipelineRun.
 pub fn pipeline_run(
     file: &str,
     branch: &str,
     commit: &str,
     build: u64,
-    run_id: &str,
+    run_id: Option<&str>,
     parallelism: usize,
 ) -> Result<PipelineRun, String> {
     let reader = DirSource::beside(file);
@@ -124,13 +130,9 @@ pub fn pipeline_run(
         Err(e) => return Err(format!("cannot read {file}: {e}")),
     };
     let pipeline = c8s_pipeline_model::parse_pipeline(file, &text, &reader).map_err(|e| e.to_string())?;
-    let name = if run_id.is_empty() {
-        format!("{}-b{build}", pipeline.name)
-    } else {
-        run_id.to_owned()
-    };
-    Ok(PipelineRun::new(
-        &name,
+    let generate_name = format!("{}-b{build}-", pipeline.name);
+    let mut run = PipelineRun::new(
+        run_id.unwrap_or_default(),
         PipelineRunSpec {
             pipeline: Some(pipeline),
             branch: branch.to_owned(),
@@ -140,29 +142,40 @@ pub fn pipeline_run(
             parallelism: u32::try_from(parallelism).ok(),
             ..PipelineRunSpec::default()
         },
-    ))
+    );
+    if run_id.is_none() {
+        run.metadata.name = None;
+        run.metadata.generate_name = Some(generate_name);
+    }
+    Ok(run)
 }
 
-/// Creates `run` in `namespace` (an existing run of that name is followed
-/// instead) and follows it to its end: [`follow_run`].
+/// Creates `run` in `namespace` and follows it to its end: [`follow_run`].
+/// A run named by `generateName` is followed under the name the API server
+/// gave it; an existing run of `run`'s own name is followed instead of created.
 pub async fn create_and_follow(
     client: Client,
     mut run: PipelineRun,
     namespace: &str,
     console: &Console,
 ) -> Result<RunPhase, String> {
-    let name = run.name_any();
     run.metadata.namespace = Some(namespace.to_owned());
     let api = Api::<PipelineRun>::namespaced(client.clone(), namespace);
-    match api.create(&PostParams::default(), &run).await {
-        Ok(_) => console.note(&format!("c8s: created pipelinerun/{name} in {namespace}")),
-        Err(kube::Error::Api(s)) if s.code == 409 => {
+    let name = match api.create(&PostParams::default(), &run).await {
+        Ok(created) => {
+            let name = created.name_any();
+            console.note(&format!("c8s: created pipelinerun/{name} in {namespace}"));
+            name
+        }
+        Err(kube::Error::Api(s)) if s.code == 409 && run.metadata.name.is_some() => {
+            let name = run.name_any();
             console.note(&format!(
                 "c8s: pipelinerun/{name} exists in {namespace}; following it"
             ));
+            name
         }
-        Err(e) => return Err(format!("cannot create run {name}: {e}")),
-    }
+        Err(e) => return Err(format!("cannot create run {}: {e}", run.name_any())),
+    };
     follow_run(client, namespace, &name, None, true, console).await
 }
 

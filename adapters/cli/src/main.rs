@@ -152,15 +152,7 @@ fn main() -> ExitCode {
         }
         Command::Render(args) => render::run(&args, report_errors, print_stdout),
         Command::Helm(command) => helm::run(&command, report_errors, print_stdout),
-        Command::Run(args) if args.in_cluster => incluster::run_in_cluster(
-            &args.render.file,
-            args.render.branch.as_deref().unwrap_or_default(),
-            &args.render.commit,
-            args.render.build,
-            &args.render.run_id,
-            &args.render.namespace,
-            args.parallelism,
-        ),
+        Command::Run(args) if args.in_cluster => incluster::run_in_cluster(&args),
         Command::Run(args) => run::run(&args, report_errors),
         Command::Controller(args) => serve::controller(&args),
         Command::Get { kind, namespace } => incluster::get(kind, namespace.as_deref()),

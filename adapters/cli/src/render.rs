@@ -31,9 +31,10 @@ pub struct RenderArgs {
     /// The build number.
     #[arg(long, default_value_t = 1)]
     pub build: u64,
-    /// The run's id.
-    #[arg(long, default_value = "local")]
-    pub run_id: String,
+    /// The run's id, part of every object's name and its `c8s.dev/run` label
+    /// (default: `local`; `c8s run`: a new id for each run).
+    #[arg(long)]
+    pub run_id: Option<String>,
     /// Namespace of the objects (omitted when empty).
     #[arg(long, default_value = "")]
     pub namespace: String,
@@ -209,9 +210,14 @@ pub fn load_plans_for(
     }
 }
 
+/// The run id of `c8s render` and `c8s helm pipeline` without `--run-id`
+/// (the output does not change from one call to the next).
+pub const DEFAULT_RUN_ID: &str = "local";
+
 /// The run context the flags describe.
 pub fn context(args: &RenderArgs, repository: &str) -> RunContext {
-    let mut ctx = RunContext::new(args.run_id.clone(), args.build)
+    let run_id = args.run_id.as_deref().unwrap_or(DEFAULT_RUN_ID);
+    let mut ctx = RunContext::new(run_id, args.build)
         .with_commit(args.commit.clone())
         .with_branch(args.branch.clone().unwrap_or_default())
         .with_repository(args.repository.clone().unwrap_or_else(|| repository.to_owned()))

@@ -45,10 +45,10 @@ pub struct RunArgs {
     /// How long to wait for the API server before giving up.
     #[arg(long, default_value = "10s")]
     pub connect_timeout: String,
-    /// Continue the run of this `--run-id` where an earlier `c8s run` of it
-    /// stopped (killed, or left with a second Ctrl-C): steps that ended are
-    /// not run again, pods still running are followed.
-    #[arg(long)]
+    /// Continue the run of `--run-id` (required) where an earlier `c8s run`
+    /// of it stopped (killed, or left with a second Ctrl-C): steps that ended
+    /// are not run again, pods still running are followed.
+    #[arg(long, requires = "run_id")]
     pub resume: bool,
     /// Create a PipelineRun for the in-cluster controller and follow it,
     /// instead of running the steps from here.
@@ -91,20 +91,7 @@ fn fail(message: &str) -> ExitCode {
 /// Runs `c8s run`.
 pub fn run(args: &RunArgs, report: fn(&str, &Errors) -> String) -> ExitCode {
     let file = args.render.file.as_str();
-    let loaded = match std::fs::read(file) {
-        Ok(bytes) => render::load_plans_for(
-            file,
-            &bytes,
-            args.render.kind,
-            args.render.branch.as_deref(),
-            &args.render.concourse,
-            true,
-        ),
-        Err(e) => Err(Errors::from(c8s_pipeline_model::Error::Read {
-            file: file.to_owned(),
-            reason: c8s_pipeline_model::sidecar::load::read_reason(&e),
-        })),
-    };
+    let loaded = load(args);
     let loaded = match loaded {
         Ok(loaded) => loaded,
         Err(errors) => {
@@ -112,7 +99,7 @@ pub fn run(args: &RunArgs, report: fn(&str, &Errors) -> String) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let ctx = render::context(&args.render, &loaded.repository);
+    let ctx = run_context(args, &loaded);
     let steps = match steps(&loaded.plans, &loaded.depends_on, &ctx, args.render.job) {
         Ok(steps) => steps,
         Err(message) => return fail(&message),
@@ -167,7 +154,8 @@ pub fn run(args: &RunArgs, report: fn(&str, &Errors) -> String) -> ExitCode {
         }
         let _ = writeln!(
             std::io::stderr(),
-            "c8s: running {} steps in namespace {} (parallelism {})",
+            "c8s: run {}: running {} steps in namespace {} (parallelism {})",
+            ctx.run_id,
             steps.len(),
             cluster.namespace(),
             args.parallelism.max(1)
@@ -226,6 +214,69 @@ pub fn run(args: &RunArgs, report: fn(&str, &Errors) -> String) -> ExitCode {
             ExitCode::from(1)
         }
     })
+}
+
+/// The plans of `args`' file, as `c8s render` loads them.
+fn load(args: &RunArgs) -> Result<render::LoadedPlans, Errors> {
+    let file = args.render.file.as_str();
+    match std::fs::read(file) {
+        Ok(bytes) => render::load_plans_for(
+            file,
+            &bytes,
+            args.render.kind,
+            args.render.branch.as_deref(),
+            &args.render.concourse,
+            true,
+        ),
+        Err(e) => Err(Errors::from(c8s_pipeline_model::Error::Read {
+            file: file.to_owned(),
+            reason: c8s_pipeline_model::sidecar::load::read_reason(&e),
+        })),
+    }
+}
+
+/// The run context of `c8s run` for `args` and the plans they load: without
+/// `--run-id`, each run gets a new id ([`new_run_id`]), so a second run is
+/// never mistaken for (or refused as) an earlier one.
+fn run_context(args: &RunArgs, loaded: &render::LoadedPlans) -> c8s_pod_builder::RunContext {
+    let mut ctx = render::context(&args.render, &loaded.repository);
+    if args.render.run_id.is_none() {
+        let pipeline = loaded.plans.first().map(|p| p.identity.pipeline.as_str());
+        ctx.run_id = new_run_id(pipeline.unwrap_or_default(), args.render.build);
+    }
+    ctx
+}
+
+/// The characters of a new run id's suffix: those the API server picks a
+/// `generateName` suffix from (no vowels, so no words).
+const SUFFIX_CHARS: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+
+/// A new run id: `<pipeline>-b<build>-` and 5 random characters, the shape
+/// of the PipelineRun names `c8s run --in-cluster` gets from the API server
+/// (`generateName`); the pipeline part is cut to keep it a label value.
+fn new_run_id(pipeline: &str, build: u64) -> String {
+    use std::hash::{BuildHasher, Hasher};
+    // Randomly keyed per process (and per call); the clock and the pid on top.
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    hasher.write_u128(now.map(|d| d.as_nanos()).unwrap_or_default());
+    hasher.write_u32(std::process::id());
+    let mut bits = hasher.finish();
+    let base = SUFFIX_CHARS.len() as u64;
+    let suffix: String = (0..5)
+        .map(|_| {
+            let c = SUFFIX_CHARS[(bits % base) as usize];
+            bits /= base;
+            char::from(c)
+        })
+        .collect();
+    let tail = format!("-b{build}-{suffix}");
+    let mut head = c8s_pod_builder::names::sanitize_label(pipeline);
+    head.truncate(63usize.saturating_sub(tail.len()));
+    match head.trim_end_matches('-') {
+        "" => format!("run{tail}"),
+        head => format!("{head}{tail}"),
+    }
 }
 
 /// One kube step per plan: named after its object, depending on the objects
@@ -517,6 +568,117 @@ mod tests {
         let pod = c8s_kube::ObjectRef::new(c8s_kube::ObjectKind::Pod, "p");
         objects.failed.push((pod, "500".into()));
         assert_eq!(reap_output(&objects).1, ExitCode::from(1));
+    }
+
+    const ORDERS: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/pipelines/orders.c8s.yaml"
+    );
+
+    /// `c8s ARGV...` as `main` parses it: a `c8s run`'s flags.
+    fn parsed(argv: &[&str]) -> Result<RunArgs, clap::Error> {
+        use clap::Parser;
+        let cli = crate::Cli::try_parse_from(std::iter::once("c8s").chain(argv.iter().copied()))?;
+        match cli.command {
+            crate::Command::Run(args) => Ok(*args),
+            other => panic!("not a run: {other:?}"),
+        }
+    }
+
+    /// The run id and the step names `c8s run` would use for `argv`.
+    fn run_of(argv: &[&str]) -> (String, Vec<String>) {
+        let args = parsed(argv).expect("valid flags");
+        let loaded = load(&args).expect("it loads");
+        let ctx = run_context(&args, &loaded);
+        let steps = steps(&loaded.plans, &loaded.depends_on, &ctx, false).expect("it renders");
+        (ctx.run_id, steps.into_iter().map(|s| s.name).collect())
+    }
+
+    /// Two `c8s run`s of one pipeline without `--run-id` are two runs: their
+    /// ids (the run label, the run record) and their pods differ, so the
+    /// second is neither refused as "run exists" nor mixed with the first.
+    #[test]
+    fn each_run_without_a_run_id_is_a_new_run() {
+        let argv = ["run", ORDERS, "--branch", "main", "--build", "7"];
+        let (first, first_pods) = run_of(&argv);
+        let (second, second_pods) = run_of(&argv);
+        assert_ne!(first, second);
+        for id in [&first, &second] {
+            assert!(id.starts_with("orders-service-b7-"), "{id}");
+            assert_eq!(id.len(), "orders-service-b7-".len() + 5, "{id}");
+            assert!(c8s_sidecar_core::names::label_value(id).is_ok(), "{id}");
+        }
+        assert!(
+            first_pods.iter().all(|pod| !second_pods.contains(pod)),
+            "{first_pods:?} {second_pods:?}"
+        );
+    }
+
+    /// `--run-id` names the run; only a named run can be resumed.
+    #[test]
+    fn an_explicit_run_id_is_kept_and_resume_needs_one() {
+        let argv = ["run", ORDERS, "--branch", "main", "--run-id", "ci-42"];
+        let (first, first_pods) = run_of(&argv);
+        let (second, second_pods) = run_of(&argv);
+        assert_eq!((first.as_str(), second.as_str()), ("ci-42", "ci-42"));
+        assert_eq!(first_pods, second_pods);
+        assert!(parsed(&["run", ORDERS, "--run-id", "ci-42", "--resume"]).is_ok());
+        let error = parsed(&["run", ORDERS, "--resume"]).expect_err("--resume without --run-id");
+        assert_eq!(
+            error.kind(),
+            clap::error::ErrorKind::MissingRequiredArgument,
+            "{error}"
+        );
+        assert!(error.to_string().contains("--run-id"), "{error}");
+    }
+
+    /// A pod created while the create's answer was lost (504; the retried
+    /// create gets 409) is adopted, not reported Rejected and left running:
+    /// the pods `c8s run` renders carry the pipeline's step name in
+    /// `c8s.dev/step` (`unit`), while each step is named after its object
+    /// (`orders-service-unit-<matrix id>-b7-<hash>`).
+    #[tokio::test(start_paused = true)]
+    async fn a_pod_whose_create_answer_was_lost_is_adopted() {
+        use c8s_kube::sim::{SimCluster, StepScript};
+        let args = parsed(&[
+            "run", ORDERS, "--branch", "main", "--build", "7", "--run-id", "ci-42",
+        ])
+        .expect("valid flags");
+        let loaded = load(&args).expect("it loads");
+        let ctx = run_context(&args, &loaded);
+        let steps = steps(&loaded.plans, &loaded.depends_on, &ctx, false).expect("it renders");
+        let units = steps
+            .iter()
+            .filter(|s| s.object.label(c8s_kube::STEP_LABEL) == Some("unit"))
+            .count();
+        assert!(units > 1, "the matrix's unit steps");
+        assert!(
+            steps
+                .iter()
+                .all(|s| s.object.label(c8s_kube::STEP_LABEL) != Some(s.name.as_str())),
+            "step names are object names"
+        );
+        let sim = SimCluster::new();
+        sim.default_script(StepScript::new(Duration::from_secs(5)));
+        sim.script(
+            "unit",
+            StepScript::new(Duration::from_secs(5)).lost_create_responses(1),
+        );
+        let options = RunOptions::new(ctx.run_id.clone()).parallelism(args.parallelism);
+        let status = c8s_kube::run_pipeline(&sim, steps, options, std::future::pending())
+            .await
+            .expect("the run ends");
+        assert_eq!(status.state, RunState::Succeeded, "{}", status.to_json());
+        assert!(
+            status.steps.iter().all(|s| s.attempts == 1),
+            "{}",
+            status.to_json()
+        );
+        assert_eq!(
+            sim.stats().creates.get("unit").copied(),
+            u32::try_from(units).ok()
+        );
+        assert!(sim.live_objects().is_empty(), "{:?}", sim.live_objects());
     }
 
     /// The nightly example as `c8s run` hands it to the runner: the finally

@@ -44,7 +44,8 @@ pub(crate) fn read_assessment(
             if status.completion_time.is_none() {
                 status.completion_time = Some(now.to_owned());
             }
-            if pod.exit_code == Some(0) {
+            // The rule of `c8s run`: exit 0 is not enough (e.g. outputs not saved).
+            if pod.succeeded() {
                 status.phase = StepPhase::Succeeded;
                 Observed::Succeeded
             } else {

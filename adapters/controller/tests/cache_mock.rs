@@ -96,6 +96,11 @@ fn writes(seen: &Seen) -> Option<(u16, Vec<u8>)> {
 
 fn running_run(status: PipelineRunStatus) -> PipelineRun {
     let text = "name: shop\nrepository: https://github.com/octo-org/shop.git\nsteps:\n  - { name: unit, image: \"golang:1.23\", commands: [\"go test ./...\"] }\n  - { name: lint, image: \"golang:1.23\", commands: [\"go vet ./...\"] }\n";
+    running_run_of(text, status)
+}
+
+/// Run `shop-b7` of pipeline `text`, admitted and running, with `status`.
+fn running_run_of(text: &str, status: PipelineRunStatus) -> PipelineRun {
     let pipeline = parse_pipeline("shop.c8s.yaml", text, &MemorySource::new()).unwrap();
     let mut run = PipelineRun::new(
         "shop-b7",
@@ -119,6 +124,18 @@ fn running_run(status: PipelineRunStatus) -> PipelineRun {
 
 /// The run's step pods (attempt 0) as the cluster has them, `main` in `state`.
 fn step_pods(run: &PipelineRun, phase: &str, main: &Value) -> Vec<Pod> {
+    pods_with_status(
+        run,
+        &json!({
+            "phase": phase,
+            "containerStatuses": [{"name": "main", "ready": true, "restartCount": 0, "image": "golang:1.23", "imageID": "", "state": main}]
+        }),
+    )
+}
+
+/// The run's step pods (attempt 0), rendered as the controller creates them,
+/// each with pod status `status`.
+fn pods_with_status(run: &PipelineRun, status: &Value) -> Vec<Pod> {
     let pipeline = run.spec.pipeline.clone().unwrap();
     let steps = run_steps(
         &pipeline,
@@ -138,13 +155,7 @@ fn step_pods(run: &PipelineRun, phase: &str, main: &Value) -> Vec<Pod> {
             };
             let mut pod = *pod;
             pod.metadata.namespace = Some("ci".into());
-            pod.status = Some(
-                serde_json::from_value(json!({
-                    "phase": phase,
-                    "containerStatuses": [{"name": "main", "ready": true, "restartCount": 0, "image": "golang:1.23", "imageID": "", "state": main}]
-                }))
-                .unwrap(),
-            );
+            pod.status = Some(serde_json::from_value(status.clone()).unwrap());
             pod
         })
         .collect()
@@ -363,4 +374,76 @@ async fn a_retried_step_is_not_judged_by_the_deleted_attempt_a_lagging_store_sti
         "attempt 1 is looked up; nothing is deleted or created"
     );
     assert_eq!(written, None);
+}
+
+/// `main` exited 0, but `artifact-helper` (which pod-builder adds to save a
+/// step's outputs) exited 1 (`tar` failed): the kubelet reports the pod
+/// Failed. The step failed, as `c8s run` judges it (exit 0 *and* reason
+/// Completed), naming the cause; the step that needs its outputs never starts.
+#[tokio::test]
+async fn a_step_whose_outputs_were_not_saved_fails_though_main_exited_0() {
+    let text = "name: shop
+repository: https://github.com/octo-org/shop.git
+steps:
+  - { name: build, image: \"golang:1.23\", commands: [\"go build -o dist/ ./...\"], outputs: [dist] }
+  - { name: publish, image: \"alpine:3\", commands: [\"ls dist\"], dependsOn: [build], inputs: [{ step: build, output: dist }] }
+";
+    let container = |name: &str, state: Value| json!({"name": name, "ready": false, "restartCount": 0, "image": "golang:1.23", "imageID": "", "state": state});
+    let build_pod = |run: &PipelineRun, status: Value| {
+        let pods = pods_with_status(run, &status);
+        let build = pods
+            .into_iter()
+            .find(|p| p.metadata.labels.as_ref().unwrap()["c8s.dev/step"] == "build")
+            .unwrap();
+        let containers = &build.spec.as_ref().unwrap().containers;
+        assert!(
+            containers.iter().any(|c| c.name == "artifact-helper"),
+            "pod-builder saves outputs with artifact-helper"
+        );
+        build
+    };
+    let run = running_run_of(text, PipelineRunStatus::default());
+    let running = json!({
+        "phase": "Running",
+        "containerStatuses": [container("main", running()), container("artifact-helper", running())]
+    });
+    let (stores, _pw, _jw) = cached(&[build_pod(&run, running)]);
+    let (_, written) =
+        reconcile_once(run.clone(), Some(stores), |s| writes(s).unwrap_or_else(not_found)).await;
+    let run = running_run_of(text, written.unwrap());
+
+    let not_saved = json!({"terminated": {"exitCode": 1, "reason": "Error", "startedAt": "2026-01-01T00:00:00Z", "finishedAt": "2026-01-01T00:01:01Z"}});
+    let failed = json!({
+        "phase": "Failed",
+        "containerStatuses": [container("main", succeeded()), container("artifact-helper", not_saved)]
+    });
+    let (stores, _pw, _jw) = cached(&[build_pod(&run, failed)]);
+    let (seen, written) = reconcile_once(run, Some(stores), |s| writes(s).unwrap_or_else(not_found)).await;
+    let written = written.unwrap();
+    let step = |name: &str| {
+        written
+            .steps
+            .iter()
+            .find(|s| s.name.starts_with(&format!("shop-{name}-")))
+            .unwrap()
+    };
+    let build = step("build");
+    assert_eq!(build.phase, c8s_controller::crd::StepPhase::Failed, "{build:?}");
+    assert_eq!(build.exit_code, Some(0));
+    assert!(
+        build.message.contains("artifact-helper") && build.message.contains("outputs were not saved"),
+        "{build:?}"
+    );
+    assert_ne!(step("publish").phase, c8s_controller::crd::StepPhase::Running);
+    assert!(
+        !seen
+            .iter()
+            .any(|s| s.method == Method::POST && s.uri.contains("/pods?")),
+        "publish is not started without its inputs: {seen:#?}"
+    );
+    assert_eq!(
+        written.phase,
+        c8s_controller::crd::RunPhase::Failed,
+        "{written:?}"
+    );
 }

@@ -200,6 +200,12 @@ pub struct FinishedPod {
 }
 
 impl FinishedPod {
+    /// Whether the step succeeded, by the rule of [`StepOutcome::succeeded`]:
+    /// exit 0 is not enough (the outputs may not have been saved).
+    pub fn succeeded(&self) -> bool {
+        crate::outcome::succeeded(self.exit_code, self.reason)
+    }
+
     /// This result as a step outcome between `started_at` and `finished_at`.
     pub fn outcome(
         &self,

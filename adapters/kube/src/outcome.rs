@@ -59,10 +59,18 @@ pub struct StepOutcome {
 }
 
 impl StepOutcome {
-    /// Whether the step succeeded: `main` exited 0.
+    /// Whether the step succeeded: `main` exited 0 *and* the rest of the
+    /// step did its part (reason `Completed`; not when `artifact-helper`
+    /// could not save the outputs, say). The one rule of `c8s run` and the
+    /// controller ([`crate::FinishedPod::succeeded`]).
     pub fn succeeded(&self) -> bool {
-        self.reason == TerminationReason::Completed && self.exit_code.unwrap_or(0) == 0
+        succeeded(self.exit_code, self.reason)
     }
+}
+
+/// [`StepOutcome::succeeded`] of a step that ended with `exit_code` and `reason`.
+pub(crate) fn succeeded(exit_code: Option<i32>, reason: TerminationReason) -> bool {
+    reason == TerminationReason::Completed && exit_code.unwrap_or(0) == 0
 }
 
 /// The state of a whole run.

@@ -301,7 +301,7 @@ impl<C: Cluster> Runner<'_, C> {
                 .await
         };
         let created = match created {
-            Err(e) if e.code() == Some(409) && self.is_ours(step, &name).await => {
+            Err(e) if e.code() == Some(409) && self.is_ours(&object, &name).await => {
                 // An earlier try was created but its answer lost: adopt it.
                 tracing::info!(object = %object_ref, "adopting the object an earlier create made");
                 Ok(())
@@ -387,15 +387,16 @@ impl<C: Cluster> Runner<'_, C> {
         end
     }
 
-    /// Whether an object called `name` exists with this run's and step's labels.
-    async fn is_ours(&self, step: &Step, name: &str) -> bool {
-        let selector = format!(
-            "{}={},{}={}",
-            crate::cluster::RUN_LABEL,
-            self.options.run_id,
-            crate::cluster::STEP_LABEL,
-            step.name
-        );
+    /// Whether an object called `name` exists with the run and step labels
+    /// this attempt's `object` was created with (`prepare` adds them where
+    /// the renderer did not): pod-builder labels a pod with the pipeline's
+    /// step name, not with the object's name `c8s run` names its steps after.
+    async fn is_ours(&self, object: &StepObject, name: &str) -> bool {
+        let selector: Vec<String> = [crate::cluster::RUN_LABEL, crate::cluster::STEP_LABEL]
+            .into_iter()
+            .filter_map(|key| object.label(key).map(|value| format!("{key}={value}")))
+            .collect();
+        let selector = selector.join(",");
         let listed = self
             .options
             .retry

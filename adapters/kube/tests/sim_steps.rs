@@ -374,6 +374,22 @@ async fn a_name_conflict_never_deletes_the_other_pod() {
     assert_eq!(sim.stats().deletes, 0);
 }
 
+/// As `c8s run` builds its steps: each is named after its object (`t-only`)
+/// while the pod's `c8s.dev/step` label is the pipeline's step name (`only`).
+#[tokio::test(start_paused = true)]
+async fn a_lost_create_is_adopted_when_the_step_is_named_after_its_object() {
+    let sim = SimCluster::new();
+    sim.script("only", StepScript::new(secs(5)).lost_create_responses(1));
+    let steps = vec![Step::new("t-only", pod("t", "only"))];
+    let status = run_pipeline(&sim, steps, RunOptions::new("t"), std::future::pending())
+        .await
+        .unwrap();
+    assert_eq!(status.state, RunState::Succeeded, "{}", status.to_json());
+    assert_eq!(sim.stats().creates["only"], 1);
+    assert_eq!(status.step("t-only").unwrap().attempts, 1);
+    assert!(sim.live_objects().is_empty(), "{:?}", sim.live_objects());
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_create_whose_answer_was_lost_is_adopted_not_leaked() {
     let sim = SimCluster::new();

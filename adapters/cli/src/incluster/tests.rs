@@ -7,7 +7,7 @@ use c8s_controller::crd::{PipelineRun, PipelineRunStatus, RunPhase, StepPhase, S
 use http::Method;
 use serde_json::{Value, json};
 
-use super::{Console, LogsArgs, create_and_follow, exit_code, list_runs, pipeline_run, print_logs};
+use super::{Console, LogsArgs, create_and_follow, exit_code, list_runs, new_run, pipeline_run, print_logs};
 use crate::kube_mock::{Answer, Seen, client, list, seen, status, watch_events};
 
 const PIPELINE: &str = "name: shop
@@ -54,7 +54,7 @@ fn run_file() -> PipelineRun {
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("shop.c8s.yaml");
     std::fs::write(&file, PIPELINE).unwrap();
-    let run = pipeline_run(file.to_str().unwrap(), "main", "0d1a26e6", 7, "", 2).unwrap();
+    let run = pipeline_run(file.to_str().unwrap(), "main", "0d1a26e6", 7, Some("shop-b7"), 2).unwrap();
     let _ = std::fs::remove_dir_all(&dir);
     run
 }
@@ -273,6 +273,148 @@ async fn a_failed_run_exits_1_and_an_existing_run_is_followed_not_recreated() {
             .filter(|s| s.method == Method::POST)
             .count(),
         1
+    );
+}
+
+/// The PipelineRun that `c8s run FILE --in-cluster --build 7 EXTRA...`, as
+/// `main` parses it, creates.
+fn parsed_run(extra: &[&str]) -> PipelineRun {
+    use clap::Parser;
+    static CALLS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("c8s-incluster-parsed-{}-{call}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("shop.c8s.yaml");
+    std::fs::write(&file, PIPELINE).unwrap();
+    let file = file.to_str().unwrap().to_owned();
+    let argv = ["c8s", "run", &file, "--in-cluster", "--build", "7"];
+    let cli = crate::Cli::try_parse_from(argv.iter().chain(extra)).unwrap();
+    let crate::Command::Run(args) = cli.command else {
+        panic!("not a run")
+    };
+    let run = new_run(&args).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    run
+}
+
+/// PipelineRuns as the API server keeps them: a create of a name that exists
+/// is refused (409), a `generateName` gets a fresh suffix; a run reads back
+/// Succeeded (the controller ran it); watches stay open.
+fn api_server() -> impl FnMut(&Seen) -> Answer + Send + 'static {
+    let mut runs: Vec<Value> = Vec::new();
+    move |seen: &Seen| match (&seen.method, seen.uri.as_str()) {
+        (&Method::POST, uri) if uri.starts_with(RUNS) => {
+            let mut run = seen.body.clone();
+            let name = match run["metadata"]["name"].as_str() {
+                Some(name) => name.to_owned(),
+                None => format!(
+                    "{}{:05}",
+                    run["metadata"]["generateName"].as_str().unwrap_or_default(),
+                    runs.len()
+                ),
+            };
+            if runs.iter().any(|r| r["metadata"]["name"] == name.as_str()) {
+                return Answer::Json(409, status(409, "AlreadyExists"));
+            }
+            run["metadata"]["name"] = json!(name);
+            run["metadata"]["resourceVersion"] = json!("1");
+            run["status"] = serde_json::to_value(PipelineRunStatus {
+                phase: RunPhase::Succeeded,
+                ..PipelineRunStatus::default()
+            })
+            .unwrap();
+            runs.push(run.clone());
+            Answer::Json(201, run)
+        }
+        (_, uri) if uri.starts_with("/api/v1/namespaces/ci/secrets/shop-ci") => {
+            Answer::Json(200, secret("hunter2"))
+        }
+        (_, uri) if uri.starts_with(RUNS) && is_watch(seen) => Answer::Hold,
+        (_, uri) if uri.starts_with(RUNS) => {
+            let wanted = uri
+                .split_once("metadata.name%3D")
+                .map(|(_, rest)| rest.split('&').next().unwrap_or_default());
+            let items = runs
+                .iter()
+                .filter(|r| wanted.is_none_or(|name| r["metadata"]["name"] == name))
+                .cloned()
+                .collect();
+            Answer::Json(200, list("c8s.dev/v1alpha1", "PipelineRun", items, "1"))
+        }
+        _ => Answer::Json(404, status(404, "NotFound")),
+    }
+}
+
+/// A second `c8s run --in-cluster` of a pipeline (no `--run-id`) is a new
+/// PipelineRun, named `<pipeline>-b<build>-` plus the API server's suffix;
+/// it never follows the first run instead.
+#[tokio::test]
+async fn each_in_cluster_run_without_a_run_id_creates_a_new_pipeline_run() {
+    let (client, requests) = client(api_server());
+    let mut names = Vec::new();
+    for _ in 0..2 {
+        let (console, buffers) = Buffers::new();
+        let phase = create_and_follow(client.clone(), parsed_run(&[]), "ci", &console)
+            .await
+            .unwrap();
+        assert_eq!(phase, RunPhase::Succeeded);
+        let err = buffers.err();
+        assert!(!err.contains("exists"), "{err}");
+        let name = err
+            .split_once("created pipelinerun/")
+            .and_then(|(_, rest)| rest.split_once(" in ci"))
+            .map(|(name, _)| name.to_owned())
+            .unwrap_or_else(|| panic!("no run created: {err}"));
+        assert!(
+            buffers.out().ends_with(&format!("run {name}: Succeeded\n")),
+            "{}",
+            buffers.out()
+        );
+        names.push(name);
+    }
+    assert_ne!(names[0], names[1]);
+    assert!(names.iter().all(|n| n.starts_with("shop-b7-")), "{names:?}");
+    let created: Vec<Seen> = seen(&requests)
+        .into_iter()
+        .filter(|s| s.method == Method::POST)
+        .collect();
+    assert_eq!(created.len(), 2);
+    for body in created.iter().map(|s| &s.body) {
+        assert_eq!(body["metadata"]["generateName"], "shop-b7-", "{body}");
+        assert_eq!(body["metadata"]["name"], Value::Null, "{body}");
+    }
+}
+
+/// With `--run-id`, the run is that PipelineRun: a second start follows it.
+#[tokio::test]
+async fn an_in_cluster_run_with_an_existing_run_id_is_followed() {
+    let (client, requests) = client(api_server());
+    let mut notes = Vec::new();
+    for _ in 0..2 {
+        let (console, buffers) = Buffers::new();
+        let run = parsed_run(&["--run-id", "shop-nightly"]);
+        let phase = create_and_follow(client.clone(), run, "ci", &console)
+            .await
+            .unwrap();
+        assert_eq!(phase, RunPhase::Succeeded);
+        assert!(buffers.out().ends_with("run shop-nightly: Succeeded\n"));
+        notes.push(buffers.err());
+    }
+    assert!(
+        notes[0].contains("created pipelinerun/shop-nightly in ci"),
+        "{}",
+        notes[0]
+    );
+    assert!(
+        notes[1].contains("pipelinerun/shop-nightly exists in ci; following it"),
+        "{}",
+        notes[1]
+    );
+    let created = seen(&requests).into_iter().filter(|s| s.method == Method::POST);
+    assert!(
+        created
+            .map(|s| s.body)
+            .all(|b| b["metadata"]["name"] == "shop-nightly")
     );
 }
 
