@@ -36,7 +36,7 @@ done
 step "cargo doc -D warnings"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
 
-step "tests: every test, the #[ignore = \"needs ...\"] ones included (their tools are installed above); only the live-cluster binaries (tests/live.rs) are left out"
+step "cargo-nextest"
 if ! cargo nextest --version >/dev/null 2>&1; then
   cargo install --locked --root .tools cargo-nextest
 fi
@@ -55,7 +55,15 @@ else
   skipped="$(cargo nextest list --workspace --locked --run-ignored all -E "$corpus_tests" --message-format oneline 2>/dev/null | tr '\n' ' ')"
   echo "SKIPPED (no Concourse corpus at $C8S_CONCOURSE_CORPUS): ${skipped:-the corpus tests}-- to run them, set C8S_CONCOURSE_CORPUS to a folder holding tasks/, pipelines/ and SOURCES.tsv" >&2
 fi
+step "control plane: kube-apiserver, etcd, kube-controller-manager, kube-scheduler built from Go modules (cached outside the clone by version) and simulated nodes, on loopback"
+export C8S_CONTROL_PLANE_DIR="${C8S_CONTROL_PLANE_DIR:-$(mktemp -d /tmp/c8s-control-plane.XXXXXX)}"
+trap './scripts/control-plane/down.sh' EXIT
+C8S_TEST_KUBECONFIG="$(./scripts/control-plane/up.sh | sed -n 's/^export KUBECONFIG=//p')"
+export C8S_TEST_KUBECONFIG
+
+step "tests: every test, the #[ignore = \"needs ...\"] ones included (their tools and the control plane are up); only the live-cluster binaries (tests/live.rs) are left out"
 cargo nextest run --workspace --locked --no-fail-fast --run-ignored all -E "$filter"
+./scripts/control-plane/down.sh
 cargo test --workspace --doc --locked
 
 step "cargo package: every library crate, in dependency order (unpublished dependencies come from a local registry overlay)"

@@ -17,7 +17,9 @@ fn ctx() -> RunContext {
 /// A task config written for these tests (`tests/fixtures/concourse/`), each
 /// carrying a trait real task configs have.
 fn fixture_task(name: &str) -> String {
-    let path = tools::workspace().join("pod-builder/tests/fixtures/concourse").join(name);
+    let path = tools::workspace()
+        .join("pod-builder/tests/fixtures/concourse")
+        .join(name);
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Builds a real Kubernetes control plane from Go modules (no image, no release
 # download): kube-apiserver, kube-controller-manager and kube-scheduler from
-# k8s.io/kubernetes, etcd from go.etcd.io/etcd/server/v3, and kwok (simulated
-# nodes) from sigs.k8s.io/kwok. The binaries are cached outside the clone, keyed
+# k8s.io/kubernetes and etcd from go.etcd.io/etcd/server/v3. (The nodes are
+# simulated by testing/node-sim, built by cargo.) The binaries are cached outside the clone, keyed
 # by version, so a second run on the same machine reuses them:
 #   ${C8S_CONTROL_PLANE_CACHE:-$HOME/.cache/c8s/control-plane}/<versions>/bin
 # Prints the bin directory on stdout.
@@ -17,14 +17,13 @@ set -euo pipefail
 
 KUBERNETES_VERSION="${KUBERNETES_VERSION:-v1.37.2}"
 ETCD_VERSION="${ETCD_VERSION:-v3.7.3}"
-KWOK_VERSION="${KWOK_VERSION:-v0.8.0}"
 export CGO_ENABLED=0 GOFLAGS="${GOFLAGS:--buildvcs=false}"
 
 cache="${C8S_CONTROL_PLANE_CACHE:-$HOME/.cache/c8s/control-plane}"
-key="k8s-${KUBERNETES_VERSION}_etcd-${ETCD_VERSION}_kwok-${KWOK_VERSION}"
+key="k8s-${KUBERNETES_VERSION}_etcd-${ETCD_VERSION}"
 root="$cache/$key"
 bin="$root/bin"
-want=(kube-apiserver kube-controller-manager kube-scheduler etcd kwok)
+want=(kube-apiserver kube-controller-manager kube-scheduler etcd)
 
 have_all() { for b in "${want[@]}"; do [ -x "$bin/$b" ] || return 1; done; }
 if have_all; then echo "$bin"; exit 0; fi
@@ -99,17 +98,8 @@ GO
   mv "$bin/etcd.tmp" "$bin/etcd"
 }
 
-# --- kwok -------------------------------------------------------------------
-build_kwok() {
-  [ -x "$bin/kwok" ] && return 0
-  log "building kwok@$KWOK_VERSION"
-  GOBIN="$root/kwok-bin" go install -trimpath -ldflags "-s -w" "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION" >&2
-  mv "$root/kwok-bin/kwok" "$bin/kwok"
-}
-
 # Go builds in parallel inside one `go build`; two at once only thrash 2 cores.
 ( build_etcd )
-( build_kwok )
 ( build_kubernetes )
 have_all || { log "missing binaries in $bin"; exit 1; }
 echo "$bin"

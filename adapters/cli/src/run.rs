@@ -45,6 +45,11 @@ pub struct RunArgs {
     /// How long to wait for the API server before giving up.
     #[arg(long, default_value = "10s")]
     pub connect_timeout: String,
+    /// How long a scheduled step's `main` may take to start (image pulls,
+    /// init containers, native sidecars becoming ready) before the step fails
+    /// naming each waiting container.
+    #[arg(long, default_value = "10m")]
+    pub start_timeout: String,
     /// Continue the run of `--run-id` (required) where an earlier `c8s run`
     /// of it stopped (killed, or left with a second Ctrl-C): steps that ended
     /// are not run again, pods still running are followed.
@@ -113,6 +118,10 @@ pub fn run(args: &RunArgs, report: fn(&str, &Errors) -> String) -> ExitCode {
         (Ok(t), Ok(c)) => (t, c),
         (Err(m), _) | (_, Err(m)) => return fail(&m),
     };
+    let start_timeout = match seconds("start-timeout", &args.start_timeout) {
+        Ok(t) => t,
+        Err(m) => return fail(&m),
+    };
     let runtime = match runtime() {
         Ok(rt) => rt,
         Err(message) => return fail(&message),
@@ -140,6 +149,7 @@ pub fn run(args: &RunArgs, report: fn(&str, &Errors) -> String) -> ExitCode {
             .resume(args.resume)
             .parallelism(args.parallelism.max(1))
             .timeout(timeout)
+            .start_timeout(start_timeout)
             .failure_mode(if args.continue_on_failure {
                 FailureMode::ContinueOnFailure
             } else {

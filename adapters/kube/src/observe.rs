@@ -79,6 +79,11 @@ pub struct PodObservation {
     pub main: ContainerObservation,
     /// Every other container (native sidecars and legacy sidecars), by name.
     pub sidecars: Vec<(String, ContainerObservation)>,
+    /// Containers that run but are not `started`: a native sidecar whose
+    /// startupProbe has not passed yet, which holds back every container after
+    /// it (https://kubernetes.io/docs/concepts/workloads/pods/sidecar-containers/).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unstarted: Vec<String>,
     /// The pod's conditions.
     pub conditions: Vec<PodCondition>,
 }
@@ -118,6 +123,9 @@ impl PodObservation {
             .chain(status.container_statuses.iter().flatten());
         for container in all {
             let state = container_state(container);
+            if state == ContainerObservation::Running && container.started == Some(false) {
+                observation.unstarted.push(container.name.clone());
+            }
             if container.name == MAIN_CONTAINER {
                 observation.main = state;
             } else {
@@ -366,6 +374,12 @@ pub(crate) fn not_started(observation: &PodObservation) -> Option<String> {
             ),
             _ => None,
         })
+        .chain(
+            observation
+                .unstarted
+                .iter()
+                .map(|name| format!("container {name}: running, its startupProbe has not passed")),
+        )
         .collect();
     (!waiting.is_empty()).then(|| waiting.join("; "))
 }

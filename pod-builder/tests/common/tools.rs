@@ -25,6 +25,7 @@ pub fn workspace() -> PathBuf {
 /// `concourse/` in the `shared/` folder beside the workspace. The tests that
 /// read it are `#[ignore = "needs the Concourse corpus ..."]` and fail, never
 /// pass, when it is missing; `./ci.sh` leaves them out by filter and says so.
+#[allow(dead_code)] // not every test binary including this file reads the corpus
 pub fn concourse_corpus() -> PathBuf {
     match std::env::var_os("C8S_CONCOURSE_CORPUS") {
         Some(dir) if !dir.is_empty() => PathBuf::from(dir),

@@ -1,5 +1,6 @@
 //! Against a real control plane with c8s-node-sim as its nodes
-//! (`scripts/control-plane/up.sh`, then `export KUBECONFIG=...`):
+//! (`eval "$(scripts/control-plane/up.sh)"`, then
+//! `export C8S_TEST_KUBECONFIG=$KUBECONFIG`; `./ci.sh` does both):
 //!
 //! ```sh
 //! cargo test -p c8s-node-sim --test control_plane -- --ignored
@@ -24,18 +25,11 @@ use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(60);
 
-/// The client of the kubeconfig named by `KUBECONFIG` (and only that one:
-/// these tests create and delete namespaces, so they never fall back to
-/// `~/.kube/config`).
+/// The client of the kubeconfig named by `C8S_TEST_KUBECONFIG` (and only
+/// that one: these tests create and delete namespaces, so they never fall
+/// back to `~/.kube/config`).
 async fn client() -> Client {
-    let path = std::env::var_os("KUBECONFIG")
-        .expect("KUBECONFIG: the control plane's, from `eval \"$(scripts/control-plane/up.sh)\"`");
-    let kubeconfig = kube::config::Kubeconfig::read_from(path).unwrap();
-    let config =
-        kube::Config::from_custom_kubeconfig(kubeconfig, &kube::config::KubeConfigOptions::default())
-            .await
-            .unwrap();
-    Client::try_from(config).unwrap()
+    c8s_test_cluster::client().await
 }
 
 /// A fresh namespace with `script` as its c8s-node-sim script, once its

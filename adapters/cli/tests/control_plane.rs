@@ -1,0 +1,814 @@
+//! `c8s run`, `c8s reap` and `c8s logs` against a real Kubernetes control
+//! plane: kube-apiserver (PodSecurity admission, RBAC), etcd,
+//! kube-controller-manager (Job controller, garbage collector) and
+//! kube-scheduler, built from source, with simulated nodes
+//! (`testing/node-sim`: what each container does comes from a script per
+//! namespace). `scripts/control-plane/up.sh` starts it; `./ci.sh` runs these
+//! tests against it. Each test has its own namespace, labelled
+//! `pod-security.kubernetes.io/enforce=restricted`.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use c8s_test_cluster as cluster;
+use k8s_openapi::api::core::v1::{Event, Pod};
+use kube::api::{Api, ListParams};
+use serde_json::Value;
+
+/// `c8s` from the workspace root, talking to the control plane.
+fn c8s_cmd() -> Command {
+    let mut command = common::command();
+    command.env("KUBECONFIG", cluster::kubeconfig());
+    command
+}
+
+fn run_c8s(args: &[&str]) -> Output {
+    c8s_cmd().args(args).output().expect("c8s runs")
+}
+
+fn explain(output: &Output) -> String {
+    format!(
+        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        output.status.code(),
+        common::text(&output.stdout),
+        common::text(&output.stderr)
+    )
+}
+
+fn status_file(name: &str) -> PathBuf {
+    common::temp_dir().join(format!("{}.json", cluster::unique_name(name)))
+}
+
+fn read_status(path: &PathBuf) -> Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}\n{text}", path.display()))
+}
+
+/// The step called `name` in the pipeline (its status names it by its
+/// object, `<pipeline>-<step>-b<build>-<hash>`).
+fn step<'a>(status: &'a Value, name: &str) -> &'a Value {
+    let infix = format!("-{name}-b");
+    status["steps"]
+        .as_array()
+        .and_then(|steps| {
+            steps
+                .iter()
+                .find(|s| s["name"] == name || s["name"].as_str().is_some_and(|n| n.contains(&infix)))
+        })
+        .unwrap_or_else(|| panic!("no step {name} in {status:#}"))
+}
+
+fn time(value: &Value) -> k8s_openapi::jiff::Timestamp {
+    value
+        .as_str()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or_else(|| panic!("not a timestamp: {value}"))
+}
+
+/// A small pipeline of two steps, `first` then `second` (which reads
+/// `first`'s output), written to a file of its own.
+fn two_steps(name: &str, extra: &str) -> PathBuf {
+    common::temp_file(
+        &format!("{}.c8s.yaml", cluster::unique_name(name)),
+        format!(
+            "name: {name}
+repository: https://github.com/example/hello.git
+steps:
+  - name: first
+    image: busybox:1.37
+    commands: [\"mkdir -p out && echo made > out/file\"]
+    outputs: [out]
+    timeout: 5m
+  - name: second
+    image: busybox:1.37
+    dependsOn: [first]
+    inputs: [{{ step: first, output: out }}]
+    commands: [\"cat out/file\"]
+    timeout: 5m
+{extra}"
+        ),
+    )
+}
+
+/// How many distinct pods the scheduler placed in `namespace` whose name
+/// starts with `prefix`: the `Scheduled` Events name each pod once.
+async fn scheduled_pods(client: &kube::Client, namespace: &str, prefix: &str) -> usize {
+    let events = Api::<Event>::namespaced(client.clone(), namespace)
+        .list(&ListParams::default())
+        .await
+        .expect("events");
+    let mut uids: Vec<String> = events
+        .items
+        .iter()
+        .filter(|e| e.reason.as_deref() == Some("Scheduled"))
+        .filter(|e| {
+            e.involved_object
+                .name
+                .as_deref()
+                .is_some_and(|n| n.starts_with(prefix))
+        })
+        .filter_map(|e| e.involved_object.uid.clone())
+        .collect();
+    uids.sort();
+    uids.dedup();
+    uids.len()
+}
+
+async fn pods(client: &kube::Client, namespace: &str) -> Vec<Pod> {
+    Api::<Pod>::namespaced(client.clone(), namespace)
+        .list(&ListParams::default())
+        .await
+        .expect("pods")
+        .items
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs control plane"]
+async fn orders_runs_under_restricted_pod_security_each_step_after_its_dependencies() {
+    let client = cluster::client().await;
+    let ns = cluster::namespace(&client, "orders").await;
+    cluster::claims(&client, &ns, &["c8s-cache", "c8s-artifacts"]).await;
+    cluster::secret(
+        &client,
+        &ns,
+        "ci-secrets",
+        &[("payments-token", "payments-token-0123456789")],
+    )
+    .await;
+    cluster::secret(
+        &client,
+        &ns,
+        "orders-ci",
+        &[("stripe-key", "sk_test_4eC39HqLyjWDarjtT1zdp7dc")],
+    )
+    .await;
+    cluster::secret(
+        &client,
+        &ns,
+        "registry-credentials",
+        &[("token", "registry-token-0123456789")],
+    )
+    .await;
+    // Each main runs 1.5 s, so an ordering mistake shows at the API's
+    // one-second timestamp resolution.
+    cluster::script(
+        &client,
+        &ns,
+        "containers:\n  - container: main\n    runSeconds: 1.5\n",
+    )
+    .await;
+    let status = status_file("orders");
+    let output = run_c8s(&[
+        "run",
+        "examples/pipelines/orders.c8s.yaml",
+        "--branch",
+        "main",
+        "--namespace",
+        &ns,
+        "--parallelism",
+        "8",
+        "--status-file",
+        status.to_str().expect("utf-8 path"),
+    ]);
+    assert!(output.status.success(), "{}", explain(&output));
+    let status = read_status(&status);
+    assert_eq!(status["state"], "Succeeded", "{status:#}");
+    let steps = status["steps"].as_array().expect("steps");
+    // lint, and unit, integration and build for each of the 4 combinations, and publish.
+    assert!(steps.len() >= 13, "{status:#}");
+    for s in steps {
+        assert_eq!(s["state"], "Succeeded", "{s:#}");
+        assert_eq!(s["attempts"], 1, "{s:#}");
+    }
+    // Each step's first pod was created after every step it depends on ended.
+    let name = |s: &Value| s["name"].as_str().unwrap_or_default().to_owned();
+    for s in steps {
+        let started = time(&s["started_at"]);
+        let after: Vec<&Value> = if name(s).starts_with("integration") || name(s).starts_with("build") {
+            let suffix = name(s)
+                .split_once('-')
+                .map(|(_, x)| x.to_owned())
+                .unwrap_or_default();
+            steps
+                .iter()
+                .filter(|d| name(d) == format!("unit-{suffix}"))
+                .collect()
+        } else if name(s).starts_with("publish") {
+            steps
+                .iter()
+                .filter(|d| {
+                    name(d).starts_with("build") || name(d).starts_with("integration") || name(d) == "lint"
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        if name(s).starts_with("integration") || name(s).starts_with("build") {
+            assert_eq!(
+                after.len(),
+                1,
+                "{} has one unit step before it: {status:#}",
+                name(s)
+            );
+        }
+        for dep in after {
+            let ended = time(&dep["finished_at"]);
+            assert!(
+                started >= ended,
+                "{} started at {started} before {} ended at {ended}",
+                name(s),
+                name(dep)
+            );
+            assert!(
+                time(&dep["finished_at"]) > time(&dep["started_at"]),
+                "{} ran for at least 1.5 s: {dep:#}",
+                name(dep)
+            );
+        }
+    }
+    // One pod per step, each admitted and scheduled once.
+    for s in steps {
+        let object = s["object"].as_str().expect("object name");
+        assert_eq!(scheduled_pods(&client, &ns, object).await, 1, "{object}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs control plane"]
+async fn a_failing_main_fails_the_run_and_its_log_comes_through_the_api_server() {
+    let client = cluster::client().await;
+    let ns = cluster::namespace(&client, "fails").await;
+    cluster::claims(&client, &ns, &["c8s-artifacts"]).await;
+    cluster::script(
+        &client,
+        &ns,
+        "containers:
+  - step: first
+    container: main
+    exitCode: 3
+    logs: [\"compiling\", \"error: the widget is broken\"]
+",
+    )
+    .await;
+    let file = two_steps("fails", "");
+    let output = run_c8s(&["run", file.to_str().expect("path"), "--namespace", &ns]);
+    assert_eq!(output.status.code(), Some(1), "{}", explain(&output));
+    let stderr = common::text(&output.stderr);
+    assert!(
+        stderr.contains("error: the widget is broken"),
+        "{}",
+        explain(&output)
+    );
+    assert!(stderr.contains("first"), "{}", explain(&output));
+    assert!(
+        common::text(&output.stdout).contains("Failed"),
+        "{}",
+        explain(&output)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs control plane"]
+async fn outputs_that_were_not_saved_fail_the_step_and_its_dependents_never_start() {
+    let client = cluster::client().await;
+    let ns = cluster::namespace(&client, "unsaved").await;
+    cluster::claims(&client, &ns, &["c8s-artifacts"]).await;
+    cluster::script(
+        &client,
+        &ns,
+        "containers:
+  - step: first
+    container: artifact-helper
+    exitCode: 1
+    message: \"out: no such directory\"
+",
+    )
+    .await;
+    let file = two_steps("unsaved", "");
+    let status = status_file("unsaved");
+    let output = run_c8s(&[
+        "run",
+        file.to_str().expect("path"),
+        "--namespace",
+        &ns,
+        "--status-file",
+        status.to_str().expect("path"),
+    ]);
+    assert_eq!(output.status.code(), Some(1), "{}", explain(&output));
+    let status = read_status(&status);
+    assert_eq!(step(&status, "first")["state"], "Failed", "{status:#}");
+    assert_ne!(step(&status, "second")["state"], "Succeeded", "{status:#}");
+    assert_eq!(
+        scheduled_pods(&client, &ns, "").await,
+        1,
+        "only the first step's pod: {status:#}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs control plane"]
+async fn a_failed_init_container_ends_the_run_failed_naming_it() {
+    let client = cluster::client().await;
+    let ns = cluster::namespace(&client, "init").await;
+    cluster::claims(&client, &ns, &["c8s-artifacts"]).await;
+    cluster::script(
+        &client,
+        &ns,
+        "containers:
+  - step: second
+    container: c8s-input-0
+    exitCode: 2
+    logs: [\"tar: out: Cannot open\"]
+",
+    )
+    .await;
+    let file = two_steps("init", "");
+    let output = run_c8s(&["run", file.to_str().expect("path"), "--namespace", &ns]);
+    assert_eq!(output.status.code(), Some(1), "{}", explain(&output));
+    let stderr = common::text(&output.stderr);
+    assert!(stderr.contains("c8s-input-0"), "{}", explain(&output));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs control plane"]
+async fn a_missing_claim_ends_the_run_at_once_quoting_the_scheduler() {
+    let client = cluster::client().await;
+    let ns = cluster::namespace(&client, "claim").await;
+    let file = two_steps("claim", "");
+    let started = std::time::Instant::now();
+    let output = run_c8s(&[
+        "run",
+        file.to_str().expect("path"),
+        "--namespace",
+        &ns,
+        "--artifact-claim",
+        "no-such-claim",
+    ]);
+    assert_eq!(output.status.code(), Some(1), "{}", explain(&output));
+    assert!(
+        started.elapsed() < Duration::from_secs(120),
+        "{}",
+        explain(&output)
+    );
+    let stderr = common::text(&output.stderr);
+    assert!(stderr.contains("no-such-claim"), "{}", explain(&output));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs control plane"]
+async fn the_run_deadline_ends_a_step_that_runs_too_long() {
+    let client = cluster::client().await;
+    let ns = cluster::namespace(&client, "deadline").await;
+    cluster::claims(&client, &ns, &["c8s-artifacts"]).await;
+    cluster::script(
+        &client,
+        &ns,
+        "containers:\n  - container: main\n    runSeconds: 600\n",
+    )
+    .await;
+    let file = two_steps("slow", "");
+    let status = status_file("slow");
+    let started = std::time::Instant::now();
+    let output = run_c8s(&[
+        "run",
+        file.to_str().expect("path"),
+        "--namespace",
+        &ns,
+        "--timeout",
+        "8s",
+        "--status-file",
+        status.to_str().expect("path"),
+    ]);
+    assert_eq!(output.status.code(), Some(1), "{}", explain(&output));
+    assert!(
+        started.elapsed() < Duration::from_secs(90),
+        "{}",
+        explain(&output)
+    );
+    let status = read_status(&status);
+    let message = status["message"].as_str().unwrap_or_default();
+    assert!(message.contains("timeout ran out"), "{status:#}");
+    assert_eq!(step(&status, "second")["state"], "Cancelled", "{status:#}");
+    // The step's pod is deleted: nothing keeps running.
+    cluster::eventually(Duration::from_secs(60), "the pods to be gone", || async {
+        pods(&client, &ns).await.is_empty().then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs control plane"]
+async fn ctrl_c_deletes_the_runs_pods() {
+    let client = cluster::client().await;
+    let ns = cluster::namespace(&client, "cancel").await;
+    cluster::claims(&client, &ns, &["c8s-artifacts"]).await;
+    cluster::script(
+        &client,
+        &ns,
+        "containers:\n  - container: main\n    runSeconds: 600\n",
+    )
+    .await;
+    let file = two_steps("cancel", "");
+    let child = c8s_cmd()
+        .args(["run", file.to_str().expect("path"), "--namespace", &ns])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("c8s runs");
+    cluster::eventually(Duration::from_secs(60), "the first step's pod to run", || async {
+        pods(&client, &ns)
+            .await
+            .iter()
+            .any(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
+            .then_some(())
+    })
+    .await;
+    signal(&child, "INT");
+    let output = child.wait_with_output().expect("c8s exits");
+    assert_ne!(output.status.code(), Some(0), "{}", explain(&output));
+    cluster::eventually(Duration::from_secs(60), "the pods to be gone", || async {
+        pods(&client, &ns).await.is_empty().then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs control plane"]
+async fn resume_after_sigkill_creates_no_second_pod_and_reap_cleans_a_killed_run() {
+    let client = cluster::client().await;
+    let ns = cluster::namespace(&client, "resume").await;
+    cluster::claims(&client, &ns, &["c8s-artifacts"]).await;
+    cluster::script(
+        &client,
+        &ns,
+        "containers:\n  - step: first\n    container: main\n    runSeconds: 8\n",
+    )
+    .await;
+    let file = two_steps("resume", "");
+    let path = file.to_str().expect("path");
+    let run_id = cluster::unique_name("r");
+    let child = c8s_cmd()
+        .args(["run", path, "--namespace", &ns, "--run-id", &run_id])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("c8s runs");
+    cluster::eventually(Duration::from_secs(60), "the first step's pod to run", || async {
+        pods(&client, &ns)
+            .await
+            .iter()
+            .any(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
+            .then_some(())
+    })
+    .await;
+    signal(&child, "KILL");
+    let _ = child.wait_with_output();
+    let output = run_c8s(&["run", path, "--namespace", &ns, "--run-id", &run_id, "--resume"]);
+    assert!(output.status.success(), "{}", explain(&output));
+    let first = pods_named(&client, &ns, "first").await;
+    assert_eq!(first, 1, "the killed run's pod was followed, not created again");
+
+    // A second run, killed: `c8s reap` removes what it left.
+    let run_id = cluster::unique_name("k");
+    let child = c8s_cmd()
+        .args(["run", path, "--namespace", &ns, "--run-id", &run_id])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("c8s runs");
+    cluster::eventually(Duration::from_secs(60), "the killed run's pod", || async {
+        pods(&client, &ns)
+            .await
+            .iter()
+            .any(|p| label(p, "c8s.dev/run") == Some(&run_id))
+            .then_some(())
+    })
+    .await;
+    signal(&child, "KILL");
+    let _ = child.wait_with_output();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let output = run_c8s(&["reap", "--namespace", &ns, "--older-than", "1s"]);
+    assert!(output.status.success(), "{}", explain(&output));
+    cluster::eventually(
+        Duration::from_secs(60),
+        "the killed run's pods to be gone",
+        || async {
+            (!pods(&client, &ns)
+                .await
+                .iter()
+                .any(|p| label(p, "c8s.dev/run") == Some(&run_id)))
+            .then_some(())
+        },
+    )
+    .await;
+}
+
+fn label<'p>(pod: &'p Pod, key: &str) -> Option<&'p String> {
+    pod.metadata.labels.as_ref().and_then(|l| l.get(key))
+}
+
+/// Distinct pods the scheduler placed for pipeline step `step`.
+async fn pods_named(client: &kube::Client, namespace: &str, step: &str) -> usize {
+    let events = Api::<Event>::namespaced(client.clone(), namespace)
+        .list(&ListParams::default())
+        .await
+        .expect("events");
+    let pods = Api::<Pod>::namespaced(client.clone(), namespace);
+    let mut uids = Vec::new();
+    for e in events
+        .items
+        .iter()
+        .filter(|e| e.reason.as_deref() == Some("Scheduled"))
+    {
+        let name = e.involved_object.name.clone().unwrap_or_default();
+        let uid = e.involved_object.uid.clone().unwrap_or_default();
+        if name.contains(step)
+            || pods
+                .get_opt(&name)
+                .await
+                .ok()
+                .flatten()
+                .is_some_and(|p| label(&p, "c8s.dev/step").map(String::as_str) == Some(step))
+        {
+            uids.push(uid);
+        }
+    }
+    uids.sort();
+    uids.dedup();
+    uids.len()
+}
+
+fn signal(child: &std::process::Child, name: &str) {
+    let status = Command::new("kill")
+        .args([format!("-{name}"), child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success(), "kill -{name} {}", child.id());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs control plane"]
+async fn a_sidecar_that_never_becomes_ready_fails_the_step_naming_it() {
+    let client = cluster::client().await;
+    let ns = cluster::namespace(&client, "sidecar").await;
+    cluster::script(
+        &client,
+        &ns,
+        "containers:\n  - container: postgres\n    ready: false\n",
+    )
+    .await;
+    let file = common::temp_file(
+        &format!("{}.c8s.yaml", cluster::unique_name("sidecar")),
+        "name: sidecar
+repository: https://github.com/example/hello.git
+steps:
+  - name: integration
+    image: busybox:1.37
+    commands: [\"echo tests\"]
+    timeout: 5m
+    sidecars:
+      - name: postgres
+        image: postgres:16
+        env: [{ name: POSTGRES_PASSWORD, value: test }]
+        ports: [{ containerPort: 5432 }]
+        readiness:
+          exec: { command: [\"pg_isready\", \"-h\", \"127.0.0.1\"] }
+          periodSeconds: 2
+          timeoutSeconds: 120
+        runAsUser: 999
+        scratch: [/var/lib/postgresql/data, /var/run/postgresql]
+",
+    );
+    let status = status_file("sidecar");
+    let output = run_c8s(&[
+        "run",
+        file.to_str().expect("path"),
+        "--namespace",
+        &ns,
+        "--start-timeout",
+        "10s",
+        "--status-file",
+        status.to_str().expect("path"),
+    ]);
+    assert_eq!(output.status.code(), Some(1), "{}", explain(&output));
+    let status = read_status(&status);
+    let message = step(&status, "integration")["outcome"]["message"].to_string();
+    assert!(message.contains("postgres"), "{status:#}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs control plane"]
+async fn a_pod_whose_create_answer_was_lost_is_adopted() {
+    let client = cluster::client().await;
+    let ns = cluster::namespace(&client, "adopt").await;
+    cluster::claims(&client, &ns, &["c8s-artifacts"]).await;
+    // A step name unlike its object name (the object carries the pipeline
+    // and run), as pod-builder names and labels it.
+    let file = two_steps("adopt", "");
+    let proxy = cluster::proxy::start(
+        client.clone(),
+        cluster::proxy::Lose {
+            method: "POST",
+            path_suffix: "/pods",
+            times: 1,
+        },
+        common::temp_dir().join(format!("{}.kubeconfig", cluster::unique_name("proxy"))),
+    )
+    .await;
+    let status = status_file("adopt");
+    let mut command = common::command();
+    command.env("KUBECONFIG", &proxy.kubeconfig).args([
+        "run",
+        file.to_str().expect("path"),
+        "--namespace",
+        &ns,
+        "--status-file",
+        status.to_str().expect("path"),
+    ]);
+    let output = tokio::task::spawn_blocking(move || command.output().expect("c8s runs"))
+        .await
+        .expect("joined");
+    assert_eq!(proxy.lost(), 1, "the proxy lost one create answer");
+    assert!(output.status.success(), "{}", explain(&output));
+    let status = read_status(&status);
+    assert_eq!(step(&status, "first")["state"], "Succeeded", "{status:#}");
+    assert_eq!(
+        pods_named(&client, &ns, "first").await,
+        1,
+        "the lost pod was adopted, not created twice"
+    );
+}
+
+/// A workload chart of a user's that injects the sidecars of a chart made by
+/// `c8s helm sidecars`, as the README shows.
+const WORKLOAD: &str = r#"apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {{ .Release.Name }}-app
+spec:
+  selector:
+    matchLabels: { app: workload }
+  template:
+    metadata:
+      labels: { app: workload }
+    spec:
+      securityContext: { runAsNonRoot: true, runAsUser: 1000, seccompProfile: { type: RuntimeDefault } }
+      initContainers:
+        {{- include "ci-services.sidecars" (dict "Values" (index .Values "ci-services")) | nindent 8 }}
+      containers:
+        - name: app
+          image: busybox:1.37.0
+          command: ["sleep", "3600"]
+          securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ["ALL"] } }
+      volumes:
+        {{- include "ci-services.volumes" (dict "Values" (index .Values "ci-services")) | nindent 8 }}
+"#;
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs control plane"]
+async fn a_workload_injecting_the_sidecar_chart_is_admitted_under_restricted() {
+    let client = cluster::client().await;
+    let ns = cluster::namespace(&client, "inject").await;
+    cluster::script(&client, &ns, "containers:\n  - runSeconds: 3600\n").await;
+    let dir = common::temp_dir().join(cluster::unique_name("charts"));
+    let services = dir.join("app/charts/ci-services");
+    let output = run_c8s(&[
+        "helm",
+        "sidecars",
+        "examples/sidecars/services.yml",
+        "--out",
+        services.to_str().expect("path"),
+        "--name",
+        "ci-services",
+    ]);
+    assert!(output.status.success(), "{}", explain(&output));
+    let app = dir.join("app");
+    std::fs::create_dir_all(app.join("templates")).expect("chart dirs");
+    std::fs::write(
+        app.join("Chart.yaml"),
+        "apiVersion: v2\nname: app\nversion: 0.1.0\ndependencies:\n  - name: ci-services\n    version: 0.1.0\n",
+    )
+    .expect("Chart.yaml");
+    std::fs::write(app.join("templates/deployment.yaml"), WORKLOAD).expect("template");
+    let output = Command::new(common::tool("helm"))
+        .env("KUBECONFIG", cluster::kubeconfig())
+        .args(["install", "app", app.to_str().expect("path"), "--namespace", &ns])
+        .output()
+        .expect("helm runs");
+    assert!(output.status.success(), "{}", explain(&output));
+    // The ReplicaSet's pod is admitted (a refused one leaves a FailedCreate
+    // Event on the ReplicaSet, quoted if it comes) and its sidecars start.
+    let events = Api::<Event>::namespaced(client.clone(), &ns);
+    let pod = cluster::eventually(Duration::from_secs(90), "the workload's pod", || async {
+        if let Ok(list) = events.list(&ListParams::default()).await
+            && let Some(refused) = list
+                .items
+                .iter()
+                .find(|e| e.reason.as_deref() == Some("FailedCreate"))
+        {
+            panic!("the pod was refused: {:?}", refused.message);
+        }
+        pods(&client, &ns)
+            .await
+            .into_iter()
+            .find(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
+    })
+    .await;
+    let spec = pod.spec.expect("spec");
+    let init: Vec<&str> = spec
+        .init_containers
+        .iter()
+        .flatten()
+        .map(|c| c.name.as_str())
+        .collect();
+    assert!(!init.is_empty(), "sidecars were injected: {init:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs control plane"]
+async fn jobs_are_run_by_the_job_controller_with_the_rendered_backoff_and_ttl() {
+    let client = cluster::client().await;
+    let ns = cluster::namespace(&client, "jobs").await;
+    cluster::claims(&client, &ns, &["c8s-artifacts"]).await;
+    cluster::script(
+        &client,
+        &ns,
+        "containers:\n  - step: second\n    container: main\n    exitCode: 4\n  - container: main\n    runSeconds: 1\n",
+    )
+    .await;
+    let file = two_steps("jobs", "");
+    let path = file.to_str().expect("path");
+    // What c8s renders for the Jobs.
+    let rendered = run_c8s(&["render", path, "--job", "--namespace", &ns, "-o", "json"]);
+    assert!(rendered.status.success(), "{}", explain(&rendered));
+    let status = status_file("jobs");
+    let child = c8s_cmd()
+        .args([
+            "run",
+            path,
+            "--job",
+            "--namespace",
+            &ns,
+            "--status-file",
+            status.to_str().expect("path"),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("c8s runs");
+    let jobs = Api::<k8s_openapi::api::batch::v1::Job>::namespaced(client.clone(), &ns);
+    // The Job exists with the rendered backoffLimit and TTL, and its pod was
+    // made by the Job controller (owner reference to the Job).
+    let job = cluster::eventually(Duration::from_secs(60), "the first Job", || async {
+        jobs.list(&ListParams::default())
+            .await
+            .ok()?
+            .items
+            .into_iter()
+            .next()
+    })
+    .await;
+    let rendered = common::text(&rendered.stdout);
+    let spec = job.spec.as_ref().expect("job spec");
+    let backoff = spec.backoff_limit.expect("backoffLimit");
+    assert!(
+        rendered.contains(&format!("\"backoffLimit\": {backoff}")),
+        "{rendered}"
+    );
+    if let Some(ttl) = spec.ttl_seconds_after_finished {
+        assert!(
+            rendered.contains(&format!("\"ttlSecondsAfterFinished\": {ttl}")),
+            "{rendered}"
+        );
+    }
+    let job_name = job.metadata.name.clone().expect("name");
+    cluster::eventually(Duration::from_secs(60), "the Job controller's pod", || async {
+        pods(&client, &ns)
+            .await
+            .iter()
+            .any(|p| {
+                p.metadata
+                    .owner_references
+                    .iter()
+                    .flatten()
+                    .any(|o| o.kind == "Job" && o.name == job_name)
+            })
+            .then_some(())
+    })
+    .await;
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output().expect("c8s exits"))
+        .await
+        .expect("joined");
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "second fails: {}",
+        explain(&output)
+    );
+    let status = read_status(&status);
+    assert_eq!(step(&status, "first")["state"], "Succeeded", "{status:#}");
+    assert_eq!(step(&status, "second")["state"], "Failed", "{status:#}");
+}

@@ -1,0 +1,740 @@
+//! The in-cluster side against a real Kubernetes control plane (see
+//! `control_plane.rs`): the CRDs as the API server takes them, `c8s
+//! controller` and `c8s webhook` installed by the chart `charts/c8s-controller`
+//! with `helm install` and run with the chart's ServiceAccount tokens and
+//! RBAC, and `c8s run --in-cluster`.
+//!
+//! A controller acts on PipelineRuns of every namespace, so these tests run
+//! one at a time (the nextest test group `controller`, .config/nextest.toml).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output};
+use std::time::Duration;
+
+use c8s_test_cluster as cluster;
+use k8s_openapi::api::authentication::v1::TokenRequest;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{Event, Pod, Secret, ServiceAccount};
+use kube::Client;
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
+use serde_json::{Value, json};
+
+fn explain(output: &Output) -> String {
+    format!(
+        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        output.status.code(),
+        common::text(&output.stdout),
+        common::text(&output.stderr)
+    )
+}
+
+fn resource(kind: &str) -> ApiResource {
+    ApiResource::from_gvk(&GroupVersionKind::gvk("c8s.dev", "v1alpha1", kind))
+}
+
+fn runs(client: &Client, ns: &str) -> Api<DynamicObject> {
+    Api::namespaced_with(client.clone(), ns, &resource("PipelineRun"))
+}
+
+/// `helm install` of charts/c8s-controller as release `release` in `ns`
+/// (admin credentials); the chart's Deployments' pods "run" for an hour on
+/// the simulated nodes (the image is never pulled).
+fn helm_install(release: &str, ns: &str) {
+    let output = Command::new(common::tool("helm"))
+        .current_dir(common::workspace())
+        .env("KUBECONFIG", cluster::kubeconfig())
+        .args([
+            "install",
+            release,
+            "charts/c8s-controller",
+            "--namespace",
+            ns,
+            "--wait=false",
+        ])
+        .output()
+        .expect("helm runs");
+    assert!(output.status.success(), "helm install: {}", explain(&output));
+}
+
+/// A kubeconfig that authenticates as ServiceAccount `account` of `ns` with a
+/// bound token from the TokenRequest API (what the kubelet mounts in a pod).
+async fn service_account_kubeconfig(client: &Client, ns: &str, account: &str) -> PathBuf {
+    let accounts = Api::<ServiceAccount>::namespaced(client.clone(), ns);
+    let request: TokenRequest = serde_json::from_value(json!({
+        "spec": { "audiences": [], "expirationSeconds": 3600 }
+    }))
+    .expect("token request");
+    let token = accounts
+        .create_token_request(account, &PostParams::default(), &request)
+        .await
+        .unwrap_or_else(|e| panic!("token for {ns}/{account}: {e}"))
+        .status
+        .expect("token status")
+        .token
+        .expect("token");
+    let admin = std::fs::read_to_string(cluster::kubeconfig()).expect("admin kubeconfig");
+    let server = admin
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("server: "))
+        .expect("server line")
+        .to_owned();
+    let ca = admin
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("certificate-authority: "))
+        .expect("certificate-authority line")
+        .to_owned();
+    let path = common::temp_dir().join(format!("{}.kubeconfig", cluster::unique_name(account)));
+    std::fs::write(
+        &path,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {{ server: \"{server}\", certificate-authority: \"{ca}\" }}\n\
+             users:\n- name: {account}\n  user: {{ token: \"{token}\" }}\ncontexts:\n- name: c\n  context: {{ cluster: c, user: {account}, namespace: {ns} }}\n\
+             current-context: c\n"
+        ),
+    )
+    .expect("write kubeconfig");
+    path
+}
+
+async fn client_for(kubeconfig: &Path) -> Client {
+    let config = kube::Config::from_custom_kubeconfig(
+        kube::config::Kubeconfig::read_from(kubeconfig).expect("kubeconfig"),
+        &kube::config::KubeConfigOptions::default(),
+    )
+    .await
+    .expect("config");
+    Client::try_from(config).expect("client")
+}
+
+/// A `c8s` process that is killed when the test ends, whatever happens.
+struct Process {
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl Process {
+    fn start(kubeconfig: &Path, args: &[&str]) -> Process {
+        let log = common::temp_dir().join(format!("{}.log", cluster::unique_name("c8s")));
+        let file = std::fs::File::create(&log).expect("log file");
+        let child = common::command()
+            .env("KUBECONFIG", kubeconfig)
+            .env("RUST_LOG", "info")
+            .args(args)
+            .stdout(file.try_clone().expect("log file"))
+            .stderr(file)
+            .spawn()
+            .expect("c8s starts");
+        Process {
+            child: Some(child),
+            log,
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A namespace with the chart installed in it (release `c8s-<n>`): its
+/// controller's kubeconfig, its webhook's, and the release name.
+struct Installed {
+    ns: String,
+    controller: PathBuf,
+    webhook: PathBuf,
+}
+
+async fn install(client: &Client, prefix: &str) -> Installed {
+    let ns = cluster::namespace(client, prefix).await;
+    cluster::script(
+        client,
+        &ns,
+        &format!("containers:\n  - container: main\n    runSeconds: 2\n{CHART_PODS}"),
+    )
+    .await;
+    cluster::claims(client, &ns, &["c8s-artifacts"]).await;
+    let release = cluster::unique_name("c8s");
+    helm_install(&release, &ns);
+    let controller = service_account_kubeconfig(client, &ns, &format!("{release}-controller")).await;
+    let webhook = service_account_kubeconfig(client, &ns, &format!("{release}-webhook")).await;
+    Installed {
+        ns,
+        controller,
+        webhook,
+    }
+}
+
+fn start_controller(installed: &Installed, identity: &str) -> Process {
+    Process::start(
+        &installed.controller,
+        &[
+            "controller",
+            "--lease-namespace",
+            &installed.ns,
+            "--identity",
+            identity,
+        ],
+    )
+}
+
+/// Script rules for the chart's own Deployments (the controller's and the
+/// webhook's pods, which the tests run as processes instead): they "run"
+/// for an hour, so their ReplicaSets do not churn.
+const CHART_PODS: &str =
+    "  - container: controller\n    runSeconds: 3600\n  - container: webhook\n    runSeconds: 3600\n";
+
+const TWO_STEPS: &str = "name: hello
+repository: https://github.com/octo-org/shop.git
+steps:
+  - name: first
+    image: busybox:1.37
+    commands: [\"mkdir -p out && echo made > out/file\"]
+    outputs: [out]
+    timeout: 5m
+  - name: second
+    image: busybox:1.37
+    dependsOn: [first]
+    inputs: [{ step: first, output: out }]
+    commands: [\"cat out/file\"]
+    timeout: 5m
+";
+
+async fn create_run(client: &Client, ns: &str, name: &str) {
+    let pipeline = two_steps_json();
+    let run: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "c8s.dev/v1alpha1",
+        "kind": "PipelineRun",
+        "metadata": { "name": name },
+        "spec": { "pipeline": pipeline, "branch": "main", "commit": "0123abcd", "build": 1 }
+    }))
+    .expect("run");
+    runs(client, ns)
+        .create(&PostParams::default(), &run)
+        .await
+        .unwrap_or_else(|e| panic!("create run: {e}"));
+}
+
+/// [`TWO_STEPS`] as the JSON a PipelineRun embeds.
+fn two_steps_json() -> Value {
+    json!({
+        "name": "hello",
+        "repository": "https://github.com/octo-org/shop.git",
+        "steps": [
+            { "name": "first", "image": "busybox:1.37", "commands": ["mkdir -p out && echo made > out/file"],
+              "outputs": ["out"], "timeout": "5m" },
+            { "name": "second", "image": "busybox:1.37", "dependsOn": ["first"],
+              "inputs": [{ "step": "first", "output": "out" }], "commands": ["cat out/file"], "timeout": "5m" }
+        ]
+    })
+}
+
+async fn phase(client: &Client, ns: &str, name: &str) -> Option<String> {
+    let run = runs(client, ns).get_opt(name).await.ok().flatten()?;
+    run.data["status"]["phase"].as_str().map(str::to_owned)
+}
+
+async fn wait_phase(client: &Client, ns: &str, name: &str, want: &str, process: &Process) {
+    let result = tokio::time::timeout(Duration::from_secs(120), async {
+        loop {
+            let now = phase(client, ns, name).await;
+            if now.as_deref() == Some(want) {
+                return;
+            }
+            if matches!(now.as_deref(), Some("Succeeded" | "Failed" | "Cancelled")) {
+                panic!(
+                    "run {name} ended {now:?}, not {want}\n{:#}\ncontroller log:\n{}",
+                    run_json(client, ns, name).await,
+                    process.log()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    })
+    .await;
+    if result.is_err() {
+        panic!(
+            "run {name} not {want} after 120 s: {:#}\ncontroller log:\n{}",
+            run_json(client, ns, name).await,
+            process.log()
+        );
+    }
+}
+
+async fn run_json(client: &Client, ns: &str, name: &str) -> Value {
+    runs(client, ns)
+        .get_opt(name)
+        .await
+        .ok()
+        .flatten()
+        .map(|r| r.data)
+        .unwrap_or(Value::Null)
+}
+
+/// Distinct pods the scheduler placed in `ns` (its `Scheduled` Events).
+async fn scheduled(client: &Client, ns: &str, with: &str) -> usize {
+    let events = Api::<Event>::namespaced(client.clone(), ns)
+        .list(&ListParams::default())
+        .await
+        .expect("events");
+    let mut uids: Vec<String> = events
+        .items
+        .iter()
+        .filter(|e| e.reason.as_deref() == Some("Scheduled"))
+        .filter(|e| {
+            e.involved_object
+                .name
+                .as_deref()
+                .is_some_and(|n| n.contains(with))
+        })
+        .filter_map(|e| e.involved_object.uid.clone())
+        .collect();
+    uids.sort();
+    uids.dedup();
+    uids.len()
+}
+
+fn forbidden(log: &str) -> Vec<&str> {
+    log.lines()
+        .filter(|l| l.contains("forbidden") || l.contains("Forbidden") || l.contains(" 403"))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs control plane"]
+async fn the_crds_are_served_structural_and_validate_with_a_clear_message() {
+    let client = cluster::client().await;
+    let installed = install(&client, "crds").await;
+    // The CRDs the chart installed are `c8s crd`'s, and the API server marks them Established.
+    let crds = Api::<
+        k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+    >::all(client.clone());
+    for name in [
+        "pipelines.c8s.dev",
+        "pipelineruns.c8s.dev",
+        "repositoryconnections.c8s.dev",
+    ] {
+        let crd = crds.get(name).await.unwrap_or_else(|e| panic!("{name}: {e}"));
+        let conditions = crd.status.and_then(|s| s.conditions).unwrap_or_default();
+        assert!(
+            conditions
+                .iter()
+                .any(|c| c.type_ == "Established" && c.status == "True"),
+            "{name}: {conditions:?}"
+        );
+        assert!(
+            !conditions
+                .iter()
+                .any(|c| c.type_ == "NonStructuralSchema" && c.status == "True"),
+            "{name}: {conditions:?}"
+        );
+    }
+    // A run whose build is not a number is refused, naming the field.
+    let bad: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "c8s.dev/v1alpha1", "kind": "PipelineRun",
+        "metadata": { "name": "bad" },
+        "spec": { "pipelineRef": "x", "build": "seven" }
+    }))
+    .expect("object");
+    let error = runs(&client, &installed.ns)
+        .create(&PostParams::default(), &bad)
+        .await
+        .expect_err("refused");
+    let text = error.to_string();
+    assert!(text.contains("spec.build"), "{text}");
+    // Unknown fields are pruned, not stored.
+    let pruned: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "c8s.dev/v1alpha1", "kind": "PipelineRun",
+        "metadata": { "name": "pruned" },
+        "spec": { "pipelineRef": "x", "surprise": true }
+    }))
+    .expect("object");
+    let stored = runs(&client, &installed.ns)
+        .create(&PostParams::default(), &pruned)
+        .await
+        .expect("created");
+    assert!(stored.data["spec"].get("surprise").is_none(), "{:#}", stored.data);
+    assert_eq!(stored.data["spec"]["pipelineRef"], "x");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs control plane"]
+async fn the_controller_with_the_charts_rbac_runs_a_pipeline_run_to_succeeded() {
+    let client = cluster::client().await;
+    let installed = install(&client, "ctl").await;
+    let ns = &installed.ns;
+    let controller = start_controller(&installed, "a");
+    create_run(&client, ns, "hello-1").await;
+    wait_phase(&client, ns, "hello-1", "Succeeded", &controller).await;
+    let run = run_json(&client, ns, "hello-1").await;
+    let steps = run["status"]["steps"].as_array().cloned().unwrap_or_default();
+    assert_eq!(steps.len(), 2, "{run:#}");
+    // Status came through the status subresource by server-side apply.
+    let managers: Vec<String> = run["metadata"]["managedFields"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|f| f["subresource"] == "status")
+        .filter_map(|f| f["manager"].as_str().map(str::to_owned))
+        .collect();
+    assert!(managers.iter().any(|m| m == "c8s-controller"), "{run:#}");
+    // Every request it made was allowed...
+    assert!(forbidden(&controller.log()).is_empty(), "{}", controller.log());
+    // ... and a request outside its role is denied: a Secret in another namespace.
+    let as_controller = client_for(&installed.controller).await;
+    let denied = Api::<Secret>::namespaced(as_controller, "default")
+        .list(&ListParams::default())
+        .await;
+    match denied {
+        Err(kube::Error::Api(status)) => assert_eq!(status.code, 403, "{status:?}"),
+        other => panic!("listing Secrets as the controller: {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs control plane"]
+async fn a_step_whose_outputs_were_not_saved_fails_the_run_in_the_controller() {
+    let client = cluster::client().await;
+    let installed = install(&client, "unsaved").await;
+    let ns = &installed.ns;
+    // The script ConfigMap `install` wrote runs every container; replace it.
+    let maps = Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(client.clone(), ns);
+    maps.delete("c8s-node-sim", &DeleteParams::default())
+        .await
+        .expect("delete script");
+    cluster::script(
+        &client,
+        ns,
+        &format!(
+            "containers:
+  - step: first
+    container: artifact-helper
+    exitCode: 1
+    message: \"out: no such directory\"
+  - container: main
+    runSeconds: 1
+{CHART_PODS}"
+        ),
+    )
+    .await;
+    let controller = start_controller(&installed, "a");
+    create_run(&client, ns, "unsaved-1").await;
+    wait_phase(&client, ns, "unsaved-1", "Failed", &controller).await;
+    let run = run_json(&client, ns, "unsaved-1").await;
+    assert_eq!(
+        scheduled(&client, ns, "second").await,
+        0,
+        "second never started: {run:#}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs control plane"]
+async fn deleting_a_run_deletes_its_pods_and_a_restarted_controller_creates_no_duplicate() {
+    let client = cluster::client().await;
+    let installed = install(&client, "restart").await;
+    let ns = &installed.ns;
+    let maps = Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(client.clone(), ns);
+    maps.delete("c8s-node-sim", &DeleteParams::default())
+        .await
+        .expect("delete script");
+    cluster::script(
+        &client,
+        ns,
+        &format!("containers:\n  - container: main\n    runSeconds: 6\n{CHART_PODS}"),
+    )
+    .await;
+    let mut controller = start_controller(&installed, "a");
+    create_run(&client, ns, "restart-1").await;
+    let pods = Api::<Pod>::namespaced(client.clone(), ns);
+    let running = ListParams::default().labels("c8s.dev/run");
+    cluster::eventually(Duration::from_secs(60), "the first step's pod", || async {
+        (!pods.list(&running).await.ok()?.items.is_empty()).then_some(())
+    })
+    .await;
+    controller.kill();
+    // A new replica takes the Lease once the killed one's expires (15 s).
+    let controller = start_controller(&installed, "b");
+    wait_phase(&client, ns, "restart-1", "Succeeded", &controller).await;
+    assert_eq!(
+        scheduled(&client, ns, "first").await,
+        1,
+        "no duplicate pod for first"
+    );
+    assert_eq!(scheduled(&client, ns, "second").await, 1, "one pod for second");
+
+    // Deleting a run in flight: its pods go (finalizer, owner references).
+    create_run(&client, ns, "restart-2").await;
+    cluster::eventually(Duration::from_secs(60), "restart-2's pod", || async {
+        pods.list(&running)
+            .await
+            .ok()?
+            .items
+            .iter()
+            .any(|p| {
+                p.metadata
+                    .owner_references
+                    .iter()
+                    .flatten()
+                    .any(|o| o.name == "restart-2")
+            })
+            .then_some(())
+    })
+    .await;
+    runs(&client, ns)
+        .delete("restart-2", &DeleteParams::default())
+        .await
+        .expect("delete run");
+    cluster::eventually(
+        Duration::from_secs(60),
+        "restart-2 and its pods to be gone",
+        || async {
+            let left = pods.list(&running).await.ok()?.items;
+            let gone = runs(&client, ns).get_opt("restart-2").await.ok()?.is_none();
+            (gone
+                && !left.iter().any(|p| {
+                    p.metadata
+                        .owner_references
+                        .iter()
+                        .flatten()
+                        .any(|o| o.name == "restart-2")
+                }))
+            .then_some(())
+        },
+    )
+    .await;
+    drop(controller);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs control plane"]
+async fn of_two_replicas_only_the_lease_holder_acts_and_the_other_takes_over() {
+    let client = cluster::client().await;
+    let installed = install(&client, "lease").await;
+    let ns = &installed.ns;
+    let leases = Api::<Lease>::namespaced(client.clone(), ns);
+    let holder = |leases: Api<Lease>| async move {
+        leases
+            .get_opt("c8s-controller")
+            .await
+            .ok()
+            .flatten()
+            .and_then(|l| l.spec?.holder_identity)
+    };
+    let mut a = start_controller(&installed, "replica-a");
+    cluster::eventually(Duration::from_secs(30), "replica-a to hold the lease", || async {
+        (holder(leases.clone()).await.as_deref() == Some("replica-a")).then_some(())
+    })
+    .await;
+    let b = start_controller(&installed, "replica-b");
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert_eq!(holder(leases.clone()).await.as_deref(), Some("replica-a"));
+    assert!(b.log().contains("waiting for the lease"), "{}", b.log());
+    a.kill();
+    let killed = std::time::Instant::now();
+    cluster::eventually(Duration::from_secs(40), "replica-b to take over", || async {
+        (holder(leases.clone()).await.as_deref() == Some("replica-b")).then_some(())
+    })
+    .await;
+    assert!(
+        killed.elapsed() < Duration::from_secs(15 + 5 + 5),
+        "took over after {:?}",
+        killed.elapsed()
+    );
+    create_run(&client, ns, "lease-1").await;
+    wait_phase(&client, ns, "lease-1", "Succeeded", &b).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs control plane"]
+async fn run_in_cluster_twice_makes_two_runs_each_followed_to_its_end() {
+    let client = cluster::client().await;
+    let installed = install(&client, "incluster").await;
+    let ns = &installed.ns;
+    let controller = start_controller(&installed, "a");
+    let file = common::temp_file(&format!("{}.c8s.yaml", cluster::unique_name("hello")), TWO_STEPS);
+    let run = || {
+        common::command()
+            .env("KUBECONFIG", cluster::kubeconfig())
+            .args([
+                "run",
+                file.to_str().expect("path"),
+                "--in-cluster",
+                "--namespace",
+                ns,
+                "--branch",
+                "main",
+            ])
+            .output()
+            .expect("c8s runs")
+    };
+    let first = run();
+    assert!(
+        first.status.success(),
+        "{}\ncontroller:\n{}",
+        explain(&first),
+        controller.log()
+    );
+    let second = run();
+    assert!(
+        second.status.success(),
+        "{}\ncontroller:\n{}",
+        explain(&second),
+        controller.log()
+    );
+    assert!(
+        !common::text(&second.stderr).contains("exists; following it"),
+        "{}",
+        explain(&second)
+    );
+    let all = runs(&client, ns)
+        .list(&ListParams::default())
+        .await
+        .expect("runs");
+    assert_eq!(
+        all.items.len(),
+        2,
+        "two PipelineRuns: {:?}",
+        all.items
+            .iter()
+            .map(|r| r.metadata.name.clone())
+            .collect::<Vec<_>>()
+    );
+    for r in &all.items {
+        assert_eq!(r.data["status"]["phase"], "Succeeded", "{:#}", r.data);
+    }
+}
+
+fn sign(secret: &str, body: &[u8]) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
+    mac.update(body);
+    let bytes = mac.finalize().into_bytes();
+    format!(
+        "sha256={}",
+        bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs control plane"]
+async fn a_signed_push_creates_one_run_and_a_bad_signature_or_redelivery_creates_nothing() {
+    let client = cluster::client().await;
+    let installed = install(&client, "hooks").await;
+    let ns = &installed.ns;
+    // The webhook reads the connections of every namespace: the secret and
+    // the delivery ids are this test's own.
+    let secret = cluster::unique_name("hook-secret");
+    let (d1, d2) = (cluster::unique_name("delivery"), cluster::unique_name("delivery"));
+    cluster::secret(&client, ns, "shop-webhook", &[("secret", &secret)]).await;
+    let connections =
+        Api::<DynamicObject>::namespaced_with(client.clone(), ns, &resource("RepositoryConnection"));
+    let connection: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "c8s.dev/v1alpha1", "kind": "RepositoryConnection",
+        "metadata": { "name": "shop-hooks" },
+        "spec": { "provider": "github", "webhookSecret": { "name": "shop-webhook", "key": "secret" } }
+    }))
+    .expect("connection");
+    connections
+        .create(&PostParams::default(), &connection)
+        .await
+        .expect("connection created");
+    let pipelines = Api::<DynamicObject>::namespaced_with(client.clone(), ns, &resource("Pipeline"));
+    let definition = two_steps_json();
+    let pipeline: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "c8s.dev/v1alpha1", "kind": "Pipeline",
+        "metadata": { "name": "shop" },
+        "spec": { "pipeline": definition, "trigger": { "connection": "shop-hooks", "branches": ["main"] } }
+    }))
+    .expect("pipeline");
+    pipelines
+        .create(&PostParams::default(), &pipeline)
+        .await
+        .expect("pipeline created");
+
+    let port = {
+        let socket = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
+        socket.local_addr().expect("address").port()
+    };
+    let listen = format!("127.0.0.1:{port}");
+    let webhook = Process::start(&installed.webhook, &["webhook", "--listen", &listen]);
+    let url = format!("http://{listen}/hooks/github");
+    let body = json!({
+        "ref": "refs/heads/main",
+        "after": "9f2c1d4e5b6a7980a1b2c3d4e5f60718293a4b5c",
+        "repository": { "full_name": "octo-org/shop", "clone_url": "https://github.com/octo-org/shop.git" },
+        "head_commit": { "id": "9f2c1d4e5b6a7980a1b2c3d4e5f60718293a4b5c" }
+    })
+    .to_string();
+    let post = |signature: String, delivery: &str| {
+        let output = Command::new("curl")
+            .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST", &url])
+            .args([
+                "-H",
+                "Content-Type: application/json",
+                "-H",
+                "X-GitHub-Event: push",
+            ])
+            .args(["-H", &format!("X-GitHub-Delivery: {delivery}")])
+            .args(["-H", &format!("X-Hub-Signature-256: {signature}")])
+            .args(["--data-binary", &body])
+            .output()
+            .expect("curl runs");
+        common::text(&output.stdout)
+    };
+    cluster::eventually(Duration::from_secs(30), "the webhook to listen", || async {
+        std::net::TcpStream::connect(&listen).ok().map(|_| ())
+    })
+    .await;
+    assert_eq!(
+        post(sign("wrong secret", body.as_bytes()), &d1),
+        "401",
+        "{}",
+        webhook.log()
+    );
+    assert!(
+        runs(&client, ns)
+            .list(&ListParams::default())
+            .await
+            .expect("runs")
+            .items
+            .is_empty()
+    );
+    let good = sign(&secret, body.as_bytes());
+    assert_eq!(post(good.clone(), &d2), "201", "{}", webhook.log());
+    assert_eq!(post(good, &d2), "200", "redelivery: {}", webhook.log());
+    let all = runs(&client, ns)
+        .list(&ListParams::default())
+        .await
+        .expect("runs")
+        .items;
+    assert_eq!(all.len(), 1, "{all:?}");
+    assert_eq!(
+        all[0].data["spec"]["commit"],
+        "9f2c1d4e5b6a7980a1b2c3d4e5f60718293a4b5c"
+    );
+    assert!(forbidden(&webhook.log()).is_empty(), "{}", webhook.log());
+    // Outside its role: reading pods.
+    let as_webhook = client_for(&installed.webhook).await;
+    match Api::<Pod>::namespaced(as_webhook, ns)
+        .list(&ListParams::default())
+        .await
+    {
+        Err(kube::Error::Api(status)) => assert_eq!(status.code, 403, "{status:?}"),
+        other => panic!("listing pods as the webhook: {other:?}"),
+    }
+}
