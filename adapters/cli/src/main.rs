@@ -154,10 +154,16 @@ fn main() -> ExitCode {
         Command::Helm(command) => helm::run(&command, report_errors, print_stdout),
         Command::Run(args) if args.in_cluster => incluster::run_in_cluster(&args),
         Command::Run(args) => run::run(&args, report_errors),
-        Command::Controller(args) => serve::controller(&args),
+        Command::Controller(args) => {
+            serve::log_to_stderr();
+            serve::controller(&args)
+        }
         Command::Get { kind, namespace } => incluster::get(kind, namespace.as_deref()),
         Command::Logs(args) => incluster::logs(&args),
-        Command::Webhook(args) => serve::webhook(&args),
+        Command::Webhook(args) => {
+            serve::log_to_stderr();
+            serve::webhook(&args)
+        }
         Command::Reap(args) => run::reap(&args),
         Command::Crd => match c8s_controller::crd::crd_yaml() {
             Ok(text) => print_stdout(&text),

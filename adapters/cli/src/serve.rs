@@ -12,6 +12,20 @@ use crate::incluster::{block_on, fail};
 #[cfg(test)]
 mod tests;
 
+/// Logs the long-running commands' `tracing` events (reconcile errors,
+/// lease changes, webhook deliveries) to stderr, one line each, at the level
+/// `RUST_LOG` sets (default `info`): an operator reads them with
+/// `kubectl logs`.
+pub fn log_to_stderr() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .try_init();
+}
+
 /// `c8s controller` flags.
 #[derive(Debug, Args)]
 pub struct ControllerArgs {

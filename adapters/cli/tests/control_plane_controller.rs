@@ -220,7 +220,7 @@ async fn create_run(client: &Client, ns: &str, name: &str) {
         "apiVersion": "c8s.dev/v1alpha1",
         "kind": "PipelineRun",
         "metadata": { "name": name },
-        "spec": { "pipeline": pipeline, "branch": "main", "commit": "0123abcd", "build": 1 }
+        "spec": { "pipeline": pipeline, "branch": "main", "commit": "0123abcd0123abcd0123abcd0123abcd0123abcd", "build": 1 }
     }))
     .expect("run");
     runs(client, ns)
@@ -384,14 +384,19 @@ async fn the_controller_with_the_charts_rbac_runs_a_pipeline_run_to_succeeded() 
     let steps = run["status"]["steps"].as_array().cloned().unwrap_or_default();
     assert_eq!(steps.len(), 2, "{run:#}");
     // Status came through the status subresource by server-side apply.
-    let managers: Vec<String> = run["metadata"]["managedFields"]
-        .as_array()
-        .into_iter()
+    let object = runs(&client, ns).get("hello-1").await.expect("the run");
+    let managers: Vec<String> = object
+        .metadata
+        .managed_fields
+        .iter()
         .flatten()
-        .filter(|f| f["subresource"] == "status")
-        .filter_map(|f| f["manager"].as_str().map(str::to_owned))
+        .filter(|f| f.subresource.as_deref() == Some("status") && f.operation.as_deref() == Some("Apply"))
+        .filter_map(|f| f.manager.clone())
         .collect();
-    assert!(managers.iter().any(|m| m == "c8s-controller"), "{run:#}");
+    assert!(
+        managers.iter().any(|m| m == "c8s-controller"),
+        "{managers:?}: {run:#}"
+    );
     // Every request it made was allowed...
     assert!(forbidden(&controller.log()).is_empty(), "{}", controller.log());
     // ... and a request outside its role is denied: a Secret in another namespace.
