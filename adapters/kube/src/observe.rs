@@ -81,7 +81,7 @@ pub struct PodObservation {
     pub sidecars: Vec<(String, ContainerObservation)>,
     /// Containers that run but are not `started`: a native sidecar whose
     /// startupProbe has not passed yet, which holds back every container after
-    /// it (https://kubernetes.io/docs/concepts/workloads/pods/sidecar-containers/).
+    /// it (<https://kubernetes.io/docs/concepts/workloads/pods/sidecar-containers/>).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unstarted: Vec<String>,
     /// The pod's conditions.
