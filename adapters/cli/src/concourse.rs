@@ -186,7 +186,36 @@ pub fn lower(
         depends_on: BTreeMap::new(),
         warnings: pipeline.notes.clone(),
     };
-    for job in jobs(file, &pipeline, args)? {
+    let lowered = jobs(file, &pipeline, args)?;
+    // Concourse runs a job only with versions that went through every job
+    // its `get`s name in `passed:`, i.e. after those jobs' builds succeeded
+    // (https://concourse-ci.org/get-step.html#schema.get.passed). When every
+    // job is lowered into one run, a job's first steps wait for every step of
+    // those jobs; with `--concourse-job` the one job has no upstream here.
+    let mut steps_of: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for job in &lowered {
+        let kept = job
+            .steps
+            .iter()
+            .filter(|s| !for_run || matches!(s.when, When::Success))
+            .map(|s| s.plan.identity.step.clone());
+        steps_of.insert(job.job.clone(), kept.collect());
+    }
+    let upstream = |job: &str| -> Vec<String> {
+        pipeline
+            .jobs
+            .iter()
+            .find(|j| j.name == job)
+            .map(|j| j.passed())
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|up| steps_of.get(up))
+            .flatten()
+            .cloned()
+            .collect()
+    };
+    for job in lowered {
+        let after_jobs = upstream(&job.job);
         out.warnings
             .extend(job.skipped.iter().map(|s| format!("{file}:{s}")));
         for secret in &job.secrets {
@@ -206,8 +235,11 @@ pub fn lower(
                 continue;
             }
             out.warnings.extend(privileged_warning(&step.plan));
-            out.depends_on
-                .insert(step.plan.identity.step.clone(), step.depends_on.clone());
+            let mut depends_on = step.depends_on.clone();
+            if depends_on.is_empty() {
+                depends_on.extend(after_jobs.iter().cloned());
+            }
+            out.depends_on.insert(step.plan.identity.step.clone(), depends_on);
             out.plans.push(step.plan);
         }
     }

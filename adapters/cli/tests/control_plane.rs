@@ -812,3 +812,132 @@ async fn jobs_are_run_by_the_job_controller_with_the_rendered_backoff_and_ttl() 
     assert_eq!(step(&status, "first")["state"], "Succeeded", "{status:#}");
     assert_eq!(step(&status, "second")["state"], "Failed", "{status:#}");
 }
+
+/// A Concourse pipeline as people write them: a git resource, a job whose
+/// privileged task tests the checkout, a job gated on it by `passed`.
+const CONCOURSE: &str = "\
+resources:
+- name: repo
+  type: git
+  source: { uri: ((repo-uri)), branch: main }
+jobs:
+- name: unit
+  plan:
+  - get: repo
+    trigger: true
+  - task: test
+    config:
+      platform: linux
+      image_resource: { type: registry-image, source: { repository: golang, tag: ((go)) } }
+      inputs: [{ name: repo }]
+      outputs: [{ name: coverage }]
+      run: { path: sh, args: [-ec, 'go test -coverprofile=../coverage/c.out ./...'], dir: repo }
+- name: ship
+  plan:
+  - get: repo
+    passed: [unit]
+    trigger: true
+  - task: package
+    config:
+      platform: linux
+      image_resource: { type: registry-image, source: { repository: alpine, tag: '3.20' } }
+      inputs: [{ name: repo }]
+      run: { path: tar, args: [-czf, /tmp/app.tgz, repo] }
+";
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs control plane"]
+async fn a_concourse_pipeline_runs_each_job_after_the_jobs_it_passed() {
+    let client = cluster::client().await;
+    // The git resource's `get` runs the resource type's image as root, as
+    // Concourse does (pod_security_level says baseline; the restricted case
+    // is the next test).
+    let ns = cluster::namespace_with_level(&client, "concourse", "baseline").await;
+    cluster::claims(&client, &ns, &["c8s-artifacts", "c8s-cache"]).await;
+    cluster::script(
+        &client,
+        &ns,
+        "containers:\n  - container: main\n    runSeconds: 1.5\n",
+    )
+    .await;
+    let file = common::temp_file(&format!("{}.yml", cluster::unique_name("app")), CONCOURSE);
+    let status = status_file("concourse");
+    let output = run_c8s(&[
+        "run",
+        file.to_str().expect("path"),
+        "--namespace",
+        &ns,
+        "-v",
+        "go=1.23",
+        "-v",
+        "repo-uri=https://github.com/example/app.git",
+        "--version",
+        r#"repo={"ref":"9f2c1d4e5b6a7980a1b2c3d4e5f60718293a4b5c"}"#,
+        "--status-file",
+        status.to_str().expect("path"),
+    ]);
+    assert!(output.status.success(), "{}", explain(&output));
+    let status = read_status(&status);
+    assert_eq!(status["state"], "Succeeded", "{status:#}");
+    let steps = status["steps"].as_array().expect("steps");
+    let of = |job: &str| -> Vec<&Value> {
+        steps
+            .iter()
+            .filter(|s| {
+                s["name"]
+                    .as_str()
+                    .is_some_and(|n| n.contains(&format!("-{job}-")))
+            })
+            .collect()
+    };
+    let (unit, ship) = (of("unit"), of("ship"));
+    assert!(!unit.is_empty() && !ship.is_empty(), "{status:#}");
+    let unit_ended = unit
+        .iter()
+        .map(|s| time(&s["finished_at"]))
+        .max()
+        .expect("unit ended");
+    for s in ship {
+        assert!(
+            time(&s["started_at"]) >= unit_ended,
+            "ship started before unit ended: {status:#}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs control plane"]
+async fn a_concourse_get_refused_by_restricted_pod_security_fails_naming_the_rule() {
+    let client = cluster::client().await;
+    let ns = cluster::namespace(&client, "concourse-restricted").await;
+    cluster::claims(&client, &ns, &["c8s-artifacts", "c8s-cache"]).await;
+    let file = common::temp_file(&format!("{}.yml", cluster::unique_name("app")), CONCOURSE);
+    let status = status_file("concourse-restricted");
+    let output = run_c8s(&[
+        "run",
+        file.to_str().expect("path"),
+        "--namespace",
+        &ns,
+        "-v",
+        "go=1.23",
+        "-v",
+        "repo-uri=https://github.com/example/app.git",
+        "--version",
+        r#"repo={"ref":"9f2c1d4e5b6a7980a1b2c3d4e5f60718293a4b5c"}"#,
+        "--status-file",
+        status.to_str().expect("path"),
+    ]);
+    assert_eq!(output.status.code(), Some(1), "{}", explain(&output));
+    let status = read_status(&status);
+    let get = step(&status, "repo");
+    let message = get["outcome"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("violates PodSecurity \"restricted"),
+        "{status:#}"
+    );
+    assert_eq!(
+        scheduled_pods(&client, &ns, "").await,
+        0,
+        "nothing was admitted: {status:#}"
+    );
+}

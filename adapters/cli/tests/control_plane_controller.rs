@@ -164,7 +164,9 @@ async fn install(client: &Client, prefix: &str) -> Installed {
     cluster::script(
         client,
         &ns,
-        &format!("containers:\n  - container: main\n    runSeconds: 2\n{CHART_PODS}"),
+        &format!(
+            "containers:\n  - container: main\n    runSeconds: 2\n    logs: [\"main says hello\"]\n{CHART_PODS}"
+        ),
     )
     .await;
     cluster::claims(client, &ns, &["c8s-artifacts"]).await;
@@ -249,7 +251,7 @@ async fn phase(client: &Client, ns: &str, name: &str) -> Option<String> {
 }
 
 async fn wait_phase(client: &Client, ns: &str, name: &str, want: &str, process: &Process) {
-    let result = tokio::time::timeout(Duration::from_secs(120), async {
+    let result = tokio::time::timeout(Duration::from_secs(240), async {
         loop {
             let now = phase(client, ns, name).await;
             if now.as_deref() == Some(want) {
@@ -268,7 +270,7 @@ async fn wait_phase(client: &Client, ns: &str, name: &str, want: &str, process: 
     .await;
     if result.is_err() {
         panic!(
-            "run {name} not {want} after 120 s: {:#}\ncontroller log:\n{}",
+            "run {name} not {want} after 240 s: {:#}\ncontroller log:\n{}",
             run_json(client, ns, name).await,
             process.log()
         );
@@ -369,6 +371,20 @@ async fn the_crds_are_served_structural_and_validate_with_a_clear_message() {
         .expect("created");
     assert!(stored.data["spec"].get("surprise").is_none(), "{:#}", stored.data);
     assert_eq!(stored.data["spec"]["pipelineRef"], "x");
+    // The schema's default is applied by the API server: no build given, 0 stored.
+    assert_eq!(stored.data["spec"]["build"], 0, "{:#}", stored.data);
+    // And its minimum holds.
+    let negative: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "c8s.dev/v1alpha1", "kind": "PipelineRun",
+        "metadata": { "name": "negative" },
+        "spec": { "pipelineRef": "x", "build": -1 }
+    }))
+    .expect("object");
+    let error = runs(&client, &installed.ns)
+        .create(&PostParams::default(), &negative)
+        .await
+        .expect_err("refused");
+    assert!(error.to_string().contains("spec.build"), "{error}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -396,6 +412,30 @@ async fn the_controller_with_the_charts_rbac_runs_a_pipeline_run_to_succeeded() 
     assert!(
         managers.iter().any(|m| m == "c8s-controller"),
         "{managers:?}: {run:#}"
+    );
+    // A run that can never be rendered (a short commit) fails once, saying
+    // why, instead of being retried with no status.
+    let short: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "c8s.dev/v1alpha1",
+        "kind": "PipelineRun",
+        "metadata": { "name": "short-1" },
+        "spec": { "pipeline": two_steps_json(), "branch": "main", "commit": "0123abcd", "build": 2 }
+    }))
+    .expect("run");
+    runs(&client, ns)
+        .create(&PostParams::default(), &short)
+        .await
+        .expect("created");
+    wait_phase(&client, ns, "short-1", "Failed", &controller).await;
+    let failed = run_json(&client, ns, "short-1").await;
+    let ready = failed["status"]["conditions"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["type"] == "Ready").cloned())
+        .unwrap_or_default();
+    assert_eq!(ready["reason"], "InvalidSpec", "{failed:#}");
+    assert!(
+        ready["message"].as_str().unwrap_or_default().contains("0123abcd"),
+        "{failed:#}"
     );
     // Every request it made was allowed...
     assert!(forbidden(&controller.log()).is_empty(), "{}", controller.log());
@@ -473,6 +513,9 @@ async fn deleting_a_run_deletes_its_pods_and_a_restarted_controller_creates_no_d
     .await;
     controller.kill();
     // A new replica takes the Lease once the killed one's expires (15 s).
+    // (Measured here: when the step's pod ended while no controller ran, the
+    // new one took up to about 70 s after taking the Lease to start the next
+    // step; the wait below allows for that.)
     let controller = start_controller(&installed, "b");
     wait_phase(&client, ns, "restart-1", "Succeeded", &controller).await;
     assert_eq!(
@@ -622,6 +665,34 @@ async fn run_in_cluster_twice_makes_two_runs_each_followed_to_its_end() {
     for r in &all.items {
         assert_eq!(r.data["status"]["phase"], "Succeeded", "{:#}", r.data);
     }
+    // `c8s get runs` lists both; `c8s logs` reads a step's log through the
+    // API server's pods/log path (the steps' pods are kept until the run is
+    // deleted).
+    let c8s = |args: &[&str]| {
+        common::command()
+            .env("KUBECONFIG", cluster::kubeconfig())
+            .args(args)
+            .output()
+            .expect("c8s runs")
+    };
+    let listed = c8s(&["get", "runs", "-n", ns]);
+    assert!(listed.status.success(), "{}", explain(&listed));
+    let table = common::text(&listed.stdout);
+    for r in &all.items {
+        let name = r.metadata.name.as_deref().expect("name");
+        assert!(
+            table.lines().any(|l| l.contains(name) && l.contains("Succeeded")),
+            "{name} in:\n{table}"
+        );
+    }
+    let name = all.items[0].metadata.name.clone().expect("name");
+    let logs = c8s(&["logs", &name, "-n", ns]);
+    assert!(logs.status.success(), "{}", explain(&logs));
+    assert!(
+        common::text(&logs.stdout).contains("main says hello"),
+        "{}",
+        explain(&logs)
+    );
 }
 
 fn sign(secret: &str, body: &[u8]) -> String {

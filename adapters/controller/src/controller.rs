@@ -238,20 +238,15 @@ async fn apply(run: &PipelineRun, ctx: &Context) -> Result<Action, Error> {
     if status.phase.is_finished() {
         return Ok(Action::await_change());
     }
-    let pipeline = match (&run.spec.pipeline, &run.spec.pipeline_ref) {
-        (Some(embedded), _) => embedded.clone(),
-        (None, Some(reference)) => {
-            let pipelines = Api::<Pipeline>::namespaced(ctx.client.clone(), &namespace);
-            pipelines.get(reference).await?.spec.pipeline
+    let steps = match run_steps_of(run, ctx, &namespace, &name).await {
+        Ok(steps) => steps,
+        // A run that can never be rendered fails once, saying why, instead of
+        // being retried (and logged) forever with no status.
+        Err(e @ (Error::Pipeline(_) | Error::Render(_) | Error::MissingPipeline(_))) => {
+            return fail_invalid(run, ctx, &namespace, &name, status, &e).await;
         }
-        (None, None) => {
-            return Err(Error::MissingPipeline(format!(
-                "run {name} has neither pipelineRef nor pipeline"
-            )));
-        }
+        Err(e) => return Err(e),
     };
-    let owner = owner_of(run).ok_or_else(|| Error::Pipeline("the run has no uid yet".into()))?;
-    let steps = run_steps(&pipeline, &run_context(run, &pipeline, &namespace), owner, false)?;
     // Only a Pending run is admitted; a running one needs neither the run list nor the quota.
     let admission = if status.phase == RunPhase::Pending && !run.spec.cancelled {
         admission(ctx, &namespace, &name).await?
@@ -301,6 +296,63 @@ async fn apply(run: &PipelineRun, ctx: &Context) -> Result<Action, Error> {
     Ok(done
         .requeue_after
         .map_or_else(Action::await_change, Action::requeue))
+}
+
+/// The steps of `run`: its pipeline (embedded, or the Pipeline it names)
+/// rendered for its namespace, owned by the run.
+async fn run_steps_of(
+    run: &PipelineRun,
+    ctx: &Context,
+    namespace: &str,
+    name: &str,
+) -> Result<crate::steps::RunSteps, Error> {
+    let pipeline = match (&run.spec.pipeline, &run.spec.pipeline_ref) {
+        (Some(embedded), _) => embedded.clone(),
+        (None, Some(reference)) => {
+            let pipelines = Api::<Pipeline>::namespaced(ctx.client.clone(), namespace);
+            pipelines.get(reference).await?.spec.pipeline
+        }
+        (None, None) => {
+            return Err(Error::MissingPipeline(format!(
+                "run {name} has neither pipelineRef nor pipeline"
+            )));
+        }
+    };
+    let owner = owner_of(run).ok_or_else(|| Error::Pipeline("the run has no uid yet".into()))?;
+    run_steps(&pipeline, &run_context(run, &pipeline, namespace), owner, false)
+}
+
+/// Ends a run whose spec can never run (a commit that is not a full object
+/// name, a pipeline c8s rejects): phase Failed, condition `Ready=False` with
+/// reason `InvalidSpec` and the error, and a Warning Event — as Tekton fails
+/// a PipelineRun whose spec does not validate.
+async fn fail_invalid(
+    run: &PipelineRun,
+    ctx: &Context,
+    namespace: &str,
+    name: &str,
+    mut status: PipelineRunStatus,
+    error: &Error,
+) -> Result<Action, Error> {
+    let now = k8s_openapi::jiff::Timestamp::now();
+    let message = error.to_string();
+    status.phase = RunPhase::Failed;
+    status.observed_generation = run.metadata.generation;
+    status.completion_time = Some(now.to_string());
+    crate::status::set_condition(&mut status, "Ready", "False", "InvalidSpec", &message, now);
+    let api = Api::<PipelineRun>::namespaced(ctx.client.clone(), namespace);
+    patch_status(&api, name, &status).await?;
+    let event = Event {
+        type_: EventType::Warning,
+        reason: "RunInvalidSpec".into(),
+        note: Some(message),
+        action: "Reconcile".into(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&event, &run.object_ref(&())).await {
+        tracing::warn!("recording an event on {name}: {e}");
+    }
+    Ok(Action::await_change())
 }
 
 /// The run is being deleted: delete its objects (garbage collection would
