@@ -392,3 +392,62 @@ pub fn detect(file: &str, text: &str) -> Option<crate::documents::Kind> {
         None
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PASSED: &str = "\
+resources:
+- name: repo
+  type: git
+  source: { uri: https://github.com/example/app.git }
+jobs:
+- name: unit
+  plan:
+  - get: repo
+  - task: test
+    config:
+      platform: linux
+      image_resource: { type: registry-image, source: { repository: golang } }
+      inputs: [{ name: repo }]
+      run: { path: go, args: [test, ./...], dir: repo }
+- name: ship
+  plan:
+  - get: repo
+    passed: [unit]
+  - task: package
+    config:
+      platform: linux
+      image_resource: { type: registry-image, source: { repository: alpine } }
+      inputs: [{ name: repo }]
+      run: { path: tar, args: [-czf, /tmp/app.tgz, repo] }
+";
+
+    #[test]
+    fn a_job_waits_for_every_step_of_the_jobs_it_passed() {
+        let args = ConcourseArgs {
+            versions: vec![r#"repo={"ref":"9f2c1d4e5b6a7980a1b2c3d4e5f60718293a4b5c"}"#.to_owned()],
+            ..ConcourseArgs::default()
+        };
+        let lowered = lower("app.yml", PASSED, &args, false, true).unwrap_or_else(|e| panic!("{e}"));
+        let steps: Vec<&str> = lowered.plans.iter().map(|p| p.identity.step.as_str()).collect();
+        let unit: Vec<String> = steps
+            .iter()
+            .filter(|s| s.contains("unit"))
+            .map(|s| (*s).to_owned())
+            .collect();
+        assert_eq!(unit.len(), 2, "{steps:?}");
+        let ship_get = steps
+            .iter()
+            .find(|s| s.contains("ship") && s.contains("repo"))
+            .unwrap_or_else(|| panic!("{steps:?}"));
+        assert_eq!(lowered.depends_on[*ship_get], unit, "{:?}", lowered.depends_on);
+        // Within a job, later steps keep their own dependencies.
+        let package = steps
+            .iter()
+            .find(|s| s.contains("package"))
+            .unwrap_or_else(|| panic!("{steps:?}"));
+        assert_eq!(lowered.depends_on[*package], [(*ship_get).to_owned()]);
+    }
+}
