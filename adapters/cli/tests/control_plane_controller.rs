@@ -6,6 +6,8 @@
 //!
 //! A controller acts on PipelineRuns of every namespace, so these tests run
 //! one at a time (the nextest test group `controller`, .config/nextest.toml).
+//! The processes log at `C8S_TEST_RUST_LOG` (default `info`); a failing
+//! test prints its controller's log.
 
 mod common;
 
@@ -121,7 +123,10 @@ impl Process {
         let file = std::fs::File::create(&log).expect("log file");
         let child = common::command()
             .env("KUBECONFIG", kubeconfig)
-            .env("RUST_LOG", "info")
+            .env(
+                "RUST_LOG",
+                std::env::var("C8S_TEST_RUST_LOG").unwrap_or_else(|_| "info".to_owned()),
+            )
             .args(args)
             .stdout(file.try_clone().expect("log file"))
             .stderr(file)
