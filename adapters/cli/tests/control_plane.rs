@@ -10,7 +10,7 @@
 mod common;
 
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
 use c8s_test_cluster as cluster;
@@ -93,36 +93,62 @@ steps:
     )
 }
 
-/// How many distinct pods the scheduler placed in `namespace` whose name
-/// starts with `prefix`: the `Scheduled` Events name each pod once.
-async fn scheduled_pods(client: &kube::Client, namespace: &str, prefix: &str) -> usize {
-    let events = Api::<Event>::namespaced(client.clone(), namespace)
-        .list(&ListParams::default())
-        .await
-        .expect("events");
-    let mut uids: Vec<String> = events
-        .items
-        .iter()
-        .filter(|e| e.reason.as_deref() == Some("Scheduled"))
-        .filter(|e| {
-            e.involved_object
-                .name
-                .as_deref()
-                .is_some_and(|n| n.starts_with(prefix))
-        })
-        .filter_map(|e| e.involved_object.uid.clone())
-        .collect();
-    uids.sort();
-    uids.dedup();
-    uids.len()
-}
-
 async fn pods(client: &kube::Client, namespace: &str) -> Vec<Pod> {
     Api::<Pod>::namespaced(client.clone(), namespace)
         .list(&ListParams::default())
         .await
         .expect("pods")
         .items
+}
+
+/// A namespace of the test's own (restricted), with the artifacts claim
+/// bound and `script` as its nodes' script.
+async fn namespace_for(client: &kube::Client, prefix: &str, script: &str) -> String {
+    let ns = cluster::namespace(client, prefix).await;
+    cluster::claims(client, &ns, &["c8s-artifacts"]).await;
+    cluster::script(client, &ns, script).await;
+    ns
+}
+
+/// `c8s args…` in the background, its output discarded.
+fn spawn_c8s(args: &[&str]) -> Child {
+    c8s_cmd()
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("c8s runs")
+}
+
+/// Waits until a pod of `namespace` matching `which` runs.
+async fn until_running(client: &kube::Client, namespace: &str, which: impl Fn(&Pod) -> bool) {
+    cluster::eventually(Duration::from_secs(60), "a pod to run", || async {
+        pods(client, namespace)
+            .await
+            .iter()
+            .any(|p| which(p) && p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
+            .then_some(())
+    })
+    .await;
+}
+
+/// Waits until no pod of `namespace` matches `which`.
+async fn until_gone(client: &kube::Client, namespace: &str, which: impl Fn(&Pod) -> bool) {
+    cluster::eventually(Duration::from_secs(60), "the pods to be gone", || async {
+        (!pods(client, namespace).await.iter().any(&which)).then_some(())
+    })
+    .await;
+}
+
+/// `c8s run args… --status-file F`: its output and the status record.
+fn run_with_status(args: &[&str]) -> (Output, Value) {
+    let path = status_file("status");
+    let mut all = args.to_vec();
+    all.extend(["--status-file", path.to_str().expect("utf-8 path")]);
+    let output = run_c8s(&all);
+    assert!(path.is_file(), "no status record: {}", explain(&output));
+    let status = read_status(&path);
+    (output, status)
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -160,8 +186,7 @@ async fn orders_runs_under_restricted_pod_security_each_step_after_its_dependenc
         "containers:\n  - container: main\n    runSeconds: 1.5\n",
     )
     .await;
-    let status = status_file("orders");
-    let output = run_c8s(&[
+    let (output, status) = run_with_status(&[
         "run",
         "examples/pipelines/orders.c8s.yaml",
         "--branch",
@@ -170,11 +195,8 @@ async fn orders_runs_under_restricted_pod_security_each_step_after_its_dependenc
         &ns,
         "--parallelism",
         "8",
-        "--status-file",
-        status.to_str().expect("utf-8 path"),
     ]);
     assert!(output.status.success(), "{}", explain(&output));
-    let status = read_status(&status);
     assert_eq!(status["state"], "Succeeded", "{status:#}");
     let steps = status["steps"].as_array().expect("steps");
     // lint, and unit, integration and build for each of the 4 combinations, and publish.
@@ -232,7 +254,7 @@ async fn orders_runs_under_restricted_pod_security_each_step_after_its_dependenc
     // One pod per step, each admitted and scheduled once.
     for s in steps {
         let object = s["object"].as_str().expect("object name");
-        assert_eq!(scheduled_pods(&client, &ns, object).await, 1, "{object}");
+        assert_eq!(cluster::scheduled_pods(&client, &ns, object).await, 1, "{object}");
     }
 }
 
@@ -240,11 +262,9 @@ async fn orders_runs_under_restricted_pod_security_each_step_after_its_dependenc
 #[ignore = "needs control plane"]
 async fn a_failing_main_fails_the_run_and_its_log_comes_through_the_api_server() {
     let client = cluster::client().await;
-    let ns = cluster::namespace(&client, "fails").await;
-    cluster::claims(&client, &ns, &["c8s-artifacts"]).await;
-    cluster::script(
+    let ns = namespace_for(
         &client,
-        &ns,
+        "fails",
         "containers:
   - step: first
     container: main
@@ -274,11 +294,9 @@ async fn a_failing_main_fails_the_run_and_its_log_comes_through_the_api_server()
 #[ignore = "needs control plane"]
 async fn outputs_that_were_not_saved_fail_the_step_and_its_dependents_never_start() {
     let client = cluster::client().await;
-    let ns = cluster::namespace(&client, "unsaved").await;
-    cluster::claims(&client, &ns, &["c8s-artifacts"]).await;
-    cluster::script(
+    let ns = namespace_for(
         &client,
-        &ns,
+        "unsaved",
         "containers:
   - step: first
     container: artifact-helper
@@ -288,21 +306,12 @@ async fn outputs_that_were_not_saved_fail_the_step_and_its_dependents_never_star
     )
     .await;
     let file = two_steps("unsaved", "");
-    let status = status_file("unsaved");
-    let output = run_c8s(&[
-        "run",
-        file.to_str().expect("path"),
-        "--namespace",
-        &ns,
-        "--status-file",
-        status.to_str().expect("path"),
-    ]);
+    let (output, status) = run_with_status(&["run", file.to_str().expect("path"), "--namespace", &ns]);
     assert_eq!(output.status.code(), Some(1), "{}", explain(&output));
-    let status = read_status(&status);
     assert_eq!(step(&status, "first")["state"], "Failed", "{status:#}");
     assert_ne!(step(&status, "second")["state"], "Succeeded", "{status:#}");
     assert_eq!(
-        scheduled_pods(&client, &ns, "").await,
+        cluster::scheduled_pods(&client, &ns, "").await,
         1,
         "only the first step's pod: {status:#}"
     );
@@ -312,11 +321,9 @@ async fn outputs_that_were_not_saved_fail_the_step_and_its_dependents_never_star
 #[ignore = "needs control plane"]
 async fn a_failed_init_container_ends_the_run_failed_naming_it() {
     let client = cluster::client().await;
-    let ns = cluster::namespace(&client, "init").await;
-    cluster::claims(&client, &ns, &["c8s-artifacts"]).await;
-    cluster::script(
+    let ns = namespace_for(
         &client,
-        &ns,
+        "init",
         "containers:
   - step: second
     container: c8s-input-0
@@ -361,26 +368,21 @@ async fn a_missing_claim_ends_the_run_at_once_quoting_the_scheduler() {
 #[ignore = "needs control plane"]
 async fn the_run_deadline_ends_a_step_that_runs_too_long() {
     let client = cluster::client().await;
-    let ns = cluster::namespace(&client, "deadline").await;
-    cluster::claims(&client, &ns, &["c8s-artifacts"]).await;
-    cluster::script(
+    let ns = namespace_for(
         &client,
-        &ns,
+        "deadline",
         "containers:\n  - container: main\n    runSeconds: 600\n",
     )
     .await;
     let file = two_steps("slow", "");
-    let status = status_file("slow");
     let started = std::time::Instant::now();
-    let output = run_c8s(&[
+    let (output, status) = run_with_status(&[
         "run",
         file.to_str().expect("path"),
         "--namespace",
         &ns,
         "--timeout",
         "8s",
-        "--status-file",
-        status.to_str().expect("path"),
     ]);
     assert_eq!(output.status.code(), Some(1), "{}", explain(&output));
     assert!(
@@ -388,26 +390,20 @@ async fn the_run_deadline_ends_a_step_that_runs_too_long() {
         "{}",
         explain(&output)
     );
-    let status = read_status(&status);
     let message = status["message"].as_str().unwrap_or_default();
     assert!(message.contains("timeout ran out"), "{status:#}");
     assert_eq!(step(&status, "second")["state"], "Cancelled", "{status:#}");
     // The step's pod is deleted: nothing keeps running.
-    cluster::eventually(Duration::from_secs(60), "the pods to be gone", || async {
-        pods(&client, &ns).await.is_empty().then_some(())
-    })
-    .await;
+    until_gone(&client, &ns, |_| true).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "needs control plane"]
 async fn ctrl_c_deletes_the_runs_pods() {
     let client = cluster::client().await;
-    let ns = cluster::namespace(&client, "cancel").await;
-    cluster::claims(&client, &ns, &["c8s-artifacts"]).await;
-    cluster::script(
+    let ns = namespace_for(
         &client,
-        &ns,
+        "cancel",
         "containers:\n  - container: main\n    runSeconds: 600\n",
     )
     .await;
@@ -418,52 +414,28 @@ async fn ctrl_c_deletes_the_runs_pods() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("c8s runs");
-    cluster::eventually(Duration::from_secs(60), "the first step's pod to run", || async {
-        pods(&client, &ns)
-            .await
-            .iter()
-            .any(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
-            .then_some(())
-    })
-    .await;
+    until_running(&client, &ns, |_| true).await;
     signal(&child, "INT");
     let output = child.wait_with_output().expect("c8s exits");
     assert_ne!(output.status.code(), Some(0), "{}", explain(&output));
-    cluster::eventually(Duration::from_secs(60), "the pods to be gone", || async {
-        pods(&client, &ns).await.is_empty().then_some(())
-    })
-    .await;
+    until_gone(&client, &ns, |_| true).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "needs control plane"]
 async fn resume_after_sigkill_creates_no_second_pod_and_reap_cleans_a_killed_run() {
     let client = cluster::client().await;
-    let ns = cluster::namespace(&client, "resume").await;
-    cluster::claims(&client, &ns, &["c8s-artifacts"]).await;
-    cluster::script(
+    let ns = namespace_for(
         &client,
-        &ns,
+        "resume",
         "containers:\n  - step: first\n    container: main\n    runSeconds: 8\n",
     )
     .await;
     let file = two_steps("resume", "");
     let path = file.to_str().expect("path");
     let run_id = cluster::unique_name("r");
-    let child = c8s_cmd()
-        .args(["run", path, "--namespace", &ns, "--run-id", &run_id])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("c8s runs");
-    cluster::eventually(Duration::from_secs(60), "the first step's pod to run", || async {
-        pods(&client, &ns)
-            .await
-            .iter()
-            .any(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
-            .then_some(())
-    })
-    .await;
+    let child = spawn_c8s(&["run", path, "--namespace", &ns, "--run-id", &run_id]);
+    until_running(&client, &ns, |_| true).await;
     signal(&child, "KILL");
     let _ = child.wait_with_output();
     let output = run_c8s(&["run", path, "--namespace", &ns, "--run-id", &run_id, "--resume"]);
@@ -473,37 +445,14 @@ async fn resume_after_sigkill_creates_no_second_pod_and_reap_cleans_a_killed_run
 
     // A second run, killed: `c8s reap` removes what it left.
     let run_id = cluster::unique_name("k");
-    let child = c8s_cmd()
-        .args(["run", path, "--namespace", &ns, "--run-id", &run_id])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("c8s runs");
-    cluster::eventually(Duration::from_secs(60), "the killed run's pod", || async {
-        pods(&client, &ns)
-            .await
-            .iter()
-            .any(|p| label(p, "c8s.dev/run") == Some(&run_id))
-            .then_some(())
-    })
-    .await;
+    let child = spawn_c8s(&["run", path, "--namespace", &ns, "--run-id", &run_id]);
+    until_running(&client, &ns, |p| label(p, "c8s.dev/run") == Some(&run_id)).await;
     signal(&child, "KILL");
     let _ = child.wait_with_output();
     tokio::time::sleep(Duration::from_secs(2)).await;
     let output = run_c8s(&["reap", "--namespace", &ns, "--older-than", "1s"]);
     assert!(output.status.success(), "{}", explain(&output));
-    cluster::eventually(
-        Duration::from_secs(60),
-        "the killed run's pods to be gone",
-        || async {
-            (!pods(&client, &ns)
-                .await
-                .iter()
-                .any(|p| label(p, "c8s.dev/run") == Some(&run_id)))
-            .then_some(())
-        },
-    )
-    .await;
+    until_gone(&client, &ns, |p| label(p, "c8s.dev/run") == Some(&run_id)).await;
 }
 
 fn label<'p>(pod: &'p Pod, key: &str) -> Option<&'p String> {
@@ -582,19 +531,15 @@ steps:
         scratch: [/var/lib/postgresql/data, /var/run/postgresql]
 ",
     );
-    let status = status_file("sidecar");
-    let output = run_c8s(&[
+    let (output, status) = run_with_status(&[
         "run",
         file.to_str().expect("path"),
         "--namespace",
         &ns,
         "--start-timeout",
         "10s",
-        "--status-file",
-        status.to_str().expect("path"),
     ]);
     assert_eq!(output.status.code(), Some(1), "{}", explain(&output));
-    let status = read_status(&status);
     let message = step(&status, "integration")["outcome"]["message"].to_string();
     assert!(message.contains("postgres"), "{status:#}");
 }
@@ -731,14 +676,14 @@ async fn a_workload_injecting_the_sidecar_chart_is_admitted_under_restricted() {
 #[ignore = "needs control plane"]
 async fn jobs_are_run_by_the_job_controller_with_the_rendered_backoff_and_ttl() {
     let client = cluster::client().await;
-    let ns = cluster::namespace(&client, "jobs").await;
-    cluster::claims(&client, &ns, &["c8s-artifacts"]).await;
-    cluster::script(
-        &client,
-        &ns,
-        "containers:\n  - step: second\n    container: main\n    exitCode: 4\n  - container: main\n    runSeconds: 1\n",
-    )
-    .await;
+    let script = "containers:
+  - step: second
+    container: main
+    exitCode: 4
+  - container: main
+    runSeconds: 1
+";
+    let ns = namespace_for(&client, "jobs", script).await;
     let file = two_steps("jobs", "");
     let path = file.to_str().expect("path");
     // What c8s renders for the Jobs.
@@ -861,8 +806,7 @@ async fn a_concourse_pipeline_runs_each_job_after_the_jobs_it_passed() {
     )
     .await;
     let file = common::temp_file(&format!("{}.yml", cluster::unique_name("app")), CONCOURSE);
-    let status = status_file("concourse");
-    let output = run_c8s(&[
+    let (output, status) = run_with_status(&[
         "run",
         file.to_str().expect("path"),
         "--namespace",
@@ -873,11 +817,8 @@ async fn a_concourse_pipeline_runs_each_job_after_the_jobs_it_passed() {
         "repo-uri=https://github.com/example/app.git",
         "--version",
         r#"repo={"ref":"9f2c1d4e5b6a7980a1b2c3d4e5f60718293a4b5c"}"#,
-        "--status-file",
-        status.to_str().expect("path"),
     ]);
     assert!(output.status.success(), "{}", explain(&output));
-    let status = read_status(&status);
     assert_eq!(status["state"], "Succeeded", "{status:#}");
     let steps = status["steps"].as_array().expect("steps");
     let of = |job: &str| -> Vec<&Value> {
@@ -912,8 +853,7 @@ async fn a_concourse_get_refused_by_restricted_pod_security_fails_naming_the_rul
     let ns = cluster::namespace(&client, "concourse-restricted").await;
     cluster::claims(&client, &ns, &["c8s-artifacts", "c8s-cache"]).await;
     let file = common::temp_file(&format!("{}.yml", cluster::unique_name("app")), CONCOURSE);
-    let status = status_file("concourse-restricted");
-    let output = run_c8s(&[
+    let (output, status) = run_with_status(&[
         "run",
         file.to_str().expect("path"),
         "--namespace",
@@ -924,11 +864,8 @@ async fn a_concourse_get_refused_by_restricted_pod_security_fails_naming_the_rul
         "repo-uri=https://github.com/example/app.git",
         "--version",
         r#"repo={"ref":"9f2c1d4e5b6a7980a1b2c3d4e5f60718293a4b5c"}"#,
-        "--status-file",
-        status.to_str().expect("path"),
     ]);
     assert_eq!(output.status.code(), Some(1), "{}", explain(&output));
-    let status = read_status(&status);
     let get = step(&status, "repo");
     let message = get["outcome"]["message"].as_str().unwrap_or_default();
     assert!(
@@ -936,7 +873,7 @@ async fn a_concourse_get_refused_by_restricted_pod_security_fails_naming_the_rul
         "{status:#}"
     );
     assert_eq!(
-        scheduled_pods(&client, &ns, "").await,
+        cluster::scheduled_pods(&client, &ns, "").await,
         0,
         "nothing was admitted: {status:#}"
     );

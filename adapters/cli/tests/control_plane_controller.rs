@@ -18,7 +18,7 @@ use std::time::Duration;
 use c8s_test_cluster as cluster;
 use k8s_openapi::api::authentication::v1::TokenRequest;
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{Event, Pod, Secret, ServiceAccount};
+use k8s_openapi::api::core::v1::{Pod, Secret, ServiceAccount};
 use kube::Client;
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
@@ -292,29 +292,6 @@ async fn run_json(client: &Client, ns: &str, name: &str) -> Value {
         .unwrap_or(Value::Null)
 }
 
-/// Distinct pods the scheduler placed in `ns` (its `Scheduled` Events).
-async fn scheduled(client: &Client, ns: &str, with: &str) -> usize {
-    let events = Api::<Event>::namespaced(client.clone(), ns)
-        .list(&ListParams::default())
-        .await
-        .expect("events");
-    let mut uids: Vec<String> = events
-        .items
-        .iter()
-        .filter(|e| e.reason.as_deref() == Some("Scheduled"))
-        .filter(|e| {
-            e.involved_object
-                .name
-                .as_deref()
-                .is_some_and(|n| n.contains(with))
-        })
-        .filter_map(|e| e.involved_object.uid.clone())
-        .collect();
-    uids.sort();
-    uids.dedup();
-    uids.len()
-}
-
 fn forbidden(log: &str) -> Vec<&str> {
     log.lines()
         .filter(|l| l.contains("forbidden") || l.contains("Forbidden") || l.contains(" 403"))
@@ -486,7 +463,7 @@ async fn a_step_whose_outputs_were_not_saved_fails_the_run_in_the_controller() {
     wait_phase(&client, ns, "unsaved-1", "Failed", &controller).await;
     let run = run_json(&client, ns, "unsaved-1").await;
     assert_eq!(
-        scheduled(&client, ns, "second").await,
+        cluster::scheduled_pods(&client, ns, "second").await,
         0,
         "second never started: {run:#}"
     );
@@ -524,11 +501,15 @@ async fn deleting_a_run_deletes_its_pods_and_a_restarted_controller_creates_no_d
     let controller = start_controller(&installed, "b");
     wait_phase(&client, ns, "restart-1", "Succeeded", &controller).await;
     assert_eq!(
-        scheduled(&client, ns, "first").await,
+        cluster::scheduled_pods(&client, ns, "first").await,
         1,
         "no duplicate pod for first"
     );
-    assert_eq!(scheduled(&client, ns, "second").await, 1, "one pod for second");
+    assert_eq!(
+        cluster::scheduled_pods(&client, ns, "second").await,
+        1,
+        "one pod for second"
+    );
 
     // Deleting a run in flight: its pods go (finalizer, owner references).
     create_run(&client, ns, "restart-2").await;

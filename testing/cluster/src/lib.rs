@@ -198,3 +198,29 @@ pub async fn claims(client: &Client, namespace: &str, claims: &[&str]) {
         .await;
     }
 }
+
+/// How many distinct pods the scheduler placed in `namespace` whose name
+/// contains `name_part` (all with `""`): the `Scheduled` Events name each
+/// pod once, so a duplicate create shows even after the pods are deleted.
+pub async fn scheduled_pods(client: &Client, namespace: &str, name_part: &str) -> usize {
+    use k8s_openapi::api::core::v1::Event;
+    let events = Api::<Event>::namespaced(client.clone(), namespace)
+        .list(&kube::api::ListParams::default())
+        .await
+        .unwrap_or_else(|e| panic!("events of {namespace}: {e}"));
+    let mut uids: Vec<String> = events
+        .items
+        .iter()
+        .filter(|e| e.reason.as_deref() == Some("Scheduled"))
+        .filter(|e| {
+            e.involved_object
+                .name
+                .as_deref()
+                .is_some_and(|n| n.contains(name_part))
+        })
+        .filter_map(|e| e.involved_object.uid.clone())
+        .collect();
+    uids.sort();
+    uids.dedup();
+    uids.len()
+}
