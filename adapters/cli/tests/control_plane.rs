@@ -9,6 +9,8 @@
 
 mod common;
 
+use common::explain;
+
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
@@ -27,15 +29,6 @@ fn c8s_cmd() -> Command {
 
 fn run_c8s(args: &[&str]) -> Output {
     c8s_cmd().args(args).output().expect("c8s runs")
-}
-
-fn explain(output: &Output) -> String {
-    format!(
-        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
-        output.status.code(),
-        common::text(&output.stdout),
-        common::text(&output.stderr)
-    )
 }
 
 fn status_file(name: &str) -> PathBuf {

@@ -11,8 +11,10 @@
 
 mod common;
 
+use common::explain;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output};
+use std::process::{Child, Command};
 use std::time::Duration;
 
 use c8s_test_cluster as cluster;
@@ -23,15 +25,6 @@ use kube::Client;
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
 use serde_json::{Value, json};
-
-fn explain(output: &Output) -> String {
-    format!(
-        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
-        output.status.code(),
-        common::text(&output.stdout),
-        common::text(&output.stderr)
-    )
-}
 
 fn resource(kind: &str) -> ApiResource {
     ApiResource::from_gvk(&GroupVersionKind::gvk("c8s.dev", "v1alpha1", kind))

@@ -28,6 +28,16 @@ pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+/// A command's exit code, stdout and stderr, for an assertion's message.
+pub fn explain(output: &Output) -> String {
+    format!(
+        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        output.status.code(),
+        text(&output.stdout),
+        text(&output.stderr)
+    )
+}
+
 /// This test binary's own temporary folder, created.
 pub fn temp_dir() -> PathBuf {
     let dir = std::env::temp_dir().join(format!(
