@@ -475,7 +475,9 @@ async fn deleting_a_run_deletes_its_pods_and_a_restarted_controller_creates_no_d
     cluster::script(
         &client,
         ns,
-        &format!("containers:\n  - container: main\n    runSeconds: 6\n{CHART_PODS}"),
+        &format!(
+            "containers:\n  - step: first\n    container: main\n    runSeconds: 40\n  - container: main\n    runSeconds: 6\n{CHART_PODS}"
+        ),
     )
     .await;
     let mut controller = start_controller(&installed, "a");
@@ -487,10 +489,9 @@ async fn deleting_a_run_deletes_its_pods_and_a_restarted_controller_creates_no_d
     })
     .await;
     controller.kill();
-    // A new replica takes the Lease once the killed one's expires (15 s).
-    // (Measured here: when the step's pod ended while no controller ran, the
-    // new one took up to about 70 s after taking the Lease to start the next
-    // step; the wait below allows for that.)
+    // A new replica takes the Lease once the killed one's expires (15 s),
+    // while the first step's pod still runs (40 s). A pod that ended while
+    // no controller ran is the next test, a known bug.
     let controller = start_controller(&installed, "b");
     wait_phase(&client, ns, "restart-1", "Succeeded", &controller).await;
     assert_eq!(
@@ -545,6 +546,45 @@ async fn deleting_a_run_deletes_its_pods_and_a_restarted_controller_creates_no_d
     )
     .await;
     drop(controller);
+}
+
+/// Known bug, left out of `./ci.sh` by name (it says so): a controller that
+/// starts after a step's pod ended while no controller ran has been seen to
+/// take 70 s to 4 min after taking the Lease to start the next step.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs control plane"]
+async fn known_bug_a_controller_started_after_a_step_ended_resumes_the_run_at_once() {
+    let client = cluster::client().await;
+    let installed = install(&client, "resume-ended").await;
+    let ns = &installed.ns;
+    let mut controller = start_controller(&installed, "a");
+    create_run(&client, ns, "ended-1").await;
+    let pods = Api::<Pod>::namespaced(client.clone(), ns);
+    let running = ListParams::default().labels("c8s.dev/run");
+    cluster::eventually(Duration::from_secs(60), "the first step's pod", || async {
+        (!pods.list(&running).await.ok()?.items.is_empty()).then_some(())
+    })
+    .await;
+    controller.kill();
+    cluster::eventually(Duration::from_secs(60), "the first step's pod to end", || async {
+        pods.list(&running)
+            .await
+            .ok()?
+            .items
+            .iter()
+            .any(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Succeeded"))
+            .then_some(())
+    })
+    .await;
+    let controller = start_controller(&installed, "b");
+    let started = std::time::Instant::now();
+    wait_phase(&client, ns, "ended-1", "Succeeded", &controller).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "resumed after {:?}:\n{}",
+        started.elapsed(),
+        controller.log()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
