@@ -8,6 +8,14 @@ cd "$(dirname "$0")"
 
 step() { printf '\n==> %s\n' "$*" >&2; }
 
+# A one-shot build gains nothing from incremental state and it costs gigabytes
+# of disk; say the free space at the start and end, since running out of it
+# shows up only as a linker's bus error.
+export CARGO_INCREMENTAL=0
+disk() { echo "disk: $(df -h --output=avail . | tail -1 | tr -d ' ') free here; target/ $(du -sh target 2>/dev/null | cut -f1)" >&2; }
+disk
+trap disk EXIT
+
 step "install test tools (helm, kubernetes-validate into .tools/; the runtime check's host tools)"
 ./scripts/install-tools.sh
 export PATH="$PWD/.tools/bin:$PATH"
@@ -57,7 +65,7 @@ else
 fi
 step "control plane: kube-apiserver, etcd, kube-controller-manager, kube-scheduler built from Go modules (cached outside the clone by version) and simulated nodes, on loopback"
 export C8S_CONTROL_PLANE_DIR="${C8S_CONTROL_PLANE_DIR:-$(mktemp -d /tmp/c8s-control-plane.XXXXXX)}"
-trap './scripts/control-plane/down.sh' EXIT
+trap './scripts/control-plane/down.sh; disk' EXIT
 C8S_TEST_KUBECONFIG="$(./scripts/control-plane/up.sh | sed -n 's/^export KUBECONFIG=//p')"
 export C8S_TEST_KUBECONFIG
 
