@@ -414,7 +414,7 @@ fn progress_printer(total: usize) -> c8s_kube::ProgressFn {
     Arc::new(move |status: &StepStatus| {
         let detail = match (&status.waiting_reason, &status.outcome) {
             (Some(reason), _) => format!(" (waiting for capacity: {reason})"),
-            (None, Some(outcome)) => format!(" ({:?}, exit {:?})", outcome.reason, outcome.exit_code),
+            (None, Some(outcome)) => format!(" ({outcome})"),
             _ => String::new(),
         };
         // The step's own retries and the runner's, apart: a flaky test is not a flaky cluster.

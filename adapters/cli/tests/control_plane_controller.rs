@@ -135,6 +135,11 @@ impl Process {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// Whether the process has ended (without waiting).
+    fn ended(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.as_mut().and_then(|c| c.try_wait().ok().flatten())
+    }
+
     fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
@@ -272,6 +277,23 @@ async fn wait_phase(client: &Client, ns: &str, name: &str, want: &str, process: 
             run_json(client, ns, name).await,
             process.log()
         );
+    }
+}
+
+/// Waits up to 60 s for the run's first pod, printing `controller`'s log if none comes.
+async fn first_pod(pods: &Api<Pod>, controller: &Process) {
+    let started = std::time::Instant::now();
+    let labelled = ListParams::default().labels("c8s.dev/run");
+    loop {
+        if pods.list(&labelled).await.is_ok_and(|l| !l.items.is_empty()) {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no step pod after 60 s; controller log:\n{}",
+            controller.log()
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
     }
 }
 
@@ -484,10 +506,7 @@ async fn deleting_a_run_deletes_its_pods_and_a_restarted_controller_creates_no_d
     create_run(&client, ns, "restart-1").await;
     let pods = Api::<Pod>::namespaced(client.clone(), ns);
     let running = ListParams::default().labels("c8s.dev/run");
-    cluster::eventually(Duration::from_secs(60), "the first step's pod", || async {
-        (!pods.list(&running).await.ok()?.items.is_empty()).then_some(())
-    })
-    .await;
+    first_pod(&pods, &controller).await;
     controller.kill();
     // A new replica takes the Lease once the killed one's expires (15 s),
     // while the first step's pod still runs (40 s). A pod that ended while
@@ -553,7 +572,7 @@ async fn deleting_a_run_deletes_its_pods_and_a_restarted_controller_creates_no_d
 /// take 70 s to 4 min after taking the Lease to start the next step.
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "needs control plane"]
-async fn known_bug_a_controller_started_after_a_step_ended_resumes_the_run_at_once() {
+async fn a_controller_started_after_a_step_ended_resumes_the_run_at_once() {
     let client = cluster::client().await;
     let installed = install(&client, "resume-ended").await;
     let ns = &installed.ns;
@@ -561,10 +580,7 @@ async fn known_bug_a_controller_started_after_a_step_ended_resumes_the_run_at_on
     create_run(&client, ns, "ended-1").await;
     let pods = Api::<Pod>::namespaced(client.clone(), ns);
     let running = ListParams::default().labels("c8s.dev/run");
-    cluster::eventually(Duration::from_secs(60), "the first step's pod", || async {
-        (!pods.list(&running).await.ok()?.items.is_empty()).then_some(())
-    })
-    .await;
+    first_pod(&pods, &controller).await;
     controller.kill();
     cluster::eventually(Duration::from_secs(60), "the first step's pod to end", || async {
         pods.list(&running)
@@ -624,6 +640,157 @@ async fn of_two_replicas_only_the_lease_holder_acts_and_the_other_takes_over() {
     );
     create_run(&client, ns, "lease-1").await;
     wait_phase(&client, ns, "lease-1", "Succeeded", &b).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs control plane"]
+async fn a_leader_that_cannot_renew_its_lease_stops_acting_before_the_lease_expires() {
+    let client = cluster::client().await;
+    let installed = install(&client, "renew").await;
+    let ns = &installed.ns;
+    // The API server takes every renewal, but the controller never hears an answer.
+    let proxy = cluster::proxy::start(
+        client.clone(),
+        cluster::proxy::Lose {
+            method: "PUT",
+            path_suffix: "/leases/c8s-controller",
+            times: usize::MAX,
+        },
+        common::temp_dir().join(format!("{}.kubeconfig", cluster::unique_name("proxy"))),
+    )
+    .await;
+    let mut controller = Process::start(
+        &proxy.kubeconfig,
+        &["controller", "--lease-namespace", ns, "--identity", "cut-off"],
+    );
+    let log = controller.log.clone();
+    cluster::eventually(
+        Duration::from_secs(30),
+        "the controller to hold the lease",
+        || {
+            let log = log.clone();
+            async move {
+                std::fs::read_to_string(&log)
+                    .ok()?
+                    .contains("holding the leader lease")
+                    .then_some(())
+            }
+        },
+    )
+    .await;
+    let held = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = controller.ended() {
+            break status;
+        }
+        assert!(
+            held.elapsed() < Duration::from_secs(15),
+            "still acting 15 s after its last renewal, when another replica may take over:\n{}",
+            controller.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(!status.success(), "{}", controller.log());
+    assert!(
+        controller.log().contains("stopped acting before it could expire"),
+        "{}",
+        controller.log()
+    );
+    assert!(proxy.lost() >= 3, "renewals lost: {}", proxy.lost());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs control plane"]
+async fn a_run_keeps_the_pipeline_it_started_with_when_the_pipeline_is_deleted() {
+    let client = cluster::client().await;
+    let installed = install(&client, "keeps").await;
+    let ns = &installed.ns;
+    let pipelines = Api::<DynamicObject>::namespaced_with(client.clone(), ns, &resource("Pipeline"));
+    let pipeline: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "c8s.dev/v1alpha1",
+        "kind": "Pipeline",
+        "metadata": { "name": "hello" },
+        "spec": { "pipeline": two_steps_json() }
+    }))
+    .expect("pipeline");
+    pipelines
+        .create(&PostParams::default(), &pipeline)
+        .await
+        .unwrap_or_else(|e| panic!("create pipeline: {e}"));
+    let run: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "c8s.dev/v1alpha1",
+        "kind": "PipelineRun",
+        "metadata": { "name": "kept-1" },
+        "spec": { "pipelineRef": "hello", "branch": "main", "commit": "0123abcd0123abcd0123abcd0123abcd0123abcd", "build": 1 }
+    }))
+    .expect("run");
+    runs(&client, ns)
+        .create(&PostParams::default(), &run)
+        .await
+        .unwrap_or_else(|e| panic!("create run: {e}"));
+    let controller = start_controller(&installed, "a");
+    let pods = Api::<Pod>::namespaced(client.clone(), ns);
+    first_pod(&pods, &controller).await;
+    pipelines
+        .delete("hello", &DeleteParams::default())
+        .await
+        .unwrap_or_else(|e| panic!("delete pipeline: {e}"));
+    wait_phase(&client, ns, "kept-1", "Succeeded", &controller).await;
+    let kept = run_json(&client, ns, "kept-1").await;
+    assert_eq!(
+        kept["status"]["pipelineSpec"]["steps"][1]["name"], "second",
+        "{kept:#}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs control plane"]
+async fn a_controller_started_with_several_runs_waiting_starts_every_one_at_once() {
+    // Every run reconciles at once when the controller starts, each waiting
+    // for the pod and Job caches' first list; each must go on when it comes.
+    let client = cluster::client().await;
+    let installed = install(&client, "many").await;
+    let ns = &installed.ns;
+    let names = ["many-1", "many-2", "many-3", "many-4"];
+    for name in names {
+        create_run(&client, ns, name).await;
+    }
+    let controller = start_controller(&installed, "a");
+    let pods = Api::<Pod>::namespaced(client.clone(), ns);
+    let started = std::time::Instant::now();
+    loop {
+        let listed = pods
+            .list(&ListParams::default().labels("c8s.dev/run"))
+            .await
+            .map(|l| l.items)
+            .unwrap_or_default();
+        let waiting: Vec<&str> = names
+            .iter()
+            .copied()
+            .filter(|run| {
+                !listed.iter().any(|p| {
+                    p.metadata
+                        .labels
+                        .as_ref()
+                        .and_then(|l| l.get("c8s.dev/run"))
+                        .map(String::as_str)
+                        == Some(*run)
+                })
+            })
+            .collect();
+        if waiting.is_empty() {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(45),
+            "runs without a pod 45 s after the controller started: {waiting:?}\ncontroller log:\n{}",
+            controller.log()
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    for name in names {
+        wait_phase(&client, ns, name, "Succeeded", &controller).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -11,7 +11,8 @@ use c8s_kube::{
     Cluster, KubeCluster, ListedObject, LogStream, ObjectEvent, ObjectKind, ObjectRef, ObservationStream,
     PodObservation, PodPhase, RUN_LABEL, Result, StepObject,
 };
-use futures::StreamExt;
+use futures::future::{BoxFuture, Shared};
+use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::jiff::Timestamp;
@@ -28,17 +29,31 @@ const JOB_FINAL_CONDITIONS: [&str; 4] = ["FailureTarget", "SuccessCriteriaMet", 
 /// namespace.
 #[derive(Clone)]
 pub struct Stores {
-    /// Pods.
-    pub pods: Store<Pod>,
-    /// Jobs.
-    pub jobs: Store<Job>,
+    pods: Store<Pod>,
+    jobs: Store<Job>,
+    /// Both first lists arrived (`false`: a writer is gone), shared by every waiter.
+    filled: Shared<BoxFuture<'static, bool>>,
 }
 
 impl Stores {
+    /// The stores `pods` and `jobs`, filled by their reflectors.
+    pub fn new(pods: Store<Pod>, jobs: Store<Job>) -> Self {
+        let (p, j) = (pods.clone(), jobs.clone());
+        // One future polls the stores' readiness and `Shared` wakes every
+        // waiter: kube-runtime's `Store::wait_until_ready` keeps only the
+        // waker of the task that polled it last, so of several reconciles
+        // waiting on it at once (many runs when a controller starts) all
+        // but one waited forever.
+        let filled = async move { p.wait_until_ready().await.is_ok() && j.wait_until_ready().await.is_ok() }
+            .boxed()
+            .shared();
+        Stores { pods, jobs, filled }
+    }
+
     /// Waits until both stores hold their initial list; `false` if a writer
-    /// is gone (the Controller stopped).
+    /// is gone (the Controller stopped). Any number of tasks may wait at once.
     pub async fn ready(&self) -> bool {
-        self.pods.wait_until_ready().await.is_ok() && self.jobs.wait_until_ready().await.is_ok()
+        self.filled.clone().await
     }
 }
 

@@ -25,8 +25,8 @@ use kube::{Api, Client, Resource, ResourceExt};
 use crate::cache::{CachedCluster, Stores};
 use crate::crd::{Pipeline, PipelineRun, PipelineRunStatus, RunPhase, crds};
 use crate::error::Error;
-use crate::lease::LeaderLease;
-use crate::reconcile::{Admission, RunView, Settings, reconcile_run, run_selector};
+use crate::lease::{LeaderLease, RENEW_DEADLINE, RETRY_PERIOD};
+use crate::reconcile::{Admission, RunView, Settings, reconcile_run, run_selector, started_at};
 use crate::steps::{owner_of, run_context, run_steps};
 
 /// The field manager of every server-side apply the controller makes.
@@ -129,7 +129,7 @@ pub async fn run(
         .try_acquire_or_renew(k8s_openapi::jiff::Timestamp::now())
         .await?
     {
-        tokio::time::sleep(Duration::from_secs(5)).await;
+        tokio::time::sleep(RETRY_PERIOD).await;
     }
     tracing::info!(identity, "holding the leader lease");
     if install_crds {
@@ -152,7 +152,7 @@ pub async fn run(
     .default_backoff()
     .touched_objects();
     let context =
-        Arc::new(Context::new(client.clone(), settings, identity).with_stores(Stores { pods, jobs }));
+        Arc::new(Context::new(client.clone(), settings, identity).with_stores(Stores::new(pods, jobs)));
     let runs = Api::<PipelineRun>::all(client.clone());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let controller = Controller::new(runs, watcher::Config::default())
@@ -167,16 +167,29 @@ pub async fn run(
                 tracing::warn!("reconcile: {e}");
             }
         });
+    // A replica that cannot renew stops acting at the renew deadline, before
+    // the lease can expire and another replica take over: two leaders never act at once.
     let renew = async {
+        let mut renewed = std::time::Instant::now();
         loop {
-            tokio::time::sleep(Duration::from_secs(5)).await;
-            match lease
-                .try_acquire_or_renew(k8s_openapi::jiff::Timestamp::now())
-                .await
-            {
-                Ok(true) => {}
-                Ok(false) => return Err(Error::NotLeader(format!("{identity} lost the lease"))),
-                Err(e) => tracing::warn!("renewing the lease: {e}"),
+            tokio::time::sleep(RETRY_PERIOD).await;
+            let left = RENEW_DEADLINE.saturating_sub(renewed.elapsed());
+            let attempt = tokio::time::timeout(
+                left,
+                lease.try_acquire_or_renew(k8s_openapi::jiff::Timestamp::now()),
+            )
+            .await;
+            match attempt {
+                Ok(Ok(true)) => renewed = std::time::Instant::now(),
+                Ok(Ok(false)) => return Err(Error::NotLeader(format!("{identity} lost the lease"))),
+                Ok(Err(e)) => tracing::warn!("renewing the lease: {e}"),
+                Err(_) => tracing::warn!("renewing the lease: no answer"),
+            }
+            if renewed.elapsed() >= RENEW_DEADLINE {
+                return Err(Error::NotLeader(format!(
+                    "{identity} could not renew the lease for {} s: stopped acting before it could expire",
+                    RENEW_DEADLINE.as_secs()
+                )));
             }
         }
     };
@@ -190,19 +203,46 @@ pub async fn run(
     result
 }
 
-/// One reconcile: the finalizer first, then [`reconcile_run`].
+/// The longest one reconcile may take: longer than a delete waits for its
+/// object to go (120 s), short enough that a request that never answers
+/// cannot stall a run. A reconcile is level-triggered and safe to stop at any
+/// point, so the cut one is simply retried.
+pub const RECONCILE_TIMEOUT: Duration = Duration::from_secs(150);
+
+/// A reconcile slower than this is logged as a warning.
+const SLOW_RECONCILE: Duration = Duration::from_secs(10);
+
+/// One reconcile: the finalizer first, then [`reconcile_run`]; at most
+/// [`RECONCILE_TIMEOUT`].
 pub async fn reconcile(run: Arc<PipelineRun>, ctx: Arc<Context>) -> Result<Action, Error> {
     let namespace = run.namespace().unwrap_or_default();
     let api = Api::<PipelineRun>::namespaced(ctx.client.clone(), &namespace);
     let name = run.name_any();
-    let action = finalizer(&api, FINALIZER, run, |event| async {
-        match event {
-            Finalizer::Apply(run) => apply(&run, &ctx).await,
-            Finalizer::Cleanup(run) => cleanup(&run, &ctx).await,
-        }
-    })
+    let started = std::time::Instant::now();
+    tracing::debug!(run = %format!("{namespace}/{name}"), "reconciling");
+    let reconciled = tokio::time::timeout(
+        RECONCILE_TIMEOUT,
+        finalizer(&api, FINALIZER, run, |event| async {
+            match event {
+                Finalizer::Apply(run) => apply(&run, &ctx).await,
+                Finalizer::Cleanup(run) => cleanup(&run, &ctx).await,
+            }
+        }),
+    )
     .await
-    .map_err(|e| match e {
+    .map_err(|_| {
+        Error::TimedOut(format!(
+            "the reconcile of {namespace}/{name} took longer than {} s",
+            RECONCILE_TIMEOUT.as_secs()
+        ))
+    })?;
+    let took = started.elapsed();
+    if took > SLOW_RECONCILE {
+        tracing::warn!(run = %format!("{namespace}/{name}"), "a reconcile took {took:?}");
+    } else {
+        tracing::debug!(run = %format!("{namespace}/{name}"), "reconciled in {took:?}");
+    }
+    let action = reconciled.map_err(|e| match e {
         kube::runtime::finalizer::Error::ApplyFailed(e)
         | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
         other => Error::Pipeline(other.to_string()),
@@ -234,11 +274,12 @@ pub fn backoff(failures: u32) -> Duration {
 async fn apply(run: &PipelineRun, ctx: &Context) -> Result<Action, Error> {
     let namespace = run.namespace().unwrap_or_default();
     let name = run.name_any();
-    let status = run.status.clone().unwrap_or_default();
-    if status.phase.is_finished() {
+    let recorded = run.status.clone().unwrap_or_default();
+    if recorded.phase.is_finished() {
         return Ok(Action::await_change());
     }
-    let steps = match run_steps_of(run, ctx, &namespace, &name).await {
+    let mut status = recorded.clone();
+    let steps = match run_steps_of(run, ctx, &namespace, &name, &mut status).await {
         Ok(steps) => steps,
         // A run that can never be rendered fails once, saying why, instead of
         // being retried (and logged) forever with no status.
@@ -257,23 +298,23 @@ async fn apply(run: &PipelineRun, ctx: &Context) -> Result<Action, Error> {
     let view = RunView {
         name: &name,
         generation: run.metadata.generation,
-        created: run
-            .metadata
-            .creation_timestamp
-            .as_ref()
-            .map_or_else(|| cluster.now(), |t| t.0),
+        started: started_at(&status, cluster.now()),
         spec: &run.spec,
         status: &status,
     };
-    let done = match &ctx.stores {
-        Some(stores) if stores.ready().await => {
+    let cached = match &ctx.stores {
+        Some(stores) if stores.ready().await => Some(stores),
+        _ => None,
+    };
+    let done = match cached {
+        Some(stores) => {
             let cached = CachedCluster::new(cluster, stores.clone());
             reconcile_run(&cached, &view, &steps, &admission, &ctx.settings).await?
         }
         _ => reconcile_run(&cluster, &view, &steps, &admission, &ctx.settings).await?,
     };
     let api = Api::<PipelineRun>::namespaced(ctx.client.clone(), &namespace);
-    if done.status != status {
+    if done.status != recorded {
         patch_status(&api, &name, &done.status).await?;
     }
     let reference = run.object_ref(&());
@@ -298,26 +339,37 @@ async fn apply(run: &PipelineRun, ctx: &Context) -> Result<Action, Error> {
         .map_or_else(Action::await_change, Action::requeue))
 }
 
-/// The steps of `run`: its pipeline (embedded, or the Pipeline it names)
-/// rendered for its namespace, owned by the run.
+/// The steps of `run`: the pipeline its status keeps, or, the first time,
+/// its pipeline (embedded, or the Pipeline it names) — then kept in
+/// `status.pipelineSpec` — rendered for its namespace, owned by the run.
 async fn run_steps_of(
     run: &PipelineRun,
     ctx: &Context,
     namespace: &str,
     name: &str,
+    status: &mut PipelineRunStatus,
 ) -> Result<crate::steps::RunSteps, Error> {
-    let pipeline = match (&run.spec.pipeline, &run.spec.pipeline_ref) {
-        (Some(embedded), _) => embedded.clone(),
-        (None, Some(reference)) => {
+    let pipeline = match (&status.pipeline_spec, &run.spec.pipeline, &run.spec.pipeline_ref) {
+        (Some(kept), _, _) => kept.clone(),
+        (None, Some(embedded), _) => embedded.clone(),
+        (None, None, Some(reference)) => {
             let pipelines = Api::<Pipeline>::namespaced(ctx.client.clone(), namespace);
-            pipelines.get(reference).await?.spec.pipeline
+            match pipelines.get_opt(reference).await? {
+                Some(found) => found.spec.pipeline,
+                None => {
+                    return Err(Error::MissingPipeline(format!(
+                        "run {name}: Pipeline {reference:?} not found in namespace {namespace}"
+                    )));
+                }
+            }
         }
-        (None, None) => {
+        (None, None, None) => {
             return Err(Error::MissingPipeline(format!(
                 "run {name} has neither pipelineRef nor pipeline"
             )));
         }
     };
+    status.pipeline_spec = Some(pipeline.clone());
     let owner = owner_of(run).ok_or_else(|| Error::Pipeline("the run has no uid yet".into()))?;
     run_steps(&pipeline, &run_context(run, &pipeline, namespace), owner, false)
 }

@@ -19,6 +19,9 @@ pub enum Error {
     /// The run names a Pipeline that does not exist, or names none.
     #[error("{0}")]
     MissingPipeline(String),
+    /// A reconcile did not finish in time (it is retried with backoff).
+    #[error("{0}")]
+    TimedOut(String),
     /// Another replica holds the leader lease.
     #[error("not the leader: {0}")]
     NotLeader(String),

@@ -1,14 +1,29 @@
 //! Leader election with a `coordination.k8s.io/v1` Lease, so that of several
 //! controller replicas exactly one acts. The protocol is client-go's
-//! (`k8s.io/client-go/tools/leaderelection`): the holder renews
-//! `spec.renewTime`; another replica takes over only after
-//! `leaseDurationSeconds` without a renewal; every write is a `replace`
-//! carrying the `resourceVersion` it read, so of two replicas racing for the
-//! same Lease the API server accepts one and answers the other 409 Conflict.
+//! (`k8s.io/client-go/tools/leaderelection/leaderelection.go`):
+//!
+//! - the holder renews `spec.renewTime` every [`RETRY_PERIOD`]; if it has not
+//!   renewed for [`RENEW_DEADLINE`] (shorter than the lease's duration) it
+//!   stops acting, so it has stopped before any other replica may take over;
+//! - another replica takes over only after `leaseDurationSeconds` *of its own
+//!   clock* without seeing the record change (client-go's `observedTime`):
+//!   another host's `renewTime` is never compared with the local clock, so
+//!   clock skew between nodes cannot make two leaders;
+//! - every write is a `replace` carrying the `resourceVersion` it read, so of
+//!   two replicas racing for the same Lease the API server accepts one and
+//!   answers the other 409 Conflict.
+//!
+//! Written here rather than taken from kube-leader-election or
+//! kube-lease-manager: neither had a release for kube 5 when this was written.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
-use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use k8s_openapi::jiff::Timestamp;
 use kube::Api;
 use kube::api::PostParams;
 
@@ -19,7 +34,15 @@ pub struct LeaderLease {
     name: String,
     identity: String,
     duration_seconds: i32,
+    /// The record last seen (holder, renewTime, resourceVersion) and when, by this replica's clock.
+    observed: Arc<Mutex<Option<(String, Instant)>>>,
 }
+
+/// How often the holder renews and a waiting replica looks (client-go's `RetryPeriod`, 2 s).
+pub const RETRY_PERIOD: Duration = Duration::from_secs(2);
+/// How long the holder keeps acting without a successful renewal (client-go's
+/// `RenewDeadline`, 10 s of a 15 s lease): it must stop before the lease expires.
+pub const RENEW_DEADLINE: Duration = Duration::from_secs(10);
 
 impl LeaderLease {
     /// The Lease `name` in `api`'s namespace, held as `identity` (the pod
@@ -35,6 +58,7 @@ impl LeaderLease {
             name: name.into(),
             identity: identity.into(),
             duration_seconds: duration_seconds.max(1),
+            observed: Arc::new(Mutex::new(None)),
         }
     }
 
@@ -61,12 +85,16 @@ impl LeaderLease {
             let acquired = spec.acquire_time.map_or(now, |t| t.0);
             self.spec(acquired, now, transitions)
         } else {
-            let renewed = spec.renew_time.map(|t| t.0);
-            let duration = i64::from(spec.lease_duration_seconds.unwrap_or(self.duration_seconds));
-            let expired = renewed.is_none_or(|r| {
-                r.saturating_add(SignedDuration::from_secs(duration))
-                    .is_ok_and(|end| end <= now)
-            });
+            let duration = spec
+                .lease_duration_seconds
+                .unwrap_or(self.duration_seconds)
+                .max(1);
+            let record = format!(
+                "{holder}|{:?}|{}",
+                spec.renew_time.as_ref().map(|t| t.0),
+                current.metadata.resource_version.as_deref().unwrap_or_default()
+            );
+            let expired = self.unchanged_for(record) >= Duration::from_secs(duration.unsigned_abs().into());
             if !holder.is_empty() && !expired {
                 return Ok(false);
             }
@@ -76,6 +104,20 @@ impl LeaderLease {
         lease.spec = Some(next);
         // `lease.metadata.resourceVersion` is the one read: a concurrent writer makes this a 409.
         conflict_is_false(self.api.replace(&self.name, &PostParams::default(), &lease).await)
+    }
+
+    /// How long, by this replica's clock, the record has been `record`.
+    fn unchanged_for(&self, record: String) -> Duration {
+        let Ok(mut observed) = self.observed.lock() else {
+            return Duration::ZERO;
+        };
+        match observed.as_ref() {
+            Some((seen, at)) if *seen == record => at.elapsed(),
+            _ => {
+                *observed = Some((record, Instant::now()));
+                Duration::ZERO
+            }
+        }
     }
 
     /// Gives the Lease up (on shutdown) so another replica need not wait for

@@ -56,8 +56,11 @@ pub struct RunView<'a> {
     pub name: &'a str,
     /// `metadata.generation`.
     pub generation: Option<i64>,
-    /// `metadata.creationTimestamp`: the origin of every deadline.
-    pub created: Timestamp,
+    /// When the run started, the origin of every deadline: its recorded
+    /// `status.startTime`, or now for a run that has not started
+    /// ([`started_at`]). Never `metadata.creationTimestamp`: time spent
+    /// queued behind the namespace's limit or a quota is not run time.
+    pub started: Timestamp,
     /// The spec.
     pub spec: &'a PipelineRunSpec,
     /// The status recorded so far.
@@ -108,7 +111,7 @@ pub async fn reconcile_run<C: Cluster>(
     }
 
     let observed_objects = observe_objects(cluster, run.name, steps, settings, &run.status.steps).await?;
-    let since_ms = |t: Timestamp| u64::try_from(t.duration_since(run.created).as_millis()).unwrap_or(0);
+    let since_ms = |t: Timestamp| u64::try_from(t.duration_since(run.started).as_millis()).unwrap_or(0);
     let now_ms = since_ms(now);
     let previous: BTreeMap<&str, &StepRunStatus> =
         run.status.steps.iter().map(|s| (s.name.as_str(), s)).collect();
@@ -280,7 +283,7 @@ pub async fn reconcile_run<C: Cluster>(
             ..StepRunStatus::default()
         }));
     if out.status.start_time.is_none() {
-        out.status.start_time = Some(now.to_string());
+        out.status.start_time = Some(run.started.to_string());
     }
     match decision.done {
         Some(end) => {
@@ -335,6 +338,16 @@ pub async fn reconcile_run<C: Cluster>(
         }
     }
     Ok(out)
+}
+
+/// When a run with `status` started: its `startTime`, or `now` if it has
+/// none yet (or it cannot be read).
+pub fn started_at(status: &PipelineRunStatus, now: Timestamp) -> Timestamp {
+    status
+        .start_time
+        .as_deref()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(now)
 }
 
 /// The label selector of run `run`'s objects: pod-builder writes the run id

@@ -39,7 +39,7 @@ pub(crate) fn read_assessment(
         }
         Assessment::Finished(pod) => {
             status.exit_code = pod.exit_code;
-            status.reason = format!("{:?}", pod.reason);
+            status.reason = pod.reason.to_string();
             status.message = pod.message.clone();
             if status.completion_time.is_none() {
                 status.completion_time = Some(now.to_owned());
@@ -64,7 +64,7 @@ pub(crate) fn read_assessment(
         }
         Assessment::Disrupted(reason, message) => {
             let retry_allowed = retry_allowed(RetryCause::Infrastructure);
-            status.reason = format!("{reason:?}");
+            status.reason = reason.to_string();
             status.message = message.clone();
             status.phase = if retry_allowed {
                 StepPhase::Running
@@ -113,11 +113,61 @@ pub(crate) fn set_condition(
 }
 
 pub(crate) fn failed_steps(status: &PipelineRunStatus) -> String {
-    let failed: Vec<&str> = status
+    let failed: Vec<String> = status
         .steps
         .iter()
         .filter(|s| s.phase == StepPhase::Failed)
-        .map(|s| s.name.as_str())
+        .map(|s| {
+            // Each failure with its cause, so the condition alone says why
+            // (`container main: CreateContainerConfigError: secret "x" not found`).
+            let mut said = s.name.clone();
+            if !s.reason.is_empty() {
+                said = format!("{said} ({}", s.reason);
+                if let Some(code) = s.exit_code {
+                    said = format!("{said}, exit {code}");
+                }
+                said.push(')');
+            }
+            if !s.message.is_empty() {
+                said = format!("{said}: {}", s.message);
+            }
+            said
+        })
         .collect();
-    format!("failed steps: {}", failed.join(", "))
+    format!("failed steps: {}", failed.join("; "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_failure_condition_says_each_failed_steps_cause() {
+        let step = |name: &str, phase, reason: &str, exit_code, message: &str| StepRunStatus {
+            name: name.to_owned(),
+            phase,
+            reason: reason.to_owned(),
+            exit_code,
+            message: message.to_owned(),
+            ..StepRunStatus::default()
+        };
+        let status = PipelineRunStatus {
+            steps: vec![
+                step("build", StepPhase::Succeeded, "Completed", Some(0), ""),
+                step(
+                    "test",
+                    StepPhase::Failed,
+                    "Error",
+                    None,
+                    "container main: CreateContainerConfigError: secret \"x\" not found",
+                ),
+                step("lint", StepPhase::Failed, "Error", Some(2), ""),
+            ],
+            ..PipelineRunStatus::default()
+        };
+        assert_eq!(
+            failed_steps(&status),
+            "failed steps: test (Error): container main: CreateContainerConfigError: secret \"x\" not found; lint (Error, exit 2)"
+        );
+    }
 }

@@ -180,10 +180,7 @@ fn cached(pods: &[Pod]) -> (Stores, Writer<Pod>, Writer<Job>) {
     pod_writer.apply_watcher_event(&watcher::Event::InitDone);
     job_writer.apply_watcher_event(&watcher::Event::Init);
     job_writer.apply_watcher_event(&watcher::Event::InitDone);
-    let stores = Stores {
-        pods: pod_store,
-        jobs: job_store,
-    };
+    let stores = Stores::new(pod_store, job_store);
     (stores, pod_writer, job_writer)
 }
 
@@ -446,4 +443,37 @@ steps:
         c8s_controller::crd::RunPhase::Failed,
         "{written:?}"
     );
+}
+
+/// Many runs reconcile at once when a controller starts, each waiting for the
+/// caches' first list: every one of them must go on once it is there.
+/// (kube-runtime's `Store::wait_until_ready` wakes only the waiter that polled
+/// it last: a controller that waited on it stalled its other runs.)
+#[tokio::test]
+async fn every_reconcile_waiting_for_the_caches_goes_on_when_they_are_filled() {
+    let (pods, mut pod_writer) = reflector::store::<Pod>();
+    let (jobs, mut job_writer) = reflector::store::<Job>();
+    let stores = Stores::new(pods, jobs);
+    let waiters: Vec<_> = (0..4)
+        .map(|_| {
+            let stores = stores.clone();
+            tokio::spawn(async move { stores.ready().await })
+        })
+        .collect();
+    // Let every waiter poll (and register its waker) before the lists arrive.
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+    for event in [watcher::Event::Init, watcher::Event::InitDone] {
+        pod_writer.apply_watcher_event(&event);
+    }
+    for event in [watcher::Event::Init, watcher::Event::InitDone] {
+        job_writer.apply_watcher_event(&event);
+    }
+    for (i, waiter) in waiters.into_iter().enumerate() {
+        let ready = tokio::time::timeout(std::time::Duration::from_secs(5), waiter)
+            .await
+            .unwrap_or_else(|_| panic!("waiter {i} never went on"));
+        assert!(matches!(ready, Ok(true)), "waiter {i}: {ready:?}");
+    }
 }

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use c8s_controller::LeaderLease;
 use c8s_controller::controller::{Context, FINALIZER, apply_crds, backoff, patch_status, reconcile};
@@ -130,42 +131,74 @@ async fn a_lease_held_by_another_live_replica_is_left_alone() {
     assert_eq!(seen.len(), 1, "no write: {seen:?}");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn an_expired_lease_is_taken_over_with_its_resource_version() {
     let (client, handle) = client();
     let server = serve(
         handle,
         vec![
             (200, lease("replica-b", "2026-01-01T00:00:00Z", "7")),
+            (200, lease("replica-b", "2026-01-01T00:00:00Z", "7")),
             (200, lease("replica-a", "2026-01-01T00:00:20Z", "8")),
         ],
     );
+    let lease = lease_api(&client);
     let now: Timestamp = "2026-01-01T00:00:20Z".parse().unwrap();
-    assert!(lease_api(&client).try_acquire_or_renew(now).await.unwrap());
+    // Expiry is judged by this replica's clock from when it first saw the record.
+    assert!(!lease.try_acquire_or_renew(now).await.unwrap());
+    tokio::time::advance(Duration::from_secs(16)).await;
+    assert!(lease.try_acquire_or_renew(now).await.unwrap());
     let seen = server.await.unwrap();
     assert_eq!(
-        (seen[1].method.clone(), seen[1].uri.as_str()),
+        (seen[2].method.clone(), seen[2].uri.as_str()),
         (Method::PUT, format!("{LEASE_URI}?").as_str())
     );
-    assert_eq!(seen[1].body["metadata"]["resourceVersion"], "7");
-    assert_eq!(seen[1].body["spec"]["holderIdentity"], "replica-a");
-    assert_eq!(seen[1].body["spec"]["leaseTransitions"], 4);
-    assert_eq!(seen[1].body["spec"]["renewTime"], "2026-01-01T00:00:20.000000Z");
+    assert_eq!(seen[2].body["metadata"]["resourceVersion"], "7");
+    assert_eq!(seen[2].body["spec"]["holderIdentity"], "replica-a");
+    assert_eq!(seen[2].body["spec"]["leaseTransitions"], 4);
+    assert_eq!(seen[2].body["spec"]["renewTime"], "2026-01-01T00:00:20.000000Z");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
+async fn another_hosts_old_renew_time_is_not_compared_with_the_local_clock() {
+    // The holder's clock runs an hour behind ours: its renewTime looks an hour
+    // old, yet it renews (the record changes) and must be left alone.
+    let (client, handle) = client();
+    let server = serve(
+        handle,
+        vec![
+            (200, lease("replica-b", "2026-01-01T00:00:00Z", "7")),
+            (200, lease("replica-b", "2026-01-01T00:00:10Z", "8")),
+            (200, lease("replica-b", "2026-01-01T00:00:20Z", "9")),
+        ],
+    );
+    let lease = lease_api(&client);
+    let now: Timestamp = "2026-01-01T01:00:00Z".parse().unwrap();
+    for _ in 0..3 {
+        assert!(!lease.try_acquire_or_renew(now).await.unwrap());
+        tokio::time::advance(Duration::from_secs(10)).await;
+    }
+    let seen = server.await.unwrap();
+    assert!(seen.iter().all(|s| s.method == Method::GET), "no write: {seen:?}");
+}
+
+#[tokio::test(start_paused = true)]
 async fn two_replicas_racing_for_an_expired_lease_one_loses_on_409() {
     let (client, handle) = client();
     let server = serve(
         handle,
         vec![
             (200, lease("replica-b", "2026-01-01T00:00:00Z", "7")),
+            (200, lease("replica-b", "2026-01-01T00:00:00Z", "7")),
             (409, conflict()),
         ],
     );
+    let lease = lease_api(&client);
     let now: Timestamp = "2026-01-01T00:01:00Z".parse().unwrap();
-    assert!(!lease_api(&client).try_acquire_or_renew(now).await.unwrap());
-    assert_eq!(server.await.unwrap().len(), 2);
+    assert!(!lease.try_acquire_or_renew(now).await.unwrap());
+    tokio::time::advance(Duration::from_secs(16)).await;
+    assert!(!lease.try_acquire_or_renew(now).await.unwrap());
+    assert_eq!(server.await.unwrap().len(), 3);
 }
 
 #[tokio::test]
@@ -426,11 +459,17 @@ async fn the_charts_rbac_grants_every_request_of_the_controller() {
         handle,
         vec![
             (200, lease("replica-b", "2026-01-01T00:00:00Z", "7")),
+            (200, lease("replica-b", "2026-01-01T00:00:00Z", "7")),
             (200, lease("replica-a", "2026-01-01T00:01:00Z", "8")),
         ],
     );
     let now: Timestamp = "2026-01-01T00:01:00Z".parse().unwrap();
-    assert!(lease_api(&c).try_acquire_or_renew(now).await.unwrap());
+    let lease = lease_api(&c);
+    assert!(!lease.try_acquire_or_renew(now).await.unwrap());
+    tokio::time::pause();
+    tokio::time::advance(Duration::from_secs(16)).await;
+    tokio::time::resume();
+    assert!(lease.try_acquire_or_renew(now).await.unwrap());
     let mut seen = server.await.unwrap();
     let (c, handle) = client();
     let server = serve(handle, vec![(200, run_json(&[], false))]);

@@ -73,6 +73,57 @@ pub(crate) fn succeeded(exit_code: Option<i32>, reason: TerminationReason) -> bo
     reason == TerminationReason::Completed && exit_code.unwrap_or(0) == 0
 }
 
+impl TerminationReason {
+    /// What happened to a step that ended so without an exit code of `main`.
+    fn without_exit_code(self) -> &'static str {
+        match self {
+            TerminationReason::Completed | TerminationReason::Error | TerminationReason::OomKilled => {
+                "main never ran"
+            }
+            TerminationReason::DeadlineExceeded => "killed by the deadline",
+            TerminationReason::ImagePullBackOff => "never started: its image could not be pulled",
+            TerminationReason::Evicted => "its pod was evicted",
+            TerminationReason::Lost => "its pod disappeared",
+            TerminationReason::Rejected => "never started: the API server refused its pod",
+            TerminationReason::Cancelled => "stopped before it ended",
+        }
+    }
+}
+
+impl std::fmt::Display for TerminationReason {
+    /// The reason as the status record spells it (`OOMKilled`, `DeadlineExceeded`).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            TerminationReason::Completed => "Completed",
+            TerminationReason::Error => "Error",
+            TerminationReason::OomKilled => "OOMKilled",
+            TerminationReason::DeadlineExceeded => "DeadlineExceeded",
+            TerminationReason::ImagePullBackOff => "ImagePullBackOff",
+            TerminationReason::Evicted => "Evicted",
+            TerminationReason::Lost => "Lost",
+            TerminationReason::Rejected => "Rejected",
+            TerminationReason::Cancelled => "Cancelled",
+        })
+    }
+}
+
+impl std::fmt::Display for StepOutcome {
+    /// For a person: `Completed, exit 0`; `Error, exit 2`; without an exit
+    /// code, what happened instead (`DeadlineExceeded, killed by the
+    /// deadline`); then the cluster's message, if any (`container main:
+    /// CreateContainerConfigError: secret "x" not found`).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.exit_code {
+            Some(code) => write!(f, "{}, exit {code}", self.reason)?,
+            None => write!(f, "{}, {}", self.reason, self.reason.without_exit_code())?,
+        }
+        if !self.message.is_empty() {
+            write!(f, ": {}", self.message)?;
+        }
+        Ok(())
+    }
+}
+
 /// The state of a whole run.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum RunState {
@@ -201,5 +252,67 @@ impl RunStatus {
     pub fn to_json(&self) -> String {
         // A struct of strings, numbers and timestamps always serialises.
         serde_json::to_string_pretty(self).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outcome(exit_code: Option<i32>, reason: TerminationReason, message: &str) -> StepOutcome {
+        StepOutcome {
+            exit_code,
+            reason,
+            message: message.to_owned(),
+            started_at: None,
+            finished_at: None,
+        }
+    }
+
+    #[test]
+    fn an_outcome_reads_as_words_not_as_rust_debug_output() {
+        assert_eq!(
+            outcome(Some(0), TerminationReason::Completed, "").to_string(),
+            "Completed, exit 0"
+        );
+        assert_eq!(
+            outcome(Some(2), TerminationReason::Error, "").to_string(),
+            "Error, exit 2"
+        );
+        assert_eq!(
+            outcome(
+                None,
+                TerminationReason::Error,
+                "container main: CreateContainerConfigError: secret \"x\" not found"
+            )
+            .to_string(),
+            "Error, main never ran: container main: CreateContainerConfigError: secret \"x\" not found"
+        );
+        assert_eq!(
+            outcome(None, TerminationReason::DeadlineExceeded, "").to_string(),
+            "DeadlineExceeded, killed by the deadline"
+        );
+        assert_eq!(
+            outcome(None, TerminationReason::Evicted, "").to_string(),
+            "Evicted, its pod was evicted"
+        );
+    }
+
+    #[test]
+    fn a_reason_is_spelled_as_in_the_status_record() {
+        for reason in [
+            TerminationReason::Completed,
+            TerminationReason::Error,
+            TerminationReason::OomKilled,
+            TerminationReason::DeadlineExceeded,
+            TerminationReason::ImagePullBackOff,
+            TerminationReason::Evicted,
+            TerminationReason::Lost,
+            TerminationReason::Rejected,
+            TerminationReason::Cancelled,
+        ] {
+            let json = serde_json::to_string(&reason).unwrap_or_default();
+            assert_eq!(json, format!("\"{reason}\""));
+        }
     }
 }

@@ -156,6 +156,16 @@ pub struct PipelineRunStatus {
     /// printer column takes one path, so the controller copies it here).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub pipeline: String,
+    /// The pipeline this run runs, as resolved when the controller first saw
+    /// the run (embedded, or the `Pipeline` that `pipelineRef` named then).
+    /// The run keeps it: editing or deleting that Pipeline never changes a
+    /// run in flight (Tekton keeps `status.pipelineSpec` for the same reason).
+    /// Only the controller writes it and c8s validates it, so its schema is
+    /// an object kept whole: the definition's schema would double otherwise,
+    /// past what `kubectl apply` can keep in its annotation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "kept_object")]
+    pub pipeline_spec: Option<PipelineDefinition>,
     /// `Ready`, `Queued`, `QuotaExceeded`: the reasons behind the phase.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
@@ -171,6 +181,16 @@ pub struct PipelineRunStatus {
     /// One entry per step (per matrix combination), in pipeline order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub steps: Vec<StepRunStatus>,
+}
+
+/// The schema of a value kept whole: an object whose fields the API server
+/// neither checks nor prunes.
+fn kept_object(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "object",
+        "nullable": true,
+        "x-kubernetes-preserve-unknown-fields": true
+    })
 }
 
 /// A condition, as in `metav1.Condition`.

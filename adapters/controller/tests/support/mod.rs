@@ -40,7 +40,7 @@ pub fn view<'a>(run: &'a PipelineRun, status: &'a PipelineRunStatus, created: Ti
     RunView {
         name: run.metadata.name.as_deref().unwrap_or_default(),
         generation: Some(1),
-        created,
+        started: created,
         spec: &run.spec,
         status,
     }
