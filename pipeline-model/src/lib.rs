@@ -127,7 +127,7 @@ pub use matrix::{Combination, DEFAULT_MAX_COMBINATIONS, Matrix};
 #[cfg(feature = "pipeline")]
 pub use ordered::OrderedMap;
 #[cfg(feature = "pipeline")]
-pub use parse::{parse_pipeline, parse_pipeline_with};
+pub use parse::{parse_pipeline, parse_pipeline_with, yaml11_key_warnings};
 #[cfg(feature = "pipeline")]
 pub use pipeline::{Conditional, Pipeline, PipelineOptions, SecretEnv, Step, StepInput};
 pub use plan::{PlanIdentity, PlanInput, TaskPlan};

@@ -163,3 +163,59 @@ pub fn parse_pipeline_with(
         Err(Errors::new(errors))
     }
 }
+
+/// The words YAML 1.1 reads as booleans, in every spelling it accepts
+/// (<https://yaml.org/type/bool.html>).
+const YAML11_BOOLEANS: [&str; 22] = [
+    "y", "Y", "yes", "Yes", "YES", "n", "N", "no", "No", "NO", "true", "True", "TRUE", "false", "False",
+    "FALSE", "on", "On", "ON", "off", "Off", "OFF",
+];
+
+/// A warning for each mapping key of the first document of `text` that a
+/// YAML 1.1 reader — kubectl and Go's `sigs.k8s.io/yaml`, PyYAML — would read
+/// as a boolean, so that a pipeline applied through `kubectl apply` would
+/// lose it: `file:line:column: ...`, in document order. c8s reads YAML 1.2,
+/// where these are plain strings; `retries.on` is the old name of
+/// `retries.when` and is still read.
+///
+/// ```
+/// let text = "name: p\nretries: { limit: 1, on: [infrastructure] }\nsteps: []\n";
+/// let warnings = c8s_pipeline_model::yaml11_key_warnings("p.c8s.yaml", text);
+/// assert_eq!(warnings.len(), 1);
+/// assert!(warnings[0].starts_with("p.c8s.yaml:2:22: `retries.on`"), "{}", warnings[0]);
+/// ```
+pub fn yaml11_key_warnings(file: &str, text: &str) -> Vec<String> {
+    let map = c8s_sidecar_core::yaml::SourceMap::build(file, text);
+    let mut found: Vec<(u32, u32, String)> = map
+        .entries()
+        .filter_map(|(path, at)| {
+            let Some(c8s_sidecar_core::path::Segment::Key(key)) = path.segments().last() else {
+                return None;
+            };
+            let word = key.as_str();
+            let boolean = YAML11_BOOLEANS.contains(&word);
+            if !boolean {
+                return None;
+            }
+            let advice = if word == "on"
+                && path
+                    .parent()
+                    .and_then(|p| p.segments().last().cloned())
+                    .is_some_and(|s| s == c8s_sidecar_core::path::Segment::Key("retries".into()))
+            {
+                "is the old name of `when`: write `when`".to_owned()
+            } else {
+                "is not a key kubectl keeps: quote it or rename it".to_owned()
+            };
+            Some((
+                at.line,
+                at.column,
+                format!(
+                    "{at}: `{path}` {advice} (YAML 1.1 readers such as kubectl and PyYAML read the key `{word}` as a boolean)"
+                ),
+            ))
+        })
+        .collect();
+    found.sort();
+    found.into_iter().map(|(_, _, warning)| warning).collect()
+}

@@ -1,5 +1,10 @@
 //! `retries`: how often a step is run again after it failed, and on which
-//! failures — `retries: 2`, or `{ limit: 2, on: [infrastructure] }`.
+//! failures — `retries: 2`, or `{ limit: 2, when: [infrastructure] }`.
+//!
+//! The key was once `on`; c8s still reads it, but YAML 1.1 readers —
+//! kubectl and Go's `sigs.k8s.io/yaml`, PyYAML — read the key `on` as the
+//! boolean `true` (<https://yaml.org/type/bool.html>), so a pipeline applied
+//! through kubectl lost it. No key of a c8s format is a YAML 1.1 boolean word.
 //!
 //! These are the user's retries, counted apart from the runner's own retries
 //! of transient faults (a pod evicted or an image pull backing off is retried
@@ -7,7 +12,7 @@
 //!
 //! ```
 //! use c8s_pipeline_model::{RetryCause, Retries};
-//! let r: Retries = serde_json::from_str(r#"{ "limit": 2, "on": ["infrastructure"] }"#).unwrap();
+//! let r: Retries = serde_json::from_str(r#"{ "limit": 2, "when": ["infrastructure"] }"#).unwrap();
 //! assert!(r.retries_on(RetryCause::Infrastructure));
 //! assert!(!r.retries_on(RetryCause::Error));
 //! let any: Retries = serde_json::from_str("3").unwrap();
@@ -23,23 +28,23 @@ use serde_derive::{Deserialize, Serialize};
 /// past that a step is broken, not flaky.
 pub const MAX_RETRIES: u32 = 10;
 
-/// A step's retries: at most `limit` more attempts, after the failures `on` names.
+/// A step's retries: at most `limit` more attempts, after the failures `when` names.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 pub struct Retries {
     /// How many times the step may run again (0: never).
     pub limit: u32,
     /// Which failures are retried.
-    pub on: RetryOn,
+    pub when: RetryOn,
 }
 
 /// Which failures a step's retries cover.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum RetryOn {
-    /// Every failure except a timeout: `on: any` (the default, as in Tekton and GitLab).
+    /// Every failure except a timeout: `when: any` (the default, as in Tekton and GitLab).
     Any,
-    /// Only these causes: `on: [infrastructure]`.
+    /// Only these causes: `when: [infrastructure]`.
     Only(Vec<RetryCause>),
 }
 
@@ -60,7 +65,7 @@ impl Retries {
     pub fn any(limit: u32) -> Self {
         Retries {
             limit,
-            on: RetryOn::Any,
+            when: RetryOn::Any,
         }
     }
 
@@ -68,13 +73,13 @@ impl Retries {
     pub fn infrastructure(limit: u32) -> Self {
         Retries {
             limit,
-            on: RetryOn::Only(vec![RetryCause::Infrastructure]),
+            when: RetryOn::Only(vec![RetryCause::Infrastructure]),
         }
     }
 
     /// Whether a failure of this cause is retried (budget aside).
     pub fn retries_on(&self, cause: RetryCause) -> bool {
-        match &self.on {
+        match &self.when {
             RetryOn::Any => true,
             RetryOn::Only(causes) => causes.contains(&cause),
         }
@@ -121,17 +126,15 @@ impl<'de> Deserialize<'de> for RetryOn {
     }
 }
 
-/// The long form, strict: `{ limit, on }`.
+/// The long form, strict: `{ limit, when }` (or `on`, its old name).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RetriesMap {
     limit: u32,
-    #[serde(default = "any")]
-    on: RetryOn,
-}
-
-fn any() -> RetryOn {
-    RetryOn::Any
+    #[serde(default)]
+    when: Option<RetryOn>,
+    #[serde(default)]
+    on: Option<RetryOn>,
 }
 
 impl<'de> Deserialize<'de> for Retries {
@@ -140,7 +143,7 @@ impl<'de> Deserialize<'de> for Retries {
         impl<'de> Visitor<'de> for Form {
             type Value = Retries;
             fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a number of retries or `{ limit: N, on: any | [infrastructure, error] }`")
+                f.write_str("a number of retries or `{ limit: N, when: any | [infrastructure, error] }`")
             }
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<Retries, E> {
                 u32::try_from(v)
@@ -154,10 +157,16 @@ impl<'de> Deserialize<'de> for Retries {
             }
             fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<Retries, A::Error> {
                 let m = RetriesMap::deserialize(de::value::MapAccessDeserializer::new(map))?;
-                Ok(Retries {
-                    limit: m.limit,
-                    on: m.on,
-                })
+                let when = match (m.when, m.on) {
+                    (Some(_), Some(_)) => {
+                        return Err(de::Error::custom(
+                            "`when` and `on` are one setting (`on` is its old name): write `when` only",
+                        ));
+                    }
+                    (Some(when), None) | (None, Some(when)) => when,
+                    (None, None) => RetryOn::Any,
+                };
+                Ok(Retries { limit: m.limit, when })
             }
         }
         deserializer.deserialize_any(Form)
@@ -171,7 +180,7 @@ impl schemars::JsonSchema for Retries {
     }
     fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
         schemars::json_schema!({
-            "description": "How often the step runs again after it failed: a number (after any failure) or { limit, on }",
+            "description": "How often the step runs again after it failed: a number (after any failure) or { limit, when }",
             "anyOf": [
                 { "type": "integer", "minimum": 0, "maximum": MAX_RETRIES },
                 {
@@ -180,7 +189,15 @@ impl schemars::JsonSchema for Retries {
                     "required": ["limit"],
                     "properties": {
                         "limit": { "type": "integer", "minimum": 0, "maximum": MAX_RETRIES },
+                        "when": {
+                            "anyOf": [
+                                { "type": "string", "enum": ["any"] },
+                                { "type": "array", "items": { "type": "string", "enum": ["infrastructure", "error"] } }
+                            ]
+                        },
                         "on": {
+                            "description": "The old name of `when` (YAML 1.1 readers such as kubectl read this key as `true`): write `when`",
+                            "deprecated": true,
                             "anyOf": [
                                 { "type": "string", "enum": ["any"] },
                                 { "type": "array", "items": { "type": "string", "enum": ["infrastructure", "error"] } }
@@ -201,11 +218,14 @@ mod tests {
     fn both_forms_read_and_round_trip() {
         let short: Retries = serde_json::from_str("2").expect("short form");
         assert_eq!(short, Retries::any(2));
-        let long: Retries = serde_json::from_str(r#"{"limit":1,"on":["infrastructure","infrastructure"]}"#)
+        let long: Retries = serde_json::from_str(r#"{"limit":1,"when":["infrastructure","infrastructure"]}"#)
             .expect("long form");
         assert_eq!(long, Retries::infrastructure(1));
         let json = serde_json::to_string(&long).expect("serialises");
-        assert_eq!(json, r#"{"limit":1,"on":["infrastructure"]}"#);
+        assert_eq!(json, r#"{"limit":1,"when":["infrastructure"]}"#);
+        // The old name still reads, and is written as the new one.
+        let old: Retries = serde_json::from_str(r#"{"limit":1,"on":["infrastructure"]}"#).expect("old name");
+        assert_eq!(old, long);
         assert_eq!(serde_json::from_str::<Retries>(&json).expect("round trip"), long);
         assert!(!long.allows(RetryCause::Infrastructure, 1));
         assert!(long.allows(RetryCause::Infrastructure, 0));
@@ -215,13 +235,15 @@ mod tests {
     fn bad_forms_are_refused_with_what_is_expected() {
         for (text, expected) in [
             ("-1", "a number of retries"),
-            (r#"{"limit":1,"on":"sometimes"}"#, "`any` or a list"),
+            (r#"{"limit":1,"when":"sometimes"}"#, "`any` or a list"),
             (
-                r#"{"limit":1,"on":["network"]}"#,
+                r#"{"limit":1,"when":["network"]}"#,
                 "expected `infrastructure` or `error`",
             ),
-            (r#"{"limit":1,"when":"always"}"#, "unknown field `when`"),
-            (r#"{"on":"any"}"#, "missing field `limit`"),
+            (r#"{"limit":1,"if":"always"}"#, "unknown field `if`"),
+            (r#"{"limit":1,"true":"any"}"#, "unknown field `true`"),
+            (r#"{"limit":1,"when":"any","on":"any"}"#, "write `when` only"),
+            (r#"{"when":"any"}"#, "missing field `limit`"),
         ] {
             let error = serde_json::from_str::<Retries>(text).expect_err(text).to_string();
             assert!(error.contains(expected), "{text}: {error}");

@@ -202,6 +202,14 @@ impl SourceMap {
         }
     }
 
+    /// Every value written in the document, by path, with its position (of
+    /// its key, for a mapping entry), in path order.
+    pub fn entries(&self) -> impl Iterator<Item = (&FieldPath, Position)> + '_ {
+        self.positions
+            .iter()
+            .map(|(path, &(line, column))| (path, Position::new(self.file.clone(), line, column)))
+    }
+
     /// The position of `path`, or of its nearest ancestor that is written
     /// (a missing field points at the mapping that lacks it).
     pub fn position(&self, path: &FieldPath) -> Position {

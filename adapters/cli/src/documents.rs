@@ -190,7 +190,14 @@ pub fn validate_with(
             crate::concourse::lower(file, text, concourse, kind == Kind::TaskStep, false)
                 .map(|l| (kind, l.warnings))
         }
-        other => validate(file, bytes, other).map(|kind| (kind, Vec::new())),
+        other => validate(file, bytes, other).map(|kind| {
+            // c8s's own formats: a key kubectl would read as a boolean is said.
+            let warnings = match kind {
+                Kind::Pipeline | Kind::Sidecars => c8s_pipeline_model::yaml11_key_warnings(file, text),
+                _ => Vec::new(),
+            };
+            (kind, warnings)
+        }),
     }
 }
 

@@ -793,6 +793,80 @@ async fn a_controller_started_with_several_runs_waiting_starts_every_one_at_once
     }
 }
 
+/// Reads a pipeline's `sidecarFiles` from its directory.
+struct Beside<'a>(&'a Path);
+
+impl c8s_pipeline_model::SourceReader for Beside<'_> {
+    fn read(&self, path: &str) -> std::io::Result<Vec<u8>> {
+        std::fs::read(self.0.join(path))
+    }
+}
+
+/// Every example pipeline, embedded in a Pipeline as a person writes one and
+/// applied with `kubectl apply` (a YAML 1.1 reader: the key `on` would become
+/// `true`), reads back as c8s reads the file: the same steps and retries.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs control plane"]
+async fn every_example_pipeline_survives_kubectl_apply() {
+    let client = cluster::client().await;
+    let installed = install(&client, "kubectl").await;
+    let ns = &installed.ns;
+    let examples = common::workspace().join("examples/pipelines");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&examples)
+        .expect("examples")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.to_string_lossy().ends_with(".c8s.yaml"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 4, "{files:?}");
+    let pipelines = Api::<DynamicObject>::namespaced_with(client.clone(), ns, &resource("Pipeline"));
+    for file in files {
+        let text = std::fs::read_to_string(&file).expect("example");
+        let name = file
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_suffix(".c8s.yaml"))
+            .expect("name")
+            .to_owned();
+        let indented: String = text.lines().map(|l| format!("    {l}\n")).collect();
+        let manifest = common::temp_dir().join(format!("{}.yaml", cluster::unique_name(&name)));
+        std::fs::write(
+            &manifest,
+            format!("apiVersion: c8s.dev/v1alpha1\nkind: Pipeline\nmetadata:\n  name: {name}\nspec:\n  pipeline:\n{indented}"),
+        )
+        .expect("manifest");
+        let output = Command::new(common::tool("kubectl"))
+            .env("KUBECONFIG", cluster::kubeconfig())
+            .args(["apply", "--namespace", ns, "-f"])
+            .arg(&manifest)
+            .output()
+            .expect("kubectl runs");
+        assert!(
+            output.status.success(),
+            "kubectl apply {name}: {}",
+            explain(&output)
+        );
+        let stored = pipelines
+            .get(&name)
+            .await
+            .unwrap_or_else(|e| panic!("get {name}: {e}"));
+        let read: c8s_pipeline_model::Pipeline =
+            serde_json::from_value(stored.data["spec"]["pipeline"].clone())
+                .unwrap_or_else(|e| panic!("{name} as kubectl stored it: {e}\n{:#}", stored.data["spec"]));
+        let written =
+            c8s_pipeline_model::parse_pipeline(file.to_str().expect("path"), &text, &Beside(&examples))
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(read.retries, written.retries, "{name}");
+        let steps = |p: &c8s_pipeline_model::Pipeline| {
+            p.steps
+                .iter()
+                .map(|s| (s.name.clone(), s.retries.clone()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(steps(&read), steps(&written), "{name}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "needs control plane"]
 async fn run_in_cluster_twice_makes_two_runs_each_followed_to_its_end() {

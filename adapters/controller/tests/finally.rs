@@ -18,7 +18,7 @@ name: shop
 repository: https://example.com/shop.git
 steps:
   - { name: flaky, image: "alpine:3", commands: ["true"], retries: 2 }
-  - { name: infra-only, image: "alpine:3", commands: ["true"], retries: { limit: 2, on: [infrastructure] } }
+  - { name: infra-only, image: "alpine:3", commands: ["true"], retries: { limit: 2, when: [infrastructure] } }
   - { name: build, image: "alpine:3", commands: ["true"], dependsOn: [flaky] }
   - { name: e2e, image: "alpine:3", commands: ["true"], dependsOn: [build] }
 finally:

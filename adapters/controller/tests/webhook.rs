@@ -68,6 +68,12 @@ impl Triggers for Memory {
                 &["main", "release/*"],
             ),
             pipeline("shop-docs", "octo-org/shop", &["docs/**"]),
+            // The same owner/name on another host: only that host's pushes start it.
+            pipeline(
+                "shop-bitbucket",
+                "https://bitbucket.org/octo-org/shop.git",
+                &["main"],
+            ),
             pipeline("unrelated", "https://github.com/octo-org/other.git", &[]),
         ])
     }
@@ -287,10 +293,8 @@ async fn a_bitbucket_repo_push_signed_with_x_hub_signature_creates_a_run() {
     let (status, text) = send(&app, request).await;
     assert_eq!(status, StatusCode::CREATED, "{text}");
     let runs = store.runs.lock().unwrap();
-    assert_eq!(
-        runs.values().next().unwrap().spec.pipeline_ref.as_deref(),
-        Some("shop")
-    );
+    let started: Vec<_> = runs.values().map(|r| r.spec.pipeline_ref.clone()).collect();
+    assert_eq!(started, [Some("shop-bitbucket".to_owned())]);
 }
 
 /// Bounded load on loopback: 2 000 signed deliveries (every fourth one a

@@ -77,7 +77,7 @@ pub use kube_cluster::KubeCluster;
 pub use logs::{ChunkMasker, LogMasker, LogSink, NoSecrets, stream_masked_logs};
 pub use observe::{
     Assessment, ContainerObservation, FinishedPod, MAIN_CONTAINER, PodCondition, PodObservation, PodPhase,
-    assess,
+    SIDECAR_RESTART_LIMIT, assess,
 };
 pub use options::{FailureMode, LogOptions, MaskerFactory, ProgressFn, RunOptions, Step};
 pub use outcome::{RunState, RunStatus, StepOutcome, StepState, StepStatus, TerminationReason};

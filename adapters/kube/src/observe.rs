@@ -86,6 +86,9 @@ pub struct PodObservation {
     pub unstarted: Vec<String>,
     /// The pod's conditions.
     pub conditions: Vec<PodCondition>,
+    /// Containers the kubelet has restarted, with their `restartCount`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub restarts: Vec<(String, i32)>,
 }
 
 impl PodObservation {
@@ -122,6 +125,11 @@ impl PodObservation {
             .flatten()
             .chain(status.container_statuses.iter().flatten());
         for container in all {
+            if container.restart_count > 0 {
+                observation
+                    .restarts
+                    .push((container.name.clone(), container.restart_count));
+            }
             let state = container_state(container);
             if state == ContainerObservation::Running && container.started == Some(false) {
                 observation.unstarted.push(container.name.clone());
@@ -176,6 +184,13 @@ fn container_state(status: &ContainerStatus) -> ContainerObservation {
         ContainerObservation::Unknown
     }
 }
+
+/// How many restarts of a sidecar that holds `main` back (crash-looping, as
+/// when its startupProbe keeps failing) end the step: the kubelet's back-off
+/// (10 s, 20 s, 40 s...) has then spent the sidecar's start budget three
+/// times over, and waiting for the pod's deadline (an hour by default) would
+/// only hide the cause.
+pub const SIDECAR_RESTART_LIMIT: i32 = 3;
 
 /// What an observation means for the step.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -309,6 +324,35 @@ pub fn assess(observation: &PodObservation) -> Assessment {
             return finished(TerminationReason::Error, &message);
         }
         _ => {}
+    }
+    // A native sidecar that never becomes ready (its startupProbe keeps
+    // failing, or it keeps exiting) crash-loops and holds `main` back until the
+    // pod's deadline. After its budget was spent several times over (its
+    // restarts show it) the step ends, naming it.
+    if !matches!(
+        observation.main,
+        ContainerObservation::Running | ContainerObservation::Terminated { .. }
+    ) {
+        for (name, state) in &observation.sidecars {
+            let ContainerObservation::Waiting { reason, message } = state else {
+                continue;
+            };
+            let restarts = observation
+                .restarts
+                .iter()
+                .find(|(n, _)| n == name)
+                .map_or(0, |(_, r)| *r);
+            if reason == "CrashLoopBackOff" && restarts >= SIDECAR_RESTART_LIMIT {
+                return finished(
+                    TerminationReason::Error,
+                    format!(
+                        "sidecar {name} never became ready: restarted {restarts} times; {reason}: {message}"
+                    )
+                    .trim_end_matches([' ', ':'])
+                    .trim_end_matches(';'),
+                );
+            }
+        }
     }
     // Any container stuck for a reason that will not pass by itself ends the
     // step, named: init containers (git-clone, inputs), sidecars, the helper.

@@ -198,3 +198,33 @@ fn failures_outside_main_end_the_step_naming_the_container() {
         f.message
     );
 }
+
+#[test]
+fn a_sidecar_that_never_becomes_ready_ends_the_step_naming_it() {
+    let status = |restarts: i32| {
+        json!({
+            "phase": "Pending",
+            "initContainerStatuses": [{
+                "name": "postgres", "image": "postgres:17", "imageID": "", "ready": false, "started": false,
+                "restartCount": restarts,
+                "state": {"waiting": {"reason": "CrashLoopBackOff",
+                                      "message": "back-off 40s restarting failed container=postgres"}}
+            }],
+            "containerStatuses": main_state(json!({"waiting": {"reason": "PodInitializing"}}))
+        })
+    };
+    // Still within its budget: the kubelet retries, the step waits.
+    assert_eq!(
+        assess_status(status(c8s_kube::SIDECAR_RESTART_LIMIT - 1)),
+        Assessment::Starting
+    );
+    let ended = assess_status(status(c8s_kube::SIDECAR_RESTART_LIMIT));
+    assert_eq!(finished(&ended).1, TerminationReason::Error);
+    let Assessment::Finished(pod) = ended else {
+        unreachable!()
+    };
+    assert_eq!(
+        pod.message,
+        "sidecar postgres never became ready: restarted 3 times; CrashLoopBackOff: back-off 40s restarting failed container=postgres"
+    );
+}

@@ -110,17 +110,98 @@ pub fn read_push(provider: Provider, headers: &HeaderMap, body: &[u8]) -> Option
     })
 }
 
-/// Whether `wanted` (as a Pipeline names it) is one of the push's names:
-/// exact, or equal ignoring a trailing `.git` and `/`, case-insensitively.
+/// Whether `wanted` (as a Pipeline names it: `owner/name`, an https clone URL
+/// or `git@host:owner/name`) is one of the push's names. The repository paths
+/// must be equal — every path segment, case-insensitively, ignoring a
+/// trailing `.git` and `/` — and so must the host, when the Pipeline names
+/// one and the push's URLs say theirs: a push
+/// from `x/org/app` (a GitLab subgroup) never matches `org/app`.
 pub fn repository_matches(wanted: &str, push: &Push) -> bool {
-    let norm = |s: &str| {
-        s.trim_end_matches('/')
-            .trim_end_matches(".git")
-            .to_ascii_lowercase()
+    let wanted = RepositoryName::parse(wanted);
+    let names: Vec<RepositoryName> = push
+        .repositories
+        .iter()
+        .map(|r| RepositoryName::parse(r))
+        .collect();
+    let path_matches = !wanted.path.is_empty() && names.iter().any(|r| r.path == wanted.path);
+    // The push's hosts come from its URLs; its `owner/name` carries none.
+    let mut hosts = names.iter().filter_map(|r| r.host.as_deref()).peekable();
+    let host_matches = match wanted.host.as_deref() {
+        Some(host) if hosts.peek().is_some() => hosts.any(|h| h == host),
+        _ => true,
     };
-    let wanted = norm(wanted);
-    push.repositories.iter().any(|r| {
-        let r = norm(r);
-        r == wanted || wanted.ends_with(&format!("/{r}")) || r.ends_with(&format!("/{wanted}"))
-    })
+    path_matches && host_matches
+}
+
+/// A repository name cut into its host (when it has one) and its path.
+struct RepositoryName {
+    host: Option<String>,
+    path: String,
+}
+
+impl RepositoryName {
+    fn parse(name: &str) -> Self {
+        let name = name.trim().to_ascii_lowercase();
+        let name = name.trim_end_matches('/');
+        let name = name.strip_suffix(".git").unwrap_or(name);
+        let (host, path) = if let Some((_, rest)) = name.split_once("://") {
+            // https://[user@]host[:port]/path
+            let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+            let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+            let host = host.split_once(':').map_or(host, |(h, _)| h);
+            (Some(host.to_owned()), path)
+        } else if let Some((user_host, path)) = name.split_once(':')
+            && user_host.contains('@')
+        {
+            // git@host:path
+            (user_host.rsplit_once('@').map(|(_, h)| h.to_owned()), path)
+        } else {
+            (None, name)
+        };
+        RepositoryName {
+            host,
+            path: path.trim_matches('/').to_owned(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn push_from(names: &[&str]) -> Push {
+        Push {
+            delivery: "d".into(),
+            repositories: names.iter().map(|n| (*n).to_owned()).collect(),
+            branch: "main".into(),
+            commit: "0123abcd".into(),
+        }
+    }
+
+    #[test]
+    fn a_repository_matches_by_its_whole_path_in_any_spelling() {
+        let push = push_from(&["octo-org/shop", "https://github.com/octo-org/shop"]);
+        for wanted in [
+            "octo-org/shop",
+            "Octo-Org/Shop",
+            "https://github.com/octo-org/shop.git",
+            "https://github.com/octo-org/shop/",
+            "git@github.com:octo-org/shop.git",
+        ] {
+            assert!(repository_matches(wanted, &push), "{wanted}");
+        }
+    }
+
+    #[test]
+    fn a_longer_or_shorter_path_or_another_host_never_matches() {
+        // A subgroup push must not start the pipelines of a shorter path, nor the reverse.
+        let subgroup = push_from(&["x/org/app", "https://gitlab.com/x/org/app"]);
+        assert!(!repository_matches("org/app", &subgroup));
+        assert!(!repository_matches("https://gitlab.com/org/app", &subgroup));
+        let plain = push_from(&["org/app", "https://gitlab.com/org/app"]);
+        assert!(!repository_matches("https://gitlab.com/x/org/app", &plain));
+        assert!(!repository_matches("https://evil.example/org/app", &plain));
+        assert!(!repository_matches("app", &plain));
+        assert!(!repository_matches("", &push_from(&[""])));
+    }
 }
