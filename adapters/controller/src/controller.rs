@@ -218,8 +218,9 @@ pub async fn reconcile(run: Arc<PipelineRun>, ctx: Arc<Context>) -> Result<Actio
     let namespace = run.namespace().unwrap_or_default();
     let api = Api::<PipelineRun>::namespaced(ctx.client.clone(), &namespace);
     let name = run.name_any();
+    let key = format!("{namespace}/{name}");
     let started = std::time::Instant::now();
-    tracing::debug!(run = %format!("{namespace}/{name}"), "reconciling");
+    tracing::debug!(run = %key, "reconciling");
     let reconciled = tokio::time::timeout(
         RECONCILE_TIMEOUT,
         finalizer(&api, FINALIZER, run, |event| async {
@@ -232,15 +233,15 @@ pub async fn reconcile(run: Arc<PipelineRun>, ctx: Arc<Context>) -> Result<Actio
     .await
     .map_err(|_| {
         Error::TimedOut(format!(
-            "the reconcile of {namespace}/{name} took longer than {} s",
+            "the reconcile of {key} took longer than {} s",
             RECONCILE_TIMEOUT.as_secs()
         ))
     })?;
     let took = started.elapsed();
     if took > SLOW_RECONCILE {
-        tracing::warn!(run = %format!("{namespace}/{name}"), "a reconcile took {took:?}");
+        tracing::warn!(run = %key, "a reconcile took {took:?}");
     } else {
-        tracing::debug!(run = %format!("{namespace}/{name}"), "reconciled in {took:?}");
+        tracing::debug!(run = %key, "reconciled in {took:?}");
     }
     let action = reconciled.map_err(|e| match e {
         kube::runtime::finalizer::Error::ApplyFailed(e)
@@ -248,7 +249,7 @@ pub async fn reconcile(run: Arc<PipelineRun>, ctx: Arc<Context>) -> Result<Actio
         other => Error::Pipeline(other.to_string()),
     })?;
     if let Ok(mut failures) = ctx.failures.lock() {
-        failures.remove(&format!("{namespace}/{name}"));
+        failures.remove(&key);
     }
     Ok(action)
 }
@@ -302,12 +303,8 @@ async fn apply(run: &PipelineRun, ctx: &Context) -> Result<Action, Error> {
         spec: &run.spec,
         status: &status,
     };
-    let cached = match &ctx.stores {
-        Some(stores) if stores.ready().await => Some(stores),
-        _ => None,
-    };
-    let done = match cached {
-        Some(stores) => {
+    let done = match &ctx.stores {
+        Some(stores) if stores.ready().await => {
             let cached = CachedCluster::new(cluster, stores.clone());
             reconcile_run(&cached, &view, &steps, &admission, &ctx.settings).await?
         }
@@ -349,10 +346,28 @@ async fn run_steps_of(
     name: &str,
     status: &mut PipelineRunStatus,
 ) -> Result<crate::steps::RunSteps, Error> {
-    let pipeline = match (&status.pipeline_spec, &run.spec.pipeline, &run.spec.pipeline_ref) {
-        (Some(kept), _, _) => kept.clone(),
-        (None, Some(embedded), _) => embedded.clone(),
-        (None, None, Some(reference)) => {
+    // Resolved once; later reconciles render the kept pipeline in place, copying nothing.
+    if status.pipeline_spec.is_none() {
+        status.pipeline_spec = Some(resolve_pipeline(run, ctx, namespace, name).await?);
+    }
+    let pipeline = status
+        .pipeline_spec
+        .as_ref()
+        .ok_or_else(|| Error::MissingPipeline(format!("run {name} has no pipeline")))?;
+    let owner = owner_of(run).ok_or_else(|| Error::Pipeline("the run has no uid yet".into()))?;
+    run_steps(pipeline, &run_context(run, pipeline, namespace), owner, false)
+}
+
+/// The pipeline `run` names: embedded, or the Pipeline of its `pipelineRef`.
+async fn resolve_pipeline(
+    run: &PipelineRun,
+    ctx: &Context,
+    namespace: &str,
+    name: &str,
+) -> Result<c8s_pipeline_model::Pipeline, Error> {
+    Ok(match (&run.spec.pipeline, &run.spec.pipeline_ref) {
+        (Some(embedded), _) => embedded.clone(),
+        (None, Some(reference)) => {
             let pipelines = Api::<Pipeline>::namespaced(ctx.client.clone(), namespace);
             match pipelines.get_opt(reference).await? {
                 Some(found) => found.spec.pipeline,
@@ -363,15 +378,12 @@ async fn run_steps_of(
                 }
             }
         }
-        (None, None, None) => {
+        (None, None) => {
             return Err(Error::MissingPipeline(format!(
                 "run {name} has neither pipelineRef nor pipeline"
             )));
         }
-    };
-    status.pipeline_spec = Some(pipeline.clone());
-    let owner = owner_of(run).ok_or_else(|| Error::Pipeline("the run has no uid yet".into()))?;
-    run_steps(&pipeline, &run_context(run, &pipeline, namespace), owner, false)
+    })
 }
 
 /// Ends a run whose spec can never run (a commit that is not a full object
