@@ -139,7 +139,7 @@ pub use resources::{
 pub use results::ResultEnv;
 pub use retries::{MAX_RETRIES, Retries, RetryCause, RetryOn};
 #[cfg(feature = "pipeline")]
-pub use schedule::{CriticalPath, Progress, SkipReason};
+pub use schedule::{CriticalPath, SkipReason};
 #[cfg(feature = "pipeline")]
 pub use substitute::substitute_sidecar;
 // The README's examples are compiled and run as doctests.

@@ -1,63 +1,11 @@
-//! Running a step graph: which steps can start given what has happened
-//! (the ready set), which are skipped, and the critical path.
+//! A step graph's skips and its critical path. What runs when is the
+//! scheduler's (`scheduler::decide`).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use serde_derive::{Deserialize, Serialize};
 
 use crate::dag::Dag;
-
-/// What has happened to the steps of a run so far, for [`Dag::ready`].
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[non_exhaustive]
-pub struct Progress {
-    /// Steps that are running now.
-    pub running: BTreeSet<String>,
-    /// Steps that finished successfully.
-    pub succeeded: BTreeSet<String>,
-    /// Steps that failed.
-    pub failed: BTreeSet<String>,
-    /// Steps that were skipped.
-    pub skipped: BTreeSet<String>,
-}
-
-impl Progress {
-    /// Nothing has happened yet.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Marks `step` as running.
-    pub fn running(mut self, step: impl Into<String>) -> Self {
-        self.running.insert(step.into());
-        self
-    }
-
-    /// Marks `step` as succeeded.
-    pub fn succeeded(mut self, step: impl Into<String>) -> Self {
-        self.succeeded.insert(step.into());
-        self
-    }
-
-    /// Marks `step` as failed.
-    pub fn failed(mut self, step: impl Into<String>) -> Self {
-        self.failed.insert(step.into());
-        self
-    }
-
-    /// Marks `step` as skipped.
-    pub fn skipped(mut self, step: impl Into<String>) -> Self {
-        self.skipped.insert(step.into());
-        self
-    }
-
-    fn is_settled(&self, step: &str) -> bool {
-        self.running.contains(step)
-            || self.succeeded.contains(step)
-            || self.failed.contains(step)
-            || self.skipped.contains(step)
-    }
-}
 
 /// The longest chain of steps by estimated duration.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -70,30 +18,6 @@ pub struct CriticalPath {
 }
 
 impl Dag {
-    /// The steps that can start now: not yet running or done, and every
-    /// dependency succeeded. Sorted by name. A step does not wait for the
-    /// rest of its layer.
-    pub fn ready(&self, progress: &Progress) -> Vec<&str> {
-        self.steps()
-            .filter(|step| !progress.is_settled(step))
-            .filter(|step| {
-                self.dependencies(step)
-                    .iter()
-                    .all(|dep| progress.succeeded.contains(*dep))
-            })
-            .collect()
-    }
-
-    /// The steps that can never run because a dependency (direct or not)
-    /// failed or was skipped, and are not settled themselves. Sorted.
-    pub fn blocked(&self, progress: &Progress) -> Vec<&str> {
-        let mut blocked = BTreeSet::new();
-        for step in progress.failed.iter().chain(&progress.skipped) {
-            blocked.extend(self.descendants(step));
-        }
-        blocked.into_iter().filter(|s| !progress.is_settled(s)).collect()
-    }
-
     /// Skip propagation: `roots` are skipped, and so is every step that
     /// depends on one of them. Maps each skipped step to the reason (its own
     /// condition, or the first skipped dependency by name).
@@ -124,34 +48,53 @@ impl Dag {
         skipped
     }
 
-    /// The chain of steps with the largest total `estimate`; ties go to the
-    /// alphabetically first chain. Steps not estimated count as 0.
-    pub fn critical_path(&self, estimate: impl Fn(&str) -> u64) -> CriticalPath {
-        // Longest path by dynamic programming in layer order: each step
-        // finishes at its latest dependency's finish plus its own estimate.
-        let mut finish: BTreeMap<&str, (u64, Option<&str>)> = BTreeMap::new();
-        for step in self.layers().into_iter().flatten() {
-            let mut best: Option<(&str, u64)> = None;
-            for dep in self.dependencies(step) {
-                let at = finish.get(dep).map_or(0, |f| f.0);
-                if best.is_none_or(|(_, b)| at > b) {
-                    best = Some((dep, at));
-                }
-            }
-            let start = best.map_or(0, |(_, at)| at);
-            finish.insert(step, (start.saturating_add(estimate(step)), best.map(|(d, _)| d)));
+    /// For each step, the longest chain of `estimate`s from it to the end
+    /// of the graph, itself included. The one critical-path computation:
+    /// the scheduler starts the ready step with the longest remaining path
+    /// first, and [`Dag::critical_path`] follows it.
+    pub fn remaining_paths(&self, estimate: impl Fn(&str) -> u64) -> BTreeMap<&str, u64> {
+        let mut remaining: BTreeMap<&str, u64> = BTreeMap::new();
+        for step in self.layers().into_iter().rev().flatten() {
+            let after = self
+                .dependents(step)
+                .iter()
+                .filter_map(|d| remaining.get(d).copied())
+                .max()
+                .unwrap_or(0);
+            remaining.insert(step, estimate(step).saturating_add(after));
         }
-        // The latest finish; among equals, the alphabetically first step.
-        let Some((&end, &(total, _))) = finish.iter().rev().max_by_key(|(_, f)| f.0) else {
+        remaining
+    }
+
+    /// The chain of steps with the largest total `estimate`
+    /// ([`Dag::remaining_paths`] from its first step); ties go to the
+    /// alphabetically first step at each link.
+    pub fn critical_path(&self, estimate: impl Fn(&str) -> u64) -> CriticalPath {
+        let remaining = self.remaining_paths(&estimate);
+        // The longest remaining path among steps; among equals the first by name.
+        fn longest<'a>(
+            steps: impl Iterator<Item = &'a str>,
+            remaining: &BTreeMap<&str, u64>,
+        ) -> Option<(&'a str, u64)> {
+            steps
+                .filter_map(|s| remaining.get(s).map(|r| (s, *r)))
+                .fold(None, |best, (s, r)| match best {
+                    Some((_, b)) if b >= r => best,
+                    _ => Some((s, r)),
+                })
+        }
+        let Some((first, total)) = longest(self.steps(), &remaining) else {
             return CriticalPath::default();
         };
-        let mut steps = Vec::new();
-        let mut current = Some(end);
-        while let Some(step) = current {
-            steps.push(step.to_owned());
-            current = finish.get(step).and_then(|f| f.1);
+        let mut steps = vec![first.to_owned()];
+        let mut current = first;
+        // A step that adds nothing (a skipped one, estimated 0) does not lengthen the path.
+        while let Some((next, _)) =
+            longest(self.dependents(current).into_iter(), &remaining).filter(|(_, r)| *r > 0)
+        {
+            steps.push(next.to_owned());
+            current = next;
         }
-        steps.reverse();
         CriticalPath { steps, total }
     }
 }
@@ -189,7 +132,7 @@ mod tests {
     }
 
     #[test]
-    fn layers_ready_and_critical_path() {
+    fn layers_and_critical_path() {
         let d = dag(&[
             ("publish", &["build", "integration"]),
             ("integration", &["unit"]),
@@ -200,26 +143,6 @@ mod tests {
             d.layers(),
             [vec!["unit"], vec!["build", "integration"], vec!["publish"]]
         );
-        let p = Progress::new()
-            .succeeded("unit")
-            .succeeded("build")
-            .running("integration");
-        assert_eq!(d.ready(&p), Vec::<&str>::new());
-        let p = Progress::new()
-            .succeeded("unit")
-            .succeeded("build")
-            .succeeded("integration");
-        assert_eq!(d.ready(&p), ["publish"]);
-        assert_eq!(
-            d.ready(&Progress::new().succeeded("unit")),
-            ["build", "integration"]
-        );
-        // A step starts once its own dependencies succeed, not its whole layer.
-        let d2 = dag(&[("slow", &[]), ("fast", &[]), ("after-fast", &["fast"])]);
-        let p = Progress::new().running("slow").succeeded("fast");
-        assert_eq!(d2.ready(&p), ["after-fast"]);
-        let p = Progress::new().succeeded("unit").failed("build");
-        assert_eq!(d.blocked(&p), ["publish"]);
         let times = |s: &str| match s {
             "integration" => 10,
             _ => 1,

@@ -208,6 +208,24 @@ impl std::fmt::Display for StopReason {
     }
 }
 
+impl StopReason {
+    /// What a step stopped (or never started) for this reason ended as, the
+    /// one rule of `c8s run` and the controller: a step left out because a
+    /// dependency did not succeed was `Skipped`; one whose own timeout ran
+    /// out `Failed`; any other was `Cancelled` (fail-fast, the run's
+    /// deadline, a cancel).
+    pub fn outcome(&self) -> crate::finally::Outcome {
+        use crate::finally::Outcome;
+        match self {
+            StopReason::Dependency(_) => Outcome::Skipped,
+            StopReason::StepTimeout => Outcome::Failed,
+            StopReason::FailFast(_) | StopReason::RunDeadline | StopReason::RunCancelled => {
+                Outcome::Cancelled
+            }
+        }
+    }
+}
+
 /// How a finished run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
@@ -334,12 +352,16 @@ pub fn decide(dag: &Dag, observed: &BTreeMap<String, Observed>, policy: &Policy,
             }
             Some(Observed::Failed { .. }) => {}
             None => {
-                if let Some(reason) = stop {
-                    decision.skip.push((step.to_owned(), reason.clone()));
-                } else if let Some(cause) = doomed.get(step) {
+                // Below a failure, a step never runs because of it, fail-fast or not.
+                let doomed_by = doomed
+                    .get(step)
+                    .filter(|_| matches!(stop, None | Some(StopReason::FailFast(_))));
+                if let Some(cause) = doomed_by {
                     decision
                         .skip
                         .push((step.to_owned(), StopReason::Dependency((*cause).to_owned())));
+                } else if let Some(reason) = stop {
+                    decision.skip.push((step.to_owned(), reason.clone()));
                 } else if is_finally(step) && !others_finished {
                     finally_waiting = true;
                 } else if dag
@@ -387,18 +409,8 @@ pub fn decide(dag: &Dag, observed: &BTreeMap<String, Observed>, policy: &Policy,
 }
 
 /// For each step, the longest chain of estimates from it to the end of the
-/// graph, itself included: the step on the longest remaining path starts first.
+/// graph, itself included ([`Dag::remaining_paths`]; a step without an
+/// estimate counts 1): the step on the longest remaining path starts first.
 pub fn remaining_paths<'a>(dag: &'a Dag, policy: &Policy) -> BTreeMap<&'a str, u64> {
-    let mut remaining: BTreeMap<&str, u64> = BTreeMap::new();
-    for step in dag.layers().into_iter().rev().flatten() {
-        let own = policy.estimates.get(step).copied().unwrap_or(1);
-        let after = dag
-            .dependents(step)
-            .iter()
-            .filter_map(|d| remaining.get(d).copied())
-            .max()
-            .unwrap_or(0);
-        remaining.insert(step, own.saturating_add(after));
-    }
-    remaining
+    dag.remaining_paths(|step| policy.estimates.get(step).copied().unwrap_or(1))
 }

@@ -80,9 +80,10 @@ fn fail_fast_skips_the_rest_and_still_runs_finally() {
         d.cancel,
         [("lint".to_owned(), StopReason::FailFast("build".to_owned()))]
     );
+    // test depends on build: skipped for it, fail-fast or not.
     assert_eq!(
         d.skip,
-        [("test".to_owned(), StopReason::FailFast("build".to_owned()))]
+        [("test".to_owned(), StopReason::Dependency("build".to_owned()))]
     );
     assert!(d.start.is_empty() && d.done.is_none(), "{d:?}");
     seen.insert("lint".to_owned(), Observed::Cancelled);

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use c8s_kube::{
     FailureMode, KubeCluster, LogMasker, LogOptions, LogSink, ReapOptions, RunOptions, RunState, Step,
-    StepObject, StepState, StepStatus,
+    StepState, StepStatus,
 };
 use c8s_pipeline_model::Errors;
 use c8s_pipeline_model::sidecar::SecretKeyRef;
@@ -289,72 +289,14 @@ fn new_run_id(pipeline: &str, build: u64) -> String {
     }
 }
 
-/// One kube step per plan: named after its object, depending on the objects
-/// of its `dependsOn` steps in the same matrix combination.
+/// One kube step per plan ([`c8s_kube::plan_steps`], as the controller builds them).
 fn steps(
     plans: &[TaskPlan],
     depends_on: &BTreeMap<String, Vec<String>>,
     ctx: &c8s_pod_builder::RunContext,
     job: bool,
 ) -> Result<Vec<Step>, String> {
-    let mut names: BTreeMap<(String, Option<String>), String> = BTreeMap::new();
-    let mut objects = Vec::new();
-    for plan in plans {
-        let object = if job {
-            StepObject::Job(Box::new(
-                c8s_pod_builder::render_job(plan, ctx).map_err(|e| e.to_string())?,
-            ))
-        } else {
-            StepObject::Pod(Box::new(
-                c8s_pod_builder::render_pod(plan, ctx).map_err(|e| e.to_string())?,
-            ))
-        };
-        let name = c8s_pod_builder::object_name(plan, ctx);
-        names.insert(
-            (plan.identity.step.clone(), plan.identity.matrix_id.clone()),
-            name.clone(),
-        );
-        objects.push((plan, name, object));
-    }
-    Ok(objects
-        .into_iter()
-        .map(|(plan, name, object)| {
-            // A dependency without a plan was skipped; its dependents were skipped with it.
-            let after: Vec<String> = depends_on
-                .get(&plan.identity.step)
-                .into_iter()
-                .flatten()
-                .filter_map(|dep| {
-                    names
-                        .get(&(dep.clone(), plan.identity.matrix_id.clone()))
-                        .cloned()
-                })
-                .collect();
-            let mut step = Step::new(name, object).after(after);
-            if let Some(seconds) = plan.timeout_seconds {
-                step = step.with_timeout(Duration::from_secs(seconds));
-            }
-            if let Some(retries) = &plan.retries {
-                step = step.with_retries(retries.clone());
-            }
-            if plan.finally {
-                // Each other step of the same combination, by its object's name; a
-                // step without one was skipped (the runner reports it so).
-                step = step.finally(Vec::<String>::new());
-                step.outcome_env = depends_on
-                    .keys()
-                    .map(|other| {
-                        let object = names
-                            .get(&(other.clone(), plan.identity.matrix_id.clone()))
-                            .cloned()
-                            .unwrap_or_default();
-                        (c8s_pipeline_model::finally::step_status_env(other), object)
-                    })
-                    .collect();
-            }
-            step
-        })
-        .collect())
+    c8s_kube::plan_steps(plans, depends_on, ctx, job).map_err(|e| e.to_string())
 }
 
 /// Every Secret key the plans (and their sidecars) reference.

@@ -2,7 +2,9 @@
 
 use std::io::Write;
 use std::process::ExitCode;
+use std::sync::Arc;
 
+use c8s_controller::metrics::Metrics;
 use c8s_controller::reconcile::Settings;
 use clap::Args;
 use kube::Client;
@@ -45,6 +47,9 @@ pub struct ControllerArgs {
     /// customresourcedefinitions, which the chart does not grant.
     #[arg(long)]
     pub install_crds: bool,
+    /// Address of the Prometheus endpoint `GET /metrics` (port 0: any free port, logged).
+    #[arg(long, default_value = c8s_controller::metrics::DEFAULT_ADDRESS)]
+    pub metrics_address: String,
 }
 
 /// `c8s controller`: runs the controller until SIGTERM or Ctrl-C.
@@ -65,24 +70,49 @@ pub fn controller(args: &ControllerArgs) -> ExitCode {
         .or_else(|| std::env::var("HOSTNAME").ok())
         .unwrap_or_else(|| "c8s-controller".into());
     block_on(async move {
-        let client = match Client::try_default().await {
+        let metrics = Arc::new(Metrics::new());
+        let client = match counted_client(&metrics).await {
             Ok(client) => client,
             Err(e) => return fail(&format!("no cluster: {e}")),
         };
+        let listener = match tokio::net::TcpListener::bind(&args.metrics_address).await {
+            Ok(listener) => listener,
+            Err(e) => return fail(&format!("cannot listen on {}: {e}", args.metrics_address)),
+        };
+        let address = listener
+            .local_addr()
+            .map_or_else(|_| args.metrics_address.clone(), |a| a.to_string());
         let _ = writeln!(
             std::io::stderr(),
-            "c8s controller {identity}: waiting for the lease in {namespace}"
+            "c8s controller {identity}: metrics on http://{address}/metrics; waiting for the lease in {namespace}"
         );
         let stop = shutdown();
+        // Served by every replica, the waiting ones too, until the process ends.
+        let server = tokio::spawn(c8s_controller::metrics::serve(
+            listener,
+            metrics.clone(),
+            std::future::pending(),
+        ));
         let lease = Lease {
             namespace: &namespace,
             identity: &identity,
         };
-        match run_controller(client, settings, lease, args.install_crds, stop).await {
+        let result = run_controller(client, settings, lease, args.install_crds, metrics, stop).await;
+        server.abort();
+        match result {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => fail(&e.to_string()),
         }
     })
+}
+
+/// The client of the kube config (in a pod: its ServiceAccount), counting
+/// every request in `metrics` (`c8s_kube_api_requests_total`).
+async fn counted_client(metrics: &Metrics) -> Result<Client, kube::Error> {
+    let config = kube::Config::infer().await.map_err(kube::Error::InferConfig)?;
+    Ok(kube::client::ClientBuilder::try_from(config)?
+        .with_layer(&metrics.api_layer())
+        .build())
 }
 
 /// Where the controller's leader Lease lives and who this replica is.
@@ -95,20 +125,22 @@ pub struct Lease<'a> {
 }
 
 /// The core of `c8s controller`: takes the Lease, then runs the Controller
-/// until `stop` completes.
+/// until `stop` completes, recording into `metrics`.
 pub async fn run_controller(
     client: Client,
     settings: Settings,
     lease: Lease<'_>,
     install_crds: bool,
+    metrics: Arc<Metrics>,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), c8s_controller::Error> {
-    c8s_controller::controller::run(
+    c8s_controller::controller::run_with_metrics(
         client,
         settings,
         lease.namespace,
         lease.identity,
         install_crds,
+        metrics,
         stop,
     )
     .await
@@ -143,6 +175,36 @@ pub struct WebhookArgs {
     /// Largest request body accepted, in bytes (larger: 413).
     #[arg(long, default_value_t = c8s_controller::webhook::DEFAULT_BODY_LIMIT)]
     pub body_limit: usize,
+    /// A redelivery of a push (any delivery id) within this long of the run
+    /// it started starts no other (`90s`, `1h`; at least 1s).
+    #[arg(long, default_value = "1h", value_parser = crate::render::parse_seconds)]
+    pub replay_window: u64,
+    /// Unauthenticated deliveries per client address per minute before 429
+    /// (0: no limit).
+    #[arg(long, default_value_t = c8s_controller::webhook::DEFAULT_FAILURES_PER_MINUTE)]
+    pub failures_per_minute: u32,
+    /// Take the client address from this header's last entry (set by the
+    /// proxy in front of the webhook, e.g. `X-Forwarded-For`) instead of the
+    /// TCP peer's.
+    #[arg(long, value_parser = parse_header_name)]
+    pub client_ip_header: Option<c8s_controller::webhook::HeaderName>,
+}
+
+/// A header name, for clap.
+fn parse_header_name(text: &str) -> Result<c8s_controller::webhook::HeaderName, String> {
+    c8s_controller::webhook::HeaderName::from_bytes(text.as_bytes()).map_err(|e| format!("{text:?}: {e}"))
+}
+
+impl WebhookArgs {
+    /// The server options these flags say.
+    pub fn options(&self) -> c8s_controller::webhook::Options {
+        c8s_controller::webhook::Options {
+            body_limit: self.body_limit,
+            replay_window: std::time::Duration::from_secs(self.replay_window.max(1)),
+            failures_per_minute: self.failures_per_minute,
+            client_ip_header: self.client_ip_header.clone(),
+        }
+    }
 }
 
 /// `c8s webhook`: serves the Git hosts' push webhooks until SIGTERM or Ctrl-C.
@@ -157,21 +219,22 @@ pub fn webhook(args: &WebhookArgs) -> ExitCode {
             Err(e) => return fail(&format!("cannot listen on {}: {e}", args.listen)),
         };
         let _ = writeln!(std::io::stderr(), "c8s webhook: listening on {}", args.listen);
-        match serve_webhook(client, listener, args.body_limit, shutdown()).await {
+        match serve_webhook(client, listener, args.options(), shutdown()).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => fail(&e.to_string()),
         }
     })
 }
 
-/// The core of `c8s webhook`: serves on `listener`, reading connections and
-/// pipelines and creating runs through `client`, until `stop` completes.
+/// The core of `c8s webhook`: serves on `listener`, watching connections and
+/// pipelines, reading webhook Secrets and creating runs through `client`,
+/// until `stop` completes.
 pub async fn serve_webhook(
     client: Client,
     listener: tokio::net::TcpListener,
-    body_limit: usize,
+    options: c8s_controller::webhook::Options,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let triggers = std::sync::Arc::new(c8s_controller::webhook::KubeTriggers::new(client));
-    c8s_controller::webhook::serve(listener, triggers, body_limit, stop).await
+    let triggers = std::sync::Arc::new(c8s_controller::webhook::KubeTriggers::start(client));
+    c8s_controller::webhook::serve(listener, triggers, options, stop).await
 }

@@ -184,6 +184,9 @@ async fn install(client: &Client, prefix: &str) -> Installed {
     }
 }
 
+/// Serves the controller's metrics on a free port: several replicas run on this host.
+const ANY_METRICS_PORT: &str = "--metrics-address=127.0.0.1:0";
+
 fn start_controller(installed: &Installed, identity: &str) -> Process {
     Process::start(
         &installed.controller,
@@ -193,6 +196,7 @@ fn start_controller(installed: &Installed, identity: &str) -> Process {
             &installed.ns,
             "--identity",
             identity,
+            ANY_METRICS_PORT,
         ],
     )
 }
@@ -427,9 +431,14 @@ async fn the_controller_with_the_charts_rbac_runs_a_pipeline_run_to_succeeded() 
     let failed = run_json(&client, ns, "short-1").await;
     let ready = failed["status"]["conditions"]
         .as_array()
-        .and_then(|c| c.iter().find(|c| c["type"] == "Ready").cloned())
+        .and_then(|c| c.iter().find(|c| c["type"] == "Succeeded").cloned())
         .unwrap_or_default();
-    assert_eq!(ready["reason"], "InvalidSpec", "{failed:#}");
+    // A meta/v1 Condition, as Tekton's PipelineRun has it.
+    assert_eq!(
+        (&ready["status"], &ready["reason"], &ready["observedGeneration"]),
+        (&json!("False"), &json!("InvalidSpec"), &json!(1)),
+        "{failed:#}"
+    );
     assert!(
         ready["message"].as_str().unwrap_or_default().contains("0123abcd"),
         "{failed:#}"
@@ -524,7 +533,8 @@ async fn deleting_a_run_deletes_its_pods_and_a_restarted_controller_creates_no_d
         "one pod for second"
     );
 
-    // Deleting a run in flight: its pods go (finalizer, owner references).
+    // Deleting a run in flight: its pods go (finalizer, owner references);
+    // each pod's reference blocks the run's foreground deletion until it is gone.
     create_run(&client, ns, "restart-2").await;
     cluster::eventually(Duration::from_secs(60), "restart-2's pod", || async {
         pods.list(&running)
@@ -533,11 +543,11 @@ async fn deleting_a_run_deletes_its_pods_and_a_restarted_controller_creates_no_d
             .items
             .iter()
             .any(|p| {
-                p.metadata
-                    .owner_references
-                    .iter()
-                    .flatten()
-                    .any(|o| o.name == "restart-2")
+                p.metadata.owner_references.iter().flatten().any(|o| {
+                    o.name == "restart-2"
+                        && o.controller == Some(true)
+                        && o.block_owner_deletion == Some(true)
+                })
             })
             .then_some(())
     })
@@ -642,6 +652,175 @@ async fn of_two_replicas_only_the_lease_holder_acts_and_the_other_takes_over() {
     wait_phase(&client, ns, "lease-1", "Succeeded", &b).await;
 }
 
+/// `GET /metrics` of the controller at `address`, with its status line and headers.
+fn scrape(address: &str) -> String {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect(address) else {
+        return String::new();
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+    let request = format!("GET /metrics HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
+    let mut answer = String::new();
+    if stream.write_all(request.as_bytes()).is_ok() {
+        let _ = stream.read_to_string(&mut answer);
+    }
+    answer
+}
+
+/// The sum of the samples of series `name` in the Prometheus text `text`
+/// whose labels include every one of `labels` (`None`: no such series).
+fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    let mut found = None;
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let Some((series, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        let (series_name, series_labels) = match series.split_once('{') {
+            Some((n, rest)) => (n, rest.trim_end_matches('}')),
+            None => (series, ""),
+        };
+        if series_name != name {
+            continue;
+        }
+        let has = |(key, want): &(&str, &str)| {
+            series_labels
+                .split(',')
+                .filter_map(|pair| pair.split_once('='))
+                .any(|(k, v)| k == *key && v.trim_matches('"') == *want)
+        };
+        if labels.iter().all(has) {
+            let value: f64 = value.parse().unwrap_or(f64::NAN);
+            found = Some(found.unwrap_or(0.0) + value);
+        }
+    }
+    found
+}
+
+/// Steps of every run in the cluster that ended at or after `since`, with a
+/// start time: the ones a controller started at `since` measured.
+async fn steps_ended_since(client: &Client, since: k8s_openapi::jiff::Timestamp) -> usize {
+    let all = Api::<DynamicObject>::all_with(client.clone(), &resource("PipelineRun"));
+    let listed = all.list(&ListParams::default()).await.expect("list runs");
+    let time = |step: &Value, field: &str| {
+        step[field]
+            .as_str()
+            .and_then(|t| t.parse::<k8s_openapi::jiff::Timestamp>().ok())
+    };
+    listed
+        .items
+        .iter()
+        .flat_map(|run| {
+            run.data["status"]["steps"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .filter(|step| matches!(step["phase"].as_str(), Some("Succeeded" | "Failed" | "Skipped")))
+        .filter(|step| time(step, "startTime").is_some())
+        .filter(|step| time(step, "completionTime").is_some_and(|end| end >= since))
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs control plane"]
+async fn the_controller_serves_prometheus_metrics_of_runs_steps_reconciles_and_requests() {
+    let client = cluster::client().await;
+    let installed = install(&client, "metrics").await;
+    let ns = &installed.ns;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let address = format!("127.0.0.1:{port}");
+    // Whole seconds: a step's completionTime written in this second counts.
+    let since = k8s_openapi::jiff::Timestamp::from_second(k8s_openapi::jiff::Timestamp::now().as_second())
+        .expect("now");
+    let controller = Process::start(
+        &installed.controller,
+        &[
+            "controller",
+            "--lease-namespace",
+            ns,
+            "--identity",
+            "metrics",
+            "--metrics-address",
+            &address,
+        ],
+    );
+    create_run(&client, ns, "hello-1").await;
+    wait_phase(&client, ns, "hello-1", "Succeeded", &controller).await;
+    let run = run_json(&client, ns, "hello-1").await;
+    let steps = run["status"]["steps"].as_array().cloned().unwrap_or_default();
+    assert_eq!(steps.len(), 2, "{run:#}");
+    assert!(
+        steps
+            .iter()
+            .all(|s| s["startTime"].is_string() && s["completionTime"].is_string()),
+        "a step without its times has no duration: {run:#}"
+    );
+    // The gauges read the controller's cache, which may trail the run by a watch event.
+    let mut text = String::new();
+    let started = std::time::Instant::now();
+    while started.elapsed() < Duration::from_secs(30) {
+        text = scrape(&address);
+        if metric(&text, "c8s_pipelineruns", &[("phase", "Succeeded")]).is_some_and(|n| n >= 1.0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let context = || format!("{text}\ncontroller log:\n{}", controller.log());
+    assert!(text.starts_with("HTTP/1.1 200"), "{}", context());
+    assert!(
+        text.to_ascii_lowercase()
+            .contains("content-type: text/plain; version=0.0.4"),
+        "{}",
+        context()
+    );
+    let succeeded = metric(&text, "c8s_pipelineruns", &[("phase", "Succeeded")]);
+    assert!(succeeded.is_some_and(|n| n >= 1.0), "{}", context());
+    assert!(
+        metric(&text, "c8s_pipelineruns_queued", &[]).is_some(),
+        "{}",
+        context()
+    );
+    for verb in ["watch", "list", "create", "patch"] {
+        let requests = metric(&text, "c8s_kube_api_requests_total", &[("verb", verb)]);
+        assert!(
+            requests.is_some_and(|n| n > 0.0),
+            "no {verb} requests: {}",
+            context()
+        );
+    }
+    // Pods and Events were created: 201.
+    let created = metric(
+        &text,
+        "c8s_kube_api_requests_total",
+        &[("verb", "create"), ("code", "201")],
+    );
+    assert!(created.is_some_and(|n| n > 0.0), "{}", context());
+    let reconciles = metric(&text, "c8s_reconcile_duration_seconds_count", &[]);
+    assert!(reconciles.is_some_and(|n| n > 0.0), "{}", context());
+    // Each step once, whatever the number of reconciles that saw it ended
+    // (its 2 steps, and those of any other run this controller finished).
+    let measured = metric(&text, "c8s_step_duration_seconds_count", &[]).unwrap_or(0.0);
+    let succeeded_steps = metric(
+        &text,
+        "c8s_step_duration_seconds_count",
+        &[("outcome", "Succeeded")],
+    )
+    .unwrap_or(0.0);
+    let ended = steps_ended_since(&client, since).await;
+    assert!(ended >= steps.len(), "{ended} steps ended: {run:#}");
+    assert_eq!(measured, ended as f64, "{}", context());
+    assert!(succeeded_steps >= 2.0, "{}", context());
+    assert!(
+        reconciles.is_some_and(|n| n > measured),
+        "more reconciles than steps: {}",
+        context()
+    );
+    assert!(forbidden(&controller.log()).is_empty(), "{}", controller.log());
+}
+
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "needs control plane"]
 async fn a_leader_that_cannot_renew_its_lease_stops_acting_before_the_lease_expires() {
@@ -661,7 +840,14 @@ async fn a_leader_that_cannot_renew_its_lease_stops_acting_before_the_lease_expi
     .await;
     let mut controller = Process::start(
         &proxy.kubeconfig,
-        &["controller", "--lease-namespace", ns, "--identity", "cut-off"],
+        &[
+            "controller",
+            "--lease-namespace",
+            ns,
+            "--identity",
+            "cut-off",
+            ANY_METRICS_PORT,
+        ],
     );
     let log = controller.log.clone();
     cluster::eventually(
@@ -791,6 +977,58 @@ async fn a_controller_started_with_several_runs_waiting_starts_every_one_at_once
     for name in names {
         wait_phase(&client, ns, name, "Succeeded", &controller).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs cluster"]
+async fn the_namespace_limit_holds_when_runs_are_admitted_at_once() {
+    // Three runs wait when the controller starts; it reconciles them at the
+    // same time, and with a limit of one only one may be Running at a time.
+    let client = cluster::client().await;
+    let installed = install(&client, "limit").await;
+    let ns = &installed.ns;
+    let names = ["limit-1", "limit-2", "limit-3"];
+    for name in names {
+        create_run(&client, ns, name).await;
+    }
+    let controller = Process::start(
+        &installed.controller,
+        &[
+            "controller",
+            "--lease-namespace",
+            ns,
+            "--identity",
+            "a",
+            "--max-running-per-namespace",
+            "1",
+            ANY_METRICS_PORT,
+        ],
+    );
+    let started = std::time::Instant::now();
+    let mut most = 0;
+    loop {
+        let mut phases = Vec::new();
+        for name in names {
+            phases.push(phase(&client, ns, name).await.unwrap_or_default());
+        }
+        let running = phases.iter().filter(|p| *p == "Running").count();
+        most = most.max(running);
+        assert!(
+            running <= 1,
+            "{running} runs Running at once with a limit of 1: {phases:?}\ncontroller log:\n{}",
+            controller.log()
+        );
+        if phases.iter().all(|p| p == "Succeeded") {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(180),
+            "not every run succeeded in 180 s: {phases:?}\ncontroller log:\n{}",
+            controller.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(most, 1, "no run was ever seen Running");
 }
 
 /// Reads a pipeline's `sidecarFiles` from its directory.
@@ -966,41 +1204,69 @@ fn sign(secret: &str, body: &[u8]) -> String {
     )
 }
 
-#[tokio::test(flavor = "multi_thread")]
-#[ignore = "needs control plane"]
-async fn a_signed_push_creates_one_run_and_a_bad_signature_or_redelivery_creates_nothing() {
-    let client = cluster::client().await;
-    let installed = install(&client, "hooks").await;
-    let ns = &installed.ns;
-    // The webhook reads the connections of every namespace: the secret and
-    // the delivery ids are this test's own.
-    let secret = cluster::unique_name("hook-secret");
-    let (d1, d2) = (cluster::unique_name("delivery"), cluster::unique_name("delivery"));
-    cluster::secret(&client, ns, "shop-webhook", &[("secret", &secret)]).await;
-    let connections =
-        Api::<DynamicObject>::namespaced_with(client.clone(), ns, &resource("RepositoryConnection"));
-    let connection: DynamicObject = serde_json::from_value(json!({
-        "apiVersion": "c8s.dev/v1alpha1", "kind": "RepositoryConnection",
-        "metadata": { "name": "shop-hooks" },
-        "spec": { "provider": "github", "webhookSecret": { "name": "shop-webhook", "key": "secret" } }
-    }))
-    .expect("connection");
-    connections
-        .create(&PostParams::default(), &connection)
-        .await
-        .expect("connection created");
+/// A Pipeline `name` in `ns` triggered through connection `connection` by
+/// pushes of `repository` (`owner/name` on github.com) to `main`.
+async fn triggered_pipeline(client: &Client, ns: &str, name: &str, connection: &str, repository: &str) {
     let pipelines = Api::<DynamicObject>::namespaced_with(client.clone(), ns, &resource("Pipeline"));
     let definition = two_steps_json();
     let pipeline: DynamicObject = serde_json::from_value(json!({
         "apiVersion": "c8s.dev/v1alpha1", "kind": "Pipeline",
-        "metadata": { "name": "shop" },
-        "spec": { "pipeline": definition, "trigger": { "connection": "shop-hooks", "branches": ["main"] } }
+        "metadata": { "name": name },
+        "spec": { "pipeline": definition, "trigger": {
+            "connection": connection,
+            "repository": format!("https://github.com/{repository}.git"),
+            "branches": ["main"]
+        } }
     }))
     .expect("pipeline");
     pipelines
         .create(&PostParams::default(), &pipeline)
         .await
         .expect("pipeline created");
+}
+
+/// A GitHub RepositoryConnection `name` in `ns` whose webhook secret is key
+/// `secret` of Secret `secret_name`.
+async fn github_connection(client: &Client, ns: &str, name: &str, secret_name: &str) {
+    let connections =
+        Api::<DynamicObject>::namespaced_with(client.clone(), ns, &resource("RepositoryConnection"));
+    let connection: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "c8s.dev/v1alpha1", "kind": "RepositoryConnection",
+        "metadata": { "name": name },
+        "spec": { "provider": "github", "webhookSecret": { "name": secret_name, "key": "secret" } }
+    }))
+    .expect("connection");
+    connections
+        .create(&PostParams::default(), &connection)
+        .await
+        .expect("connection created");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs control plane"]
+async fn a_signed_push_creates_one_run_and_a_bad_signature_or_redelivery_creates_nothing() {
+    let client = cluster::client().await;
+    let installed = install(&client, "hooks").await;
+    let ns = &installed.ns;
+    // The webhook watches the connections and pipelines of every namespace:
+    // the repositories, the secret and the delivery ids are this test's own.
+    let secret = cluster::unique_name("hook-secret");
+    let repository = format!("octo-org/{}", cluster::unique_name("shop"));
+    let (d1, d2, d3) = (
+        cluster::unique_name("delivery"),
+        cluster::unique_name("delivery"),
+        cluster::unique_name("delivery"),
+    );
+    // `c8s-webhook` is the chart's default `webhook.secretNames`: the only
+    // Secret name its RBAC lets the webhook read.
+    cluster::secret(&client, ns, "c8s-webhook", &[("secret", &secret)]).await;
+    github_connection(&client, ns, "shop-hooks", "c8s-webhook").await;
+    triggered_pipeline(&client, ns, "shop", "shop-hooks", &repository).await;
+    // A connection naming a Secret outside that set: its deliveries cannot be verified.
+    let outside = format!("octo-org/{}", cluster::unique_name("outside"));
+    cluster::secret(&client, ns, "shop-webhook", &[("secret", &secret)]).await;
+    github_connection(&client, ns, "outside-hooks", "shop-webhook").await;
+    triggered_pipeline(&client, ns, "outside", "outside-hooks", &outside).await;
 
     let port = {
         let socket = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
@@ -1009,14 +1275,17 @@ async fn a_signed_push_creates_one_run_and_a_bad_signature_or_redelivery_creates
     let listen = format!("127.0.0.1:{port}");
     let webhook = Process::start(&installed.webhook, &["webhook", "--listen", &listen]);
     let url = format!("http://{listen}/hooks/github");
-    let body = json!({
-        "ref": "refs/heads/main",
-        "after": "9f2c1d4e5b6a7980a1b2c3d4e5f60718293a4b5c",
-        "repository": { "full_name": "octo-org/shop", "clone_url": "https://github.com/octo-org/shop.git" },
-        "head_commit": { "id": "9f2c1d4e5b6a7980a1b2c3d4e5f60718293a4b5c" }
-    })
-    .to_string();
-    let post = |signature: String, delivery: &str| {
+    let push_of = |repository: &str| {
+        json!({
+            "ref": "refs/heads/main",
+            "after": "9f2c1d4e5b6a7980a1b2c3d4e5f60718293a4b5c",
+            "repository": { "full_name": repository, "clone_url": format!("https://github.com/{repository}.git") },
+            "head_commit": { "id": "9f2c1d4e5b6a7980a1b2c3d4e5f60718293a4b5c" }
+        })
+        .to_string()
+    };
+    let body = push_of(&repository);
+    let post = |body: &str, signature: String, delivery: &str| {
         let output = Command::new("curl")
             .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST", &url])
             .args([
@@ -1027,7 +1296,7 @@ async fn a_signed_push_creates_one_run_and_a_bad_signature_or_redelivery_creates
             ])
             .args(["-H", &format!("X-GitHub-Delivery: {delivery}")])
             .args(["-H", &format!("X-Hub-Signature-256: {signature}")])
-            .args(["--data-binary", &body])
+            .args(["--data-binary", body])
             .output()
             .expect("curl runs");
         common::text(&output.stdout)
@@ -1037,7 +1306,14 @@ async fn a_signed_push_creates_one_run_and_a_bad_signature_or_redelivery_creates
     })
     .await;
     assert_eq!(
-        post(sign("wrong secret", body.as_bytes()), &d1),
+        post(&body, sign("wrong secret", body.as_bytes()), &d1),
+        "401",
+        "{}",
+        webhook.log()
+    );
+    let unknown = push_of(&format!("octo-org/{}", cluster::unique_name("unknown")));
+    assert_eq!(
+        post(&unknown, sign(&secret, unknown.as_bytes()), &d1),
         "401",
         "{}",
         webhook.log()
@@ -1051,8 +1327,20 @@ async fn a_signed_push_creates_one_run_and_a_bad_signature_or_redelivery_creates
             .is_empty()
     );
     let good = sign(&secret, body.as_bytes());
-    assert_eq!(post(good.clone(), &d2), "201", "{}", webhook.log());
-    assert_eq!(post(good, &d2), "200", "redelivery: {}", webhook.log());
+    assert_eq!(post(&body, good.clone(), &d2), "201", "{}", webhook.log());
+    assert_eq!(
+        post(&body, good.clone(), &d2),
+        "200",
+        "redelivery: {}",
+        webhook.log()
+    );
+    // The Git host's "redeliver" may give a fresh delivery id: still one run.
+    assert_eq!(
+        post(&body, good, &d3),
+        "200",
+        "redelivery with a fresh id: {}",
+        webhook.log()
+    );
     let all = runs(&client, ns)
         .list(&ListParams::default())
         .await
@@ -1063,14 +1351,59 @@ async fn a_signed_push_creates_one_run_and_a_bad_signature_or_redelivery_creates
         all[0].data["spec"]["commit"],
         "9f2c1d4e5b6a7980a1b2c3d4e5f60718293a4b5c"
     );
+    let labels = all[0].metadata.labels.clone().unwrap_or_default();
+    assert_eq!(
+        labels.get("c8s.dev/commit").map(String::as_str),
+        Some("9f2c1d4e5b6a7980a1b2c3d4e5f60718293a4b5c")
+    );
+    assert_eq!(labels.get("c8s.dev/pipeline").map(String::as_str), Some("shop"));
     assert!(forbidden(&webhook.log()).is_empty(), "{}", webhook.log());
-    // Outside its role: reading pods.
+
+    // Least privilege, as the webhook's own ServiceAccount: its Secret by
+    // name, no other Secret, no listing, no pods.
     let as_webhook = client_for(&installed.webhook).await;
-    match Api::<Pod>::namespaced(as_webhook, ns)
+    let secrets = Api::<Secret>::namespaced(as_webhook.clone(), ns);
+    secrets
+        .get("c8s-webhook")
+        .await
+        .expect("the named webhook Secret");
+    let refused = |result: Result<_, kube::Error>, what: &str| match result {
+        Err(kube::Error::Api(status)) => assert_eq!(status.code, 403, "{what}: {status:?}"),
+        Err(other) => panic!("{what}: {other:?}"),
+        Ok(_) => panic!("{what}: allowed"),
+    };
+    refused(
+        secrets.get("shop-webhook").await.map(|_| ()),
+        "get secret shop-webhook",
+    );
+    refused(
+        secrets.list(&ListParams::default()).await.map(|_| ()),
+        "list secrets",
+    );
+    refused(
+        Api::<Pod>::namespaced(as_webhook, ns)
+            .list(&ListParams::default())
+            .await
+            .map(|_| ()),
+        "list pods",
+    );
+    // The webhook itself cannot read the Secret outside the set: 503, nothing created.
+    let body = push_of(&outside);
+    assert_eq!(
+        post(&body, sign(&secret, body.as_bytes()), &d1),
+        "503",
+        "{}",
+        webhook.log()
+    );
+    assert!(
+        !forbidden(&webhook.log()).is_empty(),
+        "the webhook logs the refused read: {}",
+        webhook.log()
+    );
+    let all = runs(&client, ns)
         .list(&ListParams::default())
         .await
-    {
-        Err(kube::Error::Api(status)) => assert_eq!(status.code, 403, "{status:?}"),
-        other => panic!("listing pods as the webhook: {other:?}"),
-    }
+        .expect("runs")
+        .items;
+    assert_eq!(all.len(), 1, "{all:?}");
 }

@@ -1,5 +1,7 @@
 //! `c8s helm sidecars` and `c8s helm pipeline` write charts that `helm lint
-//! --strict` accepts (the chart contents themselves are tested in adapters/helm).
+//! --strict` accepts (the chart contents themselves are tested in adapters/helm),
+//! and the webhook of charts/c8s-controller is started with flags `c8s webhook`
+//! takes.
 
 mod common;
 
@@ -76,4 +78,72 @@ fn sidecar_and_pipeline_charts_pass_helm_lint() {
     ]);
     assert_eq!(bad.status.code(), Some(1));
     let _ = std::fs::remove_dir_all(&out_dir);
+}
+
+/// The webhook container's args in `helm template` of charts/c8s-controller
+/// with `sets`.
+fn webhook_args(sets: &[&str]) -> Vec<String> {
+    let mut helm = Command::new(tool("helm"));
+    helm.current_dir(common::workspace()).args([
+        "template",
+        "ci",
+        "charts/c8s-controller",
+        "--namespace",
+        "c8s",
+        "--show-only",
+        "templates/webhook.yaml",
+    ]);
+    for set in sets {
+        helm.args(["--set", set]);
+    }
+    let output = helm.output().expect("helm runs");
+    assert!(output.status.success(), "{}", common::explain(&output));
+    let text = common::text(&output.stdout);
+    let mut lines = text.lines().skip_while(|l| l.trim() != "args:").skip(1);
+    let mut args = Vec::new();
+    for line in lines.by_ref() {
+        let Some(arg) = line.trim().strip_prefix("- ") else {
+            break;
+        };
+        args.push(arg.trim_matches('"').to_owned());
+    }
+    assert_eq!(args.first().map(String::as_str), Some("webhook"), "{text}");
+    args
+}
+
+#[test]
+#[ignore = "needs helm"]
+fn the_controller_charts_webhook_args_are_flags_c8s_webhook_takes() {
+    // With no cluster, `c8s webhook` stops after parsing its flags: exit 1,
+    // "no cluster". A flag it does not take (or a value such as helm's
+    // `5.24288e+06` for a large number) is exit 2.
+    for sets in [
+        &[][..],
+        &[
+            "webhook.clientIpHeader=X-Forwarded-For",
+            "webhook.replayWindow=90m",
+            "webhook.failuresPerMinute=0",
+            "webhook.bodyLimitBytes=26214400",
+        ][..],
+    ] {
+        let args = webhook_args(sets);
+        let output = common::command()
+            .args(&args)
+            .env("KUBECONFIG", "/nonexistent/kubeconfig")
+            .env_remove("KUBERNETES_SERVICE_HOST")
+            .env_remove("KUBERNETES_SERVICE_PORT")
+            .output()
+            .expect("c8s runs");
+        assert_eq!(
+            output.status.code(),
+            Some(1),
+            "{args:?}: {}",
+            common::explain(&output)
+        );
+        assert!(
+            common::text(&output.stderr).contains("no cluster"),
+            "{args:?}: {}",
+            common::explain(&output)
+        );
+    }
 }

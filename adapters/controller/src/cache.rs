@@ -1,6 +1,8 @@
-//! The run's pods and Jobs as the Controller's own watches see them: the
-//! reflector stores fed by the streams that also wake the runs
-//! (`Controller::owns_stream`). A reconcile reads step state from them, so a
+//! The run's pods as the Controller's own watch sees them: the reflector
+//! store fed by the stream that also wakes the runs
+//! (`Controller::owns_stream`). The controller renders steps as Pods only, so
+//! it keeps no Job watch (a Job, should one be asked about, is read from the
+//! API server). A reconcile reads step state from them, so a
 //! running run costs no request per step; creates, deletes, logs and Events
 //! go to the API server. A cache may lag: a pod missing from it is looked up
 //! once with a GET before it counts as gone.
@@ -13,7 +15,6 @@ use c8s_kube::{
 };
 use futures::future::{BoxFuture, Shared};
 use futures::{FutureExt, StreamExt};
-use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::ObjectMeta;
@@ -22,42 +23,37 @@ use kube::{Api, ResourceExt};
 
 /// The label the Job controller puts on a Job's pods.
 const JOB_NAME_LABEL: &str = "batch.kubernetes.io/job-name";
-/// Job conditions after which the Job's outcome cannot change.
-const JOB_FINAL_CONDITIONS: [&str; 4] = ["FailureTarget", "SuccessCriteriaMet", "Failed", "Complete"];
 
-/// The reflector stores of c8s's pods and Jobs (label `c8s.dev/run`) in every
+/// The reflector store of c8s's pods (label `c8s.dev/run`) in every
 /// namespace.
 #[derive(Clone)]
 pub struct Stores {
     pods: Store<Pod>,
-    jobs: Store<Job>,
-    /// Both first lists arrived (`false`: a writer is gone), shared by every waiter.
+    /// The first list arrived (`false`: the writer is gone), shared by every waiter.
     filled: Shared<BoxFuture<'static, bool>>,
 }
 
 impl Stores {
-    /// The stores `pods` and `jobs`, filled by their reflectors.
-    pub fn new(pods: Store<Pod>, jobs: Store<Job>) -> Self {
-        let (p, j) = (pods.clone(), jobs.clone());
+    /// The store `pods`, filled by its reflector.
+    pub fn new(pods: Store<Pod>) -> Self {
+        let p = pods.clone();
         // One future polls the stores' readiness and `Shared` wakes every
         // waiter: kube-runtime's `Store::wait_until_ready` keeps only the
         // waker of the task that polled it last, so of several reconciles
         // waiting on it at once (many runs when a controller starts) all
         // but one waited forever.
-        let filled = async move { p.wait_until_ready().await.is_ok() && j.wait_until_ready().await.is_ok() }
-            .boxed()
-            .shared();
-        Stores { pods, jobs, filled }
+        let filled = async move { p.wait_until_ready().await.is_ok() }.boxed().shared();
+        Stores { pods, filled }
     }
 
-    /// Waits until both stores hold their initial list; `false` if a writer
+    /// Waits until the store holds its initial list; `false` if the writer
     /// is gone (the Controller stopped). Any number of tasks may wait at once.
     pub async fn ready(&self) -> bool {
         self.filled.clone().await
     }
 }
 
-/// A [`Cluster`] in one namespace reading pods and Jobs from [`Stores`].
+/// A [`Cluster`] in one namespace reading pods from [`Stores`].
 pub struct CachedCluster {
     live: KubeCluster,
     stores: Stores,
@@ -153,8 +149,8 @@ impl Cluster for CachedCluster {
         self.live.events(object).await
     }
 
-    /// Pods and Jobs of the namespace from the stores; a selector other than
-    /// one `key=value` asks the API server.
+    /// Pods of the namespace from the store (the controller creates no
+    /// Jobs); a selector other than one `key=value` asks the API server.
     async fn list(&self, label_selector: &str) -> Result<Vec<ListedObject>> {
         let Some((key, value)) = equality(label_selector) else {
             return self.live.list(label_selector).await;
@@ -172,22 +168,6 @@ impl Cluster for CachedCluster {
             found.push(listed(
                 ObjectRef::new(ObjectKind::Pod, pod.name_any()),
                 &pod.metadata,
-                finished,
-            ));
-        }
-        let mut jobs = self.stores.jobs.state_filter(|j| matches(&j.metadata));
-        jobs.sort_by_key(|j| j.name_any());
-        for job in jobs {
-            let finished = job
-                .status
-                .as_ref()
-                .and_then(|s| s.conditions.as_ref())
-                .into_iter()
-                .flatten()
-                .any(|c| JOB_FINAL_CONDITIONS.contains(&c.type_.as_str()) && c.status == "True");
-            found.push(listed(
-                ObjectRef::new(ObjectKind::Job, job.name_any()),
-                &job.metadata,
                 finished,
             ));
         }

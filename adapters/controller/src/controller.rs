@@ -1,5 +1,5 @@
-//! The kube-runtime `Controller` on `PipelineRun`: owns the run's Pods and
-//! Jobs (their changes wake the run), keeps a finalizer so a deleted run is
+//! The kube-runtime `Controller` on `PipelineRun`: owns the run's Pods
+//! (their changes wake the run; steps are Pods, so no Job is watched), keeps a finalizer so a deleted run is
 //! cancelled and cleaned first, writes status with server-side apply, records
 //! Events, requeues for deadlines and backs off on errors. It acts only while
 //! this replica holds the leader [`LeaderLease`].
@@ -11,7 +11,6 @@ use std::time::Duration;
 use c8s_kube::{Cluster, KubeCluster, RUN_LABEL};
 use c8s_pipeline_model::resources::ResourceList;
 use futures::StreamExt;
-use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Pod, ResourceQuota};
 use kube::api::{ListParams, Patch, PatchParams};
@@ -26,6 +25,7 @@ use crate::cache::{CachedCluster, Stores};
 use crate::crd::{Pipeline, PipelineRun, PipelineRunStatus, RunPhase, crds};
 use crate::error::Error;
 use crate::lease::{LeaderLease, RENEW_DEADLINE, RETRY_PERIOD};
+use crate::metrics::Metrics;
 use crate::reconcile::{Admission, RunView, Settings, reconcile_run, run_selector, started_at};
 use crate::steps::{owner_of, run_context, run_steps};
 
@@ -44,8 +44,15 @@ pub struct Context {
     pub recorder: Recorder,
     /// Consecutive failures per run, for the error backoff.
     failures: Mutex<BTreeMap<String, u32>>,
-    /// The Controller's pod and Job caches; `None`: every read asks the API server.
+    /// The Controller's pod cache; `None`: every read asks the API server.
     stores: Option<Stores>,
+    /// Where reconciles are counted.
+    metrics: Arc<Metrics>,
+    /// One gate per namespace, held by a Pending run's reconcile from the
+    /// count of running runs until its status is written: the Controller
+    /// reconciles runs concurrently, and two Pending runs counting at once
+    /// would both see room under the limit.
+    admitting: Mutex<BTreeMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl Context {
@@ -61,10 +68,32 @@ impl Context {
             settings,
             failures: Mutex::new(BTreeMap::new()),
             stores: None,
+            metrics: Arc::default(),
+            admitting: Mutex::new(BTreeMap::new()),
         }
     }
 
-    /// The same context reading pods and Jobs from `stores`.
+    /// The admission gate of `namespace`.
+    fn admission_gate(&self, namespace: &str) -> Arc<tokio::sync::Mutex<()>> {
+        match self.admitting.lock() {
+            Ok(mut gates) => gates.entry(namespace.to_owned()).or_default().clone(),
+            // A poisoned map (a panic elsewhere) still admits, one run at a time.
+            Err(poisoned) => poisoned
+                .into_inner()
+                .entry(namespace.to_owned())
+                .or_default()
+                .clone(),
+        }
+    }
+
+    /// The same context recording into `metrics`.
+    #[must_use]
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// The same context reading pods from `stores`.
     #[must_use]
     pub fn with_stores(mut self, stores: Stores) -> Self {
         self.stores = Some(stores);
@@ -119,6 +148,30 @@ pub async fn run(
     install_crds: bool,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
+    let metrics = Arc::new(Metrics::new());
+    run_with_metrics(
+        client,
+        settings,
+        lease_namespace,
+        identity,
+        install_crds,
+        metrics,
+        shutdown,
+    )
+    .await
+}
+
+/// [`run`], recording reconciles, step durations and the runs of its cache
+/// in `metrics` (see [`crate::metrics`]).
+pub async fn run_with_metrics(
+    client: Client,
+    settings: Settings,
+    lease_namespace: &str,
+    identity: &str,
+    install_crds: bool,
+    metrics: Arc<Metrics>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
     let lease = LeaderLease::new(
         Api::<Lease>::namespaced(client.clone(), lease_namespace),
         FIELD_MANAGER,
@@ -135,29 +188,33 @@ pub async fn run(
     if install_crds {
         apply_crds(&client).await?;
     }
-    // One watch per kind wakes the runs and fills the cache reconcile reads.
+    // One pod watch wakes the runs and fills the cache reconcile reads.
     let (pods, pod_writer) = reflector::store::<Pod>();
-    let (jobs, job_writer) = reflector::store::<Job>();
     let children = watcher::Config::default().labels(RUN_LABEL);
     let pod_events = reflector(
         pod_writer,
-        watcher::watcher(Api::<Pod>::all(client.clone()), children.clone()),
+        watcher::watcher(Api::<Pod>::all(client.clone()), children),
     )
     .default_backoff()
     .touched_objects();
-    let job_events = reflector(
-        job_writer,
-        watcher::watcher(Api::<Job>::all(client.clone()), children),
-    )
-    .default_backoff()
-    .touched_objects();
-    let context =
-        Arc::new(Context::new(client.clone(), settings, identity).with_stores(Stores::new(pods, jobs)));
-    let runs = Api::<PipelineRun>::all(client.clone());
+    let context = Arc::new(
+        Context::new(client.clone(), settings, identity)
+            .with_stores(Stores::new(pods))
+            .with_metrics(metrics.clone()),
+    );
+    // The runs' watch as `Controller::new` makes it, its cache also counted in the metrics.
+    let (runs, run_writer) = reflector::store::<PipelineRun>();
+    let run_events = reflector(
+        run_writer,
+        watcher::watcher(
+            Api::<PipelineRun>::all(client.clone()),
+            watcher::Config::default(),
+        ),
+    );
+    let run_events = metrics.count_runs(runs.clone(), run_events).applied_objects();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let controller = Controller::new(runs, watcher::Config::default())
+    let controller = Controller::for_stream(run_events, runs)
         .owns_stream(pod_events)
-        .owns_stream(job_events)
         .graceful_shutdown_on(async move {
             let _ = stopped.await;
         })
@@ -230,14 +287,15 @@ pub async fn reconcile(run: Arc<PipelineRun>, ctx: Arc<Context>) -> Result<Actio
             }
         }),
     )
-    .await
-    .map_err(|_| {
+    .await;
+    let took = started.elapsed();
+    ctx.metrics.observe_reconcile(took);
+    let reconciled = reconciled.map_err(|_| {
         Error::TimedOut(format!(
             "the reconcile of {key} took longer than {} s",
             RECONCILE_TIMEOUT.as_secs()
         ))
     })?;
-    let took = started.elapsed();
     if took > SLOW_RECONCILE {
         tracing::warn!(run = %key, "a reconcile took {took:?}");
     } else {
@@ -263,6 +321,7 @@ pub fn error_policy(run: Arc<PipelineRun>, error: &Error, ctx: Arc<Context>) -> 
         *n
     });
     tracing::warn!(run = %run.name_any(), failures, "reconcile failed: {error}");
+    ctx.metrics.count_error(error);
     Action::requeue(backoff(failures))
 }
 
@@ -277,6 +336,7 @@ async fn apply(run: &PipelineRun, ctx: &Context) -> Result<Action, Error> {
     let name = run.name_any();
     let recorded = run.status.clone().unwrap_or_default();
     if recorded.phase.is_finished() {
+        ctx.metrics.forget_run(&run_key(run));
         return Ok(Action::await_change());
     }
     let mut status = recorded.clone();
@@ -290,7 +350,13 @@ async fn apply(run: &PipelineRun, ctx: &Context) -> Result<Action, Error> {
         Err(e) => return Err(e),
     };
     // Only a Pending run is admitted; a running one needs neither the run list nor the quota.
-    let admission = if status.phase == RunPhase::Pending && !run.spec.cancelled {
+    // The gate is held until the status is written, so the next Pending run counts this one.
+    let admitting = status.phase == RunPhase::Pending && !run.spec.cancelled;
+    let _gate = match admitting {
+        true => Some(ctx.admission_gate(&namespace).lock_owned().await),
+        false => None,
+    };
+    let admission = if admitting {
         admission(ctx, &namespace, &name).await?
     } else {
         Admission::default()
@@ -313,6 +379,9 @@ async fn apply(run: &PipelineRun, ctx: &Context) -> Result<Action, Error> {
     let api = Api::<PipelineRun>::namespaced(ctx.client.clone(), &namespace);
     if done.status != recorded {
         patch_status(&api, &name, &done.status).await?;
+        let now = k8s_openapi::jiff::Timestamp::now();
+        ctx.metrics
+            .observe_steps(&run_key(run), &recorded, &done.status, now);
     }
     let reference = run.object_ref(&());
     for (reason, note) in done.events {
@@ -387,7 +456,7 @@ async fn resolve_pipeline(
 }
 
 /// Ends a run whose spec can never run (a commit that is not a full object
-/// name, a pipeline c8s rejects): phase Failed, condition `Ready=False` with
+/// name, a pipeline c8s rejects): phase Failed, condition `Succeeded=False` with
 /// reason `InvalidSpec` and the error, and a Warning Event — as Tekton fails
 /// a PipelineRun whose spec does not validate.
 async fn fail_invalid(
@@ -403,7 +472,14 @@ async fn fail_invalid(
     status.phase = RunPhase::Failed;
     status.observed_generation = run.metadata.generation;
     status.completion_time = Some(now.to_string());
-    crate::status::set_condition(&mut status, "Ready", "False", "InvalidSpec", &message, now);
+    crate::status::set_condition(
+        &mut status,
+        crate::reconcile::SUCCEEDED,
+        "False",
+        "InvalidSpec",
+        &message,
+        now,
+    );
     let api = Api::<PipelineRun>::namespaced(ctx.client.clone(), namespace);
     patch_status(&api, name, &status).await?;
     let event = Event {
@@ -427,7 +503,17 @@ async fn cleanup(run: &PipelineRun, ctx: &Context) -> Result<Action, Error> {
     for object in cluster.list(&run_selector(&run.name_any())).await? {
         cluster.delete(&object.object).await?;
     }
+    ctx.metrics.forget_run(&run_key(run));
     Ok(Action::await_change())
+}
+
+/// The key of `run` in the metrics' memory: its uid (a run deleted and
+/// created again under its name is another run).
+fn run_key(run: &PipelineRun) -> String {
+    run.metadata
+        .uid
+        .clone()
+        .unwrap_or_else(|| format!("{}/{}", run.namespace().unwrap_or_default(), run.name_any()))
 }
 
 /// How many other runs of `namespace` are Running, and its quota.

@@ -25,4 +25,7 @@ pub enum Error {
     /// Another replica holds the leader lease.
     #[error("not the leader: {0}")]
     NotLeader(String),
+    /// The metrics could not be encoded or served.
+    #[error("metrics: {0}")]
+    Metrics(String),
 }

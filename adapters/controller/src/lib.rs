@@ -1,7 +1,8 @@
 //! c8s in the cluster: the `Pipeline`, `PipelineRun` and
 //! `RepositoryConnection` resources ([`crd`]), the controller that drives
 //! runs on the same scheduler as `c8s run` ([`reconcile`], [`controller`]),
-//! leader election ([`LeaderLease`]) and webhook triggers ([`webhook`]).
+//! leader election ([`LeaderLease`]), Prometheus metrics ([`metrics`]) and
+//! webhook triggers ([`webhook`]).
 //!
 //! ```
 //! use c8s_controller::crd::{PipelineRun, PipelineRunSpec, crds, structural_violations};
@@ -22,6 +23,7 @@ pub mod controller;
 pub mod crd;
 pub mod error;
 pub mod lease;
+pub mod metrics;
 mod observe;
 pub mod reconcile;
 mod status;
@@ -30,5 +32,5 @@ pub mod webhook;
 
 pub use error::Error;
 pub use lease::LeaderLease;
-pub use reconcile::{Admission, Reconciled, RunView, Settings, reconcile_run};
+pub use reconcile::{Admission, Reconciled, RunView, SUCCEEDED, Settings, reconcile_run};
 pub use steps::{RunStep, RunSteps, owner_of, run_context, run_steps};

@@ -8,10 +8,12 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use c8s_kube::{Cluster, ObjectRef, RUN_LABEL, attempt_name};
-use c8s_pipeline_model::RetryCause;
-use c8s_pipeline_model::finally::{ATTEMPT_ENV, RUN_STATUS_ENV};
-use c8s_pipeline_model::scheduler::{Observed, Policy, RunEnd, StopReason, decide};
+use c8s_kube::{
+    AttemptFailure, Cluster, ObjectRef, PolicySettings, RUN_LABEL, RetryPolicy, TerminationReason,
+    attempt_name,
+};
+use c8s_pipeline_model::finally::{self, ATTEMPT_ENV, Outcome};
+use c8s_pipeline_model::scheduler::{Observed, Policy, RunEnd, decide};
 use k8s_openapi::jiff::Timestamp;
 
 use crate::crd::{PipelineRunSpec, PipelineRunStatus, RunPhase, StepPhase, StepRunStatus};
@@ -23,6 +25,10 @@ use crate::steps::{RunStep, RunSteps};
 pub use crate::admission::Admission;
 use crate::admission::admit;
 
+/// The condition that says how a run ends, as Tekton's PipelineRun has it:
+/// `Unknown` while it runs, then `True` or `False`.
+pub const SUCCEEDED: &str = "Succeeded";
+
 /// How the controller runs every run.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Settings {
@@ -31,9 +37,11 @@ pub struct Settings {
     pub max_running_per_namespace: usize,
     /// Steps at once when the run does not say.
     pub default_parallelism: usize,
-    /// Attempts per step, the first included (retries are for evictions,
-    /// image pull failures and lost pods only).
-    pub max_attempts: u32,
+    /// The controller's own retries of a step's infrastructure faults
+    /// (image pulls, evictions, lost pods) and their backoff: the budgets
+    /// `c8s run` has, spent by the same rule
+    /// ([`c8s_kube::RetryPolicy::retry_after`]).
+    pub retry: RetryPolicy,
     /// How often a waiting run is looked at again without any event.
     pub poll: Duration,
 }
@@ -43,7 +51,7 @@ impl Default for Settings {
         Settings {
             max_running_per_namespace: 10,
             default_parallelism: 8,
-            max_attempts: 3,
+            retry: RetryPolicy::default(),
             poll: Duration::from_secs(30),
         }
     }
@@ -125,17 +133,45 @@ pub async fn reconcile_run<C: Cluster>(
                 name: step.name.clone(),
                 ..StepRunStatus::default()
             });
+        let at_ms = |t: &Option<String>| {
+            t.as_deref()
+                .and_then(|t| t.parse::<Timestamp>().ok())
+                .map_or(now_ms, since_ms)
+        };
+        // The one retry rule of `c8s run`; what it spends is recorded, and
+        // when the next attempt may start.
+        let retry = |fault, attempt, status: &mut StepRunStatus| {
+            let mut spent = status.retries.into();
+            let backoff =
+                settings
+                    .retry
+                    .retry_after(&step.name, step.retries.as_ref(), &mut spent, attempt, fault);
+            status.retries = spent.into();
+            let at = backoff.map(|b| now.checked_add(b).unwrap_or(now));
+            status.retry_at = at.map(|t| t.to_string());
+            at.map(since_ms)
+        };
         let seen = match observed_objects.get(&step.name) {
+            // This attempt's failure was counted by an earlier reconcile (its pod
+            // is still being deleted): the retry it got stands.
+            Some(object) if object.attempt == status.attempt && status.retry_at.is_some() => {
+                Some(Observed::Failed {
+                    attempt: object.attempt,
+                    retry_at: Some(at_ms(&status.retry_at)),
+                })
+            }
             Some(object) => {
-                let retry_allowed = |cause| retry_allowed(step, settings, object.attempt, cause);
+                let mut counted = status.clone();
                 let mut seen = read_assessment(
                     &object.assessment,
                     object.attempt,
-                    retry_allowed,
+                    |fault| retry(fault, object.attempt, &mut counted),
                     now_ms,
                     &now.to_string(),
                     &mut status,
                 );
+                status.retries = counted.retries;
+                status.retry_at = counted.retry_at;
                 status.attempt = object.attempt;
                 set_object_name(&mut status, &object.object);
                 if let Observed::Running {
@@ -153,8 +189,8 @@ pub async fn reconcile_run<C: Cluster>(
                         ..
                     }
                 ) {
-                    // A retry never overlaps the old pod: it goes first.
-                    cluster.delete(&object.object).await?;
+                    // The failed attempt's pod goes; the reconcile does not wait for it.
+                    cluster.start_delete(&object.object).await?;
                 }
                 Some(seen)
             }
@@ -166,11 +202,23 @@ pub async fn reconcile_run<C: Cluster>(
                     retry_at: None,
                 }),
                 StepPhase::Skipped => Some(Observed::Cancelled),
-                StepPhase::Running => Some(Observed::Failed {
+                // Waiting out its retry backoff.
+                StepPhase::Running if status.retry_at.is_some() => Some(Observed::Failed {
                     attempt: status.attempt,
-                    retry_at: retry_allowed(step, settings, status.attempt, RetryCause::Infrastructure)
-                        .then_some(now_ms),
+                    retry_at: Some(at_ms(&status.retry_at)),
                 }),
+                // Its pod vanished: a disruption.
+                StepPhase::Running => {
+                    let attempt = status.attempt;
+                    let retry_at = retry(AttemptFailure::Disruption, attempt, &mut status);
+                    status.reason = TerminationReason::Lost.to_string();
+                    status.message = "its pod disappeared".into();
+                    if retry_at.is_none() {
+                        status.phase = StepPhase::Failed;
+                        status.completion_time = Some(now.to_string());
+                    }
+                    Some(Observed::Failed { attempt, retry_at })
+                }
                 StepPhase::Pending => None,
             },
         };
@@ -199,11 +247,11 @@ pub async fn reconcile_run<C: Cluster>(
     let decision = decide(&steps.dag, &observed, &policy, now_ms);
     for (name, reason) in &decision.cancel {
         if let Some(object) = observed_objects.get(name) {
-            cluster.delete(&object.object).await?;
+            cluster.start_delete(&object.object).await?;
         }
         if let Some(status) = statuses.get_mut(name) {
             // A step that ran out of time failed; one stopped for another reason was cancelled.
-            let timed_out = *reason == StopReason::StepTimeout;
+            let timed_out = reason.outcome() == Outcome::Failed;
             status.phase = if timed_out {
                 StepPhase::Failed
             } else {
@@ -223,8 +271,10 @@ pub async fn reconcile_run<C: Cluster>(
     }
     for (name, reason) in &decision.skip {
         if let Some(status) = statuses.get_mut(name) {
+            // The rule `c8s run` follows: skipped for a dependency, else cancelled.
+            let cancelled = reason.outcome() == Outcome::Cancelled;
             status.phase = StepPhase::Skipped;
-            status.reason = "Skipped".into();
+            status.reason = if cancelled { "Cancelled" } else { "Skipped" }.into();
             status.message = format!("not run: {reason}");
         }
     }
@@ -252,6 +302,7 @@ pub async fn reconcile_run<C: Cluster>(
         if let Some(status) = statuses.get_mut(&step.name) {
             status.phase = StepPhase::Running;
             status.attempt = start.attempt;
+            status.retry_at = None;
             status.exit_code = None;
             status.reason.clear();
             status.message.clear();
@@ -300,7 +351,7 @@ pub async fn reconcile_run<C: Cluster>(
                 ),
                 RunEnd::TimedOut => (
                     RunPhase::Failed,
-                    "TimedOut",
+                    "PipelineRunTimeout",
                     "the run's timeout ran out".to_owned(),
                 ),
                 _ => (RunPhase::Failed, "Failed", failed_steps(&out.status)),
@@ -309,7 +360,7 @@ pub async fn reconcile_run<C: Cluster>(
             out.status.completion_time = Some(now.to_string());
             set_condition(
                 &mut out.status,
-                "Ready",
+                SUCCEEDED,
                 if phase == RunPhase::Succeeded {
                     "True"
                 } else {
@@ -325,7 +376,7 @@ pub async fn reconcile_run<C: Cluster>(
             out.status.phase = RunPhase::Running;
             set_condition(
                 &mut out.status,
-                "Ready",
+                SUCCEEDED,
                 "Unknown",
                 "Running",
                 "steps are running",
@@ -359,91 +410,58 @@ pub fn run_selector(run: &str) -> String {
 /// The label holding an object's attempt number, from 1.
 pub const ATTEMPT_LABEL: &str = c8s_pipeline_model::finally::ATTEMPT_LABEL;
 
-/// Whether attempt `attempt` (from 0) of `step`, failed for `cause`, gets
-/// another: the controller's own retries (`max_attempts`) cover
-/// infrastructure failures first, then the user's `retries` add theirs for
-/// the causes they name. Without a count of earlier causes in the cluster,
-/// every earlier attempt is counted against the user's limit for an error,
-/// so a step never gets more retries than it asked for.
-fn retry_allowed(step: &RunStep, settings: &Settings, attempt: u32, cause: RetryCause) -> bool {
-    let own = settings.max_attempts.max(1);
-    let user = step.retries.as_ref().filter(|r| r.retries_on(cause));
-    let limit = user.map_or(0, |r| r.limit);
-    match cause {
-        RetryCause::Infrastructure => attempt + 1 < own.saturating_add(limit),
-        _ => attempt < limit,
-    }
-}
-
-/// The most attempts `step` can have: the controller's own and the user's.
+/// The most attempts `step` can have: the first, the controller's own
+/// retries and the user's.
 pub(crate) fn attempt_budget(step: &RunStep, settings: &Settings) -> u32 {
     let limit = step.retries.as_ref().map_or(0, |r| r.limit);
-    settings.max_attempts.max(1).saturating_add(limit)
+    let retry = &settings.retry;
+    1u32.saturating_add(retry.image_pull_retries)
+        .saturating_add(retry.disruption_retries)
+        .saturating_add(limit)
 }
 
-/// The outcome env of a `finally` step as it starts: the run's outcome so
-/// far and each other step's, in the words `c8s run` uses.
+/// The outcome env of a `finally` step as it starts
+/// ([`finally::outcome_env`], the rule `c8s run` follows): the run's outcome
+/// so far and each other step's. Steps a branch condition left out are not
+/// in the run (a step watching one reads `Skipped`).
 fn outcome_env(
     run: &RunView<'_>,
     steps: &RunSteps,
     step: &RunStep,
     statuses: &BTreeMap<String, StepRunStatus>,
 ) -> Vec<(String, String)> {
-    let word = |name: &str| match statuses.get(name) {
-        Some(s) if s.phase == StepPhase::Succeeded => "Succeeded",
-        Some(s) if s.phase == StepPhase::Failed => "Failed",
-        Some(s) if s.phase == StepPhase::Skipped && s.reason == "Cancelled" => "Cancelled",
-        _ => "Skipped",
+    let outcome = |name: &str| match statuses.get(name) {
+        None => Outcome::Skipped,
+        Some(s) => match s.phase {
+            StepPhase::Succeeded => Outcome::Succeeded,
+            StepPhase::Failed => Outcome::Failed,
+            StepPhase::Skipped if s.reason == "Cancelled" => Outcome::Cancelled,
+            StepPhase::Skipped => Outcome::Skipped,
+            StepPhase::Running | StepPhase::Pending => Outcome::Unknown,
+        },
     };
-    let all_succeeded = steps
+    let run_steps = steps
         .steps
         .iter()
         .filter(|s| !s.finally)
-        .all(|s| word(&s.name) == "Succeeded")
-        && steps.skipped.is_empty();
-    let outcome = match (run.spec.cancelled, all_succeeded) {
-        (true, _) => "Cancelled",
-        (false, true) => "Succeeded",
-        (false, false) => "Failed",
-    };
-    std::iter::once((RUN_STATUS_ENV.to_owned(), outcome.to_owned()))
-        .chain(
-            step.outcome_env
-                .iter()
-                .map(|(var, name)| (var.clone(), word(name).to_owned())),
-        )
-        .collect()
+        .map(|s| outcome(&s.name));
+    finally::outcome_env(run.spec.cancelled, run_steps, &step.outcome_env, outcome)
 }
 
-/// The scheduler's policy for this run; times in milliseconds since the run
-/// was created.
+/// The scheduler's policy for this run ([`c8s_kube::policy`], the one
+/// `c8s run` uses); times in milliseconds since the run started.
 fn policy(run: &RunView<'_>, steps: &RunSteps, settings: &Settings) -> Policy {
     let parallelism = run
         .spec
         .parallelism
         .filter(|p| *p > 0)
         .map_or(settings.default_parallelism, |p| p as usize);
-    let mut policy = Policy::default()
-        .parallelism(parallelism)
-        .max_attempts(settings.max_attempts);
-    if let Some(timeout) = steps.timeout_ms {
-        policy = policy.run_deadline(timeout);
-    }
-    for step in &steps.steps {
-        if step.finally {
-            policy = policy.finally_step(step.name.clone());
-        }
-        if let Some(retries) = &step.retries {
-            policy = policy.retries_for(step.name.clone(), retries.limit);
-        }
-        if let Some(timeout) = step.timeout_ms {
-            policy = policy
-                .step_timeout_for(step.name.clone(), timeout)
-                .estimate(step.name.clone(), timeout);
-        }
-    }
-    if run.spec.cancelled {
-        policy = policy.cancelled();
-    }
-    policy
+    let settings = PolicySettings {
+        parallelism,
+        fail_fast: !run.spec.continue_on_failure,
+        run_timeout: steps.timeout,
+        cancelled: run.spec.cancelled,
+        ..PolicySettings::new(&settings.retry)
+    };
+    c8s_kube::policy(&steps.steps, &settings)
 }

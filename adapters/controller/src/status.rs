@@ -2,19 +2,21 @@
 //! phase, object, exit code, reason and message (never a secret value: they
 //! come from container states and pod conditions), and the run's conditions.
 
-use c8s_kube::{Assessment, ObjectKind, ObjectRef};
-use c8s_pipeline_model::RetryCause;
+use c8s_kube::{Assessment, AttemptFailure, ObjectKind, ObjectRef, TerminationReason};
 use c8s_pipeline_model::scheduler::Observed;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 
 use crate::crd::{Condition, PipelineRunStatus, StepPhase, StepRunStatus};
 
 /// Records `assessment` of attempt `attempt` on `status` and returns what the
-/// scheduler should see.
+/// scheduler should see. `retry` is the retry rule
+/// ([`c8s_kube::RetryPolicy::retry_after`]): when, in milliseconds since the
+/// run started, a failed attempt gets another, if it does.
 pub(crate) fn read_assessment(
     assessment: &Assessment,
     attempt: u32,
-    retry_allowed: impl Fn(RetryCause) -> bool,
+    retry: impl FnOnce(AttemptFailure) -> Option<u64>,
     now_ms: u64,
     now: &str,
     status: &mut StepRunStatus,
@@ -49,32 +51,29 @@ pub(crate) fn read_assessment(
                 status.phase = StepPhase::Succeeded;
                 Observed::Succeeded
             } else {
-                // The user's retries decide, by the cause (a timeout is never retried).
-                let retry = pod.reason.retry_cause().is_some_and(&retry_allowed);
-                status.phase = if retry {
+                let retry_at = retry(AttemptFailure::Ended(pod.reason));
+                status.phase = if retry_at.is_some() {
                     StepPhase::Running
                 } else {
                     StepPhase::Failed
                 };
-                Observed::Failed {
-                    attempt,
-                    retry_at: retry.then_some(now_ms),
-                }
+                Observed::Failed { attempt, retry_at }
             }
         }
         Assessment::Disrupted(reason, message) => {
-            let retry_allowed = retry_allowed(RetryCause::Infrastructure);
+            let fault = match reason {
+                TerminationReason::ImagePullBackOff => AttemptFailure::ImagePull,
+                _ => AttemptFailure::Disruption,
+            };
+            let retry_at = retry(fault);
             status.reason = reason.to_string();
             status.message = message.clone();
-            status.phase = if retry_allowed {
+            status.phase = if retry_at.is_some() {
                 StepPhase::Running
             } else {
                 StepPhase::Failed
             };
-            Observed::Failed {
-                attempt,
-                retry_at: retry_allowed.then_some(now_ms),
-            }
+            Observed::Failed { attempt, retry_at }
         }
     }
 }
@@ -86,7 +85,8 @@ pub(crate) fn set_object_name(status: &mut StepRunStatus, object: &ObjectRef) {
     }
 }
 
-/// Sets condition `type_`, keeping its transition time when the status is unchanged.
+/// Sets condition `type_`, keeping its transition time when the status is
+/// unchanged; each carries the generation it was computed from.
 pub(crate) fn set_condition(
     status: &mut PipelineRunStatus,
     type_: &str,
@@ -100,12 +100,14 @@ pub(crate) fn set_condition(
         status: value.to_owned(),
         reason: reason.to_owned(),
         message: message.to_owned(),
-        last_transition_time: now.to_string(),
+        last_transition_time: Time(now),
+        observed_generation: status.observed_generation,
     };
     match status.conditions.iter_mut().find(|c| c.type_ == type_) {
         Some(existing) if existing.status == value => {
             existing.reason = condition.reason;
             existing.message = condition.message;
+            existing.observed_generation = condition.observed_generation;
         }
         Some(existing) => *existing = condition,
         None => status.conditions.push(condition),

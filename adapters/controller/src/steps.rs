@@ -5,35 +5,19 @@
 
 use std::collections::BTreeMap;
 
-use c8s_kube::StepObject;
-use c8s_pipeline_model::finally::step_status_env;
+use std::time::Duration;
+
+use c8s_kube::Step;
 use c8s_pipeline_model::resources::{ResourceList, plan_effective_resources, run_resources};
-use c8s_pipeline_model::{Dag, Pipeline as PipelineDefinition, Retries, TaskPlan};
+use c8s_pipeline_model::{Dag, Pipeline as PipelineDefinition, TaskPlan};
 use c8s_pod_builder::RunContext;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 
 use crate::error::Error;
 
-/// One step of a run: its object's base name (the DAG node), the object, its
-/// dependencies and timeout.
-#[derive(Clone, Debug)]
-pub struct RunStep {
-    /// The object's name for attempt 0; retries add `-r1`, `-r2`...
-    pub name: String,
-    /// What to create.
-    pub object: StepObject,
-    /// Base names of the steps that must succeed first.
-    pub after: Vec<String>,
-    /// The step's own timeout, in milliseconds.
-    pub timeout_ms: Option<u64>,
-    /// A `finally` step: it starts once every other step has finished.
-    pub finally: bool,
-    /// For a `finally` step: each outcome variable and the base name of the
-    /// step object it reports (empty when a branch condition skipped it).
-    pub outcome_env: Vec<(String, String)>,
-    /// The user's retries of this step.
-    pub retries: Option<Retries>,
-}
+/// One step of a run: the step `c8s run` runs, built by the same
+/// [`c8s_kube::plan_steps`].
+pub type RunStep = Step;
 
 /// What a run will do, computed from its pipeline alone.
 #[derive(Clone, Debug)]
@@ -42,8 +26,8 @@ pub struct RunSteps {
     pub steps: Vec<RunStep>,
     /// Their graph.
     pub dag: Dag,
-    /// The run's whole timeout, in milliseconds.
-    pub timeout_ms: Option<u64>,
+    /// The run's whole timeout.
+    pub timeout: Option<Duration>,
     /// The most the run requests at once (its busiest layer), for the quota
     /// pre-check.
     pub peak_requests: ResourceList,
@@ -64,21 +48,13 @@ pub fn run_steps(
         .expand(branch)
         .map_err(|e| Error::Pipeline(e.to_string()))?;
     let ctx = ctx.clone().with_owner_reference(owner);
-    let mut names: BTreeMap<(String, Option<String>), String> = BTreeMap::new();
-    let mut rendered: Vec<(&TaskPlan, String, StepObject)> = Vec::new();
-    for plan in plan.plans.iter().chain(&plan.finally) {
-        let object = if job {
-            StepObject::Job(Box::new(c8s_pod_builder::render_job(plan, &ctx)?))
-        } else {
-            StepObject::Pod(Box::new(c8s_pod_builder::render_pod(plan, &ctx)?))
-        };
-        let name = c8s_pod_builder::object_name(plan, &ctx);
-        names.insert(
-            (plan.identity.step.clone(), plan.identity.matrix_id.clone()),
-            name.clone(),
-        );
-        rendered.push((plan, name, object));
-    }
+    let depends_on: BTreeMap<String, Vec<String>> = pipeline
+        .steps
+        .iter()
+        .map(|s| (s.name.clone(), s.depends_on.clone()))
+        .collect();
+    let plans: Vec<TaskPlan> = plan.plans.iter().chain(&plan.finally).cloned().collect();
+    let steps = c8s_kube::plan_steps(&plans, &depends_on, &ctx, job)?;
     let mut layer_of: BTreeMap<&str, usize> = BTreeMap::new();
     for (i, layer) in plan.layers.iter().enumerate() {
         for step in layer {
@@ -87,19 +63,7 @@ pub fn run_steps(
     }
     let mut layers = vec![Vec::new(); plan.layers.len()];
     let mut finally_layer = Vec::new();
-    let mut steps = Vec::new();
-    for (task, name, object) in rendered {
-        let definition = pipeline.step(&task.identity.step);
-        let after = definition
-            .map(|s| s.depends_on.as_slice())
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|dep| {
-                names
-                    .get(&(dep.clone(), task.identity.matrix_id.clone()))
-                    .cloned()
-            })
-            .collect();
+    for task in &plans {
         if task.finally {
             // Finally steps run after every layer: they count as one more.
             finally_layer.push(plan_effective_resources(task));
@@ -109,42 +73,18 @@ pub fn run_steps(
         {
             layer.push(plan_effective_resources(task));
         }
-        let outcome_env = if task.finally {
-            pipeline
-                .steps
-                .iter()
-                .map(|other| {
-                    let object = names
-                        .get(&(other.name.clone(), task.identity.matrix_id.clone()))
-                        .cloned()
-                        .unwrap_or_default();
-                    (step_status_env(&other.name), object)
-                })
-                .collect()
-        } else {
-            Vec::new()
-        };
-        steps.push(RunStep {
-            name,
-            object,
-            after,
-            timeout_ms: task.timeout_seconds.map(|s| s.saturating_mul(1000)),
-            finally: task.finally,
-            outcome_env,
-            retries: task.retries.clone(),
-        });
     }
     if !finally_layer.is_empty() {
         layers.push(finally_layer);
     }
-    let dag = Dag::new(steps.iter().map(|s| (s.name.as_str(), s.after.iter())))
+    let dag = Dag::new(steps.iter().map(|s| (s.name.as_str(), s.depends_on.iter())))
         .map_err(|e| Error::Pipeline(e.to_string()))?;
     let peak = run_resources(layers.iter().map(|l| l.iter())).peak;
-    let timeout_ms = pipeline
+    let timeout = pipeline
         .timeout
         .as_deref()
         .and_then(|t| c8s_pipeline_model::parse_duration(t).ok())
-        .map(|s| s.saturating_mul(1000));
+        .map(Duration::from_secs);
     let skipped = plan
         .skipped
         .iter()
@@ -153,7 +93,7 @@ pub fn run_steps(
     Ok(RunSteps {
         steps,
         dag,
-        timeout_ms,
+        timeout,
         peak_requests: peak.requests,
         skipped,
     })
@@ -174,8 +114,37 @@ pub fn run_context(
 }
 
 /// The ownerReference every object of `run` carries: the run controls it,
-/// so deleting the run deletes them (garbage collection, not a reaper).
+/// so deleting the run deletes them (garbage collection, not a reaper), and
+/// with `blockOwnerDeletion` a foreground delete of the run waits until
+/// they are gone ("Owners and Dependents",
+/// <https://kubernetes.io/docs/concepts/overview/working-with-objects/owners-dependents/>).
+/// Setting it needs `update` on `pipelineruns/finalizers` where the
+/// OwnerReferencesPermissionEnforcement admission plugin runs; the chart's
+/// Role grants it.
 pub fn owner_of(run: &crate::crd::PipelineRun) -> Option<OwnerReference> {
     use kube::Resource;
-    run.controller_owner_ref(&())
+    run.controller_owner_ref(&()).map(|owner| OwnerReference {
+        block_owner_deletion: Some(true),
+        ..owner
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crd::{PipelineRun, PipelineRunSpec};
+
+    #[test]
+    fn a_run_controls_its_objects_and_blocks_its_own_deletion_until_they_are_gone() {
+        let mut run = PipelineRun::new("shop-b7", PipelineRunSpec::default());
+        run.metadata.uid = Some("0f0e".into());
+        let owner = owner_of(&run).unwrap_or_default();
+        assert_eq!(
+            (owner.controller, owner.block_owner_deletion, owner.uid.as_str()),
+            (Some(true), Some(true), "0f0e")
+        );
+        // No uid (never stored): no reference at all.
+        run.metadata.uid = None;
+        assert!(owner_of(&run).is_none());
+    }
 }

@@ -1,5 +1,5 @@
 //! API requests per reconcile, counted on kube's mock service: with the
-//! Controller's pod and Job stores, a running run costs no request; without
+//! Controller's pod store, a running run costs no request; without
 //! them (every read from the API server), a list per kind and a list and a
 //! watch per step. A pod a lagging cache has not seen yet is looked up, not
 //! restarted.
@@ -15,7 +15,6 @@ use c8s_controller::{owner_of, run_context, run_steps};
 use c8s_kube::{StepObject, attempt_name};
 use c8s_pipeline_model::{MemorySource, parse_pipeline};
 use http::{Method, Request, Response, StatusCode};
-use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use kube::client::Body;
 use kube::runtime::reflector::{self, store::Writer};
@@ -169,19 +168,15 @@ fn succeeded() -> Value {
     json!({"terminated": {"exitCode": 0, "reason": "Completed", "startedAt": "2026-01-01T00:00:00Z", "finishedAt": "2026-01-01T00:01:00Z"}})
 }
 
-/// Stores holding `pods` and no Jobs, ready; keep the writers alive.
-fn cached(pods: &[Pod]) -> (Stores, Writer<Pod>, Writer<Job>) {
+/// A store holding `pods`, ready; keep the writer alive.
+fn cached(pods: &[Pod]) -> (Stores, Writer<Pod>) {
     let (pod_store, mut pod_writer) = reflector::store::<Pod>();
-    let (job_store, mut job_writer) = reflector::store::<Job>();
     pod_writer.apply_watcher_event(&watcher::Event::Init);
     for pod in pods {
         pod_writer.apply_watcher_event(&watcher::Event::InitApply(pod.clone()));
     }
     pod_writer.apply_watcher_event(&watcher::Event::InitDone);
-    job_writer.apply_watcher_event(&watcher::Event::Init);
-    job_writer.apply_watcher_event(&watcher::Event::InitDone);
-    let stores = Stores::new(pod_store, job_store);
-    (stores, pod_writer, job_writer)
+    (Stores::new(pod_store), pod_writer)
 }
 
 /// Reconciles `run` once; returns the requests and the status it wrote, if any.
@@ -207,7 +202,7 @@ async fn reconcile_once(
 
 /// The run as the controller left it once both pods run.
 async fn settled(pods: &[Pod]) -> PipelineRun {
-    let (stores, _pw, _jw) = cached(pods);
+    let (stores, _pw) = cached(pods);
     let run = running_run(PipelineRunStatus::default());
     let (_, written) =
         reconcile_once(run.clone(), Some(stores), |s| writes(s).unwrap_or_else(not_found)).await;
@@ -222,7 +217,7 @@ async fn a_running_run_reconciled_from_the_stores_makes_no_request() {
     assert_eq!(status.steps.len(), 2);
     assert!(status.steps.iter().all(|s| s.pod.is_some()), "{status:?}");
 
-    let (stores, _pw, _jw) = cached(&pods);
+    let (stores, _pw) = cached(&pods);
     let (seen, written) =
         reconcile_once(run.clone(), Some(stores), |s| writes(s).unwrap_or_else(not_found)).await;
     assert_eq!(seen.len(), 0, "{seen:#?}");
@@ -266,7 +261,7 @@ async fn a_finished_step_costs_its_status_write_and_its_event() {
     let run = settled(&pods).await;
     let finished = step_pods(&run, "Succeeded", &succeeded());
     pods[0] = finished[0].clone();
-    let (stores, _pw, _jw) = cached(&pods);
+    let (stores, _pw) = cached(&pods);
     let (seen, written) = reconcile_once(run, Some(stores), |s| writes(s).unwrap_or_else(not_found)).await;
     let requests: Vec<(Method, &str)> = seen.iter().map(|s| (s.method.clone(), s.uri.as_str())).collect();
     assert_eq!(seen.len(), 2, "{requests:#?}");
@@ -294,7 +289,7 @@ async fn a_pod_missing_from_a_lagging_store_is_looked_up_not_started_again() {
     let pods = step_pods(&running_run(PipelineRunStatus::default()), "Running", &running());
     let run = settled(&pods).await;
     let unit = pods[0].metadata.name.clone().unwrap();
-    let (stores, _pw, _jw) = cached(&pods[1..]);
+    let (stores, _pw) = cached(&pods[1..]);
     let found = pods[0].clone();
     let (seen, written) = reconcile_once(run.clone(), Some(stores), move |s| {
         if s.method == Method::GET
@@ -316,9 +311,35 @@ async fn a_pod_missing_from_a_lagging_store_is_looked_up_not_started_again() {
     );
     assert_eq!(written, None);
 
-    // Really gone: the step's attempt is lost and attempt 1 starts.
-    let (stores, _pw, _jw) = cached(&pods[1..]);
+    // Really gone: the step's attempt is lost, counted once against the
+    // disruption budget, and attempt 1 waits out its backoff.
+    let (stores, _pw) = cached(&pods[1..]);
     let (seen, written) = reconcile_once(run, Some(stores), |s| writes(s).unwrap_or_else(not_found)).await;
+    assert!(!seen.iter().any(|s| s.method == Method::POST), "{seen:#?}");
+    let lost = written.unwrap();
+    let step = lost.steps.iter().find(|s| s.name == unit).unwrap();
+    assert_eq!(
+        (step.reason.as_str(), step.retries.disruptions),
+        ("Lost", 1),
+        "{step:#?}"
+    );
+    let retry_at: k8s_openapi::jiff::Timestamp = step.retry_at.as_deref().unwrap().parse().unwrap();
+    let wait = retry_at.duration_since(k8s_openapi::jiff::Timestamp::now());
+    assert!(
+        wait.as_millis() <= 500,
+        "the first backoff is at most 500 ms: {wait:?}"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(
+        u64::try_from(wait.as_millis()).unwrap_or(0) + 50,
+    ))
+    .await;
+
+    // Once it has passed, attempt 1 starts, and the loss is not counted again.
+    let (stores, _pw) = cached(&pods[1..]);
+    let (seen, written) = reconcile_once(running_run(lost), Some(stores), |s| {
+        writes(s).unwrap_or_else(not_found)
+    })
+    .await;
     let created: Vec<&Seen> = seen
         .iter()
         .filter(|s| s.method == Method::POST && s.uri.contains("/pods?"))
@@ -332,6 +353,7 @@ async fn a_pod_missing_from_a_lagging_store_is_looked_up_not_started_again() {
         .find(|s| s.name == unit)
         .unwrap();
     assert_eq!(step.attempt, 1);
+    assert_eq!((step.retries.disruptions, step.retry_at.as_deref()), (1, None));
 }
 
 #[tokio::test]
@@ -351,7 +373,7 @@ async fn a_retried_step_is_not_judged_by_the_deleted_attempt_a_lagging_store_sti
     stale[1] = pods[1].clone();
     let mut live = pods[0].clone();
     live.metadata.name = Some(retry.clone());
-    let (stores, _pw, _jw) = cached(&stale);
+    let (stores, _pw) = cached(&stale);
     let path = format!("/api/v1/namespaces/ci/pods/{retry}");
     let (seen, written) = reconcile_once(run, Some(stores), move |s| {
         if s.method == Method::GET && s.uri.starts_with(&path) {
@@ -404,7 +426,7 @@ steps:
         "phase": "Running",
         "containerStatuses": [container("main", running()), container("artifact-helper", running())]
     });
-    let (stores, _pw, _jw) = cached(&[build_pod(&run, running)]);
+    let (stores, _pw) = cached(&[build_pod(&run, running)]);
     let (_, written) =
         reconcile_once(run.clone(), Some(stores), |s| writes(s).unwrap_or_else(not_found)).await;
     let run = running_run_of(text, written.unwrap());
@@ -414,7 +436,7 @@ steps:
         "phase": "Failed",
         "containerStatuses": [container("main", succeeded()), container("artifact-helper", not_saved)]
     });
-    let (stores, _pw, _jw) = cached(&[build_pod(&run, failed)]);
+    let (stores, _pw) = cached(&[build_pod(&run, failed)]);
     let (seen, written) = reconcile_once(run, Some(stores), |s| writes(s).unwrap_or_else(not_found)).await;
     let written = written.unwrap();
     let step = |name: &str| {
@@ -452,8 +474,7 @@ steps:
 #[tokio::test]
 async fn every_reconcile_waiting_for_the_caches_goes_on_when_they_are_filled() {
     let (pods, mut pod_writer) = reflector::store::<Pod>();
-    let (jobs, mut job_writer) = reflector::store::<Job>();
-    let stores = Stores::new(pods, jobs);
+    let stores = Stores::new(pods);
     let waiters: Vec<_> = (0..4)
         .map(|_| {
             let stores = stores.clone();
@@ -466,9 +487,6 @@ async fn every_reconcile_waiting_for_the_caches_goes_on_when_they_are_filled() {
     }
     for event in [watcher::Event::Init, watcher::Event::InitDone] {
         pod_writer.apply_watcher_event(&event);
-    }
-    for event in [watcher::Event::Init, watcher::Event::InitDone] {
-        job_writer.apply_watcher_event(&event);
     }
     for (i, waiter) in waiters.into_iter().enumerate() {
         let ready = tokio::time::timeout(std::time::Duration::from_secs(5), waiter)

@@ -70,3 +70,186 @@ fn helm_lint_strict_and_template_validate() {
     tools::kubernetes_validate("1.37", std::slice::from_ref(&file));
     std::fs::remove_dir_all(&dir).unwrap_or_default();
 }
+
+/// The object of `kind` named `name` among `docs`.
+fn object<'a>(docs: &'a [serde_json::Value], kind: &str, name: &str) -> Option<&'a serde_json::Value> {
+    docs.iter()
+        .find(|d| d["kind"] == kind && d["metadata"]["name"] == name)
+}
+
+#[test]
+#[ignore = "needs helm"]
+fn the_controller_serves_metrics_on_a_named_port_and_a_switch_adds_a_scraped_service() {
+    let docs = render(&[]).unwrap_or_else(|e| panic!("{e}"));
+    let deployment = object(&docs, "Deployment", "ci-controller").expect("the controller Deployment");
+    let container = &deployment["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(container["name"], "controller");
+    assert_eq!(
+        container["ports"],
+        serde_json::json!([{ "name": "metrics", "containerPort": 9090 }]),
+        "{container:#}"
+    );
+    let args: Vec<&str> = container["args"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|a| a.as_str())
+        .collect();
+    assert!(args.contains(&"--metrics-address=0.0.0.0:9090"), "{args:?}");
+    // No Service for the metrics unless asked.
+    assert!(object(&docs, "Service", "ci-controller-metrics").is_none());
+
+    let docs = render(&[
+        "controller.metrics.service.enabled=true",
+        "controller.metrics.port=9300",
+    ])
+    .unwrap_or_else(|e| panic!("{e}"));
+    let deployment = object(&docs, "Deployment", "ci-controller").expect("the controller Deployment");
+    let container = &deployment["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(container["ports"][0]["containerPort"], 9300, "{container:#}");
+    let service = object(&docs, "Service", "ci-controller-metrics").expect("the metrics Service");
+    let annotations = &service["metadata"]["annotations"];
+    assert_eq!(annotations["prometheus.io/scrape"], "true", "{service:#}");
+    assert_eq!(annotations["prometheus.io/port"], "9300", "{service:#}");
+    assert_eq!(annotations["prometheus.io/path"], "/metrics", "{service:#}");
+    assert_eq!(
+        service["spec"]["ports"][0]["targetPort"], "metrics",
+        "{service:#}"
+    );
+    assert_eq!(
+        service["spec"]["selector"]["app.kubernetes.io/component"], "controller",
+        "{service:#}"
+    );
+}
+
+/// `helm template` of the chart with `sets` (`--set` values): the rendered
+/// objects, or helm's error.
+fn render(sets: &[&str]) -> Result<Vec<serde_json::Value>, String> {
+    let mut helm = Command::new(tools::tool("helm"));
+    helm.args(["template", "ci", "--namespace", "c8s"]).arg(chart());
+    for set in sets {
+        helm.args(["--set", set]);
+    }
+    let output = helm.output().unwrap_or_else(|e| panic!("cannot run helm: {e}"));
+    if !output.status.success() {
+        return Err(String::from_utf8_lossy(&output.stderr).into_owned());
+    }
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    Ok(text
+        .split("\n---")
+        .filter_map(|doc| serde_saphyr::from_str::<serde_json::Value>(doc).ok())
+        .filter(|v| v.is_object())
+        .collect())
+}
+
+/// The rules of every Role and ClusterRole: (kind, namespace, name, rule).
+fn rules(objects: &[serde_json::Value]) -> Vec<(String, String, String, serde_json::Value)> {
+    let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_owned();
+    objects
+        .iter()
+        .filter(|o| matches!(o["kind"].as_str(), Some("Role" | "ClusterRole")))
+        .flat_map(|o| {
+            let rules = o["rules"].as_array().cloned().unwrap_or_default();
+            rules.into_iter().map(move |rule| {
+                (
+                    text(&o["kind"]),
+                    text(&o["metadata"]["namespace"]),
+                    text(&o["metadata"]["name"]),
+                    rule,
+                )
+            })
+        })
+        .collect()
+}
+
+fn on_secrets(rule: &serde_json::Value) -> bool {
+    rule["resources"]
+        .as_array()
+        .is_some_and(|r| r.iter().any(|r| r == "secrets" || r == "*"))
+}
+
+#[test]
+#[ignore = "needs helm"]
+fn the_webhook_may_read_only_the_named_secrets() {
+    use serde_json::json;
+    let objects = render(&[]).unwrap_or_else(|e| panic!("{e}"));
+    let all = rules(&objects);
+    // No role of the chart reads Secrets but by name.
+    let secret_rules: Vec<_> = all.iter().filter(|(.., rule)| on_secrets(rule)).collect();
+    assert_eq!(secret_rules.len(), 1, "{secret_rules:#?}");
+    let (kind, _, name, rule) = secret_rules[0];
+    assert_eq!((kind.as_str(), name.as_str()), ("ClusterRole", "ci-webhook"));
+    assert_eq!(rule["resourceNames"], json!(["c8s-webhook"]));
+    assert_eq!(rule["verbs"], json!(["get"]));
+    // The webhook's caches watch; it lists runs (replays) and creates them.
+    let webhook: Vec<&serde_json::Value> = all
+        .iter()
+        .filter(|(_, _, name, _)| name == "ci-webhook")
+        .map(|(.., rule)| rule)
+        .collect();
+    assert!(webhook.contains(&&json!({
+        "apiGroups": ["c8s.dev"], "resources": ["repositoryconnections", "pipelines"], "verbs": ["list", "watch"]
+    })));
+    assert!(webhook.contains(&&json!({
+        "apiGroups": ["c8s.dev"], "resources": ["pipelineruns"], "verbs": ["list", "create"]
+    })));
+    let deployment = objects
+        .iter()
+        .find(|o| o["kind"] == "Deployment" && o["metadata"]["name"] == "ci-webhook")
+        .unwrap_or_else(|| panic!("no webhook Deployment"));
+    let args = &deployment["spec"]["template"]["spec"]["containers"][0]["args"];
+    assert_eq!(
+        *args,
+        json!([
+            "webhook",
+            "--listen=0.0.0.0:8080",
+            "--body-limit=5242880",
+            "--replay-window=1h",
+            "--failures-per-minute=30"
+        ])
+    );
+
+    // Per namespace: a Role in each listed namespace, nothing cluster-wide.
+    let objects = render(&[
+        "webhook.secretNamespaces={ci,team-b}",
+        "webhook.secretNames={hooks,gitlab-hooks}",
+        "webhook.clientIpHeader=X-Forwarded-For",
+    ])
+    .unwrap_or_else(|e| panic!("{e}"));
+    let secret_rules: Vec<_> = rules(&objects)
+        .into_iter()
+        .filter(|(.., rule)| on_secrets(rule))
+        .map(|(kind, namespace, name, rule)| (kind, namespace, name, rule["resourceNames"].clone()))
+        .collect();
+    let names = json!(["hooks", "gitlab-hooks"]);
+    assert_eq!(
+        secret_rules,
+        [
+            (
+                "Role".into(),
+                "ci".into(),
+                "ci-webhook-secrets".into(),
+                names.clone()
+            ),
+            ("Role".into(), "team-b".into(), "ci-webhook-secrets".into(), names),
+        ]
+    );
+    let bindings: Vec<_> = objects
+        .iter()
+        .filter(|o| o["kind"] == "RoleBinding" && o["metadata"]["name"] == "ci-webhook-secrets")
+        .map(|o| (o["metadata"]["namespace"].clone(), o["subjects"].clone()))
+        .collect();
+    let subject = json!([{"kind": "ServiceAccount", "name": "ci-webhook", "namespace": "c8s"}]);
+    assert_eq!(
+        bindings,
+        [(json!("ci"), subject.clone()), (json!("team-b"), subject)]
+    );
+    let rendered = serde_json::to_string(&objects).unwrap_or_default();
+    assert!(rendered.contains("--client-ip-header=X-Forwarded-For"));
+
+    // An empty list would be every Secret: refused.
+    for bad in ["webhook.secretNames=null", "webhook.secretNames={}"] {
+        let error = render(&[bad]).err().unwrap_or_else(|| panic!("{bad} rendered"));
+        assert!(error.contains("webhook.secretNames"), "{bad}: {error}");
+    }
+}

@@ -516,7 +516,10 @@ async fn the_webhook_store_reads_409_as_already_created() {
     use c8s_controller::webhook::{KubeTriggers, Triggers};
     let (c, handle) = client();
     let server = serve(handle, vec![(201, run_json(&[], false)), (409, conflict())]);
-    let triggers = KubeTriggers::new(c);
+    // Stores no reflector fills: creating a run reads neither.
+    let (connections, _) = kube::runtime::reflector::store();
+    let (pipelines, _) = kube::runtime::reflector::store();
+    let triggers = KubeTriggers::with_stores(c, connections, pipelines);
     let run: PipelineRun = serde_json::from_value(run_json(&[], false)).unwrap();
     assert!(triggers.create_run("ci", run.clone()).await.unwrap());
     assert!(!triggers.create_run("ci", run).await.unwrap());

@@ -1,30 +1,117 @@
 //! `c8s webhook` with an in-memory store: providers' push payloads and
-//! signatures, 401 on a wrong or missing signature, replays, other events,
-//! the body limit, and a bounded load test on loopback.
+//! signatures, 401 on a wrong or missing signature, the connection resolved
+//! from the payload before any Secret is read, the failure budget (429),
+//! replays with the same or a fresh delivery id, other events, the body
+//! limit, and a bounded load test on loopback.
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
+use axum::extract::ConnectInfo;
 use axum::http::{Request, StatusCode};
-use c8s_controller::crd::{Pipeline, PipelineRun, PipelineSpec, Provider, Trigger};
+use c8s_controller::crd::{
+    Pipeline, PipelineRun, PipelineSpec, Provider, RepositoryConnection, RepositoryConnectionSpec,
+    SecretKeyRef, Trigger,
+};
 use c8s_controller::webhook::verify::sign;
-use c8s_controller::webhook::{ConnectionSecret, DEFAULT_BODY_LIMIT, Triggers, router, serve};
+use c8s_controller::webhook::{
+    COMMIT_LABEL, ExistingRun, Options, PIPELINE_LABEL, PROVIDER_LABEL, TriggerError, Triggers, router, serve,
+};
 use c8s_pipeline_model::{MemorySource, parse_pipeline};
 use http_body_util::BodyExt;
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use tower::ServiceExt;
 
 const SECRET: &[u8] = b"It's a Secret to Everybody";
+const OTHER_SECRET: &[u8] = b"a different secret";
+const APP_SECRET: &[u8] = b"the org/app secret";
+const SUBGROUP_SECRET: &[u8] = b"the x/org/app secret";
 
-#[derive(Default)]
+/// The cluster as the webhook sees it: connections (each provider has one
+/// named `shop-hooks` in `ci`), pipelines, Secrets (every read counted),
+/// runs (created with the fake's clock as their creation time).
 struct Memory {
+    pipelines: Vec<Arc<Pipeline>>,
+    /// (namespace, name, secret name) of the connections, for every provider.
+    connections: Vec<(&'static str, &'static str, &'static str)>,
+    secrets: BTreeMap<(String, String), Vec<u8>>,
+    secret_reads: Mutex<Vec<String>>,
     runs: Mutex<BTreeMap<String, PipelineRun>>,
     attempts: Mutex<u64>,
+    now: Mutex<Timestamp>,
 }
 
-fn pipeline(name: &str, repository: &str, branches: &[&str]) -> Pipeline {
+impl Default for Memory {
+    fn default() -> Self {
+        let pipelines = vec![
+            pipeline(
+                "ci",
+                "shop",
+                "https://github.com/octo-org/shop.git",
+                &["main", "release/*"],
+            ),
+            pipeline("ci", "shop-docs", "octo-org/shop", &["docs/**"]),
+            // The same owner/name on another host: only that host's pushes start it.
+            pipeline(
+                "ci",
+                "shop-bitbucket",
+                "https://bitbucket.org/octo-org/shop.git",
+                &["main"],
+            ),
+            pipeline("ci", "unrelated", "https://github.com/octo-org/other.git", &[]),
+            pipeline("other", "elsewhere", "octo-org/elsewhere", &[]),
+            pipeline("apps", "app", "https://gitlab.com/org/app.git", &[]),
+        ]
+        .into_iter()
+        .map(Arc::new)
+        .collect();
+        let secrets = [
+            ("ci", "shop-webhook", SECRET),
+            ("other", "other-webhook", OTHER_SECRET),
+            ("apps", "app-webhook", APP_SECRET),
+            ("subgroup", "subgroup-webhook", SUBGROUP_SECRET),
+        ]
+        .into_iter()
+        .map(|(ns, name, value)| ((ns.to_owned(), name.to_owned()), value.to_vec()))
+        .collect();
+        Memory {
+            pipelines,
+            connections: vec![
+                ("ci", "shop-hooks", "shop-webhook"),
+                ("other", "shop-hooks", "other-webhook"),
+                ("apps", "shop-hooks", "app-webhook"),
+                ("subgroup", "shop-hooks", "subgroup-webhook"),
+            ],
+            secrets,
+            secret_reads: Mutex::new(Vec::new()),
+            runs: Mutex::new(BTreeMap::new()),
+            attempts: Mutex::new(0),
+            now: Mutex::new("2026-03-01T10:00:00Z".parse().unwrap()),
+        }
+    }
+}
+
+impl Memory {
+    fn with_pipeline(mut self, pipeline: Pipeline) -> Self {
+        self.pipelines.push(Arc::new(pipeline));
+        self
+    }
+
+    fn secret_reads(&self) -> Vec<String> {
+        self.secret_reads.lock().unwrap().clone()
+    }
+
+    fn advance(&self, by: Duration) {
+        let mut now = self.now.lock().unwrap();
+        *now = now.checked_add(SignedDuration::try_from(by).unwrap()).unwrap();
+    }
+}
+
+fn pipeline(namespace: &str, name: &str, repository: &str, branches: &[&str]) -> Pipeline {
     let text = format!(
         "name: {name}\nrepository: {repository}\nsteps:\n  - {{ name: unit, image: \"alpine:3\", commands: [\"true\"] }}\n"
     );
@@ -40,53 +127,93 @@ fn pipeline(name: &str, repository: &str, branches: &[&str]) -> Pipeline {
             }),
         },
     );
-    pipeline.metadata.namespace = Some("ci".into());
+    pipeline.metadata.namespace = Some(namespace.into());
     pipeline
 }
 
 impl Triggers for Memory {
-    async fn connections(&self, _provider: Provider) -> Result<Vec<ConnectionSecret>, String> {
-        Ok(vec![
-            ConnectionSecret {
-                namespace: "other".into(),
-                name: "elsewhere".into(),
-                secret: b"a different secret".to_vec(),
-            },
-            ConnectionSecret {
-                namespace: "ci".into(),
-                name: "shop-hooks".into(),
-                secret: SECRET.to_vec(),
-            },
-        ])
+    async fn connections(&self, provider: Provider) -> Result<Vec<Arc<RepositoryConnection>>, TriggerError> {
+        Ok(self
+            .connections
+            .iter()
+            .map(|(namespace, name, secret)| {
+                let mut connection = RepositoryConnection::new(
+                    name,
+                    RepositoryConnectionSpec {
+                        provider,
+                        webhook_secret: SecretKeyRef {
+                            name: (*secret).into(),
+                            key: "secret".into(),
+                        },
+                    },
+                );
+                connection.metadata.namespace = Some((*namespace).into());
+                Arc::new(connection)
+            })
+            .collect())
     }
-    async fn pipelines(&self, namespace: &str) -> Result<Vec<Pipeline>, String> {
-        assert_eq!(namespace, "ci");
-        Ok(vec![
-            pipeline(
-                "shop",
-                "https://github.com/octo-org/shop.git",
-                &["main", "release/*"],
-            ),
-            pipeline("shop-docs", "octo-org/shop", &["docs/**"]),
-            // The same owner/name on another host: only that host's pushes start it.
-            pipeline(
-                "shop-bitbucket",
-                "https://bitbucket.org/octo-org/shop.git",
-                &["main"],
-            ),
-            pipeline("unrelated", "https://github.com/octo-org/other.git", &[]),
-        ])
+
+    async fn pipelines(&self) -> Result<Vec<Arc<Pipeline>>, TriggerError> {
+        Ok(self.pipelines.clone())
     }
-    async fn create_run(&self, _namespace: &str, run: PipelineRun) -> Result<bool, String> {
+
+    async fn secret(
+        &self,
+        namespace: &str,
+        reference: &SecretKeyRef,
+    ) -> Result<Option<Vec<u8>>, TriggerError> {
+        self.secret_reads
+            .lock()
+            .unwrap()
+            .push(format!("{namespace}/{}", reference.name));
+        Ok(self
+            .secrets
+            .get(&(namespace.to_owned(), reference.name.clone()))
+            .cloned())
+    }
+
+    async fn runs(
+        &self,
+        namespace: &str,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<Vec<ExistingRun>, TriggerError> {
+        let runs = self.runs.lock().unwrap();
+        Ok(runs
+            .values()
+            .filter(|r| r.metadata.namespace.as_deref() == Some(namespace))
+            .filter(|r| {
+                let own = r.metadata.labels.clone().unwrap_or_default();
+                labels.iter().all(|(k, v)| own.get(k) == Some(v))
+            })
+            .map(|r| ExistingRun {
+                name: r.metadata.name.clone().unwrap_or_default(),
+                created: r.metadata.creation_timestamp.as_ref().map(|t| t.0),
+            })
+            .collect())
+    }
+
+    async fn create_run(&self, namespace: &str, mut run: PipelineRun) -> Result<bool, TriggerError> {
+        assert_eq!(run.metadata.namespace.as_deref(), Some(namespace));
         *self.attempts.lock().unwrap() += 1;
         let name = run.metadata.name.clone().unwrap_or_default();
         let mut runs = self.runs.lock().unwrap();
         if runs.contains_key(&name) {
             return Ok(false);
         }
+        run.metadata.creation_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+            *self.now.lock().unwrap(),
+        ));
         runs.insert(name, run);
         Ok(true)
     }
+
+    fn now(&self) -> Timestamp {
+        *self.now.lock().unwrap()
+    }
+}
+
+fn app(store: &Arc<Memory>) -> axum::Router {
+    router(store.clone(), Options::default())
 }
 
 /// A GitHub `push` payload with the fields its documentation lists.
@@ -133,7 +260,7 @@ const COMMIT: &str = "0d1a26e67d8f5eaf1f6ba5c57fc3c7d91ac0fd1c";
 #[tokio::test]
 async fn a_signed_github_push_creates_one_run_for_the_matching_pipeline() {
     let store = Arc::new(Memory::default());
-    let app = router(store.clone(), DEFAULT_BODY_LIMIT);
+    let app = app(&store);
     let body = github_push("release/1.2", COMMIT);
     let (status, text) = send(
         &app,
@@ -162,19 +289,20 @@ async fn a_signed_github_push_creates_one_run_for_the_matching_pipeline() {
 #[tokio::test]
 async fn a_replayed_delivery_creates_no_second_run() {
     let store = Arc::new(Memory::default());
-    let app = router(store.clone(), DEFAULT_BODY_LIMIT);
+    let app = app(&store);
     let body = github_push("main", COMMIT);
     let request = || github(&body, "push", "delivery-1", Some(sign(SECRET, body.as_bytes())));
     assert_eq!(send(&app, request()).await.0, StatusCode::CREATED);
     assert_eq!(send(&app, request()).await.0, StatusCode::OK);
     assert_eq!(store.runs.lock().unwrap().len(), 1);
-    assert_eq!(*store.attempts.lock().unwrap(), 2);
+    // The second found the first by its labels: no create was tried.
+    assert_eq!(*store.attempts.lock().unwrap(), 1);
 }
 
 #[tokio::test]
 async fn a_wrong_or_missing_signature_is_401_and_creates_nothing() {
     let store = Arc::new(Memory::default());
-    let app = router(store.clone(), DEFAULT_BODY_LIMIT);
+    let app = app(&store);
     let body = github_push("main", COMMIT);
     let tampered = github_push("main", "1111111111111111111111111111111111111111");
     for request in [
@@ -192,8 +320,10 @@ async fn a_wrong_or_missing_signature_is_401_and_creates_nothing() {
 #[tokio::test]
 async fn other_events_and_unmatched_branches_are_acknowledged_and_ignored() {
     let store = Arc::new(Memory::default());
-    let app = router(store.clone(), DEFAULT_BODY_LIMIT);
-    let ping = r#"{"zen":"Keep it logically awesome.","hook_id":1}"#;
+    let app = app(&store);
+    // A repository hook's ping names its repository.
+    let ping =
+        r#"{"zen":"Keep it logically awesome.","hook_id":1,"repository":{"full_name":"octo-org/shop"}}"#;
     let (status, _) = send(
         &app,
         github(ping, "ping", "p1", Some(sign(SECRET, ping.as_bytes()))),
@@ -220,7 +350,13 @@ async fn other_events_and_unmatched_branches_are_acknowledged_and_ignored() {
 #[tokio::test]
 async fn a_body_over_the_limit_is_413() {
     let store = Arc::new(Memory::default());
-    let app = router(store.clone(), 1024);
+    let app = router(
+        store.clone(),
+        Options {
+            body_limit: 1024,
+            ..Options::default()
+        },
+    );
     let body = format!("{{\"pad\":\"{}\"}}", "x".repeat(4096));
     let (status, _) = send(
         &app,
@@ -234,7 +370,7 @@ async fn a_body_over_the_limit_is_413() {
 #[tokio::test]
 async fn a_gitlab_push_hook_with_its_token_creates_a_run() {
     let store = Arc::new(Memory::default());
-    let app = router(store.clone(), DEFAULT_BODY_LIMIT);
+    let app = app(&store);
     // The fields of GitLab's documented "Push events" example.
     let body = serde_json::json!({
         "object_kind": "push", "event_name": "push",
@@ -271,7 +407,7 @@ async fn a_gitlab_push_hook_with_its_token_creates_a_run() {
 #[tokio::test]
 async fn a_bitbucket_repo_push_signed_with_x_hub_signature_creates_a_run() {
     let store = Arc::new(Memory::default());
-    let app = router(store.clone(), DEFAULT_BODY_LIMIT);
+    let app = app(&store);
     // The shape of Bitbucket Cloud's documented `repo:push` payload.
     let body = serde_json::json!({
         "actor": {"display_name": "Octo Cat"},
@@ -297,6 +433,304 @@ async fn a_bitbucket_repo_push_signed_with_x_hub_signature_creates_a_run() {
     assert_eq!(started, [Some("shop-bitbucket".to_owned())]);
 }
 
+/// A GitHub push of `repository` (`owner/name`) to `main`.
+fn github_push_of(repository: &str) -> String {
+    serde_json::json!({
+        "ref": "refs/heads/main", "after": COMMIT,
+        "repository": {
+            "full_name": repository,
+            "clone_url": format!("https://github.com/{repository}.git"),
+            "html_url": format!("https://github.com/{repository}")
+        }
+    })
+    .to_string()
+}
+
+#[tokio::test]
+async fn a_delivery_naming_no_known_repository_is_401_and_reads_no_secret() {
+    let store = Arc::new(Memory::default());
+    let app = app(&store);
+    let unknown = github_push_of("octo-org/unknown");
+    // Signed with a real connection's secret: still no connection of that repository.
+    for request in [
+        github(&unknown, "push", "u1", Some(sign(SECRET, unknown.as_bytes()))),
+        github(&unknown, "ping", "u2", Some(sign(SECRET, unknown.as_bytes()))),
+        github("not json", "push", "u3", Some(sign(SECRET, b"not json"))),
+        github(r#"{"zen":"no repository"}"#, "ping", "u4", None),
+    ] {
+        let (status, text) = send(&app, request).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{text}");
+    }
+    assert_eq!(store.secret_reads(), Vec::<String>::new());
+    assert!(store.runs.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_known_repository_reads_exactly_the_secret_of_its_connection() {
+    let store = Arc::new(Memory::default());
+    let app = app(&store);
+    let body = github_push("main", COMMIT);
+    let (status, _) = send(
+        &app,
+        github(&body, "push", "k1", Some(sign(b"wrong secret", body.as_bytes()))),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    // Not `other/other-webhook`, although `other` has a connection of the same name.
+    assert_eq!(store.secret_reads(), ["ci/shop-webhook"]);
+    let (status, text) = send(
+        &app,
+        github(&body, "push", "k2", Some(sign(SECRET, body.as_bytes()))),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{text}");
+    assert_eq!(store.secret_reads(), ["ci/shop-webhook", "ci/shop-webhook"]);
+    // A push of `octo-org/elsewhere` resolves to the connection in `other` only.
+    let elsewhere = github_push_of("octo-org/elsewhere");
+    let (status, text) = send(
+        &app,
+        github(
+            &elsewhere,
+            "push",
+            "k3",
+            Some(sign(OTHER_SECRET, elsewhere.as_bytes())),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{text}");
+    assert_eq!(store.secret_reads()[2..], ["other/other-webhook"]);
+}
+
+/// A GitLab push of project `path` on gitlab.com with token `token`.
+fn gitlab_push(path: &str, token: &[u8]) -> Request<Body> {
+    let body = serde_json::json!({
+        "object_kind": "push", "ref": "refs/heads/main", "after": COMMIT, "checkout_sha": COMMIT,
+        "project": {"path_with_namespace": path,
+                    "git_http_url": format!("https://gitlab.com/{path}.git"),
+                    "web_url": format!("https://gitlab.com/{path}")}
+    })
+    .to_string();
+    Request::post("/hooks/gitlab")
+        .header("x-gitlab-event", "Push Hook")
+        .header("x-gitlab-event-uuid", format!("uuid-{path}"))
+        .header("x-gitlab-token", String::from_utf8_lossy(token).into_owned())
+        .body(Body::from(body))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_subgroup_push_never_resolves_to_the_connection_of_the_shorter_path() {
+    // `apps` triggers on gitlab.com/org/app; nothing on x/org/app yet.
+    let store = Arc::new(Memory::default());
+    let (status, _) = send(&app(&store), gitlab_push("x/org/app", APP_SECRET)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(store.secret_reads(), Vec::<String>::new());
+    assert!(store.runs.lock().unwrap().is_empty());
+
+    // With a pipeline on x/org/app in `subgroup`: each path reads its own Secret only.
+    let store = Arc::new(Memory::default().with_pipeline(pipeline(
+        "subgroup",
+        "subgroup-app",
+        "https://gitlab.com/x/org/app",
+        &[],
+    )));
+    let app = app(&store);
+    let (status, _) = send(&app, gitlab_push("x/org/app", APP_SECRET)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(store.secret_reads(), ["subgroup/subgroup-webhook"]);
+    let (status, text) = send(&app, gitlab_push("x/org/app", SUBGROUP_SECRET)).await;
+    assert_eq!(status, StatusCode::CREATED, "{text}");
+    let (status, _) = send(&app, gitlab_push("org/app", SUBGROUP_SECRET)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        store.secret_reads(),
+        [
+            "subgroup/subgroup-webhook",
+            "subgroup/subgroup-webhook",
+            "apps/app-webhook"
+        ]
+    );
+    let runs = store.runs.lock().unwrap();
+    let started: Vec<_> = runs
+        .values()
+        .map(|r| (r.metadata.namespace.clone(), r.spec.pipeline_ref.clone()))
+        .collect();
+    assert_eq!(
+        started,
+        [(Some("subgroup".to_owned()), Some("subgroup-app".to_owned()))]
+    );
+}
+
+/// `request` as if it came from `address`.
+fn from(address: [u8; 4], mut request: Request<Body>) -> Request<Body> {
+    request
+        .extensions_mut()
+        .insert(ConnectInfo(SocketAddr::from((address, 40000))));
+    request
+}
+
+#[tokio::test(start_paused = true)]
+async fn spent_failure_budget_turns_into_429_per_address_and_successes_spend_none() {
+    let store = Arc::new(Memory::default());
+    let app = router(
+        store.clone(),
+        Options {
+            failures_per_minute: 3,
+            ..Options::default()
+        },
+    );
+    let (attacker, other) = ([192, 0, 2, 1], [198, 51, 100, 7]);
+    let body = github_push("main", COMMIT);
+    let bad = || github(&body, "push", "b", Some(sign(b"guess", body.as_bytes())));
+    let good = |delivery: &str| github(&body, "push", delivery, Some(sign(SECRET, body.as_bytes())));
+    // Successes are never limited and spend nothing.
+    for i in 0..10 {
+        let (status, _) = send(&app, from(attacker, good(&format!("g{i}")))).await;
+        assert!(status.is_success(), "{status}");
+    }
+    for _ in 0..3 {
+        assert_eq!(
+            send(&app, from(attacker, bad())).await.0,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    let reads = store.secret_reads().len();
+    let response = app.clone().oneshot(from(attacker, bad())).await.unwrap();
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(response.headers()["retry-after"], "20");
+    // A spent address gets 429 before any work: no Secret read, not even for a good delivery.
+    assert_eq!(
+        send(&app, from(attacker, good("g-late"))).await.0,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(store.secret_reads().len(), reads);
+    // Another address has its own budget.
+    assert_eq!(send(&app, from(other, bad())).await.0, StatusCode::UNAUTHORIZED);
+    // One failure comes back every 20 s.
+    tokio::time::advance(Duration::from_secs(20)).await;
+    assert_eq!(
+        send(&app, from(attacker, bad())).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        send(&app, from(attacker, bad())).await.0,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    tokio::time::advance(Duration::from_secs(20)).await;
+    assert_eq!(
+        send(&app, from(attacker, good("g-after"))).await.0,
+        StatusCode::OK,
+        "a delivery of a commit already run"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn behind_a_proxy_the_configured_headers_last_entry_is_the_client() {
+    let store = Arc::new(Memory::default());
+    let app = router(
+        store.clone(),
+        Options {
+            failures_per_minute: 1,
+            client_ip_header: Some(c8s_controller::webhook::HeaderName::from_static(
+                "x-forwarded-for",
+            )),
+            ..Options::default()
+        },
+    );
+    let body = github_push("main", COMMIT);
+    let bad = |forwarded: &str| {
+        let mut request = from(
+            [10, 0, 0, 1],
+            github(&body, "push", "b", Some(sign(b"guess", body.as_bytes()))),
+        );
+        request
+            .headers_mut()
+            .insert("x-forwarded-for", forwarded.parse().unwrap());
+        request
+    };
+    // The proxy appends the address it saw; what the client wrote before it is not trusted.
+    assert_eq!(
+        send(&app, bad("203.0.113.9, 192.0.2.1")).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        send(&app, bad("198.51.100.1, 192.0.2.1")).await.0,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(send(&app, bad("192.0.2.2")).await.0, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn a_redelivery_with_a_fresh_delivery_id_within_the_window_creates_no_second_run() {
+    let store = Arc::new(Memory::default());
+    let app = app(&store);
+    let body = github_push("main", COMMIT);
+    let deliver = |delivery: &str| github(&body, "push", delivery, Some(sign(SECRET, body.as_bytes())));
+    let (status, text) = send(&app, deliver("first-delivery")).await;
+    assert_eq!(status, StatusCode::CREATED, "{text}");
+    let name = store.runs.lock().unwrap().keys().next().unwrap().clone();
+    {
+        let runs = store.runs.lock().unwrap();
+        let labels = runs[&name].metadata.labels.clone().unwrap();
+        assert_eq!(labels[PROVIDER_LABEL], "github");
+        assert_eq!(labels[PIPELINE_LABEL], "shop");
+        assert_eq!(labels[COMMIT_LABEL], COMMIT);
+    }
+    store.advance(Duration::from_secs(59 * 60));
+    let (status, text) = send(&app, deliver("fresh-delivery")).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    assert_eq!(text, format!("created: \nalready created: {name}\n"));
+    assert_eq!(store.runs.lock().unwrap().len(), 1);
+    assert_eq!(*store.attempts.lock().unwrap(), 1);
+    // After the window, the same commit runs again.
+    store.advance(Duration::from_secs(2 * 60));
+    let (status, text) = send(&app, deliver("much-later")).await;
+    assert_eq!(status, StatusCode::CREATED, "{text}");
+    assert_eq!(store.runs.lock().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn a_redelivery_across_a_period_boundary_still_finds_the_run() {
+    // 10:59:59 and 11:00:30 fall in two one-hour periods (the run names
+    // differ), but 31 s apart: the labels find the first run.
+    let store = Arc::new(Memory::default());
+    *store.now.lock().unwrap() = "2026-03-01T10:59:59Z".parse().unwrap();
+    let app = app(&store);
+    let body = github_push("main", COMMIT);
+    let deliver = |delivery: &str| github(&body, "push", delivery, Some(sign(SECRET, body.as_bytes())));
+    assert_eq!(send(&app, deliver("d-1059")).await.0, StatusCode::CREATED);
+    store.advance(Duration::from_secs(31));
+    let (status, text) = send(&app, deliver("d-1100")).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    assert_eq!(store.runs.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn racing_redeliveries_meet_on_one_name() {
+    // Both look before either creates: the name, not the lookup, stops the second.
+    let store = Arc::new(Memory::default());
+    let pipeline = &store.pipelines[0];
+    let push = |delivery: &str| c8s_controller::webhook::Push {
+        delivery: delivery.into(),
+        repositories: vec!["octo-org/shop".into()],
+        branch: "main".into(),
+        commit: COMMIT.into(),
+    };
+    let now = store.now();
+    let window = Duration::from_secs(3600);
+    let first = c8s_controller::webhook::run_for(Provider::Github, pipeline, &push("a"), now, window);
+    let second = c8s_controller::webhook::run_for(Provider::Github, pipeline, &push("b"), now, window);
+    assert_eq!(first.metadata.name, second.metadata.name);
+    assert_eq!(first.metadata.labels, second.metadata.labels);
+    assert!(store.create_run("ci", first).await.unwrap());
+    assert!(!store.create_run("ci", second).await.unwrap());
+    let gitlab = c8s_controller::webhook::run_for(Provider::Gitlab, pipeline, &push("a"), now, window);
+    assert_ne!(
+        gitlab.metadata.name,
+        store.runs.lock().unwrap().keys().next().cloned()
+    );
+}
+
 /// Bounded load on loopback: 2 000 signed deliveries (every fourth one a
 /// replay of an earlier delivery) from 32 concurrent connections. Every
 /// distinct delivery creates exactly one run; prints requests per second.
@@ -309,7 +743,7 @@ async fn load_on_loopback_loses_and_duplicates_no_delivery() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(serve(listener, store.clone(), DEFAULT_BODY_LIMIT, async move {
+    let server = tokio::spawn(serve(listener, store.clone(), Options::default(), async move {
         let _ = stopped.await;
     }));
     let client: Client<_, http_body_util::Full<axum::body::Bytes>> =

@@ -1,6 +1,6 @@
 //! The small cluster interface the scheduler is generic over.
 //!
-//! [`crate::KubeCluster`] implements it with kube-rs, [`crate::sim::SimCluster`]
+//! [`crate::KubeCluster`] implements it with kube-rs, `sim::SimCluster` (feature `test-util`)
 //! in memory with virtual time.
 
 use std::collections::BTreeMap;

@@ -15,7 +15,7 @@
 //! ```
 //!
 //! The scheduling, retry and timeout logic is generic over [`Cluster`]:
-//! [`KubeCluster`] implements it with kube-rs, [`sim::SimCluster`] in memory
+//! [`KubeCluster`] implements it with kube-rs, `sim::SimCluster` (feature `test-util`, for tests) in memory
 //! with virtual time and injected faults.
 //!
 //! - [`run_pipeline`] applies `c8s_pipeline_model::scheduler::decide` (the one
@@ -62,7 +62,10 @@ mod reap;
 mod record;
 mod resume;
 mod retry;
+mod rules;
 mod run_watch;
+#[cfg(feature = "test-util")]
+#[doc(hidden)]
 pub mod sim;
 mod step;
 mod watch;
@@ -83,7 +86,8 @@ pub use options::{FailureMode, LogOptions, MaskerFactory, ProgressFn, RunOptions
 pub use outcome::{RunState, RunStatus, StepOutcome, StepState, StepStatus, TerminationReason};
 pub use pipeline::run_pipeline;
 pub use reap::{ReapOptions, ReapReport, RunLiveness, reap};
-pub use retry::RetryPolicy;
+pub use retry::{AttemptFailure, RetriesSpent, RetryPolicy};
+pub use rules::{PolicySettings, plan_steps, policy};
 pub use step::attempt_name;
 /// The k8s-openapi and kube versions this crate is built with.
 pub use {k8s_openapi, kube};

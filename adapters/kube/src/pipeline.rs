@@ -7,7 +7,7 @@ use std::future::Future;
 use std::sync::Mutex;
 
 use c8s_pipeline_model::scheduler::{Observed, Policy, RunEnd, StopReason, decide};
-use c8s_pipeline_model::{Dag, RetryCause, finally};
+use c8s_pipeline_model::{Dag, finally};
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use tokio::sync::{mpsc, oneshot};
@@ -18,6 +18,8 @@ use crate::error::{Error, Result};
 use crate::options::{FailureMode, RunOptions, Step};
 use crate::outcome::{RunState, RunStatus, StepOutcome, StepState, TerminationReason};
 use crate::rate::RateLimiter;
+use crate::retry::{AttemptFailure, RetriesSpent};
+use crate::rules::{PolicySettings, millis};
 use crate::run_watch::{Hub, pump};
 use crate::step::{Event, Runner};
 
@@ -188,34 +190,19 @@ struct Resumed {
     elapsed: std::time::Duration,
 }
 
-/// The scheduler's policy for these steps and options; times in milliseconds
-/// since this runner started, the run's deadline shortened by `elapsed` (a
-/// resumed run keeps its first start's deadline).
+/// The scheduler's policy for these steps and options ([`crate::policy`],
+/// the controller's too); times in milliseconds since this runner started,
+/// the run's deadline shortened by `elapsed` (a resumed run keeps its first
+/// start's deadline).
 fn policy_of(steps: &[Step], options: &RunOptions, elapsed: std::time::Duration) -> Policy {
-    let retry = &options.retry;
-    let mut policy = Policy::default()
-        .parallelism(options.parallelism)
-        .fail_fast(options.failure_mode == FailureMode::FailFast)
-        .max_attempts(1 + retry.image_pull_retries + retry.disruption_retries);
-    if let Some(timeout) = options.timeout {
-        policy = policy.run_deadline(millis(timeout.saturating_sub(elapsed)));
-    }
-    for step in steps {
-        if let Some(timeout) = step.timeout {
-            policy = policy.step_timeout_for(step.name.clone(), millis(timeout));
-        }
-        if step.finally {
-            policy = policy.finally_step(step.name.clone());
-        }
-        if let Some(retries) = &step.retries {
-            policy = policy.retries_for(step.name.clone(), retries.limit);
-        }
-    }
-    policy
-}
-
-fn millis(d: std::time::Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+    let settings = PolicySettings {
+        parallelism: options.parallelism,
+        fail_fast: options.failure_mode == FailureMode::FailFast,
+        run_timeout: options.timeout,
+        elapsed,
+        ..PolicySettings::new(&options.retry)
+    };
+    crate::rules::policy(steps, &settings)
 }
 
 /// The loop: decide, apply, wait for an event, a wake-up time or `cancel`.
@@ -238,17 +225,19 @@ async fn drive<C: Cluster>(
     let mut observed: BTreeMap<String, Observed> = BTreeMap::new();
     // A step's timeout counts from its first attempt's start, across retries.
     let mut first_start: BTreeMap<usize, u64> = BTreeMap::new();
-    let mut budgets = vec![(0u32, 0u32); steps.len()];
-    // The user's retries spent per step, counted apart from the runner's own.
-    let mut user_retries = vec![0u32; steps.len()];
+    // The retries each step spent, by budget.
+    let mut spent = vec![RetriesSpent::default(); steps.len()];
     let mut stops: BTreeMap<usize, oneshot::Sender<StopReason>> = BTreeMap::new();
     let mut stop_reasons: BTreeMap<usize, StopReason> = BTreeMap::new();
     let (events_tx, mut events) = mpsc::unbounded_channel();
     let events_tx = &events_tx;
     let mut attempts = FuturesUnordered::new();
     for (index, (start, step)) in resumed.steps.into_iter().zip(steps).enumerate() {
-        budgets[index] = start.budgets;
-        user_retries[index] = start.user_retries;
+        spent[index] = RetriesSpent {
+            image_pulls: start.budgets.0,
+            disruptions: start.budgets.1,
+            user: start.user_retries,
+        };
         if let Some(status) = start.status {
             runner.update(index, |s| *s = status);
         }
@@ -271,8 +260,8 @@ async fn drive<C: Cluster>(
             };
             observed.insert(name.clone(), Observed::Cancelled);
             let at = runner.cluster.now();
-            let (state, word) = match reason {
-                StopReason::Dependency(_) => (StepState::Skipped, "skipped"),
+            let (state, word) = match reason.outcome() {
+                finally::Outcome::Skipped => (StepState::Skipped, "skipped"),
                 _ => (StepState::Cancelled, "cancelled"),
             };
             runner.update(index, |s| {
@@ -342,47 +331,41 @@ async fn drive<C: Cluster>(
                         let since = *first_start.entry(index).or_insert(now);
                         Observed::Running { attempt, since: Some(since) }
                     }
-                    Event::Ended(outcome) => {
-                        let cause = outcome.reason.retry_cause().filter(|_| !outcome.succeeded());
-                        let user = step.retries.as_ref();
-                        match cause.filter(|&c| user.is_some_and(|r| r.allows(c, user_retries[index]))) {
-                            Some(_) => {
-                                user_retries[index] += 1;
+                    Event::Ended(outcome) if !outcome.succeeded() => {
+                        let fault = AttemptFailure::Ended(outcome.reason);
+                        match options.retry.retry_after(&step.name, step.retries.as_ref(), &mut spent[index], attempt, fault) {
+                            Some(backoff) => {
                                 tracing::info!(step = %step.name, attempt, reason = ?outcome.reason, "retrying step as its retries ask");
-                                let message = format!("attempt {} failed ({:?}); retrying", attempt + 1, outcome.reason);
+                                let message = format!("attempt {} failed ({}); retrying", attempt + 1, outcome.reason);
                                 runner.update(index, |s| {
                                     s.retries += 1;
                                     s.outcome = Some(outcome);
                                     s.message = message;
                                 });
-                                let backoff = millis(options.retry.backoff(&step.name, attempt));
-                                Observed::Failed { attempt, retry_at: Some(now.saturating_add(backoff)) }
+                                Observed::Failed { attempt, retry_at: Some(now.saturating_add(millis(backoff))) }
                             }
                             None => finish(runner, index, outcome),
                         }
                     }
+                    Event::Ended(outcome) => finish(runner, index, outcome),
                     Event::Retryable(reason, message) => {
-                        let (pulls, disruptions) = &mut budgets[index];
-                        let retry = &options.retry;
-                        let (count, limit) = match reason {
-                            TerminationReason::ImagePullBackOff => (pulls, retry.image_pull_retries),
-                            _ => (disruptions, retry.disruption_retries),
+                        let fault = match reason {
+                            TerminationReason::ImagePullBackOff => AttemptFailure::ImagePull,
+                            _ => AttemptFailure::Disruption,
                         };
-                        // The runner's own budget first; then the step's retries, if they cover infrastructure.
-                        let user = step.retries.as_ref().is_some_and(|r| r.allows(RetryCause::Infrastructure, user_retries[index]));
-                        if *count < limit || user {
-                            if *count < limit {
-                                *count += 1;
-                                runner.update(index, |s| s.runner_retries += 1);
-                            } else {
-                                user_retries[index] += 1;
-                                runner.update(index, |s| s.retries += 1);
+                        let before = spent[index];
+                        match options.retry.retry_after(&step.name, step.retries.as_ref(), &mut spent[index], attempt, fault) {
+                            Some(backoff) => {
+                                // The runner's own budget first; then the step's retries, if they cover infrastructure.
+                                if spent[index].user > before.user {
+                                    runner.update(index, |s| s.retries += 1);
+                                } else {
+                                    runner.update(index, |s| s.runner_retries += 1);
+                                }
+                                tracing::info!(step = %step.name, attempt, ?reason, %message, "retrying step with a new pod");
+                                Observed::Failed { attempt, retry_at: Some(now.saturating_add(millis(backoff))) }
                             }
-                            tracing::info!(step = %step.name, attempt, ?reason, %message, "retrying step with a new pod");
-                            let backoff = millis(retry.backoff(&step.name, attempt));
-                            Observed::Failed { attempt, retry_at: Some(now.saturating_add(backoff)) }
-                        } else {
-                            finish(runner, index, failure(runner, reason, message))
+                            None => finish(runner, index, failure(runner, reason, message)),
                         }
                     }
                     Event::Stopped(delete_error) => {
@@ -424,8 +407,8 @@ async fn sleep_until(at: Option<Instant>) {
     }
 }
 
-/// The env a `finally` step starts with: the run's outcome so far and each
-/// watched step's final state.
+/// The env a `finally` step starts with ([`finally::outcome_env`]): the
+/// run's outcome so far and each watched step's final state.
 fn outcome_env<C: Cluster>(
     runner: &Runner<'_, C>,
     steps: &[Step],
@@ -437,29 +420,15 @@ fn outcome_env<C: Cluster>(
         .lock()
         .map(|s| s.steps.iter().map(|s| (s.name.clone(), s.state)).collect())
         .unwrap_or_default();
-    let word = |state: Option<&StepState>| match state {
-        Some(StepState::Succeeded) => "Succeeded",
-        Some(StepState::Failed) => "Failed",
-        Some(StepState::Cancelled) => "Cancelled",
-        None | Some(StepState::Skipped) => "Skipped",
-        Some(_) => finally::UNKNOWN,
+    let outcome = |name: &str| match states.get(name) {
+        Some(StepState::Succeeded) => finally::Outcome::Succeeded,
+        Some(StepState::Failed) => finally::Outcome::Failed,
+        Some(StepState::Cancelled) => finally::Outcome::Cancelled,
+        None | Some(StepState::Skipped) => finally::Outcome::Skipped,
+        Some(_) => finally::Outcome::Unknown,
     };
-    let all_succeeded = steps
-        .iter()
-        .filter(|s| !s.finally)
-        .all(|s| states.get(&s.name) == Some(&StepState::Succeeded));
-    let run = match (cancelled, all_succeeded) {
-        (true, _) => "Cancelled",
-        (false, true) => "Succeeded",
-        (false, false) => "Failed",
-    };
-    std::iter::once((finally::RUN_STATUS_ENV.to_owned(), run.to_owned()))
-        .chain(
-            step.outcome_env
-                .iter()
-                .map(|(var, name)| (var.clone(), word(states.get(name)).to_owned())),
-        )
-        .collect()
+    let run_steps = steps.iter().filter(|s| !s.finally).map(|s| outcome(&s.name));
+    finally::outcome_env(cancelled, run_steps, &step.outcome_env, outcome)
 }
 
 fn failure<C: Cluster>(runner: &Runner<'_, C>, reason: TerminationReason, message: String) -> StepOutcome {

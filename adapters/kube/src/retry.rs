@@ -42,6 +42,28 @@ impl Default for RetryPolicy {
     }
 }
 
+/// The retries a step has spent, by budget.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetriesSpent {
+    /// The runner's own retries after an image pull back-off.
+    pub image_pulls: u32,
+    /// The runner's own retries after an eviction or a lost pod.
+    pub disruptions: u32,
+    /// The step's own `retries`.
+    pub user: u32,
+}
+
+/// Why an attempt failed, as [`RetryPolicy::retry_after`] sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AttemptFailure {
+    /// Its image could not be pulled (the kubelet backs off).
+    ImagePull,
+    /// Its pod was evicted, preempted, or lost with its node.
+    Disruption,
+    /// It ran and ended without succeeding, for this reason.
+    Ended(crate::TerminationReason),
+}
+
 impl RetryPolicy {
     /// The delay before retry number `attempt` (0-based) of something keyed by
     /// `key`: `min(max, base * 2^attempt)`, scaled by a jitter factor in
@@ -54,6 +76,63 @@ impl RetryPolicy {
         let hash = fnv1a(self.seed, key, attempt);
         let per_mille = 500 + (hash % 500) as u32;
         capped * per_mille / 1000
+    }
+
+    /// The one retry rule of `c8s run` and the controller: whether attempt
+    /// `attempt` (from 0) of step `step`, failed with `failure`, gets another
+    /// attempt, and after how long ([`RetryPolicy::backoff`]). A fault of
+    /// the infrastructure spends this policy's own budget for its kind
+    /// first ([`RetryPolicy::image_pull_retries`],
+    /// [`RetryPolicy::disruption_retries`]), then the step's `retries` if
+    /// they cover `infrastructure`; an attempt that ended spends the step's
+    /// `retries` if they cover its cause; a timeout or a cancel is never
+    /// retried. What is spent is counted in `spent`.
+    ///
+    /// ```
+    /// use c8s_kube::{AttemptFailure, RetriesSpent, RetryPolicy, TerminationReason};
+    /// let policy = RetryPolicy::default();
+    /// let mut spent = RetriesSpent::default();
+    /// // No retries of its own: an exit failure is final.
+    /// assert!(policy.retry_after("unit", None, &mut spent, 0, AttemptFailure::Ended(TerminationReason::Error)).is_none());
+    /// // An eviction spends the runner's own budget.
+    /// assert!(policy.retry_after("unit", None, &mut spent, 0, AttemptFailure::Disruption).is_some());
+    /// assert_eq!(spent.disruptions, 1);
+    /// ```
+    pub fn retry_after(
+        &self,
+        step: &str,
+        retries: Option<&c8s_pipeline_model::Retries>,
+        spent: &mut RetriesSpent,
+        attempt: u32,
+        failure: AttemptFailure,
+    ) -> Option<Duration> {
+        use c8s_pipeline_model::RetryCause;
+        let user_allows = |cause, spent: &RetriesSpent| retries.is_some_and(|r| r.allows(cause, spent.user));
+        let retried = match failure {
+            AttemptFailure::ImagePull | AttemptFailure::Disruption => {
+                let (count, limit) = match failure {
+                    AttemptFailure::ImagePull => (&mut spent.image_pulls, self.image_pull_retries),
+                    _ => (&mut spent.disruptions, self.disruption_retries),
+                };
+                if *count < limit {
+                    *count += 1;
+                    true
+                } else if user_allows(RetryCause::Infrastructure, spent) {
+                    spent.user += 1;
+                    true
+                } else {
+                    false
+                }
+            }
+            AttemptFailure::Ended(reason) => match reason.retry_cause() {
+                Some(cause) if user_allows(cause, spent) => {
+                    spent.user += 1;
+                    true
+                }
+                _ => false,
+            },
+        };
+        retried.then(|| self.backoff(step, attempt))
     }
 
     /// Runs `op` until it succeeds, fails permanently, or `api_retries` are used.

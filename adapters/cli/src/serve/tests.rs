@@ -66,7 +66,15 @@ async fn controller_takes_the_lease_then_watches_runs_pods_and_jobs_and_stops_on
     };
     // Installed now: the SIGTERM below is caught by the controller, not the test process.
     let stop = shutdown();
-    let controller = tokio::spawn(run_controller(client, Settings::default(), lease, false, stop));
+    let metrics = std::sync::Arc::default();
+    let controller = tokio::spawn(run_controller(
+        client,
+        Settings::default(),
+        lease,
+        false,
+        metrics,
+        stop,
+    ));
     until(&requests, |seen| {
         watches(seen, "/apis/c8s.dev/v1alpha1/pipelineruns?")
             && watches(seen, "/api/v1/pods?")
@@ -164,33 +172,47 @@ fn pipeline() -> Value {
 const SECRET: &[u8] = b"It's a Secret to Everybody";
 const COMMIT: &str = "0d1a26e67d8f5eaf1f6ba5c57fc3c7d91ac0fd1c";
 
+/// The API as the webhook sees it: one connection and its Secret, one
+/// Pipeline, watches that stay open, runs listed and created (kept, with a
+/// creation time, so that a redelivery finds them).
 fn webhook_routes() -> impl FnMut(&Seen) -> Answer + Send + 'static {
-    |seen: &Seen| match (&seen.method, seen.uri.as_str()) {
-        (&Method::GET, "/apis/c8s.dev/v1alpha1/repositoryconnections?") => Answer::Json(
-            200,
-            list(
-                "c8s.dev/v1alpha1",
-                "RepositoryConnection",
-                vec![connection()],
-                "3",
-            ),
-        ),
-        (&Method::GET, "/api/v1/namespaces/ci/secrets/shop-webhook") => Answer::Json(200, webhook_secret()),
-        (&Method::GET, "/apis/c8s.dev/v1alpha1/namespaces/ci/pipelines?") => {
+    let mut runs: Vec<Value> = Vec::new();
+    move |seen: &Seen| match (&seen.method, seen.uri.as_str()) {
+        (_, uri) if uri.contains("watch=true") => Answer::Hold,
+        (&Method::GET, uri) if uri.starts_with("/apis/c8s.dev/v1alpha1/repositoryconnections?") => {
+            Answer::Json(
+                200,
+                list(
+                    "c8s.dev/v1alpha1",
+                    "RepositoryConnection",
+                    vec![connection()],
+                    "3",
+                ),
+            )
+        }
+        (&Method::GET, uri) if uri.starts_with("/apis/c8s.dev/v1alpha1/pipelines?") => {
             Answer::Json(200, list("c8s.dev/v1alpha1", "Pipeline", vec![pipeline()], "3"))
         }
+        (&Method::GET, "/api/v1/namespaces/ci/secrets/shop-webhook") => Answer::Json(200, webhook_secret()),
+        (&Method::GET, uri) if uri.starts_with("/apis/c8s.dev/v1alpha1/namespaces/ci/pipelineruns?") => {
+            Answer::Json(200, list("c8s.dev/v1alpha1", "PipelineRun", runs.clone(), "4"))
+        }
         (&Method::POST, "/apis/c8s.dev/v1alpha1/namespaces/ci/pipelineruns?") => {
-            Answer::Json(201, seen.body.clone())
+            let mut run = seen.body.clone();
+            run["metadata"]["creationTimestamp"] = json!(k8s_openapi::jiff::Timestamp::now().to_string());
+            runs.push(run.clone());
+            Answer::Json(201, run)
         }
         _ => Answer::Json(404, status(404, "NotFound")),
     }
 }
 
-/// POSTs `body` to `/hooks/github` on `addr` and returns the response's status line.
-async fn post_github(addr: std::net::SocketAddr, body: &str, signature: &str) -> String {
+/// POSTs `body` to `/hooks/github` on `addr` with delivery id `delivery`
+/// and returns the response's status line.
+async fn post_github(addr: std::net::SocketAddr, body: &str, signature: &str, delivery: &str) -> String {
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     let request = format!(
-        "POST /hooks/github HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\nx-github-event: push\r\nx-github-delivery: 72d3162e-cc78-11e3-81ab-4c9367dc0958\r\nx-hub-signature-256: {signature}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        "POST /hooks/github HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\nx-github-event: push\r\nx-github-delivery: {delivery}\r\nx-hub-signature-256: {signature}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
         body.len()
     );
     stream.write_all(request.as_bytes()).await.unwrap();
@@ -199,38 +221,90 @@ async fn post_github(addr: std::net::SocketAddr, body: &str, signature: &str) ->
     response.lines().next().unwrap_or_default().to_owned()
 }
 
+fn push_body(repository: &str) -> String {
+    json!({
+        "ref": "refs/heads/main",
+        "before": "6113728f27ae82c7b1a177c8d03f9e96e0adf246",
+        "after": COMMIT,
+        "repository": {"full_name": repository, "clone_url": format!("https://github.com/{repository}.git"), "html_url": format!("https://github.com/{repository}")},
+        "pusher": {"name": "octocat", "email": "octocat@github.com"},
+        "sender": {"login": "octocat", "id": 1}
+    })
+    .to_string()
+}
+
+fn secret_reads(requests: &Requests) -> usize {
+    seen(requests)
+        .iter()
+        .filter(|s| s.uri.starts_with("/api/v1/namespaces/ci/secrets/"))
+        .count()
+}
+
 #[tokio::test]
-async fn webhook_creates_a_run_for_a_signed_github_push_and_rejects_a_bad_signature() {
+async fn webhook_watches_resolves_the_repository_then_reads_one_secret_and_ignores_a_redelivery() {
     let (client, requests) = client(webhook_routes());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(serve_webhook(client, listener, 1 << 20, async move {
+    let options = c8s_controller::webhook::Options::default();
+    let server = tokio::spawn(serve_webhook(client, listener, options, async move {
         let _ = stopped.await;
     }));
-    let body = json!({
-        "ref": "refs/heads/main",
-        "before": "6113728f27ae82c7b1a177c8d03f9e96e0adf246",
-        "after": COMMIT,
-        "repository": {"full_name": "octo-org/shop", "clone_url": "https://github.com/octo-org/shop.git", "html_url": "https://github.com/octo-org/shop"},
-        "pusher": {"name": "octocat", "email": "octocat@github.com"},
-        "sender": {"login": "octocat", "id": 1}
-    })
-    .to_string();
+    let sign = c8s_controller::webhook::verify::sign;
 
-    let wrong = c8s_controller::webhook::verify::sign(b"not the secret", body.as_bytes());
+    // A repository no Pipeline names: 401 and no Secret read.
+    let unknown = push_body("octo-org/unknown");
     assert_eq!(
-        post_github(addr, &body, &wrong).await,
+        post_github(addr, &unknown, &sign(SECRET, unknown.as_bytes()), "d0").await,
         "HTTP/1.1 401 Unauthorized"
     );
+    assert_eq!(secret_reads(&requests), 0, "{:#?}", seen(&requests));
+
+    let body = push_body("octo-org/shop");
+    let wrong = sign(b"not the secret", body.as_bytes());
+    assert_eq!(
+        post_github(addr, &body, &wrong, "d1").await,
+        "HTTP/1.1 401 Unauthorized"
+    );
+    assert_eq!(secret_reads(&requests), 1);
     assert!(!seen(&requests).iter().any(|s| s.method == Method::POST));
 
-    let signed = c8s_controller::webhook::verify::sign(SECRET, body.as_bytes());
-    assert_eq!(post_github(addr, &body, &signed).await, "HTTP/1.1 201 Created");
+    let signed = sign(SECRET, body.as_bytes());
+    let delivery = "72d3162e-cc78-11e3-81ab-4c9367dc0958";
+    assert_eq!(
+        post_github(addr, &body, &signed, delivery).await,
+        "HTTP/1.1 201 Created"
+    );
+    // A redelivery with a fresh delivery id finds the run by its labels.
+    assert_eq!(
+        post_github(addr, &body, &signed, "a-fresh-delivery-id").await,
+        "HTTP/1.1 200 OK"
+    );
     let _ = stop.send(());
     server.await.unwrap().unwrap();
 
     let seen = seen(&requests);
+    // Connections and pipelines come from watches, never a LIST per delivery.
+    for path in [
+        "/apis/c8s.dev/v1alpha1/repositoryconnections?",
+        "/apis/c8s.dev/v1alpha1/pipelines?",
+    ] {
+        assert!(watches(&seen, path), "{seen:#?}");
+        let lists = seen
+            .iter()
+            .filter(|s| s.uri.starts_with(path) && !s.uri.contains("watch=true"))
+            .count();
+        assert_eq!(lists, 1, "{seen:#?}");
+    }
+    let listed: Vec<&Seen> = seen
+        .iter()
+        .filter(|s| s.method == Method::GET && s.uri.contains("/namespaces/ci/pipelineruns?"))
+        .collect();
+    assert_eq!(listed.len(), 2, "{seen:#?}");
+    let selector = format!(
+        "labelSelector=c8s.dev%2Fcommit%3D{COMMIT}%2Cc8s.dev%2Fpipeline%3Dshop%2Cc8s.dev%2Fprovider%3Dgithub"
+    );
+    assert!(listed.iter().all(|s| s.uri.contains(&selector)), "{listed:#?}");
     let created: Vec<&Seen> = seen.iter().filter(|s| s.method == Method::POST).collect();
     assert_eq!(created.len(), 1, "{seen:#?}");
     let run = &created[0].body;
@@ -240,14 +314,14 @@ async fn webhook_creates_a_run_for_a_signed_github_push_and_rejects_a_bad_signat
         run["metadata"]["name"].as_str().unwrap().starts_with("shop-"),
         "{run}"
     );
+    assert_eq!(run["metadata"]["labels"]["c8s.dev/pipeline"], "shop");
+    assert_eq!(run["metadata"]["labels"]["c8s.dev/commit"], COMMIT);
+    assert_eq!(run["metadata"]["labels"]["c8s.dev/provider"], "github");
     assert_eq!(run["spec"]["pipelineRef"], "shop");
     assert_eq!(run["spec"]["branch"], "main");
     assert_eq!(run["spec"]["commit"], COMMIT);
     assert!(
-        run["spec"]["triggeredBy"]
-            .as_str()
-            .unwrap()
-            .contains("72d3162e-cc78-11e3-81ab-4c9367dc0958"),
+        run["spec"]["triggeredBy"].as_str().unwrap().contains(delivery),
         "{run}"
     );
 }

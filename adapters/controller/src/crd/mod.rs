@@ -104,6 +104,11 @@ pub struct PipelineRunSpec {
     /// default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parallelism: Option<u32>,
+    /// Keep running the steps that do not depend on a failed one (`c8s run
+    /// --continue-on-failure`); by default the run stops at its first
+    /// failure (fail-fast).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub continue_on_failure: bool,
 }
 
 /// Where a [`PipelineRun`] is.
@@ -166,8 +171,12 @@ pub struct PipelineRunStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "kept_object")]
     pub pipeline_spec: Option<PipelineDefinition>,
-    /// `Ready`, `Queued`, `QuotaExceeded`: the reasons behind the phase.
+    /// `Succeeded` (`Unknown` while the run runs, then `True` or `False`
+    /// with reason `Succeeded`, `Failed`, `Cancelled`, `PipelineRunTimeout`
+    /// or `InvalidSpec`, as Tekton's PipelineRun says), `Queued`,
+    /// `QuotaExceeded`: the reasons behind the phase, as meta/v1 Conditions.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "conditions_schema")]
     pub conditions: Vec<Condition>,
     /// When the first step started (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -193,24 +202,32 @@ fn kept_object(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
     })
 }
 
-/// A condition, as in `metav1.Condition`.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Condition {
-    /// The condition's type, e.g. `Ready`, `Queued`.
-    #[serde(rename = "type")]
-    pub type_: String,
-    /// `True`, `False` or `Unknown`.
-    pub status: String,
-    /// A CamelCase reason.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub reason: String,
-    /// A human-readable message (never a secret value).
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub message: String,
-    /// When the status last changed (RFC 3339).
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub last_transition_time: String,
+/// A condition of a run: Kubernetes' own meta/v1 `Condition` (type,
+/// status `True`/`False`/`Unknown`, reason, message, lastTransitionTime,
+/// observedGeneration), as the API conventions ask
+/// (<https://github.com/kubernetes/community/blob/master/contributors/devel/sig-architecture/api-conventions.md#typical-status-properties>).
+pub use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+
+/// The schema of meta/v1 `Condition`s, listed by type (k8s-openapi's types
+/// carry no JSON Schema of their own).
+fn conditions_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "array",
+        "x-kubernetes-list-type": "map",
+        "x-kubernetes-list-map-keys": ["type"],
+        "items": {
+            "type": "object",
+            "required": ["type", "status", "lastTransitionTime", "reason", "message"],
+            "properties": {
+                "type": {"type": "string", "maxLength": 316},
+                "status": {"type": "string", "enum": ["True", "False", "Unknown"]},
+                "reason": {"type": "string", "maxLength": 1024},
+                "message": {"type": "string", "maxLength": 32768},
+                "lastTransitionTime": {"type": "string", "format": "date-time"},
+                "observedGeneration": {"type": "integer", "format": "int64", "minimum": 0}
+            }
+        }
+    })
 }
 
 /// How one step went.
@@ -245,6 +262,63 @@ pub struct StepRunStatus {
     /// When it ended (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub completion_time: Option<String>,
+    /// The retries it has spent, by budget (the rule of `c8s run`: the
+    /// controller's own budgets for image pulls and disruptions first,
+    /// then the step's `retries`).
+    #[serde(default, skip_serializing_if = "RetriesSpentStatus::is_zero")]
+    pub retries: RetriesSpentStatus,
+    /// When attempt `attempt` failed and gets another: the
+    /// next attempt starts then (RFC 3339; the retry backoff). Set once per
+    /// failed attempt, so a reconcile that sees the failed pod again does
+    /// not count it twice.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_at: Option<String>,
+}
+
+/// The retries a step has spent, by budget.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RetriesSpentStatus {
+    /// New pods after an image pull back-off (the controller's own budget).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub image_pulls: u32,
+    /// New pods after an eviction or a lost pod (the controller's own budget).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub disruptions: u32,
+    /// The step's own `retries` spent.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub user: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+impl RetriesSpentStatus {
+    /// Nothing spent.
+    pub fn is_zero(&self) -> bool {
+        *self == RetriesSpentStatus::default()
+    }
+}
+
+impl From<RetriesSpentStatus> for c8s_kube::RetriesSpent {
+    fn from(s: RetriesSpentStatus) -> Self {
+        c8s_kube::RetriesSpent {
+            image_pulls: s.image_pulls,
+            disruptions: s.disruptions,
+            user: s.user,
+        }
+    }
+}
+
+impl From<c8s_kube::RetriesSpent> for RetriesSpentStatus {
+    fn from(s: c8s_kube::RetriesSpent) -> Self {
+        RetriesSpentStatus {
+            image_pulls: s.image_pulls,
+            disruptions: s.disruptions,
+            user: s.user,
+        }
+    }
 }
 
 /// A Git host connection: where webhook deliveries come from and the Secret

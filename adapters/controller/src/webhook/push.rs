@@ -44,40 +44,57 @@ pub fn delivery_id(provider: Provider, headers: &HeaderMap) -> String {
     header(headers, name).to_owned()
 }
 
+/// The names a delivery's payload gives its repository (`owner/name` and
+/// its URLs), whatever the event: what the webhook resolves the connection
+/// from before it checks the signature. Empty when the payload names none.
+pub fn repository_names(provider: Provider, payload: &Value) -> Vec<String> {
+    let pointers: &[&str] = match provider {
+        Provider::Github => &[
+            "/repository/full_name",
+            "/repository/clone_url",
+            "/repository/html_url",
+            "/repository/ssh_url",
+        ],
+        Provider::Gitlab => &[
+            "/project/path_with_namespace",
+            "/project/git_http_url",
+            "/project/web_url",
+            "/project/git_ssh_url",
+        ],
+        Provider::Bitbucket => &["/repository/full_name", "/repository/links/html/href"],
+    };
+    pointers
+        .iter()
+        .filter_map(|p| text(payload, p))
+        .filter(|name| !name.trim().is_empty())
+        .collect()
+}
+
 /// The push in a verified delivery, or `None` for any other event (or a
 /// branch deletion / tag push, which has nothing to build).
 pub fn read_push(provider: Provider, headers: &HeaderMap, body: &[u8]) -> Option<Push> {
     let payload: Value = serde_json::from_slice(body).ok()?;
+    push_in(provider, headers, &payload)
+}
+
+/// [`read_push`] of a payload already parsed.
+pub fn push_in(provider: Provider, headers: &HeaderMap, payload: &Value) -> Option<Push> {
     let delivery = delivery_id(provider, headers);
-    let (repositories, branch, commit) = match provider {
+    let (branch, commit) = match provider {
         Provider::Github => {
             if header(headers, "x-github-event") != "push" {
                 return None;
             }
-            let branch = text(&payload, "/ref")?.strip_prefix("refs/heads/")?.to_owned();
-            let repos = [
-                "/repository/full_name",
-                "/repository/clone_url",
-                "/repository/html_url",
-                "/repository/ssh_url",
-            ];
-            let names = repos.iter().filter_map(|p| text(&payload, p)).collect();
-            (names, branch, text(&payload, "/after")?)
+            let branch = text(payload, "/ref")?.strip_prefix("refs/heads/")?.to_owned();
+            (branch, text(payload, "/after")?)
         }
         Provider::Gitlab => {
             if header(headers, "x-gitlab-event") != "Push Hook" {
                 return None;
             }
-            let branch = text(&payload, "/ref")?.strip_prefix("refs/heads/")?.to_owned();
-            let repos = [
-                "/project/path_with_namespace",
-                "/project/git_http_url",
-                "/project/web_url",
-                "/project/git_ssh_url",
-            ];
-            let names = repos.iter().filter_map(|p| text(&payload, p)).collect();
-            let commit = text(&payload, "/checkout_sha").or_else(|| text(&payload, "/after"))?;
-            (names, branch, commit)
+            let branch = text(payload, "/ref")?.strip_prefix("refs/heads/")?.to_owned();
+            let commit = text(payload, "/checkout_sha").or_else(|| text(payload, "/after"))?;
+            (branch, commit)
         }
         Provider::Bitbucket => {
             if header(headers, "x-event-key") != "repo:push" {
@@ -91,11 +108,7 @@ pub fn read_push(provider: Provider, headers: &HeaderMap, body: &[u8]) -> Option
             if change.get("type").and_then(Value::as_str) != Some("branch") {
                 return None;
             }
-            let names = ["/repository/full_name", "/repository/links/html/href"]
-                .iter()
-                .filter_map(|p| text(&payload, p))
-                .collect();
-            (names, text(change, "/name")?, text(change, "/target/hash")?)
+            (text(change, "/name")?, text(change, "/target/hash")?)
         }
     };
     // A deleted branch has an all-zero commit: nothing to build.
@@ -104,7 +117,7 @@ pub fn read_push(provider: Provider, headers: &HeaderMap, body: &[u8]) -> Option
     }
     Some(Push {
         delivery,
-        repositories,
+        repositories: repository_names(provider, payload),
         branch,
         commit,
     })
@@ -117,12 +130,14 @@ pub fn read_push(provider: Provider, headers: &HeaderMap, body: &[u8]) -> Option
 /// one and the push's URLs say theirs: a push
 /// from `x/org/app` (a GitLab subgroup) never matches `org/app`.
 pub fn repository_matches(wanted: &str, push: &Push) -> bool {
+    repository_named(wanted, &push.repositories)
+}
+
+/// [`repository_matches`] against the names of a delivery (from
+/// [`repository_names`]), before it is known to be a push.
+pub fn repository_named(wanted: &str, names: &[String]) -> bool {
     let wanted = RepositoryName::parse(wanted);
-    let names: Vec<RepositoryName> = push
-        .repositories
-        .iter()
-        .map(|r| RepositoryName::parse(r))
-        .collect();
+    let names: Vec<RepositoryName> = names.iter().map(|r| RepositoryName::parse(r)).collect();
     let path_matches = !wanted.path.is_empty() && names.iter().any(|r| r.path == wanted.path);
     // The push's hosts come from its URLs; its `owner/name` carries none.
     let mut hosts = names.iter().filter_map(|r| r.host.as_deref()).peekable();
