@@ -155,13 +155,13 @@ fn main() -> ExitCode {
         Command::Run(args) if args.in_cluster => incluster::run_in_cluster(&args),
         Command::Run(args) => run::run(&args, report_errors),
         Command::Controller(args) => {
-            serve::log_to_stderr();
+            serve::log_to_stderr(args.log_format);
             serve::controller(&args)
         }
         Command::Get { kind, namespace } => incluster::get(kind, namespace.as_deref()),
         Command::Logs(args) => incluster::logs(&args),
         Command::Webhook(args) => {
-            serve::log_to_stderr();
+            serve::log_to_stderr(args.log_format);
             serve::webhook(&args)
         }
         Command::Reap(args) => run::reap(&args),

@@ -1,6 +1,5 @@
 //! The long-running in-cluster commands: `c8s controller` and `c8s webhook`.
 
-use std::io::Write;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -14,23 +13,40 @@ use crate::incluster::{block_on, fail};
 #[cfg(test)]
 mod tests;
 
+/// How `c8s controller` and `c8s webhook` write their log lines.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// One human-readable line per event.
+    #[default]
+    Text,
+    /// One JSON object per line (timestamp, level, target, fields), for a
+    /// log pipeline.
+    Json,
+}
+
 /// Logs the long-running commands' `tracing` events (reconcile errors,
-/// lease changes, webhook deliveries) to stderr, one line each, at the level
-/// `RUST_LOG` sets (default `info`): an operator reads them with
-/// `kubectl logs`.
-pub fn log_to_stderr() {
+/// lease changes, webhook deliveries) to stderr, one line each in `format`,
+/// at the level `RUST_LOG` sets (default `info`): an operator reads them
+/// with `kubectl logs`.
+pub fn log_to_stderr(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(false)
-        .try_init();
+        .with_ansi(false);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
 }
 
 /// `c8s controller` flags.
 #[derive(Debug, Args)]
 pub struct ControllerArgs {
+    /// Log lines as text or JSON.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
     /// Runs of one namespace that may run at once; later ones wait (Pending, condition Queued).
     #[arg(long, default_value_t = 10)]
     pub max_running_per_namespace: usize,
@@ -82,9 +98,9 @@ pub fn controller(args: &ControllerArgs) -> ExitCode {
         let address = listener
             .local_addr()
             .map_or_else(|_| args.metrics_address.clone(), |a| a.to_string());
-        let _ = writeln!(
-            std::io::stderr(),
-            "c8s controller {identity}: metrics on http://{address}/metrics; waiting for the lease in {namespace}"
+        tracing::info!(
+            identity = %identity,
+            "metrics on http://{address}/metrics; waiting for the lease in {namespace}"
         );
         let stop = shutdown();
         // Served by every replica, the waiting ones too, until the process ends.
@@ -169,6 +185,9 @@ pub fn shutdown() -> impl std::future::Future<Output = ()> + Send + 'static {
 /// `c8s webhook` flags.
 #[derive(Debug, Args)]
 pub struct WebhookArgs {
+    /// Log lines as text or JSON.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
     /// Address to listen on.
     #[arg(long, default_value = "0.0.0.0:8080")]
     pub listen: String,
@@ -218,7 +237,7 @@ pub fn webhook(args: &WebhookArgs) -> ExitCode {
             Ok(listener) => listener,
             Err(e) => return fail(&format!("cannot listen on {}: {e}", args.listen)),
         };
-        let _ = writeln!(std::io::stderr(), "c8s webhook: listening on {}", args.listen);
+        tracing::info!("c8s webhook: listening on {}", args.listen);
         match serve_webhook(client, listener, args.options(), shutdown()).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => fail(&e.to_string()),

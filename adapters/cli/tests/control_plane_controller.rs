@@ -1001,6 +1001,8 @@ async fn the_namespace_limit_holds_when_runs_are_admitted_at_once() {
             "a",
             "--max-running-per-namespace",
             "1",
+            "--log-format",
+            "json",
             ANY_METRICS_PORT,
         ],
     );
@@ -1029,6 +1031,17 @@ async fn the_namespace_limit_holds_when_runs_are_admitted_at_once() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(most, 1, "no run was ever seen Running");
+    // `--log-format json`: every line is one JSON object a log pipeline reads.
+    let log = controller.log();
+    let lines: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(!lines.is_empty(), "the controller logged nothing");
+    for line in lines {
+        let parsed: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(
+            parsed["level"].is_string() && parsed["timestamp"].is_string(),
+            "{line}"
+        );
+    }
 }
 
 /// Reads a pipeline's `sidecarFiles` from its directory.

@@ -278,12 +278,47 @@ pub async fn reconcile(run: Arc<PipelineRun>, ctx: Arc<Context>) -> Result<Actio
     let key = format!("{namespace}/{name}");
     let started = std::time::Instant::now();
     tracing::debug!(run = %key, "reconciling");
+    let reference = run.object_ref(&());
+    let result = reconcile_in_time(&api, run, &ctx, &key, started).await;
+    match &result {
+        Ok(_) => {
+            if let Ok(mut failures) = ctx.failures.lock() {
+                failures.remove(&key);
+            }
+        }
+        // A replica that is not the leader says nothing on the run.
+        Err(Error::NotLeader(_)) => {}
+        // Said where `kubectl describe` shows it, not only in the log.
+        Err(e) => {
+            let event = Event {
+                type_: EventType::Warning,
+                reason: "ReconcileError".into(),
+                note: Some(e.to_string()),
+                action: "Reconcile".into(),
+                secondary: None,
+            };
+            if let Err(publish) = ctx.recorder.publish(&event, &reference).await {
+                tracing::warn!(run = %key, "recording the reconcile error as an Event: {publish}");
+            }
+        }
+    }
+    result
+}
+
+/// One reconcile of `run`, cut at [`RECONCILE_TIMEOUT`].
+async fn reconcile_in_time(
+    api: &Api<PipelineRun>,
+    run: Arc<PipelineRun>,
+    ctx: &Context,
+    key: &str,
+    started: std::time::Instant,
+) -> Result<Action, Error> {
     let reconciled = tokio::time::timeout(
         RECONCILE_TIMEOUT,
-        finalizer(&api, FINALIZER, run, |event| async {
+        finalizer(api, FINALIZER, run, |event| async {
             match event {
-                Finalizer::Apply(run) => apply(&run, &ctx).await,
-                Finalizer::Cleanup(run) => cleanup(&run, &ctx).await,
+                Finalizer::Apply(run) => apply(&run, ctx).await,
+                Finalizer::Cleanup(run) => cleanup(&run, ctx).await,
             }
         }),
     )
@@ -301,15 +336,11 @@ pub async fn reconcile(run: Arc<PipelineRun>, ctx: Arc<Context>) -> Result<Actio
     } else {
         tracing::debug!(run = %key, "reconciled in {took:?}");
     }
-    let action = reconciled.map_err(|e| match e {
+    reconciled.map_err(|e| match e {
         kube::runtime::finalizer::Error::ApplyFailed(e)
         | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
         other => Error::Pipeline(other.to_string()),
-    })?;
-    if let Ok(mut failures) = ctx.failures.lock() {
-        failures.remove(&key);
-    }
-    Ok(action)
+    })
 }
 
 /// Backs off exponentially per run: 5 s, 10 s, 20 s... at most 5 minutes.

@@ -495,3 +495,37 @@ async fn every_reconcile_waiting_for_the_caches_goes_on_when_they_are_filled() {
         assert!(matches!(ready, Ok(true)), "waiter {i}: {ready:?}");
     }
 }
+
+/// A reconcile that fails says so on the run, as a Warning Event
+/// `ReconcileError` (what `kubectl describe` shows), not only in the log.
+#[tokio::test]
+async fn a_failed_reconcile_is_recorded_as_a_warning_event_on_the_run() {
+    let run = running_run(PipelineRunStatus::default());
+    let (client, requests) = client(|s| {
+        if s.method == Method::GET && s.uri.contains("/pods?") {
+            let status = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Forbidden", "code": 403, "message": "pods is forbidden"});
+            (403, json_body(&status))
+        } else {
+            writes(s).unwrap_or_else(not_found)
+        }
+    });
+    let context = Context::new(client, Settings::default(), "replica-a");
+    let result = reconcile(Arc::new(run), Arc::new(context)).await;
+    assert!(result.is_err(), "{result:?}");
+    let seen = requests.lock().unwrap().clone();
+    let event = seen
+        .iter()
+        .find(|s| s.method == Method::POST && s.uri.contains("/events"))
+        .unwrap_or_else(|| panic!("no Event: {seen:#?}"));
+    assert_eq!(event.body["type"], "Warning");
+    assert_eq!(event.body["reason"], "ReconcileError");
+    assert!(
+        event.body["note"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("forbidden"),
+        "{:#}",
+        event.body
+    );
+    assert_eq!(event.body["regarding"]["name"], "shop-b7");
+}
