@@ -7,8 +7,6 @@ mod concourse;
 mod documents;
 mod helm;
 mod incluster;
-#[cfg(test)]
-mod kube_mock;
 mod plan;
 mod pod_flags;
 mod render;
@@ -91,7 +89,8 @@ enum Command {
     /// Print the masked logs of a PipelineRun's steps.
     Logs(incluster::LogsArgs),
     /// Serve push webhooks (`/hooks/github`, `/hooks/gitlab`,
-    /// `/hooks/bitbucket`) that create PipelineRuns.
+    /// `/hooks/bitbucket`) that create PipelineRuns, and with
+    /// `--tls-cert-file` the validating admission webhook (`/validate`).
     Webhook(serve::WebhookArgs),
     /// Print the CustomResourceDefinitions of `Pipeline`, `PipelineRun` and
     /// `RepositoryConnection` (for `kubectl apply -f -`).

@@ -207,6 +207,18 @@ pub struct WebhookArgs {
     /// TCP peer's.
     #[arg(long, value_parser = parse_header_name)]
     pub client_ip_header: Option<c8s_controller::webhook::HeaderName>,
+    /// Where to serve the validating admission webhook (`POST /validate`,
+    /// HTTPS) for Pipelines and PipelineRuns; served only when
+    /// `--tls-cert-file` and `--tls-key-file` are given, and an empty value
+    /// turns it off.
+    #[arg(long, default_value = "0.0.0.0:8443")]
+    pub admission_address: String,
+    /// The admission listener's serving certificate chain (PEM).
+    #[arg(long, requires = "tls_key_file")]
+    pub tls_cert_file: Option<std::path::PathBuf>,
+    /// The private key (PEM) of `--tls-cert-file`.
+    #[arg(long, requires = "tls_cert_file")]
+    pub tls_key_file: Option<std::path::PathBuf>,
 }
 
 /// A header name, for clap.
@@ -226,7 +238,8 @@ impl WebhookArgs {
     }
 }
 
-/// `c8s webhook`: serves the Git hosts' push webhooks until SIGTERM or Ctrl-C.
+/// `c8s webhook`: serves the Git hosts' push webhooks (and, with a TLS
+/// certificate, the admission webhook) until SIGTERM or Ctrl-C.
 pub fn webhook(args: &WebhookArgs) -> ExitCode {
     block_on(async move {
         let client = match Client::try_default().await {
@@ -238,11 +251,43 @@ pub fn webhook(args: &WebhookArgs) -> ExitCode {
             Err(e) => return fail(&format!("cannot listen on {}: {e}", args.listen)),
         };
         tracing::info!("c8s webhook: listening on {}", args.listen);
+        if let Err(e) = start_admission(args, &client).await {
+            return fail(&e);
+        }
         match serve_webhook(client, listener, args.options(), shutdown()).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => fail(&e.to_string()),
         }
     })
+}
+
+/// Starts the admission listener of `c8s webhook` in the background when
+/// `--tls-cert-file` and `--tls-key-file` are given and
+/// `--admission-address` is not empty; it ends at SIGTERM or Ctrl-C.
+async fn start_admission(args: &WebhookArgs, client: &Client) -> Result<(), String> {
+    let (Some(cert), Some(key)) = (&args.tls_cert_file, &args.tls_key_file) else {
+        return Ok(());
+    };
+    if args.admission_address.is_empty() {
+        return Ok(());
+    }
+    let acceptor = c8s_controller::validate::tls_acceptor(cert, key).map_err(|e| e.to_string())?;
+    let listener = tokio::net::TcpListener::bind(&args.admission_address)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", args.admission_address))?;
+    tracing::info!(
+        "c8s webhook: admission on https://{}{}",
+        args.admission_address,
+        c8s_controller::validate::PATH
+    );
+    let router = c8s_controller::validate::router(Some(client.clone()));
+    tokio::spawn(c8s_controller::validate::serve(
+        listener,
+        acceptor,
+        router,
+        shutdown(),
+    ));
+    Ok(())
 }
 
 /// The core of `c8s webhook`: serves on `listener`, watching connections and

@@ -539,6 +539,58 @@ steps:
 
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "needs control plane"]
+async fn a_crash_looping_sidecar_ends_the_step_after_its_restarts_not_at_the_deadline() {
+    // The kubelet (the simulated nodes) kills a sidecar whose startupProbe
+    // keeps failing and restarts it after 10 s, 20 s...: the step ends once it
+    // has been restarted 3 times, naming it, long before the start timeout.
+    let client = cluster::client().await;
+    let ns = cluster::namespace(&client, "crashloop").await;
+    cluster::script(
+        &client,
+        &ns,
+        "containers:\n  - container: redis\n    ready: false\n",
+    )
+    .await;
+    let file = common::temp_file(
+        &format!("{}.c8s.yaml", cluster::unique_name("crashloop")),
+        "name: crashloop
+repository: https://github.com/example/hello.git
+steps:
+  - name: integration
+    image: busybox:1.37
+    commands: [\"echo tests\"]
+    timeout: 10m
+    sidecars:
+      - name: redis
+        image: redis:7
+        ports: [{ containerPort: 6379 }]
+        readiness:
+          tcpSocket: { port: 6379 }
+          periodSeconds: 1
+          timeoutSeconds: 2
+",
+    );
+    let started = std::time::Instant::now();
+    let (output, status) = run_with_status(&[
+        "run",
+        file.to_str().expect("path"),
+        "--namespace",
+        &ns,
+        "--start-timeout",
+        "5m",
+    ]);
+    let took = started.elapsed();
+    assert_eq!(output.status.code(), Some(1), "{}", explain(&output));
+    let message = step(&status, "integration")["outcome"]["message"].to_string();
+    assert!(
+        message.contains("sidecar redis never became ready: restarted 3 times"),
+        "{status:#}"
+    );
+    assert!(took < Duration::from_secs(150), "took {took:?}: {status:#}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs control plane"]
 async fn a_pod_whose_create_answer_was_lost_is_adopted() {
     let client = cluster::client().await;
     let ns = cluster::namespace(&client, "adopt").await;

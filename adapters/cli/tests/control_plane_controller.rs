@@ -1420,3 +1420,324 @@ async fn a_signed_push_creates_one_run_and_a_bad_signature_or_redelivery_creates
         .items;
     assert_eq!(all.len(), 1, "{all:?}");
 }
+
+/// Deletes a cluster-scoped ValidatingWebhookConfiguration when the test
+/// ends, whatever happens: one left behind with `failurePolicy: Fail` would
+/// refuse the Pipelines of every later test once its webhook is gone.
+struct WebhookConfiguration(String);
+
+impl Drop for WebhookConfiguration {
+    fn drop(&mut self) {
+        let _ = Command::new(common::tool("kubectl"))
+            .env("KUBECONFIG", cluster::kubeconfig())
+            .args([
+                "delete",
+                "validatingwebhookconfiguration",
+                &self.0,
+                "--ignore-not-found",
+            ])
+            .output();
+    }
+}
+
+/// A CA and a serving certificate for the IP address 127.0.0.1 signed by
+/// it, made with the `openssl` command in `dir`: (CA PEM, cert file, key file).
+fn serving_certificate(dir: &Path) -> (String, PathBuf, PathBuf) {
+    let openssl = |args: &[&str]| {
+        let output = Command::new("openssl")
+            .current_dir(dir)
+            .args(args)
+            .output()
+            .expect("openssl runs");
+        assert!(output.status.success(), "openssl {args:?}: {}", explain(&output));
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    openssl(
+        &[
+            &["req", "-x509", "-days", "1", "-subj", "/CN=c8s-admission-test-ca"][..],
+            &ec,
+            &["-keyout", "ca.key", "-out", "ca.crt"],
+        ]
+        .concat(),
+    );
+    openssl(
+        &[
+            &["req", "-subj", "/CN=127.0.0.1"][..],
+            &ec,
+            &["-keyout", "tls.key", "-out", "tls.csr"],
+        ]
+        .concat(),
+    );
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .expect("ext.cnf");
+    openssl(&[
+        "x509",
+        "-req",
+        "-days",
+        "1",
+        "-in",
+        "tls.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-extfile",
+        "ext.cnf",
+        "-out",
+        "tls.crt",
+    ]);
+    let ca = std::fs::read_to_string(dir.join("ca.crt")).expect("ca.crt");
+    (ca, dir.join("tls.crt"), dir.join("tls.key"))
+}
+
+/// `kubectl apply` of a Pipeline manifest as a person writes it (kubectl
+/// reads YAML 1.1: a key `on:` becomes `"true"`).
+fn kubectl_apply(ns: &str, name: &str, pipeline: &str) -> std::process::Output {
+    let indented: String = pipeline.lines().map(|l| format!("    {l}\n")).collect();
+    let manifest = common::temp_file(
+        &format!("{}.yaml", cluster::unique_name(name)),
+        format!(
+            "apiVersion: c8s.dev/v1alpha1\nkind: Pipeline\nmetadata:\n  name: {name}\nspec:\n  pipeline:\n{indented}"
+        ),
+    );
+    Command::new(common::tool("kubectl"))
+        .env("KUBECONFIG", cluster::kubeconfig())
+        .args(["apply", "--namespace", ns, "-f"])
+        .arg(&manifest)
+        .output()
+        .expect("kubectl runs")
+}
+
+/// `c8s webhook --admission-address` registered as a validating admission
+/// webhook (by URL, for this test's namespace only): `kubectl apply` of a
+/// Pipeline whose `retries.on` kubectl turned into `true` is refused with a
+/// message naming the field; a valid one is created; a run that requests
+/// more than the namespace's ResourceQuota allows is refused (422); a run by
+/// `pipelineRef` is admitted.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs control plane"]
+async fn the_admission_webhook_refuses_a_pipeline_kubectl_broke_and_admits_a_valid_one() {
+    use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
+
+    let client = cluster::client().await;
+    let installed = install(&client, "admission").await;
+    let ns = &installed.ns;
+    let dir = common::temp_dir().join(cluster::unique_name("admission-tls"));
+    std::fs::create_dir_all(&dir).expect("tls dir");
+    let (ca, cert, key) = serving_certificate(&dir);
+    let free_port = || {
+        let socket = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
+        socket.local_addr().expect("address").port()
+    };
+    let listen = format!("127.0.0.1:{}", free_port());
+    let admission = format!("127.0.0.1:{}", free_port());
+    let webhook = Process::start(
+        &installed.webhook,
+        &[
+            "webhook",
+            "--listen",
+            &listen,
+            "--admission-address",
+            &admission,
+            "--tls-cert-file",
+            cert.to_str().expect("path"),
+            "--tls-key-file",
+            key.to_str().expect("path"),
+        ],
+    );
+    cluster::eventually(Duration::from_secs(30), "the admission listener", || async {
+        std::net::TcpStream::connect(&admission).ok().map(|_| ())
+    })
+    .await;
+
+    let name = cluster::unique_name("c8s-admission-test");
+    let _guard = WebhookConfiguration(name.clone());
+    let configuration: ValidatingWebhookConfiguration = serde_json::from_value(json!({
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingWebhookConfiguration",
+        "metadata": { "name": name },
+        "webhooks": [{
+            "name": "validate.c8s.dev",
+            "clientConfig": {
+                "url": format!("https://{admission}/validate"),
+            },
+            "rules": [{
+                "apiGroups": ["c8s.dev"], "apiVersions": ["v1alpha1"],
+                "resources": ["pipelines", "pipelineruns"],
+                "operations": ["CREATE", "UPDATE"], "scope": "Namespaced"
+            }],
+            "namespaceSelector": { "matchLabels": { "kubernetes.io/metadata.name": ns } },
+            // As the chart: an update that leaves the spec alone (the
+            // controller's finalizer) never waits for the webhook.
+            "matchConditions": [{
+                "name": "spec-written",
+                "expression": "request.operation == 'CREATE' || object.spec != oldObject.spec"
+            }],
+            "failurePolicy": "Fail",
+            "sideEffects": "None",
+            "admissionReviewVersions": ["v1"],
+            "timeoutSeconds": 10
+        }]
+    }))
+    .expect("configuration");
+    let mut configuration = configuration;
+    for hook in configuration.webhooks.iter_mut().flatten() {
+        hook.client_config.ca_bundle = Some(k8s_openapi::ByteString(ca.clone().into_bytes()));
+    }
+    Api::<ValidatingWebhookConfiguration>::all(client.clone())
+        .create(&PostParams::default(), &configuration)
+        .await
+        .unwrap_or_else(|e| panic!("create the ValidatingWebhookConfiguration: {e}"));
+
+    let broken = "name: broken\nrepository: https://github.com/octo-org/shop.git\n\
+                  retries: {limit: 1, on: [infrastructure]}\n\
+                  steps:\n  - name: test\n    image: busybox:1.37\n    commands: [\"true\"]\n";
+    let pipelines = Api::<DynamicObject>::namespaced_with(client.clone(), ns, &resource("Pipeline"));
+    // The API server picks the configuration up from its informer: until
+    // then the broken Pipeline is still stored (and deleted again here).
+    let refused = cluster::eventually(Duration::from_secs(60), "the webhook to refuse", || async {
+        let output = kubectl_apply(ns, "broken", broken);
+        if output.status.success() {
+            let _ = pipelines.delete("broken", &DeleteParams::default()).await;
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            return None;
+        }
+        Some(output)
+    })
+    .await;
+    let said = common::text(&refused.stderr);
+    assert!(
+        said.contains("denied the request")
+            && said.contains("spec.pipeline.retries.true: unknown field `true`"),
+        "{}\nwebhook log:\n{}",
+        explain(&refused),
+        webhook.log()
+    );
+    assert!(said.contains("write `when` for `retries.on`"), "{said}");
+    // `spec.pipeline:LINE:COLUMN:` in the YAML the webhook read.
+    assert!(
+        said.lines().any(|l| l
+            .split("spec.pipeline:")
+            .nth(1)
+            .and_then(|rest| rest.split(": ").next())
+            .and_then(|at| at.split_once(':'))
+            .is_some_and(|(line, column)| line.parse::<u32>().is_ok() && column.parse::<u32>().is_ok())),
+        "{said}"
+    );
+    assert!(pipelines.get_opt("broken").await.expect("get").is_none());
+
+    let valid = broken.replace("on: [infrastructure]", "when: [infrastructure]");
+    let created = kubectl_apply(ns, "valid", &valid);
+    assert!(
+        created.status.success(),
+        "{}\nwebhook log:\n{}",
+        explain(&created),
+        webhook.log()
+    );
+    let stored = pipelines.get("valid").await.expect("the valid Pipeline");
+    assert_eq!(
+        stored.data["spec"]["pipeline"]["retries"],
+        json!({ "limit": 1, "when": ["infrastructure"] })
+    );
+    assert!(webhook.log().contains("admission denied"), "{}", webhook.log());
+
+    // The quota pre-check, with the chart's `resourcequotas` rule (granted
+    // here in the namespace: this install has admission off): a run whose
+    // step requests 2 CPUs where the namespace allows 1 in all could never
+    // start, and is refused.
+    let account = Api::<ServiceAccount>::namespaced(client.clone(), ns)
+        .list(&ListParams::default())
+        .await
+        .expect("service accounts")
+        .items
+        .into_iter()
+        .filter_map(|a| a.metadata.name)
+        .find(|n| n.ends_with("-webhook"))
+        .expect("the chart's webhook ServiceAccount");
+    let role: k8s_openapi::api::rbac::v1::Role = serde_json::from_value(json!({
+        "metadata": { "name": "admission-quotas" },
+        "rules": [{ "apiGroups": [""], "resources": ["resourcequotas"], "verbs": ["list"] }]
+    }))
+    .expect("role");
+    Api::namespaced(client.clone(), ns)
+        .create(&PostParams::default(), &role)
+        .await
+        .expect("role created");
+    let binding: k8s_openapi::api::rbac::v1::RoleBinding = serde_json::from_value(json!({
+        "metadata": { "name": "admission-quotas" },
+        "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "admission-quotas" },
+        "subjects": [{ "kind": "ServiceAccount", "name": account, "namespace": ns }]
+    }))
+    .expect("binding");
+    Api::namespaced(client.clone(), ns)
+        .create(&PostParams::default(), &binding)
+        .await
+        .expect("binding created");
+    let quota: k8s_openapi::api::core::v1::ResourceQuota = serde_json::from_value(json!({
+        "metadata": { "name": "small" },
+        "spec": { "hard": { "requests.cpu": "1" } }
+    }))
+    .expect("quota");
+    Api::namespaced(client.clone(), ns)
+        .create(&PostParams::default(), &quota)
+        .await
+        .expect("quota created");
+    let mut greedy = two_steps_json();
+    greedy["steps"][0]["resources"] = json!({ "requests": { "cpu": "2" } });
+    let run = |name: &str, spec: Value| -> DynamicObject {
+        serde_json::from_value(json!({
+            "apiVersion": "c8s.dev/v1alpha1", "kind": "PipelineRun",
+            "metadata": { "name": name }, "spec": spec
+        }))
+        .expect("run")
+    };
+    let greedy_run = run(
+        "greedy",
+        json!({ "pipeline": greedy, "branch": "main", "build": 1 }),
+    );
+    // RBAC takes effect at once; retry briefly all the same.
+    let status = cluster::eventually(Duration::from_secs(30), "the quota refusal", || async {
+        match runs(&client, ns)
+            .create(&PostParams::default(), &greedy_run)
+            .await
+        {
+            Err(kube::Error::Api(status)) if status.message.contains("quota") => Some(status),
+            Err(other) => panic!("create greedy run: {other:?}\n{}", webhook.log()),
+            Ok(_) => {
+                let _ = runs(&client, ns).delete("greedy", &DeleteParams::default()).await;
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                None
+            }
+        }
+    })
+    .await;
+    assert_eq!(status.code, 422, "{status:?}");
+    // 2 CPUs and the step's helper containers: its peak as the controller counts it.
+    assert!(
+        status
+            .message
+            .contains("would exceed cpu quota: 2050m requested, 1 allowed"),
+        "{status:?}"
+    );
+    // A run by pipelineRef is the controller's to resolve: admitted.
+    runs(&client, ns)
+        .create(
+            &PostParams::default(),
+            &run(
+                "by-ref",
+                json!({ "pipelineRef": "valid", "branch": "main", "build": 2 }),
+            ),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("create a run by pipelineRef: {e}\n{}", webhook.log()));
+}

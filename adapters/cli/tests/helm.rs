@@ -125,8 +125,16 @@ fn the_controller_charts_webhook_args_are_flags_c8s_webhook_takes() {
             "webhook.failuresPerMinute=0",
             "webhook.bodyLimitBytes=26214400",
         ][..],
+        // The admission listener's flags (the TLS files are read after the
+        // cluster is found).
+        &["admission.enabled=true"][..],
     ] {
         let args = webhook_args(sets);
+        if sets.contains(&"admission.enabled=true") {
+            for flag in ["--admission-address=", "--tls-cert-file=", "--tls-key-file="] {
+                assert!(args.iter().any(|a| a.starts_with(flag)), "{flag} in {args:?}");
+            }
+        }
         let output = common::command()
             .args(&args)
             .env("KUBECONFIG", "/nonexistent/kubeconfig")

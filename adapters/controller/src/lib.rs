@@ -1,8 +1,9 @@
 //! c8s in the cluster: the `Pipeline`, `PipelineRun` and
 //! `RepositoryConnection` resources ([`crd`]), the controller that drives
 //! runs on the same scheduler as `c8s run` ([`reconcile`], [`controller`]),
-//! leader election ([`LeaderLease`]), Prometheus metrics ([`metrics`]) and
-//! webhook triggers ([`webhook`]).
+//! leader election ([`LeaderLease`]), Prometheus metrics ([`metrics`]),
+//! webhook triggers ([`webhook`]) and the validating admission webhook
+//! ([`validate`]).
 //!
 //! ```
 //! use c8s_controller::crd::{PipelineRun, PipelineRunSpec, crds, structural_violations};
@@ -28,6 +29,7 @@ mod observe;
 pub mod reconcile;
 mod status;
 pub mod steps;
+pub mod validate;
 pub mod webhook;
 
 pub use error::Error;

@@ -5,89 +5,46 @@
 //! restarted.
 #![allow(clippy::unwrap_used)]
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use c8s_controller::cache::Stores;
 use c8s_controller::controller::{Context, FINALIZER, reconcile};
 use c8s_controller::crd::{PipelineRun, PipelineRunSpec, PipelineRunStatus};
 use c8s_controller::reconcile::{ATTEMPT_LABEL, Settings};
 use c8s_controller::{owner_of, run_context, run_steps};
+use c8s_kube::mock::{self, Answer, Seen};
 use c8s_kube::{StepObject, attempt_name};
 use c8s_pipeline_model::{MemorySource, parse_pipeline};
-use http::{Method, Request, Response, StatusCode};
+use http::Method;
 use k8s_openapi::api::core::v1::Pod;
-use kube::client::Body;
 use kube::runtime::reflector::{self, store::Writer};
 use kube::runtime::watcher;
 use serde_json::{Value, json};
 
-type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
-
-#[derive(Clone, Debug)]
-struct Seen {
-    method: Method,
-    uri: String,
-    body: Value,
-}
-
-type Requests = Arc<Mutex<Vec<Seen>>>;
-
-/// A client whose requests `route` answers (status, body); every request is recorded.
-fn client(route: impl Fn(&Seen) -> (u16, Vec<u8>) + Send + 'static) -> (kube::Client, Requests) {
-    let (service, mut handle): (_, Handle) = tower_test::mock::pair();
-    let requests: Requests = Arc::default();
-    let recorded = requests.clone();
-    tokio::spawn(async move {
-        while let Some((request, respond)) = handle.next_request().await {
-            let (parts, body) = request.into_parts();
-            let bytes = body.collect_bytes().await.unwrap();
-            let seen = Seen {
-                method: parts.method,
-                uri: parts.uri.to_string(),
-                body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-            };
-            let (status, body) = route(&seen);
-            recorded.lock().unwrap().push(seen);
-            let response = Response::builder()
-                .status(StatusCode::from_u16(status).unwrap())
-                .body(Body::from(body))
-                .unwrap();
-            respond.send_response(response);
-        }
-    });
-    (kube::Client::new(service, "ci"), requests)
-}
-
-fn json_body(value: &Value) -> Vec<u8> {
-    serde_json::to_vec(value).unwrap()
-}
-
-fn not_found() -> (u16, Vec<u8>) {
+fn not_found() -> Answer {
     let status = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404, "message": "not found"});
-    (404, json_body(&status))
+    Answer::Json(404, status)
 }
 
 /// Answers what a reconcile writes: the status (echoed as the run's),
 /// Events, and created pods.
-fn writes(seen: &Seen) -> Option<(u16, Vec<u8>)> {
+fn writes(seen: &Seen) -> Option<Answer> {
     match (&seen.method, seen.uri.as_str()) {
         (&Method::PATCH, uri) if uri.contains("/pipelineruns/shop-b7/status?") => {
             let mut run = serde_json::to_value(running_run(PipelineRunStatus::default())).unwrap();
             run["status"] = seen.body["status"].clone();
-            Some((200, json_body(&run)))
+            Some(Answer::Json(200, run))
         }
-        (&Method::POST, uri) if uri.contains("/events") => Some((201, json_body(&seen.body))),
-        (&Method::POST, "/api/v1/namespaces/ci/pods?") => Some((201, json_body(&seen.body))),
+        (&Method::POST, uri) if uri.contains("/events") => Some(Answer::Json(201, seen.body.clone())),
+        (&Method::POST, "/api/v1/namespaces/ci/pods?") => Some(Answer::Json(201, seen.body.clone())),
         // Admission of a Pending run: no other runs, no quota.
-        (&Method::GET, "/apis/c8s.dev/v1alpha1/namespaces/ci/pipelineruns?") => Some((
+        (&Method::GET, "/apis/c8s.dev/v1alpha1/namespaces/ci/pipelineruns?") => Some(Answer::Json(
             200,
-            json_body(
-                &json!({"apiVersion": "c8s.dev/v1alpha1", "kind": "PipelineRunList", "metadata": {}, "items": []}),
-            ),
+            json!({"apiVersion": "c8s.dev/v1alpha1", "kind": "PipelineRunList", "metadata": {}, "items": []}),
         )),
-        (&Method::GET, "/api/v1/namespaces/ci/resourcequotas?") => Some((
+        (&Method::GET, "/api/v1/namespaces/ci/resourcequotas?") => Some(Answer::Json(
             200,
-            json_body(&json!({"apiVersion": "v1", "kind": "ResourceQuotaList", "metadata": {}, "items": []})),
+            json!({"apiVersion": "v1", "kind": "ResourceQuotaList", "metadata": {}, "items": []}),
         )),
         _ => None,
     }
@@ -183,15 +140,15 @@ fn cached(pods: &[Pod]) -> (Stores, Writer<Pod>) {
 async fn reconcile_once(
     run: PipelineRun,
     stores: Option<Stores>,
-    route: impl Fn(&Seen) -> (u16, Vec<u8>) + Send + 'static,
+    route: impl Fn(&Seen) -> Answer + Send + 'static,
 ) -> (Vec<Seen>, Option<PipelineRunStatus>) {
-    let (client, requests) = client(route);
+    let (client, requests) = mock::client("ci", route);
     let mut context = Context::new(client, Settings::default(), "replica-a");
     if let Some(stores) = stores {
         context = context.with_stores(stores);
     }
     reconcile(Arc::new(run), Arc::new(context)).await.unwrap();
-    let seen = requests.lock().unwrap().clone();
+    let seen = mock::seen(&requests);
     let written = seen
         .iter()
         .rev()
@@ -231,19 +188,19 @@ async fn a_running_run_reconciled_from_the_stores_makes_no_request() {
     let (seen, written) = reconcile_once(run, None, move |s| {
         let uri = s.uri.as_str();
         if uri.contains("watch=true") {
-            (200, Vec::new())
+            Answer::Raw(200, Vec::new())
         } else if uri.starts_with("/api/v1/namespaces/ci/pods?") && uri.contains("labelSelector") {
-            (200, json_body(&by_label))
+            Answer::Json(200, by_label.clone())
         } else if uri.starts_with("/api/v1/namespaces/ci/pods?") {
             let pod = pods_by_name
                 .iter()
                 .find(|p| uri.contains(p.metadata.name.as_deref().unwrap()))
                 .unwrap();
             let list = json!({"apiVersion": "v1", "kind": "PodList", "metadata": {"resourceVersion": "9"}, "items": [pod]});
-            (200, json_body(&list))
+            Answer::Json(200, list)
         } else if uri.starts_with("/apis/batch/v1/namespaces/ci/jobs?") {
             let list = json!({"apiVersion": "batch/v1", "kind": "JobList", "metadata": {"resourceVersion": "9"}, "items": []});
-            (200, json_body(&list))
+            Answer::Json(200, list)
         } else {
             writes(s).unwrap_or_else(not_found)
         }
@@ -298,7 +255,7 @@ async fn a_pod_missing_from_a_lagging_store_is_looked_up_not_started_again() {
                 found.metadata.name.as_deref().unwrap()
             ))
         {
-            (200, json_body(&serde_json::to_value(&found).unwrap()))
+            Answer::Json(200, serde_json::to_value(&found).unwrap())
         } else {
             writes(s).unwrap_or_else(not_found)
         }
@@ -377,7 +334,7 @@ async fn a_retried_step_is_not_judged_by_the_deleted_attempt_a_lagging_store_sti
     let path = format!("/api/v1/namespaces/ci/pods/{retry}");
     let (seen, written) = reconcile_once(run, Some(stores), move |s| {
         if s.method == Method::GET && s.uri.starts_with(&path) {
-            (200, json_body(&serde_json::to_value(&live).unwrap()))
+            Answer::Json(200, serde_json::to_value(&live).unwrap())
         } else {
             writes(s).unwrap_or_else(not_found)
         }
@@ -501,10 +458,10 @@ async fn every_reconcile_waiting_for_the_caches_goes_on_when_they_are_filled() {
 #[tokio::test]
 async fn a_failed_reconcile_is_recorded_as_a_warning_event_on_the_run() {
     let run = running_run(PipelineRunStatus::default());
-    let (client, requests) = client(|s| {
+    let (client, requests) = mock::client("ci", |s| {
         if s.method == Method::GET && s.uri.contains("/pods?") {
             let status = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Forbidden", "code": 403, "message": "pods is forbidden"});
-            (403, json_body(&status))
+            Answer::Json(403, status)
         } else {
             writes(s).unwrap_or_else(not_found)
         }
@@ -512,7 +469,7 @@ async fn a_failed_reconcile_is_recorded_as_a_warning_event_on_the_run() {
     let context = Context::new(client, Settings::default(), "replica-a");
     let result = reconcile(Arc::new(run), Arc::new(context)).await;
     assert!(result.is_err(), "{result:?}");
-    let seen = requests.lock().unwrap().clone();
+    let seen = mock::seen(&requests);
     let event = seen
         .iter()
         .find(|s| s.method == Method::POST && s.uri.contains("/events"))

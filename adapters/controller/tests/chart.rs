@@ -253,3 +253,148 @@ fn the_webhook_may_read_only_the_named_secrets() {
         assert!(error.contains("webhook.secretNames"), "{bad}: {error}");
     }
 }
+
+#[test]
+#[ignore = "needs helm, openssl and kubernetes-validate"]
+fn the_admission_webhook_is_opt_in_and_registers_both_resources_with_the_ca_of_its_certificate() {
+    use serde_json::json;
+    // Off by default: no configuration, no certificate, no quota reads.
+    let off = render(&[]).unwrap_or_else(|e| panic!("{e}"));
+    assert!(off.iter().all(|o| o["kind"] != "ValidatingWebhookConfiguration"));
+    assert!(object(&off, "Secret", "ci-admission-tls").is_none());
+    assert!(rules(&off).iter().all(|(_, _, name, rule)| name != "ci-webhook"
+        || !rule["resources"].to_string().contains("resourcequotas")));
+
+    let on = render(&["admission.enabled=true"]).unwrap_or_else(|e| panic!("{e}"));
+    let configuration = object(&on, "ValidatingWebhookConfiguration", "c8s-ci-validate")
+        .unwrap_or_else(|| panic!("no ValidatingWebhookConfiguration"));
+    let hooks = configuration["webhooks"].as_array().cloned().unwrap_or_default();
+    assert_eq!(hooks.len(), 1, "{configuration:#}");
+    let hook = &hooks[0];
+    assert_eq!(
+        hook["clientConfig"]["service"],
+        json!({ "name": "ci-webhook", "namespace": "c8s", "path": "/validate", "port": 443 })
+    );
+    assert_eq!(
+        hook["rules"],
+        json!([{
+            "apiGroups": ["c8s.dev"], "apiVersions": ["v1alpha1"],
+            "resources": ["pipelines", "pipelineruns"],
+            "operations": ["CREATE", "UPDATE"], "scope": "Namespaced"
+        }])
+    );
+    assert_eq!(hook["failurePolicy"], "Fail");
+    assert_eq!(hook["sideEffects"], "None");
+    assert_eq!(hook["admissionReviewVersions"], json!(["v1"]));
+    // The Service's HTTPS port reaches the container's admission listener,
+    // which reads the certificate of the Secret.
+    let service = object(&on, "Service", "ci-webhook").unwrap_or_else(|| panic!("no webhook Service"));
+    assert!(
+        service["spec"]["ports"].as_array().is_some_and(
+            |p| p.contains(&json!({ "name": "admission", "port": 443, "targetPort": "admission" }))
+        ),
+        "{service:#}"
+    );
+    let deployment =
+        object(&on, "Deployment", "ci-webhook").unwrap_or_else(|| panic!("no webhook Deployment"));
+    let pod = &deployment["spec"]["template"]["spec"];
+    let container = &pod["containers"][0];
+    let args: Vec<&str> = container["args"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|v| v.as_str()).collect())
+        .unwrap_or_default();
+    for flag in [
+        "--admission-address=0.0.0.0:8443",
+        "--tls-cert-file=/etc/c8s/admission/tls.crt",
+        "--tls-key-file=/etc/c8s/admission/tls.key",
+    ] {
+        assert!(args.contains(&flag), "{flag} not in {args:?}");
+    }
+    assert!(
+        container["ports"]
+            .as_array()
+            .is_some_and(|p| p.contains(&json!({ "name": "admission", "containerPort": 8443 }))),
+        "{container:#}"
+    );
+    assert_eq!(pod["volumes"][0]["secret"]["secretName"], "ci-admission-tls");
+    assert_eq!(container["volumeMounts"][0]["mountPath"], "/etc/c8s/admission");
+    assert!(
+        rules(&on)
+            .iter()
+            .any(|(kind, _, name, rule)| kind == "ClusterRole"
+                && name == "ci-webhook"
+                && rule == &json!({ "apiGroups": [""], "resources": ["resourcequotas"], "verbs": ["list"] })),
+        "the quota pre-check lists ResourceQuotas"
+    );
+    // The caBundle is the CA that signed the Secret's certificate, for the
+    // Service's DNS name.
+    let secret = object(&on, "Secret", "ci-admission-tls").unwrap_or_else(|| panic!("no TLS Secret"));
+    assert_eq!(secret["type"], "kubernetes.io/tls");
+    let decode = |v: &serde_json::Value| {
+        serde_json::from_value::<k8s_openapi::ByteString>(v.clone())
+            .unwrap_or_else(|e| panic!("not base64: {e}"))
+            .0
+    };
+    let dir = std::env::temp_dir().join(format!("c8s-chart-admission-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap_or_default();
+    std::fs::write(dir.join("ca.crt"), decode(&hook["clientConfig"]["caBundle"])).unwrap_or_default();
+    std::fs::write(dir.join("tls.crt"), decode(&secret["data"]["tls.crt"])).unwrap_or_default();
+    let verify = Command::new("openssl")
+        .current_dir(&dir)
+        .args([
+            "verify",
+            "-CAfile",
+            "ca.crt",
+            "-verify_hostname",
+            "ci-webhook.c8s.svc",
+            "tls.crt",
+        ])
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run openssl: {e}"));
+    assert!(
+        verify.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&verify.stdout),
+        String::from_utf8_lossy(&verify.stderr)
+    );
+    // The rendered objects are valid for the Kubernetes versions the chart supports.
+    let mut helm = Command::new(tools::tool("helm"));
+    let template = helm
+        .args([
+            "template",
+            "ci",
+            "--namespace",
+            "c8s",
+            "--set",
+            "admission.enabled=true",
+        ])
+        .arg(chart())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run helm: {e}"));
+    let file = dir.join("chart.yaml");
+    std::fs::write(&file, &template.stdout).unwrap_or_default();
+    tools::kubernetes_validate("1.33", std::slice::from_ref(&file));
+    tools::kubernetes_validate("1.37", std::slice::from_ref(&file));
+    std::fs::remove_dir_all(&dir).unwrap_or_default();
+
+    // Served by `c8s webhook`; the failure policy is one the API server takes.
+    let error = render(&["admission.enabled=true", "webhook.enabled=false"])
+        .err()
+        .unwrap_or_default();
+    assert!(
+        error.contains("admission.enabled needs webhook.enabled"),
+        "{error}"
+    );
+    let error = render(&["admission.enabled=true", "admission.failurePolicy=Sometimes"])
+        .err()
+        .unwrap_or_default();
+    assert!(
+        error.contains("admission.failurePolicy must be Fail or Ignore"),
+        "{error}"
+    );
+    let ignore = render(&["admission.enabled=true", "admission.failurePolicy=Ignore"])
+        .unwrap_or_else(|e| panic!("{e}"));
+    let configuration = object(&ignore, "ValidatingWebhookConfiguration", "c8s-ci-validate")
+        .unwrap_or_else(|| panic!("no ValidatingWebhookConfiguration"));
+    assert_eq!(configuration["webhooks"][0]["failurePolicy"], "Ignore");
+}

@@ -1,6 +1,6 @@
 //! The kube-specific parts against kube's mock service
-//! (`tower_test::mock::pair`): the exact requests of the Lease, the status
-//! patch, the CRD apply and the finalizer.
+//! (`tower_test::mock::pair`, through `c8s_kube::mock`): the exact requests
+//! of the Lease, the status patch, the CRD apply and the finalizer.
 #![allow(clippy::unwrap_used)]
 
 use std::sync::Arc;
@@ -10,62 +10,45 @@ use c8s_controller::LeaderLease;
 use c8s_controller::controller::{Context, FINALIZER, apply_crds, backoff, patch_status, reconcile};
 use c8s_controller::crd::{PipelineRun, PipelineRunSpec, PipelineRunStatus, RunPhase};
 use c8s_controller::reconcile::Settings;
-use http::{Method, Request, Response, StatusCode};
+use c8s_kube::mock::{self, Answer, Requests, Seen};
+use http::Method;
 use k8s_openapi::jiff::Timestamp;
-use kube::client::Body;
 use serde_json::{Value, json};
-use tokio::task::JoinHandle;
 
 #[path = "../../../pod-builder/tests/common/tools.rs"]
 #[allow(dead_code)]
 mod tools;
 
-type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
-
-#[derive(Debug)]
-struct Seen {
-    method: Method,
-    uri: String,
-    content_type: String,
-    body: Value,
+/// A client in namespace `ci` answering its requests with `answers`
+/// (`(status, body)`), one each, in order.
+fn client(answers: Vec<(u16, Value)>) -> (kube::Client, Script) {
+    let count = answers.len();
+    let answers = answers
+        .into_iter()
+        .map(|(status, body)| Answer::Json(status, body))
+        .collect();
+    let (client, requests) = mock::ordered("ci", answers);
+    (client, Script { requests, count })
 }
 
-fn client() -> (kube::Client, Handle) {
-    let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-    (kube::Client::new(service, "ci"), handle)
+/// The requests a [`client`] saw.
+struct Script {
+    requests: Requests,
+    count: usize,
 }
 
-/// Answers requests in order with `(status, body)`; returns what it saw.
-fn serve(mut handle: Handle, answers: Vec<(u16, Value)>) -> JoinHandle<Vec<Seen>> {
-    tokio::spawn(async move {
-        let mut seen = Vec::new();
-        for (status, body) in answers {
-            let (request, respond) = handle
-                .next_request()
-                .await
-                .expect("the client made no more requests");
-            let (parts, request_body) = request.into_parts();
-            let bytes = request_body.collect_bytes().await.unwrap();
-            seen.push(Seen {
-                method: parts.method,
-                uri: parts.uri.to_string(),
-                content_type: parts
-                    .headers
-                    .get("content-type")
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or_default()
-                    .to_owned(),
-                body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-            });
-            let response = Response::builder().status(StatusCode::from_u16(status).unwrap());
-            respond.send_response(
-                response
-                    .body(Body::from(serde_json::to_vec(&body).unwrap()))
-                    .unwrap(),
-            );
-        }
+impl Script {
+    /// What the client saw, once every answer was used and no request more
+    /// was made.
+    fn seen(&self) -> Vec<Seen> {
+        let seen = mock::seen(&self.requests);
+        assert_eq!(
+            seen.len(),
+            self.count,
+            "every answer used, no request more: {seen:#?}"
+        );
         seen
-    })
+    }
 }
 
 fn not_found() -> Value {
@@ -97,17 +80,13 @@ const LEASE_URI: &str = "/apis/coordination.k8s.io/v1/namespaces/c8s/leases/c8s-
 
 #[tokio::test]
 async fn a_missing_lease_is_created_held_by_us() {
-    let (client, handle) = client();
-    let server = serve(
-        handle,
-        vec![
-            (404, not_found()),
-            (201, lease("replica-a", "2026-01-01T00:00:00Z", "1")),
-        ],
-    );
+    let (client, server) = client(vec![
+        (404, not_found()),
+        (201, lease("replica-a", "2026-01-01T00:00:00Z", "1")),
+    ]);
     let now: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
     assert!(lease_api(&client).try_acquire_or_renew(now).await.unwrap());
-    let seen = server.await.unwrap();
+    let seen = server.seen();
     assert_eq!(
         (seen[0].method.clone(), seen[0].uri.as_str()),
         (Method::GET, LEASE_URI)
@@ -120,35 +99,27 @@ async fn a_missing_lease_is_created_held_by_us() {
 
 #[tokio::test]
 async fn a_lease_held_by_another_live_replica_is_left_alone() {
-    let (client, handle) = client();
-    let server = serve(
-        handle,
-        vec![(200, lease("replica-b", "2026-01-01T00:00:00Z", "7"))],
-    );
+    let (client, server) = client(vec![(200, lease("replica-b", "2026-01-01T00:00:00Z", "7"))]);
     let now: Timestamp = "2026-01-01T00:00:10Z".parse().unwrap();
     assert!(!lease_api(&client).try_acquire_or_renew(now).await.unwrap());
-    let seen = server.await.unwrap();
+    let seen = server.seen();
     assert_eq!(seen.len(), 1, "no write: {seen:?}");
 }
 
 #[tokio::test(start_paused = true)]
 async fn an_expired_lease_is_taken_over_with_its_resource_version() {
-    let (client, handle) = client();
-    let server = serve(
-        handle,
-        vec![
-            (200, lease("replica-b", "2026-01-01T00:00:00Z", "7")),
-            (200, lease("replica-b", "2026-01-01T00:00:00Z", "7")),
-            (200, lease("replica-a", "2026-01-01T00:00:20Z", "8")),
-        ],
-    );
+    let (client, server) = client(vec![
+        (200, lease("replica-b", "2026-01-01T00:00:00Z", "7")),
+        (200, lease("replica-b", "2026-01-01T00:00:00Z", "7")),
+        (200, lease("replica-a", "2026-01-01T00:00:20Z", "8")),
+    ]);
     let lease = lease_api(&client);
     let now: Timestamp = "2026-01-01T00:00:20Z".parse().unwrap();
     // Expiry is judged by this replica's clock from when it first saw the record.
     assert!(!lease.try_acquire_or_renew(now).await.unwrap());
     tokio::time::advance(Duration::from_secs(16)).await;
     assert!(lease.try_acquire_or_renew(now).await.unwrap());
-    let seen = server.await.unwrap();
+    let seen = server.seen();
     assert_eq!(
         (seen[2].method.clone(), seen[2].uri.as_str()),
         (Method::PUT, format!("{LEASE_URI}?").as_str())
@@ -163,57 +134,45 @@ async fn an_expired_lease_is_taken_over_with_its_resource_version() {
 async fn another_hosts_old_renew_time_is_not_compared_with_the_local_clock() {
     // The holder's clock runs an hour behind ours: its renewTime looks an hour
     // old, yet it renews (the record changes) and must be left alone.
-    let (client, handle) = client();
-    let server = serve(
-        handle,
-        vec![
-            (200, lease("replica-b", "2026-01-01T00:00:00Z", "7")),
-            (200, lease("replica-b", "2026-01-01T00:00:10Z", "8")),
-            (200, lease("replica-b", "2026-01-01T00:00:20Z", "9")),
-        ],
-    );
+    let (client, server) = client(vec![
+        (200, lease("replica-b", "2026-01-01T00:00:00Z", "7")),
+        (200, lease("replica-b", "2026-01-01T00:00:10Z", "8")),
+        (200, lease("replica-b", "2026-01-01T00:00:20Z", "9")),
+    ]);
     let lease = lease_api(&client);
     let now: Timestamp = "2026-01-01T01:00:00Z".parse().unwrap();
     for _ in 0..3 {
         assert!(!lease.try_acquire_or_renew(now).await.unwrap());
         tokio::time::advance(Duration::from_secs(10)).await;
     }
-    let seen = server.await.unwrap();
+    let seen = server.seen();
     assert!(seen.iter().all(|s| s.method == Method::GET), "no write: {seen:?}");
 }
 
 #[tokio::test(start_paused = true)]
 async fn two_replicas_racing_for_an_expired_lease_one_loses_on_409() {
-    let (client, handle) = client();
-    let server = serve(
-        handle,
-        vec![
-            (200, lease("replica-b", "2026-01-01T00:00:00Z", "7")),
-            (200, lease("replica-b", "2026-01-01T00:00:00Z", "7")),
-            (409, conflict()),
-        ],
-    );
+    let (client, server) = client(vec![
+        (200, lease("replica-b", "2026-01-01T00:00:00Z", "7")),
+        (200, lease("replica-b", "2026-01-01T00:00:00Z", "7")),
+        (409, conflict()),
+    ]);
     let lease = lease_api(&client);
     let now: Timestamp = "2026-01-01T00:01:00Z".parse().unwrap();
     assert!(!lease.try_acquire_or_renew(now).await.unwrap());
     tokio::time::advance(Duration::from_secs(16)).await;
     assert!(!lease.try_acquire_or_renew(now).await.unwrap());
-    assert_eq!(server.await.unwrap().len(), 3);
+    assert_eq!(server.seen().len(), 3);
 }
 
 #[tokio::test]
 async fn the_holder_renews_keeping_its_acquire_time() {
-    let (client, handle) = client();
-    let server = serve(
-        handle,
-        vec![
-            (200, lease("replica-a", "2026-01-01T00:00:00Z", "7")),
-            (200, lease("replica-a", "2026-01-01T00:00:05Z", "8")),
-        ],
-    );
+    let (client, server) = client(vec![
+        (200, lease("replica-a", "2026-01-01T00:00:00Z", "7")),
+        (200, lease("replica-a", "2026-01-01T00:00:05Z", "8")),
+    ]);
     let now: Timestamp = "2026-01-01T00:00:05Z".parse().unwrap();
     assert!(lease_api(&client).try_acquire_or_renew(now).await.unwrap());
-    let seen = server.await.unwrap();
+    let seen = server.seen();
     assert_eq!(seen[1].body["spec"]["acquireTime"], "2026-01-01T00:00:00.000000Z");
     assert_eq!(seen[1].body["spec"]["renewTime"], "2026-01-01T00:00:05.000000Z");
     assert_eq!(seen[1].body["spec"]["leaseTransitions"], 3);
@@ -234,15 +193,14 @@ fn run_json(finalizers: &[&str], deleting: bool) -> Value {
 
 #[tokio::test]
 async fn the_status_is_written_with_server_side_apply_on_the_status_subresource() {
-    let (client, handle) = client();
-    let server = serve(handle, vec![(200, run_json(&[], false))]);
+    let (client, server) = client(vec![(200, run_json(&[], false))]);
     let api = kube::Api::<PipelineRun>::namespaced(client, "ci");
     let status = PipelineRunStatus {
         phase: RunPhase::Running,
         ..PipelineRunStatus::default()
     };
     patch_status(&api, "shop-b7", &status).await.unwrap();
-    let seen = server.await.unwrap();
+    let seen = server.seen();
     assert_eq!(seen[0].method, Method::PATCH);
     assert_eq!(
         seen[0].uri,
@@ -257,12 +215,11 @@ async fn the_status_is_written_with_server_side_apply_on_the_status_subresource(
 
 #[tokio::test]
 async fn the_crds_are_applied_server_side_one_request_each() {
-    let (client, handle) = client();
     let crd = json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition", "metadata": {"name": "x"},
                      "spec": {"group": "c8s.dev", "names": {"kind": "X", "plural": "xs"}, "scope": "Namespaced", "versions": []}});
-    let server = serve(handle, vec![(200, crd.clone()), (200, crd.clone()), (200, crd)]);
+    let (client, server) = client(vec![(200, crd.clone()), (200, crd.clone()), (200, crd)]);
     apply_crds(&client).await.unwrap();
-    let seen = server.await.unwrap();
+    let seen = server.seen();
     let uris: Vec<&str> = seen.iter().map(|s| s.uri.as_str()).collect();
     let base = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions";
     assert_eq!(
@@ -286,11 +243,10 @@ fn context(client: kube::Client) -> Arc<Context> {
 
 #[tokio::test]
 async fn a_new_run_first_gets_the_finalizer_and_nothing_else() {
-    let (client, handle) = client();
-    let server = serve(handle, vec![(200, run_json(&[FINALIZER], false))]);
+    let (client, server) = client(vec![(200, run_json(&[FINALIZER], false))]);
     let run: PipelineRun = serde_json::from_value(run_json(&[], false)).unwrap();
     reconcile(Arc::new(run), context(client)).await.unwrap();
-    let seen = server.await.unwrap();
+    let seen = server.seen();
     assert_eq!(seen.len(), 1, "{seen:?}");
     assert_eq!(seen[0].method, Method::PATCH);
     assert_eq!(
@@ -308,26 +264,22 @@ async fn a_new_run_first_gets_the_finalizer_and_nothing_else() {
 
 #[tokio::test]
 async fn a_deleted_run_deletes_its_objects_then_drops_the_finalizer() {
-    let (client, handle) = client();
     let pod = json!({"apiVersion": "v1", "kind": "Pod",
         "metadata": {"name": "shop-unit-b7-1234", "namespace": "ci", "labels": {"c8s.dev/run": "shop-b7"}}});
     let pods = json!({"apiVersion": "v1", "kind": "PodList", "metadata": {"resourceVersion": "9"}, "items": [pod.clone()]});
-    let server = serve(
-        handle,
-        vec![
-            (200, pods),
-            (
-                200,
-                json!({"apiVersion": "batch/v1", "kind": "JobList", "metadata": {"resourceVersion": "9"}, "items": []}),
-            ),
-            // The deleted pod is answered without a uid: already gone, no wait.
-            (200, pod),
-            (200, run_json(&[], true)),
-        ],
-    );
+    let (client, server) = client(vec![
+        (200, pods),
+        (
+            200,
+            json!({"apiVersion": "batch/v1", "kind": "JobList", "metadata": {"resourceVersion": "9"}, "items": []}),
+        ),
+        // The deleted pod is answered without a uid: already gone, no wait.
+        (200, pod),
+        (200, run_json(&[], true)),
+    ]);
     let run: PipelineRun = serde_json::from_value(run_json(&[FINALIZER], true)).unwrap();
     reconcile(Arc::new(run), context(client)).await.unwrap();
-    let seen = server.await.unwrap();
+    let seen = server.seen();
     let requests: Vec<(Method, &str)> = seen
         .iter()
         .take(4)
@@ -454,15 +406,11 @@ fn assert_chart_grants(seen: &[Seen]) {
 #[ignore = "needs helm"]
 async fn the_charts_rbac_grants_every_request_of_the_controller() {
     // The requests of the lease, status, finalizer and cleanup tests, replayed.
-    let (c, handle) = client();
-    let server = serve(
-        handle,
-        vec![
-            (200, lease("replica-b", "2026-01-01T00:00:00Z", "7")),
-            (200, lease("replica-b", "2026-01-01T00:00:00Z", "7")),
-            (200, lease("replica-a", "2026-01-01T00:01:00Z", "8")),
-        ],
-    );
+    let (c, server) = client(vec![
+        (200, lease("replica-b", "2026-01-01T00:00:00Z", "7")),
+        (200, lease("replica-b", "2026-01-01T00:00:00Z", "7")),
+        (200, lease("replica-a", "2026-01-01T00:01:00Z", "8")),
+    ]);
     let now: Timestamp = "2026-01-01T00:01:00Z".parse().unwrap();
     let lease = lease_api(&c);
     assert!(!lease.try_acquire_or_renew(now).await.unwrap());
@@ -470,39 +418,33 @@ async fn the_charts_rbac_grants_every_request_of_the_controller() {
     tokio::time::advance(Duration::from_secs(16)).await;
     tokio::time::resume();
     assert!(lease.try_acquire_or_renew(now).await.unwrap());
-    let mut seen = server.await.unwrap();
-    let (c, handle) = client();
-    let server = serve(handle, vec![(200, run_json(&[], false))]);
+    let mut seen = server.seen();
+    let (c, server) = client(vec![(200, run_json(&[], false))]);
     let api = kube::Api::<PipelineRun>::namespaced(c, "ci");
     patch_status(&api, "shop-b7", &PipelineRunStatus::default())
         .await
         .unwrap();
-    seen.extend(server.await.unwrap());
-    let (c, handle) = client();
-    let server = serve(handle, vec![(200, run_json(&[FINALIZER], false))]);
+    seen.extend(server.seen());
+    let (c, server) = client(vec![(200, run_json(&[FINALIZER], false))]);
     let run: PipelineRun = serde_json::from_value(run_json(&[], false)).unwrap();
     reconcile(Arc::new(run), context(c)).await.unwrap();
-    seen.extend(server.await.unwrap());
-    let (c, handle) = client();
+    seen.extend(server.seen());
     let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "ci"}});
-    let server = serve(
-        handle,
-        vec![
-            (
-                200,
-                json!({"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": [pod.clone()]}),
-            ),
-            (
-                200,
-                json!({"apiVersion": "batch/v1", "kind": "JobList", "metadata": {}, "items": []}),
-            ),
-            (200, pod),
-            (200, run_json(&[], true)),
-        ],
-    );
+    let (c, server) = client(vec![
+        (
+            200,
+            json!({"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": [pod.clone()]}),
+        ),
+        (
+            200,
+            json!({"apiVersion": "batch/v1", "kind": "JobList", "metadata": {}, "items": []}),
+        ),
+        (200, pod),
+        (200, run_json(&[], true)),
+    ]);
     let run: PipelineRun = serde_json::from_value(run_json(&[FINALIZER], true)).unwrap();
     reconcile(Arc::new(run), context(c)).await.unwrap();
-    seen.extend(server.await.unwrap());
+    seen.extend(server.seen());
     // Two lease reads (the first only observes the record), a lease write, the
     // status, the finalizer's reconcile and the cleanup's requests.
     assert_eq!(seen.len(), 9);
@@ -514,8 +456,7 @@ async fn the_charts_rbac_grants_every_request_of_the_controller() {
 #[tokio::test]
 async fn the_webhook_store_reads_409_as_already_created() {
     use c8s_controller::webhook::{KubeTriggers, Triggers};
-    let (c, handle) = client();
-    let server = serve(handle, vec![(201, run_json(&[], false)), (409, conflict())]);
+    let (c, server) = client(vec![(201, run_json(&[], false)), (409, conflict())]);
     // Stores no reflector fills: creating a run reads neither.
     let (connections, _) = kube::runtime::reflector::store();
     let (pipelines, _) = kube::runtime::reflector::store();
@@ -523,7 +464,7 @@ async fn the_webhook_store_reads_409_as_already_created() {
     let run: PipelineRun = serde_json::from_value(run_json(&[], false)).unwrap();
     assert!(triggers.create_run("ci", run.clone()).await.unwrap());
     assert!(!triggers.create_run("ci", run).await.unwrap());
-    let seen = server.await.unwrap();
+    let seen = server.seen();
     assert!(
         seen.iter().all(
             |s| s.method == Method::POST && s.uri == "/apis/c8s.dev/v1alpha1/namespaces/ci/pipelineruns?"

@@ -53,6 +53,9 @@ mod kube_cluster;
 mod kube_record;
 mod kube_watch;
 mod logs;
+#[cfg(feature = "test-util")]
+#[doc(hidden)]
+pub mod mock;
 mod observe;
 mod options;
 mod outcome;

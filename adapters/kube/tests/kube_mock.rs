@@ -1,6 +1,6 @@
 //! The kube-rs cluster against kube's mock service (`tower_test::mock::pair`,
-//! as kube-rs's own `mock_tests.rs`): the exact requests made, and real API
-//! error bodies.
+//! as kube-rs's own `mock_tests.rs`, through `c8s_kube::mock`): the exact
+//! requests made, and real API error bodies.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -8,109 +8,63 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
+use c8s_kube::mock::{self, Answer, Requests, Seen, Unused};
 use c8s_kube::{
     Cluster, Error, KubeCluster, LogOptions, ReapOptions, RunOptions, RunState, Step, StepState,
     TerminationReason, reap, run_pipeline,
 };
 use common::{Collect, pod};
-use http::{Method, Request, Response, StatusCode};
-use kube::client::Body;
+use http::Method;
 use serde_json::{Value, json};
-use tokio::task::JoinHandle;
 
-type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
-
-/// One request as the API server saw it.
-#[derive(Debug)]
-struct Seen {
-    method: Method,
-    uri: String,
-    body: Value,
+/// A cluster in namespace `ci` whose requests `answers` answer, in order
+/// with `(status, body)`.
+fn cluster(answers: Vec<(u16, Vec<u8>)>) -> (KubeCluster, Requests) {
+    let answers = answers
+        .into_iter()
+        .map(|(status, body)| Answer::Raw(status, body))
+        .collect();
+    let (client, requests) = mock::ordered("default", answers);
+    (KubeCluster::new(client, "ci"), requests)
 }
 
-fn cluster() -> (KubeCluster, Handle) {
-    let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-    (
-        KubeCluster::new(kube::Client::new(service, "default"), "ci"),
-        handle,
-    )
+/// What the cluster of [`cluster`] saw, once its `answers` answers were
+/// all used and no request more was made.
+fn served(requests: &Requests, answers: usize) -> Vec<Seen> {
+    let seen = mock::seen(requests);
+    assert_eq!(
+        seen.len(),
+        answers,
+        "every answer used, no request more: {seen:#?}"
+    );
+    assert_role_grants(&seen);
+    seen
 }
 
-/// Answers requests in order with `(status, body)`; returns what it saw.
-fn serve(mut handle: Handle, answers: Vec<(u16, Vec<u8>)>) -> JoinHandle<Vec<Seen>> {
-    tokio::spawn(async move {
-        let mut seen = Vec::new();
-        for (status, body) in answers {
-            let (request, respond) = handle
-                .next_request()
-                .await
-                .expect("the client made no more requests");
-            let (parts, request_body) = request.into_parts();
-            let bytes = request_body.collect_bytes().await.unwrap();
-            let body_json = if bytes.is_empty() {
-                Value::Null
-            } else {
-                serde_json::from_slice(&bytes).unwrap()
-            };
-            seen.push(Seen {
-                method: parts.method,
-                uri: parts.uri.to_string(),
-                body: body_json,
-            });
-            let response = Response::builder().status(StatusCode::from_u16(status).unwrap());
-            respond.send_response(response.body(Body::from(body)).unwrap());
-        }
-        assert_role_grants(&seen);
-        seen
-    })
+/// A cluster in namespace `ci` answering each request from the queue of its
+/// route (`"<verb> <resource>"`, e.g. `"watch pods"`), in arrival order; a
+/// request whose queue is empty is left unanswered (a watch that stays open).
+fn routed_cluster(answers: Vec<(&'static str, u16, Vec<u8>)>) -> (KubeCluster, Requests, Unused) {
+    let answers = answers
+        .into_iter()
+        .map(|(route, status, body)| (route.to_owned(), Answer::Raw(status, body)))
+        .collect();
+    let route_of = |seen: &Seen| {
+        let (_, resource, verb) = rbac_of(&seen.method, &seen.uri);
+        format!("{verb} {resource}")
+    };
+    let (client, requests, unused) = mock::routed("default", route_of, answers);
+    (KubeCluster::new(client, "ci"), requests, unused)
 }
 
-/// Answers each request from the queue of its route (`"<verb> <resource>"`,
-/// e.g. `"watch pods"`), in arrival order; a request whose queue is empty is
-/// left unanswered (a watch that stays open). Returns every request seen once
-/// the client is dropped.
-fn serve_routes(mut handle: Handle, answers: Vec<(&'static str, u16, Vec<u8>)>) -> JoinHandle<Vec<Seen>> {
-    tokio::spawn(async move {
-        let mut queues: std::collections::BTreeMap<&str, std::collections::VecDeque<(u16, Vec<u8>)>> =
-            Default::default();
-        for (route, status, body) in answers {
-            queues.entry(route).or_default().push_back((status, body));
-        }
-        let mut seen = Vec::new();
-        let mut parked = Vec::new();
-        while let Some((request, respond)) = handle.next_request().await {
-            let (parts, request_body) = request.into_parts();
-            let bytes = request_body.collect_bytes().await.unwrap();
-            let body = if bytes.is_empty() {
-                Value::Null
-            } else {
-                serde_json::from_slice(&bytes).unwrap()
-            };
-            let uri = parts.uri.to_string();
-            let (_, resource, verb) = rbac_of(&parts.method, &uri);
-            let route = format!("{verb} {resource}");
-            seen.push(Seen {
-                method: parts.method,
-                uri,
-                body,
-            });
-            match queues.get_mut(route.as_str()).and_then(|q| q.pop_front()) {
-                Some((status, answer)) => {
-                    let response = Response::builder().status(StatusCode::from_u16(status).unwrap());
-                    respond.send_response(response.body(Body::from(answer)).unwrap());
-                }
-                None => parked.push(respond),
-            }
-        }
-        assert_role_grants(&seen);
-        let unused: Vec<_> = queues
-            .iter()
-            .filter(|(_, q)| !q.is_empty())
-            .map(|(r, _)| *r)
-            .collect();
-        assert!(unused.is_empty(), "answers never asked for: {unused:?}");
-        seen
-    })
+/// Every request the cluster of [`routed_cluster`] saw, once it is dropped;
+/// every answer was asked for.
+async fn served_routes(requests: &Requests, unused: &Unused) -> Vec<Seen> {
+    let seen = mock::seen_when_closed(requests).await;
+    assert_role_grants(&seen);
+    let unused = unused.routes();
+    assert!(unused.is_empty(), "answers never asked for: {unused:?}");
+    seen
 }
 
 /// `routes` plus the run record's answers for `writes` writes (one per group
@@ -280,8 +234,7 @@ async fn real_api_error_bodies_are_classified() {
         ),
     ];
     for (code, reason, message, transient) in cases {
-        let (cluster, handle) = cluster();
-        let server = serve(handle, vec![(code, status_body(code, reason, message))]);
+        let (cluster, made) = cluster(vec![(code, status_body(code, reason, message))]);
         let error = cluster.create(&pod("t", "only")).await.unwrap_err();
         match &error {
             Error::Api {
@@ -297,7 +250,7 @@ async fn real_api_error_bodies_are_classified() {
             other => panic!("{code}: {other:?}"),
         }
         assert_eq!(error.is_transient(), transient, "{code}");
-        let seen = server.await.unwrap();
+        let seen = served(&made, 1);
         assert_eq!(
             (&seen[0].method, seen[0].uri.as_str()),
             (&Method::POST, "/api/v1/namespaces/ci/pods?")
@@ -308,17 +261,15 @@ async fn real_api_error_bodies_are_classified() {
 
 #[tokio::test]
 async fn a_body_that_is_not_a_status_is_still_an_api_error() {
-    let (cluster, handle) = cluster();
-    let server = serve(handle, vec![(502, b"<html>Bad Gateway</html>".to_vec())]);
+    let (cluster, made) = cluster(vec![(502, b"<html>Bad Gateway</html>".to_vec())]);
     let error = cluster.create(&pod("t", "only")).await.unwrap_err();
     assert!(matches!(error, Error::Api { code: 502, .. }), "{error:?}");
     assert!(error.is_transient());
-    server.await.unwrap();
+    served(&made, 1);
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_step_makes_exactly_these_requests() {
-    let (cluster, handle) = cluster();
     let created = pod_json(
         "Pending",
         json!({"waiting": {"reason": "ContainerCreating"}}),
@@ -345,25 +296,22 @@ async fn a_step_makes_exactly_these_requests() {
     );
     let deleted =
         json!({"kind": "Status", "apiVersion": "v1", "status": "Success", "details": {"name": "t-only"}});
-    let server = serve_routes(
-        handle,
-        with_record(
-            vec![
-                (
-                    "create pods",
-                    500,
-                    status_body(500, "InternalError", "etcdserver: leader changed"),
-                ),
-                ("create pods", 201, bytes(&created)),
-                ("list pods", 200, bytes(&list)),
-                ("watch pods", 200, watch.into_bytes()),
-                ("get pods/log", 200, b"password=s3cret\nok\n".to_vec()),
-                ("delete pods", 200, bytes(&deleted)),
-            ],
-            "r1",
-            0,
-        ),
-    );
+    let (cluster, made, unused) = routed_cluster(with_record(
+        vec![
+            (
+                "create pods",
+                500,
+                status_body(500, "InternalError", "etcdserver: leader changed"),
+            ),
+            ("create pods", 201, bytes(&created)),
+            ("list pods", 200, bytes(&list)),
+            ("watch pods", 200, watch.into_bytes()),
+            ("get pods/log", 200, b"password=s3cret\nok\n".to_vec()),
+            ("delete pods", 200, bytes(&deleted)),
+        ],
+        "r1",
+        0,
+    ));
     let sink = Collect::new();
     let masker: c8s_kube::MaskerFactory = Arc::new(|_: &str| {
         Box::new(c8s_kube::ChunkMasker(|chunk: &[u8]| {
@@ -386,7 +334,7 @@ async fn a_step_makes_exactly_these_requests() {
     assert_eq!(sink.text("only"), "password=***\nok\n");
 
     drop(cluster);
-    let seen = server.await.unwrap();
+    let seen = served_routes(&made, &unused).await;
     assert_eq!(
         requests(&seen),
         [
@@ -429,17 +377,13 @@ async fn a_step_makes_exactly_these_requests() {
 
 #[tokio::test]
 async fn an_expired_watch_is_reported_as_transient() {
-    let (cluster, handle) = cluster();
     let list =
         json!({"apiVersion": "v1", "kind": "PodList", "metadata": {"resourceVersion": "7"}, "items": []});
     let gone = json!({"type": "ERROR", "object": {
         "kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 410, "reason": "Expired",
         "message": "too old resource version: 7 (9)"
     }});
-    let server = serve(
-        handle,
-        vec![(200, bytes(&list)), (200, format!("{gone}\n").into_bytes())],
-    );
+    let (cluster, made) = cluster(vec![(200, bytes(&list)), (200, format!("{gone}\n").into_bytes())]);
     let object = c8s_kube::ObjectRef::new(c8s_kube::ObjectKind::Pod, "t-only");
     let mut stream = cluster.observe(&object).await.unwrap();
     use futures::StreamExt;
@@ -448,12 +392,11 @@ async fn an_expired_watch_is_reported_as_transient() {
     let error = stream.next().await.unwrap().unwrap_err();
     assert!(error.is_transient(), "{error:?}");
     assert!(error.to_string().contains("410 Expired"), "{error}");
-    server.await.unwrap();
+    served(&made, 2);
 }
 
 #[tokio::test]
 async fn the_reaper_lists_pods_and_jobs_and_deletes_in_the_background() {
-    let (cluster, handle) = cluster();
     let old = "2020-01-01T00:00:00Z";
     let pods = json!({"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": [
         {"metadata": {"name": "a-unit", "creationTimestamp": old, "labels": {"c8s.dev/run": "a"}},
@@ -478,17 +421,14 @@ async fn the_reaper_lists_pods_and_jobs_and_deletes_in_the_background() {
          "metadata": {"name": "settings", "creationTimestamp": old, "labels": {"c8s.dev/run": "b"}}}
     ]});
     let ok = bytes(&json!({"kind": "Status", "apiVersion": "v1", "status": "Success"}));
-    let server = serve(
-        handle,
-        vec![
-            (200, bytes(&pods)),
-            (200, bytes(&jobs)),
-            (200, bytes(&records)),
-            (200, ok.clone()),
-            (200, ok.clone()),
-            (404, status_body(404, "NotFound", "gone")),
-        ],
-    );
+    let (cluster, made) = cluster(vec![
+        (200, bytes(&pods)),
+        (200, bytes(&jobs)),
+        (200, bytes(&records)),
+        (200, ok.clone()),
+        (200, ok.clone()),
+        (404, status_body(404, "NotFound", "gone")),
+    ]);
     let report = reap(&cluster, &ReapOptions::new(Duration::from_secs(3600)))
         .await
         .unwrap();
@@ -497,7 +437,7 @@ async fn the_reaper_lists_pods_and_jobs_and_deletes_in_the_background() {
     let records: Vec<_> = report.records_deleted.iter().map(|(r, _)| r.as_str()).collect();
     assert_eq!(records, ["a"], "{report:?}");
     assert_eq!(report.records_kept.len(), 1, "{report:?}");
-    let seen = server.await.unwrap();
+    let seen = served(&made, 6);
     let requests: Vec<_> = seen.iter().map(|s| (s.method.as_str(), s.uri.as_str())).collect();
     assert_eq!(
         requests,
@@ -529,7 +469,6 @@ async fn the_reaper_lists_pods_and_jobs_and_deletes_in_the_background() {
 
 #[tokio::test(start_paused = true)]
 async fn a_job_whose_deadline_ran_out_is_deadline_exceeded_not_retried() {
-    let (cluster, handle) = cluster();
     let job: k8s_openapi::api::batch::v1::Job = serde_json::from_value(json!({
         "metadata": {"name": "t-build", "labels": {"c8s.dev/step": "build"}},
         "spec": {"backoffLimit": 0, "activeDeadlineSeconds": 60, "template": {"spec": {"containers": []}}}
@@ -541,20 +480,17 @@ async fn a_job_whose_deadline_ran_out_is_deadline_exceeded_not_retried() {
         "status": {"conditions": [{"type": "Failed", "status": "True", "reason": "DeadlineExceeded",
                                    "message": "Job was active longer than specified deadline"}]}});
     let ok = bytes(&json!({"kind": "Status", "apiVersion": "v1", "status": "Success"}));
-    let server = serve_routes(
-        handle,
-        with_record(
-            vec![
-                ("create jobs", 201, bytes(&failed_job)),
-                ("list pods", 200, bytes(&list)),
-                ("watch pods", 200, watch.into_bytes()),
-                ("get jobs", 200, bytes(&failed_job)),
-                ("delete jobs", 200, ok),
-            ],
-            "r2",
-            0,
-        ),
-    );
+    let (cluster, made, unused) = routed_cluster(with_record(
+        vec![
+            ("create jobs", 201, bytes(&failed_job)),
+            ("list pods", 200, bytes(&list)),
+            ("watch pods", 200, watch.into_bytes()),
+            ("get jobs", 200, bytes(&failed_job)),
+            ("delete jobs", 200, ok),
+        ],
+        "r2",
+        0,
+    ));
     let status = run_pipeline(
         &cluster,
         vec![step],
@@ -573,7 +509,7 @@ async fn a_job_whose_deadline_ran_out_is_deadline_exceeded_not_retried() {
     assert_eq!(outcome.message, "Job was active longer than specified deadline");
 
     drop(cluster);
-    let seen = server.await.unwrap();
+    let seen = served_routes(&made, &unused).await;
     let selector = "labelSelector=c8s.dev%2Frun%3Dr2";
     assert_eq!(
         requests(&seen),
@@ -613,7 +549,6 @@ async fn a_job_whose_deadline_ran_out_is_deadline_exceeded_not_retried() {
 
 #[tokio::test]
 async fn a_pods_events_are_listed_by_field_selector_oldest_first() {
-    let (cluster, handle) = cluster();
     let event = |name: &str, at: &str, reason: &str, message: &str| {
         json!({"apiVersion": "v1", "kind": "Event", "metadata": {"name": name, "namespace": "ci"},
                "involvedObject": {"kind": "Pod", "name": "t-only"}, "type": "Warning",
@@ -623,7 +558,7 @@ async fn a_pods_events_are_listed_by_field_selector_oldest_first() {
         event("e2", "2026-01-01T00:01:00Z", "FailedMount", "secret \"db\" not found"),
         event("e1", "2026-01-01T00:00:00Z", "Scheduled", "assigned ci/t-only to node-1"),
     ]});
-    let server = serve(handle, vec![(200, bytes(&list))]);
+    let (cluster, made) = cluster(vec![(200, bytes(&list))]);
     let events = cluster
         .events(&c8s_kube::ObjectRef::new(c8s_kube::ObjectKind::Pod, "t-only"))
         .await
@@ -631,7 +566,7 @@ async fn a_pods_events_are_listed_by_field_selector_oldest_first() {
     let reasons: Vec<_> = events.iter().map(|e| e.reason.as_str()).collect();
     assert_eq!(reasons, ["Scheduled", "FailedMount"]);
     assert_eq!(events[1].message, "secret \"db\" not found");
-    let seen = server.await.unwrap();
+    let seen = served(&made, 1);
     assert_eq!(
         seen[0].uri,
         "/api/v1/namespaces/ci/events?&fieldSelector=involvedObject.name%3Dt-only%2CinvolvedObject.kind%3DPod"
@@ -640,7 +575,6 @@ async fn a_pods_events_are_listed_by_field_selector_oldest_first() {
 
 #[tokio::test(start_paused = true)]
 async fn a_job_marked_failure_target_is_final_before_its_pod_is_gone() {
-    let (cluster, handle) = cluster();
     let job: k8s_openapi::api::batch::v1::Job = serde_json::from_value(json!({
         "metadata": {"name": "t-build", "labels": {"c8s.dev/step": "build"}},
         "spec": {"backoffLimit": 0, "template": {"spec": {"containers": []}}}
@@ -653,20 +587,17 @@ async fn a_job_marked_failure_target_is_final_before_its_pod_is_gone() {
         "status": {"conditions": [{"type": "FailureTarget", "status": "True", "reason": "PodFailurePolicy",
                                    "message": "Container main for pod ci/t-build-x failed with exit code 3"}]}});
     let ok = bytes(&json!({"kind": "Status", "apiVersion": "v1", "status": "Success"}));
-    let server = serve_routes(
-        handle,
-        with_record(
-            vec![
-                ("create jobs", 201, bytes(&target)),
-                ("list pods", 200, bytes(&list)),
-                ("watch pods", 200, watch.into_bytes()),
-                ("get jobs", 200, bytes(&target)),
-                ("delete jobs", 200, ok),
-            ],
-            "r3",
-            0,
-        ),
-    );
+    let (cluster, made, unused) = routed_cluster(with_record(
+        vec![
+            ("create jobs", 201, bytes(&target)),
+            ("list pods", 200, bytes(&list)),
+            ("watch pods", 200, watch.into_bytes()),
+            ("get jobs", 200, bytes(&target)),
+            ("delete jobs", 200, ok),
+        ],
+        "r3",
+        0,
+    ));
     let status = run_pipeline(
         &cluster,
         vec![step],
@@ -683,7 +614,7 @@ async fn a_job_marked_failure_target_is_final_before_its_pod_is_gone() {
     assert_eq!(outcome.reason, TerminationReason::Error, "{}", status.to_json());
     assert!(outcome.message.contains("exit code 3"), "{}", outcome.message);
     drop(cluster);
-    let seen = server.await.unwrap();
+    let seen = served_routes(&made, &unused).await;
     let methods: Vec<_> = seen.iter().map(|s| s.method.as_str()).collect();
     // The watch (list, watch), the Job's creation, the Job's verdict, the
     // watch resumed; the run ends with its one step: the Job's delete (no
@@ -695,7 +626,6 @@ async fn a_job_marked_failure_target_is_final_before_its_pod_is_gone() {
 
 #[tokio::test(start_paused = true)]
 async fn a_pod_the_job_replaces_is_followed_not_retried_by_the_runner() {
-    let (cluster, handle) = cluster();
     let job: k8s_openapi::api::batch::v1::Job = serde_json::from_value(json!({
         "metadata": {"name": "t-build", "labels": {"c8s.dev/step": "build"}},
         "spec": {"template": {"spec": {"containers": []}}}
@@ -722,20 +652,17 @@ async fn a_pod_the_job_replaces_is_followed_not_retried_by_the_runner() {
     let running_job = json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "t-build"},
         "status": {"active": 1}});
     let ok = bytes(&json!({"kind": "Status", "apiVersion": "v1", "status": "Success"}));
-    let server = serve_routes(
-        handle,
-        with_record(
-            vec![
-                ("create jobs", 201, bytes(&running_job)),
-                ("list pods", 200, bytes(&list)),
-                ("watch pods", 200, watch.into_bytes()),
-                ("get jobs", 200, bytes(&running_job)),
-                ("delete jobs", 200, ok),
-            ],
-            "r4",
-            0,
-        ),
-    );
+    let (cluster, made, unused) = routed_cluster(with_record(
+        vec![
+            ("create jobs", 201, bytes(&running_job)),
+            ("list pods", 200, bytes(&list)),
+            ("watch pods", 200, watch.into_bytes()),
+            ("get jobs", 200, bytes(&running_job)),
+            ("delete jobs", 200, ok),
+        ],
+        "r4",
+        0,
+    ));
     let status = run_pipeline(
         &cluster,
         vec![step],
@@ -748,7 +675,7 @@ async fn a_pod_the_job_replaces_is_followed_not_retried_by_the_runner() {
     assert_eq!(step.state, StepState::Succeeded, "{}", status.to_json());
     assert_eq!(step.attempts, 1);
     drop(cluster);
-    let seen = server.await.unwrap();
+    let seen = served_routes(&made, &unused).await;
     let methods: Vec<_> = seen.iter().map(|s| s.method.as_str()).collect();
     // The watch (list, watch), the Job's creation, the Job's verdict, the
     // watch resumed; the run ends with its one step: the Job's delete (no
@@ -760,7 +687,6 @@ async fn a_pod_the_job_replaces_is_followed_not_retried_by_the_runner() {
 
 #[tokio::test(start_paused = true)]
 async fn a_two_step_run_makes_these_requests_over_one_watch() {
-    let (cluster, handle) = cluster();
     let named = |name: &str, phase: &str, main: Value, rv: &str| {
         let mut pod = pod_json(phase, main, rv);
         pod["metadata"]["name"] = json!(name);
@@ -782,22 +708,19 @@ async fn a_two_step_run_makes_these_requests_over_one_watch() {
     .join("\n");
     let ok = bytes(&json!({"kind": "Status", "apiVersion": "v1", "status": "Success"}));
     let created = |name: &str| bytes(&named(name, "Pending", json!({"waiting": {}}), "1"));
-    let server = serve_routes(
-        handle,
-        with_record(
-            vec![
-                ("list pods", 200, bytes(&empty)),
-                ("watch pods", 200, format!("{first}\n").into_bytes()),
-                ("watch pods", 200, format!("{second}\n").into_bytes()),
-                ("create pods", 201, created("t-a")),
-                ("create pods", 201, created("t-b")),
-                ("delete pods", 200, ok.clone()),
-                ("delete pods", 200, ok),
-            ],
-            "r5",
-            1,
-        ),
-    );
+    let (cluster, made, unused) = routed_cluster(with_record(
+        vec![
+            ("list pods", 200, bytes(&empty)),
+            ("watch pods", 200, format!("{first}\n").into_bytes()),
+            ("watch pods", 200, format!("{second}\n").into_bytes()),
+            ("create pods", 201, created("t-a")),
+            ("create pods", 201, created("t-b")),
+            ("delete pods", 200, ok.clone()),
+            ("delete pods", 200, ok),
+        ],
+        "r5",
+        1,
+    ));
     let steps = vec![
         Step::new("a", pod("t", "a")),
         Step::new("b", pod("t", "b")).after(["a"]),
@@ -807,7 +730,7 @@ async fn a_two_step_run_makes_these_requests_over_one_watch() {
         .unwrap();
     assert_eq!(status.state, RunState::Succeeded, "{}", status.to_json());
     drop(cluster);
-    let seen = server.await.unwrap();
+    let seen = served_routes(&made, &unused).await;
     let watch = |rv: &str| {
         format!(
             "/api/v1/namespaces/ci/pods?&watch=true&timeoutSeconds=290&labelSelector=c8s.dev%2Frun%3Dr5\
@@ -849,7 +772,6 @@ async fn a_two_step_run_makes_these_requests_over_one_watch() {
 
 #[tokio::test(start_paused = true)]
 async fn a_pod_deleted_before_its_end_was_seen_is_judged_by_its_final_status() {
-    let (cluster, handle) = cluster();
     let pending = pod_json(
         "Pending",
         json!({"waiting": {"reason": "ContainerCreating"}}),
@@ -868,25 +790,22 @@ async fn a_pod_deleted_before_its_end_was_seen_is_judged_by_its_final_status() {
         json!({"type": "ADDED", "object": pending}),
         json!({"type": "DELETED", "object": done})
     );
-    let server = serve_routes(
-        handle,
-        with_record(
-            vec![
-                ("create pods", 201, bytes(&pending)),
-                ("list pods", 200, bytes(&list)),
-                // The first watch ends at once; the events come to the next.
-                ("watch pods", 200, Vec::new()),
-                ("watch pods", 200, watch.into_bytes()),
-                (
-                    "delete pods",
-                    404,
-                    status_body(404, "NotFound", "pods \"t-only\" not found"),
-                ),
-            ],
-            "r6",
-            0,
-        ),
-    );
+    let (cluster, made, unused) = routed_cluster(with_record(
+        vec![
+            ("create pods", 201, bytes(&pending)),
+            ("list pods", 200, bytes(&list)),
+            // The first watch ends at once; the events come to the next.
+            ("watch pods", 200, Vec::new()),
+            ("watch pods", 200, watch.into_bytes()),
+            (
+                "delete pods",
+                404,
+                status_body(404, "NotFound", "pods \"t-only\" not found"),
+            ),
+        ],
+        "r6",
+        0,
+    ));
     let steps = vec![Step::new("only", pod("t", "only"))];
     // A retry would wait forever for an answer to its create: bounded here.
     let run = run_pipeline(&cluster, steps, RunOptions::new("r6"), std::future::pending());
@@ -897,7 +816,7 @@ async fn a_pod_deleted_before_its_end_was_seen_is_judged_by_its_final_status() {
     assert_eq!(status.state, RunState::Succeeded, "{}", status.to_json());
     assert_eq!(status.step("only").unwrap().attempts, 1);
     drop(cluster);
-    let seen = server.await.unwrap();
+    let seen = served_routes(&made, &unused).await;
     // Never created again.
     let creates = seen
         .iter()
@@ -908,10 +827,9 @@ async fn a_pod_deleted_before_its_end_was_seen_is_judged_by_its_final_status() {
 
 #[tokio::test(start_paused = true)]
 async fn a_run_id_whose_pods_exist_is_refused_from_the_watchs_first_list() {
-    let (cluster, handle) = cluster();
     let running = pod_json("Running", json!({"running": {}}), "3");
     let list = json!({"apiVersion": "v1", "kind": "PodList", "metadata": {"resourceVersion": "3"}, "items": [running]});
-    let server = serve_routes(handle, vec![("list pods", 200, bytes(&list))]);
+    let (cluster, made, unused) = routed_cluster(vec![("list pods", 200, bytes(&list))]);
     let steps = vec![Step::new("only", pod("t", "only"))];
     let refused = run_pipeline(&cluster, steps, RunOptions::new("r7"), std::future::pending()).await;
     assert!(
@@ -919,7 +837,7 @@ async fn a_run_id_whose_pods_exist_is_refused_from_the_watchs_first_list() {
         "{refused:?}"
     );
     drop(cluster);
-    let seen = server.await.unwrap();
+    let seen = served_routes(&made, &unused).await;
     // The run's one list, and nothing created, written or deleted.
     assert!(seen.iter().all(|s| s.method == Method::GET), "{seen:?}");
     assert_eq!(
@@ -932,7 +850,7 @@ fn assert_send<T: Send>(_: &T) {}
 
 #[tokio::test]
 async fn run_pipeline_and_reap_futures_are_send() {
-    let (cluster, _handle) = cluster();
+    let (cluster, _requests) = cluster(Vec::new());
     let run = run_pipeline(
         &cluster,
         Vec::new(),

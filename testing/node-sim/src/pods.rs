@@ -19,7 +19,12 @@
 //!   startupProbe passed, or at once without one); it counts towards
 //!   ContainersReady/Ready; when every regular container has terminated, the
 //!   sidecars are stopped in reverse order (SIGTERM; reported here as exit 0,
-//!   Completed) and only then is the phase terminal.
+//!   Completed) and only then is the phase terminal. A sidecar whose
+//!   startupProbe keeps failing (script `ready: false`) is killed once the
+//!   probe's budget is spent and restarted after the kubelet's back-off (10 s,
+//!   doubling, at most 5 minutes), waiting as CrashLoopBackOff in between,
+//!   with its `restartCount` and `lastState` (the one restart the simulator
+//!   does; other containers are never restarted).
 //! - activeDeadlineSeconds (<https://kubernetes.io/docs/reference/kubernetes-api/workload-resources/pod-v1/#lifecycle>):
 //!   counted from status.startTime; when it passes the kubelet kills the
 //!   containers and fails the pod with reason DeadlineExceeded.
@@ -269,6 +274,12 @@ enum State {
     Running {
         since: Timestamp,
     },
+    /// Killed for a failed startup probe, waiting out the kubelet's restart
+    /// back-off (CrashLoopBackOff) before it runs again.
+    BackOff {
+        until: Instant,
+        seconds: u64,
+    },
     Terminated {
         exit_code: i32,
         reason: String,
@@ -285,6 +296,13 @@ struct Ctr {
     behaviour: Behaviour,
     startup_probe: bool,
     readiness_probe: bool,
+    /// A sidecar's startupProbe budget (initialDelaySeconds + periodSeconds x
+    /// failureThreshold): past it, a failing probe gets it killed and restarted.
+    startup_budget: Option<Duration>,
+    /// How often it was restarted.
+    restarts: i32,
+    /// Its last termination, as `lastState.terminated`.
+    last_terminated: Option<Value>,
     state: State,
     exit_at: Option<Instant>,
     lines: VecDeque<(Instant, String)>,
@@ -311,6 +329,16 @@ impl Ctr {
             behaviour,
             startup_probe: spec.startup_probe.is_some(),
             readiness_probe: spec.readiness_probe.is_some(),
+            startup_budget: spec.startup_probe.as_ref().map(|p| {
+                // The probe's defaults: period 10 s, threshold 3, no delay.
+                let seconds = |v: Option<i32>, default: i32| u64::try_from(v.unwrap_or(default)).unwrap_or(0);
+                Duration::from_secs(
+                    seconds(p.initial_delay_seconds, 0)
+                        + seconds(p.period_seconds, 10) * seconds(p.failure_threshold, 3),
+                )
+            }),
+            restarts: 0,
+            last_terminated: None,
             state: State::Pending(pending),
             exit_at: None,
             lines: VecDeque::new(),
@@ -378,11 +406,53 @@ impl Ctr {
             .collect();
         self.exit_at =
             (self.kind != Kind::Sidecar).then(|| now_i.checked_add(run).unwrap_or_else(far_future));
+        if self.kind == Kind::Sidecar && !self.behaviour.ready {
+            // Its startupProbe keeps failing: the kubelet kills it once the
+            // probe's budget is spent ("will be restarted").
+            self.exit_at = self.startup_budget.and_then(|b| now_i.checked_add(b));
+        }
         self.tick(now_i, now);
+    }
+
+    /// The kubelet kills a sidecar whose startupProbe failed
+    /// failureThreshold times and restarts it after a back-off that doubles
+    /// from 10 s up to 5 minutes (CrashLoopBackOff; "Container restart
+    /// policy", <https://kubernetes.io/docs/concepts/workloads/pods/pod-lifecycle/#restart-policy>).
+    fn restart_after_failed_startup(&mut self, now_i: Instant, now: Timestamp) {
+        let State::Running { since } = self.state else {
+            return;
+        };
+        self.lines.clear();
+        self.exit_at = None;
+        self.restarts = self.restarts.saturating_add(1);
+        self.last_terminated = Some(json!({
+            "exitCode": KILLED,
+            "reason": "Error",
+            "startedAt": time(since),
+            "finishedAt": time(now),
+        }));
+        let exponent = u32::try_from(self.restarts - 1).unwrap_or(0).min(5);
+        let seconds = (10u64 << exponent).min(300);
+        self.state = State::BackOff {
+            until: now_i + Duration::from_secs(seconds),
+            seconds,
+        };
+        self.log
+            .set_status(LogStatus::Waiting("CrashLoopBackOff".to_owned()));
     }
 
     /// Writes the lines that are due and ends the run if it is time.
     fn tick(&mut self, now_i: Instant, now: Timestamp) {
+        if let State::BackOff { until, .. } = self.state
+            && until <= now_i
+        {
+            self.start(now_i, now);
+            return;
+        }
+        if self.kind == Kind::Sidecar && self.exit_at.is_some_and(|at| at <= now_i) {
+            self.restart_after_failed_startup(now_i, now);
+            return;
+        }
         while self.lines.front().is_some_and(|(at, _)| *at <= now_i) {
             if let Some((_, line)) = self.lines.pop_front() {
                 self.log.write(now, &line);
@@ -429,6 +499,9 @@ impl Ctr {
     }
 
     fn next_wake(&self) -> Option<Instant> {
+        if let State::BackOff { until, .. } = self.state {
+            return Some(until);
+        }
         let line = self.lines.front().map(|(at, _)| *at);
         match (line, self.exit_at) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -446,6 +519,10 @@ impl Ctr {
                 None => json!({ "waiting": { "reason": w.reason } }),
             },
             State::Running { since } => json!({ "running": { "startedAt": time(*since) } }),
+            State::BackOff { seconds, .. } => json!({ "waiting": {
+                "reason": "CrashLoopBackOff",
+                "message": format!("back-off {seconds}s restarting failed container={}", self.name),
+            } }),
             State::Terminated {
                 exit_code,
                 reason,
@@ -473,9 +550,9 @@ impl Ctr {
             "imageID": if ran { format!("sim://{}", self.image) } else { String::new() },
             "ready": self.ready(),
             "started": self.started(),
-            "restartCount": 0,
+            "restartCount": self.restarts,
             "state": state,
-            "lastState": {},
+            "lastState": self.last_terminated.as_ref().map_or_else(|| json!({}), |t| json!({ "terminated": t })),
         });
         if ran {
             status["containerID"] = json!(container_id);
@@ -1070,7 +1147,7 @@ mod tests {
         let (mut sim, _) = sim(spec, "containers:\n  - container: proxy\n    ready: false\n");
         let t0 = Instant::now();
         let now = Timestamp::now();
-        for ms in [0, 1000, 60_000] {
+        for ms in [0, 1000] {
             sim.advance(at(t0, ms), now);
         }
         let s = sim.status(now);
@@ -1080,7 +1157,41 @@ mod tests {
             state(&s, "initContainerStatuses", 1)["waiting"]["reason"],
             "PodInitializing"
         );
-        assert_eq!(sim.next_wake(), None);
+        // The probe's default budget (10 s x 3) spent: killed, restarted after
+        // 10 s, then 20 s; the next init never starts.
+        assert_eq!(sim.next_wake(), Some(at(t0, 30_000)));
+        let mut t = at(t0, 30_000);
+        for (restarts, back_off) in [(1, 10), (2, 20), (3, 40)] {
+            sim.advance(t, now);
+            let s = sim.status(now);
+            let proxy = &s["initContainerStatuses"][0];
+            assert_eq!(proxy["restartCount"], restarts, "{proxy:#}");
+            assert_eq!(
+                proxy["state"]["waiting"]["reason"], "CrashLoopBackOff",
+                "{proxy:#}"
+            );
+            assert_eq!(
+                proxy["state"]["waiting"]["message"],
+                format!("back-off {back_off}s restarting failed container=proxy")
+            );
+            assert_eq!(proxy["lastState"]["terminated"]["exitCode"], KILLED);
+            assert_eq!(s["phase"], "Pending");
+            assert_eq!(
+                state(&s, "initContainerStatuses", 1)["waiting"]["reason"],
+                "PodInitializing"
+            );
+            t += Duration::from_secs(back_off);
+            assert_eq!(sim.next_wake(), Some(t));
+            sim.advance(t, now);
+            let s = sim.status(now);
+            assert!(
+                s["initContainerStatuses"][0]["state"]["running"].is_object(),
+                "{s:#}"
+            );
+            assert_eq!(s["initContainerStatuses"][0]["started"], false);
+            t += Duration::from_secs(30);
+            assert_eq!(sim.next_wake(), Some(t));
+        }
     }
 
     #[test]

@@ -8,7 +8,7 @@ use http::Method;
 use serde_json::{Value, json};
 
 use super::{Console, LogsArgs, create_and_follow, exit_code, list_runs, new_run, pipeline_run, print_logs};
-use crate::kube_mock::{Answer, Seen, client, list, seen, status, watch_events};
+use c8s_kube::mock::{Answer, Seen, client, list, seen, status, watch_events};
 
 const PIPELINE: &str = "name: shop
 repository: https://github.com/octo-org/shop.git
@@ -182,7 +182,7 @@ async fn run_in_cluster_creates_the_run_follows_status_and_masked_logs_and_exits
             ),
         ),
     ];
-    let (client, requests) = client(follow_routes(first, events));
+    let (client, requests) = client("ci", follow_routes(first, events));
     let (console, buffers) = Buffers::new();
     let phase = create_and_follow(client, run.clone(), "ci", &console)
         .await
@@ -242,7 +242,7 @@ async fn a_failed_run_exits_1_and_an_existing_run_is_followed_not_recreated() {
     let first = with_status(&run, RunPhase::Running, vec![], "1");
     let events = vec![("MODIFIED", with_status(&run, RunPhase::Failed, vec![failed], "2"))];
     let mut routes = follow_routes(first, events);
-    let (client, requests) = client(move |seen: &Seen| {
+    let (client, requests) = client("ci", move |seen: &Seen| {
         if seen.method == Method::POST {
             Answer::Json(409, status(409, "AlreadyExists"))
         } else {
@@ -350,7 +350,7 @@ fn api_server() -> impl FnMut(&Seen) -> Answer + Send + 'static {
 /// it never follows the first run instead.
 #[tokio::test]
 async fn each_in_cluster_run_without_a_run_id_creates_a_new_pipeline_run() {
-    let (client, requests) = client(api_server());
+    let (client, requests) = client("ci", api_server());
     let mut names = Vec::new();
     for _ in 0..2 {
         let (console, buffers) = Buffers::new();
@@ -388,7 +388,7 @@ async fn each_in_cluster_run_without_a_run_id_creates_a_new_pipeline_run() {
 /// With `--run-id`, the run is that PipelineRun: a second start follows it.
 #[tokio::test]
 async fn an_in_cluster_run_with_an_existing_run_id_is_followed() {
-    let (client, requests) = client(api_server());
+    let (client, requests) = client("ci", api_server());
     let mut notes = Vec::new();
     for _ in 0..2 {
         let (console, buffers) = Buffers::new();
@@ -420,7 +420,7 @@ async fn an_in_cluster_run_with_an_existing_run_id_is_followed() {
 
 #[tokio::test]
 async fn a_rejected_create_is_an_error_naming_the_run() {
-    let (client, _) = client(|_: &Seen| Answer::Json(403, status(403, "Forbidden")));
+    let (client, _) = client("ci", |_: &Seen| Answer::Json(403, status(403, "Forbidden")));
     let (console, _) = Buffers::new();
     let error = create_and_follow(client, run_file(), "ci", &console)
         .await
@@ -447,7 +447,7 @@ async fn get_runs_prints_a_table_of_the_listed_runs() {
         serde_json::to_value(&a).unwrap(),
         serde_json::to_value(&b).unwrap(),
     ];
-    let (client, requests) = client(move |_: &Seen| {
+    let (client, requests) = client("ci", move |_: &Seen| {
         Answer::Json(200, list("c8s.dev/v1alpha1", "PipelineRun", items.clone(), "5"))
     });
     let table = list_runs(client, None).await.unwrap();
@@ -509,7 +509,7 @@ async fn logs_print_a_finished_steps_masked_log_and_point_running_ones_to_follow
     let run = run_file();
     let body = finished_and_running(&run);
     let mut routes = follow_routes(body.clone(), vec![]);
-    let (client, requests) = client(move |seen: &Seen| {
+    let (client, requests) = client("ci", move |seen: &Seen| {
         if seen.uri.starts_with(&format!("{RUNS}/shop-b7")) {
             Answer::Json(200, body.clone())
         } else {
@@ -549,7 +549,7 @@ async fn logs_of_one_step_follow_it_until_the_run_ends() {
         "MODIFIED",
         with_status(&run, RunPhase::Succeeded, vec![done], "5"),
     )];
-    let (client, requests) = client(follow_routes(first, events));
+    let (client, requests) = client("ci", follow_routes(first, events));
     let (console, buffers) = Buffers::new();
     print_logs(client, &logs_args(Some("lint"), true), &console)
         .await
@@ -571,7 +571,7 @@ async fn logs_of_one_step_follow_it_until_the_run_ends() {
 async fn logs_are_withheld_when_a_referenced_secret_cannot_be_read() {
     let run = run_file();
     let body = finished_and_running(&run);
-    let (client, requests) = client(move |seen: &Seen| {
+    let (client, requests) = client("ci", move |seen: &Seen| {
         if seen.uri.contains("/secrets/") {
             Answer::Json(403, status(403, "Forbidden"))
         } else if seen.uri.contains("/log?") {

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::{Lease, run_controller, serve_webhook, shutdown};
-use crate::kube_mock::{Answer, Requests, Seen, client, list, seen, status};
+use c8s_kube::mock::{Answer, Requests, Seen, client, list, seen, status};
 
 const LEASE: &str = "/apis/coordination.k8s.io/v1/namespaces/c8s/leases";
 
@@ -58,8 +58,8 @@ fn controller_routes() -> impl FnMut(&Seen) -> Answer + Send + 'static {
 }
 
 #[tokio::test]
-async fn controller_takes_the_lease_then_watches_runs_pods_and_jobs_and_stops_on_sigterm() {
-    let (client, requests) = client(controller_routes());
+async fn controller_takes_the_lease_then_watches_runs_and_pods_and_stops_on_sigterm() {
+    let (client, requests) = client("ci", controller_routes());
     let lease = Lease {
         namespace: "c8s",
         identity: "replica-a",
@@ -76,9 +76,7 @@ async fn controller_takes_the_lease_then_watches_runs_pods_and_jobs_and_stops_on
         stop,
     ));
     until(&requests, |seen| {
-        watches(seen, "/apis/c8s.dev/v1alpha1/pipelineruns?")
-            && watches(seen, "/api/v1/pods?")
-            && watches(seen, "/apis/batch/v1/jobs?")
+        watches(seen, "/apis/c8s.dev/v1alpha1/pipelineruns?") && watches(seen, "/api/v1/pods?")
     })
     .await;
     let kill = std::process::Command::new("kill")
@@ -113,15 +111,17 @@ async fn controller_takes_the_lease_then_watches_runs_pods_and_jobs_and_stops_on
         "the Lease comes before any watch: {seen:#?}"
     );
     assert_eq!(seen[1].body["spec"]["holderIdentity"], "replica-a");
-    // Watches select c8s's objects only.
-    for path in ["/api/v1/pods?", "/apis/batch/v1/jobs?"] {
-        assert!(
-            seen.iter()
-                .filter(|s| s.uri.starts_with(path))
-                .all(|s| s.uri.contains("labelSelector=c8s.dev%2Frun")),
-            "{seen:#?}"
-        );
-    }
+    // The pod watch selects c8s's objects only; steps are Pods, no Job is watched.
+    assert!(
+        seen.iter()
+            .filter(|s| s.uri.starts_with("/api/v1/pods?"))
+            .all(|s| s.uri.contains("labelSelector=c8s.dev%2Frun")),
+        "{seen:#?}"
+    );
+    assert!(
+        !seen.iter().any(|s| s.uri.starts_with("/apis/batch/v1/jobs?")),
+        "{seen:#?}"
+    );
     // On the way out the Lease is handed back.
     let last = seen.last().unwrap();
     assert_eq!(last.method, Method::PUT, "{seen:#?}");
@@ -242,7 +242,7 @@ fn secret_reads(requests: &Requests) -> usize {
 
 #[tokio::test]
 async fn webhook_watches_resolves_the_repository_then_reads_one_secret_and_ignores_a_redelivery() {
-    let (client, requests) = client(webhook_routes());
+    let (client, requests) = client("ci", webhook_routes());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
