@@ -1740,4 +1740,14 @@ async fn the_admission_webhook_refuses_a_pipeline_kubectl_broke_and_admits_a_val
         )
         .await
         .unwrap_or_else(|e| panic!("create a run by pipelineRef: {e}\n{}", webhook.log()));
+    // Nothing left for the controllers of later tests (they act in every
+    // namespace): the run would fail there on this namespace's quota.
+    runs(&client, ns)
+        .delete("by-ref", &DeleteParams::default())
+        .await
+        .expect("delete the run by pipelineRef");
+    Api::<k8s_openapi::api::core::v1::ResourceQuota>::namespaced(client.clone(), ns)
+        .delete("small", &DeleteParams::default())
+        .await
+        .expect("delete the quota");
 }
