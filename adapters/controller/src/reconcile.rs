@@ -16,7 +16,9 @@ use c8s_pipeline_model::finally::{self, ATTEMPT_ENV, Outcome};
 use c8s_pipeline_model::scheduler::{Observed, Policy, RunEnd, decide};
 use k8s_openapi::jiff::Timestamp;
 
-use crate::crd::{PipelineRunSpec, PipelineRunStatus, RunPhase, StepPhase, StepRunStatus};
+use crate::crd::{
+    PipelineRunSpec, PipelineRunStatus, RetriesSpentStatus, RunPhase, StepPhase, StepRunStatus,
+};
 use crate::error::Error;
 use crate::observe::observe_objects;
 use crate::status::{failed_steps, read_assessment, set_condition, set_object_name};
@@ -140,15 +142,15 @@ pub async fn reconcile_run<C: Cluster>(
         };
         // The one retry rule of `c8s run`; what it spends is recorded, and
         // when the next attempt may start.
-        let retry = |fault, attempt, status: &mut StepRunStatus| {
-            let mut spent = status.retries.into();
+        let retry = |fault, attempt, retries: &mut RetriesSpentStatus, retry_at: &mut Option<String>| {
+            let mut spent = (*retries).into();
             let backoff =
                 settings
                     .retry
                     .retry_after(&step.name, step.retries.as_ref(), &mut spent, attempt, fault);
-            status.retries = spent.into();
+            *retries = spent.into();
             let at = backoff.map(|b| now.checked_add(b).unwrap_or(now));
-            status.retry_at = at.map(|t| t.to_string());
+            *retry_at = at.map(|t| t.to_string());
             at.map(since_ms)
         };
         let seen = match observed_objects.get(&step.name) {
@@ -161,17 +163,17 @@ pub async fn reconcile_run<C: Cluster>(
                 })
             }
             Some(object) => {
-                let mut counted = status.clone();
+                // A newer attempt than the recorded retry: that retry is spent.
+                let (mut retries, mut retry_at) = (status.retries, None);
                 let mut seen = read_assessment(
                     &object.assessment,
                     object.attempt,
-                    |fault| retry(fault, object.attempt, &mut counted),
+                    |fault| retry(fault, object.attempt, &mut retries, &mut retry_at),
                     now_ms,
                     &now.to_string(),
                     &mut status,
                 );
-                status.retries = counted.retries;
-                status.retry_at = counted.retry_at;
+                (status.retries, status.retry_at) = (retries, retry_at);
                 status.attempt = object.attempt;
                 set_object_name(&mut status, &object.object);
                 if let Observed::Running {
@@ -210,7 +212,12 @@ pub async fn reconcile_run<C: Cluster>(
                 // Its pod vanished: a disruption.
                 StepPhase::Running => {
                     let attempt = status.attempt;
-                    let retry_at = retry(AttemptFailure::Disruption, attempt, &mut status);
+                    let retry_at = retry(
+                        AttemptFailure::Disruption,
+                        attempt,
+                        &mut status.retries,
+                        &mut status.retry_at,
+                    );
                     status.reason = TerminationReason::Lost.to_string();
                     status.message = "its pod disappeared".into();
                     if retry_at.is_none() {
