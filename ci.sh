@@ -23,6 +23,10 @@ export PATH="$PWD/.tools/bin:$PATH"
 step "cargo fmt --check"
 cargo fmt --all --check
 
+step "house rules: no import circle between the files of a crate, no function over 120 lines outside tests"
+python3 scripts/check-house.py --self-test
+python3 scripts/check-house.py
+
 step "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
