@@ -15,6 +15,7 @@ use c8s_pipeline_model::{Error, Errors};
 use c8s_pipeline_model::{TaskPlan, Vars, visit_task};
 use clap::Args;
 
+use crate::input::Kind;
 use crate::plan::Format;
 
 /// Options for Concourse files.
@@ -382,12 +383,12 @@ fn graph(nodes: &[Node], edges: &[Edge], format: Format) -> String {
 
 /// Whether `text` is a Concourse pipeline or task step (parsed only when
 /// the cheap look is unsure).
-pub fn detect(file: &str, text: &str) -> Option<crate::documents::Kind> {
+pub fn detect(file: &str, text: &str) -> Option<Kind> {
     let doc = concourse::node::parse(file, text).ok()?;
     if concourse::is_pipeline(&doc) {
-        Some(crate::documents::Kind::Concourse)
+        Some(Kind::Concourse)
     } else if concourse::is_task_step(&doc) {
-        Some(crate::documents::Kind::TaskStep)
+        Some(Kind::TaskStep)
     } else {
         None
     }

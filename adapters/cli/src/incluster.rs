@@ -13,7 +13,7 @@ use clap::Args;
 use kube::api::{ListParams, PostParams};
 use kube::{Api, Client, ResourceExt};
 
-use crate::documents::DirSource;
+use crate::input::DirSource;
 use crate::run::RunArgs;
 
 mod console;

@@ -7,10 +7,12 @@ mod concourse;
 mod documents;
 mod helm;
 mod incluster;
+mod input;
 mod plan;
 mod pod_flags;
 mod render;
 mod run;
+mod secrets;
 mod serve;
 
 use std::io::Write;

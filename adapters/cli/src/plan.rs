@@ -20,7 +20,7 @@ use c8s_pipeline_model::{CriticalPath, Dag, Pipeline, RunPlan};
 use clap::ValueEnum;
 use serde::Serialize;
 
-use crate::documents::DirSource;
+use crate::input::DirSource;
 
 /// How `c8s plan` prints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -13,16 +13,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use c8s_kube::{
-    FailureMode, KubeCluster, LogMasker, LogOptions, LogSink, ReapOptions, RunOptions, RunState, Step,
-    StepState, StepStatus,
+    FailureMode, KubeCluster, LogMasker, LogOptions, LogSink, ReapOptions, RunOptions, RunState, RunStatus,
+    Step, StepState, StepStatus,
 };
 use c8s_pipeline_model::Errors;
-use c8s_pipeline_model::sidecar::SecretKeyRef;
 use c8s_pipeline_model::{SecretMasker, TaskPlan};
 use clap::Args;
-use k8s_openapi::api::core::v1::Secret;
 
 use crate::render::{self, RenderArgs};
+use crate::secrets::{read_secret_values, referenced_secrets};
 
 /// `c8s run` flags: the render flags plus scheduling.
 #[derive(Debug, Args)]
@@ -93,11 +92,11 @@ fn fail(message: &str) -> ExitCode {
     ExitCode::from(1)
 }
 
-/// Runs `c8s run`.
+/// Runs `c8s run`: loads and renders the file, reads the flags' times,
+/// then runs the steps on the current kube context ([`run_in_cluster`]).
 pub fn run(args: &RunArgs, report: fn(&str, &Errors) -> String) -> ExitCode {
     let file = args.render.file.as_str();
-    let loaded = load(args);
-    let loaded = match loaded {
+    let loaded = match load(args) {
         Ok(loaded) => loaded,
         Err(errors) => {
             let _ = std::io::stderr().write_all(report(file, &errors).as_bytes());
@@ -105,125 +104,186 @@ pub fn run(args: &RunArgs, report: fn(&str, &Errors) -> String) -> ExitCode {
         }
     };
     let ctx = run_context(args, &loaded);
-    let steps = match steps(&loaded.plans, &loaded.depends_on, &ctx, args.render.job) {
-        Ok(steps) => steps,
+    let prepared = steps(&loaded.plans, &loaded.depends_on, &ctx, args.render.job)
+        .and_then(|steps| Ok((steps, durations(args, loaded.timeout_seconds)?, runtime()?)));
+    let (steps, durations, runtime) = match prepared {
+        Ok(prepared) => prepared,
         Err(message) => return fail(&message),
     };
-    let run_timeout = match (&args.timeout, loaded.timeout_seconds) {
+    runtime.block_on(run_in_cluster(
+        args,
+        &ctx.run_id,
+        &loaded.plans,
+        steps,
+        &durations,
+    ))
+}
+
+/// The times `c8s run` keeps to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Durations {
+    /// The whole run's deadline.
+    run: Duration,
+    /// How long to wait for the API server.
+    connect: Duration,
+    /// How long a step's `main` may take to start.
+    start: Duration,
+}
+
+/// The times of `args`: `--timeout`, else the pipeline's
+/// (`pipeline_timeout`, in seconds), else an hour; `--connect-timeout` and
+/// `--start-timeout`. The first flag that does not read as a duration is
+/// the error.
+fn durations(args: &RunArgs, pipeline_timeout: Option<u64>) -> Result<Durations, String> {
+    let run = match (&args.timeout, pipeline_timeout) {
         (Some(flag), _) => seconds("timeout", flag),
         (None, Some(pipeline)) => Ok(Duration::from_secs(pipeline)),
         (None, None) => Ok(Duration::from_secs(3600)),
     };
-    let (timeout, connect_timeout) = match (run_timeout, seconds("connect-timeout", &args.connect_timeout)) {
+    let (run, connect) = match (run, seconds("connect-timeout", &args.connect_timeout)) {
         (Ok(t), Ok(c)) => (t, c),
-        (Err(m), _) | (_, Err(m)) => return fail(&m),
+        (Err(m), _) | (_, Err(m)) => return Err(m),
     };
-    let start_timeout = match seconds("start-timeout", &args.start_timeout) {
-        Ok(t) => t,
-        Err(m) => return fail(&m),
+    let start = seconds("start-timeout", &args.start_timeout)?;
+    Ok(Durations { run, connect, start })
+}
+
+/// Runs `steps` (rendered from `plans`) as run `run_id` on the current kube
+/// context, writes the status record, prints the masked logs of failed
+/// steps and the run's end.
+async fn run_in_cluster(
+    args: &RunArgs,
+    run_id: &str,
+    plans: &[TaskPlan],
+    steps: Vec<Step>,
+    durations: &Durations,
+) -> ExitCode {
+    let cluster = match KubeCluster::connect(durations.connect).await {
+        Ok(cluster) if args.render.namespace.is_empty() => cluster,
+        Ok(cluster) => cluster.with_namespace(args.render.namespace.clone()),
+        Err(e) => return fail(&e.to_string()),
     };
-    let runtime = match runtime() {
-        Ok(rt) => rt,
-        Err(message) => return fail(&message),
+    let masker = masker(&cluster, plans).await;
+    let logs = Arc::new(CollectedLogs::default());
+    let options = run_options(args, run_id, durations, steps.len(), &masker, &logs);
+    let _ = writeln!(
+        std::io::stderr(),
+        "c8s: run {run_id}: running {} steps in namespace {} (parallelism {})",
+        steps.len(),
+        cluster.namespace(),
+        args.parallelism.max(1)
+    );
+    let status = match c8s_kube::run_pipeline(&cluster, steps, options, cancelled()).await {
+        Ok(status) => status,
+        Err(e) => return fail(&e.to_string()),
     };
-    runtime.block_on(async {
-        let cluster = match KubeCluster::connect(connect_timeout).await {
-            Ok(cluster) if args.render.namespace.is_empty() => cluster,
-            Ok(cluster) => cluster.with_namespace(args.render.namespace.clone()),
-            Err(e) => return fail(&e.to_string()),
-        };
-        let secrets = referenced_secrets(&loaded.plans);
-        let masker = read_secret_values(&cluster, &secrets)
-            .await
-            .and_then(|values| SecretMasker::named(values).map_err(|e| e.to_string()));
-        if let Ok(masker) = &masker {
-            for name in masker.short_values() {
+    if let Some(path) = &args.status_file
+        && let Err(e) = std::fs::write(path, status.to_json())
+    {
+        return fail(&format!("cannot write {path}: {e}"));
+    }
+    print_failed_logs(&status, &masker, &logs);
+    let _ = writeln!(std::io::stdout(), "run {}: {:?}", status.run_id, status.state);
+    if status.state == RunState::Succeeded {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+/// The masker of every Secret value `plans` reference (warning on stderr of
+/// each value too short to mask); the reason when they cannot be read.
+async fn masker(cluster: &KubeCluster, plans: &[TaskPlan]) -> Result<SecretMasker, String> {
+    let secrets = referenced_secrets(plans);
+    let masker = read_secret_values(cluster.client(), cluster.namespace(), &secrets)
+        .await
+        .and_then(|values| SecretMasker::named(values).map_err(|e| e.to_string()));
+    if let Ok(masker) = &masker {
+        for name in masker.short_values() {
+            let _ = writeln!(
+                std::io::stderr(),
+                "c8s: warning: the value of {name} is too short to mask and may appear in logs"
+            );
+        }
+    }
+    masker
+}
+
+/// The run options of `args` for `total` steps: logs are collected through
+/// `masker`, or withheld without one, never streamed unmasked.
+fn run_options(
+    args: &RunArgs,
+    run_id: &str,
+    durations: &Durations,
+    total: usize,
+    masker: &Result<SecretMasker, String>,
+    logs: &Arc<CollectedLogs>,
+) -> RunOptions {
+    let options = RunOptions::new(run_id.to_owned())
+        .resume(args.resume)
+        .parallelism(args.parallelism.max(1))
+        .timeout(durations.run)
+        .start_timeout(durations.start)
+        .failure_mode(if args.continue_on_failure {
+            FailureMode::ContinueOnFailure
+        } else {
+            FailureMode::FailFast
+        })
+        .on_progress(progress_printer(total));
+    match masker {
+        Ok(masker) => {
+            let masker = masker.clone();
+            let factory = Arc::new(move |_: &str| -> Box<dyn LogMasker> { Box::new(masker.clone()) });
+            options.logs(LogOptions::new(factory, logs.clone()))
+        }
+        Err(_) => options,
+    }
+}
+
+/// Resolves at the first Ctrl-C or SIGTERM, which cancels the run (its pods
+/// are deleted); a second Ctrl-C exits at once.
+async fn cancelled() {
+    let signal = interrupted().await;
+    let _ = writeln!(
+        std::io::stderr(),
+        "c8s: {signal}: cancelling, deleting the run's pods (Ctrl-C again to exit at once)"
+    );
+    // A second Ctrl-C leaves at once; the reaper cleans up what is left.
+    tokio::spawn(async {
+        let _ = tokio::signal::ctrl_c().await;
+        let _ = writeln!(std::io::stderr(), "c8s: exiting without waiting for deletes");
+        std::process::exit(130);
+    });
+}
+
+/// On stderr, the kept logs of each failed step, or why they are withheld
+/// (`masker`: the reason the Secrets could not be read).
+fn print_failed_logs(status: &RunStatus, masker: &Result<SecretMasker, String>, logs: &CollectedLogs) {
+    for step in status.steps.iter().filter(|s| s.state == StepState::Failed) {
+        match masker {
+            Ok(_) => {
+                for ((attempt, container), kept) in logs.take(&step.name) {
+                    let _ = writeln!(
+                        std::io::stderr(),
+                        "--- logs of failed step {}, attempt {}, container {container} ---",
+                        step.name,
+                        attempt + 1
+                    );
+                    if kept.dropped > 0 {
+                        let _ = writeln!(std::io::stderr(), "(first {} bytes not kept)", kept.dropped);
+                    }
+                    let _ = std::io::stderr().write_all(&kept.tail);
+                }
+            }
+            Err(reason) => {
                 let _ = writeln!(
                     std::io::stderr(),
-                    "c8s: warning: the value of {name} is too short to mask and may appear in logs"
+                    "--- logs of failed step {} withheld: {reason} ---",
+                    step.name
                 );
             }
         }
-        let logs = Arc::new(CollectedLogs::default());
-        let mut options = RunOptions::new(ctx.run_id.clone())
-            .resume(args.resume)
-            .parallelism(args.parallelism.max(1))
-            .timeout(timeout)
-            .start_timeout(start_timeout)
-            .failure_mode(if args.continue_on_failure {
-                FailureMode::ContinueOnFailure
-            } else {
-                FailureMode::FailFast
-            })
-            .on_progress(progress_printer(steps.len()));
-        // No masker, no logs: they are withheld, never streamed unmasked.
-        if let Ok(masker) = &masker {
-            let masker = masker.clone();
-            let factory = Arc::new(move |_: &str| -> Box<dyn LogMasker> { Box::new(masker.clone()) });
-            options = options.logs(LogOptions::new(factory, logs.clone()));
-        }
-        let _ = writeln!(
-            std::io::stderr(),
-            "c8s: run {}: running {} steps in namespace {} (parallelism {})",
-            ctx.run_id,
-            steps.len(),
-            cluster.namespace(),
-            args.parallelism.max(1)
-        );
-        let cancel = async {
-            let signal = interrupted().await;
-            let _ = writeln!(
-                std::io::stderr(),
-                "c8s: {signal}: cancelling, deleting the run's pods (Ctrl-C again to exit at once)"
-            );
-            // A second Ctrl-C leaves at once; the reaper cleans up what is left.
-            tokio::spawn(async {
-                let _ = tokio::signal::ctrl_c().await;
-                let _ = writeln!(std::io::stderr(), "c8s: exiting without waiting for deletes");
-                std::process::exit(130);
-            });
-        };
-        let status = match c8s_kube::run_pipeline(&cluster, steps, options, cancel).await {
-            Ok(status) => status,
-            Err(e) => return fail(&e.to_string()),
-        };
-        if let Some(path) = &args.status_file
-            && let Err(e) = std::fs::write(path, status.to_json())
-        {
-            return fail(&format!("cannot write {path}: {e}"));
-        }
-        for step in status.steps.iter().filter(|s| s.state == StepState::Failed) {
-            match &masker {
-                Ok(_) => {
-                    for ((attempt, container), kept) in logs.take(&step.name) {
-                        let _ = writeln!(
-                            std::io::stderr(),
-                            "--- logs of failed step {}, attempt {}, container {container} ---",
-                            step.name,
-                            attempt + 1
-                        );
-                        if kept.dropped > 0 {
-                            let _ = writeln!(std::io::stderr(), "(first {} bytes not kept)", kept.dropped);
-                        }
-                        let _ = std::io::stderr().write_all(&kept.tail);
-                    }
-                }
-                Err(reason) => {
-                    let _ = writeln!(
-                        std::io::stderr(),
-                        "--- logs of failed step {} withheld: {reason} ---",
-                        step.name
-                    );
-                }
-            }
-        }
-        let _ = writeln!(std::io::stdout(), "run {}: {:?}", status.run_id, status.state);
-        if status.state == RunState::Succeeded {
-            ExitCode::SUCCESS
-        } else {
-            ExitCode::from(1)
-        }
-    })
+    }
 }
 
 /// The plans of `args`' file, as `c8s render` loads them.
@@ -299,18 +359,6 @@ fn steps(
     c8s_kube::plan_steps(plans, depends_on, ctx, job).map_err(|e| e.to_string())
 }
 
-/// Every Secret key the plans (and their sidecars) reference.
-pub(crate) fn referenced_secrets(plans: &[TaskPlan]) -> Vec<SecretKeyRef> {
-    let mut refs: Vec<SecretKeyRef> = plans
-        .iter()
-        .flat_map(|p| p.env.iter().chain(p.sidecars.iter().flat_map(|s| s.env.iter())))
-        .filter_map(|env| env.secret_key_ref.clone())
-        .collect();
-    refs.sort();
-    refs.dedup();
-    refs
-}
-
 /// Waits for Ctrl-C or SIGTERM (what CI runners send to stop a job); names it.
 async fn interrupted() -> &'static str {
     #[cfg(unix)]
@@ -325,26 +373,6 @@ async fn interrupted() -> &'static str {
     }
     let _ = tokio::signal::ctrl_c().await;
     "interrupted"
-}
-
-/// The values to mask, each named `secret/key`; an error when any of them
-/// cannot be read.
-async fn read_secret_values(
-    cluster: &KubeCluster,
-    refs: &[SecretKeyRef],
-) -> Result<Vec<(String, Vec<u8>)>, String> {
-    let api: kube::Api<Secret> = kube::Api::namespaced(cluster.client().clone(), cluster.namespace());
-    let mut values = Vec::new();
-    for r in refs {
-        let secret = api
-            .get(&r.name)
-            .await
-            .map_err(|e| format!("cannot read Secret {:?} to mask its values: {e}", r.name))?;
-        if let Some(value) = secret.data.as_ref().and_then(|d| d.get(&r.key)) {
-            values.push((format!("Secret {}, key {}", r.name, r.key), value.0.clone()));
-        }
-    }
-    Ok(values)
 }
 
 /// Live progress on stderr: on a terminal, each change carries a running

@@ -5,7 +5,7 @@
 use c8s_pipeline_model::resources::{ResourceList, check_quota};
 use k8s_openapi::jiff::Timestamp;
 
-use crate::reconcile::{Reconciled, Settings};
+use crate::settings::{Reconciled, Settings};
 use crate::status::set_condition;
 use crate::steps::RunSteps;
 

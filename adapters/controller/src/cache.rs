@@ -85,6 +85,8 @@ impl CachedCluster {
 }
 
 /// `key=value` of a selector holding one equality (what the controller uses).
+/// Not kube-core's `Selector`: it builds and matches selectors but parses
+/// none from text (no `FromStr`), and [`Cluster::list`] takes the text.
 fn equality(selector: &str) -> Option<(&str, &str)> {
     let (key, value) = selector.split_once('=')?;
     let value = value.strip_prefix('=').unwrap_or(value);

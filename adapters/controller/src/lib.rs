@@ -27,6 +27,7 @@ pub mod lease;
 pub mod metrics;
 mod observe;
 pub mod reconcile;
+mod settings;
 mod status;
 pub mod steps;
 pub mod validate;

@@ -59,13 +59,7 @@ const RECONCILE_BUCKETS: [f64; 14] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 150.0,
 ];
 /// Every run phase, in the order the gauge lists them.
-const PHASES: [RunPhase; 5] = [
-    RunPhase::Pending,
-    RunPhase::Running,
-    RunPhase::Succeeded,
-    RunPhase::Failed,
-    RunPhase::Cancelled,
-];
+const PHASES: [RunPhase; 5] = RunPhase::ALL;
 
 /// Label `reason` of `c8s_reconcile_errors_total`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -356,16 +350,6 @@ fn count(runs: &[Arc<PipelineRun>]) -> ([i64; PHASES.len()], i64) {
     (by_phase, queued)
 }
 
-fn phase_name(phase: RunPhase) -> &'static str {
-    match phase {
-        RunPhase::Pending => "Pending",
-        RunPhase::Running => "Running",
-        RunPhase::Succeeded => "Succeeded",
-        RunPhase::Failed => "Failed",
-        RunPhase::Cancelled => "Cancelled",
-    }
-}
-
 impl Collector for RunCache {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let counted = match self.store.get() {
@@ -382,7 +366,7 @@ impl Collector for RunCache {
             for (phase, n) in PHASES.iter().zip(by_phase) {
                 phases
                     .encode_family(&PhaseLabels {
-                        phase: phase_name(*phase),
+                        phase: phase.as_str(),
                     })?
                     .encode_gauge(n)?;
             }

@@ -9,7 +9,7 @@ use futures::StreamExt;
 
 use crate::crd::{StepPhase, StepRunStatus};
 use crate::error::Error;
-use crate::reconcile::{Settings, attempt_budget, run_selector};
+use crate::settings::{Settings, attempt_budget, run_selector};
 use crate::steps::RunSteps;
 
 /// The latest attempt of each step that has an object in the cluster.

@@ -8,56 +8,26 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use c8s_kube::{
-    AttemptFailure, Cluster, ObjectRef, PolicySettings, RUN_LABEL, RetryPolicy, TerminationReason,
-    attempt_name,
-};
+use c8s_kube::{AttemptFailure, Cluster, ObjectRef, PolicySettings, TerminationReason, attempt_name};
 use c8s_pipeline_model::finally::{self, ATTEMPT_ENV, Outcome};
-use c8s_pipeline_model::scheduler::{Observed, Policy, RunEnd, decide};
+use c8s_pipeline_model::scheduler::{Observed, Policy, RunEnd, Start, StopReason, decide};
 use k8s_openapi::jiff::Timestamp;
 
+use crate::admission::admit;
 use crate::crd::{
     PipelineRunSpec, PipelineRunStatus, RetriesSpentStatus, RunPhase, StepPhase, StepRunStatus,
 };
 use crate::error::Error;
-use crate::observe::observe_objects;
+use crate::observe::{SeenObject, observe_objects};
 use crate::status::{failed_steps, read_assessment, set_condition, set_object_name};
 use crate::steps::{RunStep, RunSteps};
 
 pub use crate::admission::Admission;
-use crate::admission::admit;
+pub use crate::settings::{Reconciled, Settings, run_selector};
 
 /// The condition that says how a run ends, as Tekton's PipelineRun has it:
 /// `Unknown` while it runs, then `True` or `False`.
 pub const SUCCEEDED: &str = "Succeeded";
-
-/// How the controller runs every run.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Settings {
-    /// Runs of one namespace that may be Running at once; later ones stay
-    /// Pending with a `Queued` condition.
-    pub max_running_per_namespace: usize,
-    /// Steps at once when the run does not say.
-    pub default_parallelism: usize,
-    /// The controller's own retries of a step's infrastructure faults
-    /// (image pulls, evictions, lost pods) and their backoff: the budgets
-    /// `c8s run` has, spent by the same rule
-    /// ([`c8s_kube::RetryPolicy::retry_after`]).
-    pub retry: RetryPolicy,
-    /// How often a waiting run is looked at again without any event.
-    pub poll: Duration,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Settings {
-            max_running_per_namespace: 10,
-            default_parallelism: 8,
-            retry: RetryPolicy::default(),
-            poll: Duration::from_secs(30),
-        }
-    }
-}
 
 /// The run as the reconcile sees it.
 #[derive(Clone, Debug)]
@@ -77,20 +47,10 @@ pub struct RunView<'a> {
     pub status: &'a PipelineRunStatus,
 }
 
-/// The result of a reconcile: the status to write, the Events to record
-/// (reason, message) and when to look again.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Reconciled {
-    /// The new status (written with server-side apply).
-    pub status: PipelineRunStatus,
-    /// `(reason, message)` of each Event to record on the run.
-    pub events: Vec<(String, String)>,
-    /// Look again after this long even if nothing changes (deadlines,
-    /// retry backoffs, the queue).
-    pub requeue_after: Option<Duration>,
-}
-
-/// Reconciles one run: see the module documentation.
+/// Reconciles one run: see the module documentation. In order: carry the
+/// recorded status over, admit a pending run, observe its objects, rebuild
+/// each step's status (spending retries), decide, cancel, skip and start
+/// steps, and conclude the run's phase and condition.
 pub async fn reconcile_run<C: Cluster>(
     cluster: &C,
     run: &RunView<'_>,
@@ -98,7 +58,90 @@ pub async fn reconcile_run<C: Cluster>(
     admission: &Admission,
     settings: &Settings,
 ) -> Result<Reconciled, Error> {
-    let now = cluster.now();
+    let clock = Clock {
+        now: cluster.now(),
+        started: run.started,
+    };
+    let mut out = carried_over(run);
+    if out.status.phase.is_finished() {
+        return Ok(out);
+    }
+    if out.status.phase == RunPhase::Pending
+        && !run.spec.cancelled
+        && !admit(steps, admission, settings, &mut out, clock.now)
+    {
+        return Ok(out);
+    }
+
+    let seen = observe_objects(cluster, run.name, steps, settings, &run.status.steps).await?;
+    let mut rebuilt = rebuild_steps(cluster, steps, &run.status.steps, &seen, settings, &clock).await?;
+    out.events.append(&mut rebuilt.events);
+    let mut statuses = rebuilt.statuses;
+
+    let decision = decide(
+        &steps.dag,
+        &rebuilt.observed,
+        &policy(run, steps, settings),
+        clock.now_ms(),
+    );
+    cancel_steps(
+        cluster,
+        &decision.cancel,
+        &seen,
+        &mut statuses,
+        clock.now,
+        &mut out.events,
+    )
+    .await?;
+    skip_steps(&decision.skip, &mut statuses);
+    start_steps(
+        cluster,
+        run,
+        steps,
+        &decision.start,
+        &mut statuses,
+        &mut out.events,
+    )
+    .await?;
+
+    out.status.steps = step_list(steps, statuses);
+    if out.status.start_time.is_none() {
+        out.status.start_time = Some(run.started.to_string());
+    }
+    conclude(&mut out, decision.done, decision.wake_at, &clock, settings);
+    Ok(out)
+}
+
+/// The reconcile's clock: now, and the run's start that every time the
+/// scheduler sees counts from (in milliseconds).
+#[derive(Clone, Copy, Debug)]
+struct Clock {
+    now: Timestamp,
+    started: Timestamp,
+}
+
+impl Clock {
+    /// `t` in milliseconds since the run started (0 before it).
+    fn since_ms(&self, t: Timestamp) -> u64 {
+        u64::try_from(t.duration_since(self.started).as_millis()).unwrap_or(0)
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.since_ms(self.now)
+    }
+
+    /// A recorded time in milliseconds since the run started; now when it
+    /// is absent or unreadable.
+    fn at_ms(&self, t: &Option<String>) -> u64 {
+        t.as_deref()
+            .and_then(|t| t.parse::<Timestamp>().ok())
+            .map_or(self.now_ms(), |t| self.since_ms(t))
+    }
+}
+
+/// The recorded status carried into this reconcile, with what the spec
+/// says of it (generation, pipeline name).
+fn carried_over(run: &RunView<'_>) -> Reconciled {
     let mut out = Reconciled {
         status: run.status.clone(),
         ..Reconciled::default()
@@ -110,196 +153,288 @@ pub async fn reconcile_run<C: Cluster>(
         .clone()
         .or_else(|| run.spec.pipeline.as_ref().map(|p| p.name.clone()))
         .unwrap_or_default();
-    if out.status.phase.is_finished() {
-        return Ok(out);
-    }
-    if out.status.phase == RunPhase::Pending
-        && !run.spec.cancelled
-        && !admit(steps, admission, settings, &mut out, now)
-    {
-        return Ok(out);
-    }
+    out
+}
 
-    let observed_objects = observe_objects(cluster, run.name, steps, settings, &run.status.steps).await?;
-    let since_ms = |t: Timestamp| u64::try_from(t.duration_since(run.started).as_millis()).unwrap_or(0);
-    let now_ms = since_ms(now);
-    let previous: BTreeMap<&str, &StepRunStatus> =
-        run.status.steps.iter().map(|s| (s.name.as_str(), s)).collect();
-    let mut statuses: BTreeMap<String, StepRunStatus> = BTreeMap::new();
-    let mut observed: BTreeMap<String, Observed> = BTreeMap::new();
+/// Every step's status as rebuilt from the cluster and the record, what the
+/// scheduler is told of each, and the Events of steps that changed phase.
+#[derive(Debug, Default)]
+struct Rebuilt {
+    statuses: BTreeMap<String, StepRunStatus>,
+    observed: BTreeMap<String, Observed>,
+    events: Vec<(String, String)>,
+}
+
+/// Rebuilds what every step has done ([`rebuild_step`]).
+async fn rebuild_steps<C: Cluster>(
+    cluster: &C,
+    steps: &RunSteps,
+    recorded: &[StepRunStatus],
+    seen: &BTreeMap<String, SeenObject>,
+    settings: &Settings,
+    clock: &Clock,
+) -> Result<Rebuilt, Error> {
+    let previous: BTreeMap<&str, &StepRunStatus> = recorded.iter().map(|s| (s.name.as_str(), s)).collect();
+    let mut rebuilt = Rebuilt::default();
     for step in &steps.steps {
-        let mut status = previous
-            .get(step.name.as_str())
-            .map(|s| (*s).clone())
-            .unwrap_or_else(|| StepRunStatus {
-                name: step.name.clone(),
-                ..StepRunStatus::default()
-            });
-        let at_ms = |t: &Option<String>| {
-            t.as_deref()
-                .and_then(|t| t.parse::<Timestamp>().ok())
-                .map_or(now_ms, since_ms)
-        };
-        // The one retry rule of `c8s run`; what it spends is recorded, and
-        // when the next attempt may start.
-        let retry = |fault, attempt, retries: &mut RetriesSpentStatus, retry_at: &mut Option<String>| {
-            let mut spent = (*retries).into();
-            let backoff =
-                settings
-                    .retry
-                    .retry_after(&step.name, step.retries.as_ref(), &mut spent, attempt, fault);
-            *retries = spent.into();
-            let at = backoff.map(|b| now.checked_add(b).unwrap_or(now));
-            *retry_at = at.map(|t| t.to_string());
-            at.map(since_ms)
-        };
-        let seen = match observed_objects.get(&step.name) {
-            // This attempt's failure was counted by an earlier reconcile (its pod
-            // is still being deleted): the retry it got stands.
-            Some(object) if object.attempt == status.attempt && status.retry_at.is_some() => {
-                Some(Observed::Failed {
-                    attempt: object.attempt,
-                    retry_at: Some(at_ms(&status.retry_at)),
-                })
-            }
-            Some(object) => {
-                // A newer attempt than the recorded retry: that retry is spent.
-                let (mut retries, mut retry_at) = (status.retries, None);
-                let mut seen = read_assessment(
-                    &object.assessment,
-                    object.attempt,
-                    |fault| retry(fault, object.attempt, &mut retries, &mut retry_at),
-                    now_ms,
-                    &now.to_string(),
-                    &mut status,
-                );
-                (status.retries, status.retry_at) = (retries, retry_at);
-                status.attempt = object.attempt;
-                set_object_name(&mut status, &object.object);
-                if let Observed::Running {
-                    since: Some(since), ..
-                } = &mut seen
-                {
-                    // The step's timeout counts from when it was first seen running, as recorded.
-                    let started = status.start_time.get_or_insert_with(|| now.to_string());
-                    *since = started.parse::<Timestamp>().map_or(now_ms, since_ms);
-                }
-                if matches!(
-                    seen,
-                    Observed::Failed {
-                        retry_at: Some(_),
-                        ..
-                    }
-                ) {
-                    // The failed attempt's pod goes; the reconcile does not wait for it.
-                    cluster.start_delete(&object.object).await?;
-                }
-                Some(seen)
-            }
-            // Its object is gone: what the status recorded stands.
-            None => match status.phase {
-                StepPhase::Succeeded => Some(Observed::Succeeded),
-                StepPhase::Failed => Some(Observed::Failed {
-                    attempt: status.attempt,
-                    retry_at: None,
-                }),
-                StepPhase::Skipped => Some(Observed::Cancelled),
-                // Waiting out its retry backoff.
-                StepPhase::Running if status.retry_at.is_some() => Some(Observed::Failed {
-                    attempt: status.attempt,
-                    retry_at: Some(at_ms(&status.retry_at)),
-                }),
-                // Its pod vanished: a disruption.
-                StepPhase::Running => {
-                    let attempt = status.attempt;
-                    let retry_at = retry(
-                        AttemptFailure::Disruption,
-                        attempt,
-                        &mut status.retries,
-                        &mut status.retry_at,
-                    );
-                    status.reason = TerminationReason::Lost.to_string();
-                    status.message = "its pod disappeared".into();
-                    if retry_at.is_none() {
-                        status.phase = StepPhase::Failed;
-                        status.completion_time = Some(now.to_string());
-                    }
-                    Some(Observed::Failed { attempt, retry_at })
-                }
-                StepPhase::Pending => None,
-            },
-        };
-        if let Some(seen) = seen {
-            observed.insert(step.name.clone(), seen);
+        let before = previous.get(step.name.as_str()).copied();
+        let (status, observed) =
+            rebuild_step(cluster, step, before, seen.get(&step.name), settings, clock).await?;
+        if let Some(observed) = observed {
+            rebuilt.observed.insert(step.name.clone(), observed);
         }
-        let before = previous.get(step.name.as_str()).map(|s| s.phase);
-        if before != Some(status.phase) {
-            match status.phase {
-                StepPhase::Succeeded => out
-                    .events
-                    .push(("StepSucceeded".into(), format!("step {} succeeded", step.name))),
-                StepPhase::Failed => out.events.push((
-                    "StepFailed".into(),
-                    format!("step {} failed: {} {}", step.name, status.reason, status.message)
-                        .trim_end()
-                        .to_owned(),
-                )),
-                _ => {}
-            }
-        }
-        statuses.insert(step.name.clone(), status);
+        rebuilt
+            .events
+            .extend(phase_event(&step.name, before.map(|s| s.phase), &status));
+        rebuilt.statuses.insert(step.name.clone(), status);
     }
+    Ok(rebuilt)
+}
 
-    let policy = policy(run, steps, settings);
-    let decision = decide(&steps.dag, &observed, &policy, now_ms);
-    for (name, reason) in &decision.cancel {
-        if let Some(object) = observed_objects.get(name) {
+/// One step's status and what the scheduler is told of it, from its latest
+/// object (`object`) and its recorded status (`before`). A failed attempt
+/// that gets a retry has its pod deleted (the reconcile does not wait).
+async fn rebuild_step<C: Cluster>(
+    cluster: &C,
+    step: &RunStep,
+    before: Option<&StepRunStatus>,
+    object: Option<&SeenObject>,
+    settings: &Settings,
+    clock: &Clock,
+) -> Result<(StepRunStatus, Option<Observed>), Error> {
+    let mut status = before.cloned().unwrap_or_else(|| StepRunStatus {
+        name: step.name.clone(),
+        ..StepRunStatus::default()
+    });
+    let observed = match object {
+        // This attempt's failure was counted by an earlier reconcile (its pod
+        // is still being deleted): the retry it got stands.
+        Some(object) if object.attempt == status.attempt && status.retry_at.is_some() => {
+            Some(Observed::Failed {
+                attempt: object.attempt,
+                retry_at: Some(clock.at_ms(&status.retry_at)),
+            })
+        }
+        Some(object) => {
+            let seen = assess_object(step, object, settings, clock, &mut status);
+            if matches!(
+                seen,
+                Observed::Failed {
+                    retry_at: Some(_),
+                    ..
+                }
+            ) {
+                // The failed attempt's pod goes; the reconcile does not wait for it.
+                cluster.start_delete(&object.object).await?;
+            }
+            Some(seen)
+        }
+        None => recorded_observation(step, settings, clock, &mut status),
+    };
+    Ok((status, observed))
+}
+
+/// The one retry rule of `c8s run` for an attempt of `step` that ended by
+/// `fault`: what it spends is recorded in `retries`, and when the next
+/// attempt may start in `retry_at`; returns that time in milliseconds since
+/// the run started, `None` when no retry is left.
+fn spend_retry(
+    settings: &Settings,
+    step: &RunStep,
+    clock: &Clock,
+    fault: AttemptFailure,
+    attempt: u32,
+    retries: &mut RetriesSpentStatus,
+    retry_at: &mut Option<String>,
+) -> Option<u64> {
+    let mut spent = (*retries).into();
+    let backoff = settings
+        .retry
+        .retry_after(&step.name, step.retries.as_ref(), &mut spent, attempt, fault);
+    *retries = spent.into();
+    let at = backoff.map(|b| clock.now.checked_add(b).unwrap_or(clock.now));
+    *retry_at = at.map(|t| t.to_string());
+    at.map(|t| clock.since_ms(t))
+}
+
+/// What the step's latest object says, written into `status`.
+fn assess_object(
+    step: &RunStep,
+    object: &SeenObject,
+    settings: &Settings,
+    clock: &Clock,
+    status: &mut StepRunStatus,
+) -> Observed {
+    // A newer attempt than the recorded retry: that retry is spent.
+    let (mut retries, mut retry_at) = (status.retries, None);
+    let mut seen = read_assessment(
+        &object.assessment,
+        object.attempt,
+        |fault| {
+            spend_retry(
+                settings,
+                step,
+                clock,
+                fault,
+                object.attempt,
+                &mut retries,
+                &mut retry_at,
+            )
+        },
+        clock.now_ms(),
+        &clock.now.to_string(),
+        status,
+    );
+    (status.retries, status.retry_at) = (retries, retry_at);
+    status.attempt = object.attempt;
+    set_object_name(status, &object.object);
+    if let Observed::Running {
+        since: Some(since), ..
+    } = &mut seen
+    {
+        // The step's timeout counts from when it was first seen running, as recorded.
+        let started = status.start_time.get_or_insert_with(|| clock.now.to_string());
+        *since = started
+            .parse::<Timestamp>()
+            .map_or(clock.now_ms(), |t| clock.since_ms(t));
+    }
+    seen
+}
+
+/// What a step whose object is gone (or never was) has done: what its
+/// status recorded stands, except that a pod that vanished while running is
+/// a disruption (retried by the one rule, else the step failed).
+fn recorded_observation(
+    step: &RunStep,
+    settings: &Settings,
+    clock: &Clock,
+    status: &mut StepRunStatus,
+) -> Option<Observed> {
+    match status.phase {
+        StepPhase::Succeeded => Some(Observed::Succeeded),
+        StepPhase::Failed => Some(Observed::Failed {
+            attempt: status.attempt,
+            retry_at: None,
+        }),
+        StepPhase::Skipped => Some(Observed::Cancelled),
+        // Waiting out its retry backoff.
+        StepPhase::Running if status.retry_at.is_some() => Some(Observed::Failed {
+            attempt: status.attempt,
+            retry_at: Some(clock.at_ms(&status.retry_at)),
+        }),
+        // Its pod vanished: a disruption.
+        StepPhase::Running => {
+            let attempt = status.attempt;
+            let retry_at = spend_retry(
+                settings,
+                step,
+                clock,
+                AttemptFailure::Disruption,
+                attempt,
+                &mut status.retries,
+                &mut status.retry_at,
+            );
+            status.reason = TerminationReason::Lost.to_string();
+            status.message = "its pod disappeared".into();
+            if retry_at.is_none() {
+                status.phase = StepPhase::Failed;
+                status.completion_time = Some(clock.now.to_string());
+            }
+            Some(Observed::Failed { attempt, retry_at })
+        }
+        StepPhase::Pending => None,
+    }
+}
+
+/// The Event of step `name` reaching its final phase in this reconcile
+/// (`before`: its recorded phase), if it did.
+fn phase_event(name: &str, before: Option<StepPhase>, status: &StepRunStatus) -> Option<(String, String)> {
+    if before == Some(status.phase) {
+        return None;
+    }
+    match status.phase {
+        StepPhase::Succeeded => Some(("StepSucceeded".into(), format!("step {name} succeeded"))),
+        StepPhase::Failed => Some((
+            "StepFailed".into(),
+            format!("step {name} failed: {} {}", status.reason, status.message)
+                .trim_end()
+                .to_owned(),
+        )),
+        _ => None,
+    }
+}
+
+/// Stops the steps the scheduler cancels: their objects are deleted (not
+/// waited for) and their statuses say why.
+async fn cancel_steps<C: Cluster>(
+    cluster: &C,
+    cancel: &[(String, StopReason)],
+    seen: &BTreeMap<String, SeenObject>,
+    statuses: &mut BTreeMap<String, StepRunStatus>,
+    now: Timestamp,
+    events: &mut Vec<(String, String)>,
+) -> Result<(), Error> {
+    for (name, reason) in cancel {
+        if let Some(object) = seen.get(name) {
             cluster.start_delete(&object.object).await?;
         }
         if let Some(status) = statuses.get_mut(name) {
-            // A step that ran out of time failed; one stopped for another reason was cancelled.
-            let timed_out = reason.outcome() == Outcome::Failed;
-            status.phase = if timed_out {
-                StepPhase::Failed
-            } else {
-                StepPhase::Skipped
-            };
-            status.reason = if timed_out {
-                "DeadlineExceeded"
-            } else {
-                "Cancelled"
-            }
-            .into();
-            status.message = format!("stopped: {reason}");
-            status.completion_time = Some(now.to_string());
+            mark_cancelled(status, reason, now);
         }
-        out.events
-            .push(("StepCancelled".into(), format!("step {name} cancelled: {reason}")));
+        events.push(("StepCancelled".into(), format!("step {name} cancelled: {reason}")));
     }
-    for (name, reason) in &decision.skip {
+    Ok(())
+}
+
+/// A step stopped for `reason`: one that ran out of time failed; one
+/// stopped for another reason was cancelled.
+fn mark_cancelled(status: &mut StepRunStatus, reason: &StopReason, now: Timestamp) {
+    let timed_out = reason.outcome() == Outcome::Failed;
+    status.phase = if timed_out {
+        StepPhase::Failed
+    } else {
+        StepPhase::Skipped
+    };
+    status.reason = if timed_out {
+        "DeadlineExceeded"
+    } else {
+        "Cancelled"
+    }
+    .into();
+    status.message = format!("stopped: {reason}");
+    status.completion_time = Some(now.to_string());
+}
+
+/// Marks the steps that will never start: the rule `c8s run` follows,
+/// skipped for a dependency, else cancelled.
+fn skip_steps(skip: &[(String, StopReason)], statuses: &mut BTreeMap<String, StepRunStatus>) {
+    for (name, reason) in skip {
         if let Some(status) = statuses.get_mut(name) {
-            // The rule `c8s run` follows: skipped for a dependency, else cancelled.
             let cancelled = reason.outcome() == Outcome::Cancelled;
             status.phase = StepPhase::Skipped;
             status.reason = if cancelled { "Cancelled" } else { "Skipped" }.into();
             status.message = format!("not run: {reason}");
         }
     }
-    for start in &decision.start {
+}
+
+/// Creates the objects of the attempts the scheduler starts; one that
+/// exists already (an earlier reconcile created it and lost the answer or
+/// the status write) is adopted.
+async fn start_steps<C: Cluster>(
+    cluster: &C,
+    run: &RunView<'_>,
+    steps: &RunSteps,
+    starts: &[Start],
+    statuses: &mut BTreeMap<String, StepRunStatus>,
+    events: &mut Vec<(String, String)>,
+) -> Result<(), Error> {
+    for start in starts {
         let Some(step) = steps.steps.iter().find(|s| s.name == start.step) else {
             continue;
         };
         let name = attempt_name(&step.name, start.attempt);
-        let mut object = step.object.renamed(&name);
-        // Label and env count attempts from 1, as `c8s run` and `c8s render` show them.
-        let number = (start.attempt + 1).to_string();
-        object.set_label(ATTEMPT_LABEL, &number);
-        object.set_main_env(ATTEMPT_ENV, &number);
-        if step.finally {
-            for (var, value) in outcome_env(run, steps, step, &statuses) {
-                object.set_main_env(&var, &value);
-            }
-        }
+        let object = attempt_object(run, steps, step, &name, start.attempt, statuses);
         let created = match cluster.create(&object).await {
             Ok(created) => created,
             // Created by an earlier reconcile whose answer or status write was lost: adopt it.
@@ -307,16 +442,9 @@ pub async fn reconcile_run<C: Cluster>(
             Err(e) => return Err(e.into()),
         };
         if let Some(status) = statuses.get_mut(&step.name) {
-            status.phase = StepPhase::Running;
-            status.attempt = start.attempt;
-            status.retry_at = None;
-            status.exit_code = None;
-            status.reason.clear();
-            status.message.clear();
-            status.completion_time = None;
-            set_object_name(status, &created);
+            mark_started(status, start.attempt, &created);
         }
-        out.events.push((
+        events.push((
             "StepStarted".into(),
             format!(
                 "step {} attempt {} started as {created}",
@@ -324,59 +452,84 @@ pub async fn reconcile_run<C: Cluster>(
             ),
         ));
     }
+    Ok(())
+}
 
-    out.status.steps = steps
+/// The object of attempt `attempt` (from 0) of `step`, named `name`: its
+/// attempt label and env, and for a `finally` step the outcome env.
+fn attempt_object(
+    run: &RunView<'_>,
+    steps: &RunSteps,
+    step: &RunStep,
+    name: &str,
+    attempt: u32,
+    statuses: &BTreeMap<String, StepRunStatus>,
+) -> c8s_kube::StepObject {
+    let mut object = step.object.renamed(name);
+    // Label and env count attempts from 1, as `c8s run` and `c8s render` show them.
+    let number = (attempt + 1).to_string();
+    object.set_label(ATTEMPT_LABEL, &number);
+    object.set_main_env(ATTEMPT_ENV, &number);
+    if step.finally {
+        for (var, value) in outcome_env(run, steps, step, statuses) {
+            object.set_main_env(&var, &value);
+        }
+    }
+    object
+}
+
+/// A step whose attempt `attempt` now runs as `created`.
+fn mark_started(status: &mut StepRunStatus, attempt: u32, created: &ObjectRef) {
+    status.phase = StepPhase::Running;
+    status.attempt = attempt;
+    status.retry_at = None;
+    status.exit_code = None;
+    status.reason.clear();
+    status.message.clear();
+    status.completion_time = None;
+    set_object_name(status, created);
+}
+
+/// The steps' statuses in the run's order, then the steps the branch rules
+/// out, listed so that `kubectl get -o yaml` shows why they never ran.
+fn step_list(steps: &RunSteps, mut statuses: BTreeMap<String, StepRunStatus>) -> Vec<StepRunStatus> {
+    let mut list: Vec<StepRunStatus> = steps
         .steps
         .iter()
         .filter_map(|s| statuses.remove(&s.name))
         .collect();
-    // Steps the branch rules out are listed too, so `kubectl get -o yaml` shows why they never ran.
-    out.status
-        .steps
-        .extend(steps.skipped.iter().map(|(name, why)| StepRunStatus {
-            name: name.clone(),
-            phase: StepPhase::Skipped,
-            reason: "BranchCondition".into(),
-            message: format!("not run: {why}"),
-            ..StepRunStatus::default()
-        }));
-    if out.status.start_time.is_none() {
-        out.status.start_time = Some(run.started.to_string());
-    }
-    match decision.done {
+    list.extend(steps.skipped.iter().map(|(name, why)| StepRunStatus {
+        name: name.clone(),
+        phase: StepPhase::Skipped,
+        reason: "BranchCondition".into(),
+        message: format!("not run: {why}"),
+        ..StepRunStatus::default()
+    }));
+    list
+}
+
+/// The run's phase and `Succeeded` condition after the decision: ended
+/// (`done`), with its Event, or running, looked at again by `wake_at` (in
+/// milliseconds since the run started) or the poll interval.
+fn conclude(
+    out: &mut Reconciled,
+    done: Option<RunEnd>,
+    wake_at: Option<u64>,
+    clock: &Clock,
+    settings: &Settings,
+) {
+    let now = clock.now;
+    match done {
         Some(end) => {
-            let (phase, reason, message) = match end {
-                RunEnd::Succeeded => (
-                    RunPhase::Succeeded,
-                    "Succeeded",
-                    "every step succeeded".to_owned(),
-                ),
-                RunEnd::Cancelled => (
-                    RunPhase::Cancelled,
-                    "Cancelled",
-                    "the run was cancelled".to_owned(),
-                ),
-                RunEnd::TimedOut => (
-                    RunPhase::Failed,
-                    "PipelineRunTimeout",
-                    "the run's timeout ran out".to_owned(),
-                ),
-                _ => (RunPhase::Failed, "Failed", failed_steps(&out.status)),
-            };
+            let (phase, reason, message) = run_end(end, &out.status);
             out.status.phase = phase;
             out.status.completion_time = Some(now.to_string());
-            set_condition(
-                &mut out.status,
-                SUCCEEDED,
-                if phase == RunPhase::Succeeded {
-                    "True"
-                } else {
-                    "False"
-                },
-                reason,
-                &message,
-                now,
-            );
+            let value = if phase == RunPhase::Succeeded {
+                "True"
+            } else {
+                "False"
+            };
+            set_condition(&mut out.status, SUCCEEDED, value, reason, &message, now);
             out.events.push((format!("Run{reason}"), message));
         }
         None => {
@@ -389,13 +542,34 @@ pub async fn reconcile_run<C: Cluster>(
                 "steps are running",
                 now,
             );
-            let wake = decision
-                .wake_at
-                .map(|at| Duration::from_millis(at.saturating_sub(now_ms)));
+            let now_ms = clock.now_ms();
+            let wake = wake_at.map(|at| Duration::from_millis(at.saturating_sub(now_ms)));
             out.requeue_after = Some(wake.map_or(settings.poll, |w| w.min(settings.poll)));
         }
     }
-    Ok(out)
+}
+
+/// The phase, condition reason and message of a run that ended so
+/// (`status`: its steps, for the failures a failed run names).
+fn run_end(end: RunEnd, status: &PipelineRunStatus) -> (RunPhase, &'static str, String) {
+    match end {
+        RunEnd::Succeeded => (
+            RunPhase::Succeeded,
+            "Succeeded",
+            "every step succeeded".to_owned(),
+        ),
+        RunEnd::Cancelled => (
+            RunPhase::Cancelled,
+            "Cancelled",
+            "the run was cancelled".to_owned(),
+        ),
+        RunEnd::TimedOut => (
+            RunPhase::Failed,
+            "PipelineRunTimeout",
+            "the run's timeout ran out".to_owned(),
+        ),
+        _ => (RunPhase::Failed, "Failed", failed_steps(status)),
+    }
 }
 
 /// When a run with `status` started: its `startTime`, or `now` if it has
@@ -408,24 +582,8 @@ pub fn started_at(status: &PipelineRunStatus, now: Timestamp) -> Timestamp {
         .unwrap_or(now)
 }
 
-/// The label selector of run `run`'s objects: pod-builder writes the run id
-/// (the run's name) as a label value, hash-shortened past 63 characters.
-pub fn run_selector(run: &str) -> String {
-    format!("{RUN_LABEL}={}", c8s_pod_builder::names::label_value(run))
-}
-
 /// The label holding an object's attempt number, from 1.
 pub const ATTEMPT_LABEL: &str = c8s_pipeline_model::finally::ATTEMPT_LABEL;
-
-/// The most attempts `step` can have: the first, the controller's own
-/// retries and the user's.
-pub(crate) fn attempt_budget(step: &RunStep, settings: &Settings) -> u32 {
-    let limit = step.retries.as_ref().map_or(0, |r| r.limit);
-    let retry = &settings.retry;
-    1u32.saturating_add(retry.image_pull_retries)
-        .saturating_add(retry.disruption_retries)
-        .saturating_add(limit)
-}
 
 /// The outcome env of a `finally` step as it starts
 /// ([`finally::outcome_env`], the rule `c8s run` follows): the run's outcome
@@ -471,4 +629,119 @@ fn policy(run: &RunView<'_>, steps: &RunSteps, settings: &Settings) -> Policy {
         ..PolicySettings::new(&settings.retry)
     };
     c8s_kube::policy(&steps.steps, &settings)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(t: &str) -> Timestamp {
+        t.parse().expect("a timestamp")
+    }
+
+    fn clock() -> Clock {
+        Clock {
+            now: at("2026-01-01T00:01:00Z"),
+            started: at("2026-01-01T00:00:00Z"),
+        }
+    }
+
+    #[test]
+    fn the_clock_counts_from_the_runs_start_and_reads_records() {
+        let clock = clock();
+        assert_eq!(clock.now_ms(), 60_000);
+        assert_eq!(clock.since_ms(at("2025-12-31T23:59:00Z")), 0);
+        assert_eq!(clock.at_ms(&Some("2026-01-01T00:00:02Z".into())), 2_000);
+        assert_eq!(clock.at_ms(&Some("not a time".into())), 60_000);
+        assert_eq!(clock.at_ms(&None), 60_000);
+    }
+
+    #[test]
+    fn only_a_change_to_a_final_phase_is_an_event() {
+        let mut status = StepRunStatus {
+            name: "unit".into(),
+            phase: StepPhase::Failed,
+            reason: "Error".into(),
+            ..StepRunStatus::default()
+        };
+        assert_eq!(
+            phase_event("unit", Some(StepPhase::Running), &status),
+            Some(("StepFailed".into(), "step unit failed: Error".into()))
+        );
+        assert_eq!(phase_event("unit", Some(StepPhase::Failed), &status), None);
+        status.phase = StepPhase::Running;
+        assert_eq!(phase_event("unit", None, &status), None);
+        status.phase = StepPhase::Succeeded;
+        assert_eq!(
+            phase_event("unit", None, &status),
+            Some(("StepSucceeded".into(), "step unit succeeded".into()))
+        );
+    }
+
+    #[test]
+    fn a_timed_out_step_failed_and_one_stopped_otherwise_was_cancelled() {
+        let now = clock().now;
+        let mut status = StepRunStatus::default();
+        mark_cancelled(&mut status, &StopReason::StepTimeout, now);
+        assert_eq!(
+            (status.phase, status.reason.as_str()),
+            (StepPhase::Failed, "DeadlineExceeded")
+        );
+        mark_cancelled(&mut status, &StopReason::RunCancelled, now);
+        assert_eq!(
+            (status.phase, status.reason.as_str()),
+            (StepPhase::Skipped, "Cancelled")
+        );
+        assert_eq!(status.message, "stopped: the run was cancelled");
+        assert_eq!(status.completion_time, Some(now.to_string()));
+
+        let mut statuses = BTreeMap::from([("b".to_owned(), StepRunStatus::default())]);
+        skip_steps(&[("b".into(), StopReason::Dependency("a".into()))], &mut statuses);
+        assert_eq!(statuses["b"].reason, "Skipped");
+    }
+
+    #[test]
+    fn a_started_attempt_forgets_the_previous_ones_result() {
+        let mut status = StepRunStatus {
+            phase: StepPhase::Failed,
+            exit_code: Some(1),
+            reason: "Error".into(),
+            retry_at: Some("2026-01-01T00:00:00Z".into()),
+            ..StepRunStatus::default()
+        };
+        mark_started(
+            &mut status,
+            1,
+            &ObjectRef::new(c8s_kube::ObjectKind::Pod, "unit-a1"),
+        );
+        assert_eq!(status.phase, StepPhase::Running);
+        assert_eq!(
+            (status.attempt, status.exit_code, status.retry_at),
+            (1, None, None)
+        );
+        assert!(status.reason.is_empty());
+        assert_eq!(status.pod.as_deref(), Some("unit-a1"));
+    }
+
+    #[test]
+    fn a_run_ends_with_its_phase_condition_and_event_or_runs_on_until_the_next_wake() {
+        let clock = clock();
+        let settings = Settings::default();
+        let mut out = Reconciled::default();
+        conclude(&mut out, Some(RunEnd::TimedOut), None, &clock, &settings);
+        assert_eq!(out.status.phase, RunPhase::Failed);
+        assert_eq!(
+            out.events,
+            vec![("RunPipelineRunTimeout".into(), "the run's timeout ran out".into())]
+        );
+        assert_eq!(out.status.conditions[0].status, "False");
+
+        let mut out = Reconciled::default();
+        conclude(&mut out, None, Some(65_000), &clock, &settings);
+        assert_eq!(out.status.phase, RunPhase::Running);
+        assert_eq!(out.requeue_after, Some(Duration::from_secs(5)));
+        conclude(&mut out, None, None, &clock, &settings);
+        assert_eq!(out.requeue_after, Some(settings.poll));
+        assert_eq!(run_end(RunEnd::Succeeded, &out.status).0, RunPhase::Succeeded);
+    }
 }

@@ -124,20 +124,49 @@ impl std::fmt::Display for StepOutcome {
     }
 }
 
-/// The state of a whole run.
+/// The state of a whole run: of `c8s run`'s status record, and the phase
+/// of a `PipelineRun` in the cluster (the controller's `RunPhase`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum RunState {
-    /// Not started.
+    /// Not started yet (in the cluster: queued behind the namespace's limit
+    /// or a quota).
     #[default]
     Pending,
     /// Steps are running.
     Running,
     /// Every step succeeded.
     Succeeded,
-    /// A step failed, or the run timed out.
+    /// A step failed, or the run's timeout ran out.
     Failed,
-    /// The run was cancelled.
+    /// The run was cancelled (in the cluster: `spec.cancelled` was set).
     Cancelled,
+}
+
+impl RunState {
+    /// Every state, in the order a run can pass through them.
+    pub const ALL: [RunState; 5] = [
+        RunState::Pending,
+        RunState::Running,
+        RunState::Succeeded,
+        RunState::Failed,
+        RunState::Cancelled,
+    ];
+
+    /// Whether the run has ended.
+    pub fn is_finished(self) -> bool {
+        matches!(self, RunState::Succeeded | RunState::Failed | RunState::Cancelled)
+    }
+
+    /// The state's name, as it is serialised (`Pending`, `Running`...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunState::Pending => "Pending",
+            RunState::Running => "Running",
+            RunState::Succeeded => "Succeeded",
+            RunState::Failed => "Failed",
+            RunState::Cancelled => "Cancelled",
+        }
+    }
 }
 
 /// The state of one step.

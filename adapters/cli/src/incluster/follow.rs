@@ -7,11 +7,11 @@ use c8s_controller::crd::{PipelineRun, RunPhase, StepPhase, StepRunStatus};
 use c8s_kube::{KubeCluster, MAIN_CONTAINER, ObjectKind, ObjectRef, stream_masked_logs};
 use c8s_pipeline_model::SecretMasker;
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::Secret;
 use kube::runtime::WatchStreamExt;
 use kube::{Api, Client};
 
 use super::Console;
+use crate::secrets::{read_secret_values, referenced_secrets};
 
 /// Watches run `name` until it ends and returns its phase. With `status`,
 /// prints each step's phase changes on stderr; streams the masked `main` log
@@ -155,17 +155,7 @@ pub(super) async fn secret_values(
     let run_plan = pipeline.expand(branch).map_err(|e| e.to_string())?;
     let mut plans = run_plan.plans;
     plans.extend(run_plan.finally);
-    let refs = crate::run::referenced_secrets(&plans);
-    let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
-    let mut values = Vec::new();
-    for r in refs {
-        let secret = api
-            .get(&r.name)
-            .await
-            .map_err(|e| format!("cannot read Secret {:?} to mask its values: {e}", r.name))?;
-        if let Some(value) = secret.data.as_ref().and_then(|d| d.get(&r.key)) {
-            values.push(value.0.clone());
-        }
-    }
-    Ok(values)
+    let refs = referenced_secrets(&plans);
+    let values = read_secret_values(client, namespace, &refs).await?;
+    Ok(values.into_iter().map(|(_, value)| value).collect())
 }

@@ -111,27 +111,15 @@ pub struct PipelineRunSpec {
     pub continue_on_failure: bool,
 }
 
-/// Where a [`PipelineRun`] is.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
-pub enum RunPhase {
-    /// Not started yet: queued behind the namespace's limit or a quota.
-    #[default]
-    Pending,
-    /// Steps are running.
-    Running,
-    /// Every step succeeded.
-    Succeeded,
-    /// A step failed, or the run's timeout ran out.
-    Failed,
-    /// `spec.cancelled` was set.
-    Cancelled,
-}
+/// Where a [`PipelineRun`] is: the run state `c8s run` reports too
+/// ([`c8s_kube::RunState`]), one type for both.
+pub use c8s_kube::RunState as RunPhase;
 
-impl RunPhase {
-    /// Whether the run has ended.
-    pub fn is_finished(self) -> bool {
-        matches!(self, RunPhase::Succeeded | RunPhase::Failed | RunPhase::Cancelled)
-    }
+/// The JSON schema of [`RunPhase`] (c8s-kube derives no schema): a string,
+/// one of the phases' names.
+fn run_phase_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let names: Vec<&str> = RunPhase::ALL.iter().map(|p| p.as_str()).collect();
+    schemars::json_schema!({ "type": "string", "enum": names })
 }
 
 /// Where one step is.
@@ -156,6 +144,7 @@ pub enum StepPhase {
 pub struct PipelineRunStatus {
     /// Where the run is.
     #[serde(default)]
+    #[schemars(schema_with = "run_phase_schema")]
     pub phase: RunPhase,
     /// The pipeline's name, from `pipelineRef` or the embedded pipeline (a
     /// printer column takes one path, so the controller copies it here).

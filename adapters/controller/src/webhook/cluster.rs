@@ -16,7 +16,7 @@ use kube::runtime::reflector::{self, Store, reflector};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource};
 
-use super::{ExistingRun, TriggerError};
+use super::triggers::{ExistingRun, TriggerError, Triggers};
 use crate::crd::{Pipeline, PipelineRun, Provider, RepositoryConnection, SecretKeyRef};
 
 /// How long a delivery waits for the stores' first lists before it is
@@ -127,7 +127,7 @@ fn cluster_error(operation: &str, e: kube::Error) -> TriggerError {
     }
 }
 
-impl super::Triggers for KubeTriggers {
+impl Triggers for KubeTriggers {
     async fn connections(&self, provider: Provider) -> Result<Vec<Arc<RepositoryConnection>>, TriggerError> {
         self.ready().await?;
         Ok(self.connections.state_filter(|c| c.spec.provider == provider))

@@ -5,6 +5,14 @@
 //! per minute allows a burst of `n` failures, then one more every `60/n`
 //! seconds. Successes neither spend nor need budget. Time is tokio's
 //! [`Instant`], so a test with paused time is deterministic.
+//!
+//! Why not the `governor` crate: its keyed limiter spends a cell whenever a
+//! check passes, where this budget is checked by every delivery and spent
+//! only by failures; it counts on its own clock (`quanta`), not tokio's, so
+//! the paused-time tests would need a clock adapter; and it bounds no key
+//! count (no shared overflow bucket). It would also bring about fifteen
+//! crates (`dashmap`, `quanta`, `raw-cpuid`, `rand`, `nonzero_ext`...) to
+//! replace some sixty lines.
 
 use std::collections::HashMap;
 use std::net::IpAddr;

@@ -37,6 +37,7 @@
 mod cluster;
 mod limit;
 mod push;
+mod triggers;
 pub mod verify;
 
 use std::collections::BTreeMap;
@@ -63,8 +64,9 @@ pub use c8s_pod_builder::contract::PIPELINE_LABEL;
 pub use cluster::KubeTriggers;
 pub use limit::FailureBudget;
 pub use push::{Push, push_in, read_push, repository_matches, repository_named, repository_names};
+pub use triggers::{ExistingRun, TriggerError, Triggers};
 
-use crate::crd::{Pipeline, PipelineRun, PipelineRunSpec, Provider, RepositoryConnection, SecretKeyRef};
+use crate::crd::{Pipeline, PipelineRun, PipelineRunSpec, Provider, RepositoryConnection};
 
 /// The largest body accepted (GitHub caps payloads at 25 MB; pushes are far
 /// smaller). Larger bodies get 413 before any work.
@@ -79,68 +81,6 @@ pub const DEFAULT_FAILURES_PER_MINUTE: u32 = 30;
 pub const COMMIT_LABEL: &str = "c8s.dev/commit";
 /// Label on webhook runs: the provider (`github`, `gitlab`, `bitbucket`).
 pub const PROVIDER_LABEL: &str = "c8s.dev/provider";
-
-/// What the webhook could not do; the delivery is answered 503.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum TriggerError {
-    /// The caches of connections and pipelines do not hold their first list yet.
-    #[error("the caches of connections and pipelines are not filled yet")]
-    NotReady,
-    /// A request to the cluster failed.
-    #[error("{operation}: {detail}")]
-    Cluster {
-        /// What was asked (`get secret ci/shop-webhook`).
-        operation: String,
-        /// The API server's or the client's answer.
-        detail: String,
-    },
-}
-
-/// A run that exists, as [`Triggers::runs`] finds it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ExistingRun {
-    /// The run's name.
-    pub name: String,
-    /// When the API server created it (`None`: unknown, counted as recent).
-    pub created: Option<Timestamp>,
-}
-
-/// Where the webhook server reads connections, pipelines and Secrets and
-/// creates runs.
-pub trait Triggers: Send + Sync + 'static {
-    /// Every connection of `provider`, from a cache.
-    fn connections(
-        &self,
-        provider: Provider,
-    ) -> impl Future<Output = Result<Vec<Arc<RepositoryConnection>>, TriggerError>> + Send;
-    /// Every Pipeline with a trigger, of every namespace, from a cache.
-    fn pipelines(&self) -> impl Future<Output = Result<Vec<Arc<Pipeline>>, TriggerError>> + Send;
-    /// The value of `reference`'s key in its Secret in `namespace`; `None`
-    /// when the Secret or the key does not exist.
-    fn secret(
-        &self,
-        namespace: &str,
-        reference: &SecretKeyRef,
-    ) -> impl Future<Output = Result<Option<Vec<u8>>, TriggerError>> + Send;
-    /// The runs of `namespace` that carry every label of `labels`.
-    fn runs(
-        &self,
-        namespace: &str,
-        labels: &BTreeMap<String, String>,
-    ) -> impl Future<Output = Result<Vec<ExistingRun>, TriggerError>> + Send;
-    /// Creates `run` in `namespace`: `Ok(true)` if created, `Ok(false)` if a
-    /// run of that name exists already (409).
-    fn create_run(
-        &self,
-        namespace: &str,
-        run: PipelineRun,
-    ) -> impl Future<Output = Result<bool, TriggerError>> + Send;
-    /// The time now (what the replay window counts from).
-    fn now(&self) -> Timestamp {
-        Timestamp::now()
-    }
-}
 
 /// How the webhook server behaves.
 #[derive(Clone, Debug)]

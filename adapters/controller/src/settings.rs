@@ -1,0 +1,68 @@
+//! What every reconcile shares: how the controller runs every run
+//! ([`Settings`]), what one reconcile returns ([`Reconciled`]) and how a
+//! run's objects are found and counted. The bottom layer of the reconcile:
+//! admission, observation and the reconcile itself all read it.
+
+use std::time::Duration;
+
+use c8s_kube::{RUN_LABEL, RetryPolicy};
+
+use crate::crd::PipelineRunStatus;
+use crate::steps::RunStep;
+
+/// How the controller runs every run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Settings {
+    /// Runs of one namespace that may be Running at once; later ones stay
+    /// Pending with a `Queued` condition.
+    pub max_running_per_namespace: usize,
+    /// Steps at once when the run does not say.
+    pub default_parallelism: usize,
+    /// The controller's own retries of a step's infrastructure faults
+    /// (image pulls, evictions, lost pods) and their backoff: the budgets
+    /// `c8s run` has, spent by the same rule
+    /// ([`c8s_kube::RetryPolicy::retry_after`]).
+    pub retry: RetryPolicy,
+    /// How often a waiting run is looked at again without any event.
+    pub poll: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            max_running_per_namespace: 10,
+            default_parallelism: 8,
+            retry: RetryPolicy::default(),
+            poll: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The result of a reconcile: the status to write, the Events to record
+/// (reason, message) and when to look again.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Reconciled {
+    /// The new status (written with server-side apply).
+    pub status: PipelineRunStatus,
+    /// `(reason, message)` of each Event to record on the run.
+    pub events: Vec<(String, String)>,
+    /// Look again after this long even if nothing changes (deadlines,
+    /// retry backoffs, the queue).
+    pub requeue_after: Option<Duration>,
+}
+
+/// The label selector of run `run`'s objects: pod-builder writes the run id
+/// (the run's name) as a label value, hash-shortened past 63 characters.
+pub fn run_selector(run: &str) -> String {
+    format!("{RUN_LABEL}={}", c8s_pod_builder::names::label_value(run))
+}
+
+/// The most attempts `step` can have: the first, the controller's own
+/// retries and the user's.
+pub(crate) fn attempt_budget(step: &RunStep, settings: &Settings) -> u32 {
+    let limit = step.retries.as_ref().map_or(0, |r| r.limit);
+    let retry = &settings.retry;
+    1u32.saturating_add(retry.image_pull_retries)
+        .saturating_add(retry.disruption_retries)
+        .saturating_add(limit)
+}
