@@ -145,6 +145,9 @@ pub fn validate_with(
             crate::concourse::lower(file, text, concourse, kind == Kind::TaskStep, false)
                 .map(|l| (kind, l.warnings))
         }
+        // fly execute takes vars for a task config too.
+        Some(Kind::Task) => c8s_pipeline_model::parse_task_config_with(file, text, &concourse.vars()?)
+            .map(|_| (Kind::Task, Vec::new())),
         other => validate(file, bytes, other).map(|kind| {
             // c8s's own formats: a key kubectl would read as a boolean is said.
             let warnings = match kind {

@@ -110,8 +110,18 @@ fn pipeline(args: &PipelineArgs, report: fn(&str, &Errors) -> String) -> Result<
                 reason: c8s_sidecar_core::load::read_reason(&e),
             })
         })
-        .and_then(|bytes| render::load_plans(file, &bytes, render_args.kind, render_args.branch.as_deref()))
+        .and_then(|bytes| {
+            render::load_plans_for(
+                file,
+                &bytes,
+                render_args.kind,
+                render_args.branch.as_deref(),
+                &render_args.concourse,
+                false,
+            )
+        })
         .map_err(|errors| report(file, &errors))?;
+    loaded.print_warnings();
     let ctx = render::context(render_args, &loaded.repository);
     let name = match (&args.name, loaded.plans.first()) {
         (Some(name), _) => name.clone(),

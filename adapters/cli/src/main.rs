@@ -212,7 +212,7 @@ fn validate(
                     err.push_str(&format!("warning: {warning}\n"));
                 }
                 out.push_str(&format!("ok: {file}\n"));
-                err.push_str(&sidecar_warnings(file, &bytes, kind));
+                err.push_str(&sidecar_warnings(file, &bytes, kind, concourse));
             }
             Err(errors) => {
                 failed = true;
@@ -227,8 +227,14 @@ fn validate(
 
 /// What c8s cannot check about the sidecars of a valid `file`, one
 /// `warning:` line each (once per sidecar, not per matrix combination).
-fn sidecar_warnings(file: &str, bytes: &[u8], kind: documents::Kind) -> String {
-    let Ok(loaded) = render::load_plans(file, bytes, Some(kind), None) else {
+fn sidecar_warnings(
+    file: &str,
+    bytes: &[u8],
+    kind: documents::Kind,
+    concourse: &concourse::ConcourseArgs,
+) -> String {
+    // The load's own warnings were said by `validate_with`.
+    let Ok(loaded) = render::load_plans_for(file, bytes, Some(kind), None, concourse, false) else {
         return String::new();
     };
     let mut lines = std::collections::BTreeSet::new();

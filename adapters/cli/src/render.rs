@@ -110,6 +110,18 @@ pub struct LoadedPlans {
     pub depends_on: BTreeMap<String, Vec<String>>,
     /// The pipeline's whole-run deadline in seconds, if it sets one.
     pub timeout_seconds: Option<u64>,
+    /// What was read but is not done as written (Concourse notes, Secrets a
+    /// run needs), for the command to print as `warning:` lines.
+    pub warnings: Vec<String>,
+}
+
+impl LoadedPlans {
+    /// Prints [`LoadedPlans::warnings`] on stderr, one `warning:` line each.
+    pub fn print_warnings(&self) {
+        for warning in &self.warnings {
+            eprintln!("warning: {warning}");
+        }
+    }
 }
 
 /// The main container of a rendered sidecar file: it only proves the sidecars started.
@@ -119,24 +131,8 @@ const SIDECAR_CHECK_IMAGE: &str = "busybox:1.37.0";
 /// a pipeline expands to every matrix combination (for `branch`); a task
 /// config becomes one plan (pipeline = file stem, step `task`); a sidecar file
 /// becomes one plan whose `main` waits for the sidecars and exits.
-pub fn load_plans(
-    file: &str,
-    bytes: &[u8],
-    kind: Option<Kind>,
-    branch: Option<&str>,
-) -> Result<LoadedPlans, Errors> {
-    load_plans_for(
-        file,
-        bytes,
-        kind,
-        branch,
-        &crate::concourse::ConcourseArgs::default(),
-        false,
-    )
-}
-
-/// [`load_plans`] with Concourse options; `for_run` leaves out hooks the
-/// runner cannot honour (listed on stderr).
+/// `concourse` holds the Concourse options (vars, artifacts...); `for_run`
+/// leaves out hooks the runner cannot honour (listed in the warnings).
 pub fn load_plans_for(
     file: &str,
     bytes: &[u8],
@@ -169,10 +165,12 @@ pub fn load_plans_for(
                 timeout_seconds: run.timeout_seconds,
                 repository: run.repository,
                 depends_on,
+                warnings: Vec::new(),
             })
         }
         Kind::Task => {
-            let config = c8s_pipeline_model::parse_task_config(file, text)?;
+            // fly execute takes vars for a task config too.
+            let config = c8s_pipeline_model::parse_task_config_with(file, text, &concourse.vars()?)?;
             let mut plan = c8s_pipeline_model::visit_task(&stem, &TaskStep::new("task", config), &reader)?;
             crate::concourse::apply_checkout_input(&mut plan, concourse);
             Ok(LoadedPlans {
@@ -180,18 +178,17 @@ pub fn load_plans_for(
                 repository: String::new(),
                 depends_on: BTreeMap::new(),
                 timeout_seconds: None,
+                warnings: Vec::new(),
             })
         }
         kind @ (Kind::TaskStep | Kind::Concourse) => {
             let lowered = crate::concourse::lower(file, text, concourse, kind == Kind::TaskStep, for_run)?;
-            for warning in &lowered.warnings {
-                eprintln!("warning: {warning}");
-            }
             Ok(LoadedPlans {
                 plans: lowered.plans,
                 repository: String::new(),
                 depends_on: lowered.depends_on,
                 timeout_seconds: None,
+                warnings: lowered.warnings,
             })
         }
         Kind::Sidecars => {
@@ -205,6 +202,7 @@ pub fn load_plans_for(
                 repository: String::new(),
                 depends_on: BTreeMap::new(),
                 timeout_seconds: None,
+                warnings: Vec::new(),
             })
         }
     }
@@ -316,6 +314,7 @@ pub fn run(args: &RenderArgs, report: fn(&str, &Errors) -> String, print: fn(&st
             return ExitCode::from(1);
         }
     };
+    loaded.print_warnings();
     if loaded.plans.is_empty() {
         let branch = args.branch.as_deref().unwrap_or("");
         eprintln!("c8s: {file}: nothing to render: no step runs on branch {branch:?}");

@@ -103,6 +103,7 @@ pub fn run(args: &RunArgs, report: fn(&str, &Errors) -> String) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    loaded.print_warnings();
     let ctx = run_context(args, &loaded);
     let prepared = steps(&loaded.plans, &loaded.depends_on, &ctx, args.render.job)
         .and_then(|steps| Ok((steps, durations(args, loaded.timeout_seconds)?, runtime()?)));
@@ -670,7 +671,15 @@ mod tests {
             "/../../examples/pipelines/nightly.c8s.yaml"
         );
         let bytes = std::fs::read(file).expect("the example");
-        let loaded = render::load_plans(file, &bytes, None, Some("feature/x")).expect("it loads");
+        let loaded = render::load_plans_for(
+            file,
+            &bytes,
+            None,
+            Some("feature/x"),
+            &crate::concourse::ConcourseArgs::default(),
+            false,
+        )
+        .expect("it loads");
         let ctx = c8s_pod_builder::RunContext::new("run-1", 1);
         let steps = steps(&loaded.plans, &loaded.depends_on, &ctx, false).expect("it renders");
         let by_step = |name: &str| {

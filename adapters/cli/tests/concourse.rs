@@ -139,3 +139,76 @@ fn a_task_input_can_be_the_repository_checkout() {
         "inputs are artifacts by default"
     );
 }
+
+/// A task config with a plain var and a dotted one (`((dockerhub.username))`
+/// is field `username` of var `dockerhub`, as fly reads it).
+const TASK_WITH_VARS: &str = "\
+platform: linux
+image_resource:
+  type: registry-image
+  source: { repository: busybox }
+params:
+  A: ((ab))
+  U: ((dockerhub.username))
+run: { path: sh, args: [-c, 'echo hi'] }
+";
+
+#[test]
+fn a_task_config_takes_vars_as_fly_execute_does() {
+    let file = temp_file("task.yml", TASK_WITH_VARS);
+    let out = c8s(&["validate", &file]);
+    assert_eq!(out.status.code(), Some(1), "no value for ((ab)) is an error");
+    assert!(
+        text(&out.stderr).contains("var ((ab)) has no value"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let set = ["-v", "ab=1", "-v", "dockerhub.username=u"];
+    let out = c8s(&[&["validate", file.as_str()][..], &set[..]].concat());
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let out = c8s(&[&["render", file.as_str()][..], &set[..]].concat());
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let yaml = text(&out.stdout);
+    assert!(yaml.contains("- name: A\n      value: \"1\""), "{yaml}");
+    assert!(yaml.contains("- name: U\n      value: u"), "{yaml}");
+
+    // A vars file's mapping gives the dotted var its field.
+    let vars = temp_file("vars.yml", "ab: 2\ndockerhub:\n  username: from-file\n");
+    let out = c8s(&["render", &file, "--vars-file", &vars]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let yaml = text(&out.stdout);
+    assert!(yaml.contains("- name: A\n      value: \"2\""), "{yaml}");
+    assert!(yaml.contains("- name: U\n      value: from-file"), "{yaml}");
+}
+
+#[test]
+fn validate_and_helm_use_the_vars_given_for_a_pipeline() {
+    let file = temp_file("pipeline.yml", PIPELINE);
+    let set = ["-v", "repo-uri=https://example.com/r.git", "-v", "go=1.23"];
+    let out = c8s(&[&["validate", file.as_str()][..], &set[..]].concat());
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    // Every var has a value: no Secret is needed, and nothing is said twice.
+    assert!(
+        !text(&out.stderr).contains("needs Secret"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let chart = common::temp_dir().join("vars-chart");
+    let out = c8s(&[
+        &[
+            "helm",
+            "pipeline",
+            file.as_str(),
+            "--out",
+            chart.to_str().expect("utf-8 path"),
+        ][..],
+        &set[..],
+    ]
+    .concat());
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let values = std::fs::read_to_string(chart.join("values.yaml")).expect("the chart has values");
+    assert!(values.contains("golang:1.23"), "{values}");
+    assert!(!values.contains("((go))"), "{values}");
+}
