@@ -9,7 +9,7 @@ use kube::api::{Api, DeleteParams, ObjectMeta, Patch, PatchParams, PostParams};
 
 use crate::cluster::{MANAGED_BY_LABEL, MANAGED_BY_VALUE, RUN_LABEL};
 use crate::error::Result;
-use crate::kube_cluster::from_kube;
+use crate::kube_api::from_kube;
 use crate::record::fnv;
 
 /// The record's ConfigMap name: a DNS subdomain made from the run id (a label

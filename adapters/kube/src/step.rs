@@ -12,6 +12,9 @@ use crate::error::Error;
 use crate::logs::{LogTarget, stream_masked_logs_until};
 use crate::options::{RunOptions, Step};
 use crate::outcome::{RunStatus, StepOutcome, StepState, StepStatus, TerminationReason};
+use crate::rate::RateLimiter;
+use crate::record::{RecordApi, Recorder, StepRecord};
+use crate::run_watch::Hub;
 
 /// Longest pod name Kubernetes turns into a hostname without cutting it.
 const MAX_NAME: usize = 63;
@@ -26,11 +29,11 @@ pub(crate) struct Runner<'a, C> {
     /// The env values of each started `finally` step's `main` (outcomes).
     pub finally_env: &'a Mutex<BTreeMap<usize, Vec<(String, String)>>>,
     /// The run's one watch, when the cluster offers it.
-    pub hub: Option<&'a crate::run_watch::Hub>,
+    pub hub: Option<&'a Hub>,
     /// The client-side rate limit on creates, deletes, lists and Event reads.
-    pub limiter: &'a crate::rate::RateLimiter,
+    pub limiter: &'a RateLimiter,
     /// The run record (what a resumed run must know).
-    pub recorder: &'a crate::record::Recorder,
+    pub recorder: &'a Recorder,
 }
 
 /// How one attempt (one pod) ended.
@@ -104,6 +107,32 @@ impl<C: Cluster> Runner<'_, C> {
             live.remove(&index);
         }
         Ok(())
+    }
+
+    /// What the run record's writes go through.
+    fn record_api(&self) -> RecordApi<'_, C> {
+        RecordApi {
+            cluster: self.cluster,
+            run_id: &self.options.run_id,
+            retry: &self.options.retry,
+            limiter: self.limiter,
+        }
+    }
+
+    /// Changes `step`'s entry in the run record and saves it ([`Recorder::record`]).
+    pub async fn record(&self, step: &str, change: impl FnOnce(&mut StepRecord)) -> Result<(), Error> {
+        self.recorder.record(&self.record_api(), step, change).await
+    }
+
+    /// [`Runner::record`], skipped once the run ended ([`Recorder::record_unless`]).
+    pub async fn record_unless(
+        &self,
+        step: &str,
+        skip_if_closing: bool,
+        change: impl FnOnce(&mut StepRecord),
+    ) -> Result<bool, Error> {
+        let api = self.record_api();
+        self.recorder.record_unless(&api, step, skip_if_closing, change).await
     }
 
     /// Step `index`'s status once `outcome` is final.
