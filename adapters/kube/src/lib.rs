@@ -49,6 +49,7 @@
 
 mod cluster;
 mod error;
+mod hash;
 mod kube_api;
 mod kube_cluster;
 mod kube_record;

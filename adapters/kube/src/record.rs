@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::cluster::Cluster;
 use crate::error::{Error, Result};
+use crate::hash::fnv1a;
 use crate::outcome::{StepStatus, TerminationReason};
 use crate::rate::RateLimiter;
 use crate::retry::RetryPolicy;
@@ -65,13 +66,7 @@ pub(crate) fn step_key(step: &str) -> String {
     if clean == step {
         return format!("step.{clean}");
     }
-    format!("step.{clean}.{:08x}", fnv(step) & 0xffff_ffff)
-}
-
-pub(crate) fn fnv(text: &str) -> u64 {
-    text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
+    format!("step.{clean}.{:08x}", fnv1a(0, &[step.as_bytes()]) & 0xffff_ffff)
 }
 
 /// The record's entries read back: each step's record by step name, and when

@@ -9,6 +9,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::cluster::{Cluster, ObjectRef, StepObject};
 use crate::error::Error;
+use crate::hash::fnv1a;
 use crate::logs::{LogTarget, stream_masked_logs_until};
 use crate::options::{RunOptions, Step};
 use crate::outcome::{RunStatus, StepOutcome, StepState, StepStatus, TerminationReason};
@@ -498,9 +499,7 @@ pub fn attempt_name(base: &str, attempt: u32) -> String {
     if base.len() + suffix.len() <= MAX_NAME {
         return format!("{base}{suffix}");
     }
-    let hash = base.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    });
+    let hash = fnv1a(0, &[base.as_bytes()]);
     let tag = format!("-{:06x}", hash & 0xff_ffff);
     let keep = MAX_NAME.saturating_sub(suffix.len() + tag.len()).min(base.len());
     let cut = base.get(..keep).unwrap_or(base).trim_end_matches('-');
