@@ -11,7 +11,8 @@ use crate::observe::{PodObservation, PodPhase};
 pub(crate) const JOB_NAME_LABEL: &str = "batch.kubernetes.io/job-name";
 /// Job conditions after which the Job's outcome cannot change; the first two
 /// are set before the Job's pods are terminated (Kubernetes 1.31+).
-pub(crate) const JOB_FINAL_CONDITIONS: [&str; 4] = ["FailureTarget", "SuccessCriteriaMet", "Failed", "Complete"];
+pub(crate) const JOB_FINAL_CONDITIONS: [&str; 4] =
+    ["FailureTarget", "SuccessCriteriaMet", "Failed", "Complete"];
 
 /// Turns a kube-rs error into ours, keeping the API server's status.
 pub(crate) fn from_kube(operation: &'static str, object: &str, error: kube::Error) -> Error {

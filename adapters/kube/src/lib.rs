@@ -69,6 +69,7 @@ mod resume;
 mod retry;
 mod rules;
 mod run_watch;
+mod schedule;
 #[cfg(feature = "test-util")]
 #[doc(hidden)]
 pub mod sim;

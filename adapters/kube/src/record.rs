@@ -337,7 +337,11 @@ impl Recorder {
     /// A record that exists already is another run's (this run id is taken:
     /// the run is refused), unless it is the one an earlier try of this create
     /// made although its answer was lost (it holds this run's start).
-    async fn create_record<C: Cluster>(&self, api: &RecordApi<'_, C>, entries: &BTreeMap<String, String>) -> Result<()> {
+    async fn create_record<C: Cluster>(
+        &self,
+        api: &RecordApi<'_, C>,
+        entries: &BTreeMap<String, String>,
+    ) -> Result<()> {
         let started = self.started().to_owned();
         let mut first = entries.clone();
         first.insert(STARTED_KEY.to_owned(), started.clone());

@@ -133,7 +133,9 @@ impl<C: Cluster> Runner<'_, C> {
         change: impl FnOnce(&mut StepRecord),
     ) -> Result<bool, Error> {
         let api = self.record_api();
-        self.recorder.record_unless(&api, step, skip_if_closing, change).await
+        self.recorder
+            .record_unless(&api, step, skip_if_closing, change)
+            .await
     }
 
     /// Step `index`'s status once `outcome` is final.
