@@ -247,9 +247,22 @@ impl FinishedPod {
 
 /// Reads an observation. Image pull trouble and disruptions come back as
 /// [`Assessment::Disrupted`]; the caller decides whether to retry.
+///
+/// The first of these that has a say decides: the pod's own end (evicted,
+/// past its deadline), `main`'s exit, the pod's phase, a crash-looping
+/// sidecar, a container stuck for good; else where the pod stands.
 pub fn assess(observation: &PodObservation) -> Assessment {
-    // Eviction and the pod's deadline kill `main` with 137: the pod's reason
-    // comes first, or they would read as "error 137".
+    pod_cut_short(observation)
+        .or_else(|| main_exited(observation))
+        .or_else(|| phase_ended(observation))
+        .or_else(|| sidecar_crash_looping(observation))
+        .or_else(|| container_stuck(observation))
+        .unwrap_or_else(|| progress(observation))
+}
+
+/// An eviction or the pod's deadline. They kill `main` with 137: the pod's
+/// reason comes first, or they would read as "error 137".
+fn pod_cut_short(observation: &PodObservation) -> Option<Assessment> {
     let disruption = observation
         .condition("DisruptionTarget")
         .is_some_and(|c| c.status == "True");
@@ -259,55 +272,67 @@ pub fn assess(observation: &PodObservation) -> Assessment {
             .condition("DisruptionTarget")
             .map(|c| format!("{}: {}", c.reason, c.message))
             .unwrap_or_else(|| observation.message.clone());
-        return Assessment::Disrupted(TerminationReason::Evicted, message);
+        return Some(Assessment::Disrupted(TerminationReason::Evicted, message));
     }
     if !succeeded && observation.reason == "DeadlineExceeded" {
         let mut message = observation.message.clone();
         if let Some(waiting) = not_started(observation) {
             message = format!("{message}; {waiting}");
         }
-        return finished(TerminationReason::DeadlineExceeded, &message);
+        return Some(finished(TerminationReason::DeadlineExceeded, &message));
     }
-    if let ContainerObservation::Terminated { exit_code, reason } = &observation.main {
-        let reason = match (reason.as_str(), *exit_code) {
-            ("OOMKilled", _) => TerminationReason::OomKilled,
-            (_, 0) => TerminationReason::Completed,
-            _ => TerminationReason::Error,
-        };
-        // The artifact helper saves the step's outputs: a step ends with it.
-        let helper = observation
-            .sidecars
-            .iter()
-            .find(|(name, _)| name == ARTIFACT_HELPER)
-            .map(|(_, state)| state);
-        match helper {
-            Some(ContainerObservation::Terminated {
-                exit_code: code,
-                reason: why,
-            }) if *code != 0 && *exit_code == 0 => {
-                return finished_with(
-                    Some(*exit_code),
-                    TerminationReason::Error,
-                    &format!("container {ARTIFACT_HELPER} exited {code} ({why}): the outputs were not saved"),
-                );
-            }
-            Some(ContainerObservation::Terminated { .. }) | None => {}
-            // A failed main needs no outputs saved; a finished pod waits for nothing.
-            Some(_) if *exit_code != 0 || matches!(observation.phase, PodPhase::Failed | PodPhase::Gone) => {}
-            Some(_) => return Assessment::Running,
+    None
+}
+
+/// `main` exited: its exit code decides, unless the artifact helper that
+/// saves the step's outputs failed or is still saving them.
+fn main_exited(observation: &PodObservation) -> Option<Assessment> {
+    let ContainerObservation::Terminated { exit_code, reason } = &observation.main else {
+        return None;
+    };
+    let reason = match (reason.as_str(), *exit_code) {
+        ("OOMKilled", _) => TerminationReason::OomKilled,
+        (_, 0) => TerminationReason::Completed,
+        _ => TerminationReason::Error,
+    };
+    // The artifact helper saves the step's outputs: a step ends with it.
+    let helper = observation
+        .sidecars
+        .iter()
+        .find(|(name, _)| name == ARTIFACT_HELPER)
+        .map(|(_, state)| state);
+    match helper {
+        Some(ContainerObservation::Terminated {
+            exit_code: code,
+            reason: why,
+        }) if *code != 0 && *exit_code == 0 => {
+            return Some(finished_with(
+                Some(*exit_code),
+                TerminationReason::Error,
+                &format!("container {ARTIFACT_HELPER} exited {code} ({why}): the outputs were not saved"),
+            ));
         }
-        return Assessment::Finished(FinishedPod {
-            exit_code: Some(*exit_code),
-            reason,
-            message: String::new(),
-            sidecars_still_running: observation.phase == PodPhase::Running && observation.sidecars_running(),
-        });
+        Some(ContainerObservation::Terminated { .. }) | None => {}
+        // A failed main needs no outputs saved; a finished pod waits for nothing.
+        Some(_) if *exit_code != 0 || matches!(observation.phase, PodPhase::Failed | PodPhase::Gone) => {}
+        Some(_) => return Some(Assessment::Running),
     }
+    Some(Assessment::Finished(FinishedPod {
+        exit_code: Some(*exit_code),
+        reason,
+        message: String::new(),
+        sidecars_still_running: observation.phase == PodPhase::Running && observation.sidecars_running(),
+    }))
+}
+
+/// The pod ended (or is gone) while `main` shows no exit.
+fn phase_ended(observation: &PodObservation) -> Option<Assessment> {
     match observation.phase {
-        PodPhase::Gone => {
-            return Assessment::Disrupted(TerminationReason::Lost, "the pod was deleted".to_owned());
-        }
-        PodPhase::Succeeded => return finished_with(Some(0), TerminationReason::Completed, ""),
+        PodPhase::Gone => Some(Assessment::Disrupted(
+            TerminationReason::Lost,
+            "the pod was deleted".to_owned(),
+        )),
+        PodPhase::Succeeded => Some(finished_with(Some(0), TerminationReason::Completed, "")),
         PodPhase::Failed => {
             // Say which container failed (an init container, usually).
             let failed = observation.sidecars.iter().find_map(|(name, state)| match state {
@@ -321,66 +346,73 @@ pub fn assess(observation: &PodObservation) -> Assessment {
                 (Some(f), m) => format!("{f}; {m}"),
                 (None, m) => m.to_owned(),
             };
-            return finished(TerminationReason::Error, &message);
+            Some(finished(TerminationReason::Error, &message))
         }
-        _ => {}
+        _ => None,
     }
-    // A native sidecar that never becomes ready (its startupProbe keeps
-    // failing, or it keeps exiting) crash-loops and holds `main` back until the
-    // pod's deadline. After its budget was spent several times over (its
-    // restarts show it) the step ends, naming it.
-    if !matches!(
+}
+
+/// A native sidecar that never becomes ready (its startupProbe keeps
+/// failing, or it keeps exiting) crash-loops and holds `main` back until the
+/// pod's deadline. After its budget was spent several times over (its
+/// restarts show it) the step ends, naming it.
+fn sidecar_crash_looping(observation: &PodObservation) -> Option<Assessment> {
+    if matches!(
         observation.main,
         ContainerObservation::Running | ContainerObservation::Terminated { .. }
     ) {
-        for (name, state) in &observation.sidecars {
-            let ContainerObservation::Waiting { reason, message } = state else {
-                continue;
-            };
-            let restarts = observation
-                .restarts
-                .iter()
-                .find(|(n, _)| n == name)
-                .map_or(0, |(_, r)| *r);
-            if reason == "CrashLoopBackOff" && restarts >= SIDECAR_RESTART_LIMIT {
-                return finished(
-                    TerminationReason::Error,
-                    format!(
-                        "sidecar {name} never became ready: restarted {restarts} times; {reason}: {message}"
-                    )
+        return None;
+    }
+    observation.sidecars.iter().find_map(|(name, state)| {
+        let ContainerObservation::Waiting { reason, message } = state else {
+            return None;
+        };
+        let restarts = observation
+            .restarts
+            .iter()
+            .find(|(n, _)| n == name)
+            .map_or(0, |(_, r)| *r);
+        (reason == "CrashLoopBackOff" && restarts >= SIDECAR_RESTART_LIMIT).then(|| {
+            finished(
+                TerminationReason::Error,
+                format!("sidecar {name} never became ready: restarted {restarts} times; {reason}: {message}")
                     .trim_end_matches([' ', ':'])
                     .trim_end_matches(';'),
-                );
-            }
-        }
-    }
-    // Any container stuck for a reason that will not pass by itself ends the
-    // step, named: init containers (git-clone, inputs), sidecars, the helper.
+            )
+        })
+    })
+}
+
+/// Any container stuck for a reason that will not pass by itself ends the
+/// step, named: init containers (git-clone, inputs), sidecars, the helper.
+/// An image that cannot be pulled is a disruption (the caller may retry).
+fn container_stuck(observation: &PodObservation) -> Option<Assessment> {
     let containers = std::iter::once((MAIN_CONTAINER, &observation.main))
         .chain(observation.sidecars.iter().map(|(n, s)| (n.as_str(), s)));
-    for (name, state) in containers {
+    containers.into_iter().find_map(|(name, state)| {
         let ContainerObservation::Waiting { reason, message } = state else {
-            continue;
+            return None;
         };
         match reason.as_str() {
-            "ImagePullBackOff" | "ErrImagePull" => {
-                return Assessment::Disrupted(
-                    TerminationReason::ImagePullBackOff,
-                    format!("container {name}: {reason}: {message}"),
-                );
-            }
+            "ImagePullBackOff" | "ErrImagePull" => Some(Assessment::Disrupted(
+                TerminationReason::ImagePullBackOff,
+                format!("container {name}: {reason}: {message}"),
+            )),
             "InvalidImageName"
             | "CreateContainerConfigError"
             | "CreateContainerError"
-            | "RunContainerError" => {
-                return finished(
-                    TerminationReason::Error,
-                    &format!("container {name}: {reason}: {message}"),
-                );
-            }
-            _ => {}
+            | "RunContainerError" => Some(finished(
+                TerminationReason::Error,
+                &format!("container {name}: {reason}: {message}"),
+            )),
+            _ => None,
         }
-    }
+    })
+}
+
+/// Where a pod that has not ended stands: waiting for capacity
+/// (unschedulable), running, or starting.
+fn progress(observation: &PodObservation) -> Assessment {
     if let Some(c) = observation.condition("PodScheduled")
         && c.status == "False"
         && c.reason == "Unschedulable"
