@@ -472,3 +472,140 @@ fn finished_with(exit_code: Option<i32>, reason: TerminationReason, message: &st
         sidecars_still_running: false,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pending() -> PodObservation {
+        PodObservation {
+            pod_name: "p".to_owned(),
+            ..PodObservation::default()
+        }
+    }
+
+    fn waiting(reason: &str) -> ContainerObservation {
+        ContainerObservation::Waiting {
+            reason: reason.to_owned(),
+            message: "m".to_owned(),
+        }
+    }
+
+    #[test]
+    fn each_concern_speaks_only_to_its_own_case() {
+        let fresh = pending();
+        assert_eq!(pod_cut_short(&fresh), None);
+        assert_eq!(main_exited(&fresh), None);
+        assert_eq!(phase_ended(&fresh), None);
+        assert_eq!(sidecar_crash_looping(&fresh), None);
+        assert_eq!(container_stuck(&fresh), None);
+        assert_eq!(progress(&fresh), Assessment::Starting);
+        assert_eq!(assess(&fresh), Assessment::Starting);
+    }
+
+    #[test]
+    fn an_eviction_comes_before_mains_exit() {
+        let mut evicted = pending();
+        evicted.reason = "Evicted".to_owned();
+        evicted.main = ContainerObservation::Terminated {
+            exit_code: 137,
+            reason: "Error".to_owned(),
+        };
+        assert!(matches!(
+            pod_cut_short(&evicted),
+            Some(Assessment::Disrupted(TerminationReason::Evicted, _))
+        ));
+        assert!(matches!(main_exited(&evicted), Some(Assessment::Finished(_))));
+        assert!(matches!(
+            assess(&evicted),
+            Assessment::Disrupted(TerminationReason::Evicted, _)
+        ));
+    }
+
+    #[test]
+    fn main_waits_for_the_helper_saving_outputs() {
+        let mut saving = pending();
+        saving.phase = PodPhase::Running;
+        saving.main = ContainerObservation::Terminated {
+            exit_code: 0,
+            reason: "Completed".to_owned(),
+        };
+        saving.sidecars = vec![(ARTIFACT_HELPER.to_owned(), ContainerObservation::Running)];
+        assert_eq!(main_exited(&saving), Some(Assessment::Running));
+        saving.sidecars = vec![(
+            ARTIFACT_HELPER.to_owned(),
+            ContainerObservation::Terminated {
+                exit_code: 1,
+                reason: "Error".to_owned(),
+            },
+        )];
+        assert!(matches!(
+            main_exited(&saving),
+            Some(Assessment::Finished(FinishedPod {
+                reason: TerminationReason::Error,
+                ..
+            }))
+        ));
+    }
+
+    #[test]
+    fn a_gone_pod_is_lost_and_a_failed_one_names_its_container() {
+        assert!(matches!(
+            phase_ended(&PodObservation::gone("p")),
+            Some(Assessment::Disrupted(TerminationReason::Lost, _))
+        ));
+        let mut failed = pending();
+        failed.phase = PodPhase::Failed;
+        failed.sidecars = vec![(
+            "git-clone".to_owned(),
+            ContainerObservation::Terminated {
+                exit_code: 128,
+                reason: "Error".to_owned(),
+            },
+        )];
+        let Some(Assessment::Finished(finished)) = phase_ended(&failed) else {
+            panic!("a failed pod is finished");
+        };
+        assert_eq!(finished.message, "container git-clone exited 128 (Error)");
+    }
+
+    #[test]
+    fn stuck_and_crash_looping_containers_end_the_step() {
+        let mut looping = pending();
+        looping.sidecars = vec![("db".to_owned(), waiting("CrashLoopBackOff"))];
+        looping.restarts = vec![("db".to_owned(), SIDECAR_RESTART_LIMIT - 1)];
+        assert_eq!(sidecar_crash_looping(&looping), None);
+        looping.restarts = vec![("db".to_owned(), SIDECAR_RESTART_LIMIT)];
+        assert!(matches!(
+            sidecar_crash_looping(&looping),
+            Some(Assessment::Finished(_))
+        ));
+
+        let mut pulling = pending();
+        pulling.main = waiting("ImagePullBackOff");
+        assert!(matches!(
+            container_stuck(&pulling),
+            Some(Assessment::Disrupted(TerminationReason::ImagePullBackOff, _))
+        ));
+        pulling.main = waiting("ContainerCreating");
+        assert_eq!(container_stuck(&pulling), None);
+    }
+
+    #[test]
+    fn an_unschedulable_pod_waits_for_capacity() {
+        let mut unschedulable = pending();
+        unschedulable.conditions = vec![PodCondition {
+            type_: "PodScheduled".to_owned(),
+            status: "False".to_owned(),
+            reason: "Unschedulable".to_owned(),
+            message: "0/3 nodes".to_owned(),
+        }];
+        assert_eq!(
+            progress(&unschedulable),
+            Assessment::WaitingForCapacity("0/3 nodes".to_owned())
+        );
+        unschedulable.main = ContainerObservation::Running;
+        unschedulable.conditions.clear();
+        assert_eq!(progress(&unschedulable), Assessment::Running);
+    }
+}

@@ -324,3 +324,36 @@ fn dag_of(steps: &[Step]) -> Result<Dag> {
     )
     .map_err(|e| Error::InvalidPipeline(e.to_string()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_final_status_says_how_the_run_ended_and_what_was_left() {
+        let started = Timestamp::UNIX_EPOCH;
+        let now = Timestamp::from_second(60).unwrap_or(started);
+        let status = || initial_status("r1", started, &[]);
+        let done = final_status(status(), RunEnd::Succeeded, &[], now);
+        assert_eq!((done.state, done.message.as_str()), (RunState::Succeeded, ""));
+        assert_eq!(done.finished_at, Some(now));
+        let cancelled = final_status(status(), RunEnd::Cancelled, &["pod a: 500".to_owned()], now);
+        assert_eq!(cancelled.state, RunState::Cancelled);
+        assert_eq!(
+            cancelled.message,
+            "the run was cancelled; could not delete: pod a: 500"
+        );
+        assert_eq!(
+            final_status(status(), RunEnd::TimedOut, &[], now).state,
+            RunState::Failed
+        );
+    }
+
+    #[test]
+    fn elapsed_time_is_never_negative() {
+        let early = Timestamp::UNIX_EPOCH;
+        let late = Timestamp::from_second(5).unwrap_or(early);
+        assert_eq!(since(late, early), std::time::Duration::from_secs(5));
+        assert_eq!(since(early, late), std::time::Duration::ZERO);
+    }
+}

@@ -1,6 +1,14 @@
 //! A client-side rate limit on the runner's API requests: a token bucket
 //! (`qps` per second, bursts of `burst`), as client-go's default limiter, so a
 //! wide pipeline cannot flood the API server.
+//!
+//! Kept by hand rather than on the `governor` crate: governor brings four
+//! crates of its own even without its default features, its clocks are not
+//! tokio's (the simulated cluster's tests run on tokio's paused time, so an
+//! adapter clock would be needed), its `until_ready` sleeps on
+//! `futures-timer` (real time), and its `check` does not reserve a slot the
+//! way this bucket's tokens go negative, so concurrent waiters would wake
+//! together instead of in turn: more code to adapt than these lines.
 
 use std::sync::Mutex;
 use std::time::Duration;

@@ -140,6 +140,9 @@ impl RetryPolicy {
     /// Runs `op` until it succeeds, fails permanently, or `api_retries` are
     /// used, sleeping [`RetryPolicy::backoff`] before each retry (the
     /// `backon` crate runs the loop; the delays stay this policy's own).
+    /// kube-client's own retry layer is not used instead: it sits in
+    /// [`crate::KubeCluster`]'s HTTP client only (not every [`crate::Cluster`]),
+    /// retries only 429/503/504, and jitters at random.
     pub async fn call<T, F, Fut>(&self, key: &str, op: F) -> Result<T>
     where
         F: FnMut() -> Fut,

@@ -361,3 +361,195 @@ fn finish<C: Cluster>(runner: &Runner<'_, C>, index: usize, outcome: StepOutcome
         }
     }
 }
+
+#[cfg(all(test, feature = "test-util"))]
+mod tests {
+    use std::sync::Mutex;
+
+    use k8s_openapi::api::core::v1::Pod;
+
+    use super::*;
+    use crate::cluster::StepObject;
+    use crate::options::RunOptions;
+    use crate::outcome::{RunState, RunStatus, StepStatus};
+    use crate::rate::RateLimiter;
+    use crate::record::Recorder;
+    use crate::sim::SimCluster;
+
+    /// What a [`Runner`] borrows, owned by the test.
+    struct Parts {
+        cluster: SimCluster,
+        options: RunOptions,
+        status: Mutex<RunStatus>,
+        live: Mutex<BTreeMap<usize, crate::cluster::ObjectRef>>,
+        finally_env: Mutex<BTreeMap<usize, Vec<(String, String)>>>,
+        limiter: RateLimiter,
+        recorder: Recorder,
+    }
+
+    impl Parts {
+        fn new(steps: &[Step]) -> Self {
+            Parts {
+                cluster: SimCluster::new(),
+                options: RunOptions::new("r1"),
+                status: Mutex::new(RunStatus {
+                    run_id: "r1".to_owned(),
+                    state: RunState::Running,
+                    started_at: None,
+                    finished_at: None,
+                    message: String::new(),
+                    steps: steps.iter().map(|s| StepStatus::pending(&s.name)).collect(),
+                }),
+                live: Mutex::new(BTreeMap::new()),
+                finally_env: Mutex::new(BTreeMap::new()),
+                limiter: RateLimiter::new(0, 0),
+                recorder: Recorder::default(),
+            }
+        }
+
+        fn runner(&self) -> Runner<'_, SimCluster> {
+            Runner {
+                cluster: &self.cluster,
+                options: &self.options,
+                status: &self.status,
+                live: &self.live,
+                finally_env: &self.finally_env,
+                hub: None,
+                limiter: &self.limiter,
+                recorder: &self.recorder,
+            }
+        }
+
+        fn state(&self, index: usize) -> StepState {
+            self.status
+                .lock()
+                .map(|s| s.steps[index].state)
+                .unwrap_or(StepState::Pending)
+        }
+    }
+
+    fn steps() -> Vec<Step> {
+        ["build", "test"]
+            .into_iter()
+            .map(|name| {
+                let mut pod = Pod::default();
+                pod.metadata.name = Some(name.to_owned());
+                Step::new(name, StepObject::Pod(Box::new(pod)))
+            })
+            .collect()
+    }
+
+    /// The scheduler's order to start `step` (its fields are not public to build).
+    fn start(step: &str, attempt: u32) -> Start {
+        let order = serde_json::json!({ "step": step, "attempt": attempt });
+        serde_json::from_value(order).unwrap_or_else(|e| panic!("a start order: {e}"))
+    }
+
+    #[tokio::test]
+    async fn an_admitted_step_runs_and_its_timeout_counts_from_its_first_start() {
+        let steps = steps();
+        let parts = Parts::new(&steps);
+        let runner = parts.runner();
+        let mut schedule = Schedule::new(&runner, &steps);
+        let launches = schedule.admit(&[start("test", 0), start("unknown", 0)], false);
+        assert_eq!(launches.len(), 1);
+        assert_eq!(
+            (launches[0].index, launches[0].attempt, launches[0].adopt),
+            (1, 0, false)
+        );
+        let running = |since| Some(Observed::Running { attempt: 0, since });
+        assert_eq!(schedule.observed.get("test").cloned(), running(None));
+        schedule.on_event(1, Event::Started, 40);
+        assert_eq!(schedule.observed.get("test").cloned(), running(Some(40)));
+        // A retry's start keeps the first start.
+        schedule.admit(&[start("test", 1)], false);
+        schedule.on_event(1, Event::Started, 90);
+        let retried = Some(Observed::Running {
+            attempt: 1,
+            since: Some(40),
+        });
+        assert_eq!(schedule.observed.get("test").cloned(), retried);
+    }
+
+    #[tokio::test]
+    async fn a_disruption_spends_the_runners_budget_then_fails_the_step() {
+        let steps = steps();
+        let parts = Parts::new(&steps);
+        let runner = parts.runner();
+        let mut schedule = Schedule::new(&runner, &steps);
+        let budget = parts.options.retry.disruption_retries;
+        for attempt in 0..budget {
+            schedule.admit(&[start("build", attempt)], false);
+            schedule.on_event(
+                0,
+                Event::Retryable(TerminationReason::Evicted, "evicted".into()),
+                1_000,
+            );
+            let Some(Observed::Failed {
+                retry_at: Some(at), ..
+            }) = schedule.observed.get("build").cloned()
+            else {
+                panic!("a disruption within the budget is retried");
+            };
+            assert!(at > 1_000);
+        }
+        schedule.admit(&[start("build", budget)], false);
+        schedule.on_event(
+            0,
+            Event::Retryable(TerminationReason::Evicted, "evicted".into()),
+            5_000,
+        );
+        assert_eq!(
+            schedule.observed.get("build").cloned(),
+            Some(Observed::Failed {
+                attempt: 0,
+                retry_at: None
+            })
+        );
+        assert_eq!(parts.state(0), StepState::Failed);
+        let retries = parts
+            .status
+            .lock()
+            .map(|s| s.steps[0].runner_retries)
+            .unwrap_or(0);
+        assert_eq!(retries, budget);
+    }
+
+    #[tokio::test]
+    async fn a_cancel_stops_the_attempt_and_its_stop_cancels_the_step() {
+        let steps = steps();
+        let parts = Parts::new(&steps);
+        let runner = parts.runner();
+        let mut schedule = Schedule::new(&runner, &steps);
+        let mut launches = schedule.admit(&[start("build", 0)], false);
+        schedule.cancel(&[("build".to_owned(), StopReason::RunCancelled)]);
+        assert_eq!(launches[0].stop.try_recv().ok(), Some(StopReason::RunCancelled));
+        schedule.on_event(0, Event::Stopped(Some("500".to_owned())), 10);
+        assert_eq!(schedule.observed.get("build").cloned(), Some(Observed::Cancelled));
+        assert_eq!(parts.state(0), StepState::Cancelled);
+        let message = parts
+            .status
+            .lock()
+            .map(|s| s.steps[0].message.clone())
+            .unwrap_or_default();
+        assert_eq!(
+            message,
+            "cancelled: the run was cancelled; the pod could not be deleted: 500"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_skipped_step_is_skipped_or_cancelled_by_its_reason() {
+        let steps = steps();
+        let parts = Parts::new(&steps);
+        let runner = parts.runner();
+        let mut schedule = Schedule::new(&runner, &steps);
+        schedule.skip(&[
+            ("test".to_owned(), StopReason::Dependency("build".to_owned())),
+            ("build".to_owned(), StopReason::RunDeadline),
+        ]);
+        assert_eq!(parts.state(1), StepState::Skipped);
+        assert_eq!(parts.state(0), StepState::Cancelled);
+        assert_eq!(schedule.observed.get("test").cloned(), Some(Observed::Cancelled));
+    }
+}
