@@ -177,13 +177,10 @@ async fn guarded_drive<C: Cluster>(
 /// Deletes the run record of a run that ended (a failure is only traced).
 async fn forget_record<C: Cluster>(runner: &Runner<'_, C>) {
     let run_id = runner.options.run_id.as_str();
+    let retry = &runner.options.retry;
     let forgotten = runner
-        .options
-        .retry
-        .call(run_id, || async {
-            runner.limiter.acquire().await;
-            runner.cluster.delete_record(run_id).await
-        })
+        .limiter
+        .call(retry, run_id, || runner.cluster.delete_record(run_id))
         .await;
     if let Err(e) = forgotten {
         tracing::warn!(run = run_id, error = %e, "could not delete the run record");

@@ -10,10 +10,14 @@
 //! way this bucket's tokens go negative, so concurrent waiters would wake
 //! together instead of in turn: more code to adapt than these lines.
 
+use std::future::Future;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use tokio::time::Instant;
+
+use crate::error::Result;
+use crate::retry::RetryPolicy;
 
 /// Tokens and when they were last counted; tokens go negative to reserve.
 pub(crate) struct RateLimiter {
@@ -53,6 +57,23 @@ impl RateLimiter {
         if !wait.is_zero() {
             tokio::time::sleep(wait).await;
         }
+    }
+
+    /// Runs the API call `op` under `retry`'s API retries
+    /// ([`RetryPolicy::call`], keyed by `key`), each try waiting for its turn
+    /// here first.
+    pub async fn call<T, F, Fut>(&self, retry: &RetryPolicy, key: &str, op: F) -> Result<T>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        let op = &op;
+        retry
+            .call(key, move || async move {
+                self.acquire().await;
+                op().await
+            })
+            .await
     }
 }
 

@@ -258,33 +258,24 @@ impl<C: Cluster> RecordApi<'_, C> {
     /// Merges `entries` into the run record.
     async fn save(&self, entries: &BTreeMap<String, String>) -> Result<()> {
         let run_id = self.run_id;
-        self.retry
-            .call(run_id, || async {
-                self.limiter.acquire().await;
-                self.cluster.save_record(run_id, entries).await
-            })
+        (self.limiter)
+            .call(self.retry, run_id, || self.cluster.save_record(run_id, entries))
             .await
     }
 
     /// Creates the run record with `entries`; `false` when it exists already.
     async fn create(&self, entries: &BTreeMap<String, String>) -> Result<bool> {
         let run_id = self.run_id;
-        self.retry
-            .call(run_id, || async {
-                self.limiter.acquire().await;
-                self.cluster.create_record(run_id, entries).await
-            })
+        (self.limiter)
+            .call(self.retry, run_id, || self.cluster.create_record(run_id, entries))
             .await
     }
 
     /// The run record's entries, if it exists.
     async fn load(&self) -> Result<Option<BTreeMap<String, String>>> {
         let run_id = self.run_id;
-        self.retry
-            .call(run_id, || async {
-                self.limiter.acquire().await;
-                self.cluster.load_record(run_id).await
-            })
+        (self.limiter)
+            .call(self.retry, run_id, || self.cluster.load_record(run_id))
             .await
     }
 }

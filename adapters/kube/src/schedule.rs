@@ -193,19 +193,23 @@ impl<'r, 'a, C: Cluster> Schedule<'r, 'a, C> {
         self.observed.insert(step.name.clone(), state);
     }
 
+    /// When attempt `attempt` of step `index`, failed with `fault` at `now`,
+    /// is retried under the one retry rule ([`crate::RetryPolicy::retry_after`],
+    /// which counts what the step spends); `None`: it is not.
+    fn retry_at(&mut self, index: usize, attempt: u32, fault: AttemptFailure, now: u64) -> Option<u64> {
+        let step = &self.steps[index];
+        let retry = &self.runner.options.retry;
+        let spent = &mut self.spent[index];
+        let backoff = retry.retry_after(&step.name, step.retries.as_ref(), spent, attempt, fault)?;
+        Some(now.saturating_add(millis(backoff)))
+    }
+
     /// A failed attempt: retried after a backoff when the step's own
     /// retries cover its cause, else the step's final failure.
     fn ended_failed(&mut self, index: usize, attempt: u32, outcome: StepOutcome, now: u64) -> Observed {
         let step = &self.steps[index];
         let fault = AttemptFailure::Ended(outcome.reason);
-        let retry = &self.runner.options.retry;
-        let Some(backoff) = retry.retry_after(
-            &step.name,
-            step.retries.as_ref(),
-            &mut self.spent[index],
-            attempt,
-            fault,
-        ) else {
+        let Some(retry_at) = self.retry_at(index, attempt, fault, now) else {
             return finish(self.runner, index, outcome);
         };
         tracing::info!(step = %step.name, attempt, reason = ?outcome.reason, "retrying step as its retries ask");
@@ -217,7 +221,7 @@ impl<'r, 'a, C: Cluster> Schedule<'r, 'a, C> {
         });
         Observed::Failed {
             attempt,
-            retry_at: Some(now.saturating_add(millis(backoff))),
+            retry_at: Some(retry_at),
         }
     }
 
@@ -238,14 +242,7 @@ impl<'r, 'a, C: Cluster> Schedule<'r, 'a, C> {
             _ => AttemptFailure::Disruption,
         };
         let before = self.spent[index];
-        let retry = &self.runner.options.retry;
-        let Some(backoff) = retry.retry_after(
-            &step.name,
-            step.retries.as_ref(),
-            &mut self.spent[index],
-            attempt,
-            fault,
-        ) else {
+        let Some(retry_at) = self.retry_at(index, attempt, fault, now) else {
             return finish(self.runner, index, failure(self.runner, reason, message));
         };
         // The runner's own budget first; then the step's retries, if they cover infrastructure.
@@ -257,7 +254,7 @@ impl<'r, 'a, C: Cluster> Schedule<'r, 'a, C> {
         tracing::info!(step = %step.name, attempt, ?reason, %message, "retrying step with a new pod");
         Observed::Failed {
             attempt,
-            retry_at: Some(now.saturating_add(millis(backoff))),
+            retry_at: Some(retry_at),
         }
     }
 
@@ -362,7 +359,8 @@ fn finish<C: Cluster>(runner: &Runner<'_, C>, index: usize, outcome: StepOutcome
     }
 }
 
-#[cfg(all(test, feature = "test-util"))]
+#[cfg(test)]
+#[cfg(feature = "test-util")]
 mod tests {
     use std::sync::Mutex;
 

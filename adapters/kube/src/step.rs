@@ -91,10 +91,8 @@ impl<C: Cluster> Runner<'_, C> {
     async fn remove_live(&self, index: usize, wait: bool) -> Result<(), Error> {
         let object = self.live.lock().ok().and_then(|live| live.get(&index).cloned());
         let Some(object) = object else { return Ok(()) };
-        self.options
-            .retry
-            .call(&object.name, || async {
-                self.limiter.acquire().await;
+        self.limiter
+            .call(&self.options.retry, &object.name, || async {
                 if wait {
                     self.cluster.delete(&object).await
                 } else {
@@ -415,13 +413,10 @@ impl<C: Cluster> Runner<'_, C> {
             });
         }
         let name = object_ref.name.as_str();
+        let retry = &self.options.retry;
         let created = self
-            .options
-            .retry
-            .call(name, || async {
-                self.limiter.acquire().await;
-                self.cluster.create(object).await
-            })
+            .limiter
+            .call(retry, name, || self.cluster.create(object))
             .await;
         let created = match created {
             Err(e) if e.code() == Some(409) && self.is_ours(object, name).await => {
@@ -501,13 +496,10 @@ impl<C: Cluster> Runner<'_, C> {
             .filter_map(|key| object.label(key).map(|value| format!("{key}={value}")))
             .collect();
         let selector = selector.join(",");
+        let retry = &self.options.retry;
         let listed = self
-            .options
-            .retry
-            .call(name, || async {
-                self.limiter.acquire().await;
-                self.cluster.list(&selector).await
-            })
+            .limiter
+            .call(retry, name, || self.cluster.list(&selector))
             .await;
         listed.is_ok_and(|objects| objects.iter().any(|o| o.object.name == name))
     }
