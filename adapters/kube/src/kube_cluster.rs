@@ -18,13 +18,9 @@ use crate::cluster::{
     RunWatchStream, StepObject,
 };
 use crate::error::{Error, Result};
+use crate::kube_api::{JOB_FINAL_CONDITIONS, JOB_NAME_LABEL, from_kube, job_verdict};
 use crate::observe::{PodObservation, PodPhase};
 
-/// The label the Job controller puts on a Job's pods.
-pub(crate) const JOB_NAME_LABEL: &str = "batch.kubernetes.io/job-name";
-/// Job conditions after which the Job's outcome cannot change; the first two
-/// are set before the Job's pods are terminated (Kubernetes 1.31+).
-const JOB_FINAL_CONDITIONS: [&str; 4] = ["FailureTarget", "SuccessCriteriaMet", "Failed", "Complete"];
 /// Server-side watch timeout; the stream then ends and c8s subscribes again.
 const WATCH_TIMEOUT_SECS: u32 = 290;
 /// Bytes read from a log stream at once.
@@ -125,40 +121,6 @@ impl KubeCluster {
     }
 }
 
-/// Turns a kube-rs error into ours, keeping the API server's status.
-pub(crate) fn from_kube(operation: &'static str, object: &str, error: kube::Error) -> Error {
-    let object = object.to_owned();
-    match error {
-        kube::Error::Api(status) => Error::Api {
-            operation,
-            object,
-            code: status.code,
-            reason: status.reason,
-            message: status.message,
-        },
-        kube::Error::HyperError(e) => Error::Connection {
-            operation,
-            object,
-            source: Box::new(e),
-        },
-        kube::Error::Service(e) => Error::Connection {
-            operation,
-            object,
-            source: e,
-        },
-        kube::Error::ReadEvents(e) => Error::Connection {
-            operation,
-            object,
-            source: Box::new(e),
-        },
-        other => Error::Protocol {
-            operation,
-            object,
-            detail: other.to_string(),
-        },
-    }
-}
-
 fn observation_of(kind: ObjectKind, name: &str, event: WatchEvent<Pod>) -> Option<Result<PodObservation>> {
     match event {
         WatchEvent::Added(pod) | WatchEvent::Modified(pod) => Some(Ok(PodObservation::from_pod(&pod))),
@@ -172,41 +134,6 @@ fn observation_of(kind: ObjectKind, name: &str, event: WatchEvent<Pod>) -> Optio
             detail: format!("{} {}: {}", status.code, status.reason, status.message),
         })),
     }
-}
-
-/// What a Job's status says once its pod is gone: failed (with the Job's
-/// reason, e.g. `DeadlineExceeded`), complete, or gone; `None` while the Job
-/// exists without a verdict: its controller replaces the pod (a pod failure
-/// policy that ignores disruptions), so the runner must not retry as well.
-pub(crate) async fn job_verdict(jobs: &Api<Job>, name: &str) -> Result<Option<PodObservation>> {
-    let job = jobs
-        .get_opt(name)
-        .await
-        .map_err(|e| from_kube("get job", name, e))?;
-    let Some(job) = job else {
-        return Ok(Some(PodObservation::gone(name)));
-    };
-    if job.metadata.deletion_timestamp.is_some() {
-        return Ok(Some(PodObservation::gone(name)));
-    }
-    let conditions = job.status.and_then(|s| s.conditions).unwrap_or_default();
-    let holds = |type_: &str| conditions.iter().find(|c| c.type_ == type_ && c.status == "True");
-    let mut observation = PodObservation::gone(name);
-    // FailureTarget/SuccessCriteriaMet come first and are already final
-    // (https://kubernetes.io/docs/concepts/workloads/controllers/job/#termination-of-job-pods).
-    if let Some(failed) = holds("FailureTarget").or_else(|| holds("Failed")) {
-        observation.phase = PodPhase::Failed;
-        observation.reason = failed.reason.clone().unwrap_or_default();
-        observation.message = failed.message.clone().unwrap_or_default();
-    } else if holds("SuccessCriteriaMet")
-        .or_else(|| holds("Complete"))
-        .is_some()
-    {
-        observation.phase = PodPhase::Succeeded;
-    } else {
-        return Ok(None);
-    }
-    Ok(Some(observation))
 }
 
 async fn create<K>(api: Api<K>, object: &K, name: &str, operation: &'static str) -> Result<()>

@@ -9,8 +9,8 @@ use kube::api::{Api, DeleteParams, ObjectMeta, Patch, PatchParams, PostParams};
 
 use crate::cluster::{MANAGED_BY_LABEL, MANAGED_BY_VALUE, RUN_LABEL};
 use crate::error::Result;
-use crate::kube_cluster::from_kube;
-use crate::record::fnv;
+use crate::hash::fnv1a;
+use crate::kube_api::from_kube;
 
 /// The record's ConfigMap name: a DNS subdomain made from the run id (a label
 /// value); an id that had to change gets a hash of itself.
@@ -27,7 +27,10 @@ pub(crate) fn record_name(run_id: &str) -> String {
     if clean == run_id {
         format!("c8s-run-{clean}")
     } else {
-        format!("c8s-run-{clean}-{:08x}", fnv(run_id) & 0xffff_ffff)
+        format!(
+            "c8s-run-{clean}-{:08x}",
+            fnv1a(0, &[run_id.as_bytes()]) & 0xffff_ffff
+        )
     }
 }
 

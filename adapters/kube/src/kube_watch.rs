@@ -12,7 +12,7 @@ use kube::runtime::watcher::{self, Event};
 
 use crate::cluster::{ObjectKind, ObjectRef, RUN_LABEL, RunWatchStream};
 use crate::error::{Error, Result};
-use crate::kube_cluster::{JOB_NAME_LABEL, from_kube, job_verdict};
+use crate::kube_api::{JOB_NAME_LABEL, from_kube, job_verdict};
 use crate::observe::PodObservation;
 
 type Item = Result<(ObjectRef, PodObservation)>;

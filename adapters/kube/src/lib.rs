@@ -49,6 +49,8 @@
 
 mod cluster;
 mod error;
+mod hash;
+mod kube_api;
 mod kube_cluster;
 mod kube_record;
 mod kube_watch;
@@ -67,6 +69,7 @@ mod resume;
 mod retry;
 mod rules;
 mod run_watch;
+mod schedule;
 #[cfg(feature = "test-util")]
 #[doc(hidden)]
 pub mod sim;
@@ -80,12 +83,12 @@ pub use cluster::{
 };
 pub use error::{Error, Result, is_transient_status};
 pub use kube_cluster::KubeCluster;
-pub use logs::{ChunkMasker, LogMasker, LogSink, NoSecrets, stream_masked_logs};
+pub use logs::{ChunkMasker, LogMasker, LogOptions, LogSink, MaskerFactory, NoSecrets, stream_masked_logs};
 pub use observe::{
     Assessment, ContainerObservation, FinishedPod, MAIN_CONTAINER, PodCondition, PodObservation, PodPhase,
     SIDECAR_RESTART_LIMIT, assess,
 };
-pub use options::{FailureMode, LogOptions, MaskerFactory, ProgressFn, RunOptions, Step};
+pub use options::{FailureMode, ProgressFn, RunOptions, Step};
 pub use outcome::{RunState, RunStatus, StepOutcome, StepState, StepStatus, TerminationReason};
 pub use pipeline::run_pipeline;
 pub use reap::{ReapOptions, ReapReport, RunLiveness, reap};

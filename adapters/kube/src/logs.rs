@@ -1,10 +1,14 @@
 //! Masked log streaming: raw chunks go into a [`LogMasker`], only its output
 //! reaches a [`LogSink`].
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use futures::StreamExt;
 
 use crate::cluster::{Cluster, ObjectRef};
 use crate::error::Result;
+use crate::observe::MAIN_CONTAINER;
 
 /// Removes secrets from a byte stream that arrives in chunks.
 ///
@@ -58,6 +62,50 @@ impl LogMasker for c8s_pipeline_model::SecretMasker {
 pub trait LogSink: Send + Sync {
     /// Receives masked bytes of `container` in `step`'s attempt `attempt` (0-based).
     fn write(&self, step: &str, attempt: u32, container: &str, masked: &[u8]);
+}
+
+/// Makes a fresh masker for a step's container.
+pub type MaskerFactory = Arc<dyn Fn(&str) -> Box<dyn LogMasker> + Send + Sync>;
+
+/// Which logs to stream, how to mask them, and where the masked bytes go.
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct LogOptions {
+    /// The containers whose logs are streamed: `main` by default, plus sidecars on request.
+    pub containers: Vec<String>,
+    /// A new masker per step and container, fed every raw chunk.
+    pub masker: MaskerFactory,
+    /// Receives masked bytes only.
+    pub sink: Arc<dyn LogSink>,
+    /// How long to wait for log streams to end after `main` finished.
+    pub grace: Duration,
+}
+
+impl LogOptions {
+    /// Streams `main`'s log, masked by `masker`, into `sink`.
+    pub fn new(masker: MaskerFactory, sink: Arc<dyn LogSink>) -> Self {
+        LogOptions {
+            containers: vec![MAIN_CONTAINER.to_owned()],
+            masker,
+            sink,
+            grace: Duration::from_secs(10),
+        }
+    }
+
+    /// Also streams `container` (a sidecar).
+    pub fn with_container(mut self, container: impl Into<String>) -> Self {
+        self.containers.push(container.into());
+        self
+    }
+}
+
+impl std::fmt::Debug for LogOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogOptions")
+            .field("containers", &self.containers)
+            .field("grace", &self.grace)
+            .finish()
+    }
 }
 
 /// Streams the log of `container` in `object` through `masker` into `sink`.
@@ -181,7 +229,7 @@ pub(crate) async fn failure_logs<C: Cluster>(
     object: &ObjectRef,
     target: LogTarget<'_>,
     containers: &[String],
-    logs: &crate::options::LogOptions,
+    logs: &LogOptions,
 ) {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let all = async {

@@ -247,9 +247,22 @@ impl FinishedPod {
 
 /// Reads an observation. Image pull trouble and disruptions come back as
 /// [`Assessment::Disrupted`]; the caller decides whether to retry.
+///
+/// The first of these that has a say decides: the pod's own end (evicted,
+/// past its deadline), `main`'s exit, the pod's phase, a crash-looping
+/// sidecar, a container stuck for good; else where the pod stands.
 pub fn assess(observation: &PodObservation) -> Assessment {
-    // Eviction and the pod's deadline kill `main` with 137: the pod's reason
-    // comes first, or they would read as "error 137".
+    pod_cut_short(observation)
+        .or_else(|| main_exited(observation))
+        .or_else(|| phase_ended(observation))
+        .or_else(|| sidecar_crash_looping(observation))
+        .or_else(|| container_stuck(observation))
+        .unwrap_or_else(|| progress(observation))
+}
+
+/// An eviction or the pod's deadline. They kill `main` with 137: the pod's
+/// reason comes first, or they would read as "error 137".
+fn pod_cut_short(observation: &PodObservation) -> Option<Assessment> {
     let disruption = observation
         .condition("DisruptionTarget")
         .is_some_and(|c| c.status == "True");
@@ -259,55 +272,67 @@ pub fn assess(observation: &PodObservation) -> Assessment {
             .condition("DisruptionTarget")
             .map(|c| format!("{}: {}", c.reason, c.message))
             .unwrap_or_else(|| observation.message.clone());
-        return Assessment::Disrupted(TerminationReason::Evicted, message);
+        return Some(Assessment::Disrupted(TerminationReason::Evicted, message));
     }
     if !succeeded && observation.reason == "DeadlineExceeded" {
         let mut message = observation.message.clone();
         if let Some(waiting) = not_started(observation) {
             message = format!("{message}; {waiting}");
         }
-        return finished(TerminationReason::DeadlineExceeded, &message);
+        return Some(finished(TerminationReason::DeadlineExceeded, &message));
     }
-    if let ContainerObservation::Terminated { exit_code, reason } = &observation.main {
-        let reason = match (reason.as_str(), *exit_code) {
-            ("OOMKilled", _) => TerminationReason::OomKilled,
-            (_, 0) => TerminationReason::Completed,
-            _ => TerminationReason::Error,
-        };
-        // The artifact helper saves the step's outputs: a step ends with it.
-        let helper = observation
-            .sidecars
-            .iter()
-            .find(|(name, _)| name == ARTIFACT_HELPER)
-            .map(|(_, state)| state);
-        match helper {
-            Some(ContainerObservation::Terminated {
-                exit_code: code,
-                reason: why,
-            }) if *code != 0 && *exit_code == 0 => {
-                return finished_with(
-                    Some(*exit_code),
-                    TerminationReason::Error,
-                    &format!("container {ARTIFACT_HELPER} exited {code} ({why}): the outputs were not saved"),
-                );
-            }
-            Some(ContainerObservation::Terminated { .. }) | None => {}
-            // A failed main needs no outputs saved; a finished pod waits for nothing.
-            Some(_) if *exit_code != 0 || matches!(observation.phase, PodPhase::Failed | PodPhase::Gone) => {}
-            Some(_) => return Assessment::Running,
+    None
+}
+
+/// `main` exited: its exit code decides, unless the artifact helper that
+/// saves the step's outputs failed or is still saving them.
+fn main_exited(observation: &PodObservation) -> Option<Assessment> {
+    let ContainerObservation::Terminated { exit_code, reason } = &observation.main else {
+        return None;
+    };
+    let reason = match (reason.as_str(), *exit_code) {
+        ("OOMKilled", _) => TerminationReason::OomKilled,
+        (_, 0) => TerminationReason::Completed,
+        _ => TerminationReason::Error,
+    };
+    // The artifact helper saves the step's outputs: a step ends with it.
+    let helper = observation
+        .sidecars
+        .iter()
+        .find(|(name, _)| name == ARTIFACT_HELPER)
+        .map(|(_, state)| state);
+    match helper {
+        Some(ContainerObservation::Terminated {
+            exit_code: code,
+            reason: why,
+        }) if *code != 0 && *exit_code == 0 => {
+            return Some(finished_with(
+                Some(*exit_code),
+                TerminationReason::Error,
+                &format!("container {ARTIFACT_HELPER} exited {code} ({why}): the outputs were not saved"),
+            ));
         }
-        return Assessment::Finished(FinishedPod {
-            exit_code: Some(*exit_code),
-            reason,
-            message: String::new(),
-            sidecars_still_running: observation.phase == PodPhase::Running && observation.sidecars_running(),
-        });
+        Some(ContainerObservation::Terminated { .. }) | None => {}
+        // A failed main needs no outputs saved; a finished pod waits for nothing.
+        Some(_) if *exit_code != 0 || matches!(observation.phase, PodPhase::Failed | PodPhase::Gone) => {}
+        Some(_) => return Some(Assessment::Running),
     }
+    Some(Assessment::Finished(FinishedPod {
+        exit_code: Some(*exit_code),
+        reason,
+        message: String::new(),
+        sidecars_still_running: observation.phase == PodPhase::Running && observation.sidecars_running(),
+    }))
+}
+
+/// The pod ended (or is gone) while `main` shows no exit.
+fn phase_ended(observation: &PodObservation) -> Option<Assessment> {
     match observation.phase {
-        PodPhase::Gone => {
-            return Assessment::Disrupted(TerminationReason::Lost, "the pod was deleted".to_owned());
-        }
-        PodPhase::Succeeded => return finished_with(Some(0), TerminationReason::Completed, ""),
+        PodPhase::Gone => Some(Assessment::Disrupted(
+            TerminationReason::Lost,
+            "the pod was deleted".to_owned(),
+        )),
+        PodPhase::Succeeded => Some(finished_with(Some(0), TerminationReason::Completed, "")),
         PodPhase::Failed => {
             // Say which container failed (an init container, usually).
             let failed = observation.sidecars.iter().find_map(|(name, state)| match state {
@@ -321,66 +346,73 @@ pub fn assess(observation: &PodObservation) -> Assessment {
                 (Some(f), m) => format!("{f}; {m}"),
                 (None, m) => m.to_owned(),
             };
-            return finished(TerminationReason::Error, &message);
+            Some(finished(TerminationReason::Error, &message))
         }
-        _ => {}
+        _ => None,
     }
-    // A native sidecar that never becomes ready (its startupProbe keeps
-    // failing, or it keeps exiting) crash-loops and holds `main` back until the
-    // pod's deadline. After its budget was spent several times over (its
-    // restarts show it) the step ends, naming it.
-    if !matches!(
+}
+
+/// A native sidecar that never becomes ready (its startupProbe keeps
+/// failing, or it keeps exiting) crash-loops and holds `main` back until the
+/// pod's deadline. After its budget was spent several times over (its
+/// restarts show it) the step ends, naming it.
+fn sidecar_crash_looping(observation: &PodObservation) -> Option<Assessment> {
+    if matches!(
         observation.main,
         ContainerObservation::Running | ContainerObservation::Terminated { .. }
     ) {
-        for (name, state) in &observation.sidecars {
-            let ContainerObservation::Waiting { reason, message } = state else {
-                continue;
-            };
-            let restarts = observation
-                .restarts
-                .iter()
-                .find(|(n, _)| n == name)
-                .map_or(0, |(_, r)| *r);
-            if reason == "CrashLoopBackOff" && restarts >= SIDECAR_RESTART_LIMIT {
-                return finished(
-                    TerminationReason::Error,
-                    format!(
-                        "sidecar {name} never became ready: restarted {restarts} times; {reason}: {message}"
-                    )
+        return None;
+    }
+    observation.sidecars.iter().find_map(|(name, state)| {
+        let ContainerObservation::Waiting { reason, message } = state else {
+            return None;
+        };
+        let restarts = observation
+            .restarts
+            .iter()
+            .find(|(n, _)| n == name)
+            .map_or(0, |(_, r)| *r);
+        (reason == "CrashLoopBackOff" && restarts >= SIDECAR_RESTART_LIMIT).then(|| {
+            finished(
+                TerminationReason::Error,
+                format!("sidecar {name} never became ready: restarted {restarts} times; {reason}: {message}")
                     .trim_end_matches([' ', ':'])
                     .trim_end_matches(';'),
-                );
-            }
-        }
-    }
-    // Any container stuck for a reason that will not pass by itself ends the
-    // step, named: init containers (git-clone, inputs), sidecars, the helper.
+            )
+        })
+    })
+}
+
+/// Any container stuck for a reason that will not pass by itself ends the
+/// step, named: init containers (git-clone, inputs), sidecars, the helper.
+/// An image that cannot be pulled is a disruption (the caller may retry).
+fn container_stuck(observation: &PodObservation) -> Option<Assessment> {
     let containers = std::iter::once((MAIN_CONTAINER, &observation.main))
         .chain(observation.sidecars.iter().map(|(n, s)| (n.as_str(), s)));
-    for (name, state) in containers {
+    containers.into_iter().find_map(|(name, state)| {
         let ContainerObservation::Waiting { reason, message } = state else {
-            continue;
+            return None;
         };
         match reason.as_str() {
-            "ImagePullBackOff" | "ErrImagePull" => {
-                return Assessment::Disrupted(
-                    TerminationReason::ImagePullBackOff,
-                    format!("container {name}: {reason}: {message}"),
-                );
-            }
+            "ImagePullBackOff" | "ErrImagePull" => Some(Assessment::Disrupted(
+                TerminationReason::ImagePullBackOff,
+                format!("container {name}: {reason}: {message}"),
+            )),
             "InvalidImageName"
             | "CreateContainerConfigError"
             | "CreateContainerError"
-            | "RunContainerError" => {
-                return finished(
-                    TerminationReason::Error,
-                    &format!("container {name}: {reason}: {message}"),
-                );
-            }
-            _ => {}
+            | "RunContainerError" => Some(finished(
+                TerminationReason::Error,
+                &format!("container {name}: {reason}: {message}"),
+            )),
+            _ => None,
         }
-    }
+    })
+}
+
+/// Where a pod that has not ended stands: waiting for capacity
+/// (unschedulable), running, or starting.
+fn progress(observation: &PodObservation) -> Assessment {
     if let Some(c) = observation.condition("PodScheduled")
         && c.status == "False"
         && c.reason == "Unschedulable"
@@ -439,4 +471,141 @@ fn finished_with(exit_code: Option<i32>, reason: TerminationReason, message: &st
         message: message.to_owned(),
         sidecars_still_running: false,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pending() -> PodObservation {
+        PodObservation {
+            pod_name: "p".to_owned(),
+            ..PodObservation::default()
+        }
+    }
+
+    fn waiting(reason: &str) -> ContainerObservation {
+        ContainerObservation::Waiting {
+            reason: reason.to_owned(),
+            message: "m".to_owned(),
+        }
+    }
+
+    #[test]
+    fn each_concern_speaks_only_to_its_own_case() {
+        let fresh = pending();
+        assert_eq!(pod_cut_short(&fresh), None);
+        assert_eq!(main_exited(&fresh), None);
+        assert_eq!(phase_ended(&fresh), None);
+        assert_eq!(sidecar_crash_looping(&fresh), None);
+        assert_eq!(container_stuck(&fresh), None);
+        assert_eq!(progress(&fresh), Assessment::Starting);
+        assert_eq!(assess(&fresh), Assessment::Starting);
+    }
+
+    #[test]
+    fn an_eviction_comes_before_mains_exit() {
+        let mut evicted = pending();
+        evicted.reason = "Evicted".to_owned();
+        evicted.main = ContainerObservation::Terminated {
+            exit_code: 137,
+            reason: "Error".to_owned(),
+        };
+        assert!(matches!(
+            pod_cut_short(&evicted),
+            Some(Assessment::Disrupted(TerminationReason::Evicted, _))
+        ));
+        assert!(matches!(main_exited(&evicted), Some(Assessment::Finished(_))));
+        assert!(matches!(
+            assess(&evicted),
+            Assessment::Disrupted(TerminationReason::Evicted, _)
+        ));
+    }
+
+    #[test]
+    fn main_waits_for_the_helper_saving_outputs() {
+        let mut saving = pending();
+        saving.phase = PodPhase::Running;
+        saving.main = ContainerObservation::Terminated {
+            exit_code: 0,
+            reason: "Completed".to_owned(),
+        };
+        saving.sidecars = vec![(ARTIFACT_HELPER.to_owned(), ContainerObservation::Running)];
+        assert_eq!(main_exited(&saving), Some(Assessment::Running));
+        saving.sidecars = vec![(
+            ARTIFACT_HELPER.to_owned(),
+            ContainerObservation::Terminated {
+                exit_code: 1,
+                reason: "Error".to_owned(),
+            },
+        )];
+        assert!(matches!(
+            main_exited(&saving),
+            Some(Assessment::Finished(FinishedPod {
+                reason: TerminationReason::Error,
+                ..
+            }))
+        ));
+    }
+
+    #[test]
+    fn a_gone_pod_is_lost_and_a_failed_one_names_its_container() {
+        assert!(matches!(
+            phase_ended(&PodObservation::gone("p")),
+            Some(Assessment::Disrupted(TerminationReason::Lost, _))
+        ));
+        let mut failed = pending();
+        failed.phase = PodPhase::Failed;
+        failed.sidecars = vec![(
+            "git-clone".to_owned(),
+            ContainerObservation::Terminated {
+                exit_code: 128,
+                reason: "Error".to_owned(),
+            },
+        )];
+        let Some(Assessment::Finished(finished)) = phase_ended(&failed) else {
+            panic!("a failed pod is finished");
+        };
+        assert_eq!(finished.message, "container git-clone exited 128 (Error)");
+    }
+
+    #[test]
+    fn stuck_and_crash_looping_containers_end_the_step() {
+        let mut looping = pending();
+        looping.sidecars = vec![("db".to_owned(), waiting("CrashLoopBackOff"))];
+        looping.restarts = vec![("db".to_owned(), SIDECAR_RESTART_LIMIT - 1)];
+        assert_eq!(sidecar_crash_looping(&looping), None);
+        looping.restarts = vec![("db".to_owned(), SIDECAR_RESTART_LIMIT)];
+        assert!(matches!(
+            sidecar_crash_looping(&looping),
+            Some(Assessment::Finished(_))
+        ));
+
+        let mut pulling = pending();
+        pulling.main = waiting("ImagePullBackOff");
+        assert!(matches!(
+            container_stuck(&pulling),
+            Some(Assessment::Disrupted(TerminationReason::ImagePullBackOff, _))
+        ));
+        pulling.main = waiting("ContainerCreating");
+        assert_eq!(container_stuck(&pulling), None);
+    }
+
+    #[test]
+    fn an_unschedulable_pod_waits_for_capacity() {
+        let mut unschedulable = pending();
+        unschedulable.conditions = vec![PodCondition {
+            type_: "PodScheduled".to_owned(),
+            status: "False".to_owned(),
+            reason: "Unschedulable".to_owned(),
+            message: "0/3 nodes".to_owned(),
+        }];
+        assert_eq!(
+            progress(&unschedulable),
+            Assessment::WaitingForCapacity("0/3 nodes".to_owned())
+        );
+        unschedulable.main = ContainerObservation::Running;
+        unschedulable.conditions.clear();
+        assert_eq!(progress(&unschedulable), Assessment::Running);
+    }
 }

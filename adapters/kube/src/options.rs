@@ -6,8 +6,7 @@ use std::time::Duration;
 use c8s_pipeline_model::Retries;
 
 use crate::cluster::StepObject;
-use crate::logs::{LogMasker, LogSink};
-use crate::observe::MAIN_CONTAINER;
+use crate::logs::LogOptions;
 use crate::outcome::StepStatus;
 use crate::retry::RetryPolicy;
 
@@ -100,52 +99,8 @@ pub enum FailureMode {
     ContinueOnFailure,
 }
 
-/// Makes a fresh masker for a step's container.
-pub type MaskerFactory = Arc<dyn Fn(&str) -> Box<dyn LogMasker> + Send + Sync>;
-
 /// Called with a step's status every time it changes (live progress).
 pub type ProgressFn = Arc<dyn Fn(&StepStatus) + Send + Sync>;
-
-/// Which logs to stream, how to mask them, and where the masked bytes go.
-#[derive(Clone)]
-#[non_exhaustive]
-pub struct LogOptions {
-    /// The containers whose logs are streamed: `main` by default, plus sidecars on request.
-    pub containers: Vec<String>,
-    /// A new masker per step and container, fed every raw chunk.
-    pub masker: MaskerFactory,
-    /// Receives masked bytes only.
-    pub sink: Arc<dyn LogSink>,
-    /// How long to wait for log streams to end after `main` finished.
-    pub grace: Duration,
-}
-
-impl LogOptions {
-    /// Streams `main`'s log, masked by `masker`, into `sink`.
-    pub fn new(masker: MaskerFactory, sink: Arc<dyn LogSink>) -> Self {
-        LogOptions {
-            containers: vec![MAIN_CONTAINER.to_owned()],
-            masker,
-            sink,
-            grace: Duration::from_secs(10),
-        }
-    }
-
-    /// Also streams `container` (a sidecar).
-    pub fn with_container(mut self, container: impl Into<String>) -> Self {
-        self.containers.push(container.into());
-        self
-    }
-}
-
-impl std::fmt::Debug for LogOptions {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LogOptions")
-            .field("containers", &self.containers)
-            .field("grace", &self.grace)
-            .finish()
-    }
-}
 
 /// How a run behaves.
 #[derive(Clone)]

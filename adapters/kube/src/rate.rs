@@ -1,11 +1,23 @@
 //! A client-side rate limit on the runner's API requests: a token bucket
 //! (`qps` per second, bursts of `burst`), as client-go's default limiter, so a
 //! wide pipeline cannot flood the API server.
+//!
+//! Kept by hand rather than on the `governor` crate: governor brings four
+//! crates of its own even without its default features, its clocks are not
+//! tokio's (the simulated cluster's tests run on tokio's paused time, so an
+//! adapter clock would be needed), its `until_ready` sleeps on
+//! `futures-timer` (real time), and its `check` does not reserve a slot the
+//! way this bucket's tokens go negative, so concurrent waiters would wake
+//! together instead of in turn: more code to adapt than these lines.
 
+use std::future::Future;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use tokio::time::Instant;
+
+use crate::error::Result;
+use crate::retry::RetryPolicy;
 
 /// Tokens and when they were last counted; tokens go negative to reserve.
 pub(crate) struct RateLimiter {
@@ -45,6 +57,23 @@ impl RateLimiter {
         if !wait.is_zero() {
             tokio::time::sleep(wait).await;
         }
+    }
+
+    /// Runs the API call `op` under `retry`'s API retries
+    /// ([`RetryPolicy::call`], keyed by `key`), each try waiting for its turn
+    /// here first.
+    pub async fn call<T, F, Fut>(&self, retry: &RetryPolicy, key: &str, op: F) -> Result<T>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        let op = &op;
+        retry
+            .call(key, move || async move {
+                self.acquire().await;
+                op().await
+            })
+            .await
     }
 }
 

@@ -17,8 +17,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::cluster::Cluster;
 use crate::error::{Error, Result};
+use crate::hash::fnv1a;
 use crate::outcome::{StepStatus, TerminationReason};
-use crate::step::Runner;
+use crate::rate::RateLimiter;
+use crate::retry::RetryPolicy;
 
 /// The entry holding when the run started (RFC 3339), which its deadline counts from.
 pub(crate) const STARTED_KEY: &str = "started";
@@ -64,13 +66,7 @@ pub(crate) fn step_key(step: &str) -> String {
     if clean == step {
         return format!("step.{clean}");
     }
-    format!("step.{clean}.{:08x}", fnv(step) & 0xffff_ffff)
-}
-
-pub(crate) fn fnv(text: &str) -> u64 {
-    text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
+    format!("step.{clean}.{:08x}", fnv1a(0, &[step.as_bytes()]) & 0xffff_ffff)
 }
 
 /// The record's entries read back: each step's record by step name, and when
@@ -249,91 +245,111 @@ pub(crate) struct Turn<'a> {
     upto: u64,
 }
 
-/// The run record's writes, as the attempts of a run make them.
-impl<C: Cluster> Runner<'_, C> {
-    /// Changes `step`'s entry in the run record and saves it, grouped with
-    /// whatever other steps staged meanwhile.
-    pub async fn record(&self, step: &str, change: impl FnOnce(&mut StepRecord)) -> Result<()> {
-        self.record_unless(step, false, change).await.map(|_| ())
+/// What the run record's writes go through: the cluster, under the run's
+/// API retries and client-side rate limit.
+pub(crate) struct RecordApi<'a, C> {
+    pub cluster: &'a C,
+    pub run_id: &'a str,
+    pub retry: &'a RetryPolicy,
+    pub limiter: &'a RateLimiter,
+}
+
+impl<C: Cluster> RecordApi<'_, C> {
+    /// Merges `entries` into the run record.
+    async fn save(&self, entries: &BTreeMap<String, String>) -> Result<()> {
+        let run_id = self.run_id;
+        (self.limiter)
+            .call(self.retry, run_id, || self.cluster.save_record(run_id, entries))
+            .await
     }
 
-    /// [`Runner::record`] that, when `skip_if_closing` and the run ended
+    /// Creates the run record with `entries`; `false` when it exists already.
+    async fn create(&self, entries: &BTreeMap<String, String>) -> Result<bool> {
+        let run_id = self.run_id;
+        (self.limiter)
+            .call(self.retry, run_id, || self.cluster.create_record(run_id, entries))
+            .await
+    }
+
+    /// The run record's entries, if it exists.
+    async fn load(&self) -> Result<Option<BTreeMap<String, String>>> {
+        let run_id = self.run_id;
+        (self.limiter)
+            .call(self.retry, run_id, || self.cluster.load_record(run_id))
+            .await
+    }
+}
+
+/// The run record's writes, as the attempts of a run make them.
+impl Recorder {
+    /// Changes `step`'s entry in the run record and saves it through `api`,
+    /// grouped with whatever other steps staged meanwhile.
+    pub async fn record<C: Cluster>(
+        &self,
+        api: &RecordApi<'_, C>,
+        step: &str,
+        change: impl FnOnce(&mut StepRecord),
+    ) -> Result<()> {
+        self.record_unless(api, step, false, change).await.map(|_| ())
+    }
+
+    /// [`Recorder::record`] that, when `skip_if_closing` and the run ended
     /// meanwhile, writes nothing and returns `false` (the record is deleted
     /// next, before the pods left registered).
-    pub async fn record_unless(
+    pub async fn record_unless<C: Cluster>(
         &self,
+        api: &RecordApi<'_, C>,
         step: &str,
         skip_if_closing: bool,
         change: impl FnOnce(&mut StepRecord),
     ) -> Result<bool> {
-        let mine = self.recorder.stage(step, change)?;
+        let mine = self.stage(step, change)?;
         // Steps that end at the same moment share one write.
         tokio::task::yield_now().await;
-        if skip_if_closing && self.recorder.closing() {
-            self.recorder.write_done();
+        if skip_if_closing && self.closing() {
+            self.write_done();
             return Ok(false);
         }
-        let Some(turn) = self.recorder.turn(mine).await else {
-            self.recorder.write_done();
+        let Some(turn) = self.turn(mine).await else {
+            self.write_done();
             return Ok(true);
         };
-        let saved = if self.recorder.created() {
-            self.save_record(&turn.entries).await
+        let saved = if self.created() {
+            api.save(&turn.entries).await
         } else {
-            self.create_record(&turn.entries).await
+            self.create_record(api, &turn.entries).await
         };
-        self.recorder.saved(turn, saved.is_ok());
-        self.recorder.write_done();
+        self.saved(turn, saved.is_ok());
+        self.write_done();
         saved.map(|()| true)
-    }
-
-    /// Merges `entries` into the run record.
-    async fn save_record(&self, entries: &BTreeMap<String, String>) -> Result<()> {
-        let run_id = self.options.run_id.as_str();
-        self.options
-            .retry
-            .call(run_id, || async {
-                self.limiter.acquire().await;
-                self.cluster.save_record(run_id, entries).await
-            })
-            .await
     }
 
     /// The run's first write creates its record, with when the run started.
     /// A record that exists already is another run's (this run id is taken:
     /// the run is refused), unless it is the one an earlier try of this create
     /// made although its answer was lost (it holds this run's start).
-    async fn create_record(&self, entries: &BTreeMap<String, String>) -> Result<()> {
-        let run_id = self.options.run_id.as_str();
-        let started = self.recorder.started().to_owned();
+    async fn create_record<C: Cluster>(
+        &self,
+        api: &RecordApi<'_, C>,
+        entries: &BTreeMap<String, String>,
+    ) -> Result<()> {
+        let started = self.started().to_owned();
         let mut first = entries.clone();
         first.insert(STARTED_KEY.to_owned(), started.clone());
-        let retry = &self.options.retry;
-        let created = retry
-            .call(run_id, || async {
-                self.limiter.acquire().await;
-                self.cluster.create_record(run_id, &first).await
-            })
-            .await?;
-        if created {
-            self.recorder.set_created();
+        if api.create(&first).await? {
+            self.set_created();
             return Ok(());
         }
-        let found = retry
-            .call(run_id, || async {
-                self.limiter.acquire().await;
-                self.cluster.load_record(run_id).await
-            })
-            .await?;
+        let found = api.load().await?;
         // Gone meanwhile (reaped): ours to set up again, with the run's start.
         let ours = found.is_none_or(|f| f.get(STARTED_KEY) == Some(&started));
         if ours {
-            self.recorder.set_created();
-            return self.save_record(&first).await;
+            self.set_created();
+            return api.save(&first).await;
         }
-        self.recorder.refuse();
+        self.refuse();
         Err(Error::RunExists {
-            run_id: run_id.to_owned(),
+            run_id: api.run_id.to_owned(),
         })
     }
 }

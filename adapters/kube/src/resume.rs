@@ -61,12 +61,7 @@ pub(crate) async fn start<C: Cluster>(
     let retry = &options.retry;
     let now = cluster.now();
     let selector = format!("{RUN_LABEL}={run_id}");
-    let list = || {
-        retry.call(run_id, || async {
-            limiter.acquire().await;
-            cluster.list(&selector).await
-        })
-    };
+    let list = || limiter.call(retry, run_id, || cluster.list(&selector));
     if !options.resume {
         if !cluster.watch_run_marks_lists() && !list().await?.is_empty() {
             return Err(Error::RunExists {
@@ -80,11 +75,8 @@ pub(crate) async fn start<C: Cluster>(
             created: false,
         });
     }
-    let loaded = retry
-        .call(run_id, || async {
-            limiter.acquire().await;
-            cluster.load_record(run_id).await
-        })
+    let loaded = limiter
+        .call(retry, run_id, || cluster.load_record(run_id))
         .await?;
     let created = loaded.is_some();
     let (records, started) = loaded.as_ref().map(parse).unwrap_or_default();
@@ -125,9 +117,8 @@ pub(crate) async fn start<C: Cluster>(
         starts.push(start);
     }
     for (object, wait) in to_delete {
-        let deleted = retry
-            .call(&object.name, || async {
-                limiter.acquire().await;
+        let deleted = limiter
+            .call(retry, &object.name, || async {
                 if wait {
                     cluster.delete(&object).await
                 } else {

@@ -3,9 +3,11 @@
 use std::future::Future;
 use std::time::Duration;
 
+use backon::Retryable;
 use serde::{Deserialize, Serialize};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::hash::fnv1a;
 
 /// How transient faults are retried.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -73,7 +75,7 @@ impl RetryPolicy {
             .base_delay
             .saturating_mul(1u32.checked_shl(attempt.min(20)).unwrap_or(u32::MAX));
         let capped = exp.min(self.max_delay);
-        let hash = fnv1a(self.seed, key, attempt);
+        let hash = fnv1a(self.seed, &[key.as_bytes(), &attempt.to_le_bytes()]);
         let per_mille = 500 + (hash % 500) as u32;
         capped * per_mille / 1000
     }
@@ -135,33 +137,28 @@ impl RetryPolicy {
         retried.then(|| self.backoff(step, attempt))
     }
 
-    /// Runs `op` until it succeeds, fails permanently, or `api_retries` are used.
-    pub async fn call<T, F, Fut>(&self, key: &str, mut op: F) -> Result<T>
+    /// Runs `op` until it succeeds, fails permanently, or `api_retries` are
+    /// used, sleeping [`RetryPolicy::backoff`] before each retry (the
+    /// `backon` crate runs the loop; the delays stay this policy's own).
+    /// kube-client's own retry layer is not used instead: it sits in
+    /// [`crate::KubeCluster`]'s HTTP client only (not every [`crate::Cluster`]),
+    /// retries only 429/503/504, and jitters at random.
+    pub async fn call<T, F, Fut>(&self, key: &str, op: F) -> Result<T>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T>>,
     {
-        let mut attempt = 0;
-        loop {
-            match op().await {
-                Err(e) if e.is_transient() && attempt < self.api_retries => {
-                    tracing::debug!(key, attempt, error = %e, "transient API error, retrying");
-                    tokio::time::sleep(self.backoff(key, attempt)).await;
-                    attempt += 1;
-                }
-                other => return other,
-            }
-        }
+        let delays = (0..self.api_retries).map(|attempt| self.backoff(key, attempt));
+        let mut attempt = 0u32;
+        op.retry(delays)
+            .sleep(tokio::time::sleep)
+            .when(Error::is_transient)
+            .notify(|e, _| {
+                tracing::debug!(key, attempt, error = %e, "transient API error, retrying");
+                attempt += 1;
+            })
+            .await
     }
-}
-
-fn fnv1a(seed: u64, key: &str, attempt: u32) -> u64 {
-    let mut hash = 0xcbf2_9ce4_8422_2325u64 ^ seed;
-    for byte in key.bytes().chain(attempt.to_le_bytes()) {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    hash
 }
 
 #[cfg(test)]

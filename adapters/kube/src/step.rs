@@ -5,13 +5,18 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use c8s_pipeline_model::scheduler::StopReason;
+use k8s_openapi::jiff::Timestamp;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::cluster::{Cluster, ObjectRef, StepObject};
 use crate::error::Error;
-use crate::logs::{LogTarget, stream_masked_logs_until};
+use crate::hash::fnv1a;
+use crate::logs::{LogOptions, LogTarget, failure_logs, stream_masked_logs_until};
 use crate::options::{RunOptions, Step};
 use crate::outcome::{RunStatus, StepOutcome, StepState, StepStatus, TerminationReason};
+use crate::rate::RateLimiter;
+use crate::record::{RecordApi, Recorder, StepRecord};
+use crate::run_watch::Hub;
 
 /// Longest pod name Kubernetes turns into a hostname without cutting it.
 const MAX_NAME: usize = 63;
@@ -26,11 +31,11 @@ pub(crate) struct Runner<'a, C> {
     /// The env values of each started `finally` step's `main` (outcomes).
     pub finally_env: &'a Mutex<BTreeMap<usize, Vec<(String, String)>>>,
     /// The run's one watch, when the cluster offers it.
-    pub hub: Option<&'a crate::run_watch::Hub>,
+    pub hub: Option<&'a Hub>,
     /// The client-side rate limit on creates, deletes, lists and Event reads.
-    pub limiter: &'a crate::rate::RateLimiter,
+    pub limiter: &'a RateLimiter,
     /// The run record (what a resumed run must know).
-    pub recorder: &'a crate::record::Recorder,
+    pub recorder: &'a Recorder,
 }
 
 /// How one attempt (one pod) ended.
@@ -86,10 +91,8 @@ impl<C: Cluster> Runner<'_, C> {
     async fn remove_live(&self, index: usize, wait: bool) -> Result<(), Error> {
         let object = self.live.lock().ok().and_then(|live| live.get(&index).cloned());
         let Some(object) = object else { return Ok(()) };
-        self.options
-            .retry
-            .call(&object.name, || async {
-                self.limiter.acquire().await;
+        self.limiter
+            .call(&self.options.retry, &object.name, || async {
                 if wait {
                     self.cluster.delete(&object).await
                 } else {
@@ -104,6 +107,34 @@ impl<C: Cluster> Runner<'_, C> {
             live.remove(&index);
         }
         Ok(())
+    }
+
+    /// What the run record's writes go through.
+    fn record_api(&self) -> RecordApi<'_, C> {
+        RecordApi {
+            cluster: self.cluster,
+            run_id: &self.options.run_id,
+            retry: &self.options.retry,
+            limiter: self.limiter,
+        }
+    }
+
+    /// Changes `step`'s entry in the run record and saves it ([`Recorder::record`]).
+    pub async fn record(&self, step: &str, change: impl FnOnce(&mut StepRecord)) -> Result<(), Error> {
+        self.recorder.record(&self.record_api(), step, change).await
+    }
+
+    /// [`Runner::record`], skipped once the run ended ([`Recorder::record_unless`]).
+    pub async fn record_unless(
+        &self,
+        step: &str,
+        skip_if_closing: bool,
+        change: impl FnOnce(&mut StepRecord),
+    ) -> Result<bool, Error> {
+        let api = self.record_api();
+        self.recorder
+            .record_unless(&api, step, skip_if_closing, change)
+            .await
     }
 
     /// Step `index`'s status once `outcome` is final.
@@ -145,119 +176,161 @@ impl<C: Cluster> Runner<'_, C> {
             end = self.attempt(index, step, attempt, adopt, events) => end,
             Ok(reason) = stop => AttemptEnd::Stopped(reason),
         };
+        // An attempt without an exit code of its own ends now.
         let now = self.cluster.now();
-        let fail = |reason, message: String| StepOutcome {
-            exit_code: None,
-            reason,
-            message,
-            started_at: None,
-            finished_at: Some(now),
-        };
         let report = |event| {
             let _ = events.send((index, event));
         };
         match end {
             AttemptEnd::Finished { outcome, delete } => {
-                let done = self.finished_status(index, &outcome);
-                // A failure the step's own retries may retry is not final
-                // here: the loop decides (a resumed run replays the count).
-                let final_end = outcome.succeeded() || step.retries.is_none();
-                let reason = outcome.reason;
-                report(Event::Ended(outcome));
-                // Recorded before the delete: a resumed run knows the step ended,
-                // or continues the step's retry count from this failure.
-                // The run ending with this step needs no write: its record is
-                // deleted before the pod (left registered for the final sweep);
-                // a runner killed in between leaves the pod, which a new start
-                // adopts (409) and finds finished.
-                let skippable = final_end && delete;
-                let recorded = self
-                    .record_unless(&step.name, skippable, |r| {
-                        r.attempts = attempt + 1;
-                        if final_end {
-                            r.done = Some(done);
-                        } else {
-                            r.user_failures.push(reason);
-                            r.last_failure = Some(done);
-                        }
-                    })
-                    .await;
-                match recorded {
-                    Ok(false) => return,
-                    Ok(true) => {}
-                    // Only a resumed run would miss it (it would run the step again).
-                    Err(e) => {
-                        tracing::warn!(step = %step.name, error = %e, "could not record a finished step")
-                    }
-                }
-                if !delete {
-                    if let Ok(mut live) = self.live.lock() {
-                        live.remove(&index);
-                    }
-                } else if let Err(e) = self.start_delete_live(index).await {
-                    // Left registered: the run's final sweep tries again.
-                    tracing::warn!(step = %step.name, error = %e, "could not delete a finished pod");
-                }
+                self.finished(index, step, attempt, outcome, delete, report).await;
             }
-            AttemptEnd::Stopped(reason) => {
-                if reason == StopReason::StepTimeout {
-                    let outcome = fail(TerminationReason::DeadlineExceeded, reason.to_string());
-                    let done = self.finished_status(index, &outcome);
-                    if let Err(e) = self.record(&step.name, |r| r.done = Some(done)).await {
-                        tracing::warn!(step = %step.name, error = %e, "could not record a timed-out step");
-                    }
-                }
-                let deleted = self.start_delete_live(index).await;
-                report(Event::Stopped(deleted.err().map(|e| e.to_string())));
-            }
+            AttemptEnd::Stopped(reason) => report(self.stopped(index, step, reason, now).await),
             // Nothing was created: the run stops (refused), nothing to record.
             AttemptEnd::Broken(e @ Error::RunExists { .. }) => {
-                report(Event::Ended(fail(TerminationReason::Rejected, e.to_string())));
+                report(Event::Ended(runner_failure(
+                    TerminationReason::Rejected,
+                    e.to_string(),
+                    now,
+                )));
             }
-            AttemptEnd::Broken(e) if !e.is_transient() => {
-                let outcome = fail(TerminationReason::Rejected, e.to_string());
-                let done = self.finished_status(index, &outcome);
-                if let Err(e) = self.record(&step.name, |r| r.done = Some(done)).await {
-                    tracing::warn!(step = %step.name, error = %e, "could not record a rejected step");
-                }
-                let _ = self.start_delete_live(index).await;
-                report(Event::Ended(outcome));
+            AttemptEnd::Broken(e) if !e.is_transient() => report(self.rejected(index, step, &e, now).await),
+            AttemptEnd::Broken(e) => {
+                let end = self.retryable(
+                    index,
+                    step,
+                    attempt,
+                    (TerminationReason::Lost, e.to_string()),
+                    now,
+                );
+                report(end.await);
             }
-            end => {
-                let (reason, message) = match end {
-                    AttemptEnd::Disrupted(reason, message) => (reason, message),
-                    AttemptEnd::Broken(e) => (TerminationReason::Lost, e.to_string()),
-                    _ => (TerminationReason::Lost, String::new()),
-                };
-                // The record already holds the step's success: not run again.
-                let succeeded = self.recorder.step(&step.name).and_then(|r| r.done);
-                if let Some(outcome) = succeeded
-                    .filter(|done| done.state == StepState::Succeeded)
-                    .and_then(|done| done.outcome)
-                {
-                    let _ = self.start_delete_live(index).await;
-                    return report(Event::Ended(outcome));
-                }
-                let recorded = self
-                    .record(&step.name, |r| {
-                        r.attempts = attempt + 1;
-                        r.retryable.push(reason);
-                    })
-                    .await;
-                if let Err(e) = recorded {
-                    tracing::warn!(step = %step.name, error = %e, "could not record a retryable end");
-                }
-                match self.delete_live(index).await {
-                    Ok(()) => report(Event::Retryable(reason, message)),
-                    Err(e) => report(Event::Ended(fail(
-                        reason,
-                        format!("{message}; the old pod could not be deleted: {e}"),
-                    ))),
-                }
+            AttemptEnd::Disrupted(reason, message) => {
+                report(self.retryable(index, step, attempt, (reason, message), now).await);
             }
         }
     }
 
+    /// A finished attempt: reported at once, recorded (final, or a failure
+    /// the step's own retries may retry), then its pod's deletion requested
+    /// (`delete`) or its pod kept.
+    async fn finished(
+        &self,
+        index: usize,
+        step: &Step,
+        attempt: u32,
+        outcome: StepOutcome,
+        delete: bool,
+        report: impl Fn(Event),
+    ) {
+        let done = self.finished_status(index, &outcome);
+        // A failure the step's own retries may retry is not final
+        // here: the loop decides (a resumed run replays the count).
+        let final_end = outcome.succeeded() || step.retries.is_none();
+        let reason = outcome.reason;
+        report(Event::Ended(outcome));
+        // Recorded before the delete: a resumed run knows the step ended,
+        // or continues the step's retry count from this failure.
+        // The run ending with this step needs no write: its record is
+        // deleted before the pod (left registered for the final sweep);
+        // a runner killed in between leaves the pod, which a new start
+        // adopts (409) and finds finished.
+        let skippable = final_end && delete;
+        let recorded = self
+            .record_unless(&step.name, skippable, |r| {
+                r.attempts = attempt + 1;
+                if final_end {
+                    r.done = Some(done);
+                } else {
+                    r.user_failures.push(reason);
+                    r.last_failure = Some(done);
+                }
+            })
+            .await;
+        match recorded {
+            Ok(false) => return,
+            Ok(true) => {}
+            // Only a resumed run would miss it (it would run the step again).
+            Err(e) => {
+                tracing::warn!(step = %step.name, error = %e, "could not record a finished step")
+            }
+        }
+        if !delete {
+            if let Ok(mut live) = self.live.lock() {
+                live.remove(&index);
+            }
+        } else if let Err(e) = self.start_delete_live(index).await {
+            // Left registered: the run's final sweep tries again.
+            tracing::warn!(step = %step.name, error = %e, "could not delete a finished pod");
+        }
+    }
+
+    /// A stopped attempt: a step timeout is recorded as the step's end;
+    /// its pod's deletion is requested either way.
+    async fn stopped(&self, index: usize, step: &Step, reason: StopReason, now: Timestamp) -> Event {
+        if reason == StopReason::StepTimeout {
+            let outcome = runner_failure(TerminationReason::DeadlineExceeded, reason.to_string(), now);
+            let done = self.finished_status(index, &outcome);
+            if let Err(e) = self.record(&step.name, |r| r.done = Some(done)).await {
+                tracing::warn!(step = %step.name, error = %e, "could not record a timed-out step");
+            }
+        }
+        let deleted = self.start_delete_live(index).await;
+        Event::Stopped(deleted.err().map(|e| e.to_string()))
+    }
+
+    /// An attempt the API server refused for good: the step's end.
+    async fn rejected(&self, index: usize, step: &Step, error: &Error, now: Timestamp) -> Event {
+        let outcome = runner_failure(TerminationReason::Rejected, error.to_string(), now);
+        let done = self.finished_status(index, &outcome);
+        if let Err(e) = self.record(&step.name, |r| r.done = Some(done)).await {
+            tracing::warn!(step = %step.name, error = %e, "could not record a rejected step");
+        }
+        let _ = self.start_delete_live(index).await;
+        Event::Ended(outcome)
+    }
+
+    /// A disrupted or lost attempt: recorded as retryable, reported once its
+    /// pod is gone (a step the record shows succeeded is not run again).
+    async fn retryable(
+        &self,
+        index: usize,
+        step: &Step,
+        attempt: u32,
+        (reason, message): (TerminationReason, String),
+        now: Timestamp,
+    ) -> Event {
+        // The record already holds the step's success: not run again.
+        let succeeded = self.recorder.step(&step.name).and_then(|r| r.done);
+        if let Some(outcome) = succeeded
+            .filter(|done| done.state == StepState::Succeeded)
+            .and_then(|done| done.outcome)
+        {
+            let _ = self.start_delete_live(index).await;
+            return Event::Ended(outcome);
+        }
+        let recorded = self
+            .record(&step.name, |r| {
+                r.attempts = attempt + 1;
+                r.retryable.push(reason);
+            })
+            .await;
+        if let Err(e) = recorded {
+            tracing::warn!(step = %step.name, error = %e, "could not record a retryable end");
+        }
+        match self.delete_live(index).await {
+            Ok(()) => Event::Retryable(reason, message),
+            Err(e) => Event::Ended(runner_failure(
+                reason,
+                format!("{message}; the old pod could not be deleted: {e}"),
+                now,
+            )),
+        }
+    }
+
+    /// One attempt: its object registered, created (or adopted), watched to
+    /// its end with its logs streamed, and on a failure the logs of its
+    /// other containers.
     async fn attempt(
         &self,
         index: usize,
@@ -269,53 +342,8 @@ impl<C: Cluster> Runner<'_, C> {
         let name = attempt_name(step.object.name().unwrap_or(&step.name), attempt);
         let object = self.prepare(index, step, &name, attempt);
         let object_ref = ObjectRef::new(object.kind(), &name);
-        if let Ok(mut live) = self.live.lock() {
-            live.insert(index, object_ref.clone());
-        }
-        let now = self.cluster.now();
-        self.update(index, |s| {
-            s.attempts = attempt + 1;
-            s.object = Some(name.clone());
-            s.state = StepState::Running;
-            s.waiting_reason = None;
-            s.started_at.get_or_insert(now);
-        });
-        let created = if adopt {
-            tracing::info!(object = %object_ref, "following the object of a resumed run");
-            Ok(object_ref.clone())
-        } else {
-            // A write creating the run record goes first: if it finds an
-            // earlier run's record, nothing more is created.
-            self.recorder.first_write().await;
-            if self.recorder.is_refused() {
-                return AttemptEnd::Broken(Error::RunExists {
-                    run_id: self.options.run_id.clone(),
-                });
-            }
-            self.options
-                .retry
-                .call(&name, || async {
-                    self.limiter.acquire().await;
-                    self.cluster.create(&object).await
-                })
-                .await
-        };
-        let created = match created {
-            Err(e) if e.code() == Some(409) && self.is_ours(&object, &name).await => {
-                // An earlier try was created but its answer lost: adopt it.
-                tracing::info!(object = %object_ref, "adopting the object an earlier create made");
-                Ok(())
-            }
-            other => other.map(|_| ()),
-        };
-        if let Err(e) = created {
-            // Refused for good (409 included): nothing of ours exists under that
-            // name, and a pod that does is someone else's: never delete it.
-            if !e.is_transient()
-                && let Ok(mut live) = self.live.lock()
-            {
-                live.remove(&index);
-            }
+        self.register(index, attempt, &object_ref);
+        if let Err(e) = self.create_or_adopt(index, &object, &object_ref, adopt).await {
             return AttemptEnd::Broken(e);
         }
         let (started_tx, started_rx) = oneshot::channel();
@@ -323,11 +351,108 @@ impl<C: Cluster> Runner<'_, C> {
         let Some(logs) = &self.options.logs else {
             return watch.await;
         };
-        // Told to stop once the grace after the pod's end runs out: the
-        // streams then end and flush their maskers' held-back tails.
+        let target = LogTarget {
+            step: &step.name,
+            attempt,
+            container: "",
+        };
+        let end = self
+            .watch_with_logs(watch, &object_ref, target, logs, started_rx)
+            .await;
+        // A failed step, and a disrupted attempt that will be retried (its
+        // pod is deleted next): what its other containers logged, while the
+        // pod still exists.
+        let failed = matches!(&end, AttemptEnd::Finished { outcome, .. } if !outcome.succeeded());
+        if failed || matches!(end, AttemptEnd::Disrupted(..)) {
+            let others: Vec<String> = object
+                .container_names()
+                .into_iter()
+                .filter(|c| !logs.containers.contains(c))
+                .collect();
+            failure_logs(self.cluster, &object_ref, target, &others, logs).await;
+        }
+        end
+    }
+
+    /// Registers `object` as step `index`'s live one (before it is created)
+    /// and shows the step running attempt `attempt`.
+    fn register(&self, index: usize, attempt: u32, object: &ObjectRef) {
+        if let Ok(mut live) = self.live.lock() {
+            live.insert(index, object.clone());
+        }
+        let now = self.cluster.now();
+        self.update(index, |s| {
+            s.attempts = attempt + 1;
+            s.object = Some(object.name.clone());
+            s.state = StepState::Running;
+            s.waiting_reason = None;
+            s.started_at.get_or_insert(now);
+        });
+    }
+
+    /// Creates `object` (`adopt`: it exists already, from a resumed run).
+    /// An object an earlier try created although its answer was lost is
+    /// adopted; one refused for good is no longer registered.
+    async fn create_or_adopt(
+        &self,
+        index: usize,
+        object: &StepObject,
+        object_ref: &ObjectRef,
+        adopt: bool,
+    ) -> Result<(), Error> {
+        if adopt {
+            tracing::info!(object = %object_ref, "following the object of a resumed run");
+            return Ok(());
+        }
+        // A write creating the run record goes first: if it finds an
+        // earlier run's record, nothing more is created.
+        self.recorder.first_write().await;
+        if self.recorder.is_refused() {
+            return Err(Error::RunExists {
+                run_id: self.options.run_id.clone(),
+            });
+        }
+        let name = object_ref.name.as_str();
+        let retry = &self.options.retry;
+        let created = self
+            .limiter
+            .call(retry, name, || self.cluster.create(object))
+            .await;
+        let created = match created {
+            Err(e) if e.code() == Some(409) && self.is_ours(object, name).await => {
+                // An earlier try was created but its answer lost: adopt it.
+                tracing::info!(object = %object_ref, "adopting the object an earlier create made");
+                Ok(())
+            }
+            other => other.map(|_| ()),
+        };
+        if let Err(e) = &created {
+            // Refused for good (409 included): nothing of ours exists under that
+            // name, and a pod that does is someone else's: never delete it.
+            if !e.is_transient()
+                && let Ok(mut live) = self.live.lock()
+            {
+                live.remove(&index);
+            }
+        }
+        created
+    }
+
+    /// Runs `watch` to the attempt's end while the containers of `logs` are
+    /// streamed (from the pod's start, `started`); streams still open at the
+    /// end get `logs.grace`, then are told to stop and flush their maskers'
+    /// held-back tails.
+    async fn watch_with_logs(
+        &self,
+        watch: impl std::future::Future<Output = AttemptEnd>,
+        object: &ObjectRef,
+        target: LogTarget<'_>,
+        logs: &LogOptions,
+        started: oneshot::Receiver<()>,
+    ) -> AttemptEnd {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let stream_logs = async {
-            if started_rx.await.is_err() {
+            if started.await.is_err() {
                 return;
             }
             for container in &logs.containers {
@@ -336,21 +461,12 @@ impl<C: Cluster> Runner<'_, C> {
                 let stopped = async move {
                     let _ = stop.wait_for(|stop| *stop).await;
                 };
-                let target = LogTarget {
-                    step: &step.name,
-                    attempt,
-                    container,
-                };
-                let streamed = stream_masked_logs_until(
-                    self.cluster,
-                    &object_ref,
-                    target,
-                    masker.as_mut(),
-                    logs.sink.as_ref(),
-                    stopped,
-                );
+                let target = LogTarget { container, ..target };
+                let sink = logs.sink.as_ref();
+                let streamed =
+                    stream_masked_logs_until(self.cluster, object, target, masker.as_mut(), sink, stopped);
                 if let Err(e) = streamed.await {
-                    tracing::warn!(step = %step.name, container, error = %e, "log stream ended early");
+                    tracing::warn!(step = %target.step, container, error = %e, "log stream ended early");
                 }
             }
         };
@@ -367,23 +483,6 @@ impl<C: Cluster> Runner<'_, C> {
             let _ = stop_tx.send(true);
             stream_logs.await;
         }
-        // A failed step, and a disrupted attempt that will be retried (its
-        // pod is deleted next): what its other containers logged, while the
-        // pod still exists.
-        let failed = matches!(&end, AttemptEnd::Finished { outcome, .. } if !outcome.succeeded());
-        if failed || matches!(end, AttemptEnd::Disrupted(..)) {
-            let others: Vec<String> = object
-                .container_names()
-                .into_iter()
-                .filter(|c| !logs.containers.contains(c))
-                .collect();
-            let target = LogTarget {
-                step: &step.name,
-                attempt,
-                container: "",
-            };
-            crate::logs::failure_logs(self.cluster, &object_ref, target, &others, logs).await;
-        }
         end
     }
 
@@ -397,13 +496,10 @@ impl<C: Cluster> Runner<'_, C> {
             .filter_map(|key| object.label(key).map(|value| format!("{key}={value}")))
             .collect();
         let selector = selector.join(",");
+        let retry = &self.options.retry;
         let listed = self
-            .options
-            .retry
-            .call(name, || async {
-                self.limiter.acquire().await;
-                self.cluster.list(&selector).await
-            })
+            .limiter
+            .call(retry, name, || self.cluster.list(&selector))
             .await;
         listed.is_ok_and(|objects| objects.iter().any(|o| o.object.name == name))
     }
@@ -457,6 +553,18 @@ impl<C: Cluster> Runner<'_, C> {
     }
 }
 
+/// An outcome the runner gives an attempt that has no exit code of its own,
+/// ended `at`.
+fn runner_failure(reason: TerminationReason, message: String, at: Timestamp) -> StepOutcome {
+    StepOutcome {
+        exit_code: None,
+        reason,
+        message,
+        started_at: None,
+        finished_at: Some(at),
+    }
+}
+
 /// The object name of a step's attempt: the base name, then `-r1`, `-r2`...,
 /// kept a valid 63-character DNS label. A base too long for the suffix is cut
 /// and gets a hash of the whole base, so two long names that share their
@@ -469,9 +577,7 @@ pub fn attempt_name(base: &str, attempt: u32) -> String {
     if base.len() + suffix.len() <= MAX_NAME {
         return format!("{base}{suffix}");
     }
-    let hash = base.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    });
+    let hash = fnv1a(0, &[base.as_bytes()]);
     let tag = format!("-{:06x}", hash & 0xff_ffff);
     let keep = MAX_NAME.saturating_sub(suffix.len() + tag.len()).min(base.len());
     let cut = base.get(..keep).unwrap_or(base).trim_end_matches('-');

@@ -226,13 +226,10 @@ impl<C: Cluster> Runner<'_, C> {
             } else {
                 ObjectRef::new(ObjectKind::Pod, &pending.last.pod_name)
             };
+            let retry = &self.options.retry;
             match self
-                .options
-                .retry
-                .call(&about.name, || async {
-                    self.limiter.acquire().await;
-                    self.cluster.events(&about).await
-                })
+                .limiter
+                .call(retry, &about.name, || self.cluster.events(&about))
                 .await
             {
                 Ok(events) => seen = events,

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use kube::core::{Expression, Selector, SelectorExt};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -530,22 +531,14 @@ impl Cluster for SimCluster {
     }
 
     async fn list(&self, label_selector: &str) -> Result<Vec<ListedObject>> {
-        let wanted: Vec<(&str, &str)> = label_selector
-            .split(',')
-            .filter_map(|kv| kv.split_once('='))
-            .collect();
+        let wanted = equality_selector(label_selector);
         let names: Vec<String> = {
             let mut state = self.lock();
             state.stats.requests += 1;
-            let matches = |p: &SimPod| {
-                wanted
-                    .iter()
-                    .all(|(k, v)| p.labels.get(*k).map(String::as_str) == Some(*v))
-            };
             state
                 .pods
                 .iter()
-                .filter(|(_, p)| matches(p))
+                .filter(|(_, p)| wanted.matches(&p.labels))
                 .map(|(n, _)| n.clone())
                 .collect()
         };
@@ -570,6 +563,17 @@ impl Cluster for SimCluster {
     fn now(&self) -> Timestamp {
         self.at(Instant::now())
     }
+}
+
+/// The `key=value` terms of a label selector, as kube's [`Selector`] (which
+/// matches labels but parses no selector string: a term without `=` is
+/// ignored, as the runner only sends equality terms).
+fn equality_selector(label_selector: &str) -> Selector {
+    label_selector
+        .split(',')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(key, value)| Expression::Equal(key.to_owned(), value.to_owned()))
+        .collect()
 }
 
 impl SimCluster {
