@@ -7,7 +7,6 @@ use c8s_sidecar_core::{FieldPath, SourceReader};
 
 use super::fields::Fields;
 use super::node::{At, Node, Report};
-use super::pipeline::HOOKS;
 use super::step::{TASK_STEP_KEYS, TaskStep, read_task_step};
 use super::vars::Vars;
 use crate::duration::parse_duration;
@@ -97,6 +96,9 @@ impl Step {
         }
     }
 }
+
+/// The hook keys of jobs and steps.
+pub const HOOKS: [&str; 5] = ["on_success", "on_failure", "on_error", "on_abort", "ensure"];
 
 const MODIFIERS: [&str; 5] = ["timeout", "attempts", "tags", "across", "fail_fast"];
 
