@@ -48,11 +48,6 @@ impl TaskPlan {
         Self::new(PlanIdentity::new(pipeline, step), image)
     }
 
-
-
-
-
-
     /// Clones the repository into this workspace-relative directory.
     pub fn with_checkout(mut self, dir: impl Into<String>) -> Self {
         self.checkout = Some(dir.into());
@@ -101,14 +96,11 @@ impl TaskPlan {
         self
     }
 
-
     /// Sets the step's deadline (whole seconds; becomes `activeDeadlineSeconds`).
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.timeout_seconds = Some(timeout.as_secs());
         self
     }
-
-
 
     /// Checks every rule a plan must meet, whether parsed or built in code:
     /// the sidecar rules (reserved names, port conflicts, probes, ...), and

@@ -4,10 +4,10 @@
 use std::collections::BTreeMap;
 
 use crate::error::Problem;
+use crate::finding::{MAX_INT32, Rule, Sink};
 use crate::names;
 use crate::path::FieldPath;
 use crate::types::{EnvVar, Resources};
-use crate::finding::{MAX_INT32, Rule, Sink};
 
 /// Env names (the strict pre-1.34 rule), one source per var, Secret
 /// references, and no name twice; `at` is the path of the `env` list.
