@@ -32,6 +32,7 @@ impl SourceMap {
 }
 
 pub use crate::contract::{RESERVED_NAMES, RESERVED_PREFIX};
+pub use crate::error::Located;
 pub use crate::finding::{Finding, MAX_INT32, Placed, Rule, Sink};
 
 /// The documents findings refer to, with source maps built on first use.
@@ -62,18 +63,7 @@ impl<'a> Locator<'a> {
 
     /// Turns findings into errors sorted in document order.
     pub fn locate(&self, findings: Vec<Finding>) -> Errors {
-        Errors::new(
-            self.locate_as(findings)
-                .into_iter()
-                .map(|l| Error::Invalid {
-                    at: l.at,
-                    path: l.path,
-                    subject: l.subject,
-                    field: l.field,
-                    problem: Box::new(l.problem),
-                })
-                .collect(),
-        )
+        Errors::new(self.locate_as(findings).into_iter().map(Error::from).collect())
     }
 
     /// Places findings of any problem type, sorted in document order (each
@@ -87,44 +77,13 @@ impl<'a> Locator<'a> {
                 if let (Some(first), Some((doc, path))) = (problem.first_mut(), &f.first) {
                     *first = self.position(*doc, path);
                 }
-                let field = f
-                    .path
-                    .strip_prefix(&f.subject_path)
-                    .unwrap_or_else(|| f.path.clone());
-                let subject = f.subject;
-                (
-                    f.doc,
-                    Located {
-                        doc: f.doc,
-                        at,
-                        path: f.path,
-                        subject,
-                        field,
-                        problem,
-                    },
-                )
+                let located = Located::new(f.doc, at, f.path, f.subject, &f.subject_path, problem);
+                (f.doc, located)
             })
             .collect();
         located.sort_by(|(da, a), (db, b)| (da, a.at.line, a.at.column).cmp(&(db, b.at.line, b.at.column)));
         located.into_iter().map(|(_, l)| l).collect()
     }
-}
-
-/// A finding placed in its file: what an `Invalid` error is made of.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Located<P = Problem> {
-    /// Which document (index into the [`Locator`]'s documents).
-    pub doc: usize,
-    /// Where the offending value is written.
-    pub at: Position,
-    /// The full path to the value from the document root.
-    pub path: FieldPath,
-    /// What the value belongs to, e.g. `sidecar "postgres"`.
-    pub subject: Option<String>,
-    /// The path relative to the subject.
-    pub field: FieldPath,
-    /// The rule that was broken.
-    pub problem: P,
 }
 
 /// Checks the rules of one sidecar on its own.
