@@ -130,23 +130,15 @@ impl<P> Located<P> {
 
     /// This place with `problem` instead, and the problem it had.
     pub fn replace_problem<Q>(self, problem: Q) -> (Located<Q>, P) {
-        let Self {
-            doc,
-            at,
-            path,
-            subject,
-            field,
-            problem: old,
-        } = self;
         let located = Located {
-            doc,
-            at,
-            path,
-            subject,
-            field,
+            doc: self.doc,
+            at: self.at,
+            path: self.path,
+            subject: self.subject,
+            field: self.field,
             problem,
         };
-        (located, old)
+        (located, self.problem)
     }
 }
 
