@@ -507,3 +507,74 @@ impl<'a> Pass<'a> {
 pub fn remaining_paths<'a>(dag: &'a Dag, policy: &Policy) -> BTreeMap<&'a str, u64> {
     dag.remaining_paths(|step| policy.estimates.get(step).copied().unwrap_or(1))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view<'a>(dag: &'a Dag, observed: &'a BTreeMap<String, Observed>, policy: &'a Policy) -> View<'a> {
+        View {
+            dag,
+            observed,
+            policy,
+            now: 100,
+        }
+    }
+
+    /// A one-step DAG, nothing observed yet.
+    fn one_step() -> (Dag, BTreeMap<String, Observed>) {
+        let dag = Dag::new([("a", Vec::<&str>::new())]).expect("a dag");
+        (dag, BTreeMap::new())
+    }
+
+    #[test]
+    fn a_failure_is_final_once_the_budget_is_spent() {
+        let dag = Dag::new([("a", vec![]), ("b", vec!["a"])]).expect("a dag");
+        let policy = Policy::default().max_attempts(2);
+        let failed =
+            |attempt, retry_at| BTreeMap::from([("a".to_owned(), Observed::Failed { attempt, retry_at })]);
+        let (retryable, spent, no_retry) = (failed(0, Some(5)), failed(1, Some(5)), failed(0, None));
+        assert!(!view(&dag, &retryable, &policy).final_failure("a"));
+        assert!(view(&dag, &spent, &policy).final_failure("a"));
+        assert!(view(&dag, &no_retry, &policy).final_failure("a"));
+        assert_eq!(
+            view(&dag, &no_retry, &policy).doomed(),
+            BTreeMap::from([("b", "a")])
+        );
+    }
+
+    #[test]
+    fn the_run_stops_for_a_cancel_before_its_deadline() {
+        let (dag, observed) = one_step();
+        let mut policy = Policy {
+            run_deadline: Some(50),
+            ..Policy::default()
+        };
+        assert_eq!(
+            view(&dag, &observed, &policy).stop_all(),
+            Some(StopReason::RunDeadline)
+        );
+        policy.cancelled = true;
+        assert_eq!(
+            view(&dag, &observed, &policy).stop_all(),
+            Some(StopReason::RunCancelled)
+        );
+    }
+
+    #[test]
+    fn a_running_step_past_its_timeout_is_cancelled() {
+        let (dag, observed) = one_step();
+        let policy = Policy {
+            step_timeout: Some(30),
+            ..Policy::default()
+        };
+        let v = view(&dag, &observed, &policy);
+        let mut pass = Pass::default();
+        pass.running(&v, "a", Some(90), None);
+        assert!(pass.decision.cancel.is_empty());
+        assert_eq!(pass.decision.wake_at, Some(120));
+        pass.running(&v, "a", Some(10), None);
+        assert_eq!(pass.decision.cancel, [("a".to_owned(), StopReason::StepTimeout)]);
+        assert_eq!(pass.running, 2);
+    }
+}

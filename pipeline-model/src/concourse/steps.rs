@@ -351,3 +351,33 @@ fn read_modifiers(
     }
     step
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn errors(report: Report<'_>) -> String {
+        report.finish().err().map(|e| e.to_string()).unwrap_or_default()
+    }
+
+    #[test]
+    fn a_step_has_exactly_one_step_key() {
+        let node = super::super::node::parse("p.yml", "get: repo\nput: image\n").expect("yaml");
+        let mut report = Report::new("p.yml");
+        assert_eq!(step_key(&node, &FieldPath::root(), &mut report), None);
+        assert!(errors(report).contains("exactly one step key, found get and put"));
+
+        let node = super::super::node::parse("p.yml", "task: unit\n").expect("yaml");
+        let mut report = Report::new("p.yml");
+        assert_eq!(step_key(&node, &FieldPath::root(), &mut report), Some("task"));
+        assert!(report.is_clean());
+    }
+
+    #[test]
+    fn every_step_allows_modifiers_and_hooks_and_its_own_keys() {
+        let get = allowed_keys("get");
+        assert!(get.contains(&"timeout") && get.contains(&"ensure") && get.contains(&"passed"));
+        assert!(!get.contains(&"no_get"));
+        assert!(allowed_keys("aggregate").contains(&"aggregate"));
+    }
+}
