@@ -112,20 +112,12 @@ impl Error {
         problem: Problem,
     ) -> Self {
         let at = locator.position(0, &path);
-        let (subject, field) = match subject {
-            Some((label, base)) => (
-                Some(label),
-                path.strip_prefix(base).unwrap_or_else(|| path.clone()),
-            ),
-            None => (None, path.clone()),
+        let root = FieldPath::root();
+        let (subject, base) = match subject {
+            Some((label, base)) => (Some(label), base),
+            None => (None, &root),
         };
-        Error::Invalid {
-            at,
-            path,
-            subject,
-            field,
-            problem: Box::new(problem),
-        }
+        Located::new(0, at, path, subject, base, problem).into()
     }
 }
 
@@ -254,31 +246,19 @@ impl Rule for Problem {
 /// order. A sidecar rule broken in a file other than `main` (a sidecar file)
 /// is a sidecar error, wrapped.
 pub(crate) fn locate(locator: &Locator<'_>, findings: Vec<Finding<Problem>>, main: usize) -> Vec<Error> {
-    let error = |Located {
-                     doc,
-                     at,
-                     path,
-                     subject,
-                     field,
-                     problem,
-                 }: Located<Problem>| match problem {
-        Problem::Rule(rule) if doc != main => Error::Sidecar(c8s_sidecar_core::Error::Invalid {
-            at,
-            path,
-            subject,
-            field,
-            problem: Box::new(rule),
-        }),
-        problem => Error::Invalid {
-            at,
-            path,
-            subject,
-            field,
-            problem: Box::new(problem),
-        },
+    let error = |located: Located<Problem>| {
+        let doc = located.doc;
+        match located.replace_problem(()) {
+            (place, Problem::Rule(rule)) if doc != main => {
+                Error::Sidecar(place.replace_problem(rule).0.into())
+            }
+            (place, problem) => place.replace_problem(problem).0.into(),
+        }
     };
     locator.locate_as(findings).into_iter().map(error).collect()
 }
+
+c8s_sidecar_core::invalid_from_located!(Error, Problem);
 
 /// Every problem found in an input, in document order, displayed one per
 /// line; `render_with_source` adds each offending line with a caret.

@@ -81,6 +81,7 @@ mod parse;
 #[cfg_attr(docsrs, doc(cfg(feature = "pipeline")))]
 pub mod pipeline;
 pub mod plan;
+mod plan_artifacts;
 mod plan_build;
 pub mod pod;
 pub mod resources;

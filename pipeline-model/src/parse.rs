@@ -10,23 +10,8 @@ use c8s_sidecar_core::{FieldPath, SourceReader};
 use crate::error::{Error, Errors, Problem};
 
 use crate::check;
-use crate::pipeline::{Pipeline, PipelineDoc, PipelineOptions};
+use crate::pipeline::{Pipeline, PipelineDoc, PipelineOptions, Source};
 use crate::sidecar_files;
-
-/// The file a pipeline was read from, kept so that rules checked after
-/// parsing (by [`Pipeline::validate`] and [`Pipeline::expand`]) point at its
-/// lines. Where a pipeline was written is not part of its value: every two
-/// sources compare equal.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Source(Option<Arc<(String, String)>>);
-
-impl PartialEq for Source {
-    fn eq(&self, _: &Self) -> bool {
-        true
-    }
-}
-
-impl Eq for Source {}
 
 impl Pipeline {
     /// A locator whose document 0 is the file the pipeline was read from

@@ -1,6 +1,8 @@
 //! The `.c8s.yaml` pipeline format (an example: `examples/pipelines/orders.c8s.yaml`)
 //! as Rust types; [`parse_pipeline`](crate::parse_pipeline) reads it.
 
+use std::sync::Arc;
+
 use c8s_sidecar_core::{Resources, SidecarConfig};
 use serde_derive::{Deserialize, Serialize};
 
@@ -43,7 +45,7 @@ pub struct Pipeline {
     /// The file it was read from, so that errors found later point at lines.
     #[serde(skip)]
     #[cfg_attr(feature = "schema", schemars(skip))]
-    pub(crate) source: crate::parse::Source,
+    pub(crate) source: Source,
 }
 
 /// One step: a container image and the commands to run in it.
@@ -457,3 +459,18 @@ impl From<StepDoc> for Step {
         }
     }
 }
+
+/// The file a pipeline was read from, kept so that rules checked after
+/// parsing (by [`Pipeline::validate`] and [`Pipeline::expand`]) point at its
+/// lines. Where a pipeline was written is not part of its value: every two
+/// sources compare equal.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Source(pub(crate) Option<Arc<(String, String)>>);
+
+impl PartialEq for Source {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for Source {}

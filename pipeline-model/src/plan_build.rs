@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use c8s_sidecar_core::Problem as Rule;
 use c8s_sidecar_core::validate::{self, Locator, check_list};
-use c8s_sidecar_core::{EnvVar, FieldPath, Resources, SidecarConfig, names, rules};
+use c8s_sidecar_core::{FieldPath, SidecarConfig, names, rules};
 
 use crate::error::Errors;
 use crate::plan::{PlanIdentity, PlanInput, TaskPlan};
@@ -27,9 +27,7 @@ type Finding = validate::Finding<crate::Problem>;
 /// Who findings are about (`step "unit"`) and where.
 type Sink<'f> = validate::Sink<'f, crate::Problem>;
 
-fn strings<S: Into<String>>(items: impl IntoIterator<Item = S>) -> Vec<String> {
-    items.into_iter().map(Into::into).collect()
-}
+c8s_sidecar_core::container_setters!(TaskPlan, "`main`'s");
 
 impl TaskPlan {
     /// Makes input `name` (by the step it comes from) the clone of the run's
@@ -50,41 +48,6 @@ impl TaskPlan {
         Self::new(PlanIdentity::new(pipeline, step), image)
     }
 
-    /// Sets `main`'s ENTRYPOINT override (e.g. `["sh", "-ec", "make test"]`).
-    pub fn with_command<S: Into<String>>(mut self, command: impl IntoIterator<Item = S>) -> Self {
-        self.command = strings(command);
-        self
-    }
-
-    /// Sets `main`'s arguments.
-    pub fn with_args<S: Into<String>>(mut self, args: impl IntoIterator<Item = S>) -> Self {
-        self.args = strings(args);
-        self
-    }
-
-    /// Sets the working directory (relative to the workspace, or absolute).
-    pub fn with_working_dir(mut self, dir: impl Into<String>) -> Self {
-        self.working_dir = Some(dir.into());
-        self
-    }
-
-    /// Adds an env var with a literal value to `main`.
-    pub fn with_env(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.env.push(EnvVar::value(name, value));
-        self
-    }
-
-    /// Adds an env var read from key `key` of Secret `secret` (never inlined).
-    pub fn with_secret_env(
-        mut self,
-        name: impl Into<String>,
-        secret: impl Into<String>,
-        key: impl Into<String>,
-    ) -> Self {
-        self.env.push(EnvVar::secret(name, secret, key));
-        self
-    }
-
     /// Clones the repository into this workspace-relative directory.
     pub fn with_checkout(mut self, dir: impl Into<String>) -> Self {
         self.checkout = Some(dir.into());
@@ -99,13 +62,13 @@ impl TaskPlan {
 
     /// Adds workspace-relative directories to save as artifacts.
     pub fn with_outputs<S: Into<String>>(mut self, outputs: impl IntoIterator<Item = S>) -> Self {
-        self.outputs.extend(strings(outputs));
+        self.outputs.extend(outputs.into_iter().map(Into::into));
         self
     }
 
     /// Adds results `main` publishes (it writes each to `$C8S_RESULTS/<name>`).
     pub fn with_results<S: Into<String>>(mut self, results: impl IntoIterator<Item = S>) -> Self {
-        self.results.extend(strings(results));
+        self.results.extend(results.into_iter().map(Into::into));
         self
     }
 
@@ -123,7 +86,7 @@ impl TaskPlan {
 
     /// Adds workspace-relative directories kept between runs.
     pub fn with_caches<S: Into<String>>(mut self, caches: impl IntoIterator<Item = S>) -> Self {
-        self.caches.extend(strings(caches));
+        self.caches.extend(caches.into_iter().map(Into::into));
         self
     }
 
@@ -133,27 +96,9 @@ impl TaskPlan {
         self
     }
 
-    /// Sets `main`'s requests and limits.
-    pub fn with_resources(mut self, resources: Resources) -> Self {
-        self.resources = resources;
-        self
-    }
-
     /// Sets the step's deadline (whole seconds; becomes `activeDeadlineSeconds`).
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.timeout_seconds = Some(timeout.as_secs());
-        self
-    }
-
-    /// Sets the UID `main` runs as.
-    pub fn with_run_as_user(mut self, uid: i64) -> Self {
-        self.run_as_user = Some(uid);
-        self
-    }
-
-    /// Lets `main` run as root (its pod then only meets Pod Security baseline).
-    pub fn with_run_as_root(mut self) -> Self {
-        self.run_as_root = true;
         self
     }
 

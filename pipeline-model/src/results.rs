@@ -8,11 +8,7 @@
 //! dependent unpacks it as one more input (under [`RESULTS_OF_DIR`]) and
 //! `main`'s wrapper exports the values before the command runs.
 
-use std::borrow::Cow;
-
 use serde_derive::{Deserialize, Serialize};
-
-use crate::plan::{PlanInput, TaskPlan};
 
 /// Where a step writes its results, relative to the workspace (`$C8S_RESULTS`).
 pub const RESULTS_DIR: &str = ".c8s/results";
@@ -84,43 +80,4 @@ pub fn result_reference(text: &str) -> Option<Result<(String, String), String>> 
         _ => Err("a step result is written ${{ steps.STEP.results.NAME }}".to_owned()),
     };
     Some(parsed)
-}
-
-impl TaskPlan {
-    /// The artifacts unpacked before `main`: the plan's inputs, then the
-    /// results directory of each step whose results `main` reads.
-    pub fn artifact_inputs(&self) -> Cow<'_, [PlanInput]> {
-        if self.result_env.is_empty() {
-            return Cow::Borrowed(&self.inputs);
-        }
-        let mut inputs = self.inputs.clone();
-        for producer in self.result_producers() {
-            let mut input = PlanInput::new(producer, RESULTS_DIR);
-            input.path = format!("{RESULTS_OF_DIR}/{producer}");
-            inputs.push(input);
-        }
-        Cow::Owned(inputs)
-    }
-
-    /// The directories saved after `main`: the plan's outputs, then the
-    /// results directory when the step declares results.
-    pub fn saved_outputs(&self) -> Cow<'_, [String]> {
-        if self.results.is_empty() {
-            return Cow::Borrowed(&self.outputs);
-        }
-        let mut outputs = self.outputs.clone();
-        outputs.push(RESULTS_DIR.to_owned());
-        Cow::Owned(outputs)
-    }
-
-    /// The steps whose results `main` reads, each once, in the order first named.
-    pub fn result_producers(&self) -> Vec<&str> {
-        let mut producers: Vec<&str> = Vec::new();
-        for env in &self.result_env {
-            if !producers.contains(&env.step.as_str()) {
-                producers.push(&env.step);
-            }
-        }
-        producers
-    }
 }

@@ -262,150 +262,243 @@ pub struct Decision {
 /// Decides what to do next. Pure: same arguments, same decision. Steps in
 /// `observed` that are not in `dag` are ignored.
 pub fn decide(dag: &Dag, observed: &BTreeMap<String, Observed>, policy: &Policy, now: u64) -> Decision {
-    let mut decision = Decision::default();
-    let state = |step: &str| observed.get(step);
-    let max_attempts = policy.max_attempts.max(1);
-    let wake = |at: u64, d: &mut Decision| d.wake_at = Some(d.wake_at.map_or(at, |w| w.min(at)));
-
-    // Failed for good: no retry allowed, or the attempt budget is spent.
-    let final_failure = |step: &str| match state(step) {
-        Some(Observed::Failed { attempt, retry_at }) => {
-            let budget = max_attempts.saturating_add(policy.retries.get(step).copied().unwrap_or(0));
-            retry_at.is_none() || attempt + 1 >= budget
-        }
-        _ => false,
+    let view = View {
+        dag,
+        observed,
+        policy,
+        now,
     };
-    let is_finally = |step: &str| policy.finally.contains(step);
-    let stop_all = if policy.cancelled {
-        Some(StopReason::RunCancelled)
-    } else if policy.run_deadline.is_some_and(|d| now >= d) {
-        Some(StopReason::RunDeadline)
-    } else if policy.fail_fast {
-        dag.steps()
-            .find(|s| !is_finally(s) && final_failure(s))
-            .map(|s| StopReason::FailFast(s.to_owned()))
-    } else {
-        None
-    };
+    let stop_all = view.stop_all();
     // Only the deadline stops a finally step; a cancel or a failure is what it runs after.
     let stop_finally = stop_all.clone().filter(|r| *r == StopReason::RunDeadline);
-    let others_finished = dag
-        .steps()
-        .filter(|s| !is_finally(s))
-        .all(|s| matches!(state(s), Some(Observed::Succeeded | Observed::Cancelled)) || final_failure(s));
+    let mut pass = Pass::default();
     if let Some(d) = policy.run_deadline.filter(|&d| now < d) {
-        wake(d, &mut decision);
+        pass.wake(d);
     }
-
-    // Steps that can never run: below a final failure or a cancelled step.
-    let mut doomed: BTreeMap<&str, &str> = BTreeMap::new();
+    let doomed = view.doomed();
+    let others_finished = view.others_finished();
     for step in dag.steps() {
-        if final_failure(step) || matches!(state(step), Some(Observed::Cancelled)) {
-            for below in dag.descendants(step) {
-                doomed.entry(below).or_insert(step);
-            }
-        }
-    }
-
-    let mut running = 0usize;
-    let mut ready = Vec::new();
-    // A finally step not yet started keeps the run open until it can start.
-    let mut finally_waiting = false;
-    for step in dag.steps() {
-        let stop = if is_finally(step) {
+        let stop = if view.is_finally(step) {
             &stop_finally
         } else {
             &stop_all
         };
-        match state(step) {
-            Some(Observed::Running { since, .. }) => {
-                let limit = policy.step_timeouts.get(step).copied().or(policy.step_timeout);
-                let timed_out = match (limit, since) {
-                    (Some(limit), Some(since)) => {
-                        let end = since.saturating_add(limit);
-                        if now < end {
-                            wake(end, &mut decision);
-                        }
-                        now >= end
-                    }
-                    _ => false,
-                };
-                if let Some(reason) = stop {
-                    decision.cancel.push((step.to_owned(), reason.clone()));
-                } else if timed_out {
-                    decision.cancel.push((step.to_owned(), StopReason::StepTimeout));
-                }
-                running += 1;
-            }
+        match view.state(step) {
+            Some(Observed::Running { since, .. }) => pass.running(&view, step, *since, stop.as_ref()),
             Some(Observed::Succeeded | Observed::Cancelled) => {}
-            Some(Observed::Failed { attempt, retry_at }) if !final_failure(step) => {
-                let retry_at = retry_at.unwrap_or(0);
-                if let Some(reason) = stop {
-                    decision.skip.push((step.to_owned(), reason.clone()));
-                } else if now >= retry_at {
-                    ready.push((step, attempt + 1));
-                } else {
-                    wake(retry_at, &mut decision);
-                    // A step waiting for its retry keeps the run open.
-                    running += 1;
-                }
+            Some(Observed::Failed { attempt, retry_at }) if !view.final_failure(step) => {
+                pass.failed(&view, step, *attempt, *retry_at, stop.as_ref());
             }
             Some(Observed::Failed { .. }) => {}
             None => {
-                // Below a failure, a step never runs because of it, fail-fast or not.
-                let doomed_by = doomed
-                    .get(step)
-                    .filter(|_| matches!(stop, None | Some(StopReason::FailFast(_))));
-                if let Some(cause) = doomed_by {
-                    decision
-                        .skip
-                        .push((step.to_owned(), StopReason::Dependency((*cause).to_owned())));
-                } else if let Some(reason) = stop {
-                    decision.skip.push((step.to_owned(), reason.clone()));
-                } else if is_finally(step) && !others_finished {
-                    finally_waiting = true;
-                } else if dag
-                    .dependencies(step)
-                    .iter()
-                    .all(|d| matches!(state(d), Some(Observed::Succeeded)))
-                {
-                    ready.push((step, 0));
-                }
+                let doomed_by = doomed.get(step).copied();
+                pass.not_started(&view, step, doomed_by, stop.as_ref(), others_finished);
             }
         }
     }
+    pass.finish(&view, stop_all.as_ref())
+}
 
-    let remaining = remaining_paths(dag, policy);
-    ready.sort_by(|(a, _), (b, _)| {
-        let (ra, rb) = (remaining.get(a).copied(), remaining.get(b).copied());
-        rb.cmp(&ra).then_with(|| a.cmp(b))
-    });
-    let slots = if policy.parallelism == 0 {
-        usize::MAX
-    } else {
-        policy.parallelism.saturating_sub(running)
-    };
-    let started = ready.len().min(slots);
-    decision.start = ready
-        .into_iter()
-        .take(slots)
-        .map(|(step, attempt)| Start {
-            step: step.to_owned(),
-            attempt,
-        })
-        .collect();
+/// What `decide` reads, with the rules that follow from it alone.
+struct View<'a> {
+    dag: &'a Dag,
+    observed: &'a BTreeMap<String, Observed>,
+    policy: &'a Policy,
+    now: u64,
+}
 
-    if running == 0 && started == 0 && !finally_waiting {
-        let all_succeeded = dag.steps().all(|s| matches!(state(s), Some(Observed::Succeeded)));
-        decision.done = Some(match &stop_all {
-            Some(StopReason::RunCancelled) => RunEnd::Cancelled,
-            Some(StopReason::RunDeadline) => RunEnd::TimedOut,
-            _ if all_succeeded => RunEnd::Succeeded,
-            _ => RunEnd::Failed,
-        });
-        decision.wake_at = None;
+impl<'a> View<'a> {
+    fn state(&self, step: &str) -> Option<&'a Observed> {
+        self.observed.get(step)
     }
-    decision
+
+    fn is_finally(&self, step: &str) -> bool {
+        self.policy.finally.contains(step)
+    }
+
+    /// Failed for good: no retry allowed, or the attempt budget is spent.
+    fn final_failure(&self, step: &str) -> bool {
+        match self.state(step) {
+            Some(Observed::Failed { attempt, retry_at }) => {
+                let max_attempts = self.policy.max_attempts.max(1);
+                let extra = self.policy.retries.get(step).copied().unwrap_or(0);
+                retry_at.is_none() || attempt + 1 >= max_attempts.saturating_add(extra)
+            }
+            _ => false,
+        }
+    }
+
+    /// Why every (non-finally) step stops now, if it does: a cancel, the
+    /// run's deadline, or a final failure under fail-fast.
+    fn stop_all(&self) -> Option<StopReason> {
+        let policy = self.policy;
+        if policy.cancelled {
+            Some(StopReason::RunCancelled)
+        } else if policy.run_deadline.is_some_and(|d| self.now >= d) {
+            Some(StopReason::RunDeadline)
+        } else if policy.fail_fast {
+            self.dag
+                .steps()
+                .find(|s| !self.is_finally(s) && self.final_failure(s))
+                .map(|s| StopReason::FailFast(s.to_owned()))
+        } else {
+            None
+        }
+    }
+
+    /// Whether every step but the finally ones has ended for good.
+    fn others_finished(&self) -> bool {
+        self.dag.steps().filter(|s| !self.is_finally(s)).all(|s| {
+            matches!(self.state(s), Some(Observed::Succeeded | Observed::Cancelled)) || self.final_failure(s)
+        })
+    }
+
+    /// Steps that can never run, each with the final failure or cancelled
+    /// step above it that dooms it.
+    fn doomed(&self) -> BTreeMap<&'a str, &'a str> {
+        let mut doomed: BTreeMap<&str, &str> = BTreeMap::new();
+        for step in self.dag.steps() {
+            if self.final_failure(step) || matches!(self.state(step), Some(Observed::Cancelled)) {
+                for below in self.dag.descendants(step) {
+                    doomed.entry(below).or_insert(step);
+                }
+            }
+        }
+        doomed
+    }
+}
+
+/// The decision being built over one pass through the steps.
+#[derive(Default)]
+struct Pass<'a> {
+    decision: Decision,
+    /// Steps running, or waiting for their retry: they keep the run open.
+    running: usize,
+    /// Steps that may start now, with their attempt number.
+    ready: Vec<(&'a str, u32)>,
+    /// A finally step not yet started keeps the run open until it can start.
+    finally_waiting: bool,
+}
+
+impl<'a> Pass<'a> {
+    fn wake(&mut self, at: u64) {
+        self.decision.wake_at = Some(self.decision.wake_at.map_or(at, |w| w.min(at)));
+    }
+
+    /// A running step: cancelled when the run stops or its timeout ran out.
+    fn running(&mut self, view: &View<'_>, step: &str, since: Option<u64>, stop: Option<&StopReason>) {
+        let policy = view.policy;
+        let limit = policy.step_timeouts.get(step).copied().or(policy.step_timeout);
+        let timed_out = match (limit, since) {
+            (Some(limit), Some(since)) => {
+                let end = since.saturating_add(limit);
+                if view.now < end {
+                    self.wake(end);
+                }
+                view.now >= end
+            }
+            _ => false,
+        };
+        if let Some(reason) = stop {
+            self.decision.cancel.push((step.to_owned(), reason.clone()));
+        } else if timed_out {
+            self.decision
+                .cancel
+                .push((step.to_owned(), StopReason::StepTimeout));
+        }
+        self.running += 1;
+    }
+
+    /// A failed step that may be retried: skipped when the run stops, ready
+    /// once its backoff ends.
+    fn failed(
+        &mut self,
+        view: &View<'_>,
+        step: &'a str,
+        attempt: u32,
+        retry_at: Option<u64>,
+        stop: Option<&StopReason>,
+    ) {
+        let retry_at = retry_at.unwrap_or(0);
+        if let Some(reason) = stop {
+            self.decision.skip.push((step.to_owned(), reason.clone()));
+        } else if view.now >= retry_at {
+            self.ready.push((step, attempt + 1));
+        } else {
+            self.wake(retry_at);
+            // A step waiting for its retry keeps the run open.
+            self.running += 1;
+        }
+    }
+
+    /// A step not started yet: skipped below a failure or when the run
+    /// stops, ready once its dependencies succeeded.
+    fn not_started(
+        &mut self,
+        view: &View<'_>,
+        step: &'a str,
+        doomed_by: Option<&str>,
+        stop: Option<&StopReason>,
+        others_finished: bool,
+    ) {
+        // Below a failure, a step never runs because of it, fail-fast or not.
+        let doomed_by = doomed_by.filter(|_| matches!(stop, None | Some(StopReason::FailFast(_))));
+        if let Some(cause) = doomed_by {
+            let reason = StopReason::Dependency(cause.to_owned());
+            self.decision.skip.push((step.to_owned(), reason));
+        } else if let Some(reason) = stop {
+            self.decision.skip.push((step.to_owned(), reason.clone()));
+        } else if view.is_finally(step) && !others_finished {
+            self.finally_waiting = true;
+        } else if view
+            .dag
+            .dependencies(step)
+            .iter()
+            .all(|d| matches!(view.state(d), Some(Observed::Succeeded)))
+        {
+            self.ready.push((step, 0));
+        }
+    }
+
+    /// Starts the ready steps that fit, longest remaining path first, and
+    /// ends the run when nothing runs, starts or waits.
+    fn finish(mut self, view: &View<'_>, stop_all: Option<&StopReason>) -> Decision {
+        let policy = view.policy;
+        let remaining = remaining_paths(view.dag, policy);
+        self.ready.sort_by(|(a, _), (b, _)| {
+            let (ra, rb) = (remaining.get(a).copied(), remaining.get(b).copied());
+            rb.cmp(&ra).then_with(|| a.cmp(b))
+        });
+        let slots = if policy.parallelism == 0 {
+            usize::MAX
+        } else {
+            policy.parallelism.saturating_sub(self.running)
+        };
+        let started = self.ready.len().min(slots);
+        self.decision.start = self
+            .ready
+            .into_iter()
+            .take(slots)
+            .map(|(step, attempt)| Start {
+                step: step.to_owned(),
+                attempt,
+            })
+            .collect();
+        if self.running == 0 && started == 0 && !self.finally_waiting {
+            let all_succeeded = view
+                .dag
+                .steps()
+                .all(|s| matches!(view.state(s), Some(Observed::Succeeded)));
+            self.decision.done = Some(match stop_all {
+                Some(StopReason::RunCancelled) => RunEnd::Cancelled,
+                Some(StopReason::RunDeadline) => RunEnd::TimedOut,
+                _ if all_succeeded => RunEnd::Succeeded,
+                _ => RunEnd::Failed,
+            });
+            self.decision.wake_at = None;
+        }
+        self.decision
+    }
 }
 
 /// For each step, the longest chain of estimates from it to the end of the
@@ -413,4 +506,75 @@ pub fn decide(dag: &Dag, observed: &BTreeMap<String, Observed>, policy: &Policy,
 /// estimate counts 1): the step on the longest remaining path starts first.
 pub fn remaining_paths<'a>(dag: &'a Dag, policy: &Policy) -> BTreeMap<&'a str, u64> {
     dag.remaining_paths(|step| policy.estimates.get(step).copied().unwrap_or(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view<'a>(dag: &'a Dag, observed: &'a BTreeMap<String, Observed>, policy: &'a Policy) -> View<'a> {
+        View {
+            dag,
+            observed,
+            policy,
+            now: 100,
+        }
+    }
+
+    /// A one-step DAG, nothing observed yet.
+    fn one_step() -> (Dag, BTreeMap<String, Observed>) {
+        let dag = Dag::new([("a", Vec::<&str>::new())]).expect("a dag");
+        (dag, BTreeMap::new())
+    }
+
+    #[test]
+    fn a_failure_is_final_once_the_budget_is_spent() {
+        let dag = Dag::new([("a", vec![]), ("b", vec!["a"])]).expect("a dag");
+        let policy = Policy::default().max_attempts(2);
+        let failed =
+            |attempt, retry_at| BTreeMap::from([("a".to_owned(), Observed::Failed { attempt, retry_at })]);
+        let (retryable, spent, no_retry) = (failed(0, Some(5)), failed(1, Some(5)), failed(0, None));
+        assert!(!view(&dag, &retryable, &policy).final_failure("a"));
+        assert!(view(&dag, &spent, &policy).final_failure("a"));
+        assert!(view(&dag, &no_retry, &policy).final_failure("a"));
+        assert_eq!(
+            view(&dag, &no_retry, &policy).doomed(),
+            BTreeMap::from([("b", "a")])
+        );
+    }
+
+    #[test]
+    fn the_run_stops_for_a_cancel_before_its_deadline() {
+        let (dag, observed) = one_step();
+        let mut policy = Policy {
+            run_deadline: Some(50),
+            ..Policy::default()
+        };
+        assert_eq!(
+            view(&dag, &observed, &policy).stop_all(),
+            Some(StopReason::RunDeadline)
+        );
+        policy.cancelled = true;
+        assert_eq!(
+            view(&dag, &observed, &policy).stop_all(),
+            Some(StopReason::RunCancelled)
+        );
+    }
+
+    #[test]
+    fn a_running_step_past_its_timeout_is_cancelled() {
+        let (dag, observed) = one_step();
+        let policy = Policy {
+            step_timeout: Some(30),
+            ..Policy::default()
+        };
+        let v = view(&dag, &observed, &policy);
+        let mut pass = Pass::default();
+        pass.running(&v, "a", Some(90), None);
+        assert!(pass.decision.cancel.is_empty());
+        assert_eq!(pass.decision.wake_at, Some(120));
+        pass.running(&v, "a", Some(10), None);
+        assert_eq!(pass.decision.cancel, [("a".to_owned(), StopReason::StepTimeout)]);
+        assert_eq!(pass.running, 2);
+    }
 }

@@ -6,10 +6,10 @@
 use std::collections::BTreeMap;
 
 use crate::error::{Position, Problem};
+use crate::finding::{Finding, Placed, Rule, Sink};
 use crate::names;
 use crate::path::FieldPath;
 use crate::types::SidecarConfig;
-use crate::validate::{Finding, Placed, Rule, Sink};
 
 /// The names that resolve to a sidecar: its name, then its aliases.
 pub fn service_names(sidecar: &SidecarConfig) -> impl Iterator<Item = &str> {

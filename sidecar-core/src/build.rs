@@ -18,7 +18,7 @@
 use std::collections::BTreeMap;
 
 use crate::quantity::{Quantity, QuantityError};
-use crate::types::{EnvVar, Port, Readiness, ReadinessProbe, Resources, SidecarConfig};
+use crate::types::{Port, Readiness, ReadinessProbe, Resources, SidecarConfig};
 
 /// A quantity in [`Resources::parse`] that is not one.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -81,55 +81,79 @@ impl From<ReadinessProbe> for Readiness {
     }
 }
 
-pub(crate) fn strings<S: Into<String>>(items: impl IntoIterator<Item = S>) -> Vec<String> {
-    items.into_iter().map(Into::into).collect()
+/// Defines the `with_*` setters every container c8s runs shares on `$ty`,
+/// a struct with the container fields `command`, `args`, `working_dir`,
+/// `env`, `resources`, `run_as_user` and `run_as_root` (as
+/// [`SidecarConfig`] and pipeline-model's `TaskPlan` have). `$whose` names
+/// the container in the setters' docs (`"the sidecar's"`).
+///
+/// Written once here so that a sidecar and a task plan are built the same way.
+#[macro_export]
+macro_rules! container_setters {
+    ($ty:ty, $whose:literal) => {
+        impl $ty {
+            #[doc = concat!("Sets ", $whose, " ENTRYPOINT override (e.g. `[\"sh\", \"-ec\", \"make test\"]`).")]
+            pub fn with_command<S: Into<String>>(mut self, command: impl IntoIterator<Item = S>) -> Self {
+                self.command = command.into_iter().map(Into::into).collect();
+                self
+            }
+
+            #[doc = concat!("Sets ", $whose, " arguments.")]
+            pub fn with_args<S: Into<String>>(mut self, args: impl IntoIterator<Item = S>) -> Self {
+                self.args = args.into_iter().map(Into::into).collect();
+                self
+            }
+
+            #[doc = concat!("Sets ", $whose, " working directory.")]
+            pub fn with_working_dir(mut self, dir: impl Into<String>) -> Self {
+                self.working_dir = Some(dir.into());
+                self
+            }
+
+            #[doc = concat!("Adds an env var with a literal value to ", $whose, " env.")]
+            pub fn with_env(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+                self.env.push($crate::EnvVar::value(name, value));
+                self
+            }
+
+            /// Adds an env var read from key `key` of Secret `secret` (never inlined).
+            pub fn with_secret_env(
+                mut self,
+                name: impl Into<String>,
+                secret: impl Into<String>,
+                key: impl Into<String>,
+            ) -> Self {
+                self.env.push($crate::EnvVar::secret(name, secret, key));
+                self
+            }
+
+            #[doc = concat!("Sets ", $whose, " requests and limits.")]
+            pub fn with_resources(mut self, resources: $crate::Resources) -> Self {
+                self.resources = resources;
+                self
+            }
+
+            #[doc = concat!("Sets the UID ", $whose, " image runs as.")]
+            pub fn with_run_as_user(mut self, uid: i64) -> Self {
+                self.run_as_user = Some(uid);
+                self
+            }
+
+            #[doc = concat!("Lets ", $whose, " container run as root (its pod then only meets Pod Security baseline).")]
+            pub fn with_run_as_root(mut self) -> Self {
+                self.run_as_root = true;
+                self
+            }
+        }
+    };
 }
 
+container_setters!(SidecarConfig, "the sidecar's");
+
 impl SidecarConfig {
-    /// Sets the ENTRYPOINT override.
-    pub fn with_command<S: Into<String>>(mut self, command: impl IntoIterator<Item = S>) -> Self {
-        self.command = strings(command);
-        self
-    }
-
-    /// Sets the arguments.
-    pub fn with_args<S: Into<String>>(mut self, args: impl IntoIterator<Item = S>) -> Self {
-        self.args = strings(args);
-        self
-    }
-
-    /// Sets the working directory.
-    pub fn with_working_dir(mut self, dir: impl Into<String>) -> Self {
-        self.working_dir = Some(dir.into());
-        self
-    }
-
-    /// Adds an env var with a literal value.
-    pub fn with_env(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.env.push(EnvVar::value(name, value));
-        self
-    }
-
-    /// Adds an env var read from key `key` of Secret `secret` (never inlined).
-    pub fn with_secret_env(
-        mut self,
-        name: impl Into<String>,
-        secret: impl Into<String>,
-        key: impl Into<String>,
-    ) -> Self {
-        self.env.push(EnvVar::secret(name, secret, key));
-        self
-    }
-
     /// Adds a TCP port.
     pub fn with_port(mut self, container_port: i32) -> Self {
         self.ports.push(Port::tcp(container_port));
-        self
-    }
-
-    /// Sets requests and limits.
-    pub fn with_resources(mut self, resources: Resources) -> Self {
-        self.resources = resources;
         self
     }
 
@@ -139,21 +163,9 @@ impl SidecarConfig {
         self
     }
 
-    /// Sets the UID the image expects.
-    pub fn with_run_as_user(mut self, uid: i64) -> Self {
-        self.run_as_user = Some(uid);
-        self
-    }
-
-    /// Lets the sidecar run as root (its pod then only meets Pod Security baseline).
-    pub fn with_run_as_root(mut self) -> Self {
-        self.run_as_root = true;
-        self
-    }
-
     /// Adds writable emptyDir mounts at these absolute paths.
     pub fn with_scratch<S: Into<String>>(mut self, paths: impl IntoIterator<Item = S>) -> Self {
-        self.scratch.extend(strings(paths));
+        self.scratch.extend(paths.into_iter().map(Into::into));
         self
     }
 }

@@ -88,6 +88,84 @@ pub enum Error {
     },
 }
 
+/// A finding placed in its file: what an `Invalid` error is made of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Located<P = Problem> {
+    /// Which document (index into the [`Locator`](crate::validate::Locator)'s documents).
+    pub doc: usize,
+    /// Where the offending value is written.
+    pub at: Position,
+    /// The full path to the value from the document root.
+    pub path: FieldPath,
+    /// What the value belongs to, e.g. `sidecar "postgres"`.
+    pub subject: Option<String>,
+    /// The path relative to the subject.
+    pub field: FieldPath,
+    /// The rule that was broken.
+    pub problem: P,
+}
+
+impl<P> Located<P> {
+    /// `problem` at `path` of document `doc`, written at `at`, about
+    /// `subject` (if any) whose own path is `subject_path`: the field is
+    /// `path` relative to it (the whole path when it is not below it).
+    pub fn new(
+        doc: usize,
+        at: Position,
+        path: FieldPath,
+        subject: Option<String>,
+        subject_path: &FieldPath,
+        problem: P,
+    ) -> Self {
+        let field = path.strip_prefix(subject_path).unwrap_or_else(|| path.clone());
+        Self {
+            doc,
+            at,
+            path,
+            subject,
+            field,
+            problem,
+        }
+    }
+
+    /// This place with `problem` instead, and the problem it had.
+    pub fn replace_problem<Q>(self, problem: Q) -> (Located<Q>, P) {
+        let located = Located {
+            doc: self.doc,
+            at: self.at,
+            path: self.path,
+            subject: self.subject,
+            field: self.field,
+            problem,
+        };
+        (located, self.problem)
+    }
+}
+
+/// Implements `From<Located<$problem>>` for an error enum `$error` whose
+/// `Invalid` variant is a located problem (fields `at`, `path`, `subject`,
+/// `field`, and `problem` boxed), as sidecar-core's [`Error`] and
+/// pipeline-model's are: each crate keeps its own error type, and both
+/// build it from a [`Located`] the same way.
+#[macro_export]
+macro_rules! invalid_from_located {
+    ($error:ident, $problem:ty) => {
+        impl From<$crate::error::Located<$problem>> for $error {
+            fn from(located: $crate::error::Located<$problem>) -> Self {
+                $error::Invalid {
+                    at: located.at,
+                    path: located.path,
+                    subject: located.subject,
+                    field: located.field,
+                    problem: Box::new(located.problem),
+                }
+            }
+        }
+    };
+}
+
+invalid_from_located!(Error, Problem);
+
 /// `value` in double quotes, as `{:?}` prints it, shortened to about 80
 /// characters so a hostile megabyte-long value cannot flood a message.
 pub fn quoted(value: &str) -> String {

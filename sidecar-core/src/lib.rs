@@ -35,6 +35,7 @@ pub mod aliases;
 pub mod build;
 pub mod contract;
 pub mod error;
+pub mod finding;
 #[cfg(feature = "yaml")]
 #[cfg_attr(docsrs, doc(cfg(feature = "yaml")))]
 pub mod load;

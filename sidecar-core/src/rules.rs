@@ -4,10 +4,10 @@
 use std::collections::BTreeMap;
 
 use crate::error::Problem;
+use crate::finding::{MAX_INT32, Rule, Sink};
 use crate::names;
 use crate::path::FieldPath;
 use crate::types::{EnvVar, Resources};
-use crate::validate::{Rule, Sink};
 
 /// Env names (the strict pre-1.34 rule), one source per var, Secret
 /// references, and no name twice; `at` is the path of the `env` list.
@@ -84,11 +84,11 @@ pub fn run_as_user<P: Rule>(uid: Option<i64>, run_as_root: bool, at: &FieldPath,
         Some(0) if !run_as_root => sink.problem(at.clone(), Problem::RootUser { uid: 0 }),
         Some(uid) if uid < 0 => sink.problem(at.clone(), Problem::NotPositive { value: uid }),
         // The API server takes UIDs in 0..=2^31-1 (`ValidateSecurityContext`).
-        Some(uid) if uid > crate::validate::MAX_INT32 => sink.problem(
+        Some(uid) if uid > MAX_INT32 => sink.problem(
             at.clone(),
             Problem::TooLarge {
                 value: uid,
-                max: crate::validate::MAX_INT32,
+                max: MAX_INT32,
             },
         ),
         _ => {}

@@ -355,7 +355,7 @@ impl ReadinessProbe {
     pub fn exec<S: Into<String>>(command: impl IntoIterator<Item = S>) -> Self {
         Self {
             exec: Some(ExecCheck {
-                command: crate::build::strings(command),
+                command: command.into_iter().map(Into::into).collect(),
             }),
             ..Self::default()
         }

@@ -300,3 +300,25 @@ impl schemars::JsonSchema for ImageResource {
         })
     }
 }
+
+/// Concourse's core resource types and the images that implement them.
+pub fn builtin_image(kind: &str) -> Option<String> {
+    const CORE: [&str; 15] = [
+        "git",
+        "registry-image",
+        "docker-image",
+        "s3",
+        "time",
+        "semver",
+        "github-release",
+        "pool",
+        "bosh-io-release",
+        "bosh-io-stemcell",
+        "cf",
+        "hg",
+        "mock",
+        "tracker",
+        "concourse-pipeline",
+    ];
+    CORE.contains(&kind).then(|| format!("concourse/{kind}-resource"))
+}

@@ -10,11 +10,8 @@ use c8s_sidecar_core::{FieldPath, Position};
 
 use crate::error::{Error, Errors};
 
-pub use super::report::Report;
+pub use super::report::{At, Report};
 use granit_parser::{Event, Parser, ScalarStyle};
-
-/// A line and column, 1-based.
-pub type At = (u32, u32);
 
 /// One YAML value with where it is written.
 #[derive(Debug, Clone, PartialEq, Eq)]

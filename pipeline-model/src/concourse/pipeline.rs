@@ -10,6 +10,7 @@ use crate::error::Errors;
 
 use super::fields::Fields;
 use super::node::{self, At, Node, Report};
+pub use super::steps::HOOKS;
 use super::steps::{Step, StepKind, read_plan};
 use super::vars::{Vars, interpolate_lenient};
 
@@ -83,9 +84,6 @@ impl Job {
         out
     }
 }
-
-/// The hook keys of jobs and steps.
-pub const HOOKS: [&str; 5] = ["on_success", "on_failure", "on_error", "on_abort", "ensure"];
 
 const TOP_KEYS: [&str; 6] = [
     "resources",
@@ -398,7 +396,7 @@ fn check_references(pipeline: &ConcoursePipeline, doc: &Node, report: &mut Repor
         }
     }
     for resource in &pipeline.resources {
-        let builtin = super::resource::builtin_image(&resource.kind).is_some();
+        let builtin = super::image::builtin_image(&resource.kind).is_some();
         if !builtin && !pipeline.resource_types.iter().any(|t| t.name == resource.kind) {
             report.error(
                 resource.at,

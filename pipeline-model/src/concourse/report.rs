@@ -4,7 +4,8 @@ use c8s_sidecar_core::{FieldPath, Position};
 
 use crate::error::{Error, Errors};
 
-use super::node::At;
+/// A line and column, 1-based.
+pub type At = (u32, u32);
 
 /// Errors found while reading one file: every one located.
 #[derive(Debug)]

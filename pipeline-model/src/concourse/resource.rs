@@ -8,32 +8,11 @@
 
 use c8s_sidecar_core::{EnvVar, FieldPath};
 
+pub use super::image::builtin_image;
 use super::image::{ImageResource, secret_suffix};
 use super::node::{Node, Report, Value};
 use super::pipeline::{ConcoursePipeline, Resource};
 use crate::plan::{PlanIdentity, TaskPlan};
-
-/// Concourse's core resource types and the images that implement them.
-pub fn builtin_image(kind: &str) -> Option<String> {
-    const CORE: [&str; 15] = [
-        "git",
-        "registry-image",
-        "docker-image",
-        "s3",
-        "time",
-        "semver",
-        "github-release",
-        "pool",
-        "bosh-io-release",
-        "bosh-io-stemcell",
-        "cf",
-        "hg",
-        "mock",
-        "tracker",
-        "concourse-pipeline",
-    ];
-    CORE.contains(&kind).then(|| format!("concourse/{kind}-resource"))
-}
 
 /// `get`: check for the newest version when none is given, then `in` into `/workspace/$1`.
 pub const GET_SCRIPT: &str = r#"dir="/workspace/$1"; mkdir -p "$dir"

@@ -7,7 +7,6 @@ use c8s_sidecar_core::{FieldPath, SourceReader};
 
 use super::fields::Fields;
 use super::node::{At, Node, Report};
-use super::pipeline::HOOKS;
 use super::step::{TASK_STEP_KEYS, TaskStep, read_task_step};
 use super::vars::Vars;
 use crate::duration::parse_duration;
@@ -98,7 +97,32 @@ impl Step {
     }
 }
 
+/// The hook keys of jobs and steps.
+pub const HOOKS: [&str; 5] = ["on_success", "on_failure", "on_error", "on_abort", "ensure"];
+
 const MODIFIERS: [&str; 5] = ["timeout", "attempts", "tags", "across", "fail_fast"];
+
+/// The step keys: a step is the mapping with exactly one of them.
+const KINDS: [&str; 9] = [
+    "get",
+    "put",
+    "task",
+    "in_parallel",
+    "aggregate",
+    "do",
+    "try",
+    "set_pipeline",
+    "load_var",
+];
+
+/// What reading nested steps needs besides the nodes: the file's text (for
+/// task configs written inline), the vars and the reader of task files.
+#[derive(Clone, Copy)]
+struct Context<'a> {
+    text: &'a str,
+    vars: &'a Vars,
+    reader: &'a dyn SourceReader,
+}
 
 /// Reads a list of steps.
 pub fn read_plan(
@@ -109,6 +133,10 @@ pub fn read_plan(
     reader: &dyn SourceReader,
     report: &mut Report<'_>,
 ) -> Vec<Step> {
+    plan(Context { text, vars, reader }, nodes, path, report)
+}
+
+fn plan(cx: Context<'_>, nodes: &[Node], path: &FieldPath, report: &mut Report<'_>) -> Vec<Step> {
     let single = nodes.len() == 1
         && path
             .segments()
@@ -119,30 +147,26 @@ pub fn read_plan(
         .enumerate()
         .filter_map(|(i, n)| {
             let at = if single { path.clone() } else { path.index(i) };
-            read_step(n, &at, text, vars, reader, report)
+            read_step(cx, n, &at, report)
         })
         .collect()
 }
 
-fn read_step(
-    node: &Node,
-    path: &FieldPath,
-    text: &str,
-    vars: &Vars,
-    reader: &dyn SourceReader,
-    report: &mut Report<'_>,
-) -> Option<Step> {
-    let kinds = [
-        "get",
-        "put",
-        "task",
-        "in_parallel",
-        "aggregate",
-        "do",
-        "try",
-        "set_pipeline",
-        "load_var",
-    ];
+/// The one step a node (the last of a list read from it) is, if any.
+fn one_step(cx: Context<'_>, node: &Node, path: &FieldPath, report: &mut Report<'_>) -> Option<Step> {
+    plan(cx, std::slice::from_ref(node), path, report).pop()
+}
+
+fn read_step(cx: Context<'_>, node: &Node, path: &FieldPath, report: &mut Report<'_>) -> Option<Step> {
+    let kind = step_key(node, path, report)?;
+    let allowed = allowed_keys(kind);
+    let f = Fields::new(node, path.clone(), &allowed, report)?;
+    let kind = read_kind(cx, kind, node, &f, path, report)?;
+    Some(read_modifiers(cx, kind, node, &f, path, report))
+}
+
+/// The step key of a step: exactly one of [`KINDS`], else reported.
+fn step_key(node: &Node, path: &FieldPath, report: &mut Report<'_>) -> Option<&'static str> {
     let Some(entries) = node.entries() else {
         report.error(
             node.at,
@@ -151,20 +175,20 @@ fn read_step(
         );
         return None;
     };
-    let present: Vec<&str> = kinds
+    let present: Vec<&'static str> = KINDS
         .iter()
         .copied()
         .filter(|k| entries.iter().any(|e| e.key == *k))
         .collect();
-    let kind = match present.as_slice() {
-        [one] => *one,
+    match present.as_slice() {
+        [one] => Some(*one),
         [] => {
             report.error(
                 node.at,
                 path,
-                format!("no step key: a step needs one of {}", kinds.join(", ")),
+                format!("no step key: a step needs one of {}", KINDS.join(", ")),
             );
-            return None;
+            None
         }
         many => {
             report.error(
@@ -172,15 +196,20 @@ fn read_step(
                 path,
                 format!("a step has exactly one step key, found {}", many.join(" and ")),
             );
-            return None;
+            None
         }
-    };
-    let mut allowed: Vec<&str> = MODIFIERS.iter().chain(HOOKS.iter()).copied().collect();
-    let specific: &[&str] = match kind {
+    }
+}
+
+/// The keys a step of `kind` may have: modifiers, hooks and its own.
+fn allowed_keys(kind: &'static str) -> Vec<&'static str> {
+    let mut allowed: Vec<&'static str> = MODIFIERS.iter().chain(HOOKS.iter()).copied().collect();
+    let specific: &[&'static str] = match kind {
         "get" => &["get", "resource", "passed", "trigger", "params", "version"],
         "put" => &["put", "resource", "params", "get_params", "inputs", "no_get"],
         "task" => &TASK_STEP_KEYS,
-        "in_parallel" | "aggregate" => &[kind],
+        "in_parallel" => &["in_parallel"],
+        "aggregate" => &["aggregate"],
         "do" => &["do"],
         "try" => &["try"],
         "set_pipeline" => &[
@@ -194,49 +223,34 @@ fn read_step(
         _ => &["load_var", "file", "format", "reveal"],
     };
     allowed.extend(specific);
-    let f = Fields::new(node, path.clone(), &allowed, report)?;
-    let kind = match kind {
-        "get" => {
-            let name = f.required("get", report)?;
-            StepKind::Get {
-                resource: f.string("resource", report).unwrap_or_else(|| name.clone()),
-                passed: f.strings("passed", report),
-                trigger: f.flag("trigger", report),
-                params: f.get("params").cloned(),
-                version: f.get("version").filter(|v| v.entries().is_some()).cloned(),
-                name,
-            }
-        }
-        "put" => {
-            let name = f.required("put", report)?;
-            let inputs = match f.get("inputs") {
-                Some(n) if n.scalar() == Some("all") => None,
-                Some(n) if n.scalar() == Some("detect") => None,
-                Some(_) => Some(f.strings("inputs", report)),
-                None => None,
-            };
-            StepKind::Put {
-                resource: f.string("resource", report).unwrap_or_else(|| name.clone()),
-                params: f.get("params").cloned(),
-                get_params: f.get("get_params").cloned(),
-                no_get: f.flag("no_get", report),
-                inputs,
-                name,
-            }
-        }
+    allowed
+}
+
+/// What a step of `kind` does, from its own keys.
+fn read_kind(
+    cx: Context<'_>,
+    kind: &str,
+    node: &Node,
+    f: &Fields<'_>,
+    path: &FieldPath,
+    report: &mut Report<'_>,
+) -> Option<StepKind> {
+    Some(match kind {
+        "get" => read_get(f, report)?,
+        "put" => read_put(f, report)?,
         "task" => {
-            let keys: Vec<&str> = TASK_STEP_KEYS.to_vec();
-            let only_task = super::node::Node {
+            let entries = node.entries().unwrap_or_default();
+            let only_task = Node {
                 value: super::node::Value::Map(
                     entries
                         .iter()
-                        .filter(|e| keys.contains(&e.key.as_str()))
+                        .filter(|e| TASK_STEP_KEYS.contains(&e.key.as_str()))
                         .cloned()
                         .collect(),
                 ),
                 at: node.at,
             };
-            let (step, image) = read_task_step(&only_task, path, text, vars, reader, report)?;
+            let (step, image) = read_task_step(&only_task, path, cx.text, cx.vars, cx.reader, report)?;
             StepKind::Task {
                 step: Box::new(step),
                 image,
@@ -252,27 +266,59 @@ fn read_step(
                 None => (inner, f.at(kind)),
             };
             let steps = super::fields::list(list, &list_path, report);
-            StepKind::InParallel(read_plan(steps, &list_path, text, vars, reader, report))
+            StepKind::InParallel(plan(cx, steps, &list_path, report))
         }
         "do" => {
             let steps = f.list("do", report);
-            StepKind::Do(read_plan(steps, &f.at("do"), text, vars, reader, report))
+            StepKind::Do(plan(cx, steps, &f.at("do"), report))
         }
-        "try" => {
-            let inner = f.get("try")?;
-            let mut steps = read_plan(
-                std::slice::from_ref(inner),
-                &f.at("try"),
-                text,
-                vars,
-                reader,
-                report,
-            );
-            StepKind::Try(Box::new(steps.pop()?))
-        }
+        "try" => StepKind::Try(Box::new(one_step(cx, f.get("try")?, &f.at("try"), report)?)),
         "set_pipeline" => StepKind::SetPipeline(f.required("set_pipeline", report)?),
         _ => StepKind::LoadVar(f.required("load_var", report)?),
+    })
+}
+
+/// A `get` step.
+fn read_get(f: &Fields<'_>, report: &mut Report<'_>) -> Option<StepKind> {
+    let name = f.required("get", report)?;
+    Some(StepKind::Get {
+        resource: f.string("resource", report).unwrap_or_else(|| name.clone()),
+        passed: f.strings("passed", report),
+        trigger: f.flag("trigger", report),
+        params: f.get("params").cloned(),
+        version: f.get("version").filter(|v| v.entries().is_some()).cloned(),
+        name,
+    })
+}
+
+/// A `put` step.
+fn read_put(f: &Fields<'_>, report: &mut Report<'_>) -> Option<StepKind> {
+    let name = f.required("put", report)?;
+    let inputs = match f.get("inputs") {
+        Some(n) if n.scalar() == Some("all") => None,
+        Some(n) if n.scalar() == Some("detect") => None,
+        Some(_) => Some(f.strings("inputs", report)),
+        None => None,
     };
+    Some(StepKind::Put {
+        resource: f.string("resource", report).unwrap_or_else(|| name.clone()),
+        params: f.get("params").cloned(),
+        get_params: f.get("get_params").cloned(),
+        no_get: f.flag("no_get", report),
+        inputs,
+        name,
+    })
+}
+
+/// The step with its modifiers (`across`, `attempts`, `timeout`) and hooks.
+fn read_modifiers(
+    cx: Context<'_>,
+    kind: StepKind,
+    node: &Node,
+    f: &Fields<'_>,
+    path: &FieldPath,
+    report: &mut Report<'_>,
+) -> Step {
     if f.has("across") {
         report.error(
             node.at,
@@ -297,19 +343,41 @@ fn read_step(
         }
     }
     for hook in HOOKS {
-        if let Some(inner) = f.get(hook) {
-            let mut steps = read_plan(
-                std::slice::from_ref(inner),
-                &f.at(hook),
-                text,
-                vars,
-                reader,
-                report,
-            );
-            if let Some(s) = steps.pop() {
-                step.hooks.push((hook.to_owned(), s));
-            }
+        if let Some(inner) = f.get(hook)
+            && let Some(s) = one_step(cx, inner, &f.at(hook), report)
+        {
+            step.hooks.push((hook.to_owned(), s));
         }
     }
-    Some(step)
+    step
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn errors(report: Report<'_>) -> String {
+        report.finish().err().map(|e| e.to_string()).unwrap_or_default()
+    }
+
+    #[test]
+    fn a_step_has_exactly_one_step_key() {
+        let node = super::super::node::parse("p.yml", "get: repo\nput: image\n").expect("yaml");
+        let mut report = Report::new("p.yml");
+        assert_eq!(step_key(&node, &FieldPath::root(), &mut report), None);
+        assert!(errors(report).contains("exactly one step key, found get and put"));
+
+        let node = super::super::node::parse("p.yml", "task: unit\n").expect("yaml");
+        let mut report = Report::new("p.yml");
+        assert_eq!(step_key(&node, &FieldPath::root(), &mut report), Some("task"));
+        assert!(report.is_clean());
+    }
+
+    #[test]
+    fn every_step_allows_modifiers_and_hooks_and_its_own_keys() {
+        let get = allowed_keys("get");
+        assert!(get.contains(&"timeout") && get.contains(&"ensure") && get.contains(&"passed"));
+        assert!(!get.contains(&"no_get"));
+        assert!(allowed_keys("aggregate").contains(&"aggregate"));
+    }
 }

@@ -1,0 +1,47 @@
+//! What a plan's artifact helper moves besides the plan's own inputs and
+//! outputs: the results directory of the plan (saved after `main`) and those
+//! of the steps whose results `main` reads (unpacked before it).
+
+use std::borrow::Cow;
+
+use crate::plan::{PlanInput, TaskPlan};
+use crate::results::{RESULTS_DIR, RESULTS_OF_DIR};
+
+impl TaskPlan {
+    /// The artifacts unpacked before `main`: the plan's inputs, then the
+    /// results directory of each step whose results `main` reads.
+    pub fn artifact_inputs(&self) -> Cow<'_, [PlanInput]> {
+        if self.result_env.is_empty() {
+            return Cow::Borrowed(&self.inputs);
+        }
+        let mut inputs = self.inputs.clone();
+        for producer in self.result_producers() {
+            let mut input = PlanInput::new(producer, RESULTS_DIR);
+            input.path = format!("{RESULTS_OF_DIR}/{producer}");
+            inputs.push(input);
+        }
+        Cow::Owned(inputs)
+    }
+
+    /// The directories saved after `main`: the plan's outputs, then the
+    /// results directory when the step declares results.
+    pub fn saved_outputs(&self) -> Cow<'_, [String]> {
+        if self.results.is_empty() {
+            return Cow::Borrowed(&self.outputs);
+        }
+        let mut outputs = self.outputs.clone();
+        outputs.push(RESULTS_DIR.to_owned());
+        Cow::Owned(outputs)
+    }
+
+    /// The steps whose results `main` reads, each once, in the order first named.
+    pub fn result_producers(&self) -> Vec<&str> {
+        let mut producers: Vec<&str> = Vec::new();
+        for env in &self.result_env {
+            if !producers.contains(&env.step.as_str()) {
+                producers.push(&env.step);
+            }
+        }
+        producers
+    }
+}
