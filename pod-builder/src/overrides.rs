@@ -2,45 +2,14 @@
 //! the run context's, then `podSpecPatch`. The result is validated by the
 //! caller exactly like any other pod.
 
-use std::borrow::Cow;
-use std::collections::BTreeMap;
-
 use c8s_pipeline_model::TaskPlan;
 use k8s_openapi::api::core::v1 as core;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::Error;
 use crate::context::RunContext;
+use crate::error::Error;
 use crate::spec_patch::patched;
-
-const EPHEMERAL_STORAGE: &str = "ephemeral-storage";
-
-/// `plan` with the overrides' ephemeral storage in `main`'s resources, unless
-/// they name it already.
-pub(crate) fn with_ephemeral_storage(plan: &TaskPlan) -> Cow<'_, TaskPlan> {
-    let Some(storage) = &plan.pod.ephemeral_storage else {
-        return Cow::Borrowed(plan);
-    };
-    let resources = &plan.resources;
-    if resources.requests.contains_key(EPHEMERAL_STORAGE) || resources.limits.contains_key(EPHEMERAL_STORAGE)
-    {
-        return Cow::Borrowed(plan);
-    }
-    let mut plan = plan.clone();
-    if let Some(q) = &storage.request {
-        plan.resources
-            .requests
-            .insert(EPHEMERAL_STORAGE.to_owned(), q.clone());
-    }
-    if let Some(q) = &storage.limit {
-        plan.resources
-            .limits
-            .insert(EPHEMERAL_STORAGE.to_owned(), q.clone());
-    }
-    Cow::Owned(plan)
-}
 
 /// The Kubernetes type with the same JSON shape as a model type.
 fn convert<T: DeserializeOwned>(field: &str, value: &impl Serialize) -> Result<T, Error> {
@@ -57,32 +26,10 @@ fn push_new<T: PartialEq>(list: &mut Vec<T>, item: T) {
     }
 }
 
-/// Applies the plan's and the context's overrides to `meta` and `spec`.
-pub(crate) fn apply(
-    plan: &TaskPlan,
-    ctx: &RunContext,
-    meta: &mut ObjectMeta,
-    spec: &mut core::PodSpec,
-) -> Result<(), Error> {
+/// Applies the plan's and the context's overrides to `spec` (their labels
+/// and annotations are the pod identity's).
+pub(crate) fn apply(plan: &TaskPlan, ctx: &RunContext, spec: &mut core::PodSpec) -> Result<(), Error> {
     let pod = &plan.pod;
-    for key in pod.labels.keys().chain(pod.annotations.keys()) {
-        if c8s_sidecar_core::contract::is_reserved_key(key) {
-            return Err(Error::ReservedLabel { key: key.clone() });
-        }
-    }
-    if !pod.labels.is_empty() {
-        let labels = meta.labels.get_or_insert_with(BTreeMap::new);
-        for (k, v) in &pod.labels {
-            labels.entry(k.clone()).or_insert_with(|| v.clone());
-        }
-    }
-    if !pod.annotations.is_empty() {
-        let annotations = meta.annotations.get_or_insert_with(BTreeMap::new);
-        for (k, v) in &pod.annotations {
-            annotations.entry(k.clone()).or_insert_with(|| v.clone());
-        }
-    }
-
     let mut node_selector = pod.node_selector.clone();
     node_selector.extend(ctx.node_selector.clone());
     spec.node_selector = (!node_selector.is_empty()).then_some(node_selector);
