@@ -68,7 +68,12 @@ impl PodIdentity {
     /// the plan's pod overrides set a label or annotation key c8s reserves.
     pub(crate) fn new(plan: &TaskPlan, ctx: &RunContext) -> Result<Self, Error> {
         let pod = &plan.pod;
-        let extra = [&ctx.labels, &ctx.annotations, &pod.labels, &pod.annotations];
+        let extra = [
+            &ctx.pod.labels,
+            &ctx.pod.annotations,
+            &pod.labels,
+            &pod.annotations,
+        ];
         if let Some(key) = extra
             .iter()
             .flat_map(|map| map.keys())
@@ -137,7 +142,7 @@ impl PodIdentity {
 /// The context's labels with c8s's own: app, instance, pipeline, run, step,
 /// build, matrix id and (for a step the user retries) the attempt.
 fn labels(plan: &TaskPlan, ctx: &RunContext, pipeline: &str, name: &str) -> BTreeMap<String, String> {
-    let mut labels = ctx.labels.clone();
+    let mut labels = ctx.pod.labels.clone();
     labels.extend([
         (contract::NAME_LABEL.to_owned(), contract::APP_NAME.to_owned()),
         (contract::INSTANCE_LABEL.to_owned(), name.to_owned()),
@@ -173,7 +178,7 @@ fn labels(plan: &TaskPlan, ctx: &RunContext, pipeline: &str, name: &str) -> BTre
 /// The context's annotations with the unshortened facts, for people and tools
 /// (label values may be hashed).
 fn annotations(plan: &TaskPlan, ctx: &RunContext, pipeline: &str) -> BTreeMap<String, String> {
-    let mut annotations = ctx.annotations.clone();
+    let mut annotations = ctx.pod.annotations.clone();
     let facts = [
         (contract::PIPELINE_ANNOTATION, pipeline),
         (contract::STEP_ANNOTATION, plan.identity.step.as_str()),

@@ -16,10 +16,15 @@ use crate::scripts;
 const EPHEMERAL_STORAGE: &str = "ephemeral-storage";
 
 /// `main`'s requests and limits: the plan's, with the pod overrides'
-/// ephemeral storage unless they name it already.
-fn main_resources(plan: &TaskPlan) -> Cow<'_, Resources> {
+/// ephemeral storage (the context's over the plan's) unless they name it already.
+fn main_resources<'a>(plan: &'a TaskPlan, ctx: &'a RunContext) -> Cow<'a, Resources> {
     let own = &plan.resources;
-    let Some(storage) = &plan.pod.ephemeral_storage else {
+    let Some(storage) = ctx
+        .pod
+        .ephemeral_storage
+        .as_ref()
+        .or(plan.pod.ephemeral_storage.as_ref())
+    else {
         return Cow::Borrowed(own);
     };
     if own.requests.contains_key(EPHEMERAL_STORAGE) || own.limits.contains_key(EPHEMERAL_STORAGE) {
@@ -151,7 +156,7 @@ pub fn main(
         args: (!args.is_empty()).then(|| literal_list(&args)),
         working_dir: Some(working_dir),
         env: container_env(&plan.env, checkout, &extra),
-        resources: resources(&main_resources(plan)),
+        resources: resources(&main_resources(plan, ctx)),
         security_context: Some(security_context(
             ctx.security_profile,
             RunAs {

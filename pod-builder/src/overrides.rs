@@ -31,19 +31,19 @@ fn push_new<T: PartialEq>(list: &mut Vec<T>, item: T) {
 pub(crate) fn apply(plan: &TaskPlan, ctx: &RunContext, spec: &mut core::PodSpec) -> Result<(), Error> {
     let pod = &plan.pod;
     let mut node_selector = pod.node_selector.clone();
-    node_selector.extend(ctx.node_selector.clone());
+    node_selector.extend(ctx.pod.node_selector.clone());
     spec.node_selector = (!node_selector.is_empty()).then_some(node_selector);
 
     let mut tolerations: Vec<core::Toleration> = Vec::new();
     for (i, t) in pod.tolerations.iter().enumerate() {
         push_new(&mut tolerations, convert(&format!("tolerations[{i}]"), t)?);
     }
-    for t in &ctx.tolerations {
+    for t in &ctx.pod.tolerations {
         push_new(&mut tolerations, t.clone());
     }
     spec.tolerations = (!tolerations.is_empty()).then_some(tolerations);
 
-    spec.affinity = match (&ctx.affinity, &pod.affinity) {
+    spec.affinity = match (&ctx.pod.affinity, &pod.affinity) {
         (Some(affinity), _) => Some(affinity.clone()),
         (None, Some(affinity)) => Some(convert("affinity", affinity)?),
         (None, None) => None,
@@ -51,7 +51,7 @@ pub(crate) fn apply(plan: &TaskPlan, ctx: &RunContext, spec: &mut core::PodSpec)
 
     // The task's registry credentials (Concourse), then the overrides'.
     let mut pull_secrets: Vec<String> = plan.image_pull_secrets.clone();
-    for s in pod.image_pull_secrets.iter().chain(&ctx.image_pull_secrets) {
+    for s in pod.image_pull_secrets.iter().chain(&ctx.pod.image_pull_secrets) {
         push_new(&mut pull_secrets, s.clone());
     }
     spec.image_pull_secrets = (!pull_secrets.is_empty()).then(|| {
@@ -62,22 +62,28 @@ pub(crate) fn apply(plan: &TaskPlan, ctx: &RunContext, spec: &mut core::PodSpec)
     });
 
     let account = ctx
-        .service_account
+        .pod
+        .service_account_name
         .clone()
         .or_else(|| pod.service_account_name.clone());
     // No account: no token either; a named account is there to reach the API.
     spec.automount_service_account_token = account.is_none().then_some(false);
     spec.service_account_name = account;
     spec.runtime_class_name = ctx
-        .runtime_class
+        .pod
+        .runtime_class_name
         .clone()
         .or_else(|| pod.runtime_class_name.clone());
     spec.priority_class_name = ctx
-        .priority_class
+        .pod
+        .priority_class_name
         .clone()
         .or_else(|| pod.priority_class_name.clone());
 
-    for patch in [&pod.pod_spec_patch, &ctx.pod_spec_patch].into_iter().flatten() {
+    for patch in [&pod.pod_spec_patch, &ctx.pod.pod_spec_patch]
+        .into_iter()
+        .flatten()
+    {
         *spec = patched(spec, patch)?;
     }
     Ok(())

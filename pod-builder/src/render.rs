@@ -199,7 +199,7 @@ fn pod_spec(
     identity: &PodIdentity,
     containers: PodContainers,
 ) -> core::PodSpec {
-    let has_account = ctx.service_account.is_some();
+    let has_account = ctx.pod.service_account_name.is_some();
     let mut spec = core::PodSpec {
         // Every pod gets a deadline: a stuck step (or a sidecar that never gets
         // ready, restarted by the kubelet) ends at the latest here.
@@ -211,12 +211,12 @@ fn pod_spec(
         enable_service_links: Some(false),
         host_aliases: service_names::host_aliases(plan),
         init_containers: Some(containers.init),
-        node_selector: (!ctx.node_selector.is_empty()).then(|| ctx.node_selector.clone()),
-        priority_class_name: ctx.priority_class.clone(),
+        node_selector: (!ctx.pod.node_selector.is_empty()).then(|| ctx.pod.node_selector.clone()),
+        priority_class_name: ctx.pod.priority_class_name.clone(),
         restart_policy: Some("Never".to_owned()),
         security_context: Some(pod_security_context(ctx)),
-        service_account_name: ctx.service_account.clone(),
-        tolerations: (!ctx.tolerations.is_empty()).then(|| ctx.tolerations.clone()),
+        service_account_name: ctx.pod.service_account_name.clone(),
+        tolerations: (!ctx.pod.tolerations.is_empty()).then(|| ctx.pod.tolerations.clone()),
         volumes: Some(volumes(plan, ctx, identity, containers.volumes)),
         ..Default::default()
     };
