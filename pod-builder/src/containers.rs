@@ -1,91 +1,33 @@
 //! One function per container c8s puts in a pod, plus the pieces they share
-//! (env, resources, probes, security contexts, volume mounts).
+//! (env, resources, probes, security contexts, volume mounts), and
+//! what puts a pod's containers together in [`pod_layout`] order, each built by
+//! the function of its role (a type, never a container name).
 
-use std::collections::BTreeMap;
-
-use c8s_pipeline_model::TaskPlan;
 use c8s_pipeline_model::layout::helper_resources;
-use c8s_sidecar_core::{EnvVar, PortRef, ReadinessProbe, Resources, SidecarConfig};
+use c8s_pipeline_model::{ContainerRole, LaidOutContainer, TaskPlan, pod_layout};
+use c8s_sidecar_core::contract::{ARTIFACT_HELPER, GIT_CLONE, MAIN};
+use c8s_sidecar_core::{EnvVar, PortRef, ReadinessProbe, SidecarConfig};
 use k8s_openapi::api::core::v1 as core;
-use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use crate::context::{RunContext, SecurityProfile, SidecarMode};
 use crate::env::{container_env, literal_list, literal_text};
+use crate::identity::PodIdentity;
+use crate::parts::mount;
 use crate::scripts;
+use crate::services;
 
 pub use crate::main_container::{legacy_waits, main, wraps_main};
-
-/// Name of the workspace emptyDir volume.
-pub const WORKSPACE_VOLUME: &str = "workspace";
-/// Name of the artifact PVC volume.
-pub const ARTIFACTS_VOLUME: &str = "artifacts";
-/// Name of the cache PVC volume.
-pub const CACHE_VOLUME: &str = "cache";
-/// Name of the emptyDir holding every container's `HOME` (one subPath each).
-pub const HOME_VOLUME: &str = "c8s-home";
-/// Name of the git credentials Secret volume (`git-clone` only).
-pub const GIT_CREDENTIALS_VOLUME: &str = "git-credentials";
+pub use crate::parts::{
+    ARTIFACTS_VOLUME, CACHE_VOLUME, DEFAULT_PERIOD_SECONDS, DEFAULT_READY_TIMEOUT_SECONDS,
+    GIT_CREDENTIALS_VOLUME, HOME_VOLUME, RunAs, WORKSPACE_VOLUME, checkout_dir, home_mount, main_mounts,
+    pod_security_context, resources, security_context,
+};
 
 /// Default seconds between liveness checks.
 const DEFAULT_LIVENESS_PERIOD_SECONDS: i32 = 10;
 /// Default seconds of failing liveness checks before a restart.
 const DEFAULT_LIVENESS_TIMEOUT_SECONDS: i32 = 30;
-
-/// Default seconds between readiness checks.
-pub const DEFAULT_PERIOD_SECONDS: i32 = 2;
-/// Default seconds to wait in all for a sidecar to become ready.
-pub const DEFAULT_READY_TIMEOUT_SECONDS: i32 = 120;
-
-/// Who a security context is for.
-#[derive(Debug, Clone, Copy)]
-pub struct RunAs {
-    /// An explicit UID.
-    pub user: Option<i64>,
-    /// The container opted out of non-root.
-    pub root: bool,
-}
-
-/// The container security context for `profile`.
-pub fn security_context(profile: SecurityProfile, run_as: RunAs) -> core::SecurityContext {
-    let mut sc = core::SecurityContext {
-        allow_privilege_escalation: Some(false),
-        ..Default::default()
-    };
-    if run_as.root {
-        // Root opt-out: runtime default capabilities (baseline allows them), UID 0.
-        sc.run_as_user = Some(0);
-        sc.run_as_non_root = Some(false);
-        return sc;
-    }
-    sc.run_as_user = run_as.user;
-    if profile == SecurityProfile::Restricted {
-        sc.run_as_non_root = Some(true);
-        sc.capabilities = Some(core::Capabilities {
-            drop: Some(vec!["ALL".to_owned()]),
-            ..Default::default()
-        });
-    }
-    sc
-}
-
-/// The pod security context for `ctx`.
-pub fn pod_security_context(ctx: &RunContext) -> core::PodSecurityContext {
-    let restricted = ctx.security_profile == SecurityProfile::Restricted;
-    core::PodSecurityContext {
-        fs_group: Some(ctx.fs_group),
-        // Re-chown a volume only when its root is not the fsGroup's yet: the
-        // cache PVC is not walked again on every start.
-        fs_group_change_policy: Some("OnRootMismatch".to_owned()),
-        run_as_non_root: restricted.then_some(true),
-        run_as_user: restricted.then_some(ctx.default_run_as_user),
-        seccomp_profile: Some(core::SeccompProfile {
-            type_: "RuntimeDefault".to_owned(),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
-}
 
 /// Kubernetes env vars: literals as `value` (escaped, see
 /// [`literal_text`]), secrets as `valueFrom.secretKeyRef`.
@@ -110,23 +52,6 @@ fn container_env_only(vars: &[EnvVar]) -> Option<Vec<core::EnvVar>> {
         })
         .collect();
     (!out.is_empty()).then_some(out)
-}
-
-fn quantities(map: &BTreeMap<String, c8s_sidecar_core::Quantity>) -> Option<BTreeMap<String, Quantity>> {
-    (!map.is_empty()).then(|| {
-        map.iter()
-            .map(|(k, v)| (k.clone(), Quantity(v.as_str().to_owned())))
-            .collect()
-    })
-}
-
-/// Requests and limits as Kubernetes writes them.
-pub fn resources(resources: &Resources) -> Option<core::ResourceRequirements> {
-    (!resources.is_empty()).then(|| core::ResourceRequirements {
-        requests: quantities(&resources.requests),
-        limits: quantities(&resources.limits),
-        ..Default::default()
-    })
 }
 
 /// A readiness check as a Kubernetes probe: checks every `period` seconds and
@@ -187,37 +112,6 @@ fn probe_with(check: &ReadinessProbe, default_period: i32, default_total: i32) -
     out
 }
 
-fn mount(name: &str, path: &str) -> core::VolumeMount {
-    core::VolumeMount {
-        name: name.to_owned(),
-        mount_path: path.to_owned(),
-        ..Default::default()
-    }
-}
-
-/// The mounts `main` gets (and every sidecar shares): workspace and caches.
-pub fn main_mounts(plan: &TaskPlan, cache_prefix: &str) -> Vec<core::VolumeMount> {
-    let mut mounts = vec![mount(WORKSPACE_VOLUME, scripts::WORKSPACE)];
-    for cache in &plan.caches {
-        let cache = cache.trim_end_matches('/');
-        mounts.push(core::VolumeMount {
-            sub_path: Some(format!("{cache_prefix}/{cache}")),
-            ..mount(CACHE_VOLUME, &format!("{}/{cache}", scripts::WORKSPACE))
-        });
-    }
-    mounts
-}
-
-/// `container`'s own `HOME`: the `c8s-home` emptyDir at subPath `<name>`, which
-/// the kubelet creates with the volume root's mode, so any UID of the pod can
-/// write it (`pkg/kubelet/kubelet_pods.go`, makeMounts).
-pub fn home_mount(container: &str) -> core::VolumeMount {
-    core::VolumeMount {
-        sub_path: Some(container.to_owned()),
-        ..mount(HOME_VOLUME, scripts::HOME)
-    }
-}
-
 fn helper(name: &str, image: &str, script: &str, profile: SecurityProfile) -> core::Container {
     thread_local! {
         // The same for every helper container; converted once per thread.
@@ -240,19 +134,11 @@ fn helper(name: &str, image: &str, script: &str, profile: SecurityProfile) -> co
     }
 }
 
-/// The checkout's absolute path: the workspace, or `checkout` inside it.
-pub fn checkout_dir(checkout: Option<&str>) -> String {
-    match checkout {
-        Some(dir) => format!("{}/{}", scripts::WORKSPACE, dir.trim_end_matches('/')),
-        None => scripts::WORKSPACE.to_owned(),
-    }
-}
-
 /// The `git-clone` init container; it clones into `checkout` (absolute), with
 /// the credentials Secret mounted when the context names one.
 pub fn git_clone(ctx: &RunContext, checkout: &str) -> core::Container {
     let mut container = helper(
-        crate::contract::GIT_CLONE,
+        GIT_CLONE,
         &ctx.git_image,
         scripts::GIT_CLONE,
         ctx.security_profile,
@@ -313,13 +199,13 @@ pub fn extract_input(
 /// The `artifact-helper` container: saves `outputs` into artifact directory `dir`.
 pub fn artifact_helper(ctx: &RunContext, dir: &str, outputs: &[String], checkout: &str) -> core::Container {
     let mut container = helper(
-        crate::contract::ARTIFACT_HELPER,
+        ARTIFACT_HELPER,
         &ctx.helper_image,
         scripts::SAVE_OUTPUTS,
         ctx.security_profile,
     );
     if let Some(command) = container.command.as_mut() {
-        command.push(crate::contract::ARTIFACT_HELPER.to_owned());
+        command.push(ARTIFACT_HELPER.to_owned());
         command.push(literal_text(dir));
         command.extend(outputs.iter().map(|o| literal_text(o.trim_end_matches('/'))));
     }
@@ -405,4 +291,103 @@ pub fn pod_sidecar(
         mounts.push(home_mount(&config.name));
     }
     container
+}
+
+/// What a container of the pod is for: one kind of container each, so that
+/// building the pod never looks at container names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Role {
+    /// `git-clone`.
+    GitClone,
+    /// `c8s-input-N`: unpacks one artifact input.
+    Input,
+    /// A sidecar of the plan.
+    Sidecar,
+    /// `main`.
+    Main,
+    /// `artifact-helper`.
+    ArtifactHelper,
+}
+
+impl Role {
+    /// The role of a container of [`pod_layout`].
+    fn of(laid_out: &LaidOutContainer) -> Self {
+        match laid_out.role {
+            ContainerRole::Init if laid_out.name == GIT_CLONE => Role::GitClone,
+            ContainerRole::Init => Role::Input,
+            ContainerRole::Sidecar => Role::Sidecar,
+            ContainerRole::Regular if laid_out.name == MAIN => Role::Main,
+            ContainerRole::Regular => Role::ArtifactHelper,
+        }
+    }
+}
+
+/// A pod's containers, where they go, and the volumes only they need.
+#[derive(Debug, Default)]
+pub(crate) struct PodContainers {
+    /// Init containers (native sidecars among them), in order.
+    pub(crate) init: Vec<core::Container>,
+    /// Regular containers: `main`, `artifact-helper`, then legacy sidecars.
+    pub(crate) regular: Vec<core::Container>,
+    /// The sidecars' scratch emptyDirs.
+    pub(crate) volumes: Vec<core::Volume>,
+}
+
+/// Every container of `plan`'s pod in [`pod_layout`] order, with the names
+/// and paths of `identity`. Legacy sidecars are plain containers after `main`
+/// (and `artifact-helper`).
+pub(crate) fn for_pod(
+    plan: &TaskPlan,
+    ctx: &RunContext,
+    identity: &PodIdentity,
+    mode: SidecarMode,
+) -> PodContainers {
+    let shared_mounts = main_mounts(plan, &identity.cache_prefix);
+    let checkout = identity.checkout.as_str();
+    let mut out = PodContainers::default();
+    let mut legacy_sidecars = Vec::new();
+    let mut inputs = identity.inputs.iter();
+    let mut sidecars = plan.sidecars.iter().zip(&identity.scratch_volumes);
+    for laid_out in pod_layout(plan) {
+        match Role::of(&laid_out) {
+            Role::GitClone => out.init.push(git_clone(ctx, checkout)),
+            Role::Input => {
+                if let Some(input) = inputs.next() {
+                    let name = laid_out.name.as_str();
+                    out.init
+                        .push(extract_input(name, ctx, &input.artifact, &input.path, checkout));
+                }
+            }
+            Role::Sidecar => {
+                if let Some((config, scratch)) = sidecars.next() {
+                    out.volumes.extend(scratch.iter().map(|volume| core::Volume {
+                        name: volume.clone(),
+                        empty_dir: Some(Default::default()),
+                        ..Default::default()
+                    }));
+                    let config = services::with_defaults(config);
+                    let container = pod_sidecar(&config, ctx, mode, shared_mounts.clone(), scratch, checkout);
+                    match mode {
+                        SidecarMode::Native => out.init.push(container),
+                        SidecarMode::Legacy => legacy_sidecars.push(container),
+                    }
+                }
+            }
+            Role::Main => {
+                let waits = match mode {
+                    SidecarMode::Legacy => legacy_waits(plan),
+                    SidecarMode::Native => String::new(),
+                };
+                out.regular
+                    .push(main(plan, ctx, shared_mounts.clone(), checkout, &waits));
+            }
+            Role::ArtifactHelper => {
+                let outputs = plan.saved_outputs();
+                out.regular
+                    .push(artifact_helper(ctx, &identity.outputs_dir, &outputs, checkout));
+            }
+        }
+    }
+    out.regular.extend(legacy_sidecars);
+    out
 }

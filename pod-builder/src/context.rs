@@ -3,8 +3,9 @@
 //! the target cluster wants pods shaped. Pure data: no clock, no randomness, no
 //! environment; the caller fills it in.
 
-use std::collections::BTreeMap;
+use std::ops::{Deref, DerefMut};
 
+use c8s_pipeline_model::PodOverrides;
 use k8s_openapi::api::core::v1::{Affinity, Toleration};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use serde_derive::{Deserialize, Serialize};
@@ -112,37 +113,17 @@ pub struct RunContext {
     pub default_run_as_user: i64,
     /// Pod `fsGroup`, so that volumes are writable by every container.
     pub fs_group: i64,
-    /// Extra labels on every object (c8s's own keys are reserved).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub labels: BTreeMap<String, String>,
-    /// Extra annotations on every object.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub annotations: BTreeMap<String, String>,
-    /// Service account of the pods; `None` also turns off token automounting.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub service_account: Option<String>,
-    /// Priority class of the pods.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub priority_class: Option<String>,
-    /// Node selector of the pods.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub node_selector: BTreeMap<String, String>,
-    /// Tolerations of the pods, in order.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub tolerations: Vec<Toleration>,
-    /// Affinity of the pods (over the plan's).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub affinity: Option<Affinity>,
-    /// Secrets to pull images with, after the plan's.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub image_pull_secrets: Vec<String>,
-    /// RuntimeClass of the pods (over the plan's).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub runtime_class: Option<String>,
-    /// A patch applied to every pod's `spec` after the plan's own
-    /// `podSpecPatch` (same merge rules).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pod_spec_patch: Option<serde_json::Value>,
+    /// Pod overrides of every pod, over each plan's own: the fields a
+    /// pipeline or a step sets, with Kubernetes' own tolerations and affinity.
+    /// Labels and annotations go on every object (c8s's own keys are
+    /// reserved) and win over the plan's, as the node selector's entries do;
+    /// tolerations and image pull secrets come after the plan's; affinity,
+    /// service account (which also turns token automounting on), RuntimeClass,
+    /// PriorityClass and `main`'s ephemeral storage replace the plan's;
+    /// `podSpecPatch` applies after the plan's (same merge rules). Its fields
+    /// read as the context's own (`ctx.labels`).
+    #[serde(flatten)]
+    pub pod: PodOverrides<Toleration, Affinity>,
     /// Seconds a finished Job is kept (`ttlSecondsAfterFinished`).
     pub job_ttl_seconds: i32,
     /// Image of the `git-clone` init container.
@@ -176,6 +157,22 @@ fn default_workspace_size() -> String {
     DEFAULT_WORKSPACE_SIZE_LIMIT.to_owned()
 }
 
+/// The context's pod overrides read (and written) as its own fields:
+/// `ctx.labels`, `ctx.pod_spec_patch`.
+impl Deref for RunContext {
+    type Target = PodOverrides<Toleration, Affinity>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.pod
+    }
+}
+
+impl DerefMut for RunContext {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.pod
+    }
+}
+
 impl RunContext {
     /// A context for run `run_id`, build `build`, with every default:
     /// Kubernetes 1.33, native sidecars, restricted profile, UID/fsGroup 1000,
@@ -197,16 +194,7 @@ impl RunContext {
             security_profile: SecurityProfile::Restricted,
             default_run_as_user: 1000,
             fs_group: 1000,
-            labels: BTreeMap::new(),
-            annotations: BTreeMap::new(),
-            service_account: None,
-            priority_class: None,
-            node_selector: BTreeMap::new(),
-            tolerations: Vec::new(),
-            affinity: None,
-            image_pull_secrets: Vec::new(),
-            runtime_class: None,
-            pod_spec_patch: None,
+            pod: PodOverrides::default(),
             job_ttl_seconds: 3600,
             git_image: DEFAULT_GIT_IMAGE.to_owned(),
             helper_image: DEFAULT_HELPER_IMAGE.to_owned(),
@@ -356,55 +344,55 @@ impl RunContext {
 
     /// Adds a label to every object.
     pub fn with_label(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
-        self.labels.insert(key.into(), value.into());
+        self.pod.labels.insert(key.into(), value.into());
         self
     }
 
     /// Adds an annotation to every object.
     pub fn with_annotation(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
-        self.annotations.insert(key.into(), value.into());
+        self.pod.annotations.insert(key.into(), value.into());
         self
     }
 
     /// Sets the service account.
     pub fn with_service_account(mut self, name: impl Into<String>) -> Self {
-        self.service_account = Some(name.into());
+        self.pod.service_account_name = Some(name.into());
         self
     }
 
     /// Sets the priority class.
     pub fn with_priority_class(mut self, name: impl Into<String>) -> Self {
-        self.priority_class = Some(name.into());
+        self.pod.priority_class_name = Some(name.into());
         self
     }
 
     /// Adds a node selector entry.
     pub fn with_node_selector(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
-        self.node_selector.insert(key.into(), value.into());
+        self.pod.node_selector.insert(key.into(), value.into());
         self
     }
 
     /// Adds a toleration.
     pub fn with_toleration(mut self, toleration: Toleration) -> Self {
-        self.tolerations.push(toleration);
+        self.pod.tolerations.push(toleration);
         self
     }
 
     /// Sets the affinity of every pod.
     pub fn with_affinity(mut self, affinity: Affinity) -> Self {
-        self.affinity = Some(affinity);
+        self.pod.affinity = Some(affinity);
         self
     }
 
     /// Adds a Secret to pull images with.
     pub fn with_image_pull_secret(mut self, name: impl Into<String>) -> Self {
-        self.image_pull_secrets.push(name.into());
+        self.pod.image_pull_secrets.push(name.into());
         self
     }
 
     /// Sets the RuntimeClass.
     pub fn with_runtime_class(mut self, name: impl Into<String>) -> Self {
-        self.runtime_class = Some(name.into());
+        self.pod.runtime_class_name = Some(name.into());
         self
     }
 
@@ -412,7 +400,7 @@ impl RunContext {
     /// named items merge by `name`). Needs the default feature `pod-spec-patch`:
     /// without it rendering refuses the patch.
     pub fn with_pod_spec_patch(mut self, patch: serde_json::Value) -> Self {
-        self.pod_spec_patch = Some(patch);
+        self.pod.pod_spec_patch = Some(patch);
         self
     }
 

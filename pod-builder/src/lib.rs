@@ -76,10 +76,12 @@ pub mod context;
 pub mod env;
 pub mod error;
 pub mod git;
+mod identity;
 pub mod inspect;
 mod main_container;
 pub mod names;
 mod overrides;
+mod parts;
 pub mod render;
 #[cfg(feature = "pipeline")]
 #[cfg_attr(docsrs, doc(cfg(feature = "pipeline")))]

@@ -1,14 +1,44 @@
 //! The `main` container: the user's command, wrapped when c8s must know how it
 //! ended, wait for legacy sidecars, or pass on signals.
 
+use std::borrow::Cow;
+
 use c8s_pipeline_model::TaskPlan;
-use c8s_sidecar_core::PortRef;
+use c8s_sidecar_core::contract::MAIN;
+use c8s_sidecar_core::{PortRef, Resources};
 use k8s_openapi::api::core::v1 as core;
 
-use crate::containers::{DEFAULT_READY_TIMEOUT_SECONDS, RunAs, home_mount, resources, security_context};
 use crate::context::RunContext;
 use crate::env::{container_env, literal_list};
+use crate::parts::{DEFAULT_READY_TIMEOUT_SECONDS, RunAs, home_mount, resources, security_context};
 use crate::scripts;
+
+const EPHEMERAL_STORAGE: &str = "ephemeral-storage";
+
+/// `main`'s requests and limits: the plan's, with the pod overrides'
+/// ephemeral storage (the context's over the plan's) unless they name it already.
+fn main_resources<'a>(plan: &'a TaskPlan, ctx: &'a RunContext) -> Cow<'a, Resources> {
+    let own = &plan.resources;
+    let Some(storage) = ctx
+        .pod
+        .ephemeral_storage
+        .as_ref()
+        .or(plan.pod.ephemeral_storage.as_ref())
+    else {
+        return Cow::Borrowed(own);
+    };
+    if own.requests.contains_key(EPHEMERAL_STORAGE) || own.limits.contains_key(EPHEMERAL_STORAGE) {
+        return Cow::Borrowed(own);
+    }
+    let mut out = own.clone();
+    if let Some(q) = &storage.request {
+        out.requests.insert(EPHEMERAL_STORAGE.to_owned(), q.clone());
+    }
+    if let Some(q) = &storage.limit {
+        out.limits.insert(EPHEMERAL_STORAGE.to_owned(), q.clone());
+    }
+    Cow::Owned(out)
+}
 
 /// Whether `main` runs under [`scripts::MAIN_WRAPPER`]: with outputs (the exit
 /// code and heartbeat for `artifact-helper`), with sidecars to wait for
@@ -118,15 +148,15 @@ pub fn main(
         extra.push(("C8S_RESULT_ENV", result_env.as_str()));
     }
     let mut mounts = mounts;
-    mounts.push(home_mount(crate::contract::MAIN));
+    mounts.push(home_mount(MAIN));
     core::Container {
-        name: crate::contract::MAIN.to_owned(),
+        name: MAIN.to_owned(),
         image: Some(plan.image.clone()),
         command: (!command.is_empty()).then(|| literal_list(&command)),
         args: (!args.is_empty()).then(|| literal_list(&args)),
         working_dir: Some(working_dir),
         env: container_env(&plan.env, checkout, &extra),
-        resources: resources(&plan.resources),
+        resources: resources(&main_resources(plan, ctx)),
         security_context: Some(security_context(
             ctx.security_profile,
             RunAs {

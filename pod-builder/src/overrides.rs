@@ -2,45 +2,14 @@
 //! the run context's, then `podSpecPatch`. The result is validated by the
 //! caller exactly like any other pod.
 
-use std::borrow::Cow;
-use std::collections::BTreeMap;
-
 use c8s_pipeline_model::TaskPlan;
 use k8s_openapi::api::core::v1 as core;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::Error;
 use crate::context::RunContext;
+use crate::error::Error;
 use crate::spec_patch::patched;
-
-const EPHEMERAL_STORAGE: &str = "ephemeral-storage";
-
-/// `plan` with the overrides' ephemeral storage in `main`'s resources, unless
-/// they name it already.
-pub(crate) fn with_ephemeral_storage(plan: &TaskPlan) -> Cow<'_, TaskPlan> {
-    let Some(storage) = &plan.pod.ephemeral_storage else {
-        return Cow::Borrowed(plan);
-    };
-    let resources = &plan.resources;
-    if resources.requests.contains_key(EPHEMERAL_STORAGE) || resources.limits.contains_key(EPHEMERAL_STORAGE)
-    {
-        return Cow::Borrowed(plan);
-    }
-    let mut plan = plan.clone();
-    if let Some(q) = &storage.request {
-        plan.resources
-            .requests
-            .insert(EPHEMERAL_STORAGE.to_owned(), q.clone());
-    }
-    if let Some(q) = &storage.limit {
-        plan.resources
-            .limits
-            .insert(EPHEMERAL_STORAGE.to_owned(), q.clone());
-    }
-    Cow::Owned(plan)
-}
 
 /// The Kubernetes type with the same JSON shape as a model type.
 fn convert<T: DeserializeOwned>(field: &str, value: &impl Serialize) -> Result<T, Error> {
@@ -57,46 +26,24 @@ fn push_new<T: PartialEq>(list: &mut Vec<T>, item: T) {
     }
 }
 
-/// Applies the plan's and the context's overrides to `meta` and `spec`.
-pub(crate) fn apply(
-    plan: &TaskPlan,
-    ctx: &RunContext,
-    meta: &mut ObjectMeta,
-    spec: &mut core::PodSpec,
-) -> Result<(), Error> {
+/// Applies the plan's and the context's overrides to `spec` (their labels
+/// and annotations are the pod identity's).
+pub(crate) fn apply(plan: &TaskPlan, ctx: &RunContext, spec: &mut core::PodSpec) -> Result<(), Error> {
     let pod = &plan.pod;
-    for key in pod.labels.keys().chain(pod.annotations.keys()) {
-        if c8s_sidecar_core::contract::is_reserved_key(key) {
-            return Err(Error::ReservedLabel { key: key.clone() });
-        }
-    }
-    if !pod.labels.is_empty() {
-        let labels = meta.labels.get_or_insert_with(BTreeMap::new);
-        for (k, v) in &pod.labels {
-            labels.entry(k.clone()).or_insert_with(|| v.clone());
-        }
-    }
-    if !pod.annotations.is_empty() {
-        let annotations = meta.annotations.get_or_insert_with(BTreeMap::new);
-        for (k, v) in &pod.annotations {
-            annotations.entry(k.clone()).or_insert_with(|| v.clone());
-        }
-    }
-
     let mut node_selector = pod.node_selector.clone();
-    node_selector.extend(ctx.node_selector.clone());
+    node_selector.extend(ctx.pod.node_selector.clone());
     spec.node_selector = (!node_selector.is_empty()).then_some(node_selector);
 
     let mut tolerations: Vec<core::Toleration> = Vec::new();
     for (i, t) in pod.tolerations.iter().enumerate() {
         push_new(&mut tolerations, convert(&format!("tolerations[{i}]"), t)?);
     }
-    for t in &ctx.tolerations {
+    for t in &ctx.pod.tolerations {
         push_new(&mut tolerations, t.clone());
     }
     spec.tolerations = (!tolerations.is_empty()).then_some(tolerations);
 
-    spec.affinity = match (&ctx.affinity, &pod.affinity) {
+    spec.affinity = match (&ctx.pod.affinity, &pod.affinity) {
         (Some(affinity), _) => Some(affinity.clone()),
         (None, Some(affinity)) => Some(convert("affinity", affinity)?),
         (None, None) => None,
@@ -104,7 +51,7 @@ pub(crate) fn apply(
 
     // The task's registry credentials (Concourse), then the overrides'.
     let mut pull_secrets: Vec<String> = plan.image_pull_secrets.clone();
-    for s in pod.image_pull_secrets.iter().chain(&ctx.image_pull_secrets) {
+    for s in pod.image_pull_secrets.iter().chain(&ctx.pod.image_pull_secrets) {
         push_new(&mut pull_secrets, s.clone());
     }
     spec.image_pull_secrets = (!pull_secrets.is_empty()).then(|| {
@@ -115,22 +62,28 @@ pub(crate) fn apply(
     });
 
     let account = ctx
-        .service_account
+        .pod
+        .service_account_name
         .clone()
         .or_else(|| pod.service_account_name.clone());
     // No account: no token either; a named account is there to reach the API.
     spec.automount_service_account_token = account.is_none().then_some(false);
     spec.service_account_name = account;
     spec.runtime_class_name = ctx
-        .runtime_class
+        .pod
+        .runtime_class_name
         .clone()
         .or_else(|| pod.runtime_class_name.clone());
     spec.priority_class_name = ctx
-        .priority_class
+        .pod
+        .priority_class_name
         .clone()
         .or_else(|| pod.priority_class_name.clone());
 
-    for patch in [&pod.pod_spec_patch, &ctx.pod_spec_patch].into_iter().flatten() {
+    for patch in [&pod.pod_spec_patch, &ctx.pod.pod_spec_patch]
+        .into_iter()
+        .flatten()
+    {
         *spec = patched(spec, patch)?;
     }
     Ok(())

@@ -1,20 +1,26 @@
-//! `render_pod` and `render_job`: a plan's containers in `pod_layout` order,
-//! the volumes they need, names, labels, and the Job wrapper. Every object is
-//! validated before it is returned.
+//! `render_pod` and `render_job`: one walk from a plan to a validated object.
+//! The plan and context are checked, the pod's identity (names, labels,
+//! annotations, paths) is computed once (the `identity` module), the containers
+//! are built from it ([`crate::containers`]), the pod spec is put together
+//! here, the overrides applied, and the object validated.
 
-use c8s_pipeline_model::{ContainerRole, TaskPlan, pod_layout};
+use c8s_pipeline_model::TaskPlan;
 use c8s_sidecar_core::paths::{self, PathError};
 use k8s_openapi::api::batch::v1 as batch;
 use k8s_openapi::api::core::v1 as core;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-use crate::containers::{
-    self, ARTIFACTS_VOLUME, CACHE_VOLUME, GIT_CREDENTIALS_VOLUME, HOME_VOLUME, WORKSPACE_VOLUME,
-};
+use crate::containers::{self, PodContainers};
 use crate::context::{RunContext, SidecarMode};
-use crate::names::{self, NameParts};
-use crate::overrides;
-use crate::{Error, contract, validate};
+use crate::error::Error;
+use crate::identity::PodIdentity;
+use crate::parts::{
+    ARTIFACTS_VOLUME, CACHE_VOLUME, GIT_CREDENTIALS_VOLUME, HOME_VOLUME, WORKSPACE_VOLUME,
+    pod_security_context,
+};
+use crate::{concourse, overrides, service_names, validate};
+
+pub use crate::identity::object_name;
 
 /// Renders `plan` as a Pod (restartPolicy Never), validated.
 ///
@@ -87,27 +93,18 @@ fn disruption_target() -> batch::PodFailurePolicyOnPodConditionsPattern {
     pattern
 }
 
-/// The pipeline name that applies: the context's override or the plan's.
-fn pipeline_name<'a>(plan: &'a TaskPlan, ctx: &'a RunContext) -> &'a str {
-    if ctx.pipeline.is_empty() {
-        &plan.identity.pipeline
-    } else {
-        &ctx.pipeline
-    }
-}
-
-/// The name `render_pod`/`render_job` give `plan` under `ctx`.
-pub fn object_name(plan: &TaskPlan, ctx: &RunContext) -> String {
-    names::object_name(&NameParts {
-        pipeline: pipeline_name(plan, ctx),
-        step: &plan.identity.step,
-        matrix_id: plan.identity.matrix_id.as_deref(),
-        build: ctx.build,
-        run_id: &ctx.run_id,
-    })
-}
-
 fn render_parts(plan: &TaskPlan, ctx: &RunContext, job: bool) -> Result<(ObjectMeta, core::PodSpec), Error> {
+    let mode = check(plan, ctx, job)?;
+    let identity = PodIdentity::new(plan, ctx)?;
+    let containers = containers::for_pod(plan, ctx, &identity, mode);
+    let mut spec = pod_spec(plan, ctx, &identity, containers);
+    overrides::apply(plan, ctx, &mut spec)?;
+    Ok((identity.metadata, spec))
+}
+
+/// Checks `plan` and `ctx` before anything is built, and what the plan asks
+/// of the sidecar mode that applies (returned) and of a Job.
+fn check(plan: &TaskPlan, ctx: &RunContext, job: bool) -> Result<SidecarMode, Error> {
     plan.validate().map_err(Error::InvalidPlan)?;
     let mode = ctx.effective_sidecar_mode()?;
     ctx.check()?;
@@ -134,97 +131,18 @@ fn render_parts(plan: &TaskPlan, ctx: &RunContext, job: bool) -> Result<(ObjectM
             step: plan.identity.step.clone(),
         });
     }
-    let name = object_name(plan, ctx);
-    let plan = &*overrides::with_ephemeral_storage(plan);
-    let mut metadata = metadata(plan, ctx, &name)?;
-    let mut spec = pod_spec(plan, ctx, mode);
-    overrides::apply(plan, ctx, &mut metadata, &mut spec)?;
-    Ok((metadata, spec))
+    Ok(mode)
 }
 
-fn metadata(plan: &TaskPlan, ctx: &RunContext, name: &str) -> Result<ObjectMeta, Error> {
-    for key in ctx.labels.keys().chain(ctx.annotations.keys()) {
-        if contract::is_reserved_key(key) {
-            return Err(Error::ReservedLabel { key: key.clone() });
-        }
-    }
-    let pipeline = pipeline_name(plan, ctx);
-    let mut labels = ctx.labels.clone();
-    labels.extend([
-        (contract::NAME_LABEL.to_owned(), contract::APP_NAME.to_owned()),
-        (contract::INSTANCE_LABEL.to_owned(), name.to_owned()),
-        (
-            contract::COMPONENT_LABEL.to_owned(),
-            contract::COMPONENT_STEP.to_owned(),
-        ),
-        (
-            contract::MANAGED_BY_LABEL.to_owned(),
-            contract::MANAGED_BY_VALUE.to_owned(),
-        ),
-        (contract::PIPELINE_LABEL.to_owned(), names::label_value(pipeline)),
-        (contract::RUN_LABEL.to_owned(), names::label_value(&ctx.run_id)),
-        (
-            contract::STEP_LABEL.to_owned(),
-            names::label_value(&plan.identity.step),
-        ),
-        (contract::BUILD_LABEL.to_owned(), ctx.build.to_string()),
-    ]);
-    if let Some(id) = &plan.identity.matrix_id {
-        labels.insert(contract::MATRIX_KEY.to_owned(), names::label_value(id));
-    }
-    // A step the user retries says which attempt it is; the runner sets it on each pod.
-    if plan.retries.as_ref().is_some_and(|r| r.limit > 0) {
-        labels.insert(
-            c8s_pipeline_model::finally::ATTEMPT_LABEL.to_owned(),
-            "1".to_owned(),
-        );
-    }
-    // The unshortened facts, for people and tools (label values may be hashed).
-    let mut annotations = ctx.annotations.clone();
-    let facts = [
-        (contract::PIPELINE_ANNOTATION, pipeline),
-        (contract::STEP_ANNOTATION, plan.identity.step.as_str()),
-        (contract::RUN_ID_ANNOTATION, ctx.run_id.as_str()),
-        (contract::REPOSITORY_ANNOTATION, ctx.repository.as_str()),
-        (contract::COMMIT_ANNOTATION, ctx.commit.as_str()),
-        (contract::BRANCH_ANNOTATION, ctx.branch.as_str()),
-    ];
-    for (key, value) in facts {
-        if !value.is_empty() {
-            annotations.insert(key.to_owned(), value.to_owned());
-        }
-    }
-    if !plan.identity.matrix.is_empty() {
-        let matrix: Vec<String> = plan
-            .identity
-            .matrix
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect();
-        annotations.insert(contract::MATRIX_KEY.to_owned(), matrix.join(","));
-    }
-    Ok(ObjectMeta {
-        name: Some(name.to_owned()),
-        namespace: (!ctx.namespace.is_empty()).then(|| ctx.namespace.clone()),
-        labels: Some(labels),
-        annotations: (!annotations.is_empty()).then_some(annotations),
-        owner_references: ctx.owner_reference.clone().map(|o| vec![o]),
-        ..Default::default()
-    })
-}
-
-/// Artifact key of `step`'s outputs in this run: `<pipeline>/<run>/<matrix>/<step>`.
-fn artifact_dir(plan: &TaskPlan, ctx: &RunContext, step: &str) -> String {
-    let matrix = plan.identity.matrix_id.as_deref().unwrap_or("");
-    [pipeline_name(plan, ctx), &ctx.run_id, matrix, step]
-        .map(names::path_segment)
-        .join("/")
-}
-
-fn pod_spec(plan: &TaskPlan, ctx: &RunContext, mode: SidecarMode) -> core::PodSpec {
-    let cache_prefix = names::path_segment(pipeline_name(plan, ctx));
-    let shared_mounts = containers::main_mounts(plan, &cache_prefix);
-    let checkout = containers::checkout_dir(plan.checkout.as_deref());
+/// The pod's volumes: workspace and homes, git credentials when the context
+/// names a Secret, the artifact and cache claims when the plan uses them, then
+/// the sidecars' scratch directories.
+fn volumes(
+    plan: &TaskPlan,
+    ctx: &RunContext,
+    identity: &PodIdentity,
+    scratch: Vec<core::Volume>,
+) -> Vec<core::Volume> {
     let size_limit = (!ctx.workspace_size_limit.is_empty())
         .then(|| k8s_openapi::apimachinery::pkg::api::resource::Quantity(ctx.workspace_size_limit.clone()));
     let mut volumes = vec![
@@ -262,82 +180,26 @@ fn pod_spec(plan: &TaskPlan, ctx: &RunContext, mode: SidecarMode) -> core::PodSp
         }),
         ..Default::default()
     };
-    let (inputs, outputs) = (plan.artifact_inputs(), plan.saved_outputs());
-    if !inputs.is_empty() || !outputs.is_empty() {
+    if !identity.inputs.is_empty() || !plan.saved_outputs().is_empty() {
         volumes.push(pvc(ARTIFACTS_VOLUME, &ctx.artifact_claim));
     }
     if !plan.caches.is_empty() {
         volumes.push(pvc(CACHE_VOLUME, &ctx.cache_claim));
     }
+    volumes.extend(scratch);
+    volumes
+}
 
-    let mut init = Vec::new();
-    let mut regular = Vec::new();
-    let mut legacy_sidecars = Vec::new();
-    let (mut next_input, mut next_sidecar) = (inputs.iter(), plan.sidecars.iter());
-    for laid_out in pod_layout(plan) {
-        match (laid_out.role, laid_out.name.as_str()) {
-            (ContainerRole::Init, contract::GIT_CLONE) => init.push(containers::git_clone(ctx, &checkout)),
-            (ContainerRole::Init, name) => {
-                if let Some(input) = next_input.next() {
-                    let artifact = format!(
-                        "{}/{}.tar",
-                        artifact_dir(plan, ctx, &input.step),
-                        input.output.trim_end_matches('/')
-                    );
-                    let path = input.path.trim_end_matches('/');
-                    init.push(containers::extract_input(name, ctx, &artifact, path, &checkout));
-                }
-            }
-            (ContainerRole::Sidecar, _) => {
-                if let Some(config) = next_sidecar.next() {
-                    let config = crate::services::with_defaults(config);
-                    let scratch: Vec<String> = (0..config.scratch.len())
-                        .map(|i| names::scratch_volume_name(&config.name, i))
-                        .collect();
-                    for volume in &scratch {
-                        volumes.push(core::Volume {
-                            name: volume.clone(),
-                            empty_dir: Some(Default::default()),
-                            ..Default::default()
-                        });
-                    }
-                    let container = containers::pod_sidecar(
-                        &config,
-                        ctx,
-                        mode,
-                        shared_mounts.clone(),
-                        &scratch,
-                        &checkout,
-                    );
-                    match mode {
-                        SidecarMode::Native => init.push(container),
-                        SidecarMode::Legacy => legacy_sidecars.push(container),
-                    }
-                }
-            }
-            (ContainerRole::Regular, contract::MAIN) => {
-                let waits = match mode {
-                    SidecarMode::Legacy => containers::legacy_waits(plan),
-                    SidecarMode::Native => String::new(),
-                };
-                regular.push(containers::main(
-                    plan,
-                    ctx,
-                    shared_mounts.clone(),
-                    &checkout,
-                    &waits,
-                ));
-            }
-            (ContainerRole::Regular, _) => {
-                let dir = artifact_dir(plan, ctx, &plan.identity.step);
-                regular.push(containers::artifact_helper(ctx, &dir, &outputs, &checkout));
-            }
-        }
-    }
-    // Legacy sidecars are plain containers after main (and artifact-helper).
-    regular.extend(legacy_sidecars);
-
-    let has_account = ctx.service_account.is_some();
+/// The pod spec around `containers`: volumes, deadline, security context,
+/// service names and the context's scheduling settings, then what Concourse
+/// steps add.
+fn pod_spec(
+    plan: &TaskPlan,
+    ctx: &RunContext,
+    identity: &PodIdentity,
+    containers: PodContainers,
+) -> core::PodSpec {
+    let has_account = ctx.pod.service_account_name.is_some();
     let mut spec = core::PodSpec {
         // Every pod gets a deadline: a stuck step (or a sidecar that never gets
         // ready, restarted by the kubelet) ends at the latest here.
@@ -345,20 +207,20 @@ fn pod_spec(plan: &TaskPlan, ctx: &RunContext, mode: SidecarMode) -> core::PodSp
             i64::try_from(s).unwrap_or(i64::MAX)
         })),
         automount_service_account_token: (!has_account).then_some(false),
-        containers: regular,
+        containers: containers.regular,
         enable_service_links: Some(false),
-        host_aliases: crate::service_names::host_aliases(plan),
-        init_containers: Some(init),
-        node_selector: (!ctx.node_selector.is_empty()).then(|| ctx.node_selector.clone()),
-        priority_class_name: ctx.priority_class.clone(),
+        host_aliases: service_names::host_aliases(plan),
+        init_containers: Some(containers.init),
+        node_selector: (!ctx.pod.node_selector.is_empty()).then(|| ctx.pod.node_selector.clone()),
+        priority_class_name: ctx.pod.priority_class_name.clone(),
         restart_policy: Some("Never".to_owned()),
-        security_context: Some(containers::pod_security_context(ctx)),
-        service_account_name: ctx.service_account.clone(),
-        tolerations: (!ctx.tolerations.is_empty()).then(|| ctx.tolerations.clone()),
-        volumes: Some(volumes),
+        security_context: Some(pod_security_context(ctx)),
+        service_account_name: ctx.pod.service_account_name.clone(),
+        tolerations: (!ctx.pod.tolerations.is_empty()).then(|| ctx.pod.tolerations.clone()),
+        volumes: Some(volumes(plan, ctx, identity, containers.volumes)),
         ..Default::default()
     };
-    crate::concourse::apply(plan, &mut spec);
+    concourse::apply(plan, &mut spec);
     spec
 }
 

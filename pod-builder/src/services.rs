@@ -66,14 +66,24 @@ pub fn service_image(image: &str) -> Option<ServiceImage> {
     }
 }
 
+/// The table entry whose defaults apply to `sidecar`: a known image, and the
+/// sidecar says nothing about its UID, root or scratch directories.
+fn defaults_for(sidecar: &SidecarConfig) -> Option<ServiceImage> {
+    let known = service_image(&sidecar.image)?;
+    let silent = sidecar.run_as_user.is_none() && !sidecar.run_as_root && sidecar.scratch.is_empty();
+    silent.then_some(known)
+}
+
+/// How many scratch directories `sidecar` has once [`with_defaults`] applied.
+pub(crate) fn scratch_count(sidecar: &SidecarConfig) -> usize {
+    defaults_for(sidecar).map_or(sidecar.scratch.len(), |known| known.writable.len())
+}
+
 /// `sidecar` with the table's defaults filled in where it says nothing.
 pub fn with_defaults(sidecar: &SidecarConfig) -> std::borrow::Cow<'_, SidecarConfig> {
-    let Some(known) = service_image(&sidecar.image) else {
+    let Some(known) = defaults_for(sidecar) else {
         return std::borrow::Cow::Borrowed(sidecar);
     };
-    if sidecar.run_as_user.is_some() || sidecar.run_as_root || !sidecar.scratch.is_empty() {
-        return std::borrow::Cow::Borrowed(sidecar);
-    }
     let mut out = sidecar.clone();
     out.run_as_user = Some(known.uid);
     out.scratch = known.writable.iter().map(|p| (*p).to_owned()).collect();

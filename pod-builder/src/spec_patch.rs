@@ -7,7 +7,7 @@
 
 use k8s_openapi::api::core::v1 as core;
 
-use crate::Error;
+use crate::error::Error;
 
 #[cfg(feature = "pod-spec-patch")]
 use c8s_pipeline_model::pod::patch;
@@ -68,7 +68,8 @@ pub(crate) fn patched(_spec: &core::PodSpec, _patch: &serde_json::Value) -> Resu
     })
 }
 
-#[cfg(all(test, not(feature = "pod-spec-patch")))]
+#[cfg(test)]
+#[cfg(not(feature = "pod-spec-patch"))]
 mod tests {
     use crate::prelude::*;
 

@@ -18,20 +18,25 @@ use serde_derive::{Deserialize, Serialize};
 pub use affinity::Affinity;
 
 /// The pod-level settings a pipeline or a step may set.
+///
+/// `T` and `A` are the toleration and affinity types: this crate's strict
+/// ones for what files say; a renderer with its own Kubernetes types (the
+/// run-wide overrides of `c8s-pod-builder`'s `RunContext`) names those.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", schemars(rename = "PodOverrides"))]
 #[serde(rename_all = "camelCase")]
 #[non_exhaustive]
-pub struct PodOverrides {
+pub struct PodOverrides<T = Toleration, A = Affinity> {
     /// Node labels the pod must run on.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub node_selector: BTreeMap<String, String>,
     /// Taints the pod tolerates.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub tolerations: Vec<Toleration>,
+    pub tolerations: Vec<T>,
     /// Node and pod (anti-)affinity.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub affinity: Option<Affinity>,
+    pub affinity: Option<A>,
     /// Secrets (type `kubernetes.io/dockerconfigjson`) to pull images with.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub image_pull_secrets: Vec<String>,
