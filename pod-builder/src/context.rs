@@ -3,7 +3,6 @@
 //! the target cluster wants pods shaped. Pure data: no clock, no randomness, no
 //! environment; the caller fills it in.
 
-use std::ops::{Deref, DerefMut};
 
 use c8s_pipeline_model::PodOverrides;
 use k8s_openapi::api::core::v1::{Affinity, Toleration};
@@ -155,22 +154,6 @@ fn default_deadline() -> i64 {
 
 fn default_workspace_size() -> String {
     DEFAULT_WORKSPACE_SIZE_LIMIT.to_owned()
-}
-
-/// The context's pod overrides read (and written) as its own fields:
-/// `ctx.labels`, `ctx.pod_spec_patch`.
-impl Deref for RunContext {
-    type Target = PodOverrides<Toleration, Affinity>;
-
-    fn deref(&self) -> &Self::Target {
-        &self.pod
-    }
-}
-
-impl DerefMut for RunContext {
-    fn deref_mut(&mut self) -> &mut Self::Target {
-        &mut self.pod
-    }
 }
 
 impl RunContext {
@@ -410,7 +393,7 @@ impl RunContext {
     /// ```
     /// # use c8s_pod_builder::RunContext;
     /// let ctx = RunContext::new("run-1", 1).with_taint_toleration("dedicated", "ci", "NoSchedule");
-    /// assert_eq!(ctx.tolerations[0].operator.as_deref(), Some("Equal"));
+    /// assert_eq!(ctx.pod.tolerations[0].operator.as_deref(), Some("Equal"));
     /// ```
     pub fn with_taint_toleration(
         self,

@@ -242,7 +242,7 @@ pub fn context(args: &RenderArgs, repository: &str) -> RunContext {
 pub fn security_notes(plans: &[TaskPlan], ctx: &RunContext) -> Vec<String> {
     plans
         .iter()
-        .filter(|plan| plan.pod.pod_spec_patch.is_some() || ctx.pod_spec_patch.is_some())
+        .filter(|plan| plan.pod.pod_spec_patch.is_some() || ctx.pod.pod_spec_patch.is_some())
         .filter_map(|plan| c8s_pod_builder::render_pod(plan, ctx).ok())
         .map(|pod| {
             let level = pod
