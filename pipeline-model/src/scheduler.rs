@@ -177,7 +177,7 @@ impl Condition {
     }
 
     /// The negation of `self`.
-    pub fn not(self) -> Condition {
+    pub fn negated(self) -> Condition {
         match self {
             Condition::Not(inner) => *inner,
             other => Condition::Not(Box::new(other)),

@@ -166,9 +166,9 @@ impl Node {
             Node::Leaf(id) => Condition::Failed(id.clone()),
             _ => Condition::all([
                 self.ended(),
-                self.ok().not(),
-                self.errored().not(),
-                self.aborted().not(),
+                self.ok().negated(),
+                self.errored().negated(),
+                self.aborted().negated(),
             ]),
         }
     }
@@ -262,9 +262,10 @@ mod tests {
             c["f"],
             Condition::all([
                 Condition::all([Condition::Ended("x".into()), Condition::Ended("s".into())]),
-                Condition::all([Condition::Succeeded("x".into()), Condition::Succeeded("s".into())]).not(),
-                Condition::any([Condition::Errored("x".into()), Condition::Errored("s".into())]).not(),
-                Condition::any([Condition::Aborted("x".into()), Condition::Aborted("s".into())]).not(),
+                Condition::all([Condition::Succeeded("x".into()), Condition::Succeeded("s".into())])
+                    .negated(),
+                Condition::any([Condition::Errored("x".into()), Condition::Errored("s".into())]).negated(),
+                Condition::any([Condition::Aborted("x".into()), Condition::Aborted("s".into())]).negated(),
             ])
         );
         assert_eq!(
