@@ -23,6 +23,15 @@ const TASK: &str = "{ platform: linux, image_resource: { type: registry-image, s
 
 /// Runs job `job` of `pipeline` (with `TASK` for `CFG`) on `sim`.
 async fn run(sim: &SimCluster, pipeline: &str) -> RunStatus {
+    run_until(sim, pipeline, std::future::pending()).await
+}
+
+/// [`run`], cancelled when `cancel` completes.
+async fn run_until(
+    sim: &SimCluster,
+    pipeline: &str,
+    cancel: impl std::future::Future<Output = ()>,
+) -> RunStatus {
     let text = pipeline.replace("CFG", TASK);
     let reader = MemorySource::new();
     let parsed =
@@ -41,9 +50,7 @@ async fn run(sim: &SimCluster, pipeline: &str) -> RunStatus {
         .outcome
         .renamed(&|s| names.get(s).cloned().unwrap_or_else(|| s.to_owned()));
     let options = RunOptions::new("t").outcome(Some(outcome));
-    run_pipeline(sim, steps, options, std::future::pending())
-        .await
-        .unwrap()
+    run_pipeline(sim, steps, options, cancel).await.unwrap()
 }
 
 /// The state of step `job.NAME` (its step is named after its object).
@@ -221,4 +228,31 @@ async fn a_step_skipped_after_a_failure_runs_none_of_its_hooks() {
     }
     assert_eq!(state(&status, "second"), StepState::Skipped);
     assert_eq!(status.state, RunState::Failed);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_aborted_task_runs_its_on_abort_and_ensure_hooks_not_its_on_failure_hook() {
+    let sim = SimCluster::new();
+    sim.script("job.build", StepScript::new(secs(600)));
+    let pipeline = "jobs:
+- name: job
+  plan:
+  - task: build
+    config: CFG
+    on_abort: { task: aborted, config: CFG }
+    on_failure: { task: failed, config: CFG }
+    ensure: { task: always, config: CFG }
+  - task: next
+    config: CFG
+";
+    let status = run_until(&sim, pipeline, tokio::time::sleep(secs(10))).await;
+    assert_eq!(status.state, RunState::Cancelled, "{}", status.to_json());
+    assert_eq!(state(&status, "build"), StepState::Cancelled);
+    assert!(
+        ran(&sim, "aborted") && ran(&sim, "always"),
+        "{}",
+        status.to_json()
+    );
+    assert_eq!(state(&status, "aborted"), StepState::Succeeded);
+    assert!(!ran(&sim, "failed") && !ran(&sim, "next"));
 }

@@ -20,7 +20,8 @@ use super::steps::{Step, StepKind};
 use crate::plan::{PlanIdentity, TaskPlan};
 use crate::scheduler::Condition;
 
-/// When a step runs, given how the steps it depends on ended.
+/// When a step runs, given how the steps it depends on ended, as `c8s plan`
+/// shows it (the exact rule `c8s run` follows is [`JobPlan::conditions`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum When {
@@ -28,9 +29,9 @@ pub enum When {
     Success,
     /// One failed (`on_failure`).
     Failure,
-    /// A step errored: c8s treats an error as a failure (`on_error`).
+    /// The step errored (`on_error`): its timeout, an infrastructure fault.
     Error,
-    /// The build was aborted (`on_abort`): runs when the runner cancels the build.
+    /// The build was aborted while the step ran (`on_abort`).
     Abort,
     /// However they ended (`ensure`, and steps after a `try`).
     Always,
