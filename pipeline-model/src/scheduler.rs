@@ -52,6 +52,11 @@ pub enum Observed {
         attempt: u32,
         /// When a retry may start, if one is allowed.
         retry_at: Option<u64>,
+        /// The attempt errored rather than failed (Concourse's distinction):
+        /// it did not end with its container's non-zero exit (its own
+        /// timeout, an image that could not be pulled, a disruption).
+        #[serde(default)]
+        errored: bool,
     },
     /// The step was skipped or cancelled before it finished.
     Cancelled,
@@ -88,6 +93,139 @@ pub struct Policy {
     /// The user's retries per step: attempts on top of `max_attempts`.
     #[serde(default)]
     pub retries: BTreeMap<String, u32>,
+    /// Steps that run under a [`Condition`] over how other steps ended (a
+    /// Concourse hook, a step after a `try`): such a step is not skipped
+    /// because a dependency failed; it waits until every dependency and
+    /// every step its condition names has ended for good, then starts if
+    /// the condition holds and is skipped ([`StopReason::ConditionFalse`])
+    /// if not. A cancel or a fail-fast does not stop it when a step its
+    /// condition names ended without succeeding (it runs because of that
+    /// end, as an `on_abort` or `ensure` hook does); the run's deadline does.
+    #[serde(default)]
+    pub conditions: BTreeMap<String, Condition>,
+    /// When set, the run succeeded iff this holds once every step has
+    /// ended (else: iff every step succeeded), and no failure stops the
+    /// run early (fail-fast is off: what a failure stops is said by the
+    /// conditions).
+    #[serde(default)]
+    pub outcome: Option<Condition>,
+}
+
+/// A condition over how steps ended, read by [`decide`] for
+/// [`Policy::conditions`] and [`Policy::outcome`].
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub enum Condition {
+    /// Always holds.
+    True,
+    /// The step succeeded.
+    Succeeded(String),
+    /// The step ran and failed for good (not errored).
+    Failed(String),
+    /// The step ran and errored for good (its own timeout, a fault that
+    /// was not its container's non-zero exit).
+    Errored(String),
+    /// The step could run (its dependencies and condition allowed it) and
+    /// was stopped or left out by the run's cancel.
+    Aborted(String),
+    /// The step ended for good, however (also never started).
+    Ended(String),
+    /// Every condition holds.
+    All(Vec<Condition>),
+    /// One condition holds.
+    Any(Vec<Condition>),
+    /// The condition does not hold.
+    Not(Box<Condition>),
+}
+
+impl Condition {
+    /// The conjunction of `parts`, flattened, without `True`s (`True` if none).
+    pub fn all(parts: impl IntoIterator<Item = Condition>) -> Condition {
+        let mut out = Vec::new();
+        for part in parts {
+            match part {
+                Condition::True => {}
+                Condition::All(inner) => out.extend(inner),
+                other => out.push(other),
+            }
+        }
+        if out.len() == 1 {
+            out.pop().unwrap_or(Condition::True)
+        } else if out.is_empty() {
+            Condition::True
+        } else {
+            Condition::All(out)
+        }
+    }
+
+    /// The disjunction of `parts`, flattened (`Not(True)` if none).
+    pub fn any(parts: impl IntoIterator<Item = Condition>) -> Condition {
+        let mut out = Vec::new();
+        for part in parts {
+            match part {
+                Condition::True => return Condition::True,
+                Condition::Any(inner) => out.extend(inner),
+                other => out.push(other),
+            }
+        }
+        if out.len() == 1 {
+            out.pop().unwrap_or(Condition::True)
+        } else {
+            Condition::Any(out)
+        }
+    }
+
+    /// The negation of `self`.
+    pub fn negated(self) -> Condition {
+        match self {
+            Condition::Not(inner) => *inner,
+            other => Condition::Not(Box::new(other)),
+        }
+    }
+
+    /// The steps the condition names, each once, in order.
+    pub fn steps(&self) -> BTreeSet<&str> {
+        let mut out = BTreeSet::new();
+        self.collect_steps(&mut out);
+        out
+    }
+
+    fn collect_steps<'a>(&'a self, out: &mut BTreeSet<&'a str>) {
+        match self {
+            Condition::True => {}
+            Condition::Succeeded(s)
+            | Condition::Failed(s)
+            | Condition::Errored(s)
+            | Condition::Aborted(s)
+            | Condition::Ended(s) => {
+                out.insert(s);
+            }
+            Condition::All(parts) | Condition::Any(parts) => {
+                for part in parts {
+                    part.collect_steps(out);
+                }
+            }
+            Condition::Not(inner) => inner.collect_steps(out),
+        }
+    }
+
+    /// The same condition over other step names (`rename` gives each
+    /// step's new name).
+    pub fn renamed(&self, rename: &dyn Fn(&str) -> String) -> Condition {
+        let map = |parts: &[Condition]| parts.iter().map(|p| p.renamed(rename)).collect();
+        match self {
+            Condition::True => Condition::True,
+            Condition::Succeeded(s) => Condition::Succeeded(rename(s)),
+            Condition::Failed(s) => Condition::Failed(rename(s)),
+            Condition::Errored(s) => Condition::Errored(rename(s)),
+            Condition::Aborted(s) => Condition::Aborted(rename(s)),
+            Condition::Ended(s) => Condition::Ended(rename(s)),
+            Condition::All(parts) => Condition::All(map(parts)),
+            Condition::Any(parts) => Condition::Any(map(parts)),
+            Condition::Not(inner) => Condition::Not(Box::new(inner.renamed(rename))),
+        }
+    }
 }
 
 impl Default for Policy {
@@ -103,6 +241,8 @@ impl Default for Policy {
             estimates: BTreeMap::new(),
             finally: BTreeSet::new(),
             retries: BTreeMap::new(),
+            conditions: BTreeMap::new(),
+            outcome: None,
         }
     }
 }
@@ -167,6 +307,18 @@ impl Policy {
         self.retries.insert(step.into(), n);
         self
     }
+
+    /// With `step` run under `condition`.
+    pub fn condition(mut self, step: impl Into<String>, condition: Condition) -> Self {
+        self.conditions.insert(step.into(), condition);
+        self
+    }
+
+    /// With the run's result given by `condition`.
+    pub fn outcome(mut self, condition: Condition) -> Self {
+        self.outcome = Some(condition);
+        self
+    }
 }
 
 /// Start attempt `attempt` of `step`.
@@ -194,6 +346,8 @@ pub enum StopReason {
     RunDeadline,
     /// The run was cancelled.
     RunCancelled,
+    /// Its [`Condition`] does not hold (a hook whose step ended otherwise).
+    ConditionFalse,
 }
 
 impl std::fmt::Display for StopReason {
@@ -204,6 +358,7 @@ impl std::fmt::Display for StopReason {
             StopReason::StepTimeout => f.write_str("the step's timeout ran out"),
             StopReason::RunDeadline => f.write_str("the run's timeout ran out"),
             StopReason::RunCancelled => f.write_str("the run was cancelled"),
+            StopReason::ConditionFalse => f.write_str("its condition does not hold"),
         }
     }
 }
@@ -212,12 +367,12 @@ impl StopReason {
     /// What a step stopped (or never started) for this reason ended as, the
     /// one rule of `c8s run` and the controller: a step left out because a
     /// dependency did not succeed was `Skipped`; one whose own timeout ran
-    /// out `Failed`; any other was `Cancelled` (fail-fast, the run's
-    /// deadline, a cancel).
+    /// out `Failed`; one whose condition does not hold `Skipped`; any other
+    /// was `Cancelled` (fail-fast, the run's deadline, a cancel).
     pub fn outcome(&self) -> crate::finally::Outcome {
         use crate::finally::Outcome;
         match self {
-            StopReason::Dependency(_) => Outcome::Skipped,
+            StopReason::Dependency(_) | StopReason::ConditionFalse => Outcome::Skipped,
             StopReason::StepTimeout => Outcome::Failed,
             StopReason::FailFast(_) | StopReason::RunDeadline | StopReason::RunCancelled => {
                 Outcome::Cancelled
@@ -280,16 +435,22 @@ pub fn decide(dag: &Dag, observed: &BTreeMap<String, Observed>, policy: &Policy,
     for step in dag.steps() {
         let stop = if view.is_finally(step) {
             &stop_finally
+        } else if view.runs_after_an_end(step) {
+            // It runs because a step ended unsuccessfully: only the deadline stops it.
+            &stop_finally
         } else {
             &stop_all
         };
         match view.state(step) {
             Some(Observed::Running { since, .. }) => pass.running(&view, step, *since, stop.as_ref()),
             Some(Observed::Succeeded | Observed::Cancelled) => {}
-            Some(Observed::Failed { attempt, retry_at }) if !view.final_failure(step) => {
+            Some(Observed::Failed {
+                attempt, retry_at, ..
+            }) if !view.final_failure(step) => {
                 pass.failed(&view, step, *attempt, *retry_at, stop.as_ref());
             }
             Some(Observed::Failed { .. }) => {}
+            None if view.conditional(step) => pass.conditional(&view, step, stop.as_ref(), &stop_finally),
             None => {
                 let doomed_by = doomed.get(step).copied();
                 pass.not_started(&view, step, doomed_by, stop.as_ref(), others_finished);
@@ -319,7 +480,9 @@ impl<'a> View<'a> {
     /// Failed for good: no retry allowed, or the attempt budget is spent.
     fn final_failure(&self, step: &str) -> bool {
         match self.state(step) {
-            Some(Observed::Failed { attempt, retry_at }) => {
+            Some(Observed::Failed {
+                attempt, retry_at, ..
+            }) => {
                 let max_attempts = self.policy.max_attempts.max(1);
                 let extra = self.policy.retries.get(step).copied().unwrap_or(0);
                 retry_at.is_none() || attempt + 1 >= max_attempts.saturating_add(extra)
@@ -336,7 +499,7 @@ impl<'a> View<'a> {
             Some(StopReason::RunCancelled)
         } else if policy.run_deadline.is_some_and(|d| self.now >= d) {
             Some(StopReason::RunDeadline)
-        } else if policy.fail_fast {
+        } else if policy.fail_fast && policy.outcome.is_none() {
             self.dag
                 .steps()
                 .find(|s| !self.is_finally(s) && self.final_failure(s))
@@ -366,6 +529,81 @@ impl<'a> View<'a> {
         }
         doomed
     }
+
+    /// Whether `step` runs under a condition (and is no finally step).
+    fn conditional(&self, step: &str) -> bool {
+        self.policy.conditions.contains_key(step) && !self.is_finally(step)
+    }
+
+    /// Ended for good: succeeded, cancelled or skipped, failed for good. A
+    /// step not in the run counts as never started.
+    fn ended(&self, step: &str) -> bool {
+        !self.dag.contains(step)
+            || matches!(self.state(step), Some(Observed::Succeeded | Observed::Cancelled))
+            || self.final_failure(step)
+    }
+
+    /// Whether every dependency of `step` and every step its condition
+    /// names has ended for good.
+    fn settled(&self, step: &str) -> bool {
+        let named = self.policy.conditions.get(step).map(Condition::steps);
+        self.dag.dependencies(step).iter().all(|d| self.ended(d))
+            && named.into_iter().flatten().all(|s| self.ended(s))
+    }
+
+    /// A conditional step that runs because a step its condition names
+    /// ended without succeeding (failed, errored, cancelled, skipped).
+    fn runs_after_an_end(&self, step: &str) -> bool {
+        self.conditional(step)
+            && self.policy.conditions.get(step).is_some_and(|c| {
+                c.steps()
+                    .into_iter()
+                    .any(|s| self.ended(s) && !matches!(self.state(s), Some(Observed::Succeeded)))
+            })
+    }
+
+    /// Whether `condition` holds now; `depth` bounds the recursion of
+    /// [`Condition::Aborted`] through conditions that name each other.
+    fn holds(&self, condition: &Condition, depth: usize) -> bool {
+        let failed = |s: &str, want: bool| {
+            self.final_failure(s)
+                && matches!(self.state(s), Some(Observed::Failed { errored, .. }) if *errored == want)
+        };
+        match condition {
+            Condition::True => true,
+            Condition::Succeeded(s) => matches!(self.state(s), Some(Observed::Succeeded)),
+            Condition::Failed(s) => failed(s, false),
+            Condition::Errored(s) => failed(s, true),
+            Condition::Aborted(s) => {
+                self.policy.cancelled
+                    && matches!(self.state(s), Some(Observed::Cancelled))
+                    && depth <= self.dag.len()
+                    && self.could_start(s, depth + 1)
+            }
+            Condition::Ended(s) => self.ended(s),
+            Condition::All(parts) => parts.iter().all(|p| self.holds(p, depth)),
+            Condition::Any(parts) => parts.iter().any(|p| self.holds(p, depth)),
+            Condition::Not(inner) => !self.holds(inner, depth),
+        }
+    }
+
+    /// Whether `step` was free to start: its dependencies succeeded, or
+    /// for a conditional step, they ended and its condition holds.
+    fn could_start(&self, step: &str, depth: usize) -> bool {
+        match self
+            .policy
+            .conditions
+            .get(step)
+            .filter(|_| !self.is_finally(step))
+        {
+            Some(condition) => self.settled(step) && self.holds(condition, depth),
+            None => self
+                .dag
+                .dependencies(step)
+                .iter()
+                .all(|d| matches!(self.state(d), Some(Observed::Succeeded))),
+        }
+    }
 }
 
 /// The decision being built over one pass through the steps.
@@ -376,7 +614,8 @@ struct Pass<'a> {
     running: usize,
     /// Steps that may start now, with their attempt number.
     ready: Vec<(&'a str, u32)>,
-    /// A finally step not yet started keeps the run open until it can start.
+    /// A finally step not yet started keeps the run open until it can
+    /// start, and a conditional one until its condition can be read.
     finally_waiting: bool,
 }
 
@@ -460,6 +699,33 @@ impl<'a> Pass<'a> {
         }
     }
 
+    /// A conditional step not started yet: it waits until the steps it
+    /// reads have ended, then starts if its condition holds. A stop that
+    /// reaches it (it does not run after an end) skips it once it is free
+    /// to start; `deadline` (the run's deadline, if passed) skips it at once.
+    fn conditional(
+        &mut self,
+        view: &View<'_>,
+        step: &'a str,
+        stop: Option<&StopReason>,
+        deadline: &Option<StopReason>,
+    ) {
+        let condition = view.policy.conditions.get(step).unwrap_or(&Condition::True);
+        if let Some(reason) = deadline {
+            self.decision.skip.push((step.to_owned(), reason.clone()));
+        } else if !view.settled(step) {
+            self.finally_waiting = true;
+        } else if !view.holds(condition, 0) {
+            self.decision
+                .skip
+                .push((step.to_owned(), StopReason::ConditionFalse));
+        } else if let Some(reason) = stop {
+            self.decision.skip.push((step.to_owned(), reason.clone()));
+        } else {
+            self.ready.push((step, 0));
+        }
+    }
+
     /// Starts the ready steps that fit, longest remaining path first, and
     /// ends the run when nothing runs, starts or waits.
     fn finish(mut self, view: &View<'_>, stop_all: Option<&StopReason>) -> Decision {
@@ -489,10 +755,14 @@ impl<'a> Pass<'a> {
                 .dag
                 .steps()
                 .all(|s| matches!(view.state(s), Some(Observed::Succeeded)));
+            let succeeded = match &policy.outcome {
+                Some(outcome) => view.holds(outcome, 0),
+                None => all_succeeded,
+            };
             self.decision.done = Some(match stop_all {
                 Some(StopReason::RunCancelled) => RunEnd::Cancelled,
                 Some(StopReason::RunDeadline) => RunEnd::TimedOut,
-                _ if all_succeeded => RunEnd::Succeeded,
+                _ if succeeded => RunEnd::Succeeded,
                 _ => RunEnd::Failed,
             });
             self.decision.wake_at = None;
@@ -531,8 +801,16 @@ mod tests {
     fn a_failure_is_final_once_the_budget_is_spent() {
         let dag = Dag::new([("a", vec![]), ("b", vec!["a"])]).expect("a dag");
         let policy = Policy::default().max_attempts(2);
-        let failed =
-            |attempt, retry_at| BTreeMap::from([("a".to_owned(), Observed::Failed { attempt, retry_at })]);
+        let failed = |attempt, retry_at| {
+            BTreeMap::from([(
+                "a".to_owned(),
+                Observed::Failed {
+                    attempt,
+                    retry_at,
+                    errored: false,
+                },
+            )])
+        };
         let (retryable, spent, no_retry) = (failed(0, Some(5)), failed(1, Some(5)), failed(0, None));
         assert!(!view(&dag, &retryable, &policy).final_failure("a"));
         assert!(view(&dag, &spent, &policy).final_failure("a"));

@@ -93,6 +93,7 @@ fn simulate(case: &Case, policy: &Policy) -> Outcome {
                 StopReason::StepTimeout => Observed::Failed {
                     attempt,
                     retry_at: None,
+                    errored: true,
                 },
                 _ => Observed::Cancelled,
             };
@@ -175,10 +176,12 @@ fn simulate(case: &Case, policy: &Policy) -> Outcome {
                 Fate::Transient => Observed::Failed {
                     attempt,
                     retry_at: Some(now + 5),
+                    errored: false,
                 },
                 Fate::Fail => Observed::Failed {
                     attempt,
                     retry_at: None,
+                    errored: false,
                 },
             };
             observed.insert(step, state);
@@ -317,6 +320,7 @@ fn fail_fast_cancels_and_continue_skips_only_dependents() {
             Observed::Failed {
                 attempt: 0,
                 retry_at: None,
+                errored: false,
             },
         ),
         (
@@ -349,6 +353,7 @@ fn a_retry_waits_for_its_backoff() {
         Observed::Failed {
             attempt: 0,
             retry_at: Some(40),
+            errored: false,
         },
     )]);
     let early = decide(&dag, &seen, &Policy::default(), 10);

@@ -33,6 +33,7 @@ fn failed(attempt: u32) -> Observed {
     Observed::Failed {
         attempt,
         retry_at: None,
+        errored: false,
     }
 }
 
@@ -201,6 +202,7 @@ fn user_retries_add_attempts_to_their_step_only() {
     let retry = |attempt| Observed::Failed {
         attempt,
         retry_at: Some(0),
+        errored: false,
     };
     let mut seen = BTreeMap::new();
     seen.insert("flaky".to_owned(), retry(0));

@@ -3,7 +3,6 @@
 //! the target cluster wants pods shaped. Pure data: no clock, no randomness, no
 //! environment; the caller fills it in.
 
-
 use c8s_pipeline_model::PodOverrides;
 use k8s_openapi::api::core::v1::{Affinity, Toleration};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;

@@ -7,9 +7,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use c8s_pipeline_model::concourse::step::parse_task_step;
-use c8s_pipeline_model::concourse::{
-    self, ConcoursePipeline, JobPlan, When, lower_job, parse_concourse_pipeline,
-};
+use c8s_pipeline_model::concourse::{self, ConcoursePipeline, JobPlan, lower_job, parse_concourse_pipeline};
+use c8s_pipeline_model::scheduler::Condition;
 use c8s_pipeline_model::sidecar::{Position, SourceReader};
 use c8s_pipeline_model::{Error, Errors};
 use c8s_pipeline_model::{TaskPlan, Vars, visit_task};
@@ -133,6 +132,11 @@ pub struct Lowered {
     pub plans: Vec<TaskPlan>,
     /// Each plan's dependencies, by step.
     pub depends_on: BTreeMap<String, Vec<String>>,
+    /// The condition each plan runs under, by step: how Concourse runs
+    /// hooks, `try` and a job after the jobs its `passed:` names.
+    pub conditions: BTreeMap<String, Condition>,
+    /// When the run succeeded (every job's build did); `None` for a task step.
+    pub outcome: Option<Condition>,
     /// What the user should know (notes, Secrets to create, steps not run).
     pub warnings: Vec<String>,
 }
@@ -155,16 +159,10 @@ fn jobs(file: &str, pipeline: &ConcoursePipeline, args: &ConcourseArgs) -> Resul
         .collect()
 }
 
-/// Lowers a task step or a pipeline (its `--concourse-job`, or every job).
-/// For `run`, hooks that run on failure, error or abort are left out (the
-/// runner starts a step only when its dependencies succeeded) and listed.
-pub fn lower(
-    file: &str,
-    text: &str,
-    args: &ConcourseArgs,
-    step_file: bool,
-    for_run: bool,
-) -> Result<Lowered, Errors> {
+/// Lowers a task step or a pipeline (its `--concourse-job`, or every job),
+/// with the condition each step runs under (hooks run as Concourse runs
+/// them) and the run's outcome.
+pub fn lower(file: &str, text: &str, args: &ConcourseArgs, step_file: bool) -> Result<Lowered, Errors> {
     let stem = Path::new(file)
         .file_stem()
         .and_then(|s| s.to_str())
@@ -178,6 +176,8 @@ pub fn lower(
         return Ok(Lowered {
             plans: vec![plan],
             depends_on: BTreeMap::new(),
+            conditions: BTreeMap::new(),
+            outcome: None,
             warnings,
         });
     }
@@ -185,6 +185,8 @@ pub fn lower(
     let mut out = Lowered {
         plans: Vec::new(),
         depends_on: BTreeMap::new(),
+        conditions: BTreeMap::new(),
+        outcome: None,
         warnings: pipeline.notes.clone(),
     };
     let lowered = jobs(file, &pipeline, args)?;
@@ -193,30 +195,32 @@ pub fn lower(
     // (https://concourse-ci.org/get-step.html#schema.get.passed). When every
     // job is lowered into one run, a job's first steps wait for every step of
     // those jobs; with `--concourse-job` the one job has no upstream here.
+    // A job's steps run only if those jobs' builds succeeded (their outcomes).
     let mut steps_of: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut outcome_of: BTreeMap<String, Condition> = BTreeMap::new();
     for job in &lowered {
-        let kept = job
-            .steps
-            .iter()
-            .filter(|s| !for_run || matches!(s.when, When::Success))
-            .map(|s| s.plan.identity.step.clone());
-        steps_of.insert(job.job.clone(), kept.collect());
+        let steps = job.steps.iter().map(|s| s.plan.identity.step.clone());
+        steps_of.insert(job.job.clone(), steps.collect());
+        outcome_of.insert(job.job.clone(), job.outcome.clone());
     }
-    let upstream = |job: &str| -> Vec<String> {
+    let passed = |job: &str| -> Vec<String> {
         pipeline
             .jobs
             .iter()
             .find(|j| j.name == job)
             .map(|j| j.passed())
             .unwrap_or_default()
+    };
+    out.outcome = Some(Condition::all(lowered.iter().map(|j| j.outcome.clone())));
+    for job in lowered {
+        let upstream = passed(&job.job);
+        let after_jobs: Vec<String> = upstream
             .iter()
             .filter_map(|up| steps_of.get(up))
             .flatten()
             .cloned()
-            .collect()
-    };
-    for job in lowered {
-        let after_jobs = upstream(&job.job);
+            .collect();
+        let upstream_ok = Condition::all(upstream.iter().filter_map(|up| outcome_of.get(up)).cloned());
         out.warnings
             .extend(job.skipped.iter().map(|s| format!("{file}:{s}")));
         for secret in &job.secrets {
@@ -228,14 +232,10 @@ pub fn lower(
             ));
         }
         for step in job.steps {
-            if for_run && !matches!(step.when, When::Success) {
-                out.warnings.push(format!(
-                    "{}: a {:?} hook; `c8s run` starts steps only after their dependencies succeed, so it is not run",
-                    step.plan.identity.step, step.when
-                ));
-                continue;
-            }
             out.warnings.extend(privileged_warning(&step.plan));
+            let own = job.conditions.get(&step.plan.identity.step).cloned();
+            let condition = Condition::all([upstream_ok.clone(), own.unwrap_or(Condition::True)]);
+            out.conditions.insert(step.plan.identity.step.clone(), condition);
             let mut depends_on = step.depends_on.clone();
             if depends_on.is_empty() {
                 depends_on.extend(after_jobs.iter().cloned());
@@ -431,7 +431,7 @@ jobs:
             versions: vec![r#"repo={"ref":"9f2c1d4e5b6a7980a1b2c3d4e5f60718293a4b5c"}"#.to_owned()],
             ..ConcourseArgs::default()
         };
-        let lowered = lower("app.yml", PASSED, &args, false, true).unwrap_or_else(|e| panic!("{e}"));
+        let lowered = lower("app.yml", PASSED, &args, false).unwrap_or_else(|e| panic!("{e}"));
         let steps: Vec<&str> = lowered.plans.iter().map(|p| p.identity.step.as_str()).collect();
         let unit: Vec<String> = steps
             .iter()
@@ -450,5 +450,64 @@ jobs:
             .find(|s| s.contains("package"))
             .unwrap_or_else(|| panic!("{steps:?}"));
         assert_eq!(lowered.depends_on[*package], [(*ship_get).to_owned()]);
+        // And they run only if the upstream build succeeded.
+        let unit_ok = Condition::all(unit.iter().map(|s| Condition::Succeeded(s.clone())));
+        assert_eq!(lowered.conditions[*ship_get], unit_ok);
+    }
+
+    const HOOKS: &str = "\
+jobs:
+- name: unit
+  plan:
+  - try:
+      task: flaky
+      config: &cfg
+        platform: linux
+        image_resource: { type: registry-image, source: { repository: alpine } }
+        run: { path: 'true' }
+  - task: test
+    config: *cfg
+    on_failure: { task: tell, config: *cfg }
+    ensure: { task: clean, config: *cfg }
+  on_abort: { task: abort, config: *cfg }
+";
+
+    #[test]
+    fn hooks_are_lowered_with_their_conditions_and_not_left_out() {
+        let lowered =
+            lower("hooks.yml", HOOKS, &ConcourseArgs::default(), false).unwrap_or_else(|e| panic!("{e}"));
+        let steps: Vec<&str> = lowered.plans.iter().map(|p| p.identity.step.as_str()).collect();
+        assert_eq!(
+            steps,
+            ["unit.flaky", "unit.test", "unit.tell", "unit.clean", "unit.abort"]
+        );
+        assert!(
+            lowered.warnings.iter().all(|w| !w.contains("not run")),
+            "{:?}",
+            lowered.warnings
+        );
+        let c = &lowered.conditions;
+        let s = |step: &str| step.to_owned();
+        assert_eq!(c["unit.flaky"], Condition::True);
+        // After a try: whatever the try did.
+        assert_eq!(c["unit.test"], Condition::True);
+        assert_eq!(c["unit.tell"], Condition::Failed(s("unit.test")));
+        assert_eq!(
+            c["unit.clean"],
+            Condition::all([Condition::Ended(s("unit.test")), Condition::Ended(s("unit.tell"))])
+        );
+        assert_eq!(
+            c["unit.abort"],
+            Condition::any(
+                ["unit.flaky", "unit.test", "unit.tell", "unit.clean"].map(|x| Condition::Aborted(s(x)))
+            )
+        );
+        assert_eq!(
+            lowered.outcome,
+            Some(Condition::all([
+                Condition::Succeeded(s("unit.test")),
+                Condition::Succeeded(s("unit.clean"))
+            ]))
+        );
     }
 }

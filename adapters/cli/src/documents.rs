@@ -142,8 +142,7 @@ pub fn validate_with(
     let text = c8s_sidecar_core::yaml::as_utf8(file, bytes).map_err(c8s_pipeline_model::Error::document)?;
     match kind.or_else(|| detect_kind(file, text)) {
         Some(kind @ (Kind::TaskStep | Kind::Concourse)) => {
-            crate::concourse::lower(file, text, concourse, kind == Kind::TaskStep, false)
-                .map(|l| (kind, l.warnings))
+            crate::concourse::lower(file, text, concourse, kind == Kind::TaskStep).map(|l| (kind, l.warnings))
         }
         // fly execute takes vars for a task config too.
         Some(Kind::Task) => c8s_pipeline_model::parse_task_config_with(file, text, &concourse.vars()?)
@@ -181,7 +180,7 @@ pub fn validate(file: &str, bytes: &[u8], kind: Option<Kind>) -> Result<Kind, Er
         }
         Kind::TaskStep | Kind::Concourse => {
             let args = crate::concourse::ConcourseArgs::default();
-            crate::concourse::lower(file, text, &args, kind == Kind::TaskStep, false).map(|_| kind)
+            crate::concourse::lower(file, text, &args, kind == Kind::TaskStep).map(|_| kind)
         }
     }
 }

@@ -117,7 +117,6 @@ fn pipeline(args: &PipelineArgs, report: fn(&str, &Errors) -> String) -> Result<
                 render_args.kind,
                 render_args.branch.as_deref(),
                 &render_args.concourse,
-                false,
             )
         })
         .map_err(|errors| report(file, &errors))?;

@@ -234,7 +234,7 @@ fn sidecar_warnings(
     concourse: &concourse::ConcourseArgs,
 ) -> String {
     // The load's own warnings were said by `validate_with`.
-    let Ok(loaded) = render::load_plans_for(file, bytes, Some(kind), None, concourse, false) else {
+    let Ok(loaded) = render::load_plans_for(file, bytes, Some(kind), None, concourse) else {
         return String::new();
     };
     let mut lines = std::collections::BTreeSet::new();

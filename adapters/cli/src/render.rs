@@ -8,6 +8,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use c8s_pipeline_model::Errors;
+use c8s_pipeline_model::scheduler::Condition;
 use c8s_pipeline_model::{PlanIdentity, TaskPlan, TaskStep};
 use c8s_pod_builder::{Object, RunContext, SidecarMode, YamlStream};
 use clap::{Args, ValueEnum};
@@ -108,6 +109,12 @@ pub struct LoadedPlans {
     pub repository: String,
     /// Each step's direct dependencies, by step name (empty outside pipelines).
     pub depends_on: BTreeMap<String, Vec<String>>,
+    /// The condition each step runs under, by step name (a Concourse job's
+    /// hooks and `try`; empty otherwise).
+    pub conditions: BTreeMap<String, Condition>,
+    /// When the run succeeded, over the steps' names (a Concourse build's
+    /// result); `None`: when every step did.
+    pub outcome: Option<Condition>,
     /// The pipeline's whole-run deadline in seconds, if it sets one.
     pub timeout_seconds: Option<u64>,
     /// What was read but is not done as written (Concourse notes, Secrets a
@@ -131,15 +138,13 @@ const SIDECAR_CHECK_IMAGE: &str = "busybox:1.37.0";
 /// a pipeline expands to every matrix combination (for `branch`); a task
 /// config becomes one plan (pipeline = file stem, step `task`); a sidecar file
 /// becomes one plan whose `main` waits for the sidecars and exits.
-/// `concourse` holds the Concourse options (vars, artifacts...); `for_run`
-/// leaves out hooks the runner cannot honour (listed in the warnings).
+/// `concourse` holds the Concourse options (vars, artifacts...).
 pub fn load_plans_for(
     file: &str,
     bytes: &[u8],
     kind: Option<Kind>,
     branch: Option<&str>,
     concourse: &crate::concourse::ConcourseArgs,
-    for_run: bool,
 ) -> Result<LoadedPlans, Errors> {
     let text = c8s_pipeline_model::sidecar::yaml::as_utf8(file, bytes)
         .map_err(c8s_pipeline_model::Error::document)?;
@@ -165,6 +170,8 @@ pub fn load_plans_for(
                 timeout_seconds: run.timeout_seconds,
                 repository: run.repository,
                 depends_on,
+                conditions: BTreeMap::new(),
+                outcome: None,
                 warnings: Vec::new(),
             })
         }
@@ -177,16 +184,20 @@ pub fn load_plans_for(
                 plans: vec![plan],
                 repository: String::new(),
                 depends_on: BTreeMap::new(),
+                conditions: BTreeMap::new(),
+                outcome: None,
                 timeout_seconds: None,
                 warnings: Vec::new(),
             })
         }
         kind @ (Kind::TaskStep | Kind::Concourse) => {
-            let lowered = crate::concourse::lower(file, text, concourse, kind == Kind::TaskStep, for_run)?;
+            let lowered = crate::concourse::lower(file, text, concourse, kind == Kind::TaskStep)?;
             Ok(LoadedPlans {
                 plans: lowered.plans,
                 repository: String::new(),
                 depends_on: lowered.depends_on,
+                conditions: lowered.conditions,
+                outcome: lowered.outcome,
                 timeout_seconds: None,
                 warnings: lowered.warnings,
             })
@@ -201,6 +212,8 @@ pub fn load_plans_for(
                 plans: vec![plan],
                 repository: String::new(),
                 depends_on: BTreeMap::new(),
+                conditions: BTreeMap::new(),
+                outcome: None,
                 timeout_seconds: None,
                 warnings: Vec::new(),
             })
@@ -297,16 +310,7 @@ pub fn run(args: &RenderArgs, report: fn(&str, &Errors) -> String, print: fn(&st
                 reason: c8s_pipeline_model::sidecar::load::read_reason(&e),
             })
         })
-        .and_then(|bytes| {
-            load_plans_for(
-                file,
-                &bytes,
-                args.kind,
-                args.branch.as_deref(),
-                &args.concourse,
-                false,
-            )
-        });
+        .and_then(|bytes| load_plans_for(file, &bytes, args.kind, args.branch.as_deref(), &args.concourse));
     let loaded = match loaded {
         Ok(loaded) => loaded,
         Err(errors) => {

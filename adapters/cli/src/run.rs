@@ -17,6 +17,7 @@ use c8s_kube::{
     Step, StepState, StepStatus,
 };
 use c8s_pipeline_model::Errors;
+use c8s_pipeline_model::scheduler::Condition;
 use c8s_pipeline_model::{SecretMasker, TaskPlan};
 use clap::Args;
 
@@ -105,8 +106,15 @@ pub fn run(args: &RunArgs, report: fn(&str, &Errors) -> String) -> ExitCode {
     };
     loaded.print_warnings();
     let ctx = run_context(args, &loaded);
-    let prepared = steps(&loaded.plans, &loaded.depends_on, &ctx, args.render.job)
-        .and_then(|steps| Ok((steps, durations(args, loaded.timeout_seconds)?, runtime()?)));
+    let outcome = outcome(&loaded, &ctx);
+    let prepared = steps(
+        &loaded.plans,
+        &loaded.depends_on,
+        &loaded.conditions,
+        &ctx,
+        args.render.job,
+    )
+    .and_then(|steps| Ok((steps, durations(args, loaded.timeout_seconds)?, runtime()?)));
     let (steps, durations, runtime) = match prepared {
         Ok(prepared) => prepared,
         Err(message) => return fail(&message),
@@ -116,6 +124,7 @@ pub fn run(args: &RunArgs, report: fn(&str, &Errors) -> String) -> ExitCode {
         &ctx.run_id,
         &loaded.plans,
         steps,
+        outcome,
         &durations,
     ))
 }
@@ -157,6 +166,7 @@ async fn run_in_cluster(
     run_id: &str,
     plans: &[TaskPlan],
     steps: Vec<Step>,
+    outcome: Option<Condition>,
     durations: &Durations,
 ) -> ExitCode {
     let cluster = match KubeCluster::connect(durations.connect).await {
@@ -166,7 +176,7 @@ async fn run_in_cluster(
     };
     let masker = masker(&cluster, plans).await;
     let logs = Arc::new(CollectedLogs::default());
-    let options = run_options(args, run_id, durations, steps.len(), &masker, &logs);
+    let options = run_options(args, run_id, durations, steps.len(), &masker, &logs).outcome(outcome);
     let _ = writeln!(
         std::io::stderr(),
         "c8s: run {run_id}: running {} steps in namespace {} (parallelism {})",
@@ -297,7 +307,6 @@ fn load(args: &RunArgs) -> Result<render::LoadedPlans, Errors> {
             args.render.kind,
             args.render.branch.as_deref(),
             &args.render.concourse,
-            true,
         ),
         Err(e) => Err(Errors::from(c8s_pipeline_model::Error::Read {
             file: file.to_owned(),
@@ -350,14 +359,26 @@ fn new_run_id(pipeline: &str, build: u64) -> String {
     }
 }
 
-/// One kube step per plan ([`c8s_kube::plan_steps`], as the controller builds them).
+/// One kube step per plan ([`c8s_kube::plan_steps_with`], as the controller
+/// builds them), each under its condition (a Concourse job's hooks).
 fn steps(
     plans: &[TaskPlan],
     depends_on: &BTreeMap<String, Vec<String>>,
+    conditions: &BTreeMap<String, Condition>,
     ctx: &c8s_pod_builder::RunContext,
     job: bool,
 ) -> Result<Vec<Step>, String> {
-    c8s_kube::plan_steps(plans, depends_on, ctx, job).map_err(|e| e.to_string())
+    c8s_kube::plan_steps_with(plans, depends_on, conditions, ctx, job).map_err(|e| e.to_string())
+}
+
+/// The run's outcome condition (a Concourse build's result) over the steps'
+/// object names; `None`: the run succeeds when every step does.
+fn outcome(loaded: &render::LoadedPlans, ctx: &c8s_pod_builder::RunContext) -> Option<Condition> {
+    let names = c8s_kube::object_names(&loaded.plans, ctx);
+    loaded
+        .outcome
+        .as_ref()
+        .map(|o| o.renamed(&|step| names.get(step).cloned().unwrap_or_else(|| step.to_owned())))
 }
 
 /// Waits for Ctrl-C or SIGTERM (what CI runners send to stop a job); names it.
@@ -571,7 +592,8 @@ mod tests {
         let args = parsed(argv).expect("valid flags");
         let loaded = load(&args).expect("it loads");
         let ctx = run_context(&args, &loaded);
-        let steps = steps(&loaded.plans, &loaded.depends_on, &ctx, false).expect("it renders");
+        let steps =
+            steps(&loaded.plans, &loaded.depends_on, &loaded.conditions, &ctx, false).expect("it renders");
         (ctx.run_id, steps.into_iter().map(|s| s.name).collect())
     }
 
@@ -627,7 +649,8 @@ mod tests {
         .expect("valid flags");
         let loaded = load(&args).expect("it loads");
         let ctx = run_context(&args, &loaded);
-        let steps = steps(&loaded.plans, &loaded.depends_on, &ctx, false).expect("it renders");
+        let steps =
+            steps(&loaded.plans, &loaded.depends_on, &loaded.conditions, &ctx, false).expect("it renders");
         let units = steps
             .iter()
             .filter(|s| s.object.label(c8s_kube::STEP_LABEL) == Some("unit"))
@@ -677,11 +700,11 @@ mod tests {
             None,
             Some("feature/x"),
             &crate::concourse::ConcourseArgs::default(),
-            false,
         )
         .expect("it loads");
         let ctx = c8s_pod_builder::RunContext::new("run-1", 1);
-        let steps = steps(&loaded.plans, &loaded.depends_on, &ctx, false).expect("it renders");
+        let steps =
+            steps(&loaded.plans, &loaded.depends_on, &loaded.conditions, &ctx, false).expect("it renders");
         let by_step = |name: &str| {
             steps
                 .iter()

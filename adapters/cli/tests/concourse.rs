@@ -212,3 +212,39 @@ fn validate_and_helm_use_the_vars_given_for_a_pipeline() {
     assert!(values.contains("golang:1.23"), "{values}");
     assert!(!values.contains("((go))"), "{values}");
 }
+
+const HOOKS: &str = "\
+jobs:
+- name: job
+  plan:
+  - task: build
+    config: &cfg
+      platform: linux
+      image_resource: { type: registry-image, source: { repository: alpine } }
+      run: { path: 'true' }
+    on_failure: { task: alert, config: *cfg }
+    on_abort: { task: stop, config: *cfg }
+    ensure: { task: cleanup, config: *cfg }
+";
+
+#[test]
+fn run_keeps_the_hooks_of_a_pipeline_and_no_longer_warns_they_are_not_run() {
+    let file = temp_file("hooks.yml", HOOKS);
+    let missing = temp_file("no-kubeconfig", "");
+    // No cluster: the run fails to connect, after printing what it loaded.
+    let out = common::command()
+        .env("KUBECONFIG", format!("{missing}.absent"))
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .args(["run", &file, "--concourse-job", "job", "--connect-timeout", "1s"])
+        .output()
+        .expect("c8s runs");
+    let stderr = text(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("is not run"), "{stderr}");
+    assert!(!stderr.contains("hook;"), "{stderr}");
+    let out = c8s(&["render", &file, "--concourse-job", "job"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    for step in ["job.build", "job.alert", "job.stop", "job.cleanup"] {
+        assert!(text(&out.stdout).contains(step), "{step} missing");
+    }
+}

@@ -213,6 +213,7 @@ async fn rebuild_step<C: Cluster>(
             Some(Observed::Failed {
                 attempt: object.attempt,
                 retry_at: Some(clock.at_ms(&status.retry_at)),
+                errored: true,
             })
         }
         Some(object) => {
@@ -315,12 +316,14 @@ fn recorded_observation(
         StepPhase::Failed => Some(Observed::Failed {
             attempt: status.attempt,
             retry_at: None,
+            errored: errored_reason(&status.reason),
         }),
         StepPhase::Skipped => Some(Observed::Cancelled),
         // Waiting out its retry backoff.
         StepPhase::Running if status.retry_at.is_some() => Some(Observed::Failed {
             attempt: status.attempt,
             retry_at: Some(clock.at_ms(&status.retry_at)),
+            errored: true,
         }),
         // Its pod vanished: a disruption.
         StepPhase::Running => {
@@ -340,10 +343,21 @@ fn recorded_observation(
                 status.phase = StepPhase::Failed;
                 status.completion_time = Some(clock.now.to_string());
             }
-            Some(Observed::Failed { attempt, retry_at })
+            Some(Observed::Failed {
+                attempt,
+                retry_at,
+                errored: true,
+            })
         }
         StepPhase::Pending => None,
     }
+}
+
+/// Whether a step whose recorded reason is `reason` errored rather than
+/// failed ([`TerminationReason::errored`]; a reason not read is a failure).
+fn errored_reason(reason: &str) -> bool {
+    serde_json::from_value::<TerminationReason>(serde_json::Value::String(reason.to_owned()))
+        .is_ok_and(TerminationReason::errored)
 }
 
 /// The Event of step `name` reaching its final phase in this reconcile

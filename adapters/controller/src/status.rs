@@ -57,7 +57,11 @@ pub(crate) fn read_assessment(
                 } else {
                     StepPhase::Failed
                 };
-                Observed::Failed { attempt, retry_at }
+                Observed::Failed {
+                    attempt,
+                    retry_at,
+                    errored: pod.reason.errored(),
+                }
             }
         }
         Assessment::Disrupted(reason, message) => {
@@ -73,7 +77,11 @@ pub(crate) fn read_assessment(
             } else {
                 StepPhase::Failed
             };
-            Observed::Failed { attempt, retry_at }
+            Observed::Failed {
+                attempt,
+                retry_at,
+                errored: true,
+            }
         }
     }
 }

@@ -93,7 +93,7 @@ pub use outcome::{RunState, RunStatus, StepOutcome, StepState, StepStatus, Termi
 pub use pipeline::run_pipeline;
 pub use reap::{ReapOptions, ReapReport, RunLiveness, reap};
 pub use retry::{AttemptFailure, RetriesSpent, RetryPolicy};
-pub use rules::{PolicySettings, plan_steps, policy};
+pub use rules::{PolicySettings, object_names, plan_steps, plan_steps_with, policy};
 pub use step::attempt_name;
 /// The k8s-openapi and kube versions this crate is built with.
 pub use {k8s_openapi, kube};

@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use c8s_pipeline_model::Retries;
+use c8s_pipeline_model::scheduler::Condition;
 
 use crate::cluster::StepObject;
 use crate::logs::LogOptions;
@@ -32,6 +33,10 @@ pub struct Step {
     /// The user's retries of the step, apart from the runner's own
     /// retries of transient faults (which come first).
     pub retries: Option<Retries>,
+    /// The condition over how other steps (by name) ended under which it
+    /// runs, if any ([`c8s_pipeline_model::scheduler::Policy::conditions`]):
+    /// it is then not skipped because a dependency failed.
+    pub condition: Option<Condition>,
 }
 
 impl Step {
@@ -45,7 +50,14 @@ impl Step {
             finally: false,
             outcome_env: Vec::new(),
             retries: None,
+            condition: None,
         }
+    }
+
+    /// This step, run under `condition`.
+    pub fn with_condition(mut self, condition: Condition) -> Self {
+        self.condition = Some(condition);
+        self
     }
 
     /// This step as a `finally` step that sees the outcomes of `steps` as
@@ -138,6 +150,10 @@ pub struct RunOptions {
     /// is read back from the cluster); without it, a run id that already has
     /// a run record is refused ([`crate::Error::RunExists`]).
     pub resume: bool,
+    /// When the run succeeded, over how its steps (by name) ended; `None`:
+    /// when every step succeeded
+    /// ([`c8s_pipeline_model::scheduler::Policy::outcome`]).
+    pub outcome: Option<Condition>,
 }
 
 impl RunOptions {
@@ -158,7 +174,14 @@ impl RunOptions {
             max_requests_per_second: 50,
             request_burst: 100,
             resume: false,
+            outcome: None,
         }
+    }
+
+    /// With the run's result given by `outcome`.
+    pub fn outcome(mut self, outcome: Option<Condition>) -> Self {
+        self.outcome = outcome;
+        self
     }
 
     /// Resumes the run of this id if an earlier runner left it unfinished.
@@ -238,6 +261,7 @@ impl std::fmt::Debug for RunOptions {
             .field("max_requests_per_second", &self.max_requests_per_second)
             .field("request_burst", &self.request_burst)
             .field("resume", &self.resume)
+            .field("outcome", &self.outcome)
             .finish()
     }
 }

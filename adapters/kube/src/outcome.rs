@@ -40,6 +40,17 @@ impl TerminationReason {
             _ => None,
         }
     }
+
+    /// Whether an attempt that failed so *errored* rather than failed, as
+    /// Concourse tells them apart for `on_error` and `on_failure`: anything
+    /// but `main`'s own non-zero exit (an OOM kill is one) is an error — its
+    /// timeout, an image that could not be pulled, a disruption, a refusal.
+    pub fn errored(self) -> bool {
+        !matches!(
+            self,
+            TerminationReason::Completed | TerminationReason::Error | TerminationReason::OomKilled
+        )
+    }
 }
 
 /// The result of one step: `main`'s exit code and reason, and when it ran.

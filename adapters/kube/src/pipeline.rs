@@ -238,6 +238,7 @@ fn policy_of(steps: &[Step], options: &RunOptions, elapsed: std::time::Duration)
         fail_fast: options.failure_mode == FailureMode::FailFast,
         run_timeout: options.timeout,
         elapsed,
+        outcome: options.outcome.clone(),
         ..PolicySettings::new(&options.retry)
     };
     crate::rules::policy(steps, &settings)

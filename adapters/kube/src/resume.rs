@@ -165,6 +165,7 @@ fn step_start(
             Observed::Failed {
                 attempt: last,
                 retry_at: None,
+                errored: done.outcome.as_ref().is_some_and(|o| o.reason.errored()),
             }
         });
         start.status = Some(done.clone());
@@ -213,12 +214,14 @@ fn step_start(
         start.observed = Some(Observed::Failed {
             attempt: record.attempts.saturating_sub(1),
             retry_at: None,
+            errored: reason.errored(),
         });
     } else if record.attempts > 0 {
         // The last attempt ended retryably and its object is gone: retry now.
         start.observed = Some(Observed::Failed {
             attempt: record.attempts - 1,
             retry_at: Some(0),
+            errored: true,
         });
     }
     start.status = Some(status).filter(|s| s.attempts > 0);

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use c8s_pipeline_model::TaskPlan;
 use c8s_pipeline_model::finally::step_status_env;
-use c8s_pipeline_model::scheduler::Policy;
+use c8s_pipeline_model::scheduler::{Condition, Policy};
 use c8s_pod_builder::RunContext;
 
 use crate::cluster::StepObject;
@@ -28,6 +28,22 @@ use crate::options::Step;
 pub fn plan_steps(
     plans: &[TaskPlan],
     depends_on: &BTreeMap<String, Vec<String>>,
+    ctx: &RunContext,
+    job: bool,
+) -> Result<Vec<Step>, c8s_pod_builder::Error> {
+    plan_steps_with(plans, depends_on, &BTreeMap::new(), ctx, job)
+}
+
+/// [`plan_steps`], each step also under its condition of `conditions` (by
+/// step name, as a Concourse job's hooks run), the steps it names turned
+/// into their objects' names as its dependencies are.
+///
+/// # Errors
+/// A plan pod-builder cannot render.
+pub fn plan_steps_with(
+    plans: &[TaskPlan],
+    depends_on: &BTreeMap<String, Vec<String>>,
+    conditions: &BTreeMap<String, Condition>,
     ctx: &RunContext,
     job: bool,
 ) -> Result<Vec<Step>, c8s_pod_builder::Error> {
@@ -68,6 +84,12 @@ pub fn plan_steps(
             if let Some(retries) = &plan.retries {
                 step = step.with_retries(retries.clone());
             }
+            if let Some(condition) = conditions.get(&plan.identity.step) {
+                // A step without a plan is named as it is: it never runs.
+                step = step.with_condition(
+                    condition.renamed(&|other| object_of(other, plan).unwrap_or_else(|| other.to_owned())),
+                );
+            }
             if plan.finally {
                 step = step.finally(Vec::<String>::new());
                 step.outcome_env = depends_on
@@ -99,6 +121,9 @@ pub struct PolicySettings {
     pub elapsed: Duration,
     /// The run was cancelled.
     pub cancelled: bool,
+    /// When the run succeeded, over the steps' (object) names; `None`:
+    /// when every step did.
+    pub outcome: Option<Condition>,
 }
 
 impl PolicySettings {
@@ -112,6 +137,7 @@ impl PolicySettings {
             run_timeout: None,
             elapsed: Duration::ZERO,
             cancelled: false,
+            outcome: None,
         }
     }
 }
@@ -138,11 +164,29 @@ pub fn policy(steps: &[Step], settings: &PolicySettings) -> Policy {
         if let Some(retries) = &step.retries {
             policy = policy.retries_for(step.name.clone(), retries.limit);
         }
+        if let Some(condition) = &step.condition {
+            policy = policy.condition(step.name.clone(), condition.clone());
+        }
+    }
+    if let Some(outcome) = &settings.outcome {
+        policy = policy.outcome(outcome.clone());
     }
     if settings.cancelled {
         policy = policy.cancelled();
     }
     policy
+}
+
+/// The object name of each plan's step (the first matrix combination's),
+/// by step name: how a condition over step names reads over objects.
+pub fn object_names(plans: &[TaskPlan], ctx: &RunContext) -> BTreeMap<String, String> {
+    let mut names = BTreeMap::new();
+    for plan in plans {
+        names
+            .entry(plan.identity.step.clone())
+            .or_insert_with(|| c8s_pod_builder::object_name(plan, ctx));
+    }
+    names
 }
 
 /// `d` in whole milliseconds, saturating.

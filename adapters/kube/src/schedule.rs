@@ -208,6 +208,7 @@ impl<'r, 'a, C: Cluster> Schedule<'r, 'a, C> {
     /// retries cover its cause, else the step's final failure.
     fn ended_failed(&mut self, index: usize, attempt: u32, outcome: StepOutcome, now: u64) -> Observed {
         let step = &self.steps[index];
+        let outcome_errored = outcome.reason.errored();
         let fault = AttemptFailure::Ended(outcome.reason);
         let Some(retry_at) = self.retry_at(index, attempt, fault, now) else {
             return finish(self.runner, index, outcome);
@@ -222,6 +223,7 @@ impl<'r, 'a, C: Cluster> Schedule<'r, 'a, C> {
         Observed::Failed {
             attempt,
             retry_at: Some(retry_at),
+            errored: outcome_errored,
         }
     }
 
@@ -255,6 +257,7 @@ impl<'r, 'a, C: Cluster> Schedule<'r, 'a, C> {
         Observed::Failed {
             attempt,
             retry_at: Some(retry_at),
+            errored: true,
         }
     }
 
@@ -333,6 +336,7 @@ fn failure<C: Cluster>(runner: &Runner<'_, C>, reason: TerminationReason, messag
 fn finish<C: Cluster>(runner: &Runner<'_, C>, index: usize, outcome: StepOutcome) -> Observed {
     let now = runner.cluster.now();
     let succeeded = outcome.succeeded();
+    let outcome_errored = outcome.reason.errored();
     let attempt = runner
         .status
         .lock()
@@ -355,6 +359,7 @@ fn finish<C: Cluster>(runner: &Runner<'_, C>, index: usize, outcome: StepOutcome
         Observed::Failed {
             attempt,
             retry_at: None,
+            errored: outcome_errored,
         }
     }
 }
@@ -501,7 +506,8 @@ mod tests {
             schedule.observed.get("build").cloned(),
             Some(Observed::Failed {
                 attempt: 0,
-                retry_at: None
+                retry_at: None,
+                errored: true,
             })
         );
         assert_eq!(parts.state(0), StepState::Failed);

@@ -14,11 +14,14 @@ use crate::error::Errors;
 use super::node::Report;
 use super::pipeline::{ConcoursePipeline, Job};
 use super::resource::{self, SecretNeed};
+use super::runtime::{Hook, Node};
 use super::step::{ArtifactSource, visit_task_with};
 use super::steps::{Step, StepKind};
 use crate::plan::{PlanIdentity, TaskPlan};
+use crate::scheduler::Condition;
 
-/// When a step runs, given how the steps it depends on ended.
+/// When a step runs, given how the steps it depends on ended, as `c8s plan`
+/// shows it (the exact rule `c8s run` follows is [`JobPlan::conditions`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum When {
@@ -26,9 +29,9 @@ pub enum When {
     Success,
     /// One failed (`on_failure`).
     Failure,
-    /// A step errored: c8s treats an error as a failure (`on_error`).
+    /// The step errored (`on_error`): its timeout, an infrastructure fault.
     Error,
-    /// The build was aborted (`on_abort`): runs when the runner cancels the build.
+    /// The build was aborted while the step ran (`on_abort`).
     Abort,
     /// However they ended (`ensure`, and steps after a `try`).
     Always,
@@ -64,6 +67,13 @@ pub struct JobPlan {
     pub skipped: Vec<String>,
     /// How many builds may run at once.
     pub max_in_flight: Option<u64>,
+    /// The condition each pod runs under, by step (how Concourse runs
+    /// hooks, `try` and the steps after a failure: [`super::runtime`]).
+    #[serde(skip)]
+    pub conditions: BTreeMap<String, Condition>,
+    /// When the build succeeded: its plan, with the job's hooks, succeeded.
+    #[serde(skip)]
+    pub outcome: Condition,
 }
 
 struct Lowering<'a> {
@@ -112,15 +122,22 @@ pub fn lower_job(
             secrets: Vec::new(),
             skipped: Vec::new(),
             max_in_flight: found.max_in_flight,
+            conditions: BTreeMap::new(),
+            outcome: Condition::True,
         },
         artifacts: BTreeMap::new(),
         errors: Vec::new(),
     };
     let mut report = Report::new(file);
-    let tails = l.sequence(&found.plan, Vec::new(), When::Success, false, &mut report);
+    let (tails, plan) = l.sequence(&found.plan, Vec::new(), When::Success, false, &mut report);
+    let mut hooks = Vec::new();
     for (hook, step) in &found.hooks {
-        l.hook(hook, step, &tails, &mut report);
+        let (_, node) = l.hook(hook, step, &tails, &mut report);
+        hooks.push((Hook::of_key(hook), node));
     }
+    let root = Node::hooked(plan, hooks);
+    root.conditions(Condition::True, &mut l.out.conditions);
+    l.out.outcome = root.ok();
     l.out.secrets.sort();
     l.out.secrets.dedup();
     report.extend(Errors::new(std::mem::take(&mut l.errors)));
@@ -135,15 +152,24 @@ impl Lowering<'_> {
         mut when: When,
         soft: bool,
         report: &mut Report<'_>,
-    ) -> Vec<String> {
+    ) -> (Vec<String>, Node) {
+        let mut nodes = Vec::new();
         for step in steps {
-            after = self.step(step, after, when, soft, report);
+            let node;
+            (after, node) = self.step(step, after, when, soft, report);
+            nodes.push(node);
             when = When::Success;
         }
-        after
+        (after, Node::Do(nodes))
     }
 
-    fn hook(&mut self, hook: &str, step: &Step, after: &[String], report: &mut Report<'_>) -> Vec<String> {
+    fn hook(
+        &mut self,
+        hook: &str,
+        step: &Step,
+        after: &[String],
+        report: &mut Report<'_>,
+    ) -> (Vec<String>, Node) {
         let when = match hook {
             "on_success" => When::Success,
             "on_failure" => When::Failure,
@@ -161,34 +187,36 @@ impl Lowering<'_> {
         when: When,
         soft: bool,
         report: &mut Report<'_>,
-    ) -> Vec<String> {
-        let mut tails = match &step.kind {
+    ) -> (Vec<String>, Node) {
+        let (mut tails, node) = match &step.kind {
             StepKind::InParallel(steps) => {
                 let mut tails = Vec::new();
+                let mut nodes = Vec::new();
                 for s in steps {
-                    tails.extend(self.step(s, after.clone(), when, soft, report));
+                    let (t, node) = self.step(s, after.clone(), when, soft, report);
+                    tails.extend(t);
+                    nodes.push(node);
                 }
-                tails
+                (tails, Node::InParallel(nodes))
             }
             StepKind::Do(steps) => self.sequence(steps, after, when, soft, report),
             StepKind::Try(inner) => {
-                let mut tails = self.step(inner, after, when, true, report);
-                tails.retain(|_| true);
-                tails
+                let (tails, node) = self.step(inner, after, when, true, report);
+                (tails, Node::Try(Box::new(node)))
             }
             StepKind::SetPipeline(name) => {
                 self.out.skipped.push(format!(
                     "{}:{}: set_pipeline `{name}` not run: c8s has no pipeline server (render that pipeline with c8s instead)",
                     step.at.0, step.at.1
                 ));
-                after
+                (after, Node::Do(Vec::new()))
             }
             StepKind::LoadVar(name) => {
                 self.out.skipped.push(format!(
                     "{}:{}: load_var `{name}` not run: its value exists only at run time, and c8s renders pods before",
                     step.at.0, step.at.1
                 ));
-                after
+                (after, Node::Do(Vec::new()))
             }
             _ => match self.pod(step, report) {
                 Some((plan, kind)) => {
@@ -200,19 +228,21 @@ impl Lowering<'_> {
                         when,
                         allow_failure: soft,
                     });
-                    vec![id]
+                    (vec![id.clone()], Node::Leaf(id))
                 }
-                None => after,
+                None => (after, Node::Do(Vec::new())),
             },
         };
         let base = tails.clone();
+        let mut hooks = Vec::new();
         for (hook, h) in &step.hooks {
-            let hook_tails = self.hook(hook, h, &base, report);
+            let (hook_tails, hook_node) = self.hook(hook, h, &base, report);
             if hook == "on_success" || hook == "ensure" {
                 tails.extend(hook_tails);
             }
+            hooks.push((Hook::of_key(hook), hook_node));
         }
-        tails
+        (tails, Node::hooked(node, hooks))
     }
 
     fn unique_id(&self, name: &str) -> String {

@@ -16,6 +16,7 @@ pub mod pipeline;
 mod read_task;
 pub mod report;
 pub mod resource;
+pub mod runtime;
 pub mod step;
 pub mod steps;
 pub mod task;
