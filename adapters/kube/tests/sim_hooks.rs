@@ -256,3 +256,55 @@ async fn an_aborted_task_runs_its_on_abort_and_ensure_hooks_not_its_on_failure_h
     assert_eq!(state(&status, "aborted"), StepState::Succeeded);
     assert!(!ran(&sim, "failed") && !ran(&sim, "next"));
 }
+
+/// `attempts: 2` runs the same pod spec again after a failure, before any
+/// hook sees the result (atc/exec/retry_step.go; `attempts` is inside the
+/// hooks in atc/steps.go): a task that fails once succeeds on its second
+/// attempt, its `on_failure` hook never runs and the build succeeds.
+#[tokio::test(start_paused = true)]
+async fn attempts_run_the_task_again_before_its_hooks_see_the_result() {
+    let sim = SimCluster::new();
+    sim.script("job.flaky", StepScript::new(secs(5)).failed_runs(1));
+    let status = run(
+        &sim,
+        "jobs:
+- name: job
+  plan:
+  - task: flaky
+    config: CFG
+    attempts: 2
+    on_failure: { task: bad, config: CFG }
+    ensure: { task: always, config: CFG }
+",
+    )
+    .await;
+    let flaky_pods = sim
+        .created_objects()
+        .iter()
+        .filter(|o| o.label("c8s.dev/step") == Some("job.flaky"))
+        .count();
+    assert_eq!(flaky_pods, 2, "{}", status.to_json());
+    assert_eq!(state(&status, "flaky"), StepState::Succeeded);
+    assert!(!ran(&sim, "bad"), "{}", status.to_json());
+    assert!(ran(&sim, "always"));
+    assert_eq!(status.state, RunState::Succeeded, "{}", status.to_json());
+
+    // Spent attempts fail the step: its failure hook runs then.
+    let sim = SimCluster::new();
+    sim.script("job.flaky", StepScript::new(secs(5)).failed_runs(2));
+    let status = run(
+        &sim,
+        "jobs:
+- name: job
+  plan:
+  - task: flaky
+    config: CFG
+    attempts: 2
+    on_failure: { task: bad, config: CFG }
+",
+    )
+    .await;
+    assert_eq!(state(&status, "flaky"), StepState::Failed, "{}", status.to_json());
+    assert!(ran(&sim, "bad"));
+    assert_eq!(status.state, RunState::Failed);
+}

@@ -369,8 +369,16 @@ impl Lowering<'_> {
         if let Some(t) = step.timeout_seconds {
             plan.timeout_seconds = Some(t);
         }
-        if step.attempts.is_some() {
-            plan.attempts = step.attempts;
+        if let Some(attempts) = step.attempts {
+            plan.attempts = Some(attempts);
+            // `attempts` wraps the step inside its hooks (`StepPrecedence` in
+            // atc/steps.go): the same pod spec runs again, up to `attempts`
+            // times, after a failure or an error (atc/exec/retry_step.go),
+            // before any hook sees the result. A retry after a step's own
+            // timeout is the one case c8s leaves out (its `any` excludes it).
+            if attempts > 1 {
+                plan.retries = Some(crate::retries::Retries::any(attempts - 1));
+            }
         }
         Some((plan, kind))
     }

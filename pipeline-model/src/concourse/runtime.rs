@@ -21,9 +21,11 @@
 //! - `do` runs in order and stops at the first step that did not succeed;
 //!   `in_parallel` runs all; both succeed iff every child did.
 //!
-//! Hooks of one step wrap it in Concourse's order (`atc/steps.go`, the
-//! innermost first): `on_success`, `on_failure`, `on_abort`, `on_error`,
-//! `ensure` — so an `on_failure` hook also runs when the `on_success` hook
+//! Hooks of one step wrap it in Concourse's order: `StepPrecedence` in
+//! `atc/steps.go` parses `ensure`, `on_error`, `on_abort`, `on_failure`,
+//! `on_success` in that order, each wrapping the next, so from the innermost
+//! out they are `on_success`, `on_failure`, `on_abort`, `on_error`, `ensure`
+//! — an `on_failure` hook also runs when the `on_success` hook
 //! failed. A step that never ran runs none of its hooks: every condition
 //! includes the one its step started under.
 
