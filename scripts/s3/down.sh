@@ -1,6 +1,11 @@
 #!/usr/bin/env bash
 # Stops what up.sh started, by the PID it wrote (never by name). Keeps the
 # state directory (log) unless C8S_S3_CLEAN=1.
+#
+# On SIGTERM `weed server` stops its volume server and filer gracefully
+# within a fraction of a second (its log says "Shut down successfully!") but
+# the process itself lingers with the master and the S3 gateway; so after 3 s
+# it gets SIGKILL. The data is a test's, kept for reading only.
 set -uo pipefail
 state="${C8S_S3_DIR:-/tmp/c8s-s3}"
 [ -d "$state/pids" ] || exit 0
@@ -9,7 +14,7 @@ if [ -f "$pidfile" ]; then
   pid="$(cat "$pidfile")"
   if kill -0 "$pid" 2>/dev/null; then
     kill -TERM "$pid" 2>/dev/null
-    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+    for _ in $(seq 15); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
     kill -KILL "$pid" 2>/dev/null || true
   fi
   rm -f "$pidfile"

@@ -69,12 +69,13 @@ export C8S_TEST_S3_WEED=$bin/weed
 ENV
 
 # Small volumes (the tests write tens of MiB); each bucket is a collection
-# that grows volumes of its own (sparse files), so allow many. No telemetry,
-# no Iceberg or Lance catalog ports.
+# that grows volumes of its own (sparse files), so allow many. The volume
+# server stops at once on SIGTERM (no 10 s pre-stop wait). No telemetry, no
+# Iceberg or Lance catalog ports.
 "$bin/weed" server -ip=127.0.0.1 -ip.bind=127.0.0.1 -dir="$state/data" \
   -master.port="$master" -master.port.grpc=$((master + 10)) \
   -master.volumeSizeLimitMB=64 -master.telemetry=false \
-  -volume.port="$volume" -volume.port.grpc=$((volume + 10)) -volume.max=1000 \
+  -volume.port="$volume" -volume.port.grpc=$((volume + 10)) -volume.max=1000 -volume.preStopSeconds=0 \
   -filer.port="$filer" -filer.port.grpc=$((filer + 10)) \
   -s3 -s3.port="$s3" -s3.port.grpc=$((s3 + 10)) -s3.port.iceberg=0 -s3.port.lance=0 \
   -s3.config="$state/s3.json" -s3.autoCreateBucket=false \

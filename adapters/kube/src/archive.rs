@@ -648,7 +648,11 @@ impl Archive {
                     key: key.to_string(),
                 }
             }
-            // An upload's 404 is always the bucket: S3 answers NoSuchBucket
+            // A part of a multipart upload that is gone (aborted meanwhile).
+            object_store::Error::NotFound { .. } if text.contains("NoSuchUpload") => {
+                ArchiveError::Storage(text)
+            }
+            // Otherwise an upload's 404 is the bucket: S3 answers NoSuchBucket
             // (https://docs.aws.amazon.com/AmazonS3/latest/API/API_PutObject.html).
             object_store::Error::NotFound { .. } => ArchiveError::NoSuchBucket { bucket, endpoint },
             object_store::Error::PermissionDenied { .. } | object_store::Error::Unauthenticated { .. } => {
@@ -788,6 +792,39 @@ mod tests {
         settings.part_size = DEFAULT_PART_SIZE;
         settings.endpoint = Some("ftp://x".into());
         assert!(matches!(Archive::new(settings), Err(ArchiveError::Settings(_))));
+    }
+
+    #[test]
+    fn credentials_come_from_a_secret_and_errors_name_keys_only() {
+        use k8s_openapi::ByteString;
+        use k8s_openapi::api::core::v1::Secret;
+        let secret = |pairs: &[(&str, &str)]| Secret {
+            metadata: kube::api::ObjectMeta {
+                name: Some("archive-credentials".into()),
+                ..Default::default()
+            },
+            data: Some(
+                pairs
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), ByteString(v.as_bytes().to_vec())))
+                    .collect(),
+            ),
+            ..Default::default()
+        };
+        let full = secret(&[
+            (SECRET_ACCESS_KEY_ID, "AKID1234"),
+            (SECRET_SECRET_ACCESS_KEY, "s3cr3t-value"),
+        ]);
+        let credentials = Credentials::from_secret(&full).expect("complete");
+        assert_eq!(credentials.secrets().collect::<Vec<_>>(), ["s3cr3t-value"]);
+        assert_eq!(credentials.access_key_id, "AKID1234");
+        let partial = secret(&[(SECRET_ACCESS_KEY_ID, "AKID1234")]);
+        let message = Credentials::from_secret(&partial)
+            .map(|_| ())
+            .expect_err("incomplete")
+            .to_string();
+        assert!(message.contains("archive-credentials") && message.contains(SECRET_SECRET_ACCESS_KEY));
+        assert!(!message.contains("AKID1234"), "{message}");
     }
 
     #[test]
