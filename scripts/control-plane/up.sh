@@ -22,6 +22,8 @@ etcd_port=$((base + 1)) etcd_peer=$((base + 2)) api_port=$((base + 43))
 cm_port=$((base + 57)) sched_port=$((base + 59)) kubelet_port=$((base + 50))
 nodes="${C8S_SIM_NODES:-2}"
 
+# shellcheck source=../lib/processes.sh
+. "$here/../lib/processes.sh"
 log() { printf 'control-plane: %s\n' "$*" >&2; }
 
 if [ -f "$state/pids/kube-apiserver.pid" ] && kill -0 "$(cat "$state/pids/kube-apiserver.pid")" 2>/dev/null; then
@@ -103,17 +105,9 @@ start() {
   echo $! > "$state/pids/$name.pid"
 }
 wait_for() {
-  local what=$1 tries=$2; shift 2
-  local pid
-  pid="$(cat "$state/pids/$what.pid")"
-  for _ in $(seq "$tries"); do
-    if "$@" >/dev/null 2>&1; then return 0; fi
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.5
-  done
-  log "$what did not come up; its log:"; tail -30 "$state/logs/$what.log" >&2 || true
-  "$here/down.sh" >&2 || true
-  exit 1
+  local what=$1 tries=$2
+  shift 2
+  up_or_stop "$what" "$state/pids/$what.pid" "$state/logs/$what.log" "$here/down.sh" "$tries" 0.5 "$@"
 }
 
 start etcd "$bin/etcd" --name c8s-test --data-dir "$state/etcd" \

@@ -47,6 +47,7 @@
 //! - [`KubeCluster::connect`] fails fast with [`Error::ClusterUnreachable`]
 //!   when no cluster answers.
 
+pub mod archive;
 mod cluster;
 mod error;
 mod hash;
