@@ -366,20 +366,7 @@ impl Lowering<'_> {
             }
             _ => return None,
         };
-        if let Some(t) = step.timeout_seconds {
-            plan.timeout_seconds = Some(t);
-        }
-        if let Some(attempts) = step.attempts {
-            plan.attempts = Some(attempts);
-            // `attempts` wraps the step inside its hooks (`StepPrecedence` in
-            // atc/steps.go): the same pod spec runs again, up to `attempts`
-            // times, after a failure or an error (atc/exec/retry_step.go),
-            // before any hook sees the result. A retry after a step's own
-            // timeout is the one case c8s leaves out (its `any` excludes it).
-            if attempts > 1 {
-                plan.retries = Some(crate::retries::Retries::any(attempts - 1));
-            }
-        }
+        apply_modifiers(&mut plan, step);
         Some((plan, kind))
     }
 
@@ -426,5 +413,24 @@ impl Lowering<'_> {
             image.digest = Some(digest.to_owned());
         }
         Some((image.reference(), image.pull_secret()))
+    }
+}
+
+/// The step modifiers that shape the pod's plan: `timeout` (the pod's
+/// deadline) and `attempts`.
+fn apply_modifiers(plan: &mut TaskPlan, step: &Step) {
+    if let Some(t) = step.timeout_seconds {
+        plan.timeout_seconds = Some(t);
+    }
+    if let Some(attempts) = step.attempts {
+        plan.attempts = Some(attempts);
+        // `attempts` wraps the step inside its hooks (`StepPrecedence` in
+        // atc/steps.go): the same pod spec runs again, up to `attempts`
+        // times, after a failure or an error (atc/exec/retry_step.go),
+        // before any hook sees the result. A retry after a step's own
+        // timeout is the one case c8s leaves out (its `any` excludes it).
+        if attempts > 1 {
+            plan.retries = Some(crate::retries::Retries::any(attempts - 1));
+        }
     }
 }
