@@ -1,4 +1,4 @@
-//! The step graph (petgraph): topological layers, the ready set, skip
+//! The step graph (petgraph): topological layers, skip
 //! propagation and the critical path. Nodes are stored in name order, so every
 //! answer is the same whatever order the steps were written in.
 
