@@ -923,3 +923,71 @@ async fn a_concourse_get_refused_by_restricted_pod_security_fails_naming_the_rul
         "nothing was admitted: {status:#}"
     );
 }
+
+/// A Concourse job whose second task fails, with every kind of hook: the
+/// failing step's own `on_failure`, the job's `ensure`, an `on_success` that
+/// must not run, and a failing task under `try` that must not fail the job.
+const CONCOURSE_HOOKS: &str = "\
+jobs:
+- name: release
+  plan:
+  - try:
+      task: flaky-lint
+      config: &task
+        platform: linux
+        image_resource: { type: registry-image, source: { repository: alpine, tag: '3.20' } }
+        run: { path: 'true' }
+  - task: compile
+    config: *task
+    on_failure: { task: page-oncall, config: *task }
+    on_success: { task: tag-build, config: *task }
+  - task: publish
+    config: *task
+  ensure: { task: cleanup, config: *task }
+";
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs control plane"]
+async fn a_concourse_jobs_hooks_run_by_what_their_step_did() {
+    let client = cluster::client().await;
+    let ns = cluster::namespace(&client, "concourse-hooks").await;
+    cluster::claims(&client, &ns, &["c8s-artifacts", "c8s-cache"]).await;
+    // Both failing tasks exit 1 on the simulated node; the rest exit 0.
+    cluster::script(
+        &client,
+        &ns,
+        "containers:
+  - { pod: flaky-lint, container: main, exitCode: 1, runSeconds: 0.5 }
+  - { pod: compile, container: main, exitCode: 1, runSeconds: 0.5 }
+  - { container: main, runSeconds: 0.5 }
+",
+    )
+    .await;
+    let file = common::temp_file(&format!("{}.yml", cluster::unique_name("hooks")), CONCOURSE_HOOKS);
+    let (output, status) = run_with_status(&["run", file.to_str().expect("path"), "--namespace", &ns]);
+    assert_eq!(output.status.code(), Some(1), "{}", explain(&output));
+    assert_eq!(status["state"], "Failed", "{status:#}");
+    let state = |task: &str| step(&status, task)["state"].as_str().map(str::to_owned);
+    assert_eq!(state("flaky-lint").as_deref(), Some("Failed"), "{status:#}");
+    assert_eq!(state("compile").as_deref(), Some("Failed"), "{status:#}");
+    assert_eq!(state("page-oncall").as_deref(), Some("Succeeded"), "{status:#}");
+    assert_eq!(state("cleanup").as_deref(), Some("Succeeded"), "{status:#}");
+    assert_ne!(state("tag-build").as_deref(), Some("Succeeded"), "{status:#}");
+    assert_ne!(state("publish").as_deref(), Some("Succeeded"), "{status:#}");
+    // The pods the cluster saw: the failure hook and the ensure ran after
+    // compile ended; neither the success hook nor publish was ever created.
+    let compile_ended = time(&step(&status, "compile")["finished_at"]);
+    for hook in ["page-oncall", "cleanup"] {
+        assert!(
+            time(&step(&status, hook)["started_at"]) >= compile_ended,
+            "{hook} started before compile ended: {status:#}"
+        );
+    }
+    for never in ["tag-build", "publish"] {
+        assert_eq!(
+            cluster::scheduled_pods(&client, &ns, never).await,
+            0,
+            "{never} got a pod: {status:#}"
+        );
+    }
+}
