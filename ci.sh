@@ -94,14 +94,14 @@ if [ -n "$known" ]; then
 fi
 filter="$filter and not $known_bugs"
 # The S3 tests run in their own step below, once the server is built.
-filter="$filter and not binary(archive_s3)"
+archive_tests='binary(archive_s3) | binary(control_plane_archive)'
+filter="$filter and not ($archive_tests)"
 
 step "tests: every test, the #[ignore = \"needs ...\"] ones included (their tools and the control plane are up); only the live-cluster binaries (tests/live.rs) are left out"
 cargo nextest run --workspace --locked --no-fail-fast --run-ignored all -E "$filter"
-./scripts/control-plane/down.sh
 cargo test --workspace --doc --locked
 
-step "log archive: its tests against a real S3 server (SeaweedFS's S3 gateway on loopback)"
+step "log archive: its tests against a real S3 server (SeaweedFS's S3 gateway on loopback), and c8s run archiving through the control plane into it"
 if ! wait "$s3_build"; then
   cat "$s3_build_log" >&2
   echo "the S3 server (scripts/s3/build.sh) did not build" >&2
@@ -111,8 +111,9 @@ tail -n 3 "$s3_build_log" >&2
 export C8S_S3_DIR="${C8S_S3_DIR:-$(mktemp -d /tmp/c8s-s3.XXXXXX)}"
 trap './scripts/s3/down.sh; ./scripts/control-plane/down.sh; disk' EXIT
 eval "$(./scripts/s3/up.sh)"
-cargo nextest run --workspace --locked --no-fail-fast --run-ignored all -E 'binary(archive_s3)'
+cargo nextest run --workspace --locked --no-fail-fast --run-ignored all -E "$archive_tests"
 ./scripts/s3/down.sh
+./scripts/control-plane/down.sh
 
 step "cargo package: every library crate, in dependency order (unpublished dependencies come from a local registry overlay)"
 # The overlay's crates are unpacked under a directory named after this checkout's

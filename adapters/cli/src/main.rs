@@ -3,6 +3,7 @@
 //!
 //! Exit codes: 0 success, 1 invalid input, 2 usage error.
 
+mod archive;
 mod concourse;
 mod documents;
 mod helm;

@@ -13,8 +13,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use c8s_kube::{
-    FailureMode, KubeCluster, LogMasker, LogOptions, LogSink, ReapOptions, RunOptions, RunState, RunStatus,
-    Step, StepState, StepStatus,
+    ArchiveOptions, FailureMode, KubeCluster, LogMasker, LogOptions, LogSink, ReapOptions, RunOptions,
+    RunState, RunStatus, Step, StepState, StepStatus,
 };
 use c8s_pipeline_model::Errors;
 use c8s_pipeline_model::scheduler::Condition;
@@ -59,6 +59,9 @@ pub struct RunArgs {
     /// instead of running the steps from here.
     #[arg(long)]
     pub in_cluster: bool,
+    /// Where each step's masked logs are archived when it ends.
+    #[command(flatten)]
+    pub archive: crate::archive::ArchiveArgs,
 }
 
 /// `c8s reap` flags.
@@ -175,8 +178,14 @@ async fn run_in_cluster(
         Err(e) => return fail(&e.to_string()),
     };
     let masker = masker(&cluster, plans).await;
+    let archive = match args.archive.archive() {
+        Ok(archive) => archive.map(|a| archive_options(a, cluster.namespace(), &masker)),
+        Err(e) => return fail(&e),
+    };
     let logs = Arc::new(CollectedLogs::default());
-    let options = run_options(args, run_id, durations, steps.len(), &masker, &logs).outcome(outcome);
+    let options = run_options(args, run_id, durations, steps.len(), &masker, &logs)
+        .outcome(outcome)
+        .archive(archive);
     let _ = writeln!(
         std::io::stderr(),
         "c8s: run {run_id}: running {} steps in namespace {} (parallelism {})",
@@ -194,6 +203,11 @@ async fn run_in_cluster(
         return fail(&format!("cannot write {path}: {e}"));
     }
     print_failed_logs(&status, &masker, &logs);
+    for step in &status.steps {
+        if let Some(error) = &step.log_archive_error {
+            let _ = writeln!(std::io::stderr(), "c8s: warning: {}: {error}", step.name);
+        }
+    }
     let _ = writeln!(std::io::stdout(), "run {}: {:?}", status.run_id, status.state);
     if status.state == RunState::Succeeded {
         ExitCode::SUCCESS
@@ -218,6 +232,25 @@ async fn masker(cluster: &KubeCluster, plans: &[TaskPlan]) -> Result<SecretMaske
         }
     }
     masker
+}
+
+/// The archive's options for a run in `namespace`: logs that `masker`
+/// cannot mask (the Secrets could not be read, or a value is too short to
+/// mask) are not archived.
+fn archive_options(
+    archive: c8s_kube::archive::Archive,
+    namespace: &str,
+    masker: &Result<SecretMasker, String>,
+) -> ArchiveOptions {
+    let options = ArchiveOptions::new(archive, namespace);
+    match masker {
+        Err(reason) => options.withheld(reason.clone()),
+        Ok(masker) if !masker.short_values().is_empty() => options.withheld(format!(
+            "the value of {} is too short to mask",
+            masker.short_values().join(", ")
+        )),
+        Ok(_) => options,
+    }
 }
 
 /// The run options of `args` for `total` steps: logs are collected through
@@ -403,6 +436,9 @@ fn progress_printer(total: usize) -> c8s_kube::ProgressFn {
     use std::io::IsTerminal;
     let terminal = std::io::stderr().is_terminal();
     let done = Arc::new(Mutex::new(std::collections::BTreeSet::<String>::new()));
+    // What was printed last per step: an update that changes nothing shown
+    // (the log archive's keys) prints nothing.
+    let shown = Mutex::new(BTreeMap::<String, String>::new());
     Arc::new(move |status: &StepStatus| {
         let detail = match (&status.waiting_reason, &status.outcome) {
             (Some(reason), _) => format!(" (waiting for capacity: {reason})"),
@@ -425,6 +461,12 @@ fn progress_printer(total: usize) -> c8s_kube::ProgressFn {
                 status.attempts
             ),
         };
+        let seen = format!("{:?}{detail}", status.state);
+        if let Ok(mut shown) = shown.lock()
+            && shown.insert(status.name.clone(), seen.clone()).as_ref() == Some(&seen)
+        {
+            return;
+        }
         let line = if terminal {
             let finished = done
                 .lock()

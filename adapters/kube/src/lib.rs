@@ -55,6 +55,7 @@ mod kube_api;
 mod kube_cluster;
 mod kube_record;
 mod kube_watch;
+mod log_archive;
 mod logs;
 #[cfg(feature = "test-util")]
 #[doc(hidden)]
@@ -84,6 +85,7 @@ pub use cluster::{
 };
 pub use error::{Error, Result, is_transient_status};
 pub use kube_cluster::KubeCluster;
+pub use log_archive::{ArchiveOptions, ArchivedLogRef};
 pub use logs::{ChunkMasker, LogMasker, LogOptions, LogSink, MaskerFactory, NoSecrets, stream_masked_logs};
 pub use observe::{
     Assessment, ContainerObservation, FinishedPod, MAIN_CONTAINER, PodCondition, PodObservation, PodPhase,

@@ -154,6 +154,10 @@ pub struct RunOptions {
     /// when every step succeeded
     /// ([`c8s_pipeline_model::scheduler::Policy::outcome`]).
     pub outcome: Option<Condition>,
+    /// Where each attempt's masked logs are archived when it ends; `None`:
+    /// nowhere. Only logs that are streamed ([`RunOptions::logs`]) are
+    /// archived.
+    pub archive: Option<crate::log_archive::ArchiveOptions>,
 }
 
 impl RunOptions {
@@ -175,6 +179,7 @@ impl RunOptions {
             request_burst: 100,
             resume: false,
             outcome: None,
+            archive: None,
         }
     }
 
@@ -230,6 +235,12 @@ impl RunOptions {
     /// With a retry policy.
     pub fn retry(mut self, retry: RetryPolicy) -> Self {
         self.retry = retry;
+        self
+    }
+
+    /// With each attempt's logs archived when it ends.
+    pub fn archive(mut self, archive: Option<crate::log_archive::ArchiveOptions>) -> Self {
+        self.archive = archive;
         self
     }
 

@@ -239,6 +239,14 @@ pub struct StepStatus {
     /// Why it was skipped or cancelled, or what went wrong without an outcome.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub message: String,
+    /// Its logs in the archive, one per attempt and container
+    /// ([`crate::RunOptions::archive`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub archived_logs: Vec<crate::log_archive::ArchivedLogRef>,
+    /// Why some of its logs are not in the archive (could not be masked, or
+    /// the upload failed); the step's result does not depend on it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_archive_error: Option<String>,
 }
 
 impl StepStatus {
@@ -256,6 +264,8 @@ impl StepStatus {
             finished_at: None,
             outcome: None,
             message: String::new(),
+            archived_logs: Vec::new(),
+            log_archive_error: None,
         }
     }
 }

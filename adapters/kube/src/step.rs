@@ -2,7 +2,7 @@
 //! delete it, and retry transient faults with a fresh pod.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use c8s_pipeline_model::scheduler::StopReason;
 use k8s_openapi::jiff::Timestamp;
@@ -11,6 +11,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::cluster::{Cluster, ObjectRef, StepObject};
 use crate::error::Error;
 use crate::hash::fnv1a;
+use crate::log_archive::{Archived, Keeping, archive_attempt};
 use crate::logs::{LogOptions, LogTarget, failure_logs, stream_masked_logs_until};
 use crate::options::{RunOptions, Step};
 use crate::outcome::{RunStatus, StepOutcome, StepState, StepStatus, TerminationReason};
@@ -172,8 +173,13 @@ impl<C: Cluster> Runner<'_, C> {
         stop: oneshot::Receiver<StopReason>,
         events: &mpsc::UnboundedSender<(usize, Event)>,
     ) {
+        // With an archive, the attempt's masked logs are kept for it.
+        let keeping = match (&self.options.archive, &self.options.logs) {
+            (Some(_), Some(logs)) => Some(Arc::new(Keeping::new(logs.sink.clone()))),
+            _ => None,
+        };
         let end = tokio::select! {
-            end = self.attempt(index, step, attempt, adopt, events) => end,
+            end = self.attempt(index, step, attempt, adopt, events, keeping.as_ref()) => end,
             Ok(reason) = stop => AttemptEnd::Stopped(reason),
         };
         // An attempt without an exit code of its own ends now.
@@ -209,6 +215,40 @@ impl<C: Cluster> Runner<'_, C> {
                 report(self.retryable(index, step, attempt, (reason, message), now).await);
             }
         }
+        // After the end was reported: dependents do not wait for uploads.
+        self.archive_logs(index, &step.name, attempt, keeping.map(|k| k.take()))
+            .await;
+    }
+
+    /// With an archive: stores attempt `attempt`'s `kept` logs (`None`:
+    /// none were streamed) and records on the step where they are, or why
+    /// they are not there.
+    async fn archive_logs(
+        &self,
+        index: usize,
+        step: &str,
+        attempt: u32,
+        kept: Option<BTreeMap<String, Vec<u8>>>,
+    ) {
+        let Some(archive) = &self.options.archive else {
+            return;
+        };
+        let archived = match kept {
+            Some(kept) => archive_attempt(archive, &self.options.run_id, step, attempt, kept).await,
+            None => Archived {
+                logs: Vec::new(),
+                errors: vec![format!(
+                    "logs not archived: {}",
+                    archive.withheld.as_deref().unwrap_or("no logs are streamed")
+                )],
+            },
+        };
+        self.update(index, |s| {
+            s.archived_logs.extend(archived.logs);
+            if !archived.errors.is_empty() {
+                s.log_archive_error = Some(archived.errors.join("; "));
+            }
+        });
     }
 
     /// A finished attempt: reported at once, recorded (final, or a failure
@@ -338,6 +378,7 @@ impl<C: Cluster> Runner<'_, C> {
         attempt: u32,
         adopt: bool,
         events: &mpsc::UnboundedSender<(usize, Event)>,
+        keeping: Option<&Arc<Keeping>>,
     ) -> AttemptEnd {
         let name = attempt_name(step.object.name().unwrap_or(&step.name), attempt);
         let object = self.prepare(index, step, &name, attempt);
@@ -350,6 +391,17 @@ impl<C: Cluster> Runner<'_, C> {
         let watch = self.watch(index, &object_ref, events, started_tx);
         let Some(logs) = &self.options.logs else {
             return watch.await;
+        };
+        let archived_too;
+        let logs = match keeping {
+            Some(keeping) => {
+                archived_too = LogOptions {
+                    sink: keeping.clone(),
+                    ..logs.clone()
+                };
+                &archived_too
+            }
+            None => logs,
         };
         let target = LogTarget {
             step: &step.name,

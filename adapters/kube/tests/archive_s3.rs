@@ -24,14 +24,9 @@ struct Server {
     region: String,
     access_key: String,
     secret_key: String,
-    master: String,
-    weed: String,
 }
 
-fn var(name: &str) -> String {
-    std::env::var(name)
-        .unwrap_or_else(|_| panic!("{name} is not set: run `eval \"$(scripts/s3/up.sh)\"` first"))
-}
+use c8s_test_cluster::s3::var;
 
 fn server() -> Server {
     Server {
@@ -39,9 +34,20 @@ fn server() -> Server {
         region: std::env::var("C8S_TEST_S3_REGION").unwrap_or_else(|_| "us-east-1".into()),
         access_key: var("C8S_TEST_S3_ACCESS_KEY"),
         secret_key: var("C8S_TEST_S3_SECRET_KEY"),
-        master: var("C8S_TEST_S3_MASTER"),
-        weed: var("C8S_TEST_S3_WEED"),
     }
+}
+
+/// object_store's own client on `bucket`, to look at what the archive stored.
+fn store_of(server: &Server, bucket: &str) -> object_store::aws::AmazonS3 {
+    AmazonS3Builder::new()
+        .with_endpoint(&server.endpoint)
+        .with_allow_http(true)
+        .with_region(&server.region)
+        .with_bucket_name(bucket)
+        .with_access_key_id(&server.access_key)
+        .with_secret_access_key(&server.secret_key)
+        .build()
+        .expect("store")
 }
 
 /// A bucket name no other test (or run) uses.
@@ -75,34 +81,11 @@ fn quick_retry() -> ArchiveRetry {
     retry
 }
 
-/// Creates `bucket` with `weed shell`'s `s3.bucket.create` (object_store
-/// has no CreateBucket; the server creates no bucket on upload).
-async fn create_bucket(server: &Server, bucket: &str) {
-    use std::io::Write;
-    let mut shell = std::process::Command::new(&server.weed)
-        .args(["shell", &format!("-master={}", server.master)])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("weed shell starts");
-    let mut stdin = shell.stdin.take().expect("stdin");
-    writeln!(stdin, "s3.bucket.create -name {bucket}").expect("write to weed shell");
-    drop(stdin);
-    let out = shell.wait_with_output().expect("weed shell ends");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        text.contains(&format!("created bucket {bucket}")),
-        "weed shell did not create {bucket}: {text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// A server, a bucket made for `test`, and an archive into it.
 async fn fresh_archive(test: &str) -> (Server, String, Archive) {
     let server = server();
     let bucket = unique_bucket(test);
-    create_bucket(&server, &bucket).await;
+    c8s_test_cluster::s3::create_bucket(&bucket);
     let archive = Archive::new(settings(&server, &bucket)).expect("archive");
     (server, bucket, archive)
 }
@@ -193,15 +176,7 @@ async fn a_large_log_goes_as_a_multipart_upload() {
     assert!(fetched.as_ref() == log.as_slice(), "the fetched log differs");
     // The server saw a multipart upload: its ETag is `<md5 of the parts' md5s>-<parts>`
     // (https://docs.aws.amazon.com/AmazonS3/latest/userguide/checking-object-integrity.html).
-    let store = AmazonS3Builder::new()
-        .with_endpoint(&server.endpoint)
-        .with_allow_http(true)
-        .with_region(&server.region)
-        .with_bucket_name(&bucket)
-        .with_access_key_id(&server.access_key)
-        .with_secret_access_key(&server.secret_key)
-        .build()
-        .expect("store");
+    let store = store_of(&server, &bucket);
     let meta = store
         .head(&Path::from(archived.key.as_str()))
         .await
@@ -237,7 +212,7 @@ async fn a_missing_bucket_is_a_clear_error_at_once() {
 async fn wrong_credentials_are_a_clear_error_without_the_secret() {
     let server = server();
     let bucket = unique_bucket("creds");
-    create_bucket(&server, &bucket).await;
+    c8s_test_cluster::s3::create_bucket(&bucket);
     let wrong_secret = format!("wrong-{}", server.secret_key);
     for credentials in [
         Credentials::new(&server.access_key, &wrong_secret),
@@ -334,4 +309,158 @@ async fn an_unmaskable_log_is_not_uploaded() {
         matches!(fetched, Err(ArchiveError::NotFound { .. })),
         "{fetched:?}"
     );
+}
+
+// --- the runner: each attempt's masked logs archived when it ends ---------
+
+/// A step pod: `main` and, as a native sidecar, `db`.
+fn step_pod(name: &str, step: &str) -> c8s_kube::StepObject {
+    use k8s_openapi::api::core::v1::{Container, Pod, PodSpec};
+    let container = |name: &str, always: bool| Container {
+        name: name.into(),
+        image: Some("busybox:1.36".into()),
+        restart_policy: always.then(|| "Always".into()),
+        ..Default::default()
+    };
+    let mut pod = Pod::default();
+    pod.metadata.name = Some(name.into());
+    pod.metadata.labels = Some([("c8s.dev/step".to_owned(), step.to_owned())].into());
+    pod.spec = Some(PodSpec {
+        init_containers: Some(vec![container("db", true)]),
+        containers: vec![container("main", false)],
+        restart_policy: Some("Never".into()),
+        ..Default::default()
+    });
+    c8s_kube::StepObject::Pod(Box::new(pod))
+}
+
+const RUN_SECRET: &str = "hunter2-s3cr3t-Value";
+
+/// Runs `build` (writes the secret, succeeds), then `test` (fails; its
+/// sidecar logged), on the simulated cluster in real time, its logs masked
+/// and archived per `archive`.
+async fn run_archived(archive: c8s_kube::ArchiveOptions) -> c8s_kube::RunStatus {
+    use c8s_kube::sim::{SimCluster, StepScript};
+    use c8s_kube::{LogOptions, LogSink, RunOptions, Step, run_pipeline};
+    use std::sync::Arc;
+    struct Discard;
+    impl LogSink for Discard {
+        fn write(&self, _: &str, _: u32, _: &str, _: &[u8]) {}
+    }
+    let sim = SimCluster::new();
+    let quick = Duration::from_millis(200);
+    sim.script(
+        "build",
+        StepScript::new(quick).log([format!("token {RUN_SECRET} ok\n"), "built\n".to_owned()]),
+    );
+    sim.script(
+        "test",
+        StepScript::new(quick)
+            .exit_code(1)
+            .log(["1 test failed\n"])
+            .container_log("db", ["db ready\n"]),
+    );
+    let masker: c8s_kube::MaskerFactory = Arc::new(|_: &str| {
+        let masker = SecretMasker::new([RUN_SECRET]).expect("masker");
+        Box::new(masker) as Box<dyn c8s_kube::LogMasker>
+    });
+    let options = RunOptions::new("orders-b7")
+        .logs(LogOptions::new(masker, Arc::new(Discard)))
+        .archive(Some(archive));
+    let steps = vec![
+        Step::new("build", step_pod("orders-build", "build")),
+        Step::new("test", step_pod("orders-test", "test")).after(["build"]),
+    ];
+    run_pipeline(&sim, steps, options, std::future::pending())
+        .await
+        .expect("the run ends")
+}
+
+fn step_status<'a>(status: &'a c8s_kube::RunStatus, name: &str) -> &'a c8s_kube::StepStatus {
+    status
+        .steps
+        .iter()
+        .find(|s| s.name == name)
+        .unwrap_or_else(|| panic!("no step {name}: {}", status.to_json()))
+}
+
+#[tokio::test]
+#[ignore = "needs s3"]
+async fn a_runs_logs_are_archived_masked_per_step_attempt_and_container() {
+    let (_, bucket, archive) = fresh_archive("run").await;
+    let status = run_archived(c8s_kube::ArchiveOptions::new(archive.clone(), "team-a")).await;
+
+    assert_eq!(status.state, c8s_kube::RunState::Failed, "{}", status.to_json());
+    let build = step_status(&status, "build");
+    assert_eq!(build.log_archive_error, None, "{}", status.to_json());
+    let keys: Vec<(&str, &str)> = build
+        .archived_logs
+        .iter()
+        .map(|l| (l.container.as_str(), l.key.as_str()))
+        .collect();
+    assert_eq!(keys, [("main", "c8s/logs/team-a/orders-b7/build/0/main.log")]);
+    assert!(
+        build.archived_logs[0]
+            .url
+            .ends_with(&format!("/{bucket}/{}", keys[0].1))
+    );
+    let stored = archive.fetch(keys[0].1).await.expect("fetch");
+    assert_eq!(String::from_utf8_lossy(&stored), "token *** ok\nbuilt\n");
+    assert_eq!(build.archived_logs[0].bytes, stored.len() as u64);
+
+    // The failed step: main's log and, read on its failure, the sidecar's.
+    let test = step_status(&status, "test");
+    let containers: Vec<&str> = test.archived_logs.iter().map(|l| l.container.as_str()).collect();
+    assert_eq!(containers, ["db", "main"], "{}", status.to_json());
+    for (log, text) in test.archived_logs.iter().zip(["db ready\n", "1 test failed\n"]) {
+        let stored = archive.fetch(&log.key).await.expect("fetch");
+        assert_eq!(String::from_utf8_lossy(&stored), text);
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs s3"]
+async fn an_archive_that_fails_is_recorded_on_the_step_and_the_run_ends_as_it_would() {
+    let server = server();
+    let missing = Archive::new(settings(&server, &unique_bucket("gone"))).expect("archive");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port");
+    let mut down = settings(&server, "c8s-down");
+    down.endpoint = Some(format!("http://127.0.0.1:{port}"));
+    let down = Archive::new(down).expect("archive");
+    for (archive, says) in [(missing, "does not exist"), (down, "after 3 retries")] {
+        let status = run_archived(c8s_kube::ArchiveOptions::new(archive, "team-a")).await;
+        assert_eq!(status.state, c8s_kube::RunState::Failed, "{}", status.to_json());
+        let build = step_status(&status, "build");
+        assert_eq!(build.state, c8s_kube::StepState::Succeeded);
+        assert!(build.archived_logs.is_empty());
+        let error = build.log_archive_error.as_deref().unwrap_or_default();
+        assert!(error.starts_with("log of main not archived: "), "{error}");
+        assert!(error.contains(says), "{error}");
+        assert_eq!(step_status(&status, "test").state, c8s_kube::StepState::Failed);
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs s3"]
+async fn logs_that_cannot_be_masked_are_never_uploaded_and_the_step_says_why() {
+    let (_, bucket, archive) = fresh_archive("withheld").await;
+    let options = c8s_kube::ArchiveOptions::new(archive, "team-a")
+        .withheld("the value of db/user is too short to mask");
+    let status = run_archived(options).await;
+    let build = step_status(&status, "build");
+    assert!(build.archived_logs.is_empty());
+    assert_eq!(
+        build.log_archive_error.as_deref(),
+        Some("logs not archived: the value of db/user is too short to mask")
+    );
+    // Nothing reached the bucket.
+    let server = server();
+    let store = store_of(&server, &bucket);
+    let listed: Vec<_> = futures::TryStreamExt::try_collect(object_store::ObjectStore::list(&store, None))
+        .await
+        .expect("list");
+    assert!(listed.is_empty(), "{listed:?}");
 }

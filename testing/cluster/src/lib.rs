@@ -8,8 +8,11 @@
 //!
 //! Every test gets its own namespace (labelled for Pod Security
 //! `restricted`), so the tests run in parallel on one control plane.
+//!
+//! [`s3`] is the same for the log archive's S3 server.
 
 pub mod proxy;
+pub mod s3;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
