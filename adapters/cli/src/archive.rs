@@ -9,8 +9,9 @@ use c8s_kube::archive::{
 };
 use clap::Args;
 
-/// Where step logs are archived; off without `--log-archive-bucket`.
-#[derive(Clone, Debug, Args)]
+/// Where step logs are archived; off without `--log-archive-bucket` (and
+/// so by `Default`).
+#[derive(Clone, Debug, Default, Args)]
 pub struct ArchiveArgs {
     /// Archive each step's masked logs in this S3 bucket when the step ends
     /// (it must exist); the step's status records each log's key and URL.

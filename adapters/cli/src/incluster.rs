@@ -46,6 +46,14 @@ pub struct LogsArgs {
     /// The namespace (default: the kube context's).
     #[arg(long, short = 'n')]
     pub namespace: Option<String>,
+    /// Read each ended step's log from the log archive even while its pod
+    /// exists (without it, the archive is read only when the pod is gone).
+    #[arg(long, requires = "log_archive_bucket")]
+    pub archived: bool,
+    /// The log archive the controller stores logs in, to read them from
+    /// once the pods are gone.
+    #[command(flatten)]
+    pub archive: crate::archive::ArchiveArgs,
 }
 
 pub fn fail(message: &str) -> ExitCode {
@@ -273,6 +281,8 @@ pub async fn print_logs(client: Client, args: &LogsArgs, console: &Console) -> R
     let values = secret_values(&client, &ns, &run)
         .await
         .map_err(|reason| format!("logs withheld: {reason}"))?;
+    let archive = args.archive.archive()?;
+    let pods = Api::<k8s_openapi::api::core::v1::Pod>::namespaced(client.clone(), &ns);
     let cluster = KubeCluster::new(client, ns);
     let status = run.status.unwrap_or_default();
     for step in status
@@ -287,7 +297,49 @@ pub async fn print_logs(client: Client, args: &LogsArgs, console: &Console) -> R
             console.note(&format!("{}: running (use --follow)", step.name));
             continue;
         }
-        stream_step(&cluster, &object, step, &values, console).await;
+        let from_archive = !step.archived_logs.is_empty()
+            && (args.archived || matches!(pods.get_opt(&object.name).await, Ok(None)));
+        if from_archive {
+            print_archived(archive.as_ref(), step, &values, console).await;
+        } else {
+            stream_step(&cluster, &object, step, &values, console).await;
+        }
     }
     Ok(())
+}
+
+/// Prints step `step`'s archived `main` log, masked again with `values`
+/// (the archive holds masked logs; a value added since is masked too).
+async fn print_archived(
+    archive: Option<&c8s_kube::archive::Archive>,
+    step: &c8s_controller::crd::StepRunStatus,
+    values: &[Vec<u8>],
+    console: &Console,
+) {
+    use c8s_kube::LogSink;
+    let Some(log) = step
+        .archived_logs
+        .iter()
+        .find(|l| l.container == c8s_kube::MAIN_CONTAINER)
+    else {
+        return console.note(&format!("{}: no archived log of main", step.name));
+    };
+    let Some(archive) = archive else {
+        return console.note(&format!(
+            "{}: its pod is gone; its log is archived at {} (pass --log-archive-bucket and the archive's credentials to read it)",
+            step.name, log.url
+        ));
+    };
+    let bytes = match archive.fetch(&log.key).await {
+        Ok(bytes) => bytes,
+        Err(e) => return console.note(&format!("{}: {e}", step.name)),
+    };
+    let mut masker = match c8s_pipeline_model::SecretMasker::new(values.iter()) {
+        Ok(masker) => masker,
+        Err(e) => return console.note(&format!("{}: logs withheld: {e}", step.name)),
+    };
+    let mut masked = masker.feed(&bytes);
+    masker.finish_into(&mut masked);
+    console.write(&step.name, log.attempt, &log.container, &masked);
+    console.finish(&step.name, log.attempt, &log.container);
 }

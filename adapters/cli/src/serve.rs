@@ -66,13 +66,21 @@ pub struct ControllerArgs {
     /// Address of the Prometheus endpoint `GET /metrics` (port 0: any free port, logged).
     #[arg(long, default_value = c8s_controller::metrics::DEFAULT_ADDRESS)]
     pub metrics_address: String,
+    /// Where the logs of steps that ended are archived.
+    #[command(flatten)]
+    pub archive: crate::archive::ArchiveArgs,
 }
 
 /// `c8s controller`: runs the controller until SIGTERM or Ctrl-C.
 pub fn controller(args: &ControllerArgs) -> ExitCode {
+    let archive = match args.archive.archive() {
+        Ok(archive) => archive.map(c8s_controller::archive::LogArchive),
+        Err(e) => return fail(&e),
+    };
     let settings = Settings {
         max_running_per_namespace: args.max_running_per_namespace.max(1),
         default_parallelism: args.parallelism.max(1),
+        archive,
         ..Settings::default()
     };
     let namespace = args

@@ -37,7 +37,7 @@ fn runs(client: &Client, ns: &str) -> Api<DynamicObject> {
 /// `helm install` of charts/c8s-controller as release `release` in `ns`
 /// (admin credentials); the chart's Deployments' pods "run" for an hour on
 /// the simulated nodes (the image is never pulled).
-fn helm_install(release: &str, ns: &str) {
+fn helm_install(release: &str, ns: &str, values: &[&str]) {
     let output = Command::new(common::tool("helm"))
         .current_dir(common::workspace())
         .env("KUBECONFIG", cluster::kubeconfig())
@@ -49,6 +49,7 @@ fn helm_install(release: &str, ns: &str) {
             ns,
             "--wait=false",
         ])
+        .args(values.iter().flat_map(|v| ["--set", v]))
         .output()
         .expect("helm runs");
     assert!(output.status.success(), "helm install: {}", explain(&output));
@@ -112,9 +113,15 @@ struct Process {
 
 impl Process {
     fn start(kubeconfig: &Path, args: &[&str]) -> Process {
+        Process::start_with(kubeconfig, args, &[])
+    }
+
+    /// [`Process::start`] with `env` set too.
+    fn start_with(kubeconfig: &Path, args: &[&str], env: &[(&str, String)]) -> Process {
         let log = common::temp_dir().join(format!("{}.log", cluster::unique_name("c8s")));
         let file = std::fs::File::create(&log).expect("log file");
         let child = common::command()
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .env("KUBECONFIG", kubeconfig)
             .env(
                 "RUST_LOG",
@@ -163,18 +170,18 @@ struct Installed {
 }
 
 async fn install(client: &Client, prefix: &str) -> Installed {
+    let main = "  - container: main\n    runSeconds: 2\n    logs: [\"main says hello\"]\n";
+    install_with(client, prefix, main, &[]).await
+}
+
+/// [`install`] with `rules` first in the nodes' script and the chart's
+/// `values` (`key=value`, as `helm --set` takes them).
+async fn install_with(client: &Client, prefix: &str, rules: &str, values: &[&str]) -> Installed {
     let ns = cluster::namespace(client, prefix).await;
-    cluster::script(
-        client,
-        &ns,
-        &format!(
-            "containers:\n  - container: main\n    runSeconds: 2\n    logs: [\"main says hello\"]\n{CHART_PODS}"
-        ),
-    )
-    .await;
+    cluster::script(client, &ns, &format!("containers:\n{rules}{CHART_PODS}")).await;
     cluster::claims(client, &ns, &["c8s-artifacts"]).await;
     let release = cluster::unique_name("c8s");
-    helm_install(&release, &ns);
+    helm_install(&release, &ns, values);
     let controller = service_account_kubeconfig(client, &ns, &format!("{release}-controller")).await;
     let webhook = service_account_kubeconfig(client, &ns, &format!("{release}-webhook")).await;
     Installed {
@@ -1750,4 +1757,163 @@ async fn the_admission_webhook_refuses_a_pipeline_kubectl_broke_and_admits_a_val
         .delete("small", &DeleteParams::default())
         .await
         .expect("delete the quota");
+}
+
+/// A token the simulated `main` prints, as a careless script would.
+const ARCHIVE_TOKEN: &str = "tok-9xQ2vL7rT4mW8kZ1pB6nY3cD";
+
+/// Runs in `./ci.sh`'s log-archive step (it needs `scripts/s3/up.sh`'s
+/// server too): the filter picks test names with `archives_`.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs control plane and s3"]
+async fn the_controller_archives_each_ended_steps_log_masked_and_c8s_logs_reads_it_once_the_pod_is_gone() {
+    use cluster::s3::{create_bucket, var};
+    let client = cluster::client().await;
+    let bucket = cluster::unique_name("c8s-ctl-logs");
+    create_bucket(&bucket);
+    let endpoint = var("C8S_TEST_S3_ENDPOINT");
+    let rules = format!(
+        "  - {{ step: first, container: main, runSeconds: 1, logs: [\"using {ARCHIVE_TOKEN}\", \"made\"] }}
+  - {{ step: second, container: main, runSeconds: 1, exitCode: 2, logs: [\"no file\"] }}
+"
+    );
+    // The chart with the archive on: its RBAC lets the controller read Secrets.
+    let installed = install_with(
+        &client,
+        "archive",
+        &rules,
+        &[
+            &format!("controller.logArchive.bucket={bucket}"),
+            "controller.logArchive.credentialsSecret=c8s-archive",
+        ],
+    )
+    .await;
+    let ns = &installed.ns;
+    cluster::secret(&client, ns, "deploy", &[("token", ARCHIVE_TOKEN)]).await;
+    let credentials = [
+        ("AWS_ACCESS_KEY_ID", var("C8S_TEST_S3_ACCESS_KEY")),
+        ("AWS_SECRET_ACCESS_KEY", var("C8S_TEST_S3_SECRET_KEY")),
+    ];
+    let archive_flags = [
+        "--log-archive-bucket",
+        &bucket,
+        "--log-archive-endpoint",
+        &endpoint,
+    ];
+    let mut args = vec![
+        "controller",
+        "--lease-namespace",
+        ns,
+        "--identity",
+        "archiver",
+        ANY_METRICS_PORT,
+    ];
+    args.extend(archive_flags);
+    let controller = Process::start_with(&installed.controller, &args, &credentials);
+
+    let mut pipeline = two_steps_json();
+    pipeline["steps"][0]["secrets"] = json!([{ "secretRef": "deploy", "key": "token", "envVar": "TOKEN" }]);
+    let run: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "c8s.dev/v1alpha1",
+        "kind": "PipelineRun",
+        "metadata": { "name": "archived-1" },
+        "spec": { "pipeline": pipeline, "branch": "main", "commit": "0123abcd0123abcd0123abcd0123abcd0123abcd", "build": 1 }
+    }))
+    .expect("run");
+    runs(&client, ns)
+        .create(&PostParams::default(), &run)
+        .await
+        .expect("created");
+    wait_phase(&client, ns, "archived-1", "Failed", &controller).await;
+    let run = run_json(&client, ns, "archived-1").await;
+    // Steps are named by their objects, `<pipeline>-<step>-b<build>-<hash>`.
+    let step = |name: &str| {
+        let infix = format!("-{name}-b");
+        run["status"]["steps"]
+            .as_array()
+            .and_then(|s| {
+                s.iter()
+                    .find(|s| s["name"].as_str().is_some_and(|n| n.contains(&infix)))
+            })
+            .cloned()
+            .unwrap_or_else(|| panic!("no step {name}: {run:#}"))
+    };
+
+    let mut settings = c8s_kube::archive::ArchiveSettings::new(
+        &bucket,
+        c8s_kube::archive::Credentials::new(&credentials[0].1, &credentials[1].1),
+    );
+    settings.endpoint = Some(endpoint.clone());
+    settings.prefix = "c8s".into();
+    let archive = c8s_kube::archive::Archive::new(settings).expect("archive");
+    for (name, text) in [("first", "using ***\nmade\n"), ("second", "no file\n")] {
+        let step = step(name);
+        assert!(
+            step["logArchiveError"].is_null(),
+            "{step:#}\n{}",
+            controller.log()
+        );
+        let logs = step["archivedLogs"].as_array().cloned().unwrap_or_default();
+        let main = logs
+            .iter()
+            .find(|l| l["container"] == "main")
+            .unwrap_or_else(|| panic!("no archived main log: {step:#}\n{}", controller.log()));
+        let key = main["key"].as_str().expect("key");
+        let object = step["name"].as_str().expect("name");
+        assert_eq!(key, format!("c8s/{ns}/archived-1/{object}/0/main.log"));
+        assert_eq!(main["url"], format!("{endpoint}/{bucket}/{key}"));
+        let stored = archive.fetch(key).await.expect("the archived log");
+        assert_eq!(String::from_utf8_lossy(&stored), text, "{name}");
+    }
+    // The failed step's other containers were stored too (the artifact
+    // helper ran before main failed; what it logged is kept).
+    let second = step("second");
+    let containers: Vec<&str> = second["archivedLogs"]
+        .as_array()
+        .map(|l| l.iter().filter_map(|l| l["container"].as_str()).collect())
+        .unwrap_or_default();
+    assert!(containers.contains(&"main"), "{second:#}");
+
+    // The pods go; `c8s logs` reads the archive instead.
+    let pods = Api::<Pod>::namespaced(client.clone(), ns);
+    pods.delete_collection(
+        &DeleteParams::default().grace_period(0),
+        &ListParams::default().labels("c8s.dev/run"),
+    )
+    .await
+    .expect("pods deleted");
+    cluster::eventually(Duration::from_secs(60), "the step pods to be gone", || async {
+        pods.list(&ListParams::default().labels("c8s.dev/run"))
+            .await
+            .ok()
+            .filter(|l| l.items.is_empty())
+            .map(|_| ())
+    })
+    .await;
+    let logs = |flags: &[&str]| {
+        common::command()
+            .env("KUBECONFIG", cluster::kubeconfig())
+            .envs(credentials.iter().map(|(k, v)| (*k, v.as_str())))
+            .args(["logs", "archived-1", "--namespace", ns, "--step", "first"])
+            .args(flags)
+            .output()
+            .expect("c8s logs runs")
+    };
+    let read = logs(&archive_flags);
+    assert!(read.status.success(), "{}", explain(&read));
+    let out = common::text(&read.stdout);
+    assert!(
+        out.contains("-first-b1-") && out.contains("#0 main] using ***"),
+        "{}",
+        explain(&read)
+    );
+    assert!(!explain(&read).contains(ARCHIVE_TOKEN), "{}", explain(&read));
+    // Without the archive's settings it says where the log is.
+    let told = logs(&[]);
+    assert!(
+        common::text(&told.stderr).contains(&format!("its log is archived at {endpoint}/{bucket}/")),
+        "{}",
+        explain(&told)
+    );
+    assert!(forbidden(&controller.log()).is_empty(), "{}", controller.log());
 }

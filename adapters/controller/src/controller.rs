@@ -402,11 +402,24 @@ async fn apply(run: &PipelineRun, ctx: &Context) -> Result<Action, Error> {
     };
     let done = match &ctx.stores {
         Some(stores) if stores.ready().await => {
-            let cached = CachedCluster::new(cluster, stores.clone());
+            let cached = CachedCluster::new(cluster.clone(), stores.clone());
             reconcile_run(&cached, &view, &steps, &admission, &ctx.settings).await?
         }
         _ => reconcile_run(&cluster, &view, &steps, &admission, &ctx.settings).await?,
     };
+    let mut done = done;
+    if let Some(archive) = &ctx.settings.archive {
+        let secrets = crate::archive::KubeSecrets::new(ctx.client.clone(), &namespace);
+        crate::archive::archive_ended_steps(
+            &cluster,
+            &secrets,
+            &archive.0,
+            (&namespace, &name),
+            &steps,
+            &mut done.status,
+        )
+        .await;
+    }
     let api = Api::<PipelineRun>::namespaced(ctx.client.clone(), &namespace);
     if done.status != recorded {
         patch_status(&api, &name, &done.status).await?;

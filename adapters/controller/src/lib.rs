@@ -19,6 +19,7 @@
 //! ```
 
 mod admission;
+pub mod archive;
 pub mod cache;
 pub mod controller;
 pub mod crd;

@@ -25,6 +25,8 @@ pub struct Settings {
     pub retry: RetryPolicy,
     /// How often a waiting run is looked at again without any event.
     pub poll: Duration,
+    /// Where the logs of steps that ended are archived; `None`: nowhere.
+    pub archive: Option<crate::archive::LogArchive>,
 }
 
 impl Default for Settings {
@@ -34,6 +36,7 @@ impl Default for Settings {
             default_parallelism: 8,
             retry: RetryPolicy::default(),
             poll: Duration::from_secs(30),
+            archive: None,
         }
     }
 }

@@ -481,6 +481,8 @@ fn logs_args(step: Option<&str>, follow: bool) -> LogsArgs {
         step: step.map(str::to_owned),
         follow,
         namespace: None,
+        archived: false,
+        archive: crate::archive::ArchiveArgs::default(),
     }
 }
 

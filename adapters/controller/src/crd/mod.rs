@@ -262,6 +262,30 @@ pub struct StepRunStatus {
     /// not count it twice.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_at: Option<String>,
+    /// Its latest attempt's logs in the log archive, once it ended (with
+    /// the controller's `--log-archive-bucket`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub archived_logs: Vec<ArchivedLogStatus>,
+    /// Why its logs are not (all) in the archive: they could not be masked,
+    /// or the upload failed. The step's result does not depend on it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_archive_error: Option<String>,
+}
+
+/// One archived log of a step.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ArchivedLogStatus {
+    /// The attempt, 0 for the first.
+    pub attempt: u32,
+    /// The container.
+    pub container: String,
+    /// The object's key in the bucket.
+    pub key: String,
+    /// The object's URL (fetching it needs the archive's credentials).
+    pub url: String,
+    /// Its size in bytes.
+    pub bytes: u64,
 }
 
 /// The retries a step has spent, by budget.
