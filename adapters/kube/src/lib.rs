@@ -85,14 +85,16 @@ pub use cluster::{
 };
 pub use error::{Error, Result, is_transient_status};
 pub use kube_cluster::KubeCluster;
-pub use log_archive::{ArchiveOptions, ArchivedLogRef};
+pub use log_archive::ArchiveOptions;
 pub use logs::{ChunkMasker, LogMasker, LogOptions, LogSink, MaskerFactory, NoSecrets, stream_masked_logs};
 pub use observe::{
     Assessment, ContainerObservation, FinishedPod, MAIN_CONTAINER, PodCondition, PodObservation, PodPhase,
     SIDECAR_RESTART_LIMIT, assess,
 };
 pub use options::{FailureMode, ProgressFn, RunOptions, Step};
-pub use outcome::{RunState, RunStatus, StepOutcome, StepState, StepStatus, TerminationReason};
+pub use outcome::{
+    ArchivedLogRef, RunState, RunStatus, StepOutcome, StepState, StepStatus, TerminationReason,
+};
 pub use pipeline::run_pipeline;
 pub use reap::{ReapOptions, ReapReport, RunLiveness, reap};
 pub use retry::{AttemptFailure, RetriesSpent, RetryPolicy};

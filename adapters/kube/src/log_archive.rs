@@ -16,10 +16,9 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use serde::{Deserialize, Serialize};
-
 use crate::archive::{Archive, LogKey};
 use crate::logs::LogSink;
+use crate::outcome::ArchivedLogRef;
 
 /// Where a run archives its logs ([`crate::RunOptions::archive`]).
 #[derive(Clone, Debug)]
@@ -49,21 +48,6 @@ impl ArchiveOptions {
         self.withheld = Some(reason.into());
         self
     }
-}
-
-/// One archived log of a step: which attempt and container, and where it is.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ArchivedLogRef {
-    /// The attempt, 0-based.
-    pub attempt: u32,
-    /// The container.
-    pub container: String,
-    /// The object's key in the bucket.
-    pub key: String,
-    /// The object's URL (fetching it needs the archive's credentials).
-    pub url: String,
-    /// Its size in bytes.
-    pub bytes: u64,
 }
 
 /// A sink that passes masked bytes on and keeps a copy of each container's

@@ -242,11 +242,26 @@ pub struct StepStatus {
     /// Its logs in the archive, one per attempt and container
     /// ([`crate::RunOptions::archive`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub archived_logs: Vec<crate::log_archive::ArchivedLogRef>,
+    pub archived_logs: Vec<ArchivedLogRef>,
     /// Why some of its logs are not in the archive (could not be masked, or
     /// the upload failed); the step's result does not depend on it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_archive_error: Option<String>,
+}
+
+/// One archived log of a step: which attempt and container, and where it is.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArchivedLogRef {
+    /// The attempt, 0-based.
+    pub attempt: u32,
+    /// The container.
+    pub container: String,
+    /// The object's key in the bucket.
+    pub key: String,
+    /// The object's URL (fetching it needs the archive's credentials).
+    pub url: String,
+    /// Its size in bytes.
+    pub bytes: u64,
 }
 
 impl StepStatus {
