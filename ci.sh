@@ -94,7 +94,7 @@ if [ -n "$known" ]; then
 fi
 filter="$filter and not $known_bugs"
 # The S3 tests run in their own step below, once the server is built.
-archive_tests='binary(archive_s3) | binary(control_plane_archive) | (binary(control_plane_controller) & test(/archives_/))'
+archive_tests='binary(archive_s3) | binary(control_plane_archive) | binary(control_plane_dashboard) | (binary(control_plane_controller) & test(/archives_/))'
 filter="$filter and not ($archive_tests)"
 
 step "tests: every test, the #[ignore = \"needs ...\"] ones included (their tools and the control plane are up); only the live-cluster binaries (tests/live.rs) are left out"

@@ -38,11 +38,12 @@ if [ ! -x "$tools/bin/kubernetes-validate" ]; then
   ln -sf "$tools/venv/bin/kubernetes-validate" "$tools/bin/kubernetes-validate"
 fi
 
-# Debian package for each host tool the runtime check needs; postgres's
+# Debian package for each host tool the runtime check needs (and headless
+# Chromium with its WebDriver, for the dashboard's browser test); postgres's
 # binaries live under /usr/lib/postgresql/<major>/bin, which the check searches.
 missing=()
 for pair in busybox:busybox git:git unshare:util-linux setpriv:util-linux nsenter:util-linux \
-  redis-server:redis-server; do
+  redis-server:redis-server chromium:chromium chromedriver:chromium-driver; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
 done
 if ! command -v postgres >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then

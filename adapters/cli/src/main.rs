@@ -91,6 +91,10 @@ enum Command {
     },
     /// Print the masked logs of a PipelineRun's steps.
     Logs(incluster::LogsArgs),
+    /// Serve a read-only web dashboard of the cluster's runs (their DAGs,
+    /// steps and masked logs, kept current live), with the kube context's
+    /// credentials.
+    Dashboard(serve::DashboardArgs),
     /// Serve push webhooks (`/hooks/github`, `/hooks/gitlab`,
     /// `/hooks/bitbucket`) that create PipelineRuns, and with
     /// `--tls-cert-file` the validating admission webhook (`/validate`).
@@ -162,6 +166,7 @@ fn main() -> ExitCode {
         }
         Command::Get { kind, namespace } => incluster::get(kind, namespace.as_deref()),
         Command::Logs(args) => incluster::logs(&args),
+        Command::Dashboard(args) => serve::dashboard(&args),
         Command::Webhook(args) => {
             serve::log_to_stderr(args.log_format);
             serve::webhook(&args)

@@ -1,5 +1,6 @@
 //! The long-running in-cluster commands: `c8s controller` and `c8s webhook`.
 
+use std::io::Write as _;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -69,6 +70,81 @@ pub struct ControllerArgs {
     /// Where the logs of steps that ended are archived.
     #[command(flatten)]
     pub archive: crate::archive::ArchiveArgs,
+    /// Also serve the read-only dashboard on this address (every replica;
+    /// off by default).
+    #[arg(long, value_name = "ADDR")]
+    pub dashboard: Option<String>,
+}
+
+/// `c8s dashboard` flags.
+#[derive(Debug, Args)]
+pub struct DashboardArgs {
+    /// Where to listen (port 0: any free port; the address is printed).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub address: String,
+    /// The namespace whose runs are shown (default: the kube context's).
+    #[arg(long, short = 'n')]
+    pub namespace: Option<String>,
+    /// Show the runs of every namespace.
+    #[arg(long, short = 'A', conflicts_with = "namespace")]
+    pub all_namespaces: bool,
+    /// The log archive to read the logs of steps whose pods are gone from.
+    #[command(flatten)]
+    pub archive: crate::archive::ArchiveArgs,
+}
+
+/// Binds `address` and serves `dashboard` there in the background; the
+/// address it listens on.
+async fn spawn_dashboard(
+    address: &str,
+    dashboard: c8s_controller::dashboard::Dashboard,
+) -> Result<(String, tokio::task::JoinHandle<()>), String> {
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .map_err(|e| format!("cannot listen on {address}: {e}"))?;
+    let bound = listener
+        .local_addr()
+        .map_or_else(|_| address.to_owned(), |a| a.to_string());
+    let served = c8s_controller::dashboard::serve(listener, Arc::new(dashboard), shutdown());
+    let task = tokio::spawn(async move {
+        if let Err(e) = served.await {
+            tracing::warn!("{e}");
+        }
+    });
+    Ok((bound, task))
+}
+
+/// `c8s dashboard`: serves the read-only dashboard with the kube context's
+/// credentials until Ctrl-C.
+pub fn dashboard(args: &DashboardArgs) -> ExitCode {
+    let archive = match args.archive.archive() {
+        Ok(archive) => archive,
+        Err(e) => return fail(&e),
+    };
+    block_on(async move {
+        let client = match Client::try_default().await {
+            Ok(client) => client,
+            Err(e) => return fail(&format!("no cluster: {e}")),
+        };
+        let namespace = match (&args.namespace, args.all_namespaces) {
+            (_, true) => None,
+            (Some(ns), false) => Some(ns.clone()),
+            (None, false) => Some(client.default_namespace().to_owned()),
+        };
+        let shown = namespace.clone().unwrap_or_else(|| "every namespace".into());
+        let dashboard = c8s_controller::dashboard::Dashboard::new(client, namespace, archive);
+        match spawn_dashboard(&args.address, dashboard).await {
+            Ok((address, task)) => {
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "c8s: dashboard on http://{address}/ (runs of {shown}); Ctrl-C to stop"
+                );
+                let _ = task.await;
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(&e),
+        }
+    })
 }
 
 /// `c8s controller`: runs the controller until SIGTERM or Ctrl-C.
@@ -117,12 +193,32 @@ pub fn controller(args: &ControllerArgs) -> ExitCode {
             metrics.clone(),
             std::future::pending(),
         ));
+        let shown = match &args.dashboard {
+            Some(address) => {
+                let dashboard = c8s_controller::dashboard::Dashboard::new(
+                    client.clone(),
+                    None,
+                    settings.archive.as_ref().map(|a| a.0.clone()),
+                );
+                match spawn_dashboard(address, dashboard).await {
+                    Ok((bound, task)) => {
+                        tracing::info!("dashboard on http://{bound}/");
+                        Some(task)
+                    }
+                    Err(e) => return fail(&e),
+                }
+            }
+            None => None,
+        };
         let lease = Lease {
             namespace: &namespace,
             identity: &identity,
         };
         let result = run_controller(client, settings, lease, args.install_crds, metrics, stop).await;
         server.abort();
+        if let Some(task) = shown {
+            task.abort();
+        }
         match result {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => fail(&e.to_string()),

@@ -1875,21 +1875,7 @@ async fn the_controller_archives_each_ended_steps_log_masked_and_c8s_logs_reads_
     assert!(containers.contains(&"main"), "{second:#}");
 
     // The pods go; `c8s logs` reads the archive instead.
-    let pods = Api::<Pod>::namespaced(client.clone(), ns);
-    pods.delete_collection(
-        &DeleteParams::default().grace_period(0),
-        &ListParams::default().labels("c8s.dev/run"),
-    )
-    .await
-    .expect("pods deleted");
-    cluster::eventually(Duration::from_secs(60), "the step pods to be gone", || async {
-        pods.list(&ListParams::default().labels("c8s.dev/run"))
-            .await
-            .ok()
-            .filter(|l| l.items.is_empty())
-            .map(|_| ())
-    })
-    .await;
+    cluster::delete_step_pods(&client, ns).await;
     let logs = |flags: &[&str]| {
         common::command()
             .env("KUBECONFIG", cluster::kubeconfig())

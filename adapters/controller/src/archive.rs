@@ -131,7 +131,7 @@ pub fn visible_secrets(spec: &PodSpec) -> BTreeMap<String, Option<BTreeSet<Strin
 }
 
 /// The masker of every value the secrets of `spec` hold, as `secrets` reads them.
-async fn masker_for(spec: &PodSpec, secrets: &impl SecretSource) -> Result<SecretMasker, String> {
+pub(crate) async fn masker_for(spec: &PodSpec, secrets: &impl SecretSource) -> Result<SecretMasker, String> {
     let mut values: Vec<(String, Vec<u8>)> = Vec::new();
     for (name, keys) in visible_secrets(spec) {
         let data = secrets.secret(&name).await?;
@@ -161,7 +161,8 @@ fn needs_archive(step: &StepRunStatus) -> bool {
 }
 
 /// Archives the logs of every step of `status` that ended for good and has
-/// none recorded ([`needs_archive`]), recording each on its step.
+/// none recorded (a Succeeded or Failed step with a pod, no `archivedLogs`
+/// and no `logArchiveError`), recording each on its step.
 pub async fn archive_ended_steps<C: Cluster>(
     cluster: &C,
     secrets: &impl SecretSource,

@@ -23,6 +23,7 @@ pub mod archive;
 pub mod cache;
 pub mod controller;
 pub mod crd;
+pub mod dashboard;
 pub mod error;
 pub mod lease;
 pub mod metrics;

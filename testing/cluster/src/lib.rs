@@ -227,3 +227,22 @@ pub async fn scheduled_pods(client: &Client, namespace: &str, name_part: &str) -
     uids.dedup();
     uids.len()
 }
+
+/// Deletes every step pod (labelled `c8s.dev/run`) of `namespace` at once
+/// and waits until they are gone.
+pub async fn delete_step_pods(client: &Client, namespace: &str) {
+    use k8s_openapi::api::core::v1::Pod;
+    let pods = Api::<Pod>::namespaced(client.clone(), namespace);
+    let labelled = kube::api::ListParams::default().labels("c8s.dev/run");
+    pods.delete_collection(&kube::api::DeleteParams::default().grace_period(0), &labelled)
+        .await
+        .unwrap_or_else(|e| panic!("deleting the step pods of {namespace}: {e}"));
+    eventually(Duration::from_secs(60), "the step pods to be gone", || async {
+        pods.list(&labelled)
+            .await
+            .ok()
+            .filter(|l| l.items.is_empty())
+            .map(|_| ())
+    })
+    .await;
+}
