@@ -154,7 +154,7 @@ async fn the_dashboard_shows_runs_live_their_dag_and_masked_logs_in_a_real_brows
         &ns,
         &format!(
             "containers:
-  - {{ step: build, container: main, runSeconds: 8, logs: [\"building\", \"built\"] }}
+  - {{ step: build, container: main, runSeconds: 12, logs: [\"building\", \"built\"] }}
   - {{ step: test, container: main, runSeconds: 1, exitCode: 4, logs: [\"token {TOKEN} refused\", \"tests failed\"] }}
 "
         ),
@@ -286,6 +286,33 @@ async fn the_dashboard_shows_runs_live_their_dag_and_masked_logs_in_a_real_brows
     )
     .await;
     screenshot(&browser, "run-running").await;
+    // The running step's log, streamed into its page (in a second tab, so the
+    // run page is never reloaded).
+    let build_log = browser
+        .find(Locator::Css("tr[data-step*='-build-'] a"))
+        .await
+        .expect("the build step's log link")
+        .attr("href")
+        .await
+        .expect("href")
+        .expect("a link");
+    let run_tab = browser.window().await.expect("this tab");
+    let tab = browser.new_window(true).await.expect("a new tab");
+    browser.switch_to_window(tab.handle).await.expect("switch");
+    browser
+        .goto(&format!("{base}{build_log}"))
+        .await
+        .expect("open the live log");
+    until(
+        &browser,
+        "the running step's log streamed",
+        "return document.getElementById('log').textContent.includes('building');",
+        &controller,
+    )
+    .await;
+    screenshot(&browser, "log-live").await;
+    browser.close_window().await.expect("close the tab");
+    browser.switch_to_window(run_tab).await.expect("back to the run");
     until(
         &browser,
         "build succeeded and test failed, live, without a reload",
