@@ -398,3 +398,68 @@ fn the_admission_webhook_is_opt_in_and_registers_both_resources_with_the_ca_of_i
         .unwrap_or_else(|| panic!("no ValidatingWebhookConfiguration"));
     assert_eq!(configuration["webhooks"][0]["failurePolicy"], "Ignore");
 }
+
+#[test]
+#[ignore = "needs helm"]
+fn the_log_archive_and_the_dashboard_are_off_by_default_and_secrets_are_readable_only_with_the_archive() {
+    let controller_secret_rules = |objects: &[serde_json::Value]| {
+        rules(objects)
+            .into_iter()
+            .filter(|(kind, _, name, rule)| {
+                kind == "ClusterRole" && name == "ci-controller" && on_secrets(rule)
+            })
+            .count()
+    };
+    let args_of = |objects: &[serde_json::Value]| -> Vec<String> {
+        let deployment = object(objects, "Deployment", "ci-controller").expect("the controller Deployment");
+        deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|a| a.as_str().map(str::to_owned))
+            .collect()
+    };
+    let plain = render(&[]).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(controller_secret_rules(&plain), 0);
+    assert!(
+        !args_of(&plain)
+            .iter()
+            .any(|a| a.starts_with("--log-archive") || a.starts_with("--dashboard"))
+    );
+
+    // A bucket without the credentials' Secret is refused, naming the value.
+    let refused = render(&["controller.logArchive.bucket=ci-logs"])
+        .err()
+        .unwrap_or_default();
+    assert!(
+        refused.contains("controller.logArchive.credentialsSecret"),
+        "{refused}"
+    );
+
+    let on = render(&[
+        "controller.logArchive.bucket=ci-logs",
+        "controller.logArchive.credentialsSecret=s3-creds",
+        "controller.logArchive.endpoint=http://minio.storage:9000",
+        "controller.dashboard.enabled=true",
+    ])
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(controller_secret_rules(&on), 1);
+    let args = args_of(&on);
+    for arg in [
+        "--log-archive-bucket=ci-logs",
+        "--log-archive-prefix=c8s",
+        "--log-archive-region=us-east-1",
+        "--log-archive-endpoint=http://minio.storage:9000",
+        "--dashboard=0.0.0.0:8080",
+    ] {
+        assert!(args.iter().any(|a| a == arg), "{arg}: {args:?}");
+    }
+    let deployment = object(&on, "Deployment", "ci-controller").expect("the controller Deployment");
+    let container = &deployment["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(
+        container["envFrom"],
+        serde_json::json!([{ "secretRef": { "name": "s3-creds" } }]),
+        "{container:#}"
+    );
+    assert_eq!(container["ports"][1]["name"], "dashboard", "{container:#}");
+}
