@@ -32,7 +32,10 @@ struct Process {
 }
 
 impl Process {
+    /// Starts `command` in a process group of its own (see `Drop`).
     fn start(mut command: std::process::Command, name: &str) -> Process {
+        use std::os::unix::process::CommandExt as _;
+        command.process_group(0);
         let log = common::temp_dir().join(format!("{}.log", cluster::unique_name(name)));
         let file = std::fs::File::create(&log).expect("log file");
         let child = command
@@ -67,6 +70,13 @@ impl Process {
 
 impl Drop for Process {
     fn drop(&mut self) {
+        // chromedriver's browser runs in its process group: a failing test
+        // that never closed its session leaves no browser behind.
+        let group = format!("-{}", self.child.id());
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", "--", &group])
+            .stderr(Stdio::null())
+            .status();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
