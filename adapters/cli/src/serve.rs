@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use c8s_controller::metrics::Metrics;
 use c8s_controller::reconcile::Settings;
+use c8s_controller::throttle::ThrottleLayer;
 use clap::Args;
 use kube::Client;
 
@@ -74,6 +75,13 @@ pub struct ControllerArgs {
     /// off by default).
     #[arg(long, value_name = "ADDR")]
     pub dashboard: Option<String>,
+    /// Client-side limit on API requests per second (a watch counts when it
+    /// starts), as client-go's QPS; 0: no limit.
+    #[arg(long, default_value_t = c8s_controller::throttle::DEFAULT_QPS)]
+    pub kube_qps: u32,
+    /// Requests that may go at once above `--kube-qps`, as client-go's Burst.
+    #[arg(long, default_value_t = c8s_controller::throttle::DEFAULT_BURST)]
+    pub kube_burst: u32,
 }
 
 /// `c8s dashboard` flags.
@@ -171,7 +179,8 @@ pub fn controller(args: &ControllerArgs) -> ExitCode {
         .unwrap_or_else(|| "c8s-controller".into());
     block_on(async move {
         let metrics = Arc::new(Metrics::new());
-        let client = match counted_client(&metrics).await {
+        let throttle = ThrottleLayer::new(args.kube_qps, args.kube_burst);
+        let client = match counted_client(&metrics, &throttle).await {
             Ok(client) => client,
             Err(e) => return fail(&format!("no cluster: {e}")),
         };
@@ -227,10 +236,12 @@ pub fn controller(args: &ControllerArgs) -> ExitCode {
 }
 
 /// The client of the kube config (in a pod: its ServiceAccount), counting
-/// every request in `metrics` (`c8s_kube_api_requests_total`).
-async fn counted_client(metrics: &Metrics) -> Result<Client, kube::Error> {
+/// every request in `metrics` (`c8s_kube_api_requests_total`), each one
+/// sent when `throttle` lets it.
+async fn counted_client(metrics: &Metrics, throttle: &ThrottleLayer) -> Result<Client, kube::Error> {
     let config = kube::Config::infer().await.map_err(kube::Error::InferConfig)?;
     Ok(kube::client::ClientBuilder::try_from(config)?
+        .with_layer(throttle)
         .with_layer(&metrics.api_layer())
         .build())
 }
