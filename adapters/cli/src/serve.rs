@@ -184,6 +184,12 @@ pub fn controller(args: &ControllerArgs) -> ExitCode {
             Ok(client) => client,
             Err(e) => return fail(&format!("no cluster: {e}")),
         };
+        // The Lease's own client, never rate-limited: a renewal stuck behind
+        // a burst of throttled requests would lose the Lease.
+        let lease_client = match counted_client(&metrics, &ThrottleLayer::new(0, 0)).await {
+            Ok(client) => client,
+            Err(e) => return fail(&format!("no cluster: {e}")),
+        };
         let listener = match tokio::net::TcpListener::bind(&args.metrics_address).await {
             Ok(listener) => listener,
             Err(e) => return fail(&format!("cannot listen on {}: {e}", args.metrics_address)),
@@ -223,7 +229,8 @@ pub fn controller(args: &ControllerArgs) -> ExitCode {
             namespace: &namespace,
             identity: &identity,
         };
-        let result = run_controller(client, settings, lease, args.install_crds, metrics, stop).await;
+        let clients = (client, lease_client);
+        let result = run_controller(clients, settings, lease, args.install_crds, metrics, stop).await;
         server.abort();
         if let Some(task) = shown {
             task.abort();
@@ -255,18 +262,20 @@ pub struct Lease<'a> {
     pub identity: &'a str,
 }
 
-/// The core of `c8s controller`: takes the Lease, then runs the Controller
-/// until `stop` completes, recording into `metrics`.
+/// The core of `c8s controller`: takes the Lease with the second client of
+/// `clients`, then runs the Controller with the first until `stop`
+/// completes, recording into `metrics`.
 pub async fn run_controller(
-    client: Client,
+    (client, lease_client): (Client, Client),
     settings: Settings,
     lease: Lease<'_>,
     install_crds: bool,
     metrics: Arc<Metrics>,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), c8s_controller::Error> {
-    c8s_controller::controller::run_with_metrics(
+    c8s_controller::controller::run_with_lease_client(
         client,
+        lease_client,
         settings,
         lease.namespace,
         lease.identity,
