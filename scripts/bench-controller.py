@@ -894,8 +894,8 @@ def report(path):
         with open(notes) as f:
             p(f.read().strip())
         p("")
-    p("Reproduce (sizes as flags; the issue's full sizes are the defaults, about an")
-    p("hour here):")
+    p("Reproduce (sizes as flags; the issue's full sizes are the defaults, which")
+    p("should take 30 to 60 minutes here by this run's pace; not run yet):")
     p("")
     p("```sh")
     p(f"scripts/bench-controller.sh --ceiling-pods {s['ceiling_pods']} --duration {s['duration']} --rate {s['rate']} "

@@ -10,7 +10,7 @@
 # watch events and the API server's and the controller's /metrics, and writes
 # the figures to benches/controller-results.json. `scripts/bench-report.sh
 # --controller-only` then writes them into BENCHMARKS.md. Not run by ./ci.sh
-# (the full sizes take about an hour on 2 cores).
+# (the full sizes should take 30 to 60 minutes on 2 cores, by a scaled run).
 #
 #   scripts/bench-controller.sh                       # the sizes
 #   scripts/bench-controller.sh --duration 120 --dag-runs 200 --queued-runs 1000 --ceiling-pods 500
