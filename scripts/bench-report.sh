@@ -7,11 +7,34 @@
 #   scripts/bench-report.sh           # about 10 minutes on 2 cores
 #   scripts/bench-report.sh --quick   # ratios only, criterion's own runs skipped
 #
+#   scripts/bench-report.sh --controller-only   # only the "Controller at scale" section,
+#                                               # from benches/controller-results.json
+#
+# The controller's section comes from the results file that
+# scripts/bench-controller.sh writes (a control plane and an hour of runs,
+# so it is not run here); every mode puts it at the end of BENCHMARKS.md.
+#
 # Needs helm in .tools/ (./scripts/install-tools.sh, which ./ci.sh also runs).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 out="$root/BENCHMARKS.md"
+controller_results="$root/benches/controller-results.json"
+
+# controller_section: BENCHMARKS.md without its "Controller at scale" section
+# (up to the next level-2 heading), then the section made anew.
+controller_section() {
+  [ -f "$controller_results" ] || { echo "bench-report: no $controller_results; run scripts/bench-controller.sh" >&2; return 0; }
+  local kept section
+  section="$(python3 "$root/scripts/bench-controller.py" report "$controller_results")"
+  kept="$(awk '/^## Controller at scale$/ { skip = 1; next } /^## / { skip = 0 } !skip' "$out")"
+  printf '%s\n\n%s\n' "$kept" "$section" >"$out"
+  echo "bench-report: wrote the controller section of $out" >&2
+}
+if [ "${1:-}" = "--controller-only" ]; then
+  controller_section
+  exit 0
+fi
 logs="$(mktemp -d)"
 trap 'rm -rf "$logs"' EXIT
 mode=(--warm-up-time 1 --measurement-time 2)
@@ -174,3 +197,4 @@ met() { # value goal -> yes/no/-
   echo '```'
 } >"$out"
 echo "bench-report: wrote $out" >&2
+controller_section

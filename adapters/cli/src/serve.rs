@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use c8s_controller::metrics::Metrics;
 use c8s_controller::reconcile::Settings;
+use c8s_controller::throttle::ThrottleLayer;
 use clap::Args;
 use kube::Client;
 
@@ -74,6 +75,13 @@ pub struct ControllerArgs {
     /// off by default).
     #[arg(long, value_name = "ADDR")]
     pub dashboard: Option<String>,
+    /// Client-side limit on API requests per second (a watch counts when it
+    /// starts), as client-go's QPS; 0: no limit.
+    #[arg(long, default_value_t = c8s_controller::throttle::DEFAULT_QPS)]
+    pub kube_qps: u32,
+    /// Requests that may go at once above `--kube-qps`, as client-go's Burst.
+    #[arg(long, default_value_t = c8s_controller::throttle::DEFAULT_BURST)]
+    pub kube_burst: u32,
 }
 
 /// `c8s dashboard` flags.
@@ -171,7 +179,14 @@ pub fn controller(args: &ControllerArgs) -> ExitCode {
         .unwrap_or_else(|| "c8s-controller".into());
     block_on(async move {
         let metrics = Arc::new(Metrics::new());
-        let client = match counted_client(&metrics).await {
+        let throttle = ThrottleLayer::new(args.kube_qps, args.kube_burst);
+        let client = match counted_client(&metrics, &throttle).await {
+            Ok(client) => client,
+            Err(e) => return fail(&format!("no cluster: {e}")),
+        };
+        // The Lease's own client, never rate-limited: a renewal stuck behind
+        // a burst of throttled requests would lose the Lease.
+        let lease_client = match counted_client(&metrics, &ThrottleLayer::new(0, 0)).await {
             Ok(client) => client,
             Err(e) => return fail(&format!("no cluster: {e}")),
         };
@@ -214,7 +229,8 @@ pub fn controller(args: &ControllerArgs) -> ExitCode {
             namespace: &namespace,
             identity: &identity,
         };
-        let result = run_controller(client, settings, lease, args.install_crds, metrics, stop).await;
+        let clients = (client, lease_client);
+        let result = run_controller(clients, settings, lease, args.install_crds, metrics, stop).await;
         server.abort();
         if let Some(task) = shown {
             task.abort();
@@ -227,10 +243,12 @@ pub fn controller(args: &ControllerArgs) -> ExitCode {
 }
 
 /// The client of the kube config (in a pod: its ServiceAccount), counting
-/// every request in `metrics` (`c8s_kube_api_requests_total`).
-async fn counted_client(metrics: &Metrics) -> Result<Client, kube::Error> {
+/// every request in `metrics` (`c8s_kube_api_requests_total`), each one
+/// sent when `throttle` lets it.
+async fn counted_client(metrics: &Metrics, throttle: &ThrottleLayer) -> Result<Client, kube::Error> {
     let config = kube::Config::infer().await.map_err(kube::Error::InferConfig)?;
     Ok(kube::client::ClientBuilder::try_from(config)?
+        .with_layer(throttle)
         .with_layer(&metrics.api_layer())
         .build())
 }
@@ -244,18 +262,20 @@ pub struct Lease<'a> {
     pub identity: &'a str,
 }
 
-/// The core of `c8s controller`: takes the Lease, then runs the Controller
-/// until `stop` completes, recording into `metrics`.
+/// The core of `c8s controller`: takes the Lease with the second client of
+/// `clients`, then runs the Controller with the first until `stop`
+/// completes, recording into `metrics`.
 pub async fn run_controller(
-    client: Client,
+    (client, lease_client): (Client, Client),
     settings: Settings,
     lease: Lease<'_>,
     install_crds: bool,
     metrics: Arc<Metrics>,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), c8s_controller::Error> {
-    c8s_controller::controller::run_with_metrics(
+    c8s_controller::controller::run_with_lease_client(
         client,
+        lease_client,
         settings,
         lease.namespace,
         lease.identity,

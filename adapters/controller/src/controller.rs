@@ -172,8 +172,37 @@ pub async fn run_with_metrics(
     metrics: Arc<Metrics>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
+    let lease_client = client.clone();
+    run_with_lease_client(
+        client,
+        lease_client,
+        settings,
+        lease_namespace,
+        identity,
+        install_crds,
+        metrics,
+        shutdown,
+    )
+    .await
+}
+
+/// [`run_with_metrics`], taking and renewing the Lease with `lease_client`:
+/// a client of its own, so that its renewals do not wait in line behind the
+/// reconciles' requests when `client` is rate-limited
+/// ([`crate::throttle`]); a renewal that waits 10 s loses the Lease.
+#[allow(clippy::too_many_arguments)]
+pub async fn run_with_lease_client(
+    client: Client,
+    lease_client: Client,
+    settings: Settings,
+    lease_namespace: &str,
+    identity: &str,
+    install_crds: bool,
+    metrics: Arc<Metrics>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
     let lease = LeaderLease::new(
-        Api::<Lease>::namespaced(client.clone(), lease_namespace),
+        Api::<Lease>::namespaced(lease_client, lease_namespace),
         FIELD_MANAGER,
         identity,
         15,

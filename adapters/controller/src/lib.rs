@@ -32,6 +32,7 @@ pub mod reconcile;
 mod settings;
 mod status;
 pub mod steps;
+pub mod throttle;
 pub mod validate;
 pub mod webhook;
 

@@ -96,6 +96,7 @@ pub use outcome::{
     ArchivedLogRef, RunState, RunStatus, StepOutcome, StepState, StepStatus, TerminationReason,
 };
 pub use pipeline::run_pipeline;
+pub use rate::RateLimiter;
 pub use reap::{ReapOptions, ReapReport, RunLiveness, reap};
 pub use retry::{AttemptFailure, RetriesSpent, RetryPolicy};
 pub use rules::{PolicySettings, object_names, plan_steps, plan_steps_with, policy};

@@ -19,8 +19,11 @@ use tokio::time::Instant;
 use crate::error::Result;
 use crate::retry::RetryPolicy;
 
-/// Tokens and when they were last counted; tokens go negative to reserve.
-pub(crate) struct RateLimiter {
+/// A token bucket on tokio's clock: `qps` requests per second on average,
+/// bursts of `burst`. Tokens and when they were last counted; tokens go
+/// negative to reserve, so concurrent waiters are served in turn.
+#[derive(Debug)]
+pub struct RateLimiter {
     state: Mutex<(f64, Instant)>,
     qps: f64,
     burst: f64,
@@ -37,23 +40,28 @@ impl RateLimiter {
         }
     }
 
+    /// Takes the next request's turn now and says how long to wait for it
+    /// (zero: go at once), for a caller that sleeps on its own, such as a
+    /// tower layer's `poll_ready`.
+    pub fn reserve(&self) -> Duration {
+        if self.qps <= 0.0 {
+            return Duration::ZERO;
+        }
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        let (tokens, last) = *state;
+        let refilled = (tokens + now.duration_since(last).as_secs_f64() * self.qps).min(self.burst);
+        *state = (refilled - 1.0, now);
+        if refilled >= 1.0 {
+            Duration::ZERO
+        } else {
+            Duration::from_secs_f64((1.0 - refilled) / self.qps)
+        }
+    }
+
     /// Waits for the next request's turn.
     pub async fn acquire(&self) {
-        if self.qps <= 0.0 {
-            return;
-        }
-        let wait = {
-            let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-            let now = Instant::now();
-            let (tokens, last) = *state;
-            let refilled = (tokens + now.duration_since(last).as_secs_f64() * self.qps).min(self.burst);
-            *state = (refilled - 1.0, now);
-            if refilled >= 1.0 {
-                Duration::ZERO
-            } else {
-                Duration::from_secs_f64((1.0 - refilled) / self.qps)
-            }
-        };
+        let wait = self.reserve();
         if !wait.is_zero() {
             tokio::time::sleep(wait).await;
         }

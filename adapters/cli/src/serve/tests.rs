@@ -68,7 +68,7 @@ async fn controller_takes_the_lease_then_watches_runs_and_pods_and_stops_on_sigt
     let stop = shutdown();
     let metrics = std::sync::Arc::default();
     let controller = tokio::spawn(run_controller(
-        client,
+        (client.clone(), client),
         Settings::default(),
         lease,
         false,
