@@ -167,6 +167,8 @@ struct Installed {
     ns: String,
     controller: PathBuf,
     webhook: PathBuf,
+    /// The dashboard's, when the chart installed it (`dashboard.enabled=true`).
+    dashboard: Option<PathBuf>,
 }
 
 async fn install(client: &Client, prefix: &str) -> Installed {
@@ -184,11 +186,25 @@ async fn install_with(client: &Client, prefix: &str, rules: &str, values: &[&str
     helm_install(&release, &ns, values);
     let controller = service_account_kubeconfig(client, &ns, &format!("{release}-controller")).await;
     let webhook = service_account_kubeconfig(client, &ns, &format!("{release}-webhook")).await;
+    let dashboard = match values.contains(&"dashboard.enabled=true") {
+        true => Some(service_account_kubeconfig(client, &ns, &format!("{release}-dashboard")).await),
+        false => None,
+    };
     Installed {
         ns,
         controller,
         webhook,
+        dashboard,
     }
+}
+
+/// `GET url` with curl: the body (empty when nothing answered).
+fn http_get(url: &str) -> String {
+    let out = Command::new("curl")
+        .args(["-s", "--max-time", "30", url])
+        .output()
+        .expect("curl runs");
+    common::text(&out.stdout)
 }
 
 /// Serves the controller's metrics on a free port: several replicas run on this host.
@@ -1785,6 +1801,7 @@ async fn the_controller_archives_each_ended_steps_log_masked_and_c8s_logs_reads_
         &[
             &format!("controller.logArchive.bucket={bucket}"),
             "controller.logArchive.credentialsSecret=c8s-archive",
+            "dashboard.enabled=true",
         ],
     )
     .await;
@@ -1874,8 +1891,56 @@ async fn the_controller_archives_each_ended_steps_log_masked_and_c8s_logs_reads_
         .unwrap_or_default();
     assert!(containers.contains(&"main"), "{second:#}");
 
-    // The pods go; `c8s logs` reads the archive instead.
+    // The chart's dashboard, with its read-only ServiceAccount: the run is
+    // listed; the live log of `first`, whose pod references a Secret it may
+    // not read, is withheld, never shown unmasked.
+    let dashboard_kubeconfig = installed.dashboard.clone().expect("the chart's dashboard");
+    let mut dashboard_args = vec!["dashboard", "--all-namespaces", "--address", "127.0.0.1:0"];
+    dashboard_args.extend(archive_flags);
+    let mut dashboard = Process::start_with(&dashboard_kubeconfig, &dashboard_args, &credentials);
+    let base = loop {
+        if let Some(line) = dashboard
+            .log()
+            .lines()
+            .find(|l| l.contains("dashboard on http://"))
+        {
+            let address = line
+                .split("http://")
+                .nth(1)
+                .and_then(|r| r.split('/').next())
+                .unwrap_or_default();
+            break format!("http://{address}");
+        }
+        assert!(
+            dashboard.ended().is_none(),
+            "the dashboard exited: {}",
+            dashboard.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let list = http_get(&format!("{base}/"));
+    assert!(
+        list.contains(&format!("{ns}/archived-1")),
+        "{list}
+{}",
+        dashboard.log()
+    );
+    let first = step("first");
+    let log_url = format!(
+        "{base}/runs/{ns}/archived-1/steps/{}/log",
+        first["name"].as_str().expect("name")
+    );
+    let live = http_get(&log_url);
+    assert!(live.contains("(log withheld: cannot read Secret"), "{live}");
+    assert!(!live.contains(ARCHIVE_TOKEN), "{live}");
+
+    // The pods go; `c8s logs` and the dashboard read the archive instead.
     cluster::delete_step_pods(&client, ns).await;
+    let archived = http_get(&log_url);
+    assert!(archived.contains("from the log archive"), "{archived}");
+    assert!(archived.contains("using ***"), "{archived}");
+    assert!(!archived.contains(ARCHIVE_TOKEN), "{archived}");
+    assert!(forbidden(&dashboard.log()).is_empty(), "{}", dashboard.log());
     let logs = |flags: &[&str]| {
         common::command()
             .env("KUBECONFIG", cluster::kubeconfig())

@@ -36,8 +36,16 @@ fn helm_lint_strict_and_template_validate() {
         String::from_utf8_lossy(&lint.stdout),
         String::from_utf8_lossy(&lint.stderr)
     );
+    // Every optional part on, so each template is validated.
     let template = Command::new(&helm)
         .args(["template", "ci", "--namespace", "c8s", "--include-crds"])
+        .args([
+            "--set",
+            "dashboard.enabled=true",
+            "--set",
+            "controller.logArchive.bucket=ci-logs",
+        ])
+        .args(["--set", "controller.logArchive.credentialsSecret=s3-creds"])
         .arg(chart())
         .output()
         .unwrap_or_else(|e| panic!("cannot run helm: {e}"));
@@ -440,7 +448,7 @@ fn the_log_archive_and_the_dashboard_are_off_by_default_and_secrets_are_readable
         "controller.logArchive.bucket=ci-logs",
         "controller.logArchive.credentialsSecret=s3-creds",
         "controller.logArchive.endpoint=http://minio.storage:9000",
-        "controller.dashboard.enabled=true",
+        "dashboard.enabled=true",
     ])
     .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(controller_secret_rules(&on), 1);
@@ -450,7 +458,6 @@ fn the_log_archive_and_the_dashboard_are_off_by_default_and_secrets_are_readable
         "--log-archive-prefix=c8s",
         "--log-archive-region=us-east-1",
         "--log-archive-endpoint=http://minio.storage:9000",
-        "--dashboard=0.0.0.0:8080",
     ] {
         assert!(args.iter().any(|a| a == arg), "{arg}: {args:?}");
     }
@@ -461,5 +468,41 @@ fn the_log_archive_and_the_dashboard_are_off_by_default_and_secrets_are_readable
         serde_json::json!([{ "secretRef": { "name": "s3-creds" } }]),
         "{container:#}"
     );
-    assert_eq!(container["ports"][1]["name"], "dashboard", "{container:#}");
+
+    // The dashboard: its own Deployment, reading with a ServiceAccount that
+    // may only read, and never Secrets.
+    let dashboard = object(&on, "Deployment", "ci-dashboard").expect("the dashboard Deployment");
+    let pod = &dashboard["spec"]["template"]["spec"];
+    assert_eq!(pod["serviceAccountName"], "ci-dashboard");
+    let args: Vec<&str> = pod["containers"][0]["args"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|a| a.as_str())
+        .collect();
+    assert_eq!(
+        &args[..3],
+        ["dashboard", "--all-namespaces", "--address=0.0.0.0:8080"]
+    );
+    assert!(args.contains(&"--log-archive-bucket=ci-logs"), "{args:?}");
+    let dashboard_rules: Vec<serde_json::Value> = rules(&on)
+        .into_iter()
+        .filter(|(_, _, name, _)| name == "ci-dashboard")
+        .map(|(_, _, _, rule)| rule)
+        .collect();
+    assert_eq!(dashboard_rules.len(), 3, "{dashboard_rules:#?}");
+    for rule in &dashboard_rules {
+        assert!(!on_secrets(rule), "{rule:#}");
+        for verb in rule["verbs"].as_array().into_iter().flatten() {
+            assert!(
+                ["get", "list", "watch"].contains(&verb.as_str().unwrap_or_default()),
+                "{rule:#}"
+            );
+        }
+    }
+    assert!(object(&on, "Service", "ci-dashboard").is_some());
+    assert!(
+        object(&plain, "Deployment", "ci-dashboard").is_none(),
+        "off by default"
+    );
 }

@@ -119,6 +119,63 @@ pub fn runs_table(runs: &[PipelineRun], now: Timestamp) -> String {
     out
 }
 
+/// The pipelines (namespace, name): each with its number of runs and its
+/// latest run (`runs` is newest first), pipelines without runs too.
+pub fn pipelines_table(pipelines: &[(String, String)], runs: &[PipelineRun]) -> String {
+    let mut all: std::collections::BTreeSet<(String, String)> = pipelines.iter().cloned().collect();
+    let pipeline_of = |run: &PipelineRun| {
+        (
+            run.metadata.namespace.clone().unwrap_or_default(),
+            run.status
+                .as_ref()
+                .map(|s| s.pipeline.clone())
+                .unwrap_or_default(),
+        )
+    };
+    all.extend(runs.iter().map(pipeline_of).filter(|(_, name)| !name.is_empty()));
+    if all.is_empty() {
+        return "<p>No pipelines yet.</p>".into();
+    }
+    let mut out = String::from(
+        "<table><caption>Pipelines</caption><thead><tr><th scope=\"col\">Pipeline</th>\
+<th scope=\"col\">Runs</th><th scope=\"col\">Latest run</th></tr></thead><tbody>",
+    );
+    for (ns, name) in &all {
+        let of_it: Vec<&PipelineRun> = runs
+            .iter()
+            .filter(|r| pipeline_of(r) == (ns.clone(), name.clone()))
+            .collect();
+        let latest = of_it.first().map_or_else(String::new, |run| {
+            let run_name = run.metadata.name.clone().unwrap_or_default();
+            format!(
+                "<a href=\"/runs/{}/{}\">{}</a> {}",
+                segment(ns),
+                segment(&run_name),
+                escape(&run_name),
+                state_badge(run_phase(run).as_str())
+            )
+        });
+        let _ = write!(
+            out,
+            "<tr data-pipeline=\"{id}\"><td>{id}</td><td>{count}</td><td>{latest}</td></tr>",
+            id = escape(&format!("{ns}/{name}")),
+            count = of_it.len(),
+        );
+    }
+    out.push_str("</tbody></table>");
+    out
+}
+
+/// The live region of the runs page: the pipelines, then the runs.
+pub fn runs_live(pipelines: &[(String, String)], runs: &[PipelineRun], now: Timestamp) -> String {
+    format!(
+        "<section aria-labelledby=\"pipelines-h\"><h2 id=\"pipelines-h\">Pipelines</h2>{}</section>\
+<section aria-labelledby=\"runs-h\"><h2 id=\"runs-h\">Runs</h2>{}</section>",
+        pipelines_table(pipelines, runs),
+        runs_table(runs, now)
+    )
+}
+
 /// The script that keeps a live region (`#live`) current from the
 /// server-sent events at `source`: each `update` event is HTML this module
 /// rendered, escaped.
@@ -129,11 +186,11 @@ es.addEventListener('update',function(e){{document.getElementById('live').innerH
     )
 }
 
-/// The runs page.
-pub fn runs_page(runs: &[PipelineRun], now: Timestamp) -> String {
+/// The runs page: the pipelines and the runs.
+pub fn runs_page(pipelines: &[(String, String)], runs: &[PipelineRun], now: Timestamp) -> String {
     let body = format!(
-        "<h1>Runs</h1><div id=\"live\" aria-live=\"polite\">{}</div>{}",
-        runs_table(runs, now),
+        "<h1>Pipelines and runs</h1><div id=\"live\" aria-live=\"polite\">{}</div>{}",
+        runs_live(pipelines, runs, now),
         live_script("/live")
     );
     page("Runs", &body)
@@ -303,7 +360,7 @@ mod tests {
             "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;&quot;&amp;"
         );
         assert_eq!(segment("a b/<c>"), "a%20b%2F%3Cc%3E");
-        let html = runs_page(&[run()], now());
+        let html = runs_page(&[], &[run()], now());
         assert_no_injection(&html);
         assert!(html.contains("&lt;script&gt;alert(&#39;x&#39;)"), "{html}");
     }
@@ -334,7 +391,7 @@ mod tests {
 
     #[test]
     fn pages_have_a_title_landmarks_and_states_in_words() {
-        let html = runs_page(&[run()], now());
+        let html = runs_page(&[], &[run()], now());
         for part in [
             "<title>Runs · c8s</title>",
             "<header>",
@@ -344,6 +401,18 @@ mod tests {
         ] {
             assert!(html.contains(part), "{part}: {html}");
         }
+        // The run's pipeline is listed with its latest run.
+        assert!(html.contains("<caption>Pipelines</caption>"), "{html}");
+        assert!(
+            html.contains("<td>1</td><td><a href=\"/runs/team-a/shop-b7\">shop-b7</a>"),
+            "{html}"
+        );
+        // A pipeline without runs is listed too.
+        let empty = pipelines_table(&[("team-b".into(), "docs".into())], &[]);
+        assert!(
+            empty.contains("<td>team-b/docs</td><td>0</td><td></td>"),
+            "{empty}"
+        );
         // The phase is a word, not a colour alone.
         assert!(html.contains("</span> Running</span>"), "{html}");
         assert!(html.contains("<td>1m 05s</td>"), "{html}");

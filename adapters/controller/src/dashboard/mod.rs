@@ -6,12 +6,13 @@
 //!
 //! `c8s dashboard` serves it with the viewer's own kube credentials; `c8s
 //! controller --dashboard ADDR` with the controller's ServiceAccount. Either
-//! way it only reads: PipelineRuns (get, list, watch), Pods and their logs
+//! way it only reads: PipelineRuns (get, list, watch), Pipelines (list),
+//! Pods and their logs
 //! (get), the Secrets a step's pod references (get, to mask their values —
 //! without that right the log is withheld, never shown unmasked), and the
 //! log archive (get).
 //!
-//! Routes: `/` (runs), `/live` (its events), `/runs/{ns}/{name}` (a run),
+//! Routes: `/` (pipelines and runs), `/live` (its events), `/runs/{ns}/{name}` (a run),
 //! `/runs/{ns}/{name}/live`, `/runs/{ns}/{name}/steps/{step}/log`, and
 //! `.../log/live` (a running step's log as events).
 
@@ -120,9 +121,30 @@ async fn list_runs(dashboard: &Dashboard) -> Result<Vec<PipelineRun>, kube::Erro
     Ok(runs)
 }
 
+/// The Pipeline objects (namespace, name); none when they cannot be listed
+/// (the runs' pipelines are shown anyway).
+async fn list_pipelines(dashboard: &Dashboard) -> Vec<(String, String)> {
+    let api: Api<crate::crd::Pipeline> = match &dashboard.namespace {
+        Some(ns) => Api::namespaced(dashboard.client.clone(), ns),
+        None => Api::all(dashboard.client.clone()),
+    };
+    api.list(&ListParams::default())
+        .await
+        .map(|list| {
+            list.items
+                .iter()
+                .map(|p| (p.namespace().unwrap_or_default(), p.name_any()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 async fn runs_page(State(dashboard): State<Arc<Dashboard>>) -> Response {
     match list_runs(&dashboard).await {
-        Ok(runs) => Html(html::runs_page(&runs, Timestamp::now())).into_response(),
+        Ok(runs) => {
+            let pipelines = list_pipelines(&dashboard).await;
+            Html(html::runs_page(&pipelines, &runs, Timestamp::now())).into_response()
+        }
         Err(e) => problem(StatusCode::BAD_GATEWAY, &format!("cannot list runs: {e}")),
     }
 }
@@ -151,7 +173,8 @@ async fn runs_live(State(dashboard): State<Arc<Dashboard>>) -> impl IntoResponse
         let dashboard = dashboard.clone();
         async move {
             let runs = list_runs(&dashboard).await.ok()?;
-            Some(html::runs_table(&runs, Timestamp::now()))
+            let pipelines = list_pipelines(&dashboard).await;
+            Some(html::runs_live(&pipelines, &runs, Timestamp::now()))
         }
     })
 }
