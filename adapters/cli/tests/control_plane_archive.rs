@@ -58,8 +58,7 @@ steps:
     let endpoint = var("C8S_TEST_S3_ENDPOINT");
     let output = common::command()
         .env("KUBECONFIG", cluster::kubeconfig())
-        .env("AWS_ACCESS_KEY_ID", var("C8S_TEST_S3_ACCESS_KEY"))
-        .env("AWS_SECRET_ACCESS_KEY", var("C8S_TEST_S3_SECRET_KEY"))
+        .envs(cluster::s3::credentials_env())
         .args(["run", file.to_str().expect("path"), "--namespace", &ns])
         .args([
             "--log-archive-bucket",

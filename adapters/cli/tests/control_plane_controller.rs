@@ -1807,10 +1807,7 @@ async fn the_controller_archives_each_ended_steps_log_masked_and_c8s_logs_reads_
     .await;
     let ns = &installed.ns;
     cluster::secret(&client, ns, "deploy", &[("token", ARCHIVE_TOKEN)]).await;
-    let credentials = [
-        ("AWS_ACCESS_KEY_ID", var("C8S_TEST_S3_ACCESS_KEY")),
-        ("AWS_SECRET_ACCESS_KEY", var("C8S_TEST_S3_SECRET_KEY")),
-    ];
+    let credentials = cluster::s3::credentials_env();
     let archive_flags = [
         "--log-archive-bucket",
         &bucket,

@@ -173,10 +173,7 @@ async fn the_dashboard_shows_runs_live_their_dag_and_masked_logs_in_a_real_brows
     let bucket = cluster::unique_name("c8s-dash-logs");
     create_bucket(&bucket);
     let endpoint = var("C8S_TEST_S3_ENDPOINT");
-    let credentials = [
-        ("AWS_ACCESS_KEY_ID", var("C8S_TEST_S3_ACCESS_KEY")),
-        ("AWS_SECRET_ACCESS_KEY", var("C8S_TEST_S3_SECRET_KEY")),
-    ];
+    let credentials = cluster::s3::credentials_env();
     let archive_flags = [
         "--log-archive-bucket",
         &bucket,

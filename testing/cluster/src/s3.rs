@@ -11,6 +11,15 @@ pub fn var(name: &str) -> String {
         .unwrap_or_else(|_| panic!("{name} is not set: run `eval \"$(scripts/s3/up.sh)\"` first"))
 }
 
+/// The server's credentials as the AWS environment variables `c8s` reads
+/// for its log archive.
+pub fn credentials_env() -> [(&'static str, String); 2] {
+    [
+        ("AWS_ACCESS_KEY_ID", var("C8S_TEST_S3_ACCESS_KEY")),
+        ("AWS_SECRET_ACCESS_KEY", var("C8S_TEST_S3_SECRET_KEY")),
+    ]
+}
+
 /// Creates `bucket` with `weed shell`'s `s3.bucket.create` (object_store has
 /// no CreateBucket, and the server creates no bucket on upload).
 pub fn create_bucket(bucket: &str) {
