@@ -1823,21 +1823,24 @@ async fn the_controller_archives_each_ended_steps_log_masked_and_c8s_logs_reads_
         ANY_METRICS_PORT,
     ];
     args.extend(archive_flags);
-    let controller = Process::start_with(&installed.controller, &args, &credentials);
+    let mut controller = Process::start_with(&installed.controller, &args, &credentials);
 
     let mut pipeline = two_steps_json();
     pipeline["steps"][0]["secrets"] = json!([{ "secretRef": "deploy", "key": "token", "envVar": "TOKEN" }]);
-    let run: DynamicObject = serde_json::from_value(json!({
-        "apiVersion": "c8s.dev/v1alpha1",
-        "kind": "PipelineRun",
-        "metadata": { "name": "archived-1" },
-        "spec": { "pipeline": pipeline, "branch": "main", "commit": "0123abcd0123abcd0123abcd0123abcd0123abcd", "build": 1 }
-    }))
-    .expect("run");
-    runs(&client, ns)
-        .create(&PostParams::default(), &run)
-        .await
-        .expect("created");
+    let create = |name: &str| {
+        let run: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "c8s.dev/v1alpha1",
+            "kind": "PipelineRun",
+            "metadata": { "name": name },
+            "spec": { "pipeline": pipeline, "branch": "main", "commit": "0123abcd0123abcd0123abcd0123abcd0123abcd", "build": 1 }
+        }))
+        .expect("run");
+        let runs = runs(&client, ns);
+        async move {
+            runs.create(&PostParams::default(), &run).await.expect("created");
+        }
+    };
+    create("archived-1").await;
     wait_phase(&client, ns, "archived-1", "Failed", &controller).await;
     let run = run_json(&client, ns, "archived-1").await;
     // Steps are named by their objects, `<pipeline>-<step>-b<build>-<hash>`.
@@ -1964,4 +1967,38 @@ async fn the_controller_archives_each_ended_steps_log_masked_and_c8s_logs_reads_
         explain(&told)
     );
     assert!(forbidden(&controller.log()).is_empty(), "{}", controller.log());
+
+    // An archive whose bucket does not exist: each step says so, and the run
+    // ends as it would without an archive (second fails, first succeeds).
+    controller.kill();
+    let missing = format!("{bucket}-missing");
+    let mut args = vec![
+        "controller",
+        "--lease-namespace",
+        ns,
+        "--identity",
+        "archiver-2",
+        ANY_METRICS_PORT,
+    ];
+    args.extend([
+        "--log-archive-bucket",
+        &missing,
+        "--log-archive-endpoint",
+        &endpoint,
+    ]);
+    let controller = Process::start_with(&installed.controller, &args, &credentials);
+    create("archived-2").await;
+    wait_phase(&client, ns, "archived-2", "Failed", &controller).await;
+    let run = run_json(&client, ns, "archived-2").await;
+    let steps = run["status"]["steps"].as_array().cloned().unwrap_or_default();
+    let phases: Vec<&str> = steps.iter().filter_map(|s| s["phase"].as_str()).collect();
+    assert_eq!(phases, ["Succeeded", "Failed"], "{run:#}");
+    for step in &steps {
+        assert!(step["archivedLogs"].is_null(), "{step:#}");
+        let error = step["logArchiveError"].as_str().unwrap_or_default();
+        assert!(
+            error.contains(&missing) && error.contains("does not exist"),
+            "{step:#}"
+        );
+    }
 }
