@@ -53,6 +53,8 @@ pub struct Context {
     /// reconciles runs concurrently, and two Pending runs counting at once
     /// would both see room under the limit.
     admitting: Mutex<BTreeMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// What admission counts from the runs cache; `None`: it lists.
+    ledger: Option<crate::ledger::Ledger>,
 }
 
 impl Context {
@@ -70,6 +72,7 @@ impl Context {
             stores: None,
             metrics: Arc::default(),
             admitting: Mutex::new(BTreeMap::new()),
+            ledger: None,
         }
     }
 
@@ -90,6 +93,14 @@ impl Context {
     #[must_use]
     pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
         self.metrics = metrics;
+        self
+    }
+
+    /// The same context counting admitted runs from `runs`, the store of
+    /// the Controller's run watch ([`crate::ledger`]).
+    #[must_use]
+    pub fn with_run_store(mut self, runs: kube::runtime::reflector::Store<PipelineRun>) -> Self {
+        self.ledger = Some(crate::ledger::Ledger::new(runs));
         self
     }
 
@@ -226,13 +237,15 @@ pub async fn run_with_lease_client(
     )
     .default_backoff()
     .touched_objects();
+    // The runs' watch as `Controller::new` makes it, its cache also counted in
+    // the metrics and read by admission.
+    let (runs, run_writer) = reflector::store::<PipelineRun>();
     let context = Arc::new(
         Context::new(client.clone(), settings, identity)
             .with_stores(Stores::new(pods))
+            .with_run_store(runs.clone())
             .with_metrics(metrics.clone()),
     );
-    // The runs' watch as `Controller::new` makes it, its cache also counted in the metrics.
-    let (runs, run_writer) = reflector::store::<PipelineRun>();
     let run_events = reflector(
         run_writer,
         watcher::watcher(
@@ -452,6 +465,14 @@ async fn apply(run: &PipelineRun, ctx: &Context) -> Result<Action, Error> {
     let api = Api::<PipelineRun>::namespaced(ctx.client.clone(), &namespace);
     if done.status != recorded {
         patch_status(&api, &name, &done.status).await?;
+        // Counted by the next admission (the gate is still held) before the
+        // runs cache shows it.
+        if admitting
+            && done.status.phase == RunPhase::Running
+            && let Some(ledger) = &ctx.ledger
+        {
+            ledger.admitted(&namespace, &name);
+        }
         let now = k8s_openapi::jiff::Timestamp::now();
         ctx.metrics
             .observe_steps(&run_key(run), &recorded, &done.status, now);
@@ -591,21 +612,40 @@ fn run_key(run: &PipelineRun) -> String {
 
 /// How many other runs of `namespace` are Running, and its quota.
 async fn admission(ctx: &Context, namespace: &str, name: &str) -> Result<Admission, Error> {
-    let runs = Api::<PipelineRun>::namespaced(ctx.client.clone(), namespace)
-        .list(&ListParams::default())
-        .await?;
-    let running_in_namespace = runs
-        .items
-        .iter()
-        .filter(|r| r.name_any() != name)
-        .filter(|r| r.status.as_ref().is_some_and(|s| s.phase == RunPhase::Running))
-        .count();
-    let quotas = Api::<ResourceQuota>::namespaced(ctx.client.clone(), namespace)
-        .list(&ListParams::default())
-        .await?;
+    let ledger = ctx.ledger.as_ref();
+    let cached = match ledger {
+        Some(ledger) => ledger.running(namespace, name).await,
+        None => None,
+    };
+    let running_in_namespace = match cached {
+        Some(count) => count,
+        None => {
+            let runs = Api::<PipelineRun>::namespaced(ctx.client.clone(), namespace)
+                .list(&ListParams::default())
+                .await?;
+            runs.items
+                .iter()
+                .filter(|r| r.name_any() != name)
+                .filter(|r| r.status.as_ref().is_some_and(|s| s.phase == RunPhase::Running))
+                .count()
+        }
+    };
+    let quota = match ledger.and_then(|l| l.quota(namespace)) {
+        Some(quota) => quota,
+        None => {
+            let quotas = Api::<ResourceQuota>::namespaced(ctx.client.clone(), namespace)
+                .list(&ListParams::default())
+                .await?;
+            let quota = quota_of(&quotas.items);
+            if let Some(ledger) = ledger {
+                ledger.keep_quota(namespace, quota.clone());
+            }
+            quota
+        }
+    };
     Ok(Admission {
         running_in_namespace,
-        quota: quota_of(&quotas.items),
+        quota,
     })
 }
 

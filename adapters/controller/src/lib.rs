@@ -26,6 +26,7 @@ pub mod crd;
 pub mod dashboard;
 pub mod error;
 pub mod lease;
+pub mod ledger;
 pub mod metrics;
 mod observe;
 pub mod reconcile;
