@@ -247,7 +247,11 @@ steps:
 ";
 
 async fn create_run(client: &Client, ns: &str, name: &str) {
-    let pipeline = two_steps_json();
+    create_run_of(client, ns, name, &two_steps_json()).await;
+}
+
+/// A PipelineRun `name` embedding `pipeline`, on branch main, build 1.
+async fn create_run_of(client: &Client, ns: &str, name: &str, pipeline: &Value) {
     let run: DynamicObject = serde_json::from_value(json!({
         "apiVersion": "c8s.dev/v1alpha1",
         "kind": "PipelineRun",
@@ -1827,20 +1831,7 @@ async fn the_controller_archives_each_ended_steps_log_masked_and_c8s_logs_reads_
 
     let mut pipeline = two_steps_json();
     pipeline["steps"][0]["secrets"] = json!([{ "secretRef": "deploy", "key": "token", "envVar": "TOKEN" }]);
-    let create = |name: &str| {
-        let run: DynamicObject = serde_json::from_value(json!({
-            "apiVersion": "c8s.dev/v1alpha1",
-            "kind": "PipelineRun",
-            "metadata": { "name": name },
-            "spec": { "pipeline": pipeline, "branch": "main", "commit": "0123abcd0123abcd0123abcd0123abcd0123abcd", "build": 1 }
-        }))
-        .expect("run");
-        let runs = runs(&client, ns);
-        async move {
-            runs.create(&PostParams::default(), &run).await.expect("created");
-        }
-    };
-    create("archived-1").await;
+    create_run_of(&client, ns, "archived-1", &pipeline).await;
     wait_phase(&client, ns, "archived-1", "Failed", &controller).await;
     let run = run_json(&client, ns, "archived-1").await;
     // Steps are named by their objects, `<pipeline>-<step>-b<build>-<hash>`.
@@ -1987,7 +1978,7 @@ async fn the_controller_archives_each_ended_steps_log_masked_and_c8s_logs_reads_
         &endpoint,
     ]);
     let controller = Process::start_with(&installed.controller, &args, &credentials);
-    create("archived-2").await;
+    create_run_of(&client, ns, "archived-2", &pipeline).await;
     wait_phase(&client, ns, "archived-2", "Failed", &controller).await;
     let run = run_json(&client, ns, "archived-2").await;
     let steps = run["status"]["steps"].as_array().cloned().unwrap_or_default();
