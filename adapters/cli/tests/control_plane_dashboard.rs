@@ -144,8 +144,73 @@ async fn until(browser: &Browser, what: &str, script: &str, context: &Process) {
     }
 }
 
+/// The `href` of the element `css` selects, read in one script: the live
+/// region may be replaced between a WebDriver find and a second call on the
+/// element it found (a stale element), never within one script.
+async fn link(browser: &Browser, css: &str) -> String {
+    let value = browser
+        .execute(
+            "const a = document.querySelector(arguments[0]); return a ? a.getAttribute('href') : null;",
+            vec![json!(css)],
+        )
+        .await
+        .expect("script runs");
+    value
+        .as_str()
+        .unwrap_or_else(|| panic!("no link at {css}"))
+        .to_owned()
+}
+
+/// Clicks the element `css` selects as a person would. A live update may
+/// replace it between the find and the click (a stale element): then it is
+/// found again, as a person would find the new one, a few times at most.
+async fn click(browser: &Browser, css: &str) {
+    for _ in 0..10 {
+        let element = browser.find(Locator::Css(css)).await.expect(css);
+        match element.click().await {
+            Ok(()) => return,
+            Err(fantoccini::error::CmdError::Standard(e))
+                if e.error == fantoccini::error::ErrorStatus::StaleElementReference =>
+            {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("click {css}: {e}"),
+        }
+    }
+    panic!("click {css}: replaced by every live update");
+}
+
 const TOKEN: &str = "tok-Dash8cF3mQ2wX7zR4vN1pL6k";
 const HOSTILE: &str = "<script>window.__pwned=1</script><img src=x onerror=\"window.__pwned=1\">";
+
+/// Applies the CRDs `c8s crd` prints (server-side, as `kubectl apply
+/// --server-side` would) and waits until the API server serves them: this
+/// test never relies on another test having installed the chart first.
+async fn install_crds(client: &Client) {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    use kube::api::{Patch, PatchParams};
+    let api = Api::<CustomResourceDefinition>::all(client.clone());
+    let params = PatchParams::apply("c8s-dashboard-test").force();
+    for crd in c8s_controller::crd::crds() {
+        let name = crd.metadata.name.clone().expect("a CRD has a name");
+        api.patch(&name, &params, &Patch::Apply(&crd))
+            .await
+            .unwrap_or_else(|e| panic!("apply {name}: {e}"));
+        cluster::eventually(Duration::from_secs(60), &format!("{name} established"), || {
+            let api = api.clone();
+            let name = name.clone();
+            async move {
+                let crd = api.get(&name).await.ok()?;
+                let conditions = crd.status?.conditions?;
+                conditions
+                    .iter()
+                    .any(|c| c.type_ == "Established" && c.status == "True")
+                    .then_some(())
+            }
+        })
+        .await;
+    }
+}
 
 fn runs(client: &Client, ns: &str) -> Api<DynamicObject> {
     let gvk = GroupVersionKind::gvk("c8s.dev", "v1alpha1", "PipelineRun");
@@ -156,6 +221,7 @@ fn runs(client: &Client, ns: &str) -> Api<DynamicObject> {
 #[ignore = "needs control plane, s3 and chromium"]
 async fn the_dashboard_shows_runs_live_their_dag_and_masked_logs_in_a_real_browser() {
     let client = cluster::client().await;
+    install_crds(&client).await;
     let ns = cluster::namespace(&client, "dashboard").await;
     cluster::claims(&client, &ns, &["c8s-artifacts"]).await;
     cluster::secret(&client, &ns, "deploy", &[("token", TOKEN)]).await;
@@ -295,14 +361,7 @@ async fn the_dashboard_shows_runs_live_their_dag_and_masked_logs_in_a_real_brows
     screenshot(&browser, "run-running").await;
     // The running step's log, streamed into its page (in a second tab, so the
     // run page is never reloaded).
-    let build_log = browser
-        .find(Locator::Css("tr[data-step*='-build-'] a"))
-        .await
-        .expect("the build step's log link")
-        .attr("href")
-        .await
-        .expect("href")
-        .expect("a link");
+    let build_log = link(&browser, "tr[data-step*='-build-'] a").await;
     let run_tab = browser.window().await.expect("this tab");
     let tab = browser.new_window(true).await.expect("a new tab");
     browser.switch_to_window(tab.handle).await.expect("switch");
@@ -345,11 +404,7 @@ async fn the_dashboard_shows_runs_live_their_dag_and_masked_logs_in_a_real_brows
     screenshot(&browser, "run").await;
 
     // The failed step's log, from its pod, masked.
-    let test_row = browser
-        .find(Locator::Css("tr[data-step*='-test-'] a"))
-        .await
-        .expect("the test step's log link");
-    test_row.click().await.expect("open the log");
+    click(&browser, "tr[data-step*='-test-'] a").await;
     until(
         &browser,
         "the log page",

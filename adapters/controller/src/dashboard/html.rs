@@ -182,7 +182,7 @@ pub fn runs_live(pipelines: &[(String, String)], runs: &[PipelineRun], now: Time
 fn live_script(source: &str) -> String {
     format!(
         "<script>(function(){{var es=new EventSource({source:?});\
-es.addEventListener('update',function(e){{document.getElementById('live').innerHTML=e.data;}});}})();</script>"
+var last=null;es.addEventListener('update',function(e){{if(e.data!==last){{last=e.data;document.getElementById('live').innerHTML=e.data;}}}});}})();</script>"
     )
 }
 
