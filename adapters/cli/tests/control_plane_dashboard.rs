@@ -450,3 +450,75 @@ async fn the_dashboard_shows_runs_live_their_dag_and_masked_logs_in_a_real_brows
         assert!(png.starts_with(b"\x89PNG"), "{name}");
     }
 }
+
+/// The runs page's live updates come from the dashboard's own watch: a change
+/// costs no request to the API server (no LIST or GET per change, whatever
+/// the number of runs), counted by a proxy in front of the API server.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs control plane"]
+async fn live_updates_cost_no_request_per_change() {
+    let client = cluster::client().await;
+    install_crds(&client).await;
+    let ns = cluster::namespace(&client, "dashboard-reads").await;
+    let proxy = cluster::proxy::start(
+        client.clone(),
+        cluster::proxy::Lose {
+            method: "NONE",
+            path_suffix: "",
+            times: 0,
+        },
+        common::temp_dir().join(format!("{}.kubeconfig", cluster::unique_name("proxy"))),
+    )
+    .await;
+    let mut command = common::command();
+    command.env("KUBECONFIG", &proxy.kubeconfig).args([
+        "dashboard",
+        "--address",
+        "127.0.0.1:0",
+        "--namespace",
+        &ns,
+    ]);
+    let dashboard = Process::start(command, "dashboard");
+    let line = dashboard.line_with("dashboard on http://");
+    let address = line
+        .split("http://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .expect("the dashboard's address")
+        .to_owned();
+    let mut curl = std::process::Command::new("curl");
+    curl.args(["-sN", &format!("http://{address}/live")]);
+    let events = Process::start(curl, "live-events");
+    events.line_with("event: update");
+    let before = proxy.requests().len();
+    let create = |name: String| {
+        serde_json::from_value::<DynamicObject>(json!({
+            "apiVersion": "c8s.dev/v1alpha1",
+            "kind": "PipelineRun",
+            "metadata": { "name": name },
+            "spec": { "pipeline": { "name": "shop", "repository": "https://github.com/octo-org/shop.git", "steps": [
+                { "name": "build", "image": "busybox:1.37", "commands": ["make"] }
+            ] } }
+        }))
+        .expect("run")
+    };
+    for n in 0..20 {
+        runs(&client, &ns)
+            .create(&PostParams::default(), &create(format!("shop-{n}")))
+            .await
+            .expect("created");
+    }
+    // Every run reached the page's events.
+    events.line_with("shop-19");
+    let after: Vec<String> = proxy.requests()[before..].to_vec();
+    let reads: Vec<&String> = after
+        .iter()
+        .filter(|r| r.starts_with("GET ") && !r.contains("watch=true"))
+        .collect();
+    assert!(
+        reads.is_empty(),
+        "20 changes cost {} reads:\n{reads:#?}\nall requests: {:#?}",
+        reads.len(),
+        proxy.requests()
+    );
+}

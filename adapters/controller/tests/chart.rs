@@ -104,17 +104,28 @@ fn the_controller_serves_metrics_on_a_named_port_and_a_switch_adds_a_scraped_ser
         .filter_map(|a| a.as_str())
         .collect();
     assert!(args.contains(&"--metrics-address=0.0.0.0:9090"), "{args:?}");
+    // The client limit by default is the binary's own default.
+    let qps = format!("--kube-qps={}", c8s_controller::throttle::DEFAULT_QPS);
+    let burst = format!("--kube-burst={}", c8s_controller::throttle::DEFAULT_BURST);
+    assert!(args.contains(&qps.as_str()) && args.contains(&burst.as_str()), "{args:?}");
     // No Service for the metrics unless asked.
     assert!(object(&docs, "Service", "ci-controller-metrics").is_none());
 
     let docs = render(&[
         "controller.metrics.service.enabled=true",
         "controller.metrics.port=9300",
+        "controller.kubeQps=0",
+        "controller.kubeBurst=7",
     ])
     .unwrap_or_else(|e| panic!("{e}"));
     let deployment = object(&docs, "Deployment", "ci-controller").expect("the controller Deployment");
     let container = &deployment["spec"]["template"]["spec"]["containers"][0];
     assert_eq!(container["ports"][0]["containerPort"], 9300, "{container:#}");
+    let args = container["args"].to_string();
+    assert!(
+        args.contains("\"--kube-qps=0\"") && args.contains("\"--kube-burst=7\""),
+        "{args}"
+    );
     let service = object(&docs, "Service", "ci-controller-metrics").expect("the metrics Service");
     let annotations = &service["metadata"]["annotations"];
     assert_eq!(annotations["prometheus.io/scrape"], "true", "{service:#}");

@@ -2,12 +2,13 @@
 //! answer to chosen requests: the request reaches the API server and takes
 //! effect, but the client sees its connection close without a response (a
 //! create whose answer was lost, as after a network cut or an API server
-//! restart).
+//! restart). It also keeps the method and path (with query) of every
+//! request it forwarded, so a test can count what a client asked for.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
@@ -35,6 +36,7 @@ pub struct LossyProxy {
     /// A kubeconfig that talks to the API server through it.
     pub kubeconfig: PathBuf,
     lost: Arc<AtomicUsize>,
+    requests: Arc<Mutex<Vec<String>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -42,6 +44,11 @@ impl LossyProxy {
     /// How many answers it has lost so far.
     pub fn lost(&self) -> usize {
         self.lost.load(Ordering::SeqCst)
+    }
+
+    /// Every request forwarded so far, as `METHOD path?query`, in order.
+    pub fn requests(&self) -> Vec<String> {
+        self.requests.lock().map(|r| r.clone()).unwrap_or_default()
     }
 }
 
@@ -69,6 +76,8 @@ pub async fn start(client: Client, lose: Lose, kubeconfig: PathBuf) -> LossyProx
     .unwrap_or_else(|e| panic!("{}: {e}", kubeconfig.display()));
     let lost = Arc::new(AtomicUsize::new(0));
     let counter = lost.clone();
+    let requests = Arc::new(Mutex::new(Vec::new()));
+    let log = requests.clone();
     let task = tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else {
@@ -77,11 +86,15 @@ pub async fn start(client: Client, lose: Lose, kubeconfig: PathBuf) -> LossyProx
             let client = client.clone();
             let lose = lose.clone();
             let counter = counter.clone();
+            let log = log.clone();
             tokio::spawn(async move {
                 let service = service_fn(move |request: Request<Incoming>| {
                     let client = client.clone();
                     let lose = lose.clone();
                     let counter = counter.clone();
+                    if let Ok(mut log) = log.lock() {
+                        log.push(format!("{} {}", request.method(), request.uri()));
+                    }
                     forward(client, request, lose, counter)
                 });
                 let _ = http1::Builder::new()
@@ -94,6 +107,7 @@ pub async fn start(client: Client, lose: Lose, kubeconfig: PathBuf) -> LossyProx
         address,
         kubeconfig,
         lost,
+        requests,
         task,
     }
 }

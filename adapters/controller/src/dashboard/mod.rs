@@ -6,7 +6,7 @@
 //!
 //! `c8s dashboard` serves it with the viewer's own kube credentials; `c8s
 //! controller --dashboard ADDR` with the controller's ServiceAccount. Either
-//! way it only reads: PipelineRuns (get, list, watch), Pipelines (list),
+//! way it only reads: PipelineRuns (get, list, watch), Pipelines (list, watch),
 //! Pods and their logs
 //! (get), the Secrets a step's pod references (get, to mask their values —
 //! without that right the log is withheld, never shown unmasked), and the
@@ -22,6 +22,7 @@ pub mod svg;
 
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -36,7 +37,7 @@ use futures::{Stream, StreamExt};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, ListParams};
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt as _, reflector, watcher};
 use kube::{Client, ResourceExt};
 
 use crate::archive::{KubeSecrets, masker_for};
@@ -113,29 +114,43 @@ fn problem(status: StatusCode, message: &str) -> Response {
 
 /// Every run, newest first.
 async fn list_runs(dashboard: &Dashboard) -> Result<Vec<PipelineRun>, kube::Error> {
-    let mut runs = dashboard.runs().list(&ListParams::default()).await?.items;
+    let runs = dashboard.runs().list(&ListParams::default()).await?.items;
+    Ok(newest_first(runs))
+}
+
+/// `runs` sorted newest first (then by name: the order is the same on every
+/// render).
+fn newest_first(mut runs: Vec<PipelineRun>) -> Vec<PipelineRun> {
     runs.sort_by(|a, b| {
         let key = |r: &PipelineRun| (r.metadata.creation_timestamp.clone().map(|t| t.0), r.name_any());
         key(b).cmp(&key(a))
     });
-    Ok(runs)
+    runs
+}
+
+fn pipelines_api(dashboard: &Dashboard) -> Api<crate::crd::Pipeline> {
+    match &dashboard.namespace {
+        Some(ns) => Api::namespaced(dashboard.client.clone(), ns),
+        None => Api::all(dashboard.client.clone()),
+    }
+}
+
+/// (namespace, name) of each Pipeline, sorted.
+fn pipeline_names<'a>(pipelines: impl Iterator<Item = &'a crate::crd::Pipeline>) -> Vec<(String, String)> {
+    let mut names: Vec<_> = pipelines
+        .map(|p| (p.namespace().unwrap_or_default(), p.name_any()))
+        .collect();
+    names.sort();
+    names
 }
 
 /// The Pipeline objects (namespace, name); none when they cannot be listed
 /// (the runs' pipelines are shown anyway).
 async fn list_pipelines(dashboard: &Dashboard) -> Vec<(String, String)> {
-    let api: Api<crate::crd::Pipeline> = match &dashboard.namespace {
-        Some(ns) => Api::namespaced(dashboard.client.clone(), ns),
-        None => Api::all(dashboard.client.clone()),
-    };
-    api.list(&ListParams::default())
+    pipelines_api(dashboard)
+        .list(&ListParams::default())
         .await
-        .map(|list| {
-            list.items
-                .iter()
-                .map(|p| (p.namespace().unwrap_or_default(), p.name_any()))
-                .collect()
-        })
+        .map(|list| pipeline_names(list.items.iter()))
         .unwrap_or_default()
 }
 
@@ -149,33 +164,77 @@ async fn runs_page(State(dashboard): State<Arc<Dashboard>>) -> Response {
     }
 }
 
-/// Server-sent events named `update`, each the HTML `render` gives after a
-/// change `watch` saw (and one at once).
-fn updates<S, F, Fut>(watch: S, render: F) -> Sse<impl Stream<Item = Result<Event, Infallible>>>
+/// A watch of `api` whose objects are kept in `writer`'s store: one item per
+/// change it saw; `listed` turns true once the store holds the watch's first
+/// complete list.
+fn reflected<K>(
+    api: Api<K>,
+    config: watcher::Config,
+    writer: reflector::store::Writer<K>,
+    listed: Arc<AtomicBool>,
+) -> impl Stream<Item = ()> + Send + 'static
 where
-    S: Stream + Send + 'static,
-    F: Fn() -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Option<String>> + Send,
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
 {
-    let render = Arc::new(render);
-    let events = watch.then(move |_| {
-        let render = render.clone();
-        async move { render().await }
+    watcher(api, config)
+        .default_backoff()
+        .reflect(writer)
+        .map(move |event| {
+            if matches!(event, Ok(watcher::Event::InitDone)) {
+                listed.store(true, Ordering::Release);
+            }
+        })
+}
+
+/// Server-sent events named `update`, each the HTML `render` gives (`None`:
+/// nothing to send yet) after a change the watches of `changes` saw. The
+/// changes that arrive while one render runs are rendered once, after it,
+/// and `render` reads the watches' own stores: a change costs no request to
+/// the API server, and a burst of changes is one update.
+fn updates<S, F>(changes: S, render: F) -> Sse<impl Stream<Item = Result<Event, Infallible>>>
+where
+    S: Stream<Item = ()> + Send + 'static,
+    F: Fn() -> Option<String> + Send + Sync + 'static,
+{
+    let stream = changes.ready_chunks(1024).filter_map(move |_| {
+        let html = render();
+        async move { html.map(|h| Ok(Event::default().event("update").data(h))) }
     });
-    let stream =
-        events.filter_map(|html| async move { html.map(|h| Ok(Event::default().event("update").data(h))) });
     Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
 }
 
 async fn runs_live(State(dashboard): State<Arc<Dashboard>>) -> impl IntoResponse {
-    let watch = watcher(dashboard.runs(), watcher::Config::default());
-    updates(watch, move || {
-        let dashboard = dashboard.clone();
-        async move {
-            let runs = list_runs(&dashboard).await.ok()?;
-            let pipelines = list_pipelines(&dashboard).await;
-            Some(html::runs_live(&pipelines, &runs, Timestamp::now()))
+    let (runs, runs_writer) = reflector::store();
+    let (pipelines, pipelines_writer) = reflector::store();
+    let listed = Arc::new(AtomicBool::new(false));
+    let runs_changes = reflected(
+        dashboard.runs(),
+        watcher::Config::default(),
+        runs_writer,
+        listed.clone(),
+    );
+    // A viewer who may not list Pipelines still sees the runs: that watch
+    // only retries, and the runs' updates never wait for it.
+    let pipelines_changes = reflected(
+        pipelines_api(&dashboard),
+        watcher::Config::default(),
+        pipelines_writer,
+        Arc::new(AtomicBool::new(false)),
+    );
+    let changes = futures::stream::select(runs_changes, pipelines_changes);
+    updates(changes, move || {
+        if !listed.load(Ordering::Acquire) {
+            return None;
         }
+        let all: Vec<PipelineRun> = runs.state().iter().map(|r| (**r).clone()).collect();
+        let names = pipeline_names(pipelines.state().iter().map(|p| &**p));
+        Some(html::runs_live(&names, &newest_first(all), Timestamp::now()))
     })
 }
 
@@ -299,21 +358,25 @@ async fn run_live(
         return response;
     }
     let api = Api::<PipelineRun>::namespaced(dashboard.client.clone(), &ns);
-    let watch = watcher(
-        api.clone(),
+    let (run, writer) = reflector::store();
+    let listed = Arc::new(AtomicBool::new(false));
+    let changes = reflected(
+        api,
         watcher::Config::default().fields(&format!("metadata.name={name}")),
+        writer,
+        listed.clone(),
     );
-    updates(watch, move || {
-        let (api, ns, name) = (api.clone(), ns.clone(), name.clone());
-        async move {
-            let view = run_view(api.get_opt(&name).await.ok()??, &ns);
-            Some(html::run_live(
-                &view.run,
-                &view.steps(),
-                &view.graph,
-                Timestamp::now(),
-            ))
+    updates(changes, move || {
+        if !listed.load(Ordering::Acquire) {
+            return None;
         }
+        let view = run_view((*run.state().into_iter().next()?).clone(), &ns);
+        Some(html::run_live(
+            &view.run,
+            &view.steps(),
+            &view.graph,
+            Timestamp::now(),
+        ))
     })
     .into_response()
 }
