@@ -233,7 +233,7 @@ pub async fn run_with_lease_client(
     let children = watcher::Config::default().labels(RUN_LABEL);
     let pod_events = reflector(
         pod_writer,
-        watcher::watcher(Api::<Pod>::all(client.clone()), children),
+        watcher::watcher(Api::<Pod>::all(client.clone()), children).modify(strip_managed_fields),
     )
     .default_backoff()
     .touched_objects();
@@ -251,7 +251,8 @@ pub async fn run_with_lease_client(
         watcher::watcher(
             Api::<PipelineRun>::all(client.clone()),
             watcher::Config::default(),
-        ),
+        )
+        .modify(strip_managed_fields),
     );
     let run_events = metrics.count_runs(runs.clone(), run_events).applied_objects();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -677,4 +678,13 @@ pub fn quota_of(quotas: &[ResourceQuota]) -> Option<ResourceList> {
         }
     }
     (!tightest.is_empty()).then_some(tightest)
+}
+
+/// Drops an object's `metadata.managedFields` before it is cached: the
+/// controller never reads them, and on a pod written by several managers
+/// (the controller, the scheduler, the kubelet) they are a large part of the
+/// object. kube-runtime's docs suggest this for reflectors
+/// (<https://kube.rs/controllers/optimization/>, "Pruning Fields").
+pub(crate) fn strip_managed_fields<K: kube::Resource>(object: &mut K) {
+    object.meta_mut().managed_fields = None;
 }

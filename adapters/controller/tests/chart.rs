@@ -107,7 +107,10 @@ fn the_controller_serves_metrics_on_a_named_port_and_a_switch_adds_a_scraped_ser
     // The client limit by default is the binary's own default.
     let qps = format!("--kube-qps={}", c8s_controller::throttle::DEFAULT_QPS);
     let burst = format!("--kube-burst={}", c8s_controller::throttle::DEFAULT_BURST);
-    assert!(args.contains(&qps.as_str()) && args.contains(&burst.as_str()), "{args:?}");
+    assert!(
+        args.contains(&qps.as_str()) && args.contains(&burst.as_str()),
+        "{args:?}"
+    );
     // No Service for the metrics unless asked.
     assert!(object(&docs, "Service", "ci-controller-metrics").is_none());
 

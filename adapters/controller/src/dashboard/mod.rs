@@ -184,6 +184,7 @@ where
 {
     watcher(api, config)
         .default_backoff()
+        .modify(crate::controller::strip_managed_fields)
         .reflect(writer)
         .map(move |event| {
             if matches!(event, Ok(watcher::Event::InitDone)) {
