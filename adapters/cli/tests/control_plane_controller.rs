@@ -252,13 +252,21 @@ async fn create_run(client: &Client, ns: &str, name: &str) {
 
 /// A PipelineRun `name` embedding `pipeline`, on branch main, build 1.
 async fn create_run_of(client: &Client, ns: &str, name: &str, pipeline: &Value) {
-    let run: DynamicObject = serde_json::from_value(json!({
+    create_run_with(client, ns, name, pipeline, json!({})).await;
+}
+
+/// [`create_run_of`] with the fields of `spec` added to the run's spec.
+async fn create_run_with(client: &Client, ns: &str, name: &str, pipeline: &Value, spec: Value) {
+    let mut run = json!({
         "apiVersion": "c8s.dev/v1alpha1",
         "kind": "PipelineRun",
         "metadata": { "name": name },
         "spec": { "pipeline": pipeline, "branch": "main", "commit": "0123abcd0123abcd0123abcd0123abcd0123abcd", "build": 1 }
-    }))
-    .expect("run");
+    });
+    for (key, value) in spec.as_object().into_iter().flatten() {
+        run["spec"][key] = value.clone();
+    }
+    let run: DynamicObject = serde_json::from_value(run).expect("run");
     runs(client, ns)
         .create(&PostParams::default(), &run)
         .await
@@ -517,6 +525,121 @@ async fn a_step_whose_outputs_were_not_saved_fails_the_run_in_the_controller() {
         cluster::scheduled_pods(&client, ns, "second").await,
         0,
         "second never started: {run:#}"
+    );
+}
+
+/// Each failed step is an Event of its own on the run, naming its pod as the
+/// related object (Events that agree in reason, object and related object
+/// become one series that keeps the first note); a step that succeeds is
+/// no Event (its status says so), so a step costs no Event write.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs control plane"]
+async fn each_failed_step_is_an_event_of_its_own_and_a_success_is_none() {
+    let client = cluster::client().await;
+    let installed = install(&client, "events").await;
+    let ns = &installed.ns;
+    let maps = Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(client.clone(), ns);
+    maps.delete("c8s-node-sim", &DeleteParams::default())
+        .await
+        .expect("delete script");
+    cluster::script(
+        &client,
+        ns,
+        &format!(
+            "containers:
+  - {{ step: lint, container: main, runSeconds: 1, exitCode: 3 }}
+  - {{ step: unit, container: main, runSeconds: 1, exitCode: 5 }}
+  - {{ container: main, runSeconds: 1 }}
+{CHART_PODS}"
+        ),
+    )
+    .await;
+    let controller = start_controller(&installed, "a");
+    let pipeline = json!({
+        "name": "checks",
+        "repository": "https://github.com/octo-org/shop.git",
+        "steps": [
+            { "name": "build", "image": "busybox:1.37", "commands": ["make"] },
+            { "name": "lint", "image": "busybox:1.37", "dependsOn": ["build"], "commands": ["make lint"] },
+            { "name": "unit", "image": "busybox:1.37", "dependsOn": ["build"], "commands": ["make test"] }
+        ]
+    });
+    create_run_with(
+        &client,
+        ns,
+        "events-1",
+        &pipeline,
+        json!({ "continueOnFailure": true }),
+    )
+    .await;
+    wait_phase(&client, ns, "events-1", "Failed", &controller).await;
+    let run = run_json(&client, ns, "events-1").await;
+    let pod_of = |step: &str| {
+        run["status"]["steps"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|s| {
+                s["name"]
+                    .as_str()
+                    .is_some_and(|n| n.contains(&format!("-{step}-")))
+            })
+            .and_then(|s| s["pod"].as_str())
+            .unwrap_or_else(|| panic!("the pod of {step}: {run:#}"))
+            .to_owned()
+    };
+    let events = Api::<k8s_openapi::api::events::v1::Event>::namespaced(client.clone(), ns);
+    let on_run: Vec<_> = cluster::eventually(Duration::from_secs(30), "the run's end Event", || {
+        let events = events.clone();
+        async move {
+            let on_run: Vec<_> = events
+                .list(&ListParams::default())
+                .await
+                .ok()?
+                .items
+                .into_iter()
+                .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("events-1"))
+                .collect();
+            on_run
+                .iter()
+                .any(|e| e.reason.as_deref() == Some("RunFailed"))
+                .then_some(on_run)
+        }
+    })
+    .await;
+    let described: Vec<String> = on_run
+        .iter()
+        .map(|e| {
+            format!(
+                "{} {} related={:?} count={:?}",
+                e.reason.as_deref().unwrap_or_default(),
+                e.note.as_deref().unwrap_or_default(),
+                e.related.as_ref().and_then(|r| r.name.as_deref()),
+                e.series.as_ref().map(|s| s.count)
+            )
+        })
+        .collect();
+    for (step, code) in [("lint", "3"), ("unit", "5")] {
+        let pod = pod_of(step);
+        let event = on_run
+            .iter()
+            .find(|e| {
+                e.reason.as_deref() == Some("StepFailed")
+                    && e.related.as_ref().and_then(|r| r.name.as_deref()) == Some(pod.as_str())
+            })
+            .unwrap_or_else(|| panic!("no StepFailed Event related to {pod}: {described:#?}"));
+        let note = event.note.as_deref().unwrap_or_default();
+        assert!(
+            note.contains(step) && note.contains(&format!("exit {code}")),
+            "{note}: {described:#?}"
+        );
+        assert!(event.series.is_none(), "{described:#?}");
+    }
+    assert!(
+        !on_run
+            .iter()
+            .any(|e| matches!(e.reason.as_deref(), Some("StepSucceeded" | "StepStarted"))),
+        "{described:#?}"
     );
 }
 

@@ -12,7 +12,7 @@ use c8s_kube::{Cluster, KubeCluster, RUN_LABEL};
 use c8s_pipeline_model::resources::ResourceList;
 use futures::StreamExt;
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{Pod, ResourceQuota};
+use k8s_openapi::api::core::v1::{ObjectReference, Pod, ResourceQuota};
 use kube::api::{ListParams, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
@@ -26,7 +26,7 @@ use crate::crd::{Pipeline, PipelineRun, PipelineRunStatus, RunPhase, crds};
 use crate::error::Error;
 use crate::lease::{LeaderLease, RENEW_DEADLINE, RETRY_PERIOD};
 use crate::metrics::Metrics;
-use crate::reconcile::{Admission, RunView, Settings, reconcile_run, run_selector, started_at};
+use crate::reconcile::{Admission, RunEvent, RunView, Settings, reconcile_run, run_selector, started_at};
 use crate::steps::{owner_of, run_context, run_steps};
 
 /// The field manager of every server-side apply the controller makes.
@@ -479,7 +479,7 @@ async fn apply(run: &PipelineRun, ctx: &Context) -> Result<Action, Error> {
             .observe_steps(&run_key(run), &recorded, &done.status, now);
     }
     let reference = run.object_ref(&());
-    for (reason, note) in done.events {
+    for RunEvent { reason, note, pod } in done.events {
         let event = Event {
             type_: if reason.contains("Failed") {
                 EventType::Warning
@@ -489,7 +489,13 @@ async fn apply(run: &PipelineRun, ctx: &Context) -> Result<Action, Error> {
             reason,
             note: Some(note),
             action: "Reconcile".into(),
-            secondary: None,
+            secondary: pod.map(|pod| ObjectReference {
+                api_version: Some("v1".into()),
+                kind: Some("Pod".into()),
+                name: Some(pod),
+                namespace: Some(namespace.clone()),
+                ..ObjectReference::default()
+            }),
         };
         if let Err(e) = ctx.recorder.publish(&event, &reference).await {
             tracing::warn!("recording an event on {name}: {e}");

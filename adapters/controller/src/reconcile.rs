@@ -23,7 +23,7 @@ use crate::status::{failed_steps, read_assessment, set_condition, set_object_nam
 use crate::steps::{RunStep, RunSteps};
 
 pub use crate::admission::Admission;
-pub use crate::settings::{Reconciled, Settings, run_selector};
+pub use crate::settings::{Reconciled, RunEvent, Settings, run_selector};
 
 /// The condition that says how a run ends, as Tekton's PipelineRun has it:
 /// `Unknown` while it runs, then `True` or `False`.
@@ -94,15 +94,7 @@ pub async fn reconcile_run<C: Cluster>(
     )
     .await?;
     skip_steps(&decision.skip, &mut statuses);
-    start_steps(
-        cluster,
-        run,
-        steps,
-        &decision.start,
-        &mut statuses,
-        &mut out.events,
-    )
-    .await?;
+    start_steps(cluster, run, steps, &decision.start, &mut statuses).await?;
 
     out.status.steps = step_list(steps, statuses);
     if out.status.start_time.is_none() {
@@ -162,7 +154,7 @@ fn carried_over(run: &RunView<'_>) -> Reconciled {
 struct Rebuilt {
     statuses: BTreeMap<String, StepRunStatus>,
     observed: BTreeMap<String, Observed>,
-    events: Vec<(String, String)>,
+    events: Vec<RunEvent>,
 }
 
 /// Rebuilds what every step has done ([`rebuild_step`]).
@@ -362,20 +354,25 @@ fn errored_reason(reason: &str) -> bool {
 
 /// The Event of step `name` reaching its final phase in this reconcile
 /// (`before`: its recorded phase), if it did.
-fn phase_event(name: &str, before: Option<StepPhase>, status: &StepRunStatus) -> Option<(String, String)> {
-    if before == Some(status.phase) {
+fn phase_event(name: &str, before: Option<StepPhase>, status: &StepRunStatus) -> Option<RunEvent> {
+    if before == Some(status.phase) || status.phase != StepPhase::Failed {
         return None;
     }
-    match status.phase {
-        StepPhase::Succeeded => Some(("StepSucceeded".into(), format!("step {name} succeeded"))),
-        StepPhase::Failed => Some((
-            "StepFailed".into(),
-            format!("step {name} failed: {} {}", status.reason, status.message)
-                .trim_end()
-                .to_owned(),
-        )),
-        _ => None,
-    }
+    Some(RunEvent {
+        reason: "StepFailed".into(),
+        note: format!(
+            "step {name} failed: {}{} {}",
+            status.reason,
+            status
+                .exit_code
+                .map(|c| format!(", exit {c}"))
+                .unwrap_or_default(),
+            status.message
+        )
+        .trim_end()
+        .to_owned(),
+        pod: status.pod.clone(),
+    })
 }
 
 /// Stops the steps the scheduler cancels: their objects are deleted (not
@@ -386,7 +383,7 @@ async fn cancel_steps<C: Cluster>(
     seen: &BTreeMap<String, SeenObject>,
     statuses: &mut BTreeMap<String, StepRunStatus>,
     now: Timestamp,
-    events: &mut Vec<(String, String)>,
+    events: &mut Vec<RunEvent>,
 ) -> Result<(), Error> {
     for (name, reason) in cancel {
         if let Some(object) = seen.get(name) {
@@ -395,7 +392,11 @@ async fn cancel_steps<C: Cluster>(
         if let Some(status) = statuses.get_mut(name) {
             mark_cancelled(status, reason, now);
         }
-        events.push(("StepCancelled".into(), format!("step {name} cancelled: {reason}")));
+        events.push(RunEvent {
+            reason: "StepCancelled".into(),
+            note: format!("step {name} cancelled: {reason}"),
+            pod: statuses.get(name).and_then(|s| s.pod.clone()),
+        });
     }
     Ok(())
 }
@@ -441,7 +442,6 @@ async fn start_steps<C: Cluster>(
     steps: &RunSteps,
     starts: &[Start],
     statuses: &mut BTreeMap<String, StepRunStatus>,
-    events: &mut Vec<(String, String)>,
 ) -> Result<(), Error> {
     for start in starts {
         let Some(step) = steps.steps.iter().find(|s| s.name == start.step) else {
@@ -458,13 +458,6 @@ async fn start_steps<C: Cluster>(
         if let Some(status) = statuses.get_mut(&step.name) {
             mark_started(status, start.attempt, &created);
         }
-        events.push((
-            "StepStarted".into(),
-            format!(
-                "step {} attempt {} started as {created}",
-                step.name, start.attempt
-            ),
-        ));
     }
     Ok(())
 }
@@ -544,7 +537,7 @@ fn conclude(
                 "False"
             };
             set_condition(&mut out.status, SUCCEEDED, value, reason, &message, now);
-            out.events.push((format!("Run{reason}"), message));
+            out.events.push(RunEvent::run(format!("Run{reason}"), message));
         }
         None => {
             out.status.phase = RunPhase::Running;
@@ -671,25 +664,29 @@ mod tests {
     }
 
     #[test]
-    fn only_a_change_to_a_final_phase_is_an_event() {
+    fn only_a_change_to_failed_is_a_step_event_and_it_names_the_pod() {
         let mut status = StepRunStatus {
             name: "unit".into(),
             phase: StepPhase::Failed,
             reason: "Error".into(),
+            pod: Some("shop-1-unit-a0".into()),
             ..StepRunStatus::default()
         };
         assert_eq!(
             phase_event("unit", Some(StepPhase::Running), &status),
-            Some(("StepFailed".into(), "step unit failed: Error".into()))
+            Some(RunEvent {
+                reason: "StepFailed".into(),
+                note: "step unit failed: Error".into(),
+                pod: Some("shop-1-unit-a0".into()),
+            })
         );
         assert_eq!(phase_event("unit", Some(StepPhase::Failed), &status), None);
         status.phase = StepPhase::Running;
         assert_eq!(phase_event("unit", None, &status), None);
+        // A success is in the status (its completion time), not an Event:
+        // one Event per step transition would cost a write each.
         status.phase = StepPhase::Succeeded;
-        assert_eq!(
-            phase_event("unit", None, &status),
-            Some(("StepSucceeded".into(), "step unit succeeded".into()))
-        );
+        assert_eq!(phase_event("unit", Some(StepPhase::Running), &status), None);
     }
 
     #[test]
@@ -746,7 +743,10 @@ mod tests {
         assert_eq!(out.status.phase, RunPhase::Failed);
         assert_eq!(
             out.events,
-            vec![("RunPipelineRunTimeout".into(), "the run's timeout ran out".into())]
+            vec![RunEvent::run(
+                "RunPipelineRunTimeout",
+                "the run's timeout ran out"
+            )]
         );
         assert_eq!(out.status.conditions[0].status, "False");
 

@@ -41,14 +41,39 @@ impl Default for Settings {
     }
 }
 
+/// An Event to record on a run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunEvent {
+    /// CamelCase, e.g. `StepFailed`; Warning when it contains `Failed`.
+    pub reason: String,
+    /// What happened, for a person.
+    pub note: String,
+    /// The step's pod, recorded as the Event's related object: Events of
+    /// one reason on one run are told apart by it (an Event series groups
+    /// the Events that agree in reason, action, object and related object,
+    /// and keeps the first one's note).
+    pub pod: Option<String>,
+}
+
+impl RunEvent {
+    /// An Event about the run as a whole.
+    pub fn run(reason: impl Into<String>, note: impl Into<String>) -> Self {
+        RunEvent {
+            reason: reason.into(),
+            note: note.into(),
+            pod: None,
+        }
+    }
+}
+
 /// The result of a reconcile: the status to write, the Events to record
-/// (reason, message) and when to look again.
+/// and when to look again.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Reconciled {
     /// The new status (written with server-side apply).
     pub status: PipelineRunStatus,
-    /// `(reason, message)` of each Event to record on the run.
-    pub events: Vec<(String, String)>,
+    /// The Events to record on the run.
+    pub events: Vec<RunEvent>,
     /// Look again after this long even if nothing changes (deadlines,
     /// retry backoffs, the queue).
     pub requeue_after: Option<Duration>,
