@@ -495,28 +495,20 @@ async fn the_controller_with_the_charts_rbac_runs_a_pipeline_run_to_succeeded() 
 #[ignore = "needs control plane"]
 async fn a_step_whose_outputs_were_not_saved_fails_the_run_in_the_controller() {
     let client = cluster::client().await;
-    let installed = install(&client, "unsaved").await;
-    let ns = &installed.ns;
-    // The script ConfigMap `install` wrote runs every container; replace it.
-    let maps = Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(client.clone(), ns);
-    maps.delete("c8s-node-sim", &DeleteParams::default())
-        .await
-        .expect("delete script");
-    cluster::script(
+    let installed = install_with(
         &client,
-        ns,
-        &format!(
-            "containers:
-  - step: first
+        "unsaved",
+        "  - step: first
     container: artifact-helper
     exitCode: 1
     message: \"out: no such directory\"
   - container: main
     runSeconds: 1
-{CHART_PODS}"
-        ),
+",
+        &[],
     )
     .await;
+    let ns = &installed.ns;
     let controller = start_controller(&installed, "a");
     create_run(&client, ns, "unsaved-1").await;
     wait_phase(&client, ns, "unsaved-1", "Failed", &controller).await;
@@ -536,24 +528,17 @@ async fn a_step_whose_outputs_were_not_saved_fails_the_run_in_the_controller() {
 #[ignore = "needs control plane"]
 async fn each_failed_step_is_an_event_of_its_own_and_a_success_is_none() {
     let client = cluster::client().await;
-    let installed = install(&client, "events").await;
-    let ns = &installed.ns;
-    let maps = Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(client.clone(), ns);
-    maps.delete("c8s-node-sim", &DeleteParams::default())
-        .await
-        .expect("delete script");
-    cluster::script(
+    let installed = install_with(
         &client,
-        ns,
-        &format!(
-            "containers:
-  - {{ step: lint, container: main, runSeconds: 1, exitCode: 3 }}
-  - {{ step: unit, container: main, runSeconds: 1, exitCode: 5 }}
-  - {{ container: main, runSeconds: 1 }}
-{CHART_PODS}"
-        ),
+        "events",
+        "  - { step: lint, container: main, runSeconds: 1, exitCode: 3 }
+  - { step: unit, container: main, runSeconds: 1, exitCode: 5 }
+  - { container: main, runSeconds: 1 }
+",
+        &[],
     )
     .await;
+    let ns = &installed.ns;
     let controller = start_controller(&installed, "a");
     let pipeline = json!({
         "name": "checks",
@@ -647,20 +632,14 @@ async fn each_failed_step_is_an_event_of_its_own_and_a_success_is_none() {
 #[ignore = "needs control plane"]
 async fn deleting_a_run_deletes_its_pods_and_a_restarted_controller_creates_no_duplicate() {
     let client = cluster::client().await;
-    let installed = install(&client, "restart").await;
-    let ns = &installed.ns;
-    let maps = Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(client.clone(), ns);
-    maps.delete("c8s-node-sim", &DeleteParams::default())
-        .await
-        .expect("delete script");
-    cluster::script(
+    let installed = install_with(
         &client,
-        ns,
-        &format!(
-            "containers:\n  - step: first\n    container: main\n    runSeconds: 40\n  - container: main\n    runSeconds: 6\n{CHART_PODS}"
-        ),
+        "restart",
+        "  - step: first\n    container: main\n    runSeconds: 40\n  - container: main\n    runSeconds: 6\n",
+        &[],
     )
     .await;
+    let ns = &installed.ns;
     let mut controller = start_controller(&installed, "a");
     create_run(&client, ns, "restart-1").await;
     let pods = Api::<Pod>::namespaced(client.clone(), ns);
