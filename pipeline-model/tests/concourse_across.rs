@@ -159,6 +159,9 @@ jobs:
     // A var with no value is named, too.
     let errors = lower(PIPELINE, &Vars::new()).expect_err("no vars");
     assert!(errors.contains("((go-versions)) has no value"), "{errors}");
+    // A var with no value inside the copies is reported once, not per copy.
+    let errors = lower(&PIPELINE.replace("path: make", "path: ((make))"), &vars()).expect_err("no make");
+    assert_eq!(errors.matches("((make)) has no value").count(), 1, "{errors}");
     // A `((.:var))` that is not an across var of the step stays an error.
     let errors = lower(&PIPELINE.replace("[((.:os))]", "[((.:arch))]"), &vars()).expect_err("arch");
     assert!(
