@@ -14,7 +14,7 @@ use crate::error::Errors;
 use super::node::Report;
 use super::pipeline::{ConcoursePipeline, Job};
 use super::resource::{self, SecretNeed};
-use super::runtime::{Hook, Node};
+use super::runtime::{Hook, Node, Parallel};
 use super::step::{ArtifactSource, visit_task_with};
 use super::steps::{Step, StepKind};
 use crate::plan::{PlanIdentity, TaskPlan};
@@ -189,7 +189,11 @@ impl Lowering<'_> {
         report: &mut Report<'_>,
     ) -> (Vec<String>, Node) {
         let (mut tails, node) = match &step.kind {
-            StepKind::InParallel(steps) => {
+            StepKind::InParallel {
+                steps,
+                limit,
+                fail_fast,
+            } => {
                 let mut tails = Vec::new();
                 let mut nodes = Vec::new();
                 for s in steps {
@@ -197,7 +201,11 @@ impl Lowering<'_> {
                     tails.extend(t);
                     nodes.push(node);
                 }
-                (tails, Node::InParallel(nodes))
+                let how = Parallel {
+                    limit: *limit,
+                    fail_fast: *fail_fast,
+                };
+                (tails, Node::InParallel { children: nodes, how })
             }
             StepKind::Do(steps) => self.sequence(steps, after, when, soft, report),
             StepKind::Try(inner) => {
@@ -245,8 +253,13 @@ impl Lowering<'_> {
         (tails, Node::hooked(node, hooks))
     }
 
-    fn unique_id(&self, name: &str) -> String {
-        let base = format!("{}.{name}", self.job.name);
+    /// The step's id in the job: `JOB.NAME`, with an across copy's suffix,
+    /// and `-2`, `-3`… when the name is taken.
+    fn unique_id(&self, name: &str, step: &Step) -> String {
+        let base = match &step.copy {
+            Some(copy) => format!("{}.{name}-{copy}", self.job.name),
+            None => format!("{}.{name}", self.job.name),
+        };
         let mut id = base.clone();
         let mut n = 2;
         while self.out.steps.iter().any(|s| s.plan.identity.step == id) {
@@ -267,7 +280,7 @@ impl Lowering<'_> {
                 ..
             } => {
                 let res = pipeline.resources.iter().find(|r| &r.name == resource)?;
-                let identity = PlanIdentity::new(&pipeline.name, self.unique_id(name));
+                let identity = PlanIdentity::new(&pipeline.name, self.unique_id(name, step));
                 let version = self
                     .versions
                     .get(resource)
@@ -297,7 +310,7 @@ impl Lowering<'_> {
                 no_get,
             } => {
                 let res = pipeline.resources.iter().find(|r| &r.name == resource)?;
-                let identity = PlanIdentity::new(&pipeline.name, self.unique_id(name));
+                let identity = PlanIdentity::new(&pipeline.name, self.unique_id(name, step));
                 let mut plan = resource::put_plan(
                     pipeline,
                     identity,
@@ -339,7 +352,7 @@ impl Lowering<'_> {
                         }
                     }
                 }
-                let id = self.unique_id(&task.name);
+                let id = self.unique_id(&task.name, step);
                 let mut plan = match visit_task_with(&pipeline.name, &task, self.reader, &self.artifacts) {
                     Ok(plan) => plan,
                     Err(errors) => {

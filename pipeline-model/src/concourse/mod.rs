@@ -7,8 +7,10 @@
 //! cannot do what Concourse does, the file is rejected with a located error
 //! that says why, never silently changed.
 
+pub mod across;
 pub mod fields;
 pub mod image;
+pub mod keys;
 pub mod lower;
 pub mod node;
 mod params;

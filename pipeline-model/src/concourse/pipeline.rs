@@ -12,7 +12,7 @@ use super::fields::Fields;
 use super::node::{self, At, Node, Report};
 pub use super::steps::HOOKS;
 use super::steps::{Step, StepKind, read_plan};
-use super::vars::{Vars, interpolate_lenient};
+use super::vars::{Vars, interpolate_lenient, lenient_path};
 
 /// A parsed pipeline.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,8 +112,11 @@ pub fn parse_concourse_pipeline(
     let mut doc = node::parse(file, text)?;
     let mut report = Report::new(file);
     // Keys Concourse ignores are not interpolated either (spruce operators are still found).
+    // The copied part of an `across` step is interpolated per copy, after its `((.:var))`.
+    let across = super::across::across_steps(&doc, &FieldPath::root());
     let keep = |path: &FieldPath| {
         super::step::is_credential_path(path)
+            || super::across::in_template(path, &across)
             || matches!(path.segments(), [c8s_sidecar_core::Segment::Key(k)] if !TOP_KEYS.contains(&k.as_str()))
     };
     interpolate_lenient(&mut doc, vars, &keep, &lenient_path, &mut report);
@@ -209,21 +212,6 @@ pub fn parse_concourse_pipeline(
     };
     check_references(&pipeline, &doc, &mut report);
     report.into_result(pipeline)
-}
-
-/// Paths where a var may stay unresolved: resource sources and params.
-/// (A task config's `image_resource.source` is not one: an image reference must be known.)
-fn lenient_path(path: &FieldPath) -> bool {
-    use c8s_sidecar_core::Segment;
-    let segments = path.segments();
-    let resource_source = matches!(segments.first(), Some(Segment::Key(k)) if k == "resources" || k == "resource_types")
-        && segments
-            .iter()
-            .any(|s| matches!(s, Segment::Key(k) if k == "source"));
-    resource_source
-        || segments
-            .iter()
-            .any(|s| matches!(s, Segment::Key(k) if k == "params" || k == "get_params"))
 }
 
 fn read_resources(top: &Fields<'_>, key: &str, report: &mut Report<'_>) -> Vec<Resource> {

@@ -49,7 +49,7 @@ impl<'f> Report<'f> {
         self.errors.is_empty()
     }
 
-    /// The errors so far, if any, in document order.
+    /// The errors so far, if any, in document order, each once.
     pub fn finish(mut self) -> Result<(), Errors> {
         if self.errors.is_empty() {
             Ok(())
@@ -58,6 +58,9 @@ impl<'f> Report<'f> {
                 let at = e.position();
                 (at.file != self.file, at.file, at.line, at.column)
             });
+            // The same error once (the copies of an `across` step share their text).
+            let mut seen = std::collections::BTreeSet::new();
+            self.errors.retain(|e| seen.insert(e.to_string()));
             Err(Errors::new(self.errors))
         }
     }

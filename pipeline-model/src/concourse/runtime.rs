@@ -20,6 +20,22 @@
 //! - `try` (`try_step.go`): succeeds whatever its step did.
 //! - `do` runs in order and stops at the first step that did not succeed;
 //!   `in_parallel` runs all; both succeed iff every child did.
+//! - `in_parallel` `limit` and `fail_fast` (`atc/exec/in_parallel.go`,
+//!   `parallelExecutor.run`): children start in order, at most `limit` at
+//!   once; with `fail_fast`, once a child did not succeed no further child
+//!   starts. c8s gives child `i` (from `limit` on) the condition "children
+//!   `0..=i-limit` ended" (with `fail_fast`: "... and succeeded"), so at
+//!   most `limit` run at once and `limit: 1` runs them one after another.
+//!   Concourse starts the next child when any running one ends, and its
+//!   `fail_fast` also interrupts the children already running; c8s lets
+//!   those finish.
+//! - `across` (`atc/exec/across_step.go`,
+//!   <https://concourse-ci.org/across-step.html>): one copy of the step per
+//!   combination of the vars' values, run by the same executor as
+//!   `in_parallel`, one level per var (the first var outermost), with that
+//!   var's `max_in_flight` as the limit (default 1) and the step's
+//!   `fail_fast`; it succeeds iff every copy did, and its hooks wrap the
+//!   whole across step (the expansion is in `super::across`).
 //!
 //! Hooks of one step wrap it in Concourse's order: `StepPrecedence` in
 //! `atc/steps.go` parses `ensure`, `on_error`, `on_abort`, `on_failure`,
@@ -68,8 +84,13 @@ pub enum Node {
     Leaf(String),
     /// Steps in order (a step that runs no pod is an empty `Do`).
     Do(Vec<Node>),
-    /// Steps at once.
-    InParallel(Vec<Node>),
+    /// Steps at once (`in_parallel`, one level of an `across`).
+    InParallel {
+        /// The children, in order.
+        children: Vec<Node>,
+        /// How many at once and whether a failure stops the rest.
+        how: Parallel,
+    },
     /// `try`.
     Try(Box<Node>),
     /// A step with one hook.
@@ -81,6 +102,44 @@ pub enum Node {
         /// The hook's step.
         run: Box<Node>,
     },
+}
+
+/// How an `in_parallel` (or one var of an `across`) runs its children
+/// (`parallelExecutor` in Concourse's `atc/exec/in_parallel.go`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Parallel {
+    /// At most this many children at once (`None`: all).
+    pub limit: Option<usize>,
+    /// Once a child did not succeed, the children not started yet do not start.
+    pub fail_fast: bool,
+}
+
+impl Parallel {
+    /// All children at once, none stopping the others (plain `in_parallel`).
+    pub const ALL: Parallel = Parallel {
+        limit: None,
+        fail_fast: false,
+    };
+
+    /// The condition child `index` of `children` starts under besides its
+    /// parent's: the children `limit` or more places before it ended (and,
+    /// with `fail_fast`, succeeded) and none of them was aborted.
+    pub fn gate(&self, children: &[Node], index: usize) -> Condition {
+        let Some(limit) = self.limit.filter(|l| *l > 0 && index >= *l) else {
+            return Condition::True;
+        };
+        let before = children.get(..=index - limit).unwrap_or_default();
+        let mut parts = Vec::new();
+        for child in before {
+            parts.push(child.ended());
+            // A cancel ends them too; the ones after must not start then.
+            parts.push(child.aborted().negated());
+            if self.fail_fast {
+                parts.push(child.ok());
+            }
+        }
+        Condition::all(parts)
+    }
 }
 
 impl Node {
@@ -105,7 +164,7 @@ impl Node {
     fn collect<'a>(&'a self, out: &mut Vec<&'a str>) {
         match self {
             Node::Leaf(id) => out.push(id),
-            Node::Do(children) | Node::InParallel(children) => {
+            Node::Do(children) | Node::InParallel { children, .. } => {
                 for child in children {
                     child.collect(out);
                 }
@@ -122,7 +181,9 @@ impl Node {
     pub fn ok(&self) -> Condition {
         match self {
             Node::Leaf(id) => Condition::Succeeded(id.clone()),
-            Node::Do(children) | Node::InParallel(children) => Condition::all(children.iter().map(Node::ok)),
+            Node::Do(children) | Node::InParallel { children, .. } => {
+                Condition::all(children.iter().map(Node::ok))
+            }
             Node::Try(_) => Condition::True,
             Node::Hooked { step, hook, run } => match hook {
                 Hook::OnSuccess | Hook::Ensure => Condition::all([step.ok(), run.ok()]),
@@ -140,7 +201,7 @@ impl Node {
     pub fn errored(&self) -> Condition {
         match self {
             Node::Leaf(id) => Condition::Errored(id.clone()),
-            Node::Do(children) | Node::InParallel(children) => {
+            Node::Do(children) | Node::InParallel { children, .. } => {
                 Condition::any(children.iter().map(Node::errored))
             }
             Node::Try(_) => Condition::any([]),
@@ -188,9 +249,9 @@ impl Node {
                     enter = Condition::all([enter, child.ok()]);
                 }
             }
-            Node::InParallel(children) => {
-                for child in children {
-                    child.conditions(enter.clone(), out);
+            Node::InParallel { children, how } => {
+                for (i, child) in children.iter().enumerate() {
+                    child.conditions(Condition::all([enter.clone(), how.gate(children, i)]), out);
                 }
             }
             Node::Try(inner) => inner.conditions(enter, out),

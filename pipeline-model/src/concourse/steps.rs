@@ -27,6 +27,9 @@ pub struct Step {
     pub at: At,
     /// Its path in the document.
     pub path: FieldPath,
+    /// For one copy of an `across` step: what makes its name unique (its
+    /// values and their id, [`super::across::copy_suffix`]).
+    pub copy: Option<String>,
 }
 
 /// The kinds of step.
@@ -70,8 +73,15 @@ pub enum StepKind {
         /// The artifact named by `image:`.
         image: Option<String>,
     },
-    /// `in_parallel` (or `aggregate`).
-    InParallel(Vec<Step>),
+    /// `in_parallel` (or `aggregate`), or one var's level of an `across`.
+    InParallel {
+        /// The steps.
+        steps: Vec<Step>,
+        /// `limit` (`max_in_flight` of an across var): at most this many at once.
+        limit: Option<usize>,
+        /// `fail_fast`: once one did not succeed, the rest do not start.
+        fail_fast: bool,
+    },
     /// `do`.
     Do(Vec<Step>),
     /// `try`.
@@ -87,7 +97,7 @@ impl Step {
     pub fn visit(&self, f: &mut dyn FnMut(&Step)) {
         f(self);
         match &self.kind {
-            StepKind::InParallel(steps) | StepKind::Do(steps) => steps.iter().for_each(|s| s.visit(f)),
+            StepKind::InParallel { steps, .. } | StepKind::Do(steps) => steps.iter().for_each(|s| s.visit(f)),
             StepKind::Try(step) => step.visit(f),
             _ => {}
         }
@@ -97,23 +107,10 @@ impl Step {
     }
 }
 
-/// The hook keys of jobs and steps.
-pub const HOOKS: [&str; 5] = ["on_success", "on_failure", "on_error", "on_abort", "ensure"];
+pub use super::keys::HOOKS;
+use super::keys::KINDS;
 
 const MODIFIERS: [&str; 5] = ["timeout", "attempts", "tags", "across", "fail_fast"];
-
-/// The step keys: a step is the mapping with exactly one of them.
-const KINDS: [&str; 9] = [
-    "get",
-    "put",
-    "task",
-    "in_parallel",
-    "aggregate",
-    "do",
-    "try",
-    "set_pipeline",
-    "load_var",
-];
 
 /// What reading nested steps needs besides the nodes: the file's text (for
 /// task configs written inline), the vars and the reader of task files.
@@ -161,6 +158,9 @@ fn read_step(cx: Context<'_>, node: &Node, path: &FieldPath, report: &mut Report
     let kind = step_key(node, path, report)?;
     let allowed = allowed_keys(kind);
     let f = Fields::new(node, path.clone(), &allowed, report)?;
+    if f.has("across") {
+        return read_across(cx, node, &f, path, report);
+    }
     let kind = read_kind(cx, kind, node, &f, path, report)?;
     Some(read_modifiers(cx, kind, node, &f, path, report))
 }
@@ -258,15 +258,26 @@ fn read_kind(
         }
         "in_parallel" | "aggregate" => {
             let inner = f.get(kind)?;
+            let (mut limit, mut fail_fast) = (None, false);
             let (list, list_path) = match inner.get("steps") {
                 Some(steps) => {
-                    Fields::new(inner, f.at(kind), &["steps", "limit", "fail_fast"], report)?;
+                    let g = Fields::new(inner, f.at(kind), &["steps", "limit", "fail_fast"], report)?;
+                    // Concourse reads a limit below 1 as no limit (`InParallel` in atc/exec/in_parallel.go).
+                    limit = g
+                        .number("limit", report)
+                        .and_then(|n| usize::try_from(n).ok())
+                        .filter(|n| *n > 0);
+                    fail_fast = g.flag("fail_fast", report);
                     (steps, f.at(kind).key("steps"))
                 }
                 None => (inner, f.at(kind)),
             };
             let steps = super::fields::list(list, &list_path, report);
-            StepKind::InParallel(plan(cx, steps, &list_path, report))
+            StepKind::InParallel {
+                steps: plan(cx, steps, &list_path, report),
+                limit,
+                fail_fast,
+            }
         }
         "do" => {
             let steps = f.list("do", report);
@@ -319,13 +330,6 @@ fn read_modifiers(
     path: &FieldPath,
     report: &mut Report<'_>,
 ) -> Step {
-    if f.has("across") {
-        report.error(
-            node.at,
-            &f.at("across"),
-            "`across` (one step per combination of var values) is not supported by c8s yet: write the combinations out as separate steps",
-        );
-    }
     let mut step = Step {
         kind,
         hooks: Vec::new(),
@@ -335,6 +339,7 @@ fn read_modifiers(
             .map(|n| u32::try_from(n).unwrap_or(u32::MAX)),
         at: node.at,
         path: path.clone(),
+        copy: None,
     };
     if let Some(timeout) = f.string("timeout", report) {
         match parse_duration(&timeout) {
@@ -342,14 +347,102 @@ fn read_modifiers(
             Err(reason) => report.error(node.at, &f.at("timeout"), format!("{timeout:?}: {reason}")),
         }
     }
+    step.hooks = read_hooks(cx, f, report);
+    step
+}
+
+/// The hooks of a step, in [`HOOKS`] order.
+fn read_hooks(cx: Context<'_>, f: &Fields<'_>, report: &mut Report<'_>) -> Vec<(String, Step)> {
+    let mut hooks = Vec::new();
     for hook in HOOKS {
         if let Some(inner) = f.get(hook)
             && let Some(s) = one_step(cx, inner, &f.at(hook), report)
         {
-            step.hooks.push((hook.to_owned(), s));
+            hooks.push((hook.to_owned(), s));
         }
     }
-    step
+    hooks
+}
+
+/// A step with `across` (<https://concourse-ci.org/across-step.html>): one
+/// `in_parallel` level per var (the first outermost, its `max_in_flight`
+/// as the limit, the step's `fail_fast`), a copy of the step without its
+/// hooks per combination, and the hooks around the whole (hooks wrap the
+/// across step, as `StepPrecedence` in `atc/steps.go` parses them first).
+fn read_across(
+    cx: Context<'_>,
+    node: &Node,
+    f: &Fields<'_>,
+    path: &FieldPath,
+    report: &mut Report<'_>,
+) -> Option<Step> {
+    let Some(list) = f.get("across") else {
+        report.error(node.at, &f.at("across"), "`across` needs a list of vars");
+        return None;
+    };
+    let vars = super::across::read_vars(list, &f.at("across"), report)?;
+    let fail_fast = f.flag("fail_fast", report);
+    let mut template = node.clone();
+    if let super::node::Value::Map(entries) = &mut template.value {
+        entries.retain(|e| e.key != "across" && e.key != "fail_fast" && !HOOKS.contains(&e.key.as_str()));
+    }
+    let names: Vec<&str> = vars.iter().map(|v| v.name.as_str()).collect();
+    let mut copies = Vec::new();
+    for values in super::across::combinations(&vars) {
+        let mut copy = template.clone();
+        let mut locals = Vars::new();
+        for (var, value) in vars.iter().zip(&values) {
+            locals.set_node(var.name.clone(), (*value).clone());
+        }
+        super::across::substitute(&mut copy, &locals, &names);
+        // The copy's `((vars))`, as the pipeline's were (those of an across
+        // step inside it wait for that step's copies).
+        let nested = super::across::across_steps(&copy, path);
+        let keep =
+            |p: &FieldPath| super::step::is_credential_path(p) || super::across::in_template(p, &nested);
+        super::vars::interpolate_lenient_at(
+            &mut copy,
+            path,
+            cx.vars,
+            &keep,
+            &super::vars::lenient_path,
+            report,
+        );
+        let mut step = read_step(cx, &copy, path, report)?;
+        step.copy = Some(super::across::copy_suffix(&vars, &values));
+        copies.push(step);
+    }
+    let level = |steps: Vec<Step>, var: &super::across::AcrossVar| Step {
+        kind: StepKind::InParallel {
+            steps,
+            limit: var.max_in_flight,
+            fail_fast,
+        },
+        hooks: Vec::new(),
+        timeout_seconds: None,
+        attempts: None,
+        at: node.at,
+        path: path.clone(),
+        copy: None,
+    };
+    // Group the copies level by level, the last var innermost.
+    let mut steps = copies;
+    for var in vars.iter().rev() {
+        let group = var.values.len().max(1);
+        let mut grouped = Vec::new();
+        let mut rest = steps.into_iter().peekable();
+        while rest.peek().is_some() {
+            grouped.push(level(rest.by_ref().take(group).collect(), var));
+        }
+        steps = grouped;
+    }
+    let mut outer = match steps.len() {
+        1 => steps.pop()?,
+        // A var with no values: nothing to run, and the step succeeds.
+        _ => level(steps, vars.first()?),
+    };
+    outer.hooks = read_hooks(cx, f, report);
+    Some(outer)
 }
 
 #[cfg(test)]

@@ -29,6 +29,11 @@ impl Vars {
         self.values.insert(name.into(), Node::text(value));
     }
 
+    /// Sets `name` to the value `value` (a list or mapping as well).
+    pub fn set_node(&mut self, name: impl Into<String>, value: Node) {
+        self.values.insert(name.into(), value);
+    }
+
     /// Adds every top-level entry of a vars file (later files win, as in fly).
     pub fn add_file(&mut self, file: &str, text: &str) -> Result<(), Errors> {
         let doc = node::parse(file, text)?;
@@ -184,6 +189,19 @@ pub fn interpolate_lenient(
     walk(doc, &FieldPath::root(), vars, &Rules { keep, lenient }, report);
 }
 
+/// Like [`interpolate_lenient`] for a part of a document written at `base`
+/// (paths given to `keep` and `lenient`, and in errors, are the document's).
+pub fn interpolate_lenient_at(
+    doc: &mut Node,
+    base: &FieldPath,
+    vars: &Vars,
+    keep: &dyn Fn(&FieldPath) -> bool,
+    lenient: &dyn Fn(&FieldPath) -> bool,
+    report: &mut Report<'_>,
+) {
+    walk(doc, base, vars, &Rules { keep, lenient }, report);
+}
+
 struct Rules<'r> {
     keep: &'r dyn Fn(&FieldPath) -> bool,
     lenient: &'r dyn Fn(&FieldPath) -> bool,
@@ -232,7 +250,7 @@ fn walk(node: &mut Node, path: &FieldPath, vars: &Vars, rules: &Rules<'_>, repor
                     None if r.name.starts_with(".:") => report.error(
                         node.at,
                         path,
-                        format!("(({})) is a local var set by load_var or across while the build runs; c8s renders pods before, so it has no value here", r.name),
+                        format!("(({})) is a local var known only at run time (set by load_var, or an across var not in scope here); c8s renders pods before the build runs, so it has no value here", r.name),
                     ),
                     None if (rules.lenient)(path) => out.push_str(&text[r.range.clone()]),
                     None => {
@@ -281,4 +299,19 @@ pub fn find_templates(node: &Node, path: &FieldPath, report: &mut Report<'_>) {
             }
         }
     }
+}
+
+/// Paths of a pipeline where a var may stay unresolved: resource sources and params.
+/// (A task config's `image_resource.source` is not one: an image reference must be known.)
+pub fn lenient_path(path: &FieldPath) -> bool {
+    use c8s_sidecar_core::Segment;
+    let segments = path.segments();
+    let resource_source = matches!(segments.first(), Some(Segment::Key(k)) if k == "resources" || k == "resource_types")
+        && segments
+            .iter()
+            .any(|s| matches!(s, Segment::Key(k) if k == "source"));
+    resource_source
+        || segments
+            .iter()
+            .any(|s| matches!(s, Segment::Key(k) if k == "params" || k == "get_params"))
 }

@@ -1,0 +1,209 @@
+//! `across` with values known before the run, and `in_parallel`'s `limit`
+//! and `fail_fast`, lowered as Concourse runs them
+//! (<https://concourse-ci.org/across-step.html>, `atc/exec/across_step.go`,
+//! `atc/exec/in_parallel.go`): one pod per combination, `((.:var))`
+//! replaced, and conditions that keep at most `max_in_flight` at once.
+
+use std::collections::BTreeMap;
+
+use c8s_pipeline_model::concourse::{JobPlan, lower_job, parse_concourse_pipeline};
+use c8s_pipeline_model::scheduler::Condition;
+use c8s_pipeline_model::{MemorySource, Vars};
+
+const PIPELINE: &str = r#"
+jobs:
+- name: build
+  plan:
+  - task: test
+    across:
+    - var: os
+      values: [linux, windows]
+    - var: go
+      values: ((go-versions))
+      max_in_flight: all
+    fail_fast: true
+    timeout: 5m
+    config:
+      platform: linux
+      image_resource: { type: registry-image, source: { repository: "golang", tag: "((.:go))" } }
+      params: { TARGET: ((.:os)), LABEL: "go((.:go))-((.:os))", REGION: ((region)) }
+      run: { path: make, args: [((.:os))] }
+    on_failure:
+      task: alert
+      config:
+        platform: linux
+        image_resource: { type: registry-image, source: { repository: alpine } }
+        run: { path: echo, args: [failed] }
+"#;
+
+fn lower(text: &str, vars: &Vars) -> Result<JobPlan, String> {
+    let files = MemorySource::new();
+    let pipeline = parse_concourse_pipeline("ci.yml", text, vars, &files).map_err(|e| e.to_string())?;
+    lower_job(&pipeline, "build", &files, &BTreeMap::new(), "ci.yml").map_err(|e| e.to_string())
+}
+
+fn vars() -> Vars {
+    let mut vars = Vars::new();
+    vars.add_file("vars.yml", "go-versions: ['1.21', '1.22']\nregion: eu\n")
+        .expect("vars");
+    vars
+}
+
+fn env<'a>(job: &'a JobPlan, step: &str, name: &str) -> &'a str {
+    let step = job
+        .steps
+        .iter()
+        .find(|s| s.plan.identity.step == step)
+        .unwrap_or_else(|| panic!("no step {step}"));
+    step.plan
+        .env
+        .iter()
+        .find(|e| e.name == name)
+        .and_then(|e| e.value.as_deref())
+        .unwrap_or_else(|| panic!("no env {name}"))
+}
+
+#[test]
+fn across_makes_one_pod_per_combination_the_first_var_slowest() {
+    let job = lower(PIPELINE, &vars()).unwrap_or_else(|e| panic!("{e}"));
+    let ids: Vec<&str> = job.steps.iter().map(|s| s.plan.identity.step.as_str()).collect();
+    assert_eq!(ids.len(), 5, "{ids:?}");
+    let prefixes = [
+        "build.test-linux-1-21-",
+        "build.test-linux-1-22-",
+        "build.test-windows-1-21-",
+        "build.test-windows-1-22-",
+    ];
+    for (id, prefix) in ids.iter().zip(prefixes) {
+        assert!(id.starts_with(prefix), "{id} should start with {prefix}");
+    }
+    assert_eq!(ids[4], "build.alert");
+    // `((.:var))` replaced in params, args and the image, whole or spliced.
+    assert_eq!(env(&job, ids[2], "TARGET"), "windows");
+    assert_eq!(env(&job, ids[2], "LABEL"), "go1.21-windows");
+    assert_eq!(env(&job, ids[2], "REGION"), "eu");
+    let third = &job.steps[2].plan;
+    assert_eq!(third.args, ["windows"]);
+    assert_eq!(third.image, "golang:1.21");
+    // `timeout` applies to each copy.
+    assert!(job.steps[..4].iter().all(|s| s.plan.timeout_seconds == Some(300)));
+}
+
+#[test]
+fn max_in_flight_and_fail_fast_become_conditions() {
+    let job = lower(PIPELINE, &vars()).unwrap_or_else(|e| panic!("{e}"));
+    let ids: Vec<String> = job.steps.iter().map(|s| s.plan.identity.step.clone()).collect();
+    let c = &job.conditions;
+    // `go` (max_in_flight: all): both Linux copies start at once.
+    assert_eq!(c[&ids[0]], Condition::True);
+    assert_eq!(c[&ids[1]], Condition::True);
+    // `os` (max_in_flight 1): the Windows copies wait until both Linux ones
+    // ended, and with fail_fast start only if they succeeded.
+    let windows = &c[&ids[2]];
+    let named = windows.steps();
+    assert!(
+        named.contains(ids[0].as_str()) && named.contains(ids[1].as_str()),
+        "{windows:?}"
+    );
+    assert!(!named.contains(ids[3].as_str()), "{windows:?}");
+    match windows {
+        Condition::All(parts) => {
+            assert!(
+                parts.contains(&Condition::Succeeded(ids[0].clone())),
+                "{windows:?}"
+            );
+            assert!(parts.contains(&Condition::Ended(ids[1].clone())), "{windows:?}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(c[&ids[3]], c[&ids[2]]);
+    // The hook wraps the whole across step: it runs when any copy failed.
+    let alert = &c["build.alert"];
+    assert!(
+        ids[..4].iter().all(|id| alert.steps().contains(id.as_str())),
+        "{alert:?}"
+    );
+    // The build succeeded iff every copy did.
+    let outcome = job.outcome.steps();
+    assert!(ids[..4].iter().all(|id| outcome.contains(id.as_str())));
+}
+
+#[test]
+fn names_are_deterministic() {
+    let a = serde_json::to_string(&lower(PIPELINE, &vars()).expect("a")).expect("json");
+    let b = serde_json::to_string(&lower(PIPELINE, &vars()).expect("b")).expect("json");
+    assert_eq!(a, b);
+}
+
+#[test]
+fn values_known_only_at_run_time_are_located_errors() {
+    let text = r#"
+jobs:
+- name: build
+  plan:
+  - load_var: versions
+    file: repo/versions.json
+  - task: test
+    across:
+    - var: go
+      values: ((.:versions))
+    config:
+      platform: linux
+      image_resource: { type: registry-image, source: { repository: golang } }
+      run: { path: make, args: [((.:go))] }
+"#;
+    let errors = lower(text, &Vars::new()).expect_err("run-time values");
+    assert!(errors.contains("ci.yml:10:15"), "{errors}");
+    assert!(errors.contains("known only at run time"), "{errors}");
+    assert!(errors.contains("across[0].values"), "{errors}");
+    // A var with no value is named, too.
+    let errors = lower(PIPELINE, &Vars::new()).expect_err("no vars");
+    assert!(errors.contains("((go-versions)) has no value"), "{errors}");
+    // A var with no value inside the copies is reported once, not per copy.
+    let errors = lower(&PIPELINE.replace("path: make", "path: ((make))"), &vars()).expect_err("no make");
+    assert_eq!(errors.matches("((make)) has no value").count(), 1, "{errors}");
+    // A `((.:var))` that is not an across var of the step stays an error.
+    let errors = lower(&PIPELINE.replace("[((.:os))]", "[((.:arch))]"), &vars()).expect_err("arch");
+    assert!(
+        errors.contains("((.:arch))") && errors.contains("known only at run time"),
+        "{errors}"
+    );
+}
+
+#[test]
+fn in_parallel_limit_and_fail_fast_gate_the_later_children() {
+    let text = r#"
+jobs:
+- name: build
+  plan:
+  - in_parallel:
+      limit: 2
+      fail_fast: true
+      steps:
+      - { task: a, config: { platform: linux, image_resource: { type: registry-image, source: { repository: alpine } }, run: { path: "true" } } }
+      - { task: b, config: { platform: linux, image_resource: { type: registry-image, source: { repository: alpine } }, run: { path: "true" } } }
+      - { task: c, config: { platform: linux, image_resource: { type: registry-image, source: { repository: alpine } }, run: { path: "true" } } }
+"#;
+    let job = lower(text, &Vars::new()).unwrap_or_else(|e| panic!("{e}"));
+    let c = &job.conditions;
+    assert_eq!(c["build.a"], Condition::True);
+    assert_eq!(c["build.b"], Condition::True);
+    let gate = &c["build.c"];
+    assert_eq!(
+        gate.steps().into_iter().collect::<Vec<_>>(),
+        ["build.a"],
+        "c waits for a alone: {gate:?}"
+    );
+    assert!(
+        matches!(gate, Condition::All(parts) if parts.contains(&Condition::Succeeded("build.a".into()))),
+        "{gate:?}"
+    );
+    // Without fail_fast, c starts once a ended, however.
+    let job = lower(&text.replace("fail_fast: true", "fail_fast: false"), &Vars::new()).expect("plain");
+    let gate = &job.conditions["build.c"];
+    assert!(
+        matches!(gate, Condition::All(parts) if parts.contains(&Condition::Ended("build.a".into()))
+            && !parts.contains(&Condition::Succeeded("build.a".into()))),
+        "{gate:?}"
+    );
+}
