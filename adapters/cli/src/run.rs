@@ -727,6 +727,96 @@ mod tests {
         assert!(sim.live_objects().is_empty(), "{:?}", sim.live_objects());
     }
 
+    /// A Concourse `across` step as `c8s run` loads and runs it (the flags,
+    /// `load`, `steps`, `outcome`), on the simulated cluster: with the
+    /// default `max_in_flight` (1) the copies run one after another, in the
+    /// order of the values; with `fail_fast`, no copy starts after one
+    /// failed, the across step's `on_failure` hook runs once and the run
+    /// fails (<https://concourse-ci.org/across-step.html>).
+    #[tokio::test(start_paused = true)]
+    async fn an_across_step_runs_its_copies_in_order_and_stops_at_a_failure() {
+        use c8s_kube::sim::{SimCluster, StepScript};
+        let dir = std::env::temp_dir().join(format!("c8s-across-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("a temp dir");
+        let file = dir.join("across.yml");
+        let vars = dir.join("vars.yml");
+        std::fs::write(
+            &file,
+            "jobs:
+- name: job
+  plan:
+  - task: test
+    across:
+    - var: v
+      values: ((versions))
+    fail_fast: true
+    config:
+      platform: linux
+      image_resource: { type: registry-image, source: { repository: alpine } }
+      run: { path: echo, args: [((.:v))] }
+    on_failure:
+      task: alert
+      config:
+        platform: linux
+        image_resource: { type: registry-image, source: { repository: alpine } }
+        run: { path: echo, args: [failed] }
+",
+        )
+        .expect("the pipeline");
+        std::fs::write(&vars, "versions: [a, b, c]\n").expect("the vars");
+        let (file, vars) = (file.to_string_lossy(), vars.to_string_lossy());
+        let run = |fail: Option<usize>| {
+            let args = parsed(&[
+                "run",
+                &file,
+                "--concourse-job",
+                "job",
+                "--vars-file",
+                &vars,
+                "--run-id",
+                "r1",
+            ])
+            .expect("valid flags");
+            let loaded = load(&args).expect("it loads");
+            let ctx = run_context(&args, &loaded);
+            let outcome = outcome(&loaded, &ctx);
+            let steps = steps(&loaded.plans, &loaded.depends_on, &loaded.conditions, &ctx, false)
+                .expect("it renders");
+            let ids: Vec<String> = loaded.plans.iter().map(|p| p.identity.step.clone()).collect();
+            let sim = SimCluster::new();
+            sim.default_script(StepScript::new(Duration::from_secs(5)));
+            if let Some(i) = fail {
+                sim.script(&ids[i], StepScript::new(Duration::from_secs(5)).exit_code(1));
+            }
+            let options = RunOptions::new(ctx.run_id.clone())
+                .parallelism(args.parallelism)
+                .outcome(outcome);
+            async move {
+                let status = c8s_kube::run_pipeline(&sim, steps, options, std::future::pending())
+                    .await
+                    .expect("the run ends");
+                let created: Vec<String> = sim
+                    .created_objects()
+                    .iter()
+                    .filter_map(|o| o.label(c8s_kube::STEP_LABEL).map(str::to_owned))
+                    .collect();
+                (status, created, ids, sim.stats().max_running_total)
+            }
+        };
+        let (status, created, ids, most) = run(None).await;
+        assert_eq!(status.state, RunState::Succeeded, "{}", status.to_json());
+        assert_eq!(created, ids[..3], "the copies in order, no hook");
+        assert!(
+            ids[0].starts_with("job.test-a-") && ids[2].starts_with("job.test-c-"),
+            "{ids:?}"
+        );
+        assert_eq!(most, 1, "one copy at a time");
+        let (status, created, ids, _) = run(Some(1)).await;
+        assert_eq!(status.state, RunState::Failed, "{}", status.to_json());
+        assert_eq!(created, [ids[0].as_str(), &ids[1], "job.alert"]);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     /// The nightly example as `c8s run` hands it to the runner: the finally
     /// steps marked, each watching the other steps' objects, retries carried.
     #[test]

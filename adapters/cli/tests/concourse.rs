@@ -248,3 +248,63 @@ fn run_keeps_the_hooks_of_a_pipeline_and_no_longer_warns_they_are_not_run() {
         assert!(text(&out.stdout).contains(step), "{step} missing");
     }
 }
+
+/// `across` over a list from a vars file: one pod per combination, the
+/// first var varying slowest (<https://concourse-ci.org/across-step.html>).
+const ACROSS: &str = "\
+jobs:
+- name: job
+  plan:
+  - task: test
+    across:
+    - var: os
+      values: [linux, windows]
+    - var: go
+      values: ((go-versions))
+    config:
+      platform: linux
+      image_resource: { type: registry-image, source: { repository: golang, tag: ((.:go)) } }
+      params: { TARGET: ((.:os)) }
+      run: { path: make }
+";
+
+#[test]
+fn across_renders_one_pod_per_combination_with_its_values() {
+    let file = temp_file("across.yml", ACROSS);
+    let vars = temp_file("across-vars.yml", "go-versions: ['1.21', '1.22']\n");
+    let out = c8s(&["render", &file, "--concourse-job", "job", "--vars-file", &vars]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let yaml = text(&out.stdout);
+    let images: Vec<&str> = yaml
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("image: golang:"))
+        .collect();
+    assert_eq!(images, ["1.21", "1.22", "1.21", "1.22"], "{yaml}");
+    let targets: Vec<&str> = yaml
+        .lines()
+        .collect::<Vec<_>>()
+        .windows(2)
+        .filter(|w| w[0].trim() == "- name: TARGET")
+        .map(|w| w[1].trim().trim_start_matches("value: "))
+        .collect();
+    assert_eq!(targets, ["linux", "linux", "windows", "windows"], "{yaml}");
+    for step in ["job.test-linux-1-21-", "job.test-windows-1-22-"] {
+        assert!(yaml.contains(step), "{step} missing: {yaml}");
+    }
+}
+
+#[test]
+fn across_values_known_only_at_run_time_are_a_located_error() {
+    let text_of = ACROSS
+        .replace(
+            "  plan:\n",
+            "  plan:\n  - load_var: versions\n    file: versions.json\n",
+        )
+        .replace("((go-versions))", "((.:versions))");
+    let file = temp_file("across-runtime.yml", &text_of);
+    let out = c8s(&["validate", &file]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("across-runtime.yml:11:15"), "{stderr}");
+    assert!(stderr.contains("known only at run time"), "{stderr}");
+}
