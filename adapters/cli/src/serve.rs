@@ -55,12 +55,16 @@ pub struct ControllerArgs {
     /// Steps at once when a run does not say.
     #[arg(long, default_value_t = 8)]
     pub parallelism: usize,
-    /// Namespace of the leader Lease (default: $POD_NAMESPACE, else `default`).
+    /// Namespace of the leader Lease (default: $POD_NAMESPACE, else `--namespace`, else `default`).
     #[arg(long)]
     pub lease_namespace: Option<String>,
     /// This replica's name in the Lease (default: $HOSTNAME, the pod name).
     #[arg(long)]
     pub identity: Option<String>,
+    /// Drive only the runs of this namespace (default: every namespace);
+    /// a Role in it is then all the RBAC the controller needs.
+    #[arg(long, short = 'n')]
+    pub namespace: Option<String>,
     /// Apply the CRDs (server-side) at start-up; needs RBAC on
     /// customresourcedefinitions, which the chart does not grant.
     #[arg(long)]
@@ -165,12 +169,14 @@ pub fn controller(args: &ControllerArgs) -> ExitCode {
         max_running_per_namespace: args.max_running_per_namespace.max(1),
         default_parallelism: args.parallelism.max(1),
         archive,
+        namespace: args.namespace.clone(),
         ..Settings::default()
     };
     let namespace = args
         .lease_namespace
         .clone()
         .or_else(|| std::env::var("POD_NAMESPACE").ok())
+        .or_else(|| args.namespace.clone())
         .unwrap_or_else(|| "default".into());
     let identity = args
         .identity
@@ -212,7 +218,7 @@ pub fn controller(args: &ControllerArgs) -> ExitCode {
             Some(address) => {
                 let dashboard = c8s_controller::dashboard::Dashboard::new(
                     client.clone(),
-                    None,
+                    settings.namespace.clone(),
                     settings.archive.as_ref().map(|a| a.0.clone()),
                 );
                 match spawn_dashboard(address, dashboard).await {

@@ -217,6 +217,8 @@ fn start_controller(installed: &Installed, identity: &str) -> Process {
             "controller",
             "--lease-namespace",
             &installed.ns,
+            "--namespace",
+            &installed.ns,
             "--identity",
             identity,
             ANY_METRICS_PORT,
@@ -430,6 +432,10 @@ async fn the_controller_with_the_charts_rbac_runs_a_pipeline_run_to_succeeded() 
     let installed = install(&client, "ctl").await;
     let ns = &installed.ns;
     let controller = start_controller(&installed, "a");
+    // A run of another namespace, which its ClusterRole would let it drive:
+    // started with `--namespace`, it never touches it.
+    let elsewhere = cluster::namespace(&client, "elsewhere").await;
+    create_run(&client, &elsewhere, "hello-1").await;
     create_run(&client, ns, "hello-1").await;
     wait_phase(&client, ns, "hello-1", "Succeeded", &controller).await;
     let run = run_json(&client, ns, "hello-1").await;
@@ -478,6 +484,21 @@ async fn the_controller_with_the_charts_rbac_runs_a_pipeline_run_to_succeeded() 
         ready["message"].as_str().unwrap_or_default().contains("0123abcd"),
         "{failed:#}"
     );
+    let untouched = runs(&client, &elsewhere)
+        .get("hello-1")
+        .await
+        .expect("the other run");
+    assert!(
+        untouched.data["status"].is_null() && untouched.metadata.finalizers.is_none(),
+        "{:#}",
+        untouched.data
+    );
+    let others = Api::<Pod>::namespaced(client.clone(), &elsewhere)
+        .list(&ListParams::default())
+        .await
+        .expect("pods");
+    assert!(others.items.is_empty(), "pods in {elsewhere}");
+    assert!(!controller.log().contains(&elsewhere), "{}", controller.log());
     // Every request it made was allowed...
     assert!(forbidden(&controller.log()).is_empty(), "{}", controller.log());
     // ... and a request outside its role is denied: a Secret in another namespace.
@@ -825,10 +846,10 @@ fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     found
 }
 
-/// Steps of every run in the cluster that ended at or after `since`, with a
-/// start time: the ones a controller started at `since` measured.
-async fn steps_ended_since(client: &Client, since: k8s_openapi::jiff::Timestamp) -> usize {
-    let all = Api::<DynamicObject>::all_with(client.clone(), &resource("PipelineRun"));
+/// Steps of every run of `ns` that ended at or after `since`, with a start
+/// time: the ones a controller of that namespace started at `since` measured.
+async fn steps_ended_since(client: &Client, ns: &str, since: k8s_openapi::jiff::Timestamp) -> usize {
+    let all = Api::<DynamicObject>::namespaced_with(client.clone(), ns, &resource("PipelineRun"));
     let listed = all.list(&ListParams::default()).await.expect("list runs");
     let time = |step: &Value, field: &str| {
         step[field]
@@ -869,6 +890,8 @@ async fn the_controller_serves_prometheus_metrics_of_runs_steps_reconciles_and_r
         &[
             "controller",
             "--lease-namespace",
+            ns,
+            "--namespace",
             ns,
             "--identity",
             "metrics",
@@ -938,7 +961,7 @@ async fn the_controller_serves_prometheus_metrics_of_runs_steps_reconciles_and_r
         &[("outcome", "Succeeded")],
     )
     .unwrap_or(0.0);
-    let ended = steps_ended_since(&client, since).await;
+    let ended = steps_ended_since(&client, ns, since).await;
     assert!(ended >= steps.len(), "{ended} steps ended: {run:#}");
     assert_eq!(measured, ended as f64, "{}", context());
     assert!(succeeded_steps >= 2.0, "{}", context());
@@ -972,6 +995,8 @@ async fn a_leader_that_cannot_renew_its_lease_stops_acting_before_the_lease_expi
         &[
             "controller",
             "--lease-namespace",
+            ns,
+            "--namespace",
             ns,
             "--identity",
             "cut-off",
@@ -1125,6 +1150,8 @@ async fn the_namespace_limit_holds_when_runs_are_admitted_at_once() {
         &[
             "controller",
             "--lease-namespace",
+            ns,
+            "--namespace",
             ns,
             "--identity",
             "a",
@@ -1924,6 +1951,8 @@ async fn the_controller_archives_each_ended_steps_log_masked_and_c8s_logs_reads_
         "controller",
         "--lease-namespace",
         ns,
+        "--namespace",
+        ns,
         "--identity",
         "archiver",
         ANY_METRICS_PORT,
@@ -2068,6 +2097,8 @@ async fn the_controller_archives_each_ended_steps_log_masked_and_c8s_logs_reads_
     let mut args = vec![
         "controller",
         "--lease-namespace",
+        ns,
+        "--namespace",
         ns,
         "--identity",
         "archiver-2",

@@ -260,6 +260,8 @@ async fn the_dashboard_shows_runs_live_their_dag_and_masked_logs_in_a_real_brows
             "controller",
             "--lease-namespace",
             &ns,
+            "--namespace",
+            &ns,
             "--identity",
             "dashboard-test",
             "--metrics-address=127.0.0.1:0",

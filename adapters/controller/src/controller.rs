@@ -149,7 +149,7 @@ pub async fn patch_status(
 /// Runs the controller until `shutdown` completes: waits to hold the Lease
 /// `c8s-controller` in `lease_namespace`, applies the CRDs when
 /// `install_crds` (a chart installs them itself), then reconciles every run of every
-/// namespace, renewing the Lease; if it is lost, stops acting and returns an
+/// namespace (of one, with [`Settings::namespace`]), renewing the Lease; if it is lost, stops acting and returns an
 /// error (the Deployment restarts the pod, which waits for the Lease again).
 pub async fn run(
     client: Client,
@@ -229,11 +229,12 @@ pub async fn run_with_lease_client(
         apply_crds(&client).await?;
     }
     // One pod watch wakes the runs and fills the cache reconcile reads.
+    let scope = settings.namespace.clone();
     let (pods, pod_writer) = reflector::store::<Pod>();
     let children = watcher::Config::default().labels(RUN_LABEL);
     let pod_events = reflector(
         pod_writer,
-        watcher::watcher(Api::<Pod>::all(client.clone()), children).modify(strip_managed_fields),
+        watcher::watcher(scoped::<Pod>(&client, scope.as_deref()), children).modify(strip_managed_fields),
     )
     .default_backoff()
     .touched_objects();
@@ -249,7 +250,7 @@ pub async fn run_with_lease_client(
     let run_events = reflector(
         run_writer,
         watcher::watcher(
-            Api::<PipelineRun>::all(client.clone()),
+            scoped::<PipelineRun>(&client, scope.as_deref()),
             watcher::Config::default(),
         )
         .modify(strip_managed_fields),
@@ -301,6 +302,19 @@ pub async fn run_with_lease_client(
     let _ = stop.send(());
     let _ = lease.release().await;
     result
+}
+
+/// The objects of kind `K` the controller watches: those of `namespace`, or
+/// of every namespace.
+fn scoped<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+    <K as kube::Resource>::DynamicType: Default,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
 }
 
 /// The longest one reconcile may take: longer than a delete waits for its

@@ -27,6 +27,11 @@ pub struct Settings {
     pub poll: Duration,
     /// Where the logs of steps that ended are archived; `None`: nowhere.
     pub archive: Option<crate::archive::LogArchive>,
+    /// Drive only the runs of this namespace, as Argo Workflows'
+    /// namespaced install does (`--namespaced`): the watches and every
+    /// request stay inside it, so a Role there is all the RBAC it needs and
+    /// runs of other namespaces are never touched. `None`: every namespace.
+    pub namespace: Option<String>,
 }
 
 impl Default for Settings {
@@ -37,6 +42,7 @@ impl Default for Settings {
             retry: RetryPolicy::default(),
             poll: Duration::from_secs(30),
             archive: None,
+            namespace: None,
         }
     }
 }
