@@ -8,14 +8,15 @@
 //! further copy after a failure, `limit: N` runs at most N children at once.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use c8s_kube::sim::{SimCluster, StepScript};
-use c8s_kube::{RunOptions, RunState, RunStatus, object_names, plan_steps_with, run_pipeline};
+use c8s_kube::{RunState, RunStatus};
 use c8s_pipeline_model::MemorySource;
 use c8s_pipeline_model::concourse::{JobPlan, Vars, lower_job, parse_concourse_pipeline};
-use c8s_pod_builder::RunContext;
 
 /// An inline task config.
 const TASK: &str = "{ platform: linux, image_resource: { type: registry-image, source: { repository: alpine } }, run: { path: 'true' } }";
@@ -39,23 +40,7 @@ fn ids(pipeline: &str) -> Vec<String> {
 
 /// Runs job `job` of `pipeline` on `sim`, as `c8s run` does.
 async fn run(sim: &SimCluster, pipeline: &str) -> RunStatus {
-    let job = lower(pipeline);
-    let plans: Vec<_> = job.steps.iter().map(|s| s.plan.clone()).collect();
-    let depends_on = job
-        .steps
-        .iter()
-        .map(|s| (s.plan.identity.step.clone(), s.depends_on.clone()))
-        .collect();
-    let ctx = RunContext::new("t", 1);
-    let steps = plan_steps_with(&plans, &depends_on, &job.conditions, &ctx, false).unwrap();
-    let names = object_names(&plans, &ctx);
-    let outcome = job
-        .outcome
-        .renamed(&|s| names.get(s).cloned().unwrap_or_else(|| s.to_owned()));
-    let options = RunOptions::new("t").outcome(Some(outcome));
-    run_pipeline(sim, steps, options, std::future::pending())
-        .await
-        .unwrap()
+    common::run_concourse_job(sim, &lower(pipeline), std::future::pending()).await
 }
 
 /// The steps whose pods were created, in creation order.

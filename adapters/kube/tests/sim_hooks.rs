@@ -4,11 +4,13 @@
 //! docs (concourse-ci.org/modifier-and-hook-steps.html) state them.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use c8s_kube::sim::{SimCluster, StepScript};
-use c8s_kube::{RunOptions, RunState, RunStatus, StepState, object_names, plan_steps_with, run_pipeline};
+use c8s_kube::{RunState, RunStatus, StepState};
 use c8s_pipeline_model::MemorySource;
 use c8s_pipeline_model::concourse::Vars;
 use c8s_pipeline_model::concourse::{lower_job, parse_concourse_pipeline};
@@ -37,20 +39,7 @@ async fn run_until(
     let parsed =
         parse_concourse_pipeline("p.yml", &text, &Vars::new(), &reader).unwrap_or_else(|e| panic!("{e}"));
     let job = lower_job(&parsed, "job", &reader, &BTreeMap::new(), "p.yml").unwrap_or_else(|e| panic!("{e}"));
-    let plans: Vec<_> = job.steps.iter().map(|s| s.plan.clone()).collect();
-    let depends_on = job
-        .steps
-        .iter()
-        .map(|s| (s.plan.identity.step.clone(), s.depends_on.clone()))
-        .collect();
-    let ctx = RunContext::new("t", 1);
-    let steps = plan_steps_with(&plans, &depends_on, &job.conditions, &ctx, false).unwrap();
-    let names = object_names(&plans, &ctx);
-    let outcome = job
-        .outcome
-        .renamed(&|s| names.get(s).cloned().unwrap_or_else(|| s.to_owned()));
-    let options = RunOptions::new("t").outcome(Some(outcome));
-    run_pipeline(sim, steps, options, cancel).await.unwrap()
+    common::run_concourse_job(sim, &job, cancel).await
 }
 
 /// The state of step `job.NAME` (its step is named after its object).

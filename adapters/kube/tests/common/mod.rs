@@ -155,3 +155,26 @@ impl Collect {
         String::from_utf8(bytes).unwrap()
     }
 }
+
+/// Runs a lowered Concourse job on `sim` as `c8s run` does (plans, object
+/// names, the job's outcome rule), until it ends or `cancel` completes.
+pub async fn run_concourse_job(
+    sim: &c8s_kube::sim::SimCluster,
+    job: &c8s_pipeline_model::concourse::JobPlan,
+    cancel: impl std::future::Future<Output = ()>,
+) -> RunStatus {
+    let plans: Vec<_> = job.steps.iter().map(|s| s.plan.clone()).collect();
+    let depends_on = job
+        .steps
+        .iter()
+        .map(|s| (s.plan.identity.step.clone(), s.depends_on.clone()))
+        .collect();
+    let ctx = c8s_pod_builder::RunContext::new("t", 1);
+    let steps = c8s_kube::plan_steps_with(&plans, &depends_on, &job.conditions, &ctx, false).unwrap();
+    let names = c8s_kube::object_names(&plans, &ctx);
+    let outcome = job
+        .outcome
+        .renamed(&|s| names.get(s).cloned().unwrap_or_else(|| s.to_owned()));
+    let options = c8s_kube::RunOptions::new("t").outcome(Some(outcome));
+    c8s_kube::run_pipeline(sim, steps, options, cancel).await.unwrap()
+}
