@@ -512,6 +512,30 @@ async fn the_controller_with_the_charts_rbac_runs_a_pipeline_run_to_succeeded() 
     }
 }
 
+/// `controller.namespaced=true`: the controller's RBAC is a Role in the
+/// release namespace only, and `--namespace` keeps every watch and request
+/// inside it: a run goes to Succeeded without one refused request.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs control plane"]
+async fn a_namespaced_install_runs_a_pipeline_with_a_role_only() {
+    let client = cluster::client().await;
+    let main = "  - container: main\n    runSeconds: 1\n    logs: [\"main says hello\"]\n";
+    let installed = install_with(&client, "namespaced", main, &["controller.namespaced=true"]).await;
+    let ns = &installed.ns;
+    let as_controller = client_for(&installed.controller).await;
+    // Its ServiceAccount cannot read runs of the whole cluster...
+    let every = Api::<DynamicObject>::all_with(as_controller, &resource("PipelineRun"));
+    match every.list(&ListParams::default()).await {
+        Err(kube::Error::Api(status)) => assert_eq!(status.code, 403, "{status:?}"),
+        other => panic!("listing every namespace's runs as the controller: {other:?}"),
+    }
+    // ... and needs not: the run is driven to its end.
+    let controller = start_controller(&installed, "a");
+    create_run(&client, ns, "hello-1").await;
+    wait_phase(&client, ns, "hello-1", "Succeeded", &controller).await;
+    assert!(forbidden(&controller.log()).is_empty(), "{}", controller.log());
+}
+
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "needs control plane"]
 async fn a_step_whose_outputs_were_not_saved_fails_the_run_in_the_controller() {

@@ -164,6 +164,17 @@ fn render(sets: &[&str]) -> Result<Vec<serde_json::Value>, String> {
         .collect())
 }
 
+/// The arguments of the controller Deployment's container.
+fn controller_args(objects: &[serde_json::Value]) -> Vec<String> {
+    let deployment = object(objects, "Deployment", "ci-controller").expect("the controller Deployment");
+    deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|a| a.as_str().map(str::to_owned))
+        .collect()
+}
+
 /// The rules of every Role and ClusterRole: (kind, namespace, name, rule).
 fn rules(objects: &[serde_json::Value]) -> Vec<(String, String, String, serde_json::Value)> {
     let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_owned();
@@ -432,15 +443,7 @@ fn the_log_archive_and_the_dashboard_are_off_by_default_and_secrets_are_readable
             })
             .count()
     };
-    let args_of = |objects: &[serde_json::Value]| -> Vec<String> {
-        let deployment = object(objects, "Deployment", "ci-controller").expect("the controller Deployment");
-        deployment["spec"]["template"]["spec"]["containers"][0]["args"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|a| a.as_str().map(str::to_owned))
-            .collect()
-    };
+    let args_of = controller_args;
     let plain = render(&[]).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(controller_secret_rules(&plain), 0);
     assert!(
@@ -519,4 +522,50 @@ fn the_log_archive_and_the_dashboard_are_off_by_default_and_secrets_are_readable
         object(&plain, "Deployment", "ci-dashboard").is_none(),
         "off by default"
     );
+}
+
+#[test]
+#[ignore = "needs helm"]
+fn a_namespaced_controller_has_a_role_in_the_release_namespace_and_no_cluster_role() {
+    let controller_roles = |objects: &[serde_json::Value]| -> Vec<(String, String)> {
+        objects
+            .iter()
+            .filter(|o| o["metadata"]["name"] == "ci-controller")
+            .filter(|o| {
+                o["kind"]
+                    .as_str()
+                    .is_some_and(|k| k.ends_with("Role") || k.ends_with("RoleBinding"))
+            })
+            .map(|o| {
+                let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_owned();
+                (text(&o["kind"]), text(&o["metadata"]["namespace"]))
+            })
+            .collect()
+    };
+    let namespace_arg = |objects: &[serde_json::Value]| -> Vec<String> {
+        let args = controller_args(objects);
+        args.into_iter()
+            .filter(|a| a.starts_with("--namespace"))
+            .collect()
+    };
+    let plain = render(&[]).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        controller_roles(&plain),
+        [
+            ("ClusterRole".to_owned(), String::new()),
+            ("ClusterRoleBinding".to_owned(), String::new())
+        ]
+    );
+    assert!(namespace_arg(&plain).is_empty());
+    let namespaced = render(&["controller.namespaced=true"]).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        controller_roles(&namespaced),
+        [
+            ("Role".to_owned(), "c8s".to_owned()),
+            ("RoleBinding".to_owned(), "c8s".to_owned())
+        ]
+    );
+    let binding = object(&namespaced, "RoleBinding", "ci-controller").expect("the binding");
+    assert_eq!(binding["roleRef"]["kind"], "Role", "{binding:#}");
+    assert_eq!(namespace_arg(&namespaced), ["--namespace=c8s"]);
 }

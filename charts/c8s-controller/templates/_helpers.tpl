@@ -21,3 +21,8 @@ securityContext:
   capabilities:
     drop: ["ALL"]
 {{- end -}}
+
+{{/* The controller's RBAC: a Role in the release namespace when it drives only that namespace's runs. */}}
+{{- define "c8s-controller.roleKind" -}}
+{{- if .Values.controller.namespaced }}Role{{ else }}ClusterRole{{ end -}}
+{{- end }}
