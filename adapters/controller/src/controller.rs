@@ -148,9 +148,10 @@ pub async fn patch_status(
 
 /// Runs the controller until `shutdown` completes: waits to hold the Lease
 /// `c8s-controller` in `lease_namespace`, applies the CRDs when
-/// `install_crds` (a chart installs them itself), then reconciles every run of every
-/// namespace (of one, with [`Settings::namespace`]), renewing the Lease; if it is lost, stops acting and returns an
-/// error (the Deployment restarts the pod, which waits for the Lease again).
+/// `install_crds` (a chart installs them itself), then reconciles every run
+/// of every namespace (of one, with [`Settings::namespace`]), renewing the
+/// Lease; if it is lost, stops acting and returns an error (the Deployment
+/// restarts the pod, which waits for the Lease again).
 pub async fn run(
     client: Client,
     settings: Settings,
