@@ -210,13 +210,13 @@ fn http_get(url: &str) -> String {
 /// Serves the controller's metrics on a free port: several replicas run on this host.
 const ANY_METRICS_PORT: &str = "--metrics-address=127.0.0.1:0";
 
+/// `c8s controller` for the test's namespace only; its Lease lives there too
+/// (`--namespace` is the Lease's namespace when `--lease-namespace` is not given).
 fn start_controller(installed: &Installed, identity: &str) -> Process {
     Process::start(
         &installed.controller,
         &[
             "controller",
-            "--lease-namespace",
-            &installed.ns,
             "--namespace",
             &installed.ns,
             "--identity",
@@ -913,8 +913,6 @@ async fn the_controller_serves_prometheus_metrics_of_runs_steps_reconciles_and_r
         &installed.controller,
         &[
             "controller",
-            "--lease-namespace",
-            ns,
             "--namespace",
             ns,
             "--identity",
@@ -1018,8 +1016,6 @@ async fn a_leader_that_cannot_renew_its_lease_stops_acting_before_the_lease_expi
         &proxy.kubeconfig,
         &[
             "controller",
-            "--lease-namespace",
-            ns,
             "--namespace",
             ns,
             "--identity",
@@ -1173,8 +1169,6 @@ async fn the_namespace_limit_holds_when_runs_are_admitted_at_once() {
         &installed.controller,
         &[
             "controller",
-            "--lease-namespace",
-            ns,
             "--namespace",
             ns,
             "--identity",
@@ -1973,8 +1967,6 @@ async fn the_controller_archives_each_ended_steps_log_masked_and_c8s_logs_reads_
     ];
     let mut args = vec![
         "controller",
-        "--lease-namespace",
-        ns,
         "--namespace",
         ns,
         "--identity",
@@ -2120,8 +2112,6 @@ async fn the_controller_archives_each_ended_steps_log_masked_and_c8s_logs_reads_
     let missing = format!("{bucket}-missing");
     let mut args = vec![
         "controller",
-        "--lease-namespace",
-        ns,
         "--namespace",
         ns,
         "--identity",

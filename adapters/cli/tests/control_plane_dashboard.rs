@@ -258,8 +258,6 @@ async fn the_dashboard_shows_runs_live_their_dag_and_masked_logs_in_a_real_brows
     let controller = Process::start(
         c8s(&[
             "controller",
-            "--lease-namespace",
-            &ns,
             "--namespace",
             &ns,
             "--identity",

@@ -305,9 +305,9 @@ pub async fn run_with_lease_client(
     result
 }
 
-/// The objects of kind `K` the controller watches: those of `namespace`, or
-/// of every namespace.
-fn scoped<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+/// The objects of kind `K` of `namespace`, or of every namespace: what the
+/// controller watches, and what the dashboard shows.
+pub(crate) fn scoped<K>(client: &Client, namespace: Option<&str>) -> Api<K>
 where
     K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
     <K as kube::Resource>::DynamicType: Default,

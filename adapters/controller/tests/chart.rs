@@ -443,11 +443,10 @@ fn the_log_archive_and_the_dashboard_are_off_by_default_and_secrets_are_readable
             })
             .count()
     };
-    let args_of = controller_args;
     let plain = render(&[]).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(controller_secret_rules(&plain), 0);
     assert!(
-        !args_of(&plain)
+        !controller_args(&plain)
             .iter()
             .any(|a| a.starts_with("--log-archive") || a.starts_with("--dashboard"))
     );
@@ -469,7 +468,7 @@ fn the_log_archive_and_the_dashboard_are_off_by_default_and_secrets_are_readable
     ])
     .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(controller_secret_rules(&on), 1);
-    let args = args_of(&on);
+    let args = controller_args(&on);
     for arg in [
         "--log-archive-bucket=ci-logs",
         "--log-archive-prefix=c8s",

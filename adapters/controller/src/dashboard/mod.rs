@@ -64,10 +64,7 @@ impl Dashboard {
     }
 
     fn runs(&self) -> Api<PipelineRun> {
-        match &self.namespace {
-            Some(ns) => Api::namespaced(self.client.clone(), ns),
-            None => Api::all(self.client.clone()),
-        }
+        crate::controller::scoped(&self.client, self.namespace.as_deref())
     }
 
     /// Whether runs of `ns` may be shown.
@@ -129,10 +126,7 @@ fn newest_first(mut runs: Vec<PipelineRun>) -> Vec<PipelineRun> {
 }
 
 fn pipelines_api(dashboard: &Dashboard) -> Api<crate::crd::Pipeline> {
-    match &dashboard.namespace {
-        Some(ns) => Api::namespaced(dashboard.client.clone(), ns),
-        None => Api::all(dashboard.client.clone()),
-    }
+    crate::controller::scoped(&dashboard.client, dashboard.namespace.as_deref())
 }
 
 /// (namespace, name) of each Pipeline, sorted.
