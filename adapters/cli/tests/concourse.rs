@@ -97,18 +97,7 @@ fn a_pipeline_plans_validates_and_renders_one_job() {
         "{stderr}"
     );
 
-    let out = c8s(&[
-        "render",
-        &file,
-        "-v",
-        "go=1.23",
-        "--concourse-job",
-        "unit",
-        "--version",
-        r#"repo={"ref":"abc"}"#,
-    ]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    let yaml = text(&out.stdout);
+    let yaml = text(&render_unit_job(&file, &[]));
     assert!(yaml.contains("image: golang:1.23"), "{yaml}");
     assert!(yaml.contains(r#"value: "{\"ref\":\"abc\"}""#), "{yaml}");
     assert!(yaml.contains("privileged: true"), "{yaml}");
@@ -117,6 +106,72 @@ fn a_pipeline_plans_validates_and_renders_one_job() {
         !yaml.match_indices("((").any(|(i, _)| !yaml[..i].ends_with('$')),
         "{yaml}"
     );
+}
+
+/// `c8s render` of job `unit` of `file` at a pinned version of `repo`: stdout.
+fn render_unit_job(file: &str, extra: &[&str]) -> Vec<u8> {
+    let mut args = vec![
+        "render",
+        file,
+        "-v",
+        "go=1.23",
+        "--concourse-job",
+        "unit",
+        "--version",
+        r#"repo={"ref":"abc"}"#,
+    ];
+    args.extend_from_slice(extra);
+    let out = c8s(&args);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    out.stdout
+}
+
+/// Each rendered pod of the `unit` job, with its Pod Security level.
+fn unit_job_levels(pipeline: &str) -> Vec<(String, Option<c8s_pod_builder::SecurityProfile>)> {
+    let file = temp_file("levels.yml", pipeline);
+    let json = render_unit_job(&file, &["-o", "json"]);
+    let list: serde_json::Value = serde_json::from_slice(&json).expect("a JSON List");
+    let items = list["items"].as_array().expect("items");
+    items
+        .iter()
+        .filter(|item| item["kind"] == "Pod")
+        .map(|item| {
+            let pod: k8s_openapi::api::core::v1::Pod = serde_json::from_value(item.clone()).expect("a Pod");
+            let name = pod.metadata.name.clone().unwrap_or_default();
+            let level = pod.spec.as_ref().and_then(c8s_pod_builder::pod_security_level);
+            (name, level)
+        })
+        .collect()
+}
+
+#[test]
+fn a_resource_get_meets_restricted_and_only_a_privileged_resource_type_runs_as_root() {
+    use c8s_pod_builder::SecurityProfile::Restricted;
+    let levels = unit_job_levels(PIPELINE);
+    let get = levels
+        .iter()
+        .find(|(name, _)| name.contains("-repo-"))
+        .expect("the get's pod");
+    assert_eq!(get.1, Some(Restricted), "{levels:?}");
+    let task = levels
+        .iter()
+        .find(|(name, _)| name.contains("-test-"))
+        .expect("the task's pod");
+    assert_eq!(task.1, None, "a privileged task meets no profile: {levels:?}");
+
+    // A resource type declared privileged (Concourse's own knob for a
+    // resource that needs more rights) keeps root and privilege.
+    let custom = PIPELINE.replacen(
+        "resources:",
+        "resource_types:\n- name: git\n  type: registry-image\n  privileged: true\n  source: { repository: concourse/git-resource }\nresources:",
+        1,
+    );
+    let levels = unit_job_levels(&custom);
+    let get = levels
+        .iter()
+        .find(|(name, _)| name.contains("-repo-"))
+        .expect("the get's pod");
+    assert_eq!(get.1, None, "{levels:?}");
 }
 
 #[test]

@@ -804,7 +804,7 @@ async fn jobs_are_run_by_the_job_controller_with_the_rendered_backoff_and_ttl() 
 }
 
 /// A Concourse pipeline as people write them: a git resource, a job whose
-/// privileged task tests the checkout, a job gated on it by `passed`.
+/// task tests the checkout, a job gated on it by `passed`.
 const CONCOURSE: &str = "\
 resources:
 - name: repo
@@ -839,10 +839,9 @@ jobs:
 #[ignore = "needs control plane"]
 async fn a_concourse_pipeline_runs_each_job_after_the_jobs_it_passed() {
     let client = cluster::client().await;
-    // The git resource's `get` runs the resource type's image as root, as
-    // Concourse does (pod_security_level says baseline; the restricted case
-    // is the next test).
-    let ns = cluster::namespace_with_level(&client, "concourse", "baseline").await;
+    // Restricted, like every namespace c8s runs in: the git resource's `get`
+    // runs as UID 1000 like the tasks (a privileged step is the next test).
+    let ns = cluster::namespace(&client, "concourse").await;
     cluster::claims(&client, &ns, &["c8s-artifacts", "c8s-cache"]).await;
     cluster::script(
         &client,
@@ -893,11 +892,20 @@ async fn a_concourse_pipeline_runs_each_job_after_the_jobs_it_passed() {
 
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "needs control plane"]
-async fn a_concourse_get_refused_by_restricted_pod_security_fails_naming_the_rule() {
+async fn a_privileged_concourse_task_is_refused_by_restricted_pod_security_naming_the_rule() {
     let client = cluster::client().await;
     let ns = cluster::namespace(&client, "concourse-restricted").await;
     cluster::claims(&client, &ns, &["c8s-artifacts", "c8s-cache"]).await;
-    let file = common::temp_file(&format!("{}.yml", cluster::unique_name("app")), CONCOURSE);
+    // The same pipeline with the test task `privileged: true` (a Docker
+    // build, as real pipelines have): its get is admitted and runs, the
+    // privileged task is refused at admission, and `ship` never starts.
+    let privileged = CONCOURSE.replacen(
+        "  - task: test\n    config:",
+        "  - task: test\n    privileged: true\n    config:",
+        1,
+    );
+    assert_ne!(privileged, CONCOURSE, "the task was made privileged");
+    let file = common::temp_file(&format!("{}.yml", cluster::unique_name("app")), &privileged);
     let (output, status) = run_with_status(&[
         "run",
         file.to_str().expect("path"),
@@ -911,16 +919,22 @@ async fn a_concourse_get_refused_by_restricted_pod_security_fails_naming_the_rul
         r#"repo={"ref":"9f2c1d4e5b6a7980a1b2c3d4e5f60718293a4b5c"}"#,
     ]);
     assert_eq!(output.status.code(), Some(1), "{}", explain(&output));
-    let get = step(&status, "repo");
-    let message = get["outcome"]["message"].as_str().unwrap_or_default();
+    assert_eq!(step(&status, "repo")["state"], "Succeeded", "{status:#}");
+    let test = step(&status, "test");
+    let message = test["outcome"]["message"].as_str().unwrap_or_default();
     assert!(
-        message.contains("violates PodSecurity \"restricted"),
+        message.contains("violates PodSecurity \"restricted") && message.contains("privileged"),
         "{status:#}"
     );
     assert_eq!(
-        cluster::scheduled_pods(&client, &ns, "").await,
+        cluster::scheduled_pods(&client, &ns, "-test-").await,
         0,
-        "nothing was admitted: {status:#}"
+        "the privileged task was never admitted: {status:#}"
+    );
+    assert_eq!(
+        cluster::scheduled_pods(&client, &ns, "-ship-").await,
+        0,
+        "ship never started: {status:#}"
     );
 }
 

@@ -242,8 +242,16 @@ fn resource_plan(
 ) -> TaskPlan {
     let mut plan = TaskPlan::new(identity, image);
     plan.skip_checkout = true;
-    // Resource images run as root in Concourse (they write to / and use ~).
-    plan.run_as_root = true;
+    // Concourse runs a resource container as its image's user (root for
+    // most), inside a user namespace. c8s runs it as every other container:
+    // UID 1000 under restricted Pod Security, with a writable HOME. The
+    // stock resources write only to `$HOME`, `$TMPDIR` and the destination
+    // directory (concourse/git-resource `assets/common.sh`: ~/.ssh,
+    // ~/.netrc, `git config --global`), so they run unchanged; and what a
+    // get saves is owned by the UID the tasks after it run as, so a task can
+    // change its inputs (a root-owned checkout would be read-only to it).
+    // A resource type declared `privileged: true` keeps Concourse's root.
+    plan.run_as_root = privileged;
     plan.privileged = privileged;
     plan.image_pull_secrets = secret.into_iter().collect();
     plan
