@@ -766,13 +766,16 @@ def report(path):
     p("`scripts/bench-controller.sh` writes: the release `c8s controller` against a real")
     p("kube-apiserver, etcd, kube-controller-manager and kube-scheduler with")
     p(f"{s['nodes']} nodes simulated by `c8s-node-sim`, all on this machine "
-      f"({r['machine']['cpus']} cores, shared with other work; run {r['machine']['date']}).")
+      f"({r['machine']['cpus']} cores, not reserved: the load average before and after each scenario is in "
+      f"its row; run {r['machine']['date']}).")
     p("Times come from watch events (a pod's ADDED against its last dependency's")
     p("terminal event, as this driver's watch received both), request counts from")
     p("the controller's `c8s_kube_api_requests_total` and the API server's")
     p("`apiserver_request_total`, memory from the controller's VmRSS.")
     p("")
-    p(f"Sizes of this run (the issue's are larger): ceiling {s['ceiling_pods']} pods; (a) "
+    full = (s['duration'] >= 600 and s['dag_runs'] >= 1000 and s['queued_runs'] >= 5000)
+    p(f"Sizes of this run ({'the issue' + chr(39) + 's' if full else 'smaller than the issue' + chr(39) + 's'}): "
+      f"ceiling {s['ceiling_pods']} pods; (a) "
       f"{s['rate']} one-step runs/s for {s['duration']} s over {s['rate_namespaces']} namespaces; "
       f"(b) {s['dag_runs']} five-step runs (build, three tests, publish; steps of "
       f"{s['dag_run_seconds']} s) created at once; (c) {s['queued_runs']} one-step runs in "

@@ -1205,6 +1205,28 @@ async fn the_namespace_limit_holds_when_runs_are_admitted_at_once() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(most, 1, "no run was ever seen Running");
+    // A queued run starts when the slot frees, not at its next poll (30 s):
+    // each run starts within seconds of the one before it ending.
+    let mut spans = Vec::new();
+    for name in names {
+        let run = run_json(&client, ns, name).await;
+        let at = |field: &str| -> k8s_openapi::jiff::Timestamp {
+            run["status"][field]
+                .as_str()
+                .and_then(|t| t.parse().ok())
+                .unwrap_or_else(|| panic!("{name} has no {field}: {run:#}"))
+        };
+        spans.push((at("startTime"), at("completionTime")));
+    }
+    spans.sort();
+    for pair in spans.windows(2) {
+        let waited = pair[1].0.duration_since(pair[0].1);
+        assert!(
+            waited < k8s_openapi::jiff::SignedDuration::from_secs(10),
+            "a queued run started {waited:#} after the slot freed: {spans:?}\ncontroller log:\n{}",
+            controller.log()
+        );
+    }
     // `--log-format json`: every line is one JSON object a log pipeline reads.
     let log = controller.log();
     let lines: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).collect();

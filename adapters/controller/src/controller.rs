@@ -17,7 +17,7 @@ use kube::api::{ListParams, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
-use kube::runtime::reflector::{self, reflector};
+use kube::runtime::reflector::{self, ObjectRef, reflector};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 
@@ -55,6 +55,9 @@ pub struct Context {
     admitting: Mutex<BTreeMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// What admission counts from the runs cache; `None`: it lists.
     ledger: Option<crate::ledger::Ledger>,
+    /// Where the queued runs a run's end makes room for are sent, to be
+    /// reconciled at once; `None`: they wait for their poll.
+    wake: Option<futures::channel::mpsc::UnboundedSender<ObjectRef<PipelineRun>>>,
 }
 
 impl Context {
@@ -73,6 +76,7 @@ impl Context {
             metrics: Arc::default(),
             admitting: Mutex::new(BTreeMap::new()),
             ledger: None,
+            wake: None,
         }
     }
 
@@ -101,6 +105,17 @@ impl Context {
     #[must_use]
     pub fn with_run_store(mut self, runs: kube::runtime::reflector::Store<PipelineRun>) -> Self {
         self.ledger = Some(crate::ledger::Ledger::new(runs));
+        self
+    }
+
+    /// The same context sending the queued runs a run's end makes room
+    /// for to `wake` (with [`Context::with_run_store`]).
+    #[must_use]
+    pub fn with_wake(
+        mut self,
+        wake: futures::channel::mpsc::UnboundedSender<ObjectRef<PipelineRun>>,
+    ) -> Self {
+        self.wake = Some(wake);
         self
     }
 
@@ -242,10 +257,12 @@ pub async fn run_with_lease_client(
     // The runs' watch as `Controller::new` makes it, its cache also counted in
     // the metrics and read by admission.
     let (runs, run_writer) = reflector::store::<PipelineRun>();
+    let (wake, woken) = futures::channel::mpsc::unbounded();
     let context = Arc::new(
         Context::new(client.clone(), settings, identity)
             .with_stores(Stores::new(pods))
             .with_run_store(runs.clone())
+            .with_wake(wake)
             .with_metrics(metrics.clone()),
     );
     let run_events = reflector(
@@ -260,6 +277,7 @@ pub async fn run_with_lease_client(
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let controller = Controller::for_stream(run_events, runs)
         .owns_stream(pod_events)
+        .reconcile_on(woken)
         .graceful_shutdown_on(async move {
             let _ = stopped.await;
         })
@@ -492,6 +510,9 @@ async fn apply(run: &PipelineRun, ctx: &Context) -> Result<Action, Error> {
         let now = k8s_openapi::jiff::Timestamp::now();
         ctx.metrics
             .observe_steps(&run_key(run), &recorded, &done.status, now);
+        if recorded.phase == RunPhase::Running && done.status.phase.is_finished() {
+            wake_queued(ctx, &namespace, &name);
+        }
     }
     let reference = run.object_ref(&());
     for RunEvent { reason, note, pod } in done.events {
@@ -519,6 +540,20 @@ async fn apply(run: &PipelineRun, ctx: &Context) -> Result<Action, Error> {
     Ok(done
         .requeue_after
         .map_or_else(Action::await_change, Action::requeue))
+}
+
+/// Run `name` of `namespace` ended: the oldest queued runs of the
+/// namespace that its slot (and any other free one) makes room for are
+/// reconciled now ([`crate::ledger`]).
+fn wake_queued(ctx: &Context, namespace: &str, name: &str) {
+    let (Some(ledger), Some(wake)) = (&ctx.ledger, &ctx.wake) else {
+        return;
+    };
+    ledger.ended(namespace, name);
+    for run in ledger.queued(namespace, ctx.settings.max_running_per_namespace) {
+        // Closed only when the Controller stopped: nothing left to wake.
+        let _ = wake.unbounded_send(run);
+    }
 }
 
 /// The steps of `run`: the pipeline its status keeps, or, the first time,
@@ -615,11 +650,15 @@ async fn fail_invalid(
 /// too, but not before the run is gone) and let it go.
 async fn cleanup(run: &PipelineRun, ctx: &Context) -> Result<Action, Error> {
     let namespace = run.namespace().unwrap_or_default();
-    let cluster = KubeCluster::new(ctx.client.clone(), namespace);
+    let cluster = KubeCluster::new(ctx.client.clone(), namespace.clone());
     for object in cluster.list(&run_selector(&run.name_any())).await? {
         cluster.delete(&object.object).await?;
     }
     ctx.metrics.forget_run(&run_key(run));
+    // A run deleted while Running frees its slot too.
+    if run.status.as_ref().is_some_and(|s| s.phase == RunPhase::Running) {
+        wake_queued(ctx, &namespace, &run.name_any());
+    }
     Ok(Action::await_change())
 }
 

@@ -12,6 +12,14 @@
 //! (held from this count until the admitted run's status is written) keeps
 //! two reconciles from counting at once. Until the cache holds its first
 //! full list, admission lists the runs as before.
+//!
+//! A run this controller ended is likewise no longer counted while the
+//! cache still shows it Running, and its end wakes the oldest queued runs
+//! of its namespace ([`Ledger::queued`]), as many as there is room for: a
+//! queued run starts when a slot frees, not at its next poll. Without it,
+//! queued runs polled together are admitted in waves one poll apart (10
+//! runs per namespace per 30 s poll drained 5,000 queued one-step runs in
+//! about 25 minutes in the controller benchmark).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
@@ -36,7 +44,17 @@ pub struct Ledger {
     runs: Store<PipelineRun>,
     filled: Shared<BoxFuture<'static, bool>>,
     admitted: Mutex<BTreeMap<String, BTreeSet<String>>>,
+    ended: Mutex<BTreeMap<String, BTreeSet<String>>>,
     quotas: Mutex<BTreeMap<String, (Instant, Option<ResourceList>)>>,
+}
+
+/// Adds run `name` to the runs of `namespace` in `runs`.
+fn note(runs: &Mutex<BTreeMap<String, BTreeSet<String>>>, namespace: &str, name: &str) {
+    if let Ok(mut runs) = runs.lock() {
+        runs.entry(namespace.to_owned())
+            .or_default()
+            .insert(name.to_owned());
+    }
 }
 
 fn phase(run: &PipelineRun) -> RunPhase {
@@ -54,6 +72,7 @@ impl Ledger {
             runs,
             filled,
             admitted: Mutex::new(BTreeMap::new()),
+            ended: Mutex::new(BTreeMap::new()),
             quotas: Mutex::new(BTreeMap::new()),
         }
     }
@@ -64,6 +83,14 @@ impl Ledger {
         if self.filled.clone().now_or_never() != Some(true) {
             return None;
         }
+        let mut counted = self.running_names(namespace)?;
+        counted.remove(name);
+        Some(counted.len())
+    }
+
+    /// The runs of `namespace` counted as Running: the cache's, less those
+    /// ended here, plus those admitted here.
+    fn running_names(&self, namespace: &str) -> Option<BTreeSet<String>> {
         let mut counted: BTreeSet<String> = self
             .runs
             .state()
@@ -72,31 +99,75 @@ impl Ledger {
             .filter(|r| phase(r) == RunPhase::Running)
             .map(|r| r.name_any())
             .collect();
-        let Ok(mut admitted) = self.admitted.lock() else {
-            return None;
+        let cached_phase = |run: &str| {
+            let key = ObjectRef::<PipelineRun>::new(run).within(namespace);
+            self.runs.get(&key).map(|r| phase(&r))
         };
+        {
+            let mut ended = self.ended.lock().ok()?;
+            let here = ended.entry(namespace.to_owned()).or_default();
+            // Kept while the cache still shows the run Running.
+            here.retain(|run| cached_phase(run) == Some(RunPhase::Running));
+            for run in here.iter() {
+                counted.remove(run);
+            }
+        }
+        let mut admitted = self.admitted.lock().ok()?;
         let here = admitted.entry(namespace.to_owned()).or_default();
         // Kept until the cache shows the run past Pending (or gone).
-        here.retain(|run| {
-            let key = ObjectRef::<PipelineRun>::new(run).within(namespace);
-            self.runs
-                .get(&key)
-                .is_some_and(|r| phase(&r) == RunPhase::Pending)
-        });
+        here.retain(|run| cached_phase(run) == Some(RunPhase::Pending));
         counted.extend(here.iter().cloned());
-        counted.remove(name);
-        Some(counted.len())
+        Some(counted)
+    }
+
+    /// Notes that run `name` of `namespace` ended here (its final status
+    /// written), so it no longer counts though the cache may still show it
+    /// Running.
+    pub fn ended(&self, namespace: &str, name: &str) {
+        note(&self.ended, namespace, name);
+    }
+
+    /// The queued runs of `namespace` that `limit` leaves room for, oldest
+    /// first (creation time, then name): Pending, not cancelled, not being
+    /// deleted and not admitted here already. Empty while the cache has not
+    /// had its first list.
+    pub fn queued(&self, namespace: &str, limit: usize) -> Vec<ObjectRef<PipelineRun>> {
+        if self.filled.clone().now_or_never() != Some(true) {
+            return Vec::new();
+        }
+        let Some(running) = self.running_names(namespace) else {
+            return Vec::new();
+        };
+        let room = limit.saturating_sub(running.len());
+        if room == 0 {
+            return Vec::new();
+        }
+        let mut waiting: Vec<_> = self
+            .runs
+            .state()
+            .into_iter()
+            .filter(|r| r.namespace().as_deref() == Some(namespace))
+            .filter(|r| phase(r) == RunPhase::Pending && !r.spec.cancelled)
+            .filter(|r| r.metadata.deletion_timestamp.is_none())
+            .filter(|r| !running.contains(&r.name_any()))
+            .collect();
+        waiting.sort_by(|a, b| {
+            let created = |r: &PipelineRun| r.metadata.creation_timestamp.clone().map(|t| t.0);
+            created(a)
+                .cmp(&created(b))
+                .then_with(|| a.name_any().cmp(&b.name_any()))
+        });
+        waiting
+            .iter()
+            .take(room)
+            .map(|r| ObjectRef::from_obj(r.as_ref()))
+            .collect()
     }
 
     /// Notes that run `name` of `namespace` was admitted (its Running
     /// status written), so it counts before the cache shows it.
     pub fn admitted(&self, namespace: &str, name: &str) {
-        if let Ok(mut admitted) = self.admitted.lock() {
-            admitted
-                .entry(namespace.to_owned())
-                .or_default()
-                .insert(name.to_owned());
-        }
+        note(&self.admitted, namespace, name);
     }
 
     /// The quota limits of `namespace` read less than [`QUOTA_TTL`] ago.
@@ -157,6 +228,47 @@ mod tests {
         writer.apply_watcher_event(&Event::Apply(run("a", "r2", RunPhase::Failed)));
         assert_eq!(ledger.running("a", "x").await, Some(1));
         assert_eq!(ledger.running("b", "x").await, Some(1));
+    }
+
+    #[tokio::test]
+    async fn a_run_ended_here_frees_its_slot_for_the_oldest_queued_runs() {
+        let (store, mut writer) = kube::runtime::reflector::store::<PipelineRun>();
+        let ledger = Ledger::new(store);
+        let created = |mut r: PipelineRun, second: i64| {
+            let at = k8s_openapi::jiff::Timestamp::from_second(1_700_000_000 + second).expect("time");
+            r.metadata.creation_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(at));
+            r
+        };
+        let mut cancelled = created(run("a", "q0-cancelled", RunPhase::Pending), 0);
+        cancelled.spec.cancelled = true;
+        assert!(ledger.queued("a", 2).is_empty(), "not filled yet");
+        writer.apply_watcher_event(&Event::Init);
+        for r in [
+            created(run("a", "r1", RunPhase::Running), 0),
+            created(run("a", "r2", RunPhase::Running), 1),
+            cancelled,
+            created(run("a", "q3", RunPhase::Pending), 3),
+            created(run("a", "q1", RunPhase::Pending), 1),
+            created(run("a", "q2", RunPhase::Pending), 2),
+            created(run("b", "q0", RunPhase::Pending), 0),
+        ] {
+            writer.apply_watcher_event(&Event::InitApply(r));
+        }
+        writer.apply_watcher_event(&Event::InitDone);
+        let names = |refs: Vec<ObjectRef<PipelineRun>>| refs.into_iter().map(|r| r.name).collect::<Vec<_>>();
+        assert!(ledger.queued("a", 2).is_empty(), "the limit is reached");
+        // r1 ended here; the cache still shows it Running.
+        ledger.ended("a", "r1");
+        assert_eq!(ledger.running("a", "x").await, Some(1));
+        assert_eq!(names(ledger.queued("a", 2)), ["q1"], "one slot: the oldest");
+        assert_eq!(names(ledger.queued("a", 4)), ["q1", "q2", "q3"]);
+        // q1 admitted here: it takes the slot.
+        ledger.admitted("a", "q1");
+        assert!(ledger.queued("a", 2).is_empty());
+        // Once the cache shows r1 ended, it is counted from the cache alone.
+        writer.apply_watcher_event(&Event::Apply(created(run("a", "r1", RunPhase::Succeeded), 0)));
+        assert_eq!(ledger.running("a", "x").await, Some(2));
+        assert_eq!(names(ledger.queued("b", 1)), ["q0"]);
     }
 
     #[test]
