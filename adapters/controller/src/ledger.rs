@@ -6,20 +6,21 @@
 //!
 //! The cache may lag, never lead: a run admitted a moment ago may still be
 //! Pending in it (so it is counted from the ledger until the cache shows it
-//! past Pending), and a run that just ended may still be Running in it (so
-//! it is counted a little longer than needed: a queued run waits one more
-//! poll, never runs over the limit). The per-namespace admission gate
-//! (held from this count until the admitted run's status is written) keeps
-//! two reconciles from counting at once. Until the cache holds its first
-//! full list, admission lists the runs as before.
+//! past Pending), and a run that just ended may still be Running in it (a
+//! run this controller ended is noted too, and not counted while the cache
+//! shows it Running; one ended elsewhere is counted a little longer than
+//! needed: a queued run waits one more poll, never runs over the limit).
+//! The per-namespace admission gate (held from this count until the
+//! admitted run's status is written) keeps two reconciles from counting at
+//! once. Until the cache holds its first full list, admission lists the
+//! runs as before.
 //!
-//! A run this controller ended is likewise no longer counted while the
-//! cache still shows it Running, and its end wakes the oldest queued runs
-//! of its namespace ([`Ledger::queued`]), as many as there is room for: a
-//! queued run starts when a slot frees, not at its next poll. Without it,
-//! queued runs polled together are admitted in waves one poll apart (10
-//! runs per namespace per 30 s poll drained 5,000 queued one-step runs in
-//! about 25 minutes in the controller benchmark).
+//! A run's end here also wakes the oldest queued runs of its namespace
+//! ([`Ledger::queued`]), as many as there is room for: a queued run starts
+//! when a slot frees, not at its next poll. Without it, queued runs polled
+//! together were admitted in waves one 30 s poll apart, 10 per namespace
+//! (the limit) per wave: the controller benchmark's 5,000 queued one-step
+//! runs took 13.5 minutes, and 5.8 with the wake.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
