@@ -207,24 +207,15 @@ fn http_get(url: &str) -> String {
     common::text(&out.stdout)
 }
 
+/// `c8s controller` for the test's namespace only; its Lease lives there too
+/// (`--namespace` is the Lease's namespace when `--lease-namespace` is not
+/// given). Its metrics on any free port: several replicas run on this host.
+fn start_controller(installed: &Installed, identity: &str) -> Process {
+    metered_controller(installed, identity, "127.0.0.1:0")
+}
+
 /// Serves the controller's metrics on a free port: several replicas run on this host.
 const ANY_METRICS_PORT: &str = "--metrics-address=127.0.0.1:0";
-
-/// `c8s controller` for the test's namespace only; its Lease lives there too
-/// (`--namespace` is the Lease's namespace when `--lease-namespace` is not given).
-fn start_controller(installed: &Installed, identity: &str) -> Process {
-    Process::start(
-        &installed.controller,
-        &[
-            "controller",
-            "--namespace",
-            &installed.ns,
-            "--identity",
-            identity,
-            ANY_METRICS_PORT,
-        ],
-    )
-}
 
 /// Script rules for the chart's own Deployments (the controller's and the
 /// webhook's pods, which the tests run as processes instead): they "run"
@@ -707,8 +698,10 @@ async fn deleting_a_run_deletes_its_pods_and_a_restarted_controller_creates_no_d
         "one pod for second"
     );
 
-    // Deleting a run in flight: its pods go (finalizer, owner references);
-    // each pod's reference blocks the run's foreground deletion until it is gone.
+    // Deleting a run in flight: its pods go (the garbage collector, by their
+    // owner references); each pod's reference blocks the run's foreground
+    // deletion until it is gone. The run carries no finalizer (one would cost
+    // every run a write).
     create_run(&client, ns, "restart-2").await;
     cluster::eventually(Duration::from_secs(60), "restart-2's pod", || async {
         pods.list(&running)
@@ -726,6 +719,12 @@ async fn deleting_a_run_deletes_its_pods_and_a_restarted_controller_creates_no_d
             .then_some(())
     })
     .await;
+    let flight = runs(&client, ns).get("restart-2").await.expect("get run");
+    assert!(
+        flight.metadata.finalizers.as_ref().is_none_or(Vec::is_empty),
+        "{:?}",
+        flight.metadata.finalizers
+    );
     runs(&client, ns)
         .delete("restart-2", &DeleteParams::default())
         .await
@@ -826,6 +825,45 @@ async fn of_two_replicas_only_the_lease_holder_acts_and_the_other_takes_over() {
     wait_phase(&client, ns, "lease-1", "Succeeded", &b).await;
 }
 
+/// `c8s controller` for the test's namespace, as `identity`, serving its
+/// metrics at `address` (port 0: any free port).
+fn metered_controller(installed: &Installed, identity: &str, address: &str) -> Process {
+    Process::start(
+        &installed.controller,
+        &[
+            "controller",
+            "--namespace",
+            &installed.ns,
+            "--identity",
+            identity,
+            "--metrics-address",
+            address,
+        ],
+    )
+}
+
+/// A free `127.0.0.1:port` for a controller's metrics.
+fn free_address() -> String {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    format!("127.0.0.1:{port}")
+}
+
+/// ResourceQuota `name` in `ns`: `cpus` CPUs of requests.
+async fn cpu_quota(client: &Client, ns: &str, name: &str, cpus: &str) {
+    let quota: k8s_openapi::api::core::v1::ResourceQuota = serde_json::from_value(json!({
+        "metadata": { "name": name },
+        "spec": { "hard": { "requests.cpu": cpus } }
+    }))
+    .expect("quota");
+    Api::namespaced(client.clone(), ns)
+        .create(&PostParams::default(), &quota)
+        .await
+        .expect("quota created");
+}
+
 /// `GET /metrics` of the controller at `address`, with its status line and headers.
 fn scrape(address: &str) -> String {
     use std::io::{Read, Write};
@@ -901,26 +939,11 @@ async fn the_controller_serves_prometheus_metrics_of_runs_steps_reconciles_and_r
     let client = cluster::client().await;
     let installed = install(&client, "metrics").await;
     let ns = &installed.ns;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port();
-    let address = format!("127.0.0.1:{port}");
+    let address = free_address();
     // Whole seconds: a step's completionTime written in this second counts.
     let since = k8s_openapi::jiff::Timestamp::from_second(k8s_openapi::jiff::Timestamp::now().as_second())
         .expect("now");
-    let controller = Process::start(
-        &installed.controller,
-        &[
-            "controller",
-            "--namespace",
-            ns,
-            "--identity",
-            "metrics",
-            "--metrics-address",
-            &address,
-        ],
-    );
+    let controller = metered_controller(&installed, "metrics", &address);
     create_run(&client, ns, "hello-1").await;
     wait_phase(&client, ns, "hello-1", "Succeeded", &controller).await;
     let run = run_json(&client, ns, "hello-1").await;
@@ -993,6 +1016,93 @@ async fn the_controller_serves_prometheus_metrics_of_runs_steps_reconciles_and_r
         context()
     );
     assert!(forbidden(&controller.log()).is_empty(), "{}", controller.log());
+}
+
+/// Once the controller holds its Lease and its watches have listed, runs
+/// cost it no read at all: the Lease is renewed by replacing what it last
+/// wrote, and runs, pods and quota limits come from its watches (a quota is
+/// there, so admission has limits to read). A one-step run costs at most 4
+/// writes: its pod and three status writes (no finalizer, no Event for a
+/// run that succeeds).
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs control plane"]
+async fn a_steady_controller_reads_nothing_and_writes_at_most_four_times_a_step() {
+    let client = cluster::client().await;
+    let installed = install(&client, "steady").await;
+    let ns = &installed.ns;
+    cpu_quota(&client, ns, "roomy", "50").await;
+    let address = free_address();
+    let controller = metered_controller(&installed, "steady", &address);
+    let one_step = json!({
+        "name": "one",
+        "repository": "https://github.com/octo-org/shop.git",
+        // Under a quota of requests.cpu the API server refuses a pod that requests no CPU.
+        "steps": [{ "name": "only", "image": "busybox:1.37", "commands": ["true"], "timeout": "5m",
+                    "resources": { "requests": { "cpu": "100m" } } }]
+    });
+    // The first run: the Lease taken, the watches' first lists done.
+    create_run_of(&client, ns, "warm", &one_step).await;
+    wait_phase(&client, ns, "warm", "Succeeded", &controller).await;
+    let before = scrape(&address);
+    let runs = 4;
+    for i in 0..runs {
+        create_run_of(&client, ns, &format!("steady-{i}"), &one_step).await;
+    }
+    for i in 0..runs {
+        wait_phase(&client, ns, &format!("steady-{i}"), "Succeeded", &controller).await;
+    }
+    // The Lease is renewed every 2 s: the window holds renewals.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let after = scrape(&address);
+    let delta = |verb: &str| {
+        let count =
+            |text: &str| metric(text, "c8s_kube_api_requests_total", &[("verb", verb)]).unwrap_or(0.0);
+        count(&after) - count(&before)
+    };
+    let context = || {
+        format!(
+            "before:\n{before}\nafter:\n{after}\ncontroller log:\n{}",
+            controller.log()
+        )
+    };
+    assert_eq!((delta("get"), delta("list")), (0.0, 0.0), "{}", context());
+    assert!(delta("update") >= 2.0, "the Lease was renewed: {}", context());
+    let writes = delta("create") + delta("patch") + delta("delete");
+    assert!(
+        (2.0 * f64::from(runs)..=4.0 * f64::from(runs)).contains(&writes),
+        "{writes} writes for {runs} one-step runs: {}",
+        context()
+    );
+}
+
+/// Under a ResourceQuota of `requests.cpu` the API server refuses a pod that
+/// requests no CPU (403 "must specify requests.cpu"), and would refuse it
+/// every time: the step fails `Rejected` with the API server's words, and the
+/// run fails, instead of a reconcile retried with backoff forever.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs control plane"]
+async fn a_pod_the_api_server_refuses_for_good_fails_the_run_with_its_words() {
+    let client = cluster::client().await;
+    let installed = install(&client, "refused").await;
+    let ns = &installed.ns;
+    cpu_quota(&client, ns, "cpu-only", "50").await;
+    let controller = start_controller(&installed, "refused");
+    let bare = json!({
+        "name": "bare",
+        "repository": "https://github.com/octo-org/shop.git",
+        "steps": [{ "name": "only", "image": "busybox:1.37", "commands": ["true"] }]
+    });
+    create_run_of(&client, ns, "bare-1", &bare).await;
+    wait_phase(&client, ns, "bare-1", "Failed", &controller).await;
+    let run = run_json(&client, ns, "bare-1").await;
+    let step = &run["status"]["steps"][0];
+    assert_eq!(step["reason"], "Rejected", "{run:#}");
+    assert!(
+        step["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("must specify requests.cpu")),
+        "{run:#}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -1879,15 +1989,7 @@ async fn the_admission_webhook_refuses_a_pipeline_kubectl_broke_and_admits_a_val
         .create(&PostParams::default(), &binding)
         .await
         .expect("binding created");
-    let quota: k8s_openapi::api::core::v1::ResourceQuota = serde_json::from_value(json!({
-        "metadata": { "name": "small" },
-        "spec": { "hard": { "requests.cpu": "1" } }
-    }))
-    .expect("quota");
-    Api::namespaced(client.clone(), ns)
-        .create(&PostParams::default(), &quota)
-        .await
-        .expect("quota created");
+    cpu_quota(&client, ns, "small", "1").await;
     let mut greedy = two_steps_json();
     greedy["steps"][0]["resources"] = json!({ "requests": { "cpu": "2" } });
     let run = |name: &str, spec: Value| -> DynamicObject {

@@ -4,10 +4,14 @@
 //! it keeps no Job watch (a Job, should one be asked about, is read from the
 //! API server). A reconcile reads step state from them, so a
 //! running run costs no request per step; creates, deletes, logs and Events
-//! go to the API server. A cache may lag: a pod missing from it is looked up
-//! once with a GET before it counts as gone.
+//! go to the API server. A cache may lag: a pod this controller created less
+//! than [`CREATED_LAG`] ago and not cached yet is still being created (no
+//! request: the watch's ADDED event wakes the run again); any other pod
+//! missing from it is looked up once with a GET before it counts as gone.
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use c8s_kube::{
     Cluster, KubeCluster, ListedObject, LogStream, ObjectEvent, ObjectKind, ObjectRef, ObservationStream,
@@ -21,6 +25,13 @@ use kube::api::ObjectMeta;
 use kube::runtime::reflector::Store;
 use kube::{Api, ResourceExt};
 
+/// How long a pod created here may be missing from the cache before a
+/// reconcile asks the API server for it: far longer than a watch event
+/// takes to arrive, short enough that a pod deleted before the watch showed
+/// it is found gone soon (its run is looked at again by then: a reconcile
+/// that starts a step also requeues within the poll).
+pub const CREATED_LAG: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// The label the Job controller puts on a Job's pods.
 const JOB_NAME_LABEL: &str = "batch.kubernetes.io/job-name";
 
@@ -29,6 +40,8 @@ const JOB_NAME_LABEL: &str = "batch.kubernetes.io/job-name";
 #[derive(Clone)]
 pub struct Stores {
     pods: Store<Pod>,
+    /// Pods created here (namespace, name) and when, until the cache has them.
+    created: Arc<Mutex<BTreeMap<(String, String), Instant>>>,
     /// The first list arrived (`false`: the writer is gone), shared by every waiter.
     filled: Shared<BoxFuture<'static, bool>>,
 }
@@ -43,7 +56,11 @@ impl Stores {
         // waiting on it at once (many runs when a controller starts) all
         // but one waited forever.
         let filled = async move { p.wait_until_ready().await.is_ok() }.boxed().shared();
-        Stores { pods, filled }
+        Stores {
+            pods,
+            filled,
+            created: Arc::default(),
+        }
     }
 
     /// Waits until the store holds its initial list; `false` if the writer
@@ -67,6 +84,20 @@ impl CachedCluster {
 
     fn in_namespace(&self, meta: &ObjectMeta) -> bool {
         meta.namespace.as_deref() == Some(self.live.namespace())
+    }
+
+    /// Whether pod `name` was created here less than [`CREATED_LAG`] ago;
+    /// forgets the pods the cache has since shown and the old ones.
+    fn just_created(&self, name: &str) -> bool {
+        let Ok(mut created) = self.stores.created.lock() else {
+            return false;
+        };
+        let namespace = self.live.namespace();
+        created.retain(|(ns, pod), at| {
+            let key = kube::runtime::reflector::ObjectRef::new(pod).within(ns);
+            at.elapsed() < CREATED_LAG && self.stores.pods.get(&key).is_none()
+        });
+        created.contains_key(&(namespace.to_owned(), name.to_owned()))
     }
 
     fn cached_pod(&self, object: &ObjectRef) -> Option<Arc<Pod>> {
@@ -106,13 +137,28 @@ fn listed(object: ObjectRef, meta: &ObjectMeta, finished: bool) -> ListedObject 
 
 impl Cluster for CachedCluster {
     async fn create(&self, object: &StepObject) -> Result<ObjectRef> {
-        self.live.create(object).await
+        let created = self.live.create(object).await?;
+        if created.kind == ObjectKind::Pod
+            && let Ok(mut pods) = self.stores.created.lock()
+        {
+            pods.insert(
+                (self.live.namespace().to_owned(), created.name.clone()),
+                Instant::now(),
+            );
+        }
+        Ok(created)
     }
 
     /// The cached state only (one observation): a reconcile takes the first.
     async fn observe(&self, object: &ObjectRef) -> Result<ObservationStream> {
         let observation = match (self.cached_pod(object), object.kind) {
             (Some(pod), _) => PodObservation::from_pod(&pod),
+            // Created a moment ago, not in the cache yet: still being created.
+            (None, ObjectKind::Pod) if self.just_created(&object.name) => PodObservation {
+                pod_name: object.name.clone(),
+                phase: PodPhase::Pending,
+                ..PodObservation::default()
+            },
             (None, ObjectKind::Pod) => {
                 let pods = Api::<Pod>::namespaced(self.live.client().clone(), self.live.namespace());
                 match pods.get_opt(&object.name).await {

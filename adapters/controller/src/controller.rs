@@ -1,7 +1,8 @@
 //! The kube-runtime `Controller` on `PipelineRun`: owns the run's Pods
-//! (their changes wake the run; steps are Pods, so no Job is watched), keeps a finalizer so a deleted run is
-//! cancelled and cleaned first, writes status with server-side apply, records
-//! Events, requeues for deadlines and backs off on errors. It acts only while
+//! (their changes wake the run; steps are Pods, so no Job is watched; a
+//! deleted run's pods go with it, deleted by the garbage collector as its
+//! dependents), writes status with server-side apply, records Events,
+//! requeues for deadlines and backs off on errors. It acts only while
 //! this replica holds the leader [`LeaderLease`].
 
 use std::collections::BTreeMap;
@@ -9,14 +10,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use c8s_kube::{Cluster, KubeCluster, RUN_LABEL};
-use c8s_pipeline_model::resources::ResourceList;
 use futures::StreamExt;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ObjectReference, Pod, ResourceQuota};
 use kube::api::{ListParams, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
-use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::runtime::reflector::{self, ObjectRef, reflector};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
@@ -25,13 +24,18 @@ use crate::cache::{CachedCluster, Stores};
 use crate::crd::{Pipeline, PipelineRun, PipelineRunStatus, RunPhase, crds};
 use crate::error::Error;
 use crate::lease::{LeaderLease, RENEW_DEADLINE, RETRY_PERIOD};
+pub use crate::ledger::quota_of;
 use crate::metrics::Metrics;
-use crate::reconcile::{Admission, RunEvent, RunView, Settings, reconcile_run, run_selector, started_at};
+use crate::reconcile::{Admission, RunEvent, RunView, Settings, reconcile_run, started_at};
 use crate::steps::{owner_of, run_context, run_steps};
 
 /// The field manager of every server-side apply the controller makes.
 pub const FIELD_MANAGER: &str = "c8s-controller";
-/// The finalizer the controller keeps on every run until it cleaned up.
+/// The finalizer earlier controllers kept on every run until they had
+/// deleted its objects. None is added now (a finalizer costs every run a
+/// write, and the garbage collector deletes a run's pods, its dependents,
+/// by their owner references); a run that still carries it has it removed
+/// when it is deleted.
 pub const FINALIZER: &str = "c8s.dev/cleanup";
 
 /// What every reconcile shares.
@@ -58,6 +62,17 @@ pub struct Context {
     /// Where the queued runs a run's end makes room for are sent, to be
     /// reconciled at once; `None`: they wait for their poll.
     wake: Option<futures::channel::mpsc::UnboundedSender<ObjectRef<PipelineRun>>>,
+    /// The status each run was last written with here, until the runs
+    /// cache shows it ([`Context::recorded`]).
+    written: Mutex<BTreeMap<String, Written>>,
+}
+
+/// A status this controller wrote, and the run's `resourceVersion` it was
+/// computed from: while the cache still shows that version, the cache lags
+/// behind the write.
+struct Written {
+    read: Option<String>,
+    status: PipelineRunStatus,
 }
 
 impl Context {
@@ -77,6 +92,49 @@ impl Context {
             admitting: Mutex::new(BTreeMap::new()),
             ledger: None,
             wake: None,
+            written: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// The status `run` was last recorded with: the one written here when the
+    /// cache still shows the version it was computed from (the next reconcile,
+    /// woken by the pod this one created, often comes before the cache has the
+    /// write; from the cached status it would start the run again: a second
+    /// status write, and a `startTime` moved), else the cached one.
+    fn recorded(&self, run: &PipelineRun) -> PipelineRunStatus {
+        let cached = || run.status.clone().unwrap_or_default();
+        let Ok(mut written) = self.written.lock() else {
+            return cached();
+        };
+        let key = run_key(run);
+        match written.get(&key) {
+            Some(w) if w.read.is_some() && w.read == run.metadata.resource_version => w.status.clone(),
+            Some(_) => {
+                // The cache moved past the version read: it has the write (or a later change).
+                written.remove(&key);
+                cached()
+            }
+            None => cached(),
+        }
+    }
+
+    /// Notes that `status` was written for `run` as it was read.
+    fn wrote(&self, run: &PipelineRun, status: &PipelineRunStatus) {
+        if let Ok(mut written) = self.written.lock() {
+            written.insert(
+                run_key(run),
+                Written {
+                    read: run.metadata.resource_version.clone(),
+                    status: status.clone(),
+                },
+            );
+        }
+    }
+
+    /// Forgets what was written for the run of `key` (it is gone).
+    fn forget_written(&self, key: &str) {
+        if let Ok(mut written) = self.written.lock() {
+            written.remove(key);
         }
     }
 
@@ -105,6 +163,16 @@ impl Context {
     #[must_use]
     pub fn with_run_store(mut self, runs: kube::runtime::reflector::Store<PipelineRun>) -> Self {
         self.ledger = Some(crate::ledger::Ledger::new(runs));
+        self
+    }
+
+    /// The same context reading quota limits from `quotas`, the store of a
+    /// ResourceQuota watch (with [`Context::with_run_store`]).
+    #[must_use]
+    pub fn with_quota_store(mut self, quotas: kube::runtime::reflector::Store<ResourceQuota>) -> Self {
+        if let Some(ledger) = &mut self.ledger {
+            ledger.watch_quotas(quotas);
+        }
         self
     }
 
@@ -250,18 +318,20 @@ pub async fn run_with_lease_client(
     let children = watcher::Config::default().labels(RUN_LABEL);
     let pod_events = reflector(
         pod_writer,
-        watcher::watcher(scoped::<Pod>(&client, scope.as_deref()), children).modify(strip_managed_fields),
+        watcher::watcher(scoped::<Pod>(&client, scope.as_deref()), children).modify(slim_pod),
     )
     .default_backoff()
     .touched_objects();
     // The runs' watch as `Controller::new` makes it, its cache also counted in
     // the metrics and read by admission.
     let (runs, run_writer) = reflector::store::<PipelineRun>();
+    let (quotas, quota_watch) = quota_watch(&client, scope.as_deref());
     let (wake, woken) = futures::channel::mpsc::unbounded();
     let context = Arc::new(
         Context::new(client.clone(), settings, identity)
             .with_stores(Stores::new(pods))
             .with_run_store(runs.clone())
+            .with_quota_store(quotas)
             .with_wake(wake)
             .with_metrics(metrics.clone()),
     );
@@ -271,9 +341,17 @@ pub async fn run_with_lease_client(
             scoped::<PipelineRun>(&client, scope.as_deref()),
             watcher::Config::default(),
         )
-        .modify(strip_managed_fields),
+        .modify(slim_run),
     );
-    let run_events = metrics.count_runs(runs.clone(), run_events).applied_objects();
+    let deletions = context.clone();
+    let run_events = metrics
+        .count_runs(runs.clone(), run_events)
+        .inspect(move |event| {
+            if let Ok(watcher::Event::Delete(run)) = event {
+                run_deleted(run, &deletions);
+            }
+        })
+        .applied_objects();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let controller = Controller::for_stream(run_events, runs)
         .owns_stream(pod_events)
@@ -315,12 +393,37 @@ pub async fn run_with_lease_client(
     };
     let result = tokio::select! {
         () = controller => Ok(()),
+        () = quota_watch => Ok(()),
         e = renew => e,
         () = shutdown => Ok(()),
     };
     let _ = stop.send(());
     let _ = lease.release().await;
     result
+}
+
+/// The store of ResourceQuotas admission reads limits from, and the watch
+/// that fills it (retrying with backoff; it never ends on its own).
+fn quota_watch(
+    client: &Client,
+    scope: Option<&str>,
+) -> (
+    kube::runtime::reflector::Store<ResourceQuota>,
+    impl std::future::Future<Output = ()> + use<>,
+) {
+    let (quotas, writer) = reflector::store::<ResourceQuota>();
+    let watch = reflector(
+        writer,
+        watcher::watcher(scoped::<ResourceQuota>(client, scope), watcher::Config::default())
+            .modify(strip_managed_fields),
+    )
+    .default_backoff()
+    .for_each(|_| futures::future::ready(()));
+    let forever = async move {
+        watch.await;
+        std::future::pending::<()>().await;
+    };
+    (quotas, forever)
 }
 
 /// The objects of kind `K` of `namespace`, or of every namespace: what the
@@ -389,15 +492,13 @@ async fn reconcile_in_time(
     key: &str,
     started: std::time::Instant,
 ) -> Result<Action, Error> {
-    let reconciled = tokio::time::timeout(
-        RECONCILE_TIMEOUT,
-        finalizer(api, FINALIZER, run, |event| async {
-            match event {
-                Finalizer::Apply(run) => apply(&run, ctx).await,
-                Finalizer::Cleanup(run) => cleanup(&run, ctx).await,
-            }
-        }),
-    )
+    let reconciled = tokio::time::timeout(RECONCILE_TIMEOUT, async {
+        if run.metadata.deletion_timestamp.is_some() {
+            release_finalizer(api, &run).await
+        } else {
+            apply(&run, ctx).await
+        }
+    })
     .await;
     let took = started.elapsed();
     ctx.metrics.observe_reconcile(took);
@@ -412,11 +513,7 @@ async fn reconcile_in_time(
     } else {
         tracing::debug!(run = %key, "reconciled in {took:?}");
     }
-    reconciled.map_err(|e| match e {
-        kube::runtime::finalizer::Error::ApplyFailed(e)
-        | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
-        other => Error::Pipeline(other.to_string()),
-    })
+    reconciled
 }
 
 /// Backs off exponentially per run: 5 s, 10 s, 20 s... at most 5 minutes.
@@ -441,7 +538,7 @@ pub fn backoff(failures: u32) -> Duration {
 async fn apply(run: &PipelineRun, ctx: &Context) -> Result<Action, Error> {
     let namespace = run.namespace().unwrap_or_default();
     let name = run.name_any();
-    let recorded = run.status.clone().unwrap_or_default();
+    let recorded = ctx.recorded(run);
     if recorded.phase.is_finished() {
         ctx.metrics.forget_run(&run_key(run));
         return Ok(Action::await_change());
@@ -499,6 +596,7 @@ async fn apply(run: &PipelineRun, ctx: &Context) -> Result<Action, Error> {
     let api = Api::<PipelineRun>::namespaced(ctx.client.clone(), &namespace);
     if done.status != recorded {
         patch_status(&api, &name, &done.status).await?;
+        ctx.wrote(run, &done.status);
         // Counted by the next admission (the gate is still held) before the
         // runs cache shows it.
         if admitting
@@ -646,20 +744,37 @@ async fn fail_invalid(
     Ok(Action::await_change())
 }
 
-/// The run is being deleted: delete its objects (garbage collection would
-/// too, but not before the run is gone) and let it go.
-async fn cleanup(run: &PipelineRun, ctx: &Context) -> Result<Action, Error> {
-    let namespace = run.namespace().unwrap_or_default();
-    let cluster = KubeCluster::new(ctx.client.clone(), namespace.clone());
-    for object in cluster.list(&run_selector(&run.name_any())).await? {
-        cluster.delete(&object.object).await?;
+/// A run being deleted that still carries [`FINALIZER`] (put there by an
+/// earlier controller): the finalizer is removed, conditionally on the
+/// version read (a JSON merge patch carrying `resourceVersion` is refused
+/// with 409 if the run changed). Its pods need nothing from here: they are
+/// the run's dependents, deleted by the garbage collector.
+async fn release_finalizer(api: &Api<PipelineRun>, run: &PipelineRun) -> Result<Action, Error> {
+    let finalizers = run.finalizers();
+    if !finalizers.iter().any(|f| f == FINALIZER) {
+        return Ok(Action::await_change());
     }
-    ctx.metrics.forget_run(&run_key(run));
-    // A run deleted while Running frees its slot too.
-    if run.status.as_ref().is_some_and(|s| s.phase == RunPhase::Running) {
-        wake_queued(ctx, &namespace, &run.name_any());
-    }
+    let kept: Vec<&String> = finalizers.iter().filter(|f| *f != FINALIZER).collect();
+    let patch = serde_json::json!({
+        "metadata": {
+            "finalizers": kept,
+            "resourceVersion": run.metadata.resource_version,
+        }
+    });
+    api.patch(&run.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
+        .await?;
     Ok(Action::await_change())
+}
+
+/// What a run's deletion leaves to do here, called for each deletion the
+/// run watch reports: forget it, and if it was Running, its slot is free
+/// for the oldest queued runs of its namespace.
+pub fn run_deleted(run: &PipelineRun, ctx: &Context) {
+    ctx.metrics.forget_run(&run_key(run));
+    ctx.forget_written(&run_key(run));
+    if run.status.as_ref().is_some_and(|s| s.phase == RunPhase::Running) {
+        wake_queued(ctx, &run.namespace().unwrap_or_default(), &run.name_any());
+    }
 }
 
 /// The key of `run` in the metrics' memory: its uid (a run deleted and
@@ -710,36 +825,6 @@ async fn admission(ctx: &Context, namespace: &str, name: &str) -> Result<Admissi
     })
 }
 
-/// The tightest `hard` request limit of each resource over `quotas`
-/// (`requests.cpu` and `cpu` both limit requests, per the ResourceQuota docs).
-pub fn quota_of(quotas: &[ResourceQuota]) -> Option<ResourceList> {
-    let mut tightest = ResourceList::new();
-    for quota in quotas {
-        for (key, value) in quota
-            .spec
-            .as_ref()
-            .and_then(|s| s.hard.as_ref())
-            .into_iter()
-            .flatten()
-        {
-            let resource = key.strip_prefix("requests.").unwrap_or(key);
-            if resource.contains('.') && !resource.contains('/') || key.starts_with("limits.") {
-                continue;
-            }
-            let Ok(parsed) = value.0.parse::<c8s_pipeline_model::sidecar::Quantity>() else {
-                continue;
-            };
-            let keep = tightest
-                .get(resource)
-                .is_none_or(|old| parsed.nanos() < old.nanos());
-            if keep {
-                tightest.insert(resource.to_owned(), parsed);
-            }
-        }
-    }
-    (!tightest.is_empty()).then_some(tightest)
-}
-
 /// Drops an object's `metadata.managedFields` before it is cached: the
 /// controller never reads them, and on a pod written by several managers
 /// (the controller, the scheduler, the kubelet) they are a large part of the
@@ -747,4 +832,99 @@ pub fn quota_of(quotas: &[ResourceQuota]) -> Option<ResourceList> {
 /// (<https://kube.rs/controllers/optimization/>, "Pruning Fields").
 pub(crate) fn strip_managed_fields<K: kube::Resource>(object: &mut K) {
     object.meta_mut().managed_fields = None;
+}
+
+/// What the controller keeps of a pod in its cache: its metadata without
+/// annotations and its status. A reconcile reads a step's state from the
+/// status and finds the pod by name, labels and owner; the spec (most of a
+/// pod: containers, env, volumes) is never read from the cache (the log
+/// archive masks with the rendered step's spec).
+pub(crate) fn slim_pod(pod: &mut Pod) {
+    strip_managed_fields(pod);
+    pod.metadata.annotations = None;
+    pod.spec = None;
+}
+
+/// What the controller keeps of a run in its cache: no annotations (kubectl's
+/// `last-applied-configuration` repeats the whole spec), and of a finished
+/// run only what admission, the queue and the metrics read — its name,
+/// creation time, phase and conditions. A finished run is never reconciled
+/// again, so its pipeline and step statuses would only hold memory, run
+/// after run: the cache stays the size of the active runs.
+pub(crate) fn slim_run(run: &mut PipelineRun) {
+    strip_managed_fields(run);
+    run.metadata.annotations = None;
+    if let Some(status) = run.status.as_mut().filter(|s| s.phase.is_finished()) {
+        status.pipeline_spec = None;
+        status.steps = Vec::new();
+        run.spec.pipeline = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crd::PipelineRunSpec;
+
+    fn run(phase: RunPhase) -> PipelineRun {
+        let pipeline: c8s_pipeline_model::Pipeline =
+            serde_json::from_value(serde_json::json!({"name": "p", "repository": "https://example.com/p.git", "steps": [{"name": "a", "image": "busybox"}]}))
+                .unwrap_or_else(|e| panic!("{e}"));
+        let mut run = PipelineRun::new(
+            "r",
+            PipelineRunSpec {
+                pipeline: Some(pipeline.clone()),
+                ..PipelineRunSpec::default()
+            },
+        );
+        run.metadata.annotations = Some(
+            [(
+                "kubectl.kubernetes.io/last-applied-configuration".to_owned(),
+                "{}".to_owned(),
+            )]
+            .into(),
+        );
+        run.status = Some(PipelineRunStatus {
+            phase,
+            pipeline_spec: Some(pipeline),
+            steps: vec![crate::crd::StepRunStatus::default()],
+            ..PipelineRunStatus::default()
+        });
+        run
+    }
+
+    #[test]
+    fn a_finished_run_is_cached_without_its_pipeline_and_steps_a_running_one_whole() {
+        let mut running = run(RunPhase::Running);
+        slim_run(&mut running);
+        assert!(running.metadata.annotations.is_none());
+        assert!(running.spec.pipeline.is_some());
+        let status = running.status.as_ref().unwrap_or_else(|| panic!("status"));
+        assert!(status.pipeline_spec.is_some() && status.steps.len() == 1);
+        for phase in [RunPhase::Succeeded, RunPhase::Failed, RunPhase::Cancelled] {
+            let mut done = run(phase);
+            slim_run(&mut done);
+            let status = done.status.as_ref().unwrap_or_else(|| panic!("status"));
+            assert!(done.spec.pipeline.is_none(), "{phase:?}");
+            assert!(
+                status.pipeline_spec.is_none() && status.steps.is_empty(),
+                "{phase:?}"
+            );
+            assert_eq!(status.phase, phase);
+        }
+    }
+
+    #[test]
+    fn a_pod_is_cached_without_its_spec() {
+        let mut pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "p", "labels": {"c8s.dev/run": "r"}, "annotations": {"a": "b"}},
+            "spec": {"containers": [{"name": "main", "image": "busybox"}]},
+            "status": {"phase": "Running"}
+        }))
+        .unwrap_or_else(|e| panic!("{e}"));
+        slim_pod(&mut pod);
+        assert!(pod.spec.is_none() && pod.metadata.annotations.is_none());
+        assert_eq!(pod.labels().get("c8s.dev/run").map(String::as_str), Some("r"));
+        assert_eq!(pod.status.and_then(|s| s.phase).as_deref(), Some("Running"));
+    }
 }

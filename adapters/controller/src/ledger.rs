@@ -1,8 +1,9 @@
 //! What admission counts without asking the API server: the runs of a
 //! namespace that are Running, from the Controller's own cache of runs,
 //! plus the runs this controller admitted whose Running status the cache
-//! has not seen yet; and each namespace's ResourceQuota limits, read at
-//! most once per [`QUOTA_TTL`].
+//! has not seen yet; and each namespace's ResourceQuota limits, from the
+//! controller's watch of ResourceQuotas (listed at most once per
+//! [`QUOTA_TTL`] while that watch has not had its first list).
 //!
 //! The cache may lag, never lead: a run admitted a moment ago may still be
 //! Pending in it (so it is counted from the ledger until the cache shows it
@@ -29,6 +30,7 @@ use std::time::{Duration, Instant};
 use c8s_pipeline_model::resources::ResourceList;
 use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
+use k8s_openapi::api::core::v1::ResourceQuota;
 use kube::ResourceExt;
 use kube::runtime::reflector::{ObjectRef, Store};
 
@@ -47,6 +49,8 @@ pub struct Ledger {
     admitted: Mutex<BTreeMap<String, BTreeSet<String>>>,
     ended: Mutex<BTreeMap<String, BTreeSet<String>>>,
     quotas: Mutex<BTreeMap<String, (Instant, Option<ResourceList>)>>,
+    /// The ResourceQuotas as a watch keeps them, and whether its first list arrived.
+    quota_store: Option<(Store<ResourceQuota>, Shared<BoxFuture<'static, bool>>)>,
 }
 
 /// Adds run `name` to the runs of `namespace` in `runs`.
@@ -75,7 +79,19 @@ impl Ledger {
             admitted: Mutex::new(BTreeMap::new()),
             ended: Mutex::new(BTreeMap::new()),
             quotas: Mutex::new(BTreeMap::new()),
+            quota_store: None,
         }
+    }
+
+    /// Reads quota limits from `quotas`, the store a ResourceQuota watch
+    /// fills, once it holds its first list: admission then asks the API
+    /// server nothing.
+    pub fn watch_quotas(&mut self, quotas: Store<ResourceQuota>) {
+        let store = quotas.clone();
+        let filled = async move { store.wait_until_ready().await.is_ok() }
+            .boxed()
+            .shared();
+        self.quota_store = Some((quotas, filled));
     }
 
     /// The runs of `namespace` other than `name` that are Running, or `None`
@@ -171,8 +187,20 @@ impl Ledger {
         note(&self.admitted, namespace, name);
     }
 
-    /// The quota limits of `namespace` read less than [`QUOTA_TTL`] ago.
+    /// The quota limits of `namespace`: from the watch's store once it is
+    /// filled, else as read less than [`QUOTA_TTL`] ago.
     pub fn quota(&self, namespace: &str) -> Option<Option<ResourceList>> {
+        if let Some((store, filled)) = &self.quota_store
+            && filled.clone().now_or_never() == Some(true)
+        {
+            let here: Vec<ResourceQuota> = store
+                .state()
+                .iter()
+                .filter(|q| q.namespace().as_deref() == Some(namespace))
+                .map(|q| ResourceQuota::clone(q))
+                .collect();
+            return Some(quota_of(&here));
+        }
         let quotas = self.quotas.lock().ok()?;
         let (at, quota) = quotas.get(namespace)?;
         (at.elapsed() < QUOTA_TTL).then(|| quota.clone())
@@ -184,6 +212,36 @@ impl Ledger {
             quotas.insert(namespace.to_owned(), (Instant::now(), quota));
         }
     }
+}
+
+/// The tightest `hard` request limit of each resource over `quotas`
+/// (`requests.cpu` and `cpu` both limit requests, per the ResourceQuota docs).
+pub fn quota_of(quotas: &[ResourceQuota]) -> Option<ResourceList> {
+    let mut tightest = ResourceList::new();
+    for quota in quotas {
+        for (key, value) in quota
+            .spec
+            .as_ref()
+            .and_then(|s| s.hard.as_ref())
+            .into_iter()
+            .flatten()
+        {
+            let resource = key.strip_prefix("requests.").unwrap_or(key);
+            if resource.contains('.') && !resource.contains('/') || key.starts_with("limits.") {
+                continue;
+            }
+            let Ok(parsed) = value.0.parse::<c8s_pipeline_model::sidecar::Quantity>() else {
+                continue;
+            };
+            let keep = tightest
+                .get(resource)
+                .is_none_or(|old| parsed.nanos() < old.nanos());
+            if keep {
+                tightest.insert(resource.to_owned(), parsed);
+            }
+        }
+    }
+    (!tightest.is_empty()).then_some(tightest)
 }
 
 #[cfg(test)]

@@ -94,7 +94,15 @@ pub async fn reconcile_run<C: Cluster>(
     )
     .await?;
     skip_steps(&decision.skip, &mut statuses);
-    start_steps(cluster, run, steps, &decision.start, &mut statuses).await?;
+    start_steps(
+        cluster,
+        run,
+        steps,
+        &decision.start,
+        &mut statuses,
+        &mut out.events,
+    )
+    .await?;
 
     out.status.steps = step_list(steps, statuses);
     if out.status.start_time.is_none() {
@@ -442,6 +450,7 @@ async fn start_steps<C: Cluster>(
     steps: &RunSteps,
     starts: &[Start],
     statuses: &mut BTreeMap<String, StepRunStatus>,
+    events: &mut Vec<RunEvent>,
 ) -> Result<(), Error> {
     for start in starts {
         let Some(step) = steps.steps.iter().find(|s| s.name == start.step) else {
@@ -453,6 +462,17 @@ async fn start_steps<C: Cluster>(
             Ok(created) => created,
             // Created by an earlier reconcile whose answer or status write was lost: adopt it.
             Err(e) if e.code() == Some(409) => ObjectRef::new(object.kind(), name.clone()),
+            // Refused for good (403, 422: e.g. "failed quota: must specify
+            // requests.cpu"): the step fails, as `c8s run` fails it
+            // (`TerminationReason::Rejected`), instead of a reconcile retried
+            // forever. A transient error is the reconcile's, retried.
+            Err(e) if !e.is_transient() => {
+                if let Some(status) = statuses.get_mut(&step.name) {
+                    mark_rejected(status, start.attempt, &e.to_string(), cluster.now().to_string());
+                    events.extend(phase_event(&step.name, None, status));
+                }
+                continue;
+            }
             Err(e) => return Err(e.into()),
         };
         if let Some(status) = statuses.get_mut(&step.name) {
@@ -486,6 +506,17 @@ fn attempt_object(
 }
 
 /// A step whose attempt `attempt` now runs as `created`.
+/// Attempt `attempt` of a step whose object the API server refused for good.
+fn mark_rejected(status: &mut StepRunStatus, attempt: u32, message: &str, now: String) {
+    status.phase = StepPhase::Failed;
+    status.attempt = attempt;
+    status.retry_at = None;
+    status.exit_code = None;
+    status.reason = TerminationReason::Rejected.to_string();
+    status.message = message.to_owned();
+    status.completion_time = Some(now);
+}
+
 fn mark_started(status: &mut StepRunStatus, attempt: u32, created: &ObjectRef) {
     status.phase = StepPhase::Running;
     status.attempt = attempt;
@@ -537,7 +568,11 @@ fn conclude(
                 "False"
             };
             set_condition(&mut out.status, SUCCEEDED, value, reason, &message, now);
-            out.events.push(RunEvent::run(format!("Run{reason}"), message));
+            // A run that succeeded is no Event (its condition says so, and an
+            // Event is a write per run); every other end is one.
+            if phase != RunPhase::Succeeded {
+                out.events.push(RunEvent::run(format!("Run{reason}"), message));
+            }
         }
         None => {
             out.status.phase = RunPhase::Running;

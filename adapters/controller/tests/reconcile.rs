@@ -120,6 +120,31 @@ async fn a_failing_step_fails_the_run_and_skips_its_dependents() {
     assert!(!cluster.stats().creates.contains_key("e2e"));
 }
 
+/// The API server refuses a step's pod for good (403: a quota that needs
+/// `requests.cpu` the step does not set): the step fails as `c8s run` fails
+/// it (Rejected, with the API server's words), and the run fails, instead of
+/// a reconcile retried forever.
+#[tokio::test(start_paused = true)]
+async fn a_pod_refused_for_good_fails_its_step_and_the_run() {
+    let cluster = SimCluster::new();
+    cluster.default_script(StepScript::new(Duration::from_secs(5)));
+    cluster.script(
+        "build",
+        StepScript::new(Duration::from_secs(5)).create_errors([403]),
+    );
+    let (run, steps) = run(&cluster);
+    let status = drive(&cluster, &run, &steps, &Admission::default()).await;
+    assert_eq!(status.phase, RunPhase::Failed, "{status:#?}");
+    let build = status.steps.iter().find(|s| s.name.starts_with("shop-build-"));
+    assert!(
+        build.is_some_and(|s| s.phase == StepPhase::Failed
+            && s.reason == "Rejected"
+            && s.message.contains("403")),
+        "{build:#?}"
+    );
+    assert!(!cluster.stats().creates.contains_key("e2e"));
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_step_past_its_timeout_is_deleted_and_fails_the_run() {
     let cluster = SimCluster::new();
@@ -272,8 +297,11 @@ impl Crashing<'_> {
     }
 }
 
+/// The error the dying controller's reconcile ends with: a transient one
+/// (503), which the reconcile returns rather than reading as a refusal of
+/// the pod (a 403 or 422 fails the step).
 fn crashed() -> c8s_kube::Error {
-    c8s_kube::Error::api("controller", "crash", 599, "the controller died here")
+    c8s_kube::Error::api("controller", "crash", 503, "the controller died here")
 }
 
 impl Cluster for Crashing<'_> {
