@@ -6,6 +6,8 @@
 #   - (a) one-step runs at a fixed arrival rate for a duration;
 #   - (b) N five-step DAG runs created at once;
 #   - (c) M one-step runs queued by the per-namespace running limit, drained;
+#   - (d) five-step runs at a fixed arrival rate (2/s: 10 step pods/s), for
+#     the delay of a step's pod after its dependencies outside a burst;
 # with `c8s controller --kube-qps --kube-burst` (it installs the CRDs), from
 # watch events and the API server's and the controller's /metrics, and writes
 # the figures to benches/controller-results.json. `scripts/bench-report.sh
@@ -17,7 +19,8 @@
 #   scripts/bench-controller.sh --scenarios ceiling,dag   # some scenarios only
 #
 # Every other flag goes to bench-controller.py (`bench-controller.py run
-# --help`): --rate, --run-seconds, --dag-run-seconds, --kube-qps (100),
+# --help`): --rate, --run-seconds, --dag-run-seconds, --steady-rate (2),
+# --steady-duration (300), --kube-qps (100),
 # --kube-burst (200), --max-running (10), --nodes (40), --queue-namespaces,
 # --rate-namespaces, --timeout, --out FILE.
 #

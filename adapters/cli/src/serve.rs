@@ -86,6 +86,10 @@ pub struct ControllerArgs {
     /// Requests that may go at once above `--kube-qps`, as client-go's Burst.
     #[arg(long, default_value_t = c8s_controller::throttle::DEFAULT_BURST)]
     pub kube_burst: u32,
+    /// Reconciles at once; later ones wait in the controller's queue (0: no
+    /// bound).
+    #[arg(long, default_value_t = c8s_controller::reconcile::DEFAULT_CONCURRENCY)]
+    pub concurrency: u16,
 }
 
 /// `c8s dashboard` flags.
@@ -170,6 +174,7 @@ pub fn controller(args: &ControllerArgs) -> ExitCode {
         default_parallelism: args.parallelism.max(1),
         archive,
         namespace: args.namespace.clone(),
+        concurrency: args.concurrency,
         ..Settings::default()
     };
     let namespace = args

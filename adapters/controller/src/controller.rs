@@ -326,6 +326,7 @@ pub async fn run_with_lease_client(
     // the metrics and read by admission.
     let (runs, run_writer) = reflector::store::<PipelineRun>();
     let (quotas, quota_watch) = quota_watch(&client, scope.as_deref());
+    let settings_concurrency = settings.concurrency;
     let (wake, woken) = futures::channel::mpsc::unbounded();
     let context = Arc::new(
         Context::new(client.clone(), settings, identity)
@@ -353,7 +354,9 @@ pub async fn run_with_lease_client(
         })
         .applied_objects();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let config = kube::runtime::controller::Config::default().concurrency(settings_concurrency);
     let controller = Controller::for_stream(run_events, runs)
+        .with_config(config)
         .owns_stream(pod_events)
         .reconcile_on(woken)
         .graceful_shutdown_on(async move {
@@ -543,6 +546,12 @@ async fn apply(run: &PipelineRun, ctx: &Context) -> Result<Action, Error> {
         ctx.metrics.forget_run(&run_key(run));
         return Ok(Action::await_change());
     }
+    let admitting = recorded.phase == RunPhase::Pending && !run.spec.cancelled;
+    let no_room = admitting && no_room(ctx, &namespace, &name).await;
+    if no_room && queued_by_limit(&recorded) {
+        // Queued already and still no room: nothing changes.
+        return Ok(Action::requeue(ctx.settings.poll));
+    }
     let mut status = recorded.clone();
     let steps = match run_steps_of(run, ctx, &namespace, &name, &mut status).await {
         Ok(steps) => steps,
@@ -555,8 +564,8 @@ async fn apply(run: &PipelineRun, ctx: &Context) -> Result<Action, Error> {
     };
     // Only a Pending run is admitted; a running one needs neither the run list nor the quota.
     // The gate is held until the status is written, so the next Pending run counts this one.
-    let admitting = status.phase == RunPhase::Pending && !run.spec.cancelled;
-    let _gate = match admitting {
+    // A run with no room is queued without it: the gate guards a start, not a wait.
+    let _gate = match admitting && !no_room {
         true => Some(ctx.admission_gate(&namespace).lock_owned().await),
         false => None,
     };
@@ -638,6 +647,32 @@ async fn apply(run: &PipelineRun, ctx: &Context) -> Result<Action, Error> {
     Ok(done
         .requeue_after
         .map_or_else(Action::await_change, Action::requeue))
+}
+
+/// Whether the namespace of run `name` has no room for it by the runs
+/// cache. Such a run is queued without waiting at the namespace's admission
+/// gate, and one queued already ends its reconcile at once, before it
+/// renders its steps. Without this, the Pending runs of a namespace (5,000
+/// in 10 namespaces, in the controller benchmark) each waited their turn at
+/// the gate only to be told to wait, and hundreds of reconciles ran past
+/// their time limit. A count that may be stale low is harmless: the run
+/// then goes on to the gate and is counted again there.
+async fn no_room(ctx: &Context, namespace: &str, name: &str) -> bool {
+    let Some(ledger) = &ctx.ledger else {
+        return false;
+    };
+    ledger
+        .running(namespace, name)
+        .await
+        .is_some_and(|running| running >= ctx.settings.max_running_per_namespace)
+}
+
+/// Whether `status` says the run waits for its namespace's limit.
+fn queued_by_limit(status: &PipelineRunStatus) -> bool {
+    status
+        .conditions
+        .iter()
+        .any(|c| c.type_ == "Queued" && c.status == "True" && c.reason == "NamespaceLimit")
 }
 
 /// Run `name` of `namespace` ended: the oldest queued runs of the
@@ -912,6 +947,42 @@ mod tests {
             );
             assert_eq!(status.phase, phase);
         }
+    }
+
+    #[tokio::test]
+    async fn a_namespace_with_no_room_is_seen_from_the_cache_alone() {
+        use kube::runtime::watcher::Event;
+        let (client, _requests) = c8s_kube::mock::client("ci", |_| {
+            c8s_kube::mock::Answer::Json(500, serde_json::json!({"message": "no request expected"}))
+        });
+        let (store, mut writer) = kube::runtime::reflector::store::<PipelineRun>();
+        let ctx = Context::new(client, Settings::default(), "x").with_run_store(store);
+        let limit = ctx.settings.max_running_per_namespace;
+        let in_ns = |name: String, phase| {
+            let mut r = run(phase);
+            r.metadata.name = Some(name);
+            r.metadata.namespace = Some("ci".into());
+            r
+        };
+        // Before the cache's first list nothing is known: the gate decides.
+        assert!(!no_room(&ctx, "ci", "w").await);
+        writer.apply_watcher_event(&Event::Init);
+        for i in 0..limit {
+            writer.apply_watcher_event(&Event::InitApply(in_ns(format!("r{i}"), RunPhase::Running)));
+        }
+        writer.apply_watcher_event(&Event::InitDone);
+        assert!(no_room(&ctx, "ci", "w").await);
+        assert!(!no_room(&ctx, "other", "w").await);
+        // A slot free: the run goes on to the gate.
+        writer.apply_watcher_event(&Event::Apply(in_ns("r0".into(), RunPhase::Succeeded)));
+        assert!(!no_room(&ctx, "ci", "w").await);
+        let now = k8s_openapi::jiff::Timestamp::UNIX_EPOCH;
+        let mut status = PipelineRunStatus::default();
+        assert!(!queued_by_limit(&status));
+        crate::status::set_condition(&mut status, "Queued", "True", "QuotaExceeded", "waits", now);
+        assert!(!queued_by_limit(&status), "the quota is read again");
+        crate::status::set_condition(&mut status, "Queued", "True", "NamespaceLimit", "waits", now);
+        assert!(queued_by_limit(&status));
     }
 
     #[test]

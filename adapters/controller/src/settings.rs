@@ -32,7 +32,20 @@ pub struct Settings {
     /// request stay inside it, so a Role there is all the RBAC it needs and
     /// runs of other namespaces are never touched. `None`: every namespace.
     pub namespace: Option<String>,
+    /// Reconciles at once (kube-runtime's `Config::concurrency`; 0: no
+    /// bound). Each reconcile in flight holds its run's rendered steps and
+    /// its requests: unbounded, a burst of runs held them all at once, and
+    /// reconciles queued behind the client's request limit ran past their
+    /// time limit; bounded, a run waits in the Controller's queue, where no
+    /// time limit runs. Runs of every namespace share the queue in the order
+    /// they were woken.
+    pub concurrency: u16,
 }
+
+/// [`Settings::concurrency`] by default: well above what the default
+/// request limit (100 requests/s) keeps busy when each reconcile makes a
+/// few requests.
+pub const DEFAULT_CONCURRENCY: u16 = 64;
 
 impl Default for Settings {
     fn default() -> Self {
@@ -43,6 +56,7 @@ impl Default for Settings {
             poll: Duration::from_secs(30),
             archive: None,
             namespace: None,
+            concurrency: DEFAULT_CONCURRENCY,
         }
     }
 }
