@@ -465,8 +465,9 @@ async fn start_steps<C: Cluster>(
             // Refused for good (403, 422: e.g. "failed quota: must specify
             // requests.cpu"): the step fails, as `c8s run` fails it
             // (`TerminationReason::Rejected`), instead of a reconcile retried
-            // forever. A transient error is the reconcile's, retried.
-            Err(e) if !e.is_transient() => {
+            // forever. A transient error, or a quota that is full for now,
+            // is the reconcile's, retried with backoff.
+            Err(e) if !e.is_transient() && !quota_full(&e) => {
                 if let Some(status) = statuses.get_mut(&step.name) {
                     mark_rejected(status, start.attempt, &e.to_string(), cluster.now().to_string());
                     events.extend(phase_event(&step.name, None, status));
@@ -506,6 +507,16 @@ fn attempt_object(
 }
 
 /// A step whose attempt `attempt` now runs as `created`.
+/// Whether the API server refused an object because a ResourceQuota is used
+/// up for now (403 "exceeded quota"): it may be created once other pods end,
+/// so the step waits, as Tekton's TaskRun reconciler keeps a TaskRun whose
+/// pod hit an exceeded quota and retries (`isExceededResourceQuotaError`,
+/// `pkg/reconciler/taskrun/taskrun.go`). "failed quota: ... must specify"
+/// is not this: that pod is refused every time.
+pub(crate) fn quota_full(error: &c8s_kube::Error) -> bool {
+    error.code() == Some(403) && error.to_string().contains("exceeded quota")
+}
+
 /// Attempt `attempt` of a step whose object the API server refused for good.
 fn mark_rejected(status: &mut StepRunStatus, attempt: u32, message: &str, now: String) {
     status.phase = StepPhase::Failed;
@@ -676,6 +687,24 @@ fn policy(run: &RunView<'_>, steps: &RunSteps, settings: &Settings) -> Policy {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_quota_used_up_for_now_waits_and_a_pod_a_quota_refuses_always_fails() {
+        let refused = |message: &str| c8s_kube::Error::api("create pod", "p", 403, message);
+        // The API server's words (kube-apiserver's ResourceQuota admission).
+        assert!(quota_full(&refused(
+            "pods \"p\" is forbidden: exceeded quota: small, requested: requests.cpu=2, used: requests.cpu=1, limited: requests.cpu=2"
+        )));
+        assert!(!quota_full(&refused(
+            "pods \"p\" is forbidden: failed quota: roomy: must specify requests.cpu for: main"
+        )));
+        assert!(!quota_full(&c8s_kube::Error::api(
+            "create pod",
+            "p",
+            422,
+            "exceeded quota"
+        )));
+    }
 
     fn at(t: &str) -> Timestamp {
         t.parse().expect("a timestamp")
