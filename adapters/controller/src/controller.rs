@@ -16,7 +16,7 @@ use k8s_openapi::api::core::v1::{ObjectReference, Pod, ResourceQuota};
 use kube::api::{ListParams, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
-use kube::runtime::reflector::{self, ObjectRef, reflector};
+use kube::runtime::reflector::{self, ObjectRef, Store, reflector};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 
@@ -336,23 +336,7 @@ pub async fn run_with_lease_client(
             .with_wake(wake)
             .with_metrics(metrics.clone()),
     );
-    let run_events = reflector(
-        run_writer,
-        watcher::watcher(
-            scoped::<PipelineRun>(&client, scope.as_deref()),
-            watcher::Config::default(),
-        )
-        .modify(slim_run),
-    );
-    let deletions = context.clone();
-    let run_events = metrics
-        .count_runs(runs.clone(), run_events)
-        .inspect(move |event| {
-            if let Ok(watcher::Event::Delete(run)) = event {
-                run_deleted(run, &deletions);
-            }
-        })
-        .applied_objects();
+    let run_events = run_watch(&client, scope.as_deref(), run_writer, &context, &metrics);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let config = kube::runtime::controller::Config::default().concurrency(settings_concurrency);
     let controller = Controller::for_stream(run_events, runs)
@@ -403,6 +387,40 @@ pub async fn run_with_lease_client(
     let _ = stop.send(());
     let _ = lease.release().await;
     result
+}
+
+/// The runs' watch as `Controller::new` makes it, filling `writer` (the
+/// store admission reads and the metrics count), and telling `context` of
+/// each run it sees end or vanish ([`run_seen`], [`run_deleted`]).
+fn run_watch(
+    client: &Client,
+    scope: Option<&str>,
+    writer: reflector::store::Writer<PipelineRun>,
+    context: &Arc<Context>,
+    metrics: &Metrics,
+) -> impl futures::Stream<Item = Result<PipelineRun, watcher::Error>> + use<> {
+    let runs = writer.as_reader();
+    let seen = (context.clone(), runs.clone());
+    let run_events = reflector(
+        writer,
+        watcher::watcher(scoped::<PipelineRun>(client, scope), watcher::Config::default())
+            .modify(slim_run)
+            // Before the store takes the event, so it still holds the run as it was.
+            .inspect(move |event| {
+                if let Ok(watcher::Event::Apply(run)) = event {
+                    run_seen(run, &seen.1, &seen.0);
+                }
+            }),
+    );
+    let deletions = context.clone();
+    metrics
+        .count_runs(runs, run_events)
+        .inspect(move |event| {
+            if let Ok(watcher::Event::Delete(run)) = event {
+                run_deleted(run, &deletions);
+            }
+        })
+        .applied_objects()
 }
 
 /// The store of ResourceQuotas admission reads limits from, and the watch
@@ -683,7 +701,9 @@ fn wake_queued(ctx: &Context, namespace: &str, name: &str) {
         return;
     };
     ledger.ended(namespace, name);
-    for run in ledger.queued(namespace, ctx.settings.max_running_per_namespace) {
+    let woken = ledger.queued(namespace, ctx.settings.max_running_per_namespace);
+    tracing::debug!(run = name, namespace, woken = ?woken.iter().map(|r| &r.name).collect::<Vec<_>>(), "run ended; queued runs woken");
+    for run in woken {
         // Closed only when the Controller stopped: nothing left to wake.
         let _ = wake.unbounded_send(run);
     }
@@ -808,6 +828,25 @@ pub fn run_deleted(run: &PipelineRun, ctx: &Context) {
     ctx.metrics.forget_run(&run_key(run));
     ctx.forget_written(&run_key(run));
     if run.status.as_ref().is_some_and(|s| s.phase == RunPhase::Running) {
+        wake_queued(ctx, &run.namespace().unwrap_or_default(), &run.name_any());
+    }
+}
+
+/// What the run watch's report of `run` changes here, called before the
+/// store `runs` takes it: a run the cache held Running and now sees
+/// finished frees its slot. A run this controller ended woke the queue
+/// already, when it wrote the final status; this second wake covers a run
+/// ended elsewhere (by a replica before a failover) and a count made from a
+/// cache that lagged when the run ended. Waking a run twice costs nothing:
+/// the Controller's scheduler keeps one entry per run.
+pub fn run_seen(run: &PipelineRun, runs: &Store<PipelineRun>, ctx: &Context) {
+    let finished = run.status.as_ref().is_some_and(|s| s.phase.is_finished());
+    let was_running = || {
+        runs.get(&ObjectRef::from_obj(run))
+            .and_then(|cached| cached.status.as_ref().map(|s| s.phase))
+            == Some(RunPhase::Running)
+    };
+    if finished && was_running() {
         wake_queued(ctx, &run.namespace().unwrap_or_default(), &run.name_any());
     }
 }
@@ -983,6 +1022,46 @@ mod tests {
         assert!(!queued_by_limit(&status), "the quota is read again");
         crate::status::set_condition(&mut status, "Queued", "True", "NamespaceLimit", "waits", now);
         assert!(queued_by_limit(&status));
+    }
+
+    #[tokio::test]
+    async fn a_run_the_cache_sees_finish_wakes_the_oldest_queued_run() {
+        use kube::runtime::watcher::Event;
+        let (client, _requests) = c8s_kube::mock::client("ci", |_| {
+            c8s_kube::mock::Answer::Json(500, serde_json::json!({"message": "no request expected"}))
+        });
+        let (store, mut writer) = kube::runtime::reflector::store::<PipelineRun>();
+        let (wake, mut woken) = futures::channel::mpsc::unbounded();
+        let settings = Settings {
+            max_running_per_namespace: 1,
+            ..Settings::default()
+        };
+        let ctx = Context::new(client, settings, "x")
+            .with_run_store(store.clone())
+            .with_wake(wake);
+        let in_ns = |name: &str, phase| {
+            let mut r = run(phase);
+            r.metadata.name = Some(name.into());
+            r.metadata.namespace = Some("ci".into());
+            r
+        };
+        writer.apply_watcher_event(&Event::Init);
+        for r in [in_ns("r1", RunPhase::Running), in_ns("q1", RunPhase::Pending)] {
+            writer.apply_watcher_event(&Event::InitApply(r));
+        }
+        writer.apply_watcher_event(&Event::InitDone);
+        // A change that is not an end wakes nothing.
+        run_seen(&in_ns("r1", RunPhase::Running), &store, &ctx);
+        run_seen(&in_ns("q1", RunPhase::Pending), &store, &ctx);
+        assert!(woken.try_recv().is_err(), "nothing woken");
+        // r1 ended elsewhere: the watch reports it finished, the store still holds it Running.
+        run_seen(&in_ns("r1", RunPhase::Succeeded), &store, &ctx);
+        let first = woken.try_recv().ok().map(|r| r.name);
+        assert_eq!(first.as_deref(), Some("q1"));
+        // Seen again once the store has it finished: no second end.
+        writer.apply_watcher_event(&Event::Apply(in_ns("r1", RunPhase::Succeeded)));
+        run_seen(&in_ns("r1", RunPhase::Succeeded), &store, &ctx);
+        assert!(woken.try_recv().is_err(), "woken once");
     }
 
     #[test]

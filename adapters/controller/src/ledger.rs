@@ -7,9 +7,9 @@
 //!
 //! The cache may lag, never lead: a run admitted a moment ago may still be
 //! Pending in it (so it is counted from the ledger until the cache shows it
-//! past Pending), and a run that just ended may still be Running in it (a
-//! run this controller ended is noted too, and not counted while the cache
-//! shows it Running; one ended elsewhere is counted a little longer than
+//! past Pending), and a run that just ended may still be Running (or even
+//! Pending) in it (a run this controller ended is noted too, and not counted
+//! until the cache shows it finished; one ended elsewhere is counted a little longer than
 //! needed: a queued run waits one more poll, never runs over the limit).
 //! The per-namespace admission gate (held from this count until the
 //! admitted run's status is written) keeps two reconciles from counting at
@@ -121,19 +121,23 @@ impl Ledger {
             self.runs.get(&key).map(|r| phase(&r))
         };
         {
-            let mut ended = self.ended.lock().ok()?;
-            let here = ended.entry(namespace.to_owned()).or_default();
-            // Kept while the cache still shows the run Running.
-            here.retain(|run| cached_phase(run) == Some(RunPhase::Running));
-            for run in here.iter() {
-                counted.remove(run);
-            }
+            let mut admitted = self.admitted.lock().ok()?;
+            let here = admitted.entry(namespace.to_owned()).or_default();
+            // Kept until the cache shows the run past Pending (or gone).
+            here.retain(|run| cached_phase(run) == Some(RunPhase::Pending));
+            counted.extend(here.iter().cloned());
         }
-        let mut admitted = self.admitted.lock().ok()?;
-        let here = admitted.entry(namespace.to_owned()).or_default();
-        // Kept until the cache shows the run past Pending (or gone).
-        here.retain(|run| cached_phase(run) == Some(RunPhase::Pending));
-        counted.extend(here.iter().cloned());
+        let mut ended = self.ended.lock().ok()?;
+        let here = ended.entry(namespace.to_owned()).or_default();
+        // Kept until the cache shows the run finished (or gone). A cache that
+        // lags by the whole run still shows it Pending: then it is one
+        // admitted here, and it must not count either (found on a loaded
+        // machine: the queued run woken by its end found no room, and waited
+        // for its next poll).
+        here.retain(|run| matches!(cached_phase(run), Some(RunPhase::Pending | RunPhase::Running)));
+        for run in here.iter() {
+            counted.remove(run);
+        }
         Some(counted)
     }
 
@@ -328,6 +332,32 @@ mod tests {
         writer.apply_watcher_event(&Event::Apply(created(run("a", "r1", RunPhase::Succeeded), 0)));
         assert_eq!(ledger.running("a", "x").await, Some(2));
         assert_eq!(names(ledger.queued("b", 1)), ["q0"]);
+    }
+
+    #[tokio::test]
+    async fn a_run_admitted_and_ended_before_the_cache_saw_it_start_frees_its_slot() {
+        let (store, mut writer) = kube::runtime::reflector::store::<PipelineRun>();
+        let ledger = Ledger::new(store);
+        writer.apply_watcher_event(&Event::Init);
+        for r in [
+            run("a", "r1", RunPhase::Pending),
+            run("a", "q1", RunPhase::Pending),
+        ] {
+            writer.apply_watcher_event(&Event::InitApply(r));
+        }
+        writer.apply_watcher_event(&Event::InitDone);
+        ledger.admitted("a", "r1");
+        assert!(ledger.queued("a", 1).is_empty(), "r1 holds the slot");
+        // r1 ran and ended here while the cache still shows it Pending.
+        ledger.ended("a", "r1");
+        assert_eq!(ledger.running("a", "q1").await, Some(0));
+        let woken: Vec<String> = ledger.queued("a", 1).into_iter().map(|r| r.name).collect();
+        assert_eq!(woken, ["q1"]);
+        // The cache catches up, Running then finished: never counted again.
+        writer.apply_watcher_event(&Event::Apply(run("a", "r1", RunPhase::Running)));
+        assert_eq!(ledger.running("a", "q1").await, Some(0));
+        writer.apply_watcher_event(&Event::Apply(run("a", "r1", RunPhase::Succeeded)));
+        assert_eq!(ledger.running("a", "q1").await, Some(0));
     }
 
     #[test]
