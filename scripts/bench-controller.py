@@ -396,6 +396,8 @@ class Bench:
                "--identity", "bench", "--metrics-address", f"127.0.0.1:{self.args.metrics_port}",
                "--kube-qps", str(self.args.kube_qps), "--kube-burst", str(self.args.kube_burst),
                "--max-running-per-namespace", str(self.args.max_running)]
+        if self.args.finished_run_ttl:
+            cmd += ["--finished-run-ttl", self.args.finished_run_ttl]
         self.controller = subprocess.Popen(cmd, env=env, stdout=open(log_path, "w"), stderr=subprocess.STDOUT)
         with open(os.path.join(self.args.state, "bench-controller.pid"), "w") as f:
             f.write(str(self.controller.pid))
@@ -741,7 +743,7 @@ class Bench:
         self.results["sizes"] = {k: getattr(a, k) for k in (
             "ceiling_pods", "dag_runs", "queued_runs", "queue_namespaces", "rate", "duration", "rate_namespaces",
             "run_seconds", "dag_run_seconds", "kube_qps", "kube_burst", "max_running", "nodes",
-            "steady_rate", "steady_duration")}
+            "steady_rate", "steady_duration", "finished_run_ttl")}
         self.results["machine"] = {"cpus": os.cpu_count(), "load_start": loadavg(),
                                    "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
         threading.Thread(target=self.sampler, daemon=True).start()
@@ -979,6 +981,8 @@ def main():
     run.add_argument("--kube-qps", type=int, default=100)
     run.add_argument("--kube-burst", type=int, default=200)
     run.add_argument("--max-running", type=int, default=10)
+    run.add_argument("--finished-run-ttl", default=None,
+                     help="the controller's --finished-run-ttl (e.g. 30s); default: finished runs are kept")
     run.add_argument("--nodes", type=int, default=40)
     run.add_argument("--metrics-port", type=int, default=29490)
     run.add_argument("--driver-threads", type=int, default=4)

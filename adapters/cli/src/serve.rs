@@ -90,6 +90,16 @@ pub struct ControllerArgs {
     /// bound).
     #[arg(long, default_value_t = c8s_controller::reconcile::DEFAULT_CONCURRENCY)]
     pub concurrency: u16,
+    /// Delete a run this long after it finished (`90s`, `30m`, `24h`; its
+    /// pods go with it), as `ttlSecondsAfterFinished` does for Jobs;
+    /// default: runs are kept until deleted.
+    #[arg(long, value_name = "DURATION", value_parser = parse_ttl)]
+    pub finished_run_ttl: Option<std::time::Duration>,
+}
+
+/// A `--finished-run-ttl` value: a Go-style duration.
+fn parse_ttl(text: &str) -> Result<std::time::Duration, String> {
+    c8s_pipeline_model::parse_duration(text).map(std::time::Duration::from_secs)
 }
 
 /// `c8s dashboard` flags.
@@ -175,6 +185,7 @@ pub fn controller(args: &ControllerArgs) -> ExitCode {
         archive,
         namespace: args.namespace.clone(),
         concurrency: args.concurrency,
+        finished_run_ttl: args.finished_run_ttl,
         ..Settings::default()
     };
     let namespace = args

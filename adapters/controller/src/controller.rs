@@ -562,7 +562,7 @@ async fn apply(run: &PipelineRun, ctx: &Context) -> Result<Action, Error> {
     let recorded = ctx.recorded(run);
     if recorded.phase.is_finished() {
         ctx.metrics.forget_run(&run_key(run));
-        return Ok(Action::await_change());
+        return expire(run, &recorded, ctx).await;
     }
     let admitting = recorded.phase == RunPhase::Pending && !run.spec.cancelled;
     let no_room = admitting && no_room(ctx, &namespace, &name).await;
@@ -665,6 +665,62 @@ async fn apply(run: &PipelineRun, ctx: &Context) -> Result<Action, Error> {
     Ok(done
         .requeue_after
         .map_or_else(Action::await_change, Action::requeue))
+}
+
+/// A finished run under `--finished-run-ttl`: deleted once its time to
+/// live has passed since it finished (its pods go by garbage collection,
+/// their owner references name it), else looked at again then. One write
+/// per run, by the rule of Kubernetes' TTL-after-finished controller
+/// (<https://kubernetes.io/docs/concepts/workloads/controllers/ttlafterfinished/>):
+/// the clock starts when the run finished, and a controller restarted
+/// later deletes what expired meanwhile (every run is reconciled when the
+/// watch starts).
+async fn expire(run: &PipelineRun, status: &PipelineRunStatus, ctx: &Context) -> Result<Action, Error> {
+    let Some(ttl) = ctx.settings.finished_run_ttl else {
+        return Ok(Action::await_change());
+    };
+    let finished = status
+        .completion_time
+        .as_deref()
+        .and_then(|t| t.parse::<k8s_openapi::jiff::Timestamp>().ok())
+        .or_else(|| run.metadata.creation_timestamp.as_ref().map(|t| t.0));
+    if let Some(left) = ttl_left(finished, ttl, k8s_openapi::jiff::Timestamp::now()) {
+        return Ok(Action::requeue(left));
+    }
+    let api = Api::<PipelineRun>::namespaced(ctx.client.clone(), &run.namespace().unwrap_or_default());
+    let params = kube::api::DeleteParams {
+        // This run, not one created again under its name since.
+        preconditions: run.metadata.uid.clone().map(|uid| kube::api::Preconditions {
+            uid: Some(uid),
+            resource_version: None,
+        }),
+        propagation_policy: Some(kube::api::PropagationPolicy::Background),
+        ..kube::api::DeleteParams::default()
+    };
+    match api.delete(&run.name_any(), &params).await {
+        Ok(_) => {}
+        // Gone already, or another run under the name: nothing to delete.
+        Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => {}
+        Err(e) => return Err(e.into()),
+    }
+    tracing::debug!(run = %run.name_any(), "deleted: finished longer ago than --finished-run-ttl");
+    Ok(Action::await_change())
+}
+
+/// How long a run that finished at `finished` has left to live under
+/// `ttl` at `now`; `None`: it has expired (or its finish time is unknown).
+pub(crate) fn ttl_left(
+    finished: Option<k8s_openapi::jiff::Timestamp>,
+    ttl: Duration,
+    now: k8s_openapi::jiff::Timestamp,
+) -> Option<Duration> {
+    let ttl = k8s_openapi::jiff::SignedDuration::try_from(ttl).ok()?;
+    let expires = finished?.checked_add(ttl).ok()?;
+    let left = now.duration_until(expires);
+    match left.is_positive() {
+        true => Duration::try_from(left).ok(),
+        false => None,
+    }
 }
 
 /// Whether the namespace of run `name` has no room for it by the runs
@@ -1022,6 +1078,18 @@ mod tests {
         assert!(!queued_by_limit(&status), "the quota is read again");
         crate::status::set_condition(&mut status, "Queued", "True", "NamespaceLimit", "waits", now);
         assert!(queued_by_limit(&status));
+    }
+
+    #[test]
+    fn a_finished_run_lives_its_ttl_from_when_it_finished() {
+        let at = |s: i64| k8s_openapi::jiff::Timestamp::from_second(1_700_000_000 + s).ok();
+        let ttl = Duration::from_secs(60);
+        let now = at(100).unwrap_or_else(|| panic!("time"));
+        assert_eq!(ttl_left(at(50), ttl, now), Some(Duration::from_secs(10)));
+        assert_eq!(ttl_left(at(40), ttl, now), None, "expired just now");
+        assert_eq!(ttl_left(at(0), ttl, now), None);
+        assert_eq!(ttl_left(None, ttl, now), None, "no finish time: expired");
+        assert_eq!(ttl_left(at(100), Duration::ZERO, now), None, "0: deleted at once");
     }
 
     #[tokio::test]

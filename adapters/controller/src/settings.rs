@@ -40,6 +40,13 @@ pub struct Settings {
     /// time limit runs. Runs of every namespace share the queue in the order
     /// they were woken.
     pub concurrency: u16,
+    /// How long a finished run is kept before it is deleted (its pods go
+    /// with it, by garbage collection); `None`: kept until someone deletes
+    /// it. Kubernetes' TTL-after-finished controller does this for Jobs
+    /// (`ttlSecondsAfterFinished`), Argo Workflows with `ttlStrategy`: the
+    /// run history is what a cluster and every watch of it hold, so without
+    /// a limit it only grows.
+    pub finished_run_ttl: Option<Duration>,
 }
 
 /// [`Settings::concurrency`] by default: well above what the default
@@ -57,6 +64,7 @@ impl Default for Settings {
             archive: None,
             namespace: None,
             concurrency: DEFAULT_CONCURRENCY,
+            finished_run_ttl: None,
         }
     }
 }
