@@ -455,6 +455,8 @@ class Bench:
             w = sum(ctl.get(v, 0) for v in WRITE_VERBS_CONTROLLER)
             r = sum(ctl.get(v, 0) for v in READ_VERBS_CONTROLLER)
             out["controller_writes"], out["controller_reads"] = w, r
+            # Deletes: the --finished-run-ttl's, one per run (the controller deletes no pod here).
+            out["controller_deletes"] = ctl.get("delete", 0)
             if steps_created:
                 out["controller_writes_per_step"] = round(w / steps_created, 2)
                 out["controller_reads_per_step"] = round(r / steps_created, 3)
@@ -885,8 +887,11 @@ def report(path):
         x = sc.get(name)
         if not x or "controller_writes_per_step" not in x:
             continue
+        deletes = x.get("controller_deletes") or 0
+        ttl_note = (f"; {fmt(deletes)} of them the TTL's deletes: "
+                    f"{(x['controller_writes'] - deletes) / x['step_pods']:.2f} per step without" if deletes else "")
         p(f"| ≤ 4 controller writes per step, {label} | {x['controller_writes_per_step']:.2f} "
-          f"({fmt(x['controller_writes'])} writes, {fmt(x['step_pods'])} step pods) | - | "
+          f"({fmt(x['controller_writes'])} writes, {fmt(x['step_pods'])} step pods{ttl_note}) | - | "
           f"{verdict(x['controller_writes_per_step'] <= 4)} |")
         p(f"| no controller reads in steady state, {label} | {fmt(x['controller_reads'])} GET/LIST "
           f"({fmt(x['controller_reads_per_step'])} per step) | - | {verdict(x['controller_reads'] == 0)} |")
@@ -902,8 +907,11 @@ def report(path):
         final = r.get("controller_rss_mib_final")
         if final is not None:
             ok = final <= dag["rss_mib_all_active"] * 1.1
+            ttl = s.get("finished_run_ttl")
+            kept = (f", each deleted {ttl} after it finished (--finished-run-ttl)" if ttl
+                    else ", all kept in the cluster")
             p(f"| RSS within 10% after 10,000 finished runs | {fmt(round(final, 1), ' MiB')} after "
-              f"{r.get('runs_finished_total')} finished | - | {verdict(ok)}"
+              f"{r.get('runs_finished_total')} finished{kept} | - | {verdict(ok)}"
               f"{' (at ' + str(r.get('runs_finished_total')) + ')' if r.get('runs_finished_total') != 10000 else ''} |")
     p("")
     p("### Per scenario")

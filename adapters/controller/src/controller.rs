@@ -65,6 +65,9 @@ pub struct Context {
     /// The status each run was last written with here, until the runs
     /// cache shows it ([`Context::recorded`]).
     written: Mutex<BTreeMap<String, Written>>,
+    /// Statuses held back whose only news is steps' start times
+    /// ([`crate::coalesce`]).
+    deferred: crate::coalesce::Deferrals,
 }
 
 /// A status this controller wrote, and the run's `resourceVersion` it was
@@ -93,6 +96,7 @@ impl Context {
             ledger: None,
             wake: None,
             written: Mutex::new(BTreeMap::new()),
+            deferred: crate::coalesce::Deferrals::default(),
         }
     }
 
@@ -136,6 +140,7 @@ impl Context {
         if let Ok(mut written) = self.written.lock() {
             written.remove(key);
         }
+        self.deferred.forget(key);
     }
 
     /// The admission gate of `namespace`.
@@ -559,11 +564,13 @@ pub fn backoff(failures: u32) -> Duration {
 async fn apply(run: &PipelineRun, ctx: &Context) -> Result<Action, Error> {
     let namespace = run.namespace().unwrap_or_default();
     let name = run.name_any();
-    let recorded = ctx.recorded(run);
-    if recorded.phase.is_finished() {
+    let on_server = ctx.recorded(run);
+    if on_server.phase.is_finished() {
         ctx.metrics.forget_run(&run_key(run));
-        return expire(run, &recorded, ctx).await;
+        return expire(run, &on_server, ctx).await;
     }
+    // What this reconcile starts from: a status held back, if any, else the server's.
+    let recorded = ctx.deferred.base(&run_key(run), &on_server);
     let admitting = recorded.phase == RunPhase::Pending && !run.spec.cancelled;
     let no_room = admitting && no_room(ctx, &namespace, &name).await;
     if no_room && queued_by_limit(&recorded) {
@@ -621,8 +628,17 @@ async fn apply(run: &PipelineRun, ctx: &Context) -> Result<Action, Error> {
         .await;
     }
     let api = Api::<PipelineRun>::namespaced(ctx.client.clone(), &namespace);
-    if done.status != recorded {
+    if done.status != on_server
+        && done.events.is_empty()
+        && let Some(wait) = ctx.deferred.hold(&run_key(run), &on_server, &done.status)
+    {
+        // Only steps' start times are new: written with the next change, or after `wait`.
+        let next = done.requeue_after.map_or(wait, |at| at.min(wait));
+        return Ok(Action::requeue(next));
+    }
+    if done.status != on_server {
         patch_status(&api, &name, &done.status).await?;
+        ctx.deferred.forget(&run_key(run));
         ctx.wrote(run, &done.status);
         // Counted by the next admission (the gate is still held) before the
         // runs cache shows it.
@@ -634,13 +650,22 @@ async fn apply(run: &PipelineRun, ctx: &Context) -> Result<Action, Error> {
         }
         let now = k8s_openapi::jiff::Timestamp::now();
         ctx.metrics
-            .observe_steps(&run_key(run), &recorded, &done.status, now);
-        if recorded.phase == RunPhase::Running && done.status.phase.is_finished() {
+            .observe_steps(&run_key(run), &on_server, &done.status, now);
+        if on_server.phase == RunPhase::Running && done.status.phase.is_finished() {
             wake_queued(ctx, &namespace, &name);
         }
     }
+    publish_events(ctx, run, &namespace, done.events).await;
+    Ok(done
+        .requeue_after
+        .map_or_else(Action::await_change, Action::requeue))
+}
+
+/// Records `events` on `run` of `namespace`; a failure is logged, not
+/// returned (the status is written already).
+async fn publish_events(ctx: &Context, run: &PipelineRun, namespace: &str, events: Vec<RunEvent>) {
     let reference = run.object_ref(&());
-    for RunEvent { reason, note, pod } in done.events {
+    for RunEvent { reason, note, pod } in events {
         let event = Event {
             type_: if reason.contains("Failed") {
                 EventType::Warning
@@ -654,17 +679,14 @@ async fn apply(run: &PipelineRun, ctx: &Context) -> Result<Action, Error> {
                 api_version: Some("v1".into()),
                 kind: Some("Pod".into()),
                 name: Some(pod),
-                namespace: Some(namespace.clone()),
+                namespace: Some(namespace.to_owned()),
                 ..ObjectReference::default()
             }),
         };
         if let Err(e) = ctx.recorder.publish(&event, &reference).await {
-            tracing::warn!("recording an event on {name}: {e}");
+            tracing::warn!("recording an event on {}: {e}", run.name_any());
         }
     }
-    Ok(done
-        .requeue_after
-        .map_or_else(Action::await_change, Action::requeue))
 }
 
 /// A finished run under `--finished-run-ttl`: deleted once its time to

@@ -21,6 +21,7 @@
 mod admission;
 pub mod archive;
 pub mod cache;
+mod coalesce;
 pub mod controller;
 pub mod crd;
 pub mod dashboard;
