@@ -41,6 +41,14 @@ READ_VERBS_CONTROLLER = ("get", "list")
 WRITE_VERBS_APISERVER = ("POST", "PUT", "PATCH", "APPLY", "DELETE", "DELETECOLLECTION")
 
 
+def go_seconds(text):
+    """A Go-style duration (`90s`, `1m30s`, `1h`) in seconds."""
+    total = 0
+    for number, unit in re.findall(r"(\d+)([hms])", text):
+        total += int(number) * {"h": 3600, "m": 60, "s": 1}[unit]
+    return total
+
+
 def log(msg):
     print(f"bench-controller: {time.strftime('%H:%M:%S')} {msg}", file=sys.stderr, flush=True)
 
@@ -762,6 +770,9 @@ class Bench:
                     getattr(self, name)()
             finished = sum(1 for r in self.record.runs.values() if r["done"] is not None)
             time.sleep(a.sample_seconds * 2)
+            if a.finished_run_ttl:
+                # The last runs' TTL, and the deletes after it, before the final RSS.
+                time.sleep(go_seconds(a.finished_run_ttl) + 20)
             self.results["controller_rss_mib_final"] = rss_mib(self.controller.pid)
             self.results["runs_finished_total"] = finished
             self.results["watch_restarts"] = self.pod_watch.restarts + self.run_watch.restarts
