@@ -951,7 +951,12 @@ def report(path):
     p("")
     p(f"Controller RSS: {fmt(r.get('controller_rss_mib_idle'), ' MiB')} idle after start, "
       f"{fmt(r.get('controller_rss_mib_final'), ' MiB')} at the end with {fmt(r.get('runs_finished_total'))} "
-      f"finished runs (their PipelineRuns and pods still in the cluster and in its caches). "
+      + (f"finished runs (each deleted {s.get('finished_run_ttl')} after it finished, with its pods: "
+         f"RSS stayed at the level it reached in (c), while thousands of queued runs were cached at once, "
+         f"through (a) and (d), with at most a minute of runs cached: a high-water mark the allocator keeps). "
+         if s.get("finished_run_ttl") else
+         "finished runs (their PipelineRuns and pods still in the cluster and in its caches). ")
+      + 
       f"Unfinished runs at each scenario's timeout: "
       + ", ".join(f"{n} {fmt(sc[n].get('unfinished'))}" for n in ("dag", "queued", "arrival", "steady") if n in sc)
       + "; runs that did not succeed: "
