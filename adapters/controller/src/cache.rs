@@ -93,10 +93,7 @@ impl CachedCluster {
             return false;
         };
         let namespace = self.live.namespace();
-        created.retain(|(ns, pod), at| {
-            let key = kube::runtime::reflector::ObjectRef::new(pod).within(ns);
-            at.elapsed() < CREATED_LAG && self.stores.pods.get(&key).is_none()
-        });
+        forget_seen(&self.stores.pods, &mut created);
         created.contains_key(&(namespace.to_owned(), name.to_owned()))
     }
 
@@ -135,12 +132,25 @@ fn listed(object: ObjectRef, meta: &ObjectMeta, finished: bool) -> ListedObject 
     }
 }
 
+/// Drops from `created` the pods `cache` has shown since, and those
+/// created longer than [`CREATED_LAG`] ago: what stays are the pods of the
+/// last moments, however many runs go by.
+fn forget_seen(cache: &Store<Pod>, created: &mut BTreeMap<(String, String), Instant>) {
+    created.retain(|(ns, pod), at| {
+        let key = kube::runtime::reflector::ObjectRef::new(pod).within(ns);
+        at.elapsed() < CREATED_LAG && cache.get(&key).is_none()
+    });
+}
+
 impl Cluster for CachedCluster {
     async fn create(&self, object: &StepObject) -> Result<ObjectRef> {
         let created = self.live.create(object).await?;
         if created.kind == ObjectKind::Pod
             && let Ok(mut pods) = self.stores.created.lock()
         {
+            // Pruned here too: a steady controller, whose cache shows every
+            // pod, never asks `just_created`, and the map kept every pod ever created.
+            forget_seen(&self.stores.pods, &mut pods);
             pods.insert(
                 (self.live.namespace().to_owned(), created.name.clone()),
                 Instant::now(),
@@ -224,5 +234,33 @@ impl Cluster for CachedCluster {
 
     fn now(&self) -> Timestamp {
         self.live.now()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pods_created_here_are_forgotten_once_cached_or_old() {
+        let (cache, mut writer) = kube::runtime::reflector::store::<Pod>();
+        let pod = |name: &str| {
+            let mut pod = Pod::default();
+            pod.metadata.name = Some(name.into());
+            pod.metadata.namespace = Some("ci".into());
+            pod
+        };
+        writer.apply_watcher_event(&kube::runtime::watcher::Event::Apply(pod("cached")));
+        let now = Instant::now();
+        let old = now.checked_sub(CREATED_LAG).unwrap_or(now);
+        let mut created: BTreeMap<(String, String), Instant> = [
+            (("ci".to_owned(), "cached".to_owned()), now),
+            (("ci".to_owned(), "old".to_owned()), old),
+            (("ci".to_owned(), "new".to_owned()), now),
+        ]
+        .into();
+        forget_seen(&cache, &mut created);
+        let left: Vec<&str> = created.keys().map(|(_, pod)| pod.as_str()).collect();
+        assert_eq!(left, ["new"]);
     }
 }
