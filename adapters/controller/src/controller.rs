@@ -570,10 +570,11 @@ async fn apply(run: &PipelineRun, ctx: &Context) -> Result<Action, Error> {
         return expire(run, &on_server, ctx).await;
     }
     // What this reconcile starts from: a status held back, if any, else the server's.
-    let recorded = ctx.deferred.base(&run_key(run), &on_server);
+    let held = ctx.deferred.held(&run_key(run), &on_server);
+    let recorded = held.as_ref().unwrap_or(&on_server);
     let admitting = recorded.phase == RunPhase::Pending && !run.spec.cancelled;
     let no_room = admitting && no_room(ctx, &namespace, &name).await;
-    if no_room && queued_by_limit(&recorded) {
+    if no_room && queued_by_limit(recorded) {
         // Queued already and still no room: nothing changes.
         return Ok(Action::requeue(ctx.settings.poll));
     }
