@@ -3,6 +3,7 @@
 //!
 //! Exit codes: 0 success, 1 invalid input, 2 usage error.
 
+mod alloc;
 mod archive;
 mod concourse;
 mod documents;
@@ -162,13 +163,18 @@ fn main() -> ExitCode {
         Command::Run(args) => run::run(&args, report_errors),
         Command::Controller(args) => {
             serve::log_to_stderr(args.log_format);
+            alloc::purge_in_background();
             serve::controller(&args)
         }
         Command::Get { kind, namespace } => incluster::get(kind, namespace.as_deref()),
         Command::Logs(args) => incluster::logs(&args),
-        Command::Dashboard(args) => serve::dashboard(&args),
+        Command::Dashboard(args) => {
+            alloc::purge_in_background();
+            serve::dashboard(&args)
+        }
         Command::Webhook(args) => {
             serve::log_to_stderr(args.log_format);
+            alloc::purge_in_background();
             serve::webhook(&args)
         }
         Command::Reap(args) => run::reap(&args),
