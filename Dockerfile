@@ -5,7 +5,7 @@
 FROM rust:1.89-bookworm AS build
 WORKDIR /src
 COPY . .
-RUN cargo build --release --locked -p c8s
+RUN cargo build --release --locked -p c8s-cli --bin c8s
 
 FROM gcr.io/distroless/cc-debian12:nonroot
 COPY --from=build /src/target/release/c8s /usr/local/bin/c8s

@@ -37,6 +37,12 @@ step "house rules: no import circle between the files of a crate, no function ov
 python3 scripts/check-house.py --self-test
 python3 scripts/check-house.py
 
+step "the Dockerfile builds a package and binary of this workspace"
+docker_packages="$(grep -o -- ' -p [A-Za-z0-9_-]*' Dockerfile | cut -d' ' -f3)"
+[ -n "$docker_packages" ] || { echo "Dockerfile: no 'cargo build -p PACKAGE' found" >&2; exit 1; }
+for package in $docker_packages; do cargo pkgid --locked "$package" > /dev/null; done
+grep -q -- '--bin c8s' Dockerfile || { echo "Dockerfile: the build does not name --bin c8s" >&2; exit 1; }
+
 step "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
