@@ -49,6 +49,16 @@ def go_seconds(text):
     return total
 
 
+def highest_rss(scenarios):
+    """The scenario whose RSS rose highest, and that RSS, as report text."""
+    peaks = [(x["controller_rss_mib_max"], n) for n, x in scenarios.items()
+             if isinstance(x, dict) and x.get("controller_rss_mib_max") is not None]
+    if not peaks:
+        return "-"
+    mib, name = max(peaks)
+    return f"{fmt(mib, ' MiB')} in {name}"
+
+
 def log(msg):
     print(f"bench-controller: {time.strftime('%H:%M:%S')} {msg}", file=sys.stderr, flush=True)
 
@@ -951,9 +961,8 @@ def report(path):
     p("")
     p(f"Controller RSS: {fmt(r.get('controller_rss_mib_idle'), ' MiB')} idle after start, "
       f"{fmt(r.get('controller_rss_mib_final'), ' MiB')} at the end with {fmt(r.get('runs_finished_total'))} "
-      + (f"finished runs (each deleted {s.get('finished_run_ttl')} after it finished, with its pods: "
-         f"RSS stayed at the level it reached in (c), while thousands of queued runs were cached at once, "
-         f"through (a) and (d), with at most a minute of runs cached: a high-water mark the allocator keeps). "
+      + (f"finished runs (each deleted {s.get('finished_run_ttl')} after it finished, with its pods; "
+         f"the highest RSS of a scenario: {highest_rss(sc)}). "
          if s.get("finished_run_ttl") else
          "finished runs (their PipelineRuns and pods still in the cluster and in its caches). ")
       + 
