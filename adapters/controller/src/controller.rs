@@ -354,7 +354,11 @@ pub async fn run_with_lease_client(
         .run(reconcile, error_policy, context)
         .for_each(|result| async move {
             if let Err(e) = result {
-                tracing::warn!("reconcile: {e}");
+                if is_routine(&e) {
+                    tracing::debug!("reconcile: {e}");
+                } else {
+                    tracing::warn!("reconcile: {e}");
+                }
             }
         });
     // A replica that cannot renew stops acting at the renew deadline, before
@@ -540,6 +544,19 @@ async fn reconcile_in_time(
         tracing::debug!(run = %key, "reconciled in {took:?}");
     }
     reconciled
+}
+
+/// Whether an error the Controller's stream reports is routine, not a
+/// warning: a requeue that fires for a run deleted since (every run deleted
+/// by `--finished-run-ttl` leaves one; kube-rs issue 1167 explains why
+/// these happen), or a reconcile failure, which [`error_policy`] has
+/// already logged as a warning.
+fn is_routine(error: &kube::runtime::controller::Error<Error, watcher::Error>) -> bool {
+    use kube::runtime::controller::Error as ControllerError;
+    matches!(
+        error,
+        ControllerError::ObjectNotFound(_) | ControllerError::ReconcilerFailed(..)
+    )
 }
 
 /// Backs off exponentially per run: 5 s, 10 s, 20 s... at most 5 minutes.
@@ -1018,6 +1035,23 @@ pub(crate) fn slim_run(run: &mut PipelineRun) {
 mod tests {
     use super::*;
     use crate::crd::PipelineRunSpec;
+
+    #[test]
+    fn a_requeue_of_a_deleted_run_is_routine_and_a_dead_queue_is_not() {
+        use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
+        use kube::runtime::controller::Error as ControllerError;
+        let resource = ApiResource::from_gvk(&GroupVersionKind::gvk("c8s.dev", "v1alpha1", "PipelineRun"));
+        let gone = ObjectRef::<DynamicObject>::new_with("r", resource).within("ns");
+        assert!(is_routine(&ControllerError::ObjectNotFound(Box::new(
+            gone.clone()
+        ))));
+        assert!(is_routine(&ControllerError::ReconcilerFailed(
+            Error::TimedOut("slow".into()),
+            Box::new(gone)
+        )));
+        let queue = ControllerError::QueueError(watcher::Error::NoResourceVersion);
+        assert!(!is_routine(&queue));
+    }
 
     fn run(phase: RunPhase) -> PipelineRun {
         let pipeline: c8s_pipeline_model::Pipeline =
