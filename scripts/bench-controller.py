@@ -644,16 +644,31 @@ class Bench:
                                           run_object(name, pipeline)) for ns, name in names),
                               threads=self.args.driver_threads)
         log(f"queued: {m} runs created in {create_s:.1f} s")
+        # Fairness across namespaces: runs of a namespace with room, created
+        # one a second while the queued ones are worked off.
+        others = self.namespaces("bench-bystander", 1, self.args.run_seconds)
+        bystanders = [(others[0], f"b-{i}") for i in range(self.args.bystander_runs)]
+        bystander_t = threading.Thread(
+            target=self.arrive, args=(bystanders, pipeline, 1.0, "queued bystanders"))
+        bystander_t.start()
         left = self.wait_runs_done(names, self.args.timeout)
+        bystander_t.join()
+        self.wait_runs_done(bystanders, self.args.timeout)
         with self.record.lock:
             dones = sorted(self.record.runs[k]["done"] for k in names if self.record.runs.get(k, {}).get("done"))
             was_queued = sum(1 for k in names if self.record.runs.get(k, {}).get("queued"))
             failed = sum(1 for k in names if self.record.runs.get(k, {}).get("phase") != "Succeeded")
         first, _, pods = self.delays(names)
-        out = self.end("queued", snap, pods)
+        bystander_first, _, bystander_pods = self.delays(bystanders)
+        out = self.end("queued", snap, pods + bystander_pods)
         out.update({"runs": m, "namespaces": len(nss), "unfinished": left, "not_succeeded": failed,
                     "seen_queued": was_queued, "create_seconds": round(create_s, 1),
-                    "first_step_delay": self.summary(first)})
+                    "first_step_delay": self.summary(first),
+                    "bystander_runs": len(bystanders),
+                    "bystander_first_step_delay": self.summary(bystander_first)})
+        if bystanders:
+            log(f"queued: a run in a namespace with room, created during the drain -> its pod: "
+                f"{out['bystander_first_step_delay']}")
         if dones:
             out["drain_seconds"] = round(dones[-1] - t0, 1)
             out["runs_per_min"] = round(len(dones) / (dones[-1] - t0) * 60, 1)
@@ -904,6 +919,11 @@ def report(path):
           f"{fmt(queued['drain_seconds'])} s ({fmt(queued.get('runs_per_min'))} runs/min; 5,000 at that pace: "
           f"{scaled / 60:.1f} min) | {fmt(round(5000 / ceiling / 60, 1) if ceiling else None)} min for 5,000 pods | "
           f"{verdict(scaled <= 480)}{' (scaled)' if queued['runs'] != 5000 else ''} |")
+    by = queued.get("bystander_first_step_delay") or {}
+    if by.get("count"):
+        p(f"| fairness across namespaces: a run of a namespace with room, created during (c)'s drain → its pod "
+          f"(not a stated goal) | p50 {fmt(by.get('p50_ms'), ' ms')}, p99 {fmt(by.get('p99_ms'), ' ms')} "
+          f"({by['count']} runs, one a second) | - | - |")
     for name, label in (("dag", "(b)"), ("queued", "(c)"), ("arrival", "(a)"), ("steady", "(d)")):
         x = sc.get(name)
         if not x or "controller_writes_per_step" not in x:
@@ -1004,6 +1024,8 @@ def main():
     run.add_argument("--dag-run-seconds", type=float, default=10.0)
     run.add_argument("--queued-runs", type=int, default=5000)
     run.add_argument("--queue-namespaces", type=int, default=10)
+    run.add_argument("--bystander-runs", type=int, default=20,
+                     help="one-step runs created one a second in another namespace during (c)")
     run.add_argument("--rate", type=float, default=10.0, help="one-step runs per second in (a)")
     run.add_argument("--duration", type=int, default=600, help="seconds of arrivals in (a)")
     run.add_argument("--rate-namespaces", type=int, default=50)
