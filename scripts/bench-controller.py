@@ -660,12 +660,27 @@ class Bench:
             failed = sum(1 for k in names if self.record.runs.get(k, {}).get("phase") != "Succeeded")
         first, _, pods = self.delays(names)
         bystander_first, _, bystander_pods = self.delays(bystanders)
+        # Each bystander's delay in the order they were created (one a second
+        # from t0 + create_seconds), to see when in the drain any waited.
+        with self.record.lock:
+            runs = {k: dict(self.record.runs.get(k) or {}) for k in bystanders}
+            all_pods = [(k, dict(v)) for k, v in self.record.pods.items()]
+        by_run = {}
+        for (ns, _), pod in all_pods:
+            key = (ns, pod["run"])
+            if key in runs and pod["added"] is not None:
+                by_run[key] = min(by_run.get(key, pod["added"]), pod["added"])
+        bystander_each = [
+            {"created_s": round(runs[k]["added"] - t0, 1),
+             "delay_ms": ms(by_run[k] - runs[k]["added"])}
+            for k in bystanders if runs[k].get("added") is not None and k in by_run]
         out = self.end("queued", snap, pods + bystander_pods)
         out.update({"runs": m, "namespaces": len(nss), "unfinished": left, "not_succeeded": failed,
                     "seen_queued": was_queued, "create_seconds": round(create_s, 1),
                     "first_step_delay": self.summary(first),
                     "bystander_runs": len(bystanders),
-                    "bystander_first_step_delay": self.summary(bystander_first)})
+                    "bystander_first_step_delay": self.summary(bystander_first),
+                    "bystander_each": bystander_each})
         if bystanders:
             log(f"queued: a run in a namespace with room, created during the drain -> its pod: "
                 f"{out['bystander_first_step_delay']}")
@@ -922,7 +937,8 @@ def report(path):
     by = queued.get("bystander_first_step_delay") or {}
     if by.get("count"):
         p(f"| fairness across namespaces: a run of a namespace with room, created during (c)'s drain → its pod "
-          f"(not a stated goal) | p50 {fmt(by.get('p50_ms'), ' ms')}, p99 {fmt(by.get('p99_ms'), ' ms')} "
+          f"(not a stated goal) | p50 {fmt(by.get('p50_ms'), ' ms')}, p99 {fmt(by.get('p99_ms'), ' ms')}, "
+          f"max {fmt(by.get('max_ms'), ' ms')} "
           f"({by['count']} runs, one a second) | - | - |")
     for name, label in (("dag", "(b)"), ("queued", "(c)"), ("arrival", "(a)"), ("steady", "(d)")):
         x = sc.get(name)

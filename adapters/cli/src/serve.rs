@@ -86,8 +86,8 @@ pub struct ControllerArgs {
     /// Requests that may go at once above `--kube-qps`, as client-go's Burst.
     #[arg(long, default_value_t = c8s_controller::throttle::DEFAULT_BURST)]
     pub kube_burst: u32,
-    /// Reconciles at once; later ones wait in the controller's queue (0: no
-    /// bound).
+    /// Reconciles at once; later ones wait for a slot, which the namespaces
+    /// with waiting runs get in turn (0: no bound).
     #[arg(long, default_value_t = c8s_controller::reconcile::DEFAULT_CONCURRENCY)]
     pub concurrency: u16,
     /// Delete a run this long after it finished (`90s`, `30m`, `24h`; its

@@ -26,6 +26,7 @@ pub mod controller;
 pub mod crd;
 pub mod dashboard;
 pub mod error;
+pub mod fair;
 pub mod lease;
 pub mod ledger;
 pub mod metrics;

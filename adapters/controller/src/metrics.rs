@@ -7,6 +7,7 @@
 //! | `c8s_pipelineruns_queued` | gauge | | Pending runs with condition `Queued=True`: the queue depth |
 //! | `c8s_step_duration_seconds` | histogram | `outcome` | a step's `startTime` to `completionTime`, observed once when it ends (`Succeeded`, `Failed`, `Cancelled`) |
 //! | `c8s_reconcile_duration_seconds` | histogram | | one reconcile, finished or failed |
+//! | `c8s_reconcile_wait_seconds` | histogram | | how long a woken reconcile waited for a slot (`--concurrency`, shared across namespaces in turn) |
 //! | `c8s_reconcile_errors_total` | counter | `reason` | failed reconciles by [`Error`] variant ([`error_reason`]) |
 //! | `c8s_kube_api_requests_total` | counter | `verb`, `code` | requests to the API server ([`ApiRequestsLayer`]) |
 //!
@@ -98,6 +99,7 @@ pub struct Metrics {
     registry: Registry,
     runs: Arc<RunCache>,
     reconcile_duration: Histogram,
+    reconcile_wait: Histogram,
     reconcile_errors: Family<ReasonLabels, Counter>,
     step_duration: StepHistograms,
     api_requests: Family<ApiLabels, Counter>,
@@ -133,6 +135,13 @@ impl Metrics {
             Unit::Seconds,
             reconcile_duration.clone(),
         );
+        let reconcile_wait = Histogram::new(RECONCILE_BUCKETS);
+        registry.register_with_unit(
+            "c8s_reconcile_wait",
+            "How long a woken reconcile of a PipelineRun waited for a free slot",
+            Unit::Seconds,
+            reconcile_wait.clone(),
+        );
         let reconcile_errors = Family::<ReasonLabels, Counter>::default();
         registry.register(
             "c8s_reconcile_errors",
@@ -156,6 +165,7 @@ impl Metrics {
             registry,
             runs,
             reconcile_duration,
+            reconcile_wait,
             reconcile_errors,
             step_duration,
             api_requests,
@@ -192,6 +202,11 @@ impl Metrics {
                 runs.listed.store(true, Ordering::Release);
             }
         })
+    }
+
+    /// Records that a reconcile waited `waited` for its slot.
+    pub fn observe_reconcile_wait(&self, waited: Duration) {
+        self.reconcile_wait.observe(waited.as_secs_f64());
     }
 
     /// Records one reconcile that took `took`.
@@ -564,6 +579,7 @@ mod tests {
     fn every_metric_is_encoded_with_its_unit_suffix_and_labels() {
         let metrics = Metrics::new();
         metrics.observe_reconcile(Duration::from_millis(30));
+        metrics.observe_reconcile_wait(Duration::from_secs(3));
         metrics.count_error(&Error::TimedOut("slow".into()));
         metrics.count_error(&Error::TimedOut("slow".into()));
         metrics.count_error(&Error::MissingPipeline("none".into()));
@@ -588,6 +604,9 @@ mod tests {
             "c8s_reconcile_duration_seconds_count 1",
             "c8s_reconcile_duration_seconds_bucket{le=\"0.05\"} 1",
             "c8s_reconcile_duration_seconds_bucket{le=\"0.025\"} 0",
+            "# TYPE c8s_reconcile_wait_seconds histogram",
+            "c8s_reconcile_wait_seconds_bucket{le=\"5\"} 1",
+            "c8s_reconcile_wait_seconds_bucket{le=\"2.5\"} 0",
             "# TYPE c8s_reconcile_errors_total counter",
             "c8s_reconcile_errors_total{reason=\"TimedOut\"} 2",
             "c8s_reconcile_errors_total{reason=\"MissingPipeline\"} 1",

@@ -32,13 +32,14 @@ pub struct Settings {
     /// request stay inside it, so a Role there is all the RBAC it needs and
     /// runs of other namespaces are never touched. `None`: every namespace.
     pub namespace: Option<String>,
-    /// Reconciles at once (kube-runtime's `Config::concurrency`; 0: no
-    /// bound). Each reconcile in flight holds its run's rendered steps and
-    /// its requests: unbounded, a burst of runs held them all at once, and
-    /// reconciles queued behind the client's request limit ran past their
-    /// time limit; bounded, a run waits in the Controller's queue, where no
-    /// time limit runs. Runs of every namespace share the queue in the order
-    /// they were woken.
+    /// Reconciles at once (0: no bound). Each reconcile in flight holds its
+    /// run's rendered steps and its requests: unbounded, a burst of runs
+    /// held them all at once, and reconciles queued behind the client's
+    /// request limit ran past their time limit; bounded, a run waits for a
+    /// slot before it renders anything and before its time limit runs.
+    /// Freed slots go to the namespaces with waiting runs in turn
+    /// ([`crate::fair`]), so one namespace's thousand runs do not hold up
+    /// another namespace's one.
     pub concurrency: u16,
     /// How long a finished run is kept before it is deleted (its pods go
     /// with it, by garbage collection); `None`: kept until someone deletes
