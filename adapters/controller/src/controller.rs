@@ -495,6 +495,16 @@ pub async fn reconcile(run: Arc<PipelineRun>, ctx: Arc<Context>) -> Result<Actio
         .acquire(run.metadata.namespace.as_deref().unwrap_or_default())
         .await;
     ctx.metrics.observe_reconcile_wait(waiting.elapsed());
+    // The run may have changed or gone while this reconcile waited (minutes,
+    // behind a flood): it reconciles the run as the cache holds it now.
+    let run = match ctx.ledger.as_ref().and_then(|ledger| ledger.latest(&run)) {
+        Some(Some(latest)) => latest,
+        Some(None) => {
+            tracing::debug!(run = %run_key(&run), "deleted while its reconcile waited");
+            return Ok(Action::await_change());
+        }
+        None => run,
+    };
     // Boxed: thousands of reconciles may wait for a slot at once, each
     // holding its run and the wait, not the state of a whole reconcile.
     Box::pin(reconcile_now(run, ctx)).await
@@ -1133,6 +1143,29 @@ mod tests {
         let waiting = reconcile(Arc::new(run(RunPhase::Pending)), ctx);
         let size = std::mem::size_of_val(&waiting);
         assert!(size <= 512, "a waiting reconcile is {size} bytes");
+    }
+
+    #[tokio::test]
+    async fn a_run_deleted_while_its_reconcile_waited_is_not_reconciled() {
+        use kube::runtime::watcher::Event;
+        let (client, requests) = c8s_kube::mock::client("ci", |_| {
+            c8s_kube::mock::Answer::Json(500, serde_json::json!({"message": "no request expected"}))
+        });
+        let (store, mut writer) = kube::runtime::reflector::store::<PipelineRun>();
+        let ctx = Arc::new(Context::new(client, Settings::default(), "x").with_run_store(store));
+        let mut gone = run(RunPhase::Pending);
+        gone.metadata.namespace = Some("ci".into());
+        gone.metadata.uid = Some("uid-1".into());
+        // The cache had its first list, and the run is no longer in it.
+        writer.apply_watcher_event(&Event::Init);
+        writer.apply_watcher_event(&Event::InitDone);
+        let reconciled = reconcile(Arc::new(gone), ctx).await;
+        assert!(reconciled.is_ok(), "{reconciled:?}");
+        assert!(
+            c8s_kube::mock::seen(&requests).is_empty(),
+            "{:?}",
+            c8s_kube::mock::seen(&requests)
+        );
     }
 
     #[tokio::test]

@@ -24,7 +24,7 @@
 //! runs took 13.5 minutes, and 5.8 with the wake.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use c8s_pipeline_model::resources::ResourceList;
@@ -183,6 +183,16 @@ impl Ledger {
             .take(room)
             .map(|r| ObjectRef::from_obj(r.as_ref()))
             .collect()
+    }
+
+    /// Run `run` as the cache holds it now: `Some(None)` when the cache has
+    /// had its first list and no longer holds it (deleted), `None` when the
+    /// cache cannot say yet.
+    pub fn latest(&self, run: &PipelineRun) -> Option<Option<Arc<PipelineRun>>> {
+        if self.filled.clone().now_or_never() != Some(true) {
+            return None;
+        }
+        Some(self.runs.get(&ObjectRef::from_obj(run)))
     }
 
     /// Notes that run `name` of `namespace` was admitted (its Running
