@@ -513,10 +513,10 @@ class Bench:
         wait_service_accounts(self.api, names)
         return names
 
-    def delays(self, run_keys):
-        """Per step pod: the time from what it waited for (the run's ADDED for
-        a first step, else the last dependency's terminal event) to its ADDED."""
-        first, after_deps, per_run_pods = [], [], {}
+    def first_pods(self, run_keys):
+        """Each run of `run_keys` as the watch saw it, and its first pod of each
+        step (the one with the earliest ADDED)."""
+        per_run_pods = {}
         with self.record.lock:
             pods = [(k, dict(v)) for k, v in self.record.pods.items()]
             runs = {k: dict(v) for k, v in self.record.runs.items()}
@@ -527,6 +527,13 @@ class Bench:
                 old = steps.get(pod["step"])
                 if old is None or pod["added"] < old["added"]:
                     steps[pod["step"]] = pod
+        return runs, per_run_pods
+
+    def delays(self, run_keys):
+        """Per step pod: the time from what it waited for (the run's ADDED for
+        a first step, else the last dependency's terminal event) to its ADDED."""
+        first, after_deps = [], []
+        runs, per_run_pods = self.first_pods(run_keys)
         for key, steps in per_run_pods.items():
             run = runs.get(key)
             for step, pod in steps.items():
@@ -662,18 +669,11 @@ class Bench:
         bystander_first, _, bystander_pods = self.delays(bystanders)
         # Each bystander's delay in the order they were created (one a second
         # from t0 + create_seconds), to see when in the drain any waited.
-        with self.record.lock:
-            runs = {k: dict(self.record.runs.get(k) or {}) for k in bystanders}
-            all_pods = [(k, dict(v)) for k, v in self.record.pods.items()]
-        by_run = {}
-        for (ns, _), pod in all_pods:
-            key = (ns, pod["run"])
-            if key in runs and pod["added"] is not None:
-                by_run[key] = min(by_run.get(key, pod["added"]), pod["added"])
+        runs, by_run = self.first_pods(bystanders)
         bystander_each = [
             {"created_s": round(runs[k]["added"] - t0, 1),
-             "delay_ms": ms(by_run[k] - runs[k]["added"])}
-            for k in bystanders if runs[k].get("added") is not None and k in by_run]
+             "delay_ms": ms(min(p["added"] for p in by_run[k].values()) - runs[k]["added"])}
+            for k in bystanders if (runs.get(k) or {}).get("added") is not None and k in by_run]
         out = self.end("queued", snap, pods + bystander_pods)
         out.update({"runs": m, "namespaces": len(nss), "unfinished": left, "not_succeeded": failed,
                     "seen_queued": was_queued, "create_seconds": round(create_s, 1),

@@ -89,10 +89,10 @@ impl Context {
             controller: FIELD_MANAGER.to_owned(),
             instance: Some(instance.into()),
         };
-        let settings_concurrency = settings.concurrency;
         Context {
             recorder: Recorder::new(client.clone(), reporter),
             client,
+            fair: FairShare::new(usize::from(settings.concurrency)),
             settings,
             failures: Mutex::new(BTreeMap::new()),
             stores: None,
@@ -102,7 +102,6 @@ impl Context {
             wake: None,
             written: Mutex::new(BTreeMap::new()),
             deferred: crate::coalesce::Deferrals::default(),
-            fair: FairShare::new(usize::from(settings_concurrency)),
         }
     }
 

@@ -147,8 +147,9 @@ impl FairShare {
         state.held = state.held.saturating_sub(1);
     }
 
-    /// Slots held now (for tests and metrics).
-    pub fn held(&self) -> usize {
+    /// Slots held now.
+    #[cfg(test)]
+    fn held(&self) -> usize {
         self.lock().held
     }
 }

@@ -97,7 +97,7 @@ impl Ledger {
     /// The runs of `namespace` other than `name` that are Running, or `None`
     /// while the cache has not had its first list.
     pub async fn running(&self, namespace: &str, name: &str) -> Option<usize> {
-        if self.filled.clone().now_or_never() != Some(true) {
+        if !self.listed() {
             return None;
         }
         let mut counted = self.running_names(namespace)?;
@@ -153,7 +153,7 @@ impl Ledger {
     /// deleted and not admitted here already. Empty while the cache has not
     /// had its first list.
     pub fn queued(&self, namespace: &str, limit: usize) -> Vec<ObjectRef<PipelineRun>> {
-        if self.filled.clone().now_or_never() != Some(true) {
+        if !self.listed() {
             return Vec::new();
         }
         let Some(running) = self.running_names(namespace) else {
@@ -189,10 +189,12 @@ impl Ledger {
     /// had its first list and no longer holds it (deleted), `None` when the
     /// cache cannot say yet.
     pub fn latest(&self, run: &PipelineRun) -> Option<Option<Arc<PipelineRun>>> {
-        if self.filled.clone().now_or_never() != Some(true) {
-            return None;
-        }
-        Some(self.runs.get(&ObjectRef::from_obj(run)))
+        self.listed().then(|| self.runs.get(&ObjectRef::from_obj(run)))
+    }
+
+    /// Whether the runs cache has had its first list, without waiting.
+    fn listed(&self) -> bool {
+        self.filled.clone().now_or_never() == Some(true)
     }
 
     /// Notes that run `name` of `namespace` was admitted (its Running

@@ -26,7 +26,7 @@ pub mod controller;
 pub mod crd;
 pub mod dashboard;
 pub mod error;
-pub mod fair;
+mod fair;
 pub mod lease;
 pub mod ledger;
 pub mod metrics;

@@ -38,7 +38,7 @@ pub struct Settings {
     /// request limit ran past their time limit; bounded, a run waits for a
     /// slot before it renders anything and before its time limit runs.
     /// Freed slots go to the namespaces with waiting runs in turn
-    /// ([`crate::fair`]), so one namespace's thousand runs do not hold up
+    /// (`fair.rs`), so one namespace's thousand runs do not hold up
     /// another namespace's one.
     pub concurrency: u16,
     /// How long a finished run is kept before it is deleted (its pods go
