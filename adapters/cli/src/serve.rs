@@ -61,6 +61,11 @@ pub struct ControllerArgs {
     /// This replica's name in the Lease (default: $HOSTNAME, the pod name).
     #[arg(long)]
     pub identity: Option<String>,
+    /// Drive only the runs labelled `c8s.dev/controller-instance=ID`, as Argo
+    /// Workflows' `--instanceid`: several controllers share a cluster, each
+    /// with its own Lease (`c8s-controller-ID`). Default: every run.
+    #[arg(long, value_name = "ID", value_parser = parse_instance_id)]
+    pub instance_id: Option<String>,
     /// Drive only the runs of this namespace (default: every namespace);
     /// a Role in it is then all the RBAC the controller needs.
     #[arg(long, short = 'n')]
@@ -95,6 +100,15 @@ pub struct ControllerArgs {
     /// default: runs are kept until deleted.
     #[arg(long, value_name = "DURATION", value_parser = parse_ttl)]
     pub finished_run_ttl: Option<std::time::Duration>,
+}
+
+/// An `--instance-id` value: a label value, not empty.
+fn parse_instance_id(text: &str) -> Result<String, String> {
+    if text.is_empty() {
+        return Err("must not be empty".into());
+    }
+    c8s_sidecar_core::names::label_value(text)?;
+    Ok(text.to_owned())
 }
 
 /// A `--finished-run-ttl` value: a Go-style duration.
@@ -186,6 +200,7 @@ pub fn controller(args: &ControllerArgs) -> ExitCode {
         namespace: args.namespace.clone(),
         concurrency: args.concurrency,
         finished_run_ttl: args.finished_run_ttl,
+        instance: args.instance_id.clone(),
         ..Settings::default()
     };
     let namespace = args

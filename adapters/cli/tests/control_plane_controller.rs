@@ -265,10 +265,22 @@ async fn create_run_of(client: &Client, ns: &str, name: &str, pipeline: &Value) 
 
 /// [`create_run_of`] with the fields of `spec` added to the run's spec.
 async fn create_run_with(client: &Client, ns: &str, name: &str, pipeline: &Value, spec: Value) {
+    create_run_labelled(client, ns, name, pipeline, spec, json!({})).await;
+}
+
+/// [`create_run_with`], the run carrying `labels`.
+async fn create_run_labelled(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    pipeline: &Value,
+    spec: Value,
+    labels: Value,
+) {
     let mut run = json!({
         "apiVersion": "c8s.dev/v1alpha1",
         "kind": "PipelineRun",
-        "metadata": { "name": name },
+        "metadata": { "name": name, "labels": labels },
         "spec": { "pipeline": pipeline, "branch": "main", "commit": "0123abcd0123abcd0123abcd0123abcd0123abcd", "build": 1 }
     });
     for (key, value) in spec.as_object().into_iter().flatten() {
@@ -2349,4 +2361,125 @@ async fn the_controller_archives_each_ended_steps_log_masked_and_c8s_logs_reads_
             "{step:#}"
         );
     }
+}
+
+/// How many runs of `ns` carry a `Queued=True` condition.
+async fn queued_runs(client: &Client, ns: &str) -> usize {
+    let listed = runs(client, ns)
+        .list(&ListParams::default())
+        .await
+        .expect("list runs");
+    listed
+        .items
+        .iter()
+        .filter(|r| {
+            r.data["status"]["conditions"]
+                .as_array()
+                .is_some_and(|c| c.iter().any(|c| c["type"] == "Queued" && c["status"] == "True"))
+        })
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs control plane"]
+async fn a_namespace_flooded_with_runs_does_not_hold_up_another_namespaces_run() {
+    // One controller for two namespaces (an instance of its own, so it
+    // touches no other test's runs), 4 reconciles at once and 5 requests a
+    // second (client-go's default QPS). Namespace `flood` has 200 runs and
+    // room for one: the other 199 are each told, with a status write, that
+    // they are queued — 40 s of the request budget. A run of namespace
+    // `quiet`, created once the flood is being worked off, takes its turn
+    // at the next free slot: its pod comes while most of the flood is still
+    // to be told. Served in the order they were woken, it came after all.
+    let client = cluster::client().await;
+    let flood = install(&client, "flood").await;
+    let quiet = cluster::namespace(&client, "quiet").await;
+    cluster::script(
+        &client,
+        &quiet,
+        "containers:\n  - container: main\n    runSeconds: 2\n",
+    )
+    .await;
+    let instance = cluster::unique_name("fair");
+    let pipeline = json!({
+        "name": "one",
+        "repository": "https://github.com/octo-org/shop.git",
+        "steps": [{ "name": "main", "image": "busybox:1.37", "commands": ["true"], "timeout": "5m" }]
+    });
+    let labels = json!({ "c8s.dev/controller-instance": instance });
+    const FLOOD: usize = 200;
+    for i in 0..FLOOD {
+        create_run_labelled(
+            &client,
+            &flood.ns,
+            &format!("f-{i}"),
+            &pipeline,
+            json!({}),
+            labels.clone(),
+        )
+        .await;
+    }
+    let kubeconfig = cluster::kubeconfig();
+    let controller = Process::start(
+        &kubeconfig,
+        &[
+            "controller",
+            "--instance-id",
+            &instance,
+            "--lease-namespace",
+            &flood.ns,
+            "--identity",
+            "a",
+            ANY_METRICS_PORT,
+            "--max-running-per-namespace",
+            "1",
+            "--concurrency",
+            "4",
+            "--kube-qps",
+            "5",
+            "--kube-burst",
+            "5",
+        ],
+    );
+    // The flood is being worked off.
+    let started = std::time::Instant::now();
+    while queued_runs(&client, &flood.ns).await == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "no flood run was queued in 120 s\ncontroller log:\n{}",
+            controller.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    create_run_labelled(&client, &quiet, "q-0", &pipeline, json!({}), labels).await;
+    let pods = Api::<Pod>::namespaced(client.clone(), &quiet);
+    let created = std::time::Instant::now();
+    loop {
+        let listed = pods
+            .list(&ListParams::default().labels("c8s.dev/run"))
+            .await
+            .map(|l| l.items.len())
+            .unwrap_or_default();
+        if listed > 0 {
+            break;
+        }
+        assert!(
+            created.elapsed() < Duration::from_secs(120),
+            "the quiet namespace's run has no pod after 120 s\ncontroller log:\n{}",
+            controller.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let told = queued_runs(&client, &flood.ns).await;
+    assert!(
+        told < FLOOD / 4,
+        "the quiet namespace's pod came after {told} of the {FLOOD} flood runs were told they are queued \
+         ({:?} after its run)\ncontroller log:\n{}",
+        created.elapsed(),
+        controller.log()
+    );
+    eprintln!(
+        "quiet run's pod {:?} after its run, {told} of {FLOOD} flood runs queued by then",
+        created.elapsed()
+    );
 }

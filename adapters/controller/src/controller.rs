@@ -240,7 +240,7 @@ pub async fn patch_status(
 }
 
 /// Runs the controller until `shutdown` completes: waits to hold the Lease
-/// `c8s-controller` in `lease_namespace`, applies the CRDs when
+/// [`Settings::lease_name`] in `lease_namespace`, applies the CRDs when
 /// `install_crds` (a chart installs them itself), then reconciles every run
 /// of every namespace (of one, with [`Settings::namespace`]), renewing the
 /// Lease; if it is lost, stops acting and returns an error (the Deployment
@@ -308,7 +308,7 @@ pub async fn run_with_lease_client(
 ) -> Result<(), Error> {
     let lease = LeaderLease::new(
         Api::<Lease>::namespaced(lease_client, lease_namespace),
-        FIELD_MANAGER,
+        settings.lease_name(),
         identity,
         15,
     );
@@ -405,6 +405,14 @@ pub async fn run_with_lease_client(
     result
 }
 
+/// The runs' watch's options: the runs of this controller's instance, if any.
+fn runs_config(settings: &Settings) -> watcher::Config {
+    match settings.run_label_selector() {
+        Some(selector) => watcher::Config::default().labels(&selector),
+        None => watcher::Config::default(),
+    }
+}
+
 /// The runs' watch as `Controller::new` makes it, filling `writer` (the
 /// store admission reads and the metrics count), and telling `context` of
 /// each run it sees end or vanish ([`run_seen`], [`run_deleted`]).
@@ -419,14 +427,17 @@ fn run_watch(
     let seen = (context.clone(), runs.clone());
     let run_events = reflector(
         writer,
-        watcher::watcher(scoped::<PipelineRun>(client, scope), watcher::Config::default())
-            .modify(slim_run)
-            // Before the store takes the event, so it still holds the run as it was.
-            .inspect(move |event| {
-                if let Ok(watcher::Event::Apply(run)) = event {
-                    run_seen(run, &seen.1, &seen.0);
-                }
-            }),
+        watcher::watcher(
+            scoped::<PipelineRun>(client, scope),
+            runs_config(&context.settings),
+        )
+        .modify(slim_run)
+        // Before the store takes the event, so it still holds the run as it was.
+        .inspect(move |event| {
+            if let Ok(watcher::Event::Apply(run)) = event {
+                run_seen(run, &seen.1, &seen.0);
+            }
+        }),
     );
     let deletions = context.clone();
     metrics
@@ -996,8 +1007,12 @@ async fn admission(ctx: &Context, namespace: &str, name: &str) -> Result<Admissi
     let running_in_namespace = match cached {
         Some(count) => count,
         None => {
+            let mut params = ListParams::default();
+            if let Some(selector) = ctx.settings.run_label_selector() {
+                params = params.labels(&selector);
+            }
             let runs = Api::<PipelineRun>::namespaced(ctx.client.clone(), namespace)
-                .list(&ListParams::default())
+                .list(&params)
                 .await?;
             runs.items
                 .iter()

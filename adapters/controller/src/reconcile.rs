@@ -23,7 +23,9 @@ use crate::status::{failed_steps, read_assessment, set_condition, set_object_nam
 use crate::steps::{RunStep, RunSteps};
 
 pub use crate::admission::Admission;
-pub use crate::settings::{DEFAULT_CONCURRENCY, Reconciled, RunEvent, Settings, run_selector};
+pub use crate::settings::{
+    DEFAULT_CONCURRENCY, INSTANCE_LABEL, Reconciled, RunEvent, Settings, run_selector,
+};
 
 /// The condition that says how a run ends, as Tekton's PipelineRun has it:
 /// `Unknown` while it runs, then `True` or `False`.

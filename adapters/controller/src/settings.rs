@@ -48,6 +48,32 @@ pub struct Settings {
     /// run history is what a cluster and every watch of it hold, so without
     /// a limit it only grows.
     pub finished_run_ttl: Option<Duration>,
+    /// Drive only the runs labelled [`INSTANCE_LABEL`] with this value, as
+    /// Argo Workflows' `--instanceid` does, so that several controllers
+    /// share a cluster (and its namespaces); each then holds a Lease of its
+    /// own ([`Settings::lease_name`]) and counts only its own runs against
+    /// the namespace limit. `None`: every run.
+    pub instance: Option<String>,
+}
+
+/// The label that gives a run to the controller of one instance
+/// ([`Settings::instance`]).
+pub const INSTANCE_LABEL: &str = "c8s.dev/controller-instance";
+
+impl Settings {
+    /// The label selector of the runs this controller drives; `None`: all.
+    pub fn run_label_selector(&self) -> Option<String> {
+        self.instance.as_ref().map(|id| format!("{INSTANCE_LABEL}={id}"))
+    }
+
+    /// The name of the leader Lease: `c8s-controller`, or
+    /// `c8s-controller-<instance>` for one instance.
+    pub fn lease_name(&self) -> String {
+        match &self.instance {
+            Some(id) => format!("c8s-controller-{id}"),
+            None => "c8s-controller".to_owned(),
+        }
+    }
 }
 
 /// [`Settings::concurrency`] by default: well above what the default
@@ -66,6 +92,7 @@ impl Default for Settings {
             namespace: None,
             concurrency: DEFAULT_CONCURRENCY,
             finished_run_ttl: None,
+            instance: None,
         }
     }
 }

@@ -9,7 +9,7 @@ use http::Method;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::{Lease, run_controller, serve_webhook, shutdown};
+use super::{Lease, parse_instance_id, run_controller, serve_webhook, shutdown};
 use c8s_kube::mock::{Answer, Requests, Seen, client, list, seen, status};
 
 const LEASE: &str = "/apis/coordination.k8s.io/v1/namespaces/c8s/leases";
@@ -324,4 +324,12 @@ async fn webhook_watches_resolves_the_repository_then_reads_one_secret_and_ignor
         run["spec"]["triggeredBy"].as_str().unwrap().contains(delivery),
         "{run}"
     );
+}
+
+#[test]
+fn an_instance_id_is_a_label_value() {
+    assert_eq!(parse_instance_id("team-a"), Ok("team-a".to_owned()));
+    assert!(parse_instance_id("").is_err());
+    assert!(parse_instance_id("team a").is_err());
+    assert!(parse_instance_id(&"a".repeat(64)).is_err());
 }
