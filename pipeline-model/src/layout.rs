@@ -4,7 +4,8 @@
 //!
 //! Order (<https://kubernetes.io/docs/concepts/workloads/pods/sidecar-containers/>,
 //! KEP-753): plain init containers first (`git-clone`, then one
-//! `c8s-input-N` per input, then one per step whose results are read), then
+//! `c8s-input-N` per input, then one per step whose results are read, then
+//! one per Concourse local var read), then
 //! sidecars (native: restartable init containers), then `main`, then
 //! `artifact-helper` when there are outputs or results.
 //! Plain init containers go before sidecars so they do not add to the
@@ -65,7 +66,7 @@ pub fn pod_layout(plan: &TaskPlan) -> Vec<LaidOutContainer> {
     if !plan.skip_checkout {
         layout.push(helper(GIT_CLONE.to_owned(), ContainerRole::Init));
     }
-    for index in 0..plan.inputs.len() + plan.result_producers().len() {
+    for index in 0..plan.artifact_inputs().len() {
         layout.push(helper(input_container_name(index), ContainerRole::Init));
     }
     for sidecar in &plan.sidecars {

@@ -67,6 +67,7 @@ pub mod finally;
 pub mod layout;
 #[cfg(feature = "pipeline")]
 mod links;
+pub mod local_vars;
 #[cfg(feature = "masker")]
 #[cfg_attr(docsrs, doc(cfg(feature = "masker")))]
 pub mod masker;

@@ -47,6 +47,10 @@ pub struct TaskPlan {
     /// Env vars of `main` read from earlier steps' results.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub result_env: Vec<crate::results::ResultEnv>,
+    /// Concourse `load_var` values `main`'s env uses (`((.:NAME))` in an env
+    /// value), read from their files in the pod before the command runs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub local_vars: Vec<crate::local_vars::LocalVar>,
     /// Directories (relative to the workspace) kept between runs on the cache volume.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub caches: Vec<String>,
@@ -132,6 +136,9 @@ pub struct PlanInput {
     /// The step starts without it when the artifact is absent.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub optional: bool,
+    /// Only this file of the artifact is unpacked (a path inside it), when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub member: Option<String>,
 }
 
 impl PlanInput {
@@ -143,6 +150,7 @@ impl PlanInput {
             path: output.clone(),
             output,
             optional: false,
+            member: None,
         }
     }
 }
@@ -162,6 +170,7 @@ impl TaskPlan {
             outputs: Vec::new(),
             results: Vec::new(),
             result_env: Vec::new(),
+            local_vars: Vec::new(),
             caches: Vec::new(),
             sidecars: Vec::new(),
             resources: Resources::default(),

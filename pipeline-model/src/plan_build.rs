@@ -149,6 +149,31 @@ impl TaskPlan {
                 sink.problem(at.key("result"), Rule::InvalidName { value, reason });
             }
         }
+        for (i, var) in self.local_vars.iter().enumerate() {
+            let at = root.key("localVars").index(i);
+            if let Err(reason) = crate::local_vars::check_local_var_name(&var.name) {
+                let value = var.name.clone();
+                sink.problem(at.key("name"), Rule::InvalidName { value, reason });
+            }
+            if let Err(reason) = crate::local_vars::check_local_var_file(&var.file) {
+                let value = var.file.clone();
+                sink.problem(at.key("file"), Rule::InvalidName { value, reason });
+            }
+        }
+        for (i, env) in self.env.iter().enumerate() {
+            let holds_var = env.value.as_deref().is_some_and(|value| {
+                self.local_vars
+                    .iter()
+                    .any(|var| value.contains(&var.placeholder()))
+            });
+            if holds_var && let Err(reason) = crate::local_vars::check_shell_name(&env.name) {
+                let value = env.name.clone();
+                sink.problem(
+                    root.key("env").index(i).key("name"),
+                    Rule::InvalidEnvName { value, reason },
+                );
+            }
+        }
         if self.timeout_seconds == Some(0) {
             sink.problem(root.key("timeoutSeconds"), Rule::NotPositive { value: 0 });
         }

@@ -12,7 +12,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use crate::context::{RunContext, SecurityProfile, SidecarMode};
 use crate::env::{container_env, literal_list, literal_text};
-use crate::identity::PodIdentity;
+use crate::identity::{InputPaths, PodIdentity};
 use crate::parts::mount;
 use crate::scripts;
 use crate::services;
@@ -167,12 +167,12 @@ pub fn git_clone(ctx: &RunContext, checkout: &str) -> core::Container {
     container
 }
 
-/// Input-extraction init container `name`: unpack `artifact` into `path`.
-pub fn extract_input(
+/// Input-extraction init container `name`: unpack the input's artifact (or
+/// its one member) into its path.
+pub(crate) fn extract_input(
     name: &str,
     ctx: &RunContext,
-    artifact: &str,
-    path: &str,
+    input: &InputPaths,
     checkout: &str,
 ) -> core::Container {
     let mut container = helper(
@@ -182,7 +182,8 @@ pub fn extract_input(
         ctx.security_profile,
     );
     if let Some(command) = container.command.as_mut() {
-        command.extend([name, artifact, path].map(literal_text));
+        command.extend([name, &input.artifact, &input.path].map(literal_text));
+        command.extend(input.member.as_deref().map(literal_text));
     }
     container.env = container_env(&[], checkout, &[]);
     container.volume_mounts = Some(vec![
@@ -354,8 +355,7 @@ pub(crate) fn for_pod(
             Role::Input => {
                 if let Some(input) = inputs.next() {
                     let name = laid_out.name.as_str();
-                    out.init
-                        .push(extract_input(name, ctx, &input.artifact, &input.path, checkout));
+                    out.init.push(extract_input(name, ctx, input, checkout));
                 }
             }
             Role::Sidecar => {

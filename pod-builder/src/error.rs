@@ -82,6 +82,14 @@ pub enum Error {
         /// The step.
         step: String,
     },
+    /// A step whose env uses Concourse local vars (`load_var`) has no command.
+    #[error(
+        "step {step:?}: a param holding a load_var value needs an explicit command (c8s wraps it to read the value into env)"
+    )]
+    LocalVarsNeedCommand {
+        /// The step.
+        step: String,
+    },
     /// An extra label from the run context uses a key c8s sets itself.
     #[error("label {key:?} is reserved for c8s; choose another key")]
     ReservedLabel {

@@ -23,6 +23,8 @@ pub(crate) struct InputPaths {
     pub(crate) artifact: String,
     /// The directory it is unpacked into, relative to the workspace.
     pub(crate) path: String,
+    /// The one file of the artifact unpacked, when only one is.
+    pub(crate) member: Option<String>,
 }
 
 /// Everything about a pod that its plan and run decide before any container:
@@ -117,6 +119,7 @@ impl PodIdentity {
                     input.output.trim_end_matches('/')
                 ),
                 path: input.path.trim_end_matches('/').to_owned(),
+                member: input.member.clone(),
             })
             .collect();
         let scratch_volumes = plan

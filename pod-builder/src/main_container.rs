@@ -50,7 +50,7 @@ pub fn wraps_main(plan: &TaskPlan, waits: &str) -> bool {
         let name = program.rsplit('/').next().unwrap_or(program);
         matches!(name, "sh" | "bash" | "ash" | "dash" | "zsh")
     });
-    let results = !plan.results.is_empty() || !plan.result_env.is_empty();
+    let results = !plan.results.is_empty() || !plan.result_env.is_empty() || !plan.local_vars.is_empty();
     !plan.command.is_empty() && (!plan.outputs.is_empty() || results || !waits.is_empty() || shell)
 }
 
@@ -107,6 +107,9 @@ pub fn main(
             outputs.len().to_string(),
         ];
         wrapped.extend(outputs.iter().map(|o| o.trim_end_matches('/').to_owned()));
+        if !plan.local_vars.is_empty() {
+            wrapped.extend(["sh", "-c", scripts::LOAD_VARS, "c8s-load-vars"].map(str::to_owned));
+        }
         if !plan.results.is_empty() || !plan.result_env.is_empty() {
             wrapped.extend(["sh", "-c", scripts::STEP_RESULTS, "c8s-results"].map(str::to_owned));
         }
@@ -146,6 +149,18 @@ pub fn main(
     let result_env = result_env.join(" ");
     if !result_env.is_empty() {
         extra.push(("C8S_RESULT_ENV", result_env.as_str()));
+    }
+    // `NAME=FORMAT:FILE` words: names are checked, files hold no whitespace.
+    let local_vars: Vec<String> = plan
+        .local_vars
+        .iter()
+        .map(|var| format!("{}={}:{}", var.name, var.format.word(), var.file))
+        .collect();
+    let local_vars = local_vars.join(" ");
+    let local_var_env = plan.local_var_env().join(" ");
+    if !local_vars.is_empty() {
+        extra.push(("C8S_LOCAL_VARS", local_vars.as_str()));
+        extra.push(("C8S_LOCAL_VAR_ENV", local_var_env.as_str()));
     }
     let mut mounts = mounts;
     mounts.push(home_mount(MAIN));

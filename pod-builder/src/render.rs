@@ -131,6 +131,11 @@ fn check(plan: &TaskPlan, ctx: &RunContext, job: bool) -> Result<SidecarMode, Er
             step: plan.identity.step.clone(),
         });
     }
+    if !plan.local_vars.is_empty() && plan.command.is_empty() {
+        return Err(Error::LocalVarsNeedCommand {
+            step: plan.identity.step.clone(),
+        });
+    }
     Ok(mode)
 }
 

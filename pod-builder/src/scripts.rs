@@ -46,12 +46,18 @@ git log -1 --format='c8s: checked out %H'
 "#;
 
 /// `c8s-input-N`: unpack artifact `$1` (relative to /artifacts) into
-/// workspace directory `$2`, group-writable.
+/// workspace directory `$2`, group-writable. With `$3`, only that file of
+/// the artifact (a Concourse `load_var` file): when it is not there, the
+/// step's own wrapper says so ([`LOAD_VARS`]), naming the var.
 pub const EXTRACT_INPUT: &str = r#"umask 002
 mkdir -p "/workspace/$2"
-tar -xf "/artifacts/$1" -C "/workspace/$2"
+if [ -n "$3" ]; then
+  tar -xf "/artifacts/$1" -C "/workspace/$2" "./$3" || echo "c8s: $3 is not in $1" >&2
+else
+  tar -xf "/artifacts/$1" -C "/workspace/$2"
+fi
 chmod -R g+w "/workspace/$2"
-echo "c8s: unpacked $1 into $2"
+echo "c8s: unpacked ${3:+$3 of }$1 into $2"
 "#;
 
 /// Wraps `main`'s command. Arguments: the number of outputs `N`, the `N`
@@ -113,6 +119,41 @@ for r in $C8S_RESULT_NAMES; do
   if [ ! -f "$f" ]; then echo "c8s: result $r was not written to \$C8S_RESULTS/$r" >&2; exit 1; fi
   if [ "$(($(wc -c < "$f")))" -gt 65536 ]; then echo "c8s: result $r is over 65536 bytes" >&2; exit 1; fi
 done
+"#;
+
+/// Runs `main`'s command (`$@`, inside [`MAIN_WRAPPER`]) for a step whose
+/// params use Concourse local vars: for each `NAME=FORMAT:FILE` word of
+/// `C8S_LOCAL_VARS`, reads `/workspace/.c8s/vars/NAME/FILE` (unpacked by its
+/// own `c8s-input-N`), trims surrounding whitespace when FORMAT is `trim`
+/// (Concourse's default; `raw` keeps the text as it is, trailing newlines
+/// too), and replaces every `((.:NAME))` in the env vars named by
+/// `C8S_LOCAL_VAR_ENV` (shell names) with it. A missing file fails the step
+/// before the command runs, as Concourse's `load_var` step fails the build.
+/// Values are replaced var by var, so a value that itself holds another
+/// var's placeholder would be replaced again.
+pub const LOAD_VARS: &str = r#"for v in $C8S_LOCAL_VARS; do
+  name="${v%%=*}"; rest="${v#*=}"; format="${rest%%:*}"; file="${rest#*:}"
+  f="/workspace/.c8s/vars/$name/$file"
+  if [ ! -f "$f" ]; then echo "c8s: load_var $name: file $file is not in its artifact" >&2; exit 1; fi
+  value="$(cat "$f"; echo .)"; value="${value%.}"
+  if [ "$format" = trim ]; then
+    value="${value#"${value%%[![:space:]]*}"}"
+    value="${value%"${value##*[![:space:]]}"}"
+  fi
+  ph="((.:$name))"
+  for e in $C8S_LOCAL_VAR_ENV; do
+    eval "t=\"\${$e}\""
+    out=""
+    while :; do
+      case "$t" in
+        *"$ph"*) out="$out${t%%"$ph"*}$value"; t="${t#*"$ph"}" ;;
+        *) break ;;
+      esac
+    done
+    export "$e=$out$t"
+  done
+done
+exec "$@"
 "#;
 
 /// `artifact-helper`: wait for `main`'s exit code; when it is 0, tar each

@@ -104,6 +104,9 @@ impl ConcourseArgs {
 
 /// Reads `ARTIFACT/path` from the directory given for ARTIFACT, else `path`
 /// from the current directory (c8s run at the root of the artifact's repository).
+/// A file missing from a directory given for its artifact is an error of its
+/// own (not `NotFound`): the user said where it is, so it is not deferred to
+/// the run as a file of an artifact fetched then.
 struct ArtifactReader {
     dirs: BTreeMap<String, PathBuf>,
 }
@@ -112,7 +115,13 @@ impl SourceReader for ArtifactReader {
     fn read(&self, path: &str) -> std::io::Result<Vec<u8>> {
         let (artifact, rest) = path.split_once('/').unwrap_or(("", path));
         match self.dirs.get(artifact) {
-            Some(dir) => std::fs::read(dir.join(rest)),
+            Some(dir) => std::fs::read(dir.join(rest)).map_err(|e| match e.kind() {
+                std::io::ErrorKind::NotFound => std::io::Error::other(format!(
+                    "{rest} is not in {} (--artifact {artifact})",
+                    dir.display()
+                )),
+                _ => e,
+            }),
             None => std::fs::read(rest).or_else(|_| std::fs::read(path)),
         }
     }
@@ -139,6 +148,9 @@ pub struct Lowered {
     pub outcome: Option<Condition>,
     /// What the user should know (notes, Secrets to create, steps not run).
     pub warnings: Vec<String>,
+    /// Steps known only when the job runs, `FILE:LINE:COL: why` (also in
+    /// `warnings`).
+    pub deferred: Vec<String>,
 }
 
 /// Reads a pipeline with the options' vars.
@@ -157,6 +169,22 @@ fn jobs(file: &str, pipeline: &ConcoursePipeline, args: &ConcourseArgs) -> Resul
         .iter()
         .map(|job| lower_job(pipeline, job, &reader, &versions, file))
         .collect()
+}
+
+/// Refuses `lowered` for a command that runs the pipeline whole (`c8s run`,
+/// `c8s helm pipeline`) when steps of it are known only when the job runs.
+pub fn refuse_deferred(file: &str, deferred: &[String]) -> Result<(), Errors> {
+    if deferred.is_empty() {
+        return Ok(());
+    }
+    Err(Errors::from(Error::Syntax {
+        at: Position::file(file),
+        message: format!(
+            "{} step(s) are known only when the job runs (a task file in an artifact a step fetches then), and c8s renders every pod before a run: give that artifact's checkout with --artifact NAME=DIR:\n  {}",
+            deferred.len(),
+            deferred.join("\n  ")
+        ),
+    }))
 }
 
 /// Lowers a task step or a pipeline (its `--concourse-job`, or every job),
@@ -179,6 +207,7 @@ pub fn lower(file: &str, text: &str, args: &ConcourseArgs, step_file: bool) -> R
             conditions: BTreeMap::new(),
             outcome: None,
             warnings,
+            deferred: Vec::new(),
         });
     }
     let pipeline = pipeline(file, text, args)?;
@@ -188,6 +217,7 @@ pub fn lower(file: &str, text: &str, args: &ConcourseArgs, step_file: bool) -> R
         conditions: BTreeMap::new(),
         outcome: None,
         warnings: pipeline.notes.clone(),
+        deferred: Vec::new(),
     };
     let lowered = jobs(file, &pipeline, args)?;
     // Concourse runs a job only with versions that went through every job
@@ -223,6 +253,8 @@ pub fn lower(file: &str, text: &str, args: &ConcourseArgs, step_file: bool) -> R
         let upstream_ok = Condition::all(upstream.iter().filter_map(|up| outcome_of.get(up)).cloned());
         out.warnings
             .extend(job.skipped.iter().map(|s| format!("{file}:{s}")));
+        out.deferred
+            .extend(job.deferred.iter().map(|s| format!("{file}:{s}")));
         for secret in &job.secrets {
             out.warnings.push(format!(
                 "needs Secret {} key {}: {}",
@@ -244,6 +276,7 @@ pub fn lower(file: &str, text: &str, args: &ConcourseArgs, step_file: bool) -> R
             out.plans.push(step.plan);
         }
     }
+    out.warnings.extend(out.deferred.iter().cloned());
     out.warnings.sort();
     out.warnings.dedup();
     Ok(out)

@@ -119,6 +119,11 @@ fn pipeline(args: &PipelineArgs, report: fn(&str, &Errors) -> String) -> Result<
                 &render_args.concourse,
             )
         })
+        .and_then(|loaded| {
+            // A chart installs every pod at once: a step rendered only when the job runs cannot be in it.
+            crate::concourse::refuse_deferred(file, &loaded.deferred)?;
+            Ok(loaded)
+        })
         .map_err(|errors| report(file, &errors))?;
     loaded.print_warnings();
     let ctx = render::context(render_args, &loaded.repository);

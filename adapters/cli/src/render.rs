@@ -120,6 +120,9 @@ pub struct LoadedPlans {
     /// What was read but is not done as written (Concourse notes, Secrets a
     /// run needs), for the command to print as `warning:` lines.
     pub warnings: Vec<String>,
+    /// Concourse steps known only when the job runs (`FILE:LINE:COL: why`):
+    /// rendered without them, never run without them.
+    pub deferred: Vec<String>,
 }
 
 impl LoadedPlans {
@@ -173,6 +176,7 @@ pub fn load_plans_for(
                 conditions: BTreeMap::new(),
                 outcome: None,
                 warnings: Vec::new(),
+                deferred: Vec::new(),
             })
         }
         Kind::Task => {
@@ -188,6 +192,7 @@ pub fn load_plans_for(
                 outcome: None,
                 timeout_seconds: None,
                 warnings: Vec::new(),
+                deferred: Vec::new(),
             })
         }
         kind @ (Kind::TaskStep | Kind::Concourse) => {
@@ -200,6 +205,7 @@ pub fn load_plans_for(
                 outcome: lowered.outcome,
                 timeout_seconds: None,
                 warnings: lowered.warnings,
+                deferred: lowered.deferred,
             })
         }
         Kind::Sidecars => {
@@ -216,6 +222,7 @@ pub fn load_plans_for(
                 outcome: None,
                 timeout_seconds: None,
                 warnings: Vec::new(),
+                deferred: Vec::new(),
             })
         }
     }

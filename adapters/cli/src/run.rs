@@ -340,7 +340,11 @@ fn load(args: &RunArgs) -> Result<render::LoadedPlans, Errors> {
             args.render.kind,
             args.render.branch.as_deref(),
             &args.render.concourse,
-        ),
+        )
+        .and_then(|loaded| {
+            crate::concourse::refuse_deferred(file, &loaded.deferred)?;
+            Ok(loaded)
+        }),
         Err(e) => Err(Errors::from(c8s_pipeline_model::Error::Read {
             file: file.to_owned(),
             reason: c8s_pipeline_model::sidecar::load::read_reason(&e),

@@ -363,3 +363,140 @@ fn across_values_known_only_at_run_time_are_a_located_error() {
     assert!(stderr.contains("across-runtime.yml:11:15"), "{stderr}");
     assert!(stderr.contains("known only at run time"), "{stderr}");
 }
+
+/// A get, a `load_var` of one of its files, and a task reading it in params.
+const LOAD_VAR: &str = "\
+resources:
+- name: version
+  type: semver
+  source: { driver: git, uri: https://example.com/v.git, branch: version, file: number }
+jobs:
+- name: release
+  plan:
+  - get: version
+  - load_var: number
+    file: version/number
+  - load_var: unused
+    file: version/number
+  - task: tag
+    config:
+      platform: linux
+      image_resource: { type: registry-image, source: { repository: alpine } }
+      params: { TAG: v((.:number)) }
+      run: { path: sh, args: [-ec, 'echo $TAG'] }
+";
+
+#[test]
+fn a_load_var_read_by_a_task_param_validates_and_renders_the_reader_of_its_file() {
+    let file = temp_file("load-var.yml", LOAD_VAR);
+    let out = c8s(&["validate", &file]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("load-var.yml:11:5: load_var `unused` not read"),
+        "the unused var is said, located: {stderr}"
+    );
+    let out = c8s(&["render", &file]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let yaml = text(&out.stdout);
+    // The reader's pod unpacks only the file, and its wrapper sets TAG from it.
+    for want in [
+        "- name: C8S_LOCAL_VARS\n      value: number=trim:number",
+        "- name: C8S_LOCAL_VAR_ENV\n      value: TAG",
+        "- name: TAG\n      value: v((.:number))",
+        "- .c8s/vars/number\n    - number\n",
+        "- c8s-load-vars",
+    ] {
+        assert!(yaml.contains(want), "missing {want:?} in:\n{yaml}");
+    }
+}
+
+#[test]
+#[ignore = "needs kubernetes-validate"]
+fn a_load_var_readers_pod_passes_kubernetes_validate_strict() {
+    let file = temp_file("load-var-kv.yml", LOAD_VAR);
+    let out = c8s(&["render", &file]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let rendered = common::temp_file("load-var-kv-pods.yaml", text(&out.stdout));
+    for version in ["1.33.0", "1.37.0"] {
+        common::kubernetes_validate(version, std::slice::from_ref(&rendered));
+    }
+}
+
+/// A task whose file is in the repository a get fetches, and a put of what it builds.
+const DEFERRED: &str = "\
+resources:
+- name: repo
+  type: git
+  source: { uri: https://example.com/app.git }
+jobs:
+- name: build
+  plan:
+  - get: repo
+  - task: unit
+    file: repo/ci/unit.yml
+  - task: lint
+    config:
+      platform: linux
+      image_resource: { type: registry-image, source: { repository: alpine } }
+      inputs: [{ name: repo }]
+      run: { path: sh, args: [-ec, 'true'] }
+  - put: repo
+    params: { repository: repo }
+";
+
+#[test]
+fn a_task_file_fetched_at_run_time_is_noted_rendered_around_and_refused_by_run() {
+    let file = common::temp_file("deferred-ci.yml", DEFERRED);
+    let dir = file.parent().expect("its directory").to_path_buf();
+    let file = file.to_string_lossy().into_owned();
+    let chart = dir.join("deferred-chart").to_string_lossy().into_owned();
+    // validate: not an error, a located note for each deferred step.
+    let out = c8s(&["validate", &file]);
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("deferred-ci.yml:9:5: step `unit` deferred to run time: its file \"repo/ci/unit.yml\" is read from artifact `repo`"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("deferred-ci.yml:17:5: step `repo` deferred to run time: it takes every artifact"),
+        "{stderr}"
+    );
+    // render: the rest (the get and the lint task).
+    let out = c8s(&["render", &file, "-o", "json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).expect("a JSON List");
+    let steps: Vec<&str> = list["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|item| item["metadata"]["annotations"]["c8s.dev/step"].as_str())
+        .collect();
+    assert_eq!(steps, ["build.repo", "build.lint"], "{list}");
+    // run and a chart: refused, naming the steps, before any cluster is asked.
+    for args in [
+        vec!["run", file.as_str(), "--concourse-job", "build"],
+        vec!["helm", "pipeline", file.as_str(), "--out", chart.as_str()],
+    ] {
+        let out = c8s(&args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains("2 step(s) are known only when the job runs"),
+            "{stderr}"
+        );
+        assert!(stderr.contains("deferred-ci.yml:9:5: step `unit`"), "{stderr}");
+    }
+    // With the artifact's directory given, a missing file is an error, not deferred.
+    let checkout = dir.join("deferred-checkout");
+    std::fs::create_dir_all(&checkout).expect("checkout");
+    let artifact = format!("repo={}", checkout.display());
+    let out = c8s(&["validate", &file, "--artifact", &artifact]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("deferred-ci.yml:10:5: jobs[0].plan[1].file: cannot read task file \"repo/ci/unit.yml\": ci/unit.yml is not in"),
+        "{stderr}"
+    );
+}

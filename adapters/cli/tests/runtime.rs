@@ -121,3 +121,88 @@ fn default_timeout_ends_a_stuck_task_and_a_bad_commit_renders_nothing() {
         assert!(out.stdout.is_empty(), "{commit}: nothing rendered");
     }
 }
+
+/// A Concourse job whose task reads two `load_var` values in its params: a
+/// task writes the files, the vars name them, and the reading task's env
+/// holds the values when its command runs.
+const LOAD_VAR_JOB: &str = r#"jobs:
+- name: release
+  plan:
+  - task: version
+    config:
+      platform: linux
+      image_resource: { type: registry-image, source: { repository: busybox } }
+      outputs: [{ name: version }]
+      run:
+        path: sh
+        args: ["-ec", "printf '  1.2.3\\n\\n' > version/number; printf 'a $(b) `c`\\n' > version/notes"]
+  - load_var: number
+    file: version/number
+  - load_var: notes
+    file: version/notes
+    format: raw
+  - task: show
+    config:
+      platform: linux
+      image_resource: { type: registry-image, source: { repository: busybox } }
+      params:
+        NUMBER: ((.:number))
+        TAG: v((.:number))-rc((.:number))
+        NOTES: ((.:notes))
+      run:
+        path: sh
+        args:
+          - -ec
+          - |
+            nl='
+            '
+            test "$NUMBER" = 1.2.3
+            test "$TAG" = v1.2.3-rc1.2.3
+            test "$NOTES" = "a \$(b) \`c\`$nl"
+            echo "released $NUMBER as $TAG"
+"#;
+
+#[test]
+#[ignore = "needs root and the runtime check's host tools (scripts/install-tools.sh)"]
+fn a_load_var_value_reaches_the_params_of_a_later_task_when_it_runs() {
+    let file = task_file("load-var.yml", LOAD_VAR_JOB);
+    let pods = render(&[file.to_str().expect("utf-8 path")]);
+    assert_eq!(pods.len(), 2, "one pod per task; a load_var has none");
+    let artifacts = kubelet::scratch_root().join(format!("cli-load-var-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&artifacts);
+    std::fs::create_dir_all(&artifacts).expect("artifacts");
+    let kubelet = Kubelet::default().claim("c8s-artifacts", artifacts.clone());
+    let wrote = kubelet.run(&pods[0]);
+    assert_eq!(wrote.phase, Phase::Succeeded, "{}", wrote.logs());
+    let read = kubelet.run(&pods[1]);
+    assert_eq!(read.phase, Phase::Succeeded, "{}", read.logs());
+    assert!(
+        read.container("main")
+            .log
+            .contains("released 1.2.3 as v1.2.3-rc1.2.3"),
+        "{}",
+        read.logs()
+    );
+
+    // A file the producing task did not write fails the reading task before
+    // its command runs, naming the var, as Concourse's load_var fails the build.
+    let file = task_file(
+        "load-var-missing.yml",
+        &LOAD_VAR_JOB.replace("version/number\n", "version/nowhere\n"),
+    );
+    let pods = render(&[file.to_str().expect("utf-8 path")]);
+    let artifacts = kubelet::scratch_root().join(format!("cli-load-var-missing-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&artifacts);
+    std::fs::create_dir_all(&artifacts).expect("artifacts");
+    let kubelet = Kubelet::default().claim("c8s-artifacts", artifacts);
+    assert_eq!(kubelet.run(&pods[0]).phase, Phase::Succeeded);
+    let read = kubelet.run(&pods[1]);
+    assert_eq!(read.phase, Phase::Failed, "{}", read.logs());
+    let main = &read.container("main").log;
+    assert!(
+        main.contains("load_var number: file nowhere is not in its artifact"),
+        "{}",
+        read.logs()
+    );
+    assert!(!main.contains("released"), "{}", read.logs());
+}

@@ -11,7 +11,7 @@ use serde_derive::Serialize;
 
 use crate::error::Errors;
 
-use super::node::Report;
+use super::node::{Node as YamlNode, Report};
 use super::pipeline::{ConcoursePipeline, Job};
 use super::resource::{self, SecretNeed};
 use super::runtime::{Hook, Node, Parallel};
@@ -65,6 +65,10 @@ pub struct JobPlan {
     pub secrets: Vec<SecretNeed>,
     /// Steps c8s does not run, and why.
     pub skipped: Vec<String>,
+    /// Steps known only when the job runs (a task `file:` in an artifact an
+    /// earlier step fetches, and the steps that may read what it makes),
+    /// each `LINE:COL: why`; they have no pod here.
+    pub deferred: Vec<String>,
     /// How many builds may run at once.
     pub max_in_flight: Option<u64>,
     /// The condition each pod runs under, by step (how Concourse runs
@@ -83,6 +87,9 @@ struct Lowering<'a> {
     versions: &'a BTreeMap<String, String>,
     out: JobPlan,
     artifacts: BTreeMap<String, (String, String)>,
+    locals: super::load_var::Locals,
+    /// The deferred steps so far, by name: what they make is unknown.
+    deferred: Vec<String>,
     errors: Vec<crate::error::Error>,
 }
 
@@ -121,11 +128,14 @@ pub fn lower_job(
             steps: Vec::new(),
             secrets: Vec::new(),
             skipped: Vec::new(),
+            deferred: Vec::new(),
             max_in_flight: found.max_in_flight,
             conditions: BTreeMap::new(),
             outcome: Condition::True,
         },
         artifacts: BTreeMap::new(),
+        locals: super::load_var::Locals::default(),
+        deferred: Vec::new(),
         errors: Vec::new(),
     };
     let mut report = Report::new(file);
@@ -138,6 +148,8 @@ pub fn lower_job(
     let root = Node::hooked(plan, hooks);
     root.conditions(Condition::True, &mut l.out.conditions);
     l.out.outcome = root.ok();
+    let unused = l.locals.unused();
+    l.out.skipped.extend(unused);
     l.out.secrets.sort();
     l.out.secrets.dedup();
     report.extend(Errors::new(std::mem::take(&mut l.errors)));
@@ -219,11 +231,40 @@ impl Lowering<'_> {
                 ));
                 (after, Node::Do(Vec::new()))
             }
-            StepKind::LoadVar(name) => {
-                self.out.skipped.push(format!(
-                    "{}:{}: load_var `{name}` not run: its value exists only at run time, and c8s renders pods before",
-                    step.at.0, step.at.1
-                ));
+            StepKind::DeferredTask {
+                name,
+                file,
+                file_at,
+                reason,
+            } => {
+                let artifact = file.split('/').next().unwrap_or_default();
+                match self.artifacts.get(artifact) {
+                    Some((producer, _)) => {
+                        let why = format!(
+                            "its file {file:?} is read from artifact `{artifact}`, which step `{producer}` fetches when the job runs"
+                        );
+                        self.defer(name, step, &why);
+                    }
+                    None => {
+                        report.error(
+                            *file_at,
+                            &step.path.key("file"),
+                            format!("cannot read task file {file:?}: {reason}, and no step before this one produces artifact `{artifact}` (give it with --artifact {artifact}=DIR)"),
+                        );
+                        // What it would make is unknown: later steps add no derived errors.
+                        self.deferred.push(name.clone());
+                    }
+                }
+                (after, Node::Do(Vec::new()))
+            }
+            StepKind::LoadVar(load) => {
+                // No pod: the steps whose params use the var read its file themselves.
+                self.locals
+                    .load(load, step.at, &step.path, &self.artifacts, report);
+                (after, Node::Do(Vec::new()))
+            }
+            _ if let Some((name, why)) = self.needs_deferred(step) => {
+                self.defer(&name, step, &why);
                 (after, Node::Do(Vec::new()))
             }
             _ => match self.pod(step, report) {
@@ -253,6 +294,55 @@ impl Lowering<'_> {
         (tails, Node::hooked(node, hooks))
     }
 
+    /// Notes step `name` (at `step`) as known only when the job runs.
+    fn defer(&mut self, name: &str, step: &Step, why: &str) {
+        self.out.deferred.push(format!(
+            "{}:{}: step `{name}` deferred to run time: {why}",
+            step.at.0, step.at.1
+        ));
+        self.deferred.push(name.to_owned());
+    }
+
+    /// When a deferred step came before, a task or put that may read what
+    /// it makes is deferred too: a task input or `image:` no known step
+    /// produces, or a put's inputs (all artifacts unless it lists them).
+    /// Its name and why.
+    fn needs_deferred(&self, step: &Step) -> Option<(String, String)> {
+        let before = self.deferred.last()?;
+        let unknown = |artifact: &str| !self.artifacts.contains_key(artifact);
+        match &step.kind {
+            StepKind::Task { step: task, image } => {
+                let input = task
+                    .config
+                    .inputs
+                    .iter()
+                    .filter(|i| !i.optional)
+                    .map(|i| task.input_artifact(&i.name))
+                    .chain(image.as_deref())
+                    .find(|a| unknown(a))?;
+                let why = format!(
+                    "artifact `{input}` it reads may be made by step `{before}`, deferred to run time"
+                );
+                Some((task.name.clone(), why))
+            }
+            StepKind::Put { name, inputs, .. } => {
+                let why = match inputs {
+                    None => format!(
+                        "it takes every artifact of the build, which may include what deferred step `{before}` makes"
+                    ),
+                    Some(list) => {
+                        let input = list.iter().find(|a| unknown(a))?;
+                        format!(
+                            "artifact `{input}` it takes may be made by step `{before}`, deferred to run time"
+                        )
+                    }
+                };
+                Some((name.clone(), why))
+            }
+            _ => None,
+        }
+    }
+
     /// The step's id in the job: `JOB.NAME`, with an across copy's suffix,
     /// and `-2`, `-3`… when the name is taken.
     fn unique_id(&self, name: &str, step: &Step) -> String {
@@ -271,6 +361,9 @@ impl Lowering<'_> {
 
     fn pod(&mut self, step: &Step, report: &mut Report<'_>) -> Option<(TaskPlan, &'static str)> {
         let pipeline = self.pipeline;
+        if local_var_in_resource_params(step, report) {
+            return None;
+        }
         let (mut plan, kind) = match &step.kind {
             StepKind::Get {
                 name,
@@ -373,6 +466,7 @@ impl Lowering<'_> {
                     &mut plan,
                     step,
                     &mut self.out.secrets,
+                    &mut self.locals,
                     report,
                 );
                 (plan, "task")
@@ -446,4 +540,31 @@ fn apply_modifiers(plan: &mut TaskPlan, step: &Step) {
             plan.retries = Some(crate::retries::Retries::any(attempts - 1));
         }
     }
+}
+
+/// A get's or put's `params` using a local var: reported, `true`. A
+/// resource's params reach it as JSON written before the run, so the value
+/// cannot be read in its pod as a task param's is.
+fn local_var_in_resource_params(step: &Step, report: &mut Report<'_>) -> bool {
+    if let StepKind::Get { params, .. } | StepKind::Put { params, .. } = &step.kind {
+        let get_params = match &step.kind {
+            StepKind::Put { get_params, .. } => get_params.as_ref(),
+            _ => None,
+        };
+        for (key, node) in [("params", params.as_ref()), ("get_params", get_params)] {
+            let json = node.map(YamlNode::to_json).unwrap_or_default();
+            if let Some(local) = super::vars::var_refs(&json)
+                .into_iter()
+                .find(|r| r.name.starts_with(".:"))
+            {
+                report.error(
+                    step.at,
+                    &step.path.key(key),
+                    format!("(({})) is a local var known only at run time; c8s reads a load_var value in a task's params only (in its pod, when it runs), and a resource's params reach it as JSON written before the run", local.name),
+                );
+                return true;
+            }
+        }
+    }
+    false
 }

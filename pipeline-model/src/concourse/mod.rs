@@ -11,6 +11,7 @@ pub mod across;
 pub mod fields;
 pub mod image;
 pub mod keys;
+mod load_var;
 pub mod lower;
 pub mod node;
 mod params;
@@ -32,6 +33,6 @@ pub use step::{
     ArtifactSource, SameName, TaskStep, is_task_step, parse_task_config, parse_task_config_with,
     parse_task_step, read_task_step, visit_task, visit_task_with,
 };
-pub use steps::{Step, StepKind};
+pub use steps::{LoadVar, LoadVarFormat, Step, StepKind};
 pub use task::{ContainerLimits, TaskCache, TaskConfig, TaskInput, TaskOutput, TaskRun, task_plan};
 pub use vars::Vars;

@@ -89,7 +89,62 @@ pub enum StepKind {
     /// `set_pipeline`: configures a pipeline on a Concourse server.
     SetPipeline(String),
     /// `load_var`: reads a file of an artifact into a local var.
-    LoadVar(String),
+    LoadVar(LoadVar),
+    /// A `task` whose `file:` is not where c8s reads files now: it lives in
+    /// an artifact (`ARTIFACT/PATH`) a step fetches when the job runs, so its
+    /// config is known only then (Concourse reads task files when the step
+    /// runs; `fly validate-pipeline` never reads them).
+    DeferredTask {
+        /// The step's name (`task:`).
+        name: String,
+        /// `file:`.
+        file: String,
+        /// Where `file` is written.
+        file_at: At,
+        /// Why it could not be read now.
+        reason: String,
+    },
+}
+
+/// A `load_var` step: `file` (`ARTIFACT/PATH`) read as `format` into local
+/// var `((.:name))` (`atc/exec/load_var_step.go`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LoadVar {
+    /// The local var's name.
+    pub name: String,
+    /// `file`: the artifact, then the path inside it.
+    pub file: String,
+    /// `format`, or the one the file's extension names (`json`, `yml`,
+    /// `yaml`, `trim`, `raw`), else `trim`.
+    pub format: LoadVarFormat,
+    /// Where `file` is written.
+    pub file_at: (u32, u32),
+}
+
+/// How a `load_var` file is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoadVarFormat {
+    /// `json`: a JSON value.
+    Json,
+    /// `yaml` or `yml`: a YAML value.
+    Yaml,
+    /// `trim`: the text without surrounding whitespace.
+    Trim,
+    /// `raw`: the text as it is.
+    Raw,
+}
+
+impl LoadVarFormat {
+    fn of_word(word: &str) -> Option<Self> {
+        match word {
+            "json" => Some(Self::Json),
+            "yaml" | "yml" => Some(Self::Yaml),
+            "trim" => Some(Self::Trim),
+            "raw" => Some(Self::Raw),
+            _ => None,
+        }
+    }
 }
 
 impl Step {
@@ -250,6 +305,9 @@ fn read_kind(
                 ),
                 at: node.at,
             };
+            if let Some(deferred) = deferred_task(&only_task, cx.reader) {
+                return Some(deferred);
+            }
             let (step, image) = read_task_step(&only_task, path, cx.text, cx.vars, cx.reader, report)?;
             StepKind::Task {
                 step: Box::new(step),
@@ -285,8 +343,69 @@ fn read_kind(
         }
         "try" => StepKind::Try(Box::new(one_step(cx, f.get("try")?, &f.at("try"), report)?)),
         "set_pipeline" => StepKind::SetPipeline(f.required("set_pipeline", report)?),
-        _ => StepKind::LoadVar(f.required("load_var", report)?),
+        _ => read_load_var(f, report)?,
     })
+}
+
+/// A task step whose `file:` (`ARTIFACT/PATH`, no `config:`) the reader does
+/// not have: the lowering defers it when an earlier step produces ARTIFACT,
+/// else reports it. Any other read failure is the step's error.
+fn deferred_task(node: &Node, reader: &dyn c8s_sidecar_core::SourceReader) -> Option<StepKind> {
+    let scalar = |key: &str| {
+        node.entries()?
+            .iter()
+            .find(|e| e.key == key)
+            .and_then(|e| Some((e.node.scalar()?.to_owned(), e.at)))
+    };
+    if node.get("config").is_some() {
+        return None;
+    }
+    let (name, _) = scalar("task")?;
+    let (file, file_at) = scalar("file")?;
+    if !file.contains('/') {
+        return None;
+    }
+    match reader.read(&file) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some(StepKind::DeferredTask {
+            name,
+            file,
+            file_at,
+            reason: c8s_sidecar_core::load::read_reason(&e),
+        }),
+        _ => None,
+    }
+}
+
+/// A `load_var` step. As in Concourse, `format` is the one given, else the
+/// one the file's extension names, else `trim`.
+fn read_load_var(f: &Fields<'_>, report: &mut Report<'_>) -> Option<StepKind> {
+    let name = f.required("load_var", report)?;
+    let file = f.required("file", report)?;
+    let format = match f.string("format", report) {
+        Some(word) => match LoadVarFormat::of_word(&word) {
+            Some(format) => format,
+            None => {
+                report.error(
+                    f.key_at("format"),
+                    &f.at("format"),
+                    format!("invalid format {word:?}: one of json, yaml, yml, trim, raw"),
+                );
+                return None;
+            }
+        },
+        None => std::path::Path::new(&file)
+            .extension()
+            .and_then(|ext| ext.to_str())
+            .and_then(LoadVarFormat::of_word)
+            .unwrap_or(LoadVarFormat::Trim),
+    };
+    f.flag("reveal", report);
+    Some(StepKind::LoadVar(LoadVar {
+        name,
+        file,
+        format,
+        file_at: f.key_at("file"),
+    }))
 }
 
 /// A `get` step.

@@ -247,10 +247,14 @@ fn walk(node: &mut Node, path: &FieldPath, vars: &Vars, rules: &Rules<'_>, repor
                         None if value.is_null() => {}
                         None => out.push_str(&value.to_json()),
                     },
+                    // A load_var value in a param: read in the pod (`local_vars`), checked when lowered.
+                    None if r.name.starts_with(".:") && (rules.lenient)(path) && in_params(path) => {
+                        out.push_str(&text[r.range.clone()]);
+                    }
                     None if r.name.starts_with(".:") => report.error(
                         node.at,
                         path,
-                        format!("(({})) is a local var known only at run time (set by load_var, or an across var not in scope here); c8s renders pods before the build runs, so it has no value here", r.name),
+                        format!("(({})) is a local var known only at run time (set by load_var, or an across var not in scope here); c8s reads a load_var value in a task's params only, in its pod when it runs, so here it has no value", r.name),
                     ),
                     None if (rules.lenient)(path) => out.push_str(&text[r.range.clone()]),
                     None => {
@@ -299,6 +303,14 @@ pub fn find_templates(node: &Node, path: &FieldPath, report: &mut Report<'_>) {
             }
         }
     }
+}
+
+/// Whether `path` is inside a step's `params` (or `get_params`), where a
+/// local var may stay for the lowering to resolve.
+fn in_params(path: &FieldPath) -> bool {
+    path.segments()
+        .iter()
+        .any(|s| matches!(s, c8s_sidecar_core::Segment::Key(k) if k == "params" || k == "get_params"))
 }
 
 /// Paths of a pipeline where a var may stay unresolved: resource sources and params.

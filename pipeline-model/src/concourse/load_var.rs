@@ -1,0 +1,136 @@
+//! A job's `load_var` steps, as the lowering meets them in plan order: each
+//! names the artifact file its var is read from, and a task param using
+//! `((.:NAME))` after it gets that file and var on its plan
+//! ([`crate::local_vars`]: the pod reads the value when the step runs).
+//!
+//! As in Concourse (`atc/exec/load_var_step.go`), `file` is
+//! `ARTIFACT/PATH` and the artifact is one an earlier step of the build
+//! produced. A var is visible to the steps lowered after its `load_var`,
+//! the order in which this lowering also makes artifacts visible.
+
+use std::collections::BTreeMap;
+
+use c8s_sidecar_core::FieldPath;
+
+use super::node::Report;
+use super::steps::{LoadVar, LoadVarFormat};
+use crate::local_vars::{self, LoadFormat, LocalVar};
+
+/// The `load_var`s of a job lowered so far.
+#[derive(Default)]
+pub(super) struct Locals {
+    vars: BTreeMap<String, Loaded>,
+}
+
+struct Loaded {
+    /// The var, or why c8s cannot read it.
+    var: Result<LocalVar, String>,
+    /// Where its `load_var` step is.
+    at: (u32, u32),
+    used: bool,
+}
+
+impl Locals {
+    /// Takes in `load_var` step `load` (at `at`); `artifacts` maps each
+    /// artifact of the build so far to its producing step and output.
+    /// A `file` that names no artifact produced before is an error, as it
+    /// is when Concourse runs the step.
+    pub fn load(
+        &mut self,
+        load: &LoadVar,
+        at: (u32, u32),
+        path: &FieldPath,
+        artifacts: &BTreeMap<String, (String, String)>,
+        report: &mut Report<'_>,
+    ) {
+        match self.read(load, artifacts) {
+            Ok(var) => {
+                self.vars
+                    .insert(load.name.clone(), Loaded { var, at, used: false });
+            }
+            Err(reason) => {
+                report.error(load.file_at, &path.key("file"), reason);
+                // Reported once here; its uses add no second, derived error.
+                let var = Err(String::new());
+                let loaded = Loaded { var, at, used: true };
+                self.vars.insert(load.name.clone(), loaded);
+            }
+        }
+    }
+
+    /// The var `load` sets, or why c8s cannot read it (an error at its
+    /// use); `Err` when the step itself is wrong (an error at its `file`).
+    fn read(
+        &self,
+        load: &LoadVar,
+        artifacts: &BTreeMap<String, (String, String)>,
+    ) -> Result<Result<LocalVar, String>, String> {
+        let Some((artifact, file)) = load.file.split_once('/') else {
+            return Err(format!(
+                "{:?} does not say which artifact holds it: write ARTIFACT/PATH",
+                load.file
+            ));
+        };
+        let Some((step, output)) = artifacts.get(artifact) else {
+            return Err(format!(
+                "artifact `{artifact}` is not produced by a step before this load_var (a get, a put, or a task output)"
+            ));
+        };
+        let file = file.trim_start_matches("./");
+        local_vars::check_local_var_file(file).map_err(|reason| format!("{:?}: {reason}", load.file))?;
+        Ok(match load.format {
+            LoadVarFormat::Trim | LoadVarFormat::Raw => {
+                local_vars::check_local_var_name(&load.name).map(|()| {
+                    let format = if load.format == LoadVarFormat::Raw {
+                        LoadFormat::Raw
+                    } else {
+                        LoadFormat::Trim
+                    };
+                    LocalVar::new(&load.name, step, output, file, format)
+                })
+            }
+            LoadVarFormat::Json | LoadVarFormat::Yaml => Err(format!(
+                "load_var `{}` reads {:?} as {}, a structure; c8s reads a load_var value as text in the pod (format trim or raw)",
+                load.name,
+                load.file,
+                if load.format == LoadVarFormat::Json {
+                    "json"
+                } else {
+                    "yaml"
+                }
+            )),
+        })
+    }
+
+    /// The var `((.:name))` reads (`name` without `.:`), marked used; an
+    /// error saying why when there is none c8s can read (empty when its
+    /// `load_var` step was reported already).
+    pub fn resolve(&mut self, name: &str) -> Result<LocalVar, String> {
+        if let Some(loaded) = self.vars.get_mut(name) {
+            loaded.used = true;
+            return loaded.var.clone();
+        }
+        match name.split_once('.') {
+            Some((base, field)) if self.vars.contains_key(base) => Err(format!(
+                "((.:{name})) reads field `{field}` of load_var `{base}`; c8s reads a load_var value as text in the pod (format trim or raw), without fields"
+            )),
+            _ => Err(format!(
+                "((.:{name})) names no load_var before this step (a local var is set by a load_var earlier in the build, or by an across step around it)"
+            )),
+        }
+    }
+
+    /// A note for each `load_var` no task param reads.
+    pub fn unused(&self) -> Vec<String> {
+        self.vars
+            .iter()
+            .filter(|(_, loaded)| !loaded.used)
+            .map(|(name, loaded)| {
+                format!(
+                    "{}:{}: load_var `{name}` not read: no task param after it uses ((.:{name})) (Concourse would still read the file and fail the build without it)",
+                    loaded.at.0, loaded.at.1
+                )
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,107 @@
+//! A task `file:` that lives in an artifact a step fetches when the job runs
+//! (`repo/ci/unit.yml` after `get: repo`): Concourse reads it only then, and
+//! `fly validate-pipeline` never does. c8s defers that step, and every later
+//! task or put that may read what it makes, and renders the rest.
+
+use std::collections::BTreeMap;
+
+use c8s_pipeline_model::concourse::{JobPlan, lower_job, parse_concourse_pipeline};
+use c8s_pipeline_model::{MemorySource, Vars};
+
+const PIPELINE: &str = r#"
+resources:
+- name: repo
+  type: git
+  source: { uri: "https://example.com/app.git" }
+- name: image
+  type: registry-image
+  source: { repository: example/app }
+jobs:
+- name: build
+  plan:
+  - get: repo
+  - task: unit
+    file: repo/ci/unit.yml
+  - task: lint
+    config:
+      platform: linux
+      image_resource: { type: registry-image, source: { repository: golangci/golangci-lint } }
+      inputs: [{ name: repo }]
+      run: { path: golangci-lint, args: [run] }
+  - task: package
+    config:
+      platform: linux
+      image_resource: { type: registry-image, source: { repository: busybox } }
+      inputs: [{ name: repo }, { name: binary }]
+      outputs: [{ name: image }]
+      run: { path: sh, args: [-c, "tar -cf image/image.tar binary"] }
+  - put: tag
+    resource: repo
+    inputs: [repo]
+    params: { repository: repo, only_tag: true }
+  - put: image
+    params: { image: image/image.tar }
+"#;
+
+fn lower(text: &str, files: &MemorySource) -> Result<JobPlan, String> {
+    let pipeline =
+        parse_concourse_pipeline("ci.yml", text, &Vars::new(), files).map_err(|e| e.to_string())?;
+    lower_job(&pipeline, "build", files, &BTreeMap::new(), "ci.yml").map_err(|e| e.to_string())
+}
+
+fn ids(job: &JobPlan) -> Vec<&str> {
+    job.steps.iter().map(|s| s.plan.identity.step.as_str()).collect()
+}
+
+#[test]
+fn a_task_file_in_a_fetched_artifact_is_deferred_with_what_may_read_its_outputs() {
+    let job = lower(PIPELINE, &MemorySource::new()).unwrap_or_else(|e| panic!("{e}"));
+    // Rendered: the get, a task on known inputs, a put that lists its inputs.
+    assert_eq!(ids(&job), ["build.repo", "build.lint", "build.tag"]);
+    assert_eq!(
+        job.deferred,
+        [
+            "13:5: step `unit` deferred to run time: its file \"repo/ci/unit.yml\" is read from artifact `repo`, which step `build.repo` fetches when the job runs",
+            "21:5: step `package` deferred to run time: artifact `binary` it reads may be made by step `unit`, deferred to run time",
+            "32:5: step `image` deferred to run time: it takes every artifact of the build, which may include what deferred step `package` makes",
+        ]
+    );
+}
+
+#[test]
+fn a_task_file_the_reader_has_is_read_and_nothing_is_deferred() {
+    let unit = "platform: linux\nimage_resource: { type: registry-image, source: { repository: golang } }\ninputs: [{ name: repo }]\noutputs: [{ name: binary }]\nrun: { path: go, args: [build] }\n";
+    let files = MemorySource::new().with("repo/ci/unit.yml", unit);
+    let job = lower(PIPELINE, &files).unwrap_or_else(|e| panic!("{e}"));
+    assert!(job.deferred.is_empty(), "{:?}", job.deferred);
+    assert_eq!(
+        ids(&job),
+        [
+            "build.repo",
+            "build.unit",
+            "build.lint",
+            "build.package",
+            "build.tag",
+            "build.image"
+        ]
+    );
+}
+
+#[test]
+fn a_task_file_in_an_artifact_no_step_fetches_is_a_located_error() {
+    let text = PIPELINE.replace("file: repo/ci/unit.yml", "file: tools/ci/unit.yml");
+    let errors = lower(&text, &MemorySource::new()).expect_err("nobody fetches tools");
+    assert!(
+        errors.contains("ci.yml:14:5: jobs[0].plan[1].file: cannot read task file \"tools/ci/unit.yml\""),
+        "{errors}"
+    );
+    assert!(
+        errors.contains("no step before this one produces artifact `tools`"),
+        "{errors}"
+    );
+    assert_eq!(errors.lines().count(), 1, "no derived errors: {errors}");
+    // A file without an artifact is read from where c8s reads files, and not deferred.
+    let text = PIPELINE.replace("file: repo/ci/unit.yml", "file: unit.yml");
+    let errors = lower(&text, &MemorySource::new()).expect_err("no such file");
+    assert!(errors.contains("cannot read task file \"unit.yml\""), "{errors}");
+}

@@ -1,0 +1,204 @@
+//! `load_var` as Concourse runs it (`atc/exec/load_var_step.go`): the file
+//! `ARTIFACT/PATH` of an earlier step, read as `trim` unless `format` or the
+//! file's extension says otherwise, sets `((.:NAME))` for the steps after.
+//! c8s carries a task param that uses it into the pod, which reads the file
+//! when the step runs; what c8s cannot read is a located error.
+
+use std::collections::BTreeMap;
+
+use c8s_pipeline_model::concourse::{JobPlan, lower_job, parse_concourse_pipeline};
+use c8s_pipeline_model::local_vars::{LoadFormat, LocalVar};
+use c8s_pipeline_model::{MemorySource, Vars};
+
+const PIPELINE: &str = r#"
+resources:
+- name: version
+  type: git
+  source: { uri: "https://example.com/version.git", private_key: ((deploy-key)) }
+jobs:
+- name: build
+  plan:
+  - get: version
+  - load_var: number
+    file: version/number
+  - load_var: notes
+    file: version/notes.md
+    format: raw
+  - task: show
+    config:
+      platform: linux
+      image_resource: { type: registry-image, source: { repository: busybox } }
+      params:
+        NUMBER: ((.:number))
+        TAG: v((.:number))-((token))
+        NOTES: ((.:notes))
+        PLAIN: plain
+      run: { path: sh, args: [-c, env] }
+"#;
+
+fn lower(text: &str) -> Result<JobPlan, String> {
+    let files = MemorySource::new();
+    let pipeline =
+        parse_concourse_pipeline("ci.yml", text, &Vars::new(), &files).map_err(|e| e.to_string())?;
+    lower_job(&pipeline, "build", &files, &BTreeMap::new(), "ci.yml").map_err(|e| e.to_string())
+}
+
+#[test]
+fn a_task_param_using_a_load_var_keeps_its_placeholder_and_names_the_file_on_its_plan() {
+    let job = lower(PIPELINE).unwrap_or_else(|e| panic!("{e}"));
+    let kinds: Vec<&str> = job.steps.iter().map(|s| s.kind).collect();
+    assert_eq!(kinds, ["get", "task"], "a load_var makes no pod");
+    let show = &job.steps[1];
+    assert_eq!(
+        show.depends_on,
+        ["build.version"],
+        "the task still runs after the get"
+    );
+    let plan = &show.plan;
+    assert_eq!(
+        plan.local_vars,
+        [
+            LocalVar::new("number", "build.version", "version", "number", LoadFormat::Trim),
+            LocalVar::new("notes", "build.version", "version", "notes.md", LoadFormat::Raw),
+        ]
+    );
+    let value = |name: &str| {
+        plan.env
+            .iter()
+            .find(|e| e.name == name)
+            .unwrap_or_else(|| panic!("no env {name}"))
+    };
+    assert_eq!(value("NUMBER").value.as_deref(), Some("((.:number))"));
+    assert_eq!(value("NOTES").value.as_deref(), Some("((.:notes))"));
+    // A credential var beside a local one still comes from the Secret, spliced by the kubelet.
+    assert_eq!(value("TAG").value.as_deref(), Some("v((.:number))-$(C8S_VAR_0)"));
+    let secret = plan
+        .env
+        .iter()
+        .find(|e| e.name == "C8S_VAR_0")
+        .expect("the credential's env");
+    assert!(secret.value.is_none(), "from a Secret: {secret:?}");
+    assert_eq!(plan.local_var_env(), ["NUMBER", "TAG", "NOTES"]);
+    // The pod unpacks only each var's file, under the vars directory.
+    let inputs = plan.artifact_inputs();
+    let members: Vec<(&str, Option<&str>)> = inputs
+        .iter()
+        .map(|i| (i.path.as_str(), i.member.as_deref()))
+        .collect();
+    assert_eq!(
+        members,
+        [
+            (".c8s/vars/number", Some("number")),
+            (".c8s/vars/notes", Some("notes.md"))
+        ]
+    );
+    assert!(plan.validate().is_ok(), "{:?}", plan.validate());
+    assert!(job.skipped.is_empty(), "{:?}", job.skipped);
+}
+
+#[test]
+fn the_format_follows_the_file_extension_unless_given() {
+    let job = lower(&PIPELINE.replace("notes.md\n    format: raw\n", "notes.trim.raw\n"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        job.steps[1].plan.local_vars[1].format,
+        LoadFormat::Raw,
+        "`.raw` is raw"
+    );
+    let job = lower(&PIPELINE.replace("format: raw", "format: trim")).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(job.steps[1].plan.local_vars[1].format, LoadFormat::Trim);
+}
+
+#[test]
+fn a_load_var_no_param_reads_is_listed_as_not_read() {
+    let job = lower(&PIPELINE.replace("        NOTES: ((.:notes))\n", "")).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(job.steps[1].plan.local_vars.len(), 1);
+    assert_eq!(job.skipped.len(), 1, "{:?}", job.skipped);
+    assert!(
+        job.skipped[0].starts_with("12:5: load_var `notes` not read"),
+        "{:?}",
+        job.skipped
+    );
+}
+
+#[test]
+fn what_c8s_cannot_read_is_a_located_error() {
+    let cases = [
+        // The artifact must come from a step before.
+        (
+            "file: version/number",
+            "file: elsewhere/number",
+            "ci.yml:11:5",
+            "artifact `elsewhere` is not produced",
+        ),
+        // Concourse needs ARTIFACT/PATH.
+        (
+            "file: version/number",
+            "file: number",
+            "ci.yml:11:5",
+            "write ARTIFACT/PATH",
+        ),
+        (
+            "file: version/number",
+            "file: version/../x",
+            "ci.yml:11:5",
+            "may not leave its artifact",
+        ),
+        // A structure is read field by field; c8s reads text.
+        (
+            "notes.md\n    format: raw",
+            "notes.json",
+            "ci.yml:14:5",
+            "as json, a structure",
+        ),
+        (
+            "NOTES: ((.:notes))",
+            "NOTES: ((.:notes.title))",
+            "ci.yml:15:5",
+            "reads field `title` of load_var `notes`",
+        ),
+        (
+            "format: raw",
+            "format: toml",
+            "ci.yml:14:5",
+            "invalid format \"toml\"",
+        ),
+        (
+            "NOTES: ((.:notes))",
+            "NOTES: ((.:later))",
+            "ci.yml:15:5",
+            "((.:later)) names no load_var before this step",
+        ),
+        // The wrapper sets the param from a shell.
+        (
+            "NOTES: ((.:notes))",
+            "notes-text: ((.:notes))",
+            "ci.yml:15:5",
+            "is a shell name",
+        ),
+        // Outside a task's params a local var has no value before the run.
+        (
+            "run: { path: sh, args: [-c, env] }",
+            "run: { path: sh, args: [((.:number))] }",
+            "ci.yml:24:",
+            "known only at run time",
+        ),
+    ];
+    for (from, to, at, message) in cases {
+        let text = PIPELINE.replace(from, to);
+        assert_ne!(text, PIPELINE, "{from} not found");
+        let errors = lower(&text).expect_err(to);
+        assert!(
+            errors.contains(at) && errors.contains(message),
+            "{to}: want {at} {message}, got:\n{errors}"
+        );
+        assert_eq!(errors.lines().count(), 1, "one error, no derived ones:\n{errors}");
+    }
+    // A resource's params reach it as JSON written before the run.
+    let put = format!("{PIPELINE}  - put: version\n    params: {{ tag: ((.:number)) }}\n");
+    let errors = lower(&put).expect_err("put");
+    assert!(
+        errors.contains("ci.yml:25:5") && errors.contains("plan[4].params: ((.:number)) is a local var"),
+        "{errors}"
+    );
+}
