@@ -119,8 +119,12 @@ pub fn check_local_var_file(file: &str) -> Result<(), String> {
 }
 
 /// Whether env var `name` can carry a local var: the wrapper sets it from a
-/// shell, so it is a shell name (a letter or `_`, then letters, digits, `_`).
+/// shell, so it is a shell name (a letter or `_`, then letters, digits, `_`),
+/// and not `c8s_*`, the names of the wrapper's own variables.
 pub fn check_shell_name(name: &str) -> Result<(), String> {
+    if name.starts_with("c8s_") {
+        return Err("`c8s_` names are the wrapper's own shell variables".to_owned());
+    }
     let mut bytes = name.bytes();
     let first = bytes.next().is_some_and(|b| b.is_ascii_alphabetic() || b == b'_');
     if first && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_') {
@@ -151,6 +155,8 @@ mod tests {
         assert!(check_shell_name("BUILD_ARG_go").is_ok());
         assert!(check_shell_name("build-arg").is_err());
         assert!(check_shell_name("1X").is_err());
+        assert!(check_shell_name("c8s_value").is_err(), "the wrapper's own");
+        assert!(check_shell_name("C8S_VALUE").is_ok());
     }
 
     #[test]

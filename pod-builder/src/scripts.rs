@@ -108,11 +108,12 @@ exit "$code"
 /// `$(cat)` does) before the command, and after a successful command fails
 /// unless every declared result (`C8S_RESULT_NAMES`) was written to
 /// `$C8S_RESULTS` and is at most 65536 bytes (`results::MAX_RESULT_BYTES`).
-pub const STEP_RESULTS: &str = r#"for r in $C8S_RESULT_ENV; do
-  f="/workspace/.c8s/results-of/${r#*=}"
-  if [ ! -f "$f" ]; then echo "c8s: result ${r#*=} was not saved by its step" >&2; exit 1; fi
-  export "${r%%=*}=$(cat "$f")"
+pub const STEP_RESULTS: &str = r#"for c8s_r in $C8S_RESULT_ENV; do
+  c8s_f="/workspace/.c8s/results-of/${c8s_r#*=}"
+  if [ ! -f "$c8s_f" ]; then echo "c8s: result ${c8s_r#*=} was not saved by its step" >&2; exit 1; fi
+  export "${c8s_r%%=*}=$(cat "$c8s_f")"
 done
+unset c8s_r c8s_f
 "$@" || exit $?
 for r in $C8S_RESULT_NAMES; do
   f="/workspace/.c8s/results/$r"
@@ -130,29 +131,31 @@ done
 /// `C8S_LOCAL_VAR_ENV` (shell names) with it. A missing file fails the step
 /// before the command runs, as Concourse's `load_var` step fails the build.
 /// Values are replaced var by var, so a value that itself holds another
-/// var's placeholder would be replaced again.
-pub const LOAD_VARS: &str = r#"for v in $C8S_LOCAL_VARS; do
-  name="${v%%=*}"; rest="${v#*=}"; format="${rest%%:*}"; file="${rest#*:}"
-  f="/workspace/.c8s/vars/$name/$file"
-  if [ ! -f "$f" ]; then echo "c8s: load_var $name: file $file is not in its artifact" >&2; exit 1; fi
-  value="$(cat "$f"; echo .)"; value="${value%.}"
-  if [ "$format" = trim ]; then
-    value="${value#"${value%%[![:space:]]*}"}"
-    value="${value%"${value##*[![:space:]]}"}"
+/// var's placeholder would be replaced again. Its own shell variables are
+/// named `c8s_*` (no param may be) and unset before the command runs.
+pub const LOAD_VARS: &str = r#"for c8s_v in $C8S_LOCAL_VARS; do
+  c8s_name="${c8s_v%%=*}"; c8s_rest="${c8s_v#*=}"; c8s_format="${c8s_rest%%:*}"; c8s_file="${c8s_rest#*:}"
+  c8s_f="/workspace/.c8s/vars/$c8s_name/$c8s_file"
+  if [ ! -f "$c8s_f" ]; then echo "c8s: load_var $c8s_name: file $c8s_file is not in its artifact" >&2; exit 1; fi
+  c8s_value="$(cat "$c8s_f"; echo .)"; c8s_value="${c8s_value%.}"
+  if [ "$c8s_format" = trim ]; then
+    c8s_value="${c8s_value#"${c8s_value%%[![:space:]]*}"}"
+    c8s_value="${c8s_value%"${c8s_value##*[![:space:]]}"}"
   fi
-  ph="((.:$name))"
-  for e in $C8S_LOCAL_VAR_ENV; do
-    eval "t=\"\${$e}\""
-    out=""
+  c8s_ph="((.:$c8s_name))"
+  for c8s_e in $C8S_LOCAL_VAR_ENV; do
+    eval "c8s_t=\"\${$c8s_e}\""
+    c8s_out=""
     while :; do
-      case "$t" in
-        *"$ph"*) out="$out${t%%"$ph"*}$value"; t="${t#*"$ph"}" ;;
+      case "$c8s_t" in
+        *"$c8s_ph"*) c8s_out="$c8s_out${c8s_t%%"$c8s_ph"*}$c8s_value"; c8s_t="${c8s_t#*"$c8s_ph"}" ;;
         *) break ;;
       esac
     done
-    export "$e=$out$t"
+    export "$c8s_e=$c8s_out$c8s_t"
   done
 done
+unset c8s_v c8s_name c8s_rest c8s_format c8s_file c8s_f c8s_value c8s_ph c8s_e c8s_t c8s_out
 exec "$@"
 "#;
 

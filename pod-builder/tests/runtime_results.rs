@@ -54,9 +54,11 @@ fn a_result_written_by_one_step_arrives_as_env_in_a_dependent_steps_pod() {
     image: golang:1.23
     dependsOn: [package]
     env:
+      f: ${{ steps.build.results.digest }}
       DIGEST: ${{ steps.build.results.digest }}
       NOTES: ${{ steps.build.results.notes }}
     commands:
+      - test "$f" = sha256:0123abcd
       - test "$DIGEST" = sha256:0123abcd
       - test "$NOTES" = "$(printf 'line one\nit'"'"'s $(not) `run`')"
       - echo "shipping $DIGEST"

@@ -149,6 +149,8 @@ const LOAD_VAR_JOB: &str = r#"jobs:
         NUMBER: ((.:number))
         TAG: v((.:number))-rc((.:number))
         NOTES: ((.:notes))
+        file: ((.:number))
+        value: kept
       run:
         path: sh
         args:
@@ -159,6 +161,9 @@ const LOAD_VAR_JOB: &str = r#"jobs:
             test "$NUMBER" = 1.2.3
             test "$TAG" = v1.2.3-rc1.2.3
             test "$NOTES" = "a \$(b) \`c\`$nl"
+            test "$file" = 1.2.3
+            test "$value" = kept
+            test -z "${c8s_value:-}"
             echo "released $NUMBER as $TAG"
 "#;
 
