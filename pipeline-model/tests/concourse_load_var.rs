@@ -202,3 +202,42 @@ fn what_c8s_cannot_read_is_a_located_error() {
         "{errors}"
     );
 }
+
+#[test]
+fn a_task_files_var_may_hold_a_load_var_value_its_params_read() {
+    let text = r#"
+resources:
+- name: repo
+  type: git
+  source: { uri: "https://example.com/app.git" }
+jobs:
+- name: build
+  plan:
+  - get: repo
+  - load_var: v
+    file: repo/version
+  - task: show
+    file: repo/ci/task.yml
+    vars: { version: ((.:v)) }
+"#;
+    let task = "platform: linux\nimage_resource: { type: registry-image, source: { repository: busybox } }\nparams: { VERSION: \"v((version))\" }\nrun: { path: sh, args: [-c, env] }\n";
+    let lower_with = |task: &str| {
+        let files = MemorySource::new().with("repo/ci/task.yml", task.to_owned());
+        let pipeline =
+            parse_concourse_pipeline("ci.yml", text, &Vars::new(), &files).map_err(|e| e.to_string())?;
+        lower_job(&pipeline, "build", &files, &BTreeMap::new(), "ci.yml").map_err(|e| e.to_string())
+    };
+    let job = lower_with(task).unwrap_or_else(|e| panic!("{e}"));
+    let plan = &job.steps[1].plan;
+    assert_eq!(plan.local_vars.len(), 1, "{plan:?}");
+    let version = plan.env.iter().find(|e| e.name == "VERSION").expect("VERSION");
+    assert_eq!(version.value.as_deref(), Some("v((.:v))"));
+    // Used outside params, it would be text in the pod spec: refused, at the step's vars.
+    let errors = lower_with(&task.replace("repository: busybox", "repository: busybox, tag: ((version))"))
+        .expect_err("an image tag from a load_var");
+    assert!(
+        errors.contains("ci.yml:14:5: jobs[0].plan[2].vars: version holds a load_var value")
+            && errors.contains("outside params"),
+        "{errors}"
+    );
+}

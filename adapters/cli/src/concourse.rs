@@ -295,6 +295,7 @@ fn privileged_warning(plan: &TaskPlan) -> Option<String> {
 /// `passed:` graph; with it, that job's step DAG.
 pub fn plan(file: &str, text: &str, args: &ConcourseArgs, format: Format) -> Result<String, Errors> {
     let pipeline = pipeline(file, text, args)?;
+    let mut deferred = Vec::new();
     let (nodes, edges): (Vec<Node>, Vec<Edge>) = match &args.concourse_job {
         None => {
             let nodes = pipeline
@@ -315,6 +316,7 @@ pub fn plan(file: &str, text: &str, args: &ConcourseArgs, format: Format) -> Res
         }
         Some(_) => {
             let job = jobs(file, &pipeline, args)?.remove(0);
+            deferred = job.deferred.iter().map(|d| format!("{file}:{d}")).collect();
             let nodes = job
                 .steps
                 .iter()
@@ -333,7 +335,39 @@ pub fn plan(file: &str, text: &str, args: &ConcourseArgs, format: Format) -> Res
             (nodes, edges)
         }
     };
-    Ok(graph(&nodes, &edges, format))
+    Ok(with_deferred(graph(&nodes, &edges, format), &deferred, format))
+}
+
+/// `out` with the job's deferred steps said in the format's own way (they
+/// have no node: their config is known only when the job runs).
+fn with_deferred(mut out: String, deferred: &[String], format: Format) -> String {
+    if deferred.is_empty() {
+        return out;
+    }
+    match format {
+        Format::Text => deferred
+            .iter()
+            .for_each(|d| out.push_str(&format!("deferred {d}\n"))),
+        Format::Json => {
+            if let Ok(mut value) = serde_json::from_str::<serde_json::Value>(&out) {
+                value["deferred"] = serde_json::json!(deferred);
+                out = serde_json::to_string_pretty(&value).unwrap_or(out);
+                out.push('\n');
+            }
+        }
+        Format::Dot => {
+            let comments: String = deferred.iter().map(|d| format!("  // deferred {d}\n")).collect();
+            out = out.replacen(
+                "digraph concourse {\n",
+                &format!("digraph concourse {{\n{comments}"),
+                1,
+            );
+        }
+        Format::Mermaid => deferred
+            .iter()
+            .for_each(|d| out.push_str(&format!("  %% deferred {d}\n"))),
+    }
+    out
 }
 
 /// A graph node: name and kind.

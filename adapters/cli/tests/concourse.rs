@@ -474,6 +474,18 @@ fn a_task_file_fetched_at_run_time_is_noted_rendered_around_and_refused_by_run()
         .filter_map(|item| item["metadata"]["annotations"]["c8s.dev/step"].as_str())
         .collect();
     assert_eq!(steps, ["build.repo", "build.lint"], "{list}");
+    // plan: the DAG of what renders, then each deferred step.
+    let out = c8s(&["plan", &file, "--concourse-job", "build"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let plan = text(&out.stdout);
+    let lines: Vec<&str> = plan.lines().collect();
+    assert_eq!(
+        lines[..2],
+        ["get build.repo", "task build.lint  <- build.repo"],
+        "{plan}"
+    );
+    assert!(lines[2].starts_with("deferred ") && lines[2].ends_with("deferred-ci.yml:9:5: step `unit` deferred to run time: its file \"repo/ci/unit.yml\" is read from artifact `repo`, which step `build.repo` fetches when the job runs"), "{plan}");
+    assert_eq!(lines.len(), 4, "{plan}");
     // run and a chart: refused, naming the steps, before any cluster is asked.
     for args in [
         vec!["run", file.as_str(), "--concourse-job", "build"],

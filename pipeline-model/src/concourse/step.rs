@@ -203,11 +203,28 @@ fn read_task_file(
         }
     };
     let mut step_vars = vars.clone();
+    let mut local = Vec::new();
     for (name, value) in f.string_map("vars", report) {
+        // A load_var value passes through as its placeholder, for the task's params.
+        if value.contains("((.:") {
+            local.push(name.clone());
+        }
         step_vars.set(name, value);
     }
     match parse_step_task_file(file, text, &step_vars) {
-        Ok(config) => Some(config),
+        Ok(config) => {
+            let mut outside = config.clone();
+            outside.params = OrderedMap::new();
+            if !local.is_empty() && format!("{outside:?}").contains("((.:") {
+                report.error(
+                    f.key_at("vars"),
+                    &f.at("vars"),
+                    format!("{} holds a load_var value, which c8s reads in the task's params only (in its pod, when it runs); task file {file:?} uses it outside params", local.join(", ")),
+                );
+                return None;
+            }
+            Some(config)
+        }
         Err(errors) => {
             report.extend(errors);
             None

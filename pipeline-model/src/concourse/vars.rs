@@ -248,7 +248,7 @@ fn walk(node: &mut Node, path: &FieldPath, vars: &Vars, rules: &Rules<'_>, repor
                         None => out.push_str(&value.to_json()),
                     },
                     // A load_var value in a param: read in the pod (`local_vars`), checked when lowered.
-                    None if r.name.starts_with(".:") && (rules.lenient)(path) && in_params(path) => {
+                    None if r.name.starts_with(".:") && local_var_may_stay(path, rules) => {
                         out.push_str(&text[r.range.clone()]);
                     }
                     None if r.name.starts_with(".:") => report.error(
@@ -305,12 +305,20 @@ pub fn find_templates(node: &Node, path: &FieldPath, report: &mut Report<'_>) {
     }
 }
 
-/// Whether `path` is inside a step's `params` (or `get_params`), where a
-/// local var may stay for the lowering to resolve.
-fn in_params(path: &FieldPath) -> bool {
-    path.segments()
-        .iter()
-        .any(|s| matches!(s, c8s_sidecar_core::Segment::Key(k) if k == "params" || k == "get_params"))
+/// Whether a local var may stay as written at `path`, for the lowering to
+/// resolve: inside a step's `params` (or `get_params`) where vars may stay
+/// open, or in a task step's `vars` (a task file's vars: the placeholder
+/// reaches the file's params) of a document whose params may hold them.
+fn local_var_may_stay(path: &FieldPath, rules: &Rules<'_>) -> bool {
+    let under = |key: &str| {
+        path.segments()
+            .iter()
+            .any(|s| matches!(s, c8s_sidecar_core::Segment::Key(k) if k == key))
+    };
+    if under("params") || under("get_params") {
+        return (rules.lenient)(path);
+    }
+    under("vars") && (rules.lenient)(&FieldPath::root().key("params"))
 }
 
 /// Paths of a pipeline where a var may stay unresolved: resource sources and params.
