@@ -4,11 +4,11 @@
 //! `atc/exec/in_parallel.go`): one pod per combination, `((.:var))`
 //! replaced, and conditions that keep at most `max_in_flight` at once.
 
-use std::collections::BTreeMap;
-
-use c8s_pipeline_model::concourse::{JobPlan, lower_job, parse_concourse_pipeline};
+use c8s_pipeline_model::concourse::JobPlan;
 use c8s_pipeline_model::scheduler::Condition;
 use c8s_pipeline_model::{MemorySource, Vars};
+
+mod common;
 
 const PIPELINE: &str = r#"
 jobs:
@@ -37,9 +37,7 @@ jobs:
 "#;
 
 fn lower(text: &str, vars: &Vars) -> Result<JobPlan, String> {
-    let files = MemorySource::new();
-    let pipeline = parse_concourse_pipeline("ci.yml", text, vars, &files).map_err(|e| e.to_string())?;
-    lower_job(&pipeline, "build", &files, &BTreeMap::new(), "ci.yml").map_err(|e| e.to_string())
+    common::lower_build(text, vars, &MemorySource::new())
 }
 
 fn vars() -> Vars {

@@ -3,10 +3,10 @@
 //! `fly validate-pipeline` never does. c8s defers that step, and every later
 //! task or put that may read what it makes, and renders the rest.
 
-use std::collections::BTreeMap;
-
-use c8s_pipeline_model::concourse::{JobPlan, lower_job, parse_concourse_pipeline};
+use c8s_pipeline_model::concourse::JobPlan;
 use c8s_pipeline_model::{MemorySource, Vars};
+
+mod common;
 
 const PIPELINE: &str = r#"
 resources:
@@ -44,9 +44,7 @@ jobs:
 "#;
 
 fn lower(text: &str, files: &MemorySource) -> Result<JobPlan, String> {
-    let pipeline =
-        parse_concourse_pipeline("ci.yml", text, &Vars::new(), files).map_err(|e| e.to_string())?;
-    lower_job(&pipeline, "build", files, &BTreeMap::new(), "ci.yml").map_err(|e| e.to_string())
+    common::lower_build(text, &Vars::new(), files)
 }
 
 fn ids(job: &JobPlan) -> Vec<&str> {

@@ -4,11 +4,11 @@
 //! c8s carries a task param that uses it into the pod, which reads the file
 //! when the step runs; what c8s cannot read is a located error.
 
-use std::collections::BTreeMap;
-
-use c8s_pipeline_model::concourse::{JobPlan, lower_job, parse_concourse_pipeline};
+use c8s_pipeline_model::concourse::JobPlan;
 use c8s_pipeline_model::local_vars::{LoadFormat, LocalVar};
 use c8s_pipeline_model::{MemorySource, Vars};
+
+mod common;
 
 const PIPELINE: &str = r#"
 resources:
@@ -37,10 +37,7 @@ jobs:
 "#;
 
 fn lower(text: &str) -> Result<JobPlan, String> {
-    let files = MemorySource::new();
-    let pipeline =
-        parse_concourse_pipeline("ci.yml", text, &Vars::new(), &files).map_err(|e| e.to_string())?;
-    lower_job(&pipeline, "build", &files, &BTreeMap::new(), "ci.yml").map_err(|e| e.to_string())
+    common::lower_build(text, &Vars::new(), &MemorySource::new())
 }
 
 #[test]
@@ -223,9 +220,7 @@ jobs:
     let task = "platform: linux\nimage_resource: { type: registry-image, source: { repository: busybox } }\nparams: { VERSION: \"v((version))\" }\nrun: { path: sh, args: [-c, env] }\n";
     let lower_with = |task: &str| {
         let files = MemorySource::new().with("repo/ci/task.yml", task.to_owned());
-        let pipeline =
-            parse_concourse_pipeline("ci.yml", text, &Vars::new(), &files).map_err(|e| e.to_string())?;
-        lower_job(&pipeline, "build", &files, &BTreeMap::new(), "ci.yml").map_err(|e| e.to_string())
+        common::lower_build(text, &Vars::new(), &files)
     };
     let job = lower_with(task).unwrap_or_else(|e| panic!("{e}"));
     let plan = &job.steps[1].plan;

@@ -335,39 +335,7 @@ pub fn plan(file: &str, text: &str, args: &ConcourseArgs, format: Format) -> Res
             (nodes, edges)
         }
     };
-    Ok(with_deferred(graph(&nodes, &edges, format), &deferred, format))
-}
-
-/// `out` with the job's deferred steps said in the format's own way (they
-/// have no node: their config is known only when the job runs).
-fn with_deferred(mut out: String, deferred: &[String], format: Format) -> String {
-    if deferred.is_empty() {
-        return out;
-    }
-    match format {
-        Format::Text => deferred
-            .iter()
-            .for_each(|d| out.push_str(&format!("deferred {d}\n"))),
-        Format::Json => {
-            if let Ok(mut value) = serde_json::from_str::<serde_json::Value>(&out) {
-                value["deferred"] = serde_json::json!(deferred);
-                out = serde_json::to_string_pretty(&value).unwrap_or(out);
-                out.push('\n');
-            }
-        }
-        Format::Dot => {
-            let comments: String = deferred.iter().map(|d| format!("  // deferred {d}\n")).collect();
-            out = out.replacen(
-                "digraph concourse {\n",
-                &format!("digraph concourse {{\n{comments}"),
-                1,
-            );
-        }
-        Format::Mermaid => deferred
-            .iter()
-            .for_each(|d| out.push_str(&format!("  %% deferred {d}\n"))),
-    }
-    out
+    Ok(graph(&nodes, &edges, &deferred, format))
 }
 
 /// A graph node: name and kind.
@@ -375,7 +343,9 @@ type Node = (String, String);
 /// A graph edge: from, to, and when it is taken.
 type Edge = (String, String, String);
 
-fn graph(nodes: &[Node], edges: &[Edge], format: Format) -> String {
+/// The graph in `format`, then the job's deferred steps (`FILE:LINE:COL: why`),
+/// which have no node: their config is known only when the job runs.
+fn graph(nodes: &[Node], edges: &[Edge], deferred: &[String], format: Format) -> String {
     let mut out = String::new();
     match format {
         Format::Text => {
@@ -397,17 +367,26 @@ fn graph(nodes: &[Node], edges: &[Edge], format: Format) -> String {
                     out.push_str(&format!("{kind} {name}  <- {}\n", after.join(", ")));
                 }
             }
+            deferred
+                .iter()
+                .for_each(|d| out.push_str(&format!("deferred {d}\n")));
         }
         Format::Json => {
-            let value = serde_json::json!({
+            let mut value = serde_json::json!({
                 "nodes": nodes.iter().map(|(n, k)| serde_json::json!({"name": n, "kind": k})).collect::<Vec<_>>(),
                 "edges": edges.iter().map(|(f, t, w)| serde_json::json!({"from": f, "to": t, "when": w})).collect::<Vec<_>>(),
             });
+            if !deferred.is_empty() {
+                value["deferred"] = serde_json::json!(deferred);
+            }
             out = serde_json::to_string_pretty(&value).unwrap_or_default();
             out.push('\n');
         }
         Format::Dot => {
             out.push_str("digraph concourse {\n  rankdir=LR;\n");
+            deferred
+                .iter()
+                .for_each(|d| out.push_str(&format!("  // deferred {d}\n")));
             for (name, kind) in nodes {
                 out.push_str(&format!("  {name:?} [label={:?}];\n", format!("{kind} {name}")));
             }
@@ -443,6 +422,9 @@ fn graph(nodes: &[Node], edges: &[Edge], format: Format) -> String {
                     out.push_str(&format!("  {} -.->|{when}| {}\n", id(from), id(to)));
                 }
             }
+            deferred
+                .iter()
+                .for_each(|d| out.push_str(&format!("  %% deferred {d}\n")));
         }
     }
     out

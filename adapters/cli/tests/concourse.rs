@@ -486,6 +486,10 @@ fn a_task_file_fetched_at_run_time_is_noted_rendered_around_and_refused_by_run()
     );
     assert!(lines[2].starts_with("deferred ") && lines[2].ends_with("deferred-ci.yml:9:5: step `unit` deferred to run time: its file \"repo/ci/unit.yml\" is read from artifact `repo`, which step `build.repo` fetches when the job runs"), "{plan}");
     assert_eq!(lines.len(), 4, "{plan}");
+    let out = c8s(&["plan", &file, "--concourse-job", "build", "-o", "json"]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(json["deferred"].as_array().map(Vec::len), Some(2), "{json}");
+    assert_eq!(json["nodes"].as_array().map(Vec::len), Some(2), "{json}");
     // run and a chart: refused, naming the steps, before any cluster is asked.
     for args in [
         vec!["run", file.as_str(), "--concourse-job", "build"],

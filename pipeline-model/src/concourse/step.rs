@@ -11,7 +11,7 @@ use serde_derive::{Deserialize, Serialize};
 use crate::error::Errors;
 
 use super::fields::Fields;
-use super::node::{self, Node, Report};
+use super::node::{self, At, Node, Report};
 use super::read_task::read_config;
 use super::task::{TaskConfig, task_plan};
 use super::vars::{Vars, interpolate};
@@ -131,11 +131,57 @@ pub fn read_task_step(
     reader: &dyn SourceReader,
     report: &mut Report<'_>,
 ) -> Option<(TaskStep, Option<String>)> {
+    match read_task_step_in_build(node, path, text, vars, reader, false, report)? {
+        TaskRead::Step(step, image) => Some((*step, image)),
+        TaskRead::FileNotFound { .. } => None,
+    }
+}
+
+/// What reading a task step of a build plan found.
+pub(super) enum TaskRead {
+    /// The step, and the artifact its `image:` names.
+    Step(Box<TaskStep>, Option<String>),
+    /// Its `file:` (`ARTIFACT/PATH`) is not where c8s reads files: the
+    /// lowering defers the step when an earlier step produces ARTIFACT.
+    FileNotFound {
+        /// The step's name.
+        name: String,
+        /// `file:`.
+        file: String,
+        /// Where `file` is written.
+        file_at: At,
+        /// The reader's words.
+        reason: String,
+    },
+}
+
+/// [`read_task_step`]; with `defer_missing`, a `file:` in an artifact that
+/// the reader does not have is [`TaskRead::FileNotFound`], not an error
+/// (any other read failure still is).
+pub(super) fn read_task_step_in_build(
+    node: &Node,
+    path: &FieldPath,
+    text: &str,
+    vars: &Vars,
+    reader: &dyn SourceReader,
+    defer_missing: bool,
+    report: &mut Report<'_>,
+) -> Option<TaskRead> {
     let f = Fields::new(node, path.clone(), &TASK_STEP_KEYS, report)?;
     let name = f.required("task", report)?;
     let config = match (f.get("config"), f.string("file", report)) {
         (Some(config), None) => read_config(config, &f.at("config"), text, report),
-        (None, Some(file)) => read_task_file(&file, &f, vars, reader, report),
+        (None, Some(file)) => match reader.read(&file) {
+            Err(e) if defer_missing && e.kind() == std::io::ErrorKind::NotFound && file.contains('/') => {
+                return Some(TaskRead::FileNotFound {
+                    name,
+                    file_at: f.key_at("file"),
+                    file,
+                    reason: c8s_sidecar_core::load::read_reason(&e),
+                });
+            }
+            read => read_task_file(&file, read, &f, vars, report),
+        },
         (Some(_), Some(_)) => {
             report.error(node.at, path, "give `config` or `file`, not both");
             None
@@ -172,18 +218,18 @@ pub fn read_task_step(
         step.config.container_limits = Some(limits);
     }
     let image = f.string("image", report);
-    Some((step, image))
+    Some(TaskRead::Step(Box::new(step), image))
 }
 
 fn read_task_file(
     file: &str,
+    read: std::io::Result<Vec<u8>>,
     f: &Fields<'_>,
     vars: &Vars,
-    reader: &dyn SourceReader,
     report: &mut Report<'_>,
 ) -> Option<TaskConfig> {
     let at = f.key_at("file");
-    let bytes = match reader.read(file) {
+    let bytes = match read {
         Ok(bytes) => bytes,
         Err(e) => {
             let reason = c8s_sidecar_core::load::read_reason(&e);

@@ -7,7 +7,7 @@ use c8s_sidecar_core::{FieldPath, SourceReader};
 
 use super::fields::Fields;
 use super::node::{At, Node, Report};
-use super::step::{TASK_STEP_KEYS, TaskStep, read_task_step};
+use super::step::{TASK_STEP_KEYS, TaskRead, TaskStep, read_task_step_in_build};
 use super::vars::Vars;
 use crate::duration::parse_duration;
 
@@ -305,13 +305,19 @@ fn read_kind(
                 ),
                 at: node.at,
             };
-            if let Some(deferred) = deferred_task(&only_task, cx.reader) {
-                return Some(deferred);
-            }
-            let (step, image) = read_task_step(&only_task, path, cx.text, cx.vars, cx.reader, report)?;
-            StepKind::Task {
-                step: Box::new(step),
-                image,
+            match read_task_step_in_build(&only_task, path, cx.text, cx.vars, cx.reader, true, report)? {
+                TaskRead::Step(step, image) => StepKind::Task { step, image },
+                TaskRead::FileNotFound {
+                    name,
+                    file,
+                    file_at,
+                    reason,
+                } => StepKind::DeferredTask {
+                    name,
+                    file,
+                    file_at,
+                    reason,
+                },
             }
         }
         "in_parallel" | "aggregate" => {
@@ -345,35 +351,6 @@ fn read_kind(
         "set_pipeline" => StepKind::SetPipeline(f.required("set_pipeline", report)?),
         _ => read_load_var(f, report)?,
     })
-}
-
-/// A task step whose `file:` (`ARTIFACT/PATH`, no `config:`) the reader does
-/// not have: the lowering defers it when an earlier step produces ARTIFACT,
-/// else reports it. Any other read failure is the step's error.
-fn deferred_task(node: &Node, reader: &dyn c8s_sidecar_core::SourceReader) -> Option<StepKind> {
-    let scalar = |key: &str| {
-        node.entries()?
-            .iter()
-            .find(|e| e.key == key)
-            .and_then(|e| Some((e.node.scalar()?.to_owned(), e.at)))
-    };
-    if node.get("config").is_some() {
-        return None;
-    }
-    let (name, _) = scalar("task")?;
-    let (file, file_at) = scalar("file")?;
-    if !file.contains('/') {
-        return None;
-    }
-    match reader.read(&file) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some(StepKind::DeferredTask {
-            name,
-            file,
-            file_at,
-            reason: c8s_sidecar_core::load::read_reason(&e),
-        }),
-        _ => None,
-    }
 }
 
 /// A `load_var` step. As in Concourse, `format` is the one given, else the
