@@ -64,6 +64,25 @@ fn a_task_file_in_a_fetched_artifact_is_deferred_with_what_may_read_its_outputs(
             "32:5: step `image` deferred to run time: it takes every artifact of the build, which may include what deferred step `package` makes",
         ]
     );
+    // Only the task file can be fetched: from the get's output, at its path
+    // inside the artifact. The steps deferred with it follow once it is read.
+    let fetch: Vec<_> = job
+        .fetch
+        .iter()
+        .map(|f| {
+            (
+                f.step.as_str(),
+                f.file.as_str(),
+                f.path.as_str(),
+                f.producer.as_str(),
+                f.output.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        fetch,
+        [("unit", "repo/ci/unit.yml", "ci/unit.yml", "build.repo", "repo")]
+    );
 }
 
 #[test]

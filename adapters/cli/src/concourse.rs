@@ -7,7 +7,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use c8s_pipeline_model::concourse::step::parse_task_step;
-use c8s_pipeline_model::concourse::{self, ConcoursePipeline, JobPlan, lower_job, parse_concourse_pipeline};
+use c8s_pipeline_model::concourse::{
+    self, ConcoursePipeline, FetchFile, JobPlan, lower_job, parse_concourse_pipeline,
+};
 use c8s_pipeline_model::scheduler::Condition;
 use c8s_pipeline_model::sidecar::{Position, SourceReader};
 use c8s_pipeline_model::{Error, Errors};
@@ -40,6 +42,10 @@ pub struct ConcourseArgs {
     /// The job of a Concourse pipeline to render or run (default: every job).
     #[arg(long = "concourse-job", value_name = "NAME")]
     pub concourse_job: Option<String>,
+    /// Task files `c8s run` read from artifacts while the job ran, by
+    /// `ARTIFACT/PATH` (not a flag).
+    #[arg(skip)]
+    pub fetched: BTreeMap<String, Vec<u8>>,
 }
 
 fn usage(message: String) -> Errors {
@@ -98,21 +104,29 @@ impl ConcourseArgs {
                 .ok_or_else(|| usage(format!("--artifact {pair:?}: expected NAME=DIR")))?;
             dirs.insert(name.to_owned(), PathBuf::from(dir));
         }
-        Ok(ArtifactReader { dirs })
+        Ok(ArtifactReader {
+            dirs,
+            fetched: self.fetched.clone(),
+        })
     }
 }
 
-/// Reads `ARTIFACT/path` from the directory given for ARTIFACT, else `path`
-/// from the current directory (c8s run at the root of the artifact's repository).
+/// Reads `ARTIFACT/path` from what `c8s run` fetched from that artifact,
+/// else from the directory given for ARTIFACT, else `path` from the current
+/// directory (c8s run at the root of the artifact's repository).
 /// A file missing from a directory given for its artifact is an error of its
 /// own (not `NotFound`): the user said where it is, so it is not deferred to
 /// the run as a file of an artifact fetched then.
 struct ArtifactReader {
     dirs: BTreeMap<String, PathBuf>,
+    fetched: BTreeMap<String, Vec<u8>>,
 }
 
 impl SourceReader for ArtifactReader {
     fn read(&self, path: &str) -> std::io::Result<Vec<u8>> {
+        if let Some(bytes) = self.fetched.get(path) {
+            return Ok(bytes.clone());
+        }
         let (artifact, rest) = path.split_once('/').unwrap_or(("", path));
         match self.dirs.get(artifact) {
             Some(dir) => std::fs::read(dir.join(rest)).map_err(|e| match e.kind() {
@@ -151,6 +165,9 @@ pub struct Lowered {
     /// Steps known only when the job runs, `FILE:LINE:COL: why` (also in
     /// `warnings`).
     pub deferred: Vec<String>,
+    /// The task files of deferred steps that a run reads from artifacts
+    /// once the steps making them ran.
+    pub fetch: Vec<FetchFile>,
 }
 
 /// Reads a pipeline with the options' vars.
@@ -171,8 +188,9 @@ fn jobs(file: &str, pipeline: &ConcoursePipeline, args: &ConcourseArgs) -> Resul
         .collect()
 }
 
-/// Refuses `lowered` for a command that runs the pipeline whole (`c8s run`,
-/// `c8s helm pipeline`) when steps of it are known only when the job runs.
+/// Refuses `lowered` for a command that renders the pipeline whole before
+/// it runs (`c8s helm pipeline`; `c8s run` when it cannot read the files
+/// while the job runs) when steps of it are known only when the job runs.
 pub fn refuse_deferred(file: &str, deferred: &[String]) -> Result<(), Errors> {
     if deferred.is_empty() {
         return Ok(());
@@ -180,7 +198,7 @@ pub fn refuse_deferred(file: &str, deferred: &[String]) -> Result<(), Errors> {
     Err(Errors::from(Error::Syntax {
         at: Position::file(file),
         message: format!(
-            "{} step(s) are known only when the job runs (a task file in an artifact a step fetches then), and c8s renders every pod before a run: give that artifact's checkout with --artifact NAME=DIR:\n  {}",
+            "{} step(s) are known only when the job runs (a task file in an artifact a step fetches then), and a chart holds every pod before a run (c8s run reads such files while the job runs): give that artifact's checkout with --artifact NAME=DIR:\n  {}",
             deferred.len(),
             deferred.join("\n  ")
         ),
@@ -208,6 +226,7 @@ pub fn lower(file: &str, text: &str, args: &ConcourseArgs, step_file: bool) -> R
             outcome: None,
             warnings,
             deferred: Vec::new(),
+            fetch: Vec::new(),
         });
     }
     let pipeline = pipeline(file, text, args)?;
@@ -218,6 +237,7 @@ pub fn lower(file: &str, text: &str, args: &ConcourseArgs, step_file: bool) -> R
         outcome: None,
         warnings: pipeline.notes.clone(),
         deferred: Vec::new(),
+        fetch: Vec::new(),
     };
     let lowered = jobs(file, &pipeline, args)?;
     // Concourse runs a job only with versions that went through every job
@@ -255,6 +275,7 @@ pub fn lower(file: &str, text: &str, args: &ConcourseArgs, step_file: bool) -> R
             .extend(job.skipped.iter().map(|s| format!("{file}:{s}")));
         out.deferred
             .extend(job.deferred.iter().map(|s| format!("{file}:{s}")));
+        out.fetch.extend(job.fetch.iter().cloned());
         for secret in &job.secrets {
             out.warnings.push(format!(
                 "needs Secret {} key {}: {}",

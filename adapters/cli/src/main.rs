@@ -14,6 +14,7 @@ mod plan;
 mod pod_flags;
 mod render;
 mod run;
+mod run_fetch;
 mod secrets;
 mod serve;
 

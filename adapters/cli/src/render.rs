@@ -123,6 +123,9 @@ pub struct LoadedPlans {
     /// Concourse steps known only when the job runs (`FILE:LINE:COL: why`):
     /// rendered without them, never run without them.
     pub deferred: Vec<String>,
+    /// The task files of deferred steps `c8s run` reads from artifacts once
+    /// the steps making them ran.
+    pub fetch: Vec<c8s_pipeline_model::concourse::FetchFile>,
 }
 
 impl LoadedPlans {
@@ -177,6 +180,7 @@ pub fn load_plans_for(
                 outcome: None,
                 warnings: Vec::new(),
                 deferred: Vec::new(),
+                fetch: Vec::new(),
             })
         }
         Kind::Task => {
@@ -193,6 +197,7 @@ pub fn load_plans_for(
                 timeout_seconds: None,
                 warnings: Vec::new(),
                 deferred: Vec::new(),
+                fetch: Vec::new(),
             })
         }
         kind @ (Kind::TaskStep | Kind::Concourse) => {
@@ -206,6 +211,7 @@ pub fn load_plans_for(
                 timeout_seconds: None,
                 warnings: lowered.warnings,
                 deferred: lowered.deferred,
+                fetch: lowered.fetch,
             })
         }
         Kind::Sidecars => {
@@ -223,6 +229,7 @@ pub fn load_plans_for(
                 timeout_seconds: None,
                 warnings: Vec::new(),
                 deferred: Vec::new(),
+                fetch: Vec::new(),
             })
         }
     }

@@ -6,7 +6,7 @@
 //! reference are read from the cluster and registered with the masker; when
 //! they cannot be read, logs are withheld rather than printed unmasked.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
@@ -100,7 +100,7 @@ fn fail(message: &str) -> ExitCode {
 /// then runs the steps on the current kube context ([`run_in_cluster`]).
 pub fn run(args: &RunArgs, report: fn(&str, &Errors) -> String) -> ExitCode {
     let file = args.render.file.as_str();
-    let loaded = match load(args) {
+    let loaded = match load(args, &args.render.concourse) {
         Ok(loaded) => loaded,
         Err(errors) => {
             let _ = std::io::stderr().write_all(report(file, &errors).as_bytes());
@@ -109,27 +109,286 @@ pub fn run(args: &RunArgs, report: fn(&str, &Errors) -> String) -> ExitCode {
     };
     loaded.print_warnings();
     let ctx = run_context(args, &loaded);
-    let outcome = outcome(&loaded, &ctx);
-    let prepared = steps(
+    // What does not render fails before the cluster is asked anything.
+    let rendered = steps(
         &loaded.plans,
         &loaded.depends_on,
         &loaded.conditions,
         &ctx,
         args.render.job,
-    )
-    .and_then(|steps| Ok((steps, durations(args, loaded.timeout_seconds)?, runtime()?)));
-    let (steps, durations, runtime) = match prepared {
+    );
+    let prepared = rendered
+        .and_then(|_| durations(args, loaded.timeout_seconds))
+        .and_then(|d| Ok((d, runtime()?)));
+    let (durations, runtime) = match prepared {
         Ok(prepared) => prepared,
         Err(message) => return fail(&message),
     };
-    runtime.block_on(run_in_cluster(
-        args,
-        &ctx.run_id,
-        &loaded.plans,
-        steps,
-        outcome,
-        &durations,
-    ))
+    runtime.block_on(async {
+        let cluster = match KubeCluster::connect(durations.connect).await {
+            Ok(cluster) if args.render.namespace.is_empty() => cluster,
+            Ok(cluster) => cluster.with_namespace(args.render.namespace.clone()),
+            Err(e) => return fail(&e.to_string()),
+        };
+        let run = Run {
+            args,
+            cluster: &cluster,
+            ctx: &ctx,
+            durations: &durations,
+        };
+        match run.fetch_task_files(loaded, report).await {
+            Ok((loaded, how)) => run.run_in_cluster(&loaded, how).await,
+            Err(code) => code,
+        }
+    })
+}
+
+/// One `c8s run` on the cluster: what every part of the run shares.
+struct Run<'a> {
+    args: &'a RunArgs,
+    cluster: &'a KubeCluster,
+    ctx: &'a c8s_pod_builder::RunContext,
+    durations: &'a Durations,
+}
+
+/// How the last part of a run starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Last {
+    /// The whole run here (resumed with `--resume`).
+    Whole,
+    /// After the parts that read task files: resumed.
+    Resumed,
+    /// Resumed, and cancelled at once (the run was cancelled during a part).
+    Cancelled,
+}
+
+impl Run<'_> {
+    /// Runs the parts of a Concourse job that make the artifacts its deferred
+    /// task files live in, reads the files and lowers the job again, until
+    /// nothing is left to read (`crate::run_fetch`). The plans to run last and
+    /// how; `Err` when the run ended here (its exit code).
+    async fn fetch_task_files(
+        &self,
+        mut loaded: render::LoadedPlans,
+        report: fn(&str, &Errors) -> String,
+    ) -> Result<(render::LoadedPlans, Last), ExitCode> {
+        let file = self.args.render.file.as_str();
+        let mut concourse = self.args.render.concourse.clone();
+        let tag = crate::run_fetch::tag();
+        let mut parts = 0usize;
+        while !loaded.fetch.is_empty() {
+            let part = crate::run_fetch::part(&loaded, &self.ctx.helper_image, &format!("{tag}{parts}"));
+            let resume = self.args.resume || parts > 0;
+            parts += 1;
+            let (status, files) = self.run_part(&part, resume).await?;
+            let files = match (status.state, files) {
+                (RunState::Succeeded, Ok(files)) => files,
+                // A step the files wait for failed or timed out: the rest of
+                // the job runs as it is known (its hooks, the build's end);
+                // the deferred steps would not have run either.
+                (RunState::Failed, Err(None)) => return Ok((loaded, Last::Resumed)),
+                (RunState::Cancelled, _) => return Ok((loaded, Last::Cancelled)),
+                // The steps ran and a file could not be read: the task step
+                // errors, as Concourse's does, and the run ends here.
+                (_, Err(why)) => {
+                    let message = why.unwrap_or_else(|| "a task file could not be read".to_owned());
+                    return Err(self.end_failed(status, &message).await);
+                }
+                (_, Ok(_)) => return Err(self.end_failed(status, "the run ended early").await),
+            };
+            if files.keys().any(|f| concourse.fetched.contains_key(f)) {
+                return Err(self.end_failed(status, "a task file was read twice").await);
+            }
+            concourse.fetched.extend(files);
+            let before: BTreeSet<String> = loaded.warnings.iter().cloned().collect();
+            loaded = match load(self.args, &concourse) {
+                Ok(loaded) => loaded,
+                Err(errors) => {
+                    let _ = std::io::stderr().write_all(report(file, &errors).as_bytes());
+                    let message = "a task file read from its artifact is not valid";
+                    return Err(self.end_failed(status, message).await);
+                }
+            };
+            for warning in loaded.warnings.iter().filter(|w| !before.contains(*w)) {
+                eprintln!("warning: {warning}");
+            }
+        }
+        let last = if parts > 0 { Last::Resumed } else { Last::Whole };
+        Ok((loaded, last))
+    }
+
+    /// Runs `part` as a part of the run (its record kept for the rest);
+    /// its status, and the files its readers printed (`Err(None)`: a step
+    /// before the readers did not succeed; `Err(Some(why))`: a file could
+    /// not be read).
+    async fn run_part(
+        &self,
+        part: &crate::run_fetch::Part,
+        resume: bool,
+    ) -> Result<(RunStatus, Result<BTreeMap<String, Vec<u8>>, Option<String>>), ExitCode> {
+        let steps = steps(
+            &part.plans,
+            &part.depends_on,
+            &part.conditions,
+            self.ctx,
+            self.args.render.job,
+        )
+        .map_err(|m| fail(&m))?;
+        let masker = masker(self.cluster, &part.plans).await;
+        let logs = Arc::new(CollectedLogs::default());
+        let options = self
+            .options(steps.len(), &masker, &logs)?
+            .resume(resume)
+            .continued(true);
+        let _ = writeln!(
+            std::io::stderr(),
+            "c8s: run {}: running {} steps to read {} task file(s) from the artifacts they make",
+            self.ctx.run_id,
+            steps.len(),
+            part.readers.len()
+        );
+        let status = c8s_kube::run_pipeline(self.cluster, steps, options, cancelled())
+            .await
+            .map_err(|e| fail(&e.to_string()))?;
+        let names = c8s_kube::object_names(&part.plans, self.ctx);
+        let reader_failed = part.readers.iter().find(|(_, step)| {
+            let object = names.get(step).map(String::as_str).unwrap_or_default();
+            status.step(object).is_some_and(|s| s.state == StepState::Failed)
+        });
+        let files = match (status.state, reader_failed) {
+            (RunState::Succeeded, _) => crate::run_fetch::read_files(
+                part,
+                |step| names.get(step).cloned(),
+                |object| printed(&logs, &masker, object),
+            )
+            .map_err(Some),
+            (_, Some((fetch, _))) => Err(Some(crate::run_fetch::unreadable(fetch))),
+            _ => Err(None),
+        };
+        print_failed_logs(&status, &masker, &logs);
+        Ok((status, files))
+    }
+
+    /// The run options of a run or part of `total` steps, logs masked by
+    /// `masker` into `logs` and archived as the flags say.
+    fn options(
+        &self,
+        total: usize,
+        masker: &Result<SecretMasker, String>,
+        logs: &Arc<CollectedLogs>,
+    ) -> Result<RunOptions, ExitCode> {
+        let archive = match self.args.archive.archive() {
+            Ok(archive) => archive.map(|a| archive_options(a, self.cluster.namespace(), masker)),
+            Err(e) => return Err(fail(&e)),
+        };
+        let options = run_options(self.args, &self.ctx.run_id, self.durations, total, masker, logs);
+        Ok(options.archive(archive))
+    }
+
+    /// Ends a run that stopped between its parts: its record is deleted,
+    /// `status` (the last part's) is written failed with `message`.
+    async fn end_failed(&self, mut status: RunStatus, message: &str) -> ExitCode {
+        use c8s_kube::Cluster as _;
+        if let Err(e) = self.cluster.delete_record(&self.ctx.run_id).await {
+            let _ = writeln!(
+                std::io::stderr(),
+                "c8s: warning: could not delete the run record: {e}"
+            );
+        }
+        status.state = RunState::Failed;
+        status.message = message.to_owned();
+        let _ = writeln!(std::io::stderr(), "c8s: {message}");
+        self.finish(&status)
+    }
+
+    /// Writes the status file and prints how the run ended; the exit code.
+    fn finish(&self, status: &RunStatus) -> ExitCode {
+        if let Some(path) = &self.args.status_file
+            && let Err(e) = std::fs::write(path, status.to_json())
+        {
+            return fail(&format!("cannot write {path}: {e}"));
+        }
+        let _ = writeln!(std::io::stdout(), "run {}: {:?}", status.run_id, status.state);
+        if status.state == RunState::Succeeded {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        }
+    }
+
+    /// Runs `loaded`'s steps as the run (or its last part, `last`), writes
+    /// the status record, prints the masked logs of failed steps and the
+    /// run's end.
+    async fn run_in_cluster(&self, loaded: &render::LoadedPlans, last: Last) -> ExitCode {
+        if !loaded.deferred.is_empty() && last != Last::Resumed && last != Last::Cancelled {
+            // Deferred with no file to read: refused when loaded.
+            return fail("steps are deferred to run time and none can be read");
+        }
+        let (args, cluster) = (self.args, self.cluster);
+        let steps = match steps(
+            &loaded.plans,
+            &loaded.depends_on,
+            &loaded.conditions,
+            self.ctx,
+            args.render.job,
+        ) {
+            Ok(steps) => steps,
+            Err(message) => return fail(&message),
+        };
+        let masker = masker(cluster, &loaded.plans).await;
+        let logs = Arc::new(CollectedLogs::default());
+        let options = match self.options(steps.len(), &masker, &logs) {
+            Ok(options) => options,
+            Err(code) => return code,
+        };
+        let options = options
+            .resume(args.resume || last != Last::Whole)
+            .outcome(outcome(loaded, self.ctx));
+        let _ = writeln!(
+            std::io::stderr(),
+            "c8s: run {}: running {} steps in namespace {} (parallelism {})",
+            self.ctx.run_id,
+            steps.len(),
+            cluster.namespace(),
+            args.parallelism.max(1)
+        );
+        let run = if last == Last::Cancelled {
+            c8s_kube::run_pipeline(cluster, steps, options, std::future::ready(())).await
+        } else {
+            c8s_kube::run_pipeline(cluster, steps, options, cancelled()).await
+        };
+        let status = match run {
+            Ok(status) => status,
+            Err(e) => return fail(&e.to_string()),
+        };
+        print_failed_logs(&status, &masker, &logs);
+        for step in &status.steps {
+            if let Some(error) = &step.log_archive_error {
+                let _ = writeln!(std::io::stderr(), "c8s: warning: {}: {error}", step.name);
+            }
+        }
+        self.finish(&status)
+    }
+}
+
+/// What the `main` container of `object`'s last attempt printed, whole:
+/// `Err` when its log is withheld (the masker could not be built) or cut.
+fn printed(
+    logs: &CollectedLogs,
+    masker: &Result<SecretMasker, String>,
+    object: &str,
+) -> Result<Vec<u8>, String> {
+    if let Err(reason) = masker {
+        return Err(format!("the run's logs are withheld ({reason})"));
+    }
+    let kept = logs.take(object);
+    let Some(((_, _), main)) = kept.iter().rfind(|((_, c), _)| c == "main") else {
+        return Err("its reader printed nothing".to_owned());
+    };
+    if main.dropped > 0 {
+        return Err(format!("it is longer than {KEPT_LOG_BYTES} bytes"));
+    }
+    Ok(main.tail.clone())
 }
 
 /// The times `c8s run` keeps to.
@@ -159,61 +418,6 @@ fn durations(args: &RunArgs, pipeline_timeout: Option<u64>) -> Result<Durations,
     };
     let start = seconds("start-timeout", &args.start_timeout)?;
     Ok(Durations { run, connect, start })
-}
-
-/// Runs `steps` (rendered from `plans`) as run `run_id` on the current kube
-/// context, writes the status record, prints the masked logs of failed
-/// steps and the run's end.
-async fn run_in_cluster(
-    args: &RunArgs,
-    run_id: &str,
-    plans: &[TaskPlan],
-    steps: Vec<Step>,
-    outcome: Option<Condition>,
-    durations: &Durations,
-) -> ExitCode {
-    let cluster = match KubeCluster::connect(durations.connect).await {
-        Ok(cluster) if args.render.namespace.is_empty() => cluster,
-        Ok(cluster) => cluster.with_namespace(args.render.namespace.clone()),
-        Err(e) => return fail(&e.to_string()),
-    };
-    let masker = masker(&cluster, plans).await;
-    let archive = match args.archive.archive() {
-        Ok(archive) => archive.map(|a| archive_options(a, cluster.namespace(), &masker)),
-        Err(e) => return fail(&e),
-    };
-    let logs = Arc::new(CollectedLogs::default());
-    let options = run_options(args, run_id, durations, steps.len(), &masker, &logs)
-        .outcome(outcome)
-        .archive(archive);
-    let _ = writeln!(
-        std::io::stderr(),
-        "c8s: run {run_id}: running {} steps in namespace {} (parallelism {})",
-        steps.len(),
-        cluster.namespace(),
-        args.parallelism.max(1)
-    );
-    let status = match c8s_kube::run_pipeline(&cluster, steps, options, cancelled()).await {
-        Ok(status) => status,
-        Err(e) => return fail(&e.to_string()),
-    };
-    if let Some(path) = &args.status_file
-        && let Err(e) = std::fs::write(path, status.to_json())
-    {
-        return fail(&format!("cannot write {path}: {e}"));
-    }
-    print_failed_logs(&status, &masker, &logs);
-    for step in &status.steps {
-        if let Some(error) = &step.log_archive_error {
-            let _ = writeln!(std::io::stderr(), "c8s: warning: {}: {error}", step.name);
-        }
-    }
-    let _ = writeln!(std::io::stdout(), "run {}: {:?}", status.run_id, status.state);
-    if status.state == RunState::Succeeded {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    }
 }
 
 /// The masker of every Secret value `plans` reference (warning on stderr of
@@ -330,8 +534,9 @@ fn print_failed_logs(status: &RunStatus, masker: &Result<SecretMasker, String>, 
     }
 }
 
-/// The plans of `args`' file, as `c8s render` loads them.
-fn load(args: &RunArgs) -> Result<render::LoadedPlans, Errors> {
+/// The plans of `args`' file, as `c8s render` loads them, with `concourse`'s
+/// options (and the task files read so far).
+fn load(args: &RunArgs, concourse: &crate::concourse::ConcourseArgs) -> Result<render::LoadedPlans, Errors> {
     let file = args.render.file.as_str();
     match std::fs::read(file) {
         Ok(bytes) => render::load_plans_for(
@@ -339,10 +544,14 @@ fn load(args: &RunArgs) -> Result<render::LoadedPlans, Errors> {
             &bytes,
             args.render.kind,
             args.render.branch.as_deref(),
-            &args.render.concourse,
+            concourse,
         )
         .and_then(|loaded| {
-            crate::concourse::refuse_deferred(file, &loaded.deferred)?;
+            // Deferred steps whose task files are read while the job runs
+            // are run then; others cannot be.
+            if loaded.fetch.is_empty() {
+                crate::concourse::refuse_deferred(file, &loaded.deferred)?;
+            }
             Ok(loaded)
         }),
         Err(e) => Err(Errors::from(c8s_pipeline_model::Error::Read {
@@ -636,7 +845,7 @@ mod tests {
     /// The run id and the step names `c8s run` would use for `argv`.
     fn run_of(argv: &[&str]) -> (String, Vec<String>) {
         let args = parsed(argv).expect("valid flags");
-        let loaded = load(&args).expect("it loads");
+        let loaded = load(&args, &args.render.concourse).expect("it loads");
         let ctx = run_context(&args, &loaded);
         let steps =
             steps(&loaded.plans, &loaded.depends_on, &loaded.conditions, &ctx, false).expect("it renders");
@@ -693,7 +902,7 @@ mod tests {
             "run", ORDERS, "--branch", "main", "--build", "7", "--run-id", "ci-42",
         ])
         .expect("valid flags");
-        let loaded = load(&args).expect("it loads");
+        let loaded = load(&args, &args.render.concourse).expect("it loads");
         let ctx = run_context(&args, &loaded);
         let steps =
             steps(&loaded.plans, &loaded.depends_on, &loaded.conditions, &ctx, false).expect("it renders");
@@ -781,7 +990,7 @@ mod tests {
                 "r1",
             ])
             .expect("valid flags");
-            let loaded = load(&args).expect("it loads");
+            let loaded = load(&args, &args.render.concourse).expect("it loads");
             let ctx = run_context(&args, &loaded);
             let outcome = outcome(&loaded, &ctx);
             let steps = steps(&loaded.plans, &loaded.depends_on, &loaded.conditions, &ctx, false)

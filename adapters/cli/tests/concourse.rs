@@ -446,7 +446,7 @@ jobs:
 ";
 
 #[test]
-fn a_task_file_fetched_at_run_time_is_noted_rendered_around_and_refused_by_run() {
+fn a_task_file_fetched_at_run_time_is_noted_rendered_around_and_refused_by_a_chart() {
     let file = common::temp_file("deferred-ci.yml", DEFERRED);
     let dir = file.parent().expect("its directory").to_path_buf();
     let file = file.to_string_lossy().into_owned();
@@ -490,20 +490,20 @@ fn a_task_file_fetched_at_run_time_is_noted_rendered_around_and_refused_by_run()
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
     assert_eq!(json["deferred"].as_array().map(Vec::len), Some(2), "{json}");
     assert_eq!(json["nodes"].as_array().map(Vec::len), Some(2), "{json}");
-    // run and a chart: refused, naming the steps, before any cluster is asked.
-    for args in [
-        vec!["run", file.as_str(), "--concourse-job", "build"],
-        vec!["helm", "pipeline", file.as_str(), "--out", chart.as_str()],
-    ] {
-        let out = c8s(&args);
-        assert_eq!(out.status.code(), Some(1), "{args:?}");
-        let stderr = text(&out.stderr);
-        assert!(
-            stderr.contains("2 step(s) are known only when the job runs"),
-            "{stderr}"
-        );
-        assert!(stderr.contains("deferred-ci.yml:9:5: step `unit`"), "{stderr}");
-    }
+    // A chart: refused, naming the steps (`c8s run` reads the file while
+    // the job runs: tests/control_plane.rs).
+    let out = c8s(&["helm", "pipeline", file.as_str(), "--out", chart.as_str()]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("2 step(s) are known only when the job runs"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("c8s run reads such files while the job runs"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("deferred-ci.yml:9:5: step `unit`"), "{stderr}");
     // With the artifact's directory given, a missing file is an error, not deferred.
     let checkout = dir.join("deferred-checkout");
     std::fs::create_dir_all(&checkout).expect("checkout");

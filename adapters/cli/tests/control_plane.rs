@@ -113,6 +113,16 @@ fn spawn_c8s(args: &[&str]) -> Child {
         .expect("c8s runs")
 }
 
+/// `c8s args…` in the background, its output kept for `wait_with_output`.
+fn spawn_c8s_piped(args: &[&str]) -> Child {
+    c8s_cmd()
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("c8s runs")
+}
+
 /// Waits until a pod of `namespace` matching `which` runs.
 async fn until_running(client: &kube::Client, namespace: &str, which: impl Fn(&Pod) -> bool) {
     cluster::eventually(Duration::from_secs(60), "a pod to run", || async {
@@ -401,12 +411,7 @@ async fn ctrl_c_deletes_the_runs_pods() {
     )
     .await;
     let file = two_steps("cancel", "");
-    let child = c8s_cmd()
-        .args(["run", file.to_str().expect("path"), "--namespace", &ns])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("c8s runs");
+    let child = spawn_c8s_piped(&["run", file.to_str().expect("path"), "--namespace", &ns]);
     until_running(&client, &ns, |_| true).await;
     signal(&child, "INT");
     let output = child.wait_with_output().expect("c8s exits");
@@ -735,20 +740,15 @@ async fn jobs_are_run_by_the_job_controller_with_the_rendered_backoff_and_ttl() 
     let rendered = run_c8s(&["render", path, "--job", "--namespace", &ns, "-o", "json"]);
     assert!(rendered.status.success(), "{}", explain(&rendered));
     let status = status_file("jobs");
-    let child = c8s_cmd()
-        .args([
-            "run",
-            path,
-            "--job",
-            "--namespace",
-            &ns,
-            "--status-file",
-            status.to_str().expect("path"),
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("c8s runs");
+    let child = spawn_c8s_piped(&[
+        "run",
+        path,
+        "--job",
+        "--namespace",
+        &ns,
+        "--status-file",
+        status.to_str().expect("path"),
+    ]);
     let jobs = Api::<k8s_openapi::api::batch::v1::Job>::namespaced(client.clone(), &ns);
     // The Job exists with the rendered backoffLimit and TTL, and its pod was
     // made by the Job controller (owner reference to the Job).
@@ -1004,4 +1004,180 @@ async fn a_concourse_jobs_hooks_run_by_what_their_step_did() {
             "{never} got a pod: {status:#}"
         );
     }
+}
+
+/// A job whose test task's `file:` lives in the repository its `get`
+/// fetches, with a failure hook and an `ensure`. Nothing beside the pipeline
+/// holds `repo/ci/unit.yml`: `c8s run` reads it from the artifact.
+const CONCOURSE_FETCHED_TASK: &str = "\
+resources:
+- name: repo
+  type: git
+  source: { uri: https://github.com/example/app.git }
+jobs:
+- name: build
+  plan:
+  - get: repo
+  - task: unit
+    file: repo/ci/unit.yml
+  on_failure: { task: page-oncall, config: &task { platform: linux, image_resource: { type: registry-image, source: { repository: alpine } }, run: { path: 'true' } } }
+  ensure: { task: cleanup, config: *task }
+";
+
+/// The node script's lines for the reader of `repo/ci/unit.yml`: the task
+/// file, one YAML line each, written by the reader's `main`; the test task
+/// runs 3 s so that its pod can be looked at.
+const FETCHED_TASK_SCRIPT: &str = r#"containers:
+  - pod: read-unit
+    container: main
+    logs:
+      - "platform: linux"
+      - "image_resource: { type: registry-image, source: { repository: golang, tag: '1.23' } }"
+      - "inputs: [{ name: repo }]"
+      - "params: { FROM_THE_ARTIFACT: read-at-run-time }"
+      - "run: { path: go, args: [test, ./...], dir: repo }"
+  - pod: -unit-
+    container: main
+    runSeconds: 3
+  - container: main
+    runSeconds: 0.3
+"#;
+
+/// Parts of the pod names of the get, the reader and the test task.
+const GET: &str = "-build-repo-";
+const READER: &str = "-read-unit-";
+const UNIT: &str = "-build-unit-";
+
+async fn fetched_task_namespace(client: &kube::Client, prefix: &str, script: &str) -> String {
+    let ns = cluster::namespace(client, prefix).await;
+    cluster::claims(client, &ns, &["c8s-artifacts", "c8s-cache"]).await;
+    cluster::script(client, &ns, script).await;
+    ns
+}
+
+/// `c8s run` of [`CONCOURSE_FETCHED_TASK`] in `ns`, in the background, and
+/// where its status file will be.
+fn run_fetched_task(ns: &str) -> (Child, PathBuf) {
+    let file = common::temp_file(
+        &format!("{}.yml", cluster::unique_name("fetch")),
+        CONCOURSE_FETCHED_TASK,
+    );
+    let status = status_file("fetch");
+    let child = spawn_c8s_piped(&[
+        "run",
+        file.to_str().expect("path"),
+        "--namespace",
+        ns,
+        "--version",
+        r#"repo={"ref":"9f2c1d4e5b6a7980a1b2c3d4e5f60718293a4b5c"}"#,
+        "--status-file",
+        status.to_str().expect("path"),
+    ]);
+    (child, status)
+}
+
+/// The run records (ConfigMaps labelled with a run) left in `ns`.
+async fn run_records(client: &kube::Client, ns: &str) -> usize {
+    Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(client.clone(), ns)
+        .list(&ListParams::default().labels("c8s.dev/run"))
+        .await
+        .expect("configmaps")
+        .items
+        .len()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs control plane"]
+async fn a_task_file_in_a_fetched_artifact_is_read_when_the_job_runs_and_the_get_runs_once() {
+    let client = cluster::client().await;
+    let ns = fetched_task_namespace(&client, "fetch", FETCHED_TASK_SCRIPT).await;
+    let (child, status) = run_fetched_task(&ns);
+    // The test task's pod, rendered from the file its reader printed.
+    let is_unit = |p: &Pod| p.metadata.name.as_deref().is_some_and(|n| n.contains(UNIT));
+    until_running(&client, &ns, is_unit).await;
+    let unit = pods(&client, &ns)
+        .await
+        .into_iter()
+        .find(is_unit)
+        .expect("the unit pod");
+    let spec = unit.spec.expect("spec");
+    let main = spec.containers.iter().find(|c| c.name == "main").expect("main");
+    assert_eq!(main.image.as_deref(), Some("golang:1.23"), "{main:?}");
+    let env = main.env.clone().unwrap_or_default();
+    assert!(
+        env.iter()
+            .any(|e| e.name == "FROM_THE_ARTIFACT" && e.value.as_deref() == Some("read-at-run-time")),
+        "{env:?}"
+    );
+    let output = child.wait_with_output().expect("c8s exits");
+    assert!(output.status.success(), "{}", explain(&output));
+    let stderr = common::text(&output.stderr);
+    assert!(
+        stderr.contains("to read 1 task file(s) from the artifacts they make"),
+        "{stderr}"
+    );
+    let status = read_status(&status);
+    assert_eq!(status["state"], "Succeeded", "{status:#}");
+    assert_eq!(step(&status, "unit")["state"], "Succeeded", "{status:#}");
+    // The get ran once: the run was resumed after the reader, not restarted.
+    assert_eq!(cluster::scheduled_pods(&client, &ns, GET).await, 1);
+    assert_eq!(cluster::scheduled_pods(&client, &ns, READER).await, 1);
+    assert_eq!(cluster::scheduled_pods(&client, &ns, "-cleanup-").await, 1);
+    assert_eq!(cluster::scheduled_pods(&client, &ns, "-page-oncall-").await, 0);
+    // The run record went with the run's end.
+    assert_eq!(run_records(&client, &ns).await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs control plane"]
+async fn a_task_file_missing_from_its_artifact_fails_the_run_and_the_task_never_starts() {
+    let client = cluster::client().await;
+    // The reader's unpacking of the file fails, as tar does for a member
+    // the archive does not hold.
+    let script = "containers:
+  - { pod: read-unit, container: c8s-input-0, exitCode: 1, logs: ['tar: ci/unit.yml: Not found in archive'] }
+  - { container: main, runSeconds: 0.3 }
+";
+    let ns = fetched_task_namespace(&client, "fetch-missing", script).await;
+    let (child, status) = run_fetched_task(&ns);
+    let output = child.wait_with_output().expect("c8s exits");
+    assert_eq!(output.status.code(), Some(1), "{}", explain(&output));
+    let stderr = common::text(&output.stderr);
+    assert!(
+        stderr.contains("step `unit`: cannot read task file \"repo/ci/unit.yml\": \"ci/unit.yml\" is not in artifact `repo`"),
+        "{stderr}"
+    );
+    let status = read_status(&status);
+    assert_eq!(status["state"], "Failed", "{status:#}");
+    assert!(
+        status["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("is not in artifact")),
+        "{status:#}"
+    );
+    assert_eq!(cluster::scheduled_pods(&client, &ns, UNIT).await, 0);
+    assert_eq!(run_records(&client, &ns).await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs control plane"]
+async fn a_get_that_fails_before_its_task_file_is_read_runs_the_jobs_failure_hooks() {
+    let client = cluster::client().await;
+    let script = format!(
+        "containers:\n  - {{ pod: '{GET}', container: main, exitCode: 1 }}\n  - {{ container: main, runSeconds: 0.3 }}\n"
+    );
+    let ns = fetched_task_namespace(&client, "fetch-get-fails", &script).await;
+    let (child, status) = run_fetched_task(&ns);
+    let output = child.wait_with_output().expect("c8s exits");
+    assert_eq!(output.status.code(), Some(1), "{}", explain(&output));
+    let status = read_status(&status);
+    assert_eq!(status["state"], "Failed", "{status:#}");
+    // As Concourse: the build failed, so on_failure and ensure ran; the
+    // file was never read and its task never ran.
+    assert_eq!(step(&status, "page-oncall")["state"], "Succeeded", "{status:#}");
+    assert_eq!(step(&status, "cleanup")["state"], "Succeeded", "{status:#}");
+    assert_eq!(cluster::scheduled_pods(&client, &ns, GET).await, 1);
+    assert_eq!(cluster::scheduled_pods(&client, &ns, READER).await, 0);
+    assert_eq!(cluster::scheduled_pods(&client, &ns, UNIT).await, 0);
+    assert_eq!(run_records(&client, &ns).await, 0);
 }

@@ -211,3 +211,69 @@ fn a_load_var_value_reaches_the_params_of_a_later_task_when_it_runs() {
     );
     assert!(!main.contains("released"), "{}", read.logs());
 }
+
+/// A job whose test task's `file:` is in an artifact an earlier task makes
+/// (the way a `get` of the repository makes it): the file is known only when
+/// the job runs, so `c8s run` reads it with a reader pod first.
+const FETCHED_TASK_JOB: &str = r#"jobs:
+- name: build
+  plan:
+  - task: checkout
+    config:
+      platform: linux
+      image_resource: { type: registry-image, source: { repository: busybox } }
+      outputs: [{ name: repo }]
+      run:
+        path: sh
+        args: ["-ec", "mkdir -p repo/ci && printf 'platform: linux\n# a $(b) `c` line\nrun: { path: echo, args: [from-the-artifact] }\n' > repo/ci/unit.yml && echo other > repo/ci/other.yml"]
+  - task: unit
+    file: repo/ci/unit.yml
+"#;
+
+#[test]
+#[ignore = "needs root and the runtime check's host tools (scripts/install-tools.sh)"]
+fn the_reader_pod_of_a_deferred_task_file_prints_that_file_whole() {
+    use c8s_pipeline_model::concourse::{lower_job, parse_concourse_pipeline};
+    use c8s_pipeline_model::{MemorySource, Vars};
+
+    let file = task_file("fetched-task.yml", FETCHED_TASK_JOB);
+    let path = file.to_str().expect("utf-8 path");
+    let pods = render(&[path, "--run-id", "fetch-rt"]);
+    assert_eq!(
+        pods.len(),
+        1,
+        "only the checkout renders: the test task is deferred"
+    );
+    // The reader `c8s run` adds for the deferred file (adapters/cli/src/run_fetch.rs).
+    let none = MemorySource::new();
+    let pipeline =
+        parse_concourse_pipeline(path, FETCHED_TASK_JOB, &Vars::new(), &none).expect("the pipeline reads");
+    let job = lower_job(
+        &pipeline,
+        "build",
+        &none,
+        &std::collections::BTreeMap::new(),
+        path,
+    )
+    .expect("lowered");
+    assert_eq!(job.fetch.len(), 1, "{:?}", job.deferred);
+    let producer = &job.steps[0].plan.identity.pipeline;
+    let ctx = c8s_pod_builder::RunContext::new("fetch-rt", 1);
+    let reader = job.fetch[0].reader_plan(producer, &ctx.helper_image, "t");
+    let reader = c8s_pod_builder::render_pod(&reader, &ctx).expect("the reader renders");
+
+    let artifacts = kubelet::scratch_root().join(format!("cli-fetch-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&artifacts);
+    std::fs::create_dir_all(&artifacts).expect("artifacts");
+    let kubelet = Kubelet::default().claim("c8s-artifacts", artifacts);
+    let made = kubelet.run(&pods[0]);
+    assert_eq!(made.phase, Phase::Succeeded, "{}", made.logs());
+    let read = kubelet.run(&reader);
+    assert_eq!(read.phase, Phase::Succeeded, "{}", read.logs());
+    assert_eq!(
+        read.container("main").log,
+        "platform: linux\n# a $(b) `c` line\nrun: { path: echo, args: [from-the-artifact] }\n",
+        "{}",
+        read.logs()
+    );
+}

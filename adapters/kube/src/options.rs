@@ -158,6 +158,12 @@ pub struct RunOptions {
     /// nowhere. Only logs that are streamed ([`RunOptions::logs`]) are
     /// archived.
     pub archive: Option<crate::log_archive::ArchiveOptions>,
+    /// This call runs a part of the run, and a later call with
+    /// [`RunOptions::resume`] runs the rest (a Concourse job whose task file
+    /// is read from an artifact once the steps before it ran): the run
+    /// record is kept at the end, with every step's end in it, so the next
+    /// call neither runs a step again nor refuses the run id.
+    pub continued: bool,
 }
 
 impl RunOptions {
@@ -180,7 +186,15 @@ impl RunOptions {
             resume: false,
             outcome: None,
             archive: None,
+            continued: false,
         }
+    }
+
+    /// Runs a part of the run, continued by a later resumed call
+    /// ([`RunOptions::continued`]).
+    pub fn continued(mut self, continued: bool) -> Self {
+        self.continued = continued;
+        self
     }
 
     /// With the run's result given by `outcome`.

@@ -87,8 +87,8 @@ pub async fn run_pipeline<C: Cluster>(
         }
     });
     // The run ended: nothing is left to resume. A refused run leaves the
-    // record it found.
-    if end.is_ok() && recorder.created() {
+    // record it found; a part of a run leaves it for the rest.
+    if end.is_ok() && recorder.created() && !options.continued {
         forget_record(&runner).await;
     }
     let sweep_errors = sweep(&runner).await;

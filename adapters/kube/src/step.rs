@@ -275,7 +275,8 @@ impl<C: Cluster> Runner<'_, C> {
         // deleted before the pod (left registered for the final sweep);
         // a runner killed in between leaves the pod, which a new start
         // adopts (409) and finds finished.
-        let skippable = final_end && delete;
+        // A part of a run keeps its record: every end is written.
+        let skippable = final_end && delete && !self.options.continued;
         let recorded = self
             .record_unless(&step.name, skippable, |r| {
                 r.attempts = attempt + 1;

@@ -193,6 +193,51 @@ async fn a_step_that_finished_and_was_deleted_while_the_runner_was_down_is_not_r
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_part_of_a_run_keeps_its_record_and_the_rest_runs_no_step_again() {
+    let sim = SimCluster::new();
+    for name in ["get", "read", "task"] {
+        sim.script(name, StepScript::new(Duration::from_secs(2)));
+    }
+    let step = |name: &str| c8s_kube::Step::new(name, common::pod("parts", name));
+    // The first part: the step that makes an artifact and one that reads it,
+    // the last of which ends the part (its end must be written too).
+    let part = run_pipeline(
+        &sim,
+        vec![step("get"), step("read").after(["get"])],
+        options("parts", false).continued(true),
+        std::future::pending(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(part.state, RunState::Succeeded, "{}", part.to_json());
+    let record = sim
+        .records()
+        .remove("parts")
+        .expect("the part keeps the run record");
+    for name in ["get", "read"] {
+        assert!(
+            record.keys().any(|k| k.contains(name)),
+            "{name} not recorded: {record:?}"
+        );
+    }
+    // The rest, resumed: the ended steps are not run again, and the record
+    // goes with the run's end.
+    let rest = run_pipeline(
+        &sim,
+        vec![step("get"), step("task").after(["get"])],
+        options("parts", true),
+        std::future::pending(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(rest.state, RunState::Succeeded, "{}", rest.to_json());
+    let creates = sim.stats().creates;
+    assert_eq!(creates.values().sum::<u32>(), 3, "{creates:?}");
+    assert!(creates.values().all(|&n| n == 1), "{creates:?}");
+    assert!(sim.records().is_empty(), "{:?}", sim.records());
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_run_id_with_a_record_is_refused_unless_resumed() {
     let dag = Dag::random(3, 4);
     let sim = scripted(&dag, 2000);

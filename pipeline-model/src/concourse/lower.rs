@@ -17,7 +17,7 @@ use super::resource::{self, SecretNeed};
 use super::runtime::{Hook, Node, Parallel};
 use super::step::{ArtifactSource, visit_task_with};
 use super::steps::{Step, StepKind};
-use crate::plan::{PlanIdentity, TaskPlan};
+use crate::plan::{PlanIdentity, PlanInput, TaskPlan};
 use crate::scheduler::Condition;
 
 /// When a step runs, given how the steps it depends on ended, as `c8s plan`
@@ -69,6 +69,12 @@ pub struct JobPlan {
     /// earlier step fetches, and the steps that may read what it makes),
     /// each `LINE:COL: why`; they have no pod here.
     pub deferred: Vec<String>,
+    /// The task files of deferred steps that can be read once the steps
+    /// before them ran: each is in an artifact a step of this plan makes.
+    /// A runner fetches them, gives them to the reader and lowers again
+    /// (`c8s run` does).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub fetch: Vec<FetchFile>,
     /// How many builds may run at once.
     pub max_in_flight: Option<u64>,
     /// The condition each pod runs under, by step (how Concourse runs
@@ -78,6 +84,61 @@ pub struct JobPlan {
     /// When the build succeeded: its plan, with the job's hooks, succeeded.
     #[serde(skip)]
     pub outcome: Condition,
+}
+
+/// A task `file:` read from an artifact when the job runs: Concourse reads
+/// it when the step starts (`atc/exec/task_step.go` loads the config from
+/// the artifact), so a runner reads it once `producer` has made the artifact.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct FetchFile {
+    /// The deferred task step.
+    pub step: String,
+    /// The file, as written (`ARTIFACT/PATH`): the key a reader answers.
+    pub file: String,
+    /// The path inside the artifact.
+    pub path: String,
+    /// The step (`identity.step`) whose output holds the artifact.
+    pub producer: String,
+    /// That step's output directory.
+    pub output: String,
+}
+
+impl FetchFile {
+    /// Task `step`'s `file` (`ARTIFACT/PATH`), at `path` inside the artifact
+    /// that output `output` of step `producer` holds.
+    pub fn new(
+        step: impl Into<String>,
+        file: impl Into<String>,
+        path: impl Into<String>,
+        producer: impl Into<String>,
+        output: impl Into<String>,
+    ) -> Self {
+        Self {
+            step: step.into(),
+            file: file.into(),
+            path: path.into(),
+            producer: producer.into(),
+            output: output.into(),
+        }
+    }
+
+    /// The plan of a pod that prints this file (step `read-STEP-TAG` of
+    /// `pipeline`, after the producer): its one input unpacks only that file
+    /// of the producer's artifact (as a `load_var` reads one) and `main`,
+    /// running `image` (which needs `cat`), prints it.
+    pub fn reader_plan(&self, pipeline: &str, image: &str, tag: &str) -> TaskPlan {
+        const DIR: &str = ".c8s/fetch";
+        let identity = PlanIdentity::new(pipeline, format!("read-{}-{tag}", self.step));
+        let mut plan = TaskPlan::new(identity, image);
+        let mut input = PlanInput::new(&self.producer, &self.output);
+        input.path = DIR.to_owned();
+        input.member = Some(self.path.clone());
+        plan.inputs = vec![input];
+        plan.command = vec!["cat".to_owned(), format!("{DIR}/{}", self.path)];
+        plan.skip_checkout = true;
+        plan
+    }
 }
 
 struct Lowering<'a> {
@@ -129,6 +190,7 @@ pub fn lower_job(
             secrets: Vec::new(),
             skipped: Vec::new(),
             deferred: Vec::new(),
+            fetch: Vec::new(),
             max_in_flight: found.max_in_flight,
             conditions: BTreeMap::new(),
             outcome: Condition::True,
@@ -237,12 +299,15 @@ impl Lowering<'_> {
                 file_at,
                 reason,
             } => {
-                let artifact = file.split('/').next().unwrap_or_default();
+                let (artifact, path) = file.split_once('/').unwrap_or((file, ""));
                 match self.artifacts.get(artifact) {
-                    Some((producer, _)) => {
+                    Some((producer, output)) => {
                         let why = format!(
                             "its file {file:?} is read from artifact `{artifact}`, which step `{producer}` fetches when the job runs"
                         );
+                        self.out
+                            .fetch
+                            .push(FetchFile::new(name, file, path, producer, output));
                         self.defer(name, step, &why);
                     }
                     None => {

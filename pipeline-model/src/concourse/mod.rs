@@ -26,7 +26,7 @@ pub mod task;
 pub mod vars;
 
 pub use image::{ImageResource, ImageSource};
-pub use lower::{JobPlan, JobStep, When, lower_job};
+pub use lower::{FetchFile, JobPlan, JobStep, When, lower_job};
 pub use pipeline::{ConcoursePipeline, Job, Resource, is_pipeline, parse_concourse_pipeline};
 pub use resource::SecretNeed;
 pub use step::{
