@@ -232,7 +232,7 @@ fn every_pipeline_renders_or_is_rejected_with_a_located_reason() {
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
     let mut written = Vec::new();
     let mut rejected = Vec::new();
-    let (mut jobs, mut pods, mut deferred_steps) = (0, 0, 0);
+    let (mut jobs, mut pods, mut deferred_steps, mut readers) = (0, 0, 0, 0);
     let all = files("pipelines");
     assert_eq!(all.len(), 53, "the pipeline corpus changed");
     for path in &all {
@@ -284,6 +284,23 @@ fn every_pipeline_renders_or_is_rejected_with_a_located_reason() {
                         pods += 1;
                     }
                 }
+                // The reader pod `c8s run` adds for each task file it can
+                // read when the job runs: after a step of the job, restricted.
+                for plan in &plans {
+                    for fetch in &plan.fetch {
+                        let producer = plan
+                            .steps
+                            .iter()
+                            .find(|s| s.plan.identity.step == fetch.producer)
+                            .unwrap_or_else(|| {
+                                panic!("{name}: no step {} makes {}", fetch.producer, fetch.file)
+                            });
+                        let pipeline = &producer.plan.identity.pipeline;
+                        let reader = fetch.reader_plan(pipeline, &ctx().helper_image, "corpus");
+                        render(&reader, &out, &name, &mut written);
+                        readers += 1;
+                    }
+                }
                 let deferred: usize = plans.iter().map(|p| p.deferred.len()).sum();
                 let kind = match (with_vars, deferred > 0) {
                     (false, false) => "rendered: every job",
@@ -304,7 +321,7 @@ fn every_pipeline_renders_or_is_rejected_with_a_located_reason() {
         }
     }
     println!(
-        "Concourse pipelines ({}): {jobs} jobs lowered, {pods} pods rendered, {deferred_steps} steps deferred to run time",
+        "Concourse pipelines ({}): {jobs} jobs lowered, {pods} pods rendered, {deferred_steps} steps deferred to run time, {readers} task files read then by a reader pod (rendered too)",
         all.len()
     );
     for (kind, n) in &counts {
