@@ -122,3 +122,54 @@ fn a_task_file_in_an_artifact_no_step_fetches_is_a_located_error() {
     let errors = lower(&text, &MemorySource::new()).expect_err("no such file");
     assert!(errors.contains("cannot read task file \"unit.yml\""), "{errors}");
 }
+
+/// A `load_var` of what a deferred task makes, and a known task whose
+/// params read that var: both wait for the task file, then lower as usual.
+const LOAD_VAR_AFTER: &str = r#"
+resources:
+- name: repo
+  type: git
+  source: { uri: "https://example.com/app.git" }
+jobs:
+- name: build
+  plan:
+  - get: repo
+  - task: version
+    file: repo/ci/version.yml
+  - load_var: number
+    file: version/number
+  - task: announce
+    config:
+      platform: linux
+      image_resource: { type: registry-image, source: { repository: busybox } }
+      params: { TAG: "v((.:number))" }
+      run: { path: sh, args: [-ec, 'echo "$TAG"'] }
+"#;
+
+#[test]
+fn a_load_var_of_a_deferred_steps_artifact_is_deferred_with_the_tasks_that_read_it() {
+    let job = lower(LOAD_VAR_AFTER, &MemorySource::new()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(ids(&job), ["build.repo"]);
+    assert_eq!(
+        job.deferred,
+        [
+            "10:5: step `version` deferred to run time: its file \"repo/ci/version.yml\" is read from artifact `repo`, which step `build.repo` fetches when the job runs",
+            "12:5: step `number` deferred to run time: artifact `version` it reads may be made by step `version`, deferred to run time",
+            "14:5: step `announce` deferred to run time: its params use ((.:number)), set by a load_var deferred to run time",
+        ]
+    );
+    assert!(
+        job.skipped.is_empty(),
+        "a deferred var is not reported unread: {:?}",
+        job.skipped
+    );
+    // With the task file read (as c8s run reads it), the var is an input of
+    // the task that reads it.
+    let version = "platform: linux\nimage_resource: { type: registry-image, source: { repository: busybox } }\noutputs: [{ name: version }]\nrun: { path: sh, args: [-ec, 'echo 1.2.3 > version/number'] }\n";
+    let files = MemorySource::new().with("repo/ci/version.yml", version);
+    let job = lower(LOAD_VAR_AFTER, &files).unwrap_or_else(|e| panic!("{e}"));
+    assert!(job.deferred.is_empty(), "{:?}", job.deferred);
+    assert_eq!(ids(&job), ["build.repo", "build.version", "build.announce"]);
+    let announce = &job.steps[2].plan;
+    assert_eq!(announce.local_vars.len(), 1, "{announce:?}");
+}

@@ -1181,3 +1181,132 @@ async fn a_get_that_fails_before_its_task_file_is_read_runs_the_jobs_failure_hoo
     assert_eq!(cluster::scheduled_pods(&client, &ns, UNIT).await, 0);
     assert_eq!(run_records(&client, &ns).await, 0);
 }
+
+/// The job the Concourse run-time issue asks for, less the trigger: a get,
+/// a task whose file is in the fetched repository and makes a version, a
+/// `load_var` of it, a test task (its file fetched too) whose params read the
+/// var and that has `attempts: 2`, a put, and the job's `on_failure` and
+/// `ensure` hooks.
+const CONCOURSE_RELEASE: &str = "\
+resources:
+- name: repo
+  type: git
+  source: { uri: https://github.com/example/app.git }
+jobs:
+- name: ship
+  plan:
+  - get: repo
+    trigger: true
+  - task: version
+    file: repo/ci/version.yml
+  - load_var: number
+    file: version/number
+  - task: unit
+    file: repo/ci/unit.yml
+    attempts: 2
+  - put: repo
+    params: { repository: repo, tag: version/number }
+  on_failure: { task: page, config: &task { platform: linux, image_resource: { type: registry-image, source: { repository: alpine } }, run: { path: 'true' } } }
+  ensure: { task: cleanup, config: *task }
+";
+
+/// What the nodes do for [`CONCOURSE_RELEASE`]: each reader prints its task
+/// file; the test task's first attempt fails and its second runs 3 s.
+const RELEASE_SCRIPT: &str = r#"containers:
+  - pod: read-version
+    container: main
+    logs:
+      - "platform: linux"
+      - "image_resource: { type: registry-image, source: { repository: busybox } }"
+      - "inputs: [{ name: repo }]"
+      - "outputs: [{ name: version }]"
+      - "run: { path: sh, args: [-ec, 'echo 1.2.3 > version/number'] }"
+  - pod: read-unit
+    container: main
+    logs:
+      - "platform: linux"
+      - "image_resource: { type: registry-image, source: { repository: golang, tag: '1.23' } }"
+      - "inputs: [{ name: repo }]"
+      - "params: { VERSION: v((.:number)) }"
+      - "run: { path: go, args: [test, ./...], dir: repo }"
+  - { pod: -ship-unit-, container: main, exitCode: 1, runSeconds: 0.3 }
+  - { container: main, runSeconds: 0.3 }
+"#;
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs control plane"]
+async fn a_release_job_reads_its_task_files_and_var_at_run_time_retries_and_runs_its_hooks() {
+    let client = cluster::client().await;
+    // The retry's pod runs long enough to be looked at (its name ends -r1).
+    let script = RELEASE_SCRIPT.replace(
+        "  - { pod: -ship-unit-,",
+        "  - { pod: -r1, container: main, runSeconds: 3 }\n  - { pod: -ship-unit-,",
+    );
+    let ns = fetched_task_namespace(&client, "release", &script).await;
+    let file = common::temp_file(
+        &format!("{}.yml", cluster::unique_name("demo")),
+        CONCOURSE_RELEASE,
+    );
+    let status = status_file("release");
+    let child = spawn_c8s_piped(&[
+        "run",
+        file.to_str().expect("path"),
+        "--namespace",
+        &ns,
+        "--version",
+        r#"repo={"ref":"9f2c1d4e5b6a7980a1b2c3d4e5f60718293a4b5c"}"#,
+        "--status-file",
+        status.to_str().expect("path"),
+    ]);
+    let retry = |p: &Pod| {
+        p.metadata
+            .name
+            .as_deref()
+            .is_some_and(|n| n.contains("-ship-unit-") && n.ends_with("-r1"))
+    };
+    until_running(&client, &ns, retry).await;
+    let pod = pods(&client, &ns)
+        .await
+        .into_iter()
+        .find(retry)
+        .expect("the retry");
+    let main = pod
+        .spec
+        .expect("spec")
+        .containers
+        .into_iter()
+        .find(|c| c.name == "main")
+        .expect("main");
+    let env = main.env.unwrap_or_default();
+    let value = |name: &str| env.iter().find(|e| e.name == name).and_then(|e| e.value.clone());
+    // The placeholder the pod's wrapper replaces with the file's text.
+    assert_eq!(value("VERSION").as_deref(), Some("v((.:number))"), "{env:?}");
+    assert!(
+        value("C8S_LOCAL_VARS").is_some_and(|v| v.contains("number=")),
+        "{env:?}"
+    );
+    let output = child.wait_with_output().expect("c8s exits");
+    assert!(output.status.success(), "{}", explain(&output));
+    let stderr = common::text(&output.stderr);
+    assert!(stderr.contains("to read 2 task file(s)"), "{stderr}");
+    let status = read_status(&status);
+    assert_eq!(status["state"], "Succeeded", "{status:#}");
+    assert_eq!(step(&status, "unit")["attempts"], 2, "{status:#}");
+    assert_eq!(step(&status, "cleanup")["state"], "Succeeded", "{status:#}");
+    // The get and the version task ran once each, the test task twice, the
+    // put once; the failure hook never.
+    for (part, n) in [
+        ("-ship-repo-b", 1),
+        ("-ship-version-", 1),
+        ("-ship-unit-", 2),
+        ("-ship-repo-2-", 1),
+        ("-ship-page-", 0),
+    ] {
+        assert_eq!(
+            cluster::scheduled_pods(&client, &ns, part).await,
+            n,
+            "{part}: {status:#}"
+        );
+    }
+    assert_eq!(run_records(&client, &ns).await, 0);
+}

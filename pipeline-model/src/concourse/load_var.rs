@@ -8,7 +8,7 @@
 //! produced. A var is visible to the steps lowered after its `load_var`,
 //! the order in which this lowering also makes artifacts visible.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use c8s_sidecar_core::FieldPath;
 
@@ -20,6 +20,9 @@ use crate::local_vars::{self, LoadFormat, LocalVar};
 #[derive(Default)]
 pub(super) struct Locals {
     vars: BTreeMap<String, Loaded>,
+    /// Vars whose `load_var` reads an artifact a deferred step may make:
+    /// known when the job runs, like the steps that read them.
+    deferred: BTreeSet<String>,
 }
 
 struct Loaded {
@@ -43,6 +46,7 @@ impl Locals {
         artifacts: &BTreeMap<String, (String, String)>,
         report: &mut Report<'_>,
     ) {
+        self.deferred.remove(&load.name);
         match self.read(load, artifacts) {
             Ok(var) => {
                 self.vars
@@ -56,6 +60,22 @@ impl Locals {
                 self.vars.insert(load.name.clone(), loaded);
             }
         }
+    }
+
+    /// Takes in a `load_var` of `name` that is deferred to run time.
+    pub fn defer(&mut self, name: &str) {
+        self.vars.remove(name);
+        self.deferred.insert(name.to_owned());
+    }
+
+    /// The first deferred var `text` reads as `((.:NAME))` or a field of it.
+    pub fn deferred_in(&self, text: &str) -> Option<String> {
+        text.match_indices("((.:").find_map(|(at, open)| {
+            let rest = &text[at + open.len()..];
+            let name = rest.split("))").next()?.trim();
+            let base = name.split('.').next().unwrap_or(name);
+            self.deferred.contains(base).then(|| name.to_owned())
+        })
     }
 
     /// The var `load` sets, or why c8s cannot read it (an error at its

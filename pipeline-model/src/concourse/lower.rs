@@ -323,9 +323,22 @@ impl Lowering<'_> {
                 (after, Node::Do(Vec::new()))
             }
             StepKind::LoadVar(load) => {
-                // No pod: the steps whose params use the var read its file themselves.
-                self.locals
-                    .load(load, step.at, &step.path, &self.artifacts, report);
+                let artifact = load.file.split('/').next().unwrap_or_default();
+                match self.deferred.last() {
+                    // Its file may be in what a deferred step makes: known
+                    // when that step is, and so are the steps that read it.
+                    Some(before) if !self.artifacts.contains_key(artifact) => {
+                        let why = format!(
+                            "artifact `{artifact}` it reads may be made by step `{before}`, deferred to run time"
+                        );
+                        self.locals.defer(&load.name);
+                        self.defer(&load.name, step, &why);
+                    }
+                    // No pod: the steps whose params use the var read its file themselves.
+                    _ => self
+                        .locals
+                        .load(load, step.at, &step.path, &self.artifacts, report),
+                }
                 (after, Node::Do(Vec::new()))
             }
             _ if let Some((name, why)) = self.needs_deferred(step) => {
@@ -369,7 +382,8 @@ impl Lowering<'_> {
     }
 
     /// When a deferred step came before, a task or put that may read what
-    /// it makes is deferred too: a task input or `image:` no known step
+    /// it makes is deferred too: a task whose params use a local var a
+    /// deferred `load_var` sets, a task input or `image:` no known step
     /// produces, or a put's inputs (all artifacts unless it lists them).
     /// Its name and why.
     fn needs_deferred(&self, step: &Step) -> Option<(String, String)> {
@@ -377,6 +391,11 @@ impl Lowering<'_> {
         let unknown = |artifact: &str| !self.artifacts.contains_key(artifact);
         match &step.kind {
             StepKind::Task { step: task, image } => {
+                let mut params = task.config.params.iter().chain(task.params.iter());
+                if let Some(var) = params.find_map(|(_, value)| self.locals.deferred_in(value)) {
+                    let why = format!("its params use ((.:{var})), set by a load_var deferred to run time");
+                    return Some((task.name.clone(), why));
+                }
                 let input = task
                     .config
                     .inputs
