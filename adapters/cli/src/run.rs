@@ -97,7 +97,8 @@ fn fail(message: &str) -> ExitCode {
 }
 
 /// Runs `c8s run`: loads and renders the file, reads the flags' times,
-/// then runs the steps on the current kube context ([`run_in_cluster`]).
+/// then runs the steps on the current kube context ([`Run::run_in_cluster`],
+/// after [`Run::fetch_task_files`] for a job whose task files are read then).
 pub fn run(args: &RunArgs, report: fn(&str, &Errors) -> String) -> ExitCode {
     let file = args.render.file.as_str();
     let loaded = match load(args, &args.render.concourse) {
