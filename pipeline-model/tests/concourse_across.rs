@@ -205,3 +205,41 @@ jobs:
         "{gate:?}"
     );
 }
+
+/// A `set_pipeline` across the entries of a `load_var` (Concourse's own CI
+/// sets one pipeline per pull request this way): c8s does not run
+/// set_pipeline, so the step is one note whatever its values, and its vars
+/// (local or not) are never asked for.
+const SET_PIPELINES: &str = r#"
+resources:
+- name: prs
+  type: git
+  source: { uri: "https://example.com/prs.git" }
+jobs:
+- name: build
+  plan:
+  - get: prs
+  - load_var: open_prs
+    file: prs/prs.json
+  - across:
+    - var: pr
+      values: ((.:open_prs))
+      max_in_flight: all
+    set_pipeline: pr
+    file: prs/pipelines/pr.yml
+    instance_vars: { number: ((.:pr.number)) }
+    vars: { branch: release/((release_minor)).x }
+"#;
+
+#[test]
+fn a_set_pipeline_across_a_load_vars_values_is_one_note_not_an_error() {
+    let job = lower(SET_PIPELINES, &Vars::new()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(job.steps.len(), 1, "the get");
+    assert!(
+        job.skipped
+            .iter()
+            .any(|s| s.starts_with("12:5: set_pipeline `pr` not run")),
+        "{:?}",
+        job.skipped
+    );
+}

@@ -362,6 +362,8 @@ fn across_values_known_only_at_run_time_are_a_located_error() {
     let stderr = text(&out.stderr);
     assert!(stderr.contains("across-runtime.yml:11:15"), "{stderr}");
     assert!(stderr.contains("known only at run time"), "{stderr}");
+    // One error, not a second one derived from it (the value kept as written).
+    assert_eq!(stderr.matches("error:").count(), 1, "{stderr}");
 }
 
 /// A get, a `load_var` of one of its files, and a task reading it in params.

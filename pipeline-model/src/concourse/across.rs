@@ -38,24 +38,43 @@ pub struct AcrossVar {
 /// The paths of every step written with `across` in `doc` (at `base`).
 pub fn across_steps(doc: &Node, base: &FieldPath) -> Vec<FieldPath> {
     let mut out = Vec::new();
-    collect(doc, base, &mut out);
+    collect(doc, base, "across", &mut out);
     out
 }
 
-fn collect(node: &Node, path: &FieldPath, out: &mut Vec<FieldPath>) {
+/// The paths of every `set_pipeline` step in `doc` (at `base`): c8s does not
+/// run them (no pipeline server), so their vars, local ones included, are
+/// never needed.
+pub fn set_pipeline_steps(doc: &Node, base: &FieldPath) -> Vec<FieldPath> {
+    let mut out = Vec::new();
+    collect(doc, base, "set_pipeline", &mut out);
+    out
+}
+
+/// Whether `path` is below one of `steps`.
+pub fn under_any(path: &FieldPath, steps: &[FieldPath]) -> bool {
+    let segments = path.segments();
+    steps.iter().any(|step| {
+        let prefix = step.segments();
+        segments.len() > prefix.len() && segments[..prefix.len()] == *prefix
+    })
+}
+
+/// Collects the steps (maps with a step key) that have key `key`.
+fn collect(node: &Node, path: &FieldPath, key: &str, out: &mut Vec<FieldPath>) {
     match &node.value {
         Value::Map(entries) => {
             let is_step = entries.iter().any(|e| KINDS.contains(&e.key.as_str()));
-            if is_step && entries.iter().any(|e| e.key == "across") {
+            if is_step && entries.iter().any(|e| e.key == key) {
                 out.push(path.clone());
             }
             for entry in entries {
-                collect(&entry.node, &path.key(&entry.key), out);
+                collect(&entry.node, &path.key(&entry.key), key, out);
             }
         }
         Value::Seq(items) => {
             for (i, item) in items.iter().enumerate() {
-                collect(item, &path.index(i), out);
+                collect(item, &path.index(i), key, out);
             }
         }
         Value::Null | Value::Scalar { .. } => {}

@@ -114,9 +114,12 @@ pub fn parse_concourse_pipeline(
     // Keys Concourse ignores are not interpolated either (spruce operators are still found).
     // The copied part of an `across` step is interpolated per copy, after its `((.:var))`.
     let across = super::across::across_steps(&doc, &FieldPath::root());
+    // Nor are the parts of a set_pipeline step, which c8s does not run.
+    let set_pipelines = super::across::set_pipeline_steps(&doc, &FieldPath::root());
     let keep = |path: &FieldPath| {
         super::step::is_credential_path(path)
             || super::across::in_template(path, &across)
+            || super::across::under_any(path, &set_pipelines)
             || matches!(path.segments(), [c8s_sidecar_core::Segment::Key(k)] if !TOP_KEYS.contains(&k.as_str()))
     };
     interpolate_lenient(&mut doc, vars, &keep, &lenient_path, &mut report);

@@ -476,6 +476,20 @@ fn read_across(
         report.error(node.at, &f.at("across"), "`across` needs a list of vars");
         return None;
     };
+    // c8s does not run set_pipeline (no pipeline server): each copy would be
+    // the same note, and its values (often a load_var's, known only when the
+    // build runs) are never needed.
+    if let Some(name) = f.get("set_pipeline").and_then(Node::scalar) {
+        return Some(Step {
+            kind: StepKind::SetPipeline(name.to_owned()),
+            hooks: read_hooks(cx, f, report),
+            timeout_seconds: None,
+            attempts: None,
+            at: node.at,
+            path: path.clone(),
+            copy: None,
+        });
+    }
     let vars = super::across::read_vars(list, &f.at("across"), report)?;
     let fail_fast = f.flag("fail_fast", report);
     let mut template = node.clone();

@@ -251,11 +251,15 @@ fn walk(node: &mut Node, path: &FieldPath, vars: &Vars, rules: &Rules<'_>, repor
                     None if r.name.starts_with(".:") && local_var_may_stay(path, rules) => {
                         out.push_str(&text[r.range.clone()]);
                     }
-                    None if r.name.starts_with(".:") => report.error(
-                        node.at,
-                        path,
-                        format!("(({})) is a local var known only at run time (set by load_var, or an across var not in scope here); c8s reads a load_var value in a task's params only, in its pod when it runs, so here it has no value", r.name),
-                    ),
+                    None if r.name.starts_with(".:") => {
+                        // Kept as written, so later checks do not report a second, derived error.
+                        out.push_str(&text[r.range.clone()]);
+                        report.error(
+                            node.at,
+                            path,
+                            format!("(({})) is a local var known only at run time (set by load_var, or an across var not in scope here); c8s reads a load_var value in a task's params only, in its pod when it runs, so here it has no value", r.name),
+                        );
+                    }
                     None if (rules.lenient)(path) => out.push_str(&text[r.range.clone()]),
                     None => {
                         // Kept as written, so later checks do not report a second, derived error.
@@ -263,7 +267,10 @@ fn walk(node: &mut Node, path: &FieldPath, vars: &Vars, rules: &Rules<'_>, repor
                         report.error(
                             node.at,
                             path,
-                            format!("var (({})) has no value: give it with -v {}=VALUE or --vars-file", r.name, r.name),
+                            format!(
+                                "var (({})) has no value: give it with -v {}=VALUE or --vars-file",
+                                r.name, r.name
+                            ),
                         );
                     }
                 }
