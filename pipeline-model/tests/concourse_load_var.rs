@@ -141,13 +141,7 @@ fn what_c8s_cannot_read_is_a_located_error() {
             "ci.yml:11:5",
             "may not leave its artifact",
         ),
-        // A structure is read field by field; c8s reads text.
-        (
-            "notes.md\n    format: raw",
-            "notes.json",
-            "ci.yml:14:5",
-            "as json, a structure",
-        ),
+        // A text var has no fields.
         (
             "NOTES: ((.:notes))",
             "NOTES: ((.:notes.title))",
@@ -233,6 +227,70 @@ jobs:
     assert!(
         errors.contains("ci.yml:14:5: jobs[0].plan[2].vars: version holds a load_var value")
             && errors.contains("outside params"),
+        "{errors}"
+    );
+}
+
+/// A `json` `load_var` (a structure, read field by field): its file is read
+/// when the job runs (`c8s run` reads it from the artifact and gives it to
+/// the lowering under [`FetchFile::VAR_PREFIX`]), and until then the var and
+/// the tasks that read it are deferred.
+#[test]
+fn a_json_load_var_is_read_when_the_job_runs_and_its_fields_fill_the_params() {
+    use c8s_pipeline_model::concourse::FetchFile;
+    let text = PIPELINE
+        .replace("notes.md\n    format: raw", "meta.json")
+        .replace(
+            "NOTES: ((.:notes))",
+            "NOTES: \"((.:notes.title)) by ((.:notes.by.name))\"\n        META: ((.:notes))",
+        );
+    let job = lower(&text).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(job.steps.len(), 1, "only the get: {:?}", job.deferred);
+    assert_eq!(
+        job.deferred,
+        [
+            "12:5: step `notes` deferred to run time: its json value is read from artifact `version`, which step `build.version` makes when the job runs",
+            "14:5: step `show` deferred to run time: its params use ((.:notes.title)), set by a load_var deferred to run time",
+        ]
+    );
+    let fetch = &job.fetch[0];
+    assert_eq!(fetch.key, format!("{}version/meta.json", FetchFile::VAR_PREFIX));
+    assert_eq!(
+        (fetch.path.as_str(), fetch.producer.as_str()),
+        ("meta.json", "build.version")
+    );
+    // A file of that name beside the pipeline is not the artifact's.
+    let beside = MemorySource::new().with("version/meta.json", "{}");
+    let job = common::lower_build(&text, &Vars::new(), &beside).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(job.deferred.len(), 2, "{:?}", job.deferred);
+
+    // Read (as c8s run gives it): the fields' text in the params, the whole
+    // value as JSON, the trim var still read in the pod.
+    let read = MemorySource::new().with(
+        &fetch.key,
+        r#"{"title": "Fix $(x)", "by": {"name": "ann"}, "n": 3}"#,
+    );
+    let job = common::lower_build(&text, &Vars::new(), &read).unwrap_or_else(|e| panic!("{e}"));
+    assert!(job.deferred.is_empty(), "{:?}", job.deferred);
+    let plan = &job.steps[1].plan;
+    let env = |name: &str| {
+        plan.env
+            .iter()
+            .find(|e| e.name == name)
+            .and_then(|e| e.value.clone())
+    };
+    assert_eq!(env("NOTES").as_deref(), Some("Fix $(x) by ann"));
+    // Keys sorted, as Go's encoding/json writes a map (Concourse's vars).
+    assert_eq!(
+        env("META").as_deref(),
+        Some(r#"{"by":{"name":"ann"},"n":3,"title":"Fix $(x)"}"#)
+    );
+    assert_eq!(plan.local_vars.len(), 1, "only `number` is read in the pod");
+    // A field the value does not have: located at the param.
+    let missing = text.replace("((.:notes.by.name))", "((.:notes.by.email))");
+    let errors = common::lower_build(&missing, &Vars::new(), &read).expect_err("no field");
+    assert!(
+        errors.contains("ci.yml:14:5") && errors.contains("load_var `notes` has no field `email`"),
         "{errors}"
     );
 }

@@ -321,7 +321,7 @@ fn every_pipeline_renders_or_is_rejected_with_a_located_reason() {
         }
     }
     println!(
-        "Concourse pipelines ({}): {jobs} jobs lowered, {pods} pods rendered, {deferred_steps} steps deferred to run time, {readers} task files read then by a reader pod (rendered too)",
+        "Concourse pipelines ({}): {jobs} jobs lowered, {pods} pods rendered, {deferred_steps} steps deferred to run time, {readers} files (task files, load_var values) read then by a reader pod (rendered too)",
         all.len()
     );
     for (kind, n) in &counts {

@@ -127,6 +127,10 @@ impl SourceReader for ArtifactReader {
         if let Some(bytes) = self.fetched.get(path) {
             return Ok(bytes.clone());
         }
+        // A load_var's file is only ever what the run read from its artifact.
+        if path.starts_with(FetchFile::VAR_PREFIX) {
+            return Err(std::io::ErrorKind::NotFound.into());
+        }
         let (artifact, rest) = path.split_once('/').unwrap_or(("", path));
         match self.dirs.get(artifact) {
             Some(dir) => std::fs::read(dir.join(rest)).map_err(|e| match e.kind() {

@@ -243,7 +243,7 @@ impl Run<'_> {
             .continued(true);
         let _ = writeln!(
             std::io::stderr(),
-            "c8s: run {}: running {} steps to read {} task file(s) from the artifacts they make",
+            "c8s: run {}: running {} steps to read {} file(s) (task files, load_var values) from the artifacts they make",
             self.ctx.run_id,
             steps.len(),
             part.readers.len()

@@ -87,13 +87,8 @@ pub fn read_files(
     let mut files = BTreeMap::new();
     for (fetch, step) in &part.readers {
         let object = object_name(step).ok_or_else(|| format!("no object for reader {step}"))?;
-        let bytes = printed(&object).map_err(|why| {
-            format!(
-                "cannot read task file {:?} of step `{}`: {why}",
-                fetch.file, fetch.step
-            )
-        })?;
-        files.insert(fetch.file.clone(), bytes);
+        let bytes = printed(&object).map_err(|why| format!("{}: {why}", what(fetch)))?;
+        files.insert(fetch.key.clone(), bytes);
     }
     Ok(files)
 }
@@ -113,9 +108,20 @@ pub fn tag() -> String {
 pub fn unreadable(fetch: &FetchFile) -> String {
     let artifact = fetch.file.split('/').next().unwrap_or_default();
     format!(
-        "step `{}`: cannot read task file {:?}: {:?} is not in artifact `{artifact}` as step `{}` made it",
-        fetch.step, fetch.file, fetch.path, fetch.producer
+        "{}: {:?} is not in artifact `{artifact}` as step `{}` made it",
+        what(fetch),
+        fetch.path,
+        fetch.producer
     )
+}
+
+/// What `fetch` reads, for a person.
+fn what(fetch: &FetchFile) -> String {
+    if fetch.key.starts_with(FetchFile::VAR_PREFIX) {
+        format!("load_var `{}`: cannot read its file {:?}", fetch.step, fetch.file)
+    } else {
+        format!("step `{}`: cannot read task file {:?}", fetch.step, fetch.file)
+    }
 }
 
 #[cfg(test)]
@@ -188,7 +194,7 @@ mod tests {
             read_files(&part, name, |_| Err("its logs are withheld".to_owned())).expect_err("no file");
         assert_eq!(
             error,
-            "cannot read task file \"repo/ci/unit.yml\" of step `unit`: its logs are withheld"
+            "step `unit`: cannot read task file \"repo/ci/unit.yml\": its logs are withheld"
         );
         assert!(unreadable(&part.readers[0].0).contains("\"ci/unit.yml\" is not in artifact `repo`"));
     }

@@ -1113,7 +1113,7 @@ async fn a_task_file_in_a_fetched_artifact_is_read_when_the_job_runs_and_the_get
     assert!(output.status.success(), "{}", explain(&output));
     let stderr = common::text(&output.stderr);
     assert!(
-        stderr.contains("to read 1 task file(s) from the artifacts they make"),
+        stderr.contains("to read 1 file(s) (task files, load_var values) from the artifacts they make"),
         "{stderr}"
     );
     let status = read_status(&status);
@@ -1288,7 +1288,7 @@ async fn a_release_job_reads_its_task_files_and_var_at_run_time_retries_and_runs
     let output = child.wait_with_output().expect("c8s exits");
     assert!(output.status.success(), "{}", explain(&output));
     let stderr = common::text(&output.stderr);
-    assert!(stderr.contains("to read 2 task file(s)"), "{stderr}");
+    assert!(stderr.contains("to read 2 file(s)"), "{stderr}");
     let status = read_status(&status);
     assert_eq!(status["state"], "Succeeded", "{status:#}");
     assert_eq!(step(&status, "unit")["attempts"], 2, "{status:#}");
@@ -1309,4 +1309,84 @@ async fn a_release_job_reads_its_task_files_and_var_at_run_time_retries_and_runs
         );
     }
     assert_eq!(run_records(&client, &ns).await, 0);
+}
+
+/// A `json` `load_var` of a file in the fetched repository, read field by
+/// field in a task's params.
+const CONCOURSE_JSON_VAR: &str = "\
+resources:
+- name: repo
+  type: git
+  source: { uri: https://github.com/example/app.git }
+jobs:
+- name: build
+  plan:
+  - get: repo
+  - load_var: meta
+    file: repo/meta.json
+  - task: show
+    config:
+      platform: linux
+      image_resource: { type: registry-image, source: { repository: alpine } }
+      params: { TITLE: '((.:meta.title)) by ((.:meta.by.name))' }
+      run: { path: sh, args: [-ec, 'echo \"$TITLE\"'] }
+";
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs control plane"]
+async fn a_json_load_var_is_read_when_the_job_runs_and_its_fields_reach_the_params() {
+    let client = cluster::client().await;
+    let script = r#"containers:
+  - pod: read-meta
+    container: main
+    logs: ['{"title": "Fix $(x) parsing", "by": {"name": "ann"}}']
+  - { pod: -build-show-, container: main, runSeconds: 3 }
+  - { container: main, runSeconds: 0.3 }
+"#;
+    let ns = fetched_task_namespace(&client, "json-var", script).await;
+    let file = common::temp_file(
+        &format!("{}.yml", cluster::unique_name("meta")),
+        CONCOURSE_JSON_VAR,
+    );
+    let child = spawn_c8s_piped(&[
+        "run",
+        file.to_str().expect("path"),
+        "--namespace",
+        &ns,
+        "--version",
+        r#"repo={"ref":"9f2c1d4e5b6a7980a1b2c3d4e5f60718293a4b5c"}"#,
+    ]);
+    let show = |p: &Pod| {
+        p.metadata
+            .name
+            .as_deref()
+            .is_some_and(|n| n.contains("-build-show-"))
+    };
+    until_running(&client, &ns, show).await;
+    let pod = pods(&client, &ns).await.into_iter().find(show).expect("show");
+    let main = pod
+        .spec
+        .expect("spec")
+        .containers
+        .into_iter()
+        .find(|c| c.name == "main")
+        .expect("main");
+    let title = main
+        .env
+        .unwrap_or_default()
+        .into_iter()
+        .find(|e| e.name == "TITLE");
+    // The kubelet's $(VAR) expansion is escaped: the text arrives as read.
+    assert_eq!(
+        title.and_then(|e| e.value).as_deref(),
+        Some("Fix $$(x) parsing by ann")
+    );
+    let output = child.wait_with_output().expect("c8s exits");
+    assert!(output.status.success(), "{}", explain(&output));
+    assert!(
+        common::text(&output.stderr).contains("to read 1 file(s)"),
+        "{}",
+        explain(&output)
+    );
+    assert_eq!(cluster::scheduled_pods(&client, &ns, "-build-repo-").await, 1);
 }

@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use c8s_sidecar_core::FieldPath;
 
-use super::node::Report;
+use super::node::{Node, Report};
 use super::steps::{LoadVar, LoadVarFormat};
 use crate::local_vars::{self, LoadFormat, LocalVar};
 
@@ -28,6 +28,9 @@ pub(super) struct Locals {
 struct Loaded {
     /// The var, or why c8s cannot read it.
     var: Result<LocalVar, String>,
+    /// A `json` or `yaml` value read before the pod is rendered (a runner
+    /// read the file from the artifact when the job ran).
+    known: Option<Node>,
     /// Where its `load_var` step is.
     at: (u32, u32),
     used: bool,
@@ -49,17 +52,86 @@ impl Locals {
         self.deferred.remove(&load.name);
         match self.read(load, artifacts) {
             Ok(var) => {
-                self.vars
-                    .insert(load.name.clone(), Loaded { var, at, used: false });
+                self.vars.insert(
+                    load.name.clone(),
+                    Loaded {
+                        var,
+                        known: None,
+                        at,
+                        used: false,
+                    },
+                );
             }
             Err(reason) => {
                 report.error(load.file_at, &path.key("file"), reason);
                 // Reported once here; its uses add no second, derived error.
                 let var = Err(String::new());
-                let loaded = Loaded { var, at, used: true };
+                let loaded = Loaded {
+                    var,
+                    known: None,
+                    at,
+                    used: true,
+                };
                 self.vars.insert(load.name.clone(), loaded);
             }
         }
+    }
+
+    /// Takes in a `json` or `yaml` `load_var` whose file holds `bytes`:
+    /// its value, or an error at its `file` when the text is not that.
+    pub fn known(
+        &mut self,
+        load: &LoadVar,
+        at: (u32, u32),
+        path: &FieldPath,
+        bytes: &[u8],
+        report: &mut Report<'_>,
+    ) {
+        self.deferred.remove(&load.name);
+        let parsed = std::str::from_utf8(bytes)
+            .map_err(|e| e.to_string())
+            .and_then(|text| super::node::parse(&load.file, text).map_err(|e| e.to_string()));
+        let (known, used) = match parsed {
+            Ok(node) => (Some(node), false),
+            Err(reason) => {
+                report.error(
+                    load.file_at,
+                    &path.key("file"),
+                    format!("{:?} is not {:?}: {reason}", load.file, load.format),
+                );
+                (None, true)
+            }
+        };
+        let var = Err(String::new());
+        self.vars
+            .insert(load.name.clone(), Loaded { var, known, at, used });
+    }
+
+    /// The text `((.:name))` stands for when its `load_var`'s value is known
+    /// (`name` may read a field: `meta.version`), marked used; `None` when
+    /// the var's value is read in the pod (or there is no such var).
+    pub fn known_text(&mut self, name: &str) -> Option<Result<String, String>> {
+        let mut parts = name.split('.');
+        let base = parts.next()?;
+        let loaded = self.vars.get_mut(base)?;
+        let value = loaded.known.as_ref()?;
+        loaded.used = true;
+        let mut node = value;
+        for field in parts {
+            match node.get(field) {
+                Some(inner) => node = inner,
+                None => {
+                    return Some(Err(format!(
+                        "((.:{name})): the value of load_var `{base}` has no field `{field}`"
+                    )));
+                }
+            }
+        }
+        Some(Ok(match node.scalar() {
+            Some(text) => text.to_owned(),
+            None if node.is_null() => String::new(),
+            None => node.to_json(),
+        }))
     }
 
     /// Takes in a `load_var` of `name` that is deferred to run time.

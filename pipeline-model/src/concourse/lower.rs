@@ -16,7 +16,7 @@ use super::pipeline::{ConcoursePipeline, Job};
 use super::resource::{self, SecretNeed};
 use super::runtime::{Hook, Node, Parallel};
 use super::step::{ArtifactSource, visit_task_with};
-use super::steps::{Step, StepKind};
+use super::steps::{LoadVar, LoadVarFormat, Step, StepKind};
 use crate::plan::{PlanIdentity, PlanInput, TaskPlan};
 use crate::scheduler::Condition;
 
@@ -92,10 +92,14 @@ pub struct JobPlan {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 pub struct FetchFile {
-    /// The deferred task step.
+    /// The deferred step: a task, or the var of a `load_var`.
     pub step: String,
-    /// The file, as written (`ARTIFACT/PATH`): the key a reader answers.
+    /// The file, as written (`ARTIFACT/PATH`).
     pub file: String,
+    /// The path the lowering asks its reader for, to find the file once it
+    /// was read: `file` for a task file, [`FetchFile::VAR_PREFIX`] and
+    /// `file` for a `load_var`'s.
+    pub key: String,
     /// The path inside the artifact.
     pub path: String,
     /// The step (`identity.step`) whose output holds the artifact.
@@ -114,13 +118,33 @@ impl FetchFile {
         producer: impl Into<String>,
         output: impl Into<String>,
     ) -> Self {
+        let file = file.into();
         Self {
             step: step.into(),
-            file: file.into(),
+            key: file.clone(),
+            file,
             path: path.into(),
             producer: producer.into(),
             output: output.into(),
         }
+    }
+
+    /// What the lowering's reader is asked for a `load_var` file's text, so
+    /// that only a runner that read it from the artifact answers (never a
+    /// file of the same name beside the pipeline).
+    pub const VAR_PREFIX: &'static str = "c8s-load-var:";
+
+    /// [`FetchFile::new`] for the file of `load_var` `name`.
+    pub fn for_var(
+        name: impl Into<String>,
+        file: &str,
+        path: impl Into<String>,
+        producer: impl Into<String>,
+        output: impl Into<String>,
+    ) -> Self {
+        let mut fetch = Self::new(name, file, path, producer, output);
+        fetch.key = format!("{}{file}", Self::VAR_PREFIX);
+        fetch
     }
 
     /// The plan of a pod that prints this file (step `read-STEP-TAG` of
@@ -323,22 +347,7 @@ impl Lowering<'_> {
                 (after, Node::Do(Vec::new()))
             }
             StepKind::LoadVar(load) => {
-                let artifact = load.file.split('/').next().unwrap_or_default();
-                match self.deferred.last() {
-                    // Its file may be in what a deferred step makes: known
-                    // when that step is, and so are the steps that read it.
-                    Some(before) if !self.artifacts.contains_key(artifact) => {
-                        let why = format!(
-                            "artifact `{artifact}` it reads may be made by step `{before}`, deferred to run time"
-                        );
-                        self.locals.defer(&load.name);
-                        self.defer(&load.name, step, &why);
-                    }
-                    // No pod: the steps whose params use the var read its file themselves.
-                    _ => self
-                        .locals
-                        .load(load, step.at, &step.path, &self.artifacts, report),
-                }
+                self.load_var(load, step, report);
                 (after, Node::Do(Vec::new()))
             }
             _ if let Some((name, why)) = self.needs_deferred(step) => {
@@ -370,6 +379,60 @@ impl Lowering<'_> {
             hooks.push((Hook::of_key(hook), hook_node));
         }
         (tails, Node::hooked(node, hooks))
+    }
+
+    /// A `load_var`: no pod (the tasks whose params use the var read its
+    /// file themselves), deferred when its artifact may come from a
+    /// deferred step, read when the job runs when it is a structure.
+    fn load_var(&mut self, load: &LoadVar, step: &Step, report: &mut Report<'_>) {
+        let artifact = load.file.split('/').next().unwrap_or_default();
+        match self.deferred.last() {
+            // Its file may be in what a deferred step makes: known
+            // when that step is, and so are the steps that read it.
+            Some(before) if !self.artifacts.contains_key(artifact) => {
+                let why = format!(
+                    "artifact `{artifact}` it reads may be made by step `{before}`, deferred to run time"
+                );
+                self.locals.defer(&load.name);
+                self.defer(&load.name, step, &why);
+            }
+            // A structure (json, yaml): read when the job runs,
+            // then known to the lowering (`c8s run` reads it).
+            _ if load.format.is_structured() && self.artifacts.contains_key(artifact) => {
+                self.structured_var(load, step, artifact, report);
+            }
+            // No pod: the steps whose params use the var read its file themselves.
+            _ => self
+                .locals
+                .load(load, step.at, &step.path, &self.artifacts, report),
+        }
+    }
+
+    /// A `json` or `yaml` `load_var` of `artifact`: its value when the
+    /// reader has the file (a runner read it from the artifact), else the
+    /// var is deferred, with the file to read.
+    fn structured_var(&mut self, load: &LoadVar, step: &Step, artifact: &str, report: &mut Report<'_>) {
+        let Some((producer, output)) = self.artifacts.get(artifact).cloned() else {
+            return;
+        };
+        let path = load.file.split_once('/').map_or("", |(_, p)| p);
+        let fetch = FetchFile::for_var(&load.name, &load.file, path, producer.as_str(), output);
+        match self.reader.read(&fetch.key) {
+            Ok(bytes) => self.locals.known(load, step.at, &step.path, &bytes, report),
+            Err(_) => {
+                let why = format!(
+                    "its {} value is read from artifact `{artifact}`, which step `{producer}` makes when the job runs",
+                    if load.format == LoadVarFormat::Json {
+                        "json"
+                    } else {
+                        "yaml"
+                    }
+                );
+                self.out.fetch.push(fetch);
+                self.locals.defer(&load.name);
+                self.defer(&load.name, step, &why);
+            }
+        }
     }
 
     /// Notes step `name` (at `step`) as known only when the job runs.

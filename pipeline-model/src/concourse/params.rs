@@ -25,7 +25,21 @@ pub fn secret_params(
     let secret = format!("c8s-{}-vars", super::image::secret_suffix(pipeline));
     let mut extra: Vec<EnvVar> = Vec::new();
     for env in &mut plan.env {
-        let Some(value) = env.value.clone() else { continue };
+        let Some(mut value) = env.value.clone() else {
+            continue;
+        };
+        // A structured load_var's value known before the run: its text.
+        for r in super::vars::var_refs(&value).into_iter().rev() {
+            let Some(name) = r.name.strip_prefix(".:") else {
+                continue;
+            };
+            match locals.known_text(name) {
+                Some(Ok(text)) => value.replace_range(r.range.clone(), &text),
+                Some(Err(reason)) => report.error(step.at, &step.path.key("params").key(&env.name), reason),
+                None => {}
+            }
+        }
+        env.value = Some(value.clone());
         let (local, refs): (Vec<_>, Vec<_>) = super::vars::var_refs(&value)
             .into_iter()
             .partition(|r| r.name.starts_with(".:"));

@@ -136,6 +136,13 @@ pub enum LoadVarFormat {
 }
 
 impl LoadVarFormat {
+    /// Whether the value is a structure (`json`, `yaml`), read field by field.
+    pub fn is_structured(self) -> bool {
+        matches!(self, Self::Json | Self::Yaml)
+    }
+}
+
+impl LoadVarFormat {
     fn of_word(word: &str) -> Option<Self> {
         match word {
             "json" => Some(Self::Json),
