@@ -293,4 +293,5 @@ fn a_json_load_var_is_read_when_the_job_runs_and_its_fields_fill_the_params() {
         errors.contains("ci.yml:14:5") && errors.contains("load_var `notes` has no field `email`"),
         "{errors}"
     );
+    assert_eq!(errors.lines().count(), 1, "one error, no derived one:\n{errors}");
 }

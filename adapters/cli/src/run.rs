@@ -206,7 +206,8 @@ impl Run<'_> {
                 Ok(loaded) => loaded,
                 Err(errors) => {
                     let _ = std::io::stderr().write_all(report(file, &errors).as_bytes());
-                    let message = "a file read from its artifact (a task file, a load_var value) does not fit the job";
+                    let message =
+                        "a file read from its artifact (a task file, a load_var value) does not fit the job";
                     return Err(self.end_failed(status, message).await);
                 }
             };

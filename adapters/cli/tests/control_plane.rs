@@ -1390,3 +1390,46 @@ async fn a_json_load_var_is_read_when_the_job_runs_and_its_fields_reach_the_para
     );
     assert_eq!(cluster::scheduled_pods(&client, &ns, "-build-repo-").await, 1);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs control plane"]
+async fn a_json_load_var_without_the_field_a_param_reads_fails_the_run_at_that_param() {
+    let client = cluster::client().await;
+    let script = r#"containers:
+  - pod: read-meta
+    container: main
+    logs: ['{"title": "Fix parsing"}']
+  - { container: main, runSeconds: 0.3 }
+"#;
+    let ns = fetched_task_namespace(&client, "json-var-field", script).await;
+    let file = common::temp_file(
+        &format!("{}.yml", cluster::unique_name("meta")),
+        CONCOURSE_JSON_VAR,
+    );
+    let path = file.to_str().expect("path");
+    let status = status_file("json-var-field");
+    let output = run_c8s(&[
+        "run",
+        path,
+        "--namespace",
+        &ns,
+        "--version",
+        r#"repo={"ref":"9f2c1d4e5b6a7980a1b2c3d4e5f60718293a4b5c"}"#,
+        "--status-file",
+        status.to_str().expect("path"),
+    ]);
+    assert_eq!(output.status.code(), Some(1), "{}", explain(&output));
+    let stderr = common::text(&output.stderr);
+    assert!(
+        stderr.contains(&format!("{path}:11:5")) && stderr.contains("load_var `meta` has no field `by`"),
+        "{stderr}"
+    );
+    assert_eq!(
+        stderr.matches("error:").count(),
+        1,
+        "one error, no derived one: {stderr}"
+    );
+    assert_eq!(read_status(&status)["state"], "Failed");
+    assert_eq!(cluster::scheduled_pods(&client, &ns, "-build-show-").await, 0);
+    assert_eq!(run_records(&client, &ns).await, 0);
+}

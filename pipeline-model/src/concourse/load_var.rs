@@ -198,6 +198,12 @@ impl Locals {
     /// error saying why when there is none c8s can read (empty when its
     /// `load_var` step was reported already).
     pub fn resolve(&mut self, name: &str) -> Result<LocalVar, String> {
+        let base = name.split('.').next().unwrap_or(name);
+        if self.vars.get(base).is_some_and(|loaded| loaded.known.is_some()) {
+            // A known value: written into the text already, or its error
+            // reported by `known_text`.
+            return Err(String::new());
+        }
         if let Some(loaded) = self.vars.get_mut(name) {
             loaded.used = true;
             return loaded.var.clone();
