@@ -11,6 +11,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use c8s_pod_builder::model::Errors;
+use c8s_pod_builder::model::concourse::ConcoursePipeline;
+use c8s_pod_builder::model::concourse::node::Report;
+use c8s_pod_builder::model::concourse::resource::check_plan;
+use c8s_pod_builder::model::concourse::triggers::checked_resources;
 use c8s_pod_builder::model::{PlanIdentity, TaskPlan, TaskStep, Vars, parse_task_config_with, visit_task};
 use c8s_pod_builder::{RunContext, SecurityProfile, pod_security_level, render_pod, to_canonical_yaml};
 
@@ -232,7 +236,7 @@ fn every_pipeline_renders_or_is_rejected_with_a_located_reason() {
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
     let mut written = Vec::new();
     let mut rejected = Vec::new();
-    let (mut jobs, mut pods, mut deferred_steps, mut readers) = (0, 0, 0, 0);
+    let (mut jobs, mut pods, mut deferred_steps, mut readers, mut checks) = (0, 0, 0, 0, 0);
     let all = files("pipelines");
     assert_eq!(all.len(), 53, "the pipeline corpus changed");
     for path in &all {
@@ -270,8 +274,25 @@ fn every_pipeline_renders_or_is_rejected_with_a_located_reason() {
             outcome = lower_all(&name, &text, &vars, &reader);
         }
         match outcome {
-            Ok(plans) => {
+            Ok((pipeline, plans)) => {
                 jobs += plans.len();
+                // The check pod `c8s watch` runs for each resource a job
+                // gets, asking from a version it knows.
+                for resource in checked_resources(&pipeline) {
+                    let identity = PlanIdentity::new(&pipeline.name, format!("check-{}", resource.name));
+                    let mut report = Report::new(&name);
+                    let check = check_plan(
+                        &pipeline,
+                        identity,
+                        resource,
+                        Some(r#"{"ref":"abc"}"#.to_owned()),
+                        &mut Vec::new(),
+                        &mut report,
+                    )
+                    .unwrap_or_else(|| panic!("{name}: resource {} has no check", resource.name));
+                    render(&check, &out, &name, &mut written);
+                    checks += 1;
+                }
                 for plan in &plans {
                     for step in &plan.steps {
                         let yaml =
@@ -321,7 +342,7 @@ fn every_pipeline_renders_or_is_rejected_with_a_located_reason() {
         }
     }
     println!(
-        "Concourse pipelines ({}): {jobs} jobs lowered, {pods} pods rendered, {deferred_steps} steps deferred to run time, {readers} files (task files, load_var values) read then by a reader pod (rendered too)",
+        "Concourse pipelines ({}): {jobs} jobs lowered, {pods} pods rendered, {deferred_steps} steps deferred to run time, {readers} files (task files, load_var values) read then by a reader pod, {checks} resource check pods (rendered too)",
         all.len()
     );
     for (kind, n) in &counts {
@@ -342,12 +363,13 @@ fn lower_all(
     text: &str,
     vars: &Vars,
     reader: &CorpusReader,
-) -> Result<Vec<c8s_pod_builder::model::concourse::JobPlan>, Errors> {
+) -> Result<(ConcoursePipeline, Vec<c8s_pod_builder::model::concourse::JobPlan>), Errors> {
     use c8s_pod_builder::model::concourse::{lower_job, parse_concourse_pipeline};
     let pipeline = parse_concourse_pipeline(name, text, vars, reader)?;
-    pipeline
+    let plans = pipeline
         .jobs
         .iter()
         .map(|job| lower_job(&pipeline, &job.name, reader, &BTreeMap::new(), name))
-        .collect()
+        .collect::<Result<_, _>>()?;
+    Ok((pipeline, plans))
 }

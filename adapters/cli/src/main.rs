@@ -17,6 +17,7 @@ mod run;
 mod run_fetch;
 mod secrets;
 mod serve;
+mod watch;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -77,6 +78,12 @@ enum Command {
     /// Run a pipeline (or task) on the current kube context: each step starts
     /// as soon as its dependencies succeeded; exits 0 only if the run succeeded.
     Run(Box<run::RunArgs>),
+    /// Check a Concourse pipeline's resources in the cluster (each every
+    /// `check_every`) and run each build their new versions trigger, as
+    /// Concourse's scheduler does (`trigger: true`, `passed:`); what was
+    /// seen and started is kept in a ConfigMap, so each version triggers a
+    /// job once.
+    Watch(Box<watch::WatchArgs>),
     /// Delete pods and jobs left behind by finished or crashed runs.
     Reap(run::ReapArgs),
     /// Run the in-cluster controller that drives PipelineRuns (one acting
@@ -162,6 +169,7 @@ fn main() -> ExitCode {
         Command::Helm(command) => helm::run(&command, report_errors, print_stdout),
         Command::Run(args) if args.in_cluster => incluster::run_in_cluster(&args),
         Command::Run(args) => run::run(&args, report_errors),
+        Command::Watch(args) => watch::watch(&args, report_errors),
         Command::Controller(args) => {
             serve::log_to_stderr(args.log_format);
             alloc::purge_in_background();

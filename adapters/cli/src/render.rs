@@ -16,7 +16,7 @@ use clap::{Args, ValueEnum};
 use crate::documents::{self, DirSource, Kind};
 
 /// Options of `c8s render`.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct RenderArgs {
     /// A `.c8s.yaml` pipeline, a Concourse task config, or a sidecar file.
     pub file: String,
@@ -129,6 +129,21 @@ pub struct LoadedPlans {
 }
 
 impl LoadedPlans {
+    /// One plan on its own: no dependencies, conditions or notes.
+    pub fn single(plan: TaskPlan) -> Self {
+        Self {
+            plans: vec![plan],
+            repository: String::new(),
+            depends_on: BTreeMap::new(),
+            conditions: BTreeMap::new(),
+            outcome: None,
+            timeout_seconds: None,
+            warnings: Vec::new(),
+            deferred: Vec::new(),
+            fetch: Vec::new(),
+        }
+    }
+
     /// Prints [`LoadedPlans::warnings`] on stderr, one `warning:` line each.
     pub fn print_warnings(&self) {
         for warning in &self.warnings {
@@ -188,17 +203,7 @@ pub fn load_plans_for(
             let config = c8s_pipeline_model::parse_task_config_with(file, text, &concourse.vars()?)?;
             let mut plan = c8s_pipeline_model::visit_task(&stem, &TaskStep::new("task", config), &reader)?;
             crate::concourse::apply_checkout_input(&mut plan, concourse);
-            Ok(LoadedPlans {
-                plans: vec![plan],
-                repository: String::new(),
-                depends_on: BTreeMap::new(),
-                conditions: BTreeMap::new(),
-                outcome: None,
-                timeout_seconds: None,
-                warnings: Vec::new(),
-                deferred: Vec::new(),
-                fetch: Vec::new(),
-            })
+            Ok(LoadedPlans::single(plan))
         }
         kind @ (Kind::TaskStep | Kind::Concourse) => {
             let lowered = crate::concourse::lower(file, text, concourse, kind == Kind::TaskStep)?;
@@ -220,17 +225,7 @@ pub fn load_plans_for(
             let mut plan = TaskPlan::new(PlanIdentity::new(stem, "sidecars"), SIDECAR_CHECK_IMAGE);
             plan.command = vec!["sh".into(), "-ec".into(), "echo \"c8s: sidecars are up\"".into()];
             plan.sidecars = sidecars;
-            Ok(LoadedPlans {
-                plans: vec![plan],
-                repository: String::new(),
-                depends_on: BTreeMap::new(),
-                conditions: BTreeMap::new(),
-                outcome: None,
-                timeout_seconds: None,
-                warnings: Vec::new(),
-                deferred: Vec::new(),
-                fetch: Vec::new(),
-            })
+            Ok(LoadedPlans::single(plan))
         }
     }
 }

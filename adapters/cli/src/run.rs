@@ -25,7 +25,7 @@ use crate::render::{self, RenderArgs};
 use crate::secrets::{read_secret_values, referenced_secrets};
 
 /// `c8s run` flags: the render flags plus scheduling.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct RunArgs {
     /// What to run and how to render it (as for `c8s render`).
     #[command(flatten)]
@@ -78,7 +78,8 @@ pub struct ReapArgs {
     pub dry_run: bool,
 }
 
-fn seconds(flag: &str, text: &str) -> Result<Duration, String> {
+/// `text` (the value of `--flag`) as a duration.
+pub(crate) fn seconds(flag: &str, text: &str) -> Result<Duration, String> {
     c8s_pipeline_model::parse_duration(text)
         .map(Duration::from_secs)
         .map_err(|reason| format!("--{flag} {text:?}: {reason}"))
@@ -100,48 +101,134 @@ fn fail(message: &str) -> ExitCode {
 /// then runs the steps on the current kube context ([`Run::run_in_cluster`],
 /// after [`Run::fetch_task_files`] for a job whose task files are read then).
 pub fn run(args: &RunArgs, report: fn(&str, &Errors) -> String) -> ExitCode {
-    let file = args.render.file.as_str();
-    let loaded = match load(args, &args.render.concourse) {
-        Ok(loaded) => loaded,
-        Err(errors) => {
-            let _ = std::io::stderr().write_all(report(file, &errors).as_bytes());
-            return ExitCode::from(1);
-        }
+    let prepared = match Prepared::new(args, report) {
+        Ok(prepared) => prepared,
+        Err(code) => return code,
     };
-    loaded.print_warnings();
+    let runtime = match runtime() {
+        Ok(runtime) => runtime,
+        Err(message) => return fail(&message),
+    };
+    runtime.block_on(async {
+        match connect(args, prepared.durations.connect).await {
+            Ok(cluster) => prepared.run(&cluster, args, report).await,
+            Err(code) => code,
+        }
+    })
+}
+
+/// `c8s run` of `args` on `cluster` (connected already): what [`run`] does
+/// once connected. `c8s watch` runs each build it starts this way.
+pub(crate) async fn run_on(
+    cluster: &KubeCluster,
+    args: &RunArgs,
+    report: fn(&str, &Errors) -> String,
+) -> ExitCode {
+    match Prepared::new(args, report) {
+        Ok(prepared) => prepared.run(cluster, args, report).await,
+        Err(code) => code,
+    }
+}
+
+/// The cluster of the current kube context, in `args`' namespace when given.
+pub(crate) async fn connect(args: &RunArgs, timeout: Duration) -> Result<KubeCluster, ExitCode> {
+    match KubeCluster::connect(timeout).await {
+        Ok(cluster) if args.render.namespace.is_empty() => Ok(cluster),
+        Ok(cluster) => Ok(cluster.with_namespace(args.render.namespace.clone())),
+        Err(e) => Err(fail(&e.to_string())),
+    }
+}
+
+/// A run loaded and rendered, before the cluster is asked anything.
+struct Prepared {
+    loaded: render::LoadedPlans,
+    ctx: c8s_pod_builder::RunContext,
+    durations: Durations,
+}
+
+impl Prepared {
+    /// Loads and renders `args`' file and reads the flags' times; what does
+    /// not load or render is reported (the exit code is the error).
+    fn new(args: &RunArgs, report: fn(&str, &Errors) -> String) -> Result<Self, ExitCode> {
+        let file = args.render.file.as_str();
+        let loaded = match load(args, &args.render.concourse) {
+            Ok(loaded) => loaded,
+            Err(errors) => {
+                let _ = std::io::stderr().write_all(report(file, &errors).as_bytes());
+                return Err(ExitCode::from(1));
+            }
+        };
+        loaded.print_warnings();
+        let ctx = run_context(args, &loaded);
+        // What does not render fails before the cluster is asked anything.
+        let rendered = steps(
+            &loaded.plans,
+            &loaded.depends_on,
+            &loaded.conditions,
+            &ctx,
+            args.render.job,
+        );
+        match rendered.and_then(|_| durations(args, loaded.timeout_seconds)) {
+            Ok(durations) => Ok(Self {
+                loaded,
+                ctx,
+                durations,
+            }),
+            Err(message) => Err(fail(&message)),
+        }
+    }
+
+    /// Runs it on `cluster`: the parts that read task files first, then the rest.
+    async fn run(
+        self,
+        cluster: &KubeCluster,
+        args: &RunArgs,
+        report: fn(&str, &Errors) -> String,
+    ) -> ExitCode {
+        let run = Run {
+            args,
+            cluster,
+            ctx: &self.ctx,
+            durations: &self.durations,
+        };
+        match run.fetch_task_files(self.loaded, report).await {
+            Ok((loaded, how)) => run.run_in_cluster(&loaded, how).await,
+            Err(code) => code,
+        }
+    }
+}
+
+/// Runs `plan` (a resource check) on `cluster` as a run of its own, with
+/// `args`' scheduling flags, and returns what its `main` printed: masked,
+/// and whole (`Err` when it failed or its log is withheld or cut).
+pub(crate) async fn run_printing(
+    cluster: &KubeCluster,
+    args: &RunArgs,
+    plan: TaskPlan,
+) -> Result<Vec<u8>, String> {
+    let loaded = render::LoadedPlans::single(plan);
     let ctx = run_context(args, &loaded);
-    // What does not render fails before the cluster is asked anything.
-    let rendered = steps(
+    let durations = durations(args, None)?;
+    let steps = steps(
         &loaded.plans,
         &loaded.depends_on,
         &loaded.conditions,
         &ctx,
         args.render.job,
-    );
-    let prepared = rendered
-        .and_then(|_| durations(args, loaded.timeout_seconds))
-        .and_then(|d| Ok((d, runtime()?)));
-    let (durations, runtime) = match prepared {
-        Ok(prepared) => prepared,
-        Err(message) => return fail(&message),
-    };
-    runtime.block_on(async {
-        let cluster = match KubeCluster::connect(durations.connect).await {
-            Ok(cluster) if args.render.namespace.is_empty() => cluster,
-            Ok(cluster) => cluster.with_namespace(args.render.namespace.clone()),
-            Err(e) => return fail(&e.to_string()),
-        };
-        let run = Run {
-            args,
-            cluster: &cluster,
-            ctx: &ctx,
-            durations: &durations,
-        };
-        match run.fetch_task_files(loaded, report).await {
-            Ok((loaded, how)) => run.run_in_cluster(&loaded, how).await,
-            Err(code) => code,
-        }
-    })
+    )?;
+    let masker = masker(cluster, &loaded.plans).await;
+    let logs = Arc::new(CollectedLogs::default());
+    let options = run_options(args, &ctx.run_id, &durations, steps.len(), &masker, &logs).resume(false);
+    let status = c8s_kube::run_pipeline(cluster, steps, options, cancelled())
+        .await
+        .map_err(|e| e.to_string())?;
+    if status.state != RunState::Succeeded {
+        print_failed_logs(&status, &masker, &logs);
+        return Err(format!("run {} ended {:?}", status.run_id, status.state));
+    }
+    let names = c8s_kube::object_names(&loaded.plans, &ctx);
+    let object = names.values().next().cloned().unwrap_or_default();
+    printed(&logs, &masker, &object)
 }
 
 /// One `c8s run` on the cluster: what every part of the run shares.
@@ -630,7 +717,7 @@ fn outcome(loaded: &render::LoadedPlans, ctx: &c8s_pod_builder::RunContext) -> O
 }
 
 /// Waits for Ctrl-C or SIGTERM (what CI runners send to stop a job); names it.
-async fn interrupted() -> &'static str {
+pub(crate) async fn interrupted() -> &'static str {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};

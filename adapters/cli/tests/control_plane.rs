@@ -1182,70 +1182,19 @@ async fn a_get_that_fails_before_its_task_file_is_read_runs_the_jobs_failure_hoo
     assert_eq!(run_records(&client, &ns).await, 0);
 }
 
-/// The job the Concourse run-time issue asks for, less the trigger: a get,
-/// a task whose file is in the fetched repository and makes a version, a
-/// `load_var` of it, a test task (its file fetched too) whose params read the
-/// var and that has `attempts: 2`, a put, and the job's `on_failure` and
-/// `ensure` hooks.
-const CONCOURSE_RELEASE: &str = "\
-resources:
-- name: repo
-  type: git
-  source: { uri: https://github.com/example/app.git }
-jobs:
-- name: ship
-  plan:
-  - get: repo
-    trigger: true
-  - task: version
-    file: repo/ci/version.yml
-  - load_var: number
-    file: version/number
-  - task: unit
-    file: repo/ci/unit.yml
-    attempts: 2
-  - put: repo
-    params: { repository: repo, tag: version/number }
-  on_failure: { task: page, config: &task { platform: linux, image_resource: { type: registry-image, source: { repository: alpine } }, run: { path: 'true' } } }
-  ensure: { task: cleanup, config: *task }
-";
-
-/// What the nodes do for [`CONCOURSE_RELEASE`]: each reader prints its task
-/// file; the test task's first attempt fails and its second runs 3 s.
-const RELEASE_SCRIPT: &str = r#"containers:
-  - pod: read-version
-    container: main
-    logs:
-      - "platform: linux"
-      - "image_resource: { type: registry-image, source: { repository: busybox } }"
-      - "inputs: [{ name: repo }]"
-      - "outputs: [{ name: version }]"
-      - "run: { path: sh, args: [-ec, 'echo 1.2.3 > version/number'] }"
-  - pod: read-unit
-    container: main
-    logs:
-      - "platform: linux"
-      - "image_resource: { type: registry-image, source: { repository: golang, tag: '1.23' } }"
-      - "inputs: [{ name: repo }]"
-      - "params: { VERSION: v((.:number)) }"
-      - "run: { path: go, args: [test, ./...], dir: repo }"
-  - { pod: -ship-unit-, container: main, exitCode: 1, runSeconds: 0.3 }
-  - { container: main, runSeconds: 0.3 }
-"#;
-
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "needs control plane"]
 async fn a_release_job_reads_its_task_files_and_var_at_run_time_retries_and_runs_its_hooks() {
     let client = cluster::client().await;
     // The retry's pod runs long enough to be looked at (its name ends -r1).
-    let script = RELEASE_SCRIPT.replace(
+    let script = common::release::SCRIPT.replace(
         "  - { pod: -ship-unit-,",
         "  - { pod: -r1, container: main, runSeconds: 3 }\n  - { pod: -ship-unit-,",
     );
     let ns = fetched_task_namespace(&client, "release", &script).await;
     let file = common::temp_file(
         &format!("{}.yml", cluster::unique_name("demo")),
-        CONCOURSE_RELEASE,
+        common::release::PIPELINE,
     );
     let status = status_file("release");
     let child = spawn_c8s_piped(&[

@@ -23,6 +23,7 @@ pub mod runtime;
 pub mod step;
 pub mod steps;
 pub mod task;
+pub mod triggers;
 pub mod vars;
 
 pub use image::{ImageResource, ImageSource};

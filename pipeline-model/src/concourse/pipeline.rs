@@ -48,9 +48,17 @@ pub struct Resource {
     pub version: Option<Node>,
     /// `privileged` (resource types).
     pub privileged: bool,
+    /// `check_every` in seconds: how often its versions are checked
+    /// (default one minute; `None`: `never`).
+    pub check_every: Option<u64>,
     /// Where it is written.
     pub at: At,
 }
+
+/// How often Concourse checks a resource when `check_every` is not given:
+/// the web node's `--resource-checking-interval`, default `1m`
+/// (`atc/atccmd/command.go`).
+pub const DEFAULT_CHECK_EVERY: u64 = 60;
 
 /// A job.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -265,10 +273,44 @@ fn read_resources(top: &Fields<'_>, key: &str, report: &mut Report<'_>) -> Vec<R
                 .filter(|v| v.scalar() != Some("every") && v.scalar() != Some("latest"))
                 .cloned(),
             privileged: f.flag("privileged", report),
+            check_every: check_every(&f, &at, report),
             at: node.at,
         });
     }
     out
+}
+
+/// `check_every`: a Go duration written `1m`, `30s`, `1h30m`, or `never`.
+fn check_every(f: &Fields<'_>, at: &FieldPath, report: &mut Report<'_>) -> Option<u64> {
+    let Some(node) = f.get("check_every") else {
+        return Some(DEFAULT_CHECK_EVERY);
+    };
+    match node.scalar() {
+        Some("never") => None,
+        Some(text) => match crate::duration::parse_duration(text) {
+            // Go's time.ParseDuration takes fractions and ms too: those
+            // are refused here, with the field named, rather than guessed.
+            Err(_) => {
+                report.error(
+                    node.at,
+                    &at.key("check_every"),
+                    format!("`check_every` {text:?} is not a duration such as 1m, 30s or 1h (or `never`)"),
+                );
+                Some(DEFAULT_CHECK_EVERY)
+            }
+            // A zero interval is Concourse's default.
+            Ok(0) => Some(DEFAULT_CHECK_EVERY),
+            Ok(seconds) => Some(seconds),
+        },
+        None => {
+            report.error(
+                node.at,
+                &at.key("check_every"),
+                "`check_every` is a duration such as 1m, or `never`",
+            );
+            Some(DEFAULT_CHECK_EVERY)
+        }
+    }
 }
 
 fn read_job(

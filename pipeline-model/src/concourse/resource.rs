@@ -36,6 +36,16 @@ if [ -n "$1" ]; then
 fi
 "#;
 
+/// `check`: ask for the versions from `$C8S_VERSION` on (`null`: the
+/// newest), then print the response after [`CHECK_MARKER`] (the check's own
+/// stderr shares the log, so the response is marked and printed last).
+pub const CHECK_SCRIPT: &str = r#"response="$(printf '{"source":%s,"version":%s}' "$C8S_SOURCE" "${C8S_VERSION:-null}" | /opt/resource/check)" || exit $?
+printf 'c8s-versions: %s\n' "$response"
+"#;
+
+/// What precedes a check's response in its log.
+pub const CHECK_MARKER: &str = "c8s-versions: ";
+
 /// A Secret c8s needs and does not have: its name, key, and what to put in it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde_derive::Serialize)]
 #[non_exhaustive]
@@ -147,14 +157,7 @@ pub fn get_plan(
         name.into(),
     ];
     plan.env = vec![
-        json_env(
-            "C8S_SOURCE",
-            Some(&resource.source),
-            &pipeline.name,
-            &resource.name,
-            "source",
-            needs,
-        ),
+        source_env(pipeline, resource, needs),
         json_env(
             "C8S_PARAMS",
             params,
@@ -166,6 +169,28 @@ pub fn get_plan(
         EnvVar::value("C8S_VERSION", version.unwrap_or_default()),
     ];
     plan.outputs = vec![name.to_owned()];
+    Some(plan)
+}
+
+/// The plan of a check of `resource` for the versions from `from` on (a
+/// version as JSON; `None`: only the newest), as Concourse's checker runs
+/// it (`atc/lidar` and `atc/exec/check_step.go`: `source` and the last
+/// version known on stdin, the versions since on stdout, oldest first).
+pub fn check_plan(
+    pipeline: &ConcoursePipeline,
+    identity: PlanIdentity,
+    resource: &Resource,
+    from: Option<String>,
+    needs: &mut Vec<SecretNeed>,
+    report: &mut Report<'_>,
+) -> Option<TaskPlan> {
+    let (image, secret, privileged) = type_image(pipeline, &resource.kind, report, resource.at)?;
+    let mut plan = resource_plan(identity, image, secret, privileged);
+    plan.command = vec!["sh".into(), "-c".into(), CHECK_SCRIPT.into()];
+    plan.env = vec![
+        source_env(pipeline, resource, needs),
+        EnvVar::value("C8S_VERSION", from.unwrap_or_default()),
+    ];
     Some(plan)
 }
 
@@ -198,14 +223,7 @@ pub fn put_plan(
     ];
     let suffix = secret_suffix(name);
     plan.env = vec![
-        json_env(
-            "C8S_SOURCE",
-            Some(&resource.source),
-            &pipeline.name,
-            &resource.name,
-            "source",
-            needs,
-        ),
+        source_env(pipeline, resource, needs),
         json_env(
             "C8S_PARAMS",
             params,
@@ -227,6 +245,18 @@ pub fn put_plan(
         plan.outputs = vec![target];
     }
     Some(plan)
+}
+
+/// `C8S_SOURCE`: the resource's `source` as JSON (from a Secret when it has vars).
+fn source_env(pipeline: &ConcoursePipeline, resource: &Resource, needs: &mut Vec<SecretNeed>) -> EnvVar {
+    json_env(
+        "C8S_SOURCE",
+        Some(&resource.source),
+        &pipeline.name,
+        &resource.name,
+        "source",
+        needs,
+    )
 }
 
 /// Where a put's implicit get is saved (apart from the put's inputs).

@@ -9,6 +9,8 @@ use std::process::{Command, Output};
 #[path = "../../../../pod-builder/tests/common/tools.rs"]
 mod tools;
 
+pub mod release;
+
 pub use tools::{concourse_corpus, kubernetes_validate, tool, workspace};
 
 /// The built `c8s`, to be run from the workspace root.

@@ -1,0 +1,464 @@
+//! `c8s watch`: a Concourse pipeline's resources checked in the cluster and
+//! the builds their new versions trigger, as Concourse's scheduler starts
+//! them (the rules are pipeline-model's `concourse::triggers`).
+//!
+//! Each resource some job gets is checked every `check_every` by a pod of
+//! its type's image running `/opt/resource/check` (a run of its own, named
+//! and cleaned up like every run). What the checks found and what each job's
+//! builds ran with is kept in the cluster, in one ConfigMap per pipeline
+//! (`c8s-versions-…`, key `history.json`), so a restarted watcher neither
+//! misses a version nor starts a build twice. A build is claimed by writing
+//! its inputs there first, with the ConfigMap's `resourceVersion` as the
+//! precondition: of two watchers that see the same new version, one write
+//! succeeds and one build starts. Builds then run exactly as `c8s run`
+//! runs a job (`--concourse-job`, the resolved `--version`s, the build
+//! number), one at a time; a succeeded build's versions are what the
+//! `passed:` of the jobs after it take.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use c8s_kube::KubeCluster;
+use c8s_pipeline_model::Errors;
+use c8s_pipeline_model::concourse::node::Report;
+use c8s_pipeline_model::concourse::resource::check_plan;
+use c8s_pipeline_model::concourse::triggers::{Build, History, check_response, checked_resources};
+use c8s_pipeline_model::concourse::{ConcoursePipeline, Resource};
+use clap::Args;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::Api;
+use kube::api::PostParams;
+use tokio::time::Instant;
+
+use crate::run::RunArgs;
+
+/// `c8s watch` flags: the `c8s run` flags, and how long to watch.
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// The pipeline, and how each build is run (as for `c8s run`).
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// The pipeline's name in the cluster, which keys its version history
+    /// (default: the file's name without `.yml`).
+    #[arg(long)]
+    pub pipeline_name: Option<String>,
+    /// Check every resource once, start the builds that triggers (and the
+    /// builds their success triggers downstream), then exit.
+    #[arg(long)]
+    pub once: bool,
+}
+
+/// The ConfigMap key that holds the history.
+const HISTORY_KEY: &str = "history.json";
+/// How often a claim is tried again when another writer got there first.
+const CLAIM_TRIES: usize = 10;
+
+/// Runs `c8s watch`: exits 0 when it stopped cleanly (`--once` done, or
+/// Ctrl-C between builds), 1 when the pipeline or a flag is invalid or the
+/// history cannot be kept. A failing check or build is reported and watched on.
+pub fn watch(args: &WatchArgs, report: fn(&str, &Errors) -> String) -> ExitCode {
+    let file = args.run.render.file.as_str();
+    let refused = [
+        (args.run.resume, "--resume"),
+        (args.run.in_cluster, "--in-cluster"),
+        (args.run.render.run_id.is_some(), "--run-id"),
+        (
+            args.run.render.concourse.concourse_job.is_some(),
+            "--concourse-job",
+        ),
+        (!args.run.render.concourse.versions.is_empty(), "--version"),
+        (args.run.status_file.is_some(), "--status-file"),
+    ];
+    if let Some((_, flag)) = refused.iter().find(|(given, _)| *given) {
+        return fail(&format!(
+            "c8s watch picks each build's job, versions and run id itself; {flag} is for c8s run"
+        ));
+    }
+    let pipeline = match std::fs::read_to_string(file)
+        .map_err(|e| {
+            Errors::from(c8s_pipeline_model::Error::Read {
+                file: file.to_owned(),
+                reason: c8s_pipeline_model::sidecar::load::read_reason(&e),
+            })
+        })
+        .and_then(|text| crate::concourse::pipeline(file, &text, &args.run.render.concourse))
+    {
+        Ok(pipeline) => pipeline,
+        Err(errors) => {
+            let _ = std::io::stderr().write_all(report(file, &errors).as_bytes());
+            return ExitCode::from(1);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => return fail(&format!("cannot start the async runtime: {e}")),
+    };
+    let connect = match crate::run::seconds("connect-timeout", &args.run.connect_timeout) {
+        Ok(connect) => connect,
+        Err(message) => return fail(&message),
+    };
+    runtime.block_on(async {
+        let cluster = match crate::run::connect(&args.run, connect).await {
+            Ok(cluster) => cluster,
+            Err(code) => return code,
+        };
+        let name = args
+            .pipeline_name
+            .clone()
+            .unwrap_or_else(|| pipeline.name.clone());
+        // Ctrl-C or SIGTERM: the build running is cancelled (c8s run's own
+        // handling) and no further check or build starts.
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            let signal = crate::run::interrupted().await;
+            say(&format!("{signal}: stopping the watch"));
+            let _ = stop.send(true);
+        });
+        let watcher = Watcher {
+            stopped,
+            args,
+            report,
+            store: Store::new(&cluster, &name),
+            cluster: &cluster,
+            pipeline: &pipeline,
+        };
+        match watcher.watch().await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(message) => fail(&message),
+        }
+    })
+}
+
+fn fail(message: &str) -> ExitCode {
+    let _ = writeln!(std::io::stderr(), "error: {message}");
+    ExitCode::from(1)
+}
+
+fn say(message: &str) {
+    let _ = writeln!(std::io::stderr(), "c8s: {message}");
+}
+
+/// One `c8s watch` of one pipeline.
+struct Watcher<'a> {
+    /// Becomes true at Ctrl-C or SIGTERM.
+    stopped: tokio::sync::watch::Receiver<bool>,
+    args: &'a WatchArgs,
+    report: fn(&str, &Errors) -> String,
+    store: Store,
+    cluster: &'a KubeCluster,
+    pipeline: &'a ConcoursePipeline,
+}
+
+impl Watcher<'_> {
+    /// Checks what is due and starts what that triggers, until `--once` is
+    /// done or Ctrl-C.
+    async fn watch(&self) -> Result<(), String> {
+        let resources = checked_resources(self.pipeline);
+        let mut due: BTreeMap<&str, Instant> = resources
+            .iter()
+            .map(|r| (r.name.as_str(), Instant::now()))
+            .collect();
+        loop {
+            for resource in &resources {
+                if self.is_stopped() {
+                    return Ok(());
+                }
+                let (Some(every), Some(at)) = (resource.check_every, due.get(resource.name.as_str())) else {
+                    continue;
+                };
+                if *at <= Instant::now() {
+                    self.check(resource).await?;
+                    due.insert(&resource.name, Instant::now() + Duration::from_secs(every));
+                }
+            }
+            self.start_builds().await?;
+            if self.args.once || self.is_stopped() {
+                return Ok(());
+            }
+            let next = due.values().min().copied();
+            let mut stopped = self.stopped.clone();
+            tokio::select! {
+                () = sleep_until(next) => {}
+                _ = stopped.wait_for(|stop| *stop) => return Ok(()),
+            }
+        }
+    }
+
+    /// Checks `resource` from the newest version known, and keeps what it
+    /// found; a check that fails is reported (and tried again when due).
+    async fn check(&self, resource: &Resource) -> Result<(), String> {
+        let (history, _) = self.store.read().await?;
+        let from = history.latest(&resource.name).map(str::to_owned);
+        let identity =
+            c8s_pipeline_model::PlanIdentity::new(&self.pipeline.name, format!("check-{}", resource.name));
+        let mut needs = Vec::new();
+        let mut report = Report::new(&self.args.run.render.file);
+        let Some(plan) = check_plan(self.pipeline, identity, resource, from, &mut needs, &mut report) else {
+            let errors = report.finish().err().map(|e| e.to_string()).unwrap_or_default();
+            return Err(format!(
+                "resource `{}` cannot be checked: {errors}",
+                resource.name
+            ));
+        };
+        say(&format!("checking resource `{}`", resource.name));
+        let found = crate::run::run_printing(self.cluster, &self.args.run, plan)
+            .await
+            .and_then(|printed| check_response(&String::from_utf8_lossy(&printed)));
+        match found {
+            Ok(found) => {
+                let name = resource.name.as_str();
+                let new = self.store.update(|h| h.add_versions(name, found.clone())).await?;
+                say(&format!("resource `{name}`: {new} new version(s)"));
+            }
+            Err(why) => say(&format!(
+                "warning: check of resource `{}` failed: {why}",
+                resource.name
+            )),
+        }
+        Ok(())
+    }
+
+    /// Starts the builds the versions known trigger, one at a time, until
+    /// none is left (a build's success may trigger the jobs after it); each
+    /// job at most once a round, as Concourse's scheduler starts at most one
+    /// build of a job per tick.
+    async fn start_builds(&self) -> Result<(), String> {
+        let mut started: BTreeSet<String> = BTreeSet::new();
+        while !self.is_stopped() {
+            let claimed = self
+                .store
+                .update(|history| {
+                    let build = history
+                        .next_builds(self.pipeline)
+                        .into_iter()
+                        .find(|b| !started.contains(&b.job));
+                    if let Some(build) = &build {
+                        history.started(build);
+                    }
+                    build
+                })
+                .await?;
+            let Some(build) = claimed else {
+                return Ok(());
+            };
+            started.insert(build.job.clone());
+            let versions: Vec<String> = build.versions.iter().map(|(r, v)| format!("{r} {v}")).collect();
+            say(&format!(
+                "job `{}` build {}: {}",
+                build.job,
+                build.number,
+                versions.join(", ")
+            ));
+            if self.run_build(&build).await {
+                self.store.update(|history| history.succeeded(&build)).await?;
+            }
+        }
+        Ok(())
+    }
+
+    fn is_stopped(&self) -> bool {
+        *self.stopped.borrow()
+    }
+
+    /// Runs `build` as `c8s run` runs a job; whether it succeeded.
+    async fn run_build(&self, build: &Build) -> bool {
+        let mut args = self.args.run.clone();
+        args.render.build = build.number;
+        args.render.concourse.concourse_job = Some(build.job.clone());
+        args.render.concourse.versions = build.versions.iter().map(|(r, v)| format!("{r}={v}")).collect();
+        crate::run::run_on(self.cluster, &args, self.report).await == ExitCode::SUCCESS
+    }
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The history of one pipeline, in a ConfigMap of the run's namespace.
+struct Store {
+    api: Api<ConfigMap>,
+    name: String,
+    pipeline: String,
+}
+
+impl Store {
+    fn new(cluster: &KubeCluster, pipeline: &str) -> Self {
+        Self {
+            api: Api::namespaced(cluster.client().clone(), cluster.namespace()),
+            name: config_map_name(pipeline),
+            pipeline: pipeline.to_owned(),
+        }
+    }
+
+    /// The history and the `resourceVersion` it was read at (`None`: none stored yet).
+    async fn read(&self) -> Result<(History, Option<String>), String> {
+        let map = self
+            .api
+            .get_opt(&self.name)
+            .await
+            .map_err(|e| format!("cannot read ConfigMap {}: {e}", self.name))?;
+        let Some(map) = map else {
+            return Ok((History::default(), None));
+        };
+        let text = map
+            .data
+            .as_ref()
+            .and_then(|d| d.get(HISTORY_KEY))
+            .map_or("", String::as_str);
+        let history = History::from_json(text).map_err(|e| format!("ConfigMap {}: {e}", self.name))?;
+        Ok((history, map.metadata.resource_version))
+    }
+
+    /// Applies `change` to the stored history and writes it back unless it
+    /// is unchanged, on condition that nobody wrote in between (else reads
+    /// and applies it again); what `change` returned.
+    async fn update<T>(&self, change: impl Fn(&mut History) -> T) -> Result<T, String> {
+        for _ in 0..CLAIM_TRIES {
+            let (before, version) = self.read().await?;
+            let mut history = before.clone();
+            let out = change(&mut history);
+            if history == before {
+                return Ok(out);
+            }
+            let map = self.config_map(&history, version.clone());
+            let written = match version {
+                None => self.api.create(&PostParams::default(), &map).await,
+                Some(_) => self.api.replace(&self.name, &PostParams::default(), &map).await,
+            };
+            match written {
+                Ok(_) => return Ok(out),
+                Err(kube::Error::Api(e)) if e.code == 409 => continue,
+                Err(e) => return Err(format!("cannot write ConfigMap {}: {e}", self.name)),
+            }
+        }
+        Err(format!(
+            "ConfigMap {} changed under every one of {CLAIM_TRIES} writes",
+            self.name
+        ))
+    }
+
+    fn config_map(&self, history: &History, version: Option<String>) -> ConfigMap {
+        let mut map = ConfigMap::default();
+        map.metadata.name = Some(self.name.clone());
+        map.metadata.resource_version = version;
+        map.metadata.labels = Some(BTreeMap::from([
+            ("app.kubernetes.io/managed-by".to_owned(), "c8s".to_owned()),
+            (
+                "c8s.dev/pipeline".to_owned(),
+                c8s_pod_builder::names::label_value(&self.pipeline),
+            ),
+        ]));
+        map.data = Some(BTreeMap::from([(HISTORY_KEY.to_owned(), history.to_json())]));
+        map
+    }
+}
+
+/// The ConfigMap of `pipeline`'s history: `c8s-versions-`, the name as a
+/// label, and a hash of it (two names that read alike stay apart).
+fn config_map_name(pipeline: &str) -> String {
+    let mut head = c8s_pod_builder::names::sanitize_label(pipeline);
+    head.truncate(40);
+    let head = head.trim_end_matches('-');
+    let hash = c8s_pod_builder::names::short_hash(&[pipeline]);
+    if head.is_empty() {
+        format!("c8s-versions-{hash}")
+    } else {
+        format!("c8s-versions-{head}-{hash}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Store, config_map_name};
+    use c8s_pipeline_model::concourse::parse_concourse_pipeline;
+    use c8s_pipeline_model::concourse::triggers::History;
+    use c8s_pipeline_model::{MemorySource, Vars};
+    use c8s_test_cluster as cluster;
+
+    const PIPELINE: &str =
+        "resources: [{ name: repo, type: git, source: { uri: https://example.com/a.git } }]
+jobs:
+- name: build
+  plan:
+  - get: repo
+    trigger: true
+";
+
+    /// Claims the next build of `pipeline` in `store` as `c8s watch` does.
+    async fn claim(
+        store: &Store,
+        pipeline: &c8s_pipeline_model::concourse::ConcoursePipeline,
+        meanwhile: impl Fn(),
+    ) -> Option<u64> {
+        let calls = std::sync::atomic::AtomicUsize::new(0);
+        store
+            .update(|history: &mut History| {
+                // Between this writer's read and its write, once.
+                if calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+                    meanwhile();
+                }
+                let build = history.next_builds(pipeline).into_iter().next();
+                if let Some(build) = &build {
+                    history.started(build);
+                }
+                build.map(|b| b.number)
+            })
+            .await
+            .expect("update")
+    }
+
+    /// Two watchers read the same history, and the other one writes first:
+    /// this one's write is refused (its `resourceVersion` is stale), it reads
+    /// again, and the build it was about to start is already started.
+    #[tokio::test(flavor = "multi_thread")]
+    #[ignore = "needs control plane"]
+    async fn of_two_watchers_that_read_the_same_new_version_one_starts_the_build() {
+        let client = cluster::client().await;
+        let ns = cluster::namespace(&client, "history").await;
+        let cluster = c8s_kube::KubeCluster::new(client, ns.clone());
+        let pipeline = parse_concourse_pipeline("ci.yml", PIPELINE, &Vars::new(), &MemorySource::new())
+            .unwrap_or_else(|e| panic!("{e}"));
+        let store = Store::new(&cluster, "ci");
+        store
+            .update(|h| h.add_versions("repo", vec![r#"{"ref":"a"}"#.to_owned()]))
+            .await
+            .expect("versions");
+        let other = || {
+            let cluster = cluster.clone();
+            let pipeline = pipeline.clone();
+            std::thread::spawn(move || {
+                let runtime = tokio::runtime::Runtime::new().expect("runtime");
+                runtime.block_on(async {
+                    let store = Store::new(&cluster, "ci");
+                    assert_eq!(claim(&store, &pipeline, || ()).await, Some(1));
+                });
+            })
+            .join()
+            .expect("the other watcher");
+        };
+        assert_eq!(claim(&store, &pipeline, other).await, None);
+        let (history, _) = store.read().await.expect("read");
+        assert_eq!(history.jobs["build"].builds, 1);
+    }
+
+    #[test]
+    fn a_history_name_is_a_valid_name_and_names_that_read_alike_stay_apart() {
+        assert!(config_map_name("release").starts_with("c8s-versions-release-"));
+        assert_ne!(config_map_name("a_b"), config_map_name("a-b"));
+        let long = config_map_name(&"X".repeat(300));
+        assert!(long.len() <= 63, "{long}");
+        assert!(config_map_name("___").starts_with("c8s-versions-"));
+        for name in [config_map_name("Ünïcode pipeline!"), long] {
+            assert!(
+                name.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'),
+                "{name}"
+            );
+        }
+    }
+}

@@ -1,0 +1,330 @@
+//! `c8s watch` against a real Kubernetes control plane (kube-apiserver,
+//! etcd, kube-controller-manager, kube-scheduler; simulated nodes whose
+//! script says what each container prints): a resource's check pod finds
+//! versions, each new version triggers a job once, `passed:` carries a
+//! version only through a succeeded build, and two watchers that see the same
+//! version start one build.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Output;
+use std::sync::{Arc, Mutex};
+
+use c8s_test_cluster as cluster;
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::runtime::watcher;
+
+const PIPELINE: &str = "\
+resources:
+- name: repo
+  type: git
+  source: { uri: https://github.com/example/app.git }
+jobs:
+- name: build
+  plan:
+  - get: repo
+    trigger: true
+  - task: unit
+    config: &task { platform: linux, image_resource: { type: registry-image, source: { repository: alpine } }, inputs: [{ name: repo }], run: { path: 'true' } }
+- name: deploy
+  plan:
+  - get: repo
+    trigger: true
+    passed: [build]
+  - task: ship
+    config: *task
+";
+
+/// The node script: the check answers `versions` (after the resource's own
+/// stderr noise), build 2's unit test fails, everything else succeeds.
+fn script(versions: &[&str]) -> String {
+    let list: Vec<String> = versions
+        .iter()
+        .map(|v| format!(r#"{{\"ref\": \"{v}\"}}"#))
+        .collect();
+    format!(
+        r#"containers:
+  - pod: -check-repo-
+    container: main
+    logs:
+      - "Cloning into '/tmp/git-resource-repo-cache'..."
+      - "c8s-versions: [{}]"
+  - pod: -build-unit-b2-
+    container: main
+    exitCode: 1
+  - container: main
+    runSeconds: 0.2
+"#,
+        list.join(", ")
+    )
+}
+
+/// A namespace of the test's own (restricted), with the claims bound and
+/// `script` as its nodes' script.
+async fn watch_namespace(client: &kube::Client, prefix: &str, script: &str) -> String {
+    let ns = cluster::namespace(client, prefix).await;
+    cluster::claims(client, &ns, &["c8s-artifacts", "c8s-cache"]).await;
+    cluster::script(client, &ns, script).await;
+    ns
+}
+
+/// Every pod created in `ns` while the test runs: name → the `C8S_VERSION`
+/// its `main` was given (empty when none).
+type Seen = Arc<Mutex<BTreeMap<String, String>>>;
+
+fn collect_pods(client: &kube::Client, ns: &str) -> Seen {
+    let seen: Seen = Arc::default();
+    let api = Api::<Pod>::namespaced(client.clone(), ns);
+    let into = Arc::clone(&seen);
+    tokio::spawn(async move {
+        let mut events = watcher(api, watcher::Config::default()).boxed();
+        while let Some(event) = events.next().await {
+            let (Ok(watcher::Event::Apply(pod)) | Ok(watcher::Event::InitApply(pod))) = event else {
+                continue;
+            };
+            let version = pod
+                .spec
+                .iter()
+                .flat_map(|s| &s.containers)
+                .filter(|c| c.name == "main")
+                .flat_map(|c| c.env.iter().flatten())
+                .find(|e| e.name == "C8S_VERSION")
+                .and_then(|e| e.value.clone())
+                .unwrap_or_default();
+            let name = pod.metadata.name.unwrap_or_default();
+            into.lock().expect("seen").insert(name, version);
+        }
+    });
+    seen
+}
+
+/// The pods seen whose name has `infix`, with their version, by name.
+fn named(seen: &Seen, infix: &str) -> Vec<String> {
+    seen.lock()
+        .expect("seen")
+        .iter()
+        .filter(|(name, _)| name.contains(infix))
+        .map(|(_, version)| version.clone())
+        .collect()
+}
+
+fn watch_once(file: &Path, ns: &str) -> std::process::Child {
+    common::command()
+        .env("KUBECONFIG", cluster::kubeconfig())
+        .args(["watch", file.to_str().expect("path"), "--namespace", ns, "--once"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("c8s runs")
+}
+
+fn succeeded(output: Output) -> String {
+    let text = common::explain(&output);
+    assert!(output.status.success(), "{text}");
+    text
+}
+
+async fn set_script(client: &kube::Client, ns: &str, versions: &[&str]) {
+    let patch = serde_json::json!({ "data": { "script.yaml": script(versions) } });
+    Api::<ConfigMap>::namespaced(client.clone(), ns)
+        .patch("c8s-node-sim", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .expect("script");
+}
+
+async fn history(client: &kube::Client, ns: &str) -> serde_json::Value {
+    let maps = Api::<ConfigMap>::namespaced(client.clone(), ns)
+        .list(&ListParams::default().labels("app.kubernetes.io/managed-by=c8s"))
+        .await
+        .expect("configmaps")
+        .items;
+    assert_eq!(maps.len(), 1, "one history per pipeline: {maps:?}");
+    let text = maps[0]
+        .data
+        .as_ref()
+        .and_then(|d| d.get("history.json"))
+        .expect("history");
+    serde_json::from_str(text).expect("json")
+}
+
+fn v(r: &str) -> String {
+    format!(r#"{{"ref":"{r}"}}"#)
+}
+
+/// Waits until a pod whose name has `infix` was seen.
+async fn until_seen(seen: &Seen, infix: &str) {
+    cluster::eventually(std::time::Duration::from_secs(90), infix, || {
+        let found = !named(seen, infix).is_empty();
+        async move { found.then_some(()) }
+    })
+    .await;
+}
+
+/// Waits until the pod watch has seen what the API server has (the pods of
+/// a run are deleted when it ends; the watch saw each one when created).
+async fn settle() {
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs control plane"]
+async fn each_new_version_triggers_each_job_once_and_passed_takes_only_what_succeeded() {
+    let client = cluster::client().await;
+    let ns = watch_namespace(&client, "watch", &script(&["aaa"])).await;
+    let file = common::temp_file(&format!("{}.yml", cluster::unique_name("watch")), PIPELINE);
+    let seen = collect_pods(&client, &ns);
+
+    // The first version: build 1 fetches it, then deploy 1 (it passed build).
+    let out = succeeded(watch_once(&file, &ns).wait_with_output().expect("c8s exits"));
+    settle().await;
+    assert_eq!(
+        named(&seen, "-check-repo-"),
+        [""],
+        "the first check asks for the newest\n{out}"
+    );
+    assert_eq!(named(&seen, "-build-repo-b1-"), [v("aaa")], "{out}");
+    assert_eq!(named(&seen, "-build-unit-b1-").len(), 1, "{out}");
+    assert_eq!(named(&seen, "-deploy-repo-b1-"), [v("aaa")], "{out}");
+    assert_eq!(named(&seen, "-deploy-ship-b1-").len(), 1, "{out}");
+
+    // Nothing new: the check asks from the version it knows; no build starts.
+    let out = succeeded(watch_once(&file, &ns).wait_with_output().expect("c8s exits"));
+    settle().await;
+    let checks = named(&seen, "-check-repo-");
+    assert_eq!(checks.len(), 2, "{out}");
+    assert!(checks.contains(&v("aaa")), "{checks:?}");
+    assert_eq!(named(&seen, "-b2-").len(), 0, "no second build: {out}");
+
+    // A new version whose build fails: build 2 runs it, deploy never sees it.
+    set_script(&client, &ns, &["aaa", "bbb"]).await;
+    let out = succeeded(watch_once(&file, &ns).wait_with_output().expect("c8s exits"));
+    settle().await;
+    assert_eq!(named(&seen, "-build-repo-b2-"), [v("bbb")], "{out}");
+    assert_eq!(
+        named(&seen, "-deploy-").len(),
+        2,
+        "deploy ran once, in build 1: {out}"
+    );
+
+    // Two watchers see the next version at once: one build of each job.
+    set_script(&client, &ns, &["bbb", "ccc"]).await;
+    let (a, b) = (watch_once(&file, &ns), watch_once(&file, &ns));
+    let outs = [a.wait_with_output(), b.wait_with_output()].map(|o| succeeded(o.expect("c8s exits")));
+    settle().await;
+    assert_eq!(named(&seen, "-build-repo-b3-"), [v("ccc")], "{outs:?}");
+    assert_eq!(named(&seen, "-build-unit-b3-").len(), 1, "{outs:?}");
+    assert_eq!(named(&seen, "-deploy-repo-b2-"), [v("ccc")], "{outs:?}");
+    assert_eq!(named(&seen, "-b4-").len(), 0, "{outs:?}");
+    assert_eq!(named(&seen, "-deploy-repo-b3-").len(), 0, "{outs:?}");
+
+    // What the cluster keeps: the versions in order, each job's last inputs.
+    let history = history(&client, &ns).await;
+    assert_eq!(
+        history["resources"]["repo"],
+        serde_json::json!([v("aaa"), v("bbb"), v("ccc")]),
+        "{history:#}"
+    );
+    assert_eq!(history["jobs"]["build"]["builds"], 3, "{history:#}");
+    assert_eq!(history["jobs"]["deploy"]["builds"], 2, "{history:#}");
+    assert_eq!(history["jobs"]["deploy"]["last"]["repo"], v("ccc"), "{history:#}");
+}
+
+/// The release job (a triggering get, task files and a `load_var` read from
+/// the fetched repository, `attempts: 2`, a put, `on_failure` and `ensure`),
+/// started by the version a check found: once, and not again by a second
+/// watcher that finds nothing new.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs control plane"]
+async fn a_new_version_triggers_the_release_job_once_and_it_runs_to_its_documented_end() {
+    let client = cluster::client().await;
+    let check = r#"  - pod: -check-repo-
+    container: main
+    logs: ["c8s-versions: [{\"ref\": \"9f2c1d4e\"}]"]
+  - { pod: -r1, container: main }
+"#;
+    let script = common::release::SCRIPT.replacen("containers:\n", &format!("containers:\n{check}"), 1);
+    let ns = watch_namespace(&client, "release-watch", &script).await;
+    let file = common::temp_file(
+        &format!("{}.yml", cluster::unique_name("release")),
+        common::release::PIPELINE,
+    );
+    let seen = collect_pods(&client, &ns);
+    let out = succeeded(watch_once(&file, &ns).wait_with_output().expect("c8s exits"));
+    assert!(
+        out.contains("job `ship` build 1: repo {\"ref\":\"9f2c1d4e\"}"),
+        "{out}"
+    );
+    assert!(out.contains("to read 2 file(s)"), "{out}");
+    assert!(out.contains("Succeeded"), "{out}");
+    let out = succeeded(watch_once(&file, &ns).wait_with_output().expect("c8s exits"));
+    assert!(!out.contains("job `ship` build"), "{out}");
+    settle().await;
+    assert_eq!(named(&seen, "-check-repo-").len(), 2);
+    assert_eq!(named(&seen, "-ship-repo-b1-"), [v("9f2c1d4e")]);
+    // The get and the version task ran once, the test task twice (its first
+    // attempt fails), the put once, the failure hook never; no build 2.
+    for (part, n) in [
+        ("-ship-repo-b", 1),
+        ("-ship-version-", 1),
+        ("-ship-unit-", 2),
+        ("-ship-repo-2-", 1),
+        ("-ship-cleanup-", 1),
+        ("-ship-page-", 0),
+        ("-b2-", 0),
+    ] {
+        assert_eq!(
+            cluster::scheduled_pods(&client, &ns, part).await,
+            n,
+            "{part}: {out}"
+        );
+    }
+}
+
+/// Left running, the watcher checks each resource every `check_every`: a
+/// version that appears later starts its build at the next check, once;
+/// SIGTERM stops it cleanly.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs control plane"]
+async fn a_running_watch_checks_every_check_every_and_starts_a_later_version_once() {
+    let client = cluster::client().await;
+    let ns = watch_namespace(&client, "watch-loop", &script(&["aaa"])).await;
+    let text = PIPELINE.replace(
+        "  source: { uri: https://github.com/example/app.git }",
+        "  check_every: 2s\n  source: { uri: https://github.com/example/app.git }",
+    );
+    let file = common::temp_file(&format!("{}.yml", cluster::unique_name("loop")), text);
+    let seen = collect_pods(&client, &ns);
+    let child = common::command()
+        .env("KUBECONFIG", cluster::kubeconfig())
+        .args(["watch", file.to_str().expect("path"), "--namespace", &ns])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("c8s runs");
+    until_seen(&seen, "-deploy-ship-b1-").await;
+    set_script(&client, &ns, &["aaa", "bbb"]).await;
+    // Build 2 of `build` fails (the script says so); a third check follows.
+    until_seen(&seen, "-build-unit-b2-").await;
+    let checks = named(&seen, "-check-repo-").len();
+    cluster::eventually(std::time::Duration::from_secs(60), "another check", || {
+        let more = named(&seen, "-check-repo-").len() > checks + 1;
+        async move { more.then_some(()) }
+    })
+    .await;
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let out = succeeded(child.wait_with_output().expect("c8s exits"));
+    settle().await;
+    assert!(out.contains("stopping the watch"), "{out}");
+    assert_eq!(named(&seen, "-build-repo-b2-"), [v("bbb")], "{out}");
+    assert_eq!(named(&seen, "-build-unit-b2-").len(), 1, "{out}");
+    assert_eq!(named(&seen, "-b3-").len(), 0, "{out}");
+    assert_eq!(named(&seen, "-deploy-").len(), 2, "{out}");
+}

@@ -1,0 +1,288 @@
+//! Which builds new versions start, as Concourse's scheduler decides
+//! (<https://concourse-ci.org/jobs.html>: a get with `trigger: true` starts a
+//! build when it has a version the job's last build did not run with;
+//! `passed:` takes only versions that went through the upstream jobs).
+
+use c8s_pipeline_model::concourse::resource::{CHECK_MARKER, CHECK_SCRIPT, check_plan};
+use c8s_pipeline_model::concourse::triggers::{
+    Build, History, KEEP_VERSIONS, check_response, checked_resources,
+};
+use c8s_pipeline_model::concourse::{ConcoursePipeline, parse_concourse_pipeline};
+use c8s_pipeline_model::{MemorySource, PlanIdentity, Vars};
+
+const PIPELINE: &str = r#"
+resources:
+- name: repo
+  type: git
+  source: { uri: "https://example.com/app.git" }
+- name: tools
+  type: git
+  check_every: 4h
+  source: { uri: "https://example.com/tools.git" }
+- name: nightly
+  type: time
+  check_every: never
+  source: { interval: 24h }
+- name: unused
+  type: git
+  source: { uri: "https://example.com/unused.git" }
+jobs:
+- name: build
+  plan:
+  - in_parallel:
+    - get: repo
+      trigger: true
+    - get: tools
+  - task: unit
+    config: &task
+      platform: linux
+      image_resource: { type: registry-image, source: { repository: busybox } }
+      run: { path: "true" }
+- name: deploy
+  plan:
+  - get: repo
+    trigger: true
+    passed: [build]
+  - task: ship
+    config: *task
+- name: by-hand
+  plan:
+  - get: repo
+  - get: nightly
+  - task: report
+    config: *task
+"#;
+
+fn pipeline(text: &str) -> ConcoursePipeline {
+    parse_concourse_pipeline("ci.yml", text, &Vars::new(), &MemorySource::new())
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn v(r: &str) -> String {
+    format!("{{\"ref\":\"{r}\"}}")
+}
+
+fn jobs(builds: &[Build]) -> Vec<(&str, u64)> {
+    builds.iter().map(|b| (b.job.as_str(), b.number)).collect()
+}
+
+#[test]
+fn a_new_version_starts_one_build_of_each_job_it_triggers_and_a_seen_one_none() {
+    let pipeline = pipeline(PIPELINE);
+    let mut history = History::default();
+    // Nothing checked yet: no input resolves, nothing starts.
+    assert!(history.next_builds(&pipeline).is_empty());
+    assert_eq!(history.add_versions("repo", vec![v("a")]), 1);
+    // `tools` has no version yet: build waits for every input.
+    assert!(history.next_builds(&pipeline).is_empty());
+    history.add_versions("tools", vec![v("t1")]);
+    let builds = history.next_builds(&pipeline);
+    assert_eq!(jobs(&builds), [("build", 1)]);
+    assert_eq!(builds[0].versions["repo"], v("a"));
+    assert_eq!(builds[0].versions["tools"], v("t1"));
+    history.started(&builds[0]);
+    // Started: the same versions start nothing, however often it is asked.
+    assert!(history.next_builds(&pipeline).is_empty());
+    // A new version of a non-trigger input starts nothing either.
+    history.add_versions("tools", vec![v("t1"), v("t2")]);
+    assert!(history.next_builds(&pipeline).is_empty());
+    // A check that answers the known version and two new ones: the newest runs, once.
+    assert_eq!(history.add_versions("repo", vec![v("a"), v("b"), v("c")]), 2);
+    let builds = history.next_builds(&pipeline);
+    assert_eq!(jobs(&builds), [("build", 2)]);
+    assert_eq!(builds[0].versions["repo"], v("c"));
+    assert_eq!(builds[0].versions["tools"], v("t2"));
+}
+
+#[test]
+fn passed_takes_the_newest_version_that_every_upstream_job_succeeded_with() {
+    let pipeline = pipeline(PIPELINE);
+    let mut history = History::default();
+    history.add_versions("repo", vec![v("a")]);
+    history.add_versions("tools", vec![v("t1")]);
+    let build = history.next_builds(&pipeline).remove(0);
+    history.started(&build);
+    // Started, not succeeded: deploy has nothing that passed.
+    assert!(history.next_builds(&pipeline).is_empty());
+    history.succeeded(&build);
+    let builds = history.next_builds(&pipeline);
+    assert_eq!(jobs(&builds), [("deploy", 1)]);
+    assert_eq!(builds[0].versions["repo"], v("a"));
+    history.started(&builds[0]);
+    // A newer version that has not passed build: deploy stays where it is.
+    history.add_versions("repo", vec![v("b")]);
+    let builds = history.next_builds(&pipeline);
+    assert_eq!(jobs(&builds), [("build", 2)]);
+    history.started(&builds[0]);
+    assert!(history.next_builds(&pipeline).is_empty());
+    // A failed build of `b` passes nothing; a later success does.
+    history.succeeded(&builds[0]);
+    let builds = history.next_builds(&pipeline);
+    assert_eq!(jobs(&builds), [("deploy", 2)]);
+    assert_eq!(builds[0].versions["repo"], v("b"));
+}
+
+#[test]
+fn a_pinned_version_is_the_one_fetched_and_a_job_without_a_trigger_never_starts() {
+    let text = PIPELINE.replace(
+        "  - get: repo\n    trigger: true\n    passed: [build]",
+        "  - get: repo\n    trigger: true\n    version: { ref: pinned, branch: main }",
+    );
+    let pipeline = pipeline(&text);
+    let mut history = History::default();
+    for resource in ["repo", "tools", "nightly"] {
+        history.add_versions(resource, vec![v("x")]);
+    }
+    let builds = history.next_builds(&pipeline);
+    // `by-hand` has every input and no trigger: it is never started here.
+    assert_eq!(jobs(&builds), [("build", 1), ("deploy", 1)]);
+    // Pinned, keys sorted as every version is stored.
+    assert_eq!(builds[1].versions["repo"], r#"{"branch":"main","ref":"pinned"}"#);
+}
+
+#[test]
+fn the_history_is_stored_as_json_and_keeps_the_newest_versions() {
+    let mut history = History::default();
+    let versions: Vec<String> = (0..KEEP_VERSIONS + 5).map(|i| v(&i.to_string())).collect();
+    history.add_versions("repo", versions);
+    assert_eq!(history.resources["repo"].len(), KEEP_VERSIONS);
+    assert_eq!(
+        history.latest("repo"),
+        Some(v(&(KEEP_VERSIONS + 4).to_string()).as_str())
+    );
+    assert_eq!(history.resources["repo"][0], v("5"));
+    let back = History::from_json(&history.to_json()).expect("read back");
+    assert_eq!(back, history);
+    assert_eq!(History::from_json("").expect("empty"), History::default());
+    assert!(History::from_json("{\"resources\": 3}").is_err());
+}
+
+#[test]
+fn a_check_response_is_read_after_its_marker_whatever_the_resource_logged() {
+    let log = format!(
+        "Cloning into '/tmp/git-resource-repo-cache'...\n{CHECK_MARKER}[{{\"ref\": \"b\"}}, {{\"z\": \"1\", \"a\": \"2\"}}]\n"
+    );
+    assert_eq!(
+        check_response(&log).expect("read"),
+        [v("b"), r#"{"a":"2","z":"1"}"#.to_owned()]
+    );
+    assert_eq!(
+        check_response(&format!("{CHECK_MARKER}[]\n")).expect("none"),
+        Vec::<String>::new()
+    );
+    assert!(check_response("fatal: repository not found\n").is_err());
+    let error = check_response(&format!("{CHECK_MARKER}[\"b\"]")).expect_err("not a version");
+    assert!(error.contains("not a version"), "{error}");
+}
+
+#[test]
+fn only_resources_a_job_gets_are_checked_each_as_often_as_it_says() {
+    let pipeline = pipeline(PIPELINE);
+    let checked: Vec<(&str, Option<u64>)> = checked_resources(&pipeline)
+        .iter()
+        .map(|r| (r.name.as_str(), r.check_every))
+        .collect();
+    assert_eq!(
+        checked,
+        [("repo", Some(60)), ("tools", Some(4 * 3600)), ("nightly", None)]
+    );
+    let bad = PIPELINE.replace("check_every: 4h", "check_every: four hours");
+    let error = parse_concourse_pipeline("ci.yml", &bad, &Vars::new(), &MemorySource::new())
+        .expect_err("not a duration")
+        .to_string();
+    assert!(
+        error.starts_with("ci.yml:8:16: resources[1].check_every: "),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_check_pod_asks_from_the_last_version_and_prints_its_response_marked() {
+    let pipeline = pipeline(PIPELINE);
+    let repo = &pipeline.resources[0];
+    let mut needs = Vec::new();
+    let mut report = c8s_pipeline_model::concourse::node::Report::new("ci.yml");
+    let plan = check_plan(
+        &pipeline,
+        PlanIdentity::new("ci", "check-repo"),
+        repo,
+        Some(v("a")),
+        &mut needs,
+        &mut report,
+    )
+    .expect("a plan");
+    assert_eq!(plan.image, "concourse/git-resource");
+    assert_eq!(plan.command, ["sh", "-c", CHECK_SCRIPT]);
+    assert!(CHECK_SCRIPT.contains("/opt/resource/check"));
+    let env: Vec<(&str, Option<&str>)> = plan
+        .env
+        .iter()
+        .map(|e| (e.name.as_str(), e.value.as_deref()))
+        .collect();
+    assert_eq!(
+        env,
+        [
+            ("C8S_SOURCE", Some(r#"{"uri":"https://example.com/app.git"}"#)),
+            ("C8S_VERSION", Some(v("a").as_str())),
+        ]
+    );
+    assert!(plan.inputs.is_empty() && plan.outputs.is_empty() && plan.skip_checkout);
+    assert!(needs.is_empty());
+}
+
+/// The check script as a shell runs it, with a stand-in for the resource's
+/// `check` (at a path of the test's own): what it is given on stdin, and
+/// that its response is read back whatever it logged on stderr and however
+/// it broke its JSON into lines.
+#[test]
+fn the_check_script_gives_the_source_and_last_version_and_its_response_reads_back() {
+    let dir = std::env::temp_dir().join(format!("c8s-check-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let check = dir.join("check");
+    let stdin = dir.join("stdin");
+    std::fs::write(
+        &check,
+        format!(
+            "#!/bin/sh\ncat > {}\necho 'Cloning into cache...' >&2\nprintf '[\\n  {{\"ref\": \"a\"}},\\n  {{\"ref\": \"b\"}}\\n]\\n'\n",
+            stdin.display()
+        ),
+    )
+    .expect("check");
+    let run = |version: &str| {
+        let script = CHECK_SCRIPT.replace("/opt/resource/check", check.to_str().expect("path"));
+        std::process::Command::new("sh")
+            .args(["-c", &script])
+            .env("C8S_SOURCE", r#"{"uri":"https://example.com/app.git"}"#)
+            .env("C8S_VERSION", version)
+            .output()
+            .expect("sh runs")
+    };
+    std::process::Command::new("chmod")
+        .args(["+x", check.to_str().expect("path")])
+        .status()
+        .expect("chmod");
+    let out = run(&v("a"));
+    assert!(out.status.success(), "{out:?}");
+    let log = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(check_response(&log).expect("read"), [v("a"), v("b")]);
+    assert_eq!(
+        std::fs::read_to_string(&stdin).expect("stdin"),
+        r#"{"source":{"uri":"https://example.com/app.git"},"version":{"ref":"a"}}"#
+    );
+    // No version known: `null`, Concourse's "the newest".
+    assert!(run("").status.success());
+    assert_eq!(
+        std::fs::read_to_string(&stdin).expect("stdin"),
+        r#"{"source":{"uri":"https://example.com/app.git"},"version":null}"#
+    );
+    // A check that fails fails the pod, and prints no response.
+    std::fs::write(&check, "#!/bin/sh\necho 'auth failed' >&2\nexit 3\n").expect("check");
+    let out = run("");
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains(CHECK_MARKER));
+    let _ = std::fs::remove_dir_all(&dir);
+}
