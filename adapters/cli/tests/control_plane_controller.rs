@@ -18,7 +18,6 @@ use std::process::{Child, Command};
 use std::time::Duration;
 
 use c8s_test_cluster as cluster;
-use k8s_openapi::api::authentication::v1::TokenRequest;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Pod, Secret, ServiceAccount};
 use kube::Client;
@@ -34,65 +33,18 @@ fn runs(client: &Client, ns: &str) -> Api<DynamicObject> {
     Api::namespaced_with(client.clone(), ns, &resource("PipelineRun"))
 }
 
-/// `helm install` of charts/c8s-controller as release `release` in `ns`
-/// (admin credentials); the chart's Deployments' pods "run" for an hour on
-/// the simulated nodes (the image is never pulled).
+/// `helm install` of charts/c8s-controller with `values` (`--set`).
 fn helm_install(release: &str, ns: &str, values: &[&str]) {
-    let output = Command::new(common::tool("helm"))
-        .current_dir(common::workspace())
-        .env("KUBECONFIG", cluster::kubeconfig())
-        .args([
-            "install",
-            release,
-            "charts/c8s-controller",
-            "--namespace",
-            ns,
-            "--wait=false",
-        ])
-        .args(values.iter().flat_map(|v| ["--set", v]))
-        .output()
-        .expect("helm runs");
-    assert!(output.status.success(), "helm install: {}", explain(&output));
+    let args: Vec<String> = values
+        .iter()
+        .flat_map(|v| ["--set".to_owned(), (*v).to_owned()])
+        .collect();
+    common::helm_install(release, ns, &args);
 }
 
-/// A kubeconfig that authenticates as ServiceAccount `account` of `ns` with a
-/// bound token from the TokenRequest API (what the kubelet mounts in a pod).
+/// A kubeconfig that authenticates as ServiceAccount `account` of `ns`.
 async fn service_account_kubeconfig(client: &Client, ns: &str, account: &str) -> PathBuf {
-    let accounts = Api::<ServiceAccount>::namespaced(client.clone(), ns);
-    let request: TokenRequest = serde_json::from_value(json!({
-        "spec": { "audiences": [], "expirationSeconds": 3600 }
-    }))
-    .expect("token request");
-    let token = accounts
-        .create_token_request(account, &PostParams::default(), &request)
-        .await
-        .unwrap_or_else(|e| panic!("token for {ns}/{account}: {e}"))
-        .status
-        .expect("token status")
-        .token
-        .expect("token");
-    let admin = std::fs::read_to_string(cluster::kubeconfig()).expect("admin kubeconfig");
-    let server = admin
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("server: "))
-        .expect("server line")
-        .to_owned();
-    let ca = admin
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("certificate-authority: "))
-        .expect("certificate-authority line")
-        .to_owned();
-    let path = common::temp_dir().join(format!("{}.kubeconfig", cluster::unique_name(account)));
-    std::fs::write(
-        &path,
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {{ server: \"{server}\", certificate-authority: \"{ca}\" }}\n\
-             users:\n- name: {account}\n  user: {{ token: \"{token}\" }}\ncontexts:\n- name: c\n  context: {{ cluster: c, user: {account}, namespace: {ns} }}\n\
-             current-context: c\n"
-        ),
-    )
-    .expect("write kubeconfig");
-    path
+    cluster::service_account_kubeconfig(client, ns, account, &common::temp_dir()).await
 }
 
 async fn client_for(kubeconfig: &Path) -> Client {

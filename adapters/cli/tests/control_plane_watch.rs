@@ -328,3 +328,137 @@ async fn a_running_watch_checks_every_check_every_and_starts_a_later_version_onc
     assert_eq!(named(&seen, "-b3-").len(), 0, "{out}");
     assert_eq!(named(&seen, "-deploy-").len(), 2, "{out}");
 }
+
+/// `helm install` of the chart as `release` in `ns` with the Concourse
+/// pipelines `pipelines` (name, file, the Secrets it may read).
+fn helm_install_pipelines(release: &str, ns: &str, pipelines: &[(&str, &Path, &[&str])]) {
+    let mut args = Vec::new();
+    for (name, file, secrets) in pipelines {
+        args.push("--set-file".to_owned());
+        args.push(format!("concourse.pipelines.{name}.file={}", file.display()));
+        if !secrets.is_empty() {
+            args.push("--set".to_owned());
+            args.push(format!(
+                "concourse.pipelines.{name}.secretNames={{{}}}",
+                secrets.join(",")
+            ));
+        }
+    }
+    common::helm_install(release, ns, &args);
+}
+
+/// What the chart's watcher Deployment of `name` runs, read back from the
+/// API server: its args with the mounted pipeline file (the chart's
+/// ConfigMap, written to `dir`) at its path here.
+async fn chart_watch_args(
+    client: &kube::Client,
+    ns: &str,
+    full: &str,
+    name: &str,
+    dir: &Path,
+) -> Vec<String> {
+    use k8s_openapi::api::apps::v1::Deployment;
+    let deployment = Api::<Deployment>::namespaced(client.clone(), ns)
+        .get(full)
+        .await
+        .expect("the watcher Deployment");
+    let map = Api::<ConfigMap>::namespaced(client.clone(), ns)
+        .get(full)
+        .await
+        .expect("the pipeline ConfigMap");
+    let file = dir.join(format!("{name}.yml"));
+    let text = map
+        .data
+        .as_ref()
+        .and_then(|d| d.get(&format!("{name}.yml")))
+        .expect("the pipeline");
+    std::fs::write(&file, text).expect("write");
+    let spec = deployment.spec.template.spec.expect("pod spec");
+    assert_eq!(spec.service_account_name.as_deref(), Some(full));
+    let mount = format!("/etc/c8s/concourse/{name}.yml");
+    spec.containers[0]
+        .args
+        .clone()
+        .expect("args")
+        .into_iter()
+        .map(|a| if a == mount { file.display().to_string() } else { a })
+        .collect()
+}
+
+/// The chart's watcher, as its Deployment runs it and with its
+/// ServiceAccount's rights only: a check whose resource has credentials
+/// reads the Secret it was allowed by name and triggers the build; one not
+/// allowed its Secret cannot mask the check's log, so it starts nothing.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs control plane"]
+async fn the_charts_watcher_triggers_builds_with_its_service_accounts_rights_only() {
+    let client = cluster::client().await;
+    let ns = watch_namespace(&client, "chart-watch", &script(&["aaa"])).await;
+    let text = PIPELINE.replace(
+        "  source: { uri: https://github.com/example/app.git }",
+        "  source: { uri: https://github.com/example/app.git, private_key: ((repo-key)) }",
+    );
+    let dir = common::temp_dir().join(cluster::unique_name("chart-watch"));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let file = dir.join("pipeline.yml");
+    std::fs::write(&file, &text).expect("write");
+    let source =
+        r#"{"uri":"https://github.com/example/app.git","private_key":"-----BEGIN KEY----- s3cr3t-k3y"}"#;
+    for secret in ["c8s-app-repo", "c8s-locked-repo"] {
+        cluster::secret(&client, &ns, secret, &[("source", source)]).await;
+    }
+    let release = cluster::unique_name("cw");
+    helm_install_pipelines(
+        &release,
+        &ns,
+        &[("app", &file, &["c8s-app-repo"]), ("locked", &file, &[])],
+    );
+    let seen = collect_pods(&client, &ns);
+    for (name, builds) in [("app", 1), ("locked", 0)] {
+        let full = format!("{release}-concourse-{name}");
+        let kubeconfig = cluster::service_account_kubeconfig(&client, &ns, &full, &dir).await;
+        let mut args = chart_watch_args(&client, &ns, &full, name, &dir).await;
+        args.push("--once".to_owned());
+        let output = common::command()
+            .env("KUBECONFIG", &kubeconfig)
+            .args(&args)
+            .output()
+            .expect("c8s runs");
+        let out = succeeded(output);
+        settle().await;
+        assert_eq!(named(&seen, &format!("{name}-check-repo-")).len(), 1, "{out}");
+        assert_eq!(
+            named(&seen, &format!("{name}-build-unit-b1-")).len(),
+            builds,
+            "{out}"
+        );
+        assert!(!out.contains("s3cr3t-k3y"), "{out}");
+        if builds == 0 {
+            assert!(out.contains("check of resource `repo` failed"), "{out}");
+        }
+    }
+    // Nothing outside its namespace.
+    let kubeconfig =
+        cluster::service_account_kubeconfig(&client, &ns, &format!("{release}-concourse-app"), &dir).await;
+    let config = kube::Config::from_custom_kubeconfig(
+        kube::config::Kubeconfig::read_from(&kubeconfig).expect("kubeconfig"),
+        &kube::config::KubeConfigOptions::default(),
+    )
+    .await
+    .expect("config");
+    let account = kube::Client::try_from(config).expect("client");
+    let elsewhere = Api::<Pod>::namespaced(account.clone(), "default")
+        .list(&ListParams::default())
+        .await;
+    assert!(
+        matches!(elsewhere, Err(kube::Error::Api(ref e)) if e.code == 403),
+        "{elsewhere:?}"
+    );
+    let secrets = Api::<k8s_openapi::api::core::v1::Secret>::namespaced(account, &ns)
+        .get("c8s-locked-repo")
+        .await;
+    assert!(
+        matches!(secrets, Err(kube::Error::Api(ref e)) if e.code == 403),
+        "{secrets:?}"
+    );
+}

@@ -46,6 +46,8 @@ fn helm_lint_strict_and_template_validate() {
             "controller.logArchive.bucket=ci-logs",
         ])
         .args(["--set", "controller.logArchive.credentialsSecret=s3-creds"])
+        .args(["--set", "concourse.pipelines.app.file=jobs: []"])
+        .args(["--set", "concourse.pipelines.app.secretNames={c8s-app-repo}"])
         .arg(chart())
         .output()
         .unwrap_or_else(|e| panic!("cannot run helm: {e}"));
@@ -567,4 +569,61 @@ fn a_namespaced_controller_has_a_role_in_the_release_namespace_and_no_cluster_ro
     let binding = object(&namespaced, "RoleBinding", "ci-controller").expect("the binding");
     assert_eq!(binding["roleRef"]["kind"], "Role", "{binding:#}");
     assert_eq!(namespace_arg(&namespaced), ["--namespace=c8s"]);
+}
+
+/// A Concourse pipeline in the values: a ConfigMap with its text, a watcher
+/// Deployment of one replica mounting it, and a Role in the release namespace
+/// that reads Secrets only by the names given (none without them).
+#[test]
+#[ignore = "needs helm"]
+fn a_concourse_pipeline_gets_a_watcher_whose_role_reads_only_the_named_secrets() {
+    use serde_json::json;
+    let pipeline = "concourse.pipelines.app.file=jobs: []";
+    let objects = render(&[
+        pipeline,
+        "concourse.pipelines.app.vars.registry=ghcr.io/acme",
+        "concourse.pipelines.app.secretNames={c8s-app-repo}",
+        "concourse.pipelines.other.file=jobs: []",
+    ])
+    .unwrap_or_else(|e| panic!("{e}"));
+    let map = object(&objects, "ConfigMap", "ci-concourse-app").expect("the pipeline ConfigMap");
+    assert_eq!(map["data"]["app.yml"], "jobs: []");
+    let deployment = object(&objects, "Deployment", "ci-concourse-app").expect("the watcher");
+    let spec = &deployment["spec"]["template"]["spec"];
+    assert_eq!(deployment["spec"]["replicas"], 1);
+    assert_eq!(spec["serviceAccountName"], "ci-concourse-app");
+    assert_eq!(
+        spec["containers"][0]["args"],
+        json!([
+            "watch",
+            "/etc/c8s/concourse/app.yml",
+            "--namespace=c8s",
+            "--parallelism=4",
+            "--var=registry=ghcr.io/acme"
+        ])
+    );
+    assert_eq!(spec["volumes"][0]["configMap"]["name"], "ci-concourse-app");
+    let secret_rules: Vec<_> = rules(&objects)
+        .into_iter()
+        .filter(|(.., rule)| on_secrets(rule))
+        .filter(|(_, _, name, _)| name.starts_with("ci-concourse-"))
+        .collect();
+    assert_eq!(secret_rules.len(), 1, "{secret_rules:#?}");
+    let (kind, namespace, name, rule) = &secret_rules[0];
+    assert_eq!(
+        (kind.as_str(), namespace.as_str(), name.as_str()),
+        ("Role", "c8s", "ci-concourse-app")
+    );
+    assert_eq!(rule["resourceNames"], json!(["c8s-app-repo"]));
+    assert_eq!(rule["verbs"], json!(["get"]));
+    // Nothing cluster-wide for a watcher.
+    assert!(!objects.iter().any(|o| {
+        o["kind"] == "ClusterRole"
+            && o["metadata"]["name"]
+                .as_str()
+                .is_some_and(|n| n.contains("concourse"))
+    }));
+    // A pipeline without its text is refused, naming the value.
+    let error = render(&["concourse.pipelines.app.vars.a=b"]).expect_err("no file");
+    assert!(error.contains("concourse.pipelines.app.file"), "{error}");
 }

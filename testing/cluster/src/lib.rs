@@ -14,10 +14,11 @@
 pub mod proxy;
 pub mod s3;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use k8s_openapi::api::authentication::v1::TokenRequest;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, ServiceAccount};
 use kube::api::{Api, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
@@ -245,4 +246,45 @@ pub async fn delete_step_pods(client: &Client, namespace: &str) {
             .map(|_| ())
     })
     .await;
+}
+
+/// A kubeconfig that authenticates as ServiceAccount `account` of `ns` with a
+/// bound token from the TokenRequest API (what the kubelet mounts in a pod),
+/// written in `dir`.
+pub async fn service_account_kubeconfig(client: &Client, ns: &str, account: &str, dir: &Path) -> PathBuf {
+    let accounts = Api::<ServiceAccount>::namespaced(client.clone(), ns);
+    let request: TokenRequest = serde_json::from_value(serde_json::json!({
+        "spec": { "audiences": [], "expirationSeconds": 3600 }
+    }))
+    .expect("token request");
+    let token = accounts
+        .create_token_request(account, &PostParams::default(), &request)
+        .await
+        .unwrap_or_else(|e| panic!("token for {ns}/{account}: {e}"))
+        .status
+        .expect("token status")
+        .token
+        .expect("token");
+    let admin = std::fs::read_to_string(kubeconfig()).expect("admin kubeconfig");
+    let server = admin
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("server: "))
+        .expect("server line")
+        .to_owned();
+    let ca = admin
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("certificate-authority: "))
+        .expect("certificate-authority line")
+        .to_owned();
+    let path = dir.join(format!("{}.kubeconfig", unique_name(account)));
+    std::fs::write(
+        &path,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {{ server: \"{server}\", certificate-authority: \"{ca}\" }}\n\
+             users:\n- name: {account}\n  user: {{ token: \"{token}\" }}\ncontexts:\n- name: c\n  context: {{ cluster: c, user: {account}, namespace: {ns} }}\n\
+             current-context: c\n"
+        ),
+    )
+    .expect("write kubeconfig");
+    path
 }

@@ -57,3 +57,25 @@ pub fn temp_file(name: &str, bytes: impl AsRef<[u8]>) -> PathBuf {
     std::fs::write(&path, bytes).expect("write temp file");
     path
 }
+
+/// `helm install` of charts/c8s-controller as release `release` in `ns` with
+/// `args` (`--set …`, `--set-file …`), with the control plane's admin
+/// credentials; the chart's Deployments' pods "run" on the simulated nodes
+/// (the image is never pulled).
+pub fn helm_install(release: &str, ns: &str, args: &[String]) {
+    let output = Command::new(tool("helm"))
+        .current_dir(workspace())
+        .env("KUBECONFIG", c8s_test_cluster::kubeconfig())
+        .args([
+            "install",
+            release,
+            "charts/c8s-controller",
+            "--namespace",
+            ns,
+            "--wait=false",
+        ])
+        .args(args)
+        .output()
+        .expect("helm runs");
+    assert!(output.status.success(), "helm install: {}", explain(&output));
+}
