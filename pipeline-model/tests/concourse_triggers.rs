@@ -286,3 +286,31 @@ fn the_check_script_gives_the_source_and_last_version_and_its_response_reads_bac
     assert!(!String::from_utf8_lossy(&out.stdout).contains(CHECK_MARKER));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn version_every_builds_each_version_in_order_and_then_nothing() {
+    let text = PIPELINE.replace(
+        "    - get: repo\n      trigger: true",
+        "    - get: repo\n      trigger: true\n      version: every",
+    );
+    let pipeline = pipeline(&text);
+    let mut history = History::default();
+    history.add_versions("tools", vec![v("t")]);
+    history.add_versions("repo", vec![v("a")]);
+    let mut fetched = Vec::new();
+    let mut next = |history: &mut History| {
+        let build = history
+            .next_builds(&pipeline)
+            .into_iter()
+            .find(|b| b.job == "build")?;
+        history.started(&build);
+        Some((build.number, build.versions["repo"].clone()))
+    };
+    fetched.extend(next(&mut history));
+    // Three versions at once: each gets its build, oldest first.
+    history.add_versions("repo", vec![v("a"), v("b"), v("c"), v("d")]);
+    while let Some(build) = next(&mut history) {
+        fetched.push(build);
+    }
+    assert_eq!(fetched, [(1, v("a")), (2, v("b")), (3, v("c")), (4, v("d"))]);
+}

@@ -221,11 +221,11 @@ impl Watcher<'_> {
     }
 
     /// Starts the builds the versions known trigger, one at a time, until
-    /// none is left (a build's success may trigger the jobs after it); each
-    /// job at most once a round, as Concourse's scheduler starts at most one
-    /// build of a job per tick.
+    /// none is left (a build's success may trigger the jobs after it; with
+    /// `version: every`, each version has its build); never a job twice with
+    /// the same inputs in one round, so a round always ends.
     async fn start_builds(&self) -> Result<(), String> {
-        let mut started: BTreeSet<String> = BTreeSet::new();
+        let mut started: BTreeSet<(String, BTreeMap<String, String>)> = BTreeSet::new();
         while !self.is_stopped() {
             let claimed = self
                 .store
@@ -233,7 +233,7 @@ impl Watcher<'_> {
                     let build = history
                         .next_builds(self.pipeline)
                         .into_iter()
-                        .find(|b| !started.contains(&b.job));
+                        .find(|b| !started.contains(&(b.job.clone(), b.versions.clone())));
                     if let Some(build) = &build {
                         history.started(build);
                     }
@@ -243,7 +243,7 @@ impl Watcher<'_> {
             let Some(build) = claimed else {
                 return Ok(());
             };
-            started.insert(build.job.clone());
+            started.insert((build.job.clone(), build.versions.clone()));
             let versions: Vec<String> = build.versions.iter().map(|(r, v)| format!("{r} {v}")).collect();
             say(&format!(
                 "job `{}` build {}: {}",

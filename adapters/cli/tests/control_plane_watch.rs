@@ -462,3 +462,38 @@ async fn the_charts_watcher_triggers_builds_with_its_service_accounts_rights_onl
         "{secrets:?}"
     );
 }
+
+/// `version: every`: a check that finds three versions at once gives each
+/// its own build, oldest first, in one `--once` round.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs control plane"]
+async fn version_every_gives_each_version_found_its_own_build_in_order() {
+    let client = cluster::client().await;
+    let ns = watch_namespace(&client, "watch-every", &script(&["aaa", "bbb", "ccc"])).await;
+    let text = PIPELINE.replacen(
+        "    trigger: true\n",
+        "    trigger: true\n    version: every\n",
+        1,
+    );
+    let file = common::temp_file(&format!("{}.yml", cluster::unique_name("every")), text);
+    let seen = collect_pods(&client, &ns);
+    let out = succeeded(watch_once(&file, &ns).wait_with_output().expect("c8s exits"));
+    settle().await;
+    for (build, version) in [("b1", "aaa"), ("b2", "bbb"), ("b3", "ccc")] {
+        assert_eq!(
+            named(&seen, &format!("-build-repo-{build}-")),
+            [v(version)],
+            "{out}"
+        );
+    }
+    assert_eq!(named(&seen, "-build-repo-b4-").len(), 0, "{out}");
+    let order: Vec<usize> = [
+        "job `build` build 1",
+        "job `build` build 2",
+        "job `build` build 3",
+    ]
+    .iter()
+    .map(|line| out.find(line).unwrap_or_else(|| panic!("{line}: {out}")))
+    .collect();
+    assert!(order.is_sorted(), "{out}");
+}

@@ -50,6 +50,8 @@ pub enum StepKind {
         params: Option<Node>,
         /// `version` (a pinned mapping; `latest`/`every` are None).
         version: Option<Node>,
+        /// `version: every`: each version in turn, not only the newest.
+        every: bool,
     },
     /// `put`: push to a resource, then (unless `no_get`) fetch what was pushed.
     Put {
@@ -401,6 +403,7 @@ fn read_get(f: &Fields<'_>, report: &mut Report<'_>) -> Option<StepKind> {
         trigger: f.flag("trigger", report),
         params: f.get("params").cloned(),
         version: f.get("version").filter(|v| v.entries().is_some()).cloned(),
+        every: f.get("version").and_then(Node::scalar) == Some("every"),
         name,
     })
 }

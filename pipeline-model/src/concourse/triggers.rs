@@ -13,15 +13,17 @@
 //!   its own pinned `version:`, else the resource's pinned `version:`, else,
 //!   with `passed: [jobs]`, the newest version of the resource that a
 //!   succeeded build of *every* listed job ran with, else the resource's
-//!   newest version. A job whose inputs do not all resolve has no build.
+//!   newest version. With `version: every`, it is instead the oldest such
+//!   version after the one the job's last build ran with (the oldest known
+//!   when none), so each version gets a build, in order. A job whose inputs
+//!   do not all resolve has no build.
 //! - A build is started when a get with `trigger: true` resolves to a
 //!   version other than the one the job's last build ran with; a job with no
 //!   triggering get is only run by hand.
 //! - A succeeded build's inputs are what its downstream jobs' `passed:`
 //!   look for.
 //!
-//! What c8s does not do (yet): `version: every` is read as `latest` (a
-//! trigger on a burst of versions runs the newest once); the versions a
+//! What c8s does not do (yet): the versions a
 //! `put` makes do not pass on (`passed:` sees only a build's gets); gets
 //! that share a `passed:` job are not correlated to the *same* build of it.
 
@@ -157,8 +159,8 @@ impl History {
         let mut versions = BTreeMap::new();
         let mut triggered = false;
         for get in gets(job) {
-            let version = self.resolve(pipeline, &get)?;
             let last = history.and_then(|h| h.last.get(&get.resource));
+            let version = self.resolve(pipeline, &get, last)?;
             triggered |= get.trigger && last != Some(&version);
             versions.insert(get.resource, version);
         }
@@ -169,8 +171,9 @@ impl History {
         })
     }
 
-    /// The version `get` resolves to (see the module's rules).
-    fn resolve(&self, pipeline: &ConcoursePipeline, get: &Get) -> Option<String> {
+    /// The version `get` resolves to (see the module's rules), `last` being
+    /// the one the job's last build ran with.
+    fn resolve(&self, pipeline: &ConcoursePipeline, get: &Get, last: Option<&String>) -> Option<String> {
         let resource = pipeline.resources.iter().find(|r| r.name == get.resource)?;
         let pinned =
             (get.pinned.clone()).or_else(|| resource.version.as_ref().map(super::node::Node::to_json));
@@ -178,16 +181,23 @@ impl History {
             return canonical(&text);
         }
         let known = self.resources.get(&get.resource)?;
-        known
-            .iter()
-            .rev()
-            .find(|version| {
-                get.passed.iter().all(|upstream| {
-                    self.jobs
-                        .get(upstream)
-                        .is_some_and(|h| h.succeeded.iter().any(|b| b.get(&get.resource) == Some(*version)))
-                })
+        let passed = |version: &&String| {
+            get.passed.iter().all(|upstream| {
+                self.jobs
+                    .get(upstream)
+                    .is_some_and(|h| h.succeeded.iter().any(|b| b.get(&get.resource) == Some(*version)))
             })
+        };
+        if !get.every {
+            return known.iter().rev().find(passed).cloned();
+        }
+        let after = last
+            .and_then(|last| known.iter().position(|v| v == last))
+            .map_or(0, |at| at + 1);
+        known[after..]
+            .iter()
+            .find(passed)
+            .or_else(|| last.filter(|_| after > 0))
             .cloned()
     }
 
@@ -211,6 +221,7 @@ impl History {
 struct Get {
     resource: String,
     trigger: bool,
+    every: bool,
     passed: Vec<String>,
     /// Its own pinned version, as JSON.
     pinned: Option<String>,
@@ -225,12 +236,14 @@ fn gets(job: &Job) -> Vec<Get> {
             trigger,
             passed,
             version,
+            every,
             ..
         } = &step.kind
         {
             out.push(Get {
                 resource: resource.clone(),
                 trigger: *trigger,
+                every: *every,
                 passed: passed.clone(),
                 pinned: version.as_ref().map(super::node::Node::to_json),
             });
