@@ -298,7 +298,7 @@ fn version_every_builds_each_version_in_order_and_then_nothing() {
     history.add_versions("tools", vec![v("t")]);
     history.add_versions("repo", vec![v("a")]);
     let mut fetched = Vec::new();
-    let mut next = |history: &mut History| {
+    let next = |history: &mut History| {
         let build = history
             .next_builds(&pipeline)
             .into_iter()
