@@ -239,8 +239,12 @@ struct Run<'a> {
     durations: &'a Durations,
 }
 
+/// Why files were not read: the message, and the files whose readers found
+/// them not in their artifacts.
+type Unread = (String, Vec<c8s_pipeline_model::concourse::FetchFile>);
+
 /// How the last part of a run starts.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 enum Last {
     /// The whole run here (resumed with `--resume`).
     Whole,
@@ -248,6 +252,9 @@ enum Last {
     Resumed,
     /// Resumed, and cancelled at once (the run was cancelled during a part).
     Cancelled,
+    /// Resumed, with these steps (by plan step) errored without running,
+    /// each with why: their task files could not be read.
+    Errored(BTreeMap<String, String>),
 }
 
 impl Run<'_> {
@@ -276,11 +283,17 @@ impl Run<'_> {
                 // the deferred steps would not have run either.
                 (RunState::Failed, Err(None)) => return Ok((loaded, Last::Resumed)),
                 (RunState::Cancelled, _) => return Ok((loaded, Last::Cancelled)),
-                // The steps ran and a file could not be read: the task step
-                // errors, as Concourse's does, and the run ends here.
-                (_, Err(why)) => {
-                    let message = why.unwrap_or_else(|| "a task file could not be read".to_owned());
-                    return Err(self.end_failed(status, &message).await);
+                // The steps ran and a task file is not in its artifact: the
+                // task step errors, as Concourse's does, and the rest of the
+                // job runs (its on_error and ensure hooks, the build's end).
+                (_, Err(Some((why, failed)))) => {
+                    if let Some(errored) = self.errored_tasks(&mut concourse, &failed, &why) {
+                        return Ok(errored);
+                    }
+                    return Err(self.end_failed(status, &why).await);
+                }
+                (_, Err(None)) => {
+                    return Err(self.end_failed(status, "a task file could not be read").await);
                 }
                 (_, Ok(_)) => return Err(self.end_failed(status, "the run ended early").await),
             };
@@ -306,15 +319,47 @@ impl Run<'_> {
         Ok((loaded, last))
     }
 
+    /// The job with the task files `failed` (their readers found them not in
+    /// their artifacts) standing as tasks that error without running
+    /// (`run_fetch::UNREADABLE_TASK`), and those steps with `why`; `None`
+    /// when that does not make the whole job (a load_var's file is one, a
+    /// step after it needs what the task would have made, or more is left
+    /// to read): then the run ends here.
+    fn errored_tasks(
+        &self,
+        concourse: &mut crate::concourse::ConcourseArgs,
+        failed: &[c8s_pipeline_model::concourse::FetchFile],
+        why: &str,
+    ) -> Option<(render::LoadedPlans, Last)> {
+        use c8s_pipeline_model::concourse::FetchFile;
+        if failed.is_empty() || failed.iter().any(|f| f.key.starts_with(FetchFile::VAR_PREFIX)) {
+            return None;
+        }
+        for fetch in failed {
+            let placeholder = crate::run_fetch::UNREADABLE_TASK.as_bytes().to_vec();
+            concourse.fetched.insert(fetch.key.clone(), placeholder);
+        }
+        let loaded = load(self.args, concourse).ok().filter(|l| l.fetch.is_empty())?;
+        let errored: BTreeMap<String, String> = crate::run_fetch::unreadable_steps(&loaded.plans)
+            .into_iter()
+            .map(|step| (step, why.to_owned()))
+            .collect();
+        let _ = writeln!(
+            std::io::stderr(),
+            "c8s: {why}: the task errors, the rest of the job runs"
+        );
+        (!errored.is_empty()).then_some((loaded, Last::Errored(errored)))
+    }
+
     /// Runs `part` as a part of the run (its record kept for the rest);
     /// its status, and the files its readers printed (`Err(None)`: a step
-    /// before the readers did not succeed; `Err(Some(why))`: a file could
-    /// not be read).
+    /// before the readers did not succeed; `Err(Some((why, failed)))`: a
+    /// file could not be read, `failed` the files whose readers failed).
     async fn run_part(
         &self,
         part: &crate::run_fetch::Part,
         resume: bool,
-    ) -> Result<(RunStatus, Result<BTreeMap<String, Vec<u8>>, Option<String>>), ExitCode> {
+    ) -> Result<(RunStatus, Result<BTreeMap<String, Vec<u8>>, Option<Unread>>), ExitCode> {
         let steps = steps(
             &part.plans,
             &part.depends_on,
@@ -340,18 +385,26 @@ impl Run<'_> {
             .await
             .map_err(|e| fail(&e.to_string()))?;
         let names = c8s_kube::object_names(&part.plans, self.ctx);
-        let reader_failed = part.readers.iter().find(|(_, step)| {
-            let object = names.get(step).map(String::as_str).unwrap_or_default();
-            status.step(object).is_some_and(|s| s.state == StepState::Failed)
-        });
-        let files = match (status.state, reader_failed) {
+        let readers_failed: Vec<_> = part
+            .readers
+            .iter()
+            .filter(|(_, step)| {
+                let object = names.get(step).map(String::as_str).unwrap_or_default();
+                status.step(object).is_some_and(|s| s.state == StepState::Failed)
+            })
+            .map(|(fetch, _)| fetch.clone())
+            .collect();
+        let files = match (status.state, readers_failed.first()) {
             (RunState::Succeeded, _) => crate::run_fetch::read_files(
                 part,
                 |step| names.get(step).cloned(),
                 |object| printed(&logs, &masker, object),
             )
-            .map_err(Some),
-            (_, Some((fetch, _))) => Err(Some(crate::run_fetch::unreadable(fetch))),
+            .map_err(|why| Some((why, Vec::new()))),
+            (_, Some(fetch)) => Err(Some((
+                crate::run_fetch::unreadable(fetch),
+                readers_failed.clone(),
+            ))),
             _ => Err(None),
         };
         print_failed_logs(&status, &masker, &logs);
@@ -409,7 +462,7 @@ impl Run<'_> {
     /// the status record, prints the masked logs of failed steps and the
     /// run's end.
     async fn run_in_cluster(&self, loaded: &render::LoadedPlans, last: Last) -> ExitCode {
-        if !loaded.deferred.is_empty() && last != Last::Resumed && last != Last::Cancelled {
+        if !loaded.deferred.is_empty() && matches!(last, Last::Whole) {
             // Deferred with no file to read: refused when loaded.
             return fail("steps are deferred to run time and none can be read");
         }
@@ -430,9 +483,15 @@ impl Run<'_> {
             Ok(options) => options,
             Err(code) => return code,
         };
-        let options = options
+        let mut options = options
             .resume(args.resume || last != Last::Whole)
             .outcome(outcome(loaded, self.ctx));
+        if let Last::Errored(errored) = &last {
+            let names = c8s_kube::object_names(&loaded.plans, self.ctx);
+            for (step, why) in errored {
+                options = options.unrunnable(names.get(step).cloned().unwrap_or_else(|| step.clone()), why);
+            }
+        }
         let _ = writeln!(
             std::io::stderr(),
             "c8s: run {}: running {} steps in namespace {} (parallelism {})",

@@ -103,6 +103,24 @@ pub fn tag() -> String {
     format!("{:06x}", hasher.finish() & 0xff_ffff)
 }
 
+/// The command of [`UNREADABLE_TASK`], by which its steps are found.
+const UNREADABLE_COMMAND: &str = "c8s-task-file-not-read";
+
+/// What stands for a task file its reader could not read, so that the job
+/// lowers whole: the steps it makes never run (they end errored, as
+/// Concourse's task step errors when its file cannot be read, and the job's
+/// `on_error` and `ensure` hooks run).
+pub const UNREADABLE_TASK: &str = "platform: linux\nimage_resource: { type: registry-image, source: { repository: busybox } }\nrun: { path: c8s-task-file-not-read }\n";
+
+/// The plans (their steps) made from [`UNREADABLE_TASK`].
+pub fn unreadable_steps(plans: &[TaskPlan]) -> Vec<String> {
+    plans
+        .iter()
+        .filter(|p| p.command.iter().chain(&p.args).any(|c| c == UNREADABLE_COMMAND))
+        .map(|p| p.identity.step.clone())
+        .collect()
+}
+
 /// Why the reader of `fetch` failed, for a person: the file is not in the
 /// artifact its producer made.
 pub fn unreadable(fetch: &FetchFile) -> String {

@@ -1058,10 +1058,13 @@ async fn fetched_task_namespace(client: &kube::Client, prefix: &str, script: &st
 /// `c8s run` of [`CONCOURSE_FETCHED_TASK`] in `ns`, in the background, and
 /// where its status file will be.
 fn run_fetched_task(ns: &str) -> (Child, PathBuf) {
-    let file = common::temp_file(
-        &format!("{}.yml", cluster::unique_name("fetch")),
-        CONCOURSE_FETCHED_TASK,
-    );
+    run_fetched(ns, CONCOURSE_FETCHED_TASK)
+}
+
+/// `c8s run` of the Concourse pipeline `text` in `ns` with the version of
+/// its `repo` given, in the background, and where its status file will be.
+fn run_fetched(ns: &str, text: &str) -> (Child, PathBuf) {
+    let file = common::temp_file(&format!("{}.yml", cluster::unique_name("fetch")), text);
     let status = status_file("fetch");
     let child = spawn_c8s_piped(&[
         "run",
@@ -1130,7 +1133,7 @@ async fn a_task_file_in_a_fetched_artifact_is_read_when_the_job_runs_and_the_get
 
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "needs control plane"]
-async fn a_task_file_missing_from_its_artifact_fails_the_run_and_the_task_never_starts() {
+async fn a_task_file_missing_from_its_artifact_errors_its_task_and_the_jobs_error_hooks_run() {
     let client = cluster::client().await;
     // The reader's unpacking of the file fails, as tar does for a member
     // the archive does not hold.
@@ -1139,23 +1142,37 @@ async fn a_task_file_missing_from_its_artifact_fails_the_run_and_the_task_never_
   - { container: main, runSeconds: 0.3 }
 ";
     let ns = fetched_task_namespace(&client, "fetch-missing", script).await;
-    let (child, status) = run_fetched_task(&ns);
+    // Concourse: the task step errors; on_error and ensure run, on_failure not.
+    let text = CONCOURSE_FETCHED_TASK.replace(
+        "  ensure: { task: cleanup, config: *task }",
+        "  ensure: { task: cleanup, config: *task }\n  on_error: { task: report-error, config: *task }",
+    );
+    let (child, status) = run_fetched(&ns, &text);
     let output = child.wait_with_output().expect("c8s exits");
     assert_eq!(output.status.code(), Some(1), "{}", explain(&output));
     let stderr = common::text(&output.stderr);
-    assert!(
-        stderr.contains("step `unit`: cannot read task file \"repo/ci/unit.yml\": \"ci/unit.yml\" is not in artifact `repo`"),
-        "{stderr}"
-    );
+    let why =
+        "step `unit`: cannot read task file \"repo/ci/unit.yml\": \"ci/unit.yml\" is not in artifact `repo`";
+    assert!(stderr.contains(why), "{stderr}");
     let status = read_status(&status);
     assert_eq!(status["state"], "Failed", "{status:#}");
+    let unit = step(&status, "unit");
+    assert_eq!(unit["state"], "Failed", "{status:#}");
+    assert_eq!(unit["outcome"]["reason"], "Rejected", "{status:#}");
     assert!(
-        status["message"]
+        unit["outcome"]["message"]
             .as_str()
-            .is_some_and(|m| m.contains("is not in artifact")),
+            .is_some_and(|m| m.contains(why)),
         "{status:#}"
     );
     assert_eq!(cluster::scheduled_pods(&client, &ns, UNIT).await, 0);
+    for (part, n) in [("-report-error-", 1), ("-cleanup-", 1), ("-page-oncall-", 0)] {
+        assert_eq!(
+            cluster::scheduled_pods(&client, &ns, part).await,
+            n,
+            "{part}: {status:#}"
+        );
+    }
     assert_eq!(run_records(&client, &ns).await, 0);
 }
 

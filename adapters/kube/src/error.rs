@@ -94,6 +94,14 @@ pub enum Error {
         /// The run's id.
         run_id: String,
     },
+    /// The step cannot run at all ([`crate::RunOptions::unrunnable`]).
+    #[error("step {step:?} cannot run: {reason}")]
+    Unrunnable {
+        /// The step.
+        step: String,
+        /// Why.
+        reason: String,
+    },
 }
 
 impl Error {
@@ -117,7 +125,8 @@ impl Error {
             | Error::InvalidPipeline(_)
             | Error::ClusterUnreachable { .. }
             | Error::Simulation(_)
-            | Error::RunExists { .. } => false,
+            | Error::RunExists { .. }
+            | Error::Unrunnable { .. } => false,
         }
     }
 

@@ -164,6 +164,11 @@ pub struct RunOptions {
     /// record is kept at the end, with every step's end in it, so the next
     /// call neither runs a step again nor refuses the run id.
     pub continued: bool,
+    /// Steps (by name) that cannot run, each with why: when one would start,
+    /// it ends errored (`Rejected`, with the reason) and no object is
+    /// created — a Concourse task whose `file:` could not be read from its
+    /// artifact, which Concourse's task step errors on.
+    pub unrunnable: std::collections::BTreeMap<String, String>,
 }
 
 impl RunOptions {
@@ -187,7 +192,14 @@ impl RunOptions {
             outcome: None,
             archive: None,
             continued: false,
+            unrunnable: std::collections::BTreeMap::new(),
         }
+    }
+
+    /// Step `step` cannot run, for `reason` ([`RunOptions::unrunnable`]).
+    pub fn unrunnable(mut self, step: impl Into<String>, reason: impl Into<String>) -> Self {
+        self.unrunnable.insert(step.into(), reason.into());
+        self
     }
 
     /// Runs a part of the run, continued by a later resumed call

@@ -381,6 +381,12 @@ impl<C: Cluster> Runner<'_, C> {
         events: &mpsc::UnboundedSender<(usize, Event)>,
         keeping: Option<&Arc<Keeping>>,
     ) -> AttemptEnd {
+        if let Some(reason) = self.options.unrunnable.get(&step.name) {
+            return AttemptEnd::Broken(Error::Unrunnable {
+                step: step.name.clone(),
+                reason: reason.clone(),
+            });
+        }
         let name = attempt_name(step.object.name().unwrap_or(&step.name), attempt);
         let object = self.prepare(index, step, &name, attempt);
         let object_ref = ObjectRef::new(object.kind(), &name);

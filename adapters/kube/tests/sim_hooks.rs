@@ -34,12 +34,16 @@ async fn run_until(
     pipeline: &str,
     cancel: impl std::future::Future<Output = ()>,
 ) -> RunStatus {
+    common::run_concourse_job(sim, &lower(pipeline), cancel).await
+}
+
+/// Job `job` of `pipeline` (with `TASK` for `CFG`), lowered.
+fn lower(pipeline: &str) -> c8s_pipeline_model::concourse::JobPlan {
     let text = pipeline.replace("CFG", TASK);
     let reader = MemorySource::new();
     let parsed =
         parse_concourse_pipeline("p.yml", &text, &Vars::new(), &reader).unwrap_or_else(|e| panic!("{e}"));
-    let job = lower_job(&parsed, "job", &reader, &BTreeMap::new(), "p.yml").unwrap_or_else(|e| panic!("{e}"));
-    common::run_concourse_job(sim, &job, cancel).await
+    lower_job(&parsed, "job", &reader, &BTreeMap::new(), "p.yml").unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// The state of step `job.NAME` (its step is named after its object).
@@ -281,4 +285,36 @@ async fn attempts_run_the_task_again_before_its_hooks_see_the_result() {
         assert!(ran(&sim, "always"));
         assert_eq!(status.state, build, "{}", status.to_json());
     }
+}
+
+/// A task that cannot run (Concourse: its `file:` could not be read from
+/// its artifact, and the task step errors) errors without a pod: `on_error`
+/// and `ensure` run, `on_failure` does not, the build fails.
+#[tokio::test(start_paused = true)]
+async fn a_task_that_cannot_run_errors_without_a_pod_and_runs_on_error_and_ensure() {
+    let sim = SimCluster::new();
+    let text = "jobs:
+- name: job
+  plan:
+  - task: unit
+    config: CFG
+  - task: after
+    config: CFG
+  on_failure: { task: page, config: CFG }
+  on_error: { task: report, config: CFG }
+  ensure: { task: cleanup, config: CFG }
+";
+    let job = lower(text);
+    let reason = "task file \"repo/ci/unit.yml\" is not in artifact `repo`";
+    let status =
+        common::run_concourse_job_with(&sim, &job, &[("job.unit", reason)], std::future::pending()).await;
+    assert_eq!(status.state, RunState::Failed, "{}", status.to_json());
+    assert_eq!(state(&status, "unit"), StepState::Failed);
+    let ctx = RunContext::new("t", 1);
+    let unit = status.step(&object_of(&ctx, "unit")).unwrap();
+    let outcome = unit.outcome.as_ref().unwrap();
+    assert_eq!(outcome.reason, c8s_kube::TerminationReason::Rejected);
+    assert!(outcome.message.contains(reason), "{}", outcome.message);
+    assert!(!ran(&sim, "unit") && !ran(&sim, "after") && !ran(&sim, "page"));
+    assert!(ran(&sim, "report") && ran(&sim, "cleanup"));
 }

@@ -163,6 +163,17 @@ pub async fn run_concourse_job(
     job: &c8s_pipeline_model::concourse::JobPlan,
     cancel: impl std::future::Future<Output = ()>,
 ) -> RunStatus {
+    run_concourse_job_with(sim, job, &[], cancel).await
+}
+
+/// [`run_concourse_job`] with the steps `unrunnable` (plan step, reason)
+/// that cannot run ([`c8s_kube::RunOptions::unrunnable`]).
+pub async fn run_concourse_job_with(
+    sim: &c8s_kube::sim::SimCluster,
+    job: &c8s_pipeline_model::concourse::JobPlan,
+    unrunnable: &[(&str, &str)],
+    cancel: impl std::future::Future<Output = ()>,
+) -> RunStatus {
     let plans: Vec<_> = job.steps.iter().map(|s| s.plan.clone()).collect();
     let depends_on = job
         .steps
@@ -175,6 +186,9 @@ pub async fn run_concourse_job(
     let outcome = job
         .outcome
         .renamed(&|s| names.get(s).cloned().unwrap_or_else(|| s.to_owned()));
-    let options = c8s_kube::RunOptions::new("t").outcome(Some(outcome));
+    let mut options = c8s_kube::RunOptions::new("t").outcome(Some(outcome));
+    for (step, reason) in unrunnable {
+        options = options.unrunnable(names[*step].clone(), *reason);
+    }
     c8s_kube::run_pipeline(sim, steps, options, cancel).await.unwrap()
 }
