@@ -314,3 +314,54 @@ fn version_every_builds_each_version_in_order_and_then_nothing() {
     }
     assert_eq!(fetched, [(1, v("a")), (2, v("b")), (3, v("c")), (4, v("d"))]);
 }
+
+#[test]
+fn a_version_pinned_by_hand_wins_and_a_job_triggered_by_hand_runs_with_what_resolves() {
+    let pipeline = pipeline(PIPELINE);
+    let mut history = History::default();
+    history.add_versions("repo", vec![v("a"), v("b")]);
+    history.add_versions("tools", vec![v("t")]);
+    history.pinned.insert("repo".to_owned(), v("a"));
+    let build = history.next_builds(&pipeline).remove(0);
+    assert_eq!(
+        (build.job.as_str(), build.versions["repo"].as_str()),
+        ("build", v("a").as_str())
+    );
+    history.started(&build);
+    // Unpinned: the newest is new to the job, so it triggers.
+    history.pinned.clear();
+    let build = history.next_builds(&pipeline).remove(0);
+    assert_eq!(
+        (build.number, build.versions["repo"].as_str()),
+        (2, v("b").as_str())
+    );
+    history.started(&build);
+    assert!(history.next_builds(&pipeline).is_empty());
+    // By hand: no new version needed; a job without a trigger too.
+    let job = |name: &str| pipeline.jobs.iter().find(|j| j.name == name).expect("job");
+    let again = history.build_of(&pipeline, job("build")).expect("resolves");
+    assert_eq!(
+        (again.number, again.versions["repo"].as_str()),
+        (3, v("b").as_str())
+    );
+    history.add_versions("nightly", vec![v("n")]);
+    let by_hand = history.build_of(&pipeline, job("by-hand")).expect("resolves");
+    assert_eq!(by_hand.number, 1);
+    // An input with no version yet: nothing to run by hand either.
+    assert!(History::default().build_of(&pipeline, job("build")).is_none());
+    // A pin is the only candidate, and `passed:` still holds for it.
+    history.pinned.insert("repo".to_owned(), v("z"));
+    assert!(history.build_of(&pipeline, job("deploy")).is_none());
+    let mut passed = history.build_of(&pipeline, job("build")).expect("pinned");
+    passed.versions.insert("repo".to_owned(), v("z"));
+    history.succeeded(&passed);
+    assert_eq!(
+        history
+            .build_of(&pipeline, job("deploy"))
+            .expect("passed")
+            .versions["repo"],
+        v("z")
+    );
+    // Pins are stored with the rest.
+    assert_eq!(History::from_json(&history.to_json()).expect("read"), history);
+}

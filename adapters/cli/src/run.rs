@@ -729,13 +729,7 @@ const SUFFIX_CHARS: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
 /// of the PipelineRun names `c8s run --in-cluster` gets from the API server
 /// (`generateName`); the pipeline part is cut to keep it a label value.
 fn new_run_id(pipeline: &str, build: u64) -> String {
-    use std::hash::{BuildHasher, Hasher};
-    // Randomly keyed per process (and per call); the clock and the pid on top.
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
-    hasher.write_u128(now.map(|d| d.as_nanos()).unwrap_or_default());
-    hasher.write_u32(std::process::id());
-    let mut bits = hasher.finish();
+    let mut bits = crate::run_fetch::random_bits();
     let base = SUFFIX_CHARS.len() as u64;
     let suffix: String = (0..5)
         .map(|_| {

@@ -97,10 +97,18 @@ pub fn read_files(
 /// process (a reader of an earlier, killed `c8s run` of the same run is done
 /// in its record, and its log is gone with its pod).
 pub fn tag() -> String {
+    format!("{:06x}", random_bits() & 0xff_ffff)
+}
+
+/// 64 bits that differ between calls and processes: a randomly keyed hash
+/// (per call) of the clock and the pid.
+pub(crate) fn random_bits() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    hasher.write_u128(now.map(|d| d.as_nanos()).unwrap_or_default());
     hasher.write_u32(std::process::id());
-    format!("{:06x}", hasher.finish() & 0xff_ffff)
+    hasher.finish()
 }
 
 /// The command of [`UNREADABLE_TASK`], by which its steps are found.

@@ -48,6 +48,17 @@ pub struct WatchArgs {
     /// builds their success triggers downstream), then exit.
     #[arg(long)]
     pub once: bool,
+    /// Pin a resource to a version (`fly pin-resource`): every get of it
+    /// fetches that version until `--unpin` (kept in the history).
+    #[arg(long, value_name = "RESOURCE=JSON")]
+    pub pin: Vec<String>,
+    /// Unpin a resource (`fly unpin-resource`).
+    #[arg(long, value_name = "RESOURCE")]
+    pub unpin: Vec<String>,
+    /// Start a build of this job now (`fly trigger-job`), with its inputs
+    /// resolved as for any build, before the builds the checks trigger.
+    #[arg(long = "trigger", value_name = "JOB")]
+    pub trigger: Vec<String>,
 }
 
 /// The ConfigMap key that holds the history.
@@ -91,6 +102,10 @@ pub fn watch(args: &WatchArgs, report: fn(&str, &Errors) -> String) -> ExitCode 
             return ExitCode::from(1);
         }
     };
+    let pins = match pins(args, &pipeline) {
+        Ok(pins) => pins,
+        Err(message) => return fail(&message),
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => return fail(&format!("cannot start the async runtime: {e}")),
@@ -124,11 +139,56 @@ pub fn watch(args: &WatchArgs, report: fn(&str, &Errors) -> String) -> ExitCode 
             cluster: &cluster,
             pipeline: &pipeline,
         };
+        let pinned = watcher
+            .store
+            .update(|history| {
+                for resource in &args.unpin {
+                    history.pinned.remove(resource);
+                }
+                history.pinned.extend(pins.clone());
+            })
+            .await;
+        if let Err(message) = pinned {
+            return fail(&message);
+        }
         match watcher.watch().await {
             Ok(()) => ExitCode::SUCCESS,
             Err(message) => fail(&message),
         }
     })
+}
+
+/// `--pin` as resource → canonical JSON, and every `--unpin` and
+/// `--trigger` naming what the pipeline has.
+fn pins(args: &WatchArgs, pipeline: &ConcoursePipeline) -> Result<BTreeMap<String, String>, String> {
+    let resource = |name: &str| {
+        if pipeline.resources.iter().any(|r| r.name == name) {
+            Ok(())
+        } else {
+            Err(format!("the pipeline has no resource `{name}`"))
+        }
+    };
+    for name in &args.unpin {
+        resource(name).map_err(|e| format!("--unpin {name}: {e}"))?;
+    }
+    for job in &args.trigger {
+        if !pipeline.jobs.iter().any(|j| &j.name == job) {
+            return Err(format!("--trigger {job}: the pipeline has no job `{job}`"));
+        }
+    }
+    args.pin
+        .iter()
+        .map(|pair| {
+            let (name, json) = pair
+                .split_once('=')
+                .ok_or_else(|| format!("--pin {pair:?}: expected RESOURCE=JSON"))?;
+            resource(name).map_err(|e| format!("--pin {name}: {e}"))?;
+            let version = c8s_pipeline_model::concourse::triggers::canonical(json).ok_or_else(|| {
+                format!("--pin {name}: {json:?} is not a JSON object like {{\"ref\":\"abc\"}}")
+            })?;
+            Ok((name.to_owned(), version))
+        })
+        .collect()
 }
 
 fn fail(message: &str) -> ExitCode {
@@ -156,6 +216,7 @@ impl Watcher<'_> {
     /// done or Ctrl-C.
     async fn watch(&self) -> Result<(), String> {
         let resources = checked_resources(self.pipeline);
+        let mut by_hand = self.args.trigger.clone();
         let mut due: BTreeMap<&str, Instant> = resources
             .iter()
             .map(|r| (r.name.as_str(), Instant::now()))
@@ -172,6 +233,9 @@ impl Watcher<'_> {
                     self.check(resource).await?;
                     due.insert(&resource.name, Instant::now() + Duration::from_secs(every));
                 }
+            }
+            for job in std::mem::take(&mut by_hand) {
+                self.trigger(&job).await?;
             }
             self.start_builds().await?;
             if self.args.once || self.is_stopped() {
@@ -244,22 +308,55 @@ impl Watcher<'_> {
                 return Ok(());
             };
             started.insert((build.job.clone(), build.versions.clone()));
-            let versions: Vec<String> = build.versions.iter().map(|(r, v)| format!("{r} {v}")).collect();
-            say(&format!(
-                "job `{}` build {}: {}",
-                build.job,
-                build.number,
-                versions.join(", ")
-            ));
-            if self.run_build(&build).await {
-                self.store.update(|history| history.succeeded(&build)).await?;
-            }
+            self.run_and_record(&build).await?;
         }
         Ok(())
     }
 
     fn is_stopped(&self) -> bool {
         *self.stopped.borrow()
+    }
+
+    /// Starts a build of `job` by hand, whether or not a version is new.
+    async fn trigger(&self, job: &str) -> Result<(), String> {
+        let Some(job) = self.pipeline.jobs.iter().find(|j| j.name == job) else {
+            return Ok(());
+        };
+        let claimed = self
+            .store
+            .update(|history| {
+                let build = history.build_of(self.pipeline, job);
+                if let Some(build) = &build {
+                    history.started(build);
+                }
+                build
+            })
+            .await?;
+        match claimed {
+            Some(build) => self.run_and_record(&build).await,
+            None => {
+                say(&format!(
+                    "warning: job `{}`: an input has no version yet",
+                    job.name
+                ));
+                Ok(())
+            }
+        }
+    }
+
+    /// Runs `build` and, if it succeeded, records it for `passed:`.
+    async fn run_and_record(&self, build: &Build) -> Result<(), String> {
+        let versions: Vec<String> = build.versions.iter().map(|(r, v)| format!("{r} {v}")).collect();
+        say(&format!(
+            "job `{}` build {}: {}",
+            build.job,
+            build.number,
+            versions.join(", ")
+        ));
+        if self.run_build(build).await {
+            self.store.update(|history| history.succeeded(build)).await?;
+        }
+        Ok(())
     }
 
     /// Runs `build` as `c8s run` runs a job; whether it succeeded.

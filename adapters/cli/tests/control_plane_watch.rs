@@ -497,3 +497,59 @@ async fn version_every_gives_each_version_found_its_own_build_in_order() {
     .collect();
     assert!(order.is_sorted(), "{out}");
 }
+
+/// `--pin` (fly pin-resource) makes every get fetch the pinned version and
+/// so triggers; `--unpin` goes back to the newest; `--trigger` (fly
+/// trigger-job) starts a build whose inputs are not new.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs control plane"]
+async fn a_pinned_version_triggers_and_a_job_triggered_by_hand_runs_with_what_passed() {
+    let client = cluster::client().await;
+    let ns = watch_namespace(&client, "watch-pin", &script(&["aaa"])).await;
+    let file = common::temp_file(&format!("{}.yml", cluster::unique_name("pin")), PIPELINE);
+    let seen = collect_pods(&client, &ns);
+    let watch = |extra: &[&str]| {
+        let mut args = vec![
+            "watch",
+            file.to_str().expect("path"),
+            "--namespace",
+            &ns,
+            "--once",
+        ];
+        args.extend_from_slice(extra);
+        let output = common::command()
+            .env("KUBECONFIG", cluster::kubeconfig())
+            .args(&args)
+            .output()
+            .expect("c8s runs");
+        succeeded(output)
+    };
+    watch(&[]);
+    // Pinned to an older version: build 2 fetches it (and fails: the
+    // script fails build 2's unit test), so deploy stays at aaa.
+    let out = watch(&["--pin", r#"repo={"ref": "old"}"#]);
+    settle().await;
+    assert_eq!(named(&seen, "-build-repo-b2-"), [v("old")], "{out}");
+    // Unpinned, and deploy by hand: build 3 takes the newest again; deploy
+    // 2 runs with what passed build (aaa), though nothing new passed.
+    let out = watch(&["--unpin", "repo", "--trigger", "deploy"]);
+    settle().await;
+    assert_eq!(named(&seen, "-deploy-repo-b2-"), [v("aaa")], "{out}");
+    assert_eq!(named(&seen, "-build-repo-b3-"), [v("aaa")], "{out}");
+    assert_eq!(named(&seen, "-b4-").len(), 0, "{out}");
+    // A job or resource the pipeline lacks is refused before anything runs.
+    let refused = common::command()
+        .env("KUBECONFIG", cluster::kubeconfig())
+        .args([
+            "watch",
+            file.to_str().expect("path"),
+            "--namespace",
+            &ns,
+            "--trigger",
+            "nope",
+        ])
+        .output()
+        .expect("c8s runs");
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(common::text(&refused.stderr).contains("--trigger nope: the pipeline has no job `nope`"));
+}

@@ -10,7 +10,11 @@
 //!   version it found and answers the versions from it on, oldest first;
 //!   each one not seen before is appended to the resource's history.
 //! - A job's inputs are its `get` steps. Each get resolves to one version:
-//!   its own pinned `version:`, else the resource's pinned `version:`, else,
+//!   the version the resource is pinned to by hand (`fly pin-resource`; a
+//!   pinned resource is fetched at that version by every get,
+//!   <https://concourse-ci.org/resource-versions.html>), else its own
+//!   pinned `version:`, else the resource's pinned `version:` (a pinned
+//!   version is the only candidate, and `passed:` still has to hold), else,
 //!   with `passed: [jobs]`, the newest version of the resource that a
 //!   succeeded build of *every* listed job ran with, else the resource's
 //!   newest version. With `version: every`, it is instead the oldest such
@@ -50,6 +54,9 @@ pub struct History {
     /// Each job's builds.
     #[serde(default)]
     pub jobs: BTreeMap<String, JobHistory>,
+    /// Versions pinned by hand (`fly pin-resource`), by resource.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub pinned: BTreeMap<String, String>,
 }
 
 /// The builds of one job.
@@ -155,6 +162,20 @@ impl History {
 
     /// The build of `job` the versions seen start, if any.
     pub fn next_build(&self, pipeline: &ConcoursePipeline, job: &Job) -> Option<Build> {
+        let (build, triggered) = self.inputs(pipeline, job)?;
+        triggered.then_some(build)
+    }
+
+    /// A build of `job` started by hand (`fly trigger-job`): its inputs
+    /// resolved as for any build, whether or not they are new; `None` when
+    /// one does not resolve yet.
+    pub fn build_of(&self, pipeline: &ConcoursePipeline, job: &Job) -> Option<Build> {
+        self.inputs(pipeline, job).map(|(build, _)| build)
+    }
+
+    /// The next build of `job` and whether a triggering get has a version
+    /// the job's last build did not run with.
+    fn inputs(&self, pipeline: &ConcoursePipeline, job: &Job) -> Option<(Build, bool)> {
         let history = self.jobs.get(&job.name);
         let mut versions = BTreeMap::new();
         let mut triggered = false;
@@ -164,23 +185,21 @@ impl History {
             triggered |= get.trigger && last != Some(&version);
             versions.insert(get.resource, version);
         }
-        triggered.then(|| Build {
+        let build = Build {
             job: job.name.clone(),
             number: history.map_or(0, |h| h.builds) + 1,
             versions,
-        })
+        };
+        Some((build, triggered))
     }
 
     /// The version `get` resolves to (see the module's rules), `last` being
     /// the one the job's last build ran with.
     fn resolve(&self, pipeline: &ConcoursePipeline, get: &Get, last: Option<&String>) -> Option<String> {
         let resource = pipeline.resources.iter().find(|r| r.name == get.resource)?;
-        let pinned =
-            (get.pinned.clone()).or_else(|| resource.version.as_ref().map(super::node::Node::to_json));
-        if let Some(text) = pinned {
-            return canonical(&text);
-        }
-        let known = self.resources.get(&get.resource)?;
+        let pinned = (self.pinned.get(&get.resource).cloned())
+            .or_else(|| get.pinned.clone())
+            .or_else(|| resource.version.as_ref().map(super::node::Node::to_json));
         let passed = |version: &&String| {
             get.passed.iter().all(|upstream| {
                 self.jobs
@@ -188,6 +207,11 @@ impl History {
                     .is_some_and(|h| h.succeeded.iter().any(|b| b.get(&get.resource) == Some(*version)))
             })
         };
+        // A pinned version is the only candidate; `passed:` still holds.
+        if let Some(text) = pinned {
+            return canonical(&text).filter(|v| passed(&v));
+        }
+        let known = self.resources.get(&get.resource)?;
         if !get.every {
             return known.iter().rev().find(passed).cloned();
         }
