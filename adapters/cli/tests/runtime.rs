@@ -277,3 +277,111 @@ fn the_reader_pod_of_a_deferred_task_file_prints_that_file_whole() {
         read.logs()
     );
 }
+
+/// The check pod `c8s watch` runs for a resource (adapters/cli/src/watch.rs:
+/// `check_plan` rendered with the run's context), under kubelet rules, with
+/// a resource type image whose `/opt/resource/check` records its request
+/// and answers two versions after some stderr noise: the response is read
+/// back from `main`'s log, the request has the source from its Secret and
+/// the last version known, and the credential is not in the pod spec.
+#[test]
+#[ignore = "needs root and the runtime check's host tools (scripts/install-tools.sh)"]
+fn the_check_pod_of_a_resource_asks_from_the_last_version_and_its_response_reads_back() {
+    use c8s_pipeline_model::concourse::node::Report;
+    use c8s_pipeline_model::concourse::resource::check_plan;
+    use c8s_pipeline_model::concourse::triggers::check_response;
+    use c8s_pipeline_model::{MemorySource, PlanIdentity, Vars};
+
+    let text = "resources:
+- name: repo
+  type: git
+  source: { uri: https://example.com/app.git, private_key: ((repo-key)) }
+jobs:
+- name: build
+  plan:
+  - get: repo
+    trigger: true
+";
+    let pipeline = c8s_pipeline_model::concourse::parse_concourse_pipeline(
+        "ci.yml",
+        text,
+        &Vars::new(),
+        &MemorySource::new(),
+    )
+    .expect("the pipeline reads");
+    let mut needs = Vec::new();
+    let mut report = Report::new("ci.yml");
+    let plan = check_plan(
+        &pipeline,
+        PlanIdentity::new(&pipeline.name, "check-repo"),
+        &pipeline.resources[0],
+        Some(r#"{"ref":"aaa"}"#.to_owned()),
+        &mut needs,
+        &mut report,
+    )
+    .expect("a check plan");
+    assert_eq!(
+        needs.len(),
+        1,
+        "the source's credential comes from a Secret: {needs:?}"
+    );
+    let ctx = c8s_pod_builder::RunContext::new("check-rt", 1);
+    let pod = c8s_pod_builder::render_pod(&plan, &ctx).expect("the check renders");
+    let spec = serde_json::to_string(&pod).expect("json");
+    assert!(!spec.contains("s3cr3t"), "{spec}");
+
+    // The resource type's image: its check records stdin and answers.
+    let dir = kubelet::scratch_root().join(format!("cli-check-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let resource = dir.join("opt-resource");
+    std::fs::create_dir_all(&resource).expect("dir");
+    let request = dir.join("request");
+    std::fs::write(&request, "").expect("request");
+    std::fs::write(
+        resource.join("check"),
+        format!(
+            "#!/bin/sh\ncat > {}\necho 'Cloning into /tmp/git-resource-repo-cache...' >&2\nprintf '[\\n  {{\"ref\": \"aaa\"}},\\n  {{\"ref\": \"bbb\"}}\\n]\\n'\n",
+            request.display()
+        ),
+    )
+    .expect("check");
+    // The container runs as UID 1000: it writes the request, runs the check.
+    std::process::Command::new("chmod")
+        .args(["-R", "a+rwX"])
+        .arg(&dir)
+        .status()
+        .expect("chmod");
+    std::process::Command::new("chmod")
+        .arg("a+rx")
+        .arg(resource.join("check"))
+        .status()
+        .expect("chmod");
+    let image = kubelet::images::Image {
+        path: vec![kubelet::images::busybox_bin()],
+        files: vec![kubelet::volumes::Mount {
+            source: resource,
+            destination: "/opt/resource".to_owned(),
+            read_only: true,
+        }],
+        ..kubelet::images::Image::default()
+    };
+    let secret = &needs[0];
+    let source = r#"{"uri":"https://example.com/app.git","private_key":"s3cr3t"}"#;
+    let kubelet =
+        Kubelet::default()
+            .image("concourse/git-resource", image)
+            .secret(&secret.name, &secret.key, source);
+    let run = kubelet.run(&pod);
+    assert_eq!(run.phase, Phase::Succeeded, "{}", run.logs());
+    let log = &run.container("main").log;
+    assert_eq!(
+        check_response(log).expect("the response"),
+        [r#"{"ref":"aaa"}"#, r#"{"ref":"bbb"}"#],
+        "{log}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&request).expect("request"),
+        format!(r#"{{"source":{source},"version":{{"ref":"aaa"}}}}"#)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -100,7 +100,8 @@ pub fn prepare(
         .clone()
         .or(image.workdir)
         .unwrap_or_else(|| "/".into());
-    let mut mounts = volumes::mounts(container, pod_volumes)?;
+    let mut mounts = image.files.clone();
+    mounts.extend(volumes::mounts(container, pod_volumes)?);
     for m in managed {
         if !mounts.iter().any(|own| own.destination == m.destination) {
             mounts.push(m.clone());

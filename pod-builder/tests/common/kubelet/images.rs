@@ -2,7 +2,8 @@
 //! filesystem in its own mount namespace; its image only chooses what an
 //! image would have put there: an entrypoint and default args (when the pod
 //! gives no `command`), a working directory, and the directories first on
-//! PATH. Images' files, users and passwd entries are not imitated.
+//! PATH, and (for the few that tests need) directories at fixed paths.
+//! Images' other files, users and passwd entries are not imitated.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -19,6 +20,9 @@ pub struct Image {
     pub workdir: Option<String>,
     /// Directories put before the host's PATH.
     pub path: Vec<PathBuf>,
+    /// Files the image has at fixed paths (a resource type's
+    /// `/opt/resource`): host directories bound read-only there.
+    pub files: Vec<super::volumes::Mount>,
 }
 
 /// The host PATH every container starts from.
