@@ -217,10 +217,7 @@ impl Watcher<'_> {
     async fn watch(&self) -> Result<(), String> {
         let resources = checked_resources(self.pipeline);
         let mut by_hand = self.args.trigger.clone();
-        let mut due: BTreeMap<&str, Instant> = resources
-            .iter()
-            .map(|r| (r.name.as_str(), Instant::now()))
-            .collect();
+        let mut due = first_due(&resources, Instant::now());
         loop {
             for resource in &resources {
                 if self.is_stopped() {
@@ -367,6 +364,16 @@ impl Watcher<'_> {
         args.render.concourse.versions = build.versions.iter().map(|(r, v)| format!("{r}={v}")).collect();
         crate::run::run_on(self.cluster, &args, self.report).await == ExitCode::SUCCESS
     }
+}
+
+/// When each resource is first checked: now, but never a resource checked
+/// `never` (it would make every wait end at once, a busy loop).
+fn first_due<'r>(resources: &[&'r Resource], now: Instant) -> BTreeMap<&'r str, Instant> {
+    resources
+        .iter()
+        .filter(|r| r.check_every.is_some())
+        .map(|r| (r.name.as_str(), now))
+        .collect()
 }
 
 async fn sleep_until(at: Option<Instant>) {
@@ -541,6 +548,23 @@ jobs:
         assert_eq!(claim(&store, &pipeline, other).await, None);
         let (history, _) = store.read().await.expect("read");
         assert_eq!(history.jobs["build"].builds, 1);
+    }
+
+    #[test]
+    fn a_resource_checked_never_is_never_due() {
+        let text = "resources:
+- { name: repo, type: git, source: { uri: https://example.com/a.git } }
+- { name: nightly, type: time, check_every: never, source: { interval: 24h } }
+jobs:
+- { name: build, plan: [{ get: repo, trigger: true }, { get: nightly }] }
+";
+        let pipeline = parse_concourse_pipeline("ci.yml", text, &Vars::new(), &MemorySource::new())
+            .unwrap_or_else(|e| panic!("{e}"));
+        let resources = c8s_pipeline_model::concourse::triggers::checked_resources(&pipeline);
+        assert_eq!(resources.len(), 2);
+        let now = tokio::time::Instant::now();
+        let due = super::first_due(&resources, now);
+        assert_eq!(due.into_iter().collect::<Vec<_>>(), [("repo", now)]);
     }
 
     #[test]
