@@ -3,9 +3,11 @@
 //! build when it has a version the job's last build did not run with;
 //! `passed:` takes only versions that went through the upstream jobs).
 
-use c8s_pipeline_model::concourse::resource::{CHECK_MARKER, CHECK_SCRIPT, check_plan};
+use std::collections::BTreeMap;
+
+use c8s_pipeline_model::concourse::resource::{CHECK_MARKER, CHECK_SCRIPT, PUT_SCRIPT, check_plan};
 use c8s_pipeline_model::concourse::triggers::{
-    Build, History, KEEP_VERSIONS, check_response, checked_resources,
+    Build, History, KEEP_VERSIONS, check_response, checked_resources, may_start, put_response,
 };
 use c8s_pipeline_model::concourse::{ConcoursePipeline, parse_concourse_pipeline};
 use c8s_pipeline_model::{MemorySource, PlanIdentity, Vars};
@@ -104,7 +106,7 @@ fn passed_takes_the_newest_version_that_every_upstream_job_succeeded_with() {
     history.started(&build);
     // Started, not succeeded: deploy has nothing that passed.
     assert!(history.next_builds(&pipeline).is_empty());
-    history.succeeded(&build);
+    history.succeeded(&build, &BTreeMap::new());
     let builds = history.next_builds(&pipeline);
     assert_eq!(jobs(&builds), [("deploy", 1)]);
     assert_eq!(builds[0].versions["repo"], v("a"));
@@ -116,7 +118,7 @@ fn passed_takes_the_newest_version_that_every_upstream_job_succeeded_with() {
     history.started(&builds[0]);
     assert!(history.next_builds(&pipeline).is_empty());
     // A failed build of `b` passes nothing; a later success does.
-    history.succeeded(&builds[0]);
+    history.succeeded(&builds[0], &BTreeMap::new());
     let builds = history.next_builds(&pipeline);
     assert_eq!(jobs(&builds), [("deploy", 2)]);
     assert_eq!(builds[0].versions["repo"], v("b"));
@@ -354,7 +356,7 @@ fn a_version_pinned_by_hand_wins_and_a_job_triggered_by_hand_runs_with_what_reso
     assert!(history.build_of(&pipeline, job("deploy")).is_none());
     let mut passed = history.build_of(&pipeline, job("build")).expect("pinned");
     passed.versions.insert("repo".to_owned(), v("z"));
-    history.succeeded(&passed);
+    history.succeeded(&passed, &BTreeMap::new());
     assert_eq!(
         history
             .build_of(&pipeline, job("deploy"))
@@ -364,4 +366,249 @@ fn a_version_pinned_by_hand_wins_and_a_job_triggered_by_hand_runs_with_what_reso
     );
     // Pins are stored with the rest.
     assert_eq!(History::from_json(&history.to_json()).expect("read"), history);
+}
+
+/// A build job that puts an image and the jobs that get it: Concourse's
+/// "build, then deploy what was built" (<https://concourse-ci.org/jobs.html>).
+const PUTS: &str = r#"
+resources:
+- name: src
+  type: git
+  source: { uri: "https://example.com/app.git" }
+- name: image
+  type: registry-image
+  source: { repository: example/app }
+jobs:
+- name: build
+  plan:
+  - get: src
+    trigger: true
+  - put: image
+    params: { image: src/image.tar }
+- name: deploy
+  plan:
+  - get: image
+    trigger: true
+    passed: [build]
+- name: scan
+  plan:
+  - get: image
+    trigger: true
+"#;
+
+fn image(digest: &str) -> String {
+    format!("{{\"digest\":\"{digest}\"}}")
+}
+
+#[test]
+fn the_version_a_put_made_passes_on_to_the_jobs_after_it_and_is_a_new_version() {
+    let pipeline = pipeline(PUTS);
+    let mut history = History::default();
+    history.add_versions("src", vec![v("a")]);
+    let build = history.next_builds(&pipeline).remove(0);
+    assert_eq!(build.job, "build");
+    history.started(&build);
+    // The image was never checked: nothing gets it before the put made one.
+    assert!(history.next_builds(&pipeline).is_empty());
+    let outputs = BTreeMap::from([("image".to_owned(), image("sha256:1"))]);
+    history.succeeded(&build, &outputs);
+    assert_eq!(history.latest("image"), Some(image("sha256:1").as_str()));
+    let builds = history.next_builds(&pipeline);
+    assert_eq!(jobs(&builds), [("deploy", 1), ("scan", 1)]);
+    assert_eq!(builds[0].versions["image"], image("sha256:1"));
+    for build in &builds {
+        history.started(build);
+    }
+    // A check that finds a newer image nobody built: scan takes it, deploy
+    // only takes what went through build.
+    history.add_versions("image", vec![image("sha256:1"), image("sha256:2")]);
+    let builds = history.next_builds(&pipeline);
+    assert_eq!(jobs(&builds), [("scan", 2)]);
+    // A failed build passes on nothing it made.
+    history.add_versions("src", vec![v("b")]);
+    let failed = history.next_builds(&pipeline).remove(0);
+    history.started(&failed);
+    assert!(history.next_builds(&pipeline).iter().all(|b| b.job != "deploy"));
+    // Stored with the rest.
+    assert_eq!(History::from_json(&history.to_json()).expect("read"), history);
+}
+
+/// Two gets that name the same job in `passed:` take versions that went
+/// through one build of it, as Concourse's docs state for `passed`: "if
+/// multiple gets are configured with passed constraints, all of the
+/// mentioned jobs are correlated".
+#[test]
+fn gets_that_share_a_passed_job_take_versions_from_one_build_of_it() {
+    let text = r#"
+resources:
+- { name: repo, type: git, source: { uri: "https://example.com/app.git" } }
+- { name: tools, type: git, source: { uri: "https://example.com/tools.git" } }
+jobs:
+- name: build
+  plan:
+  - get: repo
+  - get: tools
+- name: test
+  plan:
+  - get: tools
+- name: ship
+  plan:
+  - get: repo
+    trigger: true
+    passed: [build]
+  - get: tools
+    passed: [build]
+"#;
+    let pipeline = pipeline(text);
+    let ship = pipeline.jobs.iter().find(|j| j.name == "ship").expect("ship");
+    let mut history = History::default();
+    history.add_versions("repo", vec![v("a"), v("b")]);
+    history.add_versions("tools", vec![v("t1"), v("t2")]);
+    let passed = |history: &mut History, job: &str, number: u64, versions: &[(&str, String)]| {
+        let build = Build {
+            job: job.to_owned(),
+            number,
+            versions: versions
+                .iter()
+                .map(|(r, v)| ((*r).to_owned(), v.clone()))
+                .collect(),
+        };
+        history.started(&build);
+        history.succeeded(&build, &BTreeMap::new());
+    };
+    // The newest of each went through build, but never together.
+    passed(&mut history, "build", 1, &[("repo", v("a")), ("tools", v("t2"))]);
+    passed(&mut history, "build", 2, &[("repo", v("b")), ("tools", v("t1"))]);
+    let build = history.build_of(&pipeline, ship).expect("resolves");
+    assert_eq!(build.versions["repo"], v("b"));
+    assert_eq!(build.versions["tools"], v("t1"), "tools from build 2, with b");
+
+    // Also through `test`, which only ever had t1... and build 2 had b with
+    // t2 this time: the newest repo has no build that fits, so the one
+    // before it is taken (the search goes back).
+    let text = text.replace(
+        "  - get: tools\n    passed: [build]",
+        "  - get: tools\n    passed: [build, test]",
+    );
+    let pipeline = self::pipeline(&text);
+    let ship = pipeline.jobs.iter().find(|j| j.name == "ship").expect("ship");
+    let mut history = History::default();
+    history.add_versions("repo", vec![v("a"), v("b")]);
+    history.add_versions("tools", vec![v("t1"), v("t2")]);
+    passed(&mut history, "build", 1, &[("repo", v("a")), ("tools", v("t1"))]);
+    passed(&mut history, "build", 2, &[("repo", v("b")), ("tools", v("t2"))]);
+    passed(&mut history, "test", 1, &[("tools", v("t1"))]);
+    let build = history.build_of(&pipeline, ship).expect("resolves");
+    assert_eq!(
+        (build.versions["repo"].as_str(), build.versions["tools"].as_str()),
+        (v("a").as_str(), v("t1").as_str())
+    );
+    // No build of `build` had t1 with b, and none of test has t2: with only
+    // build 2, nothing fits.
+    let mut history = History::default();
+    history.add_versions("repo", vec![v("a"), v("b")]);
+    history.add_versions("tools", vec![v("t1"), v("t2")]);
+    passed(&mut history, "build", 2, &[("repo", v("b")), ("tools", v("t2"))]);
+    passed(&mut history, "test", 1, &[("tools", v("t1"))]);
+    assert!(history.build_of(&pipeline, ship).is_none());
+}
+
+/// The put script as a shell runs it, with stand-ins for the resource's
+/// `out` and `in`: the response (however `out` broke it into lines) reads
+/// back after whatever `in` logged, and a failing `out` fails the step even
+/// with no implicit get after it.
+#[test]
+fn the_put_script_prints_its_response_last_and_fails_when_out_fails() {
+    let dir = std::env::temp_dir().join(format!("c8s-put-{}", std::process::id()));
+    let bin = dir.join("resource");
+    let workspace = dir.join("workspace");
+    std::fs::create_dir_all(&bin).expect("dir");
+    std::fs::create_dir_all(&workspace).expect("dir");
+    let write = |name: &str, text: &str| {
+        let path = bin.join(name);
+        std::fs::write(&path, text).expect("script");
+        std::process::Command::new("chmod")
+            .args(["+x", path.to_str().expect("path")])
+            .status()
+            .expect("chmod");
+    };
+    write(
+        "out",
+        "#!/bin/sh\ncat > /dev/null\necho 'pushing...' >&2\nprintf '{\\n  \"version\": {\"digest\": \"sha256:9\"},\\n  \"metadata\": []\\n}\\n'\n",
+    );
+    write(
+        "in",
+        "#!/bin/sh\ncat > \"$1/request\"\necho '{\"version\": {\"digest\": \"old\"}}'\n",
+    );
+    let run = |get: &str| {
+        let script = PUT_SCRIPT
+            .replace("/opt/resource", bin.to_str().expect("path"))
+            .replace("/workspace", workspace.to_str().expect("path"));
+        std::process::Command::new("sh")
+            .args(["-c", &script, "c8s-put", get])
+            .env("C8S_SOURCE", r#"{"repository":"example/app"}"#)
+            .env("C8S_PARAMS", "{}")
+            .env("C8S_GET_PARAMS", "{}")
+            .output()
+            .expect("sh runs")
+    };
+    for get in ["", ".c8s-get/image"] {
+        let out = run(get);
+        assert!(out.status.success(), "{out:?}");
+        let log = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&out.stdout)
+        );
+        assert_eq!(put_response(&log).expect("read"), image("sha256:9"), "{log}");
+    }
+    // The implicit get fetched the version out made.
+    let request = std::fs::read_to_string(workspace.join(".c8s-get/image/request")).expect("request");
+    assert!(
+        request.contains(r#""version":{"digest": "sha256:9"}"#),
+        "{request}"
+    );
+    // out fails: the step fails, with or without the get after it.
+    write("out", "#!/bin/sh\necho 'denied' >&2\nexit 4\n");
+    for get in ["", ".c8s-get/image"] {
+        let out = run(get);
+        assert_eq!(out.status.code(), Some(4), "{out:?}");
+        assert!(put_response(&String::from_utf8_lossy(&out.stdout)).is_err());
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    // A response cut short, or without a version, is not read.
+    assert!(put_response("c8s-put-response: {\"version\": {\"a\": \"1\"}}").is_err());
+    assert!(put_response("c8s-put-response: {\"metadata\": []}\nc8s-put-end\n").is_err());
+}
+
+/// How many builds may run at once, as <https://concourse-ci.org/jobs.html>
+/// states: `max_in_flight` builds of a job, `serial: true` one, and one
+/// build at a time across the jobs that share a `serial_groups` tag;
+/// without any of them (or with `max_in_flight: 0`), any number.
+#[test]
+fn builds_start_within_max_in_flight_serial_and_serial_groups() {
+    let text = r#"
+jobs:
+- { name: free, plan: [{ task: t, config: &task { platform: linux, image_resource: { type: registry-image, source: { repository: busybox } }, run: { path: "true" } } }] }
+- { name: zero, max_in_flight: 0, plan: [{ task: t, config: *task }] }
+- { name: serial, serial: true, plan: [{ task: t, config: *task }] }
+- { name: two, max_in_flight: 2, plan: [{ task: t, config: *task }] }
+- { name: a, serial_groups: [deploy], plan: [{ task: t, config: *task }] }
+- { name: b, serial_groups: [deploy, db], plan: [{ task: t, config: *task }] }
+- { name: c, serial_groups: [db], plan: [{ task: t, config: *task }] }
+"#;
+    let pipeline = pipeline(text);
+    let running = |jobs: &[&str]| jobs.iter().map(|j| (*j).to_owned()).collect::<Vec<_>>();
+    assert!(may_start(&pipeline, "free", &running(&["free", "free", "free"])));
+    assert!(may_start(&pipeline, "zero", &running(&["zero", "zero"])));
+    assert!(may_start(&pipeline, "serial", &running(&["free", "two"])));
+    assert!(!may_start(&pipeline, "serial", &running(&["serial"])));
+    assert!(may_start(&pipeline, "two", &running(&["two"])));
+    assert!(!may_start(&pipeline, "two", &running(&["two", "two"])));
+    // A group: one build across it; b shares a tag with both a and c.
+    assert!(!may_start(&pipeline, "a", &running(&["a"])));
+    assert!(!may_start(&pipeline, "b", &running(&["a"])));
+    assert!(!may_start(&pipeline, "b", &running(&["c"])));
+    assert!(may_start(&pipeline, "c", &running(&["a", "free", "serial"])));
+    assert!(!may_start(&pipeline, "nowhere", &running(&[])));
 }

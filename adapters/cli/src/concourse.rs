@@ -172,6 +172,8 @@ pub struct Lowered {
     /// The task files of deferred steps that a run reads from artifacts
     /// once the steps making them ran.
     pub fetch: Vec<FetchFile>,
+    /// The put steps, each with the resource it makes a version of.
+    pub puts: BTreeMap<String, String>,
 }
 
 /// Reads a pipeline with the options' vars.
@@ -231,6 +233,7 @@ pub fn lower(file: &str, text: &str, args: &ConcourseArgs, step_file: bool) -> R
             warnings,
             deferred: Vec::new(),
             fetch: Vec::new(),
+            puts: BTreeMap::new(),
         });
     }
     let pipeline = pipeline(file, text, args)?;
@@ -242,6 +245,7 @@ pub fn lower(file: &str, text: &str, args: &ConcourseArgs, step_file: bool) -> R
         warnings: pipeline.notes.clone(),
         deferred: Vec::new(),
         fetch: Vec::new(),
+        puts: BTreeMap::new(),
     };
     let lowered = jobs(file, &pipeline, args)?;
     // Concourse runs a job only with versions that went through every job
@@ -298,6 +302,9 @@ pub fn lower(file: &str, text: &str, args: &ConcourseArgs, step_file: bool) -> R
                 depends_on.extend(after_jobs.iter().cloned());
             }
             out.depends_on.insert(step.plan.identity.step.clone(), depends_on);
+            if let Some(resource) = step.puts {
+                out.puts.insert(step.plan.identity.step.clone(), resource);
+            }
             out.plans.push(step.plan);
         }
     }

@@ -126,6 +126,9 @@ pub struct LoadedPlans {
     /// The task files of deferred steps `c8s run` reads from artifacts once
     /// the steps making them ran.
     pub fetch: Vec<c8s_pipeline_model::concourse::FetchFile>,
+    /// A Concourse job's put steps, each with the resource it makes a
+    /// version of (by step name).
+    pub puts: BTreeMap<String, String>,
 }
 
 impl LoadedPlans {
@@ -141,6 +144,7 @@ impl LoadedPlans {
             warnings: Vec::new(),
             deferred: Vec::new(),
             fetch: Vec::new(),
+            puts: BTreeMap::new(),
         }
     }
 
@@ -196,6 +200,7 @@ pub fn load_plans_for(
                 warnings: Vec::new(),
                 deferred: Vec::new(),
                 fetch: Vec::new(),
+                puts: BTreeMap::new(),
             })
         }
         Kind::Task => {
@@ -217,6 +222,7 @@ pub fn load_plans_for(
                 warnings: lowered.warnings,
                 deferred: lowered.deferred,
                 fetch: lowered.fetch,
+                puts: lowered.puts,
             })
         }
         Kind::Sidecars => {

@@ -111,24 +111,28 @@ pub fn run(args: &RunArgs, report: fn(&str, &Errors) -> String) -> ExitCode {
     };
     runtime.block_on(async {
         match connect(args, prepared.durations.connect).await {
-            Ok(cluster) => prepared.run(&cluster, args, report).await,
+            Ok(cluster) => prepared.run(&cluster, args, report).await.0,
             Err(code) => code,
         }
     })
 }
 
 /// `c8s run` of `args` on `cluster` (connected already): what [`run`] does
-/// once connected. `c8s watch` runs each build it starts this way.
+/// once connected, and the versions its Concourse puts made (by resource,
+/// canonical JSON). `c8s watch` runs each build it starts this way.
 pub(crate) async fn run_on(
     cluster: &KubeCluster,
     args: &RunArgs,
     report: fn(&str, &Errors) -> String,
-) -> ExitCode {
+) -> (ExitCode, Outputs) {
     match Prepared::new(args, report) {
         Ok(prepared) => prepared.run(cluster, args, report).await,
-        Err(code) => code,
+        Err(code) => (code, Outputs::new()),
     }
 }
+
+/// The versions a run's Concourse puts made, by resource (canonical JSON).
+pub(crate) type Outputs = BTreeMap<String, String>;
 
 /// The cluster of the current kube context, in `args`' namespace when given.
 pub(crate) async fn connect(args: &RunArgs, timeout: Duration) -> Result<KubeCluster, ExitCode> {
@@ -178,23 +182,26 @@ impl Prepared {
         }
     }
 
-    /// Runs it on `cluster`: the parts that read task files first, then the rest.
+    /// Runs it on `cluster`: the parts that read task files first, then
+    /// the rest; the exit code and the versions its puts made.
     async fn run(
         self,
         cluster: &KubeCluster,
         args: &RunArgs,
         report: fn(&str, &Errors) -> String,
-    ) -> ExitCode {
+    ) -> (ExitCode, Outputs) {
         let run = Run {
             args,
             cluster,
             ctx: &self.ctx,
             durations: &self.durations,
+            outputs: Mutex::new(Outputs::new()),
         };
-        match run.fetch_task_files(self.loaded, report).await {
+        let code = match run.fetch_task_files(self.loaded, report).await {
             Ok((loaded, how)) => run.run_in_cluster(&loaded, how).await,
             Err(code) => code,
-        }
+        };
+        (code, run.outputs.into_inner().unwrap_or_default())
     }
 }
 
@@ -237,6 +244,8 @@ struct Run<'a> {
     cluster: &'a KubeCluster,
     ctx: &'a c8s_pod_builder::RunContext,
     durations: &'a Durations,
+    /// The versions the puts that ran made.
+    outputs: Mutex<Outputs>,
 }
 
 /// Why files were not read: the message, and the files whose readers found
@@ -275,7 +284,7 @@ impl Run<'_> {
             let part = crate::run_fetch::part(&loaded, &self.ctx.helper_image, &format!("{tag}{parts}"));
             let resume = self.args.resume || parts > 0;
             parts += 1;
-            let (status, files) = self.run_part(&part, resume).await?;
+            let (status, files) = self.run_part(&part, &loaded.puts, resume).await?;
             let files = match (status.state, files) {
                 (RunState::Succeeded, Ok(files)) => files,
                 // A step the files wait for failed or timed out: the rest of
@@ -358,6 +367,7 @@ impl Run<'_> {
     async fn run_part(
         &self,
         part: &crate::run_fetch::Part,
+        puts: &BTreeMap<String, String>,
         resume: bool,
     ) -> Result<(RunStatus, Result<BTreeMap<String, Vec<u8>>, Option<Unread>>), ExitCode> {
         let steps = steps(
@@ -408,6 +418,7 @@ impl Run<'_> {
             _ => Err(None),
         };
         print_failed_logs(&status, &masker, &logs);
+        self.record_puts(puts, &part.plans, &status, &logs, &masker);
         Ok((status, files))
     }
 
@@ -425,6 +436,50 @@ impl Run<'_> {
         };
         let options = run_options(self.args, &self.ctx.run_id, self.durations, total, masker, logs);
         Ok(options.archive(archive))
+    }
+
+    /// Keeps the version each succeeded put of `plans` made (`puts`: the
+    /// put steps and their resources), read from its masked log; a put
+    /// whose version cannot be read is said.
+    fn record_puts(
+        &self,
+        puts: &BTreeMap<String, String>,
+        plans: &[TaskPlan],
+        status: &RunStatus,
+        logs: &CollectedLogs,
+        masker: &Result<SecretMasker, String>,
+    ) {
+        let names = c8s_kube::object_names(plans, self.ctx);
+        let Ok(mut outputs) = self.outputs.lock() else {
+            return;
+        };
+        for (step, resource) in puts {
+            let Some(object) = names.get(step) else {
+                continue;
+            };
+            if !status
+                .step(object)
+                .is_some_and(|s| s.state == StepState::Succeeded)
+            {
+                continue;
+            }
+            let version = printed(logs, masker, object).and_then(|log| {
+                c8s_pipeline_model::concourse::triggers::put_response(&String::from_utf8_lossy(&log))
+            });
+            match version {
+                Ok(version) => {
+                    outputs.insert(resource.clone(), version);
+                }
+                // Seen in an earlier part of the run (followed, not run, here).
+                Err(_) if outputs.contains_key(resource) => {}
+                Err(why) => {
+                    let _ = writeln!(
+                        std::io::stderr(),
+                        "c8s: warning: the version put `{step}` made to `{resource}` is not known: {why}"
+                    );
+                }
+            }
+        }
     }
 
     /// Ends a run that stopped between its parts: its record is deleted,
@@ -510,6 +565,7 @@ impl Run<'_> {
             Err(e) => return fail(&e.to_string()),
         };
         print_failed_logs(&status, &masker, &logs);
+        self.record_puts(&loaded.puts, &loaded.plans, &status, &logs, &masker);
         for step in &status.steps {
             if let Some(error) = &step.log_archive_error {
                 let _ = writeln!(std::io::stderr(), "c8s: warning: {}: {error}", step.name);

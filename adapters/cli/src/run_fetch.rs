@@ -182,6 +182,7 @@ mod tests {
             warnings: Vec::new(),
             deferred: vec!["ci.yml:9:5: step `unit` deferred".to_owned()],
             fetch: vec![fetch],
+            puts: BTreeMap::new(),
         }
     }
 

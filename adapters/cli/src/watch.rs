@@ -12,8 +12,12 @@
 //! precondition: of two watchers that see the same new version, one write
 //! succeeds and one build starts. Builds then run exactly as `c8s run`
 //! runs a job (`--concourse-job`, the resolved `--version`s, the build
-//! number), one at a time; a succeeded build's versions are what the
-//! `passed:` of the jobs after it take.
+//! number), each as soon as its job's `max_in_flight`, `serial` and
+//! `serial_groups` allow (builds run in tasks of their own, beside the
+//! checks); a succeeded build's versions, those it got and
+//! those its puts made (each put prints its `out` response, marked, last in
+//! its log; `c8s run` reads it back), are what the `passed:` of the jobs
+//! after it take, and a put's version is a new version of its resource.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
@@ -24,9 +28,11 @@ use c8s_kube::KubeCluster;
 use c8s_pipeline_model::Errors;
 use c8s_pipeline_model::concourse::node::Report;
 use c8s_pipeline_model::concourse::resource::check_plan;
-use c8s_pipeline_model::concourse::triggers::{Build, History, check_response, checked_resources};
+use c8s_pipeline_model::concourse::triggers::{Build, History, check_response, checked_resources, may_start};
 use c8s_pipeline_model::concourse::{ConcoursePipeline, Resource};
 use clap::Args;
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Api;
 use kube::api::PostParams;
@@ -211,40 +217,88 @@ struct Watcher<'a> {
     pipeline: &'a ConcoursePipeline,
 }
 
+/// A build that runs now: its job's name, and what it ends with.
+type Running = tokio::task::JoinHandle<(Build, Option<crate::run::Outputs>)>;
+
 impl Watcher<'_> {
-    /// Checks what is due and starts what that triggers, until `--once` is
-    /// done or Ctrl-C.
+    /// Checks what is due and starts what that triggers, each build as soon
+    /// as its job's limits allow (`max_in_flight`, `serial`,
+    /// `serial_groups`: [`may_start`]), until `--once` is done or Ctrl-C;
+    /// then waits for the builds running (cancelled by Ctrl-C) to end.
     async fn watch(&self) -> Result<(), String> {
         let resources = checked_resources(self.pipeline);
         let mut by_hand = self.args.trigger.clone();
         let mut due = first_due(&resources, Instant::now());
+        let mut running: FuturesUnordered<Running> = FuturesUnordered::new();
+        let mut in_flight: Vec<String> = Vec::new();
+        // Never a job twice with the same inputs while builds run, so a
+        // busy spell (and a `--once` round) always ends.
+        let mut started = BTreeSet::new();
         loop {
-            for resource in &resources {
-                if self.is_stopped() {
+            if !self.is_stopped() {
+                self.check_due(&resources, &mut due).await?;
+                if self.args.once {
+                    // One round: every resource is checked once.
+                    due.clear();
+                }
+                let mut waiting = Vec::new();
+                for job in std::mem::take(&mut by_hand) {
+                    match self.trigger(&job, &in_flight).await? {
+                        Triggered::Started(build) => running.push(self.spawn(build, &mut in_flight)),
+                        Triggered::Waits => waiting.push(job),
+                        Triggered::NoInputs => {}
+                    }
+                }
+                by_hand = waiting;
+                while let Some(build) = self.claim(&in_flight, &mut started).await? {
+                    started.insert((build.job.clone(), build.versions.clone()));
+                    running.push(self.spawn(build, &mut in_flight));
+                }
+            }
+            if running.is_empty() {
+                started.clear();
+                if self.args.once || self.is_stopped() {
                     return Ok(());
                 }
-                let (Some(every), Some(at)) = (resource.check_every, due.get(resource.name.as_str())) else {
-                    continue;
-                };
-                if *at <= Instant::now() {
-                    self.check(resource).await?;
-                    due.insert(&resource.name, Instant::now() + Duration::from_secs(every));
-                }
-            }
-            for job in std::mem::take(&mut by_hand) {
-                self.trigger(&job).await?;
-            }
-            self.start_builds().await?;
-            if self.args.once || self.is_stopped() {
-                return Ok(());
             }
             let next = due.values().min().copied();
             let mut stopped = self.stopped.clone();
+            let stopping = self.is_stopped();
             tokio::select! {
-                () = sleep_until(next) => {}
-                _ = stopped.wait_for(|stop| *stop) => return Ok(()),
+                () = sleep_until(next), if !stopping => {}
+                _ = stopped.wait_for(|stop| *stop), if !stopping => {}
+                Some(ended) = running.next(), if !running.is_empty() => {
+                    let (build, outputs) = ended.map_err(|e| format!("a build's task ended: {e}"))?;
+                    if let Some(at) = in_flight.iter().position(|job| *job == build.job) {
+                        in_flight.remove(at);
+                    }
+                    if let Some(outputs) = outputs {
+                        self.store.update(|history| history.succeeded(&build, &outputs)).await?;
+                    }
+                }
             }
         }
+    }
+
+    /// Checks each resource whose time has come.
+    async fn check_due<'r>(
+        &self,
+        resources: &[&'r Resource],
+        due: &mut BTreeMap<&'r str, Instant>,
+    ) -> Result<(), String> {
+        for resource in resources {
+            if self.is_stopped() {
+                return Ok(());
+            }
+            let (Some(every), Some(at)) = (resource.check_every, due.get(resource.name.as_str())) else {
+                continue;
+            };
+            if *at <= Instant::now() {
+                self.check(resource).await?;
+                due.insert(&resource.name, Instant::now() + Duration::from_secs(every));
+            }
+        }
+        Ok(())
     }
 
     /// Checks `resource` from the newest version known, and keeps what it
@@ -281,44 +335,42 @@ impl Watcher<'_> {
         Ok(())
     }
 
-    /// Starts the builds the versions known trigger, one at a time, until
-    /// none is left (a build's success may trigger the jobs after it; with
-    /// `version: every`, each version has its build); never a job twice with
-    /// the same inputs in one round, so a round always ends.
-    async fn start_builds(&self) -> Result<(), String> {
-        let mut started: BTreeSet<(String, BTreeMap<String, String>)> = BTreeSet::new();
-        while !self.is_stopped() {
-            let claimed = self
-                .store
-                .update(|history| {
-                    let build = history
-                        .next_builds(self.pipeline)
-                        .into_iter()
-                        .find(|b| !started.contains(&(b.job.clone(), b.versions.clone())));
-                    if let Some(build) = &build {
-                        history.started(build);
-                    }
-                    build
-                })
-                .await?;
-            let Some(build) = claimed else {
-                return Ok(());
-            };
-            started.insert((build.job.clone(), build.versions.clone()));
-            self.run_and_record(&build).await?;
-        }
-        Ok(())
+    /// Claims the next build the versions known trigger whose job may
+    /// start now beside the builds `in_flight` (by job), and that did not
+    /// start with the same inputs since the watcher was last idle.
+    async fn claim(
+        &self,
+        in_flight: &[String],
+        started: &mut BTreeSet<(String, BTreeMap<String, String>)>,
+    ) -> Result<Option<Build>, String> {
+        let started = &*started;
+        self.store
+            .update(|history| {
+                let build = history.next_builds(self.pipeline).into_iter().find(|b| {
+                    !started.contains(&(b.job.clone(), b.versions.clone()))
+                        && may_start(self.pipeline, &b.job, in_flight)
+                });
+                if let Some(build) = &build {
+                    history.started(build);
+                }
+                build
+            })
+            .await
     }
 
     fn is_stopped(&self) -> bool {
         *self.stopped.borrow()
     }
 
-    /// Starts a build of `job` by hand, whether or not a version is new.
-    async fn trigger(&self, job: &str) -> Result<(), String> {
+    /// Starts a build of `job` by hand, whether or not a version is new,
+    /// once its limits allow.
+    async fn trigger(&self, job: &str, in_flight: &[String]) -> Result<Triggered, String> {
         let Some(job) = self.pipeline.jobs.iter().find(|j| j.name == job) else {
-            return Ok(());
+            return Ok(Triggered::NoInputs);
         };
+        if !may_start(self.pipeline, &job.name, in_flight) {
+            return Ok(Triggered::Waits);
+        }
         let claimed = self
             .store
             .update(|history| {
@@ -330,19 +382,21 @@ impl Watcher<'_> {
             })
             .await?;
         match claimed {
-            Some(build) => self.run_and_record(&build).await,
+            Some(build) => Ok(Triggered::Started(build)),
             None => {
                 say(&format!(
                     "warning: job `{}`: an input has no version yet",
                     job.name
                 ));
-                Ok(())
+                Ok(Triggered::NoInputs)
             }
         }
     }
 
-    /// Runs `build` and, if it succeeded, records it for `passed:`.
-    async fn run_and_record(&self, build: &Build) -> Result<(), String> {
+    /// Runs `build` beside the others, as `c8s run` runs a job (its own
+    /// task: a build's run is never held up by a check or another build);
+    /// it ends with the versions its puts made if it succeeded.
+    fn spawn(&self, build: Build, in_flight: &mut Vec<String>) -> Running {
         let versions: Vec<String> = build.versions.iter().map(|(r, v)| format!("{r} {v}")).collect();
         say(&format!(
             "job `{}` build {}: {}",
@@ -350,20 +404,27 @@ impl Watcher<'_> {
             build.number,
             versions.join(", ")
         ));
-        if self.run_build(build).await {
-            self.store.update(|history| history.succeeded(build)).await?;
-        }
-        Ok(())
-    }
-
-    /// Runs `build` as `c8s run` runs a job; whether it succeeded.
-    async fn run_build(&self, build: &Build) -> bool {
+        in_flight.push(build.job.clone());
         let mut args = self.args.run.clone();
         args.render.build = build.number;
         args.render.concourse.concourse_job = Some(build.job.clone());
         args.render.concourse.versions = build.versions.iter().map(|(r, v)| format!("{r}={v}")).collect();
-        crate::run::run_on(self.cluster, &args, self.report).await == ExitCode::SUCCESS
+        let (cluster, report) = (self.cluster.clone(), self.report);
+        tokio::spawn(async move {
+            let (code, outputs) = crate::run::run_on(&cluster, &args, report).await;
+            (build, (code == ExitCode::SUCCESS).then_some(outputs))
+        })
     }
+}
+
+/// What a build by hand came to.
+enum Triggered {
+    /// It runs.
+    Started(Build),
+    /// Its job's limits hold it back for now.
+    Waits,
+    /// A job the pipeline lacks, or an input with no version yet.
+    NoInputs,
 }
 
 /// When each resource is first checked: now, but never a resource checked

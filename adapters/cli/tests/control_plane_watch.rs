@@ -553,3 +553,198 @@ async fn a_pinned_version_triggers_and_a_job_triggered_by_hand_runs_with_what_pa
     assert_eq!(refused.status.code(), Some(1));
     assert!(common::text(&refused.stderr).contains("--trigger nope: the pipeline has no job `nope`"));
 }
+
+/// A build job that puts an image and a deploy job that gets it `passed:`
+/// the build: the image is never checked (`check_every: never`), so the
+/// only way deploy gets a version is through the put.
+const PUTS: &str = "\
+resources:
+- name: src
+  type: git
+  source: { uri: https://github.com/example/app.git }
+- name: image
+  type: registry-image
+  check_every: never
+  source: { repository: example/app }
+jobs:
+- name: build
+  plan:
+  - get: src
+    trigger: true
+  - put: image
+    params: { image: src/image.tar }
+- name: deploy
+  plan:
+  - get: image
+    trigger: true
+    passed: [build]
+";
+
+/// The version a put makes passes on: `c8s run` reads it from the put's
+/// log, the watcher records it as the build's output and a new version of
+/// the resource, and the job after it (`passed: [build]`) is triggered
+/// with it, once.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs control plane"]
+async fn the_version_a_put_made_triggers_the_job_after_it_with_that_version() {
+    let client = cluster::client().await;
+    let script = r#"containers:
+  - pod: -check-src-
+    container: main
+    logs:
+      - "c8s-versions: [{\"ref\": \"aaa\"}]"
+  - pod: -build-image-b1-
+    container: main
+    logs:
+      - "pushing example/app"
+      - "c8s-put-response: {"
+      - "  \"version\": {\"digest\": \"sha256:1\"},"
+      - "  \"metadata\": [{\"name\": \"tag\", \"value\": \"latest\"}]"
+      - "}"
+      - "c8s-put-end"
+  - container: main
+    runSeconds: 0.2
+"#;
+    let ns = watch_namespace(&client, "watch-put", script).await;
+    let file = common::temp_file(&format!("{}.yml", cluster::unique_name("puts")), PUTS);
+    let seen = collect_pods(&client, &ns);
+    let out = succeeded(watch_once(&file, &ns).wait_with_output().expect("c8s exits"));
+    settle().await;
+    let digest = r#"{"digest":"sha256:1"}"#;
+    assert_eq!(named(&seen, "-build-src-b1-"), [v("aaa")], "{out}");
+    assert_eq!(named(&seen, "-build-image-b1-").len(), 1, "{out}");
+    assert_eq!(named(&seen, "-deploy-image-b1-"), [digest], "{out}");
+    assert!(named(&seen, "-check-image-").is_empty(), "never checked: {out}");
+    let history = history(&client, &ns).await;
+    assert_eq!(
+        history["resources"]["image"],
+        serde_json::json!([digest]),
+        "{history}"
+    );
+    assert_eq!(
+        history["jobs"]["build"]["succeeded"][0]["outputs"]["image"], digest,
+        "{history}"
+    );
+    // Once: another round starts nothing.
+    let out = succeeded(watch_once(&file, &ns).wait_with_output().expect("c8s exits"));
+    settle().await;
+    assert_eq!(named(&seen, "-b2-").len(), 0, "{out}");
+}
+
+/// Two jobs a version triggers, and a `serial` job with `version: every`.
+const LIMITS: &str = "\
+resources:
+- name: repo
+  type: git
+  source: { uri: https://github.com/example/app.git }
+jobs:
+- name: unit
+  plan:
+  - get: repo
+    trigger: true
+  - task: test
+    config: &task { platform: linux, image_resource: { type: registry-image, source: { repository: alpine } }, inputs: [{ name: repo }], run: { path: 'true' } }
+- name: lint
+  plan:
+  - get: repo
+    trigger: true
+  - task: test
+    config: *task
+- name: deploy
+  serial: true
+  plan:
+  - get: repo
+    trigger: true
+    version: every
+  - task: test
+    config: *task
+";
+
+/// When each pod's `main` ran, by pod name: (startedAt, finishedAt) as the
+/// nodes wrote them (RFC 3339).
+type Spans = Arc<Mutex<BTreeMap<String, (String, String)>>>;
+
+fn collect_spans(client: &kube::Client, ns: &str) -> Spans {
+    let spans: Spans = Arc::default();
+    let api = Api::<Pod>::namespaced(client.clone(), ns);
+    let into = Arc::clone(&spans);
+    tokio::spawn(async move {
+        let mut events = watcher(api, watcher::Config::default()).boxed();
+        while let Some(event) = events.next().await {
+            let (Ok(watcher::Event::Apply(pod)) | Ok(watcher::Event::InitApply(pod))) = event else {
+                continue;
+            };
+            let terminated = pod
+                .status
+                .iter()
+                .flat_map(|s| s.container_statuses.iter().flatten())
+                .find(|c| c.name == "main")
+                .and_then(|c| c.state.as_ref()?.terminated.clone());
+            if let Some(t) = terminated {
+                let time = |t: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>| {
+                    t.map(|t| t.0.to_string()).unwrap_or_default()
+                };
+                let name = pod.metadata.name.unwrap_or_default();
+                into.lock()
+                    .expect("spans")
+                    .insert(name, (time(t.started_at), time(t.finished_at)));
+            }
+        }
+    });
+    spans
+}
+
+/// The one span of a pod whose name has `infix`.
+fn span(
+    spans: &Spans,
+    infix: &str,
+    out: &str,
+) -> (k8s_openapi::jiff::Timestamp, k8s_openapi::jiff::Timestamp) {
+    let spans = spans.lock().expect("spans");
+    let found: Vec<_> = spans.iter().filter(|(name, _)| name.contains(infix)).collect();
+    assert_eq!(found.len(), 1, "{infix}: {found:?}\n{out}");
+    let (start, end) = found[0].1;
+    let parse = |t: &str| t.parse().unwrap_or_else(|e| panic!("{t}: {e}"));
+    (parse(start), parse(end))
+}
+
+/// Builds of different jobs run at once, as Concourse runs them (no job
+/// waits for another it does not name in `passed:`); a `serial` job's
+/// builds run one after the other.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs control plane"]
+async fn jobs_triggered_together_run_at_once_and_a_serial_jobs_builds_one_at_a_time() {
+    let client = cluster::client().await;
+    let script = r#"containers:
+  - pod: -check-repo-
+    container: main
+    logs:
+      - "c8s-versions: [{\"ref\": \"aaa\"}, {\"ref\": \"bbb\"}]"
+  - pod: -test-
+    container: main
+    runSeconds: 3
+  - container: main
+    runSeconds: 0.2
+"#;
+    let ns = watch_namespace(&client, "watch-limits", script).await;
+    let file = common::temp_file(&format!("{}.yml", cluster::unique_name("limits")), LIMITS);
+    let spans = collect_spans(&client, &ns);
+    let out = succeeded(watch_once(&file, &ns).wait_with_output().expect("c8s exits"));
+    settle().await;
+    let (unit, lint) = (
+        span(&spans, "-unit-test-b1-", &out),
+        span(&spans, "-lint-test-b1-", &out),
+    );
+    let (first, second) = (
+        span(&spans, "-deploy-test-b1-", &out),
+        span(&spans, "-deploy-test-b2-", &out),
+    );
+    assert!(
+        unit.0 < lint.1 && lint.0 < unit.1 && first.0 < unit.1,
+        "unit {unit:?}, lint {lint:?} and deploy {first:?} ran at once\n{out}"
+    );
+    assert!(
+        second.0 >= first.1,
+        "deploy is serial: build 2 {second:?} after build 1 {first:?}\n{out}"
+    );
+}

@@ -12,6 +12,43 @@ use k8s_openapi::api::core::v1::Pod;
 use kubelet::fixtures::origin;
 use kubelet::{Kubelet, Phase, job_pod};
 
+/// A resource type's image for the runtime check: busybox, with `scripts`
+/// (name, text) at `/opt/resource` (from `dir/opt-resource`, a fresh
+/// `dir` with `artifacts` and `seen` beside it, all writable by the
+/// container's UID 1000).
+fn resource_image(dir: &std::path::Path, scripts: &[(&str, String)]) -> kubelet::images::Image {
+    let _ = std::fs::remove_dir_all(dir);
+    let resource = dir.join("opt-resource");
+    for sub in [&resource, &dir.join("artifacts"), &dir.join("seen")] {
+        std::fs::create_dir_all(sub).expect("dir");
+    }
+    std::fs::write(dir.join("request"), "").expect("request");
+    for (name, text) in scripts {
+        std::fs::write(resource.join(name), text).expect("script");
+    }
+    let chmod = |args: &[&str], path: &std::path::Path| {
+        let status = std::process::Command::new("chmod")
+            .args(args)
+            .arg(path)
+            .status()
+            .expect("chmod");
+        assert!(status.success());
+    };
+    chmod(&["-R", "a+rwX"], dir);
+    for (name, _) in scripts {
+        chmod(&["a+rx"], &resource.join(name));
+    }
+    kubelet::images::Image {
+        path: vec![kubelet::images::busybox_bin()],
+        files: vec![kubelet::volumes::Mount {
+            source: resource,
+            destination: "/opt/resource".to_owned(),
+            read_only: true,
+        }],
+        ..kubelet::images::Image::default()
+    }
+}
+
 /// A Concourse task with an output and a Redis service, written for the test.
 const TASK: &str = r#"platform: linux
 image_resource: { type: registry-image, source: { repository: golang, tag: "1.23" } }
@@ -332,39 +369,12 @@ jobs:
 
     // The resource type's image: its check records stdin and answers.
     let dir = kubelet::scratch_root().join(format!("cli-check-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let resource = dir.join("opt-resource");
-    std::fs::create_dir_all(&resource).expect("dir");
     let request = dir.join("request");
-    std::fs::write(&request, "").expect("request");
-    std::fs::write(
-        resource.join("check"),
-        format!(
-            "#!/bin/sh\ncat > {}\necho 'Cloning into /tmp/git-resource-repo-cache...' >&2\nprintf '[\\n  {{\"ref\": \"aaa\"}},\\n  {{\"ref\": \"bbb\"}}\\n]\\n'\n",
-            request.display()
-        ),
-    )
-    .expect("check");
-    // The container runs as UID 1000: it writes the request, runs the check.
-    std::process::Command::new("chmod")
-        .args(["-R", "a+rwX"])
-        .arg(&dir)
-        .status()
-        .expect("chmod");
-    std::process::Command::new("chmod")
-        .arg("a+rx")
-        .arg(resource.join("check"))
-        .status()
-        .expect("chmod");
-    let image = kubelet::images::Image {
-        path: vec![kubelet::images::busybox_bin()],
-        files: vec![kubelet::volumes::Mount {
-            source: resource,
-            destination: "/opt/resource".to_owned(),
-            read_only: true,
-        }],
-        ..kubelet::images::Image::default()
-    };
+    let check = format!(
+        "#!/bin/sh\ncat > {}\necho 'Cloning into /tmp/git-resource-repo-cache...' >&2\nprintf '[\\n  {{\"ref\": \"aaa\"}},\\n  {{\"ref\": \"bbb\"}}\\n]\\n'\n",
+        request.display()
+    );
+    let image = resource_image(&dir, &[("check", check)]);
     let secret = &needs[0];
     let source = r#"{"uri":"https://example.com/app.git","private_key":"s3cr3t"}"#;
     let kubelet =
@@ -382,6 +392,85 @@ jobs:
     assert_eq!(
         std::fs::read_to_string(&request).expect("request"),
         format!(r#"{{"source":{source},"version":{{"ref":"aaa"}}}}"#)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A job whose task builds an image tarball and whose put pushes it (to a
+/// registry-image resource), as `c8s render` renders it.
+const PUT_JOB: &str = r#"resources:
+- name: image
+  type: registry-image
+  source: { repository: example/app }
+jobs:
+- name: build
+  plan:
+  - task: build
+    config:
+      platform: linux
+      image_resource: { type: registry-image, source: { repository: busybox } }
+      outputs: [{ name: built }]
+      run: { path: sh, args: ["-ec", "echo layers > built/image.tar"] }
+  - put: image
+    params: { image: built/image.tar }
+"#;
+
+/// The put pod as rendered runs under kubelet rules: the resource type's
+/// `out` (a stand-in at /opt/resource) sees the artifact the task made,
+/// the implicit get's `in` is given the version `out` answered, and the
+/// response (which `out` broke into lines) reads back from `main`'s log
+/// after what `in` logged: the version c8s watch passes on.
+#[test]
+#[ignore = "needs root and the runtime check's host tools (scripts/install-tools.sh)"]
+fn the_put_pod_pushes_what_the_task_made_and_its_version_reads_back_from_its_log() {
+    use c8s_pipeline_model::concourse::triggers::put_response;
+
+    let file = task_file("put.yml", PUT_JOB);
+    let pods = render(&[file.to_str().expect("utf-8 path")]);
+    assert_eq!(pods.len(), 2, "the task and the put");
+    let put = &pods[1];
+    let image_name = put
+        .spec
+        .iter()
+        .flat_map(|s| &s.containers)
+        .find(|c| c.name == "main")
+        .and_then(|c| c.image.clone())
+        .expect("main's image");
+
+    let dir = kubelet::scratch_root().join(format!("cli-put-{}", std::process::id()));
+    let (artifacts, seen) = (dir.join("artifacts"), dir.join("seen"));
+    let out = format!(
+        "#!/bin/sh\ncat > {seen}/out-request\ncp \"$1/built/image.tar\" {seen}/pushed\necho 'pushing example/app' >&2\nprintf '{{\\n  \"version\": {{\"digest\": \"sha256:9\"}},\\n  \"metadata\": []\\n}}\\n'\n",
+        seen = seen.display()
+    );
+    let fetch = format!(
+        "#!/bin/sh\ncat > {seen}/in-request\necho 'fetching' >&2\necho '{{\"version\": {{\"digest\": \"sha256:9\"}}}}'\n",
+        seen = seen.display()
+    );
+    let image = resource_image(&dir, &[("out", out), ("in", fetch)]);
+    let kubelet = Kubelet::default()
+        .claim("c8s-artifacts", artifacts)
+        .image(&image_name, image);
+    let built = kubelet.run(&pods[0]);
+    assert_eq!(built.phase, Phase::Succeeded, "{}", built.logs());
+    let run = kubelet.run(put);
+    assert_eq!(run.phase, Phase::Succeeded, "{}", run.logs());
+    let log = &run.container("main").log;
+    assert_eq!(
+        put_response(log).expect("the response"),
+        r#"{"digest":"sha256:9"}"#,
+        "{log}"
+    );
+    let read = |name: &str| std::fs::read_to_string(seen.join(name)).unwrap_or_default();
+    assert_eq!(read("pushed"), "layers\n");
+    assert_eq!(
+        read("out-request"),
+        r#"{"source":{"repository":"example/app"},"params":{"image":"built/image.tar"}}"#
+    );
+    assert!(
+        read("in-request").contains(r#""version":{"digest": "sha256:9"}"#),
+        "{}",
+        read("in-request")
     );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -51,6 +51,9 @@ pub struct JobStep {
     pub when: When,
     /// Its failure does not fail the build (inside `try`).
     pub allow_failure: bool,
+    /// For a put, the resource it makes a version of.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub puts: Option<String>,
 }
 
 /// A job lowered to pods.
@@ -357,12 +360,17 @@ impl Lowering<'_> {
             _ => match self.pod(step, report) {
                 Some((plan, kind)) => {
                     let id = plan.identity.step.clone();
+                    let puts = match &step.kind {
+                        StepKind::Put { resource, .. } => Some(resource.clone()),
+                        _ => None,
+                    };
                     self.out.steps.push(JobStep {
                         plan,
                         kind,
                         depends_on: after,
                         when,
                         allow_failure: soft,
+                        puts,
                     });
                     (vec![id.clone()], Node::Leaf(id))
                 }

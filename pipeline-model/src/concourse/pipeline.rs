@@ -68,6 +68,9 @@ pub struct Job {
     pub name: String,
     /// `serial`/`serial_groups`/`max_in_flight`: how many builds may run at once (None: any).
     pub max_in_flight: Option<u64>,
+    /// `serial_groups`: the builds of every job in one of these groups run
+    /// one at a time across the group.
+    pub serial_groups: Vec<String>,
     /// The build plan.
     pub plan: Vec<Step>,
     /// Job-level hooks, by kind (`on_success`, `on_failure`, `on_error`, `on_abort`, `ensure`).
@@ -359,7 +362,8 @@ fn read_job(
         report.error(node.at, &f.at("plan"), "`plan` is required");
     }
     let plan = read_plan(f.list("plan", report), &f.at("plan"), text, vars, reader, report);
-    let serial = f.flag("serial", report) || !f.strings("serial_groups", report).is_empty();
+    let serial_groups = f.strings("serial_groups", report);
+    let serial = f.flag("serial", report) || !serial_groups.is_empty();
     let max_in_flight = if serial {
         Some(1)
     } else {
@@ -384,6 +388,7 @@ fn read_job(
     Some(Job {
         name,
         max_in_flight,
+        serial_groups,
         plan,
         hooks,
         at: node.at,

@@ -26,15 +26,24 @@ echo "c8s: fetching $1 at $version" >&2
 printf '{"source":%s,"version":%s,"params":%s}' "$C8S_SOURCE" "$version" "$C8S_PARAMS" | /opt/resource/in "$dir"
 "#;
 
-/// `put`: `out` from the workspace, then (when `$1` is set) `in` of the version it made.
-pub const PUT_SCRIPT: &str = r#"response="$(printf '{"source":%s,"params":%s}' "$C8S_SOURCE" "$C8S_PARAMS" | /opt/resource/out /workspace)"
-echo "$response"
+/// `put`: `out` from the workspace, then (when `$1` is set) `in` of the
+/// version it made; last, the response between [`PUT_MARKER`] and
+/// [`PUT_END`] (`in` logs too, so the response is marked and printed last).
+/// A failing `out` or `in` fails the pod.
+pub const PUT_SCRIPT: &str = r#"response="$(printf '{"source":%s,"params":%s}' "$C8S_SOURCE" "$C8S_PARAMS" | /opt/resource/out /workspace)" || exit $?
 if [ -n "$1" ]; then
   rest="${response#*\"version\"}"; rest="${rest#*\{}"; version="{${rest%%\}*}}"
   mkdir -p "/workspace/$1"
-  printf '{"source":%s,"version":%s,"params":%s}' "$C8S_SOURCE" "$version" "$C8S_GET_PARAMS" | /opt/resource/in "/workspace/$1"
+  printf '{"source":%s,"version":%s,"params":%s}' "$C8S_SOURCE" "$version" "$C8S_GET_PARAMS" | /opt/resource/in "/workspace/$1" >&2 || exit $?
 fi
+printf '\nc8s-put-response: %s\nc8s-put-end\n' "$response"
 "#;
+
+/// What precedes a put's response in its log.
+pub const PUT_MARKER: &str = "c8s-put-response: ";
+
+/// The line that follows a put's response in its log.
+pub const PUT_END: &str = "c8s-put-end";
 
 /// `check`: ask for the versions from `$C8S_VERSION` on (`null`: the
 /// newest), then print the response after [`CHECK_MARKER`] (the check's own

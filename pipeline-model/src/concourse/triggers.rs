@@ -15,8 +15,8 @@
 //!   <https://concourse-ci.org/resource-versions.html>), else its own
 //!   pinned `version:`, else the resource's pinned `version:` (a pinned
 //!   version is the only candidate, and `passed:` still has to hold), else,
-//!   with `passed: [jobs]`, the newest version of the resource that a
-//!   succeeded build of *every* listed job ran with, else the resource's
+//!   with `passed: [jobs]`, the newest version of the resource that went
+//!   through a succeeded build of *every* listed job, else the resource's
 //!   newest version. With `version: every`, it is instead the oldest such
 //!   version after the one the job's last build ran with (the oldest known
 //!   when none), so each version gets a build, in order. A job whose inputs
@@ -24,12 +24,16 @@
 //! - A build is started when a get with `trigger: true` resolves to a
 //!   version other than the one the job's last build ran with; a job with no
 //!   triggering get is only run by hand.
-//! - A succeeded build's inputs are what its downstream jobs' `passed:`
-//!   look for.
-//!
-//! What c8s does not do (yet): the versions a
-//! `put` makes do not pass on (`passed:` sees only a build's gets); gets
-//! that share a `passed:` job are not correlated to the *same* build of it.
+//! - A succeeded build's inputs and the versions its `put`s made (its
+//!   outputs) are what its downstream jobs' `passed:` look for; a put's
+//!   version is also a new version of its resource (Concourse saves it as
+//!   one, so it triggers the jobs that get that resource).
+//! - Gets that name the same job in `passed:` take versions that went
+//!   through the *same* build of it (Concourse's input algorithm,
+//!   `atc/db/algorithm`, <https://concourse-ci.org/get-step.html#schema.get.passed>:
+//!   "if multiple `get`s are configured with `passed` constraints, all of
+//!   the mentioned jobs are correlated"): the newest versions, in plan
+//!   order, for which such builds exist.
 
 use std::collections::BTreeMap;
 
@@ -69,9 +73,31 @@ pub struct JobHistory {
     /// The versions (by resource) the last started build ran with.
     #[serde(default)]
     pub last: BTreeMap<String, String>,
-    /// The versions (by resource) of its succeeded builds, oldest first.
+    /// Its succeeded builds, oldest first.
     #[serde(default)]
-    pub succeeded: Vec<BTreeMap<String, String>>,
+    pub succeeded: Vec<Passed>,
+}
+
+/// A succeeded build: the versions that went through it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Passed {
+    /// The build's number.
+    pub build: u64,
+    /// The version of each resource it got.
+    #[serde(default)]
+    pub inputs: BTreeMap<String, String>,
+    /// The version of each resource its puts made.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub outputs: BTreeMap<String, String>,
+}
+
+impl Passed {
+    /// Whether `version` of `resource` went through this build (got or put).
+    pub fn has(&self, resource: &str, version: &str) -> bool {
+        self.inputs.get(resource).is_some_and(|v| v == version)
+            || self.outputs.get(resource).is_some_and(|v| v == version)
+    }
 }
 
 /// A build to start: the job, its number, and the version of each resource
@@ -114,6 +140,28 @@ pub fn check_response(log: &str) -> Result<Vec<String>, String> {
             )),
         })
         .collect()
+}
+
+/// The version a put made, from its log: the `out` response printed
+/// between the last [`super::resource::PUT_MARKER`] and the
+/// [`super::resource::PUT_END`] line after it (`{"version": {...}, ...}`,
+/// on as many lines as `out` broke it into), its version canonical.
+pub fn put_response(log: &str) -> Result<String, String> {
+    use super::resource::{PUT_END, PUT_MARKER};
+    let at = log
+        .rfind(PUT_MARKER)
+        .ok_or_else(|| "the put printed no response".to_owned())?;
+    let rest = &log[at + PUT_MARKER.len()..];
+    let end = rest
+        .find(&format!("\n{PUT_END}"))
+        .ok_or_else(|| "the put's response is cut short".to_owned())?;
+    let text = &rest[..end];
+    let response: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| format!("the put's response is not JSON: {e}"))?;
+    match response.get("version") {
+        Some(version @ serde_json::Value::Object(_)) => Ok(version.to_string()),
+        _ => Err("the put's response has no version (a JSON object)".to_owned()),
+    }
 }
 
 impl History {
@@ -177,13 +225,18 @@ impl History {
     /// the job's last build did not run with.
     fn inputs(&self, pipeline: &ConcoursePipeline, job: &Job) -> Option<(Build, bool)> {
         let history = self.jobs.get(&job.name);
+        let last = |get: &Get| history.and_then(|h| h.last.get(&get.resource));
+        let gets = gets(job);
+        let candidates = gets
+            .iter()
+            .map(|get| self.candidates(pipeline, get, last(get)))
+            .collect::<Option<Vec<_>>>()?;
+        let chosen = self.correlate(&gets, &candidates)?;
         let mut versions = BTreeMap::new();
         let mut triggered = false;
-        for get in gets(job) {
-            let last = history.and_then(|h| h.last.get(&get.resource));
-            let version = self.resolve(pipeline, &get, last)?;
-            triggered |= get.trigger && last != Some(&version);
-            versions.insert(get.resource, version);
+        for (get, version) in gets.iter().zip(chosen) {
+            triggered |= get.trigger && last(get) != Some(&version);
+            versions.insert(get.resource.clone(), version);
         }
         let build = Build {
             job: job.name.clone(),
@@ -193,36 +246,67 @@ impl History {
         Some((build, triggered))
     }
 
-    /// The version `get` resolves to (see the module's rules), `last` being
-    /// the one the job's last build ran with.
-    fn resolve(&self, pipeline: &ConcoursePipeline, get: &Get, last: Option<&String>) -> Option<String> {
+    /// The versions `get` may resolve to, the one the module's rules prefer
+    /// first, each of which went through a succeeded build of every job its
+    /// `passed:` names; `None` when there is none. `last` is the version the
+    /// job's last build ran with.
+    fn candidates(
+        &self,
+        pipeline: &ConcoursePipeline,
+        get: &Get,
+        last: Option<&String>,
+    ) -> Option<Vec<String>> {
         let resource = pipeline.resources.iter().find(|r| r.name == get.resource)?;
         let pinned = (self.pinned.get(&get.resource).cloned())
             .or_else(|| get.pinned.clone())
             .or_else(|| resource.version.as_ref().map(super::node::Node::to_json));
-        let passed = |version: &&String| {
+        let passed = |version: &String| {
             get.passed.iter().all(|upstream| {
-                self.jobs
-                    .get(upstream)
-                    .is_some_and(|h| h.succeeded.iter().any(|b| b.get(&get.resource) == Some(*version)))
+                self.builds_of(upstream)
+                    .iter()
+                    .any(|b| b.has(&get.resource, version))
             })
         };
-        // A pinned version is the only candidate; `passed:` still holds.
-        if let Some(text) = pinned {
-            return canonical(&text).filter(|v| passed(&v));
+        let list: Vec<String> = if let Some(text) = pinned {
+            // A pinned version is the only candidate; `passed:` still holds.
+            canonical(&text).filter(passed).into_iter().collect()
+        } else {
+            let known = self.resources.get(&get.resource)?;
+            if get.every {
+                let after = last
+                    .and_then(|last| known.iter().position(|v| v == last))
+                    .map_or(0, |at| at + 1);
+                let mut list: Vec<String> = known[after..].iter().filter(|v| passed(v)).cloned().collect();
+                // Nothing newer went through: the version it last ran with.
+                list.extend(last.filter(|_| after > 0).cloned());
+                list
+            } else {
+                known.iter().rev().filter(|v| passed(v)).cloned().collect()
+            }
+        };
+        (!list.is_empty()).then_some(list)
+    }
+
+    /// The succeeded builds of `job`, oldest first.
+    fn builds_of(&self, job: &str) -> Vec<&Passed> {
+        self.jobs
+            .get(job)
+            .map(|h| h.succeeded.iter().collect())
+            .unwrap_or_default()
+    }
+
+    /// One version per get, from its candidates: the first choice, in plan
+    /// order, for which every job some gets name in `passed:` has one
+    /// succeeded build that all their versions went through; `None` when
+    /// there is none, or when [`SEARCH_LIMIT`] versions were tried.
+    fn correlate(&self, gets: &[Get], candidates: &[Vec<String>]) -> Option<Vec<String>> {
+        let mut builds: BTreeMap<&str, Vec<&Passed>> = BTreeMap::new();
+        for upstream in gets.iter().flat_map(|g| &g.passed) {
+            builds.insert(upstream, self.builds_of(upstream));
         }
-        let known = self.resources.get(&get.resource)?;
-        if !get.every {
-            return known.iter().rev().find(passed).cloned();
-        }
-        let after = last
-            .and_then(|last| known.iter().position(|v| v == last))
-            .map_or(0, |at| at + 1);
-        known[after..]
-            .iter()
-            .find(passed)
-            .or_else(|| last.filter(|_| after > 0))
-            .cloned()
+        let mut chosen = Vec::with_capacity(gets.len());
+        let mut budget = SEARCH_LIMIT;
+        search(gets, candidates, &builds, &mut chosen, &mut budget).then_some(chosen)
     }
 
     /// Records that `build` started: its number and inputs.
@@ -232,13 +316,95 @@ impl History {
         history.last = build.versions.clone();
     }
 
-    /// Records that `build` succeeded: its inputs passed its job.
-    pub fn succeeded(&mut self, build: &Build) {
+    /// Records that `build` succeeded, its puts having made `outputs` (a
+    /// version by resource): its inputs and outputs passed its job, and each
+    /// output is a version of its resource.
+    pub fn succeeded(&mut self, build: &Build, outputs: &BTreeMap<String, String>) {
+        for (resource, version) in outputs {
+            self.add_versions(resource, vec![version.clone()]);
+        }
         let history = self.jobs.entry(build.job.clone()).or_default();
-        history.succeeded.push(build.versions.clone());
+        history.succeeded.push(Passed {
+            build: build.number,
+            inputs: build.versions.clone(),
+            outputs: outputs.clone(),
+        });
         let extra = history.succeeded.len().saturating_sub(KEEP_BUILDS);
         history.succeeded.drain(..extra);
     }
+}
+
+/// Whether a build of `job` may start while builds of the jobs `running`
+/// run (one entry per build), as Concourse limits them
+/// (<https://concourse-ci.org/jobs.html>): fewer than its `max_in_flight`
+/// builds of it (`serial: true` is 1; without either, or 0, any number), and no
+/// build of a job that shares one of its `serial_groups` ("builds of this
+/// job and other jobs referencing the same tags will be serialized").
+pub fn may_start(pipeline: &ConcoursePipeline, job: &str, running: &[String]) -> bool {
+    let Some(this) = pipeline.jobs.iter().find(|j| j.name == job) else {
+        return false;
+    };
+    let own = running.iter().filter(|r| *r == job).count();
+    // 0 is no limit, as Concourse's `JobConfig.MaxInFlight` reads it.
+    if this.max_in_flight.is_some_and(|max| max > 0 && own as u64 >= max) {
+        return false;
+    }
+    !running.iter().any(|other| {
+        pipeline
+            .jobs
+            .iter()
+            .find(|j| &j.name == other)
+            .is_some_and(|j| j.serial_groups.iter().any(|g| this.serial_groups.contains(g)))
+    })
+}
+
+/// How many candidate versions one resolution of a job's inputs tries at
+/// most before it gives up (the job gets no build this time); Concourse
+/// bounds its own input algorithm with a time limit.
+pub const SEARCH_LIMIT: usize = 10_000;
+
+/// Chooses a version for each get from `chosen.len()` on (see
+/// [`History::correlate`]), `builds` being the builds of each upstream job
+/// that every version chosen so far went through; whether it found one.
+fn search(
+    gets: &[Get],
+    candidates: &[Vec<String>],
+    builds: &BTreeMap<&str, Vec<&Passed>>,
+    chosen: &mut Vec<String>,
+    budget: &mut usize,
+) -> bool {
+    let index = chosen.len();
+    let (Some(get), Some(list)) = (gets.get(index), candidates.get(index)) else {
+        return true;
+    };
+    // A get without `passed:` constrains no other: its first choice stands.
+    let list = if get.passed.is_empty() {
+        &list[..list.len().min(1)]
+    } else {
+        &list[..]
+    };
+    for version in list {
+        if *budget == 0 {
+            return false;
+        }
+        *budget -= 1;
+        let mut narrowed = builds.clone();
+        let fits = get.passed.iter().all(|upstream| {
+            narrowed.get_mut(upstream.as_str()).is_some_and(|left| {
+                left.retain(|b| b.has(&get.resource, version));
+                !left.is_empty()
+            })
+        });
+        if !fits {
+            continue;
+        }
+        chosen.push(version.clone());
+        if search(gets, candidates, &narrowed, chosen, budget) {
+            return true;
+        }
+        chosen.pop();
+    }
+    false
 }
 
 /// One `get` of a job, as the scheduler sees it.
