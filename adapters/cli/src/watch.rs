@@ -24,6 +24,9 @@ use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use c8s_controller::webhook::concourse::{
+    HISTORY_KEY, WEBHOOKS_KEY, check_requests, history_name, token_digest,
+};
 use c8s_kube::KubeCluster;
 use c8s_pipeline_model::Errors;
 use c8s_pipeline_model::concourse::node::Report;
@@ -36,6 +39,7 @@ use futures::stream::FuturesUnordered;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Api;
 use kube::api::PostParams;
+use kube::runtime::WatchStreamExt;
 use tokio::time::Instant;
 
 use crate::run::RunArgs;
@@ -67,8 +71,6 @@ pub struct WatchArgs {
     pub trigger: Vec<String>,
 }
 
-/// The ConfigMap key that holds the history.
-const HISTORY_KEY: &str = "history.json";
 /// How often a claim is tried again when another writer got there first.
 const CLAIM_TRIES: usize = 10;
 
@@ -234,6 +236,15 @@ impl Watcher<'_> {
         // Never a job twice with the same inputs while builds run, so a
         // busy spell (and a `--once` round) always ends.
         let mut started = BTreeSet::new();
+        // Webhooks: the requests counted so far are answered by the first
+        // checks; a count that rises later makes its resource due at once.
+        let mut answered = self.store.publish_webhooks(self.pipeline).await?;
+        let hooked = resources.iter().any(|r| r.webhook_token.is_some());
+        let mut requests = if hooked && !self.args.once {
+            self.store.requests().boxed()
+        } else {
+            futures::stream::pending().boxed()
+        };
         loop {
             if !self.is_stopped() {
                 self.check_due(&resources, &mut due).await?;
@@ -267,6 +278,17 @@ impl Watcher<'_> {
             tokio::select! {
                 () = sleep_until(next), if !stopping => {}
                 _ = stopped.wait_for(|stop| *stop), if !stopping => {}
+                Some(counts) = requests.next(), if !stopping => {
+                    for resource in &resources {
+                        let name = resource.name.as_str();
+                        let count = counts.get(name).copied().unwrap_or_default();
+                        if count > answered.get(name).copied().unwrap_or_default() {
+                            say(&format!("webhook: a check of resource `{name}` was asked for"));
+                            due.insert(name, Instant::now());
+                            answered.insert(name.to_owned(), count);
+                        }
+                    }
+                }
                 Some(ended) = running.next(), if !running.is_empty() => {
                     let (build, outputs) = ended.map_err(|e| format!("a build's task ended: {e}"))?;
                     if let Some(at) = in_flight.iter().position(|job| *job == build.job) {
@@ -290,12 +312,16 @@ impl Watcher<'_> {
             if self.is_stopped() {
                 return Ok(());
             }
-            let (Some(every), Some(at)) = (resource.check_every, due.get(resource.name.as_str())) else {
+            let Some(at) = due.get(resource.name.as_str()) else {
                 continue;
             };
             if *at <= Instant::now() {
                 self.check(resource).await?;
-                due.insert(&resource.name, Instant::now() + Duration::from_secs(every));
+                // `never`: checked only when a webhook asks.
+                match resource.check_every {
+                    Some(every) => due.insert(&resource.name, Instant::now() + Duration::from_secs(every)),
+                    None => due.remove(resource.name.as_str()),
+                };
             }
         }
         Ok(())
@@ -304,7 +330,7 @@ impl Watcher<'_> {
     /// Checks `resource` from the newest version known, and keeps what it
     /// found; a check that fails is reported (and tried again when due).
     async fn check(&self, resource: &Resource) -> Result<(), String> {
-        let (history, _) = self.store.read().await?;
+        let history = self.store.read().await?;
         let from = history.latest(&resource.name).map(str::to_owned);
         let identity =
             c8s_pipeline_model::PlanIdentity::new(&self.pipeline.name, format!("check-{}", resource.name));
@@ -444,7 +470,9 @@ async fn sleep_until(at: Option<Instant>) {
     }
 }
 
-/// The history of one pipeline, in a ConfigMap of the run's namespace.
+/// The history of one pipeline, in a ConfigMap of the run's namespace
+/// (beside it there, the resources' webhook token digests and the check
+/// requests `c8s webhook` counted: `c8s_controller::webhook::concourse`).
 struct Store {
     api: Api<ConfigMap>,
     name: String,
@@ -455,42 +483,63 @@ impl Store {
     fn new(cluster: &KubeCluster, pipeline: &str) -> Self {
         Self {
             api: Api::namespaced(cluster.client().clone(), cluster.namespace()),
-            name: config_map_name(pipeline),
+            name: history_name(pipeline),
             pipeline: pipeline.to_owned(),
         }
     }
 
-    /// The history and the `resourceVersion` it was read at (`None`: none stored yet).
-    async fn read(&self) -> Result<(History, Option<String>), String> {
-        let map = self
-            .api
+    /// The ConfigMap as stored (`None`: not yet).
+    async fn read_map(&self) -> Result<Option<ConfigMap>, String> {
+        self.api
             .get_opt(&self.name)
             .await
-            .map_err(|e| format!("cannot read ConfigMap {}: {e}", self.name))?;
-        let Some(map) = map else {
-            return Ok((History::default(), None));
-        };
-        let text = map
-            .data
-            .as_ref()
-            .and_then(|d| d.get(HISTORY_KEY))
-            .map_or("", String::as_str);
-        let history = History::from_json(text).map_err(|e| format!("ConfigMap {}: {e}", self.name))?;
-        Ok((history, map.metadata.resource_version))
+            .map_err(|e| format!("cannot read ConfigMap {}: {e}", self.name))
+    }
+
+    /// The history stored.
+    async fn read(&self) -> Result<History, String> {
+        let map = self.read_map().await?;
+        self.history_of(map.as_ref().and_then(|m| m.data.as_ref()))
+    }
+
+    fn history_of(&self, data: Option<&BTreeMap<String, String>>) -> Result<History, String> {
+        let text = data.and_then(|d| d.get(HISTORY_KEY)).map_or("", String::as_str);
+        History::from_json(text).map_err(|e| format!("ConfigMap {}: {e}", self.name))
     }
 
     /// Applies `change` to the stored history and writes it back unless it
     /// is unchanged, on condition that nobody wrote in between (else reads
     /// and applies it again); what `change` returned.
     async fn update<T>(&self, change: impl Fn(&mut History) -> T) -> Result<T, String> {
-        for _ in 0..CLAIM_TRIES {
-            let (before, version) = self.read().await?;
+        self.modify(|data| {
+            let before = self.history_of(Some(data))?;
             let mut history = before.clone();
             let out = change(&mut history);
-            if history == before {
+            if history != before {
+                data.insert(HISTORY_KEY.to_owned(), history.to_json());
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    /// Applies `change` to the ConfigMap's data and writes it back unless it
+    /// is unchanged, with the read `resourceVersion` as the precondition (a
+    /// 409 reads and applies it again); every other key is kept as read.
+    async fn modify<T>(
+        &self,
+        change: impl Fn(&mut BTreeMap<String, String>) -> Result<T, String>,
+    ) -> Result<T, String> {
+        for _ in 0..CLAIM_TRIES {
+            let stored = self.read_map().await?;
+            let version = stored.as_ref().and_then(|m| m.metadata.resource_version.clone());
+            let before = stored.and_then(|m| m.data).unwrap_or_default();
+            let mut data = before.clone();
+            let out = change(&mut data)?;
+            if data == before {
                 return Ok(out);
             }
-            let map = self.config_map(&history, version.clone());
+            let map = self.config_map(data, version.clone());
             let written = match version {
                 None => self.api.create(&PostParams::default(), &map).await,
                 Some(_) => self.api.replace(&self.name, &PostParams::default(), &map).await,
@@ -507,7 +556,49 @@ impl Store {
         ))
     }
 
-    fn config_map(&self, history: &History, version: Option<String>) -> ConfigMap {
+    /// Publishes the digest of each resource's webhook token (the webhook
+    /// compares a request's token with it); the check requests counted so far.
+    async fn publish_webhooks(&self, pipeline: &ConcoursePipeline) -> Result<BTreeMap<String, u64>, String> {
+        let digests: BTreeMap<&str, String> = pipeline
+            .resources
+            .iter()
+            .filter_map(|r| Some((r.name.as_str(), token_digest(r.webhook_token.as_deref()?))))
+            .collect();
+        let text = serde_json::to_string(&digests).map_err(|e| e.to_string())?;
+        self.modify(|data| {
+            if digests.is_empty() {
+                data.remove(WEBHOOKS_KEY);
+            } else {
+                data.insert(WEBHOOKS_KEY.to_owned(), text.clone());
+            }
+            Ok(())
+        })
+        .await?;
+        Ok(self
+            .read_map()
+            .await?
+            .map(|m| check_requests(&m))
+            .unwrap_or_default())
+    }
+
+    /// The check requests counted, each time the ConfigMap changes.
+    fn requests(&self) -> impl futures::Stream<Item = BTreeMap<String, u64>> + Send + 'static {
+        let config =
+            kube::runtime::watcher::Config::default().fields(&format!("metadata.name={}", self.name));
+        kube::runtime::watcher(self.api.clone(), config)
+            .default_backoff()
+            .filter_map(|event| async move {
+                match event {
+                    Ok(
+                        kube::runtime::watcher::Event::Apply(map)
+                        | kube::runtime::watcher::Event::InitApply(map),
+                    ) => Some(check_requests(&map)),
+                    _ => None,
+                }
+            })
+    }
+
+    fn config_map(&self, data: BTreeMap<String, String>, version: Option<String>) -> ConfigMap {
         let mut map = ConfigMap::default();
         map.metadata.name = Some(self.name.clone());
         map.metadata.resource_version = version;
@@ -518,28 +609,14 @@ impl Store {
                 c8s_pod_builder::names::label_value(&self.pipeline),
             ),
         ]));
-        map.data = Some(BTreeMap::from([(HISTORY_KEY.to_owned(), history.to_json())]));
+        map.data = Some(data);
         map
-    }
-}
-
-/// The ConfigMap of `pipeline`'s history: `c8s-versions-`, the name as a
-/// label, and a hash of it (two names that read alike stay apart).
-fn config_map_name(pipeline: &str) -> String {
-    let mut head = c8s_pod_builder::names::sanitize_label(pipeline);
-    head.truncate(40);
-    let head = head.trim_end_matches('-');
-    let hash = c8s_pod_builder::names::short_hash(&[pipeline]);
-    if head.is_empty() {
-        format!("c8s-versions-{hash}")
-    } else {
-        format!("c8s-versions-{head}-{hash}")
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{Store, config_map_name};
+    use super::{Store, history_name as config_map_name};
     use c8s_pipeline_model::concourse::parse_concourse_pipeline;
     use c8s_pipeline_model::concourse::triggers::History;
     use c8s_pipeline_model::{MemorySource, Vars};
@@ -607,7 +684,7 @@ jobs:
             .expect("the other watcher");
         };
         assert_eq!(claim(&store, &pipeline, other).await, None);
-        let (history, _) = store.read().await.expect("read");
+        let history = store.read().await.expect("read");
         assert_eq!(history.jobs["build"].builds, 1);
     }
 

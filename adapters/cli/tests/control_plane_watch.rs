@@ -748,3 +748,136 @@ async fn jobs_triggered_together_run_at_once_and_a_serial_jobs_builds_one_at_a_t
         "deploy is serial: build 2 {second:?} after build 1 {first:?}\n{out}"
     );
 }
+
+/// Concourse's resource webhook, as the chart installs it: the chart's
+/// watcher (its args, its ServiceAccount) publishes the digest of the
+/// resource's `webhook_token`; `c8s webhook` (with the chart's webhook
+/// ServiceAccount) answers a wrong token 401 and starts nothing, and the
+/// right one 201: the watcher checks the resource at once (it has
+/// `check_every: never`, so nothing else would) and the new version
+/// triggers its builds.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs control plane"]
+async fn a_resource_webhook_with_its_token_makes_the_chart_watcher_check_at_once() {
+    let client = cluster::client().await;
+    let ns = watch_namespace(&client, "watch-hook", &script(&["aaa"])).await;
+    let token = cluster::unique_name("t0ken");
+    let text = PIPELINE.replace(
+        "  source: { uri: https://github.com/example/app.git }",
+        &format!("  check_every: never\n  webhook_token: {token}\n  source: {{ uri: https://github.com/example/app.git }}"),
+    );
+    let dir = common::temp_dir().join(cluster::unique_name("chart-hook"));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let file = dir.join("pipeline.yml");
+    std::fs::write(&file, &text).expect("write");
+    let release = cluster::unique_name("ch");
+    helm_install_pipelines(&release, &ns, &[("app", &file, &[])]);
+    let seen = collect_pods(&client, &ns);
+    let full = format!("{release}-concourse-app");
+    let watch_config = cluster::service_account_kubeconfig(&client, &ns, &full, &dir).await;
+    let args = chart_watch_args(&client, &ns, &full, "app", &dir).await;
+    let mut watcher = Stopped(Some(
+        common::command()
+            .env("KUBECONFIG", &watch_config)
+            .args(&args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("c8s watch runs"),
+    ));
+    let hook_config =
+        cluster::service_account_kubeconfig(&client, &ns, &format!("{release}-webhook"), &dir).await;
+    let listen = {
+        let socket = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
+        format!("127.0.0.1:{}", socket.local_addr().expect("address").port())
+    };
+    let log = dir.join("webhook.log");
+    let mut webhook = Stopped(Some(
+        common::command()
+            .env("KUBECONFIG", &hook_config)
+            .args(["webhook", "--listen", &listen])
+            .stdout(std::fs::File::create(&log).expect("log"))
+            .stderr(std::fs::File::create(dir.join("webhook.err")).expect("log"))
+            .spawn()
+            .expect("c8s webhook runs"),
+    ));
+    cluster::eventually(
+        std::time::Duration::from_secs(30),
+        "the webhook to listen",
+        || async { std::net::TcpStream::connect(&listen).ok().map(|_| ()) },
+    )
+    .await;
+    // The watcher published the token's digest (never the token).
+    cluster::eventually(std::time::Duration::from_secs(30), "the digest", || {
+        let client = client.clone();
+        let ns = ns.clone();
+        async move {
+            let maps = Api::<ConfigMap>::namespaced(client, &ns)
+                .list(&ListParams::default().labels("app.kubernetes.io/managed-by=c8s"))
+                .await
+                .ok()?;
+            maps.items
+                .into_iter()
+                .find_map(|m| m.data?.get("webhooks.json").cloned())
+        }
+    })
+    .await;
+    let post = |token: &str| {
+        let url = format!(
+            "http://{listen}/api/v1/teams/{ns}/pipelines/app/resources/repo/check/webhook?webhook_token={token}"
+        );
+        let output = std::process::Command::new("curl")
+            .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST", &url])
+            .output()
+            .expect("curl runs");
+        common::text(&output.stdout)
+    };
+    assert_eq!(post("wrong"), "401");
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    assert!(
+        named(&seen, "-check-repo-").is_empty(),
+        "a wrong token checks nothing"
+    );
+    assert_eq!(post(&token), "201");
+    until_seen(&seen, "-deploy-ship-b1-").await;
+    let watcher = watcher.0.take().expect("running");
+    terminate(watcher.id());
+    let out = succeeded(watcher.wait_with_output().expect("c8s exits"));
+    drop(webhook.0.take().map(|mut webhook| {
+        terminate(webhook.id());
+        webhook.wait()
+    }));
+    settle().await;
+    assert!(out.contains("a check of resource `repo` was asked for"), "{out}");
+    assert_eq!(named(&seen, "-check-repo-"), [""], "one check: {out}");
+    assert_eq!(named(&seen, "-build-repo-b1-"), [v("aaa")], "{out}");
+    let maps = Api::<ConfigMap>::namespaced(client.clone(), &ns)
+        .list(&ListParams::default().labels("app.kubernetes.io/managed-by=c8s"))
+        .await
+        .expect("configmaps");
+    let stored = serde_json::to_string(&maps.items).expect("json");
+    assert!(stored.contains("check-requests.json"), "{stored}");
+    assert!(!stored.contains(&token), "the token is never stored: {stored}");
+}
+
+/// A process a test started: sent SIGTERM and waited for when the test ends
+/// without taking it (a failed assertion leaves nothing running).
+struct Stopped(Option<std::process::Child>);
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            terminate(child.id());
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Sends SIGTERM to the process `pid` (one this test started).
+fn terminate(pid: u32) {
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+}

@@ -23,6 +23,7 @@ use c8s_controller::webhook::{
 };
 use c8s_pipeline_model::{MemorySource, parse_pipeline};
 use http_body_util::BodyExt;
+use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use tower::ServiceExt;
 
@@ -43,6 +44,10 @@ struct Memory {
     runs: Mutex<BTreeMap<String, PipelineRun>>,
     attempts: Mutex<u64>,
     now: Mutex<Timestamp>,
+    /// ConfigMaps by (namespace, name), each replace giving a new resourceVersion.
+    config_maps: Mutex<BTreeMap<(String, String), ConfigMap>>,
+    /// Replaces to refuse with 409 (another writer got there first), from now.
+    conflicts: Mutex<u32>,
 }
 
 impl Default for Memory {
@@ -91,6 +96,8 @@ impl Default for Memory {
             runs: Mutex::new(BTreeMap::new()),
             attempts: Mutex::new(0),
             now: Mutex::new("2026-03-01T10:00:00Z".parse().unwrap()),
+            config_maps: Mutex::new(BTreeMap::new()),
+            conflicts: Mutex::new(0),
         }
     }
 }
@@ -132,6 +139,38 @@ fn pipeline(namespace: &str, name: &str, repository: &str, branches: &[&str]) ->
 }
 
 impl Triggers for Memory {
+    async fn config_map(&self, namespace: &str, name: &str) -> Result<Option<ConfigMap>, TriggerError> {
+        let maps = self.config_maps.lock().unwrap();
+        Ok(maps.get(&(namespace.to_owned(), name.to_owned())).cloned())
+    }
+
+    async fn replace_config_map(&self, namespace: &str, mut map: ConfigMap) -> Result<bool, TriggerError> {
+        let key = (namespace.to_owned(), map.metadata.name.clone().unwrap());
+        let mut maps = self.config_maps.lock().unwrap();
+        let stored = maps.get_mut(&key).unwrap();
+        let mut conflicts = self.conflicts.lock().unwrap();
+        if *conflicts > 0 {
+            // Another writer: a new version, and this write refused.
+            *conflicts -= 1;
+            let version: u64 = stored
+                .metadata
+                .resource_version
+                .as_deref()
+                .unwrap()
+                .parse()
+                .unwrap();
+            stored.metadata.resource_version = Some((version + 1).to_string());
+            return Ok(false);
+        }
+        if map.metadata.resource_version != stored.metadata.resource_version {
+            return Ok(false);
+        }
+        let version: u64 = map.metadata.resource_version.as_deref().unwrap().parse().unwrap();
+        map.metadata.resource_version = Some((version + 1).to_string());
+        *stored = map;
+        Ok(true)
+    }
+
     async fn connections(&self, provider: Provider) -> Result<Vec<Arc<RepositoryConnection>>, TriggerError> {
         Ok(self
             .connections
@@ -804,4 +843,83 @@ async fn load_on_loopback_loses_and_duplicates_no_delivery() {
     println!(
         "c8s-webhook-load\t{TOTAL} requests\t{WORKERS} connections\t{per_second:.0} requests/s\t{distinct} runs, 0 lost, 0 duplicated"
     );
+}
+
+/// A `c8s watch` history of pipeline `ci` in namespace `team`: resource
+/// `repo` has a webhook with `token`, `tools` has none.
+fn with_history(store: &Memory, token: &str) {
+    use c8s_controller::webhook::concourse::{WEBHOOKS_KEY, history_name, token_digest};
+    let mut map = ConfigMap::default();
+    map.metadata.name = Some(history_name("ci"));
+    map.metadata.resource_version = Some("1".to_owned());
+    let digests = BTreeMap::from([("repo", token_digest(token))]);
+    map.data = Some(BTreeMap::from([
+        ("history.json".to_owned(), "{}".to_owned()),
+        (WEBHOOKS_KEY.to_owned(), serde_json::to_string(&digests).unwrap()),
+    ]));
+    store
+        .config_maps
+        .lock()
+        .unwrap()
+        .insert(("team".to_owned(), history_name("ci")), map);
+}
+
+fn check_request(path: &str) -> Request<Body> {
+    Request::post(path).body(Body::empty()).unwrap()
+}
+
+fn requests(store: &Memory) -> BTreeMap<String, u64> {
+    use c8s_controller::webhook::concourse::{check_requests, history_name};
+    let maps = store.config_maps.lock().unwrap();
+    check_requests(&maps[&("team".to_owned(), history_name("ci"))])
+}
+
+/// Concourse's resource webhook: the URL Concourse serves, with the team as
+/// the namespace. The right token counts a check request (201), also when
+/// another writer changed the history meanwhile (the write is retried);
+/// a wrong or missing token, an unknown resource, pipeline or team are all
+/// the same 401 and count nothing; the history itself is left as it was.
+#[tokio::test]
+async fn a_resource_webhook_with_its_token_asks_for_a_check_and_any_other_is_401() {
+    let store = Arc::new(Memory::default());
+    with_history(&store, "s3cr3t-t0ken");
+    let app = app(&store);
+    let url = |team: &str, pipeline: &str, resource: &str, token: &str| {
+        format!(
+            "/api/v1/teams/{team}/pipelines/{pipeline}/resources/{resource}/check/webhook?webhook_token={token}"
+        )
+    };
+    let (status, _) = send(&app, check_request(&url("team", "ci", "repo", "s3cr3t-t0ken"))).await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(requests(&store), BTreeMap::from([("repo".to_owned(), 1)]));
+    *store.conflicts.lock().unwrap() = 2;
+    let (status, _) = send(&app, check_request(&url("team", "ci", "repo", "s3cr3t-t0ken"))).await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(requests(&store), BTreeMap::from([("repo".to_owned(), 2)]));
+    for (team, pipeline, resource, token) in [
+        ("team", "ci", "repo", "wrong"),
+        ("team", "ci", "repo", ""),
+        ("team", "ci", "tools", "s3cr3t-t0ken"),
+        ("team", "other", "repo", "s3cr3t-t0ken"),
+        ("elsewhere", "ci", "repo", "s3cr3t-t0ken"),
+    ] {
+        let (status, text) = send(&app, check_request(&url(team, pipeline, resource, token))).await;
+        assert_eq!(
+            status,
+            StatusCode::UNAUTHORIZED,
+            "{team}/{pipeline}/{resource}/{token}"
+        );
+        assert_eq!(text, "no resource webhook with this token\n");
+    }
+    // Without `?webhook_token=` at all.
+    let (status, _) = send(
+        &app,
+        check_request("/api/v1/teams/team/pipelines/ci/resources/repo/check/webhook"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(requests(&store), BTreeMap::from([("repo".to_owned(), 2)]));
+    let maps = store.config_maps.lock().unwrap();
+    let map = maps.values().next().unwrap();
+    assert_eq!(map.data.as_ref().unwrap()["history.json"], "{}");
 }

@@ -51,6 +51,9 @@ pub struct Resource {
     /// `check_every` in seconds: how often its versions are checked
     /// (default one minute; `None`: `never`).
     pub check_every: Option<u64>,
+    /// `webhook_token`: the token of the webhook that asks for a check of
+    /// it at once (its `((vars))` given with `-v`).
+    pub webhook_token: Option<String>,
     /// Where it is written.
     pub at: At,
 }
@@ -277,6 +280,7 @@ fn read_resources(top: &Fields<'_>, key: &str, report: &mut Report<'_>) -> Vec<R
                 .cloned(),
             privileged: f.flag("privileged", report),
             check_every: check_every(&f, &at, report),
+            webhook_token: f.get("webhook_token").and_then(|n| n.scalar()).map(str::to_owned),
             at: node.at,
         });
     }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use futures::future::{BoxFuture, Shared};
 use futures::{FutureExt, Stream, StreamExt};
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::{ListParams, PostParams};
 use kube::runtime::reflector::{self, Store, reflector};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -177,6 +177,26 @@ impl Triggers for KubeTriggers {
                 created: run.metadata.creation_timestamp.map(|t| t.0),
             })
             .collect())
+    }
+
+    async fn config_map(&self, namespace: &str, name: &str) -> Result<Option<ConfigMap>, TriggerError> {
+        let api = Api::<ConfigMap>::namespaced(self.client.clone(), namespace);
+        match api.get_opt(name).await {
+            Ok(map) => Ok(map),
+            // Not a namespace this server serves: as if it had none.
+            Err(kube::Error::Api(status)) if status.code == 403 => Ok(None),
+            Err(e) => Err(cluster_error(&format!("get configmap {namespace}/{name}"), e)),
+        }
+    }
+
+    async fn replace_config_map(&self, namespace: &str, map: ConfigMap) -> Result<bool, TriggerError> {
+        let api = Api::<ConfigMap>::namespaced(self.client.clone(), namespace);
+        let name = map.metadata.name.clone().unwrap_or_default();
+        match api.replace(&name, &PostParams::default(), &map).await {
+            Ok(_) => Ok(true),
+            Err(kube::Error::Api(status)) if status.code == 409 => Ok(false),
+            Err(e) => Err(cluster_error(&format!("update configmap {namespace}/{name}"), e)),
+        }
     }
 
     async fn create_run(&self, namespace: &str, run: PipelineRun) -> Result<bool, TriggerError> {

@@ -1,5 +1,6 @@
 //! `c8s webhook`: an axum server for `POST /hooks/github`, `/hooks/gitlab`
-//! and `/hooks/bitbucket`.
+//! and `/hooks/bitbucket`, and Concourse's resource webhook
+//! (`/api/v1/teams/…/check/webhook`, [`concourse`]).
 //!
 //! A delivery is authenticated by the connection of its own repository, and
 //! no Secret is read before that connection is known:
@@ -35,6 +36,7 @@
 //!    same commit starts a new run.
 
 mod cluster;
+pub mod concourse;
 mod limit;
 mod push;
 mod triggers;
@@ -48,7 +50,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, Query, State};
 use axum::http::{Extensions, HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -143,6 +145,10 @@ pub fn router<T: Triggers>(triggers: Arc<T>, options: Options) -> Router {
             "/hooks/bitbucket",
             post(|s, e, h, b| hook(Provider::Bitbucket, s, e, h, b)),
         )
+        .route(
+            "/api/v1/teams/{team}/pipelines/{pipeline}/resources/{resource}/check/webhook",
+            post(resource_check),
+        )
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(server)
 }
@@ -197,16 +203,7 @@ async fn hook<T: Triggers>(
 ) -> Response {
     let client = client_address(&server.options, &headers, &extensions);
     if let Err(wait) = server.budget.check(client) {
-        let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-        let mut response = (
-            StatusCode::TOO_MANY_REQUESTS,
-            "too many unauthenticated deliveries from this address\n",
-        )
-            .into_response();
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
-        return response;
+        return too_many(wait);
     }
     match deliver(provider, &server, &headers, &body).await {
         Outcome::Unauthenticated => {
@@ -224,6 +221,50 @@ async fn hook<T: Triggers>(
         }
         Outcome::Answer(status, text) => (status, text).into_response(),
     }
+}
+
+/// Concourse's resource webhook ([`concourse`]): 201 when the check was
+/// asked for, 401 (spending the client's failure budget) when the team,
+/// pipeline, resource or token is not one a watcher published, 503 when the
+/// cluster could not be asked.
+async fn resource_check<T: Triggers>(
+    State(server): State<Arc<Server<T>>>,
+    Path((team, pipeline, resource)): Path<(String, String, String)>,
+    Query(query): Query<BTreeMap<String, String>>,
+    extensions: Extensions,
+    headers: HeaderMap,
+) -> Response {
+    let client = client_address(&server.options, &headers, &extensions);
+    if let Err(wait) = server.budget.check(client) {
+        return too_many(wait);
+    }
+    let token = query.get("webhook_token").map_or("", String::as_str);
+    match concourse::request_check(server.triggers.as_ref(), &team, &pipeline, &resource, token).await {
+        Ok(concourse::CheckRequest::Counted) => (StatusCode::CREATED, "check requested\n").into_response(),
+        Ok(concourse::CheckRequest::Unauthenticated) => {
+            server.budget.charge(client);
+            tracing::debug!(?client, "webhook: resource check with an unknown token");
+            (StatusCode::UNAUTHORIZED, "no resource webhook with this token\n").into_response()
+        }
+        Err(e) => {
+            tracing::warn!("webhook: resource check of {team}/{pipeline}/{resource}: {e}");
+            (StatusCode::SERVICE_UNAVAILABLE, "cannot reach the cluster\n").into_response()
+        }
+    }
+}
+
+/// 429 with a `Retry-After` of `wait` (whole seconds, at least 1).
+fn too_many(wait: Duration) -> Response {
+    let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    let mut response = (
+        StatusCode::TOO_MANY_REQUESTS,
+        "too many unauthenticated deliveries from this address\n",
+    )
+        .into_response();
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+    response
 }
 
 /// The connections that may have sent a delivery naming `names`: those of

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 
+use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::jiff::Timestamp;
 
 use crate::crd::{Pipeline, PipelineRun, Provider, RepositoryConnection, SecretKeyRef};
@@ -66,6 +67,21 @@ pub trait Triggers: Send + Sync + 'static {
         &self,
         namespace: &str,
         run: PipelineRun,
+    ) -> impl Future<Output = Result<bool, TriggerError>> + Send;
+    /// The ConfigMap `name` of `namespace` (a Concourse pipeline's history,
+    /// [`super::concourse`]); `None` when it does not exist or this server
+    /// may not read it.
+    fn config_map(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<ConfigMap>, TriggerError>> + Send;
+    /// Replaces `map` in `namespace`, its `resourceVersion` the
+    /// precondition: `Ok(false)` when it changed since it was read (409).
+    fn replace_config_map(
+        &self,
+        namespace: &str,
+        map: ConfigMap,
     ) -> impl Future<Output = Result<bool, TriggerError>> + Send;
     /// The time now (what the replay window counts from).
     fn now(&self) -> Timestamp {
