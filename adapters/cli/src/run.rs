@@ -330,10 +330,11 @@ impl Run<'_> {
 
     /// The job with the task files `failed` (their readers found them not in
     /// their artifacts) standing as tasks that error without running
-    /// (`run_fetch::UNREADABLE_TASK`), and those steps with `why`; `None`
-    /// when that does not make the whole job (a load_var's file is one, a
-    /// step after it needs what the task would have made, or more is left
-    /// to read): then the run ends here.
+    /// (`run_fetch::UNREADABLE_TASK`), and a `load_var` file that was not
+    /// found erroring the tasks that read its var (`FetchFile::UNREADABLE_VAR`
+    /// in their params), and those steps with `why`; `None` when that does
+    /// not make the whole job (a step after it needs what the task would
+    /// have made, or more is left to read): then the run ends here.
     fn errored_tasks(
         &self,
         concourse: &mut crate::concourse::ConcourseArgs,
@@ -341,12 +342,18 @@ impl Run<'_> {
         why: &str,
     ) -> Option<(render::LoadedPlans, Last)> {
         use c8s_pipeline_model::concourse::FetchFile;
-        if failed.is_empty() || failed.iter().any(|f| f.key.starts_with(FetchFile::VAR_PREFIX)) {
+        if failed.is_empty() {
             return None;
         }
         for fetch in failed {
-            let placeholder = crate::run_fetch::UNREADABLE_TASK.as_bytes().to_vec();
-            concourse.fetched.insert(fetch.key.clone(), placeholder);
+            let placeholder = if fetch.key.starts_with(FetchFile::VAR_PREFIX) {
+                FetchFile::UNREADABLE_VAR
+            } else {
+                crate::run_fetch::UNREADABLE_TASK
+            };
+            concourse
+                .fetched
+                .insert(fetch.key.clone(), placeholder.as_bytes().to_vec());
         }
         let loaded = load(self.args, concourse).ok().filter(|l| l.fetch.is_empty())?;
         let errored: BTreeMap<String, String> = crate::run_fetch::unreadable_steps(&loaded.plans)

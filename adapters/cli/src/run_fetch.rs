@@ -120,11 +120,21 @@ const UNREADABLE_COMMAND: &str = "c8s-task-file-not-read";
 /// `on_error` and `ensure` hooks run).
 pub const UNREADABLE_TASK: &str = "platform: linux\nimage_resource: { type: registry-image, source: { repository: busybox } }\nrun: { path: c8s-task-file-not-read }\n";
 
-/// The plans (their steps) made from [`UNREADABLE_TASK`].
+/// The plans (their steps) made from [`UNREADABLE_TASK`], and those whose
+/// params read a var whose `load_var` file could not be read
+/// ([`FetchFile::UNREADABLE_VAR`]).
 pub fn unreadable_steps(plans: &[TaskPlan]) -> Vec<String> {
+    let reads_unreadable_var = |p: &TaskPlan| {
+        p.env
+            .iter()
+            .filter_map(|e| e.value.as_deref())
+            .any(|v| v.contains(FetchFile::UNREADABLE_VAR))
+    };
     plans
         .iter()
-        .filter(|p| p.command.iter().chain(&p.args).any(|c| c == UNREADABLE_COMMAND))
+        .filter(|p| {
+            p.command.iter().chain(&p.args).any(|c| c == UNREADABLE_COMMAND) || reads_unreadable_var(p)
+        })
         .map(|p| p.identity.step.clone())
         .collect()
 }
@@ -224,5 +234,20 @@ mod tests {
             "step `unit`: cannot read task file \"repo/ci/unit.yml\": its logs are withheld"
         );
         assert!(unreadable(&part.readers[0].0).contains("\"ci/unit.yml\" is not in artifact `repo`"));
+    }
+
+    #[test]
+    fn the_steps_made_from_a_placeholder_or_reading_an_unreadable_var_are_found() {
+        let plan = |step: &str| TaskPlan::new(PlanIdentity::new("ci", step), "img");
+        let mut reads = plan("show");
+        reads.env = vec![
+            c8s_sidecar_core::EnvVar::value("OTHER", "x"),
+            c8s_sidecar_core::EnvVar::value("TITLE", format!("{} by ann", FetchFile::UNREADABLE_VAR)),
+        ];
+        let mut placeholder = plan("unit");
+        placeholder.command = vec![UNREADABLE_COMMAND.to_owned()];
+        let mut other = plan("lint");
+        other.env = vec![c8s_sidecar_core::EnvVar::value("TITLE", "c8s-load-var")];
+        assert_eq!(unreadable_steps(&[reads, other, placeholder]), ["show", "unit"]);
     }
 }

@@ -16,6 +16,9 @@ use super::node::{Node, Report};
 use super::steps::{LoadVar, LoadVarFormat};
 use crate::local_vars::{self, LoadFormat, LocalVar};
 
+/// What an unreadable `load_var` file stands for (`FetchFile::UNREADABLE_VAR`).
+pub(super) const UNREADABLE_VAR: &str = "c8s-load-var-not-read";
+
 /// The `load_var`s of a job lowered so far.
 #[derive(Default)]
 pub(super) struct Locals {
@@ -34,6 +37,9 @@ struct Loaded {
     /// Where its `load_var` step is.
     at: (u32, u32),
     used: bool,
+    /// Its file could not be read when the job ran: every use stands for
+    /// [`UNREADABLE_VAR`].
+    unreadable: bool,
 }
 
 impl Locals {
@@ -59,6 +65,7 @@ impl Locals {
                         known: None,
                         at,
                         used: false,
+                        unreadable: false,
                     },
                 );
             }
@@ -71,6 +78,7 @@ impl Locals {
                     known: None,
                     at,
                     used: true,
+                    unreadable: false,
                 };
                 self.vars.insert(load.name.clone(), loaded);
             }
@@ -88,6 +96,17 @@ impl Locals {
         report: &mut Report<'_>,
     ) {
         self.deferred.remove(&load.name);
+        if bytes == UNREADABLE_VAR.as_bytes() {
+            let loaded = Loaded {
+                var: Err(String::new()),
+                known: None,
+                at,
+                used: true,
+                unreadable: true,
+            };
+            self.vars.insert(load.name.clone(), loaded);
+            return;
+        }
         let parsed = std::str::from_utf8(bytes)
             .map_err(|e| e.to_string())
             .and_then(|text| super::node::parse(&load.file, text).map_err(|e| e.to_string()));
@@ -103,8 +122,14 @@ impl Locals {
             }
         };
         let var = Err(String::new());
-        self.vars
-            .insert(load.name.clone(), Loaded { var, known, at, used });
+        let loaded = Loaded {
+            var,
+            known,
+            at,
+            used,
+            unreadable: false,
+        };
+        self.vars.insert(load.name.clone(), loaded);
     }
 
     /// The text `((.:name))` stands for when its `load_var`'s value is known
@@ -114,6 +139,9 @@ impl Locals {
         let mut parts = name.split('.');
         let base = parts.next()?;
         let loaded = self.vars.get_mut(base)?;
+        if loaded.unreadable {
+            return Some(Ok(UNREADABLE_VAR.to_owned()));
+        }
         let value = loaded.known.as_ref()?;
         loaded.used = true;
         let mut node = value;

@@ -137,6 +137,14 @@ impl FetchFile {
     /// file of the same name beside the pipeline).
     pub const VAR_PREFIX: &'static str = "c8s-load-var:";
 
+    /// What a runner gives the reader for a `load_var` file it could not
+    /// read from the artifact: every `((.:var))` and `((.:var.field))` of
+    /// that var then stands for this same text, so that the job still
+    /// lowers whole and the runner finds the steps that read the var (their
+    /// env holds it) and errors them without running them, as Concourse's
+    /// `load_var` errors the build (its `on_error` and `ensure` hooks run).
+    pub const UNREADABLE_VAR: &'static str = super::load_var::UNREADABLE_VAR;
+
     /// [`FetchFile::new`] for the file of `load_var` `name`.
     pub fn for_var(
         name: impl Into<String>,
