@@ -146,6 +146,8 @@ pub(crate) async fn connect(args: &RunArgs, timeout: Duration) -> Result<KubeClu
 /// A run loaded and rendered, before the cluster is asked anything.
 struct Prepared {
     loaded: render::LoadedPlans,
+    /// Its steps as rendered (run as they are when no file is read first).
+    steps: Vec<Step>,
     ctx: c8s_pod_builder::RunContext,
     durations: Durations,
 }
@@ -172,9 +174,10 @@ impl Prepared {
             &ctx,
             args.render.job,
         );
-        match rendered.and_then(|_| durations(args, loaded.timeout_seconds)) {
-            Ok(durations) => Ok(Self {
+        match rendered.and_then(|steps| Ok((steps, durations(args, loaded.timeout_seconds)?))) {
+            Ok((steps, durations)) => Ok(Self {
                 loaded,
+                steps,
                 ctx,
                 durations,
             }),
@@ -198,7 +201,9 @@ impl Prepared {
             outputs: Mutex::new(Outputs::new()),
         };
         let code = match run.fetch_task_files(self.loaded, report).await {
-            Ok((loaded, how)) => run.run_in_cluster(&loaded, how).await,
+            // Nothing was read: the steps rendered already.
+            Ok((loaded, Last::Whole)) => run.run_in_cluster(&loaded, Last::Whole, Some(self.steps)).await,
+            Ok((loaded, how)) => run.run_in_cluster(&loaded, how, None).await,
             Err(code) => code,
         };
         (code, run.outputs.into_inner().unwrap_or_default())
@@ -520,22 +525,33 @@ impl Run<'_> {
         }
     }
 
-    /// Runs `loaded`'s steps as the run (or its last part, `last`), writes
-    /// the status record, prints the masked logs of failed steps and the
-    /// run's end.
-    async fn run_in_cluster(&self, loaded: &render::LoadedPlans, last: Last) -> ExitCode {
+    /// Runs `loaded`'s steps (`rendered`: as rendered already) as the run
+    /// (or its last part, `last`), writes the status record, prints the
+    /// masked logs of failed steps and the run's end.
+    async fn run_in_cluster(
+        &self,
+        loaded: &render::LoadedPlans,
+        last: Last,
+        rendered: Option<Vec<Step>>,
+    ) -> ExitCode {
         if !loaded.deferred.is_empty() && matches!(last, Last::Whole) {
             // Deferred with no file to read: refused when loaded.
             return fail("steps are deferred to run time and none can be read");
         }
         let (args, cluster) = (self.args, self.cluster);
-        let steps = match steps(
-            &loaded.plans,
-            &loaded.depends_on,
-            &loaded.conditions,
-            self.ctx,
-            args.render.job,
-        ) {
+        let rendered = rendered.map_or_else(
+            || {
+                steps(
+                    &loaded.plans,
+                    &loaded.depends_on,
+                    &loaded.conditions,
+                    self.ctx,
+                    args.render.job,
+                )
+            },
+            Ok,
+        );
+        let steps = match rendered {
             Ok(steps) => steps,
             Err(message) => return fail(&message),
         };

@@ -371,16 +371,7 @@ impl Watcher<'_> {
     ) -> Result<Option<Build>, String> {
         let started = &*started;
         self.store
-            .update(|history| {
-                let build = history.next_builds(self.pipeline).into_iter().find(|b| {
-                    !started.contains(&(b.job.clone(), b.versions.clone()))
-                        && may_start(self.pipeline, &b.job, in_flight)
-                });
-                if let Some(build) = &build {
-                    history.started(build);
-                }
-                build
-            })
+            .update(|history| claim_next(history, self.pipeline, in_flight, started))
             .await
     }
 
@@ -441,6 +432,24 @@ impl Watcher<'_> {
             (build, (code == ExitCode::SUCCESS).then_some(outputs))
         })
     }
+}
+
+/// Claims in `history` the next build the versions known trigger whose job
+/// may start beside the builds `in_flight` (by job) and that is not in
+/// `started` (job and inputs): records it as started, and returns it.
+fn claim_next(
+    history: &mut History,
+    pipeline: &ConcoursePipeline,
+    in_flight: &[String],
+    started: &BTreeSet<(String, BTreeMap<String, String>)>,
+) -> Option<Build> {
+    let build = history.next_builds(pipeline).into_iter().find(|b| {
+        !started.contains(&(b.job.clone(), b.versions.clone())) && may_start(pipeline, &b.job, in_flight)
+    });
+    if let Some(build) = &build {
+        history.started(build);
+    }
+    build
 }
 
 /// What a build by hand came to.
@@ -644,11 +653,7 @@ jobs:
                 if calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
                     meanwhile();
                 }
-                let build = history.next_builds(pipeline).into_iter().next();
-                if let Some(build) = &build {
-                    history.started(build);
-                }
-                build.map(|b| b.number)
+                super::claim_next(history, pipeline, &[], &Default::default()).map(|b| b.number)
             })
             .await
             .expect("update")
