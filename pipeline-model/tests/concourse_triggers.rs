@@ -612,3 +612,25 @@ jobs:
     assert!(may_start(&pipeline, "c", &running(&["a", "free", "serial"])));
     assert!(!may_start(&pipeline, "nowhere", &running(&[])));
 }
+
+/// A history stored before builds kept their outputs (each succeeded build
+/// the versions it got) still reads, so a watcher upgraded in place keeps
+/// what `passed:` had.
+#[test]
+fn a_history_stored_before_outputs_were_kept_still_reads() {
+    let before = format!(
+        r#"{{"resources":{{"repo":[{a:?}]}},"jobs":{{"build":{{"builds":1,"last":{{"repo":{a:?}}},"succeeded":[{{"repo":{a:?}}}]}}}}}}"#,
+        a = v("a")
+    );
+    let history = History::from_json(&before).expect("reads");
+    let passed = &history.jobs["build"].succeeded[0];
+    assert_eq!(passed.inputs["repo"], v("a"));
+    assert!(passed.outputs.is_empty());
+    let pipeline = pipeline(PIPELINE);
+    let deploy = pipeline.jobs.iter().find(|j| j.name == "deploy").expect("deploy");
+    assert_eq!(
+        history.build_of(&pipeline, deploy).expect("passed").versions["repo"],
+        v("a")
+    );
+    assert!(History::from_json(r#"{"jobs":{"build":{"succeeded":[3]}}}"#).is_err());
+}

@@ -74,8 +74,32 @@ pub struct JobHistory {
     #[serde(default)]
     pub last: BTreeMap<String, String>,
     /// Its succeeded builds, oldest first.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "passed_builds")]
     pub succeeded: Vec<Passed>,
+}
+
+/// Reads [`JobHistory::succeeded`] as stored now, or as c8s stored it before
+/// a build kept its outputs (each build the versions it got, by resource),
+/// so that a watcher upgraded in place goes on with the history it has.
+fn passed_builds<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Passed>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Form {
+        Now(Passed),
+        Before(BTreeMap<String, String>),
+    }
+    let forms = <Vec<Form> as serde::Deserialize>::deserialize(d)?;
+    Ok(forms
+        .into_iter()
+        .map(|form| match form {
+            Form::Now(passed) => passed,
+            Form::Before(inputs) => Passed {
+                build: 0,
+                inputs,
+                outputs: BTreeMap::new(),
+            },
+        })
+        .collect())
 }
 
 /// A succeeded build: the versions that went through it.
