@@ -286,9 +286,9 @@ impl History {
             .or_else(|| resource.version.as_ref().map(super::node::Node::to_json));
         let passed = |version: &String| {
             get.passed.iter().all(|upstream| {
-                self.builds_of(upstream)
-                    .iter()
-                    .any(|b| b.has(&get.resource, version))
+                self.jobs
+                    .get(upstream)
+                    .is_some_and(|h| h.succeeded.iter().any(|b| b.has(&get.resource, version)))
             })
         };
         let list: Vec<String> = if let Some(text) = pinned {
