@@ -185,11 +185,12 @@ fn what_c8s_cannot_read_is_a_located_error() {
         );
         assert_eq!(errors.lines().count(), 1, "one error, no derived ones:\n{errors}");
     }
-    // A resource's params reach it as JSON written before the run.
-    let put = format!("{PIPELINE}  - put: version\n    params: {{ tag: ((.:number)) }}\n");
+    // A resource's params reach it as JSON written before the run: a var
+    // no step before sets has no value there.
+    let put = format!("{PIPELINE}  - put: version\n    params: {{ tag: ((.:later)) }}\n");
     let errors = lower(&put).expect_err("put");
     assert!(
-        errors.contains("ci.yml:25:5") && errors.contains("plan[4].params: ((.:number)) is a local var"),
+        errors.contains("ci.yml:25:5") && errors.contains("plan[4].params: ((.:later)) has no value"),
         "{errors}"
     );
 }

@@ -12,6 +12,9 @@ use c8s_pipeline_model::concourse::triggers::{
 use c8s_pipeline_model::concourse::{ConcoursePipeline, parse_concourse_pipeline};
 use c8s_pipeline_model::{MemorySource, PlanIdentity, Vars};
 
+mod stand_in;
+use stand_in::StandIn;
+
 const PIPELINE: &str = r#"
 resources:
 - name: repo
@@ -519,38 +522,25 @@ jobs:
 /// with no implicit get after it.
 #[test]
 fn the_put_script_prints_its_response_last_and_fails_when_out_fails() {
-    let dir = std::env::temp_dir().join(format!("c8s-put-{}", std::process::id()));
-    let bin = dir.join("resource");
-    let workspace = dir.join("workspace");
-    std::fs::create_dir_all(&bin).expect("dir");
-    std::fs::create_dir_all(&workspace).expect("dir");
-    let write = |name: &str, text: &str| {
-        let path = bin.join(name);
-        std::fs::write(&path, text).expect("script");
-        std::process::Command::new("chmod")
-            .args(["+x", path.to_str().expect("path")])
-            .status()
-            .expect("chmod");
-    };
-    write(
+    let stand_in = StandIn::new("put");
+    stand_in.write(
         "out",
         "#!/bin/sh\ncat > /dev/null\necho 'pushing...' >&2\nprintf '{\\n  \"version\": {\"digest\": \"sha256:9\"},\\n  \"metadata\": []\\n}\\n'\n",
     );
-    write(
+    stand_in.write(
         "in",
         "#!/bin/sh\ncat > \"$1/request\"\necho '{\"version\": {\"digest\": \"old\"}}'\n",
     );
     let run = |get: &str| {
-        let script = PUT_SCRIPT
-            .replace("/opt/resource", bin.to_str().expect("path"))
-            .replace("/workspace", workspace.to_str().expect("path"));
-        std::process::Command::new("sh")
-            .args(["-c", &script, "c8s-put", get])
-            .env("C8S_SOURCE", r#"{"repository":"example/app"}"#)
-            .env("C8S_PARAMS", "{}")
-            .env("C8S_GET_PARAMS", "{}")
-            .output()
-            .expect("sh runs")
+        stand_in.run(
+            PUT_SCRIPT,
+            &["c8s-put", get],
+            &[
+                ("C8S_SOURCE", r#"{"repository":"example/app"}"#),
+                ("C8S_PARAMS", "{}"),
+                ("C8S_GET_PARAMS", "{}"),
+            ],
+        )
     };
     for get in ["", ".c8s-get/image"] {
         let out = run(get);
@@ -563,19 +553,19 @@ fn the_put_script_prints_its_response_last_and_fails_when_out_fails() {
         assert_eq!(put_response(&log).expect("read"), image("sha256:9"), "{log}");
     }
     // The implicit get fetched the version out made.
-    let request = std::fs::read_to_string(workspace.join(".c8s-get/image/request")).expect("request");
+    let request =
+        std::fs::read_to_string(stand_in.workspace.join(".c8s-get/image/request")).expect("request");
     assert!(
         request.contains(r#""version":{"digest": "sha256:9"}"#),
         "{request}"
     );
     // out fails: the step fails, with or without the get after it.
-    write("out", "#!/bin/sh\necho 'denied' >&2\nexit 4\n");
+    stand_in.write("out", "#!/bin/sh\necho 'denied' >&2\nexit 4\n");
     for get in ["", ".c8s-get/image"] {
         let out = run(get);
         assert_eq!(out.status.code(), Some(4), "{out:?}");
         assert!(put_response(&String::from_utf8_lossy(&out.stdout)).is_err());
     }
-    let _ = std::fs::remove_dir_all(&dir);
     // A response cut short, or without a version, is not read.
     assert!(put_response("c8s-put-response: {\"version\": {\"a\": \"1\"}}").is_err());
     assert!(put_response("c8s-put-response: {\"metadata\": []}\nc8s-put-end\n").is_err());

@@ -84,7 +84,11 @@ fn category(errors: &Errors) -> &'static str {
 /// c8s's own scripts is not one, nor a load_var placeholder of the plan (the
 /// pod replaces it when the step runs).
 fn has_unresolved_var(text: &str, plan: &TaskPlan) -> bool {
-    let placeholders: Vec<String> = plan.local_vars.iter().map(|v| v.placeholder()).collect();
+    let mut placeholders: Vec<String> = plan.local_vars.iter().map(|v| v.placeholder()).collect();
+    if !plan.local_vars.is_empty() {
+        // The load_var wrapper's own script builds each placeholder it replaces.
+        placeholders.push("((.:$c8s_name))".to_owned());
+    }
     text.match_indices("((").any(|(i, _)| {
         !text[..i].ends_with('$') && !placeholders.iter().any(|p| text[i..].starts_with(p.as_str()))
     })

@@ -1064,18 +1064,30 @@ fn run_fetched_task(ns: &str) -> (Child, PathBuf) {
 /// `c8s run` of the Concourse pipeline `text` in `ns` with the version of
 /// its `repo` given, in the background, and where its status file will be.
 fn run_fetched(ns: &str, text: &str) -> (Child, PathBuf) {
+    run_concourse(
+        ns,
+        text,
+        &[
+            "--version",
+            r#"repo={"ref":"9f2c1d4e5b6a7980a1b2c3d4e5f60718293a4b5c"}"#,
+        ],
+    )
+}
+
+/// `c8s run` of the Concourse pipeline `text` in `ns` with `args` besides,
+/// in the background, and where its status file will be.
+fn run_concourse(ns: &str, text: &str, args: &[&str]) -> (Child, PathBuf) {
     let file = common::temp_file(&format!("{}.yml", cluster::unique_name("fetch")), text);
     let status = status_file("fetch");
-    let child = spawn_c8s_piped(&[
+    let run = [
         "run",
         file.to_str().expect("path"),
         "--namespace",
         ns,
-        "--version",
-        r#"repo={"ref":"9f2c1d4e5b6a7980a1b2c3d4e5f60718293a4b5c"}"#,
         "--status-file",
         status.to_str().expect("path"),
-    ]);
+    ];
+    let child = spawn_c8s_piped(&[&run[..], args].concat());
     (child, status)
 }
 
@@ -1322,31 +1334,9 @@ async fn a_json_load_var_is_read_when_the_job_runs_and_its_fields_reach_the_para
         "--version",
         r#"repo={"ref":"9f2c1d4e5b6a7980a1b2c3d4e5f60718293a4b5c"}"#,
     ]);
-    let show = |p: &Pod| {
-        p.metadata
-            .name
-            .as_deref()
-            .is_some_and(|n| n.contains("-build-show-"))
-    };
-    until_running(&client, &ns, show).await;
-    let pod = pods(&client, &ns).await.into_iter().find(show).expect("show");
-    let main = pod
-        .spec
-        .expect("spec")
-        .containers
-        .into_iter()
-        .find(|c| c.name == "main")
-        .expect("main");
-    let title = main
-        .env
-        .unwrap_or_default()
-        .into_iter()
-        .find(|e| e.name == "TITLE");
+    let title = running_env(&client, &ns, "-build-show-", "-none-", "TITLE").await;
     // The kubelet's $(VAR) expansion is escaped: the text arrives as read.
-    assert_eq!(
-        title.and_then(|e| e.value).as_deref(),
-        Some("Fix $$(x) parsing by ann")
-    );
+    assert_eq!(title.as_deref(), Some("Fix $$(x) parsing by ann"));
     let output = child.wait_with_output().expect("c8s exits");
     assert!(output.status.success(), "{}", explain(&output));
     assert!(
@@ -1439,5 +1429,73 @@ async fn a_json_load_var_without_the_field_a_param_reads_fails_the_run_at_that_p
     );
     assert_eq!(read_status(&status)["state"], "Failed");
     assert_eq!(cluster::scheduled_pods(&client, &ns, "-build-show-").await, 0);
+    assert_eq!(run_records(&client, &ns).await, 0);
+}
+
+/// A job whose puts set a pull request's status with the version its get
+/// fetched (`((.:pr.ref))`), as Concourse's own pipelines do: nothing says
+/// which version before the get ran.
+const CONCOURSE_GET_VERSION: &str = "\
+resources:
+- name: pr
+  type: git
+  source: { uri: https://github.com/example/app.git }
+- name: status
+  type: git
+  source: { uri: https://github.com/example/status.git }
+jobs:
+- name: build
+  plan:
+  - get: pr
+  - put: status
+    no_get: true
+    params: { ref: ((.:pr.ref)), state: pending }
+  on_success: { put: status, no_get: true, params: { ref: ((.:pr.ref)), state: success } }
+";
+
+/// The value of env var `env` of `main` of the pod whose name has `part`
+/// and not `not`, once it runs.
+async fn running_env(client: &kube::Client, ns: &str, part: &str, not: &str, env: &str) -> Option<String> {
+    let which = |p: &Pod| {
+        p.metadata
+            .name
+            .as_deref()
+            .is_some_and(|n| n.contains(part) && !n.contains(not))
+    };
+    until_running(client, ns, which).await;
+    let pod = pods(client, ns).await.into_iter().find(which)?;
+    let main = pod.spec?.containers.into_iter().find(|c| c.name == "main")?;
+    main.env?
+        .into_iter()
+        .find(|e| e.name == env)
+        .and_then(|e| e.value)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs control plane"]
+async fn the_version_a_get_fetched_fills_the_params_of_the_puts_after_it() {
+    let client = cluster::client().await;
+    // The reader of the get's saved version prints it; the puts run 3 s so
+    // that their pods can be looked at.
+    let script = r#"containers:
+  - pod: read-pr
+    container: main
+    logs: ['{"ref":"9f2c1d4"}']
+  - { pod: -build-status, container: main, runSeconds: 3 }
+  - { container: main, runSeconds: 0.3 }
+"#;
+    let ns = fetched_task_namespace(&client, "get-version", script).await;
+    let (child, status) = run_concourse(&ns, CONCOURSE_GET_VERSION, &[]);
+    let pending = running_env(&client, &ns, "-build-status-", "-status-2-", "C8S_PARAMS").await;
+    assert_eq!(pending.as_deref(), Some(r#"{"ref":"9f2c1d4","state":"pending"}"#));
+    let success = running_env(&client, &ns, "-build-status-2-", "-none-", "C8S_PARAMS").await;
+    assert_eq!(success.as_deref(), Some(r#"{"ref":"9f2c1d4","state":"success"}"#));
+    let output = child.wait_with_output().expect("c8s exits");
+    assert!(output.status.success(), "{}", explain(&output));
+    let status = read_status(&status);
+    assert_eq!(status["state"], "Succeeded", "{status:#}");
+    // The get ran once: the run was resumed after the reader, not restarted.
+    assert_eq!(cluster::scheduled_pods(&client, &ns, "-build-pr-").await, 1);
+    assert_eq!(cluster::scheduled_pods(&client, &ns, "-read-pr-").await, 1);
     assert_eq!(run_records(&client, &ns).await, 0);
 }

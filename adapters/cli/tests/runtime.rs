@@ -49,6 +49,16 @@ fn resource_image(dir: &std::path::Path, scripts: &[(&str, String)]) -> kubelet:
     }
 }
 
+/// The image of `pod`'s `main` container.
+fn main_image(pod: &Pod) -> String {
+    pod.spec
+        .iter()
+        .flat_map(|s| &s.containers)
+        .find(|c| c.name == "main")
+        .and_then(|c| c.image.clone())
+        .expect("main's image")
+}
+
 /// A Concourse task with an output and a Redis service, written for the test.
 const TASK: &str = r#"platform: linux
 image_resource: { type: registry-image, source: { repository: golang, tag: "1.23" } }
@@ -267,12 +277,39 @@ const FETCHED_TASK_JOB: &str = r#"jobs:
     file: repo/ci/unit.yml
 "#;
 
+/// Job `build` of pipeline `text` (at `path`), lowered with the files (and
+/// read values) of `files`, as `c8s run` lowers it.
+fn lower_build(
+    path: &str,
+    text: &str,
+    files: &c8s_pipeline_model::MemorySource,
+) -> c8s_pipeline_model::concourse::JobPlan {
+    use c8s_pipeline_model::concourse::{lower_job, parse_concourse_pipeline};
+    let vars = c8s_pipeline_model::Vars::new();
+    let pipeline = parse_concourse_pipeline(path, text, &vars, files).expect("the pipeline reads");
+    lower_job(
+        &pipeline,
+        "build",
+        files,
+        &std::collections::BTreeMap::new(),
+        path,
+    )
+    .expect("lowered")
+}
+
+/// The reader pod `c8s run` adds for the first file `job` defers
+/// (adapters/cli/src/run_fetch.rs), rendered for run `run_id`.
+fn first_reader(job: &c8s_pipeline_model::concourse::JobPlan, run_id: &str) -> Pod {
+    assert!(!job.fetch.is_empty(), "{:?}", job.deferred);
+    let ctx = c8s_pod_builder::RunContext::new(run_id, 1);
+    let producer = &job.steps[0].plan.identity.pipeline;
+    let reader = job.fetch[0].reader_plan(producer, &ctx.helper_image, "t");
+    c8s_pod_builder::render_pod(&reader, &ctx).expect("the reader renders")
+}
+
 #[test]
 #[ignore = "needs root and the runtime check's host tools (scripts/install-tools.sh)"]
 fn the_reader_pod_of_a_deferred_task_file_prints_that_file_whole() {
-    use c8s_pipeline_model::concourse::{lower_job, parse_concourse_pipeline};
-    use c8s_pipeline_model::{MemorySource, Vars};
-
     let file = task_file("fetched-task.yml", FETCHED_TASK_JOB);
     let path = file.to_str().expect("utf-8 path");
     let pods = render(&[path, "--run-id", "fetch-rt"]);
@@ -281,23 +318,9 @@ fn the_reader_pod_of_a_deferred_task_file_prints_that_file_whole() {
         1,
         "only the checkout renders: the test task is deferred"
     );
-    // The reader `c8s run` adds for the deferred file (adapters/cli/src/run_fetch.rs).
-    let none = MemorySource::new();
-    let pipeline =
-        parse_concourse_pipeline(path, FETCHED_TASK_JOB, &Vars::new(), &none).expect("the pipeline reads");
-    let job = lower_job(
-        &pipeline,
-        "build",
-        &none,
-        &std::collections::BTreeMap::new(),
-        path,
-    )
-    .expect("lowered");
+    let job = lower_build(path, FETCHED_TASK_JOB, &c8s_pipeline_model::MemorySource::new());
     assert_eq!(job.fetch.len(), 1, "{:?}", job.deferred);
-    let producer = &job.steps[0].plan.identity.pipeline;
-    let ctx = c8s_pod_builder::RunContext::new("fetch-rt", 1);
-    let reader = job.fetch[0].reader_plan(producer, &ctx.helper_image, "t");
-    let reader = c8s_pod_builder::render_pod(&reader, &ctx).expect("the reader renders");
+    let reader = first_reader(&job, "fetch-rt");
 
     let artifacts = kubelet::scratch_root().join(format!("cli-fetch-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&artifacts);
@@ -429,13 +452,7 @@ fn the_put_pod_pushes_what_the_task_made_and_its_version_reads_back_from_its_log
     let pods = render(&[file.to_str().expect("utf-8 path")]);
     assert_eq!(pods.len(), 2, "the task and the put");
     let put = &pods[1];
-    let image_name = put
-        .spec
-        .iter()
-        .flat_map(|s| &s.containers)
-        .find(|c| c.name == "main")
-        .and_then(|c| c.image.clone())
-        .expect("main's image");
+    let image_name = main_image(put);
 
     let dir = kubelet::scratch_root().join(format!("cli-put-{}", std::process::id()));
     let (artifacts, seen) = (dir.join("artifacts"), dir.join("seen"));
@@ -472,5 +489,75 @@ fn the_put_pod_pushes_what_the_task_made_and_its_version_reads_back_from_its_log
         "{}",
         read("in-request")
     );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A job whose put sets a pull request's status with fields of the version
+/// its get fetched (`((.:pr.ref))`), as Concourse's own pipelines do.
+const GET_VERSION_JOB: &str = r#"resources:
+- name: pr
+  type: git
+  source: { uri: https://example.com/app.git }
+- name: status
+  type: git
+  source: { uri: https://example.com/status.git }
+jobs:
+- name: build
+  plan:
+  - get: pr
+  - put: status
+    no_get: true
+    params: { ref: ((.:pr.ref)), state: pending }
+"#;
+
+/// The get pod as rendered runs under kubelet rules with a stand-in git
+/// resource: it saves the version `in` answered in the artifact store, the
+/// reader `c8s run` adds prints it whole, and with it the job lowers again
+/// into the same get and a put whose params hold the version's field.
+#[test]
+#[ignore = "needs root and the runtime check's host tools (scripts/install-tools.sh)"]
+fn the_version_a_get_fetched_is_saved_read_back_and_fills_a_later_puts_params() {
+    let file = task_file("get-version.yml", GET_VERSION_JOB);
+    let path = file.to_str().expect("utf-8 path");
+    let pods = render(&[path, "--run-id", "version-rt"]);
+    assert_eq!(
+        pods.len(),
+        1,
+        "only the get renders: the put waits for its version"
+    );
+    let image_name = main_image(&pods[0]);
+    let job = lower_build(path, GET_VERSION_JOB, &c8s_pipeline_model::MemorySource::new());
+    assert_eq!(job.fetch.len(), 1, "{:?}", job.deferred);
+    let reader = first_reader(&job, "version-rt");
+
+    // The git resource: no version given, so its `check` finds the newest;
+    // `in` clones nothing and answers that version with metadata after
+    // some noise.
+    let dir = kubelet::scratch_root().join(format!("cli-get-version-{}", std::process::id()));
+    let check = "#!/bin/sh\ncat > /dev/null\nprintf '[{\"ref\": \"1111111\"}, {\"ref\": \"9f2c1d4\"}]\\n'\n";
+    let fetch = "#!/bin/sh\ncat > /dev/null\necho 'Cloning into pr...' >&2\nprintf '{\\n  \"version\": {\"ref\": \"9f2c1d4\"},\\n  \"metadata\": [{\"name\": \"author\", \"value\": \"ann {x}\"}]\\n}\\n'\n";
+    let image = resource_image(&dir, &[("check", check.to_owned()), ("in", fetch.to_owned())]);
+    let kubelet = Kubelet::default()
+        .claim("c8s-artifacts", dir.join("artifacts"))
+        .image(&image_name, image);
+    let got = kubelet.run(&pods[0]);
+    assert_eq!(got.phase, Phase::Succeeded, "{}", got.logs());
+    let read = kubelet.run(&reader);
+    assert_eq!(read.phase, Phase::Succeeded, "{}", read.logs());
+    let printed = read.container("main").log.clone();
+    assert_eq!(printed, "{\"ref\": \"9f2c1d4\"}\n", "{}", read.logs());
+
+    // What c8s run does with it: the job lowers whole.
+    let known = c8s_pipeline_model::MemorySource::new().with(&job.fetch[0].key, printed);
+    let whole = lower_build(path, GET_VERSION_JOB, &known);
+    assert!(whole.deferred.is_empty(), "{:?}", whole.deferred);
+    assert_eq!(whole.steps[0].plan, job.steps[0].plan, "the get that ran");
+    let params = whole.steps[1]
+        .plan
+        .env
+        .iter()
+        .find(|e| e.name == "C8S_PARAMS")
+        .and_then(|e| e.value.clone());
+    assert_eq!(params.as_deref(), Some(r#"{"ref":"9f2c1d4","state":"pending"}"#));
     let _ = std::fs::remove_dir_all(&dir);
 }

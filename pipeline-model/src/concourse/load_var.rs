@@ -26,6 +26,8 @@ pub(super) struct Locals {
     /// Vars whose `load_var` reads an artifact a deferred step may make:
     /// known when the job runs, like the steps that read them.
     deferred: BTreeSet<String>,
+    /// The vars that hold a get's version.
+    versions: BTreeSet<String>,
 }
 
 struct Loaded {
@@ -56,6 +58,7 @@ impl Locals {
         report: &mut Report<'_>,
     ) {
         self.deferred.remove(&load.name);
+        self.versions.remove(&load.name);
         match self.read(load, artifacts) {
             Ok(var) => {
                 self.vars.insert(
@@ -85,8 +88,9 @@ impl Locals {
         }
     }
 
-    /// Takes in a `json` or `yaml` `load_var` whose file holds `bytes`:
-    /// its value, or an error at its `file` when the text is not that.
+    /// Takes in a `load_var` whose file holds `bytes` (a runner read it):
+    /// its value (`trim` and `raw` as text), or an error at its `file` when
+    /// the text is not what its format says.
     pub fn known(
         &mut self,
         load: &LoadVar,
@@ -96,6 +100,7 @@ impl Locals {
         report: &mut Report<'_>,
     ) {
         self.deferred.remove(&load.name);
+        self.versions.remove(&load.name);
         if bytes == UNREADABLE_VAR.as_bytes() {
             let loaded = Loaded {
                 var: Err(String::new()),
@@ -109,7 +114,12 @@ impl Locals {
         }
         let parsed = std::str::from_utf8(bytes)
             .map_err(|e| e.to_string())
-            .and_then(|text| super::node::parse(&load.file, text).map_err(|e| e.to_string()));
+            .and_then(|text| match load.format {
+                // Text a resource's params read: its value as a string.
+                LoadVarFormat::Trim => Ok(Node::text(text.trim())),
+                LoadVarFormat::Raw => Ok(Node::text(text)),
+                _ => super::node::parse(&load.file, text).map_err(|e| e.to_string()),
+            });
         let (known, used) = match parsed {
             Ok(node) => (Some(node), false),
             Err(reason) => {
@@ -132,6 +142,49 @@ impl Locals {
         self.vars.insert(load.name.clone(), loaded);
     }
 
+    /// Takes in the version get step `name` (at `at`) fetches, as JSON:
+    /// Concourse adds it to the build's local vars under the step's name
+    /// (`((.:repo.ref))`), so the steps after the get read its fields. A
+    /// version that is not a JSON object is an error at the get.
+    pub fn fetched(
+        &mut self,
+        name: &str,
+        at: (u32, u32),
+        path: &FieldPath,
+        json: &[u8],
+        report: &mut Report<'_>,
+    ) {
+        self.deferred.remove(name);
+        self.versions.insert(name.to_owned());
+        let unreadable = json == UNREADABLE_VAR.as_bytes();
+        let known = if unreadable {
+            None
+        } else {
+            let parsed: Option<Node> = std::str::from_utf8(json)
+                .ok()
+                .and_then(|text| super::node::parse(name, text).ok())
+                .filter(|node| node.entries().is_some());
+            if parsed.is_none() {
+                let shown: String = String::from_utf8_lossy(json).chars().take(80).collect();
+                report.error(
+                    at,
+                    path,
+                    format!("the version get `{name}` fetched is not a JSON object ({shown:?}), so ((.:{name}.FIELD)) has no value"),
+                );
+            }
+            parsed
+        };
+        // A get's version is never reported as a var nothing reads.
+        let loaded = Loaded {
+            var: Err(String::new()),
+            used: true,
+            known,
+            at,
+            unreadable,
+        };
+        self.vars.insert(name.to_owned(), loaded);
+    }
+
     /// The text `((.:name))` stands for when its `load_var`'s value is known
     /// (`name` may read a field: `meta.version`), marked used; `None` when
     /// the var's value is read in the pod (or there is no such var).
@@ -148,6 +201,11 @@ impl Locals {
         for field in parts {
             match node.get(field) {
                 Some(inner) => node = inner,
+                None if self.versions.contains(base) => {
+                    return Some(Err(format!(
+                        "((.:{name})): the version get `{base}` fetched has no field `{field}`"
+                    )));
+                }
                 None => {
                     return Some(Err(format!(
                         "((.:{name})): the value of load_var `{base}` has no field `{field}`"
@@ -162,9 +220,21 @@ impl Locals {
         }))
     }
 
+    /// Takes in get `name`'s version, known once the get ran.
+    pub fn defer_version(&mut self, name: &str) {
+        self.defer(name);
+        self.versions.insert(name.to_owned());
+    }
+
+    /// Whether var `name` holds a get's version.
+    pub fn is_version(&self, name: &str) -> bool {
+        self.versions.contains(name)
+    }
+
     /// Takes in a `load_var` of `name` that is deferred to run time.
     pub fn defer(&mut self, name: &str) {
         self.vars.remove(name);
+        self.versions.remove(name);
         self.deferred.insert(name.to_owned());
     }
 

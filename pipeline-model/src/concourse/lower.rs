@@ -4,7 +4,7 @@
 //! predecessors; hooks run after their step under a condition; artifacts
 //! flow by name from the step that produced them.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use c8s_sidecar_core::{FieldPath, SourceReader};
 use serde_derive::Serialize;
@@ -184,9 +184,67 @@ struct Lowering<'a> {
     out: JobPlan,
     artifacts: BTreeMap<String, (String, String)>,
     locals: super::load_var::Locals,
+    /// The local vars the job's steps read (`((.:NAME…))`, by `NAME`):
+    /// in any params, and in a get's or put's params.
+    reads: LocalReads,
     /// The deferred steps so far, by name: what they make is unknown.
     deferred: Vec<String>,
     errors: Vec<crate::error::Error>,
+}
+
+/// The local vars a job's steps read, by base name (`((.:repo.ref))`
+/// reads `repo`).
+#[derive(Default)]
+struct LocalReads {
+    /// In any step's params.
+    any: BTreeSet<String>,
+    /// In a get's or put's `params` or `get_params`: JSON written before
+    /// the pod runs, so a runner reads the value first.
+    resource: BTreeSet<String>,
+}
+
+impl LocalReads {
+    fn of(job: &Job) -> Self {
+        let mut reads = Self::default();
+        let mut visit = |step: &Step| {
+            let mut add = |text: &str, resource: bool| {
+                for r in super::vars::var_refs(text) {
+                    if let Some(name) = r.name.strip_prefix(".:") {
+                        let base = name.split('.').next().unwrap_or(name).to_owned();
+                        if resource {
+                            reads.resource.insert(base.clone());
+                        }
+                        reads.any.insert(base);
+                    }
+                }
+            };
+            match &step.kind {
+                StepKind::Task { step: task, .. } => {
+                    for (_, value) in task.config.params.iter().chain(task.params.iter()) {
+                        add(value, false);
+                    }
+                }
+                StepKind::Get { params, .. } => {
+                    add(&params.as_ref().map(YamlNode::to_json).unwrap_or_default(), true)
+                }
+                StepKind::Put {
+                    params, get_params, ..
+                } => {
+                    for node in [params, get_params].into_iter().flatten() {
+                        add(&node.to_json(), true);
+                    }
+                }
+                _ => {}
+            }
+        };
+        for step in &job.plan {
+            step.visit(&mut visit);
+        }
+        for (_, hook) in &job.hooks {
+            hook.visit(&mut visit);
+        }
+        reads
+    }
 }
 
 impl ArtifactSource for BTreeMap<String, (String, String)> {
@@ -232,6 +290,7 @@ pub fn lower_job(
         },
         artifacts: BTreeMap::new(),
         locals: super::load_var::Locals::default(),
+        reads: LocalReads::of(found),
         deferred: Vec::new(),
         errors: Vec::new(),
     };
@@ -412,9 +471,12 @@ impl Lowering<'_> {
                 self.locals.defer(&load.name);
                 self.defer(&load.name, step, &why);
             }
-            // A structure (json, yaml): read when the job runs,
-            // then known to the lowering (`c8s run` reads it).
-            _ if load.format.is_structured() && self.artifacts.contains_key(artifact) => {
+            // A structure (json, yaml), or a value a resource's params
+            // read (JSON written before its pod runs): read when the job
+            // runs, then known to the lowering (`c8s run` reads it).
+            _ if (load.format.is_structured() || self.reads.resource.contains(&load.name))
+                && self.artifacts.contains_key(artifact) =>
+            {
                 self.structured_var(load, step, artifact, report);
             }
             // No pod: the steps whose params use the var read its file themselves.
@@ -438,10 +500,11 @@ impl Lowering<'_> {
             Err(_) => {
                 let why = format!(
                     "its {} value is read from artifact `{artifact}`, which step `{producer}` makes when the job runs",
-                    if load.format == LoadVarFormat::Json {
-                        "json"
-                    } else {
-                        "yaml"
+                    match load.format {
+                        LoadVarFormat::Json => "json",
+                        LoadVarFormat::Yaml => "yaml",
+                        // Read for a resource's params.
+                        _ => "text",
                     }
                 );
                 self.out.fetch.push(fetch);
@@ -466,15 +529,19 @@ impl Lowering<'_> {
     /// produces, or a put's inputs (all artifacts unless it lists them).
     /// Its name and why.
     fn needs_deferred(&self, step: &Step) -> Option<(String, String)> {
+        if let Some((name, var)) = self.reads_deferred_var(step) {
+            let base = var.split('.').next().unwrap_or(&var);
+            let by = if self.locals.is_version(base) {
+                format!("the version get `{base}` fetches, known when it ran")
+            } else {
+                "a load_var deferred to run time".to_owned()
+            };
+            return Some((name, format!("its params use ((.:{var})), set by {by}")));
+        }
         let before = self.deferred.last()?;
         let unknown = |artifact: &str| !self.artifacts.contains_key(artifact);
         match &step.kind {
             StepKind::Task { step: task, image } => {
-                let mut params = task.config.params.iter().chain(task.params.iter());
-                if let Some(var) = params.find_map(|(_, value)| self.locals.deferred_in(value)) {
-                    let why = format!("its params use ((.:{var})), set by a load_var deferred to run time");
-                    return Some((task.name.clone(), why));
-                }
                 let input = task
                     .config
                     .inputs
@@ -506,6 +573,151 @@ impl Lowering<'_> {
         }
     }
 
+    /// A task, get or put whose params read a local var known only when
+    /// the job runs: its name and the var (`NAME` or `NAME.FIELD`).
+    fn reads_deferred_var(&self, step: &Step) -> Option<(String, String)> {
+        let in_nodes = |name: &String, nodes: [&Option<YamlNode>; 2]| {
+            nodes
+                .into_iter()
+                .flatten()
+                .find_map(|node| self.locals.deferred_in(&node.to_json()))
+                .map(|var| (name.clone(), var))
+        };
+        match &step.kind {
+            StepKind::Task { step: task, .. } => task
+                .config
+                .params
+                .iter()
+                .chain(task.params.iter())
+                .find_map(|(_, value)| self.locals.deferred_in(value))
+                .map(|var| (task.name.clone(), var)),
+            StepKind::Get { name, params, .. } => in_nodes(name, [params, &None]),
+            StepKind::Put {
+                name,
+                params,
+                get_params,
+                ..
+            } => in_nodes(name, [params, get_params]),
+            _ => None,
+        }
+    }
+
+    /// Get step `name`'s version as the local var `((.:NAME))`, for the
+    /// steps after it that read it: known when the version was given,
+    /// else saved by the get's pod and read by a runner once it ran (the
+    /// var deferred until then, and so are the steps that read it).
+    fn version_var(
+        &mut self,
+        name: &str,
+        step: &Step,
+        plan: &mut TaskPlan,
+        given: Option<&str>,
+        report: &mut Report<'_>,
+    ) {
+        if let Some(json) = given {
+            self.locals
+                .fetched(name, step.at, &step.path, json.as_bytes(), report);
+            return;
+        }
+        resource::save_version(plan, name);
+        let dir = resource::version_dir(name);
+        let file = format!("{dir}/{}", resource::VERSION_FILE);
+        let fetch = FetchFile::for_var(
+            name,
+            &file,
+            resource::VERSION_FILE,
+            plan.identity.step.clone(),
+            dir,
+        );
+        match self.reader.read(&fetch.key) {
+            Ok(bytes) => self.locals.fetched(name, step.at, &step.path, &bytes, report),
+            Err(_) => {
+                self.out.fetch.push(fetch);
+                self.locals.defer_version(name);
+            }
+        }
+    }
+
+    /// A get's or put's `params` (and a put's `get_params`) with the local
+    /// vars the lowering knows written in (`((.:repo.ref))`, as Concourse
+    /// interpolates a resource's params when the step runs); `None`,
+    /// reported, when one remains that no runner reads before the pod.
+    fn resource_params(&mut self, step: &Step, report: &mut Report<'_>) -> Option<[Option<YamlNode>; 2]> {
+        let mut nodes = match &step.kind {
+            StepKind::Get { params, .. } => [params.clone(), None],
+            StepKind::Put {
+                params, get_params, ..
+            } => [params.clone(), get_params.clone()],
+            _ => return Some([None, None]),
+        };
+        for (key, node) in ["params", "get_params"].into_iter().zip(nodes.iter_mut()) {
+            let Some(node) = node else {
+                continue;
+            };
+            let path = step.path.key(key);
+            if !self.write_known_locals(node, step.at, &path, report) {
+                return None;
+            }
+            if let Some(local) = super::vars::var_refs(&node.to_json())
+                .into_iter()
+                .find(|r| r.name.starts_with(".:"))
+            {
+                report.error(
+                    step.at,
+                    &path,
+                    format!("(({})) has no value before this step runs: a resource's params take a get's version, or a load_var's value read from an artifact a step before made", local.name),
+                );
+                return None;
+            }
+        }
+        Some(nodes)
+    }
+
+    /// Writes the known local vars into every scalar of `node` (a value
+    /// becomes a string, as interpolated text is); `false` when a field a
+    /// var lacks was reported.
+    fn write_known_locals(
+        &mut self,
+        node: &mut YamlNode,
+        at: (u32, u32),
+        path: &FieldPath,
+        report: &mut Report<'_>,
+    ) -> bool {
+        let mut ok = true;
+        match &mut node.value {
+            super::node::Value::Scalar { text, plain } => {
+                for r in super::vars::var_refs(text).into_iter().rev() {
+                    let Some(name) = r.name.strip_prefix(".:") else {
+                        continue;
+                    };
+                    match self.locals.known_text(name) {
+                        Some(Ok(value)) => {
+                            text.replace_range(r.range.clone(), &value);
+                            *plain = false;
+                        }
+                        Some(Err(reason)) => {
+                            report.error(at, path, reason);
+                            ok = false;
+                        }
+                        None => {}
+                    }
+                }
+            }
+            super::node::Value::Seq(items) => {
+                for (i, item) in items.iter_mut().enumerate() {
+                    ok &= self.write_known_locals(item, at, &path.index(i), report);
+                }
+            }
+            super::node::Value::Map(entries) => {
+                for entry in entries {
+                    ok &= self.write_known_locals(&mut entry.node, at, &path.key(&entry.key), report);
+                }
+            }
+            super::node::Value::Null => {}
+        }
+        ok
+    }
+
     /// The step's id in the job: `JOB.NAME`, with an across copy's suffix,
     /// and `-2`, `-3`… when the name is taken.
     fn unique_id(&self, name: &str, step: &Step) -> String {
@@ -524,14 +736,11 @@ impl Lowering<'_> {
 
     fn pod(&mut self, step: &Step, report: &mut Report<'_>) -> Option<(TaskPlan, &'static str)> {
         let pipeline = self.pipeline;
-        if local_var_in_resource_params(step, report) {
-            return None;
-        }
+        let [params, get_params] = self.resource_params(step, report)?;
         let (mut plan, kind) = match &step.kind {
             StepKind::Get {
                 name,
                 resource,
-                params,
                 version,
                 ..
             } => {
@@ -543,7 +752,8 @@ impl Lowering<'_> {
                     .cloned()
                     .or_else(|| resource::version_json(version.as_ref()))
                     .or_else(|| resource::version_json(res.version.as_ref()));
-                let plan = resource::get_plan(
+                let given = version.clone();
+                let mut plan = resource::get_plan(
                     pipeline,
                     identity,
                     name,
@@ -553,6 +763,9 @@ impl Lowering<'_> {
                     &mut self.out.secrets,
                     report,
                 )?;
+                if self.reads.any.contains(name) {
+                    self.version_var(name, step, &mut plan, given.as_deref(), report);
+                }
                 self.artifacts
                     .insert(name.clone(), (plan.identity.step.clone(), name.clone()));
                 (plan, "get")
@@ -560,10 +773,9 @@ impl Lowering<'_> {
             StepKind::Put {
                 name,
                 resource,
-                params,
-                get_params,
                 inputs,
                 no_get,
+                ..
             } => {
                 let res = pipeline.resources.iter().find(|r| &r.name == resource)?;
                 let identity = PlanIdentity::new(&pipeline.name, self.unique_id(name, step));
@@ -703,31 +915,4 @@ fn apply_modifiers(plan: &mut TaskPlan, step: &Step) {
             plan.retries = Some(crate::retries::Retries::any(attempts - 1));
         }
     }
-}
-
-/// A get's or put's `params` using a local var: reported, `true`. A
-/// resource's params reach it as JSON written before the run, so the value
-/// cannot be read in its pod as a task param's is.
-fn local_var_in_resource_params(step: &Step, report: &mut Report<'_>) -> bool {
-    if let StepKind::Get { params, .. } | StepKind::Put { params, .. } = &step.kind {
-        let get_params = match &step.kind {
-            StepKind::Put { get_params, .. } => get_params.as_ref(),
-            _ => None,
-        };
-        for (key, node) in [("params", params.as_ref()), ("get_params", get_params)] {
-            let json = node.map(YamlNode::to_json).unwrap_or_default();
-            if let Some(local) = super::vars::var_refs(&json)
-                .into_iter()
-                .find(|r| r.name.starts_with(".:"))
-            {
-                report.error(
-                    step.at,
-                    &step.path.key(key),
-                    format!("(({})) is a local var known only at run time; c8s reads a load_var value in a task's params only (in its pod, when it runs), and a resource's params reach it as JSON written before the run", local.name),
-                );
-                return true;
-            }
-        }
-    }
-    false
 }

@@ -14,7 +14,10 @@ use super::node::{Node, Report, Value};
 use super::pipeline::{ConcoursePipeline, Resource};
 use crate::plan::{PlanIdentity, TaskPlan};
 
-/// `get`: check for the newest version when none is given, then `in` into `/workspace/$1`.
+/// `get`: check for the newest version when none is given, then `in` into
+/// `/workspace/$1`, printing its response; when `$2` is set, the version
+/// `in` answered is also written to `/workspace/$2/`[`VERSION_FILE`] (the
+/// get's local var, [`version_dir`]).
 pub const GET_SCRIPT: &str = r#"dir="/workspace/$1"; mkdir -p "$dir"
 version="$C8S_VERSION"
 if [ -z "$version" ]; then
@@ -23,8 +26,23 @@ if [ -z "$version" ]; then
   last="${versions##*\{}"; version="{${last%%\}*}}"
 fi
 echo "c8s: fetching $1 at $version" >&2
-printf '{"source":%s,"version":%s,"params":%s}' "$C8S_SOURCE" "$version" "$C8S_PARAMS" | /opt/resource/in "$dir"
+response="$(printf '{"source":%s,"version":%s,"params":%s}' "$C8S_SOURCE" "$version" "$C8S_PARAMS" | /opt/resource/in "$dir")" || exit $?
+printf '%s\n' "$response"
+if [ -n "$2" ]; then
+  case "$response" in *'"version"'*) ;; *) echo "c8s: in answered no version for $1" >&2; exit 1 ;; esac
+  rest="${response#*\"version\"}"; rest="${rest#*\{}"
+  mkdir -p "/workspace/$2" && printf '{%s}\n' "${rest%%\}*}" > "/workspace/$2/version.json"
+fi
 "#;
+
+/// The file, in [`version_dir`], that holds the version a get fetched.
+pub const VERSION_FILE: &str = "version.json";
+
+/// Where get `name` saves the version it fetched when a later step reads
+/// it as a local var (an output of its own, apart from the artifact).
+pub fn version_dir(name: &str) -> String {
+    format!(".c8s-version/{name}")
+}
 
 /// `put`: `out` from the workspace, then (when `$1` is set) `in` of the
 /// version it made; last, the response between [`PUT_MARKER`] and
@@ -179,6 +197,14 @@ pub fn get_plan(
     ];
     plan.outputs = vec![name.to_owned()];
     Some(plan)
+}
+
+/// Makes get `plan` (of artifact `name`) save the version it fetched in
+/// [`version_dir`], an output a reader can fetch when the job runs.
+pub fn save_version(plan: &mut TaskPlan, name: &str) {
+    let dir = version_dir(name);
+    plan.command.push(dir.clone());
+    plan.outputs.push(dir);
 }
 
 /// The plan of a check of `resource` for the versions from `from` on (a
