@@ -111,7 +111,7 @@ pub fn run(args: &RunArgs, report: fn(&str, &Errors) -> String) -> ExitCode {
     };
     runtime.block_on(async {
         match connect(args, prepared.durations.connect).await {
-            Ok(cluster) => prepared.run(&cluster, args, report).await.0,
+            Ok(cluster) => prepared.run(&cluster, args, report, None).await.0,
             Err(code) => code,
         }
     })
@@ -119,17 +119,23 @@ pub fn run(args: &RunArgs, report: fn(&str, &Errors) -> String) -> ExitCode {
 
 /// `c8s run` of `args` on `cluster` (connected already): what [`run`] does
 /// once connected, and the versions its Concourse puts made (by resource,
-/// canonical JSON). `c8s watch` runs each build it starts this way.
+/// canonical JSON). `c8s watch` runs each build it starts this way, `stop`
+/// cancelling it (as Ctrl-C does) when the watcher itself must stop.
 pub(crate) async fn run_on(
     cluster: &KubeCluster,
     args: &RunArgs,
     report: fn(&str, &Errors) -> String,
+    stop: Stop,
 ) -> (ExitCode, Outputs) {
     match Prepared::new(args, report) {
-        Ok(prepared) => prepared.run(cluster, args, report).await,
+        Ok(prepared) => prepared.run(cluster, args, report, stop).await,
         Err(code) => (code, Outputs::new()),
     }
 }
+
+/// What cancels a run besides Ctrl-C or SIGTERM: the value becoming `true`
+/// (`c8s watch` stopping on an error it cannot go on from).
+pub(crate) type Stop = Option<tokio::sync::watch::Receiver<bool>>;
 
 /// The versions a run's Concourse puts made, by resource (canonical JSON).
 pub(crate) type Outputs = BTreeMap<String, String>;
@@ -192,6 +198,7 @@ impl Prepared {
         cluster: &KubeCluster,
         args: &RunArgs,
         report: fn(&str, &Errors) -> String,
+        stop: Stop,
     ) -> (ExitCode, Outputs) {
         let run = Run {
             args,
@@ -199,6 +206,7 @@ impl Prepared {
             ctx: &self.ctx,
             durations: &self.durations,
             outputs: Mutex::new(Outputs::new()),
+            stop,
         };
         let code = match run.fetch_task_files(self.loaded, report).await {
             // Nothing was read: the steps rendered already.
@@ -231,7 +239,7 @@ pub(crate) async fn run_printing(
     let masker = masker(cluster, &loaded.plans).await;
     let logs = Arc::new(CollectedLogs::default());
     let options = run_options(args, &ctx.run_id, &durations, steps.len(), &masker, &logs).resume(false);
-    let status = c8s_kube::run_pipeline(cluster, steps, options, cancelled())
+    let status = c8s_kube::run_pipeline(cluster, steps, options, cancelled(None))
         .await
         .map_err(|e| e.to_string())?;
     if status.state != RunState::Succeeded {
@@ -251,6 +259,8 @@ struct Run<'a> {
     durations: &'a Durations,
     /// The versions the puts that ran made.
     outputs: Mutex<Outputs>,
+    /// What cancels the run besides a signal.
+    stop: Stop,
 }
 
 /// Why files were not read: the message, and the files whose readers found
@@ -403,7 +413,7 @@ impl Run<'_> {
             steps.len(),
             part.readers.len()
         );
-        let status = c8s_kube::run_pipeline(self.cluster, steps, options, cancelled())
+        let status = c8s_kube::run_pipeline(self.cluster, steps, options, cancelled(self.stop.clone()))
             .await
             .map_err(|e| fail(&e.to_string()))?;
         let names = c8s_kube::object_names(&part.plans, self.ctx);
@@ -581,7 +591,7 @@ impl Run<'_> {
         let run = if last == Last::Cancelled {
             c8s_kube::run_pipeline(cluster, steps, options, std::future::ready(())).await
         } else {
-            c8s_kube::run_pipeline(cluster, steps, options, cancelled()).await
+            c8s_kube::run_pipeline(cluster, steps, options, cancelled(self.stop.clone())).await
         };
         let status = match run {
             Ok(status) => status,
@@ -715,10 +725,27 @@ fn run_options(
     }
 }
 
-/// Resolves at the first Ctrl-C or SIGTERM, which cancels the run (its pods
-/// are deleted); a second Ctrl-C exits at once.
-async fn cancelled() {
-    let signal = interrupted().await;
+/// Resolves at the first Ctrl-C or SIGTERM, or when `stop` turns `true`,
+/// which cancels the run (its pods are deleted); after a signal, a second
+/// Ctrl-C exits at once.
+async fn cancelled(stop: Stop) {
+    let stopped = async {
+        let stopped = match stop {
+            Some(mut stop) => stop.wait_for(|stop| *stop).await.is_ok(),
+            None => false,
+        };
+        if !stopped {
+            // No stop, or its sender is gone: only a signal cancels.
+            std::future::pending::<()>().await;
+        }
+    };
+    let signal = tokio::select! {
+        signal = interrupted() => signal,
+        () = stopped => {
+            let _ = writeln!(std::io::stderr(), "c8s: the watch stops: cancelling, deleting the run's pods");
+            return;
+        }
+    };
     let _ = writeln!(
         std::io::stderr(),
         "c8s: {signal}: cancelling, deleting the run's pods (Ctrl-C again to exit at once)"

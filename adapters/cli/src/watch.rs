@@ -76,7 +76,8 @@ const CLAIM_TRIES: usize = 10;
 
 /// Runs `c8s watch`: exits 0 when it stopped cleanly (`--once` done, or
 /// Ctrl-C between builds), 1 when the pipeline or a flag is invalid or the
-/// history cannot be kept. A failing check or build is reported and watched on.
+/// history cannot be kept (the builds running then are cancelled first). A
+/// failing check or build is reported and watched on.
 pub fn watch(args: &WatchArgs, report: fn(&str, &Errors) -> String) -> ExitCode {
     let file = args.run.render.file.as_str();
     let refused = [
@@ -141,6 +142,7 @@ pub fn watch(args: &WatchArgs, report: fn(&str, &Errors) -> String) -> ExitCode 
         });
         let watcher = Watcher {
             stopped,
+            abort: tokio::sync::watch::channel(false).0,
             args,
             report,
             store: Store::new(&cluster, &name),
@@ -212,6 +214,9 @@ fn say(message: &str) {
 struct Watcher<'a> {
     /// Becomes true at Ctrl-C or SIGTERM.
     stopped: tokio::sync::watch::Receiver<bool>,
+    /// Set when the watcher stops on an error: cancels the builds running
+    /// (their pods deleted, as at Ctrl-C) before it exits.
+    abort: tokio::sync::watch::Sender<bool>,
     args: &'a WatchArgs,
     report: fn(&str, &Errors) -> String,
     store: Store,
@@ -226,12 +231,32 @@ impl Watcher<'_> {
     /// Checks what is due and starts what that triggers, each build as soon
     /// as its job's limits allow (`max_in_flight`, `serial`,
     /// `serial_groups`: [`may_start`]), until `--once` is done or Ctrl-C;
-    /// then waits for the builds running (cancelled by Ctrl-C) to end.
+    /// then waits for the builds running (cancelled by Ctrl-C) to end. On an
+    /// error it cannot go on from (the history cannot be read or written),
+    /// it cancels the builds running and waits for them, so that no pod is
+    /// left behind, before it returns the error.
     async fn watch(&self) -> Result<(), String> {
+        let mut running: FuturesUnordered<Running> = FuturesUnordered::new();
+        let watched = self.rounds(&mut running).await;
+        if let Err(message) = &watched
+            && !running.is_empty()
+        {
+            say(&format!(
+                "error: {message}; cancelling the {} build(s) running",
+                running.len()
+            ));
+            let _ = self.abort.send(true);
+            while running.next().await.is_some() {}
+        }
+        watched
+    }
+
+    /// [`Watcher::watch`] until it returns; the builds it started are in
+    /// `running`.
+    async fn rounds(&self, running: &mut FuturesUnordered<Running>) -> Result<(), String> {
         let resources = checked_resources(self.pipeline);
         let mut by_hand = self.args.trigger.clone();
         let mut due = first_due(&resources, Instant::now());
-        let mut running: FuturesUnordered<Running> = FuturesUnordered::new();
         let mut in_flight: Vec<String> = Vec::new();
         // Never a job twice with the same inputs while builds run, so a
         // busy spell (and a `--once` round) always ends.
@@ -427,8 +452,9 @@ impl Watcher<'_> {
         args.render.concourse.concourse_job = Some(build.job.clone());
         args.render.concourse.versions = build.versions.iter().map(|(r, v)| format!("{r}={v}")).collect();
         let (cluster, report) = (self.cluster.clone(), self.report);
+        let stop = Some(self.abort.subscribe());
         tokio::spawn(async move {
-            let (code, outputs) = crate::run::run_on(&cluster, &args, report).await;
+            let (code, outputs) = crate::run::run_on(&cluster, &args, report, stop).await;
             (build, (code == ExitCode::SUCCESS).then_some(outputs))
         })
     }
@@ -479,6 +505,41 @@ async fn sleep_until(at: Option<Instant>) {
     }
 }
 
+/// How many times a request to the history's ConfigMap is made when it
+/// fails for now, the waits between them doubling from
+/// [`FIRST_WAIT`] (about 8 s in all).
+const TRANSIENT_TRIES: u32 = 6;
+
+/// The first wait before a failed request is made again.
+const FIRST_WAIT: Duration = Duration::from_millis(250);
+
+/// Whether the API server refused a write without acting on it, and may
+/// take it later: too many requests (429), or a server error it answered
+/// with (500, 502, 503). A connection that closed without an answer may
+/// have been acted on (a claim taken twice would start no build), so such
+/// a write is not made again.
+fn refused_for_now(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(status) if matches!(status.code, 429 | 500 | 502 | 503))
+}
+
+/// The waits between tries of one request.
+#[derive(Default)]
+struct Backoff {
+    tries: u32,
+}
+
+impl Backoff {
+    /// Waits before the next try; `false` (at once) when every try is spent.
+    async fn wait(&mut self) -> bool {
+        self.tries += 1;
+        if self.tries >= TRANSIENT_TRIES {
+            return false;
+        }
+        tokio::time::sleep(FIRST_WAIT * 2u32.pow(self.tries - 1)).await;
+        true
+    }
+}
+
 /// The history of one pipeline, in a ConfigMap of the run's namespace
 /// (beside it there, the resources' webhook token digests and the check
 /// requests `c8s webhook` counted: `c8s_controller::webhook::concourse`).
@@ -490,19 +551,36 @@ struct Store {
 
 impl Store {
     fn new(cluster: &KubeCluster, pipeline: &str) -> Self {
+        Self::on(
+            Api::namespaced(cluster.client().clone(), cluster.namespace()),
+            pipeline,
+        )
+    }
+
+    fn on(api: Api<ConfigMap>, pipeline: &str) -> Self {
         Self {
-            api: Api::namespaced(cluster.client().clone(), cluster.namespace()),
+            api,
             name: history_name(pipeline),
             pipeline: pipeline.to_owned(),
         }
     }
 
-    /// The ConfigMap as stored (`None`: not yet).
+    /// The ConfigMap as stored (`None`: not yet); a read that fails is
+    /// tried again after a wait, [`TRANSIENT_TRIES`] times in all.
     async fn read_map(&self) -> Result<Option<ConfigMap>, String> {
-        self.api
-            .get_opt(&self.name)
-            .await
-            .map_err(|e| format!("cannot read ConfigMap {}: {e}", self.name))
+        let mut tries = Backoff::default();
+        loop {
+            match self.api.get_opt(&self.name).await {
+                Ok(map) => return Ok(map),
+                Err(e) if tries.wait().await => {
+                    say(&format!(
+                        "warning: cannot read ConfigMap {}: {e}; trying again",
+                        self.name
+                    ));
+                }
+                Err(e) => return Err(format!("cannot read ConfigMap {}: {e}", self.name)),
+            }
+        }
     }
 
     /// The history stored.
@@ -534,12 +612,16 @@ impl Store {
 
     /// Applies `change` to the ConfigMap's data and writes it back unless it
     /// is unchanged, with the read `resourceVersion` as the precondition (a
-    /// 409 reads and applies it again); every other key is kept as read.
+    /// 409 reads and applies it again); every other key is kept as read. A
+    /// write the API server refused for now ([`refused_for_now`]) is read,
+    /// applied and written again after a wait.
     async fn modify<T>(
         &self,
         change: impl Fn(&mut BTreeMap<String, String>) -> Result<T, String>,
     ) -> Result<T, String> {
-        for _ in 0..CLAIM_TRIES {
+        let mut tries = Backoff::default();
+        let mut conflicts = 0;
+        while conflicts < CLAIM_TRIES {
             let stored = self.read_map().await?;
             let version = stored.as_ref().and_then(|m| m.metadata.resource_version.clone());
             let before = stored.and_then(|m| m.data).unwrap_or_default();
@@ -555,7 +637,13 @@ impl Store {
             };
             match written {
                 Ok(_) => return Ok(out),
-                Err(kube::Error::Api(e)) if e.code == 409 => continue,
+                Err(kube::Error::Api(e)) if e.code == 409 => conflicts += 1,
+                Err(e) if refused_for_now(&e) && tries.wait().await => {
+                    say(&format!(
+                        "warning: cannot write ConfigMap {}: {e}; trying again",
+                        self.name
+                    ));
+                }
                 Err(e) => return Err(format!("cannot write ConfigMap {}: {e}", self.name)),
             }
         }
@@ -625,7 +713,8 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use super::{Store, history_name as config_map_name};
+    use super::{HISTORY_KEY, Store, history_name as config_map_name};
+    use c8s_kube::mock::{Answer, ordered, seen, status};
     use c8s_pipeline_model::concourse::parse_concourse_pipeline;
     use c8s_pipeline_model::concourse::triggers::History;
     use c8s_pipeline_model::{MemorySource, Vars};
@@ -724,5 +813,58 @@ jobs:
                 "{name}"
             );
         }
+    }
+
+    /// The history's ConfigMap as the API server answers it.
+    fn stored(version: &str) -> serde_json::Value {
+        serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": { "name": config_map_name("p"), "namespace": "ci", "resourceVersion": version },
+            "data": { HISTORY_KEY: "" },
+        })
+    }
+
+    /// A read that fails and a write the API server refused for now (429)
+    /// are made again after a wait; a write refused for good (403) is not,
+    /// and its error says why.
+    #[tokio::test]
+    async fn a_history_request_refused_for_now_is_made_again_and_one_refused_for_good_is_not() {
+        let answers = vec![
+            Answer::Json(503, status(503, "ServiceUnavailable")),
+            Answer::Json(200, stored("1")),
+            Answer::Json(429, status(429, "TooManyRequests")),
+            Answer::Json(200, stored("1")),
+            Answer::Json(200, stored("2")),
+        ];
+        let (client, requests) = ordered("ci", answers);
+        let store = Store::on(kube::Api::namespaced(client, "ci"), "p");
+        let pinned = store
+            .update(|history| history.pinned.insert("repo".to_owned(), "{}".to_owned()))
+            .await;
+        assert_eq!(pinned, Ok(None));
+        let methods: Vec<String> = seen(&requests).iter().map(|r| r.method.to_string()).collect();
+        assert_eq!(methods, ["GET", "GET", "PUT", "GET", "PUT"]);
+
+        let answers = vec![
+            Answer::Json(200, stored("1")),
+            Answer::Json(403, status(403, "Forbidden")),
+        ];
+        let (client, requests) = ordered("ci", answers);
+        let store = Store::on(kube::Api::namespaced(client, "ci"), "p");
+        let pinned = store
+            .update(|history| history.pinned.insert("repo".to_owned(), "{}".to_owned()))
+            .await;
+        assert!(
+            pinned
+                .as_ref()
+                .is_err_and(|e| e.contains("cannot write ConfigMap")),
+            "{pinned:?}"
+        );
+        assert_eq!(
+            seen(&requests).len(),
+            2,
+            "a write refused for good is not made again"
+        );
     }
 }

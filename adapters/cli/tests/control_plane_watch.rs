@@ -881,3 +881,128 @@ fn terminate(pid: u32) {
         .expect("kill");
     assert!(status.success());
 }
+
+/// Two jobs a version triggers together: `quick` ends first, `slow` would
+/// run for minutes.
+const QUICK_AND_SLOW: &str = "\
+resources:
+- name: repo
+  type: git
+  source: { uri: https://github.com/example/app.git }
+jobs:
+- name: quick
+  plan:
+  - get: repo
+    trigger: true
+  - task: test
+    config: &task { platform: linux, image_resource: { type: registry-image, source: { repository: alpine } }, inputs: [{ name: repo }], run: { path: 'true' } }
+- name: slow
+  plan:
+  - get: repo
+    trigger: true
+  - task: wait
+    config: *task
+";
+
+/// A ValidatingAdmissionPolicy (and its binding, both named `name`) that
+/// refuses every update of a `c8s-versions-…` ConfigMap in `ns`.
+async fn refuse_history_writes(client: &kube::Client, name: &str, ns: &str) {
+    use k8s_openapi::api::admissionregistration::v1::{
+        ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
+    };
+    let policy: ValidatingAdmissionPolicy = serde_json::from_value(serde_json::json!({
+        "metadata": { "name": name },
+        "spec": {
+            "failurePolicy": "Fail",
+            "matchConstraints": { "resourceRules": [{
+                "apiGroups": [""], "apiVersions": ["v1"],
+                "operations": ["UPDATE"], "resources": ["configmaps"],
+            }] },
+            "validations": [{
+                "expression": "!object.metadata.name.startsWith('c8s-versions-')",
+                "message": "the test refuses history writes",
+            }],
+        },
+    }))
+    .expect("policy");
+    let binding: ValidatingAdmissionPolicyBinding = serde_json::from_value(serde_json::json!({
+        "metadata": { "name": name },
+        "spec": {
+            "policyName": name,
+            "validationActions": ["Deny"],
+            "matchResources": { "namespaceSelector": { "matchLabels": { "kubernetes.io/metadata.name": ns } } },
+        },
+    }))
+    .expect("binding");
+    let post = kube::api::PostParams::default();
+    Api::<ValidatingAdmissionPolicy>::all(client.clone())
+        .create(&post, &policy)
+        .await
+        .expect("the policy");
+    Api::<ValidatingAdmissionPolicyBinding>::all(client.clone())
+        .create(&post, &binding)
+        .await
+        .expect("the binding");
+}
+
+/// A history write refused for good while builds run: the watcher cancels
+/// the build still running (its pod deleted, as at Ctrl-C) and exits with
+/// the error, instead of leaving the pod for `c8s reap`.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs control plane"]
+async fn a_history_write_refused_for_good_cancels_the_builds_running_and_leaves_no_pod() {
+    use k8s_openapi::api::admissionregistration::v1::{
+        ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
+    };
+    let client = cluster::client().await;
+    let script = r#"containers:
+  - pod: -check-repo-
+    container: main
+    logs:
+      - "c8s-versions: [{\"ref\": \"aaa\"}]"
+  - { pod: -quick-test-, container: main, runSeconds: 8 }
+  - { pod: -slow-wait-, container: main, runSeconds: 300 }
+  - { container: main, runSeconds: 0.2 }
+"#;
+    let ns = watch_namespace(&client, "watch-refused", script).await;
+    let file = common::temp_file(
+        &format!("{}.yml", cluster::unique_name("refused")),
+        QUICK_AND_SLOW,
+    );
+    let seen = collect_pods(&client, &ns);
+    let started = std::time::Instant::now();
+    let child = watch_once(&file, &ns);
+    until_seen(&seen, "-quick-test-").await;
+    until_seen(&seen, "-slow-wait-").await;
+    // Both builds were claimed; from now on the history cannot be written.
+    let policy = cluster::unique_name("refuse-history");
+    refuse_history_writes(&client, &policy, &ns).await;
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .expect("joined")
+        .expect("c8s exits");
+    let text = common::explain(&output);
+    let delete = kube::api::DeleteParams::default();
+    let _ = Api::<ValidatingAdmissionPolicyBinding>::all(client.clone())
+        .delete(&policy, &delete)
+        .await;
+    let _ = Api::<ValidatingAdmissionPolicy>::all(client.clone())
+        .delete(&policy, &delete)
+        .await;
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    assert!(text.contains("the test refuses history writes"), "{text}");
+    assert!(text.contains("cancelling the 1 build(s) running"), "{text}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(120),
+        "the slow build was cancelled, not waited for: {text}"
+    );
+    // Its pod was deleted: nothing is left for `c8s reap`.
+    let pods = Api::<Pod>::namespaced(client.clone(), &ns);
+    cluster::eventually(std::time::Duration::from_secs(30), "no pod left", || async {
+        let left = pods.list(&ListParams::default()).await.ok()?.items;
+        left.iter()
+            .all(|p| !p.metadata.name.as_deref().unwrap_or_default().contains("-slow-"))
+            .then_some(())
+    })
+    .await;
+}
