@@ -135,25 +135,6 @@ fn names_are_deterministic() {
 
 #[test]
 fn values_known_only_at_run_time_are_located_errors() {
-    let text = r#"
-jobs:
-- name: build
-  plan:
-  - load_var: versions
-    file: repo/versions.json
-  - task: test
-    across:
-    - var: go
-      values: ((.:versions))
-    config:
-      platform: linux
-      image_resource: { type: registry-image, source: { repository: golang } }
-      run: { path: make, args: [((.:go))] }
-"#;
-    let errors = lower(text, &Vars::new()).expect_err("run-time values");
-    assert!(errors.contains("ci.yml:10:15"), "{errors}");
-    assert!(errors.contains("known only at run time"), "{errors}");
-    assert!(errors.contains("across[0].values"), "{errors}");
     // A var with no value is named, too.
     let errors = lower(PIPELINE, &Vars::new()).expect_err("no vars");
     assert!(errors.contains("((go-versions)) has no value"), "{errors}");
@@ -164,6 +145,73 @@ jobs:
     let errors = lower(&PIPELINE.replace("[((.:os))]", "[((.:arch))]"), &vars()).expect_err("arch");
     assert!(
         errors.contains("((.:arch))") && errors.contains("known only at run time"),
+        "{errors}"
+    );
+}
+
+/// `across` values a `load_var` holds (`values: ((.:versions))`): as
+/// Concourse expands an across step when it runs, its copies are known once
+/// a runner read the load_var's file (given under `FetchFile::VAR_PREFIX`);
+/// until then the step is deferred to run time, the load_var's file to read.
+#[test]
+fn values_a_load_var_holds_are_read_when_the_job_runs_and_its_copies_then_render() {
+    use c8s_pipeline_model::concourse::FetchFile;
+    let text = r#"
+resources:
+- name: repo
+  type: git
+  source: { uri: "https://example.com/app.git" }
+jobs:
+- name: build
+  plan:
+  - get: repo
+  - load_var: versions
+    file: repo/versions.json
+  - task: test
+    across:
+    - var: go
+      values: ((.:versions))
+    config:
+      platform: linux
+      image_resource: { type: registry-image, source: { repository: golang, tag: ((.:go)) } }
+      run: { path: go, args: [version] }
+"#;
+    let job = common::lower_build(text, &Vars::new(), &MemorySource::new()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        job.deferred,
+        [
+            "10:5: step `versions` deferred to run time: its json value is read from artifact `repo`, which step `build.repo` makes when the job runs",
+            "12:5: step `test` deferred to run time: its across values are ((.:versions)), set by a load_var read when the job runs",
+        ]
+    );
+    assert_eq!(job.steps.len(), 1, "only the get runs first");
+    assert_eq!(job.fetch.len(), 1);
+    let key = format!("{}repo/versions.json", FetchFile::VAR_PREFIX);
+    assert_eq!(job.fetch[0].key, key);
+
+    // Read (as c8s run gives it): one copy per value, each with its image.
+    let read = MemorySource::new().with(&key, r#"["1.22", "1.23"]"#);
+    let job = common::lower_build(text, &Vars::new(), &read).unwrap_or_else(|e| panic!("{e}"));
+    assert!(job.deferred.is_empty(), "{:?}", job.deferred);
+    assert!(job.skipped.is_empty(), "the load_var was read: {:?}", job.skipped);
+    let images: Vec<&str> = job.steps[1..].iter().map(|s| s.plan.image.as_str()).collect();
+    assert_eq!(images, ["golang:1.22", "golang:1.23"]);
+    // Not a list: located at the values.
+    let read = MemorySource::new().with(&key, "1.22");
+    let errors = common::lower_build(text, &Vars::new(), &read).expect_err("not a list");
+    assert!(
+        errors.contains("ci.yml:15:15") && errors.contains("`values` is a list"),
+        "{errors}"
+    );
+    // A local var no load_var of the job sets: an error at the values.
+    let errors = common::lower_build(
+        &text.replace("((.:versions))", "((.:other))"),
+        &Vars::new(),
+        &MemorySource::new(),
+    )
+    .expect_err("no such load_var");
+    assert!(
+        errors.contains("ci.yml:15:15") && errors.contains("((.:other)) names no load_var of this job"),
         "{errors}"
     );
 }

@@ -348,21 +348,43 @@ fn across_renders_one_pod_per_combination_with_its_values() {
     }
 }
 
+/// `across` values a `load_var` sets are known when the job runs: validate
+/// notes the step as deferred, at its line; a local var no `load_var` of the
+/// job sets is an error located at the values.
 #[test]
-fn across_values_known_only_at_run_time_are_a_located_error() {
-    let text_of = ACROSS
-        .replace(
-            "  plan:\n",
-            "  plan:\n  - load_var: versions\n    file: versions.json\n",
-        )
-        .replace("((go-versions))", "((.:versions))");
-    let file = temp_file("across-runtime.yml", &text_of);
+fn across_values_a_load_var_sets_are_deferred_to_run_time() {
+    let text_of = |var: &str| {
+        ACROSS
+            .replace(
+                "jobs:\n",
+                "resources:\n- { name: repo, type: git, source: { uri: https://example.com/app.git } }\njobs:\n",
+            )
+            .replace(
+                "  plan:\n",
+                "  plan:\n  - get: repo\n  - load_var: versions\n    file: repo/versions.json\n",
+            )
+            .replace("((go-versions))", var)
+    };
+    let file = temp_file("across-runtime.yml", &text_of("((.:versions))"));
     let out = c8s(&["validate", &file]);
-    assert_eq!(out.status.code(), Some(1));
     let stderr = text(&out.stderr);
-    assert!(stderr.contains("across-runtime.yml:11:15"), "{stderr}");
-    assert!(stderr.contains("known only at run time"), "{stderr}");
-    // One error, not a second one derived from it (the value kept as written).
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains(
+            "across-runtime.yml:9:5: step `test` deferred to run time: its across values are ((.:versions))"
+        ),
+        "{stderr}"
+    );
+    let file = temp_file("across-unset.yml", &text_of("((.:other))"));
+    let out = c8s(&["validate", &file]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("across-unset.yml:14:15"), "{stderr}");
+    assert!(
+        stderr.contains("((.:other)) names no load_var of this job"),
+        "{stderr}"
+    );
+    // One error, not a second one derived from it.
     assert_eq!(stderr.matches("error:").count(), 1, "{stderr}");
 }
 

@@ -1048,6 +1048,14 @@ const GET: &str = "-build-repo-";
 const READER: &str = "-read-unit-";
 const UNIT: &str = "-build-unit-";
 
+/// The node script where the reader pod whose name has `reader` prints
+/// `printed` (one line, no single quote) and every other `main` ends at once.
+fn reader_script(reader: &str, printed: &str) -> String {
+    format!(
+        "containers:\n  - pod: {reader}\n    container: main\n    logs: ['{printed}']\n  - {{ container: main, runSeconds: 0.3 }}\n"
+    )
+}
+
 async fn fetched_task_namespace(client: &kube::Client, prefix: &str, script: &str) -> String {
     let ns = cluster::namespace(client, prefix).await;
     cluster::claims(client, &ns, &["c8s-artifacts", "c8s-cache"]).await;
@@ -1393,13 +1401,8 @@ async fn a_load_var_file_missing_from_its_artifact_errors_the_task_reading_it_an
 #[ignore = "needs control plane"]
 async fn a_json_load_var_without_the_field_a_param_reads_fails_the_run_at_that_param() {
     let client = cluster::client().await;
-    let script = r#"containers:
-  - pod: read-meta
-    container: main
-    logs: ['{"title": "Fix parsing"}']
-  - { container: main, runSeconds: 0.3 }
-"#;
-    let ns = fetched_task_namespace(&client, "json-var-field", script).await;
+    let script = reader_script("read-meta", r#"{"title": "Fix parsing"}"#);
+    let ns = fetched_task_namespace(&client, "json-var-field", &script).await;
     let file = common::temp_file(
         &format!("{}.yml", cluster::unique_name("meta")),
         CONCOURSE_JSON_VAR,
@@ -1498,4 +1501,52 @@ async fn the_version_a_get_fetched_fills_the_params_of_the_puts_after_it() {
     assert_eq!(cluster::scheduled_pods(&client, &ns, "-build-pr-").await, 1);
     assert_eq!(cluster::scheduled_pods(&client, &ns, "-read-pr-").await, 1);
     assert_eq!(run_records(&client, &ns).await, 0);
+}
+
+/// A job whose test runs across the Go versions a `load_var` reads from the
+/// repository (`values: ((.:versions))`).
+const CONCOURSE_ACROSS_LOAD_VAR: &str = "\
+resources:
+- name: repo
+  type: git
+  source: { uri: https://github.com/example/app.git }
+jobs:
+- name: build
+  plan:
+  - get: repo
+  - load_var: versions
+    file: repo/ci/go-versions.json
+  - task: test
+    across:
+    - var: go
+      values: ((.:versions))
+    config:
+      platform: linux
+      image_resource: { type: registry-image, source: { repository: golang, tag: ((.:go)) } }
+      run: { path: go, args: [version] }
+";
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs control plane"]
+async fn across_values_a_load_var_reads_make_their_copies_when_the_job_runs() {
+    let client = cluster::client().await;
+    let script = reader_script("read-versions", r#"["1.22", "1.23"]"#);
+    let ns = fetched_task_namespace(&client, "across-var", &script).await;
+    let (child, status) = run_fetched(&ns, CONCOURSE_ACROSS_LOAD_VAR);
+    let output = child.wait_with_output().expect("c8s exits");
+    assert!(output.status.success(), "{}", explain(&output));
+    let status = read_status(&status);
+    assert_eq!(status["state"], "Succeeded", "{status:#}");
+    let copies: Vec<&serde_json::Value> = status["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .filter(|s| s["name"].as_str().is_some_and(|n| n.contains("-build-test-")))
+        .collect();
+    assert_eq!(copies.len(), 2, "one copy per value read: {status:#}");
+    assert!(copies.iter().all(|s| s["state"] == "Succeeded"), "{status:#}");
+    assert_eq!(cluster::scheduled_pods(&client, &ns, "-build-test-").await, 2);
+    // The get ran once: the run was resumed after the reader.
+    assert_eq!(cluster::scheduled_pods(&client, &ns, "-build-repo-").await, 1);
+    assert_eq!(cluster::scheduled_pods(&client, &ns, "-read-versions-").await, 1);
 }

@@ -7,8 +7,10 @@
 //! combination's value, as Concourse interpolates its substep template. How
 //! the copies run (`max_in_flight`, `fail_fast`) is in [`super::runtime`].
 //!
-//! Values known only at run time (`((.:var))` set by a `load_var`) cannot be
-//! expanded before the pods are rendered: they are a located error.
+//! Values a `load_var` sets (`values: ((.:list))`) are known only when the
+//! job runs: a runner reads the var's file, and the step is expanded when
+//! the job is read again with it (`steps::local_across_values`); until then
+//! it is deferred to run time.
 
 use c8s_sidecar_core::{FieldPath, Segment};
 

@@ -16,8 +16,7 @@ use super::node::{Node, Report};
 use super::steps::{LoadVar, LoadVarFormat};
 use crate::local_vars::{self, LoadFormat, LocalVar};
 
-/// What an unreadable `load_var` file stands for (`FetchFile::UNREADABLE_VAR`).
-pub(super) const UNREADABLE_VAR: &str = "c8s-load-var-not-read";
+use super::keys::UNREADABLE_VAR;
 
 /// The `load_var`s of a job lowered so far.
 #[derive(Default)]
@@ -218,6 +217,13 @@ impl Locals {
             None if node.is_null() => String::new(),
             None => node.to_json(),
         }))
+    }
+
+    /// Marks var `name` read (by what is not a param: an across step's values).
+    pub fn mark_used(&mut self, name: &str) {
+        if let Some(loaded) = self.vars.get_mut(name) {
+            loaded.used = true;
+        }
     }
 
     /// Takes in get `name`'s version, known once the get ran.

@@ -135,7 +135,7 @@ impl FetchFile {
     /// What the lowering's reader is asked for a `load_var` file's text, so
     /// that only a runner that read it from the artifact answers (never a
     /// file of the same name beside the pipeline).
-    pub const VAR_PREFIX: &'static str = "c8s-load-var:";
+    pub const VAR_PREFIX: &'static str = super::keys::VAR_PREFIX;
 
     /// What a runner gives the reader for a `load_var` file it could not
     /// read from the artifact: every `((.:var))` and `((.:var.field))` of
@@ -143,7 +143,7 @@ impl FetchFile {
     /// lowers whole and the runner finds the steps that read the var (their
     /// env holds it) and errors them without running them, as Concourse's
     /// `load_var` errors the build (its `on_error` and `ensure` hooks run).
-    pub const UNREADABLE_VAR: &'static str = super::load_var::UNREADABLE_VAR;
+    pub const UNREADABLE_VAR: &'static str = super::keys::UNREADABLE_VAR;
 
     /// [`FetchFile::new`] for the file of `load_var` `name`.
     pub fn for_var(
@@ -243,6 +243,9 @@ impl LocalReads {
         for (_, hook) in &job.hooks {
             hook.visit(&mut visit);
         }
+        // An across step's values: known to the lowering before its copies are.
+        reads.any.extend(job.across_reads.iter().cloned());
+        reads.resource.extend(job.across_reads.iter().cloned());
         reads
     }
 }
@@ -420,6 +423,14 @@ impl Lowering<'_> {
                 self.load_var(load, step, report);
                 (after, Node::Do(Vec::new()))
             }
+            StepKind::DeferredAcross { name, var } => {
+                // Its load_var is read by a runner (`LocalReads`): the
+                // copies render once the job is lowered with the value.
+                let why =
+                    format!("its across values are ((.:{var})), set by a load_var read when the job runs");
+                self.defer(name, step, &why);
+                (after, Node::Do(Vec::new()))
+            }
             _ if let Some((name, why)) = self.needs_deferred(step) => {
                 self.defer(&name, step, &why);
                 (after, Node::Do(Vec::new()))
@@ -484,9 +495,14 @@ impl Lowering<'_> {
                 .locals
                 .load(load, step.at, &step.path, &self.artifacts, report),
         }
+        // Its value made an across step's copies (read when the job was).
+        if self.job.across_reads.contains(&load.name) {
+            self.locals.mark_used(&load.name);
+        }
     }
 
-    /// A `json` or `yaml` `load_var` of `artifact`: its value when the
+    /// A `json` or `yaml` `load_var` (or one a resource's params or an
+    /// across step's values read) of `artifact`: its value when the
     /// reader has the file (a runner read it from the artifact), else the
     /// var is deferred, with the file to read.
     fn structured_var(&mut self, load: &LoadVar, step: &Step, artifact: &str, report: &mut Report<'_>) {

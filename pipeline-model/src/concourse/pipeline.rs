@@ -78,6 +78,9 @@ pub struct Job {
     pub plan: Vec<Step>,
     /// Job-level hooks, by kind (`on_success`, `on_failure`, `on_error`, `on_abort`, `ensure`).
     pub hooks: Vec<(String, Step)>,
+    /// The local vars whose values an `across` of the job takes
+    /// (`values: ((.:list))`): a runner reads their `load_var`s' files.
+    pub across_reads: std::collections::BTreeSet<String>,
     /// Where it is written.
     pub at: At,
 }
@@ -365,7 +368,16 @@ fn read_job(
     if !f.has("plan") {
         report.error(node.at, &f.at("plan"), "`plan` is required");
     }
-    let plan = read_plan(f.list("plan", report), &f.at("plan"), text, vars, reader, report);
+    let load_vars = super::steps::load_var_files(node);
+    let plan = read_plan(
+        f.list("plan", report),
+        &f.at("plan"),
+        text,
+        vars,
+        reader,
+        &load_vars,
+        report,
+    );
     let serial_groups = f.strings("serial_groups", report);
     let serial = f.flag("serial", report) || !serial_groups.is_empty();
     let max_in_flight = if serial {
@@ -382,6 +394,7 @@ fn read_job(
                 text,
                 vars,
                 reader,
+                &load_vars,
                 report,
             ))
             && let Some(step) = steps.pop()
@@ -395,6 +408,7 @@ fn read_job(
         serial_groups,
         plan,
         hooks,
+        across_reads: super::steps::across_local_vars(node),
         at: node.at,
     })
 }

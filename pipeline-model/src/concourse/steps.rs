@@ -3,12 +3,14 @@
 //! `try`, `set_pipeline`, `load_var`; `aggregate` is the old `in_parallel`)
 //! plus modifiers (`timeout`, `attempts`, `tags`, `across`) and hooks.
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use c8s_sidecar_core::{FieldPath, SourceReader};
 
 use super::fields::Fields;
-use super::node::{At, Node, Report};
+use super::node::{At, Node, Report, Value};
 use super::step::{TASK_STEP_KEYS, TaskRead, TaskStep, read_task_step_in_build};
-use super::vars::Vars;
+use super::vars::{Vars, var_refs};
 use crate::duration::parse_duration;
 
 /// One step with its modifiers and hooks.
@@ -106,6 +108,15 @@ pub enum StepKind {
         /// Why it could not be read now.
         reason: String,
     },
+    /// A step with `across` whose values are a `load_var`'s
+    /// (`values: ((.:list))`): its copies are known once the job runs and a
+    /// runner read the file (Concourse expands an across step when it runs).
+    DeferredAcross {
+        /// The step's name (what its step key names).
+        name: String,
+        /// The local var its values read.
+        var: String,
+    },
 }
 
 /// A `load_var` step: `file` (`ARTIFACT/PATH`) read as `format` into local
@@ -183,18 +194,78 @@ struct Context<'a> {
     text: &'a str,
     vars: &'a Vars,
     reader: &'a dyn SourceReader,
+    /// The job's `load_var`s: var name → `file` ([`load_var_files`]).
+    load_vars: &'a BTreeMap<String, String>,
 }
 
-/// Reads a list of steps.
+/// Reads a list of steps of a job whose `load_var`s are `load_vars`
+/// ([`load_var_files`]).
 pub fn read_plan(
     nodes: &[Node],
     path: &FieldPath,
     text: &str,
     vars: &Vars,
     reader: &dyn SourceReader,
+    load_vars: &BTreeMap<String, String>,
     report: &mut Report<'_>,
 ) -> Vec<Step> {
-    plan(Context { text, vars, reader }, nodes, path, report)
+    let cx = Context {
+        text,
+        vars,
+        reader,
+        load_vars,
+    };
+    plan(cx, nodes, path, report)
+}
+
+/// Every `load_var` step written under `node` (a job): var name → `file`.
+pub fn load_var_files(node: &Node) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    walk_maps(node, &mut |map| {
+        if let (Some(name), Some(file)) = (
+            map.get("load_var").and_then(Node::scalar),
+            map.get("file").and_then(Node::scalar),
+        ) {
+            out.insert(name.to_owned(), file.to_owned());
+        }
+    });
+    out
+}
+
+/// The local vars whose values an `across` under `node` (a job) takes
+/// (`values: ((.:list))`).
+pub fn across_local_vars(node: &Node) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    walk_maps(node, &mut |map| {
+        let Some(Value::Seq(vars)) = map.get("across").map(|n| &n.value) else {
+            return;
+        };
+        out.extend(vars.iter().filter_map(|v| local_values(v.get("values")?)));
+    });
+    out
+}
+
+/// The local var a `values` written as `((.:NAME))` (whole) reads.
+fn local_values(values: &Node) -> Option<String> {
+    let text = values.scalar()?;
+    let refs = var_refs(text);
+    match refs.as_slice() {
+        [r] if r.range == (0..text.len()) => r.name.strip_prefix(".:").map(str::to_owned),
+        _ => None,
+    }
+}
+
+fn walk_maps(node: &Node, f: &mut dyn FnMut(&Node)) {
+    match &node.value {
+        Value::Map(entries) => {
+            f(node);
+            for entry in entries {
+                walk_maps(&entry.node, f);
+            }
+        }
+        Value::Seq(items) => items.iter().for_each(|item| walk_maps(item, f)),
+        _ => {}
+    }
 }
 
 fn plan(cx: Context<'_>, nodes: &[Node], path: &FieldPath, report: &mut Report<'_>) -> Vec<Step> {
@@ -489,17 +560,29 @@ fn read_across(
     // c8s does not run set_pipeline (no pipeline server): each copy would be
     // the same note, and its values (often a load_var's, known only when the
     // build runs) are never needed.
+    // The whole across step as one step of `kind`, with its hooks.
+    let whole = |kind: StepKind, report: &mut Report<'_>| Step {
+        kind,
+        hooks: read_hooks(cx, f, report),
+        timeout_seconds: None,
+        attempts: None,
+        at: node.at,
+        path: path.clone(),
+        copy: None,
+    };
     if let Some(name) = f.get("set_pipeline").and_then(Node::scalar) {
-        return Some(Step {
-            kind: StepKind::SetPipeline(name.to_owned()),
-            hooks: read_hooks(cx, f, report),
-            timeout_seconds: None,
-            attempts: None,
-            at: node.at,
-            path: path.clone(),
-            copy: None,
-        });
+        return Some(whole(StepKind::SetPipeline(name.to_owned()), report));
     }
+    // Values a load_var holds are known once a runner read its file.
+    let list = match local_across_values(cx, list, &f.at("across"), report)? {
+        Ok(list) => list,
+        Err(var) => {
+            let key = step_key(node, path, &mut Report::new(report.file())).unwrap_or("across");
+            let name = f.get(key).and_then(Node::scalar).unwrap_or(key).to_owned();
+            return Some(whole(StepKind::DeferredAcross { name, var }, report));
+        }
+    };
+    let list = &list;
     let vars = super::across::read_vars(list, &f.at("across"), report)?;
     let fail_fast = f.flag("fail_fast", report);
     let mut template = node.clone();
@@ -563,6 +646,77 @@ fn read_across(
     };
     outer.hooks = read_hooks(cx, f, report);
     Some(outer)
+}
+
+/// `list` (an `across`) with each `values: ((.:NAME))` replaced by the
+/// value a runner read from that `load_var`'s file (given to the reader
+/// under `FetchFile::VAR_PREFIX`), as Concourse reads the var when the step
+/// runs: `Ok(Err(NAME))` when a file is not read yet; `None`, reported,
+/// when the var names no `load_var` of the job or its value is unreadable.
+fn local_across_values(
+    cx: Context<'_>,
+    list: &Node,
+    path: &FieldPath,
+    report: &mut Report<'_>,
+) -> Option<Result<Node, String>> {
+    let mut list = list.clone();
+    let Value::Seq(vars) = &mut list.value else {
+        return Some(Ok(list));
+    };
+    for (i, var) in vars.iter_mut().enumerate() {
+        let Value::Map(entries) = &mut var.value else {
+            continue;
+        };
+        for entry in entries.iter_mut().filter(|e| e.key == "values") {
+            let Some(name) = local_values(&entry.node) else {
+                continue;
+            };
+            let at = path.index(i).key("values");
+            let Some(file) = cx.load_vars.get(&name) else {
+                report.error(
+                    entry.node.at,
+                    &at,
+                    format!("((.:{name})) names no load_var of this job (across values from a local var are a load_var's, read when the job runs)"),
+                );
+                return None;
+            };
+            let key = format!("{}{file}", super::keys::VAR_PREFIX);
+            let Ok(bytes) = cx.reader.read(&key) else {
+                return Some(Err(name));
+            };
+            let read = std::str::from_utf8(&bytes)
+                .ok()
+                .filter(|text| *text != super::keys::UNREADABLE_VAR)
+                .and_then(|text| super::node::parse(file, text).ok());
+            let Some(mut values) = read else {
+                report.error(
+                    entry.node.at,
+                    &at,
+                    format!("((.:{name})): load_var `{name}`'s file {file:?} could not be read from its artifact as a list of values"),
+                );
+                return None;
+            };
+            relocate(&mut values, entry.node.at);
+            entry.node = values;
+        }
+    }
+    Some(Ok(list))
+}
+
+/// Puts `node` and everything in it at `at` (a value read from a file, its
+/// errors located where the var is written).
+fn relocate(node: &mut Node, at: At) {
+    node.at = at;
+    match &mut node.value {
+        Value::Seq(items) => items.iter_mut().for_each(|item| relocate(item, at)),
+        Value::Map(entries) => {
+            for entry in entries {
+                entry.at = at;
+                relocate(&mut entry.node, at);
+            }
+        }
+        _ => {}
+    }
 }
 
 #[cfg(test)]

@@ -325,6 +325,12 @@ fn local_var_may_stay(path: &FieldPath, rules: &Rules<'_>) -> bool {
     if under("params") || under("get_params") {
         return (rules.lenient)(path);
     }
+    // An across step's values from a load_var: read when the job runs.
+    if under("across")
+        && matches!(path.segments().last(), Some(c8s_sidecar_core::Segment::Key(k)) if k == "values")
+    {
+        return true;
+    }
     under("vars") && (rules.lenient)(&FieldPath::root().key("params"))
 }
 
