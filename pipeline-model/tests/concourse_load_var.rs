@@ -296,3 +296,45 @@ fn a_json_load_var_is_read_when_the_job_runs_and_its_fields_fill_the_params() {
     );
     assert_eq!(errors.lines().count(), 1, "one error, no derived one:\n{errors}");
 }
+
+/// A `json` `load_var` whose file a runner could not read from the artifact
+/// (it gives [`FetchFile::UNREADABLE_VAR`]): as Concourse's `load_var` step
+/// errors the build, the load_var becomes a step of its own, which the
+/// runner errors without a pod (its env holds the placeholder), and what
+/// comes after it waits for it, so nothing after it runs.
+#[test]
+fn a_load_var_whose_file_was_not_read_is_a_step_that_errors_before_what_follows() {
+    use c8s_pipeline_model::concourse::FetchFile;
+    let text = PIPELINE
+        .replace("notes.md\n    format: raw", "meta.json")
+        .replace("NOTES: ((.:notes))", "NOTES: ((.:notes.title))");
+    let job = lower(&text).unwrap_or_else(|e| panic!("{e}"));
+    let key = job.fetch[0].key.clone();
+    let read = MemorySource::new().with(&key, FetchFile::UNREADABLE_VAR);
+    let job = common::lower_build(&text, &Vars::new(), &read).unwrap_or_else(|e| panic!("{e}"));
+    let steps: Vec<(&str, &str, Vec<String>)> = job
+        .steps
+        .iter()
+        .map(|s| (s.plan.identity.step.as_str(), s.kind, s.depends_on.clone()))
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            ("build.version", "get", vec![]),
+            ("build.notes", "load_var", vec!["build.version".to_owned()]),
+            ("build.show", "task", vec!["build.notes".to_owned()]),
+        ]
+    );
+    let marker = &job.steps[1].plan;
+    assert!(
+        marker.env.iter().any(|e| e
+            .value
+            .as_deref()
+            .is_some_and(|v| v.contains(FetchFile::UNREADABLE_VAR))),
+        "{marker:?}"
+    );
+    // A file that was read makes no such step.
+    let read = MemorySource::new().with(&key, r#"{"title": "t"}"#);
+    let job = common::lower_build(&text, &Vars::new(), &read).unwrap_or_else(|e| panic!("{e}"));
+    assert!(job.steps.iter().all(|s| s.kind != "load_var"), "{:?}", job.steps);
+}

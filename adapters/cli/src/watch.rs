@@ -516,8 +516,9 @@ const FIRST_WAIT: Duration = Duration::from_millis(250);
 /// Whether the API server refused a write without acting on it, and may
 /// take it later: too many requests (429), or a server error it answered
 /// with (500, 502, 503). A connection that closed without an answer may
-/// have been acted on (a claim taken twice would start no build), so such
-/// a write is not made again.
+/// have been acted on (made again, a claim that had taken effect would find
+/// its build claimed already, and that build would never run), so such a
+/// write is not made again.
 fn refused_for_now(e: &kube::Error) -> bool {
     matches!(e, kube::Error::Api(status) if matches!(status.code, 429 | 500 | 502 | 503))
 }

@@ -1355,12 +1355,13 @@ async fn a_json_load_var_is_read_when_the_job_runs_and_its_fields_reach_the_para
     assert_eq!(cluster::scheduled_pods(&client, &ns, "-build-repo-").await, 1);
 }
 
-/// A `load_var` whose file is not in its artifact errors the task that
-/// reads its var, without running it, as Concourse's `load_var` step errors
-/// the build: the job's `on_error` and `ensure` hooks run, `on_failure` not.
+/// A `load_var` whose file is not in its artifact errors, as Concourse's
+/// `load_var` step errors the build: no step after it runs (neither the
+/// task between it and the one reading its var, nor that one), and the
+/// job's `on_error` and `ensure` hooks run, `on_failure` not.
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "needs control plane"]
-async fn a_load_var_file_missing_from_its_artifact_errors_the_task_reading_it_and_the_error_hooks_run() {
+async fn a_load_var_file_missing_from_its_artifact_errors_the_load_var_and_the_error_hooks_run() {
     let client = cluster::client().await;
     let script = "containers:
   - { pod: read-meta, container: c8s-input-0, exitCode: 1, logs: ['tar: meta.json: Not found in archive'] }
@@ -1369,7 +1370,11 @@ async fn a_load_var_file_missing_from_its_artifact_errors_the_task_reading_it_an
     let ns = fetched_task_namespace(&client, "json-var-missing", script).await;
     let hook = "config: { platform: linux, image_resource: { type: registry-image, source: { repository: alpine } }, run: { path: 'true' } }";
     let text = format!(
-        "{CONCOURSE_JSON_VAR}  on_error: {{ task: report-error, {hook} }}\n  on_failure: {{ task: page-oncall, {hook} }}\n  ensure: {{ task: cleanup, {hook} }}\n"
+        "{}  on_error: {{ task: report-error, {hook} }}\n  on_failure: {{ task: page-oncall, {hook} }}\n  ensure: {{ task: cleanup, {hook} }}\n",
+        CONCOURSE_JSON_VAR.replace(
+            "  - task: show\n",
+            &format!("  - task: between\n    {hook}\n  - task: show\n")
+        )
     );
     let (child, status) = run_fetched(&ns, &text);
     let output = child.wait_with_output().expect("c8s exits");
@@ -1378,16 +1383,22 @@ async fn a_load_var_file_missing_from_its_artifact_errors_the_task_reading_it_an
     assert!(common::text(&output.stderr).contains(why), "{}", explain(&output));
     let status = read_status(&status);
     assert_eq!(status["state"], "Failed", "{status:#}");
-    let show = step(&status, "show");
-    assert_eq!(show["outcome"]["reason"], "Rejected", "{status:#}");
+    let meta = step(&status, "meta");
+    assert_eq!(meta["outcome"]["reason"], "Rejected", "{status:#}");
     assert!(
-        show["outcome"]["message"]
+        meta["outcome"]["message"]
             .as_str()
             .is_some_and(|m| m.contains(why)),
         "{status:#}"
     );
-    assert_eq!(cluster::scheduled_pods(&client, &ns, "-build-show-").await, 0);
-    for (part, n) in [("-report-error-", 1), ("-cleanup-", 1), ("-page-oncall-", 0)] {
+    for (part, n) in [
+        ("-build-meta-", 0),
+        ("-build-between-", 0),
+        ("-build-show-", 0),
+        ("-report-error-", 1),
+        ("-cleanup-", 1),
+        ("-page-oncall-", 0),
+    ] {
         assert_eq!(
             cluster::scheduled_pods(&client, &ns, part).await,
             n,

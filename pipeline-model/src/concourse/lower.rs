@@ -419,10 +419,12 @@ impl Lowering<'_> {
                 }
                 (after, Node::Do(Vec::new()))
             }
-            StepKind::LoadVar(load) => {
-                self.load_var(load, step, report);
-                (after, Node::Do(Vec::new()))
-            }
+            StepKind::LoadVar(load) => match self.load_var(load, step, report) {
+                // Its file was not in its artifact when the job ran: the
+                // step errors, so nothing after it runs.
+                Some(plan) => self.push_step(plan, "load_var", after, when, soft, None),
+                None => (after, Node::Do(Vec::new())),
+            },
             StepKind::DeferredAcross { name, var } => {
                 // Its load_var is read by a runner (`LocalReads`): the
                 // copies render once the job is lowered with the value.
@@ -437,20 +439,11 @@ impl Lowering<'_> {
             }
             _ => match self.pod(step, report) {
                 Some((plan, kind)) => {
-                    let id = plan.identity.step.clone();
                     let puts = match &step.kind {
                         StepKind::Put { resource, .. } => Some(resource.clone()),
                         _ => None,
                     };
-                    self.out.steps.push(JobStep {
-                        plan,
-                        kind,
-                        depends_on: after,
-                        when,
-                        allow_failure: soft,
-                        puts,
-                    });
-                    (vec![id.clone()], Node::Leaf(id))
+                    self.push_step(plan, kind, after, when, soft, puts)
                 }
                 None => (after, Node::Do(Vec::new())),
             },
@@ -467,11 +460,36 @@ impl Lowering<'_> {
         (tails, Node::hooked(node, hooks))
     }
 
+    /// Adds `plan` as a step of the job after `after`: its one tail and node.
+    fn push_step(
+        &mut self,
+        plan: TaskPlan,
+        kind: &'static str,
+        after: Vec<String>,
+        when: When,
+        soft: bool,
+        puts: Option<String>,
+    ) -> (Vec<String>, Node) {
+        let id = plan.identity.step.clone();
+        self.out.steps.push(JobStep {
+            plan,
+            kind,
+            depends_on: after,
+            when,
+            allow_failure: soft,
+            puts,
+        });
+        (vec![id.clone()], Node::Leaf(id))
+    }
+
     /// A `load_var`: no pod (the tasks whose params use the var read its
     /// file themselves), deferred when its artifact may come from a
     /// deferred step, read when the job runs when it is a structure.
-    fn load_var(&mut self, load: &LoadVar, step: &Step, report: &mut Report<'_>) {
+    /// A runner that could not read its file from the artifact (given
+    /// [`FetchFile::UNREADABLE_VAR`]) makes it a step: [`unread_load_var`].
+    fn load_var(&mut self, load: &LoadVar, step: &Step, report: &mut Report<'_>) -> Option<TaskPlan> {
         let artifact = load.file.split('/').next().unwrap_or_default();
+        let mut unread = None;
         match self.deferred.last() {
             // Its file may be in what a deferred step makes: known
             // when that step is, and so are the steps that read it.
@@ -488,7 +506,10 @@ impl Lowering<'_> {
             _ if (load.format.is_structured() || self.reads.resource.contains(&load.name))
                 && self.artifacts.contains_key(artifact) =>
             {
-                self.structured_var(load, step, artifact, report);
+                if self.structured_var(load, step, artifact, report) {
+                    let id = self.unique_id(&load.name, step);
+                    unread = Some(unread_load_var(&self.pipeline.name, id, &load.name));
+                }
             }
             // No pod: the steps whose params use the var read its file themselves.
             _ => self
@@ -499,20 +520,31 @@ impl Lowering<'_> {
         if self.job.across_reads.contains(&load.name) {
             self.locals.mark_used(&load.name);
         }
+        unread
     }
 
     /// A `json` or `yaml` `load_var` (or one a resource's params or an
     /// across step's values read) of `artifact`: its value when the
     /// reader has the file (a runner read it from the artifact), else the
-    /// var is deferred, with the file to read.
-    fn structured_var(&mut self, load: &LoadVar, step: &Step, artifact: &str, report: &mut Report<'_>) {
+    /// var is deferred, with the file to read; `true` when the runner
+    /// could not read it ([`FetchFile::UNREADABLE_VAR`]).
+    fn structured_var(
+        &mut self,
+        load: &LoadVar,
+        step: &Step,
+        artifact: &str,
+        report: &mut Report<'_>,
+    ) -> bool {
         let Some((producer, output)) = self.artifacts.get(artifact).cloned() else {
-            return;
+            return false;
         };
         let path = load.file.split_once('/').map_or("", |(_, p)| p);
         let fetch = FetchFile::for_var(&load.name, &load.file, path, producer.as_str(), output);
         match self.reader.read(&fetch.key) {
-            Ok(bytes) => self.locals.known(load, step.at, &step.path, &bytes, report),
+            Ok(bytes) => {
+                self.locals.known(load, step.at, &step.path, &bytes, report);
+                bytes == FetchFile::UNREADABLE_VAR.as_bytes()
+            }
             Err(_) => {
                 let why = format!(
                     "its {} value is read from artifact `{artifact}`, which step `{producer}` makes when the job runs",
@@ -526,6 +558,7 @@ impl Lowering<'_> {
                 self.out.fetch.push(fetch);
                 self.locals.defer(&load.name);
                 self.defer(&load.name, step, &why);
+                false
             }
         }
     }
@@ -912,6 +945,23 @@ impl Lowering<'_> {
         }
         Some((image.reference(), image.pull_secret()))
     }
+}
+
+/// The step (`id`) a `load_var` of `name` becomes when a runner could not
+/// read its file from the artifact: Concourse's `load_var` step errors the
+/// build then (`atc/exec/load_var_step.go` returns the error), so the steps
+/// after it never run and the job's `on_error` and `ensure` hooks do. Its
+/// env holds [`FetchFile::UNREADABLE_VAR`], by which the runner errors it
+/// without creating its pod (`c8s run`'s `run_fetch::unreadable_steps`).
+fn unread_load_var(pipeline: &str, id: String, name: &str) -> TaskPlan {
+    let mut plan = TaskPlan::new(PlanIdentity::new(pipeline, id), "busybox");
+    plan.command = vec!["false".to_owned()];
+    plan.env = vec![c8s_sidecar_core::EnvVar::value(
+        "C8S_LOAD_VAR",
+        format!("{name}: {}", FetchFile::UNREADABLE_VAR),
+    )];
+    plan.skip_checkout = true;
+    plan
 }
 
 /// The step modifiers that shape the pod's plan: `timeout` (the pod's
