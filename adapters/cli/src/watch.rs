@@ -27,7 +27,7 @@ use std::time::Duration;
 use c8s_controller::webhook::concourse::{
     HISTORY_KEY, WEBHOOKS_KEY, check_requests, history_name, token_digest,
 };
-use c8s_kube::KubeCluster;
+use c8s_kube::{KubeCluster, RetryPolicy};
 use c8s_pipeline_model::Errors;
 use c8s_pipeline_model::concourse::node::Report;
 use c8s_pipeline_model::concourse::resource::check_plan;
@@ -505,38 +505,33 @@ async fn sleep_until(at: Option<Instant>) {
     }
 }
 
-/// How many times a request to the history's ConfigMap is made when it
-/// fails for now, the waits between them doubling from
-/// [`FIRST_WAIT`] (about 8 s in all).
-const TRANSIENT_TRIES: u32 = 6;
-
-/// The first wait before a failed request is made again.
-const FIRST_WAIT: Duration = Duration::from_millis(250);
-
 /// Whether the API server refused a write without acting on it, and may
-/// take it later: too many requests (429), or a server error it answered
-/// with (500, 502, 503). A connection that closed without an answer may
-/// have been acted on (made again, a claim that had taken effect would find
-/// its build claimed already, and that build would never run), so such a
-/// write is not made again.
+/// take it later: the statuses every API call of c8s retries
+/// ([`c8s_kube::is_transient_status`]) but a timeout (504), after which
+/// the write may have been done. A connection that closed without an
+/// answer may have been acted on too (made again, a claim that had taken
+/// effect would find its build claimed already, and that build would never
+/// run), so such a write is not made again.
 fn refused_for_now(e: &kube::Error) -> bool {
-    matches!(e, kube::Error::Api(status) if matches!(status.code, 429 | 500 | 502 | 503))
+    matches!(e, kube::Error::Api(status) if c8s_kube::is_transient_status(status.code) && status.code != 504)
 }
 
-/// The waits between tries of one request.
-#[derive(Default)]
-struct Backoff {
-    tries: u32,
+/// The tries of one request to the history: as many and as far apart as
+/// every API call of c8s ([`RetryPolicy::backoff`], `api_retries`).
+struct Tries<'a> {
+    policy: &'a RetryPolicy,
+    key: &'a str,
+    made: u32,
 }
 
-impl Backoff {
-    /// Waits before the next try; `false` (at once) when every try is spent.
+impl Tries<'_> {
+    /// Waits before the next try; `false` (at once) when every retry is spent.
     async fn wait(&mut self) -> bool {
-        self.tries += 1;
-        if self.tries >= TRANSIENT_TRIES {
+        if self.made >= self.policy.api_retries {
             return false;
         }
-        tokio::time::sleep(FIRST_WAIT * 2u32.pow(self.tries - 1)).await;
+        tokio::time::sleep(self.policy.backoff(self.key, self.made)).await;
+        self.made += 1;
         true
     }
 }
@@ -548,6 +543,7 @@ struct Store {
     api: Api<ConfigMap>,
     name: String,
     pipeline: String,
+    retry: RetryPolicy,
 }
 
 impl Store {
@@ -563,13 +559,22 @@ impl Store {
             api,
             name: history_name(pipeline),
             pipeline: pipeline.to_owned(),
+            retry: RetryPolicy::default(),
+        }
+    }
+
+    fn tries(&self) -> Tries<'_> {
+        Tries {
+            policy: &self.retry,
+            key: &self.name,
+            made: 0,
         }
     }
 
     /// The ConfigMap as stored (`None`: not yet); a read that fails is
-    /// tried again after a wait, [`TRANSIENT_TRIES`] times in all.
+    /// tried again after a wait ([`Tries`]).
     async fn read_map(&self) -> Result<Option<ConfigMap>, String> {
-        let mut tries = Backoff::default();
+        let mut tries = self.tries();
         loop {
             match self.api.get_opt(&self.name).await {
                 Ok(map) => return Ok(map),
@@ -620,7 +625,7 @@ impl Store {
         &self,
         change: impl Fn(&mut BTreeMap<String, String>) -> Result<T, String>,
     ) -> Result<T, String> {
-        let mut tries = Backoff::default();
+        let mut tries = self.tries();
         let mut conflicts = 0;
         while conflicts < CLAIM_TRIES {
             let stored = self.read_map().await?;

@@ -219,6 +219,24 @@ impl Locals {
         }))
     }
 
+    /// Writes into `text` each `((.:name))` (or `((.:name.field))`) whose
+    /// value is known ([`Locals::known_text`]); why each that names a
+    /// missing field has none (left as written).
+    pub fn write_known(&mut self, text: &mut String) -> Vec<String> {
+        let mut errors = Vec::new();
+        for r in super::vars::var_refs(text).into_iter().rev() {
+            let Some(name) = r.name.strip_prefix(".:") else {
+                continue;
+            };
+            match self.known_text(name) {
+                Some(Ok(value)) => text.replace_range(r.range.clone(), &value),
+                Some(Err(reason)) => errors.push(reason),
+                None => {}
+            }
+        }
+        errors
+    }
+
     /// Marks var `name` read (by what is not a param: an across step's values).
     pub fn mark_used(&mut self, name: &str) {
         if let Some(loaded) = self.vars.get_mut(name) {

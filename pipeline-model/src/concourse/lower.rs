@@ -734,24 +734,17 @@ impl Lowering<'_> {
     ) -> bool {
         let mut ok = true;
         match &mut node.value {
-            super::node::Value::Scalar { text, plain } => {
-                for r in super::vars::var_refs(text).into_iter().rev() {
-                    let Some(name) = r.name.strip_prefix(".:") else {
-                        continue;
-                    };
-                    match self.locals.known_text(name) {
-                        Some(Ok(value)) => {
-                            text.replace_range(r.range.clone(), &value);
-                            *plain = false;
-                        }
-                        Some(Err(reason)) => {
-                            report.error(at, path, reason);
-                            ok = false;
-                        }
-                        None => {}
-                    }
+            super::node::Value::Scalar { text, plain } if text.contains("((.:") => {
+                let before = text.clone();
+                for reason in self.locals.write_known(text) {
+                    report.error(at, path, reason);
+                    ok = false;
+                }
+                if *text != before {
+                    *plain = false;
                 }
             }
+            super::node::Value::Scalar { .. } => {}
             super::node::Value::Seq(items) => {
                 for (i, item) in items.iter_mut().enumerate() {
                     ok &= self.write_known_locals(item, at, &path.index(i), report);

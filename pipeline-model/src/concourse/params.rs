@@ -29,15 +29,8 @@ pub fn secret_params(
             continue;
         };
         // A structured load_var's value known before the run: its text.
-        for r in super::vars::var_refs(&value).into_iter().rev() {
-            let Some(name) = r.name.strip_prefix(".:") else {
-                continue;
-            };
-            match locals.known_text(name) {
-                Some(Ok(text)) => value.replace_range(r.range.clone(), &text),
-                Some(Err(reason)) => report.error(step.at, &step.path.key("params").key(&env.name), reason),
-                None => {}
-            }
+        for reason in locals.write_known(&mut value) {
+            report.error(step.at, &step.path.key("params").key(&env.name), reason);
         }
         env.value = Some(value.clone());
         let (local, refs): (Vec<_>, Vec<_>) = super::vars::var_refs(&value)
