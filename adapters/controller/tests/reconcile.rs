@@ -251,6 +251,24 @@ async fn the_namespace_limit_and_the_quota_keep_a_run_pending_with_a_reason() {
     assert_eq!(condition.map(|c| c.reason.as_str()), Some("NamespaceLimit"));
     assert!(cluster.live_objects().is_empty());
 
+    // Seen again while more runs run (the ledger counts one it admitted
+    // before the runs cache shows it): nothing changed for this run, so the
+    // status is the same and the controller writes nothing.
+    let more = Admission {
+        running_in_namespace: 3,
+        quota: None,
+    };
+    let again = reconcile_run(
+        &cluster,
+        &view(&run, &queued.status, created),
+        &steps,
+        &more,
+        &settings,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(again.status, queued.status);
+
     let mut quota = c8s_pipeline_model::resources::ResourceList::new();
     quota.insert("cpu".into(), "1m".parse().unwrap_or_else(|e| panic!("{e:?}")));
     let tight = Admission {
