@@ -338,3 +338,37 @@ fn a_load_var_whose_file_was_not_read_is_a_step_that_errors_before_what_follows(
     let job = common::lower_build(&text, &Vars::new(), &read).unwrap_or_else(|e| panic!("{e}"));
     assert!(job.steps.iter().all(|s| s.kind != "load_var"), "{:?}", job.steps);
 }
+
+/// Concourse redacts a `load_var`'s value from the build's output unless
+/// the step says `reveal: true` (`atc/exec/load_var_step.go`); its var
+/// tracker keeps the strings of a value, field by field through mappings
+/// (`vars/tracker.go`). The values c8s read itself are given to the runner
+/// to mask, never serialized with the plan; a value read in the pod is not.
+#[test]
+fn the_load_var_values_read_before_the_pod_are_redacted_unless_revealed() {
+    use c8s_pipeline_model::concourse::FetchFile;
+    let text = PIPELINE
+        .replace("notes.md\n    format: raw", "meta.json")
+        .replace("NOTES: ((.:notes))", "NOTES: \"((.:notes.title))\"");
+    let key = format!("{}version/meta.json", FetchFile::VAR_PREFIX);
+    let read = MemorySource::new().with(
+        &key,
+        r#"{"title": "hunter-two", "by": {"name": "ann-lee"}, "n": 3, "tags": ["x-y-z"]}"#,
+    );
+    let job = common::lower_build(&text, &Vars::new(), &read).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        job.redact,
+        [
+            ("load_var notes.title".to_owned(), "hunter-two".to_owned()),
+            ("load_var notes.by.name".to_owned(), "ann-lee".to_owned()),
+        ],
+        "strings through mappings; not the number, not the list, not `number` (read in the pod)"
+    );
+    let shown = serde_json::to_string(&job).unwrap_or_else(|e| panic!("{e}"));
+    assert!(!shown.contains("load_var notes."), "{shown}");
+
+    let revealed = text.replace("meta.json\n", "meta.json\n    reveal: true\n");
+    assert_ne!(revealed, text);
+    let job = common::lower_build(&revealed, &Vars::new(), &read).unwrap_or_else(|e| panic!("{e}"));
+    assert!(job.redact.is_empty(), "{:?}", job.redact);
+}

@@ -174,6 +174,9 @@ pub struct Lowered {
     pub fetch: Vec<FetchFile>,
     /// The put steps, each with the resource it makes a version of.
     pub puts: BTreeMap<String, String>,
+    /// Values kept out of step logs, each with what it is (`load_var`
+    /// values read while the job runs, without `reveal: true`).
+    pub redact: Vec<(String, String)>,
 }
 
 /// Reads a pipeline with the options' vars.
@@ -234,6 +237,7 @@ pub fn lower(file: &str, text: &str, args: &ConcourseArgs, step_file: bool) -> R
             deferred: Vec::new(),
             fetch: Vec::new(),
             puts: BTreeMap::new(),
+            redact: Vec::new(),
         });
     }
     let pipeline = pipeline(file, text, args)?;
@@ -246,6 +250,7 @@ pub fn lower(file: &str, text: &str, args: &ConcourseArgs, step_file: bool) -> R
         deferred: Vec::new(),
         fetch: Vec::new(),
         puts: BTreeMap::new(),
+        redact: Vec::new(),
     };
     let lowered = jobs(file, &pipeline, args)?;
     // Concourse runs a job only with versions that went through every job
@@ -284,6 +289,7 @@ pub fn lower(file: &str, text: &str, args: &ConcourseArgs, step_file: bool) -> R
         out.deferred
             .extend(job.deferred.iter().map(|s| format!("{file}:{s}")));
         out.fetch.extend(job.fetch.iter().cloned());
+        out.redact.extend(job.redact.iter().cloned());
         for secret in &job.secrets {
             out.warnings.push(format!(
                 "needs Secret {} key {}: {}",

@@ -129,6 +129,9 @@ pub struct LoadedPlans {
     /// A Concourse job's put steps, each with the resource it makes a
     /// version of (by step name).
     pub puts: BTreeMap<String, String>,
+    /// Values kept out of step logs besides Secrets', each with what it is
+    /// (a Concourse `load_var`'s value read while the job runs).
+    pub redact: Vec<(String, String)>,
 }
 
 impl LoadedPlans {
@@ -145,6 +148,7 @@ impl LoadedPlans {
             deferred: Vec::new(),
             fetch: Vec::new(),
             puts: BTreeMap::new(),
+            redact: Vec::new(),
         }
     }
 
@@ -201,6 +205,7 @@ pub fn load_plans_for(
                 deferred: Vec::new(),
                 fetch: Vec::new(),
                 puts: BTreeMap::new(),
+                redact: Vec::new(),
             })
         }
         Kind::Task => {
@@ -223,6 +228,7 @@ pub fn load_plans_for(
                 deferred: lowered.deferred,
                 fetch: lowered.fetch,
                 puts: lowered.puts,
+                redact: lowered.redact,
             })
         }
         Kind::Sidecars => {

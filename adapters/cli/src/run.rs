@@ -236,7 +236,7 @@ pub(crate) async fn run_printing(
         &ctx,
         args.render.job,
     )?;
-    let masker = masker(cluster, &loaded.plans).await;
+    let masker = masker(cluster, &loaded.plans, &loaded.redact).await;
     let logs = Arc::new(CollectedLogs::default());
     let options = run_options(args, &ctx.run_id, &durations, steps.len(), &masker, &logs).resume(false);
     let status = c8s_kube::run_pipeline(cluster, steps, options, cancelled(None))
@@ -400,7 +400,7 @@ impl Run<'_> {
             self.args.render.job,
         )
         .map_err(|m| fail(&m))?;
-        let masker = masker(self.cluster, &part.plans).await;
+        let masker = masker(self.cluster, &part.plans, &part.redact).await;
         let logs = Arc::new(CollectedLogs::default());
         let options = self
             .options(steps.len(), &masker, &logs)?
@@ -565,7 +565,7 @@ impl Run<'_> {
             Ok(steps) => steps,
             Err(message) => return fail(&message),
         };
-        let masker = masker(cluster, &loaded.plans).await;
+        let masker = masker(cluster, &loaded.plans, &loaded.redact).await;
         let logs = Arc::new(CollectedLogs::default());
         let options = match self.options(steps.len(), &masker, &logs) {
             Ok(options) => options,
@@ -659,11 +659,21 @@ fn durations(args: &RunArgs, pipeline_timeout: Option<u64>) -> Result<Durations,
 
 /// The masker of every Secret value `plans` reference (warning on stderr of
 /// each value too short to mask); the reason when they cannot be read.
-async fn masker(cluster: &KubeCluster, plans: &[TaskPlan]) -> Result<SecretMasker, String> {
+async fn masker(
+    cluster: &KubeCluster,
+    plans: &[TaskPlan],
+    redact: &[(String, String)],
+) -> Result<SecretMasker, String> {
     let secrets = referenced_secrets(plans);
     let masker = read_secret_values(cluster.client(), cluster.namespace(), &secrets)
         .await
-        .and_then(|values| SecretMasker::named(values).map_err(|e| e.to_string()));
+        .and_then(|values| {
+            let redacted = redact
+                .iter()
+                .map(|(what, value)| (what.clone(), value.clone().into_bytes()));
+            let named = values.into_iter().chain(redacted);
+            SecretMasker::named(named).map_err(|e| e.to_string())
+        });
     if let Ok(masker) = &masker {
         for name in masker.short_values() {
             let _ = writeln!(

@@ -32,6 +32,8 @@ pub struct Part {
     pub conditions: BTreeMap<String, Condition>,
     /// Each file and the step (`identity.step`) of its reader.
     pub readers: Vec<(FetchFile, String)>,
+    /// The values kept out of the part's step logs (the job's, as read so far).
+    pub redact: Vec<(String, String)>,
 }
 
 /// The part of `loaded` that makes its fetchable task files: each file's
@@ -52,6 +54,7 @@ pub fn part(loaded: &LoadedPlans, image: &str, tag: &str) -> Part {
         depends_on: BTreeMap::new(),
         conditions: BTreeMap::new(),
         readers: Vec::new(),
+        redact: loaded.redact.clone(),
     };
     for plan in loaded.plans.iter().filter(|p| wanted.contains(&p.identity.step)) {
         let step = &plan.identity.step;
@@ -193,6 +196,7 @@ mod tests {
             deferred: vec!["ci.yml:9:5: step `unit` deferred".to_owned()],
             fetch: vec![fetch],
             puts: BTreeMap::new(),
+            redact: Vec::new(),
         }
     }
 

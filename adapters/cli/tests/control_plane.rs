@@ -1355,6 +1355,45 @@ async fn a_json_load_var_is_read_when_the_job_runs_and_its_fields_reach_the_para
     assert_eq!(cluster::scheduled_pods(&client, &ns, "-build-repo-").await, 1);
 }
 
+/// Concourse redacts a `load_var`'s value from the build's output unless
+/// the step says `reveal: true`: the values `c8s run` read (here the
+/// strings of a `json` value) are masked in the logs it prints, as Secret
+/// values are; with `reveal: true` they are shown.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs control plane"]
+async fn a_load_var_value_c8s_run_read_is_masked_in_the_logs_it_prints_unless_revealed() {
+    let client = cluster::client().await;
+    let script = r#"containers:
+  - pod: read-meta
+    container: main
+    logs: ['{"title": "Fix the parser", "by": {"name": "ann-lee"}}']
+  - pod: -build-show-
+    container: main
+    exitCode: 1
+    logs: ['title: Fix the parser by ann-lee']
+  - { container: main, runSeconds: 0.3 }
+"#;
+    let revealed = CONCOURSE_JSON_VAR.replace(
+        "file: repo/meta.json\n",
+        "file: repo/meta.json\n    reveal: true\n",
+    );
+    assert_ne!(revealed, CONCOURSE_JSON_VAR);
+    for (text, shown) in [
+        (CONCOURSE_JSON_VAR, "title: *** by ***"),
+        (revealed.as_str(), "title: Fix the parser by ann-lee"),
+    ] {
+        let ns = fetched_task_namespace(&client, "redact", script).await;
+        let (child, _) = run_fetched(&ns, text);
+        let output = child.wait_with_output().expect("c8s exits");
+        assert_eq!(output.status.code(), Some(1), "{}", explain(&output));
+        let stderr = common::text(&output.stderr);
+        assert!(stderr.contains(shown), "{}", explain(&output));
+        if text == CONCOURSE_JSON_VAR {
+            assert!(!stderr.contains("ann-lee"), "{}", explain(&output));
+        }
+    }
+}
+
 /// A `load_var` whose file is not in its artifact errors, as Concourse's
 /// `load_var` step errors the build: no step after it runs (neither the
 /// task between it and the one reading its var, nor that one), and the

@@ -41,6 +41,9 @@ struct Loaded {
     /// Its file could not be read when the job ran: every use stands for
     /// [`UNREADABLE_VAR`].
     unreadable: bool,
+    /// Its known value is kept out of step logs: a `load_var` without
+    /// `reveal: true` ([`Locals::redacted`]).
+    redact: bool,
 }
 
 impl Locals {
@@ -68,6 +71,7 @@ impl Locals {
                         at,
                         used: false,
                         unreadable: false,
+                        redact: false,
                     },
                 );
             }
@@ -81,6 +85,7 @@ impl Locals {
                     at,
                     used: true,
                     unreadable: false,
+                    redact: false,
                 };
                 self.vars.insert(load.name.clone(), loaded);
             }
@@ -107,6 +112,7 @@ impl Locals {
                 at,
                 used: true,
                 unreadable: true,
+                redact: false,
             };
             self.vars.insert(load.name.clone(), loaded);
             return;
@@ -137,6 +143,7 @@ impl Locals {
             at,
             used,
             unreadable: false,
+            redact: !load.reveal,
         };
         self.vars.insert(load.name.clone(), loaded);
     }
@@ -180,6 +187,7 @@ impl Locals {
             known,
             at,
             unreadable,
+            redact: false,
         };
         self.vars.insert(name.to_owned(), loaded);
     }
@@ -338,6 +346,36 @@ impl Locals {
                 "((.:{name})) names no load_var before this step (a local var is set by a load_var earlier in the build, or by an across step around it)"
             )),
         }
+    }
+
+    /// The values to keep out of step logs, each with the var (and field)
+    /// it is: the strings of each known `load_var` value without `reveal:
+    /// true`, a mapping's reached field by field, as Concourse's var
+    /// tracker collects what it redacts (`vars/tracker.go`: strings only,
+    /// through mappings; numbers, booleans and lists are not tracked). A
+    /// get's version (a build in Concourse shows it with its gets) is not
+    /// masked, nor a value read in the pod, which c8s never sees.
+    pub fn redacted(&self) -> Vec<(String, String)> {
+        fn strings(path: String, node: &Node, out: &mut Vec<(String, String)>) {
+            match &node.value {
+                super::node::Value::Map(entries) => {
+                    for entry in entries {
+                        strings(format!("{path}.{}", entry.key), &entry.node, out);
+                    }
+                }
+                super::node::Value::Scalar { text, .. } if node.to_json().starts_with('"') => {
+                    out.push((path, text.clone()));
+                }
+                _ => {}
+            }
+        }
+        let mut out = Vec::new();
+        for (name, loaded) in &self.vars {
+            if let (true, Some(value)) = (loaded.redact, &loaded.known) {
+                strings(format!("load_var {name}"), value, &mut out);
+            }
+        }
+        out
     }
 
     /// A note for each `load_var` no task param reads.

@@ -87,6 +87,12 @@ pub struct JobPlan {
     /// When the build succeeded: its plan, with the job's hooks, succeeded.
     #[serde(skip)]
     pub outcome: Condition,
+    /// Values a runner keeps out of step logs, each with what it is
+    /// (`load_var NAME.FIELD`): the `load_var` values this lowering wrote
+    /// into pods whose steps do not say `reveal: true`. Never serialized:
+    /// they are what must not be shown.
+    #[serde(skip)]
+    pub redact: Vec<(String, String)>,
 }
 
 /// A task `file:` read from an artifact when the job runs: Concourse reads
@@ -290,6 +296,7 @@ pub fn lower_job(
             max_in_flight: found.max_in_flight,
             conditions: BTreeMap::new(),
             outcome: Condition::True,
+            redact: Vec::new(),
         },
         artifacts: BTreeMap::new(),
         locals: super::load_var::Locals::default(),
@@ -309,6 +316,7 @@ pub fn lower_job(
     l.out.outcome = root.ok();
     let unused = l.locals.unused();
     l.out.skipped.extend(unused);
+    l.out.redact = l.locals.redacted();
     l.out.secrets.sort();
     l.out.secrets.dedup();
     report.extend(Errors::new(std::mem::take(&mut l.errors)));

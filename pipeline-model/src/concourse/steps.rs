@@ -133,6 +133,11 @@ pub struct LoadVar {
     pub format: LoadVarFormat,
     /// Where `file` is written.
     pub file_at: (u32, u32),
+    /// `reveal: true`: the value may be printed in step logs. Otherwise
+    /// Concourse redacts it from the build's output, as it redacts
+    /// credentials (`atc/exec/load_var_step.go` adds the var with
+    /// `redact = !reveal`); c8s masks the values it reads itself.
+    pub reveal: bool,
 }
 
 /// How a `load_var` file is read.
@@ -456,12 +461,13 @@ fn read_load_var(f: &Fields<'_>, report: &mut Report<'_>) -> Option<StepKind> {
             .and_then(LoadVarFormat::of_word)
             .unwrap_or(LoadVarFormat::Trim),
     };
-    f.flag("reveal", report);
+    let reveal = f.flag("reveal", report);
     Some(StepKind::LoadVar(LoadVar {
         name,
         file,
         format,
         file_at: f.key_at("file"),
+        reveal,
     }))
 }
 
