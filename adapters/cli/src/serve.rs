@@ -100,6 +100,11 @@ pub struct ControllerArgs {
     /// default: runs are kept until deleted.
     #[arg(long, value_name = "DURATION", value_parser = parse_ttl)]
     pub finished_run_ttl: Option<std::time::Duration>,
+    /// Keep a `c8s watch` running for every ConcoursePipeline, in a
+    /// Deployment of its own that runs this image (the c8s image: the
+    /// controller's own); default: ConcoursePipelines are left alone.
+    #[arg(long, value_name = "IMAGE")]
+    pub concourse_watcher_image: Option<String>,
 }
 
 /// An `--instance-id` value: a label value, not empty.
@@ -201,6 +206,12 @@ pub fn controller(args: &ControllerArgs) -> ExitCode {
         concurrency: args.concurrency,
         finished_run_ttl: args.finished_run_ttl,
         instance: args.instance_id.clone(),
+        concourse: args.concourse_watcher_image.clone().map(|image| {
+            c8s_controller::concourse::WatcherSettings {
+                image,
+                default_parallelism: 4,
+            }
+        }),
         ..Settings::default()
     };
     let namespace = args

@@ -1006,3 +1006,196 @@ async fn a_history_write_refused_for_good_cancels_the_builds_running_and_leaves_
     })
     .await;
 }
+
+/// A ServiceAccount `name` in `ns` with what a watcher needs (the chart's
+/// Role for its own watchers): pods and their logs, ConfigMaps, Events.
+async fn watcher_account(client: &kube::Client, ns: &str, name: &str) {
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+    let post = kube::api::PostParams::default();
+    let account: ServiceAccount =
+        serde_json::from_value(serde_json::json!({ "metadata": { "name": name } })).expect("account");
+    Api::<ServiceAccount>::namespaced(client.clone(), ns)
+        .create(&post, &account)
+        .await
+        .expect("account");
+    let role: Role = serde_json::from_value(serde_json::json!({
+        "metadata": { "name": name },
+        "rules": [
+            { "apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch", "create", "delete"] },
+            { "apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"] },
+            { "apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "watch", "create", "update", "delete"] },
+            { "apiGroups": [""], "resources": ["events"], "verbs": ["list", "watch"] },
+        ],
+    }))
+    .expect("role");
+    Api::<Role>::namespaced(client.clone(), ns)
+        .create(&post, &role)
+        .await
+        .expect("role");
+    let binding: RoleBinding = serde_json::from_value(serde_json::json!({
+        "metadata": { "name": name },
+        "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name },
+        "subjects": [{ "kind": "ServiceAccount", "name": name, "namespace": ns }],
+    }))
+    .expect("binding");
+    Api::<RoleBinding>::namespaced(client.clone(), ns)
+        .create(&post, &binding)
+        .await
+        .expect("binding");
+}
+
+/// The `Ready` condition of ConcoursePipeline `name`: status and message.
+async fn ready(api: &Api<c8s_controller::crd::ConcoursePipeline>, name: &str, want: &'static str) -> String {
+    cluster::eventually(std::time::Duration::from_secs(60), want, || async move {
+        let pipeline = api.get(name).await.ok()?;
+        let status = pipeline.status?;
+        let ready = status.conditions.iter().find(|c| c.type_ == "Ready")?;
+        (ready.status == want && status.observed_generation == pipeline.metadata.generation)
+            .then(|| ready.message.clone())
+    })
+    .await
+}
+
+/// A ConcoursePipeline applied to the cluster: the controller (as the
+/// chart's ServiceAccount, with `controller.concoursePipelines`) keeps its
+/// watcher, a Deployment running `c8s watch` on a ConfigMap of the text as
+/// the ServiceAccount the pipeline names, both owned by the pipeline. Run
+/// as that Deployment runs it, the watcher starts one build for a new
+/// version and none the second time; an invalid edit is refused in the
+/// status and leaves the watcher; deleting the pipeline deletes it.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs control plane"]
+async fn a_concourse_pipeline_resource_gets_a_watcher_that_triggers_a_new_version_once() {
+    use c8s_controller::crd::{ConcoursePipeline, ConcoursePipelineSpec};
+    use k8s_openapi::api::apps::v1::Deployment;
+    let client = cluster::client().await;
+    let ns = watch_namespace(&client, "cpl", &script(&["aaa"])).await;
+    let release = cluster::unique_name("cpl");
+    common::helm_install(
+        &release,
+        &ns,
+        &[
+            "--set".to_owned(),
+            "controller.concoursePipelines=true".to_owned(),
+        ],
+    );
+    watcher_account(&client, &ns, "watcher").await;
+    let dir = common::temp_dir().join(cluster::unique_name("cpl"));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let controller_config =
+        cluster::service_account_kubeconfig(&client, &ns, &format!("{release}-controller"), &dir).await;
+    let controller = common::command()
+        .env("KUBECONFIG", &controller_config)
+        .args(["controller", "--namespace", &ns, "--identity", "cpl"])
+        .args([
+            "--metrics-address=127.0.0.1:0",
+            "--concourse-watcher-image=example.com/c8s:test",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("controller starts");
+    let _controller = Stopped(Some(controller));
+
+    let api = Api::<ConcoursePipeline>::namespaced(client.clone(), &ns);
+    let spec = ConcoursePipelineSpec {
+        pipeline: PIPELINE.to_owned(),
+        service_account_name: "watcher".to_owned(),
+        vars: BTreeMap::new(),
+        parallelism: None,
+    };
+    // The chart's CRD may be new to the API server: created once it is served.
+    let pipeline = ConcoursePipeline::new("app", spec);
+    let created = cluster::eventually(std::time::Duration::from_secs(30), "pipeline created", || {
+        let (api, pipeline) = (api.clone(), pipeline.clone());
+        async move {
+            api.create(&kube::api::PostParams::default(), &pipeline)
+                .await
+                .ok()
+        }
+    })
+    .await;
+    ready(&api, "app", "True").await;
+    let deployments = Api::<Deployment>::namespaced(client.clone(), &ns);
+    let deployment = deployments.get("concourse-app").await.expect("the watcher");
+    let owner = deployment.metadata.owner_references.clone().unwrap_or_default();
+    assert_eq!(owner.first().map(|o| o.uid.clone()), created.metadata.uid);
+    let map = Api::<ConfigMap>::namespaced(client.clone(), &ns)
+        .get("concourse-app")
+        .await
+        .expect("the text");
+    let file = dir.join("app.yml");
+    let text = map.data.as_ref().and_then(|d| d.get("app.yml")).expect("text");
+    std::fs::write(&file, text).expect("write");
+    let template = deployment.spec.template.clone();
+    let pod = template.spec.expect("pod spec");
+    assert_eq!(pod.service_account_name.as_deref(), Some("watcher"));
+    let mut args: Vec<String> = pod.containers[0]
+        .args
+        .clone()
+        .expect("args")
+        .into_iter()
+        .map(|a| match a == "/etc/c8s/concourse/app.yml" {
+            true => file.display().to_string(),
+            false => a,
+        })
+        .collect();
+    args.push("--once".to_owned());
+
+    // As the Deployment runs it, with the named account's rights only.
+    let seen = collect_pods(&client, &ns);
+    let account = cluster::service_account_kubeconfig(&client, &ns, "watcher", &dir).await;
+    for round in 1..=2 {
+        let output = common::command()
+            .env("KUBECONFIG", &account)
+            .args(&args)
+            .output()
+            .expect("c8s runs");
+        let out = succeeded(output);
+        settle().await;
+        assert!(
+            !named(&seen, "app-check-repo-").is_empty(),
+            "round {round}: {out}"
+        );
+        assert_eq!(named(&seen, "app-build-repo-b1-"), [v("aaa")], "{out}");
+        assert_eq!(named(&seen, "app-build-unit-b1-").len(), 1, "{out}");
+        assert!(named(&seen, "app-build-unit-b2-").is_empty(), "{out}");
+    }
+
+    // An edit that does not validate: refused where it is written, and the
+    // watcher of the last valid text stays as it was.
+    let checksum = |d: &Deployment| {
+        d.spec
+            .template
+            .metadata
+            .as_ref()
+            .and_then(|m| m.annotations.as_ref())
+            .and_then(|a| a.get("c8s.dev/pipeline-sha256").cloned())
+    };
+    let patch = serde_json::json!({ "spec": { "pipeline": PIPELINE.replace("  - get: repo\n    trigger: true\n  - task: unit", "  - get: nothing\n  - task: unit") } });
+    api.patch("app", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .expect("edit");
+    let message = ready(&api, "app", "False").await;
+    assert!(message.contains("app.yml:"), "{message}");
+    let kept = deployments.get("concourse-app").await.expect("the watcher");
+    assert_eq!(checksum(&kept), checksum(&deployment));
+
+    // Deleted with its pipeline, by the garbage collector.
+    api.delete("app", &kube::api::DeleteParams::default())
+        .await
+        .expect("delete");
+    cluster::eventually(std::time::Duration::from_secs(60), "watcher deleted", || {
+        let deployments = deployments.clone();
+        async move {
+            deployments
+                .get_opt("concourse-app")
+                .await
+                .ok()?
+                .is_none()
+                .then_some(())
+        }
+    })
+    .await;
+}

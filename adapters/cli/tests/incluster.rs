@@ -6,12 +6,12 @@ mod common;
 use common::{c8s, text};
 
 #[test]
-fn crd_prints_the_three_definitions_of_the_library() {
+fn crd_prints_the_four_definitions_of_the_library() {
     let out = c8s(&["crd"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let expected = c8s_controller::crd::crd_yaml().unwrap_or_default();
     assert_eq!(text(&out.stdout), expected);
-    assert_eq!(expected.matches("kind: CustomResourceDefinition").count(), 3);
+    assert_eq!(expected.matches("kind: CustomResourceDefinition").count(), 4);
 }
 
 #[test]

@@ -30,8 +30,7 @@ use crate::metrics::Metrics;
 use crate::reconcile::{Admission, RunEvent, RunView, Settings, reconcile_run, started_at};
 use crate::steps::{owner_of, run_context, run_steps};
 
-/// The field manager of every server-side apply the controller makes.
-pub const FIELD_MANAGER: &str = "c8s-controller";
+pub use crate::settings::FIELD_MANAGER;
 /// The finalizer earlier controllers kept on every run until they had
 /// deleted its objects. None is added now (a finalizer costs every run a
 /// write, and the garbage collector deletes a run's pods, its dependents,
@@ -346,6 +345,7 @@ pub async fn run_with_lease_client(
             .with_metrics(metrics.clone()),
     );
     let run_events = run_watch(&client, scope.as_deref(), run_writer, &context, &metrics);
+    let watchers = context.settings.concourse.clone();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     // Every triggered reconcile starts at once and waits for its slot in
     // `Context::fair`, where namespaces take turns: the Controller's own
@@ -394,8 +394,16 @@ pub async fn run_with_lease_client(
             }
         }
     };
+    // Concourse pipelines, when asked for: a watcher each, while this replica leads.
+    let concourse = async {
+        match watchers {
+            Some(watchers) => crate::concourse::run(client.clone(), scope.as_deref(), watchers).await,
+            None => std::future::pending().await,
+        }
+    };
     let result = tokio::select! {
         () = controller => Ok(()),
+        () = concourse => Ok(()),
         () = quota_watch => Ok(()),
         e = renew => e,
         () = shutdown => Ok(()),

@@ -22,6 +22,7 @@ mod admission;
 pub mod archive;
 pub mod cache;
 mod coalesce;
+pub mod concourse;
 pub mod controller;
 pub mod crd;
 pub mod dashboard;

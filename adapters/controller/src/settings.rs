@@ -54,6 +54,23 @@ pub struct Settings {
     /// own ([`Settings::lease_name`]) and counts only its own runs against
     /// the namespace limit. `None`: every run.
     pub instance: Option<String>,
+    /// Keep a `c8s watch` running for every `ConcoursePipeline`
+    /// ([`crate::concourse`]), as these settings say; `None`: Concourse
+    /// pipelines are left alone.
+    pub concourse: Option<WatcherSettings>,
+}
+
+/// The field manager of every server-side apply the controller makes.
+pub const FIELD_MANAGER: &str = "c8s-controller";
+
+/// How the watchers of `ConcoursePipeline`s run ([`crate::concourse`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WatcherSettings {
+    /// The c8s image the watcher's container runs (it has `c8s` as its
+    /// entrypoint, as the controller's own image does).
+    pub image: String,
+    /// Steps of one build at once when the pipeline does not say.
+    pub default_parallelism: u32,
 }
 
 /// The label that gives a run to the controller of one instance
@@ -93,6 +110,7 @@ impl Default for Settings {
             concurrency: DEFAULT_CONCURRENCY,
             finished_run_ttl: None,
             instance: None,
+            concourse: None,
         }
     }
 }

@@ -627,3 +627,44 @@ fn a_concourse_pipeline_gets_a_watcher_whose_role_reads_only_the_named_secrets()
     let error = render(&["concourse.pipelines.app.vars.a=b"]).expect_err("no file");
     assert!(error.contains("concourse.pipelines.app.file"), "{error}");
 }
+
+/// `controller.concoursePipelines`: the controller is given the chart's own
+/// image for the watchers, and may watch ConcoursePipelines, write their
+/// status and apply Deployments and ConfigMaps; without it, none of that.
+#[test]
+#[ignore = "needs helm"]
+fn concourse_pipelines_give_the_controller_the_image_and_the_rights_of_their_watchers() {
+    let on_concourse = |objects: &[serde_json::Value]| -> Vec<String> {
+        rules(objects)
+            .into_iter()
+            .filter(|(_, _, name, _)| name == "ci-controller")
+            .flat_map(|(_, _, _, rule)| rule["resources"].as_array().cloned().unwrap_or_default())
+            .filter_map(|r| r.as_str().map(str::to_owned))
+            .filter(|r| r.starts_with("concoursepipelines") || r == "deployments" || r == "configmaps")
+            .collect()
+    };
+    let image_arg = |objects: &[serde_json::Value]| -> Vec<String> {
+        controller_args(objects)
+            .into_iter()
+            .filter(|a| a.starts_with("--concourse-watcher-image="))
+            .collect()
+    };
+    let plain = render(&[]).unwrap_or_else(|e| panic!("{e}"));
+    assert!(on_concourse(&plain).is_empty(), "{:?}", on_concourse(&plain));
+    assert!(image_arg(&plain).is_empty());
+    let on =
+        render(&["controller.concoursePipelines=true", "image.tag=1.2.3"]).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        on_concourse(&on),
+        [
+            "concoursepipelines",
+            "concoursepipelines/status",
+            "concoursepipelines/finalizers",
+            "deployments",
+            "configmaps"
+        ]
+    );
+    let arg = image_arg(&on);
+    assert_eq!(arg.len(), 1, "{arg:?}");
+    assert!(arg[0].ends_with(":1.2.3"), "{arg:?}");
+}

@@ -6,30 +6,36 @@ use c8s_controller::crd::{PipelineRun, crd_yaml, crds, structural_violations};
 #[test]
 fn every_crd_is_structural() {
     let crds = crds();
-    assert_eq!(crds.len(), 3);
+    assert_eq!(crds.len(), 4);
     for crd in &crds {
         let violations = structural_violations(crd);
         assert!(violations.is_empty(), "{}: {violations:#?}", crd.spec.names.kind);
     }
 }
 
-/// `c8s crd` prints three documents; runs list with their phase.
+/// `c8s crd` prints four documents; runs list with their phase, Concourse
+/// pipelines with whether their watcher is ready.
 #[test]
-fn the_yaml_stream_has_three_documents_and_printer_columns() {
+fn the_yaml_stream_has_four_documents_and_printer_columns() {
     let text = crd_yaml().unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
         text.matches("kind: CustomResourceDefinition").count(),
-        3,
+        4,
         "{text}"
     );
     for name in [
         "pipelines.c8s.dev",
         "pipelineruns.c8s.dev",
         "repositoryconnections.c8s.dev",
+        "concoursepipelines.c8s.dev",
     ] {
         assert!(text.contains(&format!("name: {name}")), "{name} missing");
     }
     assert!(text.contains("jsonPath: .status.phase"), "{text}");
+    assert!(
+        text.contains(r#"jsonPath: .status.conditions[?(@.type=="Ready")].status"#),
+        "{text}"
+    );
     assert!(
         text.contains("subresources:\n      status: {}"),
         "status subresource missing"

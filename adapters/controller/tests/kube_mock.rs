@@ -267,7 +267,12 @@ async fn the_status_is_written_with_server_side_apply_on_the_status_subresource(
 async fn the_crds_are_applied_server_side_one_request_each() {
     let crd = json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition", "metadata": {"name": "x"},
                      "spec": {"group": "c8s.dev", "names": {"kind": "X", "plural": "xs"}, "scope": "Namespaced", "versions": []}});
-    let (client, server) = client(vec![(200, crd.clone()), (200, crd.clone()), (200, crd)]);
+    let (client, server) = client(vec![
+        (200, crd.clone()),
+        (200, crd.clone()),
+        (200, crd.clone()),
+        (200, crd),
+    ]);
     apply_crds(&client).await.unwrap();
     let seen = server.seen();
     let uris: Vec<&str> = seen.iter().map(|s| s.uri.as_str()).collect();
@@ -278,6 +283,7 @@ async fn the_crds_are_applied_server_side_one_request_each() {
             format!("{base}/pipelines.c8s.dev?&force=true&fieldManager=c8s-controller"),
             format!("{base}/pipelineruns.c8s.dev?&force=true&fieldManager=c8s-controller"),
             format!("{base}/repositoryconnections.c8s.dev?&force=true&fieldManager=c8s-controller"),
+            format!("{base}/concoursepipelines.c8s.dev?&force=true&fieldManager=c8s-controller"),
         ]
     );
     assert!(

@@ -1,5 +1,5 @@
 //! The custom resources of group `c8s.dev`, version `v1alpha1`: [`Pipeline`],
-//! [`PipelineRun`] and [`RepositoryConnection`], derived with kube's
+//! [`PipelineRun`], [`RepositoryConnection`] and [`ConcoursePipeline`], derived with kube's
 //! `CustomResource`; [`crds`] and [`crd_yaml`] give their definitions.
 //!
 //! A `Pipeline` embeds the `.c8s.yaml` model type itself
@@ -57,6 +57,62 @@ pub struct Trigger {
     /// (and every branch when those are empty too).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub branches: Vec<String>,
+}
+
+/// A Concourse pipeline as a namespaced resource (what `fly set-pipeline`
+/// gives Concourse): the controller keeps one `c8s watch` of it running, a
+/// one-replica Deployment and a ConfigMap with the text, both owned by it,
+/// which checks its resources and runs each build their new versions
+/// trigger.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[kube(
+    group = "c8s.dev",
+    version = "v1alpha1",
+    kind = "ConcoursePipeline",
+    namespaced,
+    status = "ConcoursePipelineStatus",
+    shortname = "c8sconcourse",
+    category = "c8s",
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Watcher","type":"string","jsonPath":".status.watcher"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct ConcoursePipelineSpec {
+    /// The pipeline's text, as written in `pipeline.yml`.
+    pub pipeline: String,
+    /// The ServiceAccount (same namespace) the watcher runs as: its rights
+    /// are all the watcher has (pods, their logs, ConfigMaps, Events, and
+    /// the Secrets its pipeline reads, by name).
+    pub service_account_name: String,
+    /// `((var))` values, as `fly set-pipeline -v NAME=VALUE` gives them.
+    /// They are the watcher's arguments, visible to whoever reads the
+    /// Deployment: a credential belongs in a Secret.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub vars: std::collections::BTreeMap<String, String>,
+    /// Steps of one build at once (default 4).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parallelism: Option<u32>,
+}
+
+/// How a [`ConcoursePipeline`]'s watcher stands.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConcoursePipelineStatus {
+    /// `Ready`: `True` (reason `WatcherApplied`) once the watcher's
+    /// Deployment and ConfigMap are applied for this generation; `False`
+    /// with reason `InvalidPipeline` and the located errors when the text
+    /// is not a pipeline c8s can run (the watcher of the last valid text,
+    /// if any, goes on).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "conditions_schema")]
+    pub conditions: Vec<Condition>,
+    /// The watcher's Deployment (and ConfigMap) name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watcher: Option<String>,
+    /// The `metadata.generation` this status was computed from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
 }
 
 /// One run of a pipeline: what to run and, in its status, how it went.
@@ -380,10 +436,15 @@ pub struct SecretKeyRef {
 /// The three CustomResourceDefinitions, structural, in a fixed order.
 pub fn crds() -> Vec<CustomResourceDefinition> {
     use kube::CustomResourceExt;
-    [Pipeline::crd(), PipelineRun::crd(), RepositoryConnection::crd()]
-        .into_iter()
-        .map(make_structural)
-        .collect()
+    [
+        Pipeline::crd(),
+        PipelineRun::crd(),
+        RepositoryConnection::crd(),
+        ConcoursePipeline::crd(),
+    ]
+    .into_iter()
+    .map(make_structural)
+    .collect()
 }
 
 /// The CRDs as one multi-document YAML stream (what `c8s crd` prints).
