@@ -19,7 +19,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::ConfigMap;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{OwnerReference, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::Controller;
 use kube::runtime::controller::Action;
@@ -83,7 +83,8 @@ pub fn watcher_objects(
 ) -> (ConfigMap, Deployment) {
     let name = pipeline.name_any();
     let watcher = watcher_name(&name);
-    let owner = owner_reference(pipeline);
+    // None only for an object that is not from the API server (no uid).
+    let owner: Vec<_> = crate::steps::owner_of(pipeline).into_iter().collect();
     let labels = BTreeMap::from([
         ("app.kubernetes.io/name".to_owned(), "c8s".to_owned()),
         ("app.kubernetes.io/component".to_owned(), "concourse".to_owned()),
@@ -96,7 +97,7 @@ pub fn watcher_objects(
             "name": watcher,
             "namespace": namespace,
             "labels": labels,
-            "ownerReferences": [owner],
+            "ownerReferences": owner,
         },
         "data": { pipeline_file(&name): pipeline.spec.pipeline },
     }))
@@ -110,7 +111,7 @@ pub fn watcher_objects(
             "name": watcher,
             "namespace": namespace,
             "labels": labels,
-            "ownerReferences": [owner],
+            "ownerReferences": owner,
         },
         "spec": {
             // One watcher: two would be safe (a build is claimed with the
@@ -182,18 +183,6 @@ fn checksum(text: &str, args: &[String]) -> String {
         hash.update(part.as_bytes());
     }
     hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// The pipeline as the controlling owner of what is made for it.
-fn owner_reference(pipeline: &ConcoursePipeline) -> OwnerReference {
-    OwnerReference {
-        api_version: ConcoursePipeline::api_version(&()).into_owned(),
-        kind: ConcoursePipeline::kind(&()).into_owned(),
-        name: pipeline.name_any(),
-        uid: pipeline.uid().unwrap_or_default(),
-        controller: Some(true),
-        block_owner_deletion: Some(true),
-    }
 }
 
 /// The status `pipeline` should have: `Ready` as the check of its text

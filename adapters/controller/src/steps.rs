@@ -113,17 +113,17 @@ pub fn run_context(
         .with_namespace(namespace.to_owned())
 }
 
-/// The ownerReference every object of `run` carries: the run controls it,
-/// so deleting the run deletes them (garbage collection, not a reaper), and
-/// with `blockOwnerDeletion` a foreground delete of the run waits until
-/// they are gone ("Owners and Dependents",
+/// The ownerReference every object made for `owner` carries (a run's pods,
+/// a ConcoursePipeline's watcher): the owner controls it, so deleting the
+/// owner deletes them (garbage collection, not a reaper), and with
+/// `blockOwnerDeletion` a foreground delete of the owner waits until they
+/// are gone ("Owners and Dependents",
 /// <https://kubernetes.io/docs/concepts/overview/working-with-objects/owners-dependents/>).
-/// Setting it needs `update` on `pipelineruns/finalizers` where the
-/// OwnerReferencesPermissionEnforcement admission plugin runs; the chart's
-/// Role grants it.
-pub fn owner_of(run: &crate::crd::PipelineRun) -> Option<OwnerReference> {
-    use kube::Resource;
-    run.controller_owner_ref(&()).map(|owner| OwnerReference {
+/// Setting it needs `update` on the owner's `finalizers` subresource where
+/// the OwnerReferencesPermissionEnforcement admission plugin runs; the
+/// chart's Role grants it. `None` for an object without a uid.
+pub fn owner_of<K: kube::Resource<DynamicType = ()>>(owner: &K) -> Option<OwnerReference> {
+    owner.controller_owner_ref(&()).map(|owner| OwnerReference {
         block_owner_deletion: Some(true),
         ..owner
     })
