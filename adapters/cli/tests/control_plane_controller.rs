@@ -1132,6 +1132,66 @@ async fn a_steady_controller_reads_nothing_and_writes_at_most_three_times_a_one_
     );
 }
 
+/// A finished run is never reconciled again and nothing reads its pods, so
+/// the controller's caches leave both out: they hold the runs in flight
+/// and their pods, however many finished runs the cluster keeps (without
+/// `--finished-run-ttl`, all of them). The run gauges still count the
+/// finished runs, and a controller started later lists them without
+/// caching them either. The pods themselves stay in the cluster.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs control plane"]
+async fn finished_runs_and_their_pods_leave_the_controllers_caches_and_are_still_counted() {
+    let client = cluster::client().await;
+    let installed = install(&client, "forget").await;
+    let ns = &installed.ns;
+    let address = free_address();
+    let mut controller = metered_controller(&installed, "forget", &address);
+    let runs = 3;
+    for i in 0..runs {
+        create_run(&client, ns, &format!("forget-{i}")).await;
+    }
+    for i in 0..runs {
+        wait_phase(&client, ns, &format!("forget-{i}"), "Succeeded", &controller).await;
+    }
+    // Forgotten once the cache sees each run end: counted, not held.
+    let settled = |address: String, succeeded: f64| async move {
+        let started = std::time::Instant::now();
+        let mut text = String::new();
+        while started.elapsed() < Duration::from_secs(30) {
+            text = scrape(&address);
+            let cached = |resource| metric(&text, "c8s_cached_objects", &[("resource", resource)]);
+            if cached("pods") == Some(0.0)
+                && cached("pipelineruns") == Some(0.0)
+                && metric(&text, "c8s_pipelineruns", &[("phase", "Succeeded")]) == Some(succeeded)
+            {
+                return Ok(text);
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        Err(text)
+    };
+    let text = settled(address.clone(), f64::from(runs)).await;
+    assert!(text.is_ok(), "{text:?}\ncontroller log:\n{}", controller.log());
+    let pods = Api::<Pod>::namespaced(client.clone(), ns)
+        .list(&ListParams::default().labels("c8s.dev/run"))
+        .await
+        .expect("pods listed");
+    assert_eq!(
+        pods.items.len(),
+        2 * runs as usize,
+        "the pods stay in the cluster"
+    );
+    // A controller started now lists the finished runs and their pods, and
+    // caches none of them; a new run still runs.
+    controller.kill();
+    let address = free_address();
+    let controller = metered_controller(&installed, "forget", &address);
+    create_run(&client, ns, "forget-late").await;
+    wait_phase(&client, ns, "forget-late", "Succeeded", &controller).await;
+    let text = settled(address.clone(), f64::from(runs + 1)).await;
+    assert!(text.is_ok(), "{text:?}\ncontroller log:\n{}", controller.log());
+}
+
 /// Under a ResourceQuota of `requests.cpu` the API server refuses a pod that
 /// requests no CPU (403 "must specify requests.cpu"), and would refuse it
 /// every time: the step fails `Rejected` with the API server's words, and the

@@ -24,6 +24,7 @@ use crate::cache::{CachedCluster, Stores};
 use crate::crd::{Pipeline, PipelineRun, PipelineRunStatus, RunPhase, crds};
 use crate::error::Error;
 use crate::fair::FairShare;
+use crate::finished::Finished;
 use crate::lease::{LeaderLease, RENEW_DEADLINE, RETRY_PERIOD};
 pub use crate::ledger::quota_of;
 use crate::metrics::Metrics;
@@ -321,16 +322,12 @@ pub async fn run_with_lease_client(
     if install_crds {
         apply_crds(&client).await?;
     }
-    // One pod watch wakes the runs and fills the cache reconcile reads.
+    // One pod watch wakes the runs and fills the cache reconcile reads;
+    // finished runs and their pods are left out of both caches.
     let scope = settings.namespace.clone();
-    let (pods, pod_writer) = reflector::store::<Pod>();
-    let children = watcher::Config::default().labels(RUN_LABEL);
-    let pod_events = reflector(
-        pod_writer,
-        watcher::watcher(scoped::<Pod>(&client, scope.as_deref()), children).modify(slim_pod),
-    )
-    .default_backoff()
-    .touched_objects();
+    let finished = Arc::new(Finished::new(settings.finished_run_ttl.is_some()));
+    let (pods, pod_events) = pod_watch(&client, scope.as_deref(), &finished);
+    metrics.count_cached_pods(pods.clone());
     // The runs' watch as `Controller::new` makes it, its cache also counted in
     // the metrics and read by admission.
     let (runs, run_writer) = reflector::store::<PipelineRun>();
@@ -344,7 +341,14 @@ pub async fn run_with_lease_client(
             .with_wake(wake)
             .with_metrics(metrics.clone()),
     );
-    let run_events = run_watch(&client, scope.as_deref(), run_writer, &context, &metrics);
+    let run_events = run_watch(
+        &client,
+        scope.as_deref(),
+        run_writer,
+        &context,
+        &metrics,
+        &finished,
+    );
     let watchers = context.settings.concourse.clone();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     // Every triggered reconcile starts at once and waits for its slot in
@@ -413,6 +417,36 @@ pub async fn run_with_lease_client(
     result
 }
 
+/// The watch of c8s's pods (label `c8s.dev/run`) in `scope`, slimmed and
+/// without the pods of finished runs ([`Finished::pod_event`], and the
+/// sweeps that evict those cached when their run ends): the store a
+/// reconcile reads step state from, and the touched pods, which wake their runs.
+fn pod_watch(
+    client: &Client,
+    scope: Option<&str>,
+    finished: &Arc<Finished>,
+) -> (
+    Store<Pod>,
+    impl futures::Stream<Item = Result<Pod, watcher::Error>> + Send + use<>,
+) {
+    let (pods, writer) = reflector::store::<Pod>();
+    let children = watcher::Config::default().labels(RUN_LABEL);
+    let noted = finished.clone();
+    let watch = watcher::watcher(scoped::<Pod>(client, scope), children)
+        .modify(slim_pod)
+        .filter_map(move |event| {
+            futures::future::ready(match event {
+                Ok(event) => noted.pod_event(event).map(Ok),
+                Err(e) => Some(Err(e)),
+            })
+        });
+    let evictions = finished.sweeps(pods.clone()).map(Ok);
+    let events = reflector(writer, futures::stream::select(watch, evictions))
+        .default_backoff()
+        .touched_objects();
+    (pods, events)
+}
+
 /// The runs' watch's options: the runs of this controller's instance, if any.
 fn runs_config(settings: &Settings) -> watcher::Config {
     match settings.run_label_selector() {
@@ -422,17 +456,21 @@ fn runs_config(settings: &Settings) -> watcher::Config {
 }
 
 /// The runs' watch as `Controller::new` makes it, filling `writer` (the
-/// store admission reads and the metrics count), and telling `context` of
-/// each run it sees end or vanish ([`run_seen`], [`run_deleted`]).
+/// store admission reads and the metrics count) with the runs that have
+/// not finished ([`Finished::run_event`]), and telling `context` of each
+/// run it sees end or vanish ([`run_seen`], [`run_deleted`]: a run that
+/// ends leaves the cache as if deleted).
 fn run_watch(
     client: &Client,
     scope: Option<&str>,
     writer: reflector::store::Writer<PipelineRun>,
     context: &Arc<Context>,
     metrics: &Metrics,
+    finished: &Arc<Finished>,
 ) -> impl futures::Stream<Item = Result<PipelineRun, watcher::Error>> + use<> {
     let runs = writer.as_reader();
     let seen = (context.clone(), runs.clone());
+    let noted = finished.clone();
     let run_events = reflector(
         writer,
         watcher::watcher(
@@ -445,11 +483,17 @@ fn run_watch(
             if let Ok(watcher::Event::Apply(run)) = event {
                 run_seen(run, &seen.1, &seen.0);
             }
+        })
+        .filter_map(move |event| {
+            futures::future::ready(match event {
+                Ok(event) => noted.run_event(event).map(Ok),
+                Err(e) => Some(Err(e)),
+            })
         }),
     );
     let deletions = context.clone();
     metrics
-        .count_runs(runs, run_events)
+        .count_runs(runs, finished.clone(), run_events)
         .inspect(move |event| {
             if let Ok(watcher::Event::Delete(run)) = event {
                 run_deleted(run, &deletions);
@@ -1070,10 +1114,12 @@ pub(crate) fn slim_pod(pod: &mut Pod) {
 
 /// What the controller keeps of a run in its cache: no annotations (kubectl's
 /// `last-applied-configuration` repeats the whole spec), and of a finished
-/// run only what admission, the queue and the metrics read — its name,
-/// creation time, phase and conditions. A finished run is never reconciled
-/// again, so its pipeline and step statuses would only hold memory, run
-/// after run: the cache stays the size of the active runs.
+/// run only what admission, the queue, the metrics and the TTL read — its
+/// name, creation time, phase, conditions and completion time. A finished
+/// run is never reconciled again, except to be deleted under
+/// `--finished-run-ttl` (without it [`crate::finished`] leaves finished runs
+/// out of the cache altogether), so its pipeline and step statuses would
+/// only hold memory.
 pub(crate) fn slim_run(run: &mut PipelineRun) {
     strip_managed_fields(run);
     run.metadata.annotations = None;

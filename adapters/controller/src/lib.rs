@@ -28,6 +28,7 @@ pub mod crd;
 pub mod dashboard;
 pub mod error;
 mod fair;
+pub mod finished;
 pub mod lease;
 pub mod ledger;
 pub mod metrics;

@@ -5,14 +5,16 @@
 //! |---|---|---|---|
 //! | `c8s_pipelineruns` | gauge | `phase` | PipelineRuns by phase (`Pending`, `Running`, `Succeeded`, `Failed`, `Cancelled`; a run with no status yet is `Pending`) |
 //! | `c8s_pipelineruns_queued` | gauge | | Pending runs with condition `Queued=True`: the queue depth |
+//! | `c8s_cached_objects` | gauge | `resource` | objects the leader's watch caches hold (`pipelineruns`, `pods`): the runs that have not finished and their pods |
 //! | `c8s_step_duration_seconds` | histogram | `outcome` | a step's `startTime` to `completionTime`, observed once when it ends (`Succeeded`, `Failed`, `Cancelled`) |
 //! | `c8s_reconcile_duration_seconds` | histogram | | one reconcile, finished or failed |
 //! | `c8s_reconcile_wait_seconds` | histogram | | how long a woken reconcile waited for a slot (`--concurrency`, shared across namespaces in turn) |
 //! | `c8s_reconcile_errors_total` | counter | `reason` | failed reconciles by [`Error`] variant ([`error_reason`]) |
 //! | `c8s_kube_api_requests_total` | counter | `verb`, `code` | requests to the API server ([`ApiRequestsLayer`]) |
 //!
-//! The two run gauges are counted at scrape time from the Controller's own
-//! PipelineRun cache, so they are right after a restart as soon as the
+//! The run gauges are counted at scrape time from the Controller's own
+//! PipelineRun cache and the finished runs it leaves out
+//! ([`crate::finished`]), so they are right after a restart as soon as the
 //! first list arrived; until then, and on a replica that does not hold the
 //! leader Lease, they have no sample (summing over replicas counts each run
 //! once). Labels take a few fixed values each: never a run, step or
@@ -46,6 +48,8 @@ use prometheus_client::registry::{Registry, Unit};
 
 use crate::crd::{PipelineRun, PipelineRunStatus, RunPhase, StepPhase, StepRunStatus};
 use crate::error::Error;
+use crate::finished::Finished;
+use k8s_openapi::api::core::v1::Pod;
 
 /// The default address of the `/metrics` endpoint (`c8s controller --metrics-address`).
 pub const DEFAULT_ADDRESS: &str = "0.0.0.0:9090";
@@ -79,6 +83,12 @@ struct OutcomeLabels {
 struct ApiLabels {
     verb: &'static str,
     code: Cow<'static, str>,
+}
+
+/// Label `resource` of `c8s_cached_objects`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResourceLabels {
+    resource: &'static str,
 }
 
 /// Label `phase` of `c8s_pipelineruns`.
@@ -181,7 +191,8 @@ impl Metrics {
         Ok(text)
     }
 
-    /// Counts the runs of `store` in the run gauges, once `events` (the
+    /// Counts the runs of `store` and the finished runs noted in `finished`
+    /// (which the store leaves out) in the run gauges, once `events` (the
     /// reflector stream that fills `store`) has delivered its first complete
     /// list: before it, an empty store would read as "no runs". Returns
     /// `events` unchanged, for the Controller.
@@ -189,19 +200,31 @@ impl Metrics {
     /// Readiness is read from the stream, never by polling
     /// `Store::wait_until_ready`: kube-runtime keeps only the last poller's
     /// waker, and the Controller itself waits on it before reconciling.
-    pub fn count_runs<S>(&self, store: Store<PipelineRun>, events: S) -> impl Stream<Item = S::Item> + use<S>
+    pub fn count_runs<S>(
+        &self,
+        store: Store<PipelineRun>,
+        finished: Arc<Finished>,
+        events: S,
+    ) -> impl Stream<Item = S::Item> + use<S>
     where
         S: Stream<Item = Result<watcher::Event<PipelineRun>, watcher::Error>>,
     {
         use futures::StreamExt;
         // A second call (a controller run again in the same process) keeps the first store.
         let _ = self.runs.store.set(store);
+        let _ = self.runs.finished.set(finished);
         let runs = self.runs.clone();
         events.inspect(move |event| {
             if matches!(event, Ok(watcher::Event::InitDone)) {
                 runs.listed.store(true, Ordering::Release);
             }
         })
+    }
+
+    /// Counts the pods of `store`, the Controller's pod cache, at scrape
+    /// time (`c8s_cached_objects`). A second call keeps the first store.
+    pub fn count_cached_pods(&self, store: Store<Pod>) {
+        let _ = self.runs.pods.set(store);
     }
 
     /// Records that a reconcile waited `waited` for its slot.
@@ -331,6 +354,10 @@ fn step_seconds(step: &StepRunStatus, now: Timestamp) -> Option<f64> {
 #[derive(Default)]
 struct RunCache {
     store: OnceLock<Store<PipelineRun>>,
+    /// The finished runs, which the cache leaves out.
+    finished: OnceLock<Arc<Finished>>,
+    /// The Controller's pod cache.
+    pods: OnceLock<Store<Pod>>,
     /// The store holds its first complete list.
     listed: AtomicBool,
 }
@@ -343,13 +370,25 @@ impl std::fmt::Debug for RunCache {
     }
 }
 
-/// Runs per phase and queued runs of `runs`.
-fn count(runs: &[Arc<PipelineRun>]) -> ([i64; PHASES.len()], i64) {
+/// Runs per phase and queued runs: those that have not finished from the
+/// cache `runs`, the finished ones from `finished` (the cache leaves them
+/// out; a run that just ended may count twice for a moment, noted finished
+/// before the cache drops its Running version).
+fn count(runs: &[Arc<PipelineRun>], finished: Option<&Finished>) -> ([i64; PHASES.len()], i64) {
     let mut by_phase = [0i64; PHASES.len()];
     let mut queued = 0;
+    for (i, phase) in PHASES.iter().enumerate() {
+        if phase.is_finished() {
+            let noted = finished.map_or(0, |f| f.count(*phase));
+            by_phase[i] = i64::try_from(noted).unwrap_or(i64::MAX);
+        }
+    }
     for run in runs {
         let status = run.status.as_ref();
         let phase = status.map(|s| s.phase).unwrap_or_default();
+        if phase.is_finished() {
+            continue;
+        }
         if let Some(i) = PHASES.iter().position(|p| *p == phase) {
             by_phase[i] += 1;
         }
@@ -368,7 +407,9 @@ fn count(runs: &[Arc<PipelineRun>]) -> ([i64; PHASES.len()], i64) {
 impl Collector for RunCache {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let counted = match self.store.get() {
-            Some(store) if self.listed.load(Ordering::Acquire) => Some(count(&store.state())),
+            Some(store) if self.listed.load(Ordering::Acquire) => {
+                Some(count(&store.state(), self.finished.get().map(Arc::as_ref)))
+            }
             _ => None,
         };
         let mut phases = encoder.encode_descriptor(
@@ -394,6 +435,26 @@ impl Collector for RunCache {
         )?;
         if let Some((_, n)) = &counted {
             queued.encode_gauge(n)?;
+        }
+        let mut cached = encoder.encode_descriptor(
+            "c8s_cached_objects",
+            "Objects held in the leader's watch caches, by resource (finished runs and their pods are left out).",
+            None,
+            MetricType::Gauge,
+        )?;
+        if let Some(store) = self.store.get() {
+            let n = i64::try_from(store.state().len()).unwrap_or(i64::MAX);
+            cached
+                .encode_family(&ResourceLabels {
+                    resource: "pipelineruns",
+                })?
+                .encode_gauge(&n)?;
+        }
+        if let Some(pods) = self.pods.get() {
+            let n = i64::try_from(pods.state().len()).unwrap_or(i64::MAX);
+            cached
+                .encode_family(&ResourceLabels { resource: "pods" })?
+                .encode_gauge(&n)?;
         }
         Ok(())
     }
@@ -626,7 +687,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_run_gauges_count_the_cache_once_its_first_list_arrived() {
+    async fn the_run_gauges_count_the_cache_and_the_finished_runs_once_the_first_list_arrived() {
         let metrics = Metrics::new();
         let (store, writer) = reflector::store::<PipelineRun>();
         let events = vec![
@@ -649,11 +710,18 @@ mod tests {
                 false,
             ))),
             Ok(watcher::Event::InitDone),
+            Ok(watcher::Event::Apply(run("e", Some(RunPhase::Failed), false))),
         ];
-        let stream = reflector(writer, futures::stream::iter(events));
-        let mut stream = Box::pin(metrics.count_runs(store, stream));
+        // Filtered as the controller's run watch is: finished runs left out.
+        let finished = Arc::new(Finished::new(false));
+        let noted = finished.clone();
+        let filtered = futures::stream::iter(events).filter_map(move |event: Result<_, watcher::Error>| {
+            futures::future::ready(event.map(|e| noted.run_event(e)).transpose())
+        });
+        let stream = reflector(writer, filtered);
+        let mut stream = Box::pin(metrics.count_runs(store, finished, stream));
         // Mid-list: the store is not filled yet, so nothing is said.
-        for _ in 0..6 {
+        for _ in 0..5 {
             stream.next().await.unwrap().unwrap();
         }
         let text = metrics.encode().unwrap();
@@ -661,21 +729,42 @@ mod tests {
             !samples(&text).iter().any(|l| l.starts_with("c8s_pipelineruns")),
             "{text}"
         );
+        let gauges = |text: &str| -> Vec<String> {
+            let mut gauges: Vec<String> = samples(text)
+                .into_iter()
+                .filter(|l| l.starts_with("c8s_pipelineruns") || l.starts_with("c8s_cached_objects"))
+                .map(str::to_owned)
+                .collect();
+            gauges.sort_unstable();
+            gauges
+        };
         stream.next().await.unwrap().unwrap();
         let text = metrics.encode().unwrap();
-        let mut gauges: Vec<&str> = samples(&text)
-            .into_iter()
-            .filter(|l| l.starts_with("c8s_pipelineruns"))
-            .collect();
-        gauges.sort_unstable();
         assert_eq!(
-            gauges,
+            gauges(&text),
             [
+                "c8s_cached_objects{resource=\"pipelineruns\"} 4",
                 "c8s_pipelineruns_queued 1",
                 "c8s_pipelineruns{phase=\"Cancelled\"} 0",
                 "c8s_pipelineruns{phase=\"Failed\"} 0",
                 "c8s_pipelineruns{phase=\"Pending\"} 3",
                 "c8s_pipelineruns{phase=\"Running\"} 1",
+                "c8s_pipelineruns{phase=\"Succeeded\"} 1",
+            ],
+            "{text}"
+        );
+        // The running run ends: it leaves the cache and is counted Failed.
+        stream.next().await.unwrap().unwrap();
+        let text = metrics.encode().unwrap();
+        assert_eq!(
+            gauges(&text),
+            [
+                "c8s_cached_objects{resource=\"pipelineruns\"} 3",
+                "c8s_pipelineruns_queued 1",
+                "c8s_pipelineruns{phase=\"Cancelled\"} 0",
+                "c8s_pipelineruns{phase=\"Failed\"} 1",
+                "c8s_pipelineruns{phase=\"Pending\"} 3",
+                "c8s_pipelineruns{phase=\"Running\"} 0",
                 "c8s_pipelineruns{phase=\"Succeeded\"} 1",
             ],
             "{text}"
