@@ -31,13 +31,7 @@ use crate::metrics::Metrics;
 use crate::reconcile::{Admission, RunEvent, RunView, Settings, reconcile_run, started_at};
 use crate::steps::{owner_of, run_context, run_steps};
 
-pub use crate::settings::FIELD_MANAGER;
-/// The finalizer earlier controllers kept on every run until they had
-/// deleted its objects. None is added now (a finalizer costs every run a
-/// write, and the garbage collector deletes a run's pods, its dependents,
-/// by their owner references); a run that still carries it has it removed
-/// when it is deleted.
-pub const FINALIZER: &str = "c8s.dev/cleanup";
+pub use crate::settings::{FIELD_MANAGER, FINALIZER};
 
 /// What every reconcile shares.
 pub struct Context {

@@ -30,6 +30,7 @@ use kube::runtime::reflector::Store;
 use kube::runtime::watcher::Event;
 
 use crate::crd::{PipelineRun, RunPhase};
+use crate::settings::FINALIZER;
 
 /// A run's namespace and name.
 type RunKey = (String, String);
@@ -73,6 +74,12 @@ fn finished_phase(run: &PipelineRun) -> Option<RunPhase> {
         .filter(|phase| phase.is_finished())
 }
 
+/// Whether `run` still carries the [`FINALIZER`] of an earlier controller:
+/// when it is deleted a reconcile must remove it, so it stays cached.
+fn holds_finalizer(run: &PipelineRun) -> bool {
+    run.finalizers().iter().any(|f| f == FINALIZER)
+}
+
 fn run_key(run: &PipelineRun) -> RunKey {
     (run.namespace().unwrap_or_default(), run.name_any())
 }
@@ -103,9 +110,9 @@ impl Finished {
 
     /// The runs' watch event as its reflector should take it: a finished
     /// run noted here and passed on as deleted (`Apply`) or left out
-    /// (`InitApply`), unless runs are kept; any other event passed on as
-    /// it is, a run that is not finished (any more) or deleted no longer
-    /// noted.
+    /// (`InitApply`), unless runs are kept or it carries an earlier
+    /// controller's [`FINALIZER`]; any other event passed on as it is, a
+    /// run that is not finished (any more) or deleted no longer noted.
     pub fn run_event(&self, event: Event<PipelineRun>) -> Option<Event<PipelineRun>> {
         let Ok(mut noted) = self.noted.lock() else {
             return Some(event);
@@ -119,7 +126,7 @@ impl Finished {
                 Some(phase) => {
                     let listing = noted.listing.get_or_insert_with(BTreeMap::new);
                     listing.insert(run_key(&run), phase);
-                    self.keep_runs.then_some(Event::InitApply(run))
+                    (self.keep_runs || holds_finalizer(&run)).then_some(Event::InitApply(run))
                 }
                 None => Some(Event::InitApply(run)),
             },
@@ -141,7 +148,7 @@ impl Finished {
                         noted.runs.insert(key, phase);
                         drop(noted);
                         self.ask_sweep();
-                        if self.keep_runs {
+                        if self.keep_runs || holds_finalizer(&run) {
                             Some(Event::Apply(run))
                         } else {
                             Some(Event::Delete(run))
@@ -336,6 +343,29 @@ mod tests {
             vec![Event::Apply(pod("old-a", "old"))],
         );
         assert!(names(&pods).is_empty());
+    }
+
+    #[test]
+    fn a_finished_run_with_an_earlier_controllers_finalizer_stays_cached_to_have_it_removed() {
+        let finished = Finished::new(false);
+        let (runs, mut writer) = reflector::store::<PipelineRun>();
+        let held = |name| {
+            let mut run = run(name, RunPhase::Succeeded);
+            run.metadata.finalizers = Some(vec![FINALIZER.to_owned()]);
+            run
+        };
+        apply(
+            &mut writer,
+            |e| finished.run_event(e),
+            vec![
+                Event::Init,
+                Event::InitApply(held("listed")),
+                Event::InitDone,
+                Event::Apply(held("ended")),
+            ],
+        );
+        assert_eq!(names(&runs), ["ended", "listed"]);
+        assert_eq!(finished.count(RunPhase::Succeeded), 2);
     }
 
     #[test]

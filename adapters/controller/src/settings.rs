@@ -60,6 +60,13 @@ pub struct Settings {
     pub concourse: Option<WatcherSettings>,
 }
 
+/// The finalizer earlier controllers kept on every run until they had
+/// deleted its objects. None is added now (a finalizer costs every run a
+/// write, and the garbage collector deletes a run's pods, its dependents,
+/// by their owner references); a run that still carries it has it removed
+/// when it is deleted.
+pub const FINALIZER: &str = "c8s.dev/cleanup";
+
 /// The field manager of every server-side apply the controller makes.
 pub const FIELD_MANAGER: &str = "c8s-controller";
 
