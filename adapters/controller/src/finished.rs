@@ -43,6 +43,24 @@ struct Noted {
     listing: Option<BTreeMap<RunKey, RunPhase>>,
 }
 
+impl Noted {
+    /// Notes run `key` finished in `phase`, or forgets it (`None`), in the
+    /// runs noted and in the list under way.
+    fn set(&mut self, key: RunKey, phase: Option<RunPhase>) {
+        for runs in std::iter::once(&mut self.runs).chain(self.listing.as_mut()) {
+            match phase {
+                Some(phase) => runs.insert(key.clone(), phase),
+                None => runs.remove(&key),
+            };
+        }
+    }
+
+    /// Whether `pod` belongs to a run noted finished.
+    fn holds_run_of(&self, pod: &Pod) -> bool {
+        pod_run(pod).is_some_and(|run| self.runs.contains_key(&run))
+    }
+}
+
 /// The finished runs the watches leave out, and the sweeps asked for.
 pub struct Finished {
     /// Finished runs stay in the runs cache: `--finished-run-ttl` deletes
@@ -139,36 +157,21 @@ impl Finished {
                 Some(Event::InitDone)
             }
             Event::Apply(run) => {
-                let key = run_key(&run);
-                match finished_phase(&run) {
-                    Some(phase) => {
-                        if let Some(listing) = noted.listing.as_mut() {
-                            listing.insert(key.clone(), phase);
-                        }
-                        noted.runs.insert(key, phase);
-                        drop(noted);
-                        self.ask_sweep();
-                        if self.keep_runs || holds_finalizer(&run) {
-                            Some(Event::Apply(run))
-                        } else {
-                            Some(Event::Delete(run))
-                        }
-                    }
-                    None => {
-                        if let Some(listing) = noted.listing.as_mut() {
-                            listing.remove(&key);
-                        }
-                        noted.runs.remove(&key);
-                        Some(Event::Apply(run))
-                    }
+                let phase = finished_phase(&run);
+                noted.set(run_key(&run), phase);
+                drop(noted);
+                if phase.is_none() {
+                    return Some(Event::Apply(run));
+                }
+                self.ask_sweep();
+                if self.keep_runs || holds_finalizer(&run) {
+                    Some(Event::Apply(run))
+                } else {
+                    Some(Event::Delete(run))
                 }
             }
             Event::Delete(run) => {
-                let key = run_key(&run);
-                if let Some(listing) = noted.listing.as_mut() {
-                    listing.remove(&key);
-                }
-                noted.runs.remove(&key);
+                noted.set(run_key(&run), None);
                 Some(Event::Delete(run))
             }
         }
@@ -191,20 +194,18 @@ impl Finished {
 
     /// Whether `pod` belongs to a run noted finished.
     fn holds_run_of(&self, pod: &Pod) -> bool {
-        let Some(run) = pod_run(pod) else {
-            return false;
-        };
-        self.noted
-            .lock()
-            .map(|noted| noted.runs.contains_key(&run))
-            .unwrap_or(false)
+        self.noted.lock().is_ok_and(|noted| noted.holds_run_of(pod))
     }
 
-    /// The pods `pods` holds of runs noted finished, as delete events.
+    /// The pods `pods` holds of runs noted finished, as delete events (the
+    /// notes locked once for the whole store).
     pub fn evictions(&self, pods: &Store<Pod>) -> Vec<Event<Pod>> {
+        let Ok(noted) = self.noted.lock() else {
+            return Vec::new();
+        };
         pods.state()
             .into_iter()
-            .filter(|pod| self.holds_run_of(pod))
+            .filter(|pod| noted.holds_run_of(pod))
             .map(|pod| Event::Delete(Pod::clone(&pod)))
             .collect()
     }
