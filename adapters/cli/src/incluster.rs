@@ -16,14 +16,11 @@ use kube::{Api, Client, ResourceExt};
 use crate::input::DirSource;
 use crate::run::RunArgs;
 
-mod console;
-mod follow;
 #[cfg(test)]
 mod tests;
 
-pub use console::Console;
-pub use follow::follow_run;
-use follow::{secret_values, step_object, step_wanted, stream_step};
+pub use crate::follow::{Console, follow_run};
+use crate::follow::{secret_values, step_object, step_wanted, stream_step};
 
 /// `c8s get` objects.
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]

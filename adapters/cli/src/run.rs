@@ -59,6 +59,14 @@ pub struct RunArgs {
     /// instead of running the steps from here.
     #[arg(long)]
     pub in_cluster: bool,
+    /// Drive the run from here with the controller's own reconcile (the
+    /// code that drives a PipelineRun in the cluster) instead of `c8s run`'s
+    /// event loop: the same steps, decisions, retries and status. For
+    /// `.c8s.yaml` pipelines and task files; not with `--resume`,
+    /// `--log-archive-bucket` or a Concourse job's hooks, puts and task
+    /// files read at run time.
+    #[arg(long, conflicts_with_all = ["in_cluster", "resume"])]
+    pub reconcile: bool,
     /// Where each step's masked logs are archived when it ends.
     #[command(flatten)]
     pub archive: crate::archive::ArchiveArgs,
@@ -170,6 +178,11 @@ impl Prepared {
                 return Err(ExitCode::from(1));
             }
         };
+        if args.reconcile
+            && let Err(why) = reconcile_refusal(args, &loaded)
+        {
+            return Err(fail(&why));
+        }
         loaded.print_warnings();
         let ctx = run_context(args, &loaded);
         // What does not render fails before the cluster is asked anything.
@@ -565,6 +578,18 @@ impl Run<'_> {
             Ok(steps) => steps,
             Err(message) => return fail(&message),
         };
+        if args.reconcile {
+            let run = crate::run_reconcile::Reconciled {
+                run_id: &self.ctx.run_id,
+                plans: &loaded.plans,
+                steps,
+                parallelism: args.parallelism,
+                continue_on_failure: args.continue_on_failure,
+                timeout: self.durations.run,
+                status_file: args.status_file.as_deref(),
+            };
+            return crate::run_reconcile::run_reconciled(cluster, run, cancelled(self.stop.clone())).await;
+        }
         let masker = masker(cluster, &loaded.plans, &loaded.redact).await;
         let logs = Arc::new(CollectedLogs::default());
         let options = match self.options(steps.len(), &masker, &logs) {
@@ -796,6 +821,27 @@ fn print_failed_logs(status: &RunStatus, masker: &Result<SecretMasker, String>, 
             }
         }
     }
+}
+
+/// Why `loaded` cannot run with `--reconcile`: what only `c8s run`'s own
+/// loop does yet (a Concourse job's hooks, result, puts, task files read
+/// at run time and `load_var` values; the log archive).
+fn reconcile_refusal(args: &RunArgs, loaded: &render::LoadedPlans) -> Result<(), String> {
+    let concourse = !loaded.conditions.is_empty()
+        || loaded.outcome.is_some()
+        || !loaded.fetch.is_empty()
+        || !loaded.puts.is_empty()
+        || !loaded.redact.is_empty();
+    if concourse {
+        return Err(format!(
+            "{}: --reconcile does not run a Concourse job's hooks, puts or task files read at run time yet; run it without --reconcile",
+            args.render.file
+        ));
+    }
+    if args.archive.log_archive_bucket.is_some() {
+        return Err("--reconcile does not archive logs yet; run without --log-archive-bucket".to_owned());
+    }
+    Ok(())
 }
 
 /// The plans of `args`' file, as `c8s render` loads them, with `concourse`'s

@@ -157,6 +157,18 @@ fn run_with_status(args: &[&str]) -> (Output, Value) {
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "needs control plane"]
 async fn orders_runs_under_restricted_pod_security_each_step_after_its_dependencies() {
+    orders_runs_under_restricted_pod_security_each_step_after_its_dependencies_with(&[]).await;
+}
+
+/// The same, through the controller's reconcile (`c8s run --reconcile`).
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs control plane"]
+async fn orders_runs_under_restricted_pod_security_each_step_after_its_dependencies_through_the_reconcile() {
+    orders_runs_under_restricted_pod_security_each_step_after_its_dependencies_with(&["--reconcile"]).await;
+}
+
+/// `examples/pipelines/orders.c8s.yaml` run with `extra` flags.
+async fn orders_runs_under_restricted_pod_security_each_step_after_its_dependencies_with(extra: &[&str]) {
     let client = cluster::client().await;
     let ns = cluster::namespace(&client, "orders").await;
     cluster::claims(&client, &ns, &["c8s-cache", "c8s-artifacts"]).await;
@@ -189,16 +201,21 @@ async fn orders_runs_under_restricted_pod_security_each_step_after_its_dependenc
         "containers:\n  - container: main\n    runSeconds: 1.5\n",
     )
     .await;
-    let (output, status) = run_with_status(&[
-        "run",
-        "examples/pipelines/orders.c8s.yaml",
-        "--branch",
-        "main",
-        "--namespace",
-        &ns,
-        "--parallelism",
-        "8",
-    ]);
+    let (output, status) = run_with_status(
+        &[
+            "run",
+            "examples/pipelines/orders.c8s.yaml",
+            "--branch",
+            "main",
+            "--namespace",
+            &ns,
+            "--parallelism",
+            "8",
+        ]
+        .into_iter()
+        .chain(extra.iter().copied())
+        .collect::<Vec<_>>(),
+    );
     assert!(output.status.success(), "{}", explain(&output));
     assert_eq!(status["state"], "Succeeded", "{status:#}");
     let steps = status["steps"].as_array().expect("steps");
@@ -264,6 +281,18 @@ async fn orders_runs_under_restricted_pod_security_each_step_after_its_dependenc
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "needs control plane"]
 async fn a_failing_main_fails_the_run_and_its_log_comes_through_the_api_server() {
+    a_failing_main_fails_the_run_and_its_log_comes_through_the_api_server_with(&[]).await;
+}
+
+/// The same, through the controller's reconcile (`c8s run --reconcile`).
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs control plane"]
+async fn a_failing_main_fails_the_run_and_its_log_comes_through_the_api_server_through_the_reconcile() {
+    a_failing_main_fails_the_run_and_its_log_comes_through_the_api_server_with(&["--reconcile"]).await;
+}
+
+/// A step whose `main` exits 3, run with `extra` flags.
+async fn a_failing_main_fails_the_run_and_its_log_comes_through_the_api_server_with(extra: &[&str]) {
     let client = cluster::client().await;
     let ns = namespace_for(
         &client,
@@ -277,9 +306,13 @@ async fn a_failing_main_fails_the_run_and_its_log_comes_through_the_api_server()
     )
     .await;
     let file = two_steps("fails", "");
-    let output = run_c8s(&["run", file.to_str().expect("path"), "--namespace", &ns]);
+    let mut args = vec!["run", file.to_str().expect("path"), "--namespace", &ns];
+    args.extend(extra);
+    let output = run_c8s(&args);
     assert_eq!(output.status.code(), Some(1), "{}", explain(&output));
-    let stderr = common::text(&output.stderr);
+    // `c8s run` prints a failed step's log on stderr when it ends; with
+    // `--reconcile`, every step's log is streamed to stdout as it runs.
+    let stderr = common::text(&output.stderr) + &common::text(&output.stdout);
     assert!(
         stderr.contains("error: the widget is broken"),
         "{}",
@@ -370,6 +403,18 @@ async fn a_missing_claim_ends_the_run_at_once_quoting_the_scheduler() {
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "needs control plane"]
 async fn the_run_deadline_ends_a_step_that_runs_too_long() {
+    the_run_deadline_ends_a_step_that_runs_too_long_with(&[]).await;
+}
+
+/// The same, through the controller's reconcile (`c8s run --reconcile`).
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs control plane"]
+async fn the_run_deadline_ends_a_step_that_runs_too_long_through_the_reconcile() {
+    the_run_deadline_ends_a_step_that_runs_too_long_with(&["--reconcile"]).await;
+}
+
+/// A run past its `--timeout`, run with `extra` flags.
+async fn the_run_deadline_ends_a_step_that_runs_too_long_with(extra: &[&str]) {
     let client = cluster::client().await;
     let ns = namespace_for(
         &client,
@@ -379,14 +424,19 @@ async fn the_run_deadline_ends_a_step_that_runs_too_long() {
     .await;
     let file = two_steps("slow", "");
     let started = std::time::Instant::now();
-    let (output, status) = run_with_status(&[
-        "run",
-        file.to_str().expect("path"),
-        "--namespace",
-        &ns,
-        "--timeout",
-        "8s",
-    ]);
+    let (output, status) = run_with_status(
+        &[
+            "run",
+            file.to_str().expect("path"),
+            "--namespace",
+            &ns,
+            "--timeout",
+            "8s",
+        ]
+        .into_iter()
+        .chain(extra.iter().copied())
+        .collect::<Vec<_>>(),
+    );
     assert_eq!(output.status.code(), Some(1), "{}", explain(&output));
     assert!(
         started.elapsed() < Duration::from_secs(90),
@@ -403,6 +453,18 @@ async fn the_run_deadline_ends_a_step_that_runs_too_long() {
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "needs control plane"]
 async fn ctrl_c_deletes_the_runs_pods() {
+    ctrl_c_deletes_the_runs_pods_with(&[]).await;
+}
+
+/// The same, through the controller's reconcile (`c8s run --reconcile`).
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs control plane"]
+async fn ctrl_c_deletes_the_runs_pods_through_the_reconcile() {
+    ctrl_c_deletes_the_runs_pods_with(&["--reconcile"]).await;
+}
+
+/// Ctrl-C during a run with `extra` flags.
+async fn ctrl_c_deletes_the_runs_pods_with(extra: &[&str]) {
     let client = cluster::client().await;
     let ns = namespace_for(
         &client,
@@ -411,11 +473,58 @@ async fn ctrl_c_deletes_the_runs_pods() {
     )
     .await;
     let file = two_steps("cancel", "");
-    let child = spawn_c8s_piped(&["run", file.to_str().expect("path"), "--namespace", &ns]);
+    let mut args = vec!["run", file.to_str().expect("path"), "--namespace", &ns];
+    args.extend(extra);
+    let child = spawn_c8s_piped(&args);
     until_running(&client, &ns, |_| true).await;
     signal(&child, "INT");
     let output = child.wait_with_output().expect("c8s exits");
     assert_ne!(output.status.code(), Some(0), "{}", explain(&output));
+    until_gone(&client, &ns, |_| true).await;
+}
+
+/// `c8s run --reconcile` drives a run from objects labelled with its id, so
+/// a second run of the same id is refused before it creates anything, and
+/// a run deletes its pods when it ends.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs control plane"]
+async fn a_reconciled_run_refuses_a_run_id_in_use_and_deletes_its_pods_when_it_ends() {
+    let client = cluster::client().await;
+    let ns = namespace_for(
+        &client,
+        "rec-id",
+        "containers:\n  - step: first\n    container: main\n    runSeconds: 20\n",
+    )
+    .await;
+    let file = two_steps("recid", "");
+    let run_id = cluster::unique_name("recid");
+    let args = [
+        "run",
+        file.to_str().expect("path"),
+        "--namespace",
+        &ns,
+        "--run-id",
+        &run_id,
+        "--reconcile",
+    ];
+    let first = spawn_c8s_piped(&args);
+    until_running(&client, &ns, |_| true).await;
+    let second = run_c8s(&args);
+    assert_eq!(second.status.code(), Some(1), "{}", explain(&second));
+    assert!(
+        common::text(&second.stderr).contains("has objects in namespace"),
+        "{}",
+        explain(&second)
+    );
+    let output = first.wait_with_output().expect("c8s exits");
+    assert!(output.status.success(), "{}", explain(&output));
+    assert!(
+        common::text(&output.stderr).contains("through the controller's reconcile"),
+        "{}",
+        explain(&output)
+    );
+    // The second run created nothing: one pod per step, then none.
+    assert_eq!(pods_named(&client, &ns, "first").await, 1);
     until_gone(&client, &ns, |_| true).await;
 }
 

@@ -26,6 +26,7 @@ pub mod concourse;
 pub mod controller;
 pub mod crd;
 pub mod dashboard;
+mod drive;
 pub mod error;
 mod fair;
 pub mod finished;
@@ -41,6 +42,7 @@ pub mod throttle;
 pub mod validate;
 pub mod webhook;
 
+pub use drive::drive_run;
 pub use error::Error;
 pub use lease::LeaderLease;
 pub use reconcile::{Admission, Reconciled, RunView, SUCCEEDED, Settings, reconcile_run};

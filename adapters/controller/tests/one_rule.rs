@@ -1,8 +1,11 @@
-//! One rule for both entry points: the same random pipelines, with the same
-//! faults, run through `c8s run`'s driver (`c8s_kube::run_pipeline`) and
-//! through the controller's reconcile must end with the same outcome for
-//! every step, the same pods created for each (so the same attempts), and
-//! the same env in each `finally` step. The steps come from the one builder
+//! One rule for every entry point: the same random pipelines, with the same
+//! faults, run through `c8s run`'s event-driven driver
+//! (`c8s_kube::run_pipeline`), through the controller's reconcile called a
+//! virtual second at a time (as its requeues call it), and through
+//! `drive_run` (the same reconcile woken by the run's watch, which
+//! `c8s run --reconcile` calls) must end with the same outcome for every
+//! step, the same pods created for each (so the same attempts), and the
+//! same env in each `finally` step. The steps come from the one builder
 //! (`run_steps` → `c8s_kube::plan_steps`), so a difference can only come from
 //! the drivers.
 //!
@@ -14,8 +17,8 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use c8s_controller::crd::{RunPhase, StepPhase};
-use c8s_controller::{Admission, Settings};
+use c8s_controller::crd::{PipelineRunStatus, RunPhase, StepPhase};
+use c8s_controller::{Admission, Settings, drive_run};
 use c8s_kube::sim::{SimCluster, StepScript};
 use c8s_kube::{FailureMode, RunOptions, RunState, StepObject, StepState};
 use proptest::prelude::*;
@@ -209,7 +212,12 @@ async fn through_the_controller(steps: &[Gen]) -> Ran {
     let status = support::drive(&sim, &mut run, &run_steps, &Admission::default(), None).await;
     assert!(status.phase.is_finished(), "{status:#?}");
     assert_ne!(status.phase, RunPhase::Cancelled);
-    let outcomes = status
+    ran(&sim, words(&status))
+}
+
+/// Each step's outcome word in a run's status, by pipeline step name.
+fn words(status: &PipelineRunStatus) -> BTreeMap<String, &'static str> {
+    status
         .steps
         .iter()
         .map(|s| {
@@ -222,8 +230,30 @@ async fn through_the_controller(steps: &[Gen]) -> Ran {
             };
             (step_of(&s.name), word)
         })
-        .collect();
-    ran(&sim, outcomes)
+        .collect()
+}
+
+/// The run through [`drive_run`]: the reconcile, woken by the run's watch
+/// and its own requeue times instead of every second.
+async fn through_drive_run(steps: &[Gen]) -> Ran {
+    let sim = sim(steps);
+    let (mut run, run_steps) = support::new_run(&text(steps), None);
+    run.spec.continue_on_failure = true;
+    let mut passes = 0u32;
+    let status = drive_run(
+        &sim,
+        "shop-b7",
+        &run.spec,
+        &run_steps,
+        &Settings::default(),
+        |_, _| passes += 1,
+        std::future::pending(),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(status.phase.is_finished(), "{status:#?}");
+    assert!(passes > 0);
+    ran(&sim, words(&status))
 }
 
 async fn through_c8s_run(steps: &[Gen]) -> Ran {
@@ -254,6 +284,8 @@ async fn through_c8s_run(steps: &[Gen]) -> Ran {
     ran(&sim, outcomes)
 }
 
+/// The run through the controller's reconcile, through `drive_run` and
+/// through `c8s run`'s event-driven driver; the first two must agree here.
 fn both(steps: &[Gen]) -> (Ran, Ran) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -261,6 +293,8 @@ fn both(steps: &[Gen]) -> (Ran, Ran) {
         .build()
         .unwrap_or_else(|e| panic!("{e}"));
     let controller = runtime.block_on(through_the_controller(steps));
+    let driven = runtime.block_on(through_drive_run(steps));
+    assert_eq!(controller, driven, "pipeline:\n{}", text(steps));
     let cli = runtime.block_on(through_c8s_run(steps));
     (controller, cli)
 }

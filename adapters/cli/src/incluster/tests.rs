@@ -238,6 +238,7 @@ async fn a_failed_run_exits_1_and_an_existing_run_is_followed_not_recreated() {
     let unit = "shop-unit-b7-0a1b2c3d";
     let mut failed = step(unit, StepPhase::Failed, Some(unit));
     failed.exit_code = Some(2);
+    failed.reason = "Error".into();
     failed.message = "main exited with 2".into();
     let first = with_status(&run, RunPhase::Running, vec![], "1");
     let events = vec![("MODIFIED", with_status(&run, RunPhase::Failed, vec![failed], "2"))];
@@ -264,7 +265,7 @@ async fn a_failed_run_exits_1_and_an_existing_run_is_followed_not_recreated() {
     assert!(
         buffers
             .err()
-            .contains(&format!("{unit}: Failed main exited with 2"))
+            .contains(&format!("{unit}: Failed (Error, exit 2) main exited with 2"))
     );
     assert!(buffers.out().ends_with("run shop-b7: Failed\n"));
     assert_eq!(

@@ -1,4 +1,4 @@
-//! Where the in-cluster commands print.
+//! Where the commands that follow runs print.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -40,20 +40,20 @@ impl Console {
         }
     }
 
-    pub(super) fn out(&self, text: &str) {
+    pub(crate) fn out(&self, text: &str) {
         if let Ok(mut out) = self.out.lock() {
             let _ = out.write_all(text.as_bytes());
         }
     }
 
-    pub(super) fn note(&self, line: &str) {
+    pub(crate) fn note(&self, line: &str) {
         if let Ok(mut err) = self.err.lock() {
             let _ = writeln!(err, "{line}");
         }
     }
 
     /// Prints what is left of a log that did not end with a newline.
-    pub(super) fn finish(&self, step: &str, attempt: u32, container: &str) {
+    pub(crate) fn finish(&self, step: &str, attempt: u32, container: &str) {
         let key = (step.to_owned(), attempt, container.to_owned());
         let rest = self.partial.lock().ok().and_then(|mut p| p.remove(&key));
         if let (Some(mut rest), Ok(mut out)) = (rest, self.out.lock()) {

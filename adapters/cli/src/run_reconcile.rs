@@ -1,0 +1,311 @@
+//! `c8s run --reconcile`: the run driven from the terminal by the
+//! controller's own reconcile ([`c8s_controller::drive_run`]): the same
+//! code decides, starts, retries and ends every step as for a
+//! `PipelineRun` in the cluster, with the run's spec and status held in
+//! this process instead of the API server. What it prints is what
+//! `c8s run --in-cluster` prints while it follows a PipelineRun (the same
+//! [`Follower`]): each step's phase changes and its masked `main` log.
+
+use std::future::Future;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use c8s_controller::crd::{PipelineRunSpec, PipelineRunStatus, RunPhase, StepPhase, StepRunStatus};
+use c8s_controller::{RunSteps, Settings, drive_run};
+use c8s_kube::{
+    Cluster, KubeCluster, RunState, RunStatus, Step, StepOutcome, StepState, StepStatus, TerminationReason,
+};
+use c8s_pipeline_model::{Dag, TaskPlan};
+use k8s_openapi::jiff::Timestamp;
+
+use crate::follow::{Console, Follower};
+use crate::secrets::{read_secret_values, referenced_secrets};
+
+/// How often a run is looked at without any change to its pods: the run's
+/// watch wakes every pass that matters, this only bounds what a lost event
+/// can delay.
+const POLL: Duration = Duration::from_secs(10);
+
+/// What the run is, as `c8s run` read it from its flags and file.
+pub(crate) struct Reconciled<'a> {
+    /// The run id (the name every object of the run is labelled with).
+    pub run_id: &'a str,
+    /// The plans the steps were rendered from (for the Secrets they read).
+    pub plans: &'a [TaskPlan],
+    /// The steps, rendered.
+    pub steps: Vec<Step>,
+    /// Steps at once.
+    pub parallelism: usize,
+    /// Whether independent steps go on after a failure.
+    pub continue_on_failure: bool,
+    /// The whole run's deadline.
+    pub timeout: Duration,
+    /// Where to write the run's status (`--status-file`).
+    pub status_file: Option<&'a str>,
+}
+
+/// Runs `run` on `cluster` until it ends or `cancel` cancels it, then
+/// deletes its objects and writes its status; the exit code.
+pub(crate) async fn run_reconciled(
+    cluster: &KubeCluster,
+    run: Reconciled<'_>,
+    cancel: impl Future<Output = ()>,
+) -> ExitCode {
+    let console = Console::std();
+    let selector = c8s_controller::reconcile::run_selector(run.run_id);
+    // A run id is one run: objects already labelled with it are an earlier run's.
+    match cluster.list(&selector).await {
+        Ok(found) if !found.is_empty() => {
+            return failed(
+                &console,
+                &format!(
+                    "run {} has objects in namespace {} already; choose another --run-id",
+                    run.run_id,
+                    cluster.namespace()
+                ),
+            );
+        }
+        Ok(_) => {}
+        Err(e) => return failed(&console, &e.to_string()),
+    }
+    let steps = match run_steps(run.steps, run.timeout) {
+        Ok(steps) => steps,
+        Err(e) => return failed(&console, &e),
+    };
+    let spec = PipelineRunSpec {
+        parallelism: u32::try_from(run.parallelism.max(1)).ok(),
+        continue_on_failure: run.continue_on_failure,
+        ..PipelineRunSpec::default()
+    };
+    let settings = Settings {
+        default_parallelism: run.parallelism.max(1),
+        poll: POLL,
+        ..Settings::default()
+    };
+    console.note(&format!(
+        "c8s: run {}: running {} steps in namespace {} (parallelism {}) through the controller's reconcile",
+        run.run_id,
+        steps.steps.len(),
+        cluster.namespace(),
+        run.parallelism.max(1)
+    ));
+    let refs = referenced_secrets(run.plans);
+    let values = read_secret_values(cluster.client(), cluster.namespace(), &refs)
+        .await
+        .map(|values| values.into_iter().map(|(_, value)| value).collect());
+    let mut follower = Follower::new(cluster.clone(), values, None, true, &console);
+    let driven = drive_run(
+        cluster,
+        run.run_id,
+        &spec,
+        &steps,
+        &settings,
+        |_, pass| follower.see(&pass.status),
+        cancel,
+    )
+    .await;
+    follower.finish().await;
+    let delete_errors = delete_objects(cluster, &selector).await;
+    let status = match driven {
+        Ok(status) => status,
+        Err(e) => return failed(&console, &e.to_string()),
+    };
+    let mut record = run_status(run.run_id, &status);
+    if !delete_errors.is_empty() {
+        record.message = format!(
+            "{}; could not delete: {}",
+            record.message,
+            delete_errors.join("; ")
+        )
+        .trim_start_matches("; ")
+        .to_owned();
+    }
+    if let Some(path) = run.status_file
+        && let Err(e) = std::fs::write(path, record.to_json())
+    {
+        return failed(&console, &format!("cannot write {path}: {e}"));
+    }
+    console.out(&format!("run {}: {:?}\n", run.run_id, status.phase));
+    if status.phase == RunPhase::Succeeded {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+/// Says why the run could not go on; exit code 1, as `c8s run` fails.
+fn failed(console: &Console, message: &str) -> ExitCode {
+    console.note(&format!("error: {message}"));
+    ExitCode::from(1)
+}
+
+/// The steps as the reconcile takes them: their graph, and the run's
+/// deadline.
+fn run_steps(steps: Vec<Step>, timeout: Duration) -> Result<RunSteps, String> {
+    let dag =
+        Dag::new(steps.iter().map(|s| (s.name.as_str(), s.depends_on.iter()))).map_err(|e| e.to_string())?;
+    Ok(RunSteps {
+        steps,
+        dag,
+        timeout: Some(timeout),
+        peak_requests: Default::default(),
+        skipped: Vec::new(),
+    })
+}
+
+/// Deletes every object of the run (labelled by `selector`) without
+/// waiting for them to be gone, as `c8s run` does when a run ends; the
+/// deletes that failed.
+async fn delete_objects(cluster: &KubeCluster, selector: &str) -> Vec<String> {
+    let listed = match cluster.list(selector).await {
+        Ok(listed) => listed,
+        Err(e) => return vec![e.to_string()],
+    };
+    let deletes = listed.iter().map(|o| cluster.start_delete(&o.object));
+    futures::future::join_all(deletes)
+        .await
+        .into_iter()
+        .filter_map(|r| r.err().map(|e| e.to_string()))
+        .collect()
+}
+
+/// The status record `c8s run` writes (`--status-file`), from the status
+/// the reconcile kept.
+pub(crate) fn run_status(run_id: &str, status: &PipelineRunStatus) -> RunStatus {
+    let message = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == c8s_controller::SUCCEEDED)
+        .filter(|_| status.phase != RunPhase::Succeeded)
+        .map(|c| c.message.clone())
+        .unwrap_or_default();
+    RunStatus {
+        run_id: run_id.to_owned(),
+        state: match status.phase {
+            RunPhase::Pending => RunState::Pending,
+            RunPhase::Running => RunState::Running,
+            RunPhase::Succeeded => RunState::Succeeded,
+            RunPhase::Failed => RunState::Failed,
+            RunPhase::Cancelled => RunState::Cancelled,
+        },
+        started_at: time(&status.start_time),
+        finished_at: time(&status.completion_time),
+        message,
+        steps: status.steps.iter().map(step_status).collect(),
+    }
+}
+
+/// One step's record, from its status in the run.
+fn step_status(step: &StepRunStatus) -> StepStatus {
+    let state = match step.phase {
+        StepPhase::Pending => StepState::Pending,
+        StepPhase::Running => StepState::Running,
+        StepPhase::Succeeded => StepState::Succeeded,
+        StepPhase::Failed => StepState::Failed,
+        StepPhase::Skipped if step.reason == "Cancelled" => StepState::Cancelled,
+        StepPhase::Skipped => StepState::Skipped,
+    };
+    let object = step.pod.clone().or_else(|| step.job.clone());
+    let reason =
+        serde_json::from_value::<TerminationReason>(serde_json::Value::String(step.reason.clone())).ok();
+    let outcome = reason
+        .filter(|_| matches!(step.phase, StepPhase::Succeeded | StepPhase::Failed))
+        .map(|reason| StepOutcome {
+            exit_code: step.exit_code,
+            reason,
+            message: step.message.clone(),
+            started_at: time(&step.start_time),
+            finished_at: time(&step.completion_time),
+        });
+    let spent = step.retries;
+    StepStatus {
+        name: step.name.clone(),
+        state,
+        attempts: if object.is_some() { step.attempt + 1 } else { 0 },
+        retries: spent.user,
+        runner_retries: spent.image_pulls + spent.disruptions,
+        object,
+        waiting_reason: None,
+        started_at: time(&step.start_time),
+        finished_at: time(&step.completion_time),
+        message: if outcome.is_some() {
+            String::new()
+        } else {
+            step.message.clone()
+        },
+        outcome,
+        archived_logs: Vec::new(),
+        log_archive_error: None,
+    }
+}
+
+fn time(t: &Option<String>) -> Option<Timestamp> {
+    t.as_deref().and_then(|t| t.parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use c8s_controller::crd::RetriesSpentStatus;
+
+    fn step(name: &str, phase: StepPhase, reason: &str) -> StepRunStatus {
+        StepRunStatus {
+            name: name.into(),
+            phase,
+            reason: reason.into(),
+            ..StepRunStatus::default()
+        }
+    }
+
+    #[test]
+    fn the_status_file_says_what_the_reconcile_recorded_in_c8s_runs_words() {
+        let mut failed = step("unit", StepPhase::Failed, "Error");
+        failed.pod = Some("unit-a1".into());
+        failed.attempt = 1;
+        failed.exit_code = Some(3);
+        failed.start_time = Some("2026-01-01T00:00:05Z".into());
+        failed.completion_time = Some("2026-01-01T00:00:09Z".into());
+        failed.retries = RetriesSpentStatus {
+            image_pulls: 0,
+            disruptions: 0,
+            user: 1,
+        };
+        let mut status = PipelineRunStatus {
+            phase: RunPhase::Failed,
+            start_time: Some("2026-01-01T00:00:00Z".into()),
+            completion_time: Some("2026-01-01T00:00:10Z".into()),
+            steps: vec![
+                failed,
+                step("lint", StepPhase::Skipped, "Cancelled"),
+                step("publish", StepPhase::Skipped, "Skipped"),
+            ],
+            ..PipelineRunStatus::default()
+        };
+        status.conditions.push(c8s_controller::crd::Condition {
+            type_: c8s_controller::SUCCEEDED.into(),
+            status: "False".into(),
+            reason: "Failed".into(),
+            message: "step unit failed".into(),
+            last_transition_time: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(Timestamp::UNIX_EPOCH),
+            observed_generation: None,
+        });
+        let record = run_status("shop-b7", &status);
+        assert_eq!(record.state, RunState::Failed);
+        assert_eq!(record.message, "step unit failed");
+        assert_eq!(record.started_at, time(&Some("2026-01-01T00:00:00Z".into())));
+        let unit = &record.steps[0];
+        assert_eq!(
+            (unit.state, unit.attempts, unit.retries),
+            (StepState::Failed, 2, 1)
+        );
+        assert_eq!(unit.object.as_deref(), Some("unit-a1"));
+        let outcome = unit.outcome.as_ref().expect("an outcome");
+        assert_eq!(
+            (outcome.exit_code, outcome.reason),
+            (Some(3), TerminationReason::Error)
+        );
+        assert_eq!(record.steps[1].state, StepState::Cancelled);
+        assert_eq!(record.steps[2].state, StepState::Skipped);
+        assert_eq!(record.steps[2].attempts, 0);
+    }
+}
