@@ -586,6 +586,7 @@ impl Run<'_> {
                 parallelism: args.parallelism,
                 continue_on_failure: args.continue_on_failure,
                 timeout: self.durations.run,
+                start_timeout: self.durations.start,
                 status_file: args.status_file.as_deref(),
             };
             return crate::run_reconcile::run_reconciled(cluster, run, cancelled(self.stop.clone())).await;

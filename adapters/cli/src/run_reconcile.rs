@@ -40,6 +40,8 @@ pub(crate) struct Reconciled<'a> {
     pub continue_on_failure: bool,
     /// The whole run's deadline.
     pub timeout: Duration,
+    /// How long a scheduled step's `main` may take to start.
+    pub start_timeout: Duration,
     /// Where to write the run's status (`--status-file`).
     pub status_file: Option<&'a str>,
 }
@@ -80,6 +82,7 @@ pub(crate) async fn run_reconciled(
     let settings = Settings {
         default_parallelism: run.parallelism.max(1),
         poll: POLL,
+        start_timeout: run.start_timeout,
         ..Settings::default()
     };
     console.note(&format!(

@@ -378,18 +378,35 @@ async fn a_failed_init_container_ends_the_run_failed_naming_it() {
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "needs control plane"]
 async fn a_missing_claim_ends_the_run_at_once_quoting_the_scheduler() {
+    a_missing_claim_ends_the_run_at_once_quoting_the_scheduler_with(&[]).await;
+}
+
+/// The same, through the controller's reconcile (`c8s run --reconcile`).
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs control plane"]
+async fn a_missing_claim_ends_the_run_at_once_quoting_the_scheduler_through_the_reconcile() {
+    a_missing_claim_ends_the_run_at_once_quoting_the_scheduler_with(&["--reconcile"]).await;
+}
+
+/// A run whose artifacts claim does not exist, with `extra` flags.
+async fn a_missing_claim_ends_the_run_at_once_quoting_the_scheduler_with(extra: &[&str]) {
     let client = cluster::client().await;
     let ns = cluster::namespace(&client, "claim").await;
     let file = two_steps("claim", "");
     let started = std::time::Instant::now();
-    let output = run_c8s(&[
-        "run",
-        file.to_str().expect("path"),
-        "--namespace",
-        &ns,
-        "--artifact-claim",
-        "no-such-claim",
-    ]);
+    let output = run_c8s(
+        &[
+            "run",
+            file.to_str().expect("path"),
+            "--namespace",
+            &ns,
+            "--artifact-claim",
+            "no-such-claim",
+        ]
+        .into_iter()
+        .chain(extra.iter().copied())
+        .collect::<Vec<_>>(),
+    );
     assert_eq!(output.status.code(), Some(1), "{}", explain(&output));
     assert!(
         started.elapsed() < Duration::from_secs(120),
@@ -608,6 +625,18 @@ fn signal(child: &std::process::Child, name: &str) {
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "needs control plane"]
 async fn a_sidecar_that_never_becomes_ready_fails_the_step_naming_it() {
+    a_sidecar_that_never_becomes_ready_fails_the_step_naming_it_with(&[]).await;
+}
+
+/// The same, through the controller's reconcile (`c8s run --reconcile`).
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs control plane"]
+async fn a_sidecar_that_never_becomes_ready_fails_the_step_naming_it_through_the_reconcile() {
+    a_sidecar_that_never_becomes_ready_fails_the_step_naming_it_with(&["--reconcile"]).await;
+}
+
+/// A step whose sidecar never becomes ready, with `extra` flags.
+async fn a_sidecar_that_never_becomes_ready_fails_the_step_naming_it_with(extra: &[&str]) {
     let client = cluster::client().await;
     let ns = cluster::namespace(&client, "sidecar").await;
     cluster::script(
@@ -638,14 +667,19 @@ steps:
         scratch: [/var/lib/postgresql/data, /var/run/postgresql]
 ",
     );
-    let (output, status) = run_with_status(&[
-        "run",
-        file.to_str().expect("path"),
-        "--namespace",
-        &ns,
-        "--start-timeout",
-        "10s",
-    ]);
+    let (output, status) = run_with_status(
+        &[
+            "run",
+            file.to_str().expect("path"),
+            "--namespace",
+            &ns,
+            "--start-timeout",
+            "10s",
+        ]
+        .into_iter()
+        .chain(extra.iter().copied())
+        .collect::<Vec<_>>(),
+    );
     assert_eq!(output.status.code(), Some(1), "{}", explain(&output));
     let message = step(&status, "integration")["outcome"]["message"].to_string();
     assert!(message.contains("postgres"), "{status:#}");

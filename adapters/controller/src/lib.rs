@@ -34,6 +34,7 @@ pub mod lease;
 pub mod ledger;
 pub mod metrics;
 mod observe;
+mod pending;
 pub mod reconcile;
 mod settings;
 mod status;

@@ -4,8 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use c8s_kube::{Assessment, Cluster, ObjectKind, ObjectRef, PodPhase, assess, attempt_name};
+use c8s_kube::{Assessment, Cluster, ObjectKind, ObjectRef, PodObservation, PodPhase, assess, attempt_name};
 use futures::StreamExt;
+use k8s_openapi::jiff::Timestamp;
 
 use crate::crd::{StepPhase, StepRunStatus};
 use crate::error::Error;
@@ -17,6 +18,11 @@ pub(crate) struct SeenObject {
     pub(crate) object: ObjectRef,
     pub(crate) attempt: u32,
     pub(crate) assessment: Assessment,
+    /// What the assessment was made from.
+    pub(crate) observation: PodObservation,
+    /// When the object was created (`None` when only looked up): how long
+    /// a pod that has not started has waited.
+    pub(crate) created_at: Option<Timestamp>,
 }
 
 pub(crate) async fn observe_objects<C: Cluster>(
@@ -34,10 +40,14 @@ pub(crate) async fn observe_objects<C: Cluster>(
         }
     }
     let mut latest: BTreeMap<&str, (ObjectRef, u32)> = BTreeMap::new();
+    let mut created: BTreeMap<String, Timestamp> = BTreeMap::new();
     for object in listed {
         let Some((step, attempt)) = by_name.get(&object.object.name) else {
             continue;
         };
+        if let Some(at) = object.created_at {
+            created.insert(object.object.name.clone(), at);
+        }
         if latest.get(step.as_str()).is_none_or(|(_, a)| a < attempt) {
             latest.insert(step, (object.object, *attempt));
         }
@@ -90,9 +100,11 @@ pub(crate) async fn observe_objects<C: Cluster>(
         seen.insert(
             step.to_owned(),
             SeenObject {
+                created_at: created.get(&object.name).copied(),
                 object,
                 attempt,
                 assessment: assess(&first),
+                observation: first,
             },
         );
     }

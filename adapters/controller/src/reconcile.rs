@@ -19,6 +19,7 @@ use crate::crd::{
 };
 use crate::error::Error;
 use crate::observe::{SeenObject, observe_objects};
+use crate::pending::Waiting;
 use crate::status::{failed_steps, read_assessment, set_condition, set_object_name};
 use crate::steps::{RunStep, RunSteps};
 
@@ -111,6 +112,9 @@ pub async fn reconcile_run<C: Cluster>(
         out.status.start_time = Some(run.started.to_string());
     }
     conclude(&mut out, decision.done, decision.wake_at, &clock, settings);
+    if let (Some(requeue), Some(pending)) = (out.requeue_after, rebuilt.look_again) {
+        out.requeue_after = Some(requeue.min(pending));
+    }
     Ok(out)
 }
 
@@ -165,6 +169,8 @@ struct Rebuilt {
     statuses: BTreeMap<String, StepRunStatus>,
     observed: BTreeMap<String, Observed>,
     events: Vec<RunEvent>,
+    /// The soonest a pod that has not started must be looked at again.
+    look_again: Option<Duration>,
 }
 
 /// Rebuilds what every step has done ([`rebuild_step`]).
@@ -180,8 +186,21 @@ async fn rebuild_steps<C: Cluster>(
     let mut rebuilt = Rebuilt::default();
     for step in &steps.steps {
         let before = previous.get(step.name.as_str()).copied();
-        let (status, observed) =
-            rebuild_step(cluster, step, before, seen.get(&step.name), settings, clock).await?;
+        let mut look_again = None;
+        let (status, observed) = rebuild_step(
+            cluster,
+            step,
+            before,
+            seen.get(&step.name),
+            settings,
+            clock,
+            &mut look_again,
+        )
+        .await?;
+        rebuilt.look_again = match (rebuilt.look_again, look_again) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         if let Some(observed) = observed {
             rebuilt.observed.insert(step.name.clone(), observed);
         }
@@ -196,6 +215,8 @@ async fn rebuild_steps<C: Cluster>(
 /// One step's status and what the scheduler is told of it, from its latest
 /// object (`object`) and its recorded status (`before`). A failed attempt
 /// that gets a retry has its pod deleted (the reconcile does not wait).
+/// `look_again`: when a pod that has not started must be looked at again
+/// (a bound on its wait falls then).
 async fn rebuild_step<C: Cluster>(
     cluster: &C,
     step: &RunStep,
@@ -203,6 +224,7 @@ async fn rebuild_step<C: Cluster>(
     object: Option<&SeenObject>,
     settings: &Settings,
     clock: &Clock,
+    look_again: &mut Option<Duration>,
 ) -> Result<(StepRunStatus, Option<Observed>), Error> {
     let mut status = before.cloned().unwrap_or_else(|| StepRunStatus {
         name: step.name.clone(),
@@ -219,15 +241,26 @@ async fn rebuild_step<C: Cluster>(
             })
         }
         Some(object) => {
-            let seen = assess_object(step, object, settings, clock, &mut status);
-            if matches!(
+            // A pod that waited too long, or for what will not come, ends
+            // the attempt as `c8s run` ends it.
+            let (ended, wake) = match crate::pending::waiting(cluster, object, settings, clock.now).await {
+                Waiting::Ended(assessment) => (Some(assessment), None),
+                Waiting::Until(wake) => (None, Some(wake)),
+                Waiting::No => (None, None),
+            };
+            *look_again = wake;
+            let assessment = ended.as_ref().unwrap_or(&object.assessment);
+            let seen = assess_object(step, object, assessment, settings, clock, &mut status);
+            let retried = matches!(
                 seen,
                 Observed::Failed {
                     retry_at: Some(_),
                     ..
                 }
-            ) {
-                // The failed attempt's pod goes; the reconcile does not wait for it.
+            );
+            if retried || ended.is_some() {
+                // The failed attempt's pod goes (a pending one must not start
+                // later); the reconcile does not wait for it.
                 cluster.start_delete(&object.object).await?;
             }
             Some(seen)
@@ -260,10 +293,11 @@ fn spend_retry(
     at.map(|t| clock.since_ms(t))
 }
 
-/// What the step's latest object says, written into `status`.
+/// What the step's latest object says (`assessment`), written into `status`.
 fn assess_object(
     step: &RunStep,
     object: &SeenObject,
+    assessment: &c8s_kube::Assessment,
     settings: &Settings,
     clock: &Clock,
     status: &mut StepRunStatus,
@@ -271,7 +305,7 @@ fn assess_object(
     // A newer attempt than the recorded retry: that retry is spent.
     let (mut retries, mut retry_at) = (status.retries, None);
     let mut seen = read_assessment(
-        &object.assessment,
+        assessment,
         object.attempt,
         |fault| {
             spend_retry(

@@ -25,6 +25,14 @@ pub struct Settings {
     pub retry: RetryPolicy,
     /// How often a waiting run is looked at again without any event.
     pub poll: Duration,
+    /// How long a step's pod may stay unschedulable before the attempt
+    /// fails (`c8s run`'s bound too; a cause that will not resolve, such
+    /// as a missing claim, fails it at once).
+    pub capacity_wait: Duration,
+    /// How long a scheduled pod's `main` may take to start (image pulls,
+    /// init containers, native sidecars becoming ready) before the attempt
+    /// fails naming each waiting container (`c8s run --start-timeout`).
+    pub start_timeout: Duration,
     /// Where the logs of steps that ended are archived; `None`: nowhere.
     pub archive: Option<crate::archive::LogArchive>,
     /// Drive only the runs of this namespace, as Argo Workflows'
@@ -112,6 +120,8 @@ impl Default for Settings {
             default_parallelism: 8,
             retry: RetryPolicy::default(),
             poll: Duration::from_secs(30),
+            capacity_wait: Duration::from_secs(600),
+            start_timeout: Duration::from_secs(600),
             archive: None,
             namespace: None,
             concurrency: DEFAULT_CONCURRENCY,

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use c8s_controller::crd::{PipelineRunStatus, RunPhase, StepPhase};
+use c8s_controller::crd::{PipelineRunStatus, RunPhase, StepPhase, StepRunStatus};
 use c8s_controller::{Settings, drive_run};
 use c8s_kube::sim::{SimCluster, StepScript};
 use tokio::time::Instant;
@@ -43,6 +43,15 @@ fn hourly() -> Settings {
 /// The pipeline driven on `sim` until it ends (or `cancel` cancels it):
 /// its final status and how many passes it took.
 async fn driven(sim: &SimCluster, cancel: impl std::future::Future<Output = ()>) -> (PipelineRunStatus, u32) {
+    driven_with(sim, &hourly(), cancel).await
+}
+
+/// [`driven`] with `settings`.
+async fn driven_with(
+    sim: &SimCluster,
+    settings: &Settings,
+    cancel: impl std::future::Future<Output = ()>,
+) -> (PipelineRunStatus, u32) {
     let (run, steps) = support::new_run(PIPELINE, None);
     let mut passes = 0;
     let status = drive_run(
@@ -50,13 +59,22 @@ async fn driven(sim: &SimCluster, cancel: impl std::future::Future<Output = ()>)
         "shop-b7",
         &run.spec,
         &steps,
-        &hourly(),
+        settings,
         |_, _| passes += 1,
         cancel,
     )
     .await
     .unwrap_or_else(|e| panic!("{e}"));
     (status, passes)
+}
+
+/// The status of the step called `name` (a part of its object name).
+fn step_named<'a>(status: &'a PipelineRunStatus, name: &str) -> &'a StepRunStatus {
+    status
+        .steps
+        .iter()
+        .find(|s| s.name.contains(name))
+        .unwrap_or_else(|| panic!("no step {name}: {status:#?}"))
 }
 
 fn phase_of(status: &PipelineRunStatus, step: &str) -> StepPhase {
@@ -105,5 +123,52 @@ async fn a_pass_the_api_server_fails_is_tried_again_with_backoff() {
     assert!(
         took >= Duration::from_secs(7) && took < Duration::from_secs(60),
         "took {took:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_pod_the_scheduler_refuses_for_good_fails_its_step_at_once_and_goes() {
+    let sim = sim(5);
+    let why = "0/2 nodes are available: persistentvolumeclaim \"no-such-claim\" not found.";
+    sim.script(
+        "build",
+        StepScript::new(Duration::from_secs(5)).never_schedulable(why),
+    );
+    let begun = Instant::now();
+    let (status, _) = driven(&sim, std::future::pending()).await;
+    assert_eq!(status.phase, RunPhase::Failed, "{status:#?}");
+    let build = step_named(&status, "build");
+    assert!(build.message.contains("no-such-claim"), "{build:#?}");
+    assert_eq!(phase_of(&status, "test"), StepPhase::Skipped);
+    // Not the hour's capacity wait: the scheduler's words say it will never fit.
+    assert!(begun.elapsed() < Duration::from_secs(60), "{:?}", begun.elapsed());
+    assert!(
+        sim.live_objects().iter().all(|o| !o.contains("build")),
+        "{:?}",
+        sim.live_objects()
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_pod_whose_main_never_starts_fails_its_step_at_the_start_timeout_naming_what_waits() {
+    let sim = sim(5);
+    sim.script(
+        "build",
+        StepScript::new(Duration::from_secs(5)).stuck("postgres", "CrashLoopBackOff", "startup probe failed"),
+    );
+    let settings = Settings {
+        start_timeout: Duration::from_secs(20),
+        ..hourly()
+    };
+    let begun = Instant::now();
+    let (status, _) = driven_with(&sim, &settings, std::future::pending()).await;
+    let took = begun.elapsed();
+    assert_eq!(status.phase, RunPhase::Failed, "{status:#?}");
+    let build = step_named(&status, "build");
+    assert!(build.message.contains("did not start within 20s"), "{build:#?}");
+    assert!(build.message.contains("postgres: CrashLoopBackOff"), "{build:#?}");
+    assert!(
+        took >= Duration::from_secs(20) && took < Duration::from_secs(120),
+        "{took:?}"
     );
 }

@@ -77,6 +77,7 @@ mod schedule;
 pub mod sim;
 mod step;
 mod watch;
+pub use watch::{EVENTS_AFTER, unresolvable, waited_too_long};
 
 pub use cluster::{
     Cluster, ListedObject, ListedRecord, LogStream, MANAGED_BY_LABEL, MANAGED_BY_VALUE, MANAGED_SELECTOR,

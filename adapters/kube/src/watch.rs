@@ -16,7 +16,7 @@ use crate::step::{AttemptEnd, Event, Runner};
 
 /// How long a pod may be pending before its Events are read (a normal start
 /// takes seconds; reading Events for every pod would double the requests).
-const EVENTS_AFTER: Duration = Duration::from_secs(30);
+pub const EVENTS_AFTER: Duration = Duration::from_secs(30);
 /// How often Events are read again while the pod stays pending.
 const EVENTS_EVERY: Duration = Duration::from_secs(60);
 
@@ -88,8 +88,9 @@ impl Pending {
 
 /// A cause in `events` that will not resolve by itself: a missing volume,
 /// Secret or ConfigMap, or no node matching the pod's selector (unless the
-/// cluster autoscaler said it will add one).
-pub(crate) fn unresolvable(events: &[ObjectEvent]) -> Option<String> {
+/// cluster autoscaler said it will add one). The rule `c8s run` and the
+/// controller's reconcile both end a pending pod's attempt by.
+pub fn unresolvable(events: &[ObjectEvent]) -> Option<String> {
     let scale_up = events.iter().any(|e| e.reason == "TriggeredScaleUp");
     events.iter().rev().find_map(|e| {
         let m = e.message.as_str();
@@ -243,26 +244,7 @@ impl<C: Cluster> Runner<'_, C> {
         let (waiting, _) = pending.waiting?;
         if pending.deadline().is_some_and(|d| d <= now) {
             let bound = pending.bound(waiting);
-            let what = match waiting {
-                Waiting::Capacity => format!("no node could take the pod within {bound:?}"),
-                Waiting::Start => format!("{} did not start within {bound:?}", crate::MAIN_CONTAINER),
-            };
-            let mut details: Vec<String> = Vec::new();
-            if let Some(c) = pending
-                .last
-                .condition("PodScheduled")
-                .filter(|c| c.status == "False")
-            {
-                details.push(c.message.clone());
-            }
-            details.extend(not_started(&pending.last));
-            if let Some(e) = seen.iter().rev().find(|e| e.type_ == "Warning") {
-                details.push(format!("{}: {}", e.reason, e.message));
-            }
-            let message = std::iter::once(what)
-                .chain(details)
-                .collect::<Vec<_>>()
-                .join("; ");
+            let message = waited_too_long(waiting == Waiting::Capacity, bound, &pending.last, &seen);
             return Some(self.pending_end(message));
         }
         None
@@ -281,6 +263,36 @@ impl<C: Cluster> Runner<'_, C> {
             delete: true,
         }
     }
+}
+
+/// Why a pod's attempt ends after it waited `bound` without being placed
+/// (`capacity`: unschedulable) or without its `main` starting, from what
+/// was last seen of it (`last`) and its Events (`events`): the scheduler's
+/// words, each container that waits and why, and the last warning. The
+/// message `c8s run` and the controller's reconcile both give.
+pub fn waited_too_long(
+    capacity: bool,
+    bound: Duration,
+    last: &PodObservation,
+    events: &[ObjectEvent],
+) -> String {
+    let what = if capacity {
+        format!("no node could take the pod within {bound:?}")
+    } else {
+        format!("{} did not start within {bound:?}", crate::MAIN_CONTAINER)
+    };
+    let mut details: Vec<String> = Vec::new();
+    if let Some(c) = last.condition("PodScheduled").filter(|c| c.status == "False") {
+        details.push(c.message.clone());
+    }
+    details.extend(not_started(last));
+    if let Some(e) = events.iter().rev().find(|e| e.type_ == "Warning") {
+        details.push(format!("{}: {}", e.reason, e.message));
+    }
+    std::iter::once(what)
+        .chain(details)
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 async fn sleep_until(at: Option<Instant>) {
