@@ -15,7 +15,7 @@ use c8s_controller::{RunSteps, Settings, drive_run};
 use c8s_kube::{
     Cluster, KubeCluster, RunState, RunStatus, Step, StepOutcome, StepState, StepStatus, TerminationReason,
 };
-use c8s_pipeline_model::{Dag, TaskPlan};
+use c8s_pipeline_model::{Dag, SecretMasker, TaskPlan};
 use k8s_openapi::jiff::Timestamp;
 
 use crate::follow::{Console, Follower};
@@ -95,7 +95,18 @@ pub(crate) async fn run_reconciled(
     let refs = referenced_secrets(run.plans);
     let values = read_secret_values(cluster.client(), cluster.namespace(), &refs)
         .await
-        .map(|values| values.into_iter().map(|(_, value)| value).collect());
+        .map(|values| {
+            // As `c8s run` says it: a value too short to mask may show.
+            if let Ok(masker) = SecretMasker::named(values.iter().map(|(name, value)| (name.clone(), value)))
+            {
+                for name in masker.short_values() {
+                    console.note(&format!(
+                        "c8s: warning: the value of {name} is too short to mask and may appear in logs"
+                    ));
+                }
+            }
+            values.into_iter().map(|(_, value)| value).collect()
+        });
     let mut follower = Follower::new(cluster.clone(), values, None, true, &console);
     let driven = drive_run(
         cluster,

@@ -100,6 +100,16 @@ pub struct ControllerArgs {
     /// default: runs are kept until deleted.
     #[arg(long, value_name = "DURATION", value_parser = parse_ttl)]
     pub finished_run_ttl: Option<std::time::Duration>,
+    /// How long a scheduled step's `main` may take to start (image pulls,
+    /// init containers, native sidecars becoming ready) before the attempt
+    /// fails naming each waiting container, as `c8s run --start-timeout`.
+    #[arg(long, value_name = "DURATION", value_parser = parse_ttl, default_value = "10m")]
+    pub start_timeout: std::time::Duration,
+    /// How long a step's pod may stay unschedulable before the attempt
+    /// fails (a cause that will not resolve, such as a missing claim,
+    /// fails it at once).
+    #[arg(long, value_name = "DURATION", value_parser = parse_ttl, default_value = "10m")]
+    pub capacity_wait: std::time::Duration,
     /// Keep a `c8s watch` running for every ConcoursePipeline, in a
     /// Deployment of its own that runs this image (the c8s image: the
     /// controller's own); default: ConcoursePipelines are left alone.
@@ -205,6 +215,8 @@ pub fn controller(args: &ControllerArgs) -> ExitCode {
         namespace: args.namespace.clone(),
         concurrency: args.concurrency,
         finished_run_ttl: args.finished_run_ttl,
+        start_timeout: args.start_timeout,
+        capacity_wait: args.capacity_wait,
         instance: args.instance_id.clone(),
         concourse: args.concourse_watcher_image.clone().map(|image| {
             c8s_controller::concourse::WatcherSettings {

@@ -535,6 +535,61 @@ async fn a_step_whose_outputs_were_not_saved_fails_the_run_in_the_controller() {
     );
 }
 
+/// A pod the scheduler refuses for good (its claim does not exist) fails
+/// its step in the controller at once, in the scheduler's words, by the
+/// rule `c8s run` follows, instead of waiting out the capacity bound.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs control plane"]
+async fn a_missing_claim_fails_the_run_in_the_controller_at_once_naming_it() {
+    use k8s_openapi::api::core::v1::PersistentVolumeClaim;
+    let client = cluster::client().await;
+    let installed = install_with(
+        &client,
+        "noclaim",
+        "  - container: main\n    runSeconds: 1\n",
+        &[],
+    )
+    .await;
+    let ns = &installed.ns;
+    let claims = Api::<PersistentVolumeClaim>::namespaced(client.clone(), ns);
+    claims
+        .delete("c8s-artifacts", &DeleteParams::default())
+        .await
+        .expect("delete the claim");
+    cluster::eventually(Duration::from_secs(60), "the claim to be gone", || async {
+        claims
+            .get_opt("c8s-artifacts")
+            .await
+            .ok()
+            .flatten()
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    let controller = start_controller(&installed, "a");
+    let started = std::time::Instant::now();
+    create_run(&client, ns, "noclaim-1").await;
+    wait_phase(&client, ns, "noclaim-1", "Failed", &controller).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(120),
+        "{:?}",
+        started.elapsed()
+    );
+    let run = run_json(&client, ns, "noclaim-1").await;
+    let first = run["status"]["steps"]
+        .as_array()
+        .and_then(|steps| {
+            steps
+                .iter()
+                .find(|s| s["name"].as_str().is_some_and(|n| n.contains("-first-")))
+        })
+        .cloned()
+        .unwrap_or_else(|| panic!("no first step: {run:#}"));
+    let message = first["message"].as_str().unwrap_or_default();
+    assert!(message.contains("cannot start"), "{run:#}");
+    assert!(message.contains("c8s-artifacts"), "{run:#}");
+}
+
 /// Each failed step is an Event of its own on the run, naming its pod as the
 /// related object (Events that agree in reason, object and related object
 /// become one series that keeps the first note); a step that succeeds is
