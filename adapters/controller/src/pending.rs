@@ -32,8 +32,9 @@ pub(crate) enum Waiting {
 }
 
 /// What the bounds make of `seen` at `now`. Reads the pod's Events only
-/// once a scheduled pod has waited [`EVENTS_AFTER`] (an unschedulable
-/// pod's reason is in its `PodScheduled` condition).
+/// once a scheduled pod has waited [`EVENTS_AFTER`], or when an
+/// unschedulable pod's `PodScheduled` condition names a cause that will
+/// not resolve (to see whether the cluster autoscaler is adding a node).
 pub(crate) async fn waiting<C: Cluster>(
     cluster: &C,
     seen: &SeenObject,
@@ -55,11 +56,20 @@ pub(crate) async fn waiting<C: Cluster>(
         ObjectRef::new(ObjectKind::Pod, seen.observation.pod_name.clone())
     };
     let events = if let Assessment::WaitingForCapacity(message) = &seen.assessment {
-        vec![ObjectEvent {
+        let scheduler = ObjectEvent {
             type_: "Warning".into(),
             reason: "FailedScheduling".into(),
             message: message.clone(),
-        }]
+        };
+        if unresolvable(std::slice::from_ref(&scheduler)).is_some() {
+            // The scheduler's words say it will never fit; its Events may
+            // say the cluster autoscaler is adding a node that will.
+            let mut events = cluster.events(&pod).await.unwrap_or_default();
+            events.push(scheduler);
+            events
+        } else {
+            vec![scheduler]
+        }
     } else if waited >= EVENTS_AFTER {
         // Events only explain; the bound still ends the wait.
         cluster.events(&pod).await.unwrap_or_default()

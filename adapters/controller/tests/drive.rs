@@ -172,3 +172,34 @@ async fn a_pod_whose_main_never_starts_fails_its_step_at_the_start_timeout_namin
         "{took:?}"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_pod_no_node_matches_waits_while_the_autoscaler_adds_one() {
+    let sim = sim(5);
+    let why = "0/2 nodes are available: 2 node(s) didn't match Pod's node affinity/selector.";
+    let script = StepScript::new(Duration::from_secs(5))
+        .never_schedulable(why)
+        .event(
+            "TriggeredScaleUp",
+            "pod triggered scale-up: [{pool-gpu 0->1 (max: 3)}]",
+        );
+    sim.script("build", script);
+    let settings = Settings {
+        capacity_wait: Duration::from_secs(300),
+        ..hourly()
+    };
+    let begun = Instant::now();
+    let (status, _) = driven_with(&sim, &settings, std::future::pending()).await;
+    // Not failed at once: the wait ran to its bound, which names the scheduler's words.
+    assert_eq!(status.phase, RunPhase::Failed, "{status:#?}");
+    let build = step_named(&status, "build");
+    assert!(
+        build.message.contains("no node could take the pod within 300s"),
+        "{build:#?}"
+    );
+    assert!(
+        begun.elapsed() >= Duration::from_secs(300),
+        "{:?}",
+        begun.elapsed()
+    );
+}
