@@ -39,17 +39,14 @@ pub(crate) async fn observe_objects<C: Cluster>(
             by_name.insert(attempt_name(&step.name, attempt), (step.name.clone(), attempt));
         }
     }
-    let mut latest: BTreeMap<&str, (ObjectRef, u32)> = BTreeMap::new();
-    let mut created: BTreeMap<String, Timestamp> = BTreeMap::new();
+    // Each step's latest attempt, with when its object was created.
+    let mut latest: BTreeMap<&str, (ObjectRef, u32, Option<Timestamp>)> = BTreeMap::new();
     for object in listed {
         let Some((step, attempt)) = by_name.get(&object.object.name) else {
             continue;
         };
-        if let Some(at) = object.created_at {
-            created.insert(object.object.name.clone(), at);
-        }
-        if latest.get(step.as_str()).is_none_or(|(_, a)| a < attempt) {
-            latest.insert(step, (object.object, *attempt));
+        if latest.get(step.as_str()).is_none_or(|(_, a, _)| a < attempt) {
+            latest.insert(step, (object.object, *attempt, object.created_at));
         }
     }
     // A step recorded running whose pod is not listed (or only an earlier attempt
@@ -61,7 +58,7 @@ pub(crate) async fn observe_objects<C: Cluster>(
             continue;
         };
         // A listed earlier attempt is superseded: a lagging cache still holds the deleted pod.
-        let superseded = latest.get(step.as_str()).is_some_and(|(_, a)| a < attempt);
+        let superseded = latest.get(step.as_str()).is_some_and(|(_, a, _)| a < attempt);
         if *step != status.name
             || *attempt != status.attempt
             || (latest.contains_key(step.as_str()) && !superseded)
@@ -72,12 +69,12 @@ pub(crate) async fn observe_objects<C: Cluster>(
         let object = ObjectRef::new(ObjectKind::Pod, attempt_name(step, *attempt));
         let first = cluster.observe(&object).await?.next().await.transpose()?;
         if let Some(found) = first.filter(|o| o.phase != PodPhase::Gone) {
-            latest.insert(step, (object, *attempt));
+            latest.insert(step, (object, *attempt, None));
             looked_up.insert(step.as_str(), found);
         }
     }
     let mut seen: BTreeMap<String, SeenObject> = BTreeMap::new();
-    for (step, (object, attempt)) in latest {
+    for (step, (object, attempt, created_at)) in latest {
         // A final result already recorded for this attempt needs no new look (one request less per step).
         let final_recorded = recorded.iter().any(|s| {
             s.name == step
@@ -100,7 +97,7 @@ pub(crate) async fn observe_objects<C: Cluster>(
         seen.insert(
             step.to_owned(),
             SeenObject {
-                created_at: created.get(&object.name).copied(),
+                created_at,
                 object,
                 attempt,
                 assessment: assess(&first),
