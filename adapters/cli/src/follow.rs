@@ -70,7 +70,7 @@ pub async fn follow_run(
 /// printed (with `status`), the masked `main` log of each attempt of every
 /// step (or of `only`) streamed from when it has a pod. `c8s logs --follow`
 /// and `c8s run --in-cluster` feed it the PipelineRun's watch;
-/// `c8s run --reconcile` each status its reconcile returns.
+/// `c8s run` each status its reconcile returns.
 pub struct Follower {
     cluster: KubeCluster,
     /// The values logs are masked with; why logs are withheld instead.

@@ -59,14 +59,14 @@ pub struct RunArgs {
     /// instead of running the steps from here.
     #[arg(long)]
     pub in_cluster: bool,
-    /// Drive the run from here with the controller's own reconcile (the
-    /// code that drives a PipelineRun in the cluster) instead of `c8s run`'s
-    /// event loop: the same steps, decisions, retries and status. For
-    /// `.c8s.yaml` pipelines and task files; not with `--resume`,
-    /// `--log-archive-bucket` or a Concourse job's hooks, puts and task
-    /// files read at run time.
-    #[arg(long, conflicts_with_all = ["in_cluster", "resume"])]
-    pub reconcile: bool,
+    /// Drive the run with `c8s run`'s older event loop instead of the
+    /// controller's own reconcile (the code that drives a PipelineRun in the
+    /// cluster, and `c8s run`'s default). The event loop is what runs a
+    /// Concourse job's hooks, puts and task files read at run time, and
+    /// archives logs (`--log-archive-bucket`), until the reconcile does; a
+    /// run is resumed by the driver that started it.
+    #[arg(long, conflicts_with = "in_cluster")]
+    pub event_loop: bool,
     /// Where each step's masked logs are archived when it ends.
     #[command(flatten)]
     pub archive: crate::archive::ArchiveArgs,
@@ -178,11 +178,6 @@ impl Prepared {
                 return Err(ExitCode::from(1));
             }
         };
-        if args.reconcile
-            && let Err(why) = reconcile_refusal(args, &loaded)
-        {
-            return Err(fail(&why));
-        }
         loaded.print_warnings();
         let ctx = run_context(args, &loaded);
         // What does not render fails before the cluster is asked anything.
@@ -578,7 +573,7 @@ impl Run<'_> {
             Ok(steps) => steps,
             Err(message) => return fail(&message),
         };
-        if args.reconcile {
+        if last == Last::Whole && reconciled(args, loaded) {
             let run = crate::run_reconcile::Reconciled {
                 run_id: &self.ctx.run_id,
                 plans: &loaded.plans,
@@ -588,6 +583,7 @@ impl Run<'_> {
                 timeout: self.durations.run,
                 start_timeout: self.durations.start,
                 status_file: args.status_file.as_deref(),
+                resume: args.resume,
             };
             return crate::run_reconcile::run_reconciled(cluster, run, cancelled(self.stop.clone())).await;
         }
@@ -824,25 +820,17 @@ fn print_failed_logs(status: &RunStatus, masker: &Result<SecretMasker, String>, 
     }
 }
 
-/// Why `loaded` cannot run with `--reconcile`: what only `c8s run`'s own
-/// loop does yet (a Concourse job's hooks, result, puts, task files read
-/// at run time and `load_var` values; the log archive).
-fn reconcile_refusal(args: &RunArgs, loaded: &render::LoadedPlans) -> Result<(), String> {
-    let concourse = !loaded.conditions.is_empty()
+/// Whether `loaded` runs through the controller's reconcile: unless
+/// `--event-loop` says otherwise or it needs what only the event loop does
+/// yet (a Concourse job's hooks, result, puts, task files read at run time
+/// and `load_var` values; the log archive).
+fn reconciled(args: &RunArgs, loaded: &render::LoadedPlans) -> bool {
+    let concourse_job = !loaded.conditions.is_empty()
         || loaded.outcome.is_some()
         || !loaded.fetch.is_empty()
         || !loaded.puts.is_empty()
         || !loaded.redact.is_empty();
-    if concourse {
-        return Err(format!(
-            "{}: --reconcile does not run a Concourse job's hooks, puts or task files read at run time yet; run it without --reconcile",
-            args.render.file
-        ));
-    }
-    if args.archive.log_archive_bucket.is_some() {
-        return Err("--reconcile does not archive logs yet; run without --log-archive-bucket".to_owned());
-    }
-    Ok(())
+    !(args.event_loop || concourse_job || args.archive.log_archive_bucket.is_some())
 }
 
 /// The plans of `args`' file, as `c8s render` loads them, with `concourse`'s

@@ -1,16 +1,27 @@
-//! `c8s run --reconcile`: the run driven from the terminal by the
+//! `c8s run`: the run driven from the terminal by the
 //! controller's own reconcile ([`c8s_controller::drive_run`]): the same
 //! code decides, starts, retries and ends every step as for a
 //! `PipelineRun` in the cluster, with the run's spec and status held in
 //! this process instead of the API server. What it prints is what
 //! `c8s run --in-cluster` prints while it follows a PipelineRun (the same
 //! [`Follower`]): each step's phase changes and its masked `main` log.
+//!
+//! The run's status is what a `PipelineRun` keeps in the API server; here it
+//! is kept in the run's record (a ConfigMap, [`Cluster::save_record`]),
+//! saved after every pass that changed it and before the next pass acts,
+//! so that `c8s run --resume` started after this process was killed goes
+//! on from it: the reconcile takes up the pods still there, and the status
+//! remembers what the cluster no longer shows (attempts whose pods were
+//! deleted, the retries they spent, when the run started).
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use c8s_controller::crd::{PipelineRunSpec, PipelineRunStatus, RunPhase, StepPhase, StepRunStatus};
+use c8s_controller::crd::{
+    PipelineRun, PipelineRunSpec, PipelineRunStatus, RunPhase, StepPhase, StepRunStatus,
+};
 use c8s_controller::{RunSteps, Settings, drive_run};
 use c8s_kube::{
     Cluster, KubeCluster, RunState, RunStatus, Step, StepOutcome, StepState, StepStatus, TerminationReason,
@@ -20,6 +31,9 @@ use k8s_openapi::jiff::Timestamp;
 
 use crate::follow::{Console, Follower};
 use crate::secrets::{read_secret_values, referenced_secrets};
+
+/// The record entry holding the run's status (JSON).
+const STATUS_KEY: &str = "run-status.json";
 
 /// How often a run is looked at without any change to its pods: the run's
 /// watch wakes every pass that matters, this only bounds what a lost event
@@ -44,6 +58,8 @@ pub(crate) struct Reconciled<'a> {
     pub start_timeout: Duration,
     /// Where to write the run's status (`--status-file`).
     pub status_file: Option<&'a str>,
+    /// Whether the run goes on from its record (`--resume`).
+    pub resume: bool,
 }
 
 /// Runs `run` on `cluster` until it ends or `cancel` cancels it, then
@@ -55,30 +71,27 @@ pub(crate) async fn run_reconciled(
 ) -> ExitCode {
     let console = Console::std();
     let selector = c8s_controller::reconcile::run_selector(run.run_id);
-    // A run id is one run: objects already labelled with it are an earlier run's.
-    match cluster.list(&selector).await {
-        Ok(found) if !found.is_empty() => {
-            return failed(
-                &console,
-                &format!(
-                    "run {} has objects in namespace {} already; choose another --run-id",
-                    run.run_id,
-                    cluster.namespace()
-                ),
-            );
-        }
-        Ok(_) => {}
-        Err(e) => return failed(&console, &e.to_string()),
-    }
+    let started = match start(cluster, run.run_id, &selector, run.resume).await {
+        Ok(started) => started,
+        Err(e) => return failed(&console, &e),
+    };
     let steps = match run_steps(run.steps, run.timeout) {
         Ok(steps) => steps,
         Err(e) => return failed(&console, &e),
     };
-    let spec = PipelineRunSpec {
-        parallelism: u32::try_from(run.parallelism.max(1)).ok(),
-        continue_on_failure: run.continue_on_failure,
-        ..PipelineRunSpec::default()
+    let mut driven_run = PipelineRun::new(
+        run.run_id,
+        PipelineRunSpec {
+            parallelism: u32::try_from(run.parallelism.max(1)).ok(),
+            continue_on_failure: run.continue_on_failure,
+            ..PipelineRunSpec::default()
+        },
+    );
+    let record = Record {
+        saved: started.as_ref().map(|(_, json)| json.clone()).unwrap_or_default(),
+        warned: false,
     };
+    driven_run.status = started.map(|(status, _)| status);
     let settings = Settings {
         default_parallelism: run.parallelism.max(1),
         poll: POLL,
@@ -108,18 +121,40 @@ pub(crate) async fn run_reconciled(
             values.into_iter().map(|(_, value)| value).collect()
         });
     let mut follower = Follower::new(cluster.clone(), values, None, true, &console);
+    let (seen, record, console_ref, run_id) = (
+        &mut follower,
+        &tokio::sync::Mutex::new(record),
+        &console,
+        run.run_id,
+    );
     let driven = drive_run(
         cluster,
-        run.run_id,
-        &spec,
+        &driven_run,
         &steps,
         &settings,
-        |_, pass| follower.see(&pass.status),
+        move |_, pass| {
+            seen.see(&pass.status);
+            let status = pass.status.clone();
+            async move {
+                record
+                    .lock()
+                    .await
+                    .save(cluster, run_id, &status, console_ref)
+                    .await
+            }
+        },
         cancel,
     )
     .await;
     follower.finish().await;
-    let delete_errors = delete_objects(cluster, &selector).await;
+    let mut delete_errors = delete_objects(cluster, &selector).await;
+    // The record goes last: a process killed before it resumes from the
+    // run's end, not from a run whose pods vanished.
+    if driven.is_ok()
+        && let Err(e) = cluster.delete_record(run.run_id).await
+    {
+        delete_errors.push(format!("the run record: {e}"));
+    }
     let status = match driven {
         Ok(status) => status,
         Err(e) => return failed(&console, &e.to_string()),
@@ -144,6 +179,77 @@ pub(crate) async fn run_reconciled(
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
+    }
+}
+
+/// Where the run starts: `None` for a new run (refused when objects or a
+/// record of `run_id` exist already: they are an earlier run's), the saved
+/// status and its JSON for a resumed one whose record has it.
+async fn start(
+    cluster: &KubeCluster,
+    run_id: &str,
+    selector: &str,
+    resume: bool,
+) -> Result<Option<(PipelineRunStatus, String)>, String> {
+    let record = cluster.load_record(run_id).await.map_err(|e| e.to_string())?;
+    if resume {
+        let Some(record) = record else {
+            // Killed before its first pass saved anything: its objects are taken up.
+            return Ok(None);
+        };
+        let Some(json) = record.get(STATUS_KEY) else {
+            return Err(format!(
+                "the record of run {run_id} was written by c8s run without --reconcile; resume it the same way"
+            ));
+        };
+        let status = serde_json::from_str(json)
+            .map_err(|e| format!("the record of run {run_id} cannot be read: {e}"))?;
+        return Ok(Some((status, json.clone())));
+    }
+    let found = cluster.list(selector).await.map_err(|e| e.to_string())?;
+    if !found.is_empty() || record.is_some() {
+        return Err(format!(
+            "run {run_id} has objects in namespace {} already; choose another --run-id, or go on with it with --resume",
+            cluster.namespace()
+        ));
+    }
+    Ok(None)
+}
+
+/// The run's record as this process last saved it.
+struct Record {
+    /// The status saved last (JSON); empty before the first save.
+    saved: String,
+    /// Whether a failed save was reported already.
+    warned: bool,
+}
+
+impl Record {
+    /// Saves `status` as run `run_id`'s record when it changed. A save that
+    /// failed is tried again after the next pass; the run goes on (only a
+    /// resume would miss it), and the first failure is said.
+    async fn save(
+        &mut self,
+        cluster: &KubeCluster,
+        run_id: &str,
+        status: &PipelineRunStatus,
+        console: &Console,
+    ) {
+        let json = match serde_json::to_string(status) {
+            Ok(json) if json != self.saved => json,
+            _ => return,
+        };
+        let entries = BTreeMap::from([(STATUS_KEY.to_owned(), json.clone())]);
+        match cluster.save_record(run_id, &entries).await {
+            Ok(()) => self.saved = json,
+            Err(e) if !self.warned => {
+                self.warned = true;
+                console.note(&format!(
+                    "c8s: warning: could not save the run record (--resume would miss the latest changes): {e}"
+                ));
+            }
+            Err(_) => {}
+        }
     }
 }
 

@@ -160,11 +160,11 @@ async fn orders_runs_under_restricted_pod_security_each_step_after_its_dependenc
     orders_runs_under_restricted_pod_security_each_step_after_its_dependencies_with(&[]).await;
 }
 
-/// The same, through the controller's reconcile (`c8s run --reconcile`).
+/// The same, through `c8s run`'s older event loop (`--event-loop`).
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "needs control plane"]
-async fn orders_runs_under_restricted_pod_security_each_step_after_its_dependencies_through_the_reconcile() {
-    orders_runs_under_restricted_pod_security_each_step_after_its_dependencies_with(&["--reconcile"]).await;
+async fn orders_runs_under_restricted_pod_security_each_step_after_its_dependencies_through_the_event_loop() {
+    orders_runs_under_restricted_pod_security_each_step_after_its_dependencies_with(&["--event-loop"]).await;
 }
 
 /// `examples/pipelines/orders.c8s.yaml` run with `extra` flags.
@@ -284,11 +284,11 @@ async fn a_failing_main_fails_the_run_and_its_log_comes_through_the_api_server()
     a_failing_main_fails_the_run_and_its_log_comes_through_the_api_server_with(&[]).await;
 }
 
-/// The same, through the controller's reconcile (`c8s run --reconcile`).
+/// The same, through `c8s run`'s older event loop (`--event-loop`).
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "needs control plane"]
-async fn a_failing_main_fails_the_run_and_its_log_comes_through_the_api_server_through_the_reconcile() {
-    a_failing_main_fails_the_run_and_its_log_comes_through_the_api_server_with(&["--reconcile"]).await;
+async fn a_failing_main_fails_the_run_and_its_log_comes_through_the_api_server_through_the_event_loop() {
+    a_failing_main_fails_the_run_and_its_log_comes_through_the_api_server_with(&["--event-loop"]).await;
 }
 
 /// A step whose `main` exits 3, run with `extra` flags.
@@ -310,8 +310,8 @@ async fn a_failing_main_fails_the_run_and_its_log_comes_through_the_api_server_w
     args.extend(extra);
     let output = run_c8s(&args);
     assert_eq!(output.status.code(), Some(1), "{}", explain(&output));
-    // `c8s run` prints a failed step's log on stderr when it ends; with
-    // `--reconcile`, every step's log is streamed to stdout as it runs.
+    // `c8s run` streams every step's log to stdout as it runs; the event
+    // loop prints a failed step's log on stderr when it ends.
     let stderr = common::text(&output.stderr) + &common::text(&output.stdout);
     assert!(
         stderr.contains("error: the widget is broken"),
@@ -381,11 +381,11 @@ async fn a_missing_claim_ends_the_run_at_once_quoting_the_scheduler() {
     a_missing_claim_ends_the_run_at_once_quoting_the_scheduler_with(&[]).await;
 }
 
-/// The same, through the controller's reconcile (`c8s run --reconcile`).
+/// The same, through `c8s run`'s older event loop (`--event-loop`).
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "needs control plane"]
-async fn a_missing_claim_ends_the_run_at_once_quoting_the_scheduler_through_the_reconcile() {
-    a_missing_claim_ends_the_run_at_once_quoting_the_scheduler_with(&["--reconcile"]).await;
+async fn a_missing_claim_ends_the_run_at_once_quoting_the_scheduler_through_the_event_loop() {
+    a_missing_claim_ends_the_run_at_once_quoting_the_scheduler_with(&["--event-loop"]).await;
 }
 
 /// A run whose artifacts claim does not exist, with `extra` flags.
@@ -423,11 +423,11 @@ async fn the_run_deadline_ends_a_step_that_runs_too_long() {
     the_run_deadline_ends_a_step_that_runs_too_long_with(&[]).await;
 }
 
-/// The same, through the controller's reconcile (`c8s run --reconcile`).
+/// The same, through `c8s run`'s older event loop (`--event-loop`).
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "needs control plane"]
-async fn the_run_deadline_ends_a_step_that_runs_too_long_through_the_reconcile() {
-    the_run_deadline_ends_a_step_that_runs_too_long_with(&["--reconcile"]).await;
+async fn the_run_deadline_ends_a_step_that_runs_too_long_through_the_event_loop() {
+    the_run_deadline_ends_a_step_that_runs_too_long_with(&["--event-loop"]).await;
 }
 
 /// A run past its `--timeout`, run with `extra` flags.
@@ -473,11 +473,11 @@ async fn ctrl_c_deletes_the_runs_pods() {
     ctrl_c_deletes_the_runs_pods_with(&[]).await;
 }
 
-/// The same, through the controller's reconcile (`c8s run --reconcile`).
+/// The same, through `c8s run`'s older event loop (`--event-loop`).
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "needs control plane"]
-async fn ctrl_c_deletes_the_runs_pods_through_the_reconcile() {
-    ctrl_c_deletes_the_runs_pods_with(&["--reconcile"]).await;
+async fn ctrl_c_deletes_the_runs_pods_through_the_event_loop() {
+    ctrl_c_deletes_the_runs_pods_with(&["--event-loop"]).await;
 }
 
 /// Ctrl-C during a run with `extra` flags.
@@ -500,7 +500,7 @@ async fn ctrl_c_deletes_the_runs_pods_with(extra: &[&str]) {
     until_gone(&client, &ns, |_| true).await;
 }
 
-/// `c8s run --reconcile` drives a run from objects labelled with its id, so
+/// `c8s run` drives a run from objects labelled with its id, so
 /// a second run of the same id is refused before it creates anything, and
 /// a run deletes its pods when it ends.
 #[tokio::test(flavor = "multi_thread")]
@@ -522,7 +522,6 @@ async fn a_reconciled_run_refuses_a_run_id_in_use_and_deletes_its_pods_when_it_e
         &ns,
         "--run-id",
         &run_id,
-        "--reconcile",
     ];
     let first = spawn_c8s_piped(&args);
     until_running(&client, &ns, |_| true).await;
@@ -579,6 +578,71 @@ async fn resume_after_sigkill_creates_no_second_pod_and_reap_cleans_a_killed_run
     until_gone(&client, &ns, |p| label(p, "c8s.dev/run") == Some(&run_id)).await;
 }
 
+/// A resumed run goes on from the status its killed driver saved in the
+/// run record: the retry the deleted first attempt spent is still spent
+/// (the cluster no longer shows that attempt), the running attempt's pod is
+/// followed, not created again, and the record is gone when the run ends.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs control plane"]
+async fn a_resumed_run_goes_on_from_its_saved_status_and_spends_no_retry_twice() {
+    let client = cluster::client().await;
+    let ns = namespace_for(
+        &client,
+        "resume-retry",
+        "containers:
+  - step: first
+    container: main
+    labels: { c8s.dev/attempt: \"1\" }
+    exitCode: 3
+  - step: first
+    container: main
+    runSeconds: 15
+",
+    )
+    .await;
+    let file = two_steps("resumeretry", "retries: 1\n");
+    let path = file.to_str().expect("path");
+    let run_id = cluster::unique_name("rr");
+    let child = spawn_c8s(&["run", path, "--namespace", &ns, "--run-id", &run_id]);
+    until_running(&client, &ns, |p| {
+        label(p, "c8s.dev/attempt").map(String::as_str) == Some("2")
+    })
+    .await;
+    signal(&child, "KILL");
+    let _ = child.wait_with_output();
+    assert_eq!(
+        run_records(&client, &ns).await,
+        1,
+        "the killed run left its record"
+    );
+    let status = status_file("resumeretry");
+    let output = run_c8s(&[
+        "run",
+        path,
+        "--namespace",
+        &ns,
+        "--run-id",
+        &run_id,
+        "--resume",
+        "--status-file",
+        status.to_str().expect("path"),
+    ]);
+    assert!(output.status.success(), "{}", explain(&output));
+    let record = read_status(&status);
+    let first = step(&record, "first");
+    assert_eq!(
+        (first["attempts"].as_u64(), first["retries"].as_u64()),
+        (Some(2), Some(1)),
+        "{record:#}"
+    );
+    assert_eq!(pods_named(&client, &ns, "first").await, 2, "one pod per attempt");
+    assert_eq!(
+        run_records(&client, &ns).await,
+        0,
+        "the ended run's record is deleted"
+    );
+}
+
 fn label<'p>(pod: &'p Pod, key: &str) -> Option<&'p String> {
     pod.metadata.labels.as_ref().and_then(|l| l.get(key))
 }
@@ -628,11 +692,11 @@ async fn a_sidecar_that_never_becomes_ready_fails_the_step_naming_it() {
     a_sidecar_that_never_becomes_ready_fails_the_step_naming_it_with(&[]).await;
 }
 
-/// The same, through the controller's reconcile (`c8s run --reconcile`).
+/// The same, through `c8s run`'s older event loop (`--event-loop`).
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "needs control plane"]
-async fn a_sidecar_that_never_becomes_ready_fails_the_step_naming_it_through_the_reconcile() {
-    a_sidecar_that_never_becomes_ready_fails_the_step_naming_it_with(&["--reconcile"]).await;
+async fn a_sidecar_that_never_becomes_ready_fails_the_step_naming_it_through_the_event_loop() {
+    a_sidecar_that_never_becomes_ready_fails_the_step_naming_it_with(&["--event-loop"]).await;
 }
 
 /// A step whose sidecar never becomes ready, with `extra` flags.

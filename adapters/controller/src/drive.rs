@@ -1,8 +1,9 @@
 //! One run driven to its end in this process: the controller's reconcile
 //! ([`reconcile_run`]) called again and again for one run whose spec and
-//! status live in memory, as `c8s run --reconcile` runs a pipeline in the
-//! terminal. The controller's own loop is kube-runtime's `Controller`,
-//! which calls the same reconcile for every `PipelineRun`; only what wakes
+//! status live in memory, as `c8s run` runs a pipeline in the terminal (and
+//! resumes it, from the status it saved). The controller's own loop is
+//! kube-runtime's `Controller`, which calls the same reconcile for every
+//! `PipelineRun`; only what wakes
 //! the next pass differs. Here it is the run's one watch (any change to
 //! one of its pods or Jobs), the requeue time the pass asked for, or the
 //! caller's cancel, which sets `spec.cancelled` as `kubectl patch` would.
@@ -14,7 +15,7 @@ use c8s_kube::{Cluster, RunWatchStream};
 use futures::{FutureExt, StreamExt};
 
 use crate::admission::Admission;
-use crate::crd::{PipelineRunSpec, PipelineRunStatus};
+use crate::crd::{PipelineRun, PipelineRunStatus};
 use crate::error::Error;
 use crate::reconcile::{Reconciled, RunView, reconcile_run, started_at};
 use crate::settings::Settings;
@@ -28,12 +29,16 @@ const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 /// The longest wait between two reconciles that failed.
 const MOST_BACKOFF: Duration = Duration::from_secs(30);
 
-/// Drives the run `name` (`spec`, its `steps`) on `cluster` until it ends:
-/// each pass is one [`reconcile_run`] with `settings`, from the status the
-/// last pass returned; `on_pass` sees the status before the pass and what
-/// the pass returned (its Events too). `cancel` completing cancels the run,
-/// which then ends as the reconcile ends a cancelled run (its steps stopped,
-/// its `finally` steps run).
+/// Drives `run` (its name, its spec, and the status it starts from: none
+/// for a new run, the status a stopped driver saved for a resumed one) on
+/// `cluster` until it ends, its `steps` rendered already: each pass is one
+/// [`reconcile_run`] with `settings`, from the status the last pass
+/// returned. `on_pass` sees the status before the pass and what the pass
+/// returned (its Events too); the future it returns is awaited before the
+/// next pass, so a caller that saves the status there saves each one before
+/// the cluster changes again. `cancel` completing cancels the run, which then ends as
+/// the reconcile ends a cancelled run (its steps stopped, its `finally`
+/// steps run).
 ///
 /// A reconcile that fails for a reason that may pass is retried with
 /// backoff; any other failure is returned. The run's objects are left as
@@ -42,28 +47,27 @@ const MOST_BACKOFF: Duration = Duration::from_secs(30);
 /// ```no_run
 /// # async fn example(cluster: &c8s_kube::KubeCluster, steps: &c8s_controller::RunSteps)
 /// # -> Result<(), c8s_controller::Error> {
-/// use c8s_controller::crd::PipelineRunSpec;
+/// use c8s_controller::crd::{PipelineRun, PipelineRunSpec};
 /// use c8s_controller::{Settings, drive_run};
 ///
-/// let spec = PipelineRunSpec::default();
+/// let run = PipelineRun::new("shop-b7", PipelineRunSpec::default());
 /// let settings = Settings::default();
-/// let status = drive_run(cluster, "shop-b7", &spec, steps, &settings, |_, _| {}, std::future::pending())
-///     .await?;
+/// let status = drive_run(cluster, &run, steps, &settings, |_, _| async {}, std::future::pending()).await?;
 /// assert!(status.phase.is_finished());
 /// # Ok(())
 /// # }
 /// ```
-pub async fn drive_run<C: Cluster>(
+pub async fn drive_run<C: Cluster, F: Future<Output = ()>>(
     cluster: &C,
-    name: &str,
-    spec: &PipelineRunSpec,
+    run: &PipelineRun,
     steps: &RunSteps,
     settings: &Settings,
-    mut on_pass: impl FnMut(&PipelineRunStatus, &Reconciled),
+    mut on_pass: impl FnMut(&PipelineRunStatus, &Reconciled) -> F,
     cancel: impl Future<Output = ()>,
 ) -> Result<PipelineRunStatus, Error> {
-    let mut spec = spec.clone();
-    let mut status = PipelineRunStatus::default();
+    let name = run.metadata.name.as_deref().unwrap_or_default();
+    let mut spec = run.spec.clone();
+    let mut status = run.status.clone().unwrap_or_default();
     let admission = Admission::default();
     let mut watch = Watch::open(cluster, name).await;
     let mut cancel = std::pin::pin!(cancel.fuse());
@@ -79,7 +83,7 @@ pub async fn drive_run<C: Cluster>(
         let wait = match reconcile_run(cluster, &view, steps, &admission, settings).await {
             Ok(out) => {
                 backoff = FIRST_BACKOFF;
-                on_pass(&status, &out);
+                on_pass(&status, &out).await;
                 status = out.status;
                 if status.phase.is_finished() {
                     return Ok(status);

@@ -1,5 +1,5 @@
 //! `drive_run`, the reconcile driven to a run's end in one process (what
-//! `c8s run --reconcile` calls), on the simulated cluster under paused
+//! `c8s run` calls), on the simulated cluster under paused
 //! time: what wakes a pass, what cancels a run, and what a failed pass
 //! does.
 
@@ -56,11 +56,13 @@ async fn driven_with(
     let mut passes = 0;
     let status = drive_run(
         sim,
-        "shop-b7",
-        &run.spec,
+        &run,
         &steps,
         settings,
-        |_, _| passes += 1,
+        |_, _| {
+            passes += 1;
+            async {}
+        },
         cancel,
     )
     .await
@@ -202,4 +204,67 @@ async fn a_pod_no_node_matches_waits_while_the_autoscaler_adds_one() {
         "{:?}",
         begun.elapsed()
     );
+}
+
+/// A driver stopped in the middle of a run (its process killed) and a new
+/// one started from the status the first saved in its `on_pass` finish the
+/// run as one driver would have: the running attempt's pod is taken up, and
+/// the retry the deleted first attempt spent is not given again (the
+/// cluster no longer shows it: only the saved status does).
+#[tokio::test(start_paused = true)]
+async fn a_run_resumed_from_its_saved_status_spends_no_retry_twice() {
+    let sim = sim(20);
+    sim.script("build", StepScript::new(Duration::from_secs(20)).exit_code(1));
+    let retried = PIPELINE.replace(
+        r#"commands: ["true"] }
+  - { name: test"#,
+        r#"commands: ["true"], retries: 1 }
+  - { name: test"#,
+    );
+    let (mut run, steps) = support::new_run(&retried, None);
+    let saved = std::cell::RefCell::new(None::<PipelineRunStatus>);
+    let settings = hourly();
+    let first = drive_run(
+        &sim,
+        &run,
+        &steps,
+        &settings,
+        |_, pass| {
+            *saved.borrow_mut() = Some(pass.status.clone());
+            async {}
+        },
+        std::future::pending(),
+    );
+    let mut first = Box::pin(first);
+    // Killed while `build`'s second attempt runs.
+    let second_runs = |s: &PipelineRunStatus| {
+        let build = step_named(s, "build");
+        build.attempt == 1 && build.phase == StepPhase::Running && build.retry_at.is_none()
+    };
+    while !saved.borrow().as_ref().is_some_and(second_runs) {
+        tokio::select! {
+            ended = &mut first => panic!("the run ended before it was stopped: {ended:?}"),
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+    drop(first);
+    run.status = saved.take();
+    let status = drive_run(
+        &sim,
+        &run,
+        &steps,
+        &settings,
+        |_, _| async {},
+        std::future::pending(),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(status.phase, RunPhase::Failed, "{status:#?}");
+    assert_eq!(step_named(&status, "build").retries.user, 1, "{status:#?}");
+    let objects = sim.created_objects();
+    let builds = objects
+        .iter()
+        .filter(|o| o.name().is_some_and(|n| n.contains("build")))
+        .count();
+    assert_eq!(builds, 2, "one pod per attempt: {objects:#?}");
 }

@@ -3,7 +3,7 @@
 //! (`c8s_kube::run_pipeline`), through the controller's reconcile called a
 //! virtual second at a time (as its requeues call it), and through
 //! `drive_run` (the same reconcile woken by the run's watch, which
-//! `c8s run --reconcile` calls) must end with the same outcome for every
+//! `c8s run` calls) must end with the same outcome for every
 //! step, the same pods created for each (so the same attempts), and the
 //! same env in each `finally` step. The steps come from the one builder
 //! (`run_steps` → `c8s_kube::plan_steps`), so a difference can only come from
@@ -242,11 +242,13 @@ async fn through_drive_run(steps: &[Gen]) -> Ran {
     let mut passes = 0u32;
     let status = drive_run(
         &sim,
-        "shop-b7",
-        &run.spec,
+        &run,
         &run_steps,
         &Settings::default(),
-        |_, _| passes += 1,
+        |_, _| {
+            passes += 1;
+            async {}
+        },
         std::future::pending(),
     )
     .await
