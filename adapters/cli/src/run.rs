@@ -574,6 +574,10 @@ impl Run<'_> {
             Err(message) => return fail(&message),
         };
         if last == Last::Whole && reconciled(args, loaded) {
+            let archive = match args.archive.archive() {
+                Ok(archive) => archive,
+                Err(e) => return fail(&e),
+            };
             let run = crate::run_reconcile::Reconciled {
                 run_id: &self.ctx.run_id,
                 plans: &loaded.plans,
@@ -584,6 +588,7 @@ impl Run<'_> {
                 start_timeout: self.durations.start,
                 status_file: args.status_file.as_deref(),
                 resume: args.resume,
+                archive,
             };
             return crate::run_reconcile::run_reconciled(cluster, run, cancelled(self.stop.clone())).await;
         }
@@ -823,14 +828,14 @@ fn print_failed_logs(status: &RunStatus, masker: &Result<SecretMasker, String>, 
 /// Whether `loaded` runs through the controller's reconcile: unless
 /// `--event-loop` says otherwise or it needs what only the event loop does
 /// yet (a Concourse job's hooks, result, puts, task files read at run time
-/// and `load_var` values; the log archive).
+/// and `load_var` values).
 fn reconciled(args: &RunArgs, loaded: &render::LoadedPlans) -> bool {
     let concourse_job = !loaded.conditions.is_empty()
         || loaded.outcome.is_some()
         || !loaded.fetch.is_empty()
         || !loaded.puts.is_empty()
         || !loaded.redact.is_empty();
-    !(args.event_loop || concourse_job || args.archive.log_archive_bucket.is_some())
+    !(args.event_loop || concourse_job)
 }
 
 /// The plans of `args`' file, as `c8s render` loads them, with `concourse`'s

@@ -19,12 +19,15 @@ use std::future::Future;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use c8s_controller::archive::{KubeSecrets, archive_ended_steps};
 use c8s_controller::crd::{
     PipelineRun, PipelineRunSpec, PipelineRunStatus, RunPhase, StepPhase, StepRunStatus,
 };
 use c8s_controller::{RunSteps, Settings, drive_run};
+use c8s_kube::archive::Archive;
 use c8s_kube::{
-    Cluster, KubeCluster, RunState, RunStatus, Step, StepOutcome, StepState, StepStatus, TerminationReason,
+    ArchivedLogRef, Cluster, KubeCluster, RunState, RunStatus, Step, StepOutcome, StepState, StepStatus,
+    TerminationReason,
 };
 use c8s_pipeline_model::{Dag, SecretMasker, TaskPlan};
 use k8s_openapi::jiff::Timestamp;
@@ -60,6 +63,8 @@ pub(crate) struct Reconciled<'a> {
     pub status_file: Option<&'a str>,
     /// Whether the run goes on from its record (`--resume`).
     pub resume: bool,
+    /// Where the logs of steps that ended are archived (`--log-archive-bucket`).
+    pub archive: Option<Archive>,
 }
 
 /// Runs `run` on `cluster` until it ends or `cancel` cancels it, then
@@ -87,9 +92,21 @@ pub(crate) async fn run_reconciled(
             ..PipelineRunSpec::default()
         },
     );
-    let record = Record {
-        saved: started.as_ref().map(|(_, json)| json.clone()).unwrap_or_default(),
-        warned: false,
+    let kept = Kept {
+        record: Record {
+            saved: started.as_ref().map(|(_, json)| json.clone()).unwrap_or_default(),
+            warned: false,
+        },
+        archive: run.archive.map(|archive| {
+            (
+                archive,
+                KubeSecrets::new(cluster.client().clone(), cluster.namespace()),
+            )
+        }),
+        last: started
+            .as_ref()
+            .map(|(status, _)| status.clone())
+            .unwrap_or_default(),
     };
     driven_run.status = started.map(|(status, _)| status);
     let settings = Settings {
@@ -105,28 +122,11 @@ pub(crate) async fn run_reconciled(
         cluster.namespace(),
         run.parallelism.max(1)
     ));
-    let refs = referenced_secrets(run.plans);
-    let values = read_secret_values(cluster.client(), cluster.namespace(), &refs)
-        .await
-        .map(|values| {
-            // As `c8s run` says it: a value too short to mask may show.
-            if let Ok(masker) = SecretMasker::named(values.iter().map(|(name, value)| (name.clone(), value)))
-            {
-                for name in masker.short_values() {
-                    console.note(&format!(
-                        "c8s: warning: the value of {name} is too short to mask and may appear in logs"
-                    ));
-                }
-            }
-            values.into_iter().map(|(_, value)| value).collect()
-        });
+    let values = masking_values(cluster, run.plans, &console).await;
     let mut follower = Follower::new(cluster.clone(), values, None, true, &console);
-    let (seen, record, console_ref, run_id) = (
-        &mut follower,
-        &tokio::sync::Mutex::new(record),
-        &console,
-        run.run_id,
-    );
+    let kept = tokio::sync::Mutex::new(kept);
+    let (seen, kept_ref, console_ref, run_id, steps_ref) =
+        (&mut follower, &kept, &console, run.run_id, &steps);
     let driven = drive_run(
         cluster,
         &driven_run,
@@ -136,16 +136,14 @@ pub(crate) async fn run_reconciled(
             seen.see(&pass.status);
             let status = pass.status.clone();
             async move {
-                record
-                    .lock()
-                    .await
-                    .save(cluster, run_id, &status, console_ref)
-                    .await
+                let mut kept = kept_ref.lock().await;
+                kept.pass(cluster, (run_id, steps_ref), status, console_ref).await;
             }
         },
         cancel,
     )
     .await;
+    let kept = kept.into_inner();
     follower.finish().await;
     let mut delete_errors = delete_objects(cluster, &selector).await;
     // The record goes last: a process killed before it resumes from the
@@ -155,11 +153,30 @@ pub(crate) async fn run_reconciled(
     {
         delete_errors.push(format!("the run record: {e}"));
     }
-    let status = match driven {
+    let mut status = match driven {
         Ok(status) => status,
         Err(e) => return failed(&console, &e.to_string()),
     };
-    let mut record = run_status(run.run_id, &status);
+    carry_archived(&kept.last, &mut status);
+    for step in &status.steps {
+        if let Some(error) = &step.log_archive_error {
+            console.note(&format!("c8s: warning: {}: {error}", step.name));
+        }
+    }
+    finish(&console, run.run_id, run.status_file, &status, &delete_errors)
+}
+
+/// Writes the status file of the run `run_id` that ended with `status`
+/// (`delete_errors`: the deletes that failed) and says how it ended; the
+/// exit code.
+fn finish(
+    console: &Console,
+    run_id: &str,
+    status_file: Option<&str>,
+    status: &PipelineRunStatus,
+    delete_errors: &[String],
+) -> ExitCode {
+    let mut record = run_status(run_id, status);
     if !delete_errors.is_empty() {
         record.message = format!(
             "{}; could not delete: {}",
@@ -169,17 +186,41 @@ pub(crate) async fn run_reconciled(
         .trim_start_matches("; ")
         .to_owned();
     }
-    if let Some(path) = run.status_file
+    if let Some(path) = status_file
         && let Err(e) = std::fs::write(path, record.to_json())
     {
-        return failed(&console, &format!("cannot write {path}: {e}"));
+        return failed(console, &format!("cannot write {path}: {e}"));
     }
-    console.out(&format!("run {}: {:?}\n", run.run_id, status.phase));
+    console.out(&format!("run {run_id}: {:?}\n", status.phase));
     if status.phase == RunPhase::Succeeded {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
     }
+}
+
+/// The values of the Secrets `plans` reference, that logs are masked with
+/// (or why they cannot be read: logs are then withheld); a value too short
+/// to mask is warned of, as `c8s run` always has.
+async fn masking_values(
+    cluster: &KubeCluster,
+    plans: &[TaskPlan],
+    console: &Console,
+) -> Result<Vec<Vec<u8>>, String> {
+    let refs = referenced_secrets(plans);
+    read_secret_values(cluster.client(), cluster.namespace(), &refs)
+        .await
+        .map(|values| {
+            if let Ok(masker) = SecretMasker::named(values.iter().map(|(name, value)| (name.clone(), value)))
+            {
+                for name in masker.short_values() {
+                    console.note(&format!(
+                        "c8s: warning: the value of {name} is too short to mask and may appear in logs"
+                    ));
+                }
+            }
+            values.into_iter().map(|(_, value)| value).collect()
+        })
 }
 
 /// Where the run starts: `None` for a new run (refused when objects or a
@@ -214,6 +255,66 @@ async fn start(
         ));
     }
     Ok(None)
+}
+
+/// What this process keeps of the run between passes: its record, and the
+/// log archive with what it stored.
+struct Kept {
+    /// The run record.
+    record: Record,
+    /// The archive and the Secrets its logs are masked with.
+    archive: Option<(Archive, KubeSecrets)>,
+    /// The status the last pass returned, with what was archived.
+    last: PipelineRunStatus,
+}
+
+impl Kept {
+    /// After a pass that returned `status` (of run `run_id`, its `steps`):
+    /// the logs of steps that ended are archived, as the controller
+    /// archives them after its reconcile (once per step: what was stored is
+    /// carried from pass to pass), then the status is saved in the record.
+    async fn pass(
+        &mut self,
+        cluster: &KubeCluster,
+        (run_id, steps): (&str, &RunSteps),
+        mut status: PipelineRunStatus,
+        console: &Console,
+    ) {
+        carry_archived(&self.last, &mut status);
+        if let Some((archive, secrets)) = &self.archive {
+            archive_ended_steps(
+                cluster,
+                secrets,
+                archive,
+                (cluster.namespace(), run_id),
+                steps,
+                &mut status,
+            )
+            .await;
+        }
+        self.record.save(cluster, run_id, &status, console).await;
+        self.last = status;
+    }
+}
+
+/// Copies into `to` what `from` says was archived of each step's same
+/// attempt (the reconcile's status does not carry it: the archive is not
+/// the reconcile's).
+fn carry_archived(from: &PipelineRunStatus, to: &mut PipelineRunStatus) {
+    for step in &mut to.steps {
+        let archived = from.steps.iter().find(|s| {
+            s.name == step.name
+                && s.attempt == step.attempt
+                && (!s.archived_logs.is_empty() || s.log_archive_error.is_some())
+        });
+        if let Some(archived) = archived
+            && step.archived_logs.is_empty()
+            && step.log_archive_error.is_none()
+        {
+            step.archived_logs = archived.archived_logs.clone();
+            step.log_archive_error = archived.log_archive_error.clone();
+        }
+    }
 }
 
 /// The run's record as this process last saved it.
@@ -354,8 +455,18 @@ fn step_status(step: &StepRunStatus) -> StepStatus {
             step.message.clone()
         },
         outcome,
-        archived_logs: Vec::new(),
-        log_archive_error: None,
+        archived_logs: step
+            .archived_logs
+            .iter()
+            .map(|log| ArchivedLogRef {
+                attempt: log.attempt,
+                container: log.container.clone(),
+                key: log.key.clone(),
+                url: log.url.clone(),
+                bytes: log.bytes,
+            })
+            .collect(),
+        log_archive_error: step.log_archive_error.clone(),
     }
 }
 
@@ -375,6 +486,48 @@ mod tests {
             reason: reason.into(),
             ..StepRunStatus::default()
         }
+    }
+
+    /// What was archived of a step's attempt stays with it from pass to
+    /// pass (so it is stored once, a resumed run too); a new attempt's logs
+    /// are its own.
+    #[test]
+    fn what_was_archived_is_carried_to_the_same_attempt_only() {
+        let archived = |name: &str, attempt: u32| {
+            let mut step = step(name, StepPhase::Succeeded, "Completed");
+            step.attempt = attempt;
+            step.archived_logs = vec![c8s_controller::crd::ArchivedLogStatus {
+                attempt,
+                container: "main".into(),
+                key: format!("c8s/ci/r/{name}/{attempt}/main.log"),
+                url: String::new(),
+                bytes: 3,
+            }];
+            step
+        };
+        let mut errored = step("lint", StepPhase::Failed, "Error");
+        errored.log_archive_error = Some("logs not archived: Secret x cannot be read".into());
+        let before = PipelineRunStatus {
+            steps: vec![archived("unit", 0), archived("build", 0), errored],
+            ..PipelineRunStatus::default()
+        };
+        let mut retried = step("build", StepPhase::Running, "");
+        retried.attempt = 1;
+        let mut after = PipelineRunStatus {
+            steps: vec![
+                step("unit", StepPhase::Succeeded, "Completed"),
+                retried,
+                step("lint", StepPhase::Failed, "Error"),
+            ],
+            ..PipelineRunStatus::default()
+        };
+        carry_archived(&before, &mut after);
+        assert_eq!(after.steps[0].archived_logs, before.steps[0].archived_logs);
+        assert!(after.steps[1].archived_logs.is_empty(), "{:?}", after.steps[1]);
+        assert_eq!(
+            after.steps[2].log_archive_error,
+            before.steps[2].log_archive_error
+        );
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! `c8s run --log-archive-bucket` against a real control plane and a real
-//! S3 server: each step's log comes through the API server's `pods/log`
+//! S3 server: the run is driven by the controller's reconcile, and archived
+//! by the controller's archive after each pass; each step's log comes
+//! through the API server's `pods/log`
 //! (from the simulated node), is masked with the values of the Secrets the
 //! pipeline references, and is stored in the bucket; the status record
 //! names each object. Needs both `scripts/control-plane/up.sh` and
@@ -20,6 +22,18 @@ const TOKEN: &str = "tok-4eC39HqLyjWDarjtT1zdp7dc";
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "needs control plane and s3"]
 async fn a_runs_step_logs_are_archived_masked_and_the_status_names_them() {
+    archived_masked_and_named(&[]).await;
+}
+
+/// The same through `c8s run`'s older event loop (`--event-loop`), which
+/// archives a Concourse job's logs.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs control plane and s3"]
+async fn a_runs_step_logs_are_archived_masked_and_the_status_names_them_through_the_event_loop() {
+    archived_masked_and_named(&["--event-loop"]).await;
+}
+
+async fn archived_masked_and_named(extra: &[&str]) {
     let client = cluster::client().await;
     let ns = cluster::namespace(&client, "archive").await;
     cluster::claims(&client, &ns, &["c8s-artifacts"]).await;
@@ -67,10 +81,19 @@ steps:
             &endpoint,
         ])
         .args(["--status-file", status_path.to_str().expect("path")])
+        .args(extra)
         .output()
         .expect("c8s runs");
     // The run's result is the steps' (check fails), archive or not.
     assert_eq!(output.status.code(), Some(1), "{}", explain(&output));
+    // Without `--event-loop`, archived by the controller's archive after
+    // each pass of its reconcile.
+    assert_eq!(
+        common::text(&output.stderr).contains("through the controller's reconcile"),
+        extra.is_empty(),
+        "{}",
+        explain(&output)
+    );
     let status: Value =
         serde_json::from_slice(&std::fs::read(&status_path).expect("status record")).expect("status JSON");
     // `c8s run` names each step by its object, `<pipeline>-<step>-b<build>-<hash>`.
