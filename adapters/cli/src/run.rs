@@ -589,6 +589,7 @@ impl Run<'_> {
                 status_file: args.status_file.as_deref(),
                 resume: args.resume,
                 archive,
+                outcome: outcome(loaded, self.ctx),
             };
             return crate::run_reconcile::run_reconciled(cluster, run, cancelled(self.stop.clone())).await;
         }
@@ -827,15 +828,11 @@ fn print_failed_logs(status: &RunStatus, masker: &Result<SecretMasker, String>, 
 
 /// Whether `loaded` runs through the controller's reconcile: unless
 /// `--event-loop` says otherwise or it needs what only the event loop does
-/// yet (a Concourse job's hooks, result, puts, task files read at run time
-/// and `load_var` values).
+/// yet (a Concourse job's puts, its task files read at run time, and
+/// `load_var` values kept out of logs).
 fn reconciled(args: &RunArgs, loaded: &render::LoadedPlans) -> bool {
-    let concourse_job = !loaded.conditions.is_empty()
-        || loaded.outcome.is_some()
-        || !loaded.fetch.is_empty()
-        || !loaded.puts.is_empty()
-        || !loaded.redact.is_empty();
-    !(args.event_loop || concourse_job)
+    let event_loop_only = !loaded.fetch.is_empty() || !loaded.puts.is_empty() || !loaded.redact.is_empty();
+    !(args.event_loop || event_loop_only)
 }
 
 /// The plans of `args`' file, as `c8s render` loads them, with `concourse`'s

@@ -29,6 +29,7 @@ use c8s_kube::{
     ArchivedLogRef, Cluster, KubeCluster, RunState, RunStatus, Step, StepOutcome, StepState, StepStatus,
     TerminationReason,
 };
+use c8s_pipeline_model::scheduler::Condition;
 use c8s_pipeline_model::{Dag, SecretMasker, TaskPlan};
 use k8s_openapi::jiff::Timestamp;
 
@@ -65,6 +66,9 @@ pub(crate) struct Reconciled<'a> {
     pub resume: bool,
     /// Where the logs of steps that ended are archived (`--log-archive-bucket`).
     pub archive: Option<Archive>,
+    /// When the run succeeded (a Concourse build's result), over the
+    /// steps' names; `None`: when every step did.
+    pub outcome: Option<Condition>,
 }
 
 /// Runs `run` on `cluster` until it ends or `cancel` cancels it, then
@@ -80,7 +84,7 @@ pub(crate) async fn run_reconciled(
         Ok(started) => started,
         Err(e) => return failed(&console, &e),
     };
-    let steps = match run_steps(run.steps, run.timeout) {
+    let steps = match run_steps(run.steps, run.timeout, run.outcome) {
         Ok(steps) => steps,
         Err(e) => return failed(&console, &e),
     };
@@ -360,9 +364,9 @@ fn failed(console: &Console, message: &str) -> ExitCode {
     ExitCode::from(1)
 }
 
-/// The steps as the reconcile takes them: their graph, and the run's
-/// deadline.
-fn run_steps(steps: Vec<Step>, timeout: Duration) -> Result<RunSteps, String> {
+/// The steps as the reconcile takes them: their graph, the run's deadline
+/// and its success rule.
+fn run_steps(steps: Vec<Step>, timeout: Duration, outcome: Option<Condition>) -> Result<RunSteps, String> {
     let dag =
         Dag::new(steps.iter().map(|s| (s.name.as_str(), s.depends_on.iter()))).map_err(|e| e.to_string())?;
     Ok(RunSteps {
@@ -371,6 +375,7 @@ fn run_steps(steps: Vec<Step>, timeout: Duration) -> Result<RunSteps, String> {
         timeout: Some(timeout),
         peak_requests: Default::default(),
         skipped: Vec::new(),
+        outcome,
     })
 }
 

@@ -1170,6 +1170,17 @@ jobs:
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "needs control plane"]
 async fn a_concourse_jobs_hooks_run_by_what_their_step_did() {
+    a_concourse_jobs_hooks_run_by_what_their_step_did_with(&[]).await;
+}
+
+/// The same, through `c8s run`'s older event loop (`--event-loop`).
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs control plane"]
+async fn a_concourse_jobs_hooks_run_by_what_their_step_did_through_the_event_loop() {
+    a_concourse_jobs_hooks_run_by_what_their_step_did_with(&["--event-loop"]).await;
+}
+
+async fn a_concourse_jobs_hooks_run_by_what_their_step_did_with(extra: &[&str]) {
     let client = cluster::client().await;
     let ns = cluster::namespace(&client, "concourse-hooks").await;
     cluster::claims(&client, &ns, &["c8s-artifacts", "c8s-cache"]).await;
@@ -1185,8 +1196,15 @@ async fn a_concourse_jobs_hooks_run_by_what_their_step_did() {
     )
     .await;
     let file = common::temp_file(&format!("{}.yml", cluster::unique_name("hooks")), CONCOURSE_HOOKS);
-    let (output, status) = run_with_status(&["run", file.to_str().expect("path"), "--namespace", &ns]);
+    let path = file.to_str().expect("path");
+    let (output, status) = run_with_status(&[&["run", path, "--namespace", &ns][..], extra].concat());
     assert_eq!(output.status.code(), Some(1), "{}", explain(&output));
+    assert_eq!(
+        common::text(&output.stderr).contains("through the controller's reconcile"),
+        extra.is_empty(),
+        "{}",
+        explain(&output)
+    );
     assert_eq!(status["state"], "Failed", "{status:#}");
     let state = |task: &str| step(&status, task)["state"].as_str().map(str::to_owned);
     assert_eq!(state("flaky-lint").as_deref(), Some("Failed"), "{status:#}");
@@ -1211,6 +1229,40 @@ async fn a_concourse_jobs_hooks_run_by_what_their_step_did() {
             "{never} got a pod: {status:#}"
         );
     }
+}
+
+/// A Concourse build's result is its plan's, not every task's: a task that
+/// fails under `try` leaves the job succeeded, its success hook runs and
+/// its failure hook does not.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs control plane"]
+async fn a_task_failing_under_try_leaves_the_concourse_job_succeeded() {
+    let client = cluster::client().await;
+    let ns = cluster::namespace(&client, "concourse-try").await;
+    cluster::claims(&client, &ns, &["c8s-artifacts", "c8s-cache"]).await;
+    cluster::script(
+        &client,
+        &ns,
+        "containers:
+  - { pod: flaky-lint, container: main, exitCode: 1, runSeconds: 0.5 }
+  - { container: main, runSeconds: 0.5 }
+",
+    )
+    .await;
+    let file = common::temp_file(&format!("{}.yml", cluster::unique_name("try")), CONCOURSE_HOOKS);
+    let (output, status) = run_with_status(&["run", file.to_str().expect("path"), "--namespace", &ns]);
+    assert!(output.status.success(), "{}", explain(&output));
+    assert_eq!(status["state"], "Succeeded", "{status:#}");
+    let state = |task: &str| step(&status, task)["state"].as_str().map(str::to_owned);
+    assert_eq!(state("flaky-lint").as_deref(), Some("Failed"), "{status:#}");
+    for ran in ["compile", "tag-build", "publish", "cleanup"] {
+        assert_eq!(state(ran).as_deref(), Some("Succeeded"), "{ran}: {status:#}");
+    }
+    assert_eq!(
+        cluster::scheduled_pods(&client, &ns, "page-oncall").await,
+        0,
+        "{status:#}"
+    );
 }
 
 /// A job whose test task's `file:` lives in the repository its `get`

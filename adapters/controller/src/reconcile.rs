@@ -642,6 +642,13 @@ fn conclude(
 /// (`status`: its steps, for the failures a failed run names).
 fn run_end(end: RunEnd, status: &PipelineRunStatus) -> (RunPhase, &'static str, String) {
     match end {
+        // A run with an outcome rule (a Concourse build's) may succeed
+        // with a failed step (under `try`, or handled by a hook).
+        RunEnd::Succeeded if status.steps.iter().any(|s| s.phase == StepPhase::Failed) => (
+            RunPhase::Succeeded,
+            "Succeeded",
+            format!("the run's plan succeeded; {}", failed_steps(status)),
+        ),
         RunEnd::Succeeded => (
             RunPhase::Succeeded,
             "Succeeded",
@@ -715,6 +722,7 @@ fn policy(run: &RunView<'_>, steps: &RunSteps, settings: &Settings) -> Policy {
         fail_fast: !run.spec.continue_on_failure,
         run_timeout: steps.timeout,
         cancelled: run.spec.cancelled,
+        outcome: steps.outcome.clone(),
         ..PolicySettings::new(&settings.retry)
     };
     c8s_kube::policy(&steps.steps, &settings)
@@ -857,5 +865,21 @@ mod tests {
         conclude(&mut out, None, None, &clock, &settings);
         assert_eq!(out.requeue_after, Some(settings.poll));
         assert_eq!(run_end(RunEnd::Succeeded, &out.status).0, RunPhase::Succeeded);
+        assert_eq!(run_end(RunEnd::Succeeded, &out.status).2, "every step succeeded");
+        // A Concourse build that succeeded with a task failed under `try`
+        // does not say every step succeeded.
+        out.status.steps.push(StepRunStatus {
+            name: "flaky-lint".into(),
+            phase: StepPhase::Failed,
+            reason: "Error".into(),
+            exit_code: Some(1),
+            ..StepRunStatus::default()
+        });
+        let (phase, _, message) = run_end(RunEnd::Succeeded, &out.status);
+        assert_eq!(phase, RunPhase::Succeeded);
+        assert_eq!(
+            message,
+            "the run's plan succeeded; failed steps: flaky-lint (Error, exit 1)"
+        );
     }
 }

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use c8s_kube::Step;
 use c8s_pipeline_model::resources::{ResourceList, plan_effective_resources, run_resources};
+use c8s_pipeline_model::scheduler::Condition;
 use c8s_pipeline_model::{Dag, Pipeline as PipelineDefinition, TaskPlan};
 use c8s_pod_builder::RunContext;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
@@ -33,6 +34,10 @@ pub struct RunSteps {
     pub peak_requests: ResourceList,
     /// Steps skipped by branch conditions, by name, with why.
     pub skipped: Vec<(String, String)>,
+    /// When the run succeeded, over the steps' names (a Concourse build's
+    /// result: a failed step under `try`, or one whose `on_failure` hook
+    /// ran, may leave it succeeded); `None`: when every step did.
+    pub outcome: Option<Condition>,
 }
 
 /// Expands `pipeline` for `ctx.branch` and renders every step (as Jobs with
@@ -96,6 +101,7 @@ pub fn run_steps(
         timeout,
         peak_requests: peak.requests,
         skipped,
+        outcome: None,
     })
 }
 
