@@ -590,8 +590,14 @@ impl Run<'_> {
                 resume: args.resume,
                 archive,
                 outcome: outcome(loaded, self.ctx),
+                puts: put_steps(&loaded.puts, &loaded.plans, self.ctx),
             };
-            return crate::run_reconcile::run_reconciled(cluster, run, cancelled(self.stop.clone())).await;
+            let (code, outputs) =
+                crate::run_reconcile::run_reconciled(cluster, run, cancelled(self.stop.clone())).await;
+            if let Ok(mut kept) = self.outputs.lock() {
+                kept.extend(outputs);
+            }
+            return code;
         }
         let masker = masker(cluster, &loaded.plans, &loaded.redact).await;
         let logs = Arc::new(CollectedLogs::default());
@@ -826,12 +832,25 @@ fn print_failed_logs(status: &RunStatus, masker: &Result<SecretMasker, String>, 
     }
 }
 
+/// `puts` (plan step → resource) by the names the run's status gives the
+/// steps (their objects').
+fn put_steps(
+    puts: &BTreeMap<String, String>,
+    plans: &[TaskPlan],
+    ctx: &c8s_pod_builder::RunContext,
+) -> BTreeMap<String, String> {
+    let names = c8s_kube::object_names(plans, ctx);
+    puts.iter()
+        .filter_map(|(step, resource)| names.get(step).map(|object| (object.clone(), resource.clone())))
+        .collect()
+}
+
 /// Whether `loaded` runs through the controller's reconcile: unless
 /// `--event-loop` says otherwise or it needs what only the event loop does
-/// yet (a Concourse job's puts, its task files read at run time, and
-/// `load_var` values kept out of logs).
+/// yet (a Concourse job's task files read at run time, and `load_var`
+/// values kept out of logs).
 fn reconciled(args: &RunArgs, loaded: &render::LoadedPlans) -> bool {
-    let event_loop_only = !loaded.fetch.is_empty() || !loaded.puts.is_empty() || !loaded.redact.is_empty();
+    let event_loop_only = !loaded.fetch.is_empty() || !loaded.redact.is_empty();
     !(args.event_loop || event_loop_only)
 }
 

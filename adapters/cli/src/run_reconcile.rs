@@ -19,16 +19,17 @@ use std::future::Future;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use c8s_controller::archive::{KubeSecrets, archive_ended_steps};
+use c8s_controller::archive::{KubeSecrets, archive_ended_steps, read_log};
 use c8s_controller::crd::{
     PipelineRun, PipelineRunSpec, PipelineRunStatus, RunPhase, StepPhase, StepRunStatus,
 };
 use c8s_controller::{RunSteps, Settings, drive_run};
 use c8s_kube::archive::Archive;
 use c8s_kube::{
-    ArchivedLogRef, Cluster, KubeCluster, RunState, RunStatus, Step, StepOutcome, StepState, StepStatus,
-    TerminationReason,
+    ArchivedLogRef, Cluster, KubeCluster, MAIN_CONTAINER, ObjectKind, ObjectRef, RunState, RunStatus, Step,
+    StepOutcome, StepState, StepStatus, TerminationReason,
 };
+use c8s_pipeline_model::concourse::triggers::put_response;
 use c8s_pipeline_model::scheduler::Condition;
 use c8s_pipeline_model::{Dag, SecretMasker, TaskPlan};
 use k8s_openapi::jiff::Timestamp;
@@ -38,6 +39,9 @@ use crate::secrets::{read_secret_values, referenced_secrets};
 
 /// The record entry holding the run's status (JSON).
 const STATUS_KEY: &str = "run-status.json";
+
+/// The versions a run's puts made, by resource (as `c8s run` returns them).
+type Outputs = BTreeMap<String, String>;
 
 /// How often a run is looked at without any change to its pods: the run's
 /// watch wakes every pass that matters, this only bounds what a lost event
@@ -69,23 +73,40 @@ pub(crate) struct Reconciled<'a> {
     /// When the run succeeded (a Concourse build's result), over the
     /// steps' names; `None`: when every step did.
     pub outcome: Option<Condition>,
+    /// A Concourse job's put steps (by step name, as the status names
+    /// them), each with the resource it makes a version of.
+    pub puts: BTreeMap<String, String>,
 }
 
 /// Runs `run` on `cluster` until it ends or `cancel` cancels it, then
-/// deletes its objects and writes its status; the exit code.
+/// deletes its objects and writes its status; the exit code, and the
+/// versions its puts made (by resource).
 pub(crate) async fn run_reconciled(
     cluster: &KubeCluster,
     run: Reconciled<'_>,
     cancel: impl Future<Output = ()>,
+) -> (ExitCode, Outputs) {
+    let mut outputs = Outputs::new();
+    let code = run_reconciled_into(cluster, run, cancel, &mut outputs).await;
+    (code, outputs)
+}
+
+/// [`run_reconciled`], the versions written into `outputs`.
+async fn run_reconciled_into(
+    cluster: &KubeCluster,
+    run: Reconciled<'_>,
+    cancel: impl Future<Output = ()>,
+    outputs: &mut Outputs,
 ) -> ExitCode {
     let console = Console::std();
     let selector = c8s_controller::reconcile::run_selector(run.run_id);
-    let started = match start(cluster, run.run_id, &selector, run.resume).await {
-        Ok(started) => started,
-        Err(e) => return failed(&console, &e),
-    };
     let steps = match run_steps(run.steps, run.timeout, run.outcome) {
         Ok(steps) => steps,
+        Err(e) => return failed(&console, &e),
+    };
+    let listed = (selector.as_str(), steps.kinds());
+    let started = match start(cluster, run.run_id, &listed, run.resume).await {
+        Ok(started) => started,
         Err(e) => return failed(&console, &e),
     };
     let mut driven_run = PipelineRun::new(
@@ -127,7 +148,7 @@ pub(crate) async fn run_reconciled(
         run.parallelism.max(1)
     ));
     let values = masking_values(cluster, run.plans, &console).await;
-    let mut follower = Follower::new(cluster.clone(), values, None, true, &console);
+    let mut follower = Follower::new(cluster.clone(), values.clone(), None, true, &console);
     let kept = tokio::sync::Mutex::new(kept);
     let (seen, kept_ref, console_ref, run_id, steps_ref) =
         (&mut follower, &kept, &console, run.run_id, &steps);
@@ -149,7 +170,11 @@ pub(crate) async fn run_reconciled(
     .await;
     let kept = kept.into_inner();
     follower.finish().await;
-    let mut delete_errors = delete_objects(cluster, &selector).await;
+    if let Ok(status) = &driven {
+        // Read before the pods go.
+        *outputs = put_versions(cluster, &run.puts, status, &values, &console).await;
+    }
+    let mut delete_errors = delete_objects(cluster, &listed).await;
     // The record goes last: a process killed before it resumes from the
     // run's end, not from a run whose pods vanished.
     if driven.is_ok()
@@ -168,6 +193,50 @@ pub(crate) async fn run_reconciled(
         }
     }
     finish(&console, run.run_id, run.status_file, &status, &delete_errors)
+}
+
+/// The versions the succeeded put steps among `puts` (step → resource) of
+/// the run that ended with `status` made: each read from its `main` log (a
+/// resource's `out` response), masked with `values`. A version that cannot
+/// be read is warned of, never guessed.
+async fn put_versions(
+    cluster: &KubeCluster,
+    puts: &BTreeMap<String, String>,
+    status: &PipelineRunStatus,
+    values: &Result<Vec<Vec<u8>>, String>,
+    console: &Console,
+) -> Outputs {
+    let mut outputs = Outputs::new();
+    for step in &status.steps {
+        let Some(resource) = puts.get(&step.name) else {
+            continue;
+        };
+        let Some(pod) = step.pod.as_deref().filter(|_| step.phase == StepPhase::Succeeded) else {
+            continue;
+        };
+        let log = match values {
+            Err(reason) => Err(format!("the run's logs are withheld ({reason})")),
+            Ok(values) => read_log(cluster, &ObjectRef::new(ObjectKind::Pod, pod), MAIN_CONTAINER)
+                .await
+                .map_err(|e| e.to_string())
+                .and_then(|raw| {
+                    let mut masker = SecretMasker::new(values.iter()).map_err(|e| e.to_string())?;
+                    let mut masked = masker.feed(&raw);
+                    masked.extend(masker.finish());
+                    Ok(masked)
+                }),
+        };
+        match log.and_then(|log| put_response(&String::from_utf8_lossy(&log))) {
+            Ok(version) => {
+                outputs.insert(resource.clone(), version);
+            }
+            Err(why) => console.note(&format!(
+                "c8s: warning: the version put `{}` made to `{resource}` is not known: {why}",
+                step.name
+            )),
+        }
+    }
+    outputs
 }
 
 /// Writes the status file of the run `run_id` that ended with `status`
@@ -233,7 +302,7 @@ async fn masking_values(
 async fn start(
     cluster: &KubeCluster,
     run_id: &str,
-    selector: &str,
+    (selector, kinds): &(&str, Vec<ObjectKind>),
     resume: bool,
 ) -> Result<Option<(PipelineRunStatus, String)>, String> {
     let record = cluster.load_record(run_id).await.map_err(|e| e.to_string())?;
@@ -251,7 +320,10 @@ async fn start(
             .map_err(|e| format!("the record of run {run_id} cannot be read: {e}"))?;
         return Ok(Some((status, json.clone())));
     }
-    let found = cluster.list(selector).await.map_err(|e| e.to_string())?;
+    let found = cluster
+        .list_kinds(selector, kinds)
+        .await
+        .map_err(|e| e.to_string())?;
     if !found.is_empty() || record.is_some() {
         return Err(format!(
             "run {run_id} has objects in namespace {} already; choose another --run-id, or go on with it with --resume",
@@ -379,11 +451,11 @@ fn run_steps(steps: Vec<Step>, timeout: Duration, outcome: Option<Condition>) ->
     })
 }
 
-/// Deletes every object of the run (labelled by `selector`) without
-/// waiting for them to be gone, as `c8s run` does when a run ends; the
-/// deletes that failed.
-async fn delete_objects(cluster: &KubeCluster, selector: &str) -> Vec<String> {
-    let listed = match cluster.list(selector).await {
+/// Deletes every object of the run (of `kinds`, labelled by `selector`)
+/// without waiting for them to be gone, as `c8s run` does when a run ends;
+/// the deletes that failed.
+async fn delete_objects(cluster: &KubeCluster, (selector, kinds): &(&str, Vec<ObjectKind>)) -> Vec<String> {
+    let listed = match cluster.list_kinds(selector, kinds).await {
         Ok(listed) => listed,
         Err(e) => return vec![e.to_string()],
     };

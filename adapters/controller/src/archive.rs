@@ -248,8 +248,17 @@ async fn archive_step<C: Cluster>(
     (logs, errors)
 }
 
-/// The whole log of `container` (at most [`LOG_READ_TIMEOUT`] of reading).
-async fn read_log<C: Cluster>(cluster: &C, object: &ObjectRef, container: &str) -> c8s_kube::Result<Vec<u8>> {
+/// The whole log of `container` of `object`, unmasked (at most 30 s of
+/// reading: what a container still running printed by then).
+///
+/// # Errors
+///
+/// The API server's answer when the log cannot be read.
+pub async fn read_log<C: Cluster>(
+    cluster: &C,
+    object: &ObjectRef,
+    container: &str,
+) -> c8s_kube::Result<Vec<u8>> {
     let mut raw = Vec::new();
     let read = async {
         let mut stream = cluster.logs(object, container).await?;

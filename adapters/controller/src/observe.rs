@@ -32,7 +32,7 @@ pub(crate) async fn observe_objects<C: Cluster>(
     settings: &Settings,
     recorded: &[StepRunStatus],
 ) -> Result<BTreeMap<String, SeenObject>, Error> {
-    let listed = cluster.list(&run_selector(run)).await?;
+    let listed = cluster.list_kinds(&run_selector(run), &steps.kinds()).await?;
     let mut by_name: BTreeMap<String, (String, u32)> = BTreeMap::new();
     for step in &steps.steps {
         for attempt in 0..attempt_budget(step, settings) {

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use std::time::Duration;
 
-use c8s_kube::Step;
+use c8s_kube::{ObjectKind, Step};
 use c8s_pipeline_model::resources::{ResourceList, plan_effective_resources, run_resources};
 use c8s_pipeline_model::scheduler::Condition;
 use c8s_pipeline_model::{Dag, Pipeline as PipelineDefinition, TaskPlan};
@@ -38,6 +38,18 @@ pub struct RunSteps {
     /// result: a failed step under `try`, or one whose `on_failure` hook
     /// ran, may leave it succeeded); `None`: when every step did.
     pub outcome: Option<Condition>,
+}
+
+impl RunSteps {
+    /// The kinds of object the steps are (Pods, Jobs with `--job`): what
+    /// the reconcile lists, so that a run of pods needs no right to list
+    /// Jobs.
+    pub fn kinds(&self) -> Vec<ObjectKind> {
+        let mut kinds: Vec<ObjectKind> = self.steps.iter().map(|s| s.object.kind()).collect();
+        kinds.sort_by_key(|k| *k == ObjectKind::Job);
+        kinds.dedup();
+        kinds
+    }
 }
 
 /// Expands `pipeline` for `ctx.branch` and renders every step (as Jobs with

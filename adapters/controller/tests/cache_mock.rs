@@ -180,8 +180,8 @@ async fn a_running_run_reconciled_from_the_stores_makes_no_request() {
     assert_eq!(seen.len(), 0, "{seen:#?}");
     assert_eq!(written, None);
 
-    // The same reconcile reading from the API server: a list of pods and one
-    // of Jobs, then a list and a watch per step.
+    // The same reconcile reading from the API server: a list of pods (no
+    // Jobs: the steps are all pods), then a list and a watch per step.
     let by_label =
         json!({"apiVersion": "v1", "kind": "PodList", "metadata": {"resourceVersion": "9"}, "items": pods});
     let pods_by_name = pods.clone();
@@ -208,7 +208,8 @@ async fn a_running_run_reconciled_from_the_stores_makes_no_request() {
     .await;
     assert_eq!(written, None);
     let uris: Vec<&str> = seen.iter().map(|s| s.uri.as_str()).collect();
-    assert_eq!(seen.len(), 6, "{uris:#?}");
+    assert_eq!(seen.len(), 5, "{uris:#?}");
+    assert!(!uris.iter().any(|u| u.contains("/jobs")), "{uris:#?}");
     assert_eq!(uris.iter().filter(|u| u.contains("watch=true")).count(), 2);
 }
 

@@ -362,6 +362,24 @@ pub trait Cluster: Send + Sync {
     /// Lists the pods and Jobs matching a label selector such as [`MANAGED_SELECTOR`].
     fn list(&self, label_selector: &str) -> impl Future<Output = Result<Vec<ListedObject>>> + Send;
 
+    /// Lists the objects of `kinds` matching a label selector: a runner
+    /// whose steps are all pods lists no Jobs, so it needs no right to
+    /// (a service account may create and list pods only). The default lists
+    /// every kind and keeps those.
+    fn list_kinds(
+        &self,
+        label_selector: &str,
+        kinds: &[ObjectKind],
+    ) -> impl Future<Output = Result<Vec<ListedObject>>> + Send {
+        async move {
+            let listed = self.list(label_selector).await?;
+            Ok(listed
+                .into_iter()
+                .filter(|o| kinds.contains(&o.object.kind))
+                .collect())
+        }
+    }
+
     /// The cluster's clock: wall time for a real cluster, virtual time in the
     /// simulation. Every timestamp c8s records comes from here.
     fn now(&self) -> Timestamp;

@@ -365,40 +365,49 @@ impl Cluster for KubeCluster {
     }
 
     async fn list(&self, label_selector: &str) -> Result<Vec<ListedObject>> {
+        self.list_kinds(label_selector, &[ObjectKind::Pod, ObjectKind::Job])
+            .await
+    }
+
+    async fn list_kinds(&self, label_selector: &str, kinds: &[ObjectKind]) -> Result<Vec<ListedObject>> {
         let lp = ListParams::default().labels(label_selector);
-        let pods = self
-            .api::<Pod>()
-            .list(&lp)
-            .await
-            .map_err(|e| from_kube("list pods", label_selector, e))?;
-        let jobs = self
-            .api::<Job>()
-            .list(&lp)
-            .await
-            .map_err(|e| from_kube("list jobs", label_selector, e))?;
         let mut found = Vec::new();
-        for pod in &pods.items {
-            let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
-            let finished = matches!(phase, Some("Succeeded" | "Failed"));
-            let name = pod.metadata.name.clone().unwrap_or_default();
-            found.push(listed(
-                ObjectRef::new(ObjectKind::Pod, name),
-                &pod.metadata,
-                finished,
-            ));
+        if kinds.contains(&ObjectKind::Pod) {
+            let pods = self
+                .api::<Pod>()
+                .list(&lp)
+                .await
+                .map_err(|e| from_kube("list pods", label_selector, e))?;
+            for pod in &pods.items {
+                let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
+                let finished = matches!(phase, Some("Succeeded" | "Failed"));
+                let name = pod.metadata.name.clone().unwrap_or_default();
+                found.push(listed(
+                    ObjectRef::new(ObjectKind::Pod, name),
+                    &pod.metadata,
+                    finished,
+                ));
+            }
         }
-        for job in &jobs.items {
-            let conditions = job.status.as_ref().and_then(|s| s.conditions.as_ref());
-            let finished = conditions
-                .into_iter()
-                .flatten()
-                .any(|c| JOB_FINAL_CONDITIONS.contains(&c.type_.as_str()) && c.status == "True");
-            let name = job.metadata.name.clone().unwrap_or_default();
-            found.push(listed(
-                ObjectRef::new(ObjectKind::Job, name),
-                &job.metadata,
-                finished,
-            ));
+        if kinds.contains(&ObjectKind::Job) {
+            let jobs = self
+                .api::<Job>()
+                .list(&lp)
+                .await
+                .map_err(|e| from_kube("list jobs", label_selector, e))?;
+            for job in &jobs.items {
+                let conditions = job.status.as_ref().and_then(|s| s.conditions.as_ref());
+                let finished = conditions
+                    .into_iter()
+                    .flatten()
+                    .any(|c| JOB_FINAL_CONDITIONS.contains(&c.type_.as_str()) && c.status == "True");
+                let name = job.metadata.name.clone().unwrap_or_default();
+                found.push(listed(
+                    ObjectRef::new(ObjectKind::Job, name),
+                    &job.metadata,
+                    finished,
+                ));
+            }
         }
         Ok(found)
     }
