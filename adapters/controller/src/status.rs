@@ -46,6 +46,12 @@ pub(crate) fn read_assessment(
             if status.completion_time.is_none() {
                 status.completion_time = Some(now.to_owned());
             }
+            // A pod that ended before any pass saw it run (a quick step, a
+            // busy runner) started no later than now: a step that ran has a
+            // start time (`c8s run`'s status file always said one).
+            if status.start_time.is_none() {
+                status.start_time = Some(now.to_owned());
+            }
             // The rule of `c8s run`: exit 0 is not enough (e.g. outputs not saved).
             if pod.succeeded() {
                 status.phase = StepPhase::Succeeded;
@@ -150,6 +156,28 @@ pub(crate) fn failed_steps(status: &PipelineRunStatus) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pod_first_seen_ended_still_gets_a_start_time() {
+        let mut status = StepRunStatus::default();
+        let ended = Assessment::Finished(c8s_kube::FinishedPod {
+            exit_code: Some(0),
+            reason: TerminationReason::Completed,
+            message: String::new(),
+            sidecars_still_running: false,
+        });
+        let seen = read_assessment(&ended, 0, |_| None, 5_000, "2026-01-01T00:00:05Z", &mut status);
+        assert_eq!(seen, Observed::Succeeded);
+        assert_eq!(status.start_time.as_deref(), Some("2026-01-01T00:00:05Z"));
+        assert_eq!(status.completion_time.as_deref(), Some("2026-01-01T00:00:05Z"));
+        // A start seen earlier stands.
+        let mut status = StepRunStatus {
+            start_time: Some("2026-01-01T00:00:01Z".into()),
+            ..StepRunStatus::default()
+        };
+        read_assessment(&ended, 0, |_| None, 5_000, "2026-01-01T00:00:05Z", &mut status);
+        assert_eq!(status.start_time.as_deref(), Some("2026-01-01T00:00:01Z"));
+    }
 
     #[test]
     fn the_failure_condition_says_each_failed_steps_cause() {
