@@ -28,7 +28,24 @@ export PATH="$PWD/.tools/bin:$PATH"
 s3_build_log="$(mktemp /tmp/c8s-s3-build.XXXXXX)"
 nice -n 19 ./scripts/s3/build.sh > "$s3_build_log" 2>&1 &
 s3_build=$!
-trap 'kill "$s3_build" 2>/dev/null || true; disk' EXIT
+
+# cargo-nextest runs the tests. It is built from crates.io once per version
+# and cached outside the clone (as the control plane and the S3 server are);
+# a cold build takes many minutes, so it too starts now, in the background at
+# the lowest priority, and is waited for when the tests start.
+nextest_version=0.9.151
+nextest_root="${XDG_CACHE_HOME:-$HOME/.cache}/c8s/tools/cargo-nextest-$nextest_version"
+nextest_log="$(mktemp /tmp/c8s-nextest-build.XXXXXX)"
+nextest_build=""
+if [ ! -x "$nextest_root/bin/cargo-nextest" ]; then
+  (
+    rm -rf "$nextest_root.partial"
+    nice -n 19 cargo install --locked --root "$nextest_root.partial" --version "$nextest_version" cargo-nextest
+    rm -rf "$nextest_root" && mv "$nextest_root.partial" "$nextest_root"
+  ) > "$nextest_log" 2>&1 &
+  nextest_build=$!
+fi
+trap 'kill "$s3_build" ${nextest_build:+"$nextest_build"} 2>/dev/null || true; disk' EXIT
 
 step "cargo fmt --check"
 cargo fmt --all --check
@@ -64,10 +81,15 @@ done
 step "cargo doc -D warnings"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
 
-step "cargo-nextest"
-if ! cargo nextest --version >/dev/null 2>&1; then
-  cargo install --locked --root .tools cargo-nextest
+step "cargo-nextest $nextest_version (built in the background, cached in $nextest_root)"
+if [ -n "$nextest_build" ] && ! wait "$nextest_build"; then
+  cat "$nextest_log" >&2
+  echo "cargo-nextest $nextest_version did not build" >&2
+  exit 1
 fi
+mkdir -p .tools/bin
+ln -sf "$nextest_root/bin/cargo-nextest" .tools/bin/cargo-nextest
+cargo nextest --version
 # The Concourse corpus (real task configs and pipelines, third-party files kept
 # outside the repository): C8S_CONCOURSE_CORPUS, by default shared/concourse
 # beside this checkout. Its tests live in the binary concourse_corpus or carry
