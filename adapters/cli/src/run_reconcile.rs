@@ -313,7 +313,7 @@ async fn start(
         };
         let Some(json) = record.get(STATUS_KEY) else {
             return Err(format!(
-                "the record of run {run_id} was written by c8s run without --reconcile; resume it the same way"
+                "the record of run {run_id} was written by c8s run's event loop; resume it with --event-loop"
             ));
         };
         let status = serde_json::from_str(json)

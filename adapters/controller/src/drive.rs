@@ -3,10 +3,10 @@
 //! status live in memory, as `c8s run` runs a pipeline in the terminal (and
 //! resumes it, from the status it saved). The controller's own loop is
 //! kube-runtime's `Controller`, which calls the same reconcile for every
-//! `PipelineRun`; only what wakes
-//! the next pass differs. Here it is the run's one watch (any change to
-//! one of its pods or Jobs), the requeue time the pass asked for, or the
-//! caller's cancel, which sets `spec.cancelled` as `kubectl patch` would.
+//! `PipelineRun`; only what wakes the next pass differs. Here it is the
+//! run's one watch (any change to one of its pods or Jobs), the requeue time
+//! the pass asked for, or the caller's cancel, which sets `spec.cancelled`
+//! as `kubectl patch` would.
 
 use std::future::Future;
 use std::time::Duration;
@@ -36,9 +36,9 @@ const MOST_BACKOFF: Duration = Duration::from_secs(30);
 /// returned. `on_pass` sees the status before the pass and what the pass
 /// returned (its Events too); the future it returns is awaited before the
 /// next pass, so a caller that saves the status there saves each one before
-/// the cluster changes again. `cancel` completing cancels the run, which then ends as
-/// the reconcile ends a cancelled run (its steps stopped, its `finally`
-/// steps run).
+/// the cluster changes again. `cancel` completing cancels the run, which
+/// then ends as the reconcile ends a cancelled run (its steps stopped, its
+/// `finally` steps run).
 ///
 /// A reconcile that fails for a reason that may pass is retried with
 /// backoff; any other failure is returned. The run's objects are left as
