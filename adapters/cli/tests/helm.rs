@@ -83,6 +83,12 @@ fn sidecar_and_pipeline_charts_pass_helm_lint() {
 /// The webhook container's args in `helm template` of charts/c8s-controller
 /// with `sets`.
 fn webhook_args(sets: &[&str]) -> Vec<String> {
+    container_args("templates/webhook.yaml", "webhook", sets)
+}
+
+/// The args of the first container of `template` in `helm template` of
+/// charts/c8s-controller with `sets`; the first is the command `command`.
+fn container_args(template: &str, command: &str, sets: &[&str]) -> Vec<String> {
     let mut helm = Command::new(tool("helm"));
     helm.current_dir(common::workspace()).args([
         "template",
@@ -91,7 +97,7 @@ fn webhook_args(sets: &[&str]) -> Vec<String> {
         "--namespace",
         "c8s",
         "--show-only",
-        "templates/webhook.yaml",
+        template,
     ]);
     for set in sets {
         helm.args(["--set", set]);
@@ -107,8 +113,47 @@ fn webhook_args(sets: &[&str]) -> Vec<String> {
         };
         args.push(arg.trim_matches('"').to_owned());
     }
-    assert_eq!(args.first().map(String::as_str), Some("webhook"), "{text}");
+    assert_eq!(args.first().map(String::as_str), Some(command), "{text}");
     args
+}
+
+/// `args` are flags the `c8s` command they name takes: with no cluster it
+/// stops after parsing them, exit 1 "no cluster" (exit 2: a flag it does
+/// not take, or a value it cannot read).
+fn parsed_without_a_cluster(args: &[String]) {
+    let output = common::command()
+        .args(args)
+        .env("KUBECONFIG", "/nonexistent/kubeconfig")
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .env_remove("KUBERNETES_SERVICE_PORT")
+        .output()
+        .expect("c8s runs");
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "{args:?}: {}",
+        common::explain(&output)
+    );
+    assert!(
+        common::text(&output.stderr).contains("no cluster"),
+        "{args:?}: {}",
+        common::explain(&output)
+    );
+}
+
+#[test]
+#[ignore = "needs helm"]
+fn the_controller_charts_controller_args_are_flags_c8s_controller_takes() {
+    for sets in [
+        &[][..],
+        &["controller.startTimeout=20m", "controller.capacityWait=1h"][..],
+    ] {
+        let args = container_args("templates/controller.yaml", "controller", sets);
+        for flag in ["--start-timeout=", "--capacity-wait="] {
+            assert!(args.iter().any(|a| a.starts_with(flag)), "{flag} in {args:?}");
+        }
+        parsed_without_a_cluster(&args);
+    }
 }
 
 #[test]
@@ -135,23 +180,6 @@ fn the_controller_charts_webhook_args_are_flags_c8s_webhook_takes() {
                 assert!(args.iter().any(|a| a.starts_with(flag)), "{flag} in {args:?}");
             }
         }
-        let output = common::command()
-            .args(&args)
-            .env("KUBECONFIG", "/nonexistent/kubeconfig")
-            .env_remove("KUBERNETES_SERVICE_HOST")
-            .env_remove("KUBERNETES_SERVICE_PORT")
-            .output()
-            .expect("c8s runs");
-        assert_eq!(
-            output.status.code(),
-            Some(1),
-            "{args:?}: {}",
-            common::explain(&output)
-        );
-        assert!(
-            common::text(&output.stderr).contains("no cluster"),
-            "{args:?}: {}",
-            common::explain(&output)
-        );
+        parsed_without_a_cluster(&args);
     }
 }
