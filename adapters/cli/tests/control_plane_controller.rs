@@ -2591,3 +2591,92 @@ async fn a_namespace_flooded_with_runs_does_not_hold_up_another_namespaces_run()
         created.elapsed()
     );
 }
+
+/// A controller of one instance (`--instance-id`) caches only its own
+/// runs' pods: the pods it creates carry its label, and its pod watch
+/// selects on it, so the pods of another instance's runs in the same
+/// namespace cost it no memory (before, its cache held every run's pods).
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs control plane"]
+async fn an_instances_controller_caches_only_its_own_runs_pods() {
+    let client = cluster::client().await;
+    let installed = install_with(
+        &client,
+        "instances",
+        "  - container: main\n    runSeconds: 60\n",
+        &[],
+    )
+    .await;
+    let ns = &installed.ns;
+    let pipeline = json!({
+        "name": "one",
+        "repository": "https://github.com/octo-org/shop.git",
+        "steps": [{ "name": "main", "image": "busybox:1.37", "commands": ["true"], "timeout": "5m" }]
+    });
+    let (mine, theirs) = (cluster::unique_name("mine"), cluster::unique_name("theirs"));
+    let address = free_address();
+    let controller = |instance: &str, identity: &str, metrics: &str| {
+        Process::start(
+            &installed.controller,
+            &[
+                "controller",
+                "--namespace",
+                ns,
+                "--instance-id",
+                instance,
+                "--identity",
+                identity,
+                "--metrics-address",
+                metrics,
+            ],
+        )
+    };
+    let ours = controller(&mine, "a", &address);
+    let _other = controller(
+        &theirs,
+        "b",
+        ANY_METRICS_PORT.trim_start_matches("--metrics-address="),
+    );
+    for (run, instance) in [("r-mine", &mine), ("r-theirs", &theirs)] {
+        let labels = json!({ "c8s.dev/controller-instance": instance });
+        create_run_labelled(&client, ns, run, &pipeline, json!({}), labels).await;
+    }
+    let pods = Api::<Pod>::namespaced(client.clone(), ns);
+    let started = std::time::Instant::now();
+    let listed = loop {
+        let listed = pods
+            .list(&ListParams::default().labels("c8s.dev/run"))
+            .await
+            .map(|l| l.items)
+            .unwrap_or_default();
+        if listed.len() == 2 {
+            break listed;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "{} run pods after 120 s\ncontroller log:\n{}",
+            listed.len(),
+            ours.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    for pod in &listed {
+        let labels = pod.metadata.labels.clone().unwrap_or_default();
+        let run = labels.get("c8s.dev/run").cloned().unwrap_or_default();
+        let want = if run == "r-mine" { &mine } else { &theirs };
+        assert_eq!(
+            labels.get("c8s.dev/controller-instance"),
+            Some(want),
+            "{labels:?}"
+        );
+    }
+    // The watch has seen both pods by now; give it a moment past the second.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let text = scrape(&address);
+    assert_eq!(
+        metric(&text, "c8s_cached_objects", &[("resource", "pods")]),
+        Some(1.0),
+        "{text}\ncontroller log:\n{}",
+        ours.log()
+    );
+}

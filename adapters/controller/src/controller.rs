@@ -28,7 +28,7 @@ use crate::finished::Finished;
 use crate::lease::{LeaderLease, RENEW_DEADLINE, RETRY_PERIOD};
 pub use crate::ledger::quota_of;
 use crate::metrics::Metrics;
-use crate::reconcile::{Admission, RunEvent, RunView, Settings, reconcile_run, started_at};
+use crate::reconcile::{Admission, INSTANCE_LABEL, RunEvent, RunView, Settings, reconcile_run, started_at};
 use crate::steps::{owner_of, run_context, run_steps};
 
 pub use crate::settings::{FIELD_MANAGER, FINALIZER};
@@ -320,7 +320,7 @@ pub async fn run_with_lease_client(
     // finished runs and their pods are left out of both caches.
     let scope = settings.namespace.clone();
     let finished = Arc::new(Finished::new(settings.finished_run_ttl.is_some()));
-    let (pods, pod_events) = pod_watch(&client, scope.as_deref(), &finished);
+    let (pods, pod_events) = pod_watch(&client, scope.as_deref(), &pods_config(&settings), &finished);
     metrics.count_cached_pods(pods.clone());
     // The runs' watch as `Controller::new` makes it, its cache also counted in
     // the metrics and read by admission.
@@ -418,15 +418,15 @@ pub async fn run_with_lease_client(
 fn pod_watch(
     client: &Client,
     scope: Option<&str>,
+    children: &watcher::Config,
     finished: &Arc<Finished>,
 ) -> (
     Store<Pod>,
     impl futures::Stream<Item = Result<Pod, watcher::Error>> + Send + use<>,
 ) {
     let (pods, writer) = reflector::store::<Pod>();
-    let children = watcher::Config::default().labels(RUN_LABEL);
     let noted = finished.clone();
-    let watch = watcher::watcher(scoped::<Pod>(client, scope), children)
+    let watch = watcher::watcher(scoped::<Pod>(client, scope), children.clone())
         .modify(slim_pod)
         .filter_map(move |event| {
             futures::future::ready(match event {
@@ -439,6 +439,15 @@ fn pod_watch(
         .default_backoff()
         .touched_objects();
     (pods, events)
+}
+
+/// The pod watch's options: the pods of runs (labelled with one), of this
+/// controller's instance only, if it has one.
+fn pods_config(settings: &Settings) -> watcher::Config {
+    match &settings.instance {
+        Some(id) => watcher::Config::default().labels(&format!("{RUN_LABEL},{INSTANCE_LABEL}={id}")),
+        None => watcher::Config::default().labels(RUN_LABEL),
+    }
 }
 
 /// The runs' watch's options: the runs of this controller's instance, if any.
@@ -911,7 +920,15 @@ async fn run_steps_of(
         .as_ref()
         .ok_or_else(|| Error::MissingPipeline(format!("run {name} has no pipeline")))?;
     let owner = owner_of(run).ok_or_else(|| Error::Pipeline("the run has no uid yet".into()))?;
-    run_steps(pipeline, &run_context(run, pipeline, namespace), owner, false)
+    let mut steps = run_steps(pipeline, &run_context(run, pipeline, namespace), owner, false)?;
+    // The pods of an instance's runs carry its label, so that its pod
+    // watch holds them and no other instance's.
+    if let Some(instance) = &ctx.settings.instance {
+        for step in &mut steps.steps {
+            step.object.set_label(INSTANCE_LABEL, instance);
+        }
+    }
+    Ok(steps)
 }
 
 /// The pipeline `run` names: embedded, or the Pipeline of its `pipelineRef`.
