@@ -138,7 +138,11 @@ fi
 tail -n 3 "$s3_build_log" >&2
 export C8S_S3_DIR="${C8S_S3_DIR:-$(mktemp -d /tmp/c8s-s3.XXXXXX)}"
 trap './scripts/s3/down.sh; ./scripts/control-plane/down.sh; disk' EXIT
-eval "$(./scripts/s3/up.sh)"
+# Not `eval "$(up.sh)"`: an S3 server that did not start must stop the script
+# here (a failed command substitution inside eval does not), not fail every
+# archive test for want of its variables.
+s3_env="$(./scripts/s3/up.sh)"
+eval "$s3_env"
 cargo nextest run --workspace --locked --no-fail-fast --run-ignored all -E "$archive_tests"
 ./scripts/s3/down.sh
 ./scripts/control-plane/down.sh
